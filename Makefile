@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh clone:  `make demo`  and  `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+PIP   := $(PY) -m pip --disable-pip-version-check -q
+export DGLBACKEND := pytorch
+
+.PHONY: demo test lint install dev bench clean
+
+# Runtime install: the CPU torch wheel first (pinned, so no CUDA packages are pulled), then us.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/sketchgraph demo --out out/demo
+
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_prepare.py
+	$(PY) benchmarks/bench_collate.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info
