@@ -1,0 +1,67 @@
+"""The ``sketchgraph`` console script.
+
+Each subcommand lives in the module that owns its concept; that module defines
+``configure_parser(parser)`` and ``run_cli(args) -> int``. This file only dispatches, importing the
+module lazily so ``sketchgraph --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+os.environ.setdefault("DGLBACKEND", "pytorch")
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("sketchgraph.data", "turn sketch files into a prepared (memory-mapped) dataset"),
+    "train": ("sketchgraph.train", "train a model on a prepared dataset"),
+    "evaluate": ("sketchgraph.evaluate", "evaluate a checkpoint on a prepared dataset split"),
+    "predict": ("sketchgraph.predict", "classify sketch files with a checkpoint"),
+    "serve": ("sketchgraph.serve.app", "HTTP service with a drawing page"),
+    "demo": ("sketchgraph.demo", "classify and draw the project's example sketches"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="sketchgraph", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sketchgraph {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        if name in _requested(sys.argv[1:]):
+            importlib.import_module(module).configure_parser(p)
+    return parser
+
+
+def _requested(argv: list[str]) -> set[str]:
+    return {a for a in argv if a in COMMANDS} or set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sys_argv, sys.argv = sys.argv, [sys.argv[0], *argv]
+    try:
+        parser = build_parser()
+    finally:
+        sys.argv = sys_argv
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    from .errors import CheckpointError, SketchError
+
+    try:
+        return int(importlib.import_module(args._module).run_cli(args) or 0)
+    except (SketchError, CheckpointError, FileNotFoundError) as exc:
+        print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
