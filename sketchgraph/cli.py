@@ -25,7 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` (or all, when ``argv`` is None) gets its
+    options, so unrelated modules are not imported."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="sketchgraph", description=__doc__.splitlines()[0])
@@ -34,22 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
-        if name in _requested(sys.argv[1:]):
+        if argv is None or name in argv:
             importlib.import_module(module).configure_parser(p)
     return parser
 
 
-def _requested(argv: list[str]) -> set[str]:
-    return {a for a in argv if a in COMMANDS} or set()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    sys_argv, sys.argv = sys.argv, [sys.argv[0], *argv]
-    try:
-        parser = build_parser()
-    finally:
-        sys.argv = sys_argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
