@@ -23,5 +23,10 @@ class FormatError(SketchError):
         super().__init__(where + message)
 
 
+class EmptySketchError(FormatError):
+    """A record parsed fine but has no points. Reported (not raised) when ``on_error`` is given, so
+    callers can count empty drawings; pass ``keep_empty=True`` to get them as empty ``Sketch``es."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint is missing, incompatible, or unsafe to load."""

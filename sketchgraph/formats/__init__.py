@@ -1,0 +1,94 @@
+"""Readers and writers for sketch files, all behind ``read_sketches`` (API).
+
+=============  =====================================  ===================================
+format         file                                   reader / writer
+=============  =====================================  ===================================
+simplified     Quick, Draw! ndjson ``[[xs, ys], ..]``   ``read_ndjson`` / ``write_ndjson``
+raw            Quick, Draw! ndjson ``[[xs, ys, ts]]``   ``read_ndjson`` / ``write_ndjson``
+spg            SPG ndjson ``[[xs, ys, part_ids]]``      ``read_ndjson`` / ``write_ndjson``
+bin            Quick, Draw! binary ``.bin``            ``read_bin`` / ``write_bin``
+npz            sketch-rnn stroke-3 ``.npz``            ``read_stroke3_npz`` / ``write_stroke3_npz``
+svg            SVG (one sketch per file)              ``read_svg`` / ``write_svg``
+=============  =====================================  ===================================
+
+Plus ``render_png`` / ``rasterize`` (pillow) and ``sketch_from_obj`` for in-memory objects.
+
+Errors: every reader takes ``on_error``. ``None`` raises the first ``FormatError`` (it names the
+file and, for text formats, the 1-based line); a callable receives each ``FormatError`` and the
+record is skipped. Drawings without points are ``EmptySketchError`` (a ``FormatError``) unless
+``keep_empty=True``, so ``on_error=errors.append`` lets a caller count them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..sketch import Sketch
+from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path
+from .ndjson import STYLES, looks_like_spg, parse_record, read_ndjson, record_from_sketch, write_ndjson
+from .npz import read_stroke3_npz, write_stroke3_npz
+from .objects import sketch_from_obj
+from .quickdraw_bin import read_bin, write_bin
+from .raster import rasterize, render_png
+from .sniff import FORMATS, SUFFIXES, detect_format
+from .svg import read_svg, svg_to_sketch, write_svg
+
+__all__ = [
+    "read_sketches", "sketch_from_obj", "detect_format", "FORMATS", "EmptySketchError", "label_from_path",
+    "read_ndjson", "write_ndjson", "parse_record", "record_from_sketch", "looks_like_spg",
+    "read_bin", "write_bin", "read_stroke3_npz", "write_stroke3_npz",
+    "read_svg", "svg_to_sketch", "write_svg", "render_png", "rasterize", "atomic_write",
+]
+
+
+def read_sketches(
+    path: PathLike,
+    format: str | None = None,
+    *,
+    label: str | None = None,
+    on_error: OnError = None,
+    split: str | None = None,
+    keep_empty: bool = False,
+) -> Iterator[Sketch]:
+    """Sketches from a file, lazily, in file order.
+
+    Args:
+        path: a file; or a directory, whose ``.ndjson/.jsonl/.json/.bin/.svg`` files are read
+            recursively in sorted order (``.npz`` files are never picked up by a walk: the published
+            layout needs pickle, so they are only opened when named directly).
+        format: one of ``FORMATS``; ``None`` sniffs it (``detect_format``). ``"spg"`` forces the
+            third list of each stroke to be read as part ids, ``"simplified"``/``"raw"`` as time.
+        label: label for records without a ``"word"`` field; default from the file name
+            (``airplane_train.ndjson`` -> ``"airplane"``, ``alarm clock/81.svg`` -> ``"alarm clock"``).
+        on_error: ``None`` raises the first ``FormatError``; a callable gets each and reading goes on.
+        split: for ``.npz`` only: ``"train"``, ``"valid"`` or ``"test"``; ``None`` reads all.
+        keep_empty: yield drawings without points instead of reporting ``EmptySketchError``.
+
+    The format, the split and the file's existence are checked at the call, before iteration.
+    """
+    path = Path(path)
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    options = dict(label=label, on_error=on_error, keep_empty=keep_empty)
+    if path.is_dir():
+        if split is not None:
+            raise ValueError("split= applies to .npz files only, and directory walks skip .npz files")
+        files = sorted(p for p in path.rglob("*") if _walkable(p))
+        return (sketch for file in files for sketch in read_sketches(file, format, **options))
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    kind = format or detect_format(path)
+    if split is not None and kind != "npz":
+        raise ValueError(f"split= applies to .npz files only; {path} is {kind!r}")
+    if kind in STYLES or kind == "ndjson":
+        return read_ndjson(path, None if kind == "ndjson" else kind, **options)
+    if kind == "bin":
+        return read_bin(path, **options)
+    if kind == "npz":
+        return read_stroke3_npz(path, split=split, **options)
+    return read_svg(path, **options)
+
+
+def _walkable(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and SUFFIXES.get(p.suffix.lower(), "npz") != "npz"

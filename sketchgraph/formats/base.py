@@ -1,0 +1,86 @@
+"""Plumbing shared by the readers and writers: error reporting, label inference, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Union
+
+from ..errors import EmptySketchError, FormatError
+
+__all__ = ["EmptySketchError", "OnError", "PathLike", "report", "locate", "label_from_path", "atomic_write"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+OnError = Callable[[FormatError], object] | None
+"""``None`` raises the first ``FormatError``; a callable receives each one and reading goes on."""
+
+
+def report(error: FormatError, on_error: OnError) -> None:
+    """Raise ``error`` when ``on_error`` is ``None``, else hand it to the callback."""
+    if on_error is None:
+        raise error
+    on_error(error)
+
+
+def locate(error: FormatError, source: str, line: int | None = None, prefix: str = "") -> FormatError:
+    """The same error (same class) with ``source``/``line`` filled in; ``prefix`` names the record
+    when there is no line number (``"record 3: "``)."""
+    if error.source is not None:
+        return error
+    return type(error)(prefix + str(error), source=source, line=line)
+
+
+_SPLIT_SUFFIX = re.compile(r"_(train|valid|test|raw)$")
+_DOWNLOAD_PREFIX = re.compile(r"^(full_(simplified|raw|binary|numpy_bitmap)_|sketchrnn_)")
+
+
+def label_from_path(path: PathLike, *, folder: bool = False) -> str:
+    """The class name a file's name implies.
+
+    ``airplane_train.ndjson`` -> ``"airplane"`` (``_train/_valid/_test/_raw`` stripped),
+    ``The Eiffel Tower.ndjson`` -> ``"The Eiffel Tower"``, ``full_simplified_cat.ndjson`` -> ``"cat"``;
+    with ``folder=True`` (one sketch per file, as TU-Berlin's SVGs) the parent folder's name:
+    ``alarm clock/81.svg`` -> ``"alarm clock"``.
+    """
+    p = Path(path)
+    if folder:
+        return (p.parent.name or p.resolve().parent.name) or p.stem
+    return _SPLIT_SUFFIX.sub("", _DOWNLOAD_PREFIX.sub("", p.stem))
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _file_mode(target: Path) -> int:
+    """Keep an existing file's permissions; new files get the usual ``0o666 & ~umask``."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+
+
+@contextmanager
+def atomic_write(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success rename it over ``path``, on error remove it,
+    so readers never see a half-written file."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports mode 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+        os.chmod(tmp, _file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,344 @@
+"""Quick, Draw! and SPG ndjson: one JSON record per line, ``{"key_id", "drawing": [...], ...}``.
+
+Three record styles share the layout and differ in what a stroke holds:
+
+- ``simplified``: ``[xs, ys]`` integer coordinates 0..255 plus a ``"word"`` field (Quick, Draw!).
+- ``raw``: ``[xs, ys, ts]`` float pixel coordinates and millisecond times (Quick, Draw! raw);
+  the times become the third column of each stroke, ``(n, 3)``.
+- ``spg``: ``[xs, ys, part_ids]`` where the third list is a semantic PART LABEL per point, never
+  a time: it goes to ``Sketch.parts`` and strokes stay ``(n, 2)``. SPG records have no ``"word"``;
+  the class comes from the file name.
+
+Reading ``simplified`` and ``raw`` is the same code (a third list is time); only ``spg`` differs.
+``.json`` files may also hold one JSON document (a record, a drawing, or a list of them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import FormatError, SketchError
+from ..sketch import Sketch
+from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
+
+__all__ = [
+    "Style", "STYLES", "parse_drawing", "parse_record", "looks_like_spg", "sniff_style", "sniff_file_style",
+    "read_ndjson", "write_ndjson", "record_from_sketch",
+]
+
+Style = Literal["simplified", "raw", "spg"]
+STYLES: tuple[str, ...] = ("simplified", "raw", "spg")
+
+SPG_MAX_PART_ID = 64
+"""Part ids are small (SPG classes have at most 8 parts); raw times pass 64 ms within a stroke."""
+
+_MAX_ABS = 1e9
+_RECORD_FIELDS = frozenset({"word", "key_id", "recognized", "drawing"})
+_SNIFF_RECORDS = 5
+
+
+# ---------------------------------------------------------------------------------------- parsing
+def parse_drawing(drawing: Any, *, spg: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Parse ``[[xs, ys(, third)], ...]`` into strokes and (SPG) parts, without per-point Python loops.
+
+    Returns ``(strokes, parts)``: strokes are float32 ``(n_i, 2)`` or, when a non-SPG drawing has a
+    third list, ``(n_i, 3)`` with time in ms; ``parts`` is one int32 ``(n_i,)`` per stroke for SPG,
+    else ``None``. Empty strokes are dropped. Raises ``FormatError`` (without a location) on bad input.
+    """
+    if not isinstance(drawing, list):
+        raise FormatError(f"'drawing' must be a list of strokes, got {type(drawing).__name__}")
+    ncols = 3 if spg else 0
+    lens: list[int] = []
+    flat: list[Any] = []
+    for i, stroke in enumerate(drawing):
+        if not isinstance(stroke, list) or len(stroke) not in (2, 3):
+            want = "[xs, ys, part_ids]" if spg else "[xs, ys] or [xs, ys, ts]"
+            raise FormatError(f"stroke {i}: expected {want}, got {_describe(stroke)}")
+        if ncols == 0:
+            ncols = len(stroke)
+        elif len(stroke) != ncols:
+            what = "SPG strokes need [xs, ys, part_ids]" if spg else f"earlier strokes have {ncols}"
+            raise FormatError(f"stroke {i}: has {len(stroke)} lists; {what}")
+        n = len(stroke[0]) if isinstance(stroke[0], list) else -1
+        for col in stroke:
+            if not isinstance(col, list) or len(col) != n:
+                raise FormatError(f"stroke {i}: coordinate lists must be lists of equal length")
+            flat.extend(col)
+        lens.append(n)
+    try:
+        values = np.array(flat, dtype=np.float64)  # stroke by stroke: xs, ys(, third)
+    except (TypeError, ValueError):
+        raise FormatError("coordinates must be numbers") from None
+    if not (np.abs(values) <= _MAX_ABS).all():
+        raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
+    values = values.astype(np.float32)
+    strokes: list[np.ndarray] = []
+    parts: list[np.ndarray] | None = [] if spg else None
+    start = 0
+    for n in lens:
+        if n == 0:
+            continue
+        block = values[start : start + ncols * n].reshape(ncols, n)  # (ncols, n)
+        start += ncols * n
+        if parts is None:
+            strokes.append(block.T)  # (n, 2|3)
+        else:
+            strokes.append(block[:2].T)  # (n, 2)
+            parts.append(_part_ids(block[2], len(strokes) - 1))
+    return strokes, parts
+
+
+def _part_ids(values: np.ndarray, index: int) -> np.ndarray:
+    ids = values.astype(np.int32)
+    if (ids != values).any() or ids.min() < 0:
+        raise FormatError(f"stroke {index}: SPG part ids must be non-negative integers")
+    return ids
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, list):
+        return f"a list of {len(obj)}"
+    return type(obj).__name__
+
+
+def parse_record(
+    record: Any, *, style: Style = "simplified", label: str | None = None, keep_empty: bool = False
+) -> Sketch:
+    """One ndjson record (a dict with ``"drawing"``, or a bare drawing list) -> ``Sketch``.
+
+    The label is the record's ``"word"`` when present, else ``label``. ``key_id`` and ``recognized``
+    become fields; other fields (``countrycode``, ``timestamp``, ...) go to ``meta``.
+    Raises ``FormatError`` (``EmptySketchError`` for a drawing without points unless ``keep_empty``).
+    """
+    if isinstance(record, dict):
+        if "drawing" not in record:
+            raise FormatError(f"record has no 'drawing' field (fields: {sorted(record)[:8]})")
+        drawing = record["drawing"]
+    elif isinstance(record, list):
+        drawing, record = record, {}
+    else:
+        raise FormatError(f"expected a JSON object with a 'drawing' field, got {type(record).__name__}")
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    strokes, parts = parse_drawing(drawing, spg=style == "spg")
+    if not strokes:
+        if not keep_empty:
+            raise EmptySketchError("empty drawing (no points)")
+        parts = [] if parts is not None else None
+    word = record.get("word")
+    key_id = record.get("key_id")
+    recognized = record.get("recognized")
+    meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS}
+    try:
+        return Sketch(
+            strokes,
+            label=word if isinstance(word, str) else label,
+            key_id=None if key_id is None else str(key_id),
+            parts=parts,
+            recognized=None if recognized is None else bool(recognized),
+            meta=meta,
+        )
+    except SketchError as exc:
+        raise FormatError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------- sniffing
+def looks_like_spg(record: Any) -> bool:
+    """SPG heuristic: no ``"word"`` field, every stroke has three lists, and every third value is a
+    small non-negative integer (a part id < ``SPG_MAX_PART_ID``, not a growing ms time)."""
+    if isinstance(record, dict):
+        if "word" in record:
+            return False
+        record = record.get("drawing")
+    if not isinstance(record, list) or not record:
+        return False
+    third: list[Any] = []
+    for stroke in record:
+        if not isinstance(stroke, list) or len(stroke) != 3 or not isinstance(stroke[2], list):
+            return False
+        third.extend(stroke[2])
+    return bool(third) and all(type(v) is int and 0 <= v < SPG_MAX_PART_ID for v in third)
+
+
+def _has_third_list(record: Any) -> bool:
+    drawing = record.get("drawing") if isinstance(record, dict) else record
+    return isinstance(drawing, list) and any(isinstance(s, list) and len(s) == 3 for s in drawing)
+
+
+def sniff_file_style(path: PathLike) -> Style:
+    """``sniff_style`` on the first records of an ndjson/json file."""
+    return sniff_style(_head_records(Path(path)))
+
+
+def sniff_style(records: Iterable[Any]) -> Style:
+    """The style of a file from its first records: ``spg`` when all look like SPG (see
+    ``looks_like_spg``), ``raw`` when strokes carry a third list, else ``simplified``."""
+    sample = [r for r in records if isinstance(r, (dict, list))]
+    if sample and all(looks_like_spg(r) for r in sample):
+        return "spg"
+    if any(_has_third_list(r) for r in sample):
+        return "raw"
+    return "simplified"
+
+
+def _head_records(path: Path, limit: int = _SNIFF_RECORDS) -> list[Any]:
+    """Up to ``limit`` parseable records from the start of a file (bad lines are skipped here and
+    reported by the reader)."""
+    document = _json_document(path)
+    if document is not None:
+        return document[:limit]
+    out: list[Any] = []
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            if len(out) >= limit:
+                break
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+# ---------------------------------------------------------------------------------------- reading
+def read_ndjson(
+    path: PathLike,
+    style: Style | None = None,
+    *,
+    label: str | None = None,
+    on_error: OnError = None,
+    keep_empty: bool = False,
+) -> Iterator[Sketch]:
+    """Sketches from an ndjson file, in file order.
+
+    ``style=None`` sniffs it from the first records (``sniff_style``). The label of a record
+    without ``"word"`` is ``label`` or else the file name (``label_from_path``). Blank lines, a
+    UTF-8 BOM, CRLF line ends and a missing final newline are fine. A malformed line raises
+    ``FormatError`` naming ``path:line`` (1-based), or with ``on_error`` is reported and skipped.
+    """
+    path = Path(path)
+    source = str(path)
+    if label is None:
+        label = label_from_path(path)
+    if style is None:
+        style = sniff_file_style(path)
+    elif style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    document = _json_document(path)
+    if document is not None:
+        yield from _read_document(document, source, style, label, on_error, keep_empty)
+        return
+    with open(path, encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.isspace():
+                continue
+            try:
+                sketch = parse_record(json.loads(line), style=style, label=label, keep_empty=keep_empty)
+            except json.JSONDecodeError as exc:
+                report(FormatError(f"invalid JSON ({exc.msg}, column {exc.colno})", source=source, line=lineno),
+                       on_error)
+                continue
+            except FormatError as exc:
+                report(locate(exc, source, lineno), on_error)
+                continue
+            yield sketch
+
+
+def _json_document(path: Path) -> list[Any] | None:
+    """For a ``.json`` file holding one JSON document: its records (a list of records or drawings,
+    one record, or one drawing). ``None`` for other suffixes and for ndjson content (which then
+    goes line by line, so a malformed line is reported with its number)."""
+    if path.suffix.lower() != ".json":
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError:
+        return None
+    if isinstance(doc, list) and _depth(doc) != 3:  # a list of records; depth 3 is one drawing
+        return doc
+    return [doc]
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth following first elements: a drawing ``[[xs, ys], ...]`` has depth 3."""
+    depth = 0
+    while isinstance(obj, list) and obj:
+        depth, obj = depth + 1, obj[0]
+    return depth + (1 if isinstance(obj, list) else 0)
+
+
+def _read_document(
+    records: list[Any], source: str, style: Style, label: str | None, on_error: OnError, keep_empty: bool
+) -> Iterator[Sketch]:
+    for i, record in enumerate(records, 1):
+        try:
+            sketch = parse_record(record, style=style, label=label, keep_empty=keep_empty)
+        except FormatError as exc:
+            report(locate(exc, source, prefix=f"record {i}: "), on_error)
+            continue
+        yield sketch
+
+
+# ---------------------------------------------------------------------------------------- writing
+def _column(values: np.ndarray, ndigits: int) -> list:
+    """One coordinate list: ints when every value is integral, else floats rounded to ``ndigits``."""
+    v = values.astype(np.float64)
+    r = np.round(v)
+    if (r == v).all():
+        return r.astype(np.int64).tolist()
+    return np.round(v, ndigits).tolist()
+
+
+def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: int = 3) -> dict[str, Any]:
+    """The ndjson record for one sketch.
+
+    ``simplified``: ``word, countrycode, timestamp, recognized, key_id, drawing [[xs, ys], ...]``
+    (times dropped). ``raw``: the same with ``[xs, ys, ts]`` (needs times). ``spg``: ``key_id,
+    drawing [[xs, ys, part_ids], ...]`` and no ``word`` (needs ``parts``; the class goes in the file
+    name). Scalar ``meta`` entries are kept; coordinates are written as ints when integral.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if style == "raw" and not sketch.has_time and sketch.strokes:
+        raise SketchError(f"sketch {sketch.key_id!r} has no times; style='raw' needs [xs, ys, ts] strokes")
+    if style == "spg" and sketch.parts is None:
+        raise SketchError(f"sketch {sketch.key_id!r} has no parts; style='spg' needs per-point part ids")
+    rec: dict[str, Any] = {}
+    if style != "spg" and sketch.label is not None:
+        rec["word"] = sketch.label
+    for k in ("countrycode", "timestamp"):
+        if k in sketch.meta:
+            rec[k] = sketch.meta[k]
+    if sketch.recognized is not None and style != "spg":
+        rec["recognized"] = sketch.recognized
+    if sketch.key_id is not None:
+        rec["key_id"] = sketch.key_id
+    for k, v in sketch.meta.items():
+        if k not in rec and k not in _RECORD_FIELDS and (v is None or isinstance(v, (str, int, float, bool))):
+            rec[k] = v
+    ncols = 3 if style == "raw" else 2
+    drawing = []
+    for i, s in enumerate(sketch.strokes):
+        cols = [_column(s[:, c], ndigits) for c in range(ncols)]
+        if style == "spg":
+            cols.append(np.asarray(sketch.parts[i]).astype(np.int64).tolist())
+        drawing.append(cols)
+    rec["drawing"] = drawing
+    return rec
+
+
+def write_ndjson(
+    sketches: Iterable[Sketch], path: PathLike, *, style: Style = "simplified", ndigits: int = 3
+) -> int:
+    """Write one record per line (see ``record_from_sketch``), atomically; returns the count written."""
+    count = 0
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        for sketch in sketches:
+            f.write(json.dumps(record_from_sketch(sketch, style, ndigits=ndigits), separators=(",", ":")))
+            f.write("\n")
+            count += 1
+    return count

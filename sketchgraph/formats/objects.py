@@ -1,0 +1,81 @@
+"""``sketch_from_obj``: one sketch from whatever a caller holds in memory (used by the predict API)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..errors import FormatError, SketchError
+from ..sketch import Sketch
+from .base import EmptySketchError
+from .ndjson import Style, looks_like_spg, parse_record
+
+__all__ = ["sketch_from_obj"]
+
+
+def sketch_from_obj(
+    obj: Any, *, label: str | None = None, style: Style | None = None, keep_empty: bool = False
+) -> Sketch:
+    """Make a ``Sketch`` from any of these:
+
+    - a ``Sketch`` (returned as is; ``label`` fills a missing label);
+    - strokes ``[[xs, ys], ...]`` or ``[[xs, ys, ts], ...]``, or a list of ``(n, 2|3)`` arrays;
+    - an ndjson record ``{"drawing": [...], "word": ..., "key_id": ...}``, or its JSON text (str/bytes);
+    - stroke-3 rows ``(n, 3)`` ``(dx, dy, pen_lifted)`` or stroke-5 rows ``(n, 5)`` as a numpy array.
+
+    ``style`` is as in ``parse_record``; ``None`` treats a third list as time unless the record
+    looks like SPG (``looks_like_spg``). A sketch without points raises ``EmptySketchError``
+    unless ``keep_empty``. Bad input raises ``FormatError`` saying what was expected.
+    """
+    if isinstance(obj, Sketch):
+        sketch = obj if label is None or obj.label is not None else obj.replace(label=label)
+    elif isinstance(obj, (bytes, bytearray)):
+        return sketch_from_obj(_decode(obj), label=label, style=style, keep_empty=keep_empty)
+    elif isinstance(obj, str):
+        try:
+            parsed = json.loads(obj.lstrip("\ufeff"))
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"not a JSON sketch ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(parsed, (dict, list)):
+            raise FormatError(f"JSON sketch must be an object or a list, got {type(parsed).__name__}")
+        return sketch_from_obj(parsed, label=label, style=style, keep_empty=keep_empty)
+    elif isinstance(obj, np.ndarray):
+        sketch = _from_array(obj, label)
+    elif isinstance(obj, (list, tuple)) and obj and all(isinstance(s, np.ndarray) for s in obj):
+        try:
+            sketch = Sketch.from_strokes(list(obj), label=label)
+        except SketchError as exc:
+            raise FormatError(str(exc)) from None
+    elif isinstance(obj, (dict, list, tuple)):
+        record = list(obj) if isinstance(obj, tuple) else obj
+        if style is None:
+            style = "spg" if looks_like_spg(record) else "simplified"
+        return parse_record(record, style=style, label=label, keep_empty=keep_empty)
+    else:
+        raise FormatError(
+            f"cannot make a Sketch from {type(obj).__name__}; expected a Sketch, [[xs, ys], ...], "
+            "an ndjson record (dict or JSON string) or stroke-3 rows (n, 3)"
+        )
+    if sketch.num_points == 0 and not keep_empty:
+        raise EmptySketchError("empty drawing (no points)")
+    return sketch
+
+
+def _decode(data: bytes | bytearray) -> str:
+    try:
+        return bytes(data).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"JSON sketch is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _from_array(arr: np.ndarray, label: str | None) -> Sketch:
+    if arr.ndim != 2 or arr.shape[1] not in (3, 5):
+        raise FormatError(f"a numpy sketch must be stroke-3 (n, 3) or stroke-5 (n, 5) rows, got shape {arr.shape}")
+    try:
+        if arr.shape[1] == 3:
+            return Sketch.from_stroke3(arr, label=label)
+        return Sketch.from_stroke5(arr, label=label)
+    except SketchError as exc:
+        raise FormatError(str(exc)) from None

@@ -1,0 +1,144 @@
+"""Quick, Draw! binary ``.bin`` (the quickdraw-dataset README's layout), little-endian records::
+
+    key_id       uint64
+    countrycode  2 bytes (ASCII)
+    recognized   uint8
+    timestamp    uint32 (unix seconds)
+    n_strokes    uint16
+    per stroke:  n_points uint16, x uint8[n_points], y uint8[n_points]
+
+Coordinates are the simplified 0..255 integers, so only such sketches can be written.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..errors import FormatError, SketchError
+from ..sketch import Sketch
+from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, report
+
+__all__ = ["read_bin", "write_bin", "looks_like_bin"]
+
+_HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
+_COUNT = struct.Struct("<H")
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _read_exact(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise _Truncated
+    return data
+
+
+def _read_record(f: BinaryIO, label: str | None) -> Sketch:
+    key_id, country, recognized, timestamp, n_strokes = _HEADER.unpack(_read_exact(f, _HEADER.size))
+    strokes = []
+    for _ in range(n_strokes):
+        (n,) = _COUNT.unpack(_read_exact(f, 2))
+        if n:
+            xy = np.frombuffer(_read_exact(f, 2 * n), dtype=np.uint8).reshape(2, n)  # (2, n): xs, ys
+            strokes.append(xy.T.astype(np.float32))  # (n, 2)
+    meta: dict[str, Any] = {"countrycode": country.rstrip(b"\0").decode("ascii", "replace"), "timestamp": timestamp}
+    return Sketch(strokes, label=label, key_id=str(key_id), recognized=bool(recognized), meta=meta)
+
+
+def read_bin(
+    path: PathLike, *, label: str | None = None, on_error: OnError = None, keep_empty: bool = False
+) -> Iterator[Sketch]:
+    """Sketches from a Quick, Draw! ``.bin`` file; ``label`` defaults to the file name.
+
+    Records have no line numbers: errors name the record (1-based) and its byte offset. A truncated
+    record ends the file (there is no way to resynchronise), after being reported.
+    """
+    path = Path(path)
+    source = str(path)
+    if label is None:
+        label = label_from_path(path)
+    with open(path, "rb") as f:
+        index = 0
+        while True:
+            offset = f.tell()
+            if not f.peek(1)[:1]:
+                return
+            index += 1
+            try:
+                sketch = _read_record(f, label)
+            except _Truncated:
+                report(FormatError(f"record {index} (byte {offset}): truncated record", source=source), on_error)
+                return
+            if sketch.num_points == 0 and not keep_empty:
+                report(EmptySketchError(f"record {index} (byte {offset}): empty drawing (no points)", source=source),
+                       on_error)
+                continue
+            yield sketch
+
+
+def looks_like_bin(head: bytes) -> bool:
+    """Whether the first bytes of a file plausibly start a ``.bin`` record."""
+    if len(head) < _HEADER.size + 2:
+        return False
+    _, country, recognized, _, n_strokes = _HEADER.unpack_from(head)
+    return recognized in (0, 1) and all(c == 0 or 65 <= c <= 90 for c in country) and n_strokes < 4096
+
+
+def _timestamp(value: Any) -> int:
+    """Unix seconds from an int or Quick, Draw!'s ``"2017-03-11 14:47:44.05242 UTC"`` strings; else 0."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, str):
+        text = value.removesuffix(" UTC")
+        for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+            try:
+                return int(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp())
+            except ValueError:
+                continue
+    return 0
+
+
+def _encode(sketch: Sketch, index: int) -> bytes:
+    where = f"sketch {index} (key_id {sketch.key_id!r})"
+    try:
+        key_id = int(sketch.key_id) if sketch.key_id is not None else 0
+    except ValueError:
+        raise SketchError(f"{where}: .bin stores key_id as an unsigned 64-bit integer") from None
+    if not 0 <= key_id < 2**64:
+        raise SketchError(f"{where}: key_id does not fit in uint64")
+    if len(sketch.strokes) > 0xFFFF:
+        raise SketchError(f"{where}: more than 65535 strokes")
+    country = str(sketch.meta.get("countrycode") or "").encode("ascii", "replace")[:2].ljust(2, b"\0")
+    timestamp = _timestamp(sketch.meta.get("timestamp")) & 0xFFFFFFFF
+    parts = [_HEADER.pack(key_id, country, int(bool(sketch.recognized)), timestamp, len(sketch.strokes))]
+    for s in sketch.strokes:
+        xy = s[:, :2]
+        if len(xy) > 0xFFFF:
+            raise SketchError(f"{where}: a stroke has more than 65535 points")
+        if not ((xy == np.round(xy)) & (xy >= 0) & (xy <= 255)).all():
+            raise SketchError(f"{where}: .bin stores integer coordinates 0..255; simplify the sketch first")
+        parts.append(_COUNT.pack(len(xy)))
+        parts.append(np.ascontiguousarray(xy.T, dtype=np.uint8).tobytes())  # xs then ys
+    return b"".join(parts)
+
+
+def write_bin(sketches: Iterable[Sketch], path: PathLike) -> int:
+    """Write sketches as Quick, Draw! ``.bin`` records, atomically; returns the count written.
+
+    ``meta["countrycode"]`` and ``meta["timestamp"]`` (int or Quick, Draw!'s date string) are kept.
+    Raises ``SketchError`` for coordinates outside integer 0..255 or a non-numeric ``key_id``.
+    """
+    count = 0
+    with atomic_write(path, "wb") as f:
+        for i, sketch in enumerate(sketches):
+            f.write(_encode(sketch, i))
+            count += 1
+    return count

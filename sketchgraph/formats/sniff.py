@@ -1,0 +1,47 @@
+"""Which format a file is in: from its suffix, and from its first bytes when the suffix says nothing.
+For ndjson the record style (simplified / raw / SPG) is sniffed from the first records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import FormatError
+from .base import PathLike
+from .ndjson import sniff_file_style
+from .quickdraw_bin import looks_like_bin
+
+__all__ = ["FORMATS", "NDJSON_SUFFIXES", "SUFFIXES", "detect_format"]
+
+FORMATS: tuple[str, ...] = ("simplified", "raw", "spg", "ndjson", "bin", "npz", "svg")
+"""Values of ``format=``; ``"ndjson"`` means ndjson with the style sniffed from the records."""
+
+NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
+SUFFIXES: dict[str, str] = {**{s: "ndjson" for s in NDJSON_SUFFIXES}, ".bin": "bin", ".npz": "npz", ".svg": "svg"}
+
+_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+
+
+def _from_content(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"<") and b"<svg" in head:
+        return "svg"
+    if text[:1] in (b"{", b"["):
+        return "ndjson"
+    if looks_like_bin(head):
+        return "bin"
+    raise FormatError(f"cannot tell the format from the name or content; pass format= one of {FORMATS}",
+                      source=str(path))
+
+
+def detect_format(path: PathLike) -> str:
+    """The concrete format of ``path``: ``"simplified"``, ``"raw"``, ``"spg"``, ``"bin"``, ``"npz"``
+    or ``"svg"``. Raises ``FormatError`` when neither suffix nor content tells."""
+    path = Path(path)
+    kind = SUFFIXES.get(path.suffix.lower()) or _from_content(path)
+    if kind == "ndjson":
+        return sniff_file_style(path)
+    return kind

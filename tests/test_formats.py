@@ -1,0 +1,530 @@
+"""The format layer on small sketches the tests make themselves (no real data needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sketchgraph.errors import FormatError, SketchError
+from sketchgraph.formats import (
+    EmptySketchError,
+    detect_format,
+    label_from_path,
+    rasterize,
+    read_bin,
+    read_sketches,
+    read_stroke3_npz,
+    render_png,
+    sketch_from_obj,
+    write_bin,
+    write_ndjson,
+    write_stroke3_npz,
+    write_svg,
+)
+from sketchgraph.sketch import Sketch
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def make_sketch(seed: int, *, time: bool = False, parts: bool = False, floats: bool = False) -> Sketch:
+    """A random sketch with 1-4 strokes of 1-12 points in 0..255 (integers unless ``floats``)."""
+    rng = np.random.default_rng(seed)
+    strokes, part_ids = [], []
+    for _ in range(rng.integers(1, 5)):
+        n = int(rng.integers(1, 13))
+        xy = rng.integers(0, 256, size=(n, 2)).astype(np.float64)
+        if floats:
+            xy += rng.random((n, 2)).round(3)
+        cols = [xy]
+        if time:
+            cols.append(np.cumsum(rng.integers(5, 40, size=(n, 1)), axis=0).astype(np.float64))
+        strokes.append(np.hstack(cols).astype(np.float32))
+        part_ids.append(rng.integers(0, 6, size=n).astype(np.int32))
+    return Sketch(
+        strokes,
+        label=f"thing {seed % 3}",
+        key_id=str(5_000_000_000_000_000 + seed),
+        parts=part_ids if parts else None,
+        recognized=bool(seed % 2),
+        meta={"countrycode": "DE", "timestamp": 1_489_243_664},
+    )
+
+
+def dedup(stroke: np.ndarray) -> np.ndarray:
+    """Drop repeated consecutive points (an SVG polyline cannot show them)."""
+    keep = np.concatenate([[True], (np.diff(stroke[:, :2], axis=0) != 0).any(axis=1)])
+    return stroke[keep, :2]
+
+
+def assert_same_strokes(got: Sketch, want: Sketch, atol: float = 0.0) -> None:
+    assert got.num_strokes == want.num_strokes
+    for g, w in zip(got.strokes, want.strokes):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, atol=atol)
+
+
+def write_lines(path: Path, lines: list[str], *, newline: str = "\n", bom: bool = False, final: bool = True) -> Path:
+    text = newline.join(lines) + (newline if final else "")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+GOOD = [{"key_id": str(i), "word": "cat", "drawing": [[[i, i + 1, i + 2], [0, 5, 9]]]} for i in range(7)]
+
+
+# ------------------------------------------------------------------------------------------ round trips
+@pytest.mark.parametrize(
+    ("style", "kwargs", "atol"),
+    [
+        ("simplified", {}, 0.0),
+        ("raw", {"time": True, "floats": True}, 1e-3),
+        ("spg", {"parts": True}, 0.0),
+    ],
+)
+def test_ndjson_round_trip(tmp_path, style, kwargs, atol):
+    sketches = [make_sketch(i, **kwargs) for i in range(6)]
+    path = tmp_path / "thing_train.ndjson"
+    assert write_ndjson(sketches, path, style=style) == 6
+    assert detect_format(path) == style
+    back = list(read_sketches(path))
+    assert len(back) == 6
+    for got, want in zip(back, sketches):
+        assert_same_strokes(got, want, atol)
+        assert got.key_id == want.key_id
+        if style == "spg":  # SPG has no "word": the class is the file name
+            assert got.label == "thing"
+            assert all((g == w).all() for g, w in zip(got.parts, want.parts))
+        else:
+            assert got.label == want.label
+            assert got.recognized == want.recognized
+            assert got.meta == want.meta
+            assert got.parts is None
+
+
+def test_bin_round_trip(tmp_path):
+    sketches = [make_sketch(i) for i in range(8)]
+    path = tmp_path / "thing.bin"
+    assert write_bin(sketches, path) == 8
+    assert detect_format(path) == "bin"
+    back = list(read_sketches(path))
+    assert len(back) == 8
+    for got, want in zip(back, sketches):
+        assert_same_strokes(got, want)
+        assert (got.key_id, got.recognized, got.label) == (want.key_id, want.recognized, "thing")
+        assert got.meta == {"countrycode": "DE", "timestamp": 1_489_243_664}
+
+
+def test_bin_writer_converts_quickdraw_timestamps_and_rejects_unrepresentable(tmp_path):
+    sketch = make_sketch(1).replace(meta={"countrycode": "US", "timestamp": "2017-03-11 14:47:44.05242 UTC"})
+    write_bin([sketch], tmp_path / "a.bin")
+    (got,) = read_bin(tmp_path / "a.bin")
+    assert got.meta == {"countrycode": "US", "timestamp": 1_489_243_664}
+    with pytest.raises(SketchError, match="0..255"):
+        write_bin([sketch.replace(strokes=[np.array([[0, 0], [300, 1]], np.float32)])], tmp_path / "b.bin")
+    with pytest.raises(SketchError, match="uint64|unsigned"):
+        write_bin([sketch.replace(key_id="abc")], tmp_path / "c.bin")
+
+
+@pytest.mark.parametrize("pickle_free", [False, True], ids=["object-arrays", "pickle-free"])
+def test_npz_round_trip(tmp_path, pickle_free):
+    names = ["train", "valid", "test"]
+    splits = {name: [make_sketch(10 * k + i) for i in range(k + 2)] for k, name in enumerate(names)}
+    path = tmp_path / "thing.npz"
+    write_stroke3_npz(path, pickle_free=pickle_free, **splits)
+    assert detect_format(path) == "npz"
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+    assert keys == ({"train_data", "train_offsets", "valid_data", "valid_offsets", "test_data", "test_offsets"}
+                    if pickle_free else {"train", "valid", "test"})
+    back = list(read_sketches(path))
+    want = [s for name in ("train", "valid", "test") for s in splits[name]]
+    assert len(back) == len(want) == 9
+    for got, w in zip(back, want):
+        assert_same_strokes(got, w)
+    assert [s.meta["split"] for s in back] == ["train"] * 2 + ["valid"] * 3 + ["test"] * 4
+    valid = list(read_sketches(path, split="valid"))
+    assert [s.key_id for s in valid] == ["valid/0", "valid/1", "valid/2"]
+    assert_same_strokes(valid[1], splits["valid"][1])
+
+
+def test_npz_dtype_and_pickle_policy(tmp_path):
+    obj, flat = tmp_path / "obj.npz", tmp_path / "flat.npz"
+    write_stroke3_npz(obj, train=[make_sketch(1)])
+    write_stroke3_npz(flat, train=[make_sketch(2, floats=True)], pickle_free=True)
+    with np.load(obj, allow_pickle=True) as z:
+        assert z["train"].dtype == object and z["train"][0].dtype == np.int16
+    with np.load(flat) as z:  # loads without pickle
+        assert z["train_data"].dtype == np.float32
+    with pytest.raises(FormatError, match="pickle"):
+        list(read_stroke3_npz(obj, allow_pickle=False))
+    assert len(list(read_stroke3_npz(flat, allow_pickle=False))) == 1
+    with pytest.raises(FormatError, match="no split 'dev'"):
+        list(read_sketches(obj, split="dev"))
+
+
+def test_svg_round_trip(tmp_path):
+    sketch = make_sketch(3, floats=True)
+    path = tmp_path / "thing" / "7.svg"
+    path.parent.mkdir()
+    write_svg(sketch, path)
+    assert detect_format(path) == "svg"
+    (got,) = read_sketches(path)
+    assert (got.label, got.key_id) == (sketch.label, sketch.key_id)  # kept as data-* attributes
+    assert got.num_strokes == sketch.num_strokes
+    for g, w in zip(got.strokes, sketch.strokes):
+        np.testing.assert_allclose(g, dedup(w), atol=1e-3)  # polylines keep their vertices
+
+
+@pytest.mark.parametrize("path_name", [None, "out.png"])
+def test_render_png_draws_where_the_strokes_are(tmp_path, path_name):
+    sketch = Sketch.from_strokes([[[0, 0, 100], [0, 100, 100]]])  # an "L": down the left, along the bottom
+    path = tmp_path / path_name if path_name else None
+    img = render_png(sketch, path, size=100, line_width=2)
+    if path is not None:
+        assert path.exists() and np.array_equal(np.asarray(Image.open(path)), np.asarray(img))
+    a = np.asarray(img)
+    assert a.shape == (100, 100) and img.mode == "L"
+    assert a[50, 2:8].min() < 100  # left edge inked (4% padding)
+    assert a[94:99, 50].min() < 100  # bottom edge inked
+    assert a[20:60, 30:90].min() == 255  # the inside of the L is blank (no flip, no offset)
+
+
+# ------------------------------------------------------------------------------------------ raster
+def test_rasterize_fits_keeps_aspect_and_does_not_flip():
+    l_shape = Sketch.from_strokes([[[0, 0, 10], [0, 10, 10]]])
+    a = rasterize(l_shape, size=32)
+    assert a.shape == (32, 32) and a.dtype == np.uint8
+    ys, xs = np.nonzero(a)
+    assert a[ys, xs].min() == 255
+    assert (xs.min(), ys.min(), xs.max(), ys.max()) == (1, 1, 30, 30)  # padding line_width // 2 + 1
+    assert a[16, 1] == 255 and a[30, 16] == 255 and a[5, 25] == 0  # left and bottom inked, top right not
+    wide = rasterize(Sketch.from_strokes([[[0, 100], [50, 50]]]), size=32)
+    rows = np.unique(np.nonzero(wide)[0])
+    assert set(rows) <= {15, 16}  # a horizontal segment stays in the vertical middle
+
+
+@pytest.mark.parametrize(
+    ("sketch", "ink"),
+    [
+        (Sketch([]), 0),
+        (Sketch.from_strokes([[[5], [5]]]), 1),  # a single point: one dot in the middle
+        (Sketch.from_strokes([[[3, 3], [4, 4]]]), 1),  # a zero-length stroke: a dot too
+    ],
+)
+def test_rasterize_degenerate_sketches(sketch, ink):
+    a = rasterize(sketch, size=16)
+    assert (a > 0).sum() == ink
+
+
+# ------------------------------------------------------------------------------------------ sniffing, labels
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("airplane_train.ndjson", "airplane"),
+        ("alarm_clock_valid.ndjson", "alarm_clock"),
+        ("face_raw.ndjson", "face"),
+        ("The Eiffel Tower.ndjson", "The Eiffel Tower"),
+        ("full_simplified_cat.ndjson", "cat"),
+        ("aaron_sheep.npz", "aaron_sheep"),
+        ("training_wheels.bin", "training_wheels"),
+    ],
+)
+def test_label_from_file_name(name, label):
+    assert label_from_path(Path("some/dir") / name) == label
+
+
+def test_label_from_svg_folder():
+    assert label_from_path(Path("tuberlin/alarm clock/81.svg"), folder=True) == "alarm clock"
+
+
+def test_label_precedence(tmp_path):
+    path = write_lines(tmp_path / "dog_test.ndjson", [
+        json.dumps({"word": "cat", "drawing": [[[1, 2], [3, 4]]]}),
+        json.dumps({"drawing": [[[1, 2], [3, 4]]]}),
+    ])
+    assert [s.label for s in read_sketches(path)] == ["cat", "dog"]  # "word" wins, then the file name
+    assert [s.label for s in read_sketches(path, label="cow")] == ["cat", "cow"]
+
+
+@pytest.mark.parametrize(
+    ("third", "word", "expected"),
+    [
+        ([0, 0, 1], False, "spg"),  # small integer ids, no word: part labels
+        ([0, 48, 133], False, "raw"),  # growing milliseconds
+        ([0, 0, 1], True, "raw"),  # a "word" field means Quick, Draw!, so time
+        ([0.0, 0.5, 1.0], False, "raw"),  # floats are never part ids
+        (None, True, "simplified"),
+    ],
+)
+def test_sniff_spg_versus_raw(tmp_path, third, word, expected):
+    stroke = [[1, 2, 3], [4, 5, 6]] + ([third] if third is not None else [])
+    record = {"key_id": "1", "drawing": [stroke]} | ({"word": "cat"} if word else {})
+    path = write_lines(tmp_path / "x.ndjson", [json.dumps(record)] * 3)
+    assert detect_format(path) == expected
+    (sketch, *_) = read_sketches(path)
+    if expected == "spg":
+        assert sketch.parts[0].tolist() == third and sketch.strokes[0].shape == (3, 2)
+    else:
+        assert sketch.parts is None and sketch.strokes[0].shape == (3, 3 if third is not None else 2)
+
+
+def test_explicit_format_overrides_sniffing(tmp_path):
+    record = {"key_id": "1", "drawing": [[[1, 2, 3], [4, 5, 6], [0, 2, 5]]]}
+    path = write_lines(tmp_path / "x.ndjson", [json.dumps(record)])
+    assert detect_format(path) == "spg"
+    (raw,) = read_sketches(path, format="raw")
+    assert raw.has_time and raw.parts is None
+    (spg,) = read_sketches(path, format="spg")
+    assert not spg.has_time and spg.parts[0].tolist() == [0, 2, 5]
+    with pytest.raises(FormatError, match=r"y\.ndjson:1: stroke 0: .*part_ids"):
+        list(read_sketches(write_lines(tmp_path / "y.ndjson", [json.dumps(GOOD[0])]), format="spg"))
+
+
+@pytest.mark.parametrize("kind", ["ndjson", "bin", "npz", "svg"])
+def test_sniff_from_content_without_a_telling_suffix(tmp_path, kind):
+    sketch = make_sketch(4)
+    tmp = tmp_path / {"ndjson": "a.ndjson", "bin": "a.bin", "npz": "a.npz", "svg": "a.svg"}[kind]
+    if kind == "ndjson":
+        write_ndjson([sketch], tmp)
+    elif kind == "bin":
+        write_bin([sketch], tmp)
+    elif kind == "npz":
+        write_stroke3_npz(tmp, train=[sketch])
+    else:
+        write_svg(sketch, tmp)
+    renamed = tmp.rename(tmp_path / "download.dat")
+    assert detect_format(renamed) == ("simplified" if kind == "ndjson" else kind)
+    (got,) = read_sketches(renamed)
+    assert_same_strokes(got, sketch.replace(strokes=[dedup(s) for s in sketch.strokes]) if kind == "svg" else sketch)
+
+
+def test_unknown_content_and_bad_arguments(tmp_path):
+    junk = tmp_path / "junk.dat"
+    junk.write_bytes(b"hello world, not a sketch")
+    with pytest.raises(FormatError, match="junk.dat.*cannot tell the format"):
+        read_sketches(junk)
+    ndjson = write_lines(tmp_path / "a.ndjson", [json.dumps(GOOD[0])])
+    with pytest.raises(ValueError, match="format must be one of"):
+        read_sketches(ndjson, format="csv")  # checked at the call, not at the first next()
+    with pytest.raises(ValueError, match="split= applies to .npz"):
+        read_sketches(ndjson, split="train")
+    with pytest.raises(FileNotFoundError):
+        read_sketches(tmp_path / "missing.ndjson")
+
+
+# ------------------------------------------------------------------------------------------ errors
+BAD_LINES = {
+    "invalid-json": '{"drawing": [[[1, 2], [3, 4]]',
+    "no-drawing": '{"key_id": "1", "word": "cat"}',
+    "not-an-object": "42",
+    "ragged": '{"drawing": [[[1, 2, 3], [3, 4]]]}',
+    "four-lists": '{"drawing": [[[1], [2], [3], [4]]]}',
+    "non-numeric": '{"drawing": [[[1, "a"], [3, 4]]]}',
+    "nested": '{"drawing": [[[1, [2]], [3, 4]]]}',
+    "nan": '{"drawing": [[[1, NaN], [3, 4]]]}',
+    "huge": '{"drawing": [[[1, 1e300], [3, 4]]]}',
+    "mixed-columns": '{"drawing": [[[1], [2]], [[1], [2], [3]]]}',
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_LINES), ids=list(BAD_LINES))
+def test_malformed_lines_are_reported_with_file_and_line(tmp_path, bad):
+    lines = [json.dumps(r) for r in GOOD[:5]]
+    lines.insert(2, BAD_LINES[bad])
+    lines.insert(5, BAD_LINES[bad])  # lines 3 and 6 are bad
+    path = write_lines(tmp_path / "cat.ndjson", lines)
+    errors: list[FormatError] = []
+    got = list(read_sketches(path, on_error=errors.append))
+    assert [s.key_id for s in got] == ["0", "1", "2", "3", "4"]
+    assert [(e.source, e.line) for e in errors] == [(str(path), 3), (str(path), 6)]
+    assert str(errors[0]).startswith(f"{path}:3: ")
+    reader = read_sketches(path)
+    assert [next(reader).key_id for _ in range(2)] == ["0", "1"]
+    with pytest.raises(FormatError, match=r"cat\.ndjson:3: "):
+        next(reader)
+
+
+@pytest.mark.parametrize("bom", [False, True], ids=["", "bom"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("final", [True, False], ids=["final-newline", "no-final-newline"])
+def test_text_robustness(tmp_path, bom, newline, final):
+    lines = [json.dumps(GOOD[0]), "", "   ", json.dumps(GOOD[1]), json.dumps(GOOD[2])]
+    path = write_lines(tmp_path / "cat.ndjson", lines, newline=newline, bom=bom, final=final)
+    assert detect_format(path) == "simplified"
+    got = list(read_sketches(path))
+    assert [s.key_id for s in got] == ["0", "1", "2"]
+    assert got[2].strokes[0].tolist() == [[2, 0], [3, 5], [4, 9]]
+
+
+def _write_with_empty(tmp_path: Path, kind: str) -> Path:
+    full, empty = make_sketch(5), Sketch([], key_id="9")
+    if kind == "ndjson":
+        return write_lines(tmp_path / "e.ndjson", [
+            json.dumps({"key_id": "0", "drawing": full.to_lists()}),
+            json.dumps({"key_id": "1", "drawing": []}),
+            json.dumps({"key_id": "2", "drawing": [[[], []], [[], []]]}),
+        ])
+    if kind == "bin":
+        write_bin([full, empty, empty], tmp_path / "e.bin")
+        return tmp_path / "e.bin"
+    write_stroke3_npz(tmp_path / "e.npz", train=[full, np.zeros((0, 3)), np.zeros((0, 3))])
+    return tmp_path / "e.npz"
+
+
+@pytest.mark.parametrize("kind", ["ndjson", "bin", "npz"])
+def test_empty_drawings_are_reported_or_kept(tmp_path, kind):
+    path = _write_with_empty(tmp_path, kind)
+    errors: list[FormatError] = []
+    assert len(list(read_sketches(path, on_error=errors.append))) == 1
+    assert len(errors) == 2 and all(isinstance(e, EmptySketchError) for e in errors)
+    kept = list(read_sketches(path, keep_empty=True))
+    assert [s.num_points for s in kept][1:] == [0, 0]
+    with pytest.raises(EmptySketchError):
+        list(read_sketches(path))
+
+
+def test_truncated_bin_is_reported_and_ends_the_file(tmp_path):
+    path = tmp_path / "t.bin"
+    write_bin([make_sketch(1), make_sketch(2)], path)
+    path.write_bytes(path.read_bytes()[:-3])
+    errors: list[FormatError] = []
+    assert len(list(read_sketches(path, on_error=errors.append))) == 1
+    assert len(errors) == 1 and "record 2" in str(errors[0]) and "truncated" in str(errors[0])
+
+
+def test_writers_are_atomic(tmp_path):
+    path = tmp_path / "keep.bin"
+    write_bin([make_sketch(1)], path)
+    before = path.read_bytes()
+    bad = make_sketch(2).replace(strokes=[np.array([[0, 0], [999, 0]], np.float32)])
+    with pytest.raises(SketchError):
+        write_bin([make_sketch(3), bad], path)
+    assert path.read_bytes() == before  # the old file is untouched
+    with pytest.raises(SketchError, match="no times"):
+        write_ndjson([make_sketch(1)], tmp_path / "new.ndjson", style="raw")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.bin"]  # no partial file, no temp file
+
+
+# ------------------------------------------------------------------------------------------ json documents, dirs
+@pytest.mark.parametrize(
+    ("doc", "count"),
+    [
+        ([GOOD[0], GOOD[1]], 2),  # a list of records
+        (GOOD[0], 1),  # one record
+        (GOOD[0]["drawing"], 1),  # one bare drawing
+    ],
+    ids=["records", "record", "drawing"],
+)
+def test_json_documents(tmp_path, doc, count):
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps(doc, indent=2))
+    got = list(read_sketches(path))
+    assert len(got) == count and got[0].strokes[0].tolist() == [[0, 0], [1, 5], [2, 9]]
+
+
+def test_directory_walk_skips_npz(tmp_path):
+    (tmp_path / "cat").mkdir()
+    write_svg(make_sketch(1).replace(label=None), tmp_path / "cat" / "1.svg")
+    write_ndjson([make_sketch(2)], tmp_path / "b.ndjson")
+    write_stroke3_npz(tmp_path / "c.npz", train=[make_sketch(3)])
+    got = list(read_sketches(tmp_path))
+    assert [s.label for s in got] == ["thing 2", "cat"]
+
+
+# ------------------------------------------------------------------------------------------ SVG transforms
+NESTED_SVG = """<?xml version="1.0"?>
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">
+ <g fill="none" stroke="black">
+  <g transform="translate(10,20)">
+   <g transform="scale(2) translate(0,-5)">
+    <path d="M 0 5 L 5 5 L 5 10"/>
+    <path d="M 1 6 L 2 6 M 3 8 l 1 0"/>
+   </g>
+   <path d="M 0 0 C 0 10 10 10 10 0"/>
+  </g>
+ </g>
+</svg>
+"""
+
+
+def test_svg_group_transforms_subpaths_and_curves(tmp_path):
+    path = tmp_path / "alarm clock" / "81.svg"
+    path.parent.mkdir()
+    path.write_text(NESTED_SVG)
+    (sketch,) = read_sketches(path)
+    assert (sketch.label, sketch.key_id) == ("alarm clock", "81")
+    # (x, y) -> (10 + 2x, 20 + 2(y - 5)) inside the inner group
+    assert sketch.strokes[0].tolist() == [[10, 20], [20, 20], [20, 30]]
+    assert sketch.strokes[1].tolist() == [[12, 22], [14, 22]]  # a move starts a new stroke
+    assert sketch.strokes[2].tolist() == [[16, 26], [18, 26]]
+    curve = sketch.strokes[3]  # translated only; a cubic from (10, 20) to (20, 20) bulging to y = 27.5
+    assert curve[0].tolist() == [10, 20] and curve[-1].tolist() == [20, 20]
+    assert len(curve) > 5 and np.hypot(*np.diff(curve, axis=0).T).max() <= 3.0
+    assert curve[:, 1].max() == pytest.approx(27.5)
+
+
+def test_svg_errors_name_the_file(tmp_path):
+    path = tmp_path / "broken.svg"
+    path.write_text("<svg xmlns='http://www.w3.org/2000/svg'><path d='M 0 0 L 1 1'></svg>")
+    errors: list[FormatError] = []
+    assert list(read_sketches(path, on_error=errors.append)) == []
+    assert errors[0].source == str(path) and errors[0].line == 1
+    empty = tmp_path / "empty.svg"
+    empty.write_text("<svg xmlns='http://www.w3.org/2000/svg'></svg>")
+    with pytest.raises(EmptySketchError, match="empty.svg"):
+        list(read_sketches(empty))
+
+
+# ------------------------------------------------------------------------------------------ sketch_from_obj
+STROKES = [[[0, 10, 20], [0, 5, 0]], [[5, 5], [10, 20]]]
+FORMS = {
+    "sketch": lambda: Sketch.from_strokes(STROKES),
+    "lists": lambda: STROKES,
+    "tuple": lambda: tuple(STROKES),
+    "arrays": lambda: [np.array(s, np.float32).T for s in STROKES],
+    "dict": lambda: {"word": "cat", "key_id": "7", "drawing": STROKES},
+    "json": lambda: json.dumps({"drawing": STROKES}),
+    "json-bom-bytes": lambda: ("\ufeff" + json.dumps({"drawing": STROKES})).encode(),
+    "bare-json": lambda: json.dumps(STROKES),
+    "stroke3": lambda: Sketch.from_strokes(STROKES).to_stroke3().astype(np.int16),
+    "stroke5": lambda: Sketch.from_strokes(STROKES).to_stroke5(max_len=10),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS), ids=list(FORMS))
+def test_sketch_from_obj_forms(form):
+    sketch = sketch_from_obj(FORMS[form](), label="fallback")
+    assert_same_strokes(sketch, Sketch.from_strokes(STROKES))
+    assert sketch.label == ("cat" if form == "dict" else "fallback")
+
+
+def test_sketch_from_obj_times_and_parts():
+    timed = sketch_from_obj([[[0, 1], [0, 1], [0, 150]]])
+    assert timed.has_time and timed.times().tolist() == [0, 150]
+    spg = sketch_from_obj({"drawing": [[[0, 1], [0, 1], [2, 2]]]})
+    assert spg.parts[0].tolist() == [2, 2] and not spg.has_time
+
+
+@pytest.mark.parametrize(
+    ("obj", "error", "match"),
+    [
+        (42, FormatError, "cannot make a Sketch from int"),
+        ("not json", FormatError, "not a JSON sketch"),
+        ('"a string"', FormatError, "object or a list"),
+        (np.zeros((4, 4)), FormatError, r"stroke-3 \(n, 3\)"),
+        ({"word": "cat"}, FormatError, "no 'drawing'"),
+        ([], EmptySketchError, "empty"),
+        ({"drawing": [[[], []]]}, EmptySketchError, "empty"),
+        (np.zeros((0, 3)), EmptySketchError, "empty"),
+    ],
+)
+def test_sketch_from_obj_errors(obj, error, match):
+    with pytest.raises(error, match=match):
+        sketch_from_obj(obj)
+
+
+def test_sketch_from_obj_keep_empty():
+    assert sketch_from_obj([], keep_empty=True).num_points == 0
