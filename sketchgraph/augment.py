@@ -1,0 +1,178 @@
+r"""Training-time augmentation of padded sketch batches (the loader's ``transform`` hook).
+
+``SketchAugment(config)`` is called as ``transform(coords, flags, generator) -> (coords, flags)``
+on a padded batch *before* the relation masks are built, so the masks always follow the augmented
+flags. Everything is vectorised over the batch; no Python loop touches points or sketches.
+
+Per sketch, independently:
+
+1. **affine** (with probability ``affine_prob``): about the centre of the sketch's bounding box,
+   :math:`x' = R(\theta)\,H(h)\,s\,(x - c) + c + t` with :math:`\theta \sim U(\pm\text{rotation})`
+   degrees, :math:`s \sim U(1 \pm \text{scale})`, shear :math:`h \sim U(\pm\text{shear})` and
+   :math:`t \sim U(\pm\text{translate})` times the bounding box's larger side;
+2. **stroke dropout**: each stroke is removed with probability ``stroke_drop``;
+3. **point dropout**: each remaining point is removed with probability ``point_drop``.
+
+After dropout the kept points are moved to the front (order preserved) and the flags recomputed: a
+point ends its stroke (101) when the next kept point belongs to another stroke or there is none, so
+a stroke whose end point was dropped now ends at its last kept point. A sketch that would lose every
+point keeps all of them instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .graph import FLAG_CONTINUE, FLAG_END, FLAG_PAD
+
+__all__ = ["AugmentConfig", "SketchAugment", "random_affine", "drop_points"]
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation strengths; the defaults do nothing.
+
+    Attributes:
+        affine_prob: probability that a sketch gets a random affine transform.
+        rotation: maximum rotation in degrees (uniform in ``[-rotation, rotation]``).
+        scale: maximum relative isotropic scale change (uniform in ``[1 - scale, 1 + scale]``).
+        shear: maximum horizontal shear factor (uniform in ``[-shear, shear]``).
+        translate: maximum shift per axis, as a fraction of the bounding box's larger side.
+        stroke_drop: probability of removing each stroke.
+        point_drop: probability of removing each point.
+    """
+
+    affine_prob: float = 0.0
+    rotation: float = 0.0
+    scale: float = 0.0
+    shear: float = 0.0
+    translate: float = 0.0
+    stroke_drop: float = 0.0
+    point_drop: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("affine_prob", "stroke_drop", "point_drop"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {v}")
+        for name in ("rotation", "scale", "shear", "translate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.scale >= 1.0:
+            raise ValueError(f"AugmentConfig.scale must be < 1 (it is a relative change), got {self.scale}")
+
+    @property
+    def has_affine(self) -> bool:
+        return self.affine_prob > 0 and any((self.rotation, self.scale, self.shear, self.translate))
+
+    @property
+    def enabled(self) -> bool:
+        """False when the transform is the identity (the loader can then skip it)."""
+        return self.has_affine or self.stroke_drop > 0 or self.point_drop > 0
+
+
+def _uniform(n: int, bound: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``(n,)`` float32 uniform in ``[-bound, bound]``."""
+    return (torch.rand(n, generator=generator) * 2.0 - 1.0) * bound
+
+
+def random_affine(
+    coords: torch.Tensor, valid: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Apply a random affine transform per sketch (see the module docstring).
+
+    Args:
+        coords: ``(B, N, 2)`` float coordinates.
+        valid: ``(B, N)`` bool, False on padding (padding stays 0).
+        config: the strengths; sketches not selected (``affine_prob``) are returned bit-identical.
+        generator: CPU generator for the random parameters.
+
+    Returns:
+        ``(B, N, 2)`` transformed coordinates (same dtype and device).
+    """
+    B = coords.shape[0]
+    dev, dt = coords.device, coords.dtype
+    apply = torch.rand(B, generator=generator) < config.affine_prob  # (B,)
+    theta = _uniform(B, math.radians(config.rotation), generator)
+    s = 1.0 + _uniform(B, config.scale, generator)
+    h = _uniform(B, config.shear, generator)
+    t = _uniform(2 * B, config.translate, generator).view(B, 2)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # M = R(theta) @ [[1, h], [0, 1]] * s, as (B, 2, 2)
+    m = torch.stack([cos, cos * h - sin, sin, sin * h + cos], 1).view(B, 2, 2) * s[:, None, None]
+    m, t, apply = m.to(dev, dt), t.to(dev, dt), apply.to(dev)
+
+    big = torch.finfo(dt).max
+    lo = torch.where(valid[..., None], coords, big).amin(1)  # (B, 2)
+    hi = torch.where(valid[..., None], coords, -big).amax(1)  # (B, 2)
+    has_points = valid.any(1)[:, None]  # (B, 1)
+    centre = torch.where(has_points, (lo + hi) / 2, 0.0)  # (B, 2)
+    extent = torch.where(has_points, hi - lo, 0.0).amax(1, keepdim=True)  # (B, 1)
+    out = torch.einsum("bij,bnj->bni", m, coords - centre[:, None]) + (centre + t * extent)[:, None]
+    out = torch.where(valid[..., None], out, torch.zeros((), dtype=dt, device=dev))
+    return torch.where(apply[:, None, None], out, coords)
+
+
+def drop_points(
+    coords: torch.Tensor, flags: torch.Tensor, keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the points where ``keep`` is True, re-compact each sketch and recompute its flags.
+
+    Args:
+        coords: ``(B, N, 2)`` padded coordinates.
+        flags: ``(B, N)`` flags (100 / 101 / 102), valid points first.
+        keep: ``(B, N)`` bool, which points survive (ignored on padding). A sketch with no kept
+            point keeps all of its points.
+
+    Returns:
+        ``(coords, flags)`` with the same shapes: kept points first in drawing order, padding 0 / 102,
+        and 101 on the last kept point of every stroke that still has points.
+    """
+    B, N = flags.shape
+    valid = flags != FLAG_PAD
+    end = flags == FLAG_END
+    sid = torch.cumsum(end.long(), 1) - end.long()  # (B, N) stroke index
+    keep = keep & valid
+    keep = torch.where(keep.any(1, keepdim=True), keep, valid)  # never empty a sketch
+    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices  # kept first, order kept
+    new_valid = torch.arange(N, device=flags.device)[None, :] < keep.sum(1, keepdim=True)  # (B, N)
+    new_coords = torch.gather(coords, 1, order[..., None].expand(B, N, coords.shape[-1]))
+    new_coords = torch.where(new_valid[..., None], new_coords, torch.zeros((), dtype=coords.dtype))
+    new_sid = torch.gather(sid, 1, order)  # (B, N)
+    nxt_valid = torch.cat([new_valid[:, 1:], new_valid.new_zeros(B, 1)], 1)
+    nxt_sid = torch.cat([new_sid[:, 1:], new_sid.new_full((B, 1), -1)], 1)
+    is_end = ~nxt_valid | (nxt_sid != new_sid)
+    new_flags = torch.where(is_end, FLAG_END, FLAG_CONTINUE)
+    new_flags = torch.where(new_valid, new_flags, FLAG_PAD).to(flags.dtype)
+    return new_coords, new_flags
+
+
+class SketchAugment:
+    """The loader ``transform``: ``(coords (B, N, 2), flags (B, N), generator) -> (coords, flags)``."""
+
+    def __init__(self, config: AugmentConfig) -> None:
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"SketchAugment({self.config})"
+
+    def __call__(
+        self, coords: torch.Tensor, flags: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        if not cfg.enabled:
+            return coords, flags
+        valid = flags != FLAG_PAD
+        if cfg.has_affine:
+            coords = random_affine(coords, valid, cfg, generator)
+        if cfg.stroke_drop > 0 or cfg.point_drop > 0:
+            B, N = flags.shape
+            end = flags == FLAG_END
+            sid = (torch.cumsum(end.long(), 1) - end.long()).cpu()  # (B, N) stroke index < N
+            keep_stroke = torch.rand(B, N, generator=generator) >= cfg.stroke_drop  # (B, strokes)
+            keep = torch.gather(keep_stroke, 1, sid) & (torch.rand(B, N, generator=generator) >= cfg.point_drop)
+            coords, flags = drop_points(coords, flags, keep.to(flags.device))
+        return coords, flags

@@ -1,0 +1,347 @@
+"""Checkpoints: a directory that loads without executing code.
+
+Layout of ``<dir>/``:
+
+- ``model.safetensors`` — the weights (safetensors; loading never unpickles);
+- ``config.json`` — ``{format_version, library_version, model, preset, classes, preprocessing,
+  graph_spec, training: {command, config, epochs, time_s, hardware, ...}, metrics}`` where ``model``
+  is ``sketchgraph.model.model_config_dict(model)``, enough to rebuild the network;
+- ``README.md`` — an optional model card;
+- ``state.safetensors`` + ``state.json`` — optional resume state (``TrainState``): the optimizer
+  state flattened into named tensors plus JSON scalars (epoch, step, best metric, early-stop
+  counter, elapsed time). No pickle anywhere.
+
+Directories are written atomically (into a temporary sibling, then renamed). A ``.pt`` weights file
+(from elsewhere) is accepted only through ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+__all__ = [
+    "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
+    "load_config", "load_train_state", "model_card", "unwrap_model",
+]
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+WEIGHTS, WEIGHTS_PT, CONFIG, CARD = "model.safetensors", "model.pt", "config.json", "README.md"
+STATE_TENSORS, STATE_JSON = "state.safetensors", "state.json"
+_OPT_PREFIX = "optimizer.state."
+
+
+@dataclass
+class TrainState:
+    """What ``train`` needs to continue a run exactly where it stopped (saved after each epoch).
+
+    Attributes:
+        epoch: epochs completed.
+        step: optimizer steps taken (drives the learning-rate schedule).
+        best_metric: best validation top-1 so far (-1 before the first evaluation).
+        best_epoch: the epoch that reached it (0 when none).
+        bad_epochs: evaluations since the last improvement (early stopping counter).
+        time_s: training time spent so far, summed over resumed runs.
+        seed: the run's seed (random streams are re-derived from ``(seed, epoch, rank)``).
+        optimizer: ``optimizer.state_dict()``.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    best_metric: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    time_s: float = 0.0
+    seed: int = 0
+    optimizer: dict = field(default_factory=dict)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / ``torch.compile`` wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+@contextmanager
+def _atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``target`` when the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _as_dict(obj: Any) -> Any:
+    """``Preprocessing`` / ``GraphSpec`` / dataclass / dict -> a JSON-ready dict."""
+    if obj is None or isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    return asdict(obj)
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """``optimizer.state_dict()`` -> (named tensors, JSON-ready rest)."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, per_param in state.get("state", {}).items():
+        for key, value in per_param.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{_OPT_PREFIX}{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, {"param_groups": state.get("param_groups", []), "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith(_OPT_PREFIX):
+            pid, key = name[len(_OPT_PREFIX):].split(".", 1)
+            state.setdefault(int(pid), {})[key] = value
+    for pid, per_param in meta.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(per_param)
+    # JSON turned tuples (Adam's betas) into lists; "params" is the only list torch expects
+    groups = [{k: v if k == "params" or not isinstance(v, list) else tuple(v) for k, v in g.items()}
+              for g in meta.get("param_groups", [])]
+    return {"state": state, "param_groups": groups}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: nn.Module,
+    *,
+    classes: Sequence[str],
+    preprocessing: Any,
+    graph_spec: Any,
+    preset: str | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+    train_state: TrainState | None = None,
+    card: bool = True,
+) -> Path:
+    """Write a checkpoint directory atomically and return its path.
+
+    Args:
+        directory: the checkpoint directory (replaced if it exists).
+        model: the network (DDP / compiled wrappers are unwrapped); its config comes from
+            ``sketchgraph.model.model_config_dict``.
+        classes: class names, index = logit column.
+        preprocessing: ``Preprocessing`` (or its dict) the inputs went through.
+        graph_spec: ``GraphSpec`` (or its dict) of the training data.
+        preset: the preset name the model was built from.
+        training: ``{command, config, epochs, time_s, hardware, ...}``.
+        metrics: e.g. ``{"valid_top1": ...}``.
+        train_state: resume state, written as ``state.safetensors`` + ``state.json``.
+        card: also write a ``README.md`` model card.
+    """
+    from safetensors.torch import save_file, save_model
+
+    from . import __version__
+    from .model import model_config_dict
+
+    net = unwrap_model(model)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "model": model_config_dict(net),
+        "preset": preset,
+        "classes": list(classes),
+        "preprocessing": _as_dict(preprocessing),
+        "graph_spec": _as_dict(graph_spec),
+        "training": training or {},
+        "metrics": metrics or {},
+    }
+    target = Path(directory)
+    with _atomic_dir(target) as tmp:
+        save_model(net, str(tmp / WEIGHTS))
+        _write_json(tmp / CONFIG, config)
+        if card:
+            (tmp / CARD).write_text(model_card(config, target.name))
+        if train_state is not None:
+            tensors, opt_meta = _flatten_optimizer(train_state.optimizer)
+            save_file(tensors, str(tmp / STATE_TENSORS))
+            scalars = {f.name: getattr(train_state, f.name) for f in fields(TrainState) if f.name != "optimizer"}
+            _write_json(tmp / STATE_JSON, {"format_version": FORMAT_VERSION, **scalars, "optimizer": opt_meta})
+    return target
+
+
+def _config_path(path: Path) -> Path:
+    return (path if path.is_dir() else path.parent) / CONFIG
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read and check a checkpoint's ``config.json`` (``path``: the directory or its weights file).
+
+    Raises ``CheckpointError`` when it is missing, not JSON, or of an unsupported format version.
+    """
+    cfg_path = _config_path(Path(path))
+    if not cfg_path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: {cfg_path} does not exist")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from None
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        from . import __version__
+
+        raise CheckpointError(
+            f"{cfg_path}: checkpoint format_version {version!r} is incompatible with sketchgraph "
+            f"{__version__}, which reads format versions {list(SUPPORTED_FORMAT_VERSIONS)}"
+        )
+    for key in ("model", "classes"):
+        if key not in config:
+            raise CheckpointError(f"{cfg_path}: missing required key {key!r}")
+    return config
+
+
+def _weights_path(path: Path) -> Path:
+    if not path.is_dir():
+        return path
+    for name in (WEIGHTS, WEIGHTS_PT):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(f"no weights in {path}: expected {WEIGHTS} (or {WEIGHTS_PT})")
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, or of a ``.pt`` file through ``weights_only=True``; never unpickles."""
+    if path.suffix == ".pt":
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path} could not be loaded with torch.load(weights_only=True): {exc}. "
+                "Refusing to unpickle arbitrary objects; convert the weights to safetensors."
+            ) from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path} does not hold a flat state dict of tensors")
+        return state
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file ({exc}); refusing to load it "
+            "(sketchgraph checkpoints never unpickle)"
+        ) from None
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model of a checkpoint and load its weights.
+
+    Args:
+        path: the checkpoint directory, or its weights file (``.safetensors``, or ``.pt`` loaded
+            only with ``torch.load(weights_only=True)``) next to a ``config.json``.
+        device: where the model goes.
+
+    Returns:
+        ``(model, config)``: the model in eval mode, and the parsed ``config.json``.
+
+    Raises:
+        CheckpointError: missing files, unsupported format version, weights that are not valid
+            safetensors (e.g. a pickle: nothing in it is executed), or weights that do not fit.
+    """
+    from .model import model_from_config
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    config = load_config(path)
+    weights = _read_weights(_weights_path(path))
+    model = model_from_config(config["model"])
+    # safetensors stores one name per shared (tied) tensor: a missing name is fine when its storage was loaded
+    own = model.state_dict()
+    loaded = {own[k].data_ptr() for k in weights if k in own}
+    mismatch = f"weights in {path} do not match the model in its config.json"
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{mismatch}: {str(exc)[:500]}") from None
+    missing = [k for k in missing if own[k].data_ptr() not in loaded]
+    if missing or unexpected:
+        raise CheckpointError(f"{mismatch}: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    return model.to(device).eval(), config
+
+
+def load_train_state(path: str | os.PathLike) -> TrainState:
+    """The resume state saved next to a checkpoint (``state.safetensors`` + ``state.json``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta_path, tensor_path = path / STATE_JSON, path / STATE_TENSORS
+    if not meta_path.is_file() or not tensor_path.is_file():
+        raise CheckpointError(f"no resume state in {path} (expected {STATE_JSON} and {STATE_TENSORS})")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format_version") not in SUPPORTED_FORMAT_VERSIONS:
+        raise CheckpointError(f"{meta_path}: incompatible state format_version {meta.get('format_version')!r}")
+    try:
+        tensors = load_file(str(tensor_path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{tensor_path} is not a valid safetensors file ({exc})") from None
+    scalars = {f.name: meta[f.name] for f in fields(TrainState) if f.name in meta and f.name != "optimizer"}
+    return TrainState(**scalars, optimizer=_unflatten_optimizer(tensors, meta.get("optimizer", {})))
+
+
+def model_card(config: dict, name: str = "model") -> str:
+    """A Markdown model card from a checkpoint config."""
+    tr = config.get("training") or {}
+    data = tr.get("dataset") or {}
+    metrics = config.get("metrics") or {}
+    classes = config.get("classes", [])
+    lines = [
+        f"# sketchgraph checkpoint `{name}`",
+        "",
+        f"- model: `{config.get('preset') or config['model'].get('name', 'custom')}` "
+        f"(sketchgraph {config.get('library_version')}, format {config.get('format_version')})",
+        f"- classes ({len(classes)}): {', '.join(classes[:30])}{' ...' if len(classes) > 30 else ''}",
+        f"- graph relations: {', '.join((config.get('graph_spec') or {}).get('relations', []))}",
+        f"- preprocessing: `{json.dumps(config.get('preprocessing'))}`",
+    ]
+    if data:
+        lines += ["", "## Data", ""] + [f"- {k}: {v}" for k, v in data.items()]
+    if metrics:
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+    if tr:
+        lines += ["", "## Training", ""]
+        if tr.get("command"):
+            lines += ["```", str(tr["command"]), "```", ""]
+        for key in ("epochs", "time_s", "hardware"):
+            if key in tr:
+                lines.append(f"- {key}: {tr[key]}")
+    return "\n".join(lines) + "\n"

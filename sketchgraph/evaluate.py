@@ -1,0 +1,280 @@
+"""Evaluate a checkpoint on a prepared dataset split: top-k accuracy, per-class scores, confusions.
+
+    >>> report = evaluate("runs/spg20/best", "data/spg20-prepared", split="test", out="runs/spg20/eval")
+    >>> report["top1"], report["hardest_confusions"][0]
+
+``sketchgraph evaluate CHECKPOINT DATASET --split test --out DIR`` writes ``report.json`` and
+``confusion.png`` (row-normalised confusion matrix, class names on both axes) into ``DIR``.
+The metric helpers (``collect_logits``, ``topk_correct``, ``classification_metrics``) are also what
+training uses for its validation numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .batch import Batch
+
+__all__ = [
+    "evaluate", "collect_logits", "topk_correct", "classification_metrics", "hardest_confusions",
+    "plot_confusion", "set_backend",
+]
+
+TOPK = (1, 5, 10)
+
+
+def set_backend(model: nn.Module, backend: str) -> None:
+    """Select the attention implementation (``"dense"`` or ``"dgl"``); models without graph attention (the
+    CNN and BiGRU baselines) only accept ``"dense"``."""
+    if hasattr(model, "set_backend"):
+        model.set_backend(backend)
+    elif backend != "dense":
+        raise ValueError(f"{type(model).__name__} has no graph attention; only backend 'dense' applies")
+
+
+@torch.inference_mode()
+def collect_logits(
+    model: nn.Module, batches: Iterable[Batch], device: torch.device | str, *, bf16: bool = False,
+    progress: bool = False, desc: str = "eval",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``model`` (in eval mode) over ``batches``.
+
+    Returns:
+        ``(logits (M, C) float32, labels (M,) int64)`` on the CPU, in batch order.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    try:
+        for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
+            batch = batch.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+                out = model(batch)
+            logits.append(out.float().cpu())
+            labels.append(batch.labels.cpu())
+    finally:
+        model.train(was_training)
+    if not logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = TOPK) -> torch.Tensor:
+    """How many rows have their label among the ``k`` highest logits, per ``k`` (``k`` capped at C).
+
+    Args:
+        logits: ``(M, C)``.
+        labels: ``(M,)`` class indices.
+
+    Returns:
+        ``(len(ks),)`` int64 counts.
+    """
+    if logits.shape[0] == 0:
+        return torch.zeros(len(ks), dtype=torch.long)
+    kmax = min(max(ks), logits.shape[1])
+    top = logits.topk(kmax, dim=1).indices  # (M, kmax), best first
+    hit = top == labels[:, None]  # (M, kmax); at most one True per row
+    cum = hit.cumsum(1)  # (M, kmax): label within the first j+1
+    return torch.stack([cum[:, min(k, kmax) - 1].sum() for k in ks])
+
+
+def hardest_confusions(matrix: np.ndarray, classes: Sequence[str], n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` largest off-diagonal cells of a confusion matrix (rows = true, columns = predicted).
+
+    Each entry: ``{"true", "predicted", "count", "rate"}`` with ``rate`` = count / support of the true class.
+    """
+    off = matrix.astype(np.int64).copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:n]
+    support = matrix.sum(1)
+    out = []
+    for t, p in zip(*np.unravel_index(flat, off.shape)):
+        if off[t, p] == 0:
+            break
+        out.append({
+            "true": classes[t], "predicted": classes[p], "count": int(off[t, p]),
+            "rate": float(off[t, p] / support[t]),
+        })
+    return out
+
+
+def classification_metrics(
+    logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], *, ks: Sequence[int] = TOPK,
+    n_confusions: int = 10,
+) -> dict[str, Any]:
+    """All the numbers of a report from logits ``(M, C)`` and labels ``(M,)``.
+
+    Returns:
+        ``{"num_samples", "loss", "top1", "top5", "top10", "per_class_accuracy", "classification_report",
+        "confusion_matrix", "hardest_confusions"}``; ``top{k}`` uses ``min(k, C)``, per-class accuracy is
+        the recall of each class, and the report is scikit-learn's ``classification_report`` as a dict.
+    """
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    M, C = len(labels), len(classes)
+    counts = topk_correct(logits, labels, ks)
+    y_true, y_pred = labels.numpy(), logits.argmax(1).numpy()
+    ids = list(range(C))
+    matrix = confusion_matrix(y_true, y_pred, labels=ids)
+    support = matrix.sum(1)
+    per_class = np.divide(np.diag(matrix), support, out=np.zeros(C), where=support > 0)
+    loss = torch.nn.functional.cross_entropy(logits, labels).item() if M else float("nan")
+    return {
+        "num_samples": M,
+        "loss": loss,
+        **{f"top{k}": counts[i].item() / max(M, 1) for i, k in enumerate(ks)},
+        "per_class_accuracy": {c: float(a) for c, a in zip(classes, per_class)},
+        "classification_report": classification_report(
+            y_true, y_pred, labels=ids, target_names=list(classes), output_dict=True, zero_division=0
+        ),
+        "confusion_matrix": matrix.tolist(),
+        "hardest_confusions": hardest_confusions(matrix, classes, n_confusions),
+    }
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
+    """Save the row-normalised confusion matrix as a PNG with class names on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    C = len(classes)
+    side = min(4 + 0.32 * C, 40)
+    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(C)
+    fontsize = max(3, min(9, 400 // max(C, 1)))
+    ax.set_xticks(ticks, labels=classes, rotation=90, fontsize=fontsize)
+    ax.set_yticks(ticks, labels=classes, fontsize=fontsize)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if C <= 30:
+        for t, p in zip(*np.nonzero(matrix)):
+            ax.text(p, t, int(matrix[t, p]), ha="center", va="center", fontsize=fontsize - 1,
+                    color="white" if rates[t, p] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    ax.set_title(title or "confusion matrix (rows normalised)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def evaluate(
+    checkpoint: str | os.PathLike | tuple[nn.Module, dict],
+    dataset: Any,
+    split: str = "test",
+    *,
+    batch_size: int = 256,
+    backend: str = "dense",
+    device: str = "cpu",
+    out: str | os.PathLike | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint on one split of a prepared dataset.
+
+    Args:
+        checkpoint: a checkpoint directory (any preset or baseline), or ``(model, config)`` as returned
+            by ``load_checkpoint``.
+        dataset: a ``PreparedDataset`` or its directory.
+        split: split name (``"test"``, ``"valid"``, ``"train"``).
+        batch_size: sketches per forward pass.
+        backend: attention implementation, ``"dense"`` or ``"dgl"``.
+        device: torch device for the model.
+        out: if given, write ``report.json`` and ``confusion.png`` there.
+        num_workers: loader worker processes.
+        progress: show a progress bar.
+
+    Returns:
+        the report: the keys of ``classification_metrics`` plus ``checkpoint``, ``dataset``, ``split``,
+        ``classes``, ``backend`` (and ``files`` when ``out`` is given).
+    """
+    from .checkpoint import load_checkpoint
+    from .data import PreparedDataset, make_loader
+
+    if isinstance(checkpoint, tuple):
+        model, config = checkpoint
+        ckpt_name = "<in memory>"
+    else:
+        model, config = load_checkpoint(checkpoint, device=device)
+        ckpt_name = str(checkpoint)
+    model = model.to(device)
+    set_backend(model, backend)
+    data = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
+    classes = list(config["classes"])
+    if list(data.classes) != classes:
+        from .errors import CheckpointError
+
+        raise CheckpointError(
+            f"the checkpoint's classes ({len(classes)}) differ from the dataset's ({len(data.classes)}); "
+            "evaluate on the dataset the model was trained for"
+        )
+    relations = tuple(config.get("graph_spec", {}).get("relations", ()))
+    loader = make_loader(data.split(split), batch_size, shuffle=False, seed=0, relations=relations,
+                         num_workers=num_workers)
+    logits, labels = collect_logits(model, loader, device, progress=progress, desc=f"evaluate {split}")
+    report = {
+        "checkpoint": ckpt_name, "dataset": str(getattr(data, "path", dataset)), "split": split,
+        "backend": backend, "classes": classes,
+        **classification_metrics(logits, labels, classes),
+    }
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        report["files"] = {"json": str(out / "report.json"), "confusion_png": str(out / "confusion.png")}
+        plot_confusion(np.array(report["confusion_matrix"]), classes, out / "confusion.png",
+                       title=f"{Path(ckpt_name).name} on {split}: top-1 {report['top1']:.2%}")
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['split']}: {report['num_samples']} sketches, top-1 {report['top1']:.2%}, "
+        f"top-5 {report['top5']:.2%}, top-10 {report['top10']:.2%}",
+        "hardest confusions (true -> predicted):",
+    ]
+    for c in report["hardest_confusions"]:
+        lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']} ({c['rate']:.1%})")
+    if "files" in report:
+        lines.append(f"wrote {report['files']['json']} and {report['files']['confusion_png']}")
+    return "\n".join(lines)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("dataset", help="prepared dataset directory")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--out", default=None, help="write report.json and confusion.png here")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--backend", choices=("dense", "dgl"), default="dense", help="attention implementation")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-workers", type=int, default=0)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    report = evaluate(
+        args.checkpoint, args.dataset, args.split, batch_size=args.batch_size, backend=args.backend,
+        device=args.device, out=args.out, num_workers=args.num_workers, progress=not args.json,
+    )
+    print(json.dumps(report, indent=2) if args.json else _summary(report))
+    return 0

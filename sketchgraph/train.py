@@ -1,0 +1,596 @@
+"""Train a model on a prepared dataset: ``sketchgraph train [CONFIG] --data DIR --out DIR``.
+
+One ``TrainConfig`` (TOML / JSON / YAML file, then ``--set key=value`` overrides) drives a run:
+
+    >>> result = train(load_train_config("configs/tiny.toml", ["data=data/synthetic", "epochs=3"]))
+
+The output directory receives ``metrics.jsonl`` (one JSON line per epoch), ``best/`` (the checkpoint
+with the highest validation top-1) and ``last/`` (the latest checkpoint plus its resume state, see
+``sketchgraph.checkpoint``). ``--resume`` continues from ``last/`` exactly: shuffling, augmentation
+and dropout are re-seeded at every epoch from ``(seed, epoch, rank)``, and the optimizer state,
+schedule step and early-stop counter are restored, so a run killed after epoch k and resumed ends
+with the same weights as one that never stopped (on CPU).
+
+Under ``torchrun --nproc_per_node W`` the model is wrapped in DistributedDataParallel (gloo on CPU,
+nccl on CUDA); each rank takes every W-th sketch of the same shuffled order (``batch_size`` per rank
+and step, so the global batch is ``W * batch_size``), metrics are summed over ranks, and only rank 0
+writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+import tomllib
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .augment import AugmentConfig, SketchAugment
+from .checkpoint import TrainState, load_train_state, save_checkpoint
+from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
+from .errors import CheckpointError
+from .graph import GraphSpec
+
+__all__ = [
+    "TrainConfig", "TrainResult", "train", "load_train_config", "config_from_dict", "apply_overrides",
+    "learning_rate", "configure_parser", "run_cli",
+]
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (stored in every checkpoint's ``config.json``).
+
+    Attributes:
+        data: prepared dataset directory.
+        out: output directory (``metrics.jsonl``, ``best/``, ``last/``).
+        preset: model preset for ``sketchgraph.model.build_model``.
+        model: keyword overrides for the preset (e.g. ``{"dropout": 0.1}``).
+        epochs: maximum number of epochs.
+        batch_size: sketches per optimizer step and process.
+        optimizer: ``"adam"`` or ``"adamw"``.
+        lr: peak learning rate.
+        weight_decay: on weight matrices only (not biases / norms / embeddings' 1-d params).
+        schedule: ``"step"`` (``lr * step_gamma ** (epoch // step_every)``, the paper's x0.7 every
+            10 epochs), ``"cosine"`` (to ``lr * min_lr_ratio`` at the last step) or ``"constant"``.
+        step_every, step_gamma: the step schedule.
+        warmup_epochs: linear warm-up (per step) before any schedule.
+        min_lr_ratio: cosine floor as a fraction of ``lr``.
+        label_smoothing: cross-entropy label smoothing.
+        grad_clip: clip the global gradient norm to this (0: off).
+        augment: training-time augmentation (``sketchgraph.augment``).
+        early_stop_patience: stop after this many epochs without a better validation top-1 (0: off).
+        seed: everything random derives from it.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        bf16: bfloat16 autocast on CUDA (ignored on CPU).
+        num_workers: loader worker processes.
+        max_time_minutes: stop before an epoch that would end past this budget (0: no budget).
+        train_split, valid_split: split names in the prepared dataset.
+        resume: continue from ``out/last`` when it holds a resume state.
+        progress: show tqdm progress bars (rank 0 only).
+    """
+
+    data: str = ""
+    out: str = "runs/train"
+    preset: str = "mgt"
+    model: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 100
+    batch_size: int = 192
+    optimizer: str = "adam"
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    schedule: str = "step"
+    step_every: int = 10
+    step_gamma: float = 0.7
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    early_stop_patience: int = 10
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    num_workers: int = 0
+    max_time_minutes: float = 0.0
+    train_split: str = "train"
+    valid_split: str = "valid"
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = _dataclass_from_dict(AugmentConfig, self.augment, "augment.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("epochs", "batch_size", "step_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------ config
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check / convert one value to a dataclass field's type (ints become floats, not the reverse)."""
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a table of settings, got {value!r}")
+        return _dataclass_from_dict(hint, value, f"{key}.")
+    origin = typing.get_origin(hint) or hint
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a table, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if hint is int and not isinstance(value, bool):
+        if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):
+            return int(value)
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if hint is str:
+        return str(value)
+    raise ValueError(f"{key}: cannot use {value!r} for a field of type {hint}")
+
+
+def _dataclass_from_dict(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {[prefix + k for k in unknown]}; known: {[prefix + n for n in names]}")
+    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in values.items()})
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from a (nested) dict; unknown keys and wrongly typed values raise ``ValueError``."""
+    return _dataclass_from_dict(TrainConfig, values)
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Settings from a ``.toml``, ``.json`` or ``.yaml`` / ``.yml`` (needs pyyaml) file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return tomllib.loads(path.read_text())
+    if suffix == ".json":
+        return json.loads(path.read_text())
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path}: YAML configs need pyyaml (pip install pyyaml), or use TOML") from None
+        return yaml.safe_load(path.read_text()) or {}
+    raise ValueError(f"{path}: unknown config format {suffix!r}; use .toml, .json or .yaml")
+
+
+def _parse_literal(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (``3``, ``1e-4``, ``true``, ``"s"``, ``[1, 2]``) or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+    """Apply ``key=value`` overrides with dotted keys (``lr=1e-4``, ``augment.rotation=15``,
+    ``model.dropout=0.1``); values are typed by the dataclass fields."""
+    values = config.to_dict()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not key=value")
+        *parents, leaf = key.strip().split(".")
+        node = values
+        for i, part in enumerate(parents):
+            if part not in node or not isinstance(node[part], dict):
+                raise ValueError(f"unknown setting {'.'.join(parents[: i + 1])!r} in override {item!r}")
+            node = node[part]
+        node[leaf] = _parse_literal(text.strip())
+    return config_from_dict(values)
+
+
+def load_train_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Defaults, then the config file (if any), then ``key=value`` overrides."""
+    config = config_from_dict(read_config_file(path)) if path else TrainConfig()
+    return apply_overrides(config, overrides)
+
+
+# ------------------------------------------------------------------------------------------ pieces
+def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based), warm-up included."""
+    warmup = config.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    if config.schedule == "step":
+        return config.lr * config.step_gamma ** (step // steps_per_epoch // config.step_every)
+    if config.schedule == "cosine":
+        total = config.epochs * steps_per_epoch
+        progress = min(1.0, (step - warmup) / max(1.0, total - warmup))
+        floor = config.lr * config.min_lr_ratio
+        return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.lr
+
+
+def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Adam / AdamW; weight decay only on parameters with 2+ dimensions."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    rest = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=config.lr)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+_STREAMS = {"order": 0, "augment": 1, "dropout": 2}
+
+
+def epoch_seed(seed: int, epoch: int, stream: str, rank: int = 0) -> int:
+    """The seed of random ``stream`` (``"order"``: shuffling, shared by all ranks; ``"augment"``;
+    ``"dropout"``: the global torch / numpy / random generators) in ``epoch`` on ``rank``."""
+    return int(np.random.SeedSequence([seed, epoch, _STREAMS[stream], rank]).generate_state(1)[0])
+
+
+def _device_type(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name).type
+
+
+def _resolve_device(name: str, ctx: DistContext) -> torch.device:
+    device = torch.device(_device_type(name) if name == "auto" else name)
+    if device.type == "cuda" and ctx.enabled and device.index is None:
+        device = torch.device("cuda", ctx.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+def _hardware(device: torch.device, ctx: DistContext) -> str:
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    return f"{ctx.world_size} x {what}, torch {torch.__version__}"
+
+
+def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns.
+
+    Attributes:
+        out: the output directory.
+        epochs: epochs completed (over all resumed runs).
+        best_epoch: the epoch of ``best/`` (0 when there was none).
+        best_valid_top1: its validation top-1.
+        history: the ``metrics.jsonl`` records.
+        stop_reason: ``"completed"``, ``"early_stop"``, ``"time_budget"`` or ``"already_done"`` (resumed
+            a run that had reached ``epochs``).
+        time_s: training time over all resumed runs.
+        model: the final model (unwrapped, on the training device).
+    """
+
+    out: Path
+    epochs: int
+    best_epoch: int
+    best_valid_top1: float
+    history: list[dict[str, Any]]
+    stop_reason: str
+    time_s: float
+    model: nn.Module
+
+
+class _Run:
+    """One training run's state and steps (``train`` drives it epoch by epoch)."""
+
+    def __init__(self, config: TrainConfig, command: str | None) -> None:
+        from .data import PreparedDataset
+        from .model import build_model
+
+        self.config = config
+        self.command = command or ""
+        self.ctx = init_distributed(_device_type(config.device))
+        self.device = _resolve_device(config.device, self.ctx)
+        self.bf16 = config.bf16 and self.device.type == "cuda"
+        self.out = Path(config.out)
+        self.data = PreparedDataset(config.data)
+        self.classes = list(self.data.classes)
+        self.train_split = self.data.split(config.train_split)
+        self.valid_split = self.data.split(config.valid_split)
+
+        _seed_everything(config.seed)  # identical initial weights on every rank
+        self.net = build_model(config.preset, len(self.classes), **config.model).to(self.device)
+        self.relations = tuple(self.net.relations)  # empty for the CNN / BiGRU baselines
+        self.model: nn.Module = self.net
+        if self.ctx.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        self.optimizer = _make_optimizer(config, self.net)
+        self.transform = SketchAugment(config.augment) if config.augment.enabled else None
+
+        per_rank = len(self.train_split) // self.ctx.world_size
+        self.drop_last = per_rank >= config.batch_size  # no tiny last batch (BatchNorm), unless all are tiny
+        self.train_batches = _num_batches(per_rank, config.batch_size, self.drop_last)
+        self.state = TrainState(seed=config.seed)
+        self.history: list[dict[str, Any]] = []
+
+    # -------------------------------------------------------------- resume / files
+    def maybe_resume(self) -> None:
+        last = self.out / "last"
+        if not self.config.resume:
+            return
+        if not (last / "state.json").is_file():
+            self.log(f"nothing to resume in {last}; starting from scratch")
+            return
+        from safetensors.torch import load_model
+
+        self.state = load_train_state(last)
+        try:
+            load_model(self.net, str(last / "model.safetensors"), device=str(self.device))
+        except RuntimeError as exc:
+            raise CheckpointError(f"cannot resume from {last}: its model differs from this config's ({exc})") from None
+        self.optimizer.load_state_dict(self.state.optimizer)
+        metrics = self.out / "metrics.jsonl"
+        if metrics.is_file():
+            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            self.history = [r for r in rows if r["epoch"] <= self.state.epoch]
+        self.log(f"resumed from {last} after epoch {self.state.epoch}")
+
+    def write_metrics(self) -> None:
+        """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        text = "".join(json.dumps(r) + "\n" for r in self.history)
+        tmp = self.out / "metrics.jsonl.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.out / "metrics.jsonl")
+
+    def save(self, name: str, metrics: dict[str, Any], with_state: bool) -> None:
+        """Write checkpoint ``out/name`` (with the resume state when ``with_state``)."""
+        meta = getattr(self.data, "meta", {}) or {}
+        # baselines attend over no relation; record the dataset's so loaders and predictors still build batches
+        relations = self.relations or tuple((meta.get("graph_spec") or GraphSpec().to_dict())["relations"])
+        save_checkpoint(
+            self.out / name, self.net,
+            classes=self.classes,
+            preprocessing=meta.get("preprocessing"),
+            graph_spec=GraphSpec(relations),
+            preset=self.config.preset,
+            training={
+                "command": self.command,
+                "config": self.config.to_dict(),
+                "epochs": self.state.epoch,
+                "time_s": round(self.state.time_s, 1),
+                "hardware": _hardware(self.device, self.ctx),
+                "dataset": {k: meta[k] for k in ("name", "source", "license", "splits") if k in meta}
+                | {"path": self.config.data},
+            },
+            metrics=metrics,
+            train_state=dataclasses.replace(self.state, optimizer=self.optimizer.state_dict()) if with_state else None,
+        )
+
+    def log(self, message: str) -> None:
+        if self.ctx.is_main:
+            print(f"[train] {message}", file=sys.stderr, flush=True)
+
+    # -------------------------------------------------------------- epochs
+    def loader(self, split: Any, epoch: int, *, train: bool):
+        """This rank's batches of ``split``: shuffled and augmented when ``train``, else in order."""
+        from .data import make_loader
+
+        seed, rank = self.config.seed, self.ctx.rank
+        indices = shard_indices(len(split), self.ctx, seed=epoch_seed(seed, epoch, "order") if train else None)
+        return make_loader(
+            split, self.config.batch_size, shuffle=False, sampler=indices,
+            seed=epoch_seed(seed, epoch, "augment", rank), relations=self.relations,
+            drop_last=train and self.drop_last, transform=self.transform if train else None,
+            num_workers=self.config.num_workers,
+        )
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        _seed_everything(epoch_seed(cfg.seed, epoch, "dropout", self.ctx.rank))
+        self.model.train()
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss * n, correct, n
+        bar = tqdm(self.loader(self.train_split, epoch, train=True), total=self.train_batches, leave=False,
+                   desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and self.ctx.is_main),
+                   dynamic_ncols=True)
+        t0, lr = time.perf_counter(), learning_rate(cfg, self.state.step, self.train_batches)
+        for i, batch in enumerate(bar):
+            lr = learning_rate(cfg, self.state.step, self.train_batches)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = batch.to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.model(batch)
+                loss = loss_fn(logits.float(), batch.labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.state.step += 1
+            n = batch.labels.shape[0]
+            sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == batch.labels).sum().double(),
+                                 torch.tensor(n, dtype=torch.float64, device=self.device)])
+            if not bar.disable and (i % 10 == 0 or i == self.train_batches - 1):
+                s = sums.tolist()
+                bar.set_postfix(loss=f"{s[0] / s[2]:.4f}", acc=f"{s[1] / s[2]:.3f}", lr=f"{lr:.2e}")
+        seconds = time.perf_counter() - t0
+        loss_sum, correct, n = all_reduce_sum(sums, self.ctx, self.device)
+        return {"train_loss": loss_sum / max(n, 1), "train_acc": correct / max(n, 1),
+                "lr": lr, "train_time_s": seconds, "sketches_per_s": n / max(seconds, 1e-9)}
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        from .evaluate import collect_logits, topk_correct
+
+        # every rank takes every W-th sketch; uneven counts are fine (no collective inside)
+        loader = self.loader(self.valid_split, epoch, train=False)
+        logits, labels = collect_logits(self.net, loader, self.device, bf16=self.bf16,
+                                        progress=self.config.progress and self.ctx.is_main, desc="valid")
+        hits = topk_correct(logits, labels, (1, 5)).tolist() if len(labels) else [0, 0]
+        loss = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if len(labels) else 0.0
+        top1, top5, loss_sum, n = all_reduce_sum([*hits, loss, len(labels)], self.ctx, self.device)
+        n = max(n, 1)
+        return {"valid_loss": loss_sum / n, "valid_top1": top1 / n, "valid_top5": top5 / n}
+
+
+def train(
+    config: TrainConfig, *, command: str | None = None, on_epoch_end: Callable[[dict[str, Any]], None] | None = None
+) -> TrainResult:
+    """Train ``config.preset`` on ``config.data``; see the module docstring for what is written.
+
+    Args:
+        config: the run's settings.
+        command: the command line to record in checkpoints (the CLI passes it).
+        on_epoch_end: called with each epoch's metrics after its checkpoints are written.
+    """
+    if not config.data:
+        raise ValueError("no dataset: set data (--data DIR) to a prepared dataset directory")
+    run = _Run(config, command)
+    try:
+        run.maybe_resume()
+        state, ctx = run.state, run.ctx
+        if ctx.is_main:
+            run.write_metrics()  # drops lines of epochs after the resumed state (or all, on a fresh start)
+        budget_s = config.max_time_minutes * 60
+        stop_reason = "completed"
+        run.log(f"{config.preset}: {sum(p.numel() for p in run.net.parameters()):,} parameters, "
+                f"{len(run.train_split)} train / {len(run.valid_split)} valid sketches, "
+                f"{run.train_batches} steps/epoch, device {run.device} x {ctx.world_size}")
+        if state.epoch >= config.epochs:
+            stop_reason = "already_done"
+        while state.epoch < config.epochs:
+            if config.early_stop_patience and state.bad_epochs >= config.early_stop_patience:
+                stop_reason = "early_stop"
+                break
+            epoch = state.epoch + 1
+            t0 = time.perf_counter()
+            metrics: dict[str, Any] = {"epoch": epoch, **run.train_epoch(epoch), **run.validate(epoch)}
+            metrics["time_s"] = time.perf_counter() - t0
+            state.epoch, state.time_s = epoch, state.time_s + metrics["time_s"]
+            improved = metrics["valid_top1"] > state.best_metric
+            if improved:
+                state.best_metric, state.best_epoch, state.bad_epochs = metrics["valid_top1"], epoch, 0
+            else:
+                state.bad_epochs += 1
+            run.history.append(metrics)
+            if ctx.is_main:
+                run.write_metrics()
+                summary = {k: metrics[k] for k in ("valid_top1", "valid_top5", "train_loss", "train_acc")}
+                if improved:
+                    run.save("best", {"epoch": epoch, **summary}, with_state=False)
+                run.save("last", {"epoch": epoch, **summary}, with_state=True)
+                run.log(f"epoch {epoch}: loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f} "
+                        f"valid top-1 {metrics['valid_top1']:.4f} top-5 {metrics['valid_top5']:.4f} "
+                        f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
+            if on_epoch_end is not None:
+                on_epoch_end(metrics)
+            if budget_s and agree(state.time_s + metrics["time_s"] > budget_s, ctx, run.device):
+                stop_reason = "time_budget"
+                break
+        return TrainResult(
+            out=run.out, epochs=state.epoch, best_epoch=state.best_epoch, best_valid_top1=state.best_metric,
+            history=run.history, stop_reason=stop_reason, time_s=state.time_s, model=run.net,
+        )
+    finally:
+        run.ctx.close()
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", default=None, help="TOML / JSON / YAML training config (optional)")
+    p.add_argument("--data", help="prepared dataset directory")
+    p.add_argument("--out", help="output directory")
+    p.add_argument("--preset", help="model preset (mgt, mgt-paper, gt-full, ..., cnn, bigru)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last if it exists")
+    p.add_argument("--no-progress", action="store_false", dest="progress", default=None, help="no progress bars")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override any setting, dotted keys allowed (augment.rotation=15, model.dropout=0.1)")
+
+
+_FLAGS = ("data", "out", "preset", "epochs", "lr", "batch_size", "device", "seed", "resume", "progress")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The canonical command that reproduces this run (recorded in checkpoints and model cards)."""
+    words = ["sketchgraph", "train"] + ([args.config] if args.config else [])
+    for name in _FLAGS:
+        value = getattr(args, name, None)
+        if name == "resume" or value is None:
+            continue
+        if name == "progress":
+            words += [] if value else ["--no-progress"]
+        else:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    for item in args.overrides:
+        words += ["--set", item]
+    return shlex.join(words)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    config = load_train_config(args.config, args.overrides)
+    direct = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
+    config = dataclasses.replace(config, **direct)
+    result = train(config, command=_command_line(args))
+    if _is_main_process():
+        print(json.dumps({
+            "out": str(result.out), "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "best_valid_top1": result.best_valid_top1, "stop_reason": result.stop_reason,
+            "time_s": round(result.time_s, 1),
+        }))
+    return 0
+
+
+def _is_main_process() -> bool:
+    """True in the process that should print (rank 0, or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -1,0 +1,167 @@
+"""Checkpoints: round trip for every architecture, atomic writes, resume state, and refusing unsafe files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from sketchgraph.batch import Batch
+from sketchgraph.checkpoint import TrainState, load_checkpoint, load_config, load_train_state, save_checkpoint
+from sketchgraph.errors import CheckpointError
+from sketchgraph.graph import GraphSpec, sketch_flags
+from sketchgraph.model import build_model
+from sketchgraph.preprocess import Preprocessing
+
+CLASSES = ["apple", "bee", "cat"]
+TINY = {
+    "mgt": dict(embed_dim=16, layers=1, heads=1, head_dim=8, ffn_dim=16, classifier=(16,)),
+    "mgt-paper": dict(embed_dim=8, layers=1, heads=2, classifier=(16,)),
+    "gt-full": dict(embed_dim=8, layers=1, heads=2, classifier=(8,)),
+    "cnn": dict(channels=(4, 8), image_size=16),
+    "bigru": dict(embed_dim=8, hidden=8, layers=1),
+}
+
+
+def tiny_model(preset: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(preset, len(CLASSES), **TINY[preset])
+
+
+def example_batch(relations) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    flags = torch.full((3, 12), 102)
+    for b, lengths in enumerate([[4, 3], [12], [2, 2, 2]]):
+        f = torch.from_numpy(sketch_flags(lengths))
+        flags[b, : len(f)] = f
+    coords = torch.rand(3, 12, 2, generator=g) * 255 * (flags != 102)[..., None]
+    return Batch.from_padded(coords, flags, relations)
+
+
+def save(path, model, **kw):
+    return save_checkpoint(path, model, classes=CLASSES, preprocessing=Preprocessing(),
+                           graph_spec=GraphSpec(model.relations or ("stroke1",)), preset=model.config.preset, **kw)
+
+
+@pytest.mark.parametrize("preset", list(TINY))
+def test_round_trip_every_architecture(tmp_path, preset):
+    model = tiny_model(preset).eval()
+    path = save(tmp_path / "ck", model, metrics={"valid_top1": 0.5}, training={"command": "sketchgraph train x"})
+    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded, config = load_checkpoint(path)
+    assert config["format_version"] == 1 and config["classes"] == CLASSES and config["preset"] == preset
+    assert config["preprocessing"] == Preprocessing().to_dict()
+    assert config["metrics"] == {"valid_top1": 0.5}
+    assert not loaded.training
+    ref, new = model.state_dict(), loaded.state_dict()
+    assert ref.keys() == new.keys() and all(torch.equal(ref[k], new[k]) for k in ref)
+    batch = example_batch(model.relations)
+    with torch.no_grad():
+        assert torch.equal(model(batch), loaded(batch))
+    assert "sketchgraph train x" in (path / "README.md").read_text()
+
+
+def test_overwrite_is_atomic_and_leaves_no_temporaries(tmp_path):
+    m1, m2 = tiny_model("mgt"), build_model("mgt", 3, **TINY["mgt"])
+    save(tmp_path / "best", m1, metrics={"epoch": 1})
+    save(tmp_path / "best", m2, metrics={"epoch": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["best"]
+    loaded, config = load_checkpoint(tmp_path / "best")
+    assert config["metrics"]["epoch"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), loaded.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_failed_save_keeps_the_old_checkpoint(tmp_path):
+    save(tmp_path / "ck", tiny_model("mgt"), metrics={"epoch": 1})
+    with pytest.raises(TypeError):
+        save(tmp_path / "ck", tiny_model("mgt"), metrics={"epoch": object()})  # not JSON serialisable
+    assert load_config(tmp_path / "ck")["metrics"] == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
+def test_train_state_round_trip(tmp_path):
+    model = tiny_model("mgt")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = example_batch(model.relations)
+    for _ in range(2):
+        opt.zero_grad()
+        model(batch).sum().backward()
+        opt.step()
+    state = TrainState(epoch=2, step=7, best_metric=0.25, best_epoch=1, bad_epochs=1, time_s=3.5, seed=9,
+                       optimizer=opt.state_dict())
+    save(tmp_path / "last", model, train_state=state)
+    assert {"state.safetensors", "state.json"} <= {p.name for p in (tmp_path / "last").iterdir()}
+    back = load_train_state(tmp_path / "last")
+    assert (back.epoch, back.step, back.best_metric, back.best_epoch, back.bad_epochs, back.time_s, back.seed) == (
+        2, 7, 0.25, 1, 1, 3.5, 9)
+    opt2 = torch.optim.Adam(tiny_model("mgt").parameters(), lr=1e-3)
+    opt2.load_state_dict(back.optimizer)
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    assert s1["state"].keys() == s2["state"].keys()
+    for pid, per in s1["state"].items():
+        for key, value in per.items():
+            assert torch.equal(value, s2["state"][pid][key]), (pid, key)
+
+
+class _Evil:
+    """Unpickling this runs ``touch marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("weights_name,message", [
+    ("model.safetensors", "not a valid safetensors file"),
+    ("model.pt", "weights_only=True"),
+])
+def test_refuses_a_crafted_pickle_without_running_it(tmp_path, weights_name, message):
+    path = save(tmp_path / "ck", tiny_model("mgt"))
+    (path / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    (path / weights_name).write_bytes(pickle.dumps(_Evil(marker)))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path / weights_name)
+    assert not marker.exists()
+
+
+def test_loads_plain_pt_state_dict_with_weights_only(tmp_path):
+    model = tiny_model("mgt")
+    path = save(tmp_path / "ck", model)
+    (path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), path / "model.pt")
+    loaded, _ = load_checkpoint(path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+@pytest.mark.parametrize("version", [0, 2, 99, None])
+def test_refuses_incompatible_format_version(tmp_path, version):
+    path = save(tmp_path / "ck", tiny_model("mgt"))
+    config = json.loads((path / "config.json").read_text())
+    config["format_version"] = version
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"format_version {version!r} is incompatible"):
+        load_checkpoint(path)
+
+
+def test_refuses_weights_of_another_model(tmp_path):
+    path = save(tmp_path / "ck", tiny_model("mgt"))
+    other = save(tmp_path / "other", build_model("mgt", 3, **{**TINY["mgt"], "embed_dim": 32}))
+    (path / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nowhere")

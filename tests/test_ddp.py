@@ -1,0 +1,49 @@
+"""Distributed training: ``torchrun --nproc_per_node 2`` (gloo on CPU) through the real CLI, compared
+with a one-process run of the same global batch size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sketchgraph.train import load_train_config, train
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(easy_prepared, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "DGLBACKEND": "pytorch", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "sketchgraph", "train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out),
+           "--batch-size", "8", "--epochs", "8", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # rank 0 alone wrote: one summary line, one metrics line per epoch, checkpoints recording 2 processes
+    summaries = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 1
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 9))
+    config = json.loads((out / "last" / "config.json").read_text())
+    assert config["training"]["hardware"].startswith("2 x ")
+    assert rows[0]["sketches_per_s"] > 0
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = train(load_train_config(CONFIGS / "tiny.toml", [
+            f"data={easy_prepared}", f"out={tmp_path / 'one'}", "batch_size=16", "epochs=8", "progress=false"]))
+    finally:
+        torch.set_num_threads(threads)
+    ddp_best = max(r["valid_top1"] for r in rows)
+    assert ddp_best > 0.85 and single.best_valid_top1 > 0.85
+    assert abs(ddp_best - single.best_valid_top1) <= 0.1
+    assert json.loads(summaries[0])["epochs"] == single.epochs == 8

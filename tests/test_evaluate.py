@@ -1,0 +1,152 @@
+"""Evaluation metrics against hand-computed and scikit-learn numbers; the report on a prepared dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, recall_score
+
+from sketchgraph.evaluate import classification_metrics, hardest_confusions, plot_confusion, topk_correct
+
+
+def test_topk_hand_example():
+    logits = torch.tensor([
+        [0.1, 0.9, 0.5, 0.3],  # ranking 1, 2, 3, 0
+        [0.8, 0.1, 0.2, 0.7],  # ranking 0, 3, 2, 1
+        [0.3, 0.2, 0.1, 0.4],  # ranking 3, 0, 1, 2
+    ])
+    labels = torch.tensor([2, 0, 2])  # ranks 2, 1, 4
+    assert topk_correct(logits, labels, (1, 2, 3, 4)).tolist() == [1, 2, 2, 3]
+    assert topk_correct(logits, labels, (10,)).tolist() == [3]  # k capped at C = 4
+    assert topk_correct(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), (1, 5)).tolist() == [0, 0]
+
+
+def logits_for(y_true: np.ndarray, y_pred: np.ndarray, C: int, seed: int = 0) -> torch.Tensor:
+    """Random logits whose argmax is ``y_pred`` and whose second choice is the true class when wrong."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.rand(len(y_true), C, generator=g)
+    logits[np.arange(len(y_true)), y_true] += 2.0
+    logits[np.arange(len(y_pred)), y_pred] += 5.0
+    return logits
+
+
+CONFUSIONS = [
+    np.array([[5, 1, 0], [2, 3, 1], [0, 0, 4]]),
+    np.array([[9, 0, 0, 1], [0, 0, 0, 0], [3, 1, 6, 0], [0, 2, 0, 1]]),  # a class with no samples
+    np.diag([3, 3, 3, 3, 3, 3]),
+]
+
+
+@pytest.mark.parametrize("cm", CONFUSIONS)
+def test_metrics_equal_scikit_learn_on_a_known_confusion_matrix(cm):
+    C = len(cm)
+    classes = [f"c{i}" for i in range(C)]
+    t, p = np.nonzero(cm)
+    y_true = np.repeat(t, cm[t, p])
+    y_pred = np.repeat(p, cm[t, p])
+    logits = logits_for(y_true, y_pred, C)
+    m = classification_metrics(logits, torch.from_numpy(y_true), classes)
+
+    assert m["num_samples"] == cm.sum()
+    assert np.array_equal(m["confusion_matrix"], cm)
+    assert np.array_equal(confusion_matrix(y_true, y_pred, labels=range(C)), cm)
+    assert m["top1"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert m["top1"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert m["top5"] == (1.0 if C <= 5 else pytest.approx(accuracy_score(y_true, y_pred)))
+    # top-2 is perfect by construction (the true class is the runner-up when wrong)
+    assert topk_correct(logits, torch.from_numpy(y_true), (2,)).item() == cm.sum()
+    recall = recall_score(y_true, y_pred, labels=range(C), average=None, zero_division=0)
+    assert list(m["per_class_accuracy"].values()) == pytest.approx(list(recall))
+    ref = classification_report(y_true, y_pred, labels=range(C), target_names=classes, output_dict=True,
+                                zero_division=0)
+    assert m["classification_report"] == ref
+    assert m["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y_true)).item())
+
+
+def test_hardest_confusions_ranked():
+    cm = np.array([[5, 1, 7], [4, 3, 0], [0, 2, 9]])
+    out = hardest_confusions(cm, ["a", "b", "c"], n=3)
+    assert [(c["true"], c["predicted"], c["count"]) for c in out] == [("a", "c", 7), ("b", "a", 4), ("c", "b", 2)]
+    assert out[0]["rate"] == pytest.approx(7 / 13)
+    assert hardest_confusions(np.diag([2, 2]), ["a", "b"]) == []
+
+
+def test_confusion_plot_is_a_png(tmp_path):
+    path = plot_confusion(np.array(CONFUSIONS[0]), ["apple", "bee", "cat"], tmp_path / "cm.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+# ------------------------------------------------------------------------------------------ on a dataset
+EASY = ["circle", "cross", "square", "zigzag"]
+TINY = {
+    "mgt": dict(embed_dim=16, layers=1, heads=1, head_dim=8, ffn_dim=16, classifier=(16,)),
+    "gt-full": dict(embed_dim=8, layers=1, heads=2, classifier=(8,)),
+    "cnn": dict(channels=(4,), image_size=16),
+    "bigru": dict(embed_dim=8, hidden=8, layers=1),
+}
+
+
+def random_checkpoint(path, preset, classes=EASY):
+    from sketchgraph.checkpoint import save_checkpoint
+    from sketchgraph.graph import GraphSpec
+    from sketchgraph.model import build_model
+    from sketchgraph.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = build_model(preset, len(classes), **TINY[preset])
+    return save_checkpoint(path, model, classes=classes, preprocessing=Preprocessing(),
+                           graph_spec=GraphSpec(model.relations or ("stroke1",)), preset=preset)
+
+
+@pytest.mark.parametrize("preset", list(TINY))
+def test_report_for_any_preset(easy_prepared, tmp_path, preset):
+    from sketchgraph.data import PreparedDataset
+    from sketchgraph.evaluate import evaluate
+
+    ckpt = random_checkpoint(tmp_path / preset, preset)
+    report = evaluate(ckpt, easy_prepared, "test", batch_size=20, progress=False)
+    n = len(PreparedDataset(easy_prepared).split("test"))
+    assert report["num_samples"] == n == 48
+    cm = np.array(report["confusion_matrix"])
+    assert cm.shape == (4, 4) and cm.sum() == n and list(cm.sum(1)) == [12] * 4
+    assert report["top1"] == pytest.approx(np.trace(cm) / n)
+    assert report["top1"] <= report["top5"] == report["top10"] == 1.0  # 4 classes
+    assert report["classes"] == EASY and set(report["per_class_accuracy"]) == set(EASY)
+
+
+def test_dense_and_dgl_backends_agree(easy_prepared, tmp_path):
+    from sketchgraph.evaluate import evaluate
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt")
+    dense = evaluate(ckpt, easy_prepared, "valid", progress=False)
+    dgl = evaluate(ckpt, easy_prepared, "valid", backend="dgl", progress=False)
+    assert dense["confusion_matrix"] == dgl["confusion_matrix"]
+    assert dense["loss"] == pytest.approx(dgl["loss"], abs=1e-5)
+
+
+def test_refuses_a_dataset_with_other_classes(easy_prepared, tmp_path):
+    from sketchgraph.errors import CheckpointError
+    from sketchgraph.evaluate import evaluate
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt", classes=["a", "b", "c", "d"])
+    with pytest.raises(CheckpointError, match="classes"):
+        evaluate(ckpt, easy_prepared, progress=False)
+
+
+def test_cli(easy_prepared, tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt")
+    assert main(["evaluate", str(ckpt), str(easy_prepared), "--split", "test", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "test" and report["num_samples"] == 48
+    assert main(["evaluate", str(ckpt), str(easy_prepared), "--out", str(tmp_path / "e")]) == 0
+    text = capsys.readouterr().out
+    assert "top-1" in text and "report.json" in text
+    saved = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert saved["top1"] == report["top1"] and saved["confusion_matrix"] == report["confusion_matrix"]
+    assert (tmp_path / "e" / "confusion.png").read_bytes()[:4] == b"\x89PNG"

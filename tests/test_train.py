@@ -1,0 +1,231 @@
+"""Training: config files and overrides, the learning-rate schedules, and runs on tiny synthetic data
+(learning, exact resume after a kill, early stopping, the time budget, the CLI)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sketchgraph.augment import AugmentConfig
+from sketchgraph.checkpoint import load_checkpoint, load_train_state
+from sketchgraph.train import TrainConfig, apply_overrides, config_from_dict, learning_rate, load_train_config, train
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+# ------------------------------------------------------------------------------------------ config
+
+
+@pytest.mark.parametrize("suffix,text", [
+    (".toml", 'preset = "gt-full"\nlr = 1\nepochs = 7\n[augment]\nrotation = 5\n[model]\ndropout = 0.3\n'),
+    (".json", '{"preset": "gt-full", "lr": 1, "epochs": 7, "augment": {"rotation": 5}, "model": {"dropout": 0.3}}'),
+])
+def test_config_files(tmp_path, suffix, text):
+    path = tmp_path / f"c{suffix}"
+    path.write_text(text)
+    cfg = load_train_config(path)
+    assert (cfg.preset, cfg.lr, cfg.epochs, cfg.model) == ("gt-full", 1.0, 7, {"dropout": 0.3})
+    assert isinstance(cfg.lr, float) and cfg.augment == AugmentConfig(rotation=5.0)
+    assert cfg.batch_size == TrainConfig().batch_size  # untouched defaults
+
+
+def test_yaml_config(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: gt-full\nepochs: 7\naugment:\n  rotation: 5\n")
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="pyyaml"):
+            load_train_config(path)
+    else:
+        cfg = load_train_config(path)
+        assert (cfg.preset, cfg.epochs, cfg.augment.rotation) == ("gt-full", 7, 5.0)
+
+
+def test_overrides_are_typed_by_the_dataclass():
+    cfg = apply_overrides(TrainConfig(), [
+        "lr=2e-4", "epochs=12", "bf16=false", "preset=gt-stroke2", "augment.point_drop=0.1",
+        "model.classifier=[64, 32]", "model.dropout=0.2", "out=runs/x", "max_time_minutes=3",
+    ])
+    assert (cfg.lr, cfg.epochs, cfg.bf16, cfg.preset, cfg.out, cfg.max_time_minutes) == (
+        2e-4, 12, False, "gt-stroke2", "runs/x", 3.0)
+    assert cfg.augment.point_drop == 0.1
+    assert cfg.model == {"classifier": [64, 32], "dropout": 0.2}
+
+
+@pytest.mark.parametrize("override,message", [
+    ("lr", "not key=value"),
+    ("learning_rate=1", "unknown setting"),
+    ("augment.spin=3", r"unknown setting\(s\) \['augment.spin'\]"),
+    ("nothere.x=3", "unknown setting 'nothere'"),
+    ("epochs=1.5", "epochs must be an integer"),
+    ("bf16=maybe", "bf16 must be true or false"),
+    ("optimizer=sgd", "optimizer must be one of"),
+    ("augment.point_drop=2", "probability"),
+])
+def test_bad_overrides_are_reported(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(TrainConfig(), [override])
+
+
+def test_config_round_trips_through_its_dict():
+    cfg = apply_overrides(TrainConfig(), ["augment.rotation=10", "model.layers=2", "schedule=cosine"])
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_shipped_configs_load():
+    for name in ("spg20", "tiny", "paper"):
+        cfg = load_train_config(CONFIGS / f"{name}.toml")
+        assert cfg.epochs >= 1
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+@pytest.mark.parametrize("epoch,expected", [(0, 1.0), (9, 1.0), (10, 0.7), (19, 0.7), (20, 0.49), (35, 0.343)])
+def test_step_schedule_is_the_papers(epoch, expected):
+    cfg = TrainConfig(lr=5e-5, schedule="step")
+    assert learning_rate(cfg, epoch * 100 + 50, 100) == pytest.approx(5e-5 * expected)
+
+
+@pytest.mark.parametrize("step,expected", [
+    (0, 0.1), (4, 0.5), (9, 1.0),  # linear warm-up over 1 epoch of 10 steps
+    (10, 1.0), (55, 0.1 + 0.9 * 0.5), (99, 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 89 / 90))),
+])
+def test_cosine_schedule_with_warmup(step, expected):
+    cfg = TrainConfig(lr=1.0, schedule="cosine", epochs=10, warmup_epochs=1, min_lr_ratio=0.1)
+    assert learning_rate(cfg, step, 10) == pytest.approx(expected)
+
+
+def test_weight_decay_only_on_matrices():
+    from sketchgraph.train import _make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    opt = _make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.1), model)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(model[0].weight)}
+    assert isinstance(opt, torch.optim.AdamW)
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def tiny(data: Path, out: Path, *overrides: str) -> TrainConfig:
+    return load_train_config(CONFIGS / "tiny.toml", [f"data={data}", f"out={out}", "progress=false", *overrides])
+
+
+def test_smoke_learns_easy_synthetic_classes(easy_prepared, tmp_path):
+    t0 = time.perf_counter()
+    result = train(tiny(easy_prepared, tmp_path / "run"))
+    seconds = time.perf_counter() - t0
+    assert result.best_valid_top1 > 0.9, result.history
+    assert seconds < 20
+    assert result.stop_reason == "completed" and result.epochs == 12
+
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 13))
+    assert {"train_loss", "train_acc", "valid_top1", "valid_top5", "lr", "time_s", "sketches_per_s"} <= rows[0].keys()
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+    model, config = load_checkpoint(tmp_path / "run" / "best")
+    assert config["metrics"]["epoch"] == result.best_epoch
+    assert config["metrics"]["valid_top1"] == result.best_valid_top1 == max(r["valid_top1"] for r in rows)
+    assert config["classes"] == ["circle", "cross", "square", "zigzag"]
+    assert config["training"]["config"]["preset"] == "mgt" and config["training"]["epochs"] == result.best_epoch
+    assert config["graph_spec"]["relations"] == ["stroke1", "stroke2", "temporal"]
+    from sketchgraph.evaluate import evaluate
+
+    report = evaluate(tmp_path / "run" / "best", easy_prepared, "valid", progress=False)
+    assert report["top1"] == pytest.approx(result.best_valid_top1)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_resume_after_a_kill_is_exact(easy_prepared, tmp_path, schedule):
+    """3 epochs straight == 2 epochs, killed, then resumed to 3 (dropout and augmentation on)."""
+    cfg = tiny(easy_prepared, tmp_path, "epochs=3", "batch_size=32", f"schedule={schedule}", "step_every=1",
+               "model.dropout=0.2", "augment.affine_prob=0.5", "augment.rotation=10", "augment.point_drop=0.1")
+    straight = train(dataclasses.replace(cfg, out=str(tmp_path / "a")))
+
+    def kill(metrics):
+        if metrics["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "b")), on_epoch_end=kill)
+    assert load_train_state(tmp_path / "b" / "last").epoch == 2
+    resumed = train(dataclasses.replace(cfg, out=str(tmp_path / "b"), resume=True))
+
+    wa = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "last" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert max((wa[k].double() - wb[k].double()).abs().max().item() for k in wa) <= 1e-6
+    timing = {"time_s", "train_time_s", "sketches_per_s"}
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
+    assert drop(resumed.history) == drop(straight.history)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_of_a_finished_run_does_nothing(easy_prepared, tmp_path):
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=1", "batch_size=64")
+    train(cfg)
+    again = train(dataclasses.replace(cfg, resume=True))
+    assert (again.stop_reason, again.epochs, len(again.history)) == ("already_done", 1, 1)
+
+
+def test_early_stopping(easy_prepared, tmp_path):
+    # a learning rate of 1e-12 leaves the predictions unchanged: no epoch after the first improves
+    result = train(tiny(easy_prepared, tmp_path / "r", "epochs=10", "batch_size=64", "lr=1e-12",
+                        "schedule=constant", "early_stop_patience=2"))
+    assert (result.stop_reason, result.epochs, result.best_epoch) == ("early_stop", 3, 1)
+
+
+def test_time_budget(easy_prepared, tmp_path):
+    result = train(tiny(easy_prepared, tmp_path / "r", "epochs=10", "batch_size=64", "max_time_minutes=1e-6"))
+    assert (result.stop_reason, result.epochs) == ("time_budget", 1)
+
+
+def test_cli(easy_prepared, tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs", "1",
+               "--batch-size", "64", "--no-progress", "--set", "model.layers=2", "--set", "augment.rotation=5"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["epochs"] == 1 and summary["stop_reason"] == "completed"
+    config = json.loads((out / "last" / "config.json").read_text())
+    assert config["model"]["layers"] == 2 and config["training"]["config"]["augment"]["rotation"] == 5.0
+    command = config["training"]["command"]
+    assert command.startswith("sketchgraph train ") and "--epochs 1" in command and "--set model.layers=2" in command
+    assert command in (out / "last" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("preset,overrides", [
+    ("cnn", ["model.channels=[4, 8]", "model.image_size=16"]),
+    ("bigru", ["model.hidden=8", "model.embed_dim=8", "model.layers=1"]),
+])
+def test_baselines_train_and_reload(easy_prepared, tmp_path, preset, overrides):
+    result = train(tiny(easy_prepared, tmp_path / "r", f"preset={preset}", "epochs=1", "batch_size=64",
+                        "model={}", *overrides))
+    model, config = load_checkpoint(tmp_path / "r" / "last")
+    assert config["preset"] == preset and result.epochs == 1
+    assert config["graph_spec"]["relations"]  # the dataset's, so predictors can still build batches
