@@ -1,0 +1,129 @@
+"""Latency of ``SketchClassifier.predict`` (one sketch) and throughput of ``predict_batch``, preprocessing included.
+
+    .venv/bin/python benchmarks/bench_predict.py                          # the shipped spg20 checkpoint
+    .venv/bin/python benchmarks/bench_predict.py --checkpoint runs/spg20/best --backend dgl
+    .venv/bin/python benchmarks/bench_predict.py --preset mgt             # random weights, no checkpoint needed
+
+Inputs are Quick, Draw! drawings in their original pixel coordinates (SPG-20 ``raw/`` from ``../shared/data``,
+what a canvas sends: full simplification runs on every call); without that folder, smooth synthetic
+drawings. Targets: ``predict`` p50 <= 10 ms; ``predict_batch`` >= 1,000 sketches/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+os.environ.setdefault("DGLBACKEND", "pytorch")
+
+from sketchgraph.data.flat import preprocess_flat  # noqa: E402
+from sketchgraph.graph import GraphSpec  # noqa: E402
+from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
+from sketchgraph.sketch import Sketch  # noqa: E402
+
+SHARED_RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "spg20" / "raw"
+TARGET_P50_MS, TARGET_PER_S = 10.0, 1000.0
+
+
+def real_sketches(n: int) -> list[Sketch] | None:
+    """Up to ``n`` SPG-20 raw drawings, round-robin over the classes (None when the data is absent)."""
+    files = sorted(SHARED_RAW.glob("*.ndjson")) if SHARED_RAW.is_dir() else []
+    if not files:
+        return None
+    from sketchgraph.formats import read_sketches
+
+    per_class = -(-n // len(files))
+    out = []
+    for f in files:
+        for i, sk in enumerate(read_sketches(f, on_error=lambda exc: None)):  # skip the few malformed records
+            if i == per_class:
+                break
+            out.append(sk)
+    return out[:n]
+
+
+def synthetic_sketches(n: int, rng: np.random.Generator) -> list[Sketch]:
+    """Smooth closed curves and lines in a 600-pixel canvas, 1-6 strokes, ~30-80 points each."""
+    out = []
+    for _ in range(n):
+        strokes = []
+        for _ in range(rng.integers(1, 7)):
+            t = np.linspace(0, 2 * np.pi * rng.uniform(0.3, 1.0), rng.integers(30, 80))
+            r = rng.uniform(20, 200) * (1 + 0.2 * np.sin(rng.integers(2, 6) * t))
+            c = rng.uniform(100, 500, 2)
+            strokes.append(np.column_stack([c[0] + r * np.cos(t), c[1] + r * np.sin(t)]).astype(np.float32))
+        out.append(Sketch(strokes))
+    return out
+
+
+def load_classifier(args: argparse.Namespace) -> tuple[SketchClassifier, str]:
+    if args.preset is None:
+        try:
+            path = resolve_checkpoint(args.checkpoint)
+            return SketchClassifier.from_pretrained(path, backend=args.backend), f"checkpoint {path}"
+        except ValueError as exc:
+            print(f"({exc}; using random weights of preset 'mgt' instead)")
+            args.preset = "mgt"
+    from sketchgraph.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(args.preset, num_classes=20, backend=args.backend)
+    clf = SketchClassifier(model, [f"class{i}" for i in range(20)], graph_spec=GraphSpec(model.relations))
+    return clf, f"preset {args.preset!r} (random weights, 20 classes)"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default="spg20")
+    p.add_argument("--preset", default=None, help="benchmark a fresh model of this preset instead")
+    p.add_argument("--backend", choices=("dense", "dgl"), default="dense")
+    p.add_argument("--single", type=int, default=200, help="sketches for the one-at-a-time latency")
+    p.add_argument("--batch", type=int, default=2048, help="sketches for the batch throughput")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    clf, what = load_classifier(args)
+    sketches = real_sketches(max(args.single, args.batch))
+    source = "SPG-20 raw drawings (original pixel coordinates)"
+    if sketches is None:
+        sketches = synthetic_sketches(max(args.single, args.batch), np.random.default_rng(0))
+        source = "synthetic smooth drawings (../shared/data absent)"
+    points = np.mean([s.num_points for s in sketches])
+    print(f"model: {what}; backend {args.backend}; {torch.get_num_threads()} torch threads")
+    print(f"inputs: {len(sketches)} {source}, {points:.0f} points on average before preprocessing")
+
+    for sk in sketches[:10]:  # warm-up
+        clf.predict(sk)
+    times = []
+    for sk in sketches[: args.single]:
+        t0 = time.perf_counter()
+        clf.predict(sk)
+        times.append(time.perf_counter() - t0)
+    p50, p90, p99 = (1000 * np.percentile(times, q) for q in (50, 90, 99))
+    print(f"predict (one sketch, preprocessing included): p50 {p50:.2f} ms  p90 {p90:.2f} ms  p99 {p99:.2f} ms"
+          f"  [target p50 <= {TARGET_P50_MS:.0f} ms: {'PASS' if p50 <= TARGET_P50_MS else 'FAIL'}]")
+
+    batch = sketches[: args.batch]
+    clf.predict_batch(batch[: clf.batch_size])  # warm-up
+    t0 = time.perf_counter()
+    preprocess_flat(batch, clf.preprocessing)
+    pre_rate = len(batch) / (time.perf_counter() - t0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    clf.predict_batch(batch)
+    rate, cpu_rate = len(batch) / (time.perf_counter() - t0), len(batch) / (time.process_time() - c0)
+    print(f"predict_batch ({len(batch)} sketches, batches of {clf.batch_size}): {rate:,.0f} sketches/s"
+          f"  [target >= {TARGET_PER_S:,.0f}/s: {'PASS' if rate >= TARGET_PER_S else 'FAIL'}]")
+    print(f"  {cpu_rate:,.0f} sketches per CPU-second of this process (wall-clock rates drop when other"
+          " processes share the cores)")
+    print(f"  preprocessing alone (preprocess_flat): {pre_rate:,.0f} sketches/s")
+
+
+if __name__ == "__main__":
+    main()

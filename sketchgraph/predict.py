@@ -1,0 +1,421 @@
+"""``SketchClassifier``: ranked class predictions for sketches, from a checkpoint.
+
+    >>> clf = SketchClassifier.from_pretrained("spg20")          # the shipped checkpoint
+    >>> clf.predict([[[0, 40, 80], [0, 60, 0]]], top_k=3)         # one sketch, best first
+    [Prediction(label='...', score=0.71, index=4), ...]
+
+Inputs (``x``) are anything :func:`sketchgraph.formats.sketch_from_obj` accepts (a ``Sketch``,
+``[[xs, ys], ...]`` / ``[[xs, ys, ts], ...]`` strokes, an ndjson line, a ``{"drawing": ...}`` dict,
+a stroke-3 ``(n, 3)`` array) or a path to a sketch file (``.ndjson``, ``.svg``, ``.npz``, ``.bin``).
+A path given to :meth:`SketchClassifier.predict` or as one item of :meth:`~SketchClassifier.predict_batch`
+means the file's *first* sketch; a path given as the whole argument of ``predict_batch`` means
+*all* its sketches.
+
+Preprocessing (Google-style simplification, the point cap) and the graph relations come from the
+checkpoint, so raw canvas coordinates and already simplified Quick, Draw! data both work.
+
+The classifier is thread-safe: preprocessing is pure, and the model call (eval mode, inference
+mode) is serialised by a lock, so one instance can serve concurrent requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import inspect
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .batch import Batch
+from .errors import CheckpointError, SketchError
+from .graph import GraphSpec, SketchGraph, build_graph
+from .model.attention import BACKENDS
+from .preprocess import Preprocessing, preprocess
+from .sketch import Sketch
+
+__all__ = [
+    "Prediction", "SketchClassifier", "resolve_checkpoint", "as_sketch", "BACKENDS", "SHIPPED_CHECKPOINT",
+]
+
+SHIPPED_CHECKPOINT = "spg20"
+#: packages that may hold shipped checkpoints as package data (a non-editable install maps the
+#: repository's top-level ``checkpoints/`` there); the checkout's ``checkpoints/`` is tried after.
+_CHECKPOINT_PACKAGES = ("sketchgraph._checkpoints", "sketchgraph.checkpoints")
+_CHECKOUT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+_READ_AHEAD = 8  # predict_batch reads and preprocesses this many batches at once, to group by length
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One ranked guess: class ``label`` (index ``index`` in ``classes``) with softmax ``score``."""
+
+    label: str
+    score: float
+    index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def _packaged_checkpoint(package: str, name: str) -> Path | None:
+    """``<package>/<name>`` on disk when ``package`` is importable and holds it (regular or namespace
+    package; ``importlib.resources`` finds it in a checkout, an editable or a normal install)."""
+    try:
+        child = importlib.resources.files(package).joinpath(name)
+    except (ModuleNotFoundError, TypeError):
+        return None
+    return child if isinstance(child, Path) else None
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """The directory of a checkpoint given by path or by shipped name (``"spg20"``).
+
+    A name is looked up in the installed package data first (``importlib.resources``), then in the
+    checkout's top-level ``checkpoints/``. Raises ``CheckpointError`` listing where it looked.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    looked: list[Path] = []
+    if path.name == name:  # a bare name, not a path: search the shipped locations
+        packaged = (_packaged_checkpoint(package, name) for package in _CHECKPOINT_PACKAGES)
+        for candidate in (*(c for c in packaged if c is not None), _CHECKOUT_CHECKPOINTS / name):
+            looked.append(candidate)
+            if (candidate / "config.json").is_file():
+                return candidate
+    else:
+        looked.append(path)
+    where = ", ".join(str(p) for p in dict.fromkeys(looked))
+    hint = (
+        " (the shipped checkpoint is trained by the maintainers; pass --checkpoint PATH to use your own)"
+        if name == SHIPPED_CHECKPOINT else ""
+    )
+    raise CheckpointError(f"checkpoint {name!r} not found; looked in: {where}{hint}")
+
+
+# ---------------------------------------------------------------------------------- inputs
+def _is_path(x: Any) -> bool:
+    if isinstance(x, os.PathLike):
+        return True
+    return isinstance(x, str) and not x.lstrip().startswith(("{", "["))
+
+
+def _read(path: str | os.PathLike, on_error: Any = None) -> Iterator[Sketch]:
+    """The sketches of a file (format sniffed); ``FileNotFoundError`` at the call when it is missing.
+    ``on_error`` as in ``read_sketches`` (``None`` raises the first bad record's ``FormatError``)."""
+    from .formats import read_sketches
+
+    return read_sketches(path, on_error=on_error)
+
+
+def _read_first(path: str | os.PathLike) -> Sketch:
+    sketch = next(_read(path), None)
+    if sketch is None:
+        raise SketchError(f"{path}: contains no sketches")
+    return sketch
+
+
+def as_sketch(x: Any) -> Sketch:
+    """Turn one input (see the module docstring) into a ``Sketch``; bad input raises ``SketchError``
+    (``FileNotFoundError`` for a missing file)."""
+    if isinstance(x, Sketch):
+        return x
+    if _is_path(x):
+        return _read_first(x)
+    from .formats import sketch_from_obj
+
+    try:
+        return sketch_from_obj(x)
+    except SketchError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise SketchError(f"cannot read a sketch from a {type(x).__name__}: {exc}") from None
+
+
+def _iter_inputs(xs: Any) -> Iterator[Any]:
+    """Items of ``predict_batch``'s argument: a file path means all of its sketches."""
+    if _is_path(xs):
+        return _read(xs)
+    if isinstance(xs, (Sketch, dict, np.ndarray, str, bytes)):
+        raise SketchError("predict_batch expects a sequence of sketches or a file path; use predict() for one")
+    return iter(xs)
+
+
+def _check_top_k(top_k: Any) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+# ---------------------------------------------------------------------------------- model switch
+def _set_backend(model: torch.nn.Module, backend: str) -> None:
+    """Select the attention backend (``"dense"`` SDPA masks or ``"dgl"`` message passing) of a model
+    that has one (``set_backend``); other models (baselines) only run ``"dense"``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if hasattr(model, "set_backend"):
+        model.set_backend(backend)
+    elif backend != "dense":
+        raise CheckpointError(f"{type(model).__name__} has no attention backend switch; use backend='dense'")
+
+
+def _stack_attention(maps: Sequence[dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
+    """``maps[layer][relation]`` ``(1, heads, N, N)`` -> ``{relation: (layers, heads, N, N)}`` float32."""
+    relations = list(maps[0]) if maps else []
+    return {r: torch.stack([layer[r][0] for layer in maps]).float().cpu().numpy() for r in relations}
+
+
+# ---------------------------------------------------------------------------------- classifier
+class SketchClassifier:
+    """Classify sketches with a trained model.
+
+    Args:
+        model: maps a ``Batch`` to logits ``(B, C)``.
+        classes: the ``C`` class names, in logit order.
+        preprocessing: applied to every input sketch before its graph is built.
+        graph_spec: the relations the model attends over.
+        device: where the model runs (``"cpu"`` by default).
+        batch_size: sketches per model call in ``predict_batch``.
+        name: shown in ``repr`` and by the HTTP service.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        classes: Sequence[str],
+        *,
+        preprocessing: Preprocessing = Preprocessing(),
+        graph_spec: GraphSpec = GraphSpec(),
+        device: str | torch.device = "cpu",
+        batch_size: int = 256,
+        name: str = "",
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.classes: list[str] = list(classes)
+        self.preprocessing = preprocessing
+        self.graph_spec = graph_spec
+        self.batch_size = batch_size
+        self.name = name
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike = SHIPPED_CHECKPOINT, device: str = "cpu", backend: str = "dense",
+        **kwargs: Any,
+    ) -> SketchClassifier:
+        """Load a checkpoint directory, or a shipped one by name (``"spg20"``); see ``resolve_checkpoint``.
+
+        ``backend`` selects the attention implementation (``"dense"`` or ``"dgl"``); both give the
+        same predictions.
+        """
+        from .checkpoint import load_checkpoint
+
+        path = resolve_checkpoint(name_or_path)
+        model, config = load_checkpoint(path, device=device)
+        _set_backend(model, backend)
+        return cls(
+            model,
+            config["classes"],
+            preprocessing=Preprocessing.from_dict(config.get("preprocessing", {})),
+            graph_spec=GraphSpec.from_dict(config["graph_spec"]) if "graph_spec" in config else GraphSpec(),
+            device=device,
+            name=path.name,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SketchClassifier(name={self.name!r}, classes={len(self.classes)}, "
+            f"relations={self.graph_spec.relations}, device={str(self.device)!r})"
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    # ------------------------------------------------------------------ steps
+    def sketch(self, x: Any) -> Sketch:
+        """Input ``x`` as a ``Sketch`` with at least one point; ``SketchError`` otherwise."""
+        sketch = as_sketch(x)
+        if sketch.num_points == 0:
+            raise SketchError("the drawing has no points")
+        return sketch
+
+    def graph(self, x: Any) -> SketchGraph:
+        """The graph the model sees for input ``x`` (after the checkpoint's preprocessing)."""
+        sketch = preprocess(self.sketch(x), self.preprocessing)
+        return build_graph(sketch, self.graph_spec, self.preprocessing.max_points)
+
+    def batch(self, sketches: Sequence[Sketch]) -> Batch:
+        """One model input for checked sketches, padded to the longest, on ``device``."""
+        return self._batches(sketches, sort=False)[0][1]
+
+    def _batches(self, sketches: Sequence[Sketch], *, sort: bool = True) -> list[tuple[np.ndarray, Batch]]:
+        """``(indices, Batch)`` pairs covering ``sketches``, at most ``batch_size`` each (one ``Batch`` when
+        ``sort`` is off). All sketches are preprocessed at once (``preprocess_flat``: the same numbers as
+        ``preprocess`` per sketch); with ``sort`` they are grouped by length, so batches carry little
+        padding (the model's output does not depend on padding)."""
+        from .data.flat import preprocess_flat
+
+        flat = preprocess_flat(sketches, self.preprocessing)
+        starts = np.cumsum(flat.lengths) - flat.lengths  # (S,)
+        order = np.argsort(flat.lengths, kind="stable") if sort else np.arange(len(sketches))
+        step = self.batch_size if sort else max(len(sketches), 1)
+        groups = [order[i : i + step] for i in range(0, len(order), step)]
+        relations = self.graph_spec.relations
+        return [
+            (idx, Batch.from_flat(flat.coords, flat.flags, starts[idx], flat.lengths[idx], relations).to(self.device))
+            for idx in groups
+        ]
+
+    def probabilities(self, sketches: Sequence[Sketch]) -> torch.Tensor:
+        """Softmax class probabilities ``(S, C)`` (float32, CPU) of checked sketches, in their order;
+        ``batch_size`` sketches of similar length per model call."""
+        probs = torch.empty(len(sketches), self.num_classes)
+        for idx, batch in self._batches(sketches):
+            with self._lock, torch.inference_mode():
+                logits = self.model(batch)  # (B, C)
+            probs[torch.from_numpy(idx)] = torch.softmax(logits.float(), dim=-1).cpu()
+        return probs
+
+    def _rank(self, probs: torch.Tensor, top_k: int) -> list[list[Prediction]]:
+        """``probs (B, C)`` -> per sketch, the ``top_k`` predictions, best first."""
+        _check_top_k(top_k)
+        scores, idx = probs.topk(min(top_k, probs.shape[-1]), dim=-1)  # (B, k)
+        return [
+            [Prediction(self.classes[i], s, i) for s, i in zip(row_s, row_i)]
+            for row_s, row_i in zip(scores.tolist(), idx.tolist())
+        ]
+
+    # ------------------------------------------------------------------ public
+    def predict_sketches(self, sketches: Sequence[Sketch], top_k: int = 5) -> list[list[Prediction]]:
+        """Ranked predictions for checked sketches (see ``sketch``)."""
+        return self._rank(self.probabilities(sketches), top_k)
+
+    def predict(self, x: Any, top_k: int = 5) -> list[Prediction]:
+        """The ``top_k`` most likely classes of one sketch, best first (scores are probabilities)."""
+        _check_top_k(top_k)
+        return self.predict_sketches([self.sketch(x)], top_k)[0]
+
+    def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5) -> list[list[Prediction]]:
+        """``predict`` for many sketches: read and preprocessed ``_READ_AHEAD * batch_size`` at a time, then
+        ``batch_size`` sketches of similar length per model call.
+
+        ``xs`` is an iterable of inputs (one result per item, in order; a path item means that
+        file's first sketch) or a file path (one result per sketch in the file). A bad item raises
+        ``SketchError`` naming its position.
+        """
+        _check_top_k(top_k)
+        out: list[list[Prediction]] = []
+        for chunk in _chunks(_iter_inputs(xs), _READ_AHEAD * self.batch_size):
+            sketches = []
+            for x in chunk:
+                try:
+                    sketches.append(self.sketch(x))
+                except SketchError as exc:
+                    raise SketchError(f"item {len(out) + len(sketches)}: {exc}") from None
+            out.extend(self.predict_sketches(sketches, top_k))
+        return out
+
+    def attention_maps(self, x: Any) -> dict[str, np.ndarray]:
+        """Attention weights of one sketch: ``{relation: (layers, heads, N, N)}`` float32, where row
+        ``i`` is how query node ``i`` spreads its attention over key nodes ``j`` (0 outside the
+        relation) and ``N`` is the number of points after preprocessing. For ``viz.plot_attention``.
+
+        Raises ``NotImplementedError`` for models without attention (the baselines).
+        """
+        if "return_attention" not in inspect.signature(self.model.forward).parameters:
+            raise NotImplementedError(f"{type(self.model).__name__} has no attention maps")
+        batch = self.batch([self.sketch(x)])
+        with self._lock, torch.inference_mode():
+            _, maps = self.model(batch, return_attention=True)
+        return _stack_attention(maps)
+
+
+# ---------------------------------------------------------------------------------- CLI
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="sketch files (.ndjson, .svg, .npz, .bin)")
+    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT, help="checkpoint directory or shipped name")
+    p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
+    p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=int, default=256, help="sketches per model call")
+
+
+def format_predictions(preds: Sequence[Prediction], *, width: int = 30) -> str:
+    """A small text table: rank, label, percentage and a bar."""
+    pad = max((len(p.label) for p in preds), default=0)
+    return "\n".join(
+        f"  {rank:>2}. {p.label:<{pad}}  {100 * p.score:5.1f}%  {'#' * round(width * p.score)}"
+        for rank, p in enumerate(preds, 1)
+    )
+
+
+def _print_result(path: str, index: int, sketch: Sketch, preds: list[Prediction] | None, error: str | None,
+                  as_json: bool) -> None:
+    if as_json:
+        record: dict[str, Any] = {"file": path, "index": index, "key_id": sketch.key_id, "label": sketch.label}
+        record.update({"error": error} if error else {"predictions": [p.to_dict() for p in preds or []]})
+        print(json.dumps(record))
+        return
+    about = "".join(f"  {k}={v}" for k, v in (("key_id", sketch.key_id), ("label", sketch.label)) if v)
+    body = f"  error: {error}" if error else format_predictions(preds or [])
+    print(f"{path} [{index}]{about}\n{body}")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Classify every sketch of every file. A record that cannot be read or classified is reported
+    (on stderr, or as an ``error`` JSON field) and makes the exit status 1; the others still run."""
+    _check_top_k(args.top_k)
+    for path in args.files:  # before loading the model
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such sketch file: {path}")
+    clf = SketchClassifier.from_pretrained(
+        args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size
+    )
+    failed = 0
+
+    def unreadable(exc: SketchError) -> None:
+        nonlocal failed
+        failed += 1
+        print(f"sketchgraph predict: skipped: {exc}", file=sys.stderr)
+
+    for path in args.files:
+        index = 0
+        for chunk in _chunks(_read(path, on_error=unreadable), _READ_AHEAD * clf.batch_size):
+            good, errors = {}, {}
+            for i, sketch in enumerate(chunk):
+                try:
+                    good[i] = clf.sketch(sketch)
+                except SketchError as exc:
+                    errors[i] = str(exc)
+            ranked = dict(zip(good, clf.predict_sketches(list(good.values()), args.top_k))) if good else {}
+            for i, sketch in enumerate(chunk):
+                _print_result(path, index + i, sketch, ranked.get(i), errors.get(i), args.json)
+            failed += len(errors)
+            index += len(chunk)
+    sys.stdout.flush()
+    if failed:
+        print(f"sketchgraph predict: {failed} sketch(es) could not be classified", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,213 @@
+"""The HTTP service: a JSON prediction API and a drawing page.
+
+Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
+
+- ``POST /predict`` ``{"drawing": [[xs, ys], ...] | [[xs, ys, ts], ...], "top_k": 5}`` ->
+  ``{"predictions": [{"label": str, "score": float}, ...]}`` (best first, scores are probabilities).
+  Coordinates are raw canvas pixels (or already simplified data); the checkpoint's preprocessing
+  normalises them. ``ts`` (ms) are accepted and ignored by the model.
+- ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count}``.
+- ``GET /classes`` -> ``{"classes": [...]}``.
+- ``GET /`` -> the drawing page (``static/index.html``; self-contained, no CDN).
+
+Bad input never gives a 500: a malformed drawing (wrong nesting, NaN / infinity, empty, xs and ys
+of different lengths, more than ``max_points`` points) is ``422`` with a ``detail`` message; a body
+larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by default, checked against
+``Content-Length`` and against the bytes actually received) is ``413``.
+
+Requests are handled in a thread pool; the classifier serialises its model calls, so concurrent
+requests get exactly the result a single call would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from ..errors import SketchError
+from ..predict import BACKENDS, SHIPPED_CHECKPOINT, SketchClassifier
+from ..sketch import Sketch
+
+__all__ = ["create_app", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "configure_parser", "run_cli"]
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
+MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
+MAX_TOP_K = 100
+STATIC = Path(__file__).with_name("static")
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class PredictRequest(BaseModel):
+    """A drawing as Quick, Draw! strokes, and how many predictions to return."""
+
+    drawing: list[list[list[FiniteFloat]]] = Field(
+        description="strokes, each [xs, ys] or [xs, ys, ts] (ts in ms); canvas pixel coordinates",
+        examples=[[[[10, 60, 110], [20, 80, 20]], [[10, 110], [100, 100]]]],
+    )
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="number of predictions (capped at the class count)")
+
+
+class PredictionOut(BaseModel):
+    label: str
+    score: float = Field(description="softmax probability")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictionOut]
+
+
+def check_drawing(drawing: list[list[list[float]]], max_points: int) -> Sketch:
+    """A ``Sketch`` from request strokes, or ``SketchError`` saying what is wrong with them."""
+    if not drawing:
+        raise SketchError("drawing is empty: send at least one stroke [xs, ys]")
+    total = 0
+    for i, stroke in enumerate(drawing):
+        if len(stroke) not in (2, 3):
+            raise SketchError(f"stroke {i}: expected [xs, ys] or [xs, ys, ts], got {len(stroke)} lists")
+        lengths = [len(c) for c in stroke]
+        if len(set(lengths)) > 1:
+            names = ("xs", "ys", "ts")[: len(stroke)]
+            detail = ", ".join(f"{n} has {k}" for n, k in zip(names, lengths))
+            raise SketchError(f"stroke {i}: coordinate lists differ in length ({detail})")
+        total += lengths[0]
+    if total == 0:
+        raise SketchError("drawing has no points")
+    if total > max_points:
+        raise SketchError(f"drawing has {total} points; at most {max_points} are accepted")
+    return Sketch.from_strokes(drawing)
+
+
+class BodyLimit:
+    """ASGI middleware: ``413`` when a request body exceeds ``max_bytes`` (by its ``Content-Length``
+    or by the bytes actually received), before the app sees it."""
+
+    def __init__(self, app: Any, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _reply(self, send: Any, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_big = f"request body larger than {self.max_bytes} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                return await self._reply(send, 400, "invalid Content-Length header")
+            if size > self.max_bytes:
+                return await self._reply(send, 413, too_big)
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                return await self._reply(send, 413, too_big)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> dict:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(
+    classifier_or_checkpoint: SketchClassifier | str | os.PathLike = SHIPPED_CHECKPOINT,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_points: int = MAX_POINTS,
+    device: str = "cpu",
+    backend: str = "dense",
+) -> FastAPI:
+    """The FastAPI app serving ``classifier_or_checkpoint`` (a ``SketchClassifier``, or a checkpoint
+    path / shipped name loaded with ``device`` and ``backend``); limits as in the module docstring."""
+    clf = (
+        classifier_or_checkpoint
+        if isinstance(classifier_or_checkpoint, SketchClassifier)
+        else SketchClassifier.from_pretrained(classifier_or_checkpoint, device=device, backend=backend)
+    )
+    from .. import __version__
+
+    app = FastAPI(
+        title="sketchgraph",
+        version=__version__,
+        description="Free-hand sketch recognition with the Multi-Graph Transformer. Draw at `/`.",
+    )
+    app.state.classifier = clf
+    index_html = (STATIC / "index.html").read_text(encoding="utf-8")
+
+    @app.exception_handler(SketchError)
+    async def bad_sketch(request: Request, exc: SketchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes each offending input back, which fails to encode for NaN (a 500)
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.post("/predict", response_model=PredictResponse, responses={413: {}, 422: {}})
+    def predict(req: PredictRequest) -> dict:
+        """Classify one drawing; the ``top_k`` most likely classes, best first."""
+        sketch = check_drawing(req.drawing, max_points)
+        preds = clf.predict(sketch, top_k=req.top_k)
+        return {"predictions": [{"label": p.label, "score": p.score} for p in preds]}
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        """Liveness: the model is loaded."""
+        return {"status": "ok", "model": clf.name, "classes": clf.num_classes}
+
+    @app.get("/classes")
+    def classes() -> dict:
+        """The class names the model knows, in logit order."""
+        return {"classes": clf.classes}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return index_html
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app
+
+
+# ---------------------------------------------------------------------------------- CLI
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT, help="checkpoint directory or shipped name")
+    p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="request body limit (413 above)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    app = create_app(args.checkpoint, device=args.device, backend=args.backend, max_body_bytes=args.max_body_bytes)
+    print(f"sketchgraph serve: drawing page at http://{args.host}:{args.port}/  (API docs at /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

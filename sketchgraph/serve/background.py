@@ -1,0 +1,41 @@
+"""Run an ASGI app with uvicorn in a background thread (tests, benchmarks, notebooks).
+
+    >>> with running_server(create_app(clf)) as url:   # url = "http://127.0.0.1:<free port>"
+    ...     httpx.get(url + "/healthz")
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["running_server"]
+
+
+@contextmanager
+def running_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` on ``host:port`` (``port=0``: a free port) until the block ends; yields the base URL.
+
+    Raises ``RuntimeError`` when the server does not start within ``timeout`` seconds.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{host}:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

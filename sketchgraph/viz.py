@@ -1,0 +1,205 @@
+"""Pictures of sketch graphs, predictions and attention maps (matplotlib, PNG).
+
+``draw_graph`` shows a sketch as the model sees it: its points (nodes, in the 255-pixel frame after
+preprocessing), the edges of chosen relations in distinct colours, and optionally the top
+predictions as a bar panel. ``plot_attention`` shows attention maps as a relations x heads grid.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot`` global state), so these
+functions are safe to call from worker threads and need no display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .graph import FLAG_END, GraphSpec, SketchGraph, build_graph, relation_masks
+from .preprocess import Preprocessing, preprocess
+from .sketch import Sketch
+
+__all__ = ["draw_graph", "plot_attention", "RELATION_STYLE"]
+
+#: how each relation's edges are drawn: colour, line style, width, alpha, legend text
+RELATION_STYLE: dict[str, dict[str, Any]] = {
+    "stroke1": dict(color="#1f77b4", linestyle="-", linewidth=2.0, alpha=0.9, label="stroke edge (1-hop)"),
+    "stroke2": dict(color="#17becf", linestyle="-", linewidth=1.0, alpha=0.6, label="stroke edge (2-hop)"),
+    "temporal": dict(color="#ff7f0e", linestyle="--", linewidth=1.4, alpha=0.9, label="temporal edge"),
+    "full": dict(color="#999999", linestyle="-", linewidth=0.3, alpha=0.25, label="full (all pairs)"),
+}
+
+
+def _as_graph(obj: Sketch | SketchGraph | Any, relations: Sequence[str], preprocessing: Preprocessing) -> SketchGraph:
+    if isinstance(obj, SketchGraph):
+        return obj
+    if not isinstance(obj, Sketch):
+        from .formats import sketch_from_obj
+
+        obj = sketch_from_obj(obj)
+    sketch = preprocess(obj, preprocessing)
+    return build_graph(sketch, GraphSpec(tuple(relations)), preprocessing.max_points)
+
+
+def _edges(graph: SketchGraph, relation: str) -> np.ndarray:
+    """Undirected edges of ``relation`` without self-loops, ``(E, 2)`` node index pairs (i < j)."""
+    if relation in graph.edges:
+        src, dst = graph.edges[relation]
+    else:
+        mask = relation_masks(torch.from_numpy(graph.flags)[None], [relation])[relation][0]  # (N, N)
+        dst, src = (t.numpy() for t in torch.nonzero(mask, as_tuple=True))
+    pairs = np.stack([np.minimum(src, dst), np.maximum(src, dst)], axis=1)  # (E, 2)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+
+
+def _label_score(p: Any) -> tuple[str, float]:
+    if isinstance(p, Mapping):
+        return str(p["label"]), float(p["score"])
+    if hasattr(p, "label"):
+        return str(p.label), float(p.score)
+    label, score = p
+    return str(label), float(score)
+
+
+def _draw_predictions(ax, prediction: Sequence[Any], true_label: str | None) -> None:
+    pairs = [_label_score(p) for p in prediction]
+    labels = [lab for lab, _ in pairs][::-1]  # best at the top
+    scores = np.array([s for _, s in pairs][::-1])
+    colors = ["#2ca02c" if lab == true_label else "#4c72b0" for lab in labels]
+    ax.barh(np.arange(len(labels)), scores, color=colors, height=0.7)
+    ax.set_yticks(np.arange(len(labels)), labels, fontsize=11)
+    for y, s in enumerate(scores):
+        ax.text(min(s, 1.0) + 0.02, y, f"{100 * s:.1f}%", va="center", fontsize=10)
+    ax.set_xlim(0, 1.25)
+    ax.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title("top predictions" + (f"  (true: {true_label})" if true_label else ""), fontsize=12)
+
+
+def _save(fig: Figure, path: str | Path | None, dpi: int) -> Figure:
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi, format="png")
+    return fig
+
+
+def draw_graph(
+    sketch_or_graph: Sketch | SketchGraph | Any,
+    path: str | Path | None = None,
+    *,
+    relations: Sequence[str] = ("stroke1", "temporal"),
+    prediction: Sequence[Any] | None = None,
+    preprocessing: Preprocessing = Preprocessing(),
+    title: str | None = None,
+    size: tuple[float, float] = (10.0, 5.0),
+    dpi: int = 100,
+) -> Figure:
+    """Draw a sketch as a graph (and its predictions), optionally saving a PNG to ``path``.
+
+    Args:
+        sketch_or_graph: a ``SketchGraph`` (drawn as is), or a ``Sketch`` / anything
+            ``sketch_from_obj`` accepts (preprocessed with ``preprocessing`` first).
+        relations: which relations' edges to draw, each in its ``RELATION_STYLE``.
+        prediction: ranked ``Prediction`` objects, ``{"label", "score"}`` dicts or
+            ``(label, score)`` pairs; adds a bar panel on the right.
+        title: defaults to the sketch's label / key id and its node and stroke counts.
+        size: figure size in inches; ``dpi`` sets the PNG resolution.
+
+    Returns:
+        the matplotlib ``Figure`` (also written to ``path`` when given).
+    """
+    graph = _as_graph(sketch_or_graph, relations, preprocessing)
+    xy = graph.coords  # (N, 2), y grows downwards as on a canvas
+    fig = Figure(figsize=size if prediction is not None else (size[1], size[1]), layout="constrained")
+    if prediction is not None:
+        ax, ax_pred = fig.subplots(1, 2, width_ratios=[1.0, 0.9])
+    else:
+        ax, ax_pred = fig.subplots(1, 1), None
+
+    handles = []
+    for rel in relations:
+        style = dict(RELATION_STYLE.get(rel, dict(color="#9467bd", linestyle="-", linewidth=1.0, alpha=0.7)))
+        label = style.pop("label", rel)
+        segs = xy[_edges(graph, rel)]  # (E, 2, 2)
+        ax.add_collection(LineCollection(segs, zorder=1 if rel != "full" else 0, **style))
+        handles.append(Line2D([], [], label=label, **style))
+    ends = graph.flags == FLAG_END
+    ax.scatter(xy[~ends, 0], xy[~ends, 1], s=14, c="#222222", zorder=3)
+    ax.scatter(xy[ends, 0], xy[ends, 1], s=30, c="#d62728", marker="s", zorder=3)
+    ax.scatter(xy[:1, 0], xy[:1, 1], s=90, facecolors="none", edgecolors="#2ca02c", linewidths=2, zorder=4)
+    handles += [
+        Line2D([], [], color="#222222", marker="o", linestyle="", markersize=4, label="point (node)"),
+        Line2D([], [], color="#d62728", marker="s", linestyle="", markersize=5, label="stroke end"),
+        Line2D([], [], color="#2ca02c", marker="o", markerfacecolor="none", linestyle="", markersize=8,
+               label="first point"),
+    ]
+    lo, hi = xy.min(0), xy.max(0)
+    margin = 0.06 * float(max(hi - lo)) + 1.0
+    ax.set_xlim(lo[0] - margin, hi[0] + margin)
+    ax.set_ylim(hi[1] + margin, lo[1] - margin)  # inverted: canvas coordinates
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=9, frameon=False)
+    if title is None:
+        name = graph.label or graph.key_id or "sketch"
+        title = f"{name}: {graph.num_nodes} points, {int(graph.stroke.max()) + 1} strokes"
+    ax.set_title(title, fontsize=12)
+    if ax_pred is not None:
+        _draw_predictions(ax_pred, prediction, graph.label)
+    return _save(fig, path, dpi)
+
+
+def plot_attention(
+    maps: Mapping[str, np.ndarray],
+    path: str | Path | None = None,
+    *,
+    layer: int = -1,
+    heads: Sequence[int] | None = None,
+    title: str | None = None,
+    cell: float = 1.9,
+    dpi: int = 100,
+) -> Figure:
+    """Attention maps of one layer as a grid: one row per relation, one column per head.
+
+    Args:
+        maps: ``{relation: (layers, heads, N, N)}`` (``SketchClassifier.attention_maps``); entry
+            ``[l, h, i, j]`` is how much query node ``i`` attends to key node ``j``.
+        layer: which layer (negative counts from the last).
+        heads: which heads (all by default).
+        cell: inches per panel.
+
+    Returns:
+        the ``Figure`` (also written to ``path`` as PNG when given).
+    """
+    rels = list(maps)
+    if not rels:
+        raise ValueError("no attention maps to plot")
+    arrays = {r: np.asarray(maps[r]) for r in rels}
+    n_layers, n_heads = arrays[rels[0]].shape[:2]
+    heads = list(range(n_heads)) if heads is None else list(heads)
+    fig = Figure(figsize=(cell * len(heads) + 0.8, cell * len(rels) + 0.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(rels), len(heads), squeeze=False))
+    vmax = max(float(arrays[r][layer][heads].max()) for r in rels) or 1.0
+    image = None
+    for r, rel in enumerate(rels):
+        layer_maps = arrays[rel][layer]  # (H, N, N)
+        for c, h in enumerate(heads):
+            ax = axes[r, c]
+            image = ax.imshow(layer_maps[h], cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"head {h}", fontsize=10)
+            if c == 0:
+                ax.set_ylabel(rel, fontsize=11)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    fig.suptitle(title or f"attention, layer {layer % n_layers + 1} of {n_layers} (rows: query, columns: key)")
+    return _save(fig, path, dpi)

@@ -1,0 +1,138 @@
+"""The drawing page in a real headless Chromium against a live uvicorn server.
+
+Needs Debian's chromium (``apt-get install -y chromium``, giving ``/usr/bin/chromium``) and the
+``playwright`` Python package (no downloaded browser); skipped otherwise. The screenshot goes to
+``artifacts/browser/drawing_page.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sketchgraph.predict import SketchClassifier
+from sketchgraph.serve import create_app, running_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+# a house: walls, roof, door; in canvas CSS pixels
+HOUSE = [
+    [(80, 300), (320, 300), (320, 160), (80, 160), (80, 300)],
+    [(70, 170), (200, 60), (330, 170)],
+    [(180, 300), (180, 230), (220, 230), (220, 300)],
+]
+PREDICTIONS = "#predictions .prediction"
+SETTLED = '#predictions[data-busy="0"]'  # the answer to the latest strokes is on screen
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_checkpoint) -> SketchClassifier:
+    return SketchClassifier.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def page(clf):
+    if not CHROMIUM.exists():
+        pytest.skip(f"no {CHROMIUM}: install it with `apt-get install -y chromium`")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with running_server(create_app(clf)) as url, tempfile.TemporaryDirectory() as profile, \
+            sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=ARGS,
+            viewport={"width": 1000, "height": 720},
+        )
+        page = context.new_page()
+        page.errors = []  # JS exceptions and console errors
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        page.on("console", lambda msg: msg.type == "error" and page.errors.append(msg.text))
+        page.goto(url + "/")
+        page.wait_for_selector("#pad")
+        yield page
+        context.close()
+
+
+def draw(page, strokes) -> None:
+    """Drag the mouse along each stroke on the canvas (pointer events, several moves per segment)."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+        page.mouse.up()
+
+
+def test_drawing_shows_live_top5(page, clf):
+    page.click("#clear")
+    with page.expect_request("**/predict") as first:
+        draw(page, HOUSE[:1])
+    assert first.value.method == "POST"
+    draw(page, HOUSE[1:])
+    page.wait_for_selector(SETTLED, state="attached")
+
+    labels = page.locator(f"{PREDICTIONS} .label").all_inner_texts()
+    widths = page.locator(f"{PREDICTIONS} .fill").evaluate_all("els => els.map(e => parseFloat(e.style.width))")
+    assert len(labels) == 5 and set(labels) <= set(clf.classes)
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0
+    assert "3 strokes" in page.inner_text("#status")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "drawing_page.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_predictions_match_the_api_for_the_posted_strokes(page, clf):
+    page.click("#clear")
+    bodies = []
+    page.on("request", lambda req: req.url.endswith("/predict") and bodies.append(req.post_data))
+    draw(page, HOUSE)
+    page.wait_for_selector(SETTLED, state="attached")
+    last = json.loads(bodies[-1])
+    assert len(last["drawing"]) == 3 and all(len(s) == 3 for s in last["drawing"])  # [xs, ys, ts] per stroke
+    ts = [t for s in last["drawing"] for t in s[2]]
+    assert ts == sorted(ts)  # times in ms since the first point
+    want = [p.label for p in clf.predict(last["drawing"])]
+    assert page.locator(f"{PREDICTIONS} .label").all_inner_texts() == want
+
+
+def test_clear_and_undo(page):
+    page.click("#clear")
+    draw(page, HOUSE[:2])
+    page.wait_for_selector(SETTLED, state="attached")
+    assert page.locator(PREDICTIONS).count() == 5
+    page.click("#undo")
+    page.wait_for_selector(SETTLED, state="attached")
+    assert page.inner_text("#status").startswith("1 stroke,")
+    page.click("#clear")
+    assert page.locator(PREDICTIONS).count() == 0
+    assert page.inner_text("#status") == "Draw something."
+
+
+def test_touch_pointer_events(page):
+    """A finger drawing arrives as pointer events with pointerType 'touch'."""
+    page.click("#clear")
+    page.evaluate(
+        """() => {
+            const pad = document.getElementById('pad');
+            const r = pad.getBoundingClientRect();
+            const fire = (type, x, y) => pad.dispatchEvent(new PointerEvent(type, {
+                bubbles: true, cancelable: true, pointerId: 7, pointerType: 'touch', isPrimary: true,
+                button: 0, buttons: type === 'pointerup' ? 0 : 1, clientX: r.left + x, clientY: r.top + y}));
+            fire('pointerdown', 50, 50);
+            for (let i = 1; i <= 20; i++) fire('pointermove', 50 + 10 * i, 50 + 5 * i);
+            fire('pointerup', 250, 150);
+        }"""
+    )
+    page.wait_for_selector(SETTLED, state="attached")
+    assert page.locator(PREDICTIONS).count() == 5
+    assert page.inner_text("#status").startswith("1 stroke,")

@@ -1,0 +1,292 @@
+"""SketchClassifier: inputs, ranking, batching, errors, checkpoint resolution, thread safety, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from sketchgraph import predict as predict_mod
+from sketchgraph.cli import main
+from sketchgraph.errors import CheckpointError, SketchError
+from sketchgraph.formats import write_ndjson, write_stroke3_npz, write_svg
+from sketchgraph.predict import Prediction, SketchClassifier, resolve_checkpoint
+from sketchgraph.sketch import Sketch
+
+
+def circle(cx: float, cy: float, r: float, n: int = 40) -> list[list[float]]:
+    t = np.linspace(0, 2 * math.pi, n)
+    return [(cx + r * np.cos(t)).tolist(), (cy + r * np.sin(t)).tolist()]
+
+
+def shapes() -> list[Sketch]:
+    """A few hand-made drawings in canvas pixels: house, sun, face, zigzag, a dot."""
+    house = [[[100, 300, 300, 100, 100], [300, 300, 150, 150, 300]], [[90, 200, 310], [160, 60, 160]]]
+    rays = [[[200 + 60 * math.cos(a), 200 + 110 * math.cos(a)], [200 + 60 * math.sin(a), 200 + 110 * math.sin(a)]]
+            for a in np.linspace(0, 2 * math.pi, 8, endpoint=False)]
+    sun = [circle(200, 200, 50), *rays]
+    face = [circle(200, 200, 120, 60), circle(160, 170, 10, 12), circle(240, 170, 10, 12),
+            [[150, 200, 250], [250, 280, 250]]]
+    zigzag = [[list(range(0, 400, 20)), [0 if i % 2 else 50 for i in range(20)]]]
+    dot = [[[5], [5]]]
+    return [Sketch.from_strokes(s) for s in (house, sun, face, zigzag, dot)]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_checkpoint) -> SketchClassifier:
+    return SketchClassifier.from_pretrained(tiny_checkpoint)
+
+
+def same(a: list[Prediction], b: list[Prediction], tol: float = 1e-5) -> bool:
+    return [p.label for p in a] == [p.label for p in b] and all(abs(p.score - q.score) < tol for p, q in zip(a, b))
+
+
+# ------------------------------------------------------------------------------------------ ranking
+@pytest.mark.parametrize("top_k", [1, 3, 5, 50])
+def test_predict_ranks_probabilities(clf, top_k):
+    preds = clf.predict(shapes()[0], top_k=top_k)
+    assert len(preds) == min(top_k, clf.num_classes)
+    assert all(isinstance(p, Prediction) and clf.classes[p.index] == p.label for p in preds)
+    scores = [p.score for p in preds]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    if top_k >= clf.num_classes:
+        assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 2.5, True, "5"])
+def test_bad_top_k(clf, top_k):
+    with pytest.raises(ValueError, match="top_k"):
+        clf.predict(shapes()[0], top_k=top_k)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def _as_lists(sk: Sketch):
+    return sk.to_lists()
+
+
+def _with_times(sk: Sketch):
+    lists = sk.to_lists()
+    return [[xs, ys, [10.0 * i for i in range(len(xs))]] for xs, ys in lists]
+
+
+def _json_line(sk: Sketch):
+    return json.dumps({"drawing": sk.to_lists()})
+
+
+def _record(sk: Sketch):
+    return {"word": "house", "drawing": sk.to_lists()}
+
+
+def _arrays(sk: Sketch):
+    return [s.copy() for s in sk.strokes]
+
+
+def _ndjson_path(sk: Sketch, tmp_path):
+    path = tmp_path / "one.ndjson"
+    write_ndjson([sk, shapes()[1]], path)  # predict() takes the file's first sketch
+    return path
+
+
+def _svg_path(sk: Sketch, tmp_path):
+    return write_svg(sk, tmp_path / "one.svg")
+
+
+def _str_path(sk: Sketch, tmp_path):
+    return str(_ndjson_path(sk, tmp_path))
+
+
+@pytest.mark.parametrize("convert", [_as_lists, _with_times, _json_line, _record, _arrays])
+def test_input_forms_agree(clf, convert):
+    sk = shapes()[0]
+    assert same(clf.predict(convert(sk)), clf.predict(sk))
+
+
+def test_stroke3_input(clf):
+    sk = shapes()[1]
+    assert same(clf.predict(sk.to_stroke3()), clf.predict(sk), tol=1e-4)
+
+
+@pytest.mark.parametrize("to_path", [_ndjson_path, _svg_path, _str_path])
+def test_file_inputs(clf, tmp_path, to_path):
+    sk = shapes()[0]
+    assert same(clf.predict(to_path(sk, tmp_path)), clf.predict(sk), tol=1e-4)
+
+
+@pytest.mark.parametrize("scale, shift", [(1.0, 0.0), (3.0, 0.0), (0.5, 1000.0)])
+def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
+    sk = shapes()[2]
+    moved = Sketch([s * scale + shift for s in sk.strokes])
+    assert same(clf.predict(moved), clf.predict(sk), tol=1e-4)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([], "no points"),
+    ([[[], []]], "no points"),
+    ([[[1, 2, 3], [1, 2]]], None),  # xs and ys of different lengths
+    ([[[1, float("nan")], [1, 2]]], "finite"),
+    ([[[1, float("inf")], [1, 2]]], "finite"),
+    ([[1, 2, 3]], None),  # wrong nesting
+    ([[[1, 2], [3, 4], [5, 6], [7, 8]]], None),  # four coordinate lists
+    ("{not json", "JSON"),
+    ({"no_drawing": []}, "drawing"),
+    (np.zeros((4, 4)), None),
+    (42, "cannot make a Sketch"),
+])
+def test_bad_inputs_raise_sketch_error(clf, bad, message):
+    with pytest.raises(SketchError, match=message):
+        clf.predict(bad)
+
+
+def test_missing_file(clf, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        clf.predict(tmp_path / "nothing.ndjson")
+
+
+# ------------------------------------------------------------------------------------------ batches
+@pytest.mark.parametrize("batch_size", [1, 2, 256])
+def test_batch_equals_single(tiny_checkpoint, batch_size):
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint, batch_size=batch_size)
+    sketches = shapes()
+    batched = clf.predict_batch(iter(sketches), top_k=3)  # any iterable, consumed in chunks
+    assert len(batched) == len(sketches)
+    for sk, preds in zip(sketches, batched):
+        assert same(preds, clf.predict(sk, top_k=3))
+
+
+@pytest.mark.parametrize("writer", ["ndjson", "npz"])
+def test_batch_of_a_file_is_all_its_sketches(clf, tmp_path, writer):
+    sketches = shapes()[:4]
+    if writer == "ndjson":
+        path = tmp_path / "all.ndjson"
+        write_ndjson(sketches, path)
+    else:
+        path = write_stroke3_npz(tmp_path / "all.npz", test=sketches, pickle_free=True)
+    results = clf.predict_batch(path)
+    assert len(results) == len(sketches)
+    for sk, preds in zip(sketches, results):
+        assert same(preds, clf.predict(sk), tol=1e-4)
+
+
+def test_batch_error_names_the_item(clf):
+    sketches = shapes()[:2] + [[]]
+    with pytest.raises(SketchError, match="item 2"):
+        clf.predict_batch(sketches)
+
+
+def test_concurrent_predictions_match_serial(clf):
+    sketches = shapes() * 6
+    serial = [clf.predict(sk) for sk in sketches]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(clf.predict, sketches))
+    assert all(same(a, b) for a, b in zip(serial, parallel))
+
+
+# ------------------------------------------------------------------------------------------ model
+def test_backends_agree(tiny_checkpoint):
+    pytest.importorskip("dgl")
+    dense = SketchClassifier.from_pretrained(tiny_checkpoint, backend="dense")
+    dgl = SketchClassifier.from_pretrained(tiny_checkpoint, backend="dgl")
+    for sk in shapes():
+        assert same(dense.predict(sk), dgl.predict(sk), tol=1e-4)
+
+
+def test_unknown_backend(tiny_checkpoint):
+    with pytest.raises(ValueError, match="backend"):
+        SketchClassifier.from_pretrained(tiny_checkpoint, backend="sparse")
+
+
+def test_attention_maps(clf):
+    sk = shapes()[1]
+    maps = clf.attention_maps(sk)
+    n = clf.graph(sk).num_nodes
+    cfg = clf.model.config
+    assert set(maps) == set(clf.graph_spec.relations)
+    for rel, m in maps.items():
+        assert m.shape == (cfg.layers, cfg.heads, n, n)
+        np.testing.assert_allclose(m.sum(-1), 1.0, atol=1e-5)  # each query's weights sum to 1
+        allowed = clf.graph(sk).dense_masks()[rel]
+        assert np.all(m[:, :, ~allowed] == 0)  # nothing outside the relation
+
+
+def test_classifier_is_in_eval_mode_and_reports_itself(clf):
+    assert not clf.model.training
+    assert "classes=5" in repr(clf) and clf.classes == ["apple", "cat", "dog", "house", "sun"]
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def test_resolve_by_name_in_checkout(tiny_checkpoint, tmp_path, monkeypatch):
+    shutil.copytree(tiny_checkpoint, tmp_path / "spg20")
+    monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ())
+    monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", tmp_path)
+    assert resolve_checkpoint("spg20") == tmp_path / "spg20"
+    assert SketchClassifier.from_pretrained("spg20").name == "spg20"
+
+
+def test_resolve_by_name_in_package_data_first(tiny_checkpoint, tmp_path, monkeypatch):
+    package = tmp_path / "site" / "fake_ckpts"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    shutil.copytree(tiny_checkpoint, package / "spg20")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ("not_installed_pkg", "fake_ckpts"))
+    monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", tmp_path / "elsewhere")
+    assert resolve_checkpoint("spg20").resolve() == (package / "spg20").resolve()
+    sys.modules.pop("fake_ckpts", None)
+
+
+@pytest.mark.parametrize("name", ["no-such-checkpoint", "spg20"])
+def test_unknown_checkpoint_is_a_clear_error(name, monkeypatch, tmp_path):
+    monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ())
+    monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", tmp_path)
+    with pytest.raises(CheckpointError, match=f"checkpoint '{name}' not found; looked in"):
+        SketchClassifier.from_pretrained(name)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+@pytest.fixture
+def sketch_file(tmp_path):
+    path = tmp_path / "shapes.ndjson"
+    write_ndjson(shapes()[:3], path)
+    return path
+
+
+def test_cli_json(tiny_checkpoint, sketch_file, capsys):
+    assert main(["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["index"] for r in lines] == [0, 1, 2]
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    for record, sk in zip(lines, shapes()):
+        assert record["file"] == str(sketch_file)
+        assert [p["label"] for p in record["predictions"]] == [p.label for p in clf.predict(sk, top_k=2)]
+
+
+@pytest.mark.parametrize("backend", ["dense", "dgl"])
+def test_cli_table(tiny_checkpoint, sketch_file, capsys, backend):
+    assert main(["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--backend", backend]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"{sketch_file} [") == 3 and "  5. " in out and "%" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.ndjson"], "no such"),
+    (["SKETCH", "--checkpoint", "no-such-checkpoint"], "not found"),
+])
+def test_cli_errors(sketch_file, capsys, args, message):
+    args = [str(sketch_file) if a == "SKETCH" else a for a in args]
+    assert main(["predict", *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_bad_records_and_goes_on(tiny_checkpoint, tmp_path, capsys):
+    path = tmp_path / "mixed.ndjson"
+    good = json.dumps({"drawing": shapes()[0].to_lists()})
+    path.write_text("\n".join([good, "not json", json.dumps({"drawing": []}), good]) + "\n")
+    assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2  # the two good records
+    assert captured.err.count("skipped") == 2 and "mixed.ndjson:2" in captured.err

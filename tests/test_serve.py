@@ -1,0 +1,216 @@
+"""The HTTP service: endpoints, input validation (422), body limit (413), concurrency, the page."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from sketchgraph.predict import SketchClassifier
+from sketchgraph.serve import app as app_mod
+from sketchgraph.serve import create_app, running_server
+from sketchgraph.serve.app import STATIC
+
+HOUSE = [[[100, 300, 300, 100, 100], [300, 300, 150, 150, 300]], [[90, 200, 310], [160, 60, 160]]]
+LIMIT = 4096
+
+
+def drawing(i: int) -> list:
+    """A different small drawing for each ``i``: a polygon plus a line."""
+    k = 3 + i % 7
+    xs = [round(100 + 80 * math.cos(2 * math.pi * j / k + i), 2) for j in range(k + 1)]
+    ys = [round(100 + 60 * math.sin(2 * math.pi * j / k + i), 2) for j in range(k + 1)]
+    return [[xs, ys], [[10, 50 + 10 * i], [200, 180]]]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_checkpoint) -> SketchClassifier:
+    return SketchClassifier.from_pretrained(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def client(clf):
+    with TestClient(create_app(clf, max_body_bytes=LIMIT, max_points=500)) as c:
+        yield c
+
+
+def expected(clf, strokes, top_k=5) -> list[dict]:
+    return [{"label": p.label, "score": p.score} for p in clf.predict(strokes, top_k=top_k)]
+
+
+def assert_same(got: list[dict], want: list[dict]) -> None:
+    assert [p["label"] for p in got] == [p["label"] for p in want]
+    assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(got, want))
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+def test_healthz_and_classes(client, clf):
+    assert client.get("/healthz").json() == {"status": "ok", "model": clf.name, "classes": 5}
+    assert client.get("/classes").json() == {"classes": clf.classes}
+
+
+@pytest.mark.parametrize("strokes", [HOUSE, [[xs, ys, list(range(0, 10 * len(xs), 10))] for xs, ys in HOUSE]])
+@pytest.mark.parametrize("top_k", [1, 5, 100])
+def test_predict(client, clf, strokes, top_k):
+    r = client.post("/predict", json={"drawing": strokes, "top_k": top_k})
+    assert r.status_code == 200, r.text
+    assert_same(r.json()["predictions"], expected(clf, HOUSE, top_k))
+    assert len(r.json()["predictions"]) == min(top_k, 5)
+
+
+@pytest.mark.parametrize("strokes", [
+    [[[5], [5]]],  # one point
+    [[[5, 5, 5], [7, 7, 7]]],  # one repeated point
+    [[[3, 3], [0, 400]], [[3], [200]]],  # zero width
+    [[[-1e8, 1e8], [0.5, -0.5]]],  # a huge range
+    [[list(range(400)), [(i * 37) % 101 for i in range(400)]]],  # more points than the cap
+])
+def test_degenerate_drawings_are_classified(client, strokes):
+    r = client.post("/predict", json={"drawing": strokes})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 5
+
+
+def test_default_top_k_is_5(client):
+    assert len(client.post("/predict", json={"drawing": HOUSE}).json()["predictions"]) == 5
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"drawing": []}, "empty"),
+    ({"drawing": [[[], []]]}, "no points"),
+    ({"drawing": [[[1, 2, 3], [1, 2]]]}, "differ in length"),
+    ({"drawing": [[[1, 2], [1, 2], [1, 2], [1, 2]]]}, "expected \\[xs, ys\\]"),
+    ({"drawing": [[1, 2], [3, 4]]}, "valid list"),  # one level of nesting short
+    ({"drawing": [[[[1], [2]]]]}, "valid number"),  # one level too deep
+    ({"drawing": [[["a", "b"], [1, 2]]]}, "valid number"),
+    ({"drawing": HOUSE, "top_k": 0}, "greater than or equal to 1"),
+    ({"drawing": HOUSE, "top_k": 1000}, "less than or equal to"),
+    ({"top_k": 3}, "drawing"),
+    ({"drawing": [[list(range(501)), list(range(501))]]}, "at most 500"),
+    ({"drawing": [[[1e300, 2], [1, 2]]]}, "larger than 1e9"),
+])
+def test_malformed_drawings_are_422(client, body, message):
+    r = client.post("/predict", json=body)
+    assert r.status_code == 422
+    assert re.search(message, json.dumps(r.json()["detail"]))
+
+
+@pytest.mark.parametrize("raw", [
+    '{"drawing": [[[1, NaN], [1, 2]]]}',
+    '{"drawing": [[[1, Infinity], [1, 2]]]}',
+    '{"drawing": [[[1, -Infinity], [1, 2]]]}',
+    '{"drawing": [[[1e400, 2], [1, 2]]]}',
+    '{"drawing": [[[1, 2], [1, 2]]]',  # truncated JSON
+    "not json at all",
+    "[1, 2, 3]",
+])
+def test_non_finite_and_unparsable_bodies_are_422(client, raw):
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"]
+
+
+def test_body_limit_by_content_length(client):
+    big = {"drawing": [[list(range(2000)), list(range(2000))]]}
+    r = client.post("/predict", json=big)
+    assert r.status_code == 413
+    assert str(LIMIT) in r.json()["detail"]
+
+
+def test_body_limit_by_bytes_received(client):
+    """A chunked body (no Content-Length) is counted as it arrives."""
+    chunks = (b"x" * 1024 for _ in range(8))
+    r = client.post("/predict", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_bad_content_length_is_400(client, clf):
+    app = app_mod.BodyLimit(None, 10)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    import asyncio
+
+    scope = {"type": "http", "headers": [(b"content-length", b"ten")]}
+    asyncio.run(app(scope, None, send))
+    assert sent[0]["status"] == 400
+
+
+def test_body_just_under_the_limit_is_accepted(client, clf):
+    body = json.dumps({"drawing": HOUSE})
+    body += " " * (LIMIT - len(body))
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200
+
+
+def test_openapi_docs(client):
+    assert client.get("/docs").status_code == 200
+    schema = client.get("/openapi.json").json()
+    assert {"/predict", "/healthz", "/classes"} <= set(schema["paths"])
+
+
+# ------------------------------------------------------------------------------------------ the page
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["index.html", "app.js", "style.css"])
+def test_page_is_self_contained(name):
+    text = (STATIC / name).read_text()
+    assert not re.search(r"https?://|(src|href)\s*=\s*[\"']?//|@import", text), "external resource"
+
+
+# ------------------------------------------------------------------------------------------ concurrency
+def test_concurrent_requests_on_a_live_server(clf):
+    bodies = [{"drawing": drawing(i), "top_k": 3} for i in range(48)]
+    want = [expected(clf, b["drawing"], 3) for b in bodies]
+    with running_server(create_app(clf)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        def call(body):
+            r = http.post("/predict", json=body)
+            assert r.status_code == 200, r.text
+            return r.json()["predictions"]
+
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(call, bodies))
+        assert http.get("/healthz").status_code == 200
+    for g, w in zip(got, want):
+        assert_same(g, w)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_body_limit_on_a_live_server(clf, chunked):
+    body = json.dumps({"drawing": [[list(range(20000)), list(range(20000))]]}).encode()  # > LIMIT
+    content = (body[i : i + 1000] for i in range(0, len(body), 1000)) if chunked else body
+    with running_server(create_app(clf, max_body_bytes=LIMIT)) as url:
+        r = httpx.post(url + "/predict", content=content, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and str(LIMIT) in r.json()["detail"]
+
+
+# ------------------------------------------------------------------------------------------ app and CLI
+def test_create_app_from_checkpoint_path(tiny_checkpoint):
+    with TestClient(create_app(str(tiny_checkpoint))) as c:
+        assert c.get("/healthz").json()["model"] == tiny_checkpoint.name
+
+
+def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    parser = argparse.ArgumentParser()
+    app_mod.configure_parser(parser)
+    args = parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--port", "8123"])
+    assert app_mod.run_cli(args) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert "http://127.0.0.1:8123/" in capsys.readouterr().out

@@ -1,0 +1,110 @@
+"""viz: graph drawings and attention grids render to readable PNGs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sketchgraph.graph import GraphSpec, build_graph
+from sketchgraph.predict import Prediction, SketchClassifier
+from sketchgraph.preprocess import preprocess
+from sketchgraph.sketch import Sketch
+from sketchgraph.viz import RELATION_STYLE, _edges, draw_graph, plot_attention
+
+HOUSE = [[[100, 300, 300, 100, 100], [300, 300, 150, 150, 300]], [[90, 200, 310], [160, 60, 160]]]
+PREDS = [Prediction("house", 0.7, 3), Prediction("sun", 0.2, 4), Prediction("cat", 0.1, 1)]
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("source", ["sketch", "graph", "lists"])
+@pytest.mark.parametrize("prediction", [None, PREDS, [p.to_dict() for p in PREDS], [("house", 0.7), ("sun", 0.3)]])
+def test_draw_graph_png(tmp_path, source, prediction):
+    sketch = Sketch.from_strokes(HOUSE, label="house")
+    obj = {"sketch": sketch, "lists": HOUSE, "graph": build_graph(preprocess(sketch), GraphSpec())}[source]
+    path = tmp_path / "out" / "house.png"
+    fig = draw_graph(obj, path, prediction=prediction, dpi=50)
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        width, height = im.size
+    assert width == round(fig.get_figwidth() * 50) and height == round(fig.get_figheight() * 50)
+    assert len(fig.axes) == (1 if prediction is None else 2)
+    if prediction is not None:
+        assert [t.get_text() for t in fig.axes[1].get_yticklabels()][-1] == "house"  # best on top
+
+
+@pytest.mark.parametrize("relations", [("stroke1",), ("stroke1", "temporal"), ("stroke2", "temporal", "full")])
+def test_legend_names_each_relation(relations):
+    fig = draw_graph(Sketch.from_strokes(HOUSE), relations=relations)
+    texts = legend_texts(fig)
+    assert all(RELATION_STYLE[r]["label"] in texts for r in relations)
+    assert "point (node)" in texts and "stroke end" in texts
+
+
+@pytest.mark.parametrize("relation, expected", [
+    ("stroke1", 4 + 2),  # two strokes of 5 and 3 points: 4 + 2 consecutive pairs
+    ("temporal", 2),  # the pen-up jump between the strokes, and first <-> last point
+    ("full", 8 * 7 // 2),
+])
+def test_edges_are_undirected_without_self_loops(relation, expected):
+    graph = build_graph(Sketch.from_strokes(HOUSE), GraphSpec(("stroke1",)))  # other relations come from flags
+    pairs = _edges(graph, relation)
+    assert len(pairs) == expected and np.all(pairs[:, 0] < pairs[:, 1])
+
+
+def test_plot_attention_from_classifier(tiny_checkpoint, tmp_path):
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    maps = clf.attention_maps(Sketch.from_strokes(HOUSE))
+    fig = plot_attention(maps, tmp_path / "attn.png", layer=0, dpi=40)
+    heads = next(iter(maps.values())).shape[1]
+    assert len(fig.axes) == len(maps) * heads + 1  # panels + colour bar
+    assert (tmp_path / "attn.png").stat().st_size > 1000
+
+
+def test_plot_attention_rejects_nothing():
+    with pytest.raises(ValueError, match="no attention"):
+        plot_attention({})
+
+
+# ------------------------------------------------------------------------------------------ demo
+def _example_files(tmp_path):
+    from sketchgraph.formats import write_ndjson
+
+    write_ndjson([Sketch.from_strokes(HOUSE, label="house")], tmp_path / "house.ndjson")
+    sun = [[[0, 40, 80, 40, 0], [40, 0, 40, 80, 40]], [[90, 120], [40, 40]]]
+    write_ndjson([Sketch.from_strokes(sun, label="sun"), Sketch.from_strokes(HOUSE, label="house")],
+                 tmp_path / "two.ndjson")
+    return [tmp_path / "house.ndjson", tmp_path / "two.ndjson"]
+
+
+def test_demo_writes_a_png_per_sketch(tiny_checkpoint, tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    files = _example_files(tmp_path)
+    out = tmp_path / "demo"
+    assert main(["demo", *map(str, files), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["house.png", "two_0.png", "two_1.png"]
+    text = capsys.readouterr().out
+    assert text.count("  1. ") == 3 and "3 sketches classified" in text and "top-1" in text
+
+
+def test_demo_on_the_bundled_examples(tiny_checkpoint, tmp_path):
+    examples = pytest.importorskip("sketchgraph.examples")
+    from sketchgraph.demo import run_demo
+
+    results = run_demo(tmp_path, tiny_checkpoint, verbose=False)
+    assert len(results) >= len(examples.example_paths()) > 0
+    assert all(r.image.is_file() and len(r.predictions) == 5 for r in results)
+
+
+def test_demo_without_the_checkpoint_says_so(tmp_path, capsys, monkeypatch):
+    from sketchgraph import predict
+    from sketchgraph.cli import main
+
+    monkeypatch.setattr(predict, "_CHECKPOINT_PACKAGES", ())
+    monkeypatch.setattr(predict, "_CHECKOUT_CHECKPOINTS", tmp_path)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
+    assert "checkpoint 'spg20' not found" in capsys.readouterr().err
