@@ -7,12 +7,13 @@ batch with one fancy-indexing op, padded to the longest sketch in the batch (not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from .errors import SketchError
 from .graph import FLAG_PAD, SketchGraph, dgl_from_masks, relation_masks
 
 __all__ = ["Batch"]
@@ -59,6 +60,7 @@ class Batch:
         relations: Sequence[str],
         labels: np.ndarray | None = None,
         pad_to: int | None = None,
+        transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> Batch:
         """Gather sketches ``starts[b] : starts[b] + lengths[b]`` from flat arrays.
 
@@ -69,11 +71,18 @@ class Batch:
             relations: relation names for the masks.
             labels: ``(B,)`` optional class indices.
             pad_to: pad to this many points instead of the batch's longest sketch.
+            transform: optional ``(coords (B, N, 2) float32, flags (B, N) int64) -> (coords, flags)``
+                applied to the padded tensors before the masks are built (augmentation hook).
         """
         starts = np.asarray(starts, dtype=np.int64)
         lengths = np.asarray(lengths, dtype=np.int64)
         B = len(starts)
-        N = int(pad_to if pad_to is not None else (lengths.max() if B else 0))
+        if B == 0 or len(lengths) != B:
+            raise SketchError(f"a batch needs >= 1 sketch and one length per start; got {B} and {len(lengths)}")
+        longest = int(lengths.max())
+        if pad_to is not None and pad_to < longest:
+            raise SketchError(f"pad_to={pad_to} is shorter than the longest sketch ({longest} points)")
+        N = int(pad_to if pad_to is not None else longest)
         ar = np.arange(N, dtype=np.int64)
         valid = ar[None, :] < lengths[:, None]  # (B, N)
         gather = np.where(valid, starts[:, None] + ar[None, :], 0)  # (B, N)
@@ -81,8 +90,11 @@ class Batch:
         xy[~valid] = 0.0
         fl = np.asarray(flags[gather.reshape(-1)], dtype=np.int64).reshape(B, N)
         fl[~valid] = FLAG_PAD
+        xy_t, fl_t = torch.from_numpy(xy), torch.from_numpy(fl)
+        if transform is not None:
+            xy_t, fl_t = transform(xy_t, fl_t)
         return cls.from_padded(
-            torch.from_numpy(xy), torch.from_numpy(fl), relations,
+            xy_t, fl_t, relations,
             None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long),
         )
 
@@ -109,6 +121,8 @@ class Batch:
         labels: Sequence[int] | None = None,
     ) -> Batch:
         """Batch ``SketchGraph`` objects (relations default to the first graph's spec)."""
+        if not graphs:
+            raise SketchError("cannot batch zero graphs")
         rels = relations if relations is not None else graphs[0].spec.relations
         lengths = np.array([g.num_nodes for g in graphs], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])

@@ -69,6 +69,12 @@ class Sketch:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.strokes, list):
+            self.strokes = list(self.strokes)
+        for i, s in enumerate(self.strokes):
+            if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[1] not in (2, 3):
+                shape = getattr(s, "shape", type(s).__name__)
+                raise SketchError(f"stroke {i}: expected an (n, 2|3) array, got {shape} (lists: Sketch.from_strokes)")
         cols = {s.shape[1] for s in self.strokes}
         if len(cols) > 1:
             raise SketchError(f"strokes mix 2 and 3 columns: {sorted(cols)}")
@@ -94,8 +100,11 @@ class Sketch:
         Empty strokes are dropped (``drop_empty``); an empty result is allowed here and rejected
         by the steps that need points (``num_points == 0``).
         """
-        if isinstance(strokes, np.ndarray) and strokes.ndim == 2:
-            strokes = [strokes]
+        if isinstance(strokes, np.ndarray):
+            if strokes.ndim == 2 and strokes.dtype != object:
+                strokes = [strokes]  # one (n, 2|3) stroke
+            elif strokes.ndim >= 1:
+                strokes = list(strokes)  # an object array of strokes, or (S, n, 2|3)
         if not isinstance(strokes, (list, tuple)):
             raise SketchError(f"strokes must be a list of strokes, got {type(strokes).__name__}")
         out = []
@@ -120,7 +129,7 @@ class Sketch:
         ends = np.flatnonzero(data[:, 2] > 0.5)
         bounds = np.concatenate([[0], ends + 1, [len(data)]])
         strokes = [xy[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        return cls([s.astype(np.float32) for s in strokes], **kwargs)
+        return cls([_as_stroke(s, i) for i, s in enumerate(strokes)], **kwargs)
 
     @classmethod
     def from_stroke5(cls, data: np.ndarray, **kwargs: Any) -> Sketch:
@@ -210,6 +219,25 @@ class Sketch:
             raise SketchError("empty sketch has no bounds")
         lo, hi = pts.min(0), pts.max(0)
         return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+    def __eq__(self, other: object) -> bool:
+        """Equal fields, with strokes and parts compared element-wise (dtype-insensitive)."""
+        if not isinstance(other, Sketch):
+            return NotImplemented
+
+        def same(a: list[np.ndarray] | None, b: list[np.ndarray] | None) -> bool:
+            if a is None or b is None:
+                return a is b
+            return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+
+        return (
+            (self.label, self.key_id, self.recognized, self.meta)
+            == (other.label, other.key_id, other.recognized, other.meta)
+            and same(self.strokes, other.strokes)
+            and same(self.parts, other.parts)
+        )
+
+    __hash__ = None  # mutable
 
     def replace(self, **changes: Any) -> Sketch:
         """A copy with some fields replaced (strokes are shared unless replaced)."""

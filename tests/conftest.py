@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+Real data lives in ``../shared/data`` next to the checkout (never in the repository); fixtures and
+tests that need it skip cleanly when it is absent. Everything else uses the project's own
+synthetic sketches (``sketchgraph.synthetic``), generated on the fly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data_path(*parts: str) -> Path:
+    """``../shared/data/<parts>``, or ``pytest.skip`` when it is not there (a user's clone)."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ``../shared/data`` folder (skips when absent)."""
+    return shared_data_path()
+
+
+@pytest.fixture(name="shared_data_path", scope="session")
+def _shared_data_path_fixture():
+    """``shared_data_path(*parts)`` as a fixture: a path under ``../shared/data``, skipping the test
+    when it is absent."""
+    return shared_data_path
+
+
+@pytest.fixture(scope="session")
+def synthetic_sketches():
+    """40 RAW-like synthetic sketches (4 per class of ``sketchgraph.synthetic.CLASSES``), with
+    float canvas coordinates, ms times, ``label`` and ``key_id``. Shared: do not mutate."""
+    from sketchgraph.synthetic import make_dataset
+
+    return make_dataset(4, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset on disk: RAW ndjson ``<class>_{train,valid,test}.ndjson`` for all 10
+    classes, 6 / 2 / 2 sketches per class (seed 0). Shared: do not write into it."""
+    from sketchgraph.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_dataset(root, 10, seed=0, format="raw", splits={"train": 6, "valid": 2, "test": 2})
+    return root
+
+
+@pytest.fixture(scope="session")
+def easy_prepared(tmp_path_factory) -> Path:
+    """A prepared dataset of 4 easy synthetic classes (circle, square, zigzag, cross), 96 / 12 / 12
+    sketches per class (seed 0): a tiny model learns it to > 90% in seconds. Shared: read only."""
+    from sketchgraph.data import prepare
+    from sketchgraph.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("easy")
+    write_dataset(root / "raw", 120, seed=0, splits={"train": 96, "valid": 12, "test": 12},
+                  classes=["circle", "square", "zigzag", "cross"])
+    prepare(root / "raw", root / "prepared", workers=1, progress=False)
+    return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint directory with a tiny random MGT over 5 classes (the real one, spg20, is trained
+    separately); deterministic weights, default preprocessing."""
+    import torch
+
+    from sketchgraph.checkpoint import save_checkpoint
+    from sketchgraph.graph import GraphSpec
+    from sketchgraph.model import build_model
+    from sketchgraph.preprocess import Preprocessing
+
+    torch.manual_seed(0)
+    model = build_model("mgt", num_classes=5, embed_dim=16, layers=2, heads=2, head_dim=8, ffn_dim=32,
+                        classifier=(32,))
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "tiny", model, classes=["apple", "cat", "dog", "house", "sun"],
+        preprocessing=Preprocessing(), graph_spec=GraphSpec(model.relations), metrics={"valid_top1": 0.2},
+    )
