@@ -56,6 +56,8 @@ def parse_drawing(drawing: Any, *, spg: bool = False) -> tuple[list[np.ndarray],
     lens: list[int] = []
     flat: list[Any] = []
     for i, stroke in enumerate(drawing):
+        if spg and isinstance(stroke, list) and len(stroke) > 3:
+            stroke = stroke[:3]  # 264 of SPG's raw/ strokes carry a 4th list (unused): keep xs, ys, part_ids
         if not isinstance(stroke, list) or len(stroke) not in (2, 3):
             want = "[xs, ys, part_ids]" if spg else "[xs, ys] or [xs, ys, ts]"
             raise FormatError(f"stroke {i}: expected {want}, got {_describe(stroke)}")

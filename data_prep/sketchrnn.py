@@ -1,0 +1,46 @@
+"""sketch-rnn stroke-3 ``.npz`` files -> a prepared dataset, keeping each file's train/valid/test.
+
+The class of a file's drawings is the file name (``cat.npz`` -> ``cat``, ``aaron_sheep.npz`` ->
+``aaron_sheep``); Google's per-class Quick, Draw! ``.npz`` files have this layout too. Offsets are
+integrated into absolute coordinates and simplified (Google's procedure) into the 0..255 frame::
+
+    python -m data_prep.sketchrnn ../shared/data/sketchrnn/aaron_sheep.npz prepared/sheep
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+
+from sketchgraph.data import PreparedInfo, prepare
+from sketchgraph.preprocess import Preprocessing
+
+__all__ = ["prepare_sketchrnn", "main"]
+
+
+def prepare_sketchrnn(files: Iterable[str | Path], out: str | Path, *, preprocessing: Preprocessing = Preprocessing(),
+                      workers: int = 2, overwrite: bool = False, progress: bool = True) -> PreparedInfo:
+    """Prepare ``.npz`` files (each one class) into ``out``, splits from the files' own keys."""
+    files = [Path(f) for f in files]
+    if not files or any(f.suffix.lower() != ".npz" for f in files):
+        raise ValueError("give one or more sketch-rnn .npz files")
+    return prepare(files, out, preprocessing=preprocessing, split_files="auto", format="npz", workers=workers,
+                   overwrite=overwrite, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m data_prep.sketchrnn", description=__doc__.splitlines()[0])
+    p.add_argument("files", nargs="+", metavar="FILE.npz")
+    p.add_argument("out", help="the prepared dataset directory to create")
+    p.add_argument("--max-points", type=int, default=100)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    prepare_sketchrnn(args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points),
+                      workers=args.workers, overwrite=args.overwrite)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""SPG-20 (Li et al., ECCV 2018, as distributed with SketchGNN) -> a prepared dataset.
+
+The drawings come from ``raw/<class>_raw.ndjson`` (their original Quick, Draw! coordinates, simplified
+here with Google's procedure and capped at 100 points); the split is SPG's published one, joined by
+``key_id`` from ``splits/<class>_{train,valid,test}.ndjson``: 650 / 50 / 100 per class, 13,000 / 1,000 /
+2,000 over 20 classes. The class is the file name (the records have no ``word``)::
+
+    python -m data_prep.spg ../shared/data/spg20 prepared/spg20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sketchgraph.data import PreparedInfo, prepare
+from sketchgraph.preprocess import Preprocessing
+
+__all__ = ["EXPECTED_SPLITS", "prepare_spg", "main"]
+
+EXPECTED_SPLITS = {"train": 13000, "valid": 1000, "test": 2000}
+
+
+def prepare_spg(root: str | Path, out: str | Path, *, preprocessing: Preprocessing = Preprocessing(),
+                workers: int = 2, overwrite: bool = False, progress: bool = True) -> PreparedInfo:
+    """Prepare SPG-20 from ``root`` (the folder holding ``raw/`` and ``splits/``) into ``out``."""
+    root = Path(root)
+    raw = sorted((root / "raw").glob("*_raw.ndjson"))
+    if not raw or not (root / "splits").is_dir():
+        raise FileNotFoundError(f"{root} does not look like SPG: expected raw/<class>_raw.ndjson and splits/")
+    return prepare(raw, out, preprocessing=preprocessing, split_files=root / "splits", format="spg",
+                   workers=workers, overwrite=overwrite, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m data_prep.spg", description=__doc__.splitlines()[0])
+    p.add_argument("root", help="the SPG folder (with raw/ and splits/)")
+    p.add_argument("out", help="the prepared dataset directory to create")
+    p.add_argument("--max-points", type=int, default=100)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points),
+                       workers=args.workers, overwrite=args.overwrite)
+    if info.splits != EXPECTED_SPLITS or len(info.classes) != 20:
+        print(f"warning: expected {EXPECTED_SPLITS} over 20 classes, got {info.splits} over {len(info.classes)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

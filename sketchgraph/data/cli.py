@@ -1,0 +1,77 @@
+"""``sketchgraph prepare``: the command-line face of ``prepare``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..formats import FORMATS
+from ..graph import RELATIONS, GraphSpec
+from ..preprocess import Preprocessing
+from .pipeline import prepare
+from .splits import PROTOCOLS, parse_protocol
+
+__all__ = ["configure_parser", "run_cli"]
+
+def _relations(text: str) -> tuple[str, ...]:
+    rels = tuple(r.strip() for r in text.split(",") if r.strip())
+    try:
+        GraphSpec(rels)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return rels
+
+
+def _protocol(text: str):
+    try:
+        return parse_protocol(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="sketch files or folders (walked recursively)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the prepared dataset directory to create")
+    p.add_argument("--format", choices=FORMATS, help="force the input format (default: sniffed per file)")
+    p.add_argument("--split-files", metavar="DIR",
+                   help="assign splits by key_id from the <class>_<split>.ndjson files in DIR; 'auto' = by the "
+                        "inputs' own file names (default: by file name when every input has one, else one split)")
+    p.add_argument("--protocol", type=_protocol, metavar="SPEC",
+                   help=f"per-class seeded sample: {', '.join(PROTOCOLS)} or e.g. train=650,valid=50,test=100")
+    p.add_argument("--no-simplify", action="store_true",
+                   help="skip Google's simplification (inputs already simplified); still normalised to 0..255")
+    p.add_argument("--epsilon", type=float, default=Preprocessing().epsilon, help="RDP tolerance (default %(default)s)")
+    p.add_argument("--max-points", type=int, default=Preprocessing().max_points,
+                   help="point cap per sketch, truncating (default %(default)s)")
+    p.add_argument("--relations", type=_relations, default=GraphSpec().relations,
+                   help=f"comma-separated, from {', '.join(RELATIONS)} (default: {','.join(GraphSpec().relations)})")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="protocol seed (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at --out")
+    p.add_argument("--no-resume", action="store_true", help="ignore the shards of an interrupted run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        info = _run(args)
+    except FileExistsError as exc:
+        print(f"sketchgraph prepare: error: {exc}", file=sys.stderr)
+        return 1
+    return 0 if info.num_sketches else 1
+
+
+def _run(args: argparse.Namespace):
+    return prepare(
+        args.inputs, args.out,
+        preprocessing=Preprocessing(simplify=not args.no_simplify, epsilon=args.epsilon, max_points=args.max_points),
+        graph_spec=GraphSpec(args.relations),
+        split_files=args.split_files,
+        protocol=args.protocol,
+        seed=args.seed,
+        workers=args.workers,
+        resume=not args.no_resume,
+        overwrite=args.overwrite,
+        format=args.format,
+        progress=not args.quiet,
+    )

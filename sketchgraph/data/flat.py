@@ -1,0 +1,203 @@
+"""Batched preprocessing on flat arrays: ``preprocess`` for a whole chunk of sketches at once.
+
+``preprocess_flat(sketches, config)`` gives, bit for bit, what ``preprocess(sketch, config)`` gives
+for each sketch (``preprocess_reference``, the per-sketch loop, is kept for the tests): simplification
+runs through ``simplify_arrays`` (the library's one implementation, whose results do not depend on
+which other sketches share the batch), normalisation through the same framing kernel, and the point
+cap and stroke flags are vectorised here.
+
+Layout of a flat batch (``S`` sketches, ``T`` strokes, ``P`` points):
+
+- ``points`` ``(P, 2)`` float32 and optional ``times`` ``(P,)`` float32, in drawing order;
+- ``stroke_lengths`` ``(T,)`` int64 points per stroke; ``sketch_strokes`` ``(S,)`` int64 strokes per sketch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import FLAG_END, sketch_flags
+from ..preprocess import Preprocessing, _frame, preprocess, simplify_arrays
+from ..sketch import Sketch
+
+__all__ = ["FlatSketches", "FlatPrepared", "flatten", "preprocess_flat", "preprocess_reference"]
+
+
+@dataclass
+class FlatSketches:
+    """Sketches concatenated (see the module docstring for shapes).
+
+    ``times`` ``(P,)`` holds the times of the sketches that have them (NaN elsewhere) and is ``None``
+    when none has; ``timed`` ``(S,)`` says which sketches have times (default: all when ``times`` is
+    given). Preprocessing keeps times only when every sketch has them.
+    """
+
+    points: np.ndarray
+    stroke_lengths: np.ndarray
+    sketch_strokes: np.ndarray
+    times: np.ndarray | None = None
+    timed: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.timed is None:
+            self.timed = np.full(len(self.sketch_strokes), self.times is not None)
+
+    @property
+    def num_sketches(self) -> int:
+        return len(self.sketch_strokes)
+
+    @property
+    def all_timed(self) -> bool:
+        return self.times is not None and bool(self.timed.all())
+
+    def sketch_points(self) -> np.ndarray:
+        """``(S,)`` int64 points per sketch."""
+        return _segment_sums(self.stroke_lengths, self.sketch_strokes)
+
+    def take(self, idx: np.ndarray) -> FlatSketches:
+        """Sketches ``idx`` ``(K,)`` (int indices, any order) as a new ``FlatSketches``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        stroke_start = np.cumsum(self.sketch_strokes) - self.sketch_strokes
+        ns = self.sketch_strokes[idx]
+        strokes = _ranges(stroke_start[idx], ns)  # (T',) stroke indices
+        point_start = np.cumsum(self.stroke_lengths) - self.stroke_lengths
+        points = _ranges(point_start[strokes], self.stroke_lengths[strokes])
+        timed = self.timed[idx]
+        return FlatSketches(self.points[points], self.stroke_lengths[strokes], ns,
+                            None if self.times is None or not timed.any() else self.times[points], timed)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.repeat(np.asarray(starts, np.int64) - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+
+
+@dataclass
+class FlatPrepared:
+    """Preprocessed sketches, ready to store.
+
+    Attributes:
+        coords: ``(P, 2)`` float32 coordinates.
+        flags: ``(P,)`` uint8, 101 on the last point of each stroke, else 100.
+        lengths: ``(S,)`` int64 points per sketch.
+        times: ``(P,)`` float32 ms, or ``None`` (simplification drops times).
+        dropped: ``(S,)`` int64 points removed by the cap (0 when not truncated).
+    """
+
+    coords: np.ndarray
+    flags: np.ndarray
+    lengths: np.ndarray
+    times: np.ndarray | None
+    dropped: np.ndarray
+
+    @classmethod
+    def empty(cls, with_times: bool = False) -> FlatPrepared:
+        return cls(
+            np.zeros((0, 2), np.float32), np.zeros(0, np.uint8), np.zeros(0, np.int64),
+            np.zeros(0, np.float32) if with_times else None, np.zeros(0, np.int64),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[FlatPrepared]) -> FlatPrepared:
+        """Concatenate in order; times survive only if every non-empty part has them."""
+        if not parts:
+            return cls.empty()
+        filled = [p for p in parts if len(p.lengths)]
+        keep_t = bool(filled) and all(p.times is not None for p in filled)
+        return cls(
+            np.concatenate([p.coords for p in parts]),
+            np.concatenate([p.flags for p in parts]),
+            np.concatenate([p.lengths for p in parts]),
+            np.concatenate([p.times for p in filled]) if keep_t else None,
+            np.concatenate([p.dropped for p in parts]),
+        )
+
+
+def _segment_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sums of consecutive runs: ``values`` split into runs of ``counts`` -> ``(len(counts),)``."""
+    ends = np.cumsum(counts)
+    csum = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+    return csum[ends] - csum[ends - counts]
+
+
+def flatten(sketches: Sequence[Sketch]) -> FlatSketches:
+    """Concatenate sketches into a ``FlatSketches`` (times kept for the sketches that have them)."""
+    strokes = [s for sk in sketches for s in sk.strokes]
+    timed = np.fromiter((sk.has_time for sk in sketches), bool, len(sketches))
+    if strokes:
+        points = np.concatenate([s[:, :2] for s in strokes]).astype(np.float32, copy=False)
+    else:
+        points = np.zeros((0, 2), np.float32)
+    times = None
+    if timed.any():
+        nan = np.float32(np.nan)
+        times = np.concatenate([s[:, 2] if s.shape[1] == 3 else np.full(len(s), nan, np.float32) for s in strokes])
+    return FlatSketches(
+        points=np.ascontiguousarray(points),
+        stroke_lengths=np.fromiter((len(s) for s in strokes), np.int64, len(strokes)),
+        sketch_strokes=np.fromiter((sk.num_strokes for sk in sketches), np.int64, len(sketches)),
+        times=None if times is None else times.astype(np.float32, copy=False),
+        timed=timed,
+    )
+
+
+# ------------------------------------------------------------------------------ cap + flags
+def _cap(coords: np.ndarray, times: np.ndarray | None, stroke_lengths: np.ndarray, sketch_strokes: np.ndarray,
+         max_points: int) -> FlatPrepared:
+    """The point cap (keep each sketch's first ``max_points`` points) and flags, vectorised."""
+    flags = sketch_flags(stroke_lengths).astype(np.uint8)  # (P,)
+    sketch_points = _segment_sums(stroke_lengths, sketch_strokes)  # (S,)
+    starts = np.cumsum(sketch_points) - sketch_points
+    sid = np.repeat(np.arange(len(sketch_points)), sketch_points)
+    rank = np.arange(len(flags)) - starts[sid]  # (P,) position within the sketch
+    kept_n = np.minimum(sketch_points, max_points)
+    keep = rank < max_points
+    cut = sketch_points > max_points
+    last = (starts + kept_n - 1)[cut]  # the last kept point of a truncated sketch ends its stroke
+    flags[last] = FLAG_END
+    return FlatPrepared(
+        coords=coords[keep],
+        flags=flags[keep],
+        lengths=kept_n.astype(np.int64),
+        times=None if times is None else times[keep],
+        dropped=(sketch_points - kept_n).astype(np.int64),
+    )
+
+
+def preprocess_flat(sketches: Sequence[Sketch] | FlatSketches, config: Preprocessing = Preprocessing(),
+                    size: float = 255.0) -> FlatPrepared:
+    """``preprocess(sketch, config)`` for every sketch (each must have points), batched.
+
+    Takes sketches or an already flat batch. Bit-identical to ``preprocess_reference``; times are kept
+    only without simplification and only when every sketch has them.
+    """
+    flat = sketches if isinstance(sketches, FlatSketches) else flatten(sketches)
+    if not flat.num_sketches:
+        return FlatPrepared.empty()
+    if config.simplify:
+        coords, lengths = simplify_arrays(flat.points, flat.stroke_lengths, flat.sketch_strokes,
+                                          epsilon=config.epsilon, size=size)
+        times = None
+    else:
+        coords = _frame(flat.points.astype(np.float64), flat.sketch_points(), size).astype(np.float32)
+        lengths, times = flat.stroke_lengths, flat.times if flat.all_timed else None
+    return _cap(coords, times, lengths, flat.sketch_strokes, config.max_points)
+
+
+def preprocess_reference(sketches: Sequence[Sketch], config: Preprocessing = Preprocessing()) -> FlatPrepared:
+    """The slow reference: ``preprocess`` per sketch, then concatenated into a ``FlatPrepared``."""
+    if not sketches:
+        return FlatPrepared.empty()
+    done = [preprocess(sk, config) for sk in sketches]
+    flat = flatten(done)
+    return FlatPrepared(
+        coords=flat.points,
+        flags=sketch_flags(flat.stroke_lengths).astype(np.uint8),
+        lengths=flat.sketch_points(),
+        times=flat.times if flat.all_timed else None,
+        dropped=np.array([int(sk.meta.get("dropped_points", 0)) for sk in done], np.int64),
+    )

@@ -1,0 +1,167 @@
+"""Loading a prepared dataset for training: ``SketchSplit`` (a ``torch`` ``Dataset``), the vectorised
+``FlatCollate`` and ``make_loader``.
+
+The dataset yields *indices*; batching happens in the collate, which gathers all points of a batch from
+the memory-mapped flat arrays with one fancy-indexing op (``Batch.from_flat``), pads to the longest
+sketch of the batch (or ``pad_to``), and builds one boolean mask per relation from the flags. There is
+no per-sketch or per-point Python loop.
+
+Augmentation hook (``transform``), called once per batch, after padding and before the masks::
+
+    transform(coords, flags, generator) -> (coords, flags)
+
+    coords     (B, N, 2) float32 tensor, 0 on padding
+    flags      (B, N) int64 tensor: 100 (pen continues), 101 (stroke ends here), 102 (padding);
+               every sketch's valid points come first, then padding
+    generator  torch.Generator (CPU) to draw all randomness from: seeded from ``make_loader``'s seed in
+               the main process, and from the worker's seed (itself derived from the loader's seed) in
+               a worker, so a run is reproducible for a given seed and ``num_workers``
+
+It must return tensors of the same kinds, ``(B, N', 2)`` and ``(B, N')`` (``N'`` may differ from ``N``),
+keeping the convention: valid points first, each sketch with at least one valid point, 102 on padding,
+and 101 on the last valid point of every stroke. Masks, positions and the DGL graph are then built from
+the returned flags, so relations always follow the augmented strokes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from ..batch import Batch
+from ..sketch import Sketch
+from .storage import PreparedDataset
+
+__all__ = ["SketchSplit", "FlatCollate", "make_loader", "Transform"]
+
+Transform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+class SketchSplit(Dataset):
+    """The sketches of one split. Item ``j`` is the dataset-wide index of the split's ``j``-th sketch
+    (an ``int``); ``FlatCollate`` turns a list of them into a ``Batch``.
+
+    Attributes:
+        dataset: the ``PreparedDataset``.
+        name: the split's name.
+        indices: ``(n,)`` int64 dataset-wide indices, in stored order.
+    """
+
+    def __init__(self, dataset: PreparedDataset, name: str) -> None:
+        self.dataset = dataset
+        self.name = name
+        self.indices = dataset.indices(name)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> int:
+        return int(self.indices[j])
+
+    def __getitems__(self, js: Sequence[int]) -> np.ndarray:
+        """Batched fetch (``DataLoader`` uses it): ``(len(js),)`` int64 dataset-wide indices."""
+        return self.indices[np.asarray(js, dtype=np.int64)]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """``(n,)`` int64 class indices."""
+        return np.asarray(self.dataset.labels[self.indices], dtype=np.int64)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.dataset.classes
+
+    def lengths(self) -> np.ndarray:
+        """``(n,)`` points per sketch."""
+        return self.dataset.lengths(self.indices)
+
+    def sketch(self, j: int) -> Sketch:
+        """The ``j``-th sketch of the split (see ``PreparedDataset.sketch``)."""
+        return self.dataset.sketch(self.indices[j])
+
+    def __repr__(self) -> str:
+        return f"SketchSplit({self.name!r}, sketches={len(self)}, dataset={str(self.dataset.path)!r})"
+
+
+class FlatCollate:
+    """Dataset-wide indices -> ``Batch`` (padded coords/flags + relation masks), vectorised.
+
+    Args:
+        dataset: the ``PreparedDataset`` to gather from.
+        relations: relation names for the masks (``()`` for none).
+        pad_to: pad every batch to this many points (default: the batch's longest sketch).
+        transform: the augmentation hook (see the module docstring).
+        seed: seeds the transform's generator in the main process.
+    """
+
+    def __init__(self, dataset: PreparedDataset, relations: Sequence[str], *, pad_to: int | None = None,
+                 transform: Transform | None = None, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.relations = tuple(relations)
+        self.pad_to = pad_to
+        self.transform = transform
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+        self._generator_owner: int | None = None
+
+    def generator(self) -> torch.Generator:
+        """This process's generator for the transform (re-seeded once per ``DataLoader`` worker)."""
+        info = get_worker_info()
+        owner = None if info is None else info.id
+        if self._generator is None or owner != self._generator_owner:
+            seed = self.seed if info is None else info.seed
+            self._generator = torch.Generator().manual_seed(int(seed) % (2**63))
+            self._generator_owner = owner
+        return self._generator
+
+    def __call__(self, indices: Sequence[int] | np.ndarray) -> Batch:
+        idx = np.asarray(indices, dtype=np.int64)
+        offsets = self.dataset.offsets
+        starts = np.asarray(offsets[idx], dtype=np.int64)
+        lengths = np.asarray(offsets[idx + 1], dtype=np.int64) - starts
+        labels = np.asarray(self.dataset.labels[idx], dtype=np.int64)
+        hook = None
+        if self.transform is not None:
+            gen, transform = self.generator(), self.transform
+            hook = lambda coords, flags: transform(coords, flags, gen)  # noqa: E731
+        return Batch.from_flat(self.dataset.coords, self.dataset.flags, starts, lengths, self.relations, labels,
+                               pad_to=self.pad_to, transform=hook)
+
+
+def make_loader(
+    split: SketchSplit,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    relations: Sequence[str] | None = None,
+    drop_last: bool = False,
+    transform: Transform | None = None,
+    num_workers: int = 0,
+    pad_to: int | None = None,
+    **loader_kwargs,
+) -> DataLoader:
+    """A ``DataLoader`` yielding ``Batch`` es of ``split``.
+
+    Args:
+        split: from ``PreparedDataset.split(name)``.
+        batch_size: sketches per batch.
+        shuffle: reshuffle every pass; the order is a function of ``seed`` (a new loader with the same
+            seed repeats it).
+        seed: seeds the shuffling and the transform's generator.
+        relations: relation masks to build; ``None`` = the dataset's ``graph_spec``, ``()`` = none.
+        drop_last: drop a last incomplete batch.
+        transform: augmentation hook ``(coords, flags, generator) -> (coords, flags)``, see the module
+            docstring.
+        num_workers: loader worker processes (the memory maps are re-opened in each, not copied).
+        pad_to: pad every batch to this many points instead of its longest sketch.
+        **loader_kwargs: passed to ``DataLoader`` (``pin_memory``, ``sampler``, ...).
+    """
+    rels = split.dataset.graph_spec.relations if relations is None else tuple(relations)
+    collate = FlatCollate(split.dataset, rels, pad_to=pad_to, transform=transform, seed=seed)
+    loader_kwargs.setdefault("generator", torch.Generator().manual_seed(int(seed)))
+    return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
+                      num_workers=num_workers, **loader_kwargs)

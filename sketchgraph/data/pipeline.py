@@ -1,0 +1,323 @@
+"""``prepare``: sketch files -> a prepared dataset directory (see ``storage`` for the layout).
+
+Pipeline: sorted input files -> tasks (chunks of lines, or whole files) -> ``workers`` processes, each
+parsing, selecting and preprocessing its task into a ``Shard`` -> results merged in input order ->
+classes, splits -> arrays written to ``OUT.partial`` -> renamed to ``OUT``.
+
+- Deterministic: the same inputs give the same bytes, whatever ``workers`` is (chunking is fixed,
+  results are merged in task order, nothing time- or machine-dependent is stored).
+- Resumable: each source file's shard is cached in ``OUT.partial/shards/`` as soon as its last chunk
+  is done; a re-run (``resume=True``) skips files whose shard matches (path, size, mtime, options).
+- Atomic: ``OUT`` appears only when complete (``meta.json`` is written last, then the rename); an
+  existing complete ``OUT`` is replaced only with ``overwrite=True``.
+- Malformed records are skipped and listed with file:line in ``OUT/errors.jsonl``; empty drawings are
+  counted and dropped; a summary is printed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..errors import SketchError
+from ..graph import GraphSpec
+from ..preprocess import Preprocessing
+from . import sources as _sources
+from .reading import ReadOptions, init_worker, run_task, run_task_global
+from .shard import Shard
+from .sources import Source, Task, expand_inputs, scan_tasks
+from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
+from .storage import FORMAT_VERSION, is_prepared, publish, write_dataset
+
+__all__ = ["prepare", "PreparedInfo"]
+
+_SHARD_VERSION = 1
+_NO_SPLIT = "all"
+
+
+@dataclass
+class PreparedInfo:
+    """What ``prepare`` did.
+
+    Attributes:
+        path: the prepared dataset directory.
+        num_sketches: sketches stored.
+        classes: class names (sorted).
+        splits: ``{split: count}``.
+        counts: ``read``, ``malformed``, ``empty``, ``not_selected``, ``kept``, ``truncated`` (sketches
+            cut by the point cap), ``dropped_points``.
+        seconds: wall time; ``resumed_files``: source files taken from the resume cache.
+        meta: the written ``meta.json``.
+    """
+
+    path: Path
+    num_sketches: int
+    classes: list[str]
+    splits: dict[str, int]
+    counts: dict[str, int]
+    seconds: float
+    resumed_files: int = 0
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def sketches_per_second(self) -> float:
+        return self.counts.get("read", 0) / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _fingerprint(src: Source, options: ReadOptions, keys_digest: str | None) -> str:
+    doc = {
+        "v": _SHARD_VERSION, "path": src.path.as_posix(), "size": src.size, "mtime_ns": src.mtime_ns,
+        "format": src.format, "chunk": _sources.CHUNK_BYTES, "preprocessing": options.preprocessing.to_dict(),
+        "protocol": None if options.protocol is None else options.protocol.to_dict(), "seed": options.seed,
+        "keys": keys_digest,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _keys_digest(keys: Mapping[str, str] | None) -> str | None:
+    if keys is None:
+        return None
+    h = hashlib.sha256()
+    for k in sorted(keys):
+        h.update(f"{k}\t{keys[k]}\n".encode())
+    return h.hexdigest()
+
+
+def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tuple[Task, Shard]]:
+    """``(task, shard)`` in task order, in ``pool`` (a process pool) or here when it is ``None``."""
+    if pool is None:
+        for task in tasks:
+            yield task, run_task(task, options)
+        return
+    pending: list[Task] = []
+
+    def feed() -> Iterator[Task]:
+        for task in tasks:
+            pending.append(task)
+            yield task
+
+    for shard in pool.imap(run_task_global, feed(), chunksize=1):
+        yield pending.pop(0), shard
+
+
+def _pool(workers: int, options: ReadOptions) -> contextlib.AbstractContextManager:
+    """A process pool of ``workers`` (fork: cheap, and modules are already imported), or a null context
+    for ``workers <= 1``. Created before any thread of ours (progress bar, task feeder) starts."""
+    if workers <= 1:
+        return contextlib.nullcontext()
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    return ctx.Pool(workers, initializer=init_worker, initargs=(options,))
+
+
+def _split_method(split_files: Any, protocol: Protocol | None, sources: list[Source]) -> str:
+    """The split method: ``"keys"``, ``"protocol"``, ``"files"`` or ``"none"``."""
+    if protocol is not None:
+        if split_files is not None:
+            raise ValueError("give either split_files or protocol, not both")
+        return "protocol"
+    if split_files is None:
+        tagged = all(s.tag is not None or s.format == "npz" for s in sources)
+        return "files" if tagged and sources else "none"
+    if split_files == "auto":
+        untagged = [str(s.path) for s in sources if s.tag is None and s.format != "npz"]
+        if untagged:
+            raise SketchError(f"split_files='auto' needs file names ending in _train/_valid/_test; "
+                              f"{len(untagged)} do not, e.g. {untagged[0]}")
+        return "files"
+    return "keys"
+
+
+def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str:
+    c = info.counts
+    splits = " / ".join(f"{k} {v:,}" for k, v in info.splits.items())
+    lines = [
+        f"prepared {info.num_sketches:,} sketches, {len(info.classes)} classes ({splits}) -> {out}",
+        f"  read {c['read']:,} records in {info.seconds:.1f} s ({info.sketches_per_second:,.0f}/s); "
+        f"malformed {c['malformed']:,}, empty dropped {c['empty']:,}, not selected {c['not_selected']:,}, "
+        f"truncated at the point cap {c['truncated']:,} ({c['dropped_points']:,} points)",
+    ]
+    if info.resumed_files:
+        lines.append(f"  resumed: {info.resumed_files} source files taken from the cache")
+    bad = [e for e in errors if e["kind"] == "malformed"]
+    if bad:
+        lines.append(f"  malformed records (all {len(bad)} in {out / 'errors.jsonl'}):")
+        lines += [f"    {e['message']}" for e in bad[:5]]
+        if len(bad) > 5:
+            lines.append(f"    ... and {len(bad) - 5} more")
+    return "\n".join(lines)
+
+
+def prepare(
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    preprocessing: Preprocessing = Preprocessing(),
+    graph_spec: GraphSpec = GraphSpec(),
+    split_files: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None,
+    protocol: str | Mapping[str, int | float] | Protocol | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    resume: bool = True,
+    overwrite: bool = False,
+    format: str | None = None,
+    progress: bool = True,
+    fast: bool = True,
+) -> PreparedInfo:
+    """Read sketch files, preprocess them and write a prepared dataset to ``out_dir``.
+
+    Args:
+        inputs: files and/or folders (walked recursively, sorted; ``.npz`` only when named).
+        out_dir: the dataset directory to create (built in ``out_dir + ".partial"``, renamed at the end).
+        preprocessing: simplification / point cap applied to every sketch.
+        graph_spec: relations recorded in ``meta.json`` for training (masks are built at load time).
+        split_files: ``None``: splits from file names when every input has one (``<class>_train.ndjson``,
+            npz splits), else one split ``"all"``; ``"auto"``: from file names (an error when one lacks
+            it); a folder (or list) of split files: each sketch goes to the split listing its key_id.
+        protocol: per-class seeded sample, ``"quickdraw414k"``, ``"train=650,valid=50,test=100"`` or a
+            dict (see ``sketchgraph.data.splits``).
+        seed: the protocol's seed.
+        workers: processes (1 runs in this process); outputs do not depend on it.
+        resume: reuse the per-file shards of an interrupted run (``out_dir.partial/shards``).
+        overwrite: replace an existing complete ``out_dir``.
+        format: force one input format (default: per file, sniffed).
+        progress: show a progress bar and print the summary.
+        fast: batched preprocessing (``False``: the per-sketch reference; same bytes, slower).
+
+    Returns:
+        ``PreparedInfo``. Raises ``FileExistsError`` when ``out_dir`` is complete and not ``overwrite``.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    partial = out.with_name(out.name + ".partial")
+    if is_prepared(out) and not overwrite:
+        raise FileExistsError(f"{out} already holds a prepared dataset; pass overwrite=True (--overwrite)")
+    if out.exists() and not is_prepared(out) and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not a prepared dataset; refusing to replace it")
+    proto = parse_protocol(protocol)
+    sources = expand_inputs(inputs, format)
+    if not sources:
+        raise SketchError(f"no sketch files in {inputs}")
+    method = _split_method(split_files, proto, sources)
+    keys = read_split_keys(split_files) if method == "keys" else None
+    options = ReadOptions(preprocessing=preprocessing, keys=keys, protocol=proto, seed=seed, fast=fast)
+    if partial.exists() and not resume:
+        shutil.rmtree(partial)
+
+    shards, infos, resumed = _read_sources(sources, options, partial / "shards", workers, progress)
+    owner = np.concatenate([np.full(len(sh), i, np.int64) for i, sh in enumerate(shards)])  # (S,) source index
+    everything = Shard.concat(shards)
+    split_of = _assign_splits(everything, method, proto, sources, owner)
+    keep = split_of != ""
+    final = everything if keep.all() else everything.select(keep)
+    split_of, owner = split_of[keep].astype(str), owner[keep]
+    if not len(final):
+        raise SketchError("no sketches left to store (all malformed, empty or not selected)")
+    classes = sorted(set(final.labels.tolist()))
+    split_names = order_splits(set(split_of.tolist()))
+    labels = np.searchsorted(np.array(classes), final.labels).astype(np.int32)
+    position = {name: i for i, name in enumerate(split_names)}
+    split_idx = np.fromiter((position[n] for n in split_of.tolist()), np.uint8, len(split_of))
+
+    stats = everything.stats
+    d = final.data
+    counts = {
+        "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
+        "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - len(final)),
+        "kept": len(final), "truncated": int((d.dropped > 0).sum()), "dropped_points": int(d.dropped.sum()),
+    }
+    kept = np.bincount(owner, minlength=len(sources))
+    per_class = np.zeros((len(classes), len(split_names)), np.int64)
+    np.add.at(per_class, (labels, split_idx), 1)
+    split_method: dict[str, Any] = {"kind": method}
+    if method == "protocol":
+        split_method.update(protocol=proto.to_dict(), seed=seed)
+    elif method == "keys":
+        named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
+        split_method.update(split_files=sorted(Path(p).as_posix() for p in named), key_ids=len(keys))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "classes": classes,
+        "splits": dict(zip(split_names, map(int, per_class.sum(0)))),
+        "num_sketches": len(final),
+        "preprocessing": preprocessing.to_dict(),
+        "graph_spec": graph_spec.to_dict(),
+        "split_method": split_method,
+        "counts": counts,
+        "class_counts": {c: dict(zip(split_names, map(int, row))) for c, row in zip(classes, per_class)},
+        "sources": [
+            {"path": s.path.as_posix(), "sha256": infos[s.index]["sha256"], "bytes": infos[s.index]["bytes"],
+             "format": infos[s.index]["format"], "records": int(infos[s.index]["stats"].get("read", 0)),
+             "kept": int(kept[s.index])}
+            for s in sources
+        ],
+    }
+    meta = write_dataset(partial, d.coords, d.flags, d.lengths, labels, split_idx, final.key_ids, d.times, meta,
+                  everything.errors)
+    publish(partial, out)
+
+    result = PreparedInfo(out, len(final), classes, meta["splits"], counts, time.perf_counter() - t0,
+                          resumed_files=resumed, meta=meta)
+    if progress:
+        print(_summary(result, everything.errors, out), flush=True)
+    return result
+
+
+def _read_sources(sources: list[Source], options: ReadOptions, shard_dir: Path, workers: int, progress: bool
+                  ) -> tuple[list[Shard], dict[int, dict[str, Any]], int]:
+    """Every source's ``Shard``, from the resume cache in ``shard_dir`` or computed (and cached).
+    Returns ``(shards in source order, cache info per source, number resumed)``."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    keys_digest = _keys_digest(options.keys)
+    stems = [shard_dir / f"{s.index:06d}" for s in sources]
+    prints = [_fingerprint(s, options, keys_digest) for s in sources]
+    infos = {s.index: info for s in sources
+             if (info := Shard.load_info(stems[s.index])) is not None and info.get("fingerprint") == prints[s.index]}
+    todo = [s for s in sources if s.index not in infos]
+    checksums: dict[int, str] = {}
+    current: list[Shard] = []
+    done: dict[int, Shard] = {}
+    with _pool(workers if todo else 0, options) as pool, tqdm(
+        total=sum(s.size for s in todo), unit="B", unit_scale=True, desc="prepare", disable=not progress, leave=False
+    ) as bar:
+        for task, shard in _run_tasks(scan_tasks(todo, checksums), options, pool):
+            current.append(shard)
+            bar.update((task.end - task.start) if task.start >= 0 else task.source.size)
+            if task.last:
+                src = task.source
+                info = {"fingerprint": prints[src.index], "sha256": checksums[src.index], "bytes": src.size,
+                        "format": src.format}
+                done[src.index] = Shard.concat(current)
+                done[src.index].save(stems[src.index], info)
+                current = []
+                infos[src.index] = Shard.load_info(stems[src.index])
+    shards = [done[s.index] if s.index in done else Shard.load(stems[s.index]) for s in sources]
+    return shards, infos, len(sources) - len(todo)
+
+
+def _assign_splits(shard: Shard, method: str, protocol: Protocol | None, sources: list[Source], owner: np.ndarray
+                   ) -> np.ndarray:
+    """Split name per sketch (``""``: left out), ``(S,)`` object array."""
+    if method == "protocol":
+        classes = sorted(set(shard.labels.tolist()))
+        codes = np.searchsorted(np.array(classes), shard.labels) if len(shard) else np.zeros(0, np.int64)
+        return assign_protocol(protocol, codes, shard.priority, np.arange(len(shard)), classes)
+    if method == "none":
+        return np.full(len(shard), _NO_SPLIT, dtype=object)
+    split_of = shard.tags.astype(object)
+    if method == "files" and (missing := np.flatnonzero(split_of == "")).size:
+        raise SketchError(f"{missing.size} sketches have no split (e.g. from {sources[owner[missing[0]]].path})")
+    return split_of

@@ -1,0 +1,127 @@
+"""``Shard``: the sketches read and preprocessed from one piece of input, as flat arrays.
+
+Workers return one shard per task (a chunk of lines or a whole file); the shards of a source file are
+concatenated and cached on disk (``<name>.npz`` + ``<name>.json``, the JSON written last so a shard
+without it is ignored) so an interrupted ``prepare`` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .flat import FlatPrepared
+
+__all__ = ["Shard", "STAT_KEYS"]
+
+STAT_KEYS = ("read", "malformed", "empty", "not_selected")
+"""Counters a shard carries: records seen (blank lines excluded), malformed records skipped, empty
+drawings dropped, and well-formed sketches a split rule or protocol left out."""
+
+
+@dataclass
+class Shard:
+    """Per-sketch (``S``) and per-point (``P``) arrays of the kept sketches, plus counters and errors.
+
+    Attributes:
+        data: ``FlatPrepared`` (coords ``(P, 2)``, flags ``(P,)``, lengths ``(S,)``, times, dropped).
+        labels: ``(S,)`` str class names.
+        key_ids: ``(S,)`` str (``""`` when the record has none).
+        tags: ``(S,)`` str split the source implies (file name / npz split / key lookup), ``""`` if none.
+        recognized: ``(S,)`` int8, 1 / 0, or -1 when unknown.
+        order: ``(S,)`` int64 line number (text files) or 1-based record number in the source file.
+        priority: ``(S,)`` uint64 protocol sampling priority (0 without a protocol).
+        stats: counters, see ``STAT_KEYS``.
+        errors: ``{"source", "line", "kind", "message"}`` per malformed record or empty drawing.
+    """
+
+    data: FlatPrepared
+    labels: np.ndarray
+    key_ids: np.ndarray
+    tags: np.ndarray
+    recognized: np.ndarray
+    order: np.ndarray
+    priority: np.ndarray
+    stats: Counter = field(default_factory=Counter)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    _PER_SKETCH = ("labels", "key_ids", "tags", "recognized", "order", "priority")
+
+    def __len__(self) -> int:
+        return len(self.data.lengths)
+
+    @classmethod
+    def empty(cls) -> Shard:
+        return cls(
+            FlatPrepared.empty(), np.zeros(0, "U1"), np.zeros(0, "U1"), np.zeros(0, "U1"),
+            np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0, np.uint64),
+        )
+
+    @classmethod
+    def concat(cls, shards: Sequence[Shard]) -> Shard:
+        """Concatenate in order (counters summed, errors appended)."""
+        if not shards:
+            return cls.empty()
+        stats: Counter = Counter()
+        errors: list[dict[str, Any]] = []
+        for s in shards:
+            stats.update(s.stats)
+            errors.extend(s.errors)
+        return cls(
+            FlatPrepared.concat([s.data for s in shards]),
+            *(np.concatenate([getattr(s, k) for s in shards]) for k in cls._PER_SKETCH),
+            stats=stats, errors=errors,
+        )
+
+    def select(self, mask: np.ndarray) -> Shard:
+        """The sketches where ``mask`` ``(S,)`` is True (counters and errors unchanged)."""
+        mask = np.asarray(mask, dtype=bool)
+        points = np.repeat(mask, self.data.lengths)
+        d = self.data
+        data = FlatPrepared(d.coords[points], d.flags[points], d.lengths[mask],
+                            None if d.times is None else d.times[points], d.dropped[mask])
+        return Shard(data, *(getattr(self, k)[mask] for k in self._PER_SKETCH), stats=Counter(self.stats),
+                     errors=list(self.errors))
+
+    # ------------------------------------------------------------------ cache files
+    def save(self, stem: Path, info: dict[str, Any]) -> None:
+        """Write ``stem.npz`` then ``stem.json`` (``info`` + counters + errors), each atomically."""
+        d = self.data
+        arrays = dict(coords=d.coords, flags=d.flags, lengths=d.lengths, dropped=d.dropped,
+                      **{k: getattr(self, k) for k in self._PER_SKETCH})
+        if d.times is not None:
+            arrays["times"] = d.times
+        tmp = stem.with_name(stem.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, stem.with_suffix(".npz"))
+        doc = dict(info, stats=dict(self.stats), errors=self.errors)
+        tmp_json = stem.with_name(stem.name + ".tmp.json")
+        tmp_json.write_text(json.dumps(doc))
+        os.replace(tmp_json, stem.with_suffix(".json"))
+
+    @staticmethod
+    def load_info(stem: Path) -> dict[str, Any] | None:
+        """The JSON sidecar of a complete cached shard, or ``None``."""
+        try:
+            info = json.loads(stem.with_suffix(".json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return info if stem.with_suffix(".npz").exists() else None
+
+    @classmethod
+    def load(cls, stem: Path) -> Shard:
+        info = cls.load_info(stem)
+        if info is None:
+            raise FileNotFoundError(f"no complete shard at {stem}")
+        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as z:
+            data = FlatPrepared(z["coords"], z["flags"], z["lengths"], z["times"] if "times" in z else None,
+                                z["dropped"])
+            per = [z[k] for k in cls._PER_SKETCH]
+        return cls(data, *per, stats=Counter(info["stats"]), errors=info["errors"])

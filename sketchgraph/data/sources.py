@@ -1,0 +1,147 @@
+"""Input files of ``prepare``: discovery, format, and the work units they are cut into.
+
+Line-based files (``.ndjson`` / ``.jsonl``) are cut into chunks of about ``CHUNK_BYTES`` at line
+boundaries, so one big file is spread over all workers; every other file is one task. Chunk
+boundaries depend only on the file (never on the number of workers), and one streaming pass per
+file computes its SHA-256 and the first line number of every chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..formats import FORMATS, detect_format, label_from_path
+from ..formats.sniff import SUFFIXES
+from .splits import split_of_name
+
+__all__ = ["CHUNK_BYTES", "Source", "Task", "expand_inputs", "scan_tasks"]
+
+CHUNK_BYTES = 4 << 20
+"""Target size of one chunk of lines (a constant, so outputs never depend on the worker count)."""
+
+_LINE_SUFFIXES = (".ndjson", ".jsonl")
+_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file.
+
+    Attributes:
+        index: position in the sorted input list (the order of the output).
+        path: the file.
+        format: the concrete format (``simplified``, ``raw``, ``spg``, ``bin``, ``npz``, ``svg``).
+        label: the class its name implies (SVG: the parent folder; records with a ``word`` override it).
+        tag: the split its name implies (``<class>_train.ndjson`` -> ``"train"``), or ``None``.
+        size, mtime_ns: for the resume fingerprint.
+    """
+
+    index: int
+    path: Path
+    format: str
+    label: str
+    tag: str | None
+    size: int
+    mtime_ns: int
+
+    @property
+    def chunked(self) -> bool:
+        return self.path.suffix.lower() in _LINE_SUFFIXES and self.format in ("simplified", "raw", "spg")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of work: lines ``[start, end)`` (bytes) of a line-based source starting at line
+    ``first_line``, or the whole file (``start = end = -1``). ``last`` marks a file's final task."""
+
+    source: Source
+    start: int = -1
+    end: int = -1
+    first_line: int = 1
+    last: bool = True
+
+
+def _walk(path: Path) -> Iterator[Path]:
+    """Sketch files under ``path`` (as ``read_sketches`` walks: ``.npz`` only when named directly)."""
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and not p.name.startswith(".") and SUFFIXES.get(p.suffix.lower(), "npz") != "npz":
+            yield p
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], format: str | None = None
+                  ) -> list[Source]:
+    """Files named by ``inputs`` (files, or folders walked recursively for sketch files), sorted and
+    de-duplicated, with their format (``format`` or sniffed) and name-derived label and split."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    files: set[Path] = set()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.update(_walk(p))
+        elif p.is_file():
+            files.add(p)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {p}")
+    out = []
+    for i, p in enumerate(sorted(files, key=lambda q: q.as_posix())):
+        fmt = detect_format(p) if format in (None, "ndjson") else format
+        st = p.stat()
+        out.append(Source(i, p, fmt, label_from_path(p, folder=fmt == "svg"), split_of_name(p), st.st_size,
+                          st.st_mtime_ns))
+    return out
+
+
+def _boundaries(path: Path, size: int, chunk_bytes: int) -> list[int]:
+    """Chunk starts: 0 and the first line start at or after every multiple of ``chunk_bytes``."""
+    starts = [0]
+    with open(path, "rb") as f:
+        for target in range(chunk_bytes, size, chunk_bytes):
+            if target <= starts[-1]:
+                continue
+            f.seek(target - 1)
+            f.readline()  # the line holding byte target-1 ends here, so the next line starts >= target
+            pos = f.tell()
+            if pos < size and pos > starts[-1]:
+                starts.append(pos)
+    return starts
+
+
+def scan_tasks(sources: Iterable[Source], checksums: dict[int, str], chunk_bytes: int | None = None
+               ) -> Iterator[Task]:
+    """Tasks for ``sources`` in order, lazily; fills ``checksums[source.index]`` (SHA-256 hex) before a
+    file's last task is yielded. Line numbers of chunks come from the same single pass.
+    ``chunk_bytes`` defaults to ``CHUNK_BYTES``."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    for src in sources:
+        sha = hashlib.sha256()
+        if not src.chunked:
+            with open(src.path, "rb") as f:
+                while block := f.read(_BLOCK):
+                    sha.update(block)
+            checksums[src.index] = sha.hexdigest()
+            yield Task(src)
+            continue
+        starts = _boundaries(src.path, src.size, chunk_bytes) if src.size else [0]
+        ends = starts[1:] + [src.size]
+        line = 1
+        with open(src.path, "rb") as f:
+            for k, (a, b) in enumerate(zip(starts, ends)):
+                first_line, left = line, b - a
+                while left:
+                    block = f.read(min(_BLOCK, left))
+                    if not block:
+                        break
+                    sha.update(block)
+                    line += block.count(b"\n")
+                    left -= len(block)
+                last = k == len(starts) - 1
+                if last:
+                    checksums[src.index] = sha.hexdigest()
+                yield Task(src, a, b, first_line, last)

@@ -1,0 +1,416 @@
+"""Prepared datasets: prepare -> files on disk -> PreparedDataset -> loader batches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import sketchgraph.data.pipeline as prepare_module
+import sketchgraph.data.sources as sources_module
+from sketchgraph.cli import main as cli_main
+from sketchgraph.data import PreparedDataset, Protocol, is_prepared, make_loader, prepare
+from sketchgraph.data.flat import preprocess_flat, preprocess_reference
+from sketchgraph.errors import SketchError
+from sketchgraph.formats import read_sketches
+from sketchgraph.graph import FLAG_END, FLAG_PAD, relation_masks
+from sketchgraph.preprocess import Preprocessing, preprocess
+from sketchgraph.synthetic import CLASSES as SYNTH
+from sketchgraph.synthetic import write_dataset
+
+CLASSES = ("cat", "dog", "sun")
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+def random_record(rng: np.random.Generator, style: str, label: str, key: str) -> dict:
+    """A Quick, Draw!-like record: 1-5 random-walk strokes; ``raw`` has float coordinates and times."""
+    strokes = [np.cumsum(rng.normal(0, 6, size=(int(rng.integers(1, 40)), 2)), axis=0) + rng.uniform(0, 400, size=2)
+               for _ in range(int(rng.integers(1, 6)))]
+    drawing, t = [], 0.0
+    if style == "simplified":  # Google's frame: top-left at 0, the larger extent exactly 255
+        lo = np.concatenate(strokes).min(0)
+        scale = 255 / max(float((np.concatenate(strokes) - lo).max()), 1e-9)
+        for xy in strokes:
+            xy = np.round((xy - lo) * scale).astype(int)
+            drawing.append([xy[:, 0].tolist(), xy[:, 1].tolist()])
+    else:
+        for xy in strokes:
+            ts = t + np.cumsum(rng.uniform(5, 30, size=len(xy)))
+            t = float(ts[-1]) + 100
+            drawing.append([np.round(xy[:, 0], 3).tolist(), np.round(xy[:, 1], 3).tolist(), np.round(ts).tolist()])
+    return {"word": label, "countrycode": "XX", "recognized": bool(rng.random() < 0.8), "key_id": key,
+            "drawing": drawing}
+
+
+def write_records(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def make_files(root: Path, style: str = "simplified", n: int = 30, seed: int = 0, suffix: str = "") -> list[Path]:
+    """One ndjson file per class with ``n`` random records (key ids unique across classes)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    return [
+        write_records(root / f"{c}{suffix}.ndjson",
+                      [random_record(rng, style, c, f"{ci}{i:05d}") for i in range(n)])
+        for ci, c in enumerate(CLASSES)
+    ]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of ~2 KB, so every file is cut into many tasks."""
+    monkeypatch.setattr(sources_module, "CHUNK_BYTES", 2048)
+
+
+def dir_bytes(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def run(inputs, out, **kw):
+    kw.setdefault("workers", 1)
+    kw.setdefault("progress", False)
+    return prepare(inputs, out, **kw)
+
+
+# ---------------------------------------------------------------------------------------- preprocessing
+@pytest.mark.parametrize("style", ["simplified", "raw"])
+@pytest.mark.parametrize("config", [Preprocessing(), Preprocessing(simplify=False), Preprocessing(max_points=12),
+                                    Preprocessing(epsilon=0.5, max_points=1000)])
+def test_preprocess_flat_matches_the_reference(tmp_path, style, config):
+    (path,) = make_files(tmp_path, style, n=40)[:1]
+    sketches = list(read_sketches(path))
+    fast, slow = preprocess_flat(sketches, config), preprocess_reference(sketches, config)
+    for name in ("coords", "flags", "lengths", "dropped", "times"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+# ---------------------------------------------------------------------------------------- round trip
+@pytest.mark.parametrize("style,config", [("simplified", Preprocessing(simplify=False)), ("raw", Preprocessing()),
+                                          ("raw", Preprocessing(simplify=False, max_points=20))])
+def test_round_trip(tmp_path, style, config):
+    files = make_files(tmp_path / "in", style)
+    info = run(files, tmp_path / "out", preprocessing=config)
+    ds = PreparedDataset(info.path)
+    originals = [sk for f in files for sk in read_sketches(f)]
+    assert len(ds) == len(originals) == info.num_sketches == 90
+    assert ds.classes == list(CLASSES) and info.splits == {"all": 90}
+    assert ds.coords.dtype == (np.int16 if config.simplify or style == "simplified" else np.float32)
+    assert (ds.times is not None) == (style == "raw" and not config.simplify)
+    for i, original in enumerate(originals):
+        expected, got = preprocess(original, config), ds.sketch(i)
+        assert got.label == original.label and got.key_id == original.key_id
+        assert len(got.strokes) == len(expected.strokes)
+        for a, b in zip(got.strokes, expected.strokes):
+            assert np.array_equal(a, b)
+    assert info.counts["truncated"] == sum("dropped_points" in preprocess(o, config).meta for o in originals)
+
+
+# ---------------------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("style", ["simplified", "raw"])
+def test_same_bytes_for_any_worker_count_and_path(tmp_path, small_chunks, style):
+    files = make_files(tmp_path / "in", style, n=40)
+    a = run(files, tmp_path / "a", workers=1)
+    b = run(list(reversed(files)), tmp_path / "b", workers=2)
+    c = run(files, tmp_path / "c", workers=2, fast=False)
+    ref = dir_bytes(a.path)
+    assert ref == dir_bytes(b.path) == dir_bytes(c.path)
+    assert set(ref) == {"coords.npy", "flags.npy", "offsets.npy", "labels.npy", "split.npy", "key_ids.npy",
+                        "meta.json", "errors.jsonl"}
+
+
+# ---------------------------------------------------------------------------------------- resume / atomicity
+class Boom(RuntimeError):
+    pass
+
+
+def test_resume_after_a_kill(tmp_path, monkeypatch, small_chunks):
+    files = make_files(tmp_path / "in", n=20)
+    clean = run(files, tmp_path / "clean")
+    real = prepare_module.run_task
+    seen: list[int] = []
+
+    def dies_on_second_file(task, options):
+        if task.source.index == 1:
+            raise Boom("killed")
+        return real(task, options)
+
+    monkeypatch.setattr(prepare_module, "run_task", dies_on_second_file)
+    out = tmp_path / "out"
+    with pytest.raises(Boom):
+        run(files, out)
+    assert not out.exists() and not is_prepared(out)
+    assert sorted(p.name for p in (tmp_path / "out.partial" / "shards").iterdir()) == ["000000.json", "000000.npz"]
+
+    def counting(task, options):
+        seen.append(task.source.index)
+        return real(task, options)
+
+    monkeypatch.setattr(prepare_module, "run_task", counting)
+    info = run(files, out)
+    assert info.resumed_files == 1 and 0 not in seen and set(seen) == {1, 2}
+    assert dir_bytes(out) == dir_bytes(clean.path)
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_no_resume_recomputes(tmp_path, monkeypatch):
+    files = make_files(tmp_path / "in", n=5)
+    shards = tmp_path / "out.partial" / "shards"
+    shards.mkdir(parents=True)
+    (shards / "000000.json").write_text(json.dumps({"fingerprint": "stale"}))
+    (shards / "000000.npz").write_bytes(b"junk")
+    info = run(files, tmp_path / "out", resume=True)  # a stale shard is ignored (fingerprint differs)
+    assert info.resumed_files == 0 and info.num_sketches == 15
+
+
+def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
+    files = make_files(tmp_path / "in", n=5)
+    out = tmp_path / "out"
+    run(files, out)
+    before = dir_bytes(out)
+    with pytest.raises(FileExistsError):
+        run(files[:1], out)
+    assert dir_bytes(out) == before
+    info = run(files[:1], out, overwrite=True)
+    assert info.num_sketches == 5 and PreparedDataset(out).classes == ["cat"]
+    assert not (tmp_path / "out.old").exists()
+
+
+def test_refuses_to_replace_a_foreign_directory(tmp_path):
+    files = make_files(tmp_path / "in", n=3)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        run(files, tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "precious.txt").exists()
+
+
+def test_not_a_dataset(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a prepared dataset"):
+        PreparedDataset(tmp_path)
+    files = make_files(tmp_path / "in", n=3)
+    run(files, tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    meta["format_version"] = 999
+    (tmp_path / "out" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(SketchError, match="format 999"):
+        PreparedDataset(tmp_path / "out")
+
+
+# ---------------------------------------------------------------------------------------- bad records
+@pytest.mark.parametrize("chunked", [False, True])
+def test_malformed_and_empty_records(tmp_path, monkeypatch, chunked):
+    if chunked:
+        monkeypatch.setattr(sources_module, "CHUNK_BYTES", 300)
+    rng = np.random.default_rng(1)
+    good = [random_record(rng, "simplified", "cat", f"k{i}") for i in range(6)]
+    lines = [good[0], "{not json", good[1], {"key_id": "x"}, "", good[2],
+             {"word": "cat", "drawing": [[[1, 2], [3]]]}, {"word": "cat", "key_id": "e", "drawing": []},
+             good[3], {"word": "cat", "drawing": [[["a"], [1]]]}, good[4], "   ", good[5]]
+    path = write_records(tmp_path / "cat.ndjson", lines)
+    info = run([path], tmp_path / "out")
+    assert info.num_sketches == 6
+    c = info.counts
+    assert (c["read"], c["malformed"], c["empty"], c["kept"]) == (11, 4, 1, 6)
+    errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert [(e["line"], e["kind"]) for e in errors] == [(2, "malformed"), (4, "malformed"), (7, "malformed"),
+                                                        (8, "empty"), (10, "malformed")]
+    assert all(e["message"].startswith(f"{path}:{e['line']}: ") for e in errors)
+    assert PreparedDataset(info.path).meta["counts"] == c
+    assert [s.key_id for s in map(PreparedDataset(info.path).sketch, range(6))] == [f"k{i}" for i in range(6)]
+
+
+# ---------------------------------------------------------------------------------------- splits
+def test_splits_from_file_names(tmp_path):
+    root = tmp_path / "in"
+    for split, n in (("train", 8), ("valid", 2), ("test", 3)):
+        make_files(root, n=n, seed=n, suffix=f"_{split}")
+    for split_files in (None, "auto"):
+        info = run([root], tmp_path / f"out_{split_files}", split_files=split_files)
+        assert info.splits == {"train": 24, "valid": 6, "test": 9} and info.classes == list(CLASSES)
+        ds = PreparedDataset(info.path)
+        assert list(ds.meta["splits"]) == ["train", "valid", "test"]
+        assert ds.meta["class_counts"]["dog"] == {"train": 8, "valid": 2, "test": 3}
+    make_files(root, n=2, suffix="")  # untagged files: "auto" refuses, None falls back to one split
+    with pytest.raises(SketchError, match="_train/_valid/_test"):
+        run([root], tmp_path / "bad", split_files="auto")
+    assert run([root], tmp_path / "one").splits == {"all": 45}
+
+
+@pytest.mark.parametrize("fmt", ["raw", "simplified"])
+def test_synthetic_dataset(tmp_path, fmt):
+    write_dataset(tmp_path / "in", 5, seed=0, format=fmt, splits={"train": 3, "valid": 1, "test": 1})
+    cfg = Preprocessing(simplify=fmt == "raw")
+    a = run([tmp_path / "in"], tmp_path / "a", preprocessing=cfg)
+    b = run([tmp_path / "in"], tmp_path / "b", preprocessing=cfg, fast=False)
+    assert a.splits == {"train": 3 * len(SYNTH), "valid": len(SYNTH), "test": len(SYNTH)}
+    assert a.classes == sorted(SYNTH) and dir_bytes(a.path) == dir_bytes(b.path)
+
+
+def test_splits_by_key_id(tmp_path):
+    files = make_files(tmp_path / "raw", "raw", n=10)
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    for f, c in zip(files, CLASSES):
+        recs = [json.loads(line) for line in f.read_text().splitlines()]
+        write_records(splits / f"{c}_train.ndjson", [{"key_id": r["key_id"]} for r in recs[:6]])
+        write_records(splits / f"{c}_valid.ndjson", [{"key_id": r["key_id"]} for r in recs[6:7]])
+        write_records(splits / f"{c}_test.ndjson", [{"key_id": r["key_id"]} for r in recs[7:9]])
+    info = run(files, tmp_path / "out", split_files=splits)
+    assert info.splits == {"train": 18, "valid": 3, "test": 6}
+    assert info.counts["not_selected"] == 3  # the 10th record of each class is in no split file
+    ds = PreparedDataset(info.path)
+    valid = ds.split("valid")
+    assert sorted(valid.sketch(j).key_id for j in range(len(valid))) == ["000006", "100006", "200006"]
+    assert ds.meta["split_method"]["kind"] == "keys" and ds.meta["split_method"]["key_ids"] == 27
+    write_records(splits / "cat_test.ndjson", [{"key_id": "000000"}])  # also in train
+    with pytest.raises(SketchError, match="000000"):
+        run(files, tmp_path / "dup", split_files=splits)
+
+
+def test_protocol_counts_recognized_and_seeds(tmp_path, small_chunks):
+    files = make_files(tmp_path / "in", n=40)
+    proto = Protocol({"train": 10, "valid": 3, "test": 4}, recognized_only=True)
+    a = run(files, tmp_path / "a", protocol=proto, seed=1)
+    b = run(files, tmp_path / "b", protocol=proto, seed=1, workers=2)
+    c = run(files, tmp_path / "c", protocol=proto, seed=2)
+    assert a.splits == {"train": 30, "valid": 9, "test": 12}
+    assert dir_bytes(a.path) == dir_bytes(b.path)
+    keys = lambda info: {bytes(k) for k in PreparedDataset(info.path).key_ids}  # noqa: E731
+    assert keys(a) != keys(c)
+    recognized = {r["key_id"] for f in files for r in map(json.loads, f.read_text().splitlines()) if r["recognized"]}
+    assert {k.decode() for k in keys(a)} <= recognized
+    ds = PreparedDataset(a.path)
+    assert all(v == {"train": 10, "valid": 3, "test": 4} for v in ds.meta["class_counts"].values())
+    with pytest.raises(SketchError, match="needs 100 eligible"):
+        run(files, tmp_path / "short", protocol="train=80,valid=10,test=10")
+    frac = run(files, tmp_path / "frac", protocol="train=0.5,valid=0.25,test=0.25")
+    assert frac.splits == {"train": 60, "valid": 30, "test": 30}
+
+
+def test_times_survive_selection(tmp_path, small_chunks):
+    files = make_files(tmp_path / "in", "raw", n=30)
+    info = run(files, tmp_path / "out", preprocessing=Preprocessing(simplify=False), protocol="train=2,valid=1")
+    ds = PreparedDataset(info.path)  # most chunks keep no sketch at all; the kept ones have times
+    assert ds.meta["has_times"] and ds.times is not None and len(ds.times) == len(ds.coords)
+    originals = {sk.key_id: sk for f in files for sk in read_sketches(f)}
+    for i in range(len(ds)):
+        got = ds.sketch(i)
+        assert np.array_equal(got.times(), originals[got.key_id].times()[: got.num_points])
+
+
+def test_protocol_with_split_files_is_an_error(tmp_path):
+    files = make_files(tmp_path / "in", n=3)
+    with pytest.raises(ValueError, match="either"):
+        run(files, tmp_path / "out", protocol="train=1", split_files="auto")
+
+
+# ---------------------------------------------------------------------------------------- loading
+@pytest.fixture
+def dataset(tmp_path) -> PreparedDataset:
+    files = make_files(tmp_path / "in", "raw", n=40)
+    info = run(files, tmp_path / "out", preprocessing=Preprocessing(max_points=50))
+    return PreparedDataset(info.path)
+
+
+@pytest.mark.parametrize("pad_to", [None, 64])
+def test_collate_pads_and_masks(dataset, pad_to):
+    rels = ("stroke1", "stroke2", "temporal")
+    split = dataset.split("all")
+    loader = make_loader(split, 16, shuffle=False, relations=rels, pad_to=pad_to)
+    batch = next(iter(loader))
+    lengths = split.lengths()[:16]
+    N = pad_to or int(lengths.max())
+    assert batch.coords.shape == (16, N, 2) and batch.flags.shape == (16, N)
+    assert torch.equal(batch.lengths, torch.as_tensor(lengths))
+    assert torch.equal(batch.labels, torch.as_tensor(split.labels[:16]))
+    expected = relation_masks(batch.flags, rels, pad_self_loops=True)
+    assert all(torch.equal(batch.masks[r], expected[r]) for r in rels)
+    for b in range(16):
+        sk = split.sketch(b)
+        n = sk.num_points
+        assert torch.equal(batch.coords[b, :n], torch.from_numpy(sk.points()))
+        assert (batch.flags[b, n:] == FLAG_PAD).all() and batch.flags[b, n - 1] == FLAG_END
+
+
+def test_dgl_graph_counts(dataset):
+    rels = ("stroke1", "temporal")
+    batch = next(iter(make_loader(dataset.split("all"), 8, shuffle=False, relations=rels)))
+    g, node_index = batch.dgl()
+    assert g.num_nodes("point") == int(batch.lengths.sum()) == len(node_index)
+    for r in rels:
+        assert g.num_edges(("point", r, "point")) == int((batch.masks[r] & batch.valid[:, :, None]).sum())
+    assert g.batch_size == 8
+
+
+def test_loader_is_deterministic_with_a_seed(dataset):
+    def order(seed, **kw):
+        return [tuple(b.labels.tolist()) + tuple(b.lengths.tolist())
+                for b in make_loader(dataset.split("all"), 7, shuffle=True, seed=seed, relations=(), **kw)]
+
+    assert order(3) == order(3) and order(3) != order(4)
+    assert len(order(3, drop_last=True)) == 120 // 7
+    assert order(3, num_workers=1) == order(3)  # the dataset pickles by path into the worker
+
+
+def test_transform_hook(dataset):
+    calls = []
+
+    def drop_last_point(coords, flags, generator):
+        assert isinstance(generator, torch.Generator)
+        calls.append(torch.rand(1, generator=generator).item())
+        n = (flags != FLAG_PAD).sum(1)  # (B,)
+        keep = n > 1
+        rows = torch.arange(len(n))[keep]
+        flags = flags.clone()
+        flags[rows, n[keep] - 1] = FLAG_PAD
+        flags[rows, n[keep] - 2] = FLAG_END
+        return coords, flags
+
+    def first_batch(seed):
+        return next(iter(make_loader(dataset.split("all"), 8, shuffle=False, seed=seed, transform=drop_last_point)))
+
+    plain = next(iter(make_loader(dataset.split("all"), 8, shuffle=False)))
+    batch = first_batch(5)
+    assert torch.equal(batch.lengths, (plain.lengths - 1).clamp(min=1))
+    assert all(torch.equal(batch.masks[r], relation_masks(batch.flags, [r], pad_self_loops=True)[r])
+               for r in batch.masks)
+    first_batch(5)
+    assert calls[0] == calls[1]  # the generator is seeded from the loader's seed
+
+
+def test_sketch_split_is_a_dataset(dataset):
+    split = dataset.split("all")
+    assert len(split) == 120 and split[3] == 3
+    assert np.array_equal(split.__getitems__([5, 1]), [5, 1])
+    with pytest.raises(KeyError):
+        dataset.split("train")
+    with pytest.raises(IndexError):
+        dataset.sketch(len(dataset))
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_prepare(tmp_path, capsys):
+    make_files(tmp_path / "in", "raw", n=12)
+    out = tmp_path / "out"
+    rc = cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--protocol", "train=6,valid=2,test=2",
+                   "--relations", "stroke1,temporal", "--max-points", "30", "--workers", "1", "--seed", "3"])
+    assert rc == 0
+    assert "prepared 30 sketches, 3 classes (train 18 / valid 6 / test 6)" in capsys.readouterr().out
+    meta = PreparedDataset(out).meta
+    assert meta["graph_spec"] == {"relations": ["stroke1", "temporal"]}
+    assert meta["preprocessing"] == {"simplify": True, "epsilon": 2.0, "max_points": 30}
+    assert meta["split_method"] == {"kind": "protocol", "seed": 3, "protocol": {
+        "name": "custom", "sizes": {"train": 6, "valid": 2, "test": 2}, "recognized_only": False}}
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet"]) == 1  # exists
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet", "--overwrite",
+                     "--no-simplify"]) == 0
+    assert PreparedDataset(out).meta["preprocessing"]["simplify"] is False
+

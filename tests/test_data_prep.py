@@ -1,0 +1,157 @@
+"""The dataset scripts in ``data_prep/`` on generated files, and on ``../shared/data`` when present."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.quickdraw import CATEGORIES, prepare_414k
+from data_prep.sketchrnn import prepare_sketchrnn
+from data_prep.spg import EXPECTED_SPLITS, prepare_spg
+from data_prep.tuberlin import prepare_tuberlin
+from sketchgraph.data import PreparedDataset
+from sketchgraph.formats import write_stroke3_npz, write_svg
+from sketchgraph.sketch import Sketch
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def data_path(*parts: str) -> Path:
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+def random_strokes(rng: np.random.Generator, scale: float = 100.0) -> list[np.ndarray]:
+    """1-4 random-walk strokes of 2-20 points, ``(n, 2)`` float."""
+    return [np.cumsum(rng.normal(0, scale / 20, size=(int(rng.integers(2, 20)), 2)), axis=0) + scale
+            for _ in range(int(rng.integers(1, 5)))]
+
+
+def lines(records: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+# ---------------------------------------------------------------------------------------- Quick, Draw!
+def test_categories():
+    assert len(CATEGORIES) == len(set(CATEGORIES)) == 345
+    assert list(CATEGORIES) == sorted(CATEGORIES, key=str.lower)
+    assert {"The Eiffel Tower", "zigzag", "alarm clock", "t-shirt", "teddy-bear"} <= set(CATEGORIES)
+
+
+@pytest.mark.realdata
+def test_categories_match_the_shared_files():
+    names = {p.stem for p in data_path("quickdraw_simplified").glob("*.ndjson")}
+    spg = {p.name.removesuffix("_raw.ndjson").replace("_", " ") for p in data_path("spg20", "raw").glob("*.ndjson")}
+    assert len(names) == 324 and len(spg) == 20
+    assert names | spg | {"zigzag"} == set(CATEGORIES)
+
+
+def test_prepare_414k(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "qd"
+    folder.mkdir()
+    for ci, word in enumerate(("cat", "The Eiffel Tower")):
+        records = []
+        for i in range(1300):
+            xy = [np.clip(np.round(s), 0, 255).astype(int) for s in random_strokes(rng)]
+            records.append({"word": word, "recognized": i % 13 != 0, "key_id": f"{ci}{i:06d}",
+                            "drawing": [[s[:, 0].tolist(), s[:, 1].tolist()] for s in xy]})
+        (folder / f"{word}.ndjson").write_text(lines(records))
+    info = prepare_414k(folder, tmp_path / "out", workers=1, progress=False)
+    assert info.splits == {"train": 2000, "valid": 200, "test": 200}
+    ds = PreparedDataset(info.path)
+    assert ds.meta["split_method"]["protocol"]["name"] == "quickdraw414k"
+    assert ds.meta["preprocessing"]["simplify"] is False
+    assert all(int(bytes(k)[1:]) % 13 for k in ds.key_ids)  # recognized drawings only
+
+
+# ---------------------------------------------------------------------------------------- SPG
+def write_spg(root: Path, classes=("ant", "alarm_clock"), counts=(("train", 6), ("valid", 2), ("test", 3))):
+    """A tiny SPG-like folder: raw/<class>_raw.ndjson (with one 4-list stroke) + splits/."""
+    rng = np.random.default_rng(1)
+    (root / "raw").mkdir(parents=True)
+    (root / "splits").mkdir()
+    for c in classes:
+        n = sum(k for _, k in counts) + 1
+        raw = []
+        for i in range(n):
+            strokes = random_strokes(rng)
+            drawing = [[np.round(s[:, 0]).tolist(), np.round(s[:, 1]).tolist(), [i % 3] * len(s)] for s in strokes]
+            if i == 0:
+                drawing[0].append([1] * len(strokes[0]))  # SPG's raw files hold a few such strokes
+            raw.append({"i": i, "key_id": f"{c}-{i}", "drawing": drawing})
+        (root / "raw" / f"{c}_raw.ndjson").write_text(lines(raw))
+        start = 0
+        for split, k in counts:
+            (root / "splits" / f"{c}_{split}.ndjson").write_text(lines(raw[start : start + k]))
+            start += k
+
+
+def test_spg_on_a_generated_folder(tmp_path):
+    write_spg(tmp_path / "spg")
+    info = prepare_spg(tmp_path / "spg", tmp_path / "out", workers=1, progress=False)
+    assert info.splits == {"train": 12, "valid": 4, "test": 6} and info.classes == ["alarm_clock", "ant"]
+    assert info.counts["malformed"] == 0 and info.counts["not_selected"] == 2
+    assert PreparedDataset(info.path).meta["split_method"]["kind"] == "keys"
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_spg_real(tmp_path):
+    root = data_path("spg20")
+    t0 = time.perf_counter()
+    info = prepare_spg(root, tmp_path / "spg20", workers=2, progress=False)
+    seconds = time.perf_counter() - t0
+    assert info.splits == EXPECTED_SPLITS and len(info.classes) == 20
+    assert info.counts["malformed"] == 0 and info.counts["empty"] == 0 and info.counts["not_selected"] == 0
+    ds = PreparedDataset(info.path)
+    assert ds.coords.dtype == np.int16 and int(np.asarray(ds.coords).max()) <= 255
+    assert ds.lengths().max() <= 100
+    print(f"SPG-20 prepared in {seconds:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------- sketch-rnn
+def test_sketchrnn(tmp_path):
+    rng = np.random.default_rng(2)
+    files = []
+    for name, sizes in (("cat", (5, 2, 3)), ("sketchrnn_dog", (4, 1, 1))):
+        splits = {s: [Sketch.from_strokes([np.round(x) for x in random_strokes(rng)]).to_stroke3() for _ in range(n)]
+                  for s, n in zip(("train", "valid", "test"), sizes)}
+        files.append(write_stroke3_npz(tmp_path / f"{name}.npz", **splits))
+    info = prepare_sketchrnn(files, tmp_path / "out", workers=1, progress=False)
+    assert info.splits == {"train": 9, "valid": 3, "test": 4} and info.classes == ["cat", "dog"]
+    ds = PreparedDataset(info.path)
+    assert ds.meta["class_counts"]["dog"] == {"train": 4, "valid": 1, "test": 1}
+    with pytest.raises(ValueError, match="npz"):
+        prepare_sketchrnn([tmp_path / "x.ndjson"], tmp_path / "bad")
+
+
+# ---------------------------------------------------------------------------------------- TU-Berlin
+def test_tuberlin_on_generated_svgs(tmp_path):
+    rng = np.random.default_rng(3)
+    for c in ("airplane", "alarm clock"):
+        (tmp_path / "svg" / c).mkdir(parents=True)
+        for i in range(10):
+            write_svg(Sketch.from_strokes([s * 4 for s in random_strokes(rng)]), tmp_path / "svg" / c / f"{i}.svg")
+    info = prepare_tuberlin(tmp_path / "svg", tmp_path / "out", workers=1, progress=False)
+    assert info.splits == {"train": 14, "valid": 2, "test": 4} and info.classes == ["airplane", "alarm clock"]
+    again = prepare_tuberlin(tmp_path / "svg", tmp_path / "again", workers=2, progress=False)
+    assert (tmp_path / "out" / "key_ids.npy").read_bytes() == (tmp_path / "again" / "key_ids.npy").read_bytes()
+    other = prepare_tuberlin(tmp_path / "svg", tmp_path / "other", seed=1, workers=1, progress=False)
+    assert other.splits == info.splits
+    assert (np.load(other.path / "split.npy") != np.load(info.path / "split.npy")).any()
+    assert again.splits == info.splits
+
+
+@pytest.mark.realdata
+def test_tuberlin_real_sample(tmp_path):
+    info = prepare_tuberlin(data_path("tuberlin_svg"), tmp_path / "out", protocol="train=3,valid=1,test=1",
+                            workers=1, progress=False)
+    assert info.splits == {"train": 9, "valid": 3, "test": 3}
+    assert info.classes == ["airplane", "alarm clock", "angel"]
