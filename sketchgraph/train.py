@@ -81,7 +81,10 @@ class TrainConfig:
         seed: everything random derives from it.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         bf16: bfloat16 autocast on CUDA (ignored on CPU).
-        num_workers: loader worker processes.
+        num_workers: loader worker processes (0 is usually fastest on CPU: collation is vectorised and
+            worker processes compete with the model for the cores).
+        bucket: length bucketing of training batches: sort windows of ``bucket`` batches by sketch
+            length so padding stays short (``sketchgraph.data.bucket_batches``; 1 = off).
         max_time_minutes: stop before an epoch that would end past this budget (0: no budget).
         train_split, valid_split: split names in the prepared dataset.
         resume: continue from ``out/last`` when it holds a resume state.
@@ -110,6 +113,7 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True
     num_workers: int = 0
+    bucket: int = 1
     max_time_minutes: float = 0.0
     train_split: str = "train"
     valid_split: str = "valid"
@@ -260,7 +264,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-_STREAMS = {"order": 0, "augment": 1, "dropout": 2}
+_STREAMS = {"order": 0, "augment": 1, "dropout": 2, "bucket": 3}
 
 
 def epoch_seed(seed: int, epoch: int, stream: str, rank: int = 0) -> int:
@@ -417,16 +421,18 @@ class _Run:
     # -------------------------------------------------------------- epochs
     def loader(self, split: Any, epoch: int, *, train: bool):
         """This rank's batches of ``split``: shuffled and augmented when ``train``, else in order."""
-        from .data import make_loader
+        from .data import bucket_batches, make_loader
 
         seed, rank = self.config.seed, self.ctx.rank
         indices = shard_indices(len(split), self.ctx, seed=epoch_seed(seed, epoch, "order") if train else None)
-        return make_loader(
-            split, self.config.batch_size, shuffle=False, sampler=indices,
-            seed=epoch_seed(seed, epoch, "augment", rank), relations=self.relations,
-            drop_last=train and self.drop_last, transform=self.transform if train else None,
-            num_workers=self.config.num_workers,
-        )
+        common = dict(seed=epoch_seed(seed, epoch, "augment", rank), relations=self.relations,
+                      transform=self.transform if train else None, num_workers=self.config.num_workers)
+        if train and self.config.bucket > 1:
+            batches = bucket_batches(indices, split.lengths(), self.config.batch_size, bucket=self.config.bucket,
+                                     seed=epoch_seed(seed, epoch, "bucket", rank), drop_last=self.drop_last)
+            return make_loader(split, 1, shuffle=False, batch_sampler=batches, **common)
+        return make_loader(split, self.config.batch_size, shuffle=False, sampler=indices,
+                           drop_last=train and self.drop_last, **common)
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         from tqdm.auto import tqdm

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from .cli import configure_parser, run_cli
 from .flat import FlatPrepared, preprocess_flat
-from .loader import FlatCollate, SketchSplit, make_loader
+from .loader import FlatCollate, SketchSplit, bucket_batches, make_loader
 from .pipeline import PreparedInfo, prepare
 from .splits import PROTOCOLS, Protocol, parse_protocol
 from .storage import FORMAT_VERSION, PreparedDataset, is_prepared
 
 __all__ = [
-    "prepare", "PreparedInfo", "PreparedDataset", "SketchSplit", "FlatCollate", "make_loader", "is_prepared",
+    "prepare", "PreparedInfo", "PreparedDataset", "SketchSplit", "FlatCollate", "make_loader", "bucket_batches",
+    "is_prepared",
     "Protocol", "PROTOCOLS", "parse_protocol", "preprocess_flat", "FlatPrepared", "FORMAT_VERSION",
     "configure_parser", "run_cli",
 ]

@@ -35,7 +35,7 @@ from ..batch import Batch
 from ..sketch import Sketch
 from .storage import PreparedDataset
 
-__all__ = ["SketchSplit", "FlatCollate", "make_loader", "Transform"]
+__all__ = ["SketchSplit", "FlatCollate", "make_loader", "bucket_batches", "Transform"]
 
 Transform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
@@ -129,6 +129,43 @@ class FlatCollate:
             hook = lambda coords, flags: transform(coords, flags, gen)  # noqa: E731
         return Batch.from_flat(self.dataset.coords, self.dataset.flags, starts, lengths, self.relations, labels,
                                pad_to=self.pad_to, transform=hook)
+
+
+def bucket_batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, *, bucket: int, seed: int, drop_last: bool = False
+) -> list[np.ndarray]:
+    """Length-bucketed batches: cut ``order`` into windows of ``bucket * batch_size`` sketches, sort each
+    window by length (stable), cut it into batches and shuffle the batch order with ``seed``.
+
+    Padding to the batch's longest sketch then wastes little: on SPG-20 (mean 51 points, cap 100) a
+    random batch of 128 pads to ~100 points, a bucketed one to ~its own length (about 2x less compute).
+    The result is a function of ``(order, lengths, seed)`` only, so resumed runs repeat it.
+
+    Args:
+        order: ``(n,)`` positions into the split, already shuffled (e.g. ``shard_indices``).
+        lengths: ``(len(split),)`` points per sketch of the split.
+        batch_size: sketches per batch.
+        bucket: batches per sorting window (``1`` = no bucketing, batches keep ``order``).
+        seed: shuffles the batch order.
+        drop_last: drop a last incomplete batch (taken from the end of ``order``).
+
+    Returns:
+        list of ``(b,)`` int64 position arrays.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    if drop_last:
+        order = order[: len(order) // batch_size * batch_size]
+    window = max(1, bucket) * batch_size
+    batches: list[np.ndarray] = []
+    for a in range(0, len(order), window):
+        chunk = order[a : a + window]
+        if bucket > 1:
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    if bucket > 1:
+        perm = np.random.default_rng(seed).permutation(len(batches))
+        batches = [batches[i] for i in perm]
+    return batches
 
 
 def make_loader(

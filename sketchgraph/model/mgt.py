@@ -52,6 +52,9 @@ class MGTConfig:
         embed_dim: width of each input embedding.
         coord_norm: ``"none"`` (raw coordinates, the paper) or ``"unit"`` (each sketch fitted into [-1, 1],
             aspect ratio kept).
+        coord_features: ``"xy"`` (the paper) or ``"xy+delta"``: also the offsets to the previous and next point
+            of the same stroke (0 across pen-ups), i.e. the local pen direction (6 inputs).
+        coord_mlp: embed the coordinate features with ``Linear -> act -> Linear`` instead of one bias-free Linear.
         layers: number of layers.
         layout: ``"per_relation"`` (the paper) or ``"split_heads"`` (see the module docstring).
         heads: attention heads per relation.
@@ -77,6 +80,8 @@ class MGTConfig:
     embed: str = "concat"
     embed_dim: int = 256
     coord_norm: str = "none"
+    coord_features: str = "xy"
+    coord_mlp: bool = False
     layers: int = 4
     layout: str = "per_relation"
     heads: int = 8
@@ -98,7 +103,8 @@ class MGTConfig:
         self.relations = tuple(self.relations)
         self.classifier = tuple(self.classifier)
         choices = {
-            "embed": ("concat", "sum"), "coord_norm": ("none", "unit"), "layout": ("per_relation", "split_heads"),
+            "embed": ("concat", "sum"), "coord_norm": ("none", "unit"), "coord_features": ("xy", "xy+delta"),
+            "layout": ("per_relation", "split_heads"),
             "act": tuple(_ACTS), "norm": ("batch", "layer"), "readout": ("sum", "mean"),
             "init": ("official", "default"), "backend": BACKENDS,
         }
@@ -138,6 +144,20 @@ def normalize_coords(coords: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     centre = (lo + hi) / 2
     half = ((hi - lo).amax(-1, keepdim=True) / 2).clamp(min=1e-6)  # (B, 1, 1)
     return ((coords - centre) / half) * m
+
+
+def stroke_deltas(xy: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Offsets to the previous and next point of the same stroke, ``(B, N, 2)`` -> ``(B, N, 4)``.
+
+    ``flags`` ``(B, N)``: 100 means the next point continues the stroke; offsets across a pen-up, at the
+    ends of the sketch and on padding are 0.
+    """
+    cont = (flags == FLAG_CONTINUE)[..., None]  # (B, N, 1): i -> i+1 in the same stroke
+    nxt = torch.zeros_like(xy)
+    nxt[:, :-1] = (xy[:, 1:] - xy[:, :-1]) * cont[:, :-1]
+    prev = torch.zeros_like(xy)
+    prev[:, 1:] = nxt[:, :-1]  # offset from i-1 to i equals i-1's "next" offset
+    return torch.cat([prev, nxt], -1)
 
 
 class Norm(nn.Module):
@@ -234,7 +254,11 @@ class MGT(nn.Module):
         super().__init__()
         self.config = cfg = config
         E, W = cfg.embed_dim, cfg.width
-        self.coord_embed = nn.Linear(2, E, bias=False)
+        n_in = 2 if cfg.coord_features == "xy" else 6
+        self.coord_embed = (
+            nn.Sequential(nn.Linear(n_in, E), _ACTS[cfg.act](), nn.Linear(E, E)) if cfg.coord_mlp
+            else nn.Linear(n_in, E, bias=False)
+        )
         self.token_embed = nn.Embedding(FLAG_PAD + 1, E)  # positions 0..99, flags 100 / 101 / 102
         self.layers = nn.ModuleList(MGTLayer(cfg) for _ in range(cfg.layers))
         self.norm_f = Norm(cfg.norm, W) if cfg.prenorm else None
@@ -280,6 +304,8 @@ class MGT(nn.Module):
         if N > MAX_POINTS:
             raise ValueError(f"MGT takes at most {MAX_POINTS} points per sketch, got a batch padded to {N}")
         xy = normalize_coords(batch.coords, batch.valid) if self.config.coord_norm == "unit" else batch.coords
+        if self.config.coord_features == "xy+delta":
+            xy = torch.cat([xy, stroke_deltas(xy, batch.flags)], -1)  # (B, N, 6)
         parts = (self.coord_embed(xy), self.token_embed(batch.flags), self.token_embed(batch.position))
         return torch.cat(parts, -1) if self.config.embed == "concat" else parts[0] + parts[1] + parts[2]
 
