@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data_path as data_path  # noqa: E402
 
 from data_prep.quickdraw import CATEGORIES, prepare_414k
 from data_prep.sketchrnn import prepare_sketchrnn
@@ -16,15 +17,6 @@ from data_prep.tuberlin import prepare_tuberlin
 from sketchgraph.data import PreparedDataset
 from sketchgraph.formats import write_stroke3_npz, write_svg
 from sketchgraph.sketch import Sketch
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def data_path(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available: {path}")
-    return path
 
 
 def random_strokes(rng: np.random.Generator, scale: float = 100.0) -> list[np.ndarray]:

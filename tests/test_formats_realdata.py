@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import shared_data_path as data_path  # noqa: E402
 
 from sketchgraph.formats import detect_format, read_sketches, render_png, write_bin, write_ndjson
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-pytestmark = pytest.mark.realdata
-
-
-def data_path(*parts: str) -> Path:
-    path = DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available: {path}")
-    return path
-
 
 SPG_CLASSES = ["airplane", "alarm_clock"]
 SPG_COUNTS = {"train": 650, "valid": 50, "test": 100}

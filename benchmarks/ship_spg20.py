@@ -1,0 +1,149 @@
+"""Turn a trained SPG-20 run into the shipped checkpoint ``checkpoints/spg20`` with its model card.
+
+    python benchmarks/ship_spg20.py runs/bench/mgt/best prepared/spg20 [--out checkpoints/spg20]
+
+Copies the weights and config, evaluates valid and test (every number on the card comes from this
+evaluation), writes the confusion matrix PNG and the model card README. Machine-specific paths in the
+recorded training command are replaced by the README's conventional ones (``prepared/spg20``, ``runs/spg20``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DGLBACKEND", "pytorch")
+
+import numpy as np  # noqa: E402
+
+from sketchgraph.checkpoint import load_checkpoint  # noqa: E402
+from sketchgraph.evaluate import evaluate, plot_confusion  # noqa: E402
+
+CARD = """# sketchgraph checkpoint `spg20`
+
+The default sketchgraph model (`mgt` preset: split-heads Multi-Graph Transformer over the `stroke1`,
+`stroke2` and `temporal` relations, {params:,} parameters, {size_mb:.1f} MB) trained on SPG-20.
+
+```python
+from sketchgraph.predict import SketchClassifier
+SketchClassifier.from_pretrained("spg20").predict([[xs, ys], ...])
+```
+
+## Data
+
+- **SPG** (Sketch Perceptual Grouping, Li et al., ECCV 2018), a subset of Google's **Quick, Draw!**
+  drawings. Quick, Draw! data: Google Creative Lab, licence **CC BY 4.0**
+  (https://quickdraw.withgoogle.com/data). SPG as distributed by the SketchGNN repository.
+- 20 classes: {classes}.
+- Published split: 650 / 50 / 100 drawings per class (13,000 train / 1,000 valid / 2,000 test).
+- Prepared from the ORIGINAL coordinates (`raw/` files) with Google's simplification (align, scale to
+  255, 1-px resampling, RDP epsilon 2.0), truncated at 100 points, splits assigned by key_id:
+  `python -m data_prep.spg ../shared/data/spg20 prepared/spg20`.
+- Model selection on valid (best epoch); the test split was used once, for this card.
+
+## Metrics
+
+| split | top-1 | top-5 | top-10 | sketches |
+|---|---|---|---|---|
+| valid | {v_top1:.2%} | {v_top5:.2%} | {v_top10:.2%} | {v_n} |
+| test | {t_top1:.2%} | {t_top5:.2%} | {t_top10:.2%} | {t_n} |
+
+Hardest test confusions (true -> predicted, count): {confusions}.
+
+Per-class test accuracy:
+
+| class | accuracy | | class | accuracy |
+|---|---|---|---|---|
+{per_class}
+
+![test confusion matrix](confusion_test.png)
+
+## Training
+
+```
+{command}
+```
+
+- config: `configs/spg20.toml` (AdamW, cosine with warm-up, label smoothing 0.1, random affine and
+  stroke/point dropout augmentation, length-bucketed batches of 64); {epochs} epochs,
+  {time_min:.1f} minutes on {hardware}.
+- reproduce the whole table of models: `python benchmarks/spg20_benchmark.py --data prepared/spg20`.
+- regenerate this card: `python benchmarks/ship_spg20.py runs/spg20/best prepared/spg20`.
+
+## Limits
+
+Trained on 20 classes only; anything else is forced into one of them. SPG keeps recognised, clean
+drawings; messier drawings (Quick, Draw!'s unrecognised ones) are harder. Input is simplified and
+capped at 100 points exactly as in training (`config.json`, `preprocessing`), so raw canvas
+coordinates of any scale work.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="the trained checkpoint directory (e.g. runs/spg20/best)")
+    p.add_argument("data", help="the prepared SPG-20 dataset")
+    p.add_argument("--out", default=str(ROOT / "checkpoints" / "spg20"))
+    args = p.parse_args(argv)
+    run, out = Path(args.run), Path(args.out)
+    valid = evaluate(run, args.data, "valid", progress=False)
+    test = evaluate(run, args.data, "test", progress=False)
+    config = json.loads((run / "config.json").read_text())
+    tr = config.get("training", {})
+    command = str(tr.get("command", ""))
+    cfg = tr.get("config", {})
+    for old, new in ((cfg.get("data"), "prepared/spg20"), (cfg.get("out"), "runs/spg20")):
+        if old:
+            command = command.replace(str(old), new)
+    tr["command"] = command
+    for key in ("data", "out"):
+        tr.get("config", {}).pop(key, None)
+    tr.get("dataset", {}).pop("path", None)
+    config["training"] = tr
+    config["metrics"] = {
+        **config.get("metrics", {}),
+        **{f"valid_{k}": valid[k] for k in ("top1", "top5", "top10")},
+        **{f"test_{k}": test[k] for k in ("top1", "top5", "top10")},
+    }
+    classes = config["classes"]
+    acc = test["per_class_accuracy"]
+    cells = [f"{c} | {acc[c]:.0%}" for c in classes]
+    half = (len(cells) + 1) // 2
+    rows = [f"| {a} | | {b} |" for a, b in zip(cells[:half], cells[half:] + [" | "])]
+    confusions = ", ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in test["hardest_confusions"][:5])
+    tmp = Path(tempfile.mkdtemp(prefix=".spg20-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        shutil.copy2(run / "model.safetensors", tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        plot_confusion(np.array(test["confusion_matrix"]), classes, tmp / "confusion_test.png",
+                       title=f"spg20 on test: top-1 {test['top1']:.2%}")
+        model, _ = load_checkpoint(tmp)
+        (tmp / "README.md").write_text(CARD.format(
+            params=sum(p.numel() for p in model.parameters()),
+            size_mb=(tmp / "model.safetensors").stat().st_size / 1e6,
+            classes=", ".join(classes),
+            v_top1=valid["top1"], v_top5=valid["top5"], v_top10=valid["top10"], v_n=valid["num_samples"],
+            t_top1=test["top1"], t_top5=test["top5"], t_top10=test["top10"], t_n=test["num_samples"],
+            confusions=confusions, per_class="\n".join(rows), command=command,
+            epochs=tr.get("epochs"), time_min=float(tr.get("time_s", 0)) / 60, hardware=tr.get("hardware"),
+        ))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    print(f"shipped {out}: valid top-1 {valid['top1']:.2%}, test top-1 {test['top1']:.2%} top-5 {test['top5']:.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
