@@ -31,9 +31,14 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 
+# The speed figures in the README (each script prints its own table; none is a timed test).
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_prepare.py
+	$(PY) benchmarks/bench_simplify.py --quick
 	$(PY) benchmarks/bench_collate.py
+	$(PY) benchmarks/bench_model.py --threads 2
+	$(PY) benchmarks/bench_predict.py
+	$(PY) benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
