@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("sketchgraph.evaluate", "evaluate a checkpoint on a prepared dataset split"),
     "predict": ("sketchgraph.predict", "classify sketch files with a checkpoint"),
     "serve": ("sketchgraph.serve.app", "HTTP service with a drawing page"),
+    "export": ("sketchgraph.export", "export a checkpoint to ONNX or TorchScript"),
     "demo": ("sketchgraph.demo", "classify and draw the project's example sketches"),
 }
 

@@ -95,7 +95,7 @@ def relation_masks(
     idx = torch.arange(N, device=dev)
     dist = idx[None, :] - idx[:, None]  # (N, N) j - i
     pair_valid = valid[:, :, None] & valid[:, None, :]  # (B, N, N)
-    eye = torch.eye(N, dtype=torch.bool, device=dev)
+    eye = dist == 0  # (N, N); comparisons rather than torch.eye / scatter keep this traceable to ONNX
     same = sid[:, :, None] == sid[:, None, :]  # (B, N, N)
     out: dict[str, torch.Tensor] = {}
     for rel in relations:
@@ -105,12 +105,10 @@ def relation_masks(
             m = same & (dist.abs() <= 2)
         elif rel == "temporal":
             jump = end[:, :, None] & (dist == 1)  # i ends a stroke, j = i + 1
-            n_valid = valid.sum(1)  # (B,)
-            last = (n_valid - 1).clamp(min=0)  # (B,)
-            first_last = torch.zeros(B, N, N, dtype=torch.bool, device=dev)
-            b = torch.arange(B, device=dev)
-            first_last[b, 0, last] = True
-            first_last[b, last, 0] = True
+            last = (valid.sum(1) - 1).clamp(min=0)  # (B,)
+            is_first = (idx == 0)[None, :]  # (1, N)
+            is_last = idx[None, :] == last[:, None]  # (B, N)
+            first_last = (is_first[:, :, None] & is_last[:, None, :]) | (is_last[:, :, None] & is_first[:, None, :])
             m = eye | jump | jump.transpose(1, 2) | first_last
         elif rel == "full":
             m = torch.ones(N, N, dtype=torch.bool, device=dev).expand(B, N, N)

@@ -1,0 +1,109 @@
+"""A real, non-editable ``pip install`` of the repository works away from the checkout: the shipped checkpoint,
+the example sketches and the drawing page's static files are installed as package data.
+
+The package is installed with ``pip install --no-deps --no-build-isolation --target TMP`` (the dependencies
+are those of this environment) from a copy of the source tree, so the build leaves nothing in the checkout.
+A fresh interpreter then runs with ``PYTHONPATH=TMP`` in ``cwd=TMP``: the checkout is not importable there,
+and the test checks that every file used comes from ``TMP``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+#: what a build of the repository reads (the rest of the checkout: tests, benchmarks, notebooks, ...)
+SOURCE = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "sketchgraph", "checkpoints")
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".*")
+
+CHECK = textwrap.dedent("""
+    import importlib.resources, json, sys
+    from pathlib import Path
+
+    import sketchgraph
+    from sketchgraph.examples import example_paths
+    from sketchgraph.predict import SketchClassifier, resolve_checkpoint
+
+    name = sys.argv[1]
+    clf = SketchClassifier.from_pretrained(name)
+    paths = example_paths()
+    static = importlib.resources.files("sketchgraph.serve") / "static"
+    preds = clf.predict(paths[0], top_k=3)
+    print(json.dumps({
+        "module": sketchgraph.__file__,
+        "checkpoint": str(resolve_checkpoint(name)),
+        "examples": [str(p) for p in paths],
+        "static": sorted(str(p) for p in Path(str(static)).iterdir()),
+        "classes": clf.classes,
+        "predictions": [[p.label, p.score] for p in preds],
+    }))
+""")
+
+
+def source_copy(repo: Path, dest: Path) -> Path:
+    """The files a build of ``repo`` needs, copied to ``dest`` (without caches and build leftovers)."""
+    dest.mkdir(parents=True)
+    for name in SOURCE:
+        src = repo / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=_SKIP)
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def pip_install(source: Path, target: Path) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+           "--disable-pip-version-check", "-q", "--target", str(target), str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"pip install failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def run_installed(target: Path, checkpoint: str) -> dict:
+    """Run ``CHECK`` in a fresh interpreter that only sees the installed copy of sketchgraph."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH")}
+    env.update(PYTHONPATH=str(target), DGLBACKEND="pytorch", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-c", CHECK, checkpoint], cwd=target, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"the installed package failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_install(repo: Path, tmp: Path, checkpoint: str = "spg20") -> dict:
+    target = tmp / "site"
+    pip_install(source_copy(repo, tmp / "src"), target)
+    report = run_installed(target, checkpoint)
+
+    def inside(path: str) -> bool:
+        return Path(path).resolve().is_relative_to(target.resolve())
+
+    assert inside(report["module"]), f"imported sketchgraph from {report['module']}, not the install"
+    ckpt = Path(report["checkpoint"])
+    assert inside(str(ckpt)) and ckpt.parts[-2:] == ("_checkpoints", checkpoint), ckpt
+    assert {"config.json", "model.safetensors"} <= {p.name for p in ckpt.iterdir()}
+    assert report["examples"] and all(inside(p) for p in report["examples"])
+    assert {Path(p).name for p in report["examples"]} == {
+        p.name for p in (repo / "sketchgraph" / "examples").iterdir() if p.suffix in (".ndjson", ".svg")
+    }
+    static = {Path(p).name: p for p in report["static"]}
+    assert {"index.html", "app.js", "style.css"} <= set(static) and all(inside(p) for p in static.values())
+    preds = report["predictions"]
+    assert len(preds) == 3 and all(label in report["classes"] for label, _ in preds)
+    assert all(0.0 <= s <= 1.0 for _, s in preds) and preds[0][1] >= preds[-1][1]
+    return report
+
+
+def test_pip_install_serves_the_shipped_checkpoint(tmp_path):
+    if not (REPO / "checkpoints" / "spg20" / "config.json").is_file():
+        pytest.fail("the repository must ship checkpoints/spg20 (config.json + model.safetensors)")
+    check_install(REPO, tmp_path)

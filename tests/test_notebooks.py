@@ -1,0 +1,80 @@
+"""The notebooks run top to bottom in a fresh kernel of this environment, with the shipped checkpoint."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "notebooks" / "quickstart.ipynb"
+
+
+def _python3_kernelspec() -> None:
+    """Make sure a ``python3`` kernelspec exists; ipykernel installs one into ``sys.prefix`` (the venv) when
+    none is found. Its ``python`` command is replaced by ``sys.executable`` when the kernel starts."""
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        from ipykernel.kernelspec import install
+
+        install(user=False, prefix=sys.prefix)
+
+
+def _text(cell) -> str:
+    """All stream / plain-text output of a code cell."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif "text/plain" in out.get("data", {}):
+            parts.append(out.data["text/plain"])
+    return "".join(parts)
+
+
+def test_quickstart_stored_without_outputs():
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert any('from_pretrained("spg20")' in c.source for c in code)
+
+
+@pytest.mark.slow
+def test_quickstart_runs():
+    from sketchgraph.errors import CheckpointError
+    from sketchgraph.examples import example_paths
+    from sketchgraph.predict import SHIPPED_CHECKPOINT, SketchClassifier, resolve_checkpoint
+
+    try:
+        resolve_checkpoint(SHIPPED_CHECKPOINT)
+    except CheckpointError as exc:
+        pytest.fail(f"the quickstart needs the shipped checkpoint checkpoints/{SHIPPED_CHECKPOINT}: {exc}")
+    _python3_kernelspec()
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    n_cells = len(nb.cells)
+    # one extra cell reports which interpreter ran the notebook
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.prefix)"))
+    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120,
+                                     resources={"metadata": {"path": str(REPO)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    assert _text(nb.cells[-1]).strip() == sys.prefix, "the notebook ran in another environment than the tests"
+
+    classes = SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT).classes
+    table = _text(next(c for c in code if "predictions" in c.metadata.get("tags", [])))
+    assert "top-1" in table
+    rows = {line.split()[0]: line for line in table.splitlines() if line.split()}
+    for path in example_paths():
+        top1 = rows[path.name][42:]  # the fixed-width "top-1" column
+        assert any(top1.startswith(c + " ") for c in classes), (path.name, table)
+    images = [o for c in nb.cells[:n_cells] if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # the graph drawing and the attention maps
