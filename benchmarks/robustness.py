@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated, reference first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--cap", choices=("truncate", "adapt"), default=None,
+                   help="point-cap policy at inference (default: the checkpoint's)")
     p.add_argument("--out", type=Path, default=OUT, help="JSON results (default benchmarks/results/robustness.json)")
     args = p.parse_args(argv)
 
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.manual_seed(args.seed)
-    clf = SketchClassifier.from_pretrained(args.checkpoint, batch_size=args.batch_size)
+    clf = SketchClassifier.from_pretrained(args.checkpoint, batch_size=args.batch_size, cap=args.cap)
     sketches = load_test_split(args.data, args.per_class)
     strangers = sorted({s.label for s in sketches} - set(clf.classes))
     if strangers:
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": "SPG-20 test (splits/<class>_test.ndjson key ids, raw/<class>_raw.ndjson drawings)",
         "n": len(sketches),
         "seed": args.seed,
+        "cap": clf.preprocessing.cap,
         "note": "proxy: Google's RAW Quick, Draw! files for these classes are not available; canvas coordinates, "
                 "timestamps, dense sampling and jitter are simulated from the stored SPG drawings",
         "command": " ".join(["python", "benchmarks/robustness.py", *(argv if argv is not None else sys.argv[1:])]),

@@ -221,12 +221,14 @@ class SketchClassifier:
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike = SHIPPED_CHECKPOINT, device: str = "cpu", backend: str = "dense",
-        **kwargs: Any,
+        *, cap: str | None = None, **kwargs: Any,
     ) -> SketchClassifier:
         """Load a checkpoint directory, or a shipped one by name (``"spg20"``); see ``resolve_checkpoint``.
 
         ``backend`` selects the attention implementation (``"dense"`` or ``"dgl"``); both give the
-        same predictions.
+        same predictions. Preprocessing is the checkpoint's ``preprocessing`` (what training used),
+        updated by its optional ``inference_preprocessing`` (e.g. ``{"cap": "adapt"}``: over-long drawings
+        are re-simplified instead of truncated) and then by ``cap`` when given (``"truncate"`` / ``"adapt"``).
         """
         from .checkpoint import load_checkpoint
 
@@ -236,7 +238,10 @@ class SketchClassifier:
         return cls(
             model,
             config["classes"],
-            preprocessing=Preprocessing.from_dict(config.get("preprocessing", {})),
+            preprocessing=Preprocessing.from_dict({
+                **config.get("preprocessing", {}), **config.get("inference_preprocessing", {}),
+                **({"cap": cap} if cap is not None else {}),
+            }),
             graph_spec=GraphSpec.from_dict(config["graph_spec"]) if "graph_spec" in config else GraphSpec(),
             device=device,
             name=path.name,

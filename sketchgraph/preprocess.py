@@ -377,6 +377,10 @@ def polyline_distance(a: Sketch, b: Sketch) -> float:
     return float((_to_polyline(pa, b.strokes).mean() + _to_polyline(pb, a.strokes).mean()) / 2)
 
 
+CAP_POLICIES = ("truncate", "adapt")
+ADAPT_FACTOR, ADAPT_STEPS = 1.5, 6  # epsilon 2.0 -> 3.0, 4.5, ..., 22.8 px
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """What happens to a sketch before its graph is built (stored in datasets and checkpoints).
@@ -385,22 +389,42 @@ class Preprocessing:
         simplify: run Google's simplification (``True`` for RAW / canvas input; for data that is
             already simplified it is idempotent up to rounding, so leaving it on is safe).
         epsilon: RDP tolerance in pixels of the 255-pixel frame.
-        max_points: the point cap (truncate).
+        max_points: the point cap.
+        cap: what happens to a drawing with more than ``max_points`` points after simplification:
+            ``"truncate"`` (the paper: keep the first ``max_points`` points) or ``"adapt"`` (simplify
+            it again with a coarser tolerance, ``epsilon * ADAPT_FACTOR ** k`` for k = 1..ADAPT_STEPS,
+            until it fits, and truncate only what still does not), so long or shaky drawings keep
+            all their strokes. ``"adapt"`` needs ``simplify``.
     """
 
     simplify: bool = True
     epsilon: float = 2.0
     max_points: int = 100
+    cap: str = "truncate"
+
+    def __post_init__(self) -> None:
+        if self.cap not in CAP_POLICIES:
+            raise ValueError(f"Preprocessing.cap must be one of {CAP_POLICIES}, got {self.cap!r}")
+
+    def adapt_epsilons(self) -> list[float]:
+        """The coarser tolerances ``"adapt"`` tries, in order (empty for ``"truncate"``)."""
+        if self.cap != "adapt" or not self.simplify:
+            return []
+        return [self.epsilon * ADAPT_FACTOR**k for k in range(1, ADAPT_STEPS + 1)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(**{k: d[k] for k in ("simplify", "epsilon", "max_points") if k in d})
+        return cls(**{k: d[k] for k in ("simplify", "epsilon", "max_points", "cap") if k in d})
 
 
 def preprocess(sketch: Sketch, config: Preprocessing = Preprocessing()) -> Sketch:
     """Apply ``config``: simplification (or just normalisation to the 255 frame) then the cap."""
     sk = simplify(sketch, config.epsilon) if config.simplify else normalize(sketch)
+    for eps in config.adapt_epsilons():
+        if sk.num_points <= config.max_points:
+            break
+        sk = simplify(sketch, eps)
     return cap_points(sk, config.max_points)

@@ -414,3 +414,49 @@ def test_google_data_supports_the_design(shared_data_path):
                     d, e = p[2] - p[0], p[1] - p[0]
                     reversals += abs(d[0] * e[1] - d[1] * e[0]) < 1e-9 and np.hypot(*d) > 0
     assert min(lengths) == 2 and taps > 0 and reversals > 0
+
+
+# ------------------------------------------------------------------------------ cap policy "adapt"
+def _shaky_circle(n_strokes: int = 3, points: int = 400, seed: int = 0) -> Sketch:
+    """Circles drawn with a shaky hand: far more than 100 points survive simplification."""
+    rng = np.random.default_rng(seed)
+    strokes = []
+    for k in range(n_strokes):
+        t = np.linspace(0, 2 * np.pi, points)
+        r = 100 + 30 * k + rng.normal(0, 4, points)
+        strokes.append(np.column_stack([300 + r * np.cos(t), 300 + r * np.sin(t)]))
+    return Sketch.from_strokes(strokes)
+
+
+def test_adapt_keeps_every_stroke_under_the_cap():
+    sk = _shaky_circle()
+    truncated = preprocess(sk, Preprocessing(max_points=100))
+    adapted = preprocess(sk, Preprocessing(max_points=100, cap="adapt"))
+    assert truncated.num_points == 100 and truncated.meta["dropped_points"] > 0
+    assert truncated.num_strokes < sk.num_strokes  # truncation lost whole strokes
+    assert adapted.num_points <= 100 and "dropped_points" not in adapted.meta
+    assert adapted.num_strokes == sk.num_strokes
+
+
+def test_adapt_changes_nothing_for_short_drawings():
+    sk = Sketch.from_strokes([[[0, 50, 100], [0, 80, 0]], [[10, 90], [40, 40]]])
+    a = preprocess(sk, Preprocessing(cap="adapt"))
+    t = preprocess(sk, Preprocessing())
+    assert a.to_lists() == t.to_lists()
+
+
+def test_adapt_batched_equals_reference():
+    from sketchgraph.data.flat import preprocess_flat, preprocess_reference
+
+    sketches = [_shaky_circle(seed=s, n_strokes=1 + s % 3) for s in range(4)]
+    sketches.insert(2, Sketch.from_strokes([[[0, 5, 9], [0, 7, 2]]]))
+    cfg = Preprocessing(max_points=60, cap="adapt")
+    got, want = preprocess_flat(sketches, cfg), preprocess_reference(sketches, cfg)
+    np.testing.assert_array_equal(got.coords, want.coords)
+    np.testing.assert_array_equal(got.flags, want.flags)
+    np.testing.assert_array_equal(got.lengths, want.lengths)
+
+
+def test_unknown_cap_policy():
+    with pytest.raises(ValueError, match="cap"):
+        Preprocessing(cap="drop")

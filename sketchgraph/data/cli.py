@@ -41,6 +41,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-simplify", action="store_true",
                    help="skip Google's simplification (inputs already simplified); still normalised to 0..255")
     p.add_argument("--epsilon", type=float, default=Preprocessing().epsilon, help="RDP tolerance (default %(default)s)")
+    p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
+                   help="over the point cap: truncate (the paper) or re-simplify coarser until it fits")
     p.add_argument("--max-points", type=int, default=Preprocessing().max_points,
                    help="point cap per sketch, truncating (default %(default)s)")
     p.add_argument("--relations", type=_relations, default=GraphSpec().relations,
@@ -64,7 +66,8 @@ def run_cli(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace):
     return prepare(
         args.inputs, args.out,
-        preprocessing=Preprocessing(simplify=not args.no_simplify, epsilon=args.epsilon, max_points=args.max_points),
+        preprocessing=Preprocessing(simplify=not args.no_simplify, epsilon=args.epsilon, max_points=args.max_points,
+                                    cap=args.cap),
         graph_spec=GraphSpec(args.relations),
         split_files=args.split_files,
         protocol=args.protocol,

@@ -145,6 +145,28 @@ def flatten(sketches: Sequence[Sketch]) -> FlatSketches:
     )
 
 
+def _replace_sketches(coords: np.ndarray, lengths: np.ndarray, sketch_strokes: np.ndarray, which: np.ndarray,
+                      new_coords: np.ndarray, new_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Swap the points of sketches ``which`` (K,) for new ones with the same strokes, vectorised.
+
+    ``coords (P, 2)`` / ``lengths (T,)`` hold all sketches; ``new_coords (P', 2)`` / ``new_lengths (T',)`` the
+    K replacements (stroke counts ``sketch_strokes[which]``). Points and strokes are merged by a stable sort
+    on their sketch index, so drawing order is kept.
+    """
+    S = len(sketch_strokes)
+    stroke_sketch = np.repeat(np.arange(S), sketch_strokes)  # (T,)
+    point_sketch = np.repeat(stroke_sketch, lengths)  # (P,)
+    replaced = np.zeros(S, dtype=bool)
+    replaced[which] = True
+    keep_stroke, keep_point = ~replaced[stroke_sketch], ~replaced[point_sketch]
+    new_stroke_sketch = np.repeat(which, sketch_strokes[which])  # (T',)
+    new_point_sketch = np.repeat(new_stroke_sketch, new_lengths)  # (P',)
+    stroke_order = np.argsort(np.concatenate([stroke_sketch[keep_stroke], new_stroke_sketch]), kind="stable")
+    point_order = np.argsort(np.concatenate([point_sketch[keep_point], new_point_sketch]), kind="stable")
+    return (np.concatenate([coords[keep_point], new_coords])[point_order],
+            np.concatenate([lengths[keep_stroke], new_lengths])[stroke_order])
+
+
 # ------------------------------------------------------------------------------ cap + flags
 def _cap(coords: np.ndarray, times: np.ndarray | None, stroke_lengths: np.ndarray, sketch_strokes: np.ndarray,
          max_points: int) -> FlatPrepared:
@@ -181,6 +203,14 @@ def preprocess_flat(sketches: Sequence[Sketch] | FlatSketches, config: Preproces
     if config.simplify:
         coords, lengths = simplify_arrays(flat.points, flat.stroke_lengths, flat.sketch_strokes,
                                           epsilon=config.epsilon, size=size)
+        for eps in config.adapt_epsilons():
+            over = np.flatnonzero(_segment_sums(lengths, flat.sketch_strokes) > config.max_points)
+            if not len(over):
+                break
+            sub = flat.take(over)
+            new_coords, new_lengths = simplify_arrays(sub.points, sub.stroke_lengths, sub.sketch_strokes,
+                                                      epsilon=eps, size=size)
+            coords, lengths = _replace_sketches(coords, lengths, flat.sketch_strokes, over, new_coords, new_lengths)
         times = None
     else:
         coords = _frame(flat.points.astype(np.float64), flat.sketch_points(), size).astype(np.float32)
