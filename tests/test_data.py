@@ -406,7 +406,7 @@ def test_cli_prepare(tmp_path, capsys):
     assert "prepared 30 sketches, 3 classes (train 18 / valid 6 / test 6)" in capsys.readouterr().out
     meta = PreparedDataset(out).meta
     assert meta["graph_spec"] == {"relations": ["stroke1", "temporal"]}
-    assert meta["preprocessing"] == {"simplify": True, "epsilon": 2.0, "max_points": 30}
+    assert meta["preprocessing"] == {"simplify": True, "epsilon": 2.0, "max_points": 30, "cap": "truncate"}
     assert meta["split_method"] == {"kind": "protocol", "seed": 3, "protocol": {
         "name": "custom", "sizes": {"train": 6, "valid": 2, "test": 2}, "recognized_only": False}}
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet"]) == 1  # exists

@@ -290,3 +290,21 @@ def test_cli_reports_bad_records_and_goes_on(tiny_checkpoint, tmp_path, capsys):
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 2  # the two good records
     assert captured.err.count("skipped") == 2 and "mixed.ndjson:2" in captured.err
+
+
+def test_cap_policy_from_checkpoint_and_override(tiny_checkpoint, tmp_path):
+    import json
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    assert SketchClassifier.from_pretrained(ckpt).preprocessing.cap == "truncate"
+    config = json.loads((ckpt / "config.json").read_text())
+    config["inference_preprocessing"] = {"cap": "adapt"}
+    (ckpt / "config.json").write_text(json.dumps(config))
+    assert SketchClassifier.from_pretrained(ckpt).preprocessing.cap == "adapt"
+    assert SketchClassifier.from_pretrained(ckpt, cap="truncate").preprocessing.cap == "truncate"
+
+
+def test_shipped_checkpoint_uses_adaptive_cap():
+    assert SketchClassifier.from_pretrained("spg20").preprocessing.cap == "adapt"
