@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.checkpoint import load_checkpoint  # noqa: E402
-from sketchgraph.data import PreparedDataset, make_loader  # noqa: E402
+from sketchgraph.data import PreparedDataset, bucket_batches, make_loader  # noqa: E402
 from sketchgraph.evaluate import evaluate  # noqa: E402
 from sketchgraph.model import build_model, count_macs  # noqa: E402
 from sketchgraph.train import load_train_config  # noqa: E402
@@ -60,14 +60,11 @@ def _overrides(preset: str, model: dict) -> list[str]:
 
 def measure_train_speed(data: PreparedDataset, preset: str, model_kw: dict, batch_size: int, steps: int = 8) -> float:
     """Training sketches/s of ``preset`` on real bucketed batches (forward + backward + AdamW step)."""
-    cfg = load_train_config(CONFIG)
-    base = dict(cfg.model) if preset == cfg.preset else {}
-    model = build_model(preset, len(data.classes), **{**base, **model_kw})
+    cfg = load_train_config(CONFIG)  # the CLI applies the config's [model] overrides to every preset
+    model = build_model(preset, len(data.classes), **{**cfg.model, **model_kw})
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     split = data.split("train")
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).numpy()
-    from sketchgraph.data import bucket_batches
-
     batches = bucket_batches(order, split.lengths(), batch_size, bucket=32, seed=0)[: steps + 2]
     loader = make_loader(split, 1, shuffle=False, batch_sampler=batches, relations=getattr(model, "relations", ()))
     it = iter(loader)

@@ -23,22 +23,14 @@ import torch
 from torch import nn
 
 from .batch import Batch
+from .model import set_backend
 
 __all__ = [
     "evaluate", "collect_logits", "topk_correct", "classification_metrics", "hardest_confusions",
-    "plot_confusion", "set_backend",
+    "plot_confusion",
 ]
 
 TOPK = (1, 5, 10)
-
-
-def set_backend(model: nn.Module, backend: str) -> None:
-    """Select the attention implementation (``"dense"`` or ``"dgl"``); models without graph attention (the
-    CNN and BiGRU baselines) only accept ``"dense"``."""
-    if hasattr(model, "set_backend"):
-        model.set_backend(backend)
-    elif backend != "dense":
-        raise ValueError(f"{type(model).__name__} has no graph attention; only backend 'dense' applies")
 
 
 @torch.inference_mode()

@@ -39,7 +39,7 @@ import torch
 from .batch import Batch
 from .errors import CheckpointError, SketchError
 from .graph import GraphSpec, SketchGraph, build_graph
-from .model.attention import BACKENDS
+from .model import BACKENDS, set_backend
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
 
@@ -165,17 +165,6 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 # ---------------------------------------------------------------------------------- model switch
-def _set_backend(model: torch.nn.Module, backend: str) -> None:
-    """Select the attention backend (``"dense"`` SDPA masks or ``"dgl"`` message passing) of a model
-    that has one (``set_backend``); other models (baselines) only run ``"dense"``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if hasattr(model, "set_backend"):
-        model.set_backend(backend)
-    elif backend != "dense":
-        raise CheckpointError(f"{type(model).__name__} has no attention backend switch; use backend='dense'")
-
-
 def _stack_attention(maps: Sequence[dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
     """``maps[layer][relation]`` ``(1, heads, N, N)`` -> ``{relation: (layers, heads, N, N)}`` float32."""
     relations = list(maps[0]) if maps else []
@@ -234,7 +223,7 @@ class SketchClassifier:
 
         path = resolve_checkpoint(name_or_path)
         model, config = load_checkpoint(path, device=device)
-        _set_backend(model, backend)
+        set_backend(model, backend)
         return cls(
             model,
             config["classes"],

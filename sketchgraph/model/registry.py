@@ -16,10 +16,14 @@ from typing import Any
 
 from torch import nn
 
+from .attention import BACKENDS
 from .baselines import BiGRU, BiGRUConfig, CNNConfig, SketchCNN
 from .mgt import MGT, MGTConfig
 
-__all__ = ["ARCHS", "PRESETS", "Preset", "build_model", "list_presets", "model_config_dict", "model_from_config"]
+__all__ = [
+    "ARCHS", "PRESETS", "Preset", "build_model", "list_presets", "model_config_dict", "model_from_config",
+    "set_backend",
+]
 
 # arch name -> (config dataclass, model class)
 ARCHS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -90,3 +94,17 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
         raise ValueError(f"unknown model arch {arch!r}; choose from {list(ARCHS)}")
     cfg_cls, model_cls = ARCHS[arch]
     return model_cls(cfg_cls(**d))
+
+
+def set_backend(model: nn.Module, backend: str) -> nn.Module:
+    """Select the attention implementation, ``"dense"`` (SDPA with masks) or ``"dgl"`` (message passing).
+
+    Models without graph attention (the CNN and BiGRU baselines) accept only ``"dense"``. Returns ``model``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if hasattr(model, "set_backend"):
+        model.set_backend(backend)
+    elif backend != "dense":
+        raise ValueError(f"{type(model).__name__} has no graph attention; only backend 'dense' applies")
+    return model
