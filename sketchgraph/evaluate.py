@@ -38,7 +38,7 @@ def collect_logits(
     model: nn.Module, batches: Iterable[Batch], device: torch.device | str, *, bf16: bool = False,
     progress: bool = False, desc: str = "eval",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` (in eval mode) over ``batches``.
+    """Run ``model`` (in eval mode) over ``batches``, under bfloat16 autocast when ``bf16``.
 
     Returns:
         ``(logits (M, C) float32, labels (M,) int64)`` on the CPU, in batch order.
@@ -52,7 +52,7 @@ def collect_logits(
     try:
         for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
             batch = batch.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch)
             logits.append(out.float().cpu())
             labels.append(batch.labels.cpu())

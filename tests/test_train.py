@@ -153,14 +153,27 @@ def test_smoke_learns_easy_synthetic_classes(easy_prepared, tmp_path):
     assert report["top1"] == pytest.approx(result.best_valid_top1)
 
 
+def test_bf16_autocast_on_cpu_learns(easy_prepared, tmp_path):
+    cfg = tiny(easy_prepared, tmp_path / "run", "bf16_cpu=true")
+    from sketchgraph.train import Trainer
+
+    run = Trainer(cfg, command=None)
+    batch = next(iter(run.loader(run.train_split, 1, train=True)))
+    loss, logits = run.train_step(batch)
+    run.ctx.close()
+    assert run.bf16 and logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    assert train(cfg).best_valid_top1 > 0.85
+
+
 class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("schedule", ["step", "cosine"])
-def test_resume_after_a_kill_is_exact(easy_prepared, tmp_path, schedule):
-    """3 epochs straight == 2 epochs, killed, then resumed to 3 (dropout and augmentation on)."""
+@pytest.mark.parametrize("schedule,bucket", [("step", 1), ("cosine", 1), ("cosine", 4)])
+def test_resume_after_a_kill_is_exact(easy_prepared, tmp_path, schedule, bucket):
+    """3 epochs straight == 2 epochs, killed, then resumed to 3 (dropout, augmentation, bucketing on)."""
     cfg = tiny(easy_prepared, tmp_path, "epochs=3", "batch_size=32", f"schedule={schedule}", "step_every=1",
+               f"bucket={bucket}",
                "model.dropout=0.2", "augment.affine_prob=0.5", "augment.rotation=10", "augment.point_drop=0.1")
     straight = train(dataclasses.replace(cfg, out=str(tmp_path / "a")))
 

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..batch import Batch
+from .dropout import Dropout, dropout
 
 __all__ = ["BACKENDS", "GraphAttention"]
 
@@ -80,7 +81,7 @@ class GraphAttention(nn.Module):
         inner = self.num_heads * head_dim
         self.qkv = nn.Linear(dim, 3 * inner, bias=bias)  # rows: [W_Q; W_K; W_V]
         self.proj = nn.Linear(inner, dim, bias=bias)  # W_O
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attn_dropout = attn_dropout
         self.backend = backend
         self.fused = True
@@ -127,7 +128,7 @@ class GraphAttention(nn.Module):
             if need_weights:
                 shown = attn * batch.valid[:, None, :, None]  # padding rows -> 0, as in the dgl backend
                 weights = dict(zip(self.relations, shown.split(self.heads, 1)))  # {r: (B, heads, N, N)}
-            h = F.dropout(attn, p, self.training) @ v  # (B, H, N, d)
+            h = dropout(attn, p, self.training) @ v  # (B, H, N, d)
         else:
             h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, N, d)
         h = h.transpose(1, 2).reshape(B, N, H * d)  # (B, N, H * d)
@@ -155,7 +156,7 @@ class GraphAttention(nn.Module):
                 a = edge_softmax(sg, sg.edata["s"])  # (E, heads, 1) softmax over each query's in-edges
                 if need_weights:
                     weights[rel] = self._dense_weights(sg, a, node_index, B, N)
-                sg.edata["a"] = F.dropout(a, self.attn_dropout, self.training)
+                sg.edata["a"] = dropout(a, self.attn_dropout, self.training)
                 sg.update_all(fn.u_mul_e("v", "a", "m"), fn.sum("m", "h"))
                 outs.append(sg.ndata["h"])  # (V, heads, d)
         h = self.proj(torch.cat(outs, 1).reshape(V, H * d))  # (V, D)

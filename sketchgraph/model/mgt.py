@@ -33,6 +33,7 @@ from torch import nn
 from ..batch import Batch
 from ..graph import FLAG_CONTINUE, FLAG_PAD, RELATIONS
 from .attention import BACKENDS, GraphAttention
+from .dropout import Dropout
 
 __all__ = ["MAX_POINTS", "MGTConfig", "MGT", "Norm", "normalize_coords"]
 
@@ -171,8 +172,10 @@ class Norm(nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         if self.kind == "layer":
             return self.norm(x)
-        y = self.norm(x[valid])  # (V, D): batch statistics over valid nodes
-        return torch.zeros_like(x).masked_scatter(valid[..., None], y)  # (B, N, D)
+        B, N, D = x.shape
+        index = valid.reshape(-1).nonzero().squeeze(1)  # (V,) flat b * N + i of the valid nodes
+        y = self.norm(x.reshape(B * N, D).index_select(0, index))  # (V, D): batch statistics over valid nodes
+        return x.new_zeros(B * N, D).index_copy(0, index, y).view(B, N, D)  # padding rows 0
 
 
 def _mlp(dims: list[int], *, act: str, dropout: float, final_act: bool, final_dropout: bool = True) -> nn.Sequential:
@@ -184,7 +187,7 @@ def _mlp(dims: list[int], *, act: str, dropout: float, final_act: bool, final_dr
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         last = i == n - 1
         if final_dropout or not last:
-            mods.append(nn.Dropout(dropout))
+            mods.append(Dropout(dropout))
         mods.append(nn.Linear(a, b))
         if final_act or not last:
             mods.append(_ACTS[act]())
