@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/bench_train.py --data prepared/spg20 --presets mgt-paper --bucket 1 32 --bf16-cpu
     .venv/bin/python benchmarks/bench_train.py --data prepared/spg20 --presets mgt-paper --official PATH
 
-Each measurement builds the run's ``sketchgraph.train.Trainer`` (preset, its own dropout etc., Adam, optional
-``--set key=value`` config overrides) and times ``--steps`` batches of its epoch-1 training loader (shuffle,
+Each measurement is ``sketchgraph.train.measure_throughput`` of the run's config (preset with its own dropout
+etc., Adam, optional ``--set key=value`` overrides): ``--steps`` batches of its epoch-1 training loader (shuffle,
 length bucketing, collation of the relation masks) through ``Trainer.train_step`` (forward, backward, optimizer
 step), after ``--warmup`` untimed ones. Reported: sketches/s, and the mean real and padded sketch length.
 
@@ -34,31 +34,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.batch import Batch  # noqa: E402
-from sketchgraph.train import TrainConfig, Trainer, apply_overrides  # noqa: E402
+from sketchgraph.train import TrainConfig, apply_overrides, measure_throughput  # noqa: E402
 
 OFFICIAL_MODULE = "network/gra_transf_inpt5_new_dropout_2layerMLP_3_adj_mtx.py"
-
-
-def time_ours(config: TrainConfig, steps: int, warmup: int) -> tuple[dict, list[Batch]]:
-    """Time ``steps`` training steps of ``config``'s run; returns (figures, the timed batches)."""
-    run = Trainer(config, command=None)
-    try:
-        it = iter(run.loader(run.train_split, 1, train=True))
-        for _ in range(warmup):
-            run.train_step(next(it).to(run.device))
-        batches, n, t0 = [], 0, time.perf_counter()
-        for _ in range(steps):
-            batch = next(it).to(run.device)  # data loading and collation are inside the timed span
-            run.train_step(batch)
-            batches.append(batch)
-            n += batch.size
-        seconds = time.perf_counter() - t0
-    finally:
-        run.ctx.close()
-    real = float(np.mean([b.lengths.float().mean().item() for b in batches]))
-    padded = float(np.mean([b.flags.shape[1] for b in batches]))
-    params = sum(p.numel() for p in run.net.parameters())
-    return {"sketches_per_s": n / seconds, "mean_points": real, "mean_padded": padded, "params": params}, batches
 
 
 def load_official(path: Path, num_classes: int) -> torch.nn.Module:
@@ -145,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
                                    batch_size=args.batch, optimizer="adam", lr=5e-5, schedule="constant",
                                    bucket=bucket, bf16_cpu=bf16, device="cpu", progress=False)
                 cfg = apply_overrides(base, args.set)
-                fig, batches = time_ours(cfg, args.steps, args.warmup)
+                fig = measure_throughput(cfg, args.steps, args.warmup)
+                batches = fig["batches"]
                 print(f"{preset:30s} {fig['params']:11,d} {bucket:6d} {'yes' if bf16 else 'no':>5s} "
                       f"{fig['mean_points']:7.1f} {fig['mean_padded']:7.1f} {fig['sketches_per_s']:11.2f}", flush=True)
                 if args.official and preset == "mgt-paper" and not bf16:

@@ -20,6 +20,11 @@ condition      what the classifier receives
 ``jitter``     mild hand tremor: independent gaussian noise on every point, sigma 1-2% of the drawing's size
 =============  ==============================================================================================
 
+Two more stand in for the messier drawings of the full Quick, Draw! data (SPG's are all recognized, tidy ones;
+many unrecognized drawings are unfinished or have parts out of place): ``incomplete`` (only the first 50-90% of
+the raw points, in drawing order) and ``misplaced`` (each stroke shifted by its own offset, up to 5% of the
+drawing's size per axis).
+
 Two diagnostics tell the two effects of ``jitter`` apart: ``jitter-smooth`` (the same sigma, but correlated
 over ~10 consecutive raw points: a slow wobble, closer to real tremor) and ``jitter-simplified`` (the same
 noise added to the Google-simplified points: the shape changes but the number of points does not).
@@ -36,6 +41,7 @@ density and jitter effects are simulated from them. Seeded (``--seed``): the sam
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -51,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.formats import read_sketches  # noqa: E402
-from sketchgraph.predict import SketchClassifier  # noqa: E402
+from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
 from sketchgraph.preprocess import preprocess, simplify  # noqa: E402
 from sketchgraph.sketch import Sketch  # noqa: E402
 
@@ -159,6 +165,25 @@ def jitter_simplified(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
 
 
+def incomplete(sketch: Sketch, rng: np.random.Generator) -> Sketch:
+    """An unfinished drawing: only the first 50-90% of its raw points, in drawing order (at least one)."""
+    keep = max(1, math.ceil(rng.uniform(0.5, 0.9) * sketch.num_points))
+    strokes, left = [], keep
+    for s in sketch.strokes:
+        if left <= 0:
+            break
+        strokes.append(s[:left])
+        left -= len(s)
+    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+
+
+def misplaced(sketch: Sketch, rng: np.random.Generator) -> Sketch:
+    """Parts drawn out of place: every stroke shifted by its own offset, uniform in +-5% of the size per axis."""
+    size = _size(sketch)
+    strokes = [(s + rng.uniform(-0.05, 0.05, 2) * size).astype(np.float32) for s in sketch.strokes]
+    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+
+
 CONDITIONS: dict[str, tuple[Callable[[Sketch, np.random.Generator], object], str]] = {
     "reference": (reference, "stored SPG coordinates (the reference)"),
     "canvas": (canvas, "RAW ndjson: canvas px, scale 0.3-4x, offset, ms times"),
@@ -167,6 +192,8 @@ CONDITIONS: dict[str, tuple[Callable[[Sketch, np.random.Generator], object], str
     "jitter": (jitter, "gaussian jitter, sigma 1-2% of size"),
     "jitter-smooth": (jitter_smooth, "the same sigma, correlated over ~10 points"),
     "jitter-simplified": (jitter_simplified, "jitter's noise on the simplified points"),
+    "incomplete": (incomplete, "unfinished: the first 50-90% of the points"),
+    "misplaced": (misplaced, "each stroke shifted by up to 5% of the size"),
 }
 
 
@@ -251,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "checkpoint": args.checkpoint,
+        "weights_sha256": hashlib.sha256((resolve_checkpoint(args.checkpoint) / "model.safetensors").read_bytes())
+        .hexdigest(),
         "data": str(args.data),
         "split": "SPG-20 test (splits/<class>_test.ndjson key ids, raw/<class>_raw.ndjson drawings)",
         "n": len(sketches),

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.checkpoint import load_checkpoint  # noqa: E402
-from sketchgraph.data import PreparedDataset, bucket_batches, make_loader  # noqa: E402
+from sketchgraph.data import PreparedDataset, make_loader  # noqa: E402
 from sketchgraph.evaluate import evaluate  # noqa: E402
-from sketchgraph.model import build_model, count_macs  # noqa: E402
-from sketchgraph.train import load_train_config  # noqa: E402
+from sketchgraph.model import count_macs  # noqa: E402
+from sketchgraph.train import load_train_config, measure_throughput  # noqa: E402
 
 # name -> (preset, model overrides). "Small" paper-family models use the anchor size of the issue
 # (4 layers, embed 64 -> width 192, 4 heads), the size the official code trains at 61 sketches/s here.
@@ -58,26 +58,12 @@ def _overrides(preset: str, model: dict) -> list[str]:
     return out
 
 
-def measure_train_speed(data: PreparedDataset, preset: str, model_kw: dict, batch_size: int, steps: int = 8) -> float:
-    """Training sketches/s of ``preset`` on real bucketed batches (forward + backward + AdamW step)."""
-    cfg = load_train_config(CONFIG)  # the CLI applies the config's [model] overrides to every preset
-    model = build_model(preset, len(data.classes), **{**cfg.model, **model_kw})
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    split = data.split("train")
-    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).numpy()
-    batches = bucket_batches(order, split.lengths(), batch_size, bucket=32, seed=0)[: steps + 2]
-    loader = make_loader(split, 1, shuffle=False, batch_sampler=batches, relations=getattr(model, "relations", ()))
-    it = iter(loader)
-    for _ in range(2):  # warm-up
-        b = next(it)
-        torch.nn.functional.cross_entropy(model(b), b.labels).backward()
-    n, t0 = 0, time.perf_counter()
-    for b in it:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(b), b.labels).backward()
-        opt.step()
-        n += b.size
-    return n / (time.perf_counter() - t0)
+def measure_train_speed(data: PreparedDataset, preset: str, model_kw: dict, steps: int = 8) -> float:
+    """Training sketches/s of ``preset`` under the benchmark's recipe (``measure_throughput``: real bucketed
+    batches, data loading included)."""
+    cfg = load_train_config(CONFIG, [f"data={data.path}", f"preset={preset}", "progress=false",
+                                     *[f"model.{k}={json.dumps(v)}" for k, v in model_kw.items()]])
+    return measure_throughput(cfg, steps)["sketches_per_s"]
 
 
 def macs_at_100(model: torch.nn.Module, data: PreparedDataset) -> int:
@@ -105,8 +91,7 @@ def inference_speed(ckpt: Path, data: PreparedDataset) -> tuple[float, dict]:
 
 def run_model(name: str, args: argparse.Namespace, data: PreparedDataset) -> dict:
     preset, model_kw = MODELS[name]
-    cfg = load_train_config(CONFIG)
-    speed = measure_train_speed(data, preset, model_kw, cfg.batch_size)
+    speed = measure_train_speed(data, preset, model_kw)
     epoch_s = len(data.split("train")) / speed * 1.08 + 3.0  # + validation and checkpointing
     epochs = int(max(1, min(args.max_epochs, (args.budget * 60 * 0.97) // epoch_s)))
     out = Path(args.work) / name

@@ -10,8 +10,14 @@ Per sketch, independently:
    :math:`x' = R(\theta)\,H(h)\,s\,(x - c) + c + t` with :math:`\theta \sim U(\pm\text{rotation})`
    degrees, :math:`s \sim U(1 \pm \text{scale})`, shear :math:`h \sim U(\pm\text{shear})` and
    :math:`t \sim U(\pm\text{translate})` times the bounding box's larger side;
-2. **stroke dropout**: each stroke is removed with probability ``stroke_drop``;
-3. **point dropout**: each remaining point is removed with probability ``point_drop``.
+2. **stroke shift**: each stroke moves by its own offset, uniform in ``±stroke_shift`` times the bounding
+   box's larger side per axis (parts drawn a little out of place);
+3. **jitter**: independent gaussian noise on every point, sigma ``jitter`` times the larger side;
+4. **incomplete** (with probability ``incomplete_prob``): only the first fraction ``f ~ U(incomplete_min, 1)``
+   of the points in drawing order is kept (a drawing stopped early, as many unrecognized Quick, Draw!
+   drawings are);
+5. **stroke dropout**: each stroke is removed with probability ``stroke_drop``;
+6. **point dropout**: each remaining point is removed with probability ``point_drop``.
 
 After dropout the kept points are moved to the front (order preserved) and the flags recomputed: a
 point ends its stroke (101) when the next kept point belongs to another stroke or there is none, so
@@ -28,7 +34,7 @@ import torch
 
 from .graph import FLAG_CONTINUE, FLAG_END, FLAG_PAD
 
-__all__ = ["AugmentConfig", "SketchAugment", "random_affine", "drop_points"]
+__all__ = ["AugmentConfig", "SketchAugment", "random_affine", "perturb", "drop_points"]
 
 
 @dataclass
@@ -41,6 +47,10 @@ class AugmentConfig:
         scale: maximum relative isotropic scale change (uniform in ``[1 - scale, 1 + scale]``).
         shear: maximum horizontal shear factor (uniform in ``[-shear, shear]``).
         translate: maximum shift per axis, as a fraction of the bounding box's larger side.
+        stroke_shift: maximum per-stroke shift per axis, as a fraction of the bounding box's larger side.
+        jitter: standard deviation of per-point gaussian noise, as a fraction of the larger side.
+        incomplete_prob: probability that a sketch keeps only its first points (an unfinished drawing).
+        incomplete_min: the smallest fraction of points an unfinished drawing keeps.
         stroke_drop: probability of removing each stroke.
         point_drop: probability of removing each point.
     """
@@ -50,15 +60,19 @@ class AugmentConfig:
     scale: float = 0.0
     shear: float = 0.0
     translate: float = 0.0
+    stroke_shift: float = 0.0
+    jitter: float = 0.0
+    incomplete_prob: float = 0.0
+    incomplete_min: float = 0.5
     stroke_drop: float = 0.0
     point_drop: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("affine_prob", "stroke_drop", "point_drop"):
+        for name in ("affine_prob", "incomplete_prob", "incomplete_min", "stroke_drop", "point_drop"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {v}")
-        for name in ("rotation", "scale", "shear", "translate"):
+        for name in ("rotation", "scale", "shear", "translate", "stroke_shift", "jitter"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.scale >= 1.0:
@@ -71,7 +85,15 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         """False when the transform is the identity (the loader can then skip it)."""
-        return self.has_affine or self.stroke_drop > 0 or self.point_drop > 0
+        return self.has_affine or self.has_noise or self.has_drop
+
+    @property
+    def has_noise(self) -> bool:
+        return self.stroke_shift > 0 or self.jitter > 0
+
+    @property
+    def has_drop(self) -> bool:
+        return self.stroke_drop > 0 or self.point_drop > 0 or (self.incomplete_prob > 0 and self.incomplete_min < 1)
 
 
 def _uniform(n: int, bound: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -114,6 +136,45 @@ def random_affine(
     out = torch.einsum("bij,bnj->bni", m, coords - centre[:, None]) + (centre + t * extent)[:, None]
     out = torch.where(valid[..., None], out, torch.zeros((), dtype=dt, device=dev))
     return torch.where(apply[:, None, None], out, coords)
+
+
+def _extent(coords: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` larger side of each sketch's bounding box (0 for an empty one)."""
+    big = torch.finfo(coords.dtype).max
+    lo = torch.where(valid[..., None], coords, big).amin(1)  # (B, 2)
+    hi = torch.where(valid[..., None], coords, -big).amax(1)  # (B, 2)
+    return torch.where(valid.any(1), (hi - lo).amax(1), 0.0)
+
+
+def _stroke_index(flags: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` index of the stroke each point belongs to (0-based, < N)."""
+    end = (flags == FLAG_END).long()
+    return torch.cumsum(end, 1) - end
+
+
+def perturb(
+    coords: torch.Tensor, flags: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Per-stroke shifts and per-point jitter (module docstring, steps 2-3), scaled by each sketch's size.
+
+    Args:
+        coords: ``(B, N, 2)``. flags: ``(B, N)`` (padding stays 0).
+
+    Returns:
+        ``(B, N, 2)`` perturbed coordinates.
+    """
+    B, N = flags.shape
+    valid = flags != FLAG_PAD
+    size = _extent(coords, valid).cpu()[:, None, None]  # (B, 1, 1)
+    delta = torch.zeros(B, N, 2)
+    if config.stroke_shift > 0:
+        shift = _uniform(B * N * 2, config.stroke_shift, generator).view(B, N, 2)  # (B, strokes, 2)
+        sid = _stroke_index(flags).cpu()
+        delta += torch.gather(shift, 1, sid[..., None].expand(B, N, 2))
+    if config.jitter > 0:
+        delta += torch.randn(B, N, 2, generator=generator) * config.jitter
+    delta = (delta * size).to(coords.device, coords.dtype)
+    return torch.where(valid[..., None], coords + delta, coords)
 
 
 def drop_points(
@@ -168,11 +229,17 @@ class SketchAugment:
         valid = flags != FLAG_PAD
         if cfg.has_affine:
             coords = random_affine(coords, valid, cfg, generator)
-        if cfg.stroke_drop > 0 or cfg.point_drop > 0:
+        if cfg.has_noise:
+            coords = perturb(coords, flags, cfg, generator)
+        if cfg.has_drop:
             B, N = flags.shape
-            end = flags == FLAG_END
-            sid = (torch.cumsum(end.long(), 1) - end.long()).cpu()  # (B, N) stroke index < N
+            sid = _stroke_index(flags).cpu()  # (B, N) stroke index < N
             keep_stroke = torch.rand(B, N, generator=generator) >= cfg.stroke_drop  # (B, strokes)
             keep = torch.gather(keep_stroke, 1, sid) & (torch.rand(B, N, generator=generator) >= cfg.point_drop)
+            if cfg.incomplete_prob > 0:
+                cut = torch.rand(B, generator=generator) < cfg.incomplete_prob  # (B,)
+                frac = cfg.incomplete_min + torch.rand(B, generator=generator) * (1 - cfg.incomplete_min)
+                n_keep = torch.ceil(frac * valid.sum(1).cpu()).clamp(min=1)  # (B,) at least one point
+                keep &= ~cut[:, None] | (torch.arange(N)[None, :] < n_keep[:, None])
             coords, flags = drop_points(coords, flags, keep.to(flags.device))
         return coords, flags

@@ -48,8 +48,8 @@ from .errors import CheckpointError
 from .graph import GraphSpec
 
 __all__ = [
-    "TrainConfig", "TrainResult", "Trainer", "train", "load_train_config", "config_from_dict", "apply_overrides",
-    "learning_rate", "configure_parser", "run_cli",
+    "TrainConfig", "TrainResult", "Trainer", "train", "measure_throughput", "load_train_config", "config_from_dict",
+    "apply_overrides", "learning_rate", "configure_parser", "run_cli",
 ]
 
 OPTIMIZERS = ("adam", "adamw")
@@ -332,8 +332,8 @@ class TrainResult:
 
 
 class Trainer:
-    """One training run's state and steps (``train`` drives it epoch by epoch; ``benchmarks/bench_train.py``
-    times ``loader`` + ``train_step``)."""
+    """One training run's state and steps (``train`` drives it epoch by epoch; ``measure_throughput`` times
+    ``loader`` + ``train_step``)."""
 
     def __init__(self, config: TrainConfig, command: str | None) -> None:
         from .data import PreparedDataset
@@ -495,6 +495,44 @@ class Trainer:
         top1, top5, loss_sum, n = all_reduce_sum([*hits, loss, len(labels)], self.ctx, self.device)
         n = max(n, 1)
         return {"valid_loss": loss_sum / n, "valid_top1": top1 / n, "valid_top5": top5 / n}
+
+
+def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) -> dict[str, Any]:
+    """Time ``steps`` training steps of ``config``'s run on this machine, data loading included: the epoch-1
+    training loader (shuffle, bucketing, augmentation, collation) feeding ``Trainer.train_step``, after
+    ``warmup`` untimed steps. Nothing is written.
+
+    Returns:
+        ``{"sketches_per_s", "mean_points", "mean_padded", "params", "batches"}``: ``mean_points`` /
+        ``mean_padded`` are the mean real / padded sketch lengths of the timed batches, ``batches`` the
+        timed ``Batch`` objects (to feed other implementations the same sketches).
+    """
+    run = Trainer(config, command=None)
+    try:
+        it = iter(run.loader(run.train_split, 1, train=True))
+        for _ in range(warmup):
+            run.train_step(next(it).to(run.device))
+        batches, n, t0 = [], 0, time.perf_counter()
+        for _ in range(steps):
+            batch = next(it, None)
+            if batch is None:
+                break
+            batch = batch.to(run.device)
+            run.train_step(batch)
+            batches.append(batch)
+            n += batch.size
+        seconds = time.perf_counter() - t0
+    finally:
+        run.ctx.close()
+    if not batches:
+        raise ValueError(f"the training split has too few batches for {warmup} warm-up + {steps} timed steps")
+    return {
+        "sketches_per_s": n / seconds,
+        "mean_points": float(np.mean([b.lengths.float().mean().item() for b in batches])),
+        "mean_padded": float(np.mean([b.flags.shape[1] for b in batches])),
+        "params": sum(p.numel() for p in run.net.parameters()),
+        "batches": batches,
+    }
 
 
 def train(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sketchgraph.augment import AugmentConfig, SketchAugment, drop_points, random_affine
+from sketchgraph.augment import AugmentConfig, SketchAugment, drop_points, perturb, random_affine
 from sketchgraph.graph import FLAG_END, FLAG_PAD, sketch_flags
 
 
@@ -40,6 +40,7 @@ def assert_valid_flags(coords: torch.Tensor, flags: torch.Tensor) -> None:
         AugmentConfig(),
         AugmentConfig(affine_prob=0.0, rotation=30, scale=0.2, shear=0.3, translate=0.1),
         AugmentConfig(affine_prob=1.0),  # strengths 0: no affine at all
+        AugmentConfig(incomplete_prob=1.0, incomplete_min=1.0),  # keeps every point
     ],
 )
 def test_identity_when_probabilities_zero(config):
@@ -161,8 +162,61 @@ def test_affine_translation_bounded():
     assert torch.allclose(torch.where(valid[..., None], d - d[:, :1], 0.0), torch.zeros_like(d), atol=1e-4)
 
 
+def _extent(coords, flags):
+    valid = (flags != FLAG_PAD)[..., None]
+    hi = torch.where(valid, coords, -1e9).amax(1)
+    lo = torch.where(valid, coords, 1e9).amin(1)
+    return (hi - lo).amax(1)  # (B,)
+
+
+def test_stroke_shift_moves_each_stroke_rigidly_within_bounds():
+    coords, flags = random_batch(6, B=64)
+    out = perturb(coords, flags, AugmentConfig(stroke_shift=0.1), torch.Generator().manual_seed(0))
+    valid = flags != FLAG_PAD
+    d = out - coords
+    end = (flags == 101).long()
+    sid = torch.cumsum(end, 1) - end
+    size = _extent(coords, flags)
+    for b in range(len(flags)):
+        for s in sid[b][valid[b]].unique():
+            pts = d[b][valid[b] & (sid[b] == s)]
+            assert torch.allclose(pts, pts[:1].expand_as(pts), atol=1e-4)  # one offset per stroke
+            assert (pts.abs() <= 0.1 * size[b] + 1e-3).all()
+    assert (out[~valid] == 0).all() and torch.equal(flags, flags)
+    assert d[valid].abs().mean() > 0.02 * size.mean()  # it does move strokes
+
+
+def test_jitter_is_gaussian_with_the_size_relative_sigma():
+    coords, flags = random_batch(7, B=256, N=100)
+    out = perturb(coords, flags, AugmentConfig(jitter=0.02), torch.Generator().manual_seed(0))
+    valid = flags != FLAG_PAD
+    z = (out - coords) / _extent(coords, flags)[:, None, None]
+    z = z[valid & (_extent(coords, flags) > 0)[:, None]]
+    assert abs(z.mean().item()) < 0.001 and z.std().item() == pytest.approx(0.02, rel=0.03)
+    assert (out[~valid] == 0).all()
+
+
+@pytest.mark.parametrize("minimum", [0.3, 0.5, 0.9])
+def test_incomplete_keeps_a_prefix_of_the_drawing(minimum):
+    coords, flags = random_batch(8, B=256, N=60)
+    c, f = SketchAugment(AugmentConfig(incomplete_prob=0.5, incomplete_min=minimum))(
+        coords, flags, torch.Generator().manual_seed(0))
+    assert_valid_flags(c, f)
+    n0, n1 = (flags != FLAG_PAD).sum(1), (f != FLAG_PAD).sum(1)
+    assert (n1 <= n0).all() and (n1 >= torch.ceil(minimum * n0)).all()
+    for b in range(len(n0)):  # the kept points are the first ones, unchanged
+        assert torch.equal(c[b, : n1[b]], coords[b, : n1[b]])
+    cut = n1 < n0
+    # about half of the sketches are chosen; short ones keep all points when ceil(f * n) == n
+    assert (0.3 if minimum <= 0.5 else 0.15) < cut.float().mean() < 0.55
+
+
 def test_rejects_bad_config():
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig(point_drop=1.5)
+    with pytest.raises(ValueError, match="probability"):
+        AugmentConfig(incomplete_min=2.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        AugmentConfig(jitter=-0.1)
     with pytest.raises(ValueError, match="scale"):
         AugmentConfig(scale=1.0)

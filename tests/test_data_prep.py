@@ -107,6 +107,17 @@ def test_spg_real(tmp_path):
     assert ds.lengths().max() <= 100
     print(f"SPG-20 prepared in {seconds:.1f} s")
 
+    # the shipped checkpoint reproduces the test accuracy on its model card from a fresh preparation
+    from sketchgraph.evaluate import evaluate
+    from sketchgraph.predict import resolve_checkpoint
+
+    shipped = resolve_checkpoint("spg20")
+    card = json.loads((shipped / "config.json").read_text())["metrics"]
+    report = evaluate(shipped, info.path, "test", progress=False)
+    assert report["num_samples"] == 2000
+    assert report["top1"] == pytest.approx(card["test_top1"], abs=1e-9) and report["top1"] >= 0.96
+    assert f"{card['test_top1']:.2%}" in (shipped / "README.md").read_text()
+
 
 # ---------------------------------------------------------------------------------------- sketch-rnn
 def test_sketchrnn(tmp_path):
