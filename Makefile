@@ -37,6 +37,8 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_simplify.py --quick
 	$(PY) benchmarks/bench_collate.py
 	$(PY) benchmarks/bench_model.py --threads 2
+	if [ -d prepared/spg20 ]; then $(PY) benchmarks/bench_train.py --data prepared/spg20; \
+	else echo "bench_train.py skipped: prepare SPG-20 first (python -m data_prep.spg ../shared/data/spg20 prepared/spg20)"; fi
 	$(PY) benchmarks/bench_predict.py
 	$(PY) benchmarks/bench_serve.py
 
