@@ -128,16 +128,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{preset:30s} {fig['params']:11,d} {bucket:6d} {'yes' if bf16 else 'no':>5s} "
                       f"{fig['mean_points']:7.1f} {fig['mean_padded']:7.1f} {fig['sketches_per_s']:11.2f}", flush=True)
                 if args.official and preset == "mgt-paper" and not bf16:
-                    rate = time_official(args.official, batches, _num_classes(args.data),
-                                         min(args.warmup, len(batches) - 1))
+                    rate = time_official(args.official, batches, fig["num_classes"], min(args.warmup, len(batches) - 1))
                     print(f"{'official MGT (model step only)':30s} {'':11s} {bucket:6d} {'no':>5s} "
                           f"{fig['mean_points']:7.1f} {100.0:7.1f} {rate:11.2f}", flush=True)
-
-
-def _num_classes(data: str) -> int:
-    from sketchgraph.data import PreparedDataset
-
-    return len(PreparedDataset(data).classes)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ density and jitter effects are simulated from them. Seeded (``--seed``): the sam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -56,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
+from sketchgraph.checkpoint import weights_digest  # noqa: E402
 from sketchgraph.formats import read_sketches  # noqa: E402
 from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
 from sketchgraph.preprocess import preprocess, simplify  # noqa: E402
@@ -132,14 +132,14 @@ def dense(sketch: Sketch, rng: np.random.Generator) -> Sketch:
             continue
         at = np.linspace(0.0, arc[-1], max(int(math.ceil(arc[-1] / spacing)) + 1, 2))
         strokes.append(np.column_stack([np.interp(at, arc, s[:, 0]), np.interp(at, arc, s[:, 1])]).astype(np.float32))
-    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+    return sketch.replace(strokes=strokes)
 
 
 def jitter(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     """Independent gaussian noise on every raw point, sigma 1-2% of the drawing's size."""
     sigma = rng.uniform(0.01, 0.02) * _size(sketch)
     strokes = [(s + rng.normal(0.0, sigma, s.shape)).astype(np.float32) for s in sketch.strokes]
-    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+    return sketch.replace(strokes=strokes)
 
 
 def _smooth_noise(n: int, sigma: float, rng: np.random.Generator, width: int = SMOOTH_WIDTH) -> np.ndarray:
@@ -153,7 +153,7 @@ def jitter_smooth(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     """Tremor as a slow wobble: the same sigma as ``jitter``, but correlated over ~10 consecutive raw points."""
     sigma = rng.uniform(0.01, 0.02) * _size(sketch)
     strokes = [(s + _smooth_noise(len(s), sigma, rng)).astype(np.float32) for s in sketch.strokes]
-    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+    return sketch.replace(strokes=strokes)
 
 
 def jitter_simplified(sketch: Sketch, rng: np.random.Generator) -> Sketch:
@@ -162,7 +162,7 @@ def jitter_simplified(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     simple = simplify(sketch)
     sigma = rng.uniform(0.01, 0.02) * _size(simple)
     strokes = [(s + rng.normal(0.0, sigma, s.shape)).astype(np.float32) for s in simple.strokes]
-    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+    return sketch.replace(strokes=strokes)
 
 
 def incomplete(sketch: Sketch, rng: np.random.Generator) -> Sketch:
@@ -174,14 +174,14 @@ def incomplete(sketch: Sketch, rng: np.random.Generator) -> Sketch:
             break
         strokes.append(s[:left])
         left -= len(s)
-    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+    return sketch.replace(strokes=strokes)
 
 
 def misplaced(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     """Parts drawn out of place: every stroke shifted by its own offset, uniform in +-5% of the size per axis."""
     size = _size(sketch)
     strokes = [(s + rng.uniform(-0.05, 0.05, 2) * size).astype(np.float32) for s in sketch.strokes]
-    return Sketch(strokes, label=sketch.label, key_id=sketch.key_id)
+    return sketch.replace(strokes=strokes)
 
 
 CONDITIONS: dict[str, tuple[Callable[[Sketch, np.random.Generator], object], str]] = {
@@ -278,8 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "checkpoint": args.checkpoint,
-        "weights_sha256": hashlib.sha256((resolve_checkpoint(args.checkpoint) / "model.safetensors").read_bytes())
-        .hexdigest(),
+        "weights_sha256": weights_digest(resolve_checkpoint(args.checkpoint)),
         "data": str(args.data),
         "split": "SPG-20 test (splits/<class>_test.ndjson key ids, raw/<class>_raw.ndjson drawings)",
         "n": len(sketches),

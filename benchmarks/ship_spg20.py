@@ -10,7 +10,6 @@ recorded training command are replaced by the README's conventional ones (``prep
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 
 import numpy as np  # noqa: E402
 
-from sketchgraph.checkpoint import load_checkpoint  # noqa: E402
+from sketchgraph.checkpoint import load_checkpoint, weights_digest  # noqa: E402
 from sketchgraph.evaluate import evaluate, plot_confusion  # noqa: E402
 
 CARD = """# sketchgraph checkpoint `spg20`
@@ -164,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     half = (len(cells) + 1) // 2
     rows = [f"| {a} | | {b} |" for a, b in zip(cells[:half], cells[half:] + [" | "])]
     confusions = ", ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in test["hardest_confusions"][:5])
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".spg20-", dir=out.parent))
     tmp.chmod(0o755)
     try:
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             confusions=confusions, per_class="\n".join(rows), command=command,
             cap=args.inference_cap, epochs=tr.get("epochs"), time_min=float(tr.get("time_s", 0)) / 60,
             hardware=tr.get("hardware"),
-            robustness=robustness_table(hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()),
+            robustness=robustness_table(weights_digest(run)),
         ))
         if out.exists():
             shutil.rmtree(out)

@@ -96,6 +96,20 @@ class AugmentConfig:
         return self.stroke_drop > 0 or self.point_drop > 0 or (self.incomplete_prob > 0 and self.incomplete_min < 1)
 
 
+def _bounds(coords: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)``, each ``(B, 2)``: the bounding box of each sketch's valid points (+-max float when empty)."""
+    big = torch.finfo(coords.dtype).max
+    lo = torch.where(valid[..., None], coords, big).amin(1)
+    hi = torch.where(valid[..., None], coords, -big).amax(1)
+    return lo, hi
+
+
+def _stroke_index(flags: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` index of the stroke each point belongs to (0-based, < N)."""
+    end = (flags == FLAG_END).long()
+    return torch.cumsum(end, 1) - end
+
+
 def _uniform(n: int, bound: float, generator: torch.Generator | None) -> torch.Tensor:
     """``(n,)`` float32 uniform in ``[-bound, bound]``."""
     return (torch.rand(n, generator=generator) * 2.0 - 1.0) * bound
@@ -127,9 +141,7 @@ def random_affine(
     m = torch.stack([cos, cos * h - sin, sin, sin * h + cos], 1).view(B, 2, 2) * s[:, None, None]
     m, t, apply = m.to(dev, dt), t.to(dev, dt), apply.to(dev)
 
-    big = torch.finfo(dt).max
-    lo = torch.where(valid[..., None], coords, big).amin(1)  # (B, 2)
-    hi = torch.where(valid[..., None], coords, -big).amax(1)  # (B, 2)
+    lo, hi = _bounds(coords, valid)  # (B, 2) each
     has_points = valid.any(1)[:, None]  # (B, 1)
     centre = torch.where(has_points, (lo + hi) / 2, 0.0)  # (B, 2)
     extent = torch.where(has_points, hi - lo, 0.0).amax(1, keepdim=True)  # (B, 1)
@@ -140,16 +152,8 @@ def random_affine(
 
 def _extent(coords: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """``(B,)`` larger side of each sketch's bounding box (0 for an empty one)."""
-    big = torch.finfo(coords.dtype).max
-    lo = torch.where(valid[..., None], coords, big).amin(1)  # (B, 2)
-    hi = torch.where(valid[..., None], coords, -big).amax(1)  # (B, 2)
+    lo, hi = _bounds(coords, valid)
     return torch.where(valid.any(1), (hi - lo).amax(1), 0.0)
-
-
-def _stroke_index(flags: torch.Tensor) -> torch.Tensor:
-    """``(B, N)`` index of the stroke each point belongs to (0-based, < N)."""
-    end = (flags == FLAG_END).long()
-    return torch.cumsum(end, 1) - end
 
 
 def perturb(
@@ -194,8 +198,7 @@ def drop_points(
     """
     B, N = flags.shape
     valid = flags != FLAG_PAD
-    end = flags == FLAG_END
-    sid = torch.cumsum(end.long(), 1) - end.long()  # (B, N) stroke index
+    sid = _stroke_index(flags)  # (B, N)
     keep = keep & valid
     keep = torch.where(keep.any(1, keepdim=True), keep, valid)  # never empty a sketch
     order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices  # kept first, order kept

@@ -17,6 +17,7 @@ Directories are written atomically (into a temporary sibling, then renamed). A `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -34,7 +35,7 @@ from .errors import CheckpointError
 
 __all__ = [
     "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
-    "load_config", "load_train_state", "model_card", "unwrap_model",
+    "load_config", "load_train_state", "model_card", "unwrap_model", "weights_digest",
 ]
 
 FORMAT_VERSION = 1
@@ -258,6 +259,12 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
             f"{path} is not a valid safetensors file ({exc}); refusing to load it "
             "(sketchgraph checkpoints never unpickle)"
         ) from None
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a checkpoint directory's weights file: identifies the exact weights results were
+    measured on."""
+    return hashlib.sha256(_weights_path(Path(path)).read_bytes()).hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

@@ -131,6 +131,14 @@ def _example_inputs(max_points: int, batch: int = 2) -> tuple[torch.Tensor, torc
     return coords, flags
 
 
+def _prepare(checkpoint_or_model: Any, path: str | os.PathLike) -> tuple[ExportableMGT, Path]:
+    """The export wrapper of the model, and ``path`` with its parent folders created."""
+    wrapper = ExportableMGT(_as_model(checkpoint_or_model))  # before any folder is made: loading may fail
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return wrapper, path
+
+
 def export_onnx(
     checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS, opset: int = 17,
 ) -> Path:
@@ -148,9 +156,7 @@ def export_onnx(
     """
     if not 2 <= max_points <= MAX_POINTS:
         raise ValueError(f"max_points must be in 2..{MAX_POINTS}, got {max_points}")
-    wrapper = ExportableMGT(_as_model(checkpoint_or_model))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper, path = _prepare(checkpoint_or_model, path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes; the axes stay dynamic
         torch.onnx.export(
@@ -165,9 +171,7 @@ def export_onnx(
 def export_torchscript(checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS) -> Path:
     """Write a traced TorchScript module (``torch.jit.load(path)(coords, flags) -> logits``), same inputs as
     ``export_onnx``; loads in C++ (libtorch) or Python without sketchgraph."""
-    wrapper = ExportableMGT(_as_model(checkpoint_or_model))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper, path = _prepare(checkpoint_or_model, path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, _example_inputs(max_points), check_trace=False)

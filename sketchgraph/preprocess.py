@@ -31,7 +31,7 @@ from stroke lengths), and ``sketch.meta["dropped_points"]`` counts the removed p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -417,7 +417,7 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        return cls(**{k: d[k] for k in ("simplify", "epsilon", "max_points", "cap") if k in d})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 
 def preprocess(sketch: Sketch, config: Preprocessing = Preprocessing()) -> Sketch:

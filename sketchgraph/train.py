@@ -343,7 +343,7 @@ class Trainer:
         self.command = command or ""
         self.ctx = init_distributed(_device_type(config.device))
         self.device = _resolve_device(config.device, self.ctx)
-        self.bf16 = config.bf16_cpu if self.device.type == "cpu" else config.bf16 and self.device.type == "cuda"
+        self.bf16 = {"cpu": config.bf16_cpu, "cuda": config.bf16}.get(self.device.type, False)  # autocast
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.out = Path(config.out)
         self.data = PreparedDataset(config.data)
@@ -503,7 +503,7 @@ def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) ->
     ``warmup`` untimed steps. Nothing is written.
 
     Returns:
-        ``{"sketches_per_s", "mean_points", "mean_padded", "params", "batches"}``: ``mean_points`` /
+        ``{"sketches_per_s", "mean_points", "mean_padded", "params", "num_classes", "batches"}``: ``mean_points`` /
         ``mean_padded`` are the mean real / padded sketch lengths of the timed batches, ``batches`` the
         timed ``Batch`` objects (to feed other implementations the same sketches).
     """
@@ -531,6 +531,7 @@ def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) ->
         "mean_points": float(np.mean([b.lengths.float().mean().item() for b in batches])),
         "mean_padded": float(np.mean([b.flags.shape[1] for b in batches])),
         "params": sum(p.numel() for p in run.net.parameters()),
+        "num_classes": len(run.classes),
         "batches": batches,
     }
 
