@@ -1,10 +1,10 @@
 """Inverted dropout that is cheap on CPU.
 
 ``nn.Dropout`` draws its CPU mask with ``bernoulli_``, one 32-bit draw of the generator (and a float compare) per
-element; in the paper's MGT, with 46 dropouts per training step on ``(B, N, 768)`` inputs, that was 18% of the
-step. Here one 32-bit draw gives two 16-bit uniform integers, each compared with a threshold: the same inverted
-dropout (kept values scaled by ``1 / (1 - p)``), about 2.7x faster forward + backward on CPU (measured: 10.9 vs
-29.3 ms on a ``(3264, 768)`` input). ``p`` is rounded to a multiple of 1/65536 (the scale uses the rounded
+element; the paper's MGT runs 46 dropouts per training forward pass on ``(B, N, 768)`` inputs. Here one 32-bit
+draw gives two 16-bit uniform integers, each compared with a threshold: the same inverted dropout (kept values
+scaled by ``1 / (1 - p)``), about 2.6x faster forward + backward on CPU (``benchmarks/bench_dropout.py``: 9.0
+vs 23.3 ms on a ``(3264, 768)`` input, 2 threads). ``p`` is rounded to a multiple of 1/65536 (the scale uses the rounded
 value, so the expectation is exact). The mask comes from torch's global generator: seeded runs stay
 deterministic. On other devices this is ``torch.nn.functional.dropout``.
 """
