@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_predict.py                          # the shipped spg20 checkpoint
     .venv/bin/python benchmarks/bench_predict.py --checkpoint runs/spg20/best --backend dgl
     .venv/bin/python benchmarks/bench_predict.py --preset mgt             # random weights, no checkpoint needed
+    .venv/bin/python benchmarks/bench_predict.py --precision bfloat16     # bfloat16 autocast, with its agreement
 
 Inputs are Quick, Draw! drawings in their original pixel coordinates (SPG-20 ``raw/`` from ``../shared/data``,
 what a canvas sends: full simplification runs on every call); without that folder, smooth synthetic
@@ -23,7 +24,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.data.flat import preprocess_flat  # noqa: E402
 from sketchgraph.graph import GraphSpec  # noqa: E402
-from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
+from sketchgraph.predict import PRECISIONS, SketchClassifier, resolve_checkpoint  # noqa: E402
 from sketchgraph.sketch import Sketch  # noqa: E402
 
 SHARED_RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "spg20" / "raw"
@@ -65,7 +66,8 @@ def load_classifier(args: argparse.Namespace) -> tuple[SketchClassifier, str]:
     if args.preset is None:
         try:
             path = resolve_checkpoint(args.checkpoint)
-            return SketchClassifier.from_pretrained(path, backend=args.backend), f"checkpoint {path}"
+            clf = SketchClassifier.from_pretrained(path, backend=args.backend, precision=args.precision)
+            return clf, f"checkpoint {path}"
         except ValueError as exc:
             print(f"({exc}; using random weights of preset 'mgt' instead)")
             args.preset = "mgt"
@@ -73,7 +75,8 @@ def load_classifier(args: argparse.Namespace) -> tuple[SketchClassifier, str]:
 
     torch.manual_seed(0)
     model = build_model(args.preset, num_classes=20, backend=args.backend)
-    clf = SketchClassifier(model, [f"class{i}" for i in range(20)], graph_spec=GraphSpec(model.relations))
+    clf = SketchClassifier(model, [f"class{i}" for i in range(20)], graph_spec=GraphSpec(model.relations),
+                           precision=args.precision)
     return clf, f"preset {args.preset!r} (random weights, 20 classes)"
 
 
@@ -85,6 +88,8 @@ def main() -> None:
     p.add_argument("--single", type=int, default=200, help="sketches for the one-at-a-time latency")
     p.add_argument("--batch", type=int, default=2048, help="sketches for the batch throughput")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--repeats", type=int, default=3, help="timed predict_batch passes (median and best shown)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,16 +118,27 @@ def main() -> None:
     batch = sketches[: args.batch]
     clf.predict_batch(batch[: clf.batch_size])  # warm-up
     t0 = time.perf_counter()
-    preprocess_flat(batch, clf.preprocessing)
+    preprocess_flat(batch, clf.preprocessing, threads=clf.threads)
     pre_rate = len(batch) / (time.perf_counter() - t0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    clf.predict_batch(batch)
-    rate, cpu_rate = len(batch) / (time.perf_counter() - t0), len(batch) / (time.process_time() - c0)
-    print(f"predict_batch ({len(batch)} sketches, batches of {clf.batch_size}): {rate:,.0f} sketches/s"
+    rates, cpu_rates = [], []
+    for _ in range(args.repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ranked = clf.predict_batch(batch)
+        rates.append(len(batch) / (time.perf_counter() - t0))
+        cpu_rates.append(len(batch) / (time.process_time() - c0))
+    rate = float(np.median(rates))
+    print(f"predict_batch ({len(batch)} sketches, batches of {clf.batch_size}, {clf.precision}): median"
+          f" {rate:,.0f} sketches/s over {args.repeats} passes (best {max(rates):,.0f})"
           f"  [target >= {TARGET_PER_S:,.0f}/s: {'PASS' if rate >= TARGET_PER_S else 'FAIL'}]")
-    print(f"  {cpu_rate:,.0f} sketches per CPU-second of this process (wall-clock rates drop when other"
-          " processes share the cores)")
-    print(f"  preprocessing alone (preprocess_flat): {pre_rate:,.0f} sketches/s")
+    print(f"  {np.median(cpu_rates):,.0f} sketches per CPU-second of this process (wall-clock rates drop when"
+          " other processes share the cores)")
+    print(f"  preprocessing alone (preprocess_flat, {clf.threads} threads): {pre_rate:,.0f} sketches/s")
+    if clf.precision != "float32":
+        clf.precision = "float32"
+        exact = clf.predict_batch(batch)
+        same = np.mean([a[0].index == b[0].index for a, b in zip(ranked, exact)])
+        diff = max(abs(p.score - q.score) for a, b in zip(ranked, exact) for p, q in zip(a, b) if p.index == q.index)
+        print(f"  top-1 agreement with float32: {100 * same:.2f}% of {len(batch)}; largest score change {diff:.4f}")
 
 
 if __name__ == "__main__":

@@ -116,17 +116,17 @@ def _rdp_flat(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.
     keep[ends - 1] = True
     x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
     eps2 = float(epsilon) ** 2
-    cur = (~keep).nonzero()[0]  # interior points of open intervals, increasing
+    anchors = keep.nonzero()[0]  # (K,) kept points, increasing; interval k = (anchors[k], anchors[k+1])
+    cur = (~keep).nonzero()[0]  # (Q,) interior points of open intervals, increasing
+    pos = anchors.searchsorted(cur) - 1  # (Q,) interval of each point, non-decreasing
     xc, yc = x[cur], y[cur]
     # Plain element-wise float64 ufuncs only (no BLAS, no complex SIMD kernels that may fuse
     # multiply-adds), so the result is the same bits on every CPU and run.
     while len(cur):
-        anchors = keep.nonzero()[0]  # (K,)
         ax, ay = x[anchors], y[anchors]
-        dx, dy = ax[1:] - ax[:-1], ay[1:] - ay[:-1]  # (K-1,) chord of interval k = (anchors[k], anchors[k+1])
+        dx, dy = ax[1:] - ax[:-1], ay[1:] - ay[:-1]  # (K-1,) chord of each interval
         n2 = dx * dx + dy * dy
         n2 += n2 == 0.0  # a zero chord gives t = 0: the distance to its end point
-        pos = anchors.searchsorted(cur) - 1  # (Q,) interval of each point, non-decreasing
         ex, ey = xc - ax[pos], yc - ay[pos]
         px, py = dx[pos], dy[pos]
         t = (ex * px + ey * py) / n2[pos]
@@ -149,12 +149,17 @@ def _rdp_flat(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.
         hit = hit[dist2[hit] > eps2]
         if not len(hit):
             break
-        keep[cur[hit]] = True
+        new_anchors = cur[hit]  # (S,) increasing, one per split interval
+        keep[new_anchors] = True
         split = np.zeros(len(anchors), dtype=bool)
         split[pos[hit]] = True
-        sel = split[pos]
+        sel = split[pos]  # points of split intervals stay open, minus the new anchors
         sel[hit] = False
-        cur, xc, yc = cur[sel], xc[sel], yc[sel]
+        cur, xc, yc, pos = cur[sel], xc[sel], yc[sel], pos[sel]
+        # Interval k becomes k + (splits before k) and, right of its new anchor, one more.
+        rank = np.cumsum(split)[pos] - 1  # (Q,) index of each point's interval among the split ones
+        pos += rank + (cur > new_anchors[rank])
+        anchors = np.insert(anchors, split.nonzero()[0] + 1, new_anchors)
     return keep
 
 

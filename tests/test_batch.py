@@ -94,6 +94,21 @@ def test_no_row_is_fully_masked():
         assert not torch.isnan(att).any()
 
 
+@pytest.mark.parametrize("heads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_bias_is_the_masks_per_head(heads, dtype):
+    relations = ("stroke2", "temporal")
+    b = Batch.from_graphs(make_graphs(), relations)
+    bias = b.attention_bias(relations, heads, dtype)
+    assert bias.shape == (4, 2 * heads, 7, 7) and bias.dtype == dtype
+    for h in range(2 * heads):
+        allowed = b.masks[relations[h // heads]]  # head h belongs to relation h // heads
+        assert (bias[:, h][allowed] == 0).all() and (bias[:, h][~allowed] == float("-inf")).all()
+    assert b.attention_bias(relations, heads, dtype) is bias  # built once per batch, shared by the layers
+    assert b.attention_bias(relations[:1], heads, dtype).shape[1] == heads
+    assert b.to("cpu").attention_bias(relations, heads, dtype) is not bias  # a moved batch rebuilds it
+
+
 def test_from_graphs_equals_from_flat_and_moves():
     graphs = make_graphs()
     a = Batch.from_graphs(graphs, labels=[0, 1, 2, 3])

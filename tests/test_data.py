@@ -81,10 +81,14 @@ def run(inputs, out, **kw):
 @pytest.mark.parametrize("style", ["simplified", "raw"])
 @pytest.mark.parametrize("config", [Preprocessing(), Preprocessing(simplify=False), Preprocessing(max_points=12),
                                     Preprocessing(epsilon=0.5, max_points=1000)])
-def test_preprocess_flat_matches_the_reference(tmp_path, style, config):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_preprocess_flat_matches_the_reference(tmp_path, monkeypatch, style, config, threads):
+    import sketchgraph.data.flat as flat_module
+
+    monkeypatch.setattr(flat_module, "MIN_THREAD_SKETCHES", 8)  # 40 sketches -> 3 threads of ~13
     (path,) = make_files(tmp_path, style, n=40)[:1]
     sketches = list(read_sketches(path))
-    fast, slow = preprocess_flat(sketches, config), preprocess_reference(sketches, config)
+    fast, slow = preprocess_flat(sketches, config, threads=threads), preprocess_reference(sketches, config)
     for name in ("coords", "flags", "lengths", "dropped", "times"):
         a, b = getattr(fast, name), getattr(slow, name)
         assert (a is None) == (b is None)

@@ -178,6 +178,42 @@ def test_batch_error_names_the_item(clf):
         clf.predict_batch(sketches)
 
 
+def test_batch_pipelined_over_chunks(clf, monkeypatch):
+    """Chunks of 2 sketches (read ahead in a thread, 2 preprocessing threads): the same results in input
+    order as one at a time, and an error in a later chunk names its position in the whole input."""
+    monkeypatch.setattr(predict_mod, "_READ_AHEAD", 1)
+    small = SketchClassifier(clf.model, clf.classes, preprocessing=clf.preprocessing, graph_spec=clf.graph_spec,
+                             batch_size=2, threads=2)
+    sketches = shapes() * 3  # 15 sketches -> 8 chunks
+    results = small.predict_batch(iter(sketches))  # a one-shot iterator: read once, in order
+    assert len(results) == len(sketches)
+    assert all(same(a, clf.predict(sk), tol=1e-4) for a, sk in zip(results, sketches))
+    with pytest.raises(SketchError, match="item 7"):
+        small.predict_batch(sketches[:7] + [[]] + sketches[:4])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_preprocessing_threads_change_nothing(clf, monkeypatch, threads):
+    import sketchgraph.data.flat as flat_module
+
+    monkeypatch.setattr(flat_module, "MIN_THREAD_SKETCHES", 2)
+    sketches = shapes() * 4
+    multi = SketchClassifier(clf.model, clf.classes, preprocessing=clf.preprocessing, graph_spec=clf.graph_spec,
+                             threads=threads)
+    assert multi.probabilities(sketches).equal(clf.probabilities(sketches))
+
+
+def test_bfloat16_precision_agrees_with_float32(tiny_checkpoint):
+    exact = SketchClassifier.from_pretrained(tiny_checkpoint)
+    fast = SketchClassifier.from_pretrained(tiny_checkpoint, precision="bfloat16")
+    a, b = exact.probabilities(shapes()), fast.probabilities(shapes())
+    assert b.dtype == a.dtype and b.shape == a.shape
+    assert 0 < (a - b).abs().max() < 0.05  # it did run in bfloat16, and stays close
+    assert b.sum(-1).sub(1).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="precision"):
+        SketchClassifier.from_pretrained(tiny_checkpoint, precision="float8")
+
+
 def test_concurrent_predictions_match_serial(clf):
     sketches = shapes() * 6
     serial = [clf.predict(sk) for sk in sketches]

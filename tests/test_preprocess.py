@@ -445,13 +445,16 @@ def test_adapt_changes_nothing_for_short_drawings():
     assert a.to_lists() == t.to_lists()
 
 
-def test_adapt_batched_equals_reference():
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_adapt_batched_equals_reference(monkeypatch, threads):
+    import sketchgraph.data.flat as flat_module
     from sketchgraph.data.flat import preprocess_flat, preprocess_reference
 
+    monkeypatch.setattr(flat_module, "MIN_THREAD_SKETCHES", 1)  # one thread per sketch at most
     sketches = [_shaky_circle(seed=s, n_strokes=1 + s % 3) for s in range(4)]
     sketches.insert(2, Sketch.from_strokes([[[0, 5, 9], [0, 7, 2]]]))
     cfg = Preprocessing(max_points=60, cap="adapt")
-    got, want = preprocess_flat(sketches, cfg), preprocess_reference(sketches, cfg)
+    got, want = preprocess_flat(sketches, cfg, threads=threads), preprocess_reference(sketches, cfg)
     np.testing.assert_array_equal(got.coords, want.coords)
     np.testing.assert_array_equal(got.flags, want.flags)
     np.testing.assert_array_equal(got.lengths, want.lengths)

@@ -190,16 +190,28 @@ def _cap(coords: np.ndarray, times: np.ndarray | None, stroke_lengths: np.ndarra
     )
 
 
+# Fewest sketches per thread worth a thread of their own (below that, thread start-up dominates).
+MIN_THREAD_SKETCHES = 64
+
+
 def preprocess_flat(sketches: Sequence[Sketch] | FlatSketches, config: Preprocessing = Preprocessing(),
-                    size: float = 255.0) -> FlatPrepared:
+                    size: float = 255.0, threads: int = 1) -> FlatPrepared:
     """``preprocess(sketch, config)`` for every sketch (each must have points), batched.
 
     Takes sketches or an already flat batch. Bit-identical to ``preprocess_reference``; times are kept
     only without simplification and only when every sketch has them.
+
+    ``threads > 1`` splits a large batch that needs simplification into that many runs of consecutive
+    sketches with about as many points each (at least ``MIN_THREAD_SKETCHES`` sketches per run) and
+    simplifies them in parallel threads (numpy releases the GIL in its array kernels); every sketch's
+    result is independent of the others in its batch, so the output is the same bits as with one thread.
     """
     flat = sketches if isinstance(sketches, FlatSketches) else flatten(sketches)
     if not flat.num_sketches:
         return FlatPrepared.empty()
+    runs = min(int(threads), flat.num_sketches // MIN_THREAD_SKETCHES)
+    if config.simplify and runs > 1:
+        return _preprocess_threaded(flat, config, size, runs)
     if config.simplify:
         coords, lengths = simplify_arrays(flat.points, flat.stroke_lengths, flat.sketch_strokes,
                                           epsilon=config.epsilon, size=size)
@@ -216,6 +228,18 @@ def preprocess_flat(sketches: Sequence[Sketch] | FlatSketches, config: Preproces
         coords = _frame(flat.points.astype(np.float64), flat.sketch_points(), size).astype(np.float32)
         lengths, times = flat.stroke_lengths, flat.times if flat.all_timed else None
     return _cap(coords, times, lengths, flat.sketch_strokes, config.max_points)
+
+
+def _preprocess_threaded(flat: FlatSketches, config: Preprocessing, size: float, runs: int) -> FlatPrepared:
+    """``preprocess_flat`` on ``runs`` point-balanced runs of consecutive sketches, one thread each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    csum = np.cumsum(flat.sketch_points())  # (S,)
+    cuts = np.searchsorted(csum, csum[-1] * np.arange(1, runs) / runs)  # (runs - 1,) balanced by points
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, flat.num_sketches - 1), [flat.num_sketches]]))
+    parts = [flat.take(np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="sketchgraph-preprocess") as pool:
+        return FlatPrepared.concat(list(pool.map(lambda part: preprocess_flat(part, config, size), parts)))
 
 
 def preprocess_reference(sketches: Sequence[Sketch], config: Preprocessing = Preprocessing()) -> FlatPrepared:

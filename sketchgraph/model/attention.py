@@ -17,8 +17,9 @@ of valid nodes) this is exactly the plain Transformer's self-attention.
 
 Two interchangeable backends compute the same thing (outputs and gradients agree to float rounding):
 
-- ``"dense"``: ``torch.nn.functional.scaled_dot_product_attention`` on the padded batch with one boolean
-  ``(B, N, N)`` mask per relation (padding rows carry a self-loop, so no softmax row is all-masked);
+- ``"dense"``: ``torch.nn.functional.scaled_dot_product_attention`` on the padded batch with an additive
+  ``(B, H, N, N)`` mask (0 / ``-inf``) built once per batch from one boolean ``(B, N, N)`` mask per relation
+  (padding rows carry a self-loop, so no softmax row is all-masked);
 - ``"dgl"``: message passing on the batched DGL heterograph of the valid nodes (one edge type per relation,
   src = key j, dst = query i): ``apply_edges(u_dot_v)`` scores, ``edge_softmax`` over each node's incoming
   edges, ``update_all(u_mul_e, sum)``. Node features are gathered from the padded ``(B, N, D)`` tensor with the
@@ -115,22 +116,20 @@ class GraphAttention(nn.Module):
 
     def _forward_dense(self, x, batch, need_weights):
         B, N, _ = x.shape
-        H, d, R = self.num_heads, self.head_dim, len(self.relations)
+        H, d = self.num_heads, self.head_dim
         q, k, v = (t.view(B, N, H, d).transpose(1, 2) for t in self._qkv(x))  # (B, H, N, d)
-        mask = torch.stack([batch.masks[r] for r in self.relations], 1)  # (B, R, N, N)
-        if R > 1:
-            mask = mask.repeat_interleave(self.heads, 1)  # (B, H, N, N), head h -> relation h // heads
+        bias = batch.attention_bias(self.relations, self.heads, q.dtype)  # (B, H, N, N) 0 / -inf
         p = self.attn_dropout if self.training else 0.0
         weights = None
         if need_weights or not self.fused:  # the plain path
             scores = (q @ k.transpose(-2, -1)) * d**-0.5  # (B, H, N, N)
-            attn = scores.masked_fill(~mask, float("-inf")).softmax(-1)  # (B, H, N, N)
+            attn = (scores + bias).softmax(-1)  # (B, H, N, N)
             if need_weights:
                 shown = attn * batch.valid[:, None, :, None]  # padding rows -> 0, as in the dgl backend
                 weights = dict(zip(self.relations, shown.split(self.heads, 1)))  # {r: (B, heads, N, N)}
             h = dropout(attn, p, self.training) @ v  # (B, H, N, d)
         else:
-            h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, N, d)
+            h = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # (B, H, N, d)
         h = h.transpose(1, 2).reshape(B, N, H * d)  # (B, N, H * d)
         return self.proj(h) * batch.valid[..., None], weights
 
