@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.checkpoint import weights_digest  # noqa: E402
-from sketchgraph.formats import read_sketches  # noqa: E402
+from sketchgraph.formats import canonical_label, label_from_path, read_sketches  # noqa: E402
 from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
 from sketchgraph.preprocess import preprocess, simplify  # noqa: E402
 from sketchgraph.sketch import Sketch  # noqa: E402
@@ -84,7 +84,8 @@ def load_test_split(root: Path, per_class: int | None = None) -> list[Sketch]:
         missing = keep - set(found)
         if missing:
             print(f"warning: {cls}: {len(missing)} test key ids not in {raw.name}", file=sys.stderr)
-        out += [Sketch([st[:, :2] for st in found[k].strokes], label=cls, key_id=k) for k in wanted if k in found]
+        word = label_from_path(raw, spg=True)  # alarm_clock_raw.ndjson -> "alarm clock"
+        out += [Sketch([st[:, :2] for st in found[k].strokes], label=word, key_id=k) for k in wanted if k in found]
     return out
 
 
@@ -199,7 +200,7 @@ CONDITIONS: dict[str, tuple[Callable[[Sketch, np.random.Generator], object], str
 
 # ------------------------------------------------------------------------------------------ evaluation
 def evaluate(clf: SketchClassifier, sketches: list[Sketch], names: list[str], seed: int) -> dict[str, dict]:
-    labels = [s.label for s in sketches]
+    labels = [canonical_label(s.label) for s in sketches]
     results: dict[str, dict] = {}
     ref_top1: list[str] | None = None
     for i, name in enumerate(names):
@@ -212,13 +213,13 @@ def evaluate(clf: SketchClassifier, sketches: list[Sketch], names: list[str], se
         t0 = time.perf_counter()
         ranked = clf.predict_batch(inputs, top_k=5)
         elapsed = time.perf_counter() - t0
-        top1 = [r[0].label for r in ranked]
+        top1 = [canonical_label(r[0].label) for r in ranked]
         ref_top1 = top1 if ref_top1 is None else ref_top1
         results[name] = {
             "description": about,
             "n": len(sketches),
             "top1": float(np.mean([p == y for p, y in zip(top1, labels)])),
-            "top5": float(np.mean([y in {p.label for p in r} for r, y in zip(ranked, labels)])),
+            "top5": float(np.mean([y in {canonical_label(p.label) for p in r} for r, y in zip(ranked, labels)])),
             "same_top1_as_reference": float(np.mean([a == b for a, b in zip(top1, ref_top1)])),
             "raw_points_mean": float(np.mean(raw_points)),
             "raw_points_min": int(np.min(raw_points)),
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     clf = SketchClassifier.from_pretrained(args.checkpoint, batch_size=args.batch_size, cap=args.cap)
     sketches = load_test_split(args.data, args.per_class)
-    strangers = sorted({s.label for s in sketches} - set(clf.classes))
+    strangers = sorted({canonical_label(s.label) for s in sketches} - {canonical_label(c) for c in clf.classes})
     if strangers:
         raise SystemExit(f"{args.checkpoint} does not know the classes {strangers}")
     print(f"{clf!r}: {len(sketches)} SPG-20 test drawings, {torch.get_num_threads()} threads", file=sys.stderr)

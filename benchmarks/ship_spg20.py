@@ -41,7 +41,8 @@ SketchClassifier.from_pretrained("spg20").predict([[xs, ys], ...])
 - **SPG** (Sketch Perceptual Grouping, Li et al., ECCV 2018), a subset of Google's **Quick, Draw!**
   drawings. Quick, Draw! data: Google Creative Lab, licence **CC BY 4.0**
   (https://quickdraw.withgoogle.com/data). SPG as distributed by the SketchGNN repository.
-- 20 classes: {classes}.
+- 20 classes, named by their Quick, Draw! word (the `word` of Google's files; SPG's file names spell
+  `alarm_clock` for `alarm clock`): {classes}.
 - Published split: 650 / 50 / 100 drawings per class (13,000 train / 1,000 valid / 2,000 test).
 - Prepared from the ORIGINAL coordinates (`raw/` files) with Google's simplification (align, scale to
   255, 1-px resampling, RDP epsilon 2.0), truncated at 100 points, splits assigned by key_id:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .formats.base import canonical_label
 from .predict import SHIPPED_CHECKPOINT, Prediction, SketchClassifier, format_predictions
 from .sketch import Sketch
 
@@ -69,8 +70,9 @@ def run_demo(
             if verbose:
                 print(f"{path.name}{f' [{i}]' if len(sketches) > 1 else ''}: {label}\n{format_predictions(preds)}")
     if verbose:
-        labelled = [r for r in results if r.sketch.label in clf.classes]
-        hits = sum(r.predictions[0].label == r.sketch.label for r in labelled)
+        known = {canonical_label(c) for c in clf.classes}
+        labelled = [r for r in results if r.sketch.label and canonical_label(r.sketch.label) in known]
+        hits = sum(canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label) for r in labelled)
         score = f"; top-1 {hits}/{len(labelled)} on the labelled ones" if labelled else ""
         print(f"\n{len(results)} sketches classified with {clf.name}{score}; pictures in {out}/")
     return results

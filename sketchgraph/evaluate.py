@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .batch import Batch
+from .formats.base import canonical_label
 from .model import set_backend
 
 __all__ = [
@@ -212,12 +213,12 @@ def evaluate(
     set_backend(model, backend)
     data = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
     classes = list(config["classes"])
-    if list(data.classes) != classes:
+    if [canonical_label(c) for c in data.classes] != [canonical_label(c) for c in classes]:
         from .errors import CheckpointError
 
         raise CheckpointError(
             f"the checkpoint's classes ({len(classes)}) differ from the dataset's ({len(data.classes)}); "
-            "evaluate on the dataset the model was trained for"
+            "evaluate on the dataset the model was trained for (names are compared as canonical_label)"
         )
     relations = tuple(config.get("graph_spec", {}).get("relations", ()))
     loader = make_loader(data.split(split), batch_size, shuffle=False, seed=0, relations=relations,

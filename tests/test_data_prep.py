@@ -88,7 +88,7 @@ def write_spg(root: Path, classes=("ant", "alarm_clock"), counts=(("train", 6), 
 def test_spg_on_a_generated_folder(tmp_path):
     write_spg(tmp_path / "spg")
     info = prepare_spg(tmp_path / "spg", tmp_path / "out", workers=1, progress=False)
-    assert info.splits == {"train": 12, "valid": 4, "test": 6} and info.classes == ["alarm_clock", "ant"]
+    assert info.splits == {"train": 12, "valid": 4, "test": 6} and info.classes == ["alarm clock", "ant"]
     assert info.counts["malformed"] == 0 and info.counts["not_selected"] == 2
     assert PreparedDataset(info.path).meta["split_method"]["kind"] == "keys"
 

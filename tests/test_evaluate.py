@@ -137,6 +137,16 @@ def test_refuses_a_dataset_with_other_classes(easy_prepared, tmp_path):
         evaluate(ckpt, easy_prepared, progress=False)
 
 
+def test_class_names_match_across_spellings(easy_prepared, tmp_path):
+    """A checkpoint whose classes are spelled differently (case, ``_`` for a space) evaluates on the
+    dataset, e.g. one prepared from SPG's ``alarm_clock`` files against Quick, Draw!'s ``alarm clock``."""
+    from sketchgraph.evaluate import evaluate
+
+    respelled = [c.upper().replace(" ", "_") + " " for c in EASY]
+    report = evaluate(random_checkpoint(tmp_path / "mgt", "mgt", classes=respelled), easy_prepared, progress=False)
+    assert report["classes"] == respelled and report["num_samples"] == 48
+
+
 def test_cli(easy_prepared, tmp_path, capsys):
     from sketchgraph.cli import main
 

@@ -12,6 +12,7 @@ from PIL import Image
 from sketchgraph.errors import FormatError, SketchError
 from sketchgraph.formats import (
     EmptySketchError,
+    canonical_label,
     detect_format,
     label_from_path,
     rasterize,
@@ -238,6 +239,21 @@ def test_label_from_file_name(name, label):
 
 def test_label_from_svg_folder():
     assert label_from_path(Path("tuberlin/alarm clock/81.svg"), folder=True) == "alarm clock"
+
+
+def test_spg_file_names_give_quickdraw_words(tmp_path):
+    assert label_from_path(Path("alarm_clock_test.ndjson"), spg=True) == "alarm clock"
+    record = {"key_id": "1", "drawing": [[[1, 2], [3, 4], [0, 0]]]}
+    path = write_lines(tmp_path / "ice_cream_test.ndjson", [json.dumps(record)])
+    assert [s.label for s in read_sketches(path, "spg")] == ["ice cream"]
+    assert [s.label for s in read_sketches(path, "simplified")] == ["ice_cream"]  # other files keep their name
+
+
+@pytest.mark.parametrize(("a", "b"), [("alarm_clock", "alarm clock"), ("Alarm  Clock", "alarm clock"),
+                                      ("The Eiffel Tower", "the eiffel tower"), (" cat ", "cat")])
+def test_canonical_label(a, b):
+    assert canonical_label(a) == canonical_label(b) == b
+    assert canonical_label("t-shirt") != canonical_label("t shirt")
 
 
 def test_label_precedence(tmp_path):

@@ -25,7 +25,7 @@ def test_spg_splits(cls):
         sketches = list(read_sketches(path))
         assert len(sketches) == count
         for s in sketches:
-            assert s.label == cls and s.key_id and not s.has_time
+            assert s.label == cls.replace("_", " ") and s.key_id and not s.has_time  # the Quick, Draw! word
             assert s.parts is not None and all(len(p) == len(st) for p, st in zip(s.parts, s.strokes))
             assert 0 <= min(p.min() for p in s.parts) and max(p.max() for p in s.parts) < n_parts
             lo, hi = s.points().min(), s.points().max()
@@ -36,7 +36,7 @@ def test_spg_splits(cls):
 def test_spg_raw_matches_the_splits(cls):
     raw = list(read_sketches(data_path("spg20", "raw", f"{cls}_raw.ndjson")))
     assert len(raw) == 800
-    assert all(s.label == cls and s.parts is not None and "i" in s.meta for s in raw)
+    assert all(s.label == cls.replace("_", " ") and s.parts is not None and "i" in s.meta for s in raw)
     splits = [data_path("spg20", "splits", f"{cls}_{split}.ndjson") for split in SPG_COUNTS]
     split_ids = {s.key_id for path in splits for s in read_sketches(path)}
     assert {s.key_id for s in raw} == split_ids

@@ -344,3 +344,13 @@ def test_cap_policy_from_checkpoint_and_override(tiny_checkpoint, tmp_path):
 
 def test_shipped_checkpoint_uses_adaptive_cap():
     assert SketchClassifier.from_pretrained("spg20").preprocessing.cap == "adapt"
+
+
+def test_shipped_classes_are_quickdraw_words():
+    """Labels equal the ``word`` of Google's Quick, Draw! files (``alarm clock``, not SPG's ``alarm_clock``),
+    so a prediction can be compared with a RAW record's word as it is."""
+    from data_prep.quickdraw import CATEGORIES
+
+    classes = SketchClassifier.from_pretrained("spg20").classes
+    assert len(classes) == 20 and set(classes) <= set(CATEGORIES)
+    assert {"alarm clock", "coffee cup", "ice cream"} <= set(classes)

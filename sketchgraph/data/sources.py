@@ -93,8 +93,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
     for i, p in enumerate(sorted(files, key=lambda q: q.as_posix())):
         fmt = detect_format(p) if format in (None, "ndjson") else format
         st = p.stat()
-        out.append(Source(i, p, fmt, label_from_path(p, folder=fmt == "svg"), split_of_name(p), st.st_size,
-                          st.st_mtime_ns))
+        label = label_from_path(p, folder=fmt == "svg", spg=fmt == "spg")
+        out.append(Source(i, p, fmt, label, split_of_name(p), st.st_size, st.st_mtime_ns))
     return out
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..sketch import Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path
+from .base import EmptySketchError, OnError, PathLike, atomic_write, canonical_label, label_from_path
 from .ndjson import STYLES, looks_like_spg, parse_record, read_ndjson, record_from_sketch, write_ndjson
 from .npz import read_stroke3_npz, write_stroke3_npz
 from .objects import sketch_from_obj
@@ -36,6 +36,7 @@ from .svg import read_svg, svg_to_sketch, write_svg
 
 __all__ = [
     "read_sketches", "sketch_from_obj", "detect_format", "FORMATS", "EmptySketchError", "label_from_path",
+    "canonical_label",
     "read_ndjson", "write_ndjson", "parse_record", "record_from_sketch", "looks_like_spg",
     "read_bin", "write_bin", "read_stroke3_npz", "write_stroke3_npz",
     "read_svg", "svg_to_sketch", "write_svg", "render_png", "rasterize", "atomic_write",

@@ -12,7 +12,9 @@ from typing import IO, Union
 
 from ..errors import EmptySketchError, FormatError
 
-__all__ = ["EmptySketchError", "OnError", "PathLike", "report", "locate", "label_from_path", "atomic_write"]
+__all__ = [
+    "EmptySketchError", "OnError", "PathLike", "report", "locate", "label_from_path", "canonical_label", "atomic_write",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -39,18 +41,26 @@ _SPLIT_SUFFIX = re.compile(r"_(train|valid|test|raw)$")
 _DOWNLOAD_PREFIX = re.compile(r"^(full_(simplified|raw|binary|numpy_bitmap)_|sketchrnn_)")
 
 
-def label_from_path(path: PathLike, *, folder: bool = False) -> str:
+def label_from_path(path: PathLike, *, folder: bool = False, spg: bool = False) -> str:
     """The class name a file's name implies.
 
     ``airplane_train.ndjson`` -> ``"airplane"`` (``_train/_valid/_test/_raw`` stripped),
     ``The Eiffel Tower.ndjson`` -> ``"The Eiffel Tower"``, ``full_simplified_cat.ndjson`` -> ``"cat"``;
     with ``folder=True`` (one sketch per file, as TU-Berlin's SVGs) the parent folder's name:
-    ``alarm clock/81.svg`` -> ``"alarm clock"``.
+    ``alarm clock/81.svg`` -> ``"alarm clock"``. With ``spg=True`` (SPG files, named after the Quick, Draw!
+    word with ``_`` for a space) the word itself: ``alarm_clock_test.ndjson`` -> ``"alarm clock"``.
     """
     p = Path(path)
     if folder:
         return (p.parent.name or p.resolve().parent.name) or p.stem
-    return _SPLIT_SUFFIX.sub("", _DOWNLOAD_PREFIX.sub("", p.stem))
+    label = _SPLIT_SUFFIX.sub("", _DOWNLOAD_PREFIX.sub("", p.stem))
+    return label.replace("_", " ") if spg else label
+
+
+def canonical_label(label: str) -> str:
+    """A class name in the form used to compare names from different sources: ``_`` read as a space,
+    runs of white space collapsed, case folded (``"alarm_clock"``, ``"Alarm  clock"`` -> ``"alarm clock"``)."""
+    return " ".join(label.replace("_", " ").split()).casefold()
 
 
 _UMASK = os.umask(0o022)

@@ -218,18 +218,19 @@ def read_ndjson(
     """Sketches from an ndjson file, in file order.
 
     ``style=None`` sniffs it from the first records (``sniff_style``). The label of a record
-    without ``"word"`` is ``label`` or else the file name (``label_from_path``). Blank lines, a
+    without ``"word"`` is ``label`` or else the file name (``label_from_path``; SPG's ``alarm_clock_test.ndjson``
+    gives Quick, Draw!'s word ``"alarm clock"``). Blank lines, a
     UTF-8 BOM, CRLF line ends and a missing final newline are fine. A malformed line raises
     ``FormatError`` naming ``path:line`` (1-based), or with ``on_error`` is reported and skipped.
     """
     path = Path(path)
     source = str(path)
-    if label is None:
-        label = label_from_path(path)
     if style is None:
         style = sniff_file_style(path)
     elif style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    if label is None:
+        label = label_from_path(path, spg=style == "spg")
     document = _json_document(path)
     if document is not None:
         yield from _read_document(document, source, style, label, on_error, keep_empty)
