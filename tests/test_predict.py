@@ -301,6 +301,18 @@ def test_cli_json(tiny_checkpoint, sketch_file, capsys):
         assert [p["label"] for p in record["predictions"]] == [p.label for p in clf.predict(sk, top_k=2)]
 
 
+def test_cli_bfloat16(tiny_checkpoint, sketch_file, capsys):
+    args = ["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "20"]
+    assert main(args) == 0
+    exact = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main([*args, "--precision", "bfloat16"]) == 0
+    fast = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for a, b in zip(exact, fast):
+        pa = {p["label"]: p["score"] for p in a["predictions"]}
+        pb = {p["label"]: p["score"] for p in b["predictions"]}
+        assert pa.keys() == pb.keys() and 0 < max(abs(pa[k] - pb[k]) for k in pa) < 0.05
+
+
 @pytest.mark.parametrize("backend", ["dense", "dgl"])
 def test_cli_table(tiny_checkpoint, sketch_file, capsys, backend):
     assert main(["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--backend", backend]) == 0

@@ -214,3 +214,6 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     assert app_mod.run_cli(args) == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    assert seen["app"].state.classifier.precision == "float32"
+    assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16"])) == 0
+    assert seen["app"].state.classifier.precision == "bfloat16"
