@@ -187,9 +187,9 @@ class SketchClassifier:
         threads: threads that simplify a large batch in parallel (``preprocess_flat``; the same results
             with any number); default: torch's intra-op thread count.
         precision: ``"float32"`` (default, exact) or ``"bfloat16"``: the model runs under bfloat16
-            autocast, several times faster matrix products on CPUs with native bfloat16 (AVX512-BF16 /
-            AMX) at the cost of ~1e-2 in the probabilities (``benchmarks/bench_predict.py --precision``
-            measures both speed and agreement).
+            autocast, faster on CPUs with native bfloat16 (AVX512-BF16 / AMX), with probabilities that
+            move by up to ~2e-2 (``benchmarks/bench_predict.py --precision bfloat16`` measures the speed
+            and the agreement with float32).
     """
 
     def __init__(
