@@ -58,7 +58,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 from sketchgraph.checkpoint import weights_digest  # noqa: E402
 from sketchgraph.formats import canonical_label, label_from_path, read_sketches  # noqa: E402
 from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
-from sketchgraph.preprocess import preprocess, simplify  # noqa: E402
+from sketchgraph.preprocess import cap_points, preprocess, simplify  # noqa: E402
 from sketchgraph.sketch import Sketch  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "spg20"
@@ -168,14 +168,7 @@ def jitter_simplified(sketch: Sketch, rng: np.random.Generator) -> Sketch:
 
 def incomplete(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     """An unfinished drawing: only the first 50-90% of its raw points, in drawing order (at least one)."""
-    keep = max(1, math.ceil(rng.uniform(0.5, 0.9) * sketch.num_points))
-    strokes, left = [], keep
-    for s in sketch.strokes:
-        if left <= 0:
-            break
-        strokes.append(s[:left])
-        left -= len(s)
-    return sketch.replace(strokes=strokes)
+    return cap_points(sketch, max(1, math.ceil(rng.uniform(0.5, 0.9) * sketch.num_points)))
 
 
 def misplaced(sketch: Sketch, rng: np.random.Generator) -> Sketch:

@@ -343,11 +343,11 @@ class SketchClassifier:
         from concurrent.futures import ThreadPoolExecutor
 
         _check_top_k(top_k)
-        items = _iter_inputs(xs)
+        chunks = _chunks(_iter_inputs(xs), _READ_AHEAD * self.batch_size)
 
         def prepare(first: int) -> tuple[list[tuple[np.ndarray, Batch]], int]:
             sketches = []
-            for x in islice(items, _READ_AHEAD * self.batch_size):
+            for x in next(chunks, []):
                 try:
                     sketches.append(self.sketch(x))
                 except SketchError as exc:
@@ -380,16 +380,22 @@ class SketchClassifier:
 
 
 # ---------------------------------------------------------------------------------- CLI
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="sketch files (.ndjson, .svg, .npz, .bin)")
+def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that load a ``SketchClassifier`` (``sketchgraph predict`` and ``sketchgraph serve``):
+    ``--checkpoint``, ``--backend``, ``--precision``, ``--device``."""
     p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT, help="checkpoint directory or shipped name")
-    p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
-    p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
     p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--batch-size", type=int, default=256, help="sketches per model call")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="float32 (exact) or bfloat16 autocast (faster on CPUs with native bfloat16)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="sketch files (.ndjson, .svg, .npz, .bin)")
+    add_classifier_arguments(p)
+    p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
+    p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
+    p.add_argument("--batch-size", type=int, default=256, help="sketches per model call")
 
 
 def format_predictions(preds: Sequence[Prediction], *, width: int = 30) -> str:

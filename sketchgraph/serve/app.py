@@ -34,7 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from ..errors import SketchError
-from ..predict import BACKENDS, PRECISIONS, SHIPPED_CHECKPOINT, SketchClassifier
+from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
 from ..sketch import Sketch
 
 __all__ = ["create_app", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "configure_parser", "run_cli"]
@@ -201,11 +201,7 @@ def create_app(
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT, help="checkpoint directory or shipped name")
-    p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="float32 (exact) or bfloat16 autocast (faster on CPUs with native bfloat16)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    add_classifier_arguments(p)
     p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="request body limit (413 above)")
 
 
