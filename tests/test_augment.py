@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sketchgraph.augment import AugmentConfig, SketchAugment, drop_points, perturb, random_affine
+from sketchgraph.augment import AugmentConfig, SketchAugment, drop_points, merge_strokes, perturb, random_affine
 from sketchgraph.graph import FLAG_END, FLAG_PAD, sketch_flags
 
 
@@ -220,3 +220,54 @@ def test_rejects_bad_config():
         AugmentConfig(jitter=-0.1)
     with pytest.raises(ValueError, match="scale"):
         AugmentConfig(scale=1.0)
+
+
+def test_merge_strokes_only_removes_pen_ups():
+    coords, flags = random_batch(9, B=512, N=40)
+    gen = torch.Generator().manual_seed(0)
+    c, f = SketchAugment(AugmentConfig(merge_prob=0.6))(coords, flags, gen)
+    assert torch.equal(c, coords), "merging moves no point"
+    assert_valid_flags(c, f)
+    assert torch.equal(f == FLAG_PAD, flags == FLAG_PAD)
+    assert ((f == FLAG_END) <= (flags == FLAG_END)).all(), "a merge never adds a pen-up"
+    strokes0, strokes1 = (flags == FLAG_END).sum(1), (f == FLAG_END).sum(1)
+    multi = strokes0 > 1
+    changed = (strokes1 < strokes0)[multi].float().mean().item()
+    single = (strokes1 == 1)[multi].float().mean().item()
+    # chosen with p 0.6; half of those become one stroke, the others lose some pen-ups (or, rarely, none)
+    assert 0.45 < changed < 0.62
+    assert 0.25 < single < 0.45
+
+
+def test_merge_strokes_joins_the_stroke_relation_across_the_pen_up():
+    from sketchgraph.graph import relation_masks
+
+    flags = torch.tensor([[100, 101, 100, 101, 102]])
+    merged = merge_strokes(flags, prob=1.0, generator=torch.Generator().manual_seed(0))
+    assert merged.tolist() in ([[100, 100, 100, 101, 102]], [[100, 101, 100, 101, 102]])
+    # with p=1 half the sketches lose every pen-up: over seeds, both outcomes occur and nothing else
+    seen = {tuple(merge_strokes(flags, 1.0, torch.Generator().manual_seed(s))[0].tolist()) for s in range(40)}
+    assert seen == {(100, 100, 100, 101, 102), (100, 101, 100, 101, 102)}
+    one = torch.tensor([[100, 100, 100, 101, 102]])
+    stroke1 = relation_masks(one, ("stroke1",))["stroke1"][0]
+    assert bool(stroke1[1, 2]) and bool(stroke1[2, 1]), "the former pen-up jump is now a stroke edge"
+    assert merge_strokes(flags, 0.0, torch.Generator().manual_seed(0)).tolist() == flags.tolist()
+
+
+@pytest.mark.parametrize("stroke_end", [0.0, 0.5, 1.0])
+def test_incomplete_stroke_end_stops_between_strokes(stroke_end):
+    coords, flags = random_batch(10, B=400, N=60)
+    c, f = SketchAugment(AugmentConfig(incomplete_prob=1.0, incomplete_min=0.3, incomplete_stroke_end=stroke_end))(
+        coords, flags, torch.Generator().manual_seed(0))
+    assert_valid_flags(c, f)
+    n0, n1 = (flags != FLAG_PAD).sum(1), (f != FLAG_PAD).sum(1)
+    at_stroke_end = flags[torch.arange(len(n1)), n1 - 1] == FLAG_END  # the original drawing had a pen-up there
+    assert (n1 >= torch.ceil(0.3 * n0)).all()
+    for b in range(len(n0)):
+        assert torch.equal(c[b, : n1[b]], coords[b, : n1[b]])
+    if stroke_end == 1.0:
+        assert at_stroke_end.all(), "every unfinished drawing stops at the end of a stroke"
+        assert torch.equal(f[:, :-1][f[:, :-1] != FLAG_PAD], flags[:, :-1][f[:, :-1] != FLAG_PAD])
+    else:  # mid-stroke cuts remain: a random cut lands on a stroke end in about 20% of these drawings
+        frac = at_stroke_end.float().mean().item()
+        assert (0.5 < frac < 0.7) if stroke_end == 0.5 else (0.1 < frac < 0.3)
