@@ -13,17 +13,17 @@ of 2 shared classes), so this is a sanity check of transfer, not a benchmark.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
-from sketchgraph.checkpoint import weights_digest  # noqa: E402
-from sketchgraph.formats import atomic_write, canonical_label, label_from_path  # noqa: E402
+from results_io import save_results  # noqa: E402
+
+from sketchgraph.formats import canonical_label, label_from_path  # noqa: E402
 from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
 
 TUBERLIN = ROOT.parent / "shared" / "data" / "tuberlin_svg"
@@ -60,13 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{clf.name}: TU-Berlin top-1 {top1}/{len(rows)}, top-3 {top3}/{len(rows)} over {len(classes)} shared "
           f"classes ({', '.join(classes)}); chance is 1/{clf.num_classes}")
     if args.out:
-        record = {"checkpoint": str(args.checkpoint), "weights_sha256": weights_digest(path),
-                  "dataset": "TU-Berlin SVG", "classes": classes, "n": len(rows),
-                  "top1": top1 / len(rows), "top3": top3 / len(rows),
-                  "command": "python benchmarks/cross_dataset.py --out " + args.out.as_posix(), "drawings": rows}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(args.out, "w", encoding="utf-8") as f:
-            f.write(json.dumps(record, indent=2) + "\n")
+        save_results(args.out, "cross_dataset.py", args.checkpoint, argv, dataset="TU-Berlin SVG", classes=classes,
+                     n=len(rows), top1=top1 / len(rows), top3=top3 / len(rows), drawings=rows)
     return 0
 
 

@@ -1,10 +1,12 @@
-"""Robustness of a checkpoint to the input a user actually sends: SPG-20 test accuracy under five input conditions.
+"""Robustness of a checkpoint to the input a user actually sends: SPG-20 accuracy under simulated input conditions.
 
     .venv/bin/python benchmarks/robustness.py                                  # the shipped spg20 checkpoint
     .venv/bin/python benchmarks/robustness.py --checkpoint runs/spg20/best --per-class 20   # a quick look
+    .venv/bin/python benchmarks/robustness.py --checkpoint runs/x/best --split valid       # compare candidates
 
-The 2,000 SPG-20 test drawings (SPG's published split: ``splits/<class>_test.ndjson`` gives the key ids, the
-drawings come from ``raw/<class>_raw.ndjson`` in ``../shared/data/spg20``, read with
+The 2,000 SPG-20 test drawings, or the 1,000 valid ones with ``--split valid`` (SPG's published split:
+``splits/<class>_<split>.ndjson`` gives the key ids, the drawings come from ``raw/<class>_raw.ndjson`` in
+``../shared/data/spg20``, read with
 ``sketchgraph.formats.read_sketches``) are classified with ``SketchClassifier.predict_batch`` under:
 
 =============  ==============================================================================================
@@ -24,6 +26,12 @@ Two more stand in for the messier drawings of the full Quick, Draw! data (SPG's 
 many unrecognized drawings are unfinished or have parts out of place): ``incomplete`` (only the first 50-90% of
 the raw points, in drawing order) and ``misplaced`` (each stroke shifted by its own offset, up to 5% of the
 drawing's size per axis).
+
+Three more test the pen-up structure. SPG keeps no drawing with fewer than 3 strokes, while in Google's
+Quick, Draw! data 14% of the drawings are a single stroke and 15% two (``../shared/data/quickdraw_simplified``,
+8,100 drawings of 324 other classes): ``one-stroke`` (every pen-up removed: the drawing as one continuous
+line through its pen-up jumps), ``merged`` (each pen-up removed with probability 1/2) and ``first-strokes``
+(only the first 50-90% of the strokes, a drawing stopped between strokes).
 
 Two diagnostics tell the two effects of ``jitter`` apart: ``jitter-smooth`` (the same sigma, but correlated
 over ~10 consecutive raw points: a slow wobble, closer to real tremor) and ``jitter-simplified`` (the same
@@ -52,12 +60,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
-from sketchgraph.checkpoint import weights_digest  # noqa: E402
+from results_io import save_results  # noqa: E402
+
 from sketchgraph.formats import canonical_label, label_from_path, read_sketches  # noqa: E402
-from sketchgraph.predict import SketchClassifier, resolve_checkpoint  # noqa: E402
+from sketchgraph.predict import SketchClassifier  # noqa: E402
 from sketchgraph.preprocess import cap_points, preprocess, simplify  # noqa: E402
 from sketchgraph.sketch import Sketch  # noqa: E402
 
@@ -68,22 +77,23 @@ SMOOTH_WIDTH = 10
 
 
 # ------------------------------------------------------------------------------------------ data
-def load_test_split(root: Path, per_class: int | None = None) -> list[Sketch]:
-    """SPG-20 test drawings, class by class: key ids from ``splits/<class>_test.ndjson``, drawings from
-    ``raw/<class>_raw.ndjson`` (malformed raw records are skipped), labels from the file names."""
+def load_test_split(root: Path, per_class: int | None = None, split: str = "test") -> list[Sketch]:
+    """SPG-20 drawings of ``split`` (``test`` or ``valid``), class by class: key ids from
+    ``splits/<class>_<split>.ndjson``, drawings from ``raw/<class>_raw.ndjson`` (malformed raw records are
+    skipped), labels from the file names."""
     raw_files = sorted((root / "raw").glob("*_raw.ndjson"))
     if not raw_files or not (root / "splits").is_dir():
         raise SystemExit(f"{root} does not look like SPG-20 (expected raw/<class>_raw.ndjson and splits/)")
     out: list[Sketch] = []
     for raw in raw_files:
         cls = raw.name[: -len("_raw.ndjson")]
-        wanted = [s.key_id for s in read_sketches(root / "splits" / f"{cls}_test.ndjson", on_error=lambda e: None)]
+        wanted = [s.key_id for s in read_sketches(root / "splits" / f"{cls}_{split}.ndjson", on_error=lambda e: None)]
         wanted = wanted[:per_class] if per_class else wanted
         keep = set(wanted)
         found = {s.key_id: s for s in read_sketches(raw, format="spg", on_error=lambda e: None) if s.key_id in keep}
         missing = keep - set(found)
         if missing:
-            print(f"warning: {cls}: {len(missing)} test key ids not in {raw.name}", file=sys.stderr)
+            print(f"warning: {cls}: {len(missing)} {split} key ids not in {raw.name}", file=sys.stderr)
         word = label_from_path(raw, spg=True)  # alarm_clock_raw.ndjson -> "alarm clock"
         out += [Sketch([st[:, :2] for st in found[k].strokes], label=word, key_id=k) for k in wanted if k in found]
     return out
@@ -178,6 +188,28 @@ def misplaced(sketch: Sketch, rng: np.random.Generator) -> Sketch:
     return sketch.replace(strokes=strokes)
 
 
+def one_stroke(sketch: Sketch, rng: np.random.Generator) -> Sketch:
+    """Drawn without lifting the pen: all strokes joined, in drawing order, into one."""
+    return sketch.replace(strokes=[np.concatenate(sketch.strokes, 0)])
+
+
+def merged(sketch: Sketch, rng: np.random.Generator) -> Sketch:
+    """Each pen-up removed with probability 1/2 (the stroke runs on into the next one)."""
+    strokes = [sketch.strokes[0]]
+    for st in sketch.strokes[1:]:
+        if rng.random() < 0.5:
+            strokes[-1] = np.concatenate([strokes[-1], st], 0)
+        else:
+            strokes.append(st)
+    return sketch.replace(strokes=strokes)
+
+
+def first_strokes(sketch: Sketch, rng: np.random.Generator) -> Sketch:
+    """Stopped between strokes: only the first 50-90% of the strokes (at least one)."""
+    n = len(sketch.strokes)
+    return sketch.replace(strokes=sketch.strokes[: max(1, math.ceil(rng.uniform(0.5, 0.9) * n))])
+
+
 CONDITIONS: dict[str, tuple[Callable[[Sketch, np.random.Generator], object], str]] = {
     "reference": (reference, "stored SPG coordinates (the reference)"),
     "canvas": (canvas, "RAW ndjson: canvas px, scale 0.3-4x, offset, ms times"),
@@ -188,6 +220,10 @@ CONDITIONS: dict[str, tuple[Callable[[Sketch, np.random.Generator], object], str
     "jitter-simplified": (jitter_simplified, "jitter's noise on the simplified points"),
     "incomplete": (incomplete, "unfinished: the first 50-90% of the points"),
     "misplaced": (misplaced, "each stroke shifted by up to 5% of the size"),
+    # appended last, so the conditions above keep their random streams (seeded by position)
+    "one-stroke": (one_stroke, "one continuous stroke: every pen-up removed"),
+    "merged": (merged, "each pen-up removed with probability 1/2"),
+    "first-strokes": (first_strokes, "unfinished: the first 50-90% of the strokes"),
 }
 
 
@@ -196,9 +232,9 @@ def evaluate(clf: SketchClassifier, sketches: list[Sketch], names: list[str], se
     labels = [canonical_label(s.label) for s in sketches]
     results: dict[str, dict] = {}
     ref_top1: list[str] | None = None
-    for i, name in enumerate(names):
+    for name in names:
         make, about = CONDITIONS[name]
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, list(CONDITIONS).index(name)])  # the same stream in any selection
         inputs = [make(s, rng) for s in sketches]
         raw_points = [clf.sketch(x).num_points for x in inputs]
         seen = [min(preprocess(clf.sketch(x), clf.preprocessing).num_points, clf.preprocessing.max_points)
@@ -243,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="spg20", help="checkpoint directory or shipped name (default spg20)")
     p.add_argument("--data", type=Path, default=DATA, help=f"the SPG-20 folder (default {DATA})")
-    p.add_argument("--per-class", type=int, default=None, help="test drawings per class (default: all 100)")
+    p.add_argument("--split", choices=("test", "valid"), default="test",
+                   help="SPG split (default test; use valid to compare candidate checkpoints)")
+    p.add_argument("--per-class", type=int, default=None, help="drawings per class (default: all)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated, reference first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
@@ -262,29 +300,24 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     clf = SketchClassifier.from_pretrained(args.checkpoint, batch_size=args.batch_size, cap=args.cap)
-    sketches = load_test_split(args.data, args.per_class)
+    sketches = load_test_split(args.data, args.per_class, args.split)
     strangers = sorted({canonical_label(s.label) for s in sketches} - {canonical_label(c) for c in clf.classes})
     if strangers:
         raise SystemExit(f"{args.checkpoint} does not know the classes {strangers}")
-    print(f"{clf!r}: {len(sketches)} SPG-20 test drawings, {torch.get_num_threads()} threads", file=sys.stderr)
+    print(f"{clf!r}: {len(sketches)} SPG-20 {args.split} drawings, {torch.get_num_threads()} threads", file=sys.stderr)
     results = evaluate(clf, sketches, names, args.seed)
     print(table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "checkpoint": args.checkpoint,
-        "weights_sha256": weights_digest(resolve_checkpoint(args.checkpoint)),
-        "data": str(args.data),
-        "split": "SPG-20 test (splits/<class>_test.ndjson key ids, raw/<class>_raw.ndjson drawings)",
-        "n": len(sketches),
-        "seed": args.seed,
-        "cap": clf.preprocessing.cap,
-        "note": "proxy: Google's RAW Quick, Draw! files for these classes are not available; canvas coordinates, "
-                "timestamps, dense sampling and jitter are simulated from the stored SPG drawings",
-        "command": " ".join(["python", "benchmarks/robustness.py", *(argv if argv is not None else sys.argv[1:])]),
-        "conditions": results,
-    }
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    save_results(
+        args.out, "robustness.py", args.checkpoint, argv,
+        data=str(args.data),
+        split=f"SPG-20 {args.split} (splits/<class>_{args.split}.ndjson key ids, raw/<class>_raw.ndjson drawings)",
+        n=len(sketches),
+        seed=args.seed,
+        cap=clf.preprocessing.cap,
+        note="proxy: Google's RAW Quick, Draw! files for these classes are not available; canvas coordinates, "
+             "timestamps, dense sampling, jitter and pen-up changes are simulated from the stored SPG drawings",
+        conditions=results,
+    )
     return 0
 
 

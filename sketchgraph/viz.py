@@ -3,6 +3,7 @@
 ``draw_graph`` shows a sketch as the model sees it: its points (nodes, in the 255-pixel frame after
 preprocessing), the edges of chosen relations in distinct colours, and optionally the top
 predictions as a bar panel. ``plot_attention`` shows attention maps as a relations x heads grid.
+``draw_sketches`` lays out many drawings as a gallery (e.g. the misclassified ones), one colour per stroke.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot`` global state), so these
 functions are safe to call from worker threads and need no display.
@@ -24,7 +25,7 @@ from .graph import FLAG_END, GraphSpec, SketchGraph, build_graph, relation_masks
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
 
-__all__ = ["draw_graph", "plot_attention", "RELATION_STYLE"]
+__all__ = ["draw_graph", "draw_sketches", "plot_attention", "RELATION_STYLE"]
 
 #: how each relation's edges are drawn: colour, line style, width, alpha, legend text
 RELATION_STYLE: dict[str, dict[str, Any]] = {
@@ -154,6 +155,60 @@ def draw_graph(
     ax.set_title(title, fontsize=12)
     if ax_pred is not None:
         _draw_predictions(ax_pred, prediction, graph.label)
+    return _save(fig, path, dpi)
+
+
+def draw_sketches(
+    sketches: Sequence[Sketch | Any],
+    path: str | Path | None = None,
+    *,
+    titles: Sequence[str] | None = None,
+    cols: int = 6,
+    panel: float = 2.0,
+    dpi: int = 100,
+) -> Figure:
+    """A gallery: each sketch in its own panel as drawn (raw coordinates, y downwards), one colour per stroke.
+
+    Args:
+        sketches: ``Sketch`` objects or anything ``sketch_from_obj`` accepts; at least one.
+        titles: one title per sketch (default: its label, else its key id, and its stroke count).
+        cols: panels per row; ``panel`` is each panel's side in inches, ``dpi`` the PNG resolution.
+
+    Returns:
+        the matplotlib ``Figure`` (also written to ``path`` when given).
+    """
+    from .formats import sketch_from_obj
+
+    items = [s if isinstance(s, Sketch) else sketch_from_obj(s) for s in sketches]
+    if not items:
+        raise ValueError("draw_sketches needs at least one sketch")
+    if titles is not None and len(titles) != len(items):
+        raise ValueError(f"{len(titles)} titles for {len(items)} sketches")
+    if cols < 1:
+        raise ValueError(f"cols must be >= 1, got {cols}")
+    cols = min(cols, len(items))
+    rows = -(-len(items) // cols)
+    fig = Figure(figsize=(panel * cols, panel * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    colours = [f"C{i}" for i in range(10)]
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= len(items):
+            ax.set_axis_off()
+            continue
+        sketch = items[i]
+        for k, stroke in enumerate(sketch.strokes):
+            xy = stroke[:, :2]  # (n, 2)
+            ax.plot(xy[:, 0], xy[:, 1], "-", color=colours[k % len(colours)], linewidth=1.2,
+                    marker="o" if len(xy) == 1 else None, markersize=2)
+        x0, y0, x1, y1 = sketch.bounds
+        margin = 0.06 * max(x1 - x0, y1 - y0, 1.0)
+        ax.set_xlim(x0 - margin, x1 + margin)
+        ax.set_ylim(y1 + margin, y0 - margin)  # inverted: canvas coordinates
+        ax.set_aspect("equal")
+        default = f"{sketch.label or sketch.key_id or i} ({len(sketch.strokes)} strokes)"
+        ax.set_title(titles[i] if titles is not None else default, fontsize=8)
     return _save(fig, path, dpi)
 
 

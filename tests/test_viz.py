@@ -10,7 +10,7 @@ from sketchgraph.graph import GraphSpec, build_graph
 from sketchgraph.predict import Prediction, SketchClassifier
 from sketchgraph.preprocess import preprocess
 from sketchgraph.sketch import Sketch
-from sketchgraph.viz import RELATION_STYLE, _edges, draw_graph, plot_attention
+from sketchgraph.viz import RELATION_STYLE, _edges, draw_graph, draw_sketches, plot_attention
 
 HOUSE = [[[100, 300, 300, 100, 100], [300, 300, 150, 150, 300]], [[90, 200, 310], [160, 60, 160]]]
 PREDS = [Prediction("house", 0.7, 3), Prediction("sun", 0.2, 4), Prediction("cat", 0.1, 1)]
@@ -108,3 +108,31 @@ def test_demo_without_the_checkpoint_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(predict, "_CHECKOUT_CHECKPOINTS", tmp_path)
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
     assert "checkpoint 'spg20' not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n,cols,grid", [(1, 6, (1, 1)), (7, 3, (3, 3)), (12, 6, (2, 6))])
+def test_draw_sketches_gallery(tmp_path, n, cols, grid):
+    rng = np.random.default_rng(n)
+    sketches = [Sketch([rng.uniform(0, 255, (int(rng.integers(1, 6)), 2)).astype(np.float32)
+                        for _ in range(int(rng.integers(1, 4)))], label=f"s{i}") for i in range(n - 1)]
+    items = [HOUSE, *sketches]  # lists are read like any other input
+    path = tmp_path / "gallery.png"
+    fig = draw_sketches(items, path, cols=cols, panel=1.0, dpi=40)
+    with Image.open(path) as im:
+        assert im.size == (grid[1] * 40, grid[0] * 40)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == grid[0] * grid[1] and len(visible) == n
+    assert visible[0].get_title() == "0 (2 strokes)"  # HOUSE has no label: its index
+    assert visible[-1].get_title().startswith(f"s{n - 2}") if n > 1 else True
+    assert sum(len(ax.get_lines()) for ax in visible) == 2 + sum(len(s.strokes) for s in sketches)
+    ylim = visible[0].get_ylim()
+    assert ylim[0] > ylim[1], "y points down, as on a canvas"
+
+
+def test_draw_sketches_titles_and_errors():
+    fig = draw_sketches([HOUSE, HOUSE], titles=["a -> b", "c"])
+    assert [ax.get_title() for ax in fig.axes] == ["a -> b", "c"]
+    with pytest.raises(ValueError, match="2 titles for 1 sketches"):
+        draw_sketches([HOUSE], titles=["a", "b"])
+    with pytest.raises(ValueError, match="at least one"):
+        draw_sketches([])

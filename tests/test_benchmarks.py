@@ -1,0 +1,137 @@
+"""The benchmark scripts' own logic: robustness input conditions and the Google nearby-classes check."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sketchgraph.examples import example_path, load_example
+from sketchgraph.predict import SketchClassifier
+from sketchgraph.sketch import Sketch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def robustness():
+    return load_script("robustness")
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return SketchClassifier.from_pretrained("spg20")
+
+
+def strokes_of(n: int, seed: int = 0) -> Sketch:
+    rng = np.random.default_rng(seed)
+    return Sketch([rng.uniform(0, 255, (int(rng.integers(1, 9)), 2)).astype(np.float32) for _ in range(n)])
+
+
+def test_one_stroke_joins_every_stroke_in_order(robustness):
+    sketch = strokes_of(7)
+    out = robustness.one_stroke(sketch, np.random.default_rng(0))
+    assert len(out.strokes) == 1
+    np.testing.assert_array_equal(out.strokes[0], np.concatenate(sketch.strokes))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merged_keeps_points_and_removes_about_half_the_pen_ups(robustness, seed):
+    sketch = strokes_of(41, seed)
+    out = robustness.merged(sketch, np.random.default_rng(seed))
+    np.testing.assert_array_equal(np.concatenate(out.strokes), np.concatenate(sketch.strokes))
+    removed = len(sketch.strokes) - len(out.strokes)
+    assert 8 <= removed <= 32  # Binomial(40, 1/2): 20 +- 3 sd
+    ends = np.cumsum([len(s) for s in out.strokes])
+    assert set(ends) <= set(np.cumsum([len(s) for s in sketch.strokes])), "strokes join only at pen-ups"
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20])
+def test_first_strokes_is_a_prefix_of_the_strokes(robustness, n):
+    sketch = strokes_of(n)
+    for seed in range(10):
+        out = robustness.first_strokes(sketch, np.random.default_rng(seed))
+        k = len(out.strokes)
+        assert max(1, math.ceil(0.5 * n)) <= k <= max(1, math.ceil(0.9 * n))
+        for a, b in zip(out.strokes, sketch.strokes[:k]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_conditions_seeded_by_name_not_position(robustness, clf):
+    """A condition gets the same random inputs whether it runs alone or after others."""
+    sketches = [load_example("face"), load_example("cactus")]
+    alone = robustness.evaluate(clf, sketches, ["reference", "merged"], seed=3)
+    together = robustness.evaluate(clf, sketches, ["reference", "jitter", "incomplete", "merged"], seed=3)
+    assert alone["merged"] == together["merged"]
+
+
+def write_ndjson(path: Path, drawings: list, recognized: bool = True, junk: bool = False) -> None:
+    lines = [json.dumps({"word": path.stem, "key_id": str(i), "recognized": recognized, "drawing": d})
+             for i, d in enumerate(drawings)]
+    if junk:
+        lines.insert(1, '{"word": "x", "drawing": [')  # truncated record
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_google_nearby_counts_hits_and_groups(tmp_path, clf, capsys):
+    nearby = load_script("google_nearby")
+    face = json.loads(example_path("face").read_text().splitlines()[0])["drawing"]
+    clock = json.loads(example_path("alarm_clock").read_text().splitlines()[0])["drawing"]
+    one_stroke_face = [[sum((s[0] for s in face), []), sum((s[1] for s in face), [])]]
+    write_ndjson(tmp_path / "smiley face.ndjson", [face, one_stroke_face], junk=True)
+    write_ndjson(tmp_path / "clock.ndjson", [clock], recognized=False)
+
+    misses: list = []
+    result = nearby.evaluate(clf, tmp_path, {"smiley face": "face", "clock": "alarm clock"}, misses)
+    assert "smiley face.ndjson:2: skipped" in capsys.readouterr().err
+    rows = result["drawings"]
+    assert [r["strokes"] for r in rows] == [len(face), 1, len(clock)]
+    expected = [clf.predict(d, top_k=1)[0].label for d in (face, one_stroke_face, clock)]
+    assert [r["predicted"] for r in rows] == expected
+    assert [r["hit"] for r in rows] == [p == t for p, t in zip(expected, ["face", "face", "alarm clock"])]
+    groups = result["groups"]
+    assert groups["all"]["n"] == 3 and groups["1-2 strokes"]["n"] == 1 and groups["unrecognized"]["n"] == 1
+    assert groups["all"]["top1"] == pytest.approx(np.mean([r["hit"] for r in rows]))
+    assert result["pairs"]["clock"]["n"] == 1 and result["pairs"]["smiley face"]["n"] == 2
+    assert "| all | 3 |" in nearby.table(result)
+    drawings = [face, one_stroke_face, clock]
+    assert [m[0] for m in misses] == [d for d, r in zip(drawings, rows) if not r["hit"]]
+    assert all(" -> " in m[1] for m in misses)
+
+
+def test_google_nearby_missing_file_is_a_clear_error(tmp_path):
+    nearby = load_script("google_nearby")
+    with pytest.raises(SystemExit, match="mug.ndjson not found"):
+        nearby.load(tmp_path, "mug")
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_shipped_robustness_results_reproduce(robustness, shared_data_path):
+    """The committed robustness results of the shipped weights come out again, and the checkpoint reads
+    drawings made without lifting the pen (SPG has none: the stroke-merge augmentation is what teaches it)."""
+    from sketchgraph.checkpoint import weights_digest
+    from sketchgraph.predict import resolve_checkpoint
+
+    record = json.loads((BENCHMARKS / "results" / "robustness_adapt.json").read_text())
+    assert record["weights_sha256"] == weights_digest(resolve_checkpoint("spg20")), "results of other weights"
+    clf = SketchClassifier.from_pretrained("spg20", batch_size=256)  # as the script runs it
+    sketches = robustness.load_test_split(shared_data_path("spg20"))
+    names = ["reference", "one-stroke", "merged", "first-strokes"]
+    results = robustness.evaluate(clf, sketches, names, seed=record["seed"])
+    for name in names:
+        assert results[name]["top1"] == pytest.approx(record["conditions"][name]["top1"], abs=1e-9), name
+    assert results["reference"]["top1"] >= 0.96 and results["one-stroke"]["top1"] >= 0.9
