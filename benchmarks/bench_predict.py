@@ -80,6 +80,40 @@ def load_classifier(args: argparse.Namespace) -> tuple[SketchClassifier, str]:
     return clf, f"preset {args.preset!r} (random weights, 20 classes)"
 
 
+def batching_report(clf: SketchClassifier, batch: list[Sketch], repeats: int) -> None:
+    """Padding and model CPU time of the length-partitioned batches ``predict_batch`` uses, against fixed
+    batches of ``batch_size`` from the same sorted chunks (model calls only, CPU seconds: steadier than wall
+    time on a shared machine)."""
+    import sketchgraph.data.loader as loader
+    from sketchgraph.predict import _READ_AHEAD
+
+    def fixed(lengths: np.ndarray, max_batch: int, **_) -> list[tuple[int, int]]:
+        return [(i, min(i + max_batch, len(lengths))) for i in range(0, len(lengths), max_batch)]
+
+    chunk = _READ_AHEAD * clf.batch_size
+    found = {}
+    for name, cut in (("length-partitioned", loader.partition_by_length), ("fixed", fixed)):
+        saved, loader.partition_by_length = loader.partition_by_length, cut
+        try:
+            batches = [b for i in range(0, len(batch), chunk) for b in clf._batches(batch[i : i + chunk])]
+        finally:
+            loader.partition_by_length = saved
+        valid = sum(int(b.valid.sum()) for _, b in batches)
+        padded = sum(b.valid.numel() for _, b in batches)
+        square = sum(int((b.lengths.double() ** 2).sum()) for _, b in batches)
+        padded_sq = sum(b.valid.shape[0] * b.valid.shape[1] ** 2 for _, b in batches)
+        cpu = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            clf._run(batches, len(batch))
+            cpu.append(time.process_time() - c0)
+        found[name] = float(np.median(cpu))
+        print(f"  {name} batches: {len(batches)} model calls, padding +{100 * (padded / valid - 1):.0f}% of the points"
+              f" (+{100 * (padded_sq / square - 1):.0f}% of the attention work), model alone"
+              f" {len(batch) / found[name]:,.0f} sketches per CPU-second")
+    print(f"  model CPU time, length-partitioned vs fixed: {found['length-partitioned'] / found['fixed']:.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default="spg20")
@@ -130,13 +164,14 @@ def main() -> None:
         rates.append(len(batch) / (time.perf_counter() - t0))
         cpu_rates.append(len(batch) / (time.process_time() - c0))
     rate = float(np.median(rates))
-    print(f"predict_batch ({len(batch)} sketches, batches of {clf.batch_size}, {clf.precision}): median"
+    print(f"predict_batch ({len(batch)} sketches, batches of at most {clf.batch_size}, {clf.precision}): median"
           f" {rate:,.0f} sketches/s over {args.repeats} passes (best {max(rates):,.0f})"
           f"  [target >= {TARGET_PER_S:,.0f}/s: {'PASS' if rate >= TARGET_PER_S else 'FAIL'}]")
     print(f"  {np.median(cpu_rates):,.0f} sketches per CPU-second of this process (wall-clock rates drop when"
           " other processes share the cores)")
     print("  preprocessing alone (preprocess_flat): "
           + ", ".join(f"{rate:,.0f} sketches/s with {n} thread{'s' * (n > 1)}" for n, rate in pre_rates.items()))
+    batching_report(clf, batch, args.repeats)
     if clf.precision != "float32":
         clf.precision = "float32"
         exact = clf.predict_batch(batch)

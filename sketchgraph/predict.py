@@ -40,6 +40,7 @@ from .batch import Batch
 from .errors import CheckpointError, SketchError
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
+from .model.precision import warn_if_emulated_bf16
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
 
@@ -189,7 +190,8 @@ class SketchClassifier:
         precision: ``"float32"`` (default, exact) or ``"bfloat16"``: the model runs under bfloat16
             autocast, faster on CPUs with native bfloat16 (AVX512-BF16 / AMX), with probabilities that
             move by up to ~2e-2 (``benchmarks/bench_predict.py --precision bfloat16`` measures the speed
-            and the agreement with float32).
+            and the agreement with float32). Elsewhere it is emulated and several times slower: a
+            ``RuntimeWarning`` says so (``sketchgraph.model.precision``).
     """
 
     def __init__(
@@ -218,6 +220,8 @@ class SketchClassifier:
         self.name = name
         self.threads = torch.get_num_threads() if threads is None else int(threads)
         self.precision = precision
+        if precision == "bfloat16":
+            warn_if_emulated_bf16(self.device, "SketchClassifier(precision='bfloat16')")
         self._lock = threading.Lock()
 
     @classmethod
@@ -280,15 +284,19 @@ class SketchClassifier:
     def _batches(self, sketches: Sequence[Sketch], *, sort: bool = True) -> list[tuple[np.ndarray, Batch]]:
         """``(indices, Batch)`` pairs covering ``sketches``, at most ``batch_size`` each (one ``Batch`` when
         ``sort`` is off). All sketches are preprocessed at once (``preprocess_flat``: the same numbers as
-        ``preprocess`` per sketch); with ``sort`` they are grouped by length, so batches carry little
-        padding (the model's output does not depend on padding)."""
+        ``preprocess`` per sketch); with ``sort`` they are sorted by length and cut where the padded work
+        is least (``partition_by_length``), so batches carry little padding (the model's output does not
+        depend on padding)."""
         from .data.flat import preprocess_flat
+        from .data.loader import partition_by_length
 
         flat = preprocess_flat(sketches, self.preprocessing, threads=self.threads)
         starts = np.cumsum(flat.lengths) - flat.lengths  # (S,)
-        order = np.argsort(flat.lengths, kind="stable") if sort else np.arange(len(sketches))
-        step = self.batch_size if sort else max(len(sketches), 1)
-        groups = [order[i : i + step] for i in range(0, len(order), step)]
+        if sort:
+            order = np.argsort(flat.lengths, kind="stable")
+            groups = [order[a:b] for a, b in partition_by_length(flat.lengths[order], self.batch_size)]
+        else:
+            groups = [np.arange(len(sketches))]
         relations = self.graph_spec.relations
         return [
             (idx, Batch.from_flat(flat.coords, flat.flags, starts[idx], flat.lengths[idx], relations).to(self.device))

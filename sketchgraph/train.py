@@ -46,6 +46,7 @@ from .checkpoint import TrainState, load_train_state, save_checkpoint
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
 from .errors import CheckpointError
 from .graph import GraphSpec
+from .model.precision import warn_if_emulated_bf16
 
 __all__ = [
     "TrainConfig", "TrainResult", "Trainer", "train", "measure_throughput", "load_train_config", "config_from_dict",
@@ -344,6 +345,8 @@ class Trainer:
         self.ctx = init_distributed(_device_type(config.device))
         self.device = _resolve_device(config.device, self.ctx)
         self.bf16 = {"cpu": config.bf16_cpu, "cuda": config.bf16}.get(self.device.type, False)  # autocast
+        if self.bf16:
+            warn_if_emulated_bf16(self.device, f"bf16 autocast on {self.device.type}")
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.out = Path(config.out)
         self.data = PreparedDataset(config.data)

@@ -418,3 +418,48 @@ def test_cli_prepare(tmp_path, capsys):
                      "--no-simplify"]) == 0
     assert PreparedDataset(out).meta["preprocessing"]["simplify"] is False
 
+
+
+# ---------------------------------------------------------------------------------------- length partition
+def _partition_cost(lengths, bounds, quad, call):
+    return sum((b - a) * lengths[b - 1] * (1 + lengths[b - 1] / quad) + call for a, b in bounds)
+
+
+def _all_partitions(n, max_batch):
+    """Every way to cut range(n) into consecutive batches of at most max_batch."""
+    for mask in range(2 ** max(n - 1, 0)):
+        cuts = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
+        bounds = list(zip(cuts[:-1], cuts[1:]))
+        if all(b - a <= max_batch for a, b in bounds):
+            yield bounds
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_batch", [1, 3, 8])
+def test_partition_by_length_is_the_cheapest_cut(seed, max_batch):
+    from sketchgraph.data.loader import partition_by_length
+
+    rng = np.random.default_rng(seed)
+    lengths = np.sort(rng.integers(1, 101, size=int(rng.integers(1, 10))))
+    quad, call = 128.0, float(rng.choice([0.0, 50.0, 400.0]))
+    bounds = partition_by_length(lengths, max_batch, quad=quad, call=call)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(lengths)
+    assert all(b1 == a2 for (_, b1), (a2, _) in zip(bounds[:-1], bounds[1:])), "consecutive, no gap"
+    assert all(0 < b - a <= max_batch for a, b in bounds)
+    best = min(_partition_cost(lengths, p, quad, call) for p in _all_partitions(len(lengths), max_batch))
+    assert _partition_cost(lengths, bounds, quad, call) == pytest.approx(best)
+
+
+def test_partition_by_length_pads_less_than_fixed_batches():
+    from sketchgraph.data.loader import partition_by_length
+
+    lengths = np.sort(np.random.default_rng(0).gamma(6.0, 9.0, size=1024).clip(2, 100).round())
+    bounds = partition_by_length(lengths, 256)
+    padded = sum((b - a) * lengths[b - 1] for a, b in bounds)
+    fixed = sum(len(lengths[i : i + 256]) * lengths[i : i + 256].max() for i in range(0, 1024, 256))
+    assert padded < 0.9 * fixed and padded >= lengths.sum()
+    assert partition_by_length(np.array([]), 4) == []
+    with pytest.raises(ValueError, match="ascending"):
+        partition_by_length(np.array([3, 1]), 4)
+    with pytest.raises(ValueError, match="max_batch"):
+        partition_by_length(np.array([1]), 0)

@@ -203,6 +203,7 @@ def test_preprocessing_threads_change_nothing(clf, monkeypatch, threads):
     assert multi.probabilities(sketches).equal(clf.probabilities(sketches))
 
 
+@pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
 def test_bfloat16_precision_agrees_with_float32(tiny_checkpoint):
     exact = SketchClassifier.from_pretrained(tiny_checkpoint)
     fast = SketchClassifier.from_pretrained(tiny_checkpoint, precision="bfloat16")
@@ -212,6 +213,32 @@ def test_bfloat16_precision_agrees_with_float32(tiny_checkpoint):
     assert b.sum(-1).sub(1).abs().max() < 1e-5
     with pytest.raises(ValueError, match="precision"):
         SketchClassifier.from_pretrained(tiny_checkpoint, precision="float8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_warns_where_it_is_emulated(tiny_checkpoint, monkeypatch, native):
+    import warnings
+
+    import sketchgraph.model.precision as precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        SketchClassifier.from_pretrained(tiny_checkpoint, precision="bfloat16")
+        SketchClassifier.from_pretrained(tiny_checkpoint)  # float32 never warns
+    messages = [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+    assert messages == ([] if native else [messages[0]])
+    if not native:
+        assert "precision='bfloat16'" in messages[0] and "slower than float32" in messages[0]
+
+
+def test_native_bf16_reports_a_boolean():
+    import torch
+
+    from sketchgraph.model.precision import native_bf16
+
+    assert native_bf16("cpu") in (True, False)
+    assert native_bf16("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def test_concurrent_predictions_match_serial(clf):
@@ -301,6 +328,7 @@ def test_cli_json(tiny_checkpoint, sketch_file, capsys):
         assert [p["label"] for p in record["predictions"]] == [p.label for p in clf.predict(sk, top_k=2)]
 
 
+@pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
 def test_cli_bfloat16(tiny_checkpoint, sketch_file, capsys):
     args = ["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "20"]
     assert main(args) == 0

@@ -203,6 +203,7 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
         assert c.get("/healthz").json()["model"] == tiny_checkpoint.name
 
 
+@pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
 def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     import uvicorn
 

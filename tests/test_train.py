@@ -153,6 +153,7 @@ def test_smoke_learns_easy_synthetic_classes(easy_prepared, tmp_path):
     assert report["top1"] == pytest.approx(result.best_valid_top1)
 
 
+@pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
 def test_bf16_autocast_on_cpu_learns(easy_prepared, tmp_path):
     cfg = tiny(easy_prepared, tmp_path / "run", "bf16_cpu=true")
     from sketchgraph.train import Trainer
