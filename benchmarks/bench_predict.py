@@ -84,20 +84,16 @@ def batching_report(clf: SketchClassifier, batch: list[Sketch], repeats: int) ->
     """Padding and model CPU time of the length-partitioned batches ``predict_batch`` uses, against fixed
     batches of ``batch_size`` from the same sorted chunks (model calls only, CPU seconds: steadier than wall
     time on a shared machine)."""
-    import sketchgraph.data.loader as loader
+    from sketchgraph.data.loader import partition_by_length
     from sketchgraph.predict import _READ_AHEAD
 
-    def fixed(lengths: np.ndarray, max_batch: int, **_) -> list[tuple[int, int]]:
+    def fixed(lengths: np.ndarray, max_batch: int) -> list[tuple[int, int]]:
         return [(i, min(i + max_batch, len(lengths))) for i in range(0, len(lengths), max_batch)]
 
     chunk = _READ_AHEAD * clf.batch_size
     found = {}
-    for name, cut in (("length-partitioned", loader.partition_by_length), ("fixed", fixed)):
-        saved, loader.partition_by_length = loader.partition_by_length, cut
-        try:
-            batches = [b for i in range(0, len(batch), chunk) for b in clf._batches(batch[i : i + chunk])]
-        finally:
-            loader.partition_by_length = saved
+    for name, cut in (("length-partitioned", partition_by_length), ("fixed", fixed)):
+        batches = [b for i in range(0, len(batch), chunk) for b in clf._batches(batch[i : i + chunk], partition=cut)]
         valid = sum(int(b.valid.sum()) for _, b in batches)
         padded = sum(b.valid.numel() for _, b in batches)
         square = sum(int((b.lengths.double() ** 2).sum()) for _, b in batches)

@@ -8,7 +8,7 @@ The SPG-20 classes themselves are not in ``../shared/data/quickdraw_simplified``
 them), but four of its classes draw the same object as an SPG-20 class under another word. Their files hold
 the first 25 drawings of Google's official ``full/simplified/<word>.ndjson`` (not selected by anyone: 92%
 recognized, 14% a single stroke, against SPG's tidy drawings with at least 3 strokes). Each drawing is
-classified as sent (simplified ``[[xs, ys], ...]`` lists) and counts as a hit when the checkpoint's top-1 is
+classified as read by ``read_sketches`` and counts as a hit when the checkpoint's top-1 is
 the SPG-20 class of the same object:
 
 =================  ===============
@@ -24,15 +24,14 @@ The names are close but not identical (a wall clock has no bells, a cup may have
 rate is a lower bound on what the checkpoint would score on those objects, and with 100 drawings its
 standard error is about 4 points: use it to compare checkpoints and to see WHERE they fail (by stroke
 count, by the ``recognized`` flag), not as the 20-class accuracy. Nothing here is used for training or
-model selection. Prints a table; writes ``benchmarks/results/google_nearby.json`` (key ids and predictions,
-no drawing) and a gallery of the misses to ``out/google_nearby_misses.png`` (``--figure``; kept out of the
-repository, since it shows Google's drawings).
+model selection. Prints a table; writes ``out/google_nearby.json`` (rates, and per drawing its key id and
+prediction) and a gallery of the misses to ``out/google_nearby_misses.png`` (``--figure``). Both stay out of
+the repository (``out/`` is ignored): they identify or show Google's drawings.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -45,33 +44,28 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from results_io import save_results  # noqa: E402
 
-from sketchgraph.formats import canonical_label  # noqa: E402
+from sketchgraph.errors import FormatError  # noqa: E402
+from sketchgraph.formats import canonical_label, read_sketches  # noqa: E402
 from sketchgraph.predict import SketchClassifier  # noqa: E402
+from sketchgraph.sketch import Sketch  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "quickdraw_simplified"
-OUT = ROOT / "benchmarks" / "results" / "google_nearby.json"
+OUT = ROOT / "out" / "google_nearby.json"
 FIGURE = ROOT / "out" / "google_nearby_misses.png"
 PAIRS = {"clock": "alarm clock", "smiley face": "face", "mug": "coffee cup", "cup": "coffee cup"}
 
 
-def load(root: Path, word: str) -> list[dict]:
-    """The records of ``<root>/<word>.ndjson`` (Google's simplified format), malformed lines reported and skipped."""
+def load(root: Path, word: str) -> list[Sketch]:
+    """The drawings of ``<root>/<word>.ndjson`` read by ``read_sketches`` (Google's simplified format; each
+    ``Sketch`` keeps the record's ``key_id`` and ``recognized``), malformed lines reported and skipped."""
     path = root / f"{word}.ndjson"
     if not path.is_file():
         raise SystemExit(f"{path} not found: point --data at the quickdraw_simplified folder")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                record["drawing"][0]  # noqa: B018 (a drawing with at least one stroke)
-            except (ValueError, KeyError, IndexError, TypeError) as e:
-                print(f"warning: {path}:{lineno}: skipped ({e})", file=sys.stderr)
-                continue
-            records.append(record)
-    return records
+
+    def skipped(exc: FormatError) -> None:
+        print(f"warning: {exc.source}:{exc.line}: skipped ({exc})", file=sys.stderr)
+
+    return list(read_sketches(path, on_error=skipped))
 
 
 def rate(hits: list[bool]) -> dict:
@@ -80,24 +74,24 @@ def rate(hits: list[bool]) -> dict:
 
 def evaluate(clf: SketchClassifier, root: Path, pairs: dict[str, str], misses: list | None = None) -> dict:
     """Per pair and overall: top-1 / top-3 hit rates, split by stroke count and by ``recognized``. The drawings
-    whose top-1 misses are appended to ``misses`` (when given) as ``(drawing, title)``."""
+    whose top-1 misses are appended to ``misses`` (when given) as ``(sketch, title)``."""
     rows: list[dict] = []
     per_pair = {}
     for word, target in pairs.items():
         records = load(root, word)
-        ranked = clf.predict_batch([r["drawing"] for r in records], top_k=3)
+        ranked = clf.predict_batch(records, top_k=3)
         want = canonical_label(target)
         pair_rows = [{
-            "key_id": r.get("key_id"),
-            "strokes": len(r["drawing"]),
-            "recognized": bool(r.get("recognized", True)),
+            "key_id": r.key_id,
+            "strokes": len(r.strokes),
+            "recognized": r.recognized is not False,
             "hit": canonical_label(p[0].label) == want,
             "hit3": want in {canonical_label(q.label) for q in p},
             "predicted": p[0].label,
         } for r, p in zip(records, ranked)]
         rows += pair_rows
         if misses is not None:
-            misses += [(r["drawing"], f"{word} -> {x['predicted']} ({x['strokes']} str.)")
+            misses += [(r, f"{word} -> {x['predicted']} ({x['strokes']} str.)")
                        for r, x in zip(records, pair_rows) if not x["hit"]]
         per_pair[word] = {"target": target, **rate([x["hit"] for x in pair_rows]),
                           "top3": float(np.mean([x["hit3"] for x in pair_rows]))}
@@ -132,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DATA, help=f"the quickdraw_simplified folder (default {DATA})")
     p.add_argument("--cap", choices=("truncate", "adapt"), default=None,
                    help="point-cap policy at inference (default: the checkpoint's)")
-    p.add_argument("--out", type=Path, default=OUT, help="JSON results (default benchmarks/results/google_nearby.json)")
+    p.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT})")
     p.add_argument("--figure", type=Path, default=FIGURE, help=f"PNG gallery of the misses (default {FIGURE})")
     args = p.parse_args(argv)
 

@@ -136,9 +136,9 @@ def robustness_table(weights_sha: str) -> str:
 
 
 def nearby_table(weights_sha: str) -> str:
-    """The ``benchmarks/google_nearby.py`` result for these weights, or how to measure it."""
+    """The ``benchmarks/google_nearby.py`` result for these weights (its default ``--out``), or how to measure it."""
     how = "`python benchmarks/google_nearby.py`, then this script rerun"
-    path = ROBUSTNESS / "google_nearby.json"
+    path = google_nearby.OUT  # kept out of the repository (it lists Google's key ids)
     record = json.loads(path.read_text()) if path.is_file() else {}
     if record.get("weights_sha256") != weights_sha:
         return f"Not measured for these weights yet: {how}."

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -281,12 +281,14 @@ class SketchClassifier:
         """One model input for checked sketches, padded to the longest, on ``device``."""
         return self._batches(sketches, sort=False)[0][1]
 
-    def _batches(self, sketches: Sequence[Sketch], *, sort: bool = True) -> list[tuple[np.ndarray, Batch]]:
+    def _batches(
+        self, sketches: Sequence[Sketch], *, sort: bool = True, partition: Callable | None = None
+    ) -> list[tuple[np.ndarray, Batch]]:
         """``(indices, Batch)`` pairs covering ``sketches``, at most ``batch_size`` each (one ``Batch`` when
         ``sort`` is off). All sketches are preprocessed at once (``preprocess_flat``: the same numbers as
         ``preprocess`` per sketch); with ``sort`` they are sorted by length and cut where the padded work
-        is least (``partition_by_length``), so batches carry little padding (the model's output does not
-        depend on padding)."""
+        is least (``partition``, default ``partition_by_length``), so batches carry little padding (the
+        model's output does not depend on padding)."""
         from .data.flat import preprocess_flat
         from .data.loader import partition_by_length
 
@@ -294,7 +296,8 @@ class SketchClassifier:
         starts = np.cumsum(flat.lengths) - flat.lengths  # (S,)
         if sort:
             order = np.argsort(flat.lengths, kind="stable")
-            groups = [order[a:b] for a, b in partition_by_length(flat.lengths[order], self.batch_size)]
+            cut = partition or partition_by_length
+            groups = [order[a:b] for a, b in cut(flat.lengths[order], self.batch_size)]
         else:
             groups = [np.arange(len(sketches))]
         relations = self.graph_spec.relations

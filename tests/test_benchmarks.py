@@ -108,7 +108,12 @@ def test_google_nearby_counts_hits_and_groups(tmp_path, clf, capsys):
     assert result["pairs"]["clock"]["n"] == 1 and result["pairs"]["smiley face"]["n"] == 2
     assert "| all | 3 |" in nearby.table(result)
     drawings = [face, one_stroke_face, clock]
-    assert [m[0] for m in misses] == [d for d, r in zip(drawings, rows) if not r["hit"]]
+    as_arrays = [[np.asarray(st, dtype=np.float32).T for st in d] for d, r in zip(drawings, rows) if not r["hit"]]
+    assert len(misses) == len(as_arrays)
+    for (sketch, _), expected in zip(misses, as_arrays):  # the missed drawings, as read
+        assert len(sketch.strokes) == len(expected)
+        for got, want in zip(sketch.strokes, expected):
+            np.testing.assert_array_equal(got[:, :2], want)
     assert all(" -> " in m[1] for m in misses)
 
 

@@ -35,8 +35,8 @@ def warn_if_emulated_bf16(device: torch.device | str, what: str) -> bool:
     Returns whether bfloat16 is native there."""
     native = native_bf16(device)
     if not native:
-        warnings.warn(f"{what}: this {torch.device(device).type.upper()} has no native bfloat16 "
-                      f"(capability {torch.backends.cpu.get_cpu_capability()}), so bfloat16 autocast is "
-                      "emulated and several times slower than float32; use float32 here",
-                      RuntimeWarning, stacklevel=3)
+        kind = torch.device(device).type
+        where = f"CPU (capability {torch.backends.cpu.get_cpu_capability()})" if kind == "cpu" else kind.upper()
+        warnings.warn(f"{what}: this {where} has no native bfloat16, so bfloat16 autocast is emulated and several "
+                      "times slower than float32; use float32 here", RuntimeWarning, stacklevel=3)
     return native
