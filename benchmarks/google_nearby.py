@@ -7,7 +7,8 @@ on Google's own drawing distribution (recognized and unrecognized, one-stroke dr
 The SPG-20 classes themselves are not in ``../shared/data/quickdraw_simplified`` (its 324 classes exclude
 them), but four of its classes draw the same object as an SPG-20 class under another word. Their files hold
 the first 25 drawings of Google's official ``full/simplified/<word>.ndjson`` (not selected by anyone: 92%
-recognized, 14% a single stroke, against SPG's tidy drawings with at least 3 strokes). Each drawing is
+recognized, 14% a single stroke, against SPG's tidy drawings, almost all with 3 strokes or more:
+``benchmarks/stroke_counts.py``). Each drawing is
 classified as read by ``read_sketches`` and counts as a hit when the checkpoint's top-1 is
 the SPG-20 class of the same object:
 

@@ -27,11 +27,12 @@ many unrecognized drawings are unfinished or have parts out of place): ``incompl
 the raw points, in drawing order) and ``misplaced`` (each stroke shifted by its own offset, up to 5% of the
 drawing's size per axis).
 
-Three more test the pen-up structure. SPG keeps no drawing with fewer than 3 strokes, while in Google's
-Quick, Draw! data 14% of the drawings are a single stroke and 15% two (``../shared/data/quickdraw_simplified``,
-8,100 drawings of 324 other classes): ``one-stroke`` (every pen-up removed: the drawing as one continuous
-line through its pen-up jumps), ``merged`` (each pen-up removed with probability 1/2) and ``first-strokes``
-(only the first 50-90% of the strokes, a drawing stopped between strokes).
+Three more test the pen-up structure. SPG has no one-stroke drawing and 0.7% two-stroke ones, while in
+Google's Quick, Draw! data 14% of the drawings are a single stroke and 15% two (8,100 drawings of 324 other
+classes in ``../shared/data/quickdraw_simplified``; ``benchmarks/stroke_counts.py`` prints both):
+``one-stroke`` (every pen-up removed: the drawing as one continuous line through its pen-up jumps),
+``merged`` (each pen-up removed with probability 1/2) and ``first-strokes`` (only the first 50-90% of the
+strokes, a drawing stopped between strokes).
 
 Two diagnostics tell the two effects of ``jitter`` apart: ``jitter-smooth`` (the same sigma, but correlated
 over ~10 consecutive raw points: a slow wobble, closer to real tremor) and ``jitter-simplified`` (the same

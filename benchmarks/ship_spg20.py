@@ -99,7 +99,7 @@ last strokes. Pass `cap="truncate"` to `SketchClassifier.from_pretrained` to get
 ## Limits
 
 Trained on 20 classes only; anything else is forced into one of them. SPG keeps recognised, clean
-drawings with at least 3 strokes; messier drawings (Quick, Draw!'s unrecognised ones) are harder, and
+drawings, almost all with 3 strokes or more; messier drawings (Quick, Draw!'s unrecognised ones) are harder, and
 drawings made in one or two strokes are learnt only through stroke-merge augmentation. Input is simplified and
 capped at 100 points exactly as in training (`config.json`, `preprocessing`), so raw canvas
 coordinates of any scale work.

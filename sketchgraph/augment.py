@@ -21,7 +21,7 @@ Per sketch, independently:
 6. **point dropout**: each remaining point is removed with probability ``point_drop``;
 7. **stroke merge** (with probability ``merge_prob``): pen-ups are removed, so consecutive strokes become
    one continuous line through the pen-up jump (a drawing made without lifting the pen: 14% of Google's
-   Quick, Draw! drawings are a single stroke, while SPG keeps none with fewer than 3). Half of the chosen
+   Quick, Draw! drawings are a single stroke, while SPG has none: ``benchmarks/stroke_counts.py``). Half of the chosen
    sketches become a single stroke; the others lose each pen-up with probability ``r ~ U(0, 1)``. Only the
    flags change: the points stay where they are.
 
