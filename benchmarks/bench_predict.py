@@ -165,6 +165,15 @@ def main() -> None:
           f"  [target >= {TARGET_PER_S:,.0f}/s: {'PASS' if rate >= TARGET_PER_S else 'FAIL'}]")
     print(f"  {np.median(cpu_rates):,.0f} sketches per CPU-second of this process (wall-clock rates drop when"
           " other processes share the cores)")
+    clf.read_ahead = not clf.read_ahead
+    other = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        clf.predict_batch(batch)
+        other.append(len(batch) / (time.perf_counter() - t0))
+    clf.read_ahead = not clf.read_ahead
+    print(f"  read_ahead={clf.read_ahead} (this classifier's default): median {rate:,.0f}/s; read_ahead="
+          f"{not clf.read_ahead}: median {np.median(other):,.0f}/s (best {max(other):,.0f})")
     print("  preprocessing alone (preprocess_flat): "
           + ", ".join(f"{rate:,.0f} sketches/s with {n} thread{'s' * (n > 1)}" for n, rate in pre_rates.items()))
     batching_report(clf, batch, args.repeats)

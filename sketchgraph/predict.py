@@ -192,6 +192,11 @@ class SketchClassifier:
             move by up to ~2e-2 (``benchmarks/bench_predict.py --precision bfloat16`` measures the speed
             and the agreement with float32). Elsewhere it is emulated and several times slower: a
             ``RuntimeWarning`` says so (``sketchgraph.model.precision``).
+        read_ahead: ``predict_batch`` reads and preprocesses the next chunk in a background thread while
+            the model runs. Default (``None``): only when the model runs off the CPU. On the CPU the
+            model's threads already fill the cores, and the two compete: on a 2-core machine the
+            overlap made ``predict_batch`` 15-40% slower than doing the steps in turn
+            (``benchmarks/bench_predict.py`` prints both rates).
     """
 
     def __init__(
@@ -206,6 +211,7 @@ class SketchClassifier:
         name: str = "",
         threads: int | None = None,
         precision: str = "float32",
+        read_ahead: bool | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -220,6 +226,7 @@ class SketchClassifier:
         self.name = name
         self.threads = torch.get_num_threads() if threads is None else int(threads)
         self.precision = precision
+        self.read_ahead = self.device.type != "cpu" if read_ahead is None else bool(read_ahead)
         if precision == "bfloat16":
             warn_if_emulated_bf16(self.device, "SketchClassifier(precision='bfloat16')")
         self._lock = threading.Lock()
@@ -344,8 +351,8 @@ class SketchClassifier:
 
     def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5) -> list[list[Prediction]]:
         """``predict`` for many sketches: read and preprocessed ``_READ_AHEAD * batch_size`` at a time, then
-        ``batch_size`` sketches of similar length per model call. The next chunk is read and preprocessed in
-        a background thread while the model runs on the current one.
+        ``batch_size`` sketches of similar length per model call. With ``read_ahead`` the next chunk is
+        read and preprocessed in a background thread while the model runs on the current one.
 
         ``xs`` is an iterable of inputs (one result per item, in order; a path item means that
         file's first sketch) or a file path (one result per sketch in the file). A bad item raises
@@ -367,12 +374,13 @@ class SketchClassifier:
 
         out: list[list[Prediction]] = []
         with ThreadPoolExecutor(1, thread_name_prefix="sketchgraph-read-ahead") as pool:
-            pending = pool.submit(prepare, 0)
+            pending = pool.submit(prepare, 0) if self.read_ahead else None
             while True:
-                batches, count = pending.result()
+                batches, count = pending.result() if pending is not None else prepare(len(out))
                 if not count:
                     return out
-                pending = pool.submit(prepare, len(out) + count)
+                if pending is not None:
+                    pending = pool.submit(prepare, len(out) + count)
                 out.extend(self._rank(self._run(batches, count), top_k))
 
     def attention_maps(self, x: Any) -> dict[str, np.ndarray]:

@@ -101,66 +101,13 @@ def _resample_flat(
 
 
 def _rdp_flat(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.ndarray:
-    """Keep-mask ``(M,)`` of Ramer-Douglas-Peucker on every stroke of a flat ``(M, 2)`` array.
+    """Keep-mask ``(M,)`` of Ramer-Douglas-Peucker on every stroke of a flat ``(M, 2)`` array: keep both
+    ends; find the interior point farthest from the chord segment (the first one on ties); if farther
+    than ``epsilon`` keep it and recurse on both halves. Compiled (``sketchgraph._rdp``, numba, loaded on
+    first use): the same bits as the plain recursion, ~30x faster than vectorised numpy."""
+    from ._rdp import rdp_keep
 
-    Level-synchronous: all open intervals ``(a, b)`` of all strokes are split in one vectorised step
-    per recursion level. Which points survive does not depend on the order intervals are visited, so
-    this equals the textbook recursion: keep both ends; find the interior point farthest from the
-    chord segment (the first one on ties); if farther than ``epsilon`` keep it and recurse on both
-    halves.
-    """
-    m = len(xy)
-    keep = np.zeros(m, dtype=bool)
-    ends = np.cumsum(stroke_lengths)
-    keep[ends - stroke_lengths] = True
-    keep[ends - 1] = True
-    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
-    eps2 = float(epsilon) ** 2
-    anchors = keep.nonzero()[0]  # (K,) kept points, increasing; interval k = (anchors[k], anchors[k+1])
-    cur = (~keep).nonzero()[0]  # (Q,) interior points of open intervals, increasing
-    pos = anchors.searchsorted(cur) - 1  # (Q,) interval of each point, non-decreasing
-    xc, yc = x[cur], y[cur]
-    # Plain element-wise float64 ufuncs only (no BLAS, no complex SIMD kernels that may fuse
-    # multiply-adds), so the result is the same bits on every CPU and run.
-    while len(cur):
-        ax, ay = x[anchors], y[anchors]
-        dx, dy = ax[1:] - ax[:-1], ay[1:] - ay[:-1]  # (K-1,) chord of each interval
-        n2 = dx * dx + dy * dy
-        n2 += n2 == 0.0  # a zero chord gives t = 0: the distance to its end point
-        ex, ey = xc - ax[pos], yc - ay[pos]
-        px, py = dx[pos], dy[pos]
-        t = (ex * px + ey * py) / n2[pos]
-        t.clip(0.0, 1.0, out=t)
-        ex -= t * px
-        ey -= t * py
-        dist2 = ex * ex + ey * ey  # (Q,) squared distance to the chord segment
-        # the first farthest point of each interval (intervals are runs of equal pos)
-        new_run = np.empty(len(pos), dtype=bool)
-        new_run[0] = True
-        np.not_equal(pos[1:], pos[:-1], out=new_run[1:])
-        run_start = new_run.nonzero()[0]
-        best = np.maximum.reduceat(dist2, run_start)  # (R,)
-        hit = (dist2 == best[new_run.cumsum() - 1]).nonzero()[0]
-        if len(hit) > len(best):  # ties: keep the first farthest point of each interval
-            first = np.empty(len(hit), dtype=bool)
-            first[0] = True
-            np.not_equal(pos[hit[1:]], pos[hit[:-1]], out=first[1:])
-            hit = hit[first]
-        hit = hit[dist2[hit] > eps2]
-        if not len(hit):
-            break
-        new_anchors = cur[hit]  # (S,) increasing, one per split interval
-        keep[new_anchors] = True
-        split = np.zeros(len(anchors), dtype=bool)
-        split[pos[hit]] = True
-        sel = split[pos]  # points of split intervals stay open, minus the new anchors
-        sel[hit] = False
-        cur, xc, yc, pos = cur[sel], xc[sel], yc[sel], pos[sel]
-        # Interval k becomes k + (splits before k) and, right of its new anchor, one more.
-        rank = np.cumsum(split)[pos] - 1  # (Q,) index of each point's interval among the split ones
-        pos += rank + (cur > new_anchors[rank])
-        anchors = np.insert(anchors, split.nonzero()[0] + 1, new_anchors)
-    return keep
+    return rdp_keep(xy, stroke_lengths, epsilon)
 
 
 def _frame(xy: np.ndarray, sketch_points: np.ndarray, size: float) -> np.ndarray:

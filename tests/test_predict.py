@@ -178,18 +178,26 @@ def test_batch_error_names_the_item(clf):
         clf.predict_batch(sketches)
 
 
-def test_batch_pipelined_over_chunks(clf, monkeypatch):
-    """Chunks of 2 sketches (read ahead in a thread, 2 preprocessing threads): the same results in input
-    order as one at a time, and an error in a later chunk names its position in the whole input."""
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_batch_pipelined_over_chunks(clf, monkeypatch, read_ahead):
+    """Chunks of 2 sketches (read ahead in a thread or in turn, 2 preprocessing threads): the same results in
+    input order as one at a time, and an error in a later chunk names its position in the whole input."""
     monkeypatch.setattr(predict_mod, "_READ_AHEAD", 1)
     small = SketchClassifier(clf.model, clf.classes, preprocessing=clf.preprocessing, graph_spec=clf.graph_spec,
-                             batch_size=2, threads=2)
+                             batch_size=2, threads=2, read_ahead=read_ahead)
+    assert small.read_ahead is read_ahead
     sketches = shapes() * 3  # 15 sketches -> 8 chunks
     results = small.predict_batch(iter(sketches))  # a one-shot iterator: read once, in order
     assert len(results) == len(sketches)
     assert all(same(a, clf.predict(sk), tol=1e-4) for a, sk in zip(results, sketches))
     with pytest.raises(SketchError, match="item 7"):
         small.predict_batch(sketches[:7] + [[]] + sketches[:4])
+
+
+def test_read_ahead_default_follows_the_device(clf):
+    """On the CPU the model's threads fill the cores, so the steps run in turn unless asked otherwise."""
+    assert clf.read_ahead is False
+    assert SketchClassifier(clf.model, clf.classes, read_ahead=True).read_ahead is True
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])

@@ -126,6 +126,23 @@ def test_rdp_equals_the_recursion(seed):
     np.testing.assert_array_equal(rdp(pts, 2.0), pts[expected])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_rdp_flat_equals_the_recursion_per_stroke(seed):
+    """Many strokes in one call (the compiled kernel), on integer points full of exact ties and zero
+    chords, with strokes of 0, 1 and 2 points: each stroke keeps what the recursion keeps."""
+    from sketchgraph.preprocess import _rdp_flat
+
+    rng = np.random.default_rng(seed)
+    lengths = np.concatenate([[0, 1, 2], rng.integers(3, 120, 12)])
+    rng.shuffle(lengths)
+    pts = np.round(np.cumsum(rng.normal(0, 3, (lengths.sum(), 2)), axis=0)) % 9  # a 9 x 9 grid: many ties
+    for eps in (0.0, 1.0, 2.0):
+        keep = _rdp_flat(pts, lengths, eps)
+        expected = [k for part in np.split(pts, np.cumsum(lengths)[:-1]) if len(part)
+                    for k in (_rdp_recursive(part.tolist(), eps) if len(part) > 2 else [True] * len(part))]
+        np.testing.assert_array_equal(keep, expected)
+
+
 # ------------------------------------------------------------------------------ simplify, hand-worked
 def test_straight_line_collapses_to_its_end_points():
     k = np.arange(21)

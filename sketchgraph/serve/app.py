@@ -151,6 +151,8 @@ def create_app(
         else SketchClassifier.from_pretrained(classifier_or_checkpoint, device=device, backend=backend,
                                               precision=precision)
     )
+    # the first request would otherwise pay for loading the compiled simplification kernel and torch's set-up
+    clf.predict([[[0, 40, 80], [0, 30, 0]]])
     from .. import __version__
 
     app = FastAPI(
