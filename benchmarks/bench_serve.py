@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serve.py                          # spg20, 16 clients, 800 requests
     .venv/bin/python benchmarks/bench_serve.py --clients 64 --requests 2000 --checkpoint runs/spg20/best
+    .venv/bin/python benchmarks/bench_serve.py --max-batch 1             # every request alone (no batching)
 
 The server runs in its own process (``python -m sketchgraph serve`` on a free 127.0.0.1 port), so clients and
 server do not share an interpreter. Each client thread posts drawings (SPG-20 raw drawings from
@@ -59,8 +60,8 @@ def checkpoint_dir(name: str, tmp: str) -> str:
     return str(path)
 
 
-def start_server(checkpoint: str, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "sketchgraph", "serve", "--checkpoint", checkpoint, "--port", str(port)]
+def start_server(checkpoint: str, port: int, extra: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "sketchgraph", "serve", "--checkpoint", checkpoint, "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -80,6 +81,8 @@ def main() -> None:
     p.add_argument("--checkpoint", default="spg20")
     p.add_argument("--clients", type=int, default=16, help="concurrent client threads")
     p.add_argument("--requests", type=int, default=800, help="total requests (bounded)")
+    p.add_argument("--max-batch", type=int, default=64, help="the server's --max-batch (1: no request batching)")
+    p.add_argument("--max-wait-ms", type=float, default=0.0, help="the server's --max-wait-ms")
     args = p.parse_args()
 
     sketches = real_sketches(200) or synthetic_sketches(200, np.random.default_rng(0))
@@ -87,7 +90,8 @@ def main() -> None:
               for sk in sketches]
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        server = start_server(checkpoint_dir(args.checkpoint, tmp), port)
+        server = start_server(checkpoint_dir(args.checkpoint, tmp), port,
+                              ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)])
         url = f"http://127.0.0.1:{port}"
         latencies: list[float] = []
         errors: list[str] = []
@@ -118,11 +122,14 @@ def main() -> None:
             with ThreadPoolExecutor(args.clients) as pool:
                 list(pool.map(client, range(args.clients)))
             wall = time.perf_counter() - t0
+            stats = httpx.get(url + "/stats", timeout=10).json()
         finally:
             server.terminate()
             server.wait(30)
 
     ms = 1000 * np.array(latencies)
+    print(f"server: --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g}; {stats['requests']} requests"
+          f" answered by {stats['model_calls']} model calls (mean batch {stats['mean_batch']})")
     print(f"{len(latencies)} requests, {args.clients} concurrent clients, {wall:.1f} s: "
           f"{len(latencies) / wall:,.0f} requests/s")
     print(f"latency p50 {np.percentile(ms, 50):.1f} ms  p90 {np.percentile(ms, 90):.1f} ms  "

@@ -55,6 +55,15 @@ def test_healthz_and_classes(client, clf):
     assert client.get("/classes").json() == {"classes": clf.classes}
 
 
+def test_stats_count_requests_and_model_calls(clf):
+    with TestClient(create_app(clf)) as c:
+        assert c.get("/stats").json() == {"requests": 0, "model_calls": 0, "mean_batch": None}
+        for _ in range(3):
+            assert c.post("/predict", json={"drawing": HOUSE}).status_code == 200
+        assert c.post("/predict", json={"drawing": []}).status_code == 422  # refused before the model
+        assert c.get("/stats").json() == {"requests": 3, "model_calls": 3, "mean_batch": 1.0}
+
+
 @pytest.mark.parametrize("strokes", [HOUSE, [[xs, ys, list(range(0, 10 * len(xs), 10))] for xs, ys in HOUSE]])
 @pytest.mark.parametrize("top_k", [1, 5, 100])
 def test_predict(client, clf, strokes, top_k):
@@ -184,6 +193,9 @@ def test_concurrent_requests_on_a_live_server(clf):
         with ThreadPoolExecutor(16) as pool:
             got = list(pool.map(call, bodies))
         assert http.get("/healthz").status_code == 200
+        stats = http.get("/stats").json()
+    assert stats["requests"] == 48 and 1 <= stats["model_calls"] <= 48
+    assert stats["mean_batch"] == round(48 / stats["model_calls"], 3)
     for g, w in zip(got, want):
         assert_same(g, w)
 
@@ -216,5 +228,9 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
     assert seen["app"].state.classifier.precision == "float32"
+    assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (64, 0.0)
+    assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--max-batch", "4",
+                                              "--max-wait-ms", "2.5"])) == 0
+    assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (4, 0.0025)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16"])) == 0
     assert seen["app"].state.classifier.precision == "bfloat16"

@@ -1,0 +1,126 @@
+"""``RequestBatcher``: concurrent ``predict`` calls share model calls (micro-batching).
+
+One model call on 16 sketches costs little more than on one (the per-call work of 4 layers on a few hundred
+rows is mostly fixed cost), so a server that runs each request alone spends most of its time on that fixed
+cost. A worker thread takes every request that is waiting when it becomes free (at most ``max_batch``),
+optionally waits ``max_wait_ms`` for more after the first, and answers them all from one
+``SketchClassifier.predict_sketches`` call. At low load a request is served alone and at once (no added
+latency with the default ``max_wait_ms=0``); under load, batches form by themselves while the model is busy.
+
+Each request gets the ranking a single ``predict`` call would give (probabilities equal to float
+rounding: the model's output does not depend on what else is in the batch). A drawing that fails
+preprocessing fails alone: its batch is re-run one request at a time.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from ..predict import Prediction, SketchClassifier, _check_top_k
+from ..sketch import Sketch
+
+__all__ = ["RequestBatcher"]
+
+_STOP = object()
+
+
+@dataclass
+class _Request:
+    sketch: Sketch
+    top_k: int
+    future: Future = field(default_factory=Future)
+
+
+class RequestBatcher:
+    """Answer ``predict`` calls from many threads with shared model calls.
+
+    Args:
+        classifier: the model and its preprocessing.
+        max_batch: most requests per model call (1: every request alone).
+        max_wait_ms: after the first request of a batch, wait this long for more (0: take only what is
+            already waiting).
+
+    Attributes ``requests`` and ``batches`` count what was served (their ratio is the mean batch size).
+    """
+
+    def __init__(self, classifier: SketchClassifier, *, max_batch: int = 64, max_wait_ms: float = 0.0):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        self.classifier = classifier
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.requests = 0
+        self.batches = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._worker = threading.Thread(target=self._loop, name="sketchgraph-batcher", daemon=True)
+        self._worker.start()
+
+    def submit(self, sketch: Sketch, top_k: int = 5) -> Future:
+        """Queue one checked sketch; the future's result is its ``top_k`` predictions, best first (or the
+        ``SketchError`` its preprocessing raised)."""
+        _check_top_k(top_k)
+        if self._closed:
+            raise RuntimeError("the batcher is closed")
+        request = _Request(sketch, top_k)
+        self._queue.put(request)
+        return request.future
+
+    def predict(self, sketch: Sketch, top_k: int = 5, timeout: float | None = None) -> list[Prediction]:
+        """``submit`` and wait: what ``SketchClassifier.predict(sketch, top_k)`` returns."""
+        return self.submit(sketch, top_k).result(timeout)
+
+    def close(self) -> None:
+        """Serve what is queued, then stop the worker."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._worker.join()
+
+    # ------------------------------------------------------------------ worker
+    def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
+        """``first`` plus what arrives within the wait, up to ``max_batch``; and whether to stop after."""
+        batch, deadline = [first], time.monotonic() + self.max_wait
+        while len(batch) < self.max_batch:
+            try:
+                left = deadline - time.monotonic()
+                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch, stop = self._collect(item)
+            self._serve(batch)
+            if stop:
+                return
+
+    def _serve(self, batch: list[_Request]) -> None:
+        try:
+            ranked = self.classifier.predict_sketches([r.sketch for r in batch], max(r.top_k for r in batch))
+        except Exception as exc:
+            if len(batch) > 1:  # find the culprit: everyone else still gets an answer
+                for request in batch:
+                    self._serve([request])
+                return
+            self.batches += 1
+            self.requests += 1
+            batch[0].future.set_exception(exc)
+            return
+        self.batches += 1
+        self.requests += len(batch)
+        for request, preds in zip(batch, ranked):
+            request.future.set_result(preds[: request.top_k])

@@ -1,0 +1,129 @@
+"""``RequestBatcher``: concurrent predictions share model calls, each gets what a single call gives."""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from sketchgraph.errors import SketchError
+from sketchgraph.predict import SketchClassifier
+from sketchgraph.serve import RequestBatcher
+from sketchgraph.sketch import Sketch
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_checkpoint) -> SketchClassifier:
+    return SketchClassifier.from_pretrained(tiny_checkpoint)
+
+
+def sketch(i: int) -> Sketch:
+    """A different drawing for each ``i``: a polygon of 3-9 corners plus a line (5-60 points)."""
+    k = 3 + i % 7
+    t = np.linspace(0, 2 * math.pi, 4 * k + 1)
+    ring = np.column_stack([100 + 80 * np.cos(t + i), 100 + 60 * np.sin(t + i)])
+    line = np.array([[10, 50 + 10 * i], [200, 180]], dtype=float)
+    return Sketch.from_strokes([ring, line])
+
+
+def degenerate() -> Sketch:
+    """Passes the request checks but not preprocessing: ~3.6M px of ink in the 255 frame (> MAX_INK)."""
+    return Sketch.from_strokes([np.tile([[0.0, 0.0], [1.0, 1.0]], (5000, 1))])
+
+
+def same(got, want) -> bool:
+    return [p.label for p in got] == [p.label for p in want] and all(
+        abs(a.score - b.score) < 1e-5 for a, b in zip(got, want)
+    )
+
+
+class Gated:
+    """Wraps a classifier: the first model call waits for ``gate``, so later requests queue up meanwhile."""
+
+    def __init__(self, clf: SketchClassifier):
+        self.clf, self.gate, self.entered, self.sizes = clf, threading.Event(), threading.Event(), []
+
+    def predict_sketches(self, sketches, top_k):
+        self.sizes.append(len(sketches))
+        self.entered.set()
+        self.gate.wait(30)
+        return self.clf.predict_sketches(sketches, top_k)
+
+
+def test_queued_requests_share_one_model_call(clf):
+    """Request 0 occupies the model; the 20 that arrive meanwhile go through one call (max_batch 64), each
+    with its own top_k and the result a single predict gives."""
+    gated = Gated(clf)
+    batcher = RequestBatcher(gated, max_batch=64)
+    first = batcher.submit(sketch(0), 5)
+    assert gated.entered.wait(30)
+    futures = [batcher.submit(sketch(i), 1 + i % 7) for i in range(1, 21)]
+    gated.gate.set()
+    results = [first.result(30)] + [f.result(30) for f in futures]
+    assert gated.sizes == [1, 20]
+    assert (batcher.requests, batcher.batches) == (21, 2)
+    for i, preds in enumerate(results):
+        k = 5 if i == 0 else 1 + i % 7
+        assert len(preds) == min(k, clf.num_classes)
+        assert same(preds, clf.predict(sketch(i), top_k=k))
+    batcher.close()
+
+
+@pytest.mark.parametrize("max_batch", [1, 3])
+def test_max_batch_is_respected(clf, max_batch):
+    gated = Gated(clf)
+    batcher = RequestBatcher(gated, max_batch=max_batch)
+    first = batcher.submit(sketch(0))
+    assert gated.entered.wait(30)
+    futures = [batcher.submit(sketch(i)) for i in range(1, 8)]
+    gated.gate.set()
+    assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in enumerate([first, *futures]))
+    assert gated.sizes == [1] + [max_batch] * (7 // max_batch) + ([7 % max_batch] if 7 % max_batch else [])
+    batcher.close()
+
+
+def test_a_bad_drawing_fails_alone(clf):
+    gated = Gated(clf)
+    batcher = RequestBatcher(gated)
+    first = batcher.submit(sketch(0))
+    assert gated.entered.wait(30)
+    futures = [batcher.submit(degenerate() if i == 3 else sketch(i)) for i in range(1, 7)]
+    gated.gate.set()
+    assert same(first.result(30), clf.predict(sketch(0)))
+    for i, f in enumerate(futures, start=1):
+        if i == 3:
+            with pytest.raises(SketchError, match="too long to simplify"):
+                f.result(30)
+        else:
+            assert same(f.result(30), clf.predict(sketch(i)))
+    assert batcher.requests == 7
+    batcher.close()
+
+
+def test_many_threads_without_a_gate(clf):
+    """Free-running: 64 requests from 16 threads, every answer right, fewer model calls than requests is
+    allowed but not required (it depends on timing), the counts add up."""
+    batcher = RequestBatcher(clf, max_batch=8, max_wait_ms=2)
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda i: batcher.predict(sketch(i), 3, timeout=60), range(64)))
+    assert all(same(g, clf.predict(sketch(i), top_k=3)) for i, g in enumerate(got))
+    assert batcher.requests == 64 and 8 <= batcher.batches <= 64
+    batcher.close()
+
+
+def test_arguments_and_close(clf):
+    with pytest.raises(ValueError, match="max_batch"):
+        RequestBatcher(clf, max_batch=0)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        RequestBatcher(clf, max_wait_ms=-1)
+    batcher = RequestBatcher(clf)
+    with pytest.raises(ValueError):
+        batcher.submit(sketch(0), top_k=0)
+    pending = batcher.submit(sketch(1))
+    batcher.close()  # serves what is queued first
+    assert same(pending.result(0), clf.predict(sketch(1)))
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(sketch(0))
