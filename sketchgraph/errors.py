@@ -8,6 +8,23 @@ class SketchError(ValueError):
     """A sketch is unusable: empty, wrong shape, non-finite coordinates, ..."""
 
 
+class UnusableSketchesError(SketchError):
+    """Some sketches of a batch cannot be preprocessed (non-finite coordinates, degenerate ink).
+
+    ``problems`` maps each one's index in the batch to the reason, so a caller that can skip them (the
+    data preparation, ``predict_batch``, the CLI, the server) drops those and goes on with the rest. The
+    message is the reason itself for a batch of one sketch, else ``"sketch i: reason"`` for the first.
+    """
+
+    def __init__(self, problems: dict[int, str], *, batch_size: int):
+        if not problems:
+            raise ValueError("UnusableSketchesError needs at least one problem")
+        self.problems = {int(i): problems[i] for i in sorted(problems)}
+        first, reason = next(iter(self.problems.items()))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(reason if batch_size == 1 else f"sketch {first}: {reason}{more}")
+
+
 class FormatError(SketchError):
     """A file or record could not be parsed. Carries the source and line number when known."""
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
-from .errors import CheckpointError, SketchError
+from .errors import CheckpointError, SketchError, UnusableSketchesError
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
@@ -344,6 +344,23 @@ class SketchClassifier:
         """Ranked predictions for checked sketches (see ``sketch``)."""
         return self._rank(self.probabilities(sketches), top_k)
 
+    def predict_usable(
+        self, sketches: Sequence[Sketch], top_k: int = 5
+    ) -> tuple[list[list[Prediction] | None], dict[int, str]]:
+        """``predict_sketches`` that skips the sketches preprocessing refuses (non-finite coordinates,
+        degenerate ink; see ``UnusableSketchesError``): ``(ranked, problems)`` with ``ranked[i]`` ``None``
+        and ``problems[i]`` the reason for each skipped sketch ``i``."""
+        try:
+            return list(self.predict_sketches(sketches, top_k)), {}
+        except UnusableSketchesError as exc:
+            problems = exc.problems
+        usable = [i for i in range(len(sketches)) if i not in problems]
+        ranked: list[list[Prediction] | None] = [None] * len(sketches)
+        if usable:
+            for i, preds in zip(usable, self.predict_sketches([sketches[i] for i in usable], top_k)):
+                ranked[i] = preds
+        return ranked, problems
+
     def predict(self, x: Any, top_k: int = 5) -> list[Prediction]:
         """The ``top_k`` most likely classes of one sketch, best first (scores are probabilities)."""
         _check_top_k(top_k)
@@ -370,7 +387,11 @@ class SketchClassifier:
                     sketches.append(self.sketch(x))
                 except SketchError as exc:
                     raise SketchError(f"item {first + len(sketches)}: {exc}") from None
-            return (self._batches(sketches) if sketches else []), len(sketches)
+            try:
+                return (self._batches(sketches) if sketches else []), len(sketches)
+            except UnusableSketchesError as exc:
+                i, reason = next(iter(exc.problems.items()))
+                raise SketchError(f"item {first + i}: {reason}") from None
 
         out: list[list[Prediction]] = []
         with ThreadPoolExecutor(1, thread_name_prefix="sketchgraph-read-ahead") as pool:
@@ -465,7 +486,9 @@ def run_cli(args: argparse.Namespace) -> int:
                     good[i] = clf.sketch(sketch)
                 except SketchError as exc:
                     errors[i] = str(exc)
-            ranked = dict(zip(good, clf.predict_sketches(list(good.values()), args.top_k))) if good else {}
+            ranked, problems = clf.predict_usable(list(good.values()), args.top_k) if good else ([], {})
+            errors.update({i: problems[j] for j, i in enumerate(good) if j in problems})
+            ranked = dict(zip(good, ranked))
             for i, sketch in enumerate(chunk):
                 _print_result(path, index + i, sketch, ranked.get(i), errors.get(i), args.json)
             failed += len(errors)

@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SketchError
+from .errors import SketchError, UnusableSketchesError
 from .sketch import Sketch
 
 __all__ = [
     "Preprocessing", "simplify", "simplify_arrays", "cap_points", "resample", "rdp", "normalize", "preprocess",
-    "point_set_distance", "polyline_distance",
+    "point_set_distance", "polyline_distance", "unusable_sketches",
 ]
 
 # A total arc length within this of a whole number of spacings gets no extra sample just before its end.
@@ -131,15 +131,62 @@ def _gaps(xy: np.ndarray) -> np.ndarray:
     return np.hypot(*np.diff(xy, axis=0).T) if len(xy) > 1 else np.zeros(0)
 
 
-def _check_ink(seg: np.ndarray, stroke_lengths: np.ndarray, sketch_points: np.ndarray, size: float) -> None:
-    """``SketchError`` if a sketch has more than ``MAX_INK`` px of strokes (scaled to a 255 frame).
-    ``seg`` ``(P-1,)``: gaps between consecutive points, strokes of ``stroke_lengths`` (all >= 1)."""
-    seg = seg.copy()
-    seg[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0  # no ink between strokes
-    per_sketch = np.add.reduceat(np.append(seg, 0.0), np.cumsum(sketch_points) - sketch_points) * (255.0 / size)
-    if per_sketch.max() > MAX_INK:
-        raise SketchError(f"drawing too long to simplify: {per_sketch.max():.0f} px of strokes in the 255 frame "
-                          f"(limit {MAX_INK:,})")
+def _unusable(xy: np.ndarray, stroke_lengths: np.ndarray, sketch_points: np.ndarray, size: float
+              ) -> tuple[dict[int, str], np.ndarray, np.ndarray]:
+    """Sketches that cannot be simplified, and the framed points and gaps the simplification goes on with.
+
+    Args:
+        xy: ``(P, 2)`` float64 points; ``stroke_lengths`` ``(T,)`` all >= 1; ``sketch_points`` ``(S,)`` all >= 1.
+
+    Returns:
+        ``({sketch: reason}, framed (P, 2), gaps (P-1,))``: a sketch is unusable with non-finite coordinates
+        or more than ``MAX_INK`` px of strokes once scaled to a 255 frame (degenerate input: real drawings
+        have a few thousand).
+    """
+    starts = np.cumsum(sketch_points) - sketch_points
+    finite = np.logical_and.reduceat(np.isfinite(xy).all(1), starts) if len(xy) else np.ones(0, bool)  # (S,)
+    problems = {int(i): "coordinates contain NaN or infinity" for i in np.flatnonzero(~finite)}
+    if problems:
+        xy = np.where(np.repeat(finite, sketch_points)[:, None], xy, 0.0)
+    framed = _frame(xy, sketch_points, size)
+    seg = _gaps(framed)
+    ink = seg.copy()
+    ink[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0  # no ink between strokes
+    per_sketch = np.add.reduceat(np.append(ink, 0.0), starts) * (255.0 / size)  # (S,)
+    for i in np.flatnonzero(per_sketch > MAX_INK):
+        problems[int(i)] = (f"drawing too long to simplify: {per_sketch[i]:.0f} px of strokes in the 255 frame "
+                            f"(limit {MAX_INK:,})")
+    return problems, framed, seg
+
+
+def unusable_sketches(points: np.ndarray, stroke_lengths: np.ndarray, sketch_strokes: np.ndarray,
+                      size: float = 255.0) -> dict[int, str]:
+    """``{sketch index: reason}`` for the sketches ``simplify_arrays`` would refuse (non-finite coordinates,
+    more than ``MAX_INK`` px of strokes); the same arguments, every sketch with a point. Cheap next to
+    simplifying: callers that select sketches before preprocessing (the data preparation) drop these first."""
+    xy, lengths, sketch_points = _check_layout(points, stroke_lengths, sketch_strokes)
+    return _unusable(xy, lengths[lengths > 0], sketch_points, size)[0] if len(xy) else {}
+
+
+def _check_layout(points: np.ndarray, stroke_lengths: np.ndarray, sketch_strokes: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xy (P, 2) float64, stroke_lengths (T,), sketch_points (S,))`` after checking the lengths add up
+    and every sketch has a point (``SketchError`` otherwise)."""
+    xy = np.asarray(points, dtype=np.float64)[:, :2]
+    lengths = np.asarray(stroke_lengths, dtype=np.int64)
+    if lengths.sum() != len(xy) or (lengths < 0).any():
+        raise SketchError("stroke_lengths must be >= 0 and sum to the number of points")
+    if sketch_strokes is None:
+        sketch_points = np.array([len(xy)])
+    else:
+        sketch_strokes = np.asarray(sketch_strokes, dtype=np.int64)
+        if sketch_strokes.sum() != len(lengths) or (sketch_strokes < 0).any():
+            raise SketchError("sketch_strokes must be >= 0 and sum to the number of strokes")
+        point_bounds = np.concatenate([[0], np.cumsum(lengths)])[np.cumsum(sketch_strokes)]
+        sketch_points = np.diff(point_bounds, prepend=0)
+    if (sketch_points == 0).any():
+        raise SketchError("every sketch needs at least one point")
+    return xy, lengths, sketch_points
 
 
 def simplify_arrays(
@@ -164,32 +211,18 @@ def simplify_arrays(
         stroke keeps at least one point, so stroke ``i`` of the output is stroke ``i`` of the input).
 
     Raises:
-        SketchError: bad lengths, non-finite points, a sketch without points, or one with more than
-            ``MAX_INK`` px of strokes (degenerate input; real drawings have a few thousand).
+        SketchError: bad lengths or a sketch without points.
+        UnusableSketchesError: sketches with non-finite points or more than ``MAX_INK`` px of strokes
+            (degenerate input; real drawings have a few thousand); ``problems`` names them all.
     """
-    xy = np.asarray(points, dtype=np.float64)[:, :2]
-    lengths = np.asarray(stroke_lengths, dtype=np.int64)
-    if lengths.sum() != len(xy) or (lengths < 0).any():
-        raise SketchError("stroke_lengths must be >= 0 and sum to the number of points")
-    if not np.isfinite(xy).all():
-        raise SketchError("coordinates contain NaN or infinity")
-    if sketch_strokes is None:
-        sketch_points = np.array([len(xy)])
-    else:
-        sketch_strokes = np.asarray(sketch_strokes, dtype=np.int64)
-        if sketch_strokes.sum() != len(lengths) or (sketch_strokes < 0).any():
-            raise SketchError("sketch_strokes must be >= 0 and sum to the number of strokes")
-        point_bounds = np.concatenate([[0], np.cumsum(lengths)])[np.cumsum(sketch_strokes)]
-        sketch_points = np.diff(point_bounds, prepend=0)
-    if (sketch_points == 0).any():
-        raise SketchError("every sketch needs at least one point")
+    xy, lengths, sketch_points = _check_layout(points, stroke_lengths, sketch_strokes)
     out_lengths = np.zeros(len(lengths), dtype=np.int64)
     if len(xy) == 0:
         return np.zeros((0, 2), np.float32), out_lengths
-    framed = _frame(xy, sketch_points, size)
     full = lengths > 0  # empty strokes stay empty
-    seg = _gaps(framed)
-    _check_ink(seg, lengths[full], sketch_points, size)
+    problems, framed, seg = _unusable(xy, lengths[full], sketch_points, size)
+    if problems:
+        raise UnusableSketchesError(problems, batch_size=len(sketch_points))
     res, res_lengths = _resample_flat(framed, lengths[full], 1.0, seg)
     keep = _rdp_flat(res, res_lengths, epsilon)
     stroke_of = np.repeat(np.arange(len(res_lengths)), res_lengths)

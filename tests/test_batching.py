@@ -46,11 +46,11 @@ class Gated:
     def __init__(self, clf: SketchClassifier):
         self.clf, self.gate, self.entered, self.sizes = clf, threading.Event(), threading.Event(), []
 
-    def predict_sketches(self, sketches, top_k):
+    def predict_usable(self, sketches, top_k):
         self.sizes.append(len(sketches))
         self.entered.set()
         self.gate.wait(30)
-        return self.clf.predict_sketches(sketches, top_k)
+        return self.clf.predict_usable(sketches, top_k)
 
 
 def test_queued_requests_share_one_model_call(clf):
@@ -99,7 +99,7 @@ def test_a_bad_drawing_fails_alone(clf):
                 f.result(30)
         else:
             assert same(f.result(30), clf.predict(sketch(i)))
-    assert batcher.requests == 7
+    assert gated.sizes == [1, 6] and batcher.requests == 7  # the bad drawing did not split its batch
     batcher.close()
 
 

@@ -231,6 +231,29 @@ def test_malformed_and_empty_records(tmp_path, monkeypatch, chunked):
     assert [s.key_id for s in map(PreparedDataset(info.path).sketch, range(6))] == [f"k{i}" for i in range(6)]
 
 
+DEGENERATE = [[[0, 255] * 5000, [0, 255] * 5000]]  # 10,000 corner-to-corner jumps: ~3.6M px of ink > MAX_INK
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_unusable_records_are_reported_and_skipped(tmp_path, small_chunks, fast):
+    """A record the simplification refuses (degenerate ink; non-finite coordinates are refused earlier, when
+    parsing) is an error with its line, not the end of the run; a protocol picks among the usable records."""
+    rng = np.random.default_rng(2)
+    lines = [random_record(rng, "raw", "cat", f"k{i}") for i in range(12)]
+    lines[3] = {"word": "cat", "key_id": "bad", "drawing": DEGENERATE}
+    lines[8] = {"word": "cat", "key_id": "bad2", "drawing": [[[0, 9, 0] * 3000, [0, 9, 9] * 3000]]}
+    path = write_records(tmp_path / "cat.ndjson", lines)
+    info = run([path], tmp_path / "out", preprocessing=Preprocessing(), protocol="train=6,valid=2,test=2", fast=fast)
+    c = info.counts
+    assert (c["read"], c["malformed"], c["not_selected"], c["kept"]) == (12, 2, 0, 10)
+    errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert [(e["line"], e["kind"]) for e in errors] == [(4, "malformed"), (9, "malformed")]
+    assert all("too long to simplify" in e["message"] for e in errors)
+    assert errors[0]["message"].startswith(f"{path}:4: ")
+    keys = {bytes(k).decode() for k in PreparedDataset(info.path).key_ids}
+    assert keys == {f"k{i}" for i in range(12)} - {"k3", "k8"}
+
+
 # ---------------------------------------------------------------------------------------- splits
 def test_splits_from_file_names(tmp_path):
     root = tmp_path / "in"

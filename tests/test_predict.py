@@ -13,7 +13,7 @@ import pytest
 
 from sketchgraph import predict as predict_mod
 from sketchgraph.cli import main
-from sketchgraph.errors import CheckpointError, SketchError
+from sketchgraph.errors import CheckpointError, SketchError, UnusableSketchesError
 from sketchgraph.formats import write_ndjson, write_stroke3_npz, write_svg
 from sketchgraph.predict import Prediction, SketchClassifier, resolve_checkpoint
 from sketchgraph.sketch import Sketch
@@ -374,6 +374,43 @@ def test_cli_reports_bad_records_and_goes_on(tiny_checkpoint, tmp_path, capsys):
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 2  # the two good records
     assert captured.err.count("skipped") == 2 and "mixed.ndjson:2" in captured.err
+
+
+DEGENERATE = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # ~3.6M px of ink: simplification refuses
+
+
+def test_cli_classifies_around_an_unusable_drawing(tiny_checkpoint, tmp_path, capsys):
+    """A drawing that parses but cannot be simplified is an error line of its own; its chunk still runs."""
+    path = tmp_path / "mixed.ndjson"
+    good = json.dumps({"drawing": shapes()[0].to_lists()})
+    path.write_text("\n".join([good, json.dumps({"drawing": DEGENERATE.to_lists()}), good]) + "\n")
+    assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2]
+    assert "too long to simplify" in records[1]["error"] and "predictions" not in records[1]
+    assert records[0]["predictions"] == records[2]["predictions"] and len(records[0]["predictions"]) == 5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_unusable_drawings_are_named(clf, monkeypatch, threads):
+    """predict_batch names the item; predict_usable answers the others as if alone; the threaded
+    preprocessing numbers problems across its runs."""
+    import sketchgraph.data.flat as flat_module
+
+    monkeypatch.setattr(flat_module, "MIN_THREAD_SKETCHES", 2)
+    clf = SketchClassifier(clf.model, clf.classes, preprocessing=clf.preprocessing, graph_spec=clf.graph_spec,
+                           threads=threads)
+    items = shapes() + [DEGENERATE] + shapes() + [DEGENERATE]  # positions 5 and 11
+    with pytest.raises(SketchError, match=r"item 5: drawing too long to simplify"):
+        clf.predict_batch(items)
+    with pytest.raises(SketchError, match=r"^drawing too long to simplify") as caught:
+        clf.predict(DEGENERATE)
+    assert isinstance(caught.value, UnusableSketchesError) and list(caught.value.problems) == [0]
+    ranked, problems = clf.predict_usable(items, top_k=3)
+    assert sorted(problems) == [5, 11] and ranked[5] is None and ranked[11] is None
+    assert all(same(ranked[i], clf.predict(items[i], top_k=3), tol=1e-5) for i in range(12) if i not in (5, 11))
+    with pytest.raises(UnusableSketchesError, match=r"^sketch 5: .* \(and 1 more\)$"):
+        clf.probabilities(items)
 
 
 def test_cap_policy_from_checkpoint_and_override(tiny_checkpoint, tmp_path):

@@ -290,6 +290,30 @@ def test_degenerate_ink_is_rejected_quickly():
         simplify(sk)
 
 
+def test_every_unusable_sketch_of_a_batch_is_named():
+    """simplify_arrays names each refused sketch (its index in the batch) and why; unusable_sketches finds
+    the same without simplifying; a batch of one keeps the plain message."""
+    from sketchgraph.errors import UnusableSketchesError
+    from sketchgraph.preprocess import unusable_sketches
+
+    ok = [[0.0, 0.0], [10.0, 5.0], [20.0, 0.0]]
+    ink = np.tile([[0.0, 0.0], [255.0, 255.0]], (4000, 1))  # ~2.9M px
+    nan = [[0.0, 0.0], [np.nan, 1.0]]
+    parts = [ok, ink, ok, nan, ink]
+    points = np.concatenate([np.asarray(p, float) for p in parts])
+    lengths = np.array([len(p) for p in parts])
+    with pytest.raises(UnusableSketchesError) as caught:
+        simplify_arrays(points, lengths, np.ones(5, int))
+    problems = caught.value.problems
+    assert sorted(problems) == [1, 3, 4] and "NaN" in problems[3] and "too long" in problems[1]
+    message = str(caught.value)
+    assert message.startswith("sketch 1: drawing too long to simplify") and message.endswith("(and 2 more)")
+    assert unusable_sketches(points, lengths, np.ones(5, int)) == problems
+    assert unusable_sketches(np.asarray(ok), [3], [1]) == {}
+    with pytest.raises(UnusableSketchesError, match="^coordinates contain NaN or infinity$"):
+        simplify_arrays(np.asarray(nan), [2])
+
+
 def test_simplify_rejects_empty():
     with pytest.raises(SketchError, match="no points"):
         simplify(Sketch.from_strokes([]))

@@ -55,6 +55,14 @@ def test_healthz_and_classes(client, clf):
     assert client.get("/classes").json() == {"classes": clf.classes}
 
 
+def test_unsimplifiable_drawing_is_422(clf):
+    """Within the default limits but ~3.6M px of ink: preprocessing refuses it, the request gets 422."""
+    with TestClient(create_app(clf)) as c:
+        assert c.post("/predict", json={"drawing": [[[0, 255] * 240, [0, 255] * 240]]}).status_code == 200
+        r = c.post("/predict", json={"drawing": [[[0, 255] * 5000, [0, 255] * 5000]]})
+        assert r.status_code == 422 and "too long to simplify" in r.json()["detail"]
+
+
 def test_stats_count_requests_and_model_calls(clf):
     with TestClient(create_app(clf)) as c:
         assert c.get("/stats").json() == {"requests": 0, "model_calls": 0, "mean_batch": None}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UnusableSketchesError
 from ..graph import FLAG_END, sketch_flags
 from ..preprocess import Preprocessing, _frame, preprocess, simplify_arrays
 from ..sketch import Sketch
@@ -205,6 +206,9 @@ def preprocess_flat(sketches: Sequence[Sketch] | FlatSketches, config: Preproces
     sketches with about as many points each (at least ``MIN_THREAD_SKETCHES`` sketches per run) and
     simplifies them in parallel threads (numpy releases the GIL in its array kernels); every sketch's
     result is independent of the others in its batch, so the output is the same bits as with one thread.
+
+    Raises ``UnusableSketchesError`` naming every sketch (its index in this batch) that cannot be
+    simplified; callers that can skip sketches drop those and call again.
     """
     flat = sketches if isinstance(sketches, FlatSketches) else flatten(sketches)
     if not flat.num_sketches:
@@ -239,7 +243,16 @@ def _preprocess_threaded(flat: FlatSketches, config: Preprocessing, size: float,
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, flat.num_sketches - 1), [flat.num_sketches]]))
     parts = [flat.take(np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
     with ThreadPoolExecutor(len(parts), thread_name_prefix="sketchgraph-preprocess") as pool:
-        return FlatPrepared.concat(list(pool.map(lambda part: preprocess_flat(part, config, size), parts)))
+        futures = [pool.submit(preprocess_flat, part, config, size) for part in parts]
+    done, problems = [], {}
+    for first, future in zip(bounds[:-1].tolist(), futures):
+        try:
+            done.append(future.result())
+        except UnusableSketchesError as exc:  # every run's problems, numbered in the whole batch
+            problems.update({first + i: reason for i, reason in exc.problems.items()})
+    if problems:
+        raise UnusableSketchesError(problems, batch_size=flat.num_sketches)
+    return FlatPrepared.concat(done)
 
 
 def preprocess_reference(sketches: Sequence[Sketch], config: Preprocessing = Preprocessing()) -> FlatPrepared:

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import FormatError
 from ..formats import EmptySketchError, parse_record, read_sketches
 from ..formats.base import locate
-from ..preprocess import Preprocessing
+from ..preprocess import Preprocessing, unusable_sketches
 from ..sketch import Sketch
 from .flat import FlatSketches, flatten, preprocess_flat, preprocess_reference
 from .shard import Shard
@@ -121,9 +121,25 @@ def _records(task: Task, options: ReadOptions, errors: list[FormatError]) -> _Re
     )
 
 
-def _select(rec: _Records, options: ReadOptions, task: Task) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(keep mask, tags, priorities)``: split-file membership and the task's protocol candidates."""
-    keep = np.ones(len(rec.order), dtype=bool)
+def _usable(rec: _Records, options: ReadOptions, task: Task, errors: list[FormatError]) -> np.ndarray:
+    """``(R,)`` bool: False for records the simplification would refuse (non-finite coordinates, degenerate
+    ink), each reported in ``errors`` with its line. Checked before selection, so a protocol never picks
+    a record it then has to drop."""
+    usable = np.ones(len(rec.order), dtype=bool)
+    if not options.preprocessing.simplify or not len(rec.order):
+        return usable
+    flat = rec.flat if rec.flat is not None else flatten(rec.sketches)
+    for i, reason in unusable_sketches(flat.points, flat.stroke_lengths, flat.sketch_strokes).items():
+        usable[i] = False
+        errors.append(FormatError(reason, source=str(task.source.path), line=int(rec.order[i])))
+    return usable
+
+
+def _select(rec: _Records, options: ReadOptions, task: Task, usable: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(keep mask, tags, priorities)``: split-file membership and the task's protocol candidates, among
+    the ``usable`` records."""
+    keep = usable.copy()
     tags = rec.tags
     prio = np.zeros(len(rec.order), dtype=np.uint64)
     if options.keys is not None:
@@ -147,14 +163,16 @@ def run_task(task: Task, options: ReadOptions) -> Shard:
     """Read, select and preprocess the records of one task."""
     errors: list[FormatError] = []
     rec = _records(task, options, errors)
-    keep, tags, prio = _select(rec, options, task)
+    read = len(rec.order) + len(errors)
+    usable = _usable(rec, options, task, errors)
+    keep, tags, prio = _select(rec, options, task, usable)
     if rec.flat is not None:
         data = preprocess_flat(rec.flat.take(np.flatnonzero(keep)), options.preprocessing)
     else:
         data = preprocess_reference([sk for sk, k in zip(rec.sketches, keep.tolist()) if k], options.preprocessing)
     n_empty = sum(isinstance(e, EmptySketchError) for e in errors)
-    stats = Counter(read=len(rec.order) + len(errors), malformed=len(errors) - n_empty, empty=n_empty,
-                    not_selected=int((~keep).sum()))
+    stats = Counter(read=read, malformed=len(errors) - n_empty, empty=n_empty,
+                    not_selected=int((usable & ~keep).sum()))
     return Shard(data, rec.labels[keep], rec.key_ids[keep], tags[keep], rec.recognized[keep], rec.order[keep],
                  prio[keep], stats=stats, errors=[_error_record(e) for e in errors])
 

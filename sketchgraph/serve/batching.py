@@ -4,12 +4,12 @@ One model call on 16 sketches costs little more than on one (the per-call work o
 rows is mostly fixed cost), so a server that runs each request alone spends most of its time on that fixed
 cost. A worker thread takes every request that is waiting when it becomes free (at most ``max_batch``),
 optionally waits ``max_wait_ms`` for more after the first, and answers them all from one
-``SketchClassifier.predict_sketches`` call. At low load a request is served alone and at once (no added
+``SketchClassifier.predict_usable`` call. At low load a request is served alone and at once (no added
 latency with the default ``max_wait_ms=0``); under load, batches form by themselves while the model is busy.
 
 Each request gets the ranking a single ``predict`` call would give (probabilities equal to float
-rounding: the model's output does not depend on what else is in the batch). A drawing that fails
-preprocessing fails alone: its batch is re-run one request at a time.
+rounding: the model's output does not depend on what else is in the batch). A drawing that preprocessing
+refuses fails alone (``SketchError``); the rest of its batch is answered.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from ..errors import SketchError
 from ..predict import Prediction, SketchClassifier, _check_top_k
 from ..sketch import Sketch
 
@@ -109,18 +110,17 @@ class RequestBatcher:
                 return
 
     def _serve(self, batch: list[_Request]) -> None:
-        try:
-            ranked = self.classifier.predict_sketches([r.sketch for r in batch], max(r.top_k for r in batch))
-        except Exception as exc:
-            if len(batch) > 1:  # find the culprit: everyone else still gets an answer
-                for request in batch:
-                    self._serve([request])
-                return
-            self.batches += 1
-            self.requests += 1
-            batch[0].future.set_exception(exc)
-            return
         self.batches += 1
         self.requests += len(batch)
-        for request, preds in zip(batch, ranked):
-            request.future.set_result(preds[: request.top_k])
+        try:
+            ranked, problems = self.classifier.predict_usable([r.sketch for r in batch],
+                                                              max(r.top_k for r in batch))
+        except Exception as exc:  # not the drawings' fault (those are in problems): every request gets it
+            for request in batch:
+                request.future.set_exception(exc)
+            return
+        for i, request in enumerate(batch):
+            if i in problems:
+                request.future.set_exception(SketchError(problems[i]))
+            else:
+                request.future.set_result(ranked[i][: request.top_k])
