@@ -25,6 +25,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 from sketchgraph.data.flat import preprocess_flat  # noqa: E402
 from sketchgraph.graph import GraphSpec  # noqa: E402
 from sketchgraph.predict import PRECISIONS, SketchClassifier, resolve_checkpoint  # noqa: E402
+from sketchgraph.preprocess import load_compiled_rdp  # noqa: E402
 from sketchgraph.sketch import Sketch  # noqa: E402
 
 SHARED_RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "spg20" / "raw"
@@ -125,13 +126,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     clf, what = load_classifier(args)
+    # the steady state of a long-running process (a server loads it at start-up; elsewhere the first ~1M
+    # resampled points of a process are simplified with numpy: the same results, slower)
+    compiled = load_compiled_rdp()
     sketches = real_sketches(max(args.single, args.batch))
     source = "SPG-20 raw drawings (original pixel coordinates)"
     if sketches is None:
         sketches = synthetic_sketches(max(args.single, args.batch), np.random.default_rng(0))
         source = "synthetic smooth drawings (../shared/data absent)"
     points = np.mean([s.num_points for s in sketches])
-    print(f"model: {what}; backend {args.backend}; {torch.get_num_threads()} torch threads")
+    print(f"model: {what}; backend {args.backend}; {torch.get_num_threads()} torch threads; RDP kernel:"
+          f" {'compiled (loaded before timing)' if compiled else 'numpy (numba unavailable)'}")
     print(f"inputs: {len(sketches)} {source}, {points:.0f} points on average before preprocessing")
 
     for sk in sketches[:10]:  # warm-up

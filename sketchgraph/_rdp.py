@@ -8,7 +8,8 @@ Which points survive does not depend on the order the intervals are handled.
 The arithmetic is plain float64 in the order written, compiled without fast-math, so no multiply-add is
 fused and the result is the same bits on every CPU and in every run (the tests compare it with a
 pure-Python recursion). ``nogil``: threads simplify different sketches in parallel. ``cache``: compiled
-once per installation (about a second), then loaded from numba's cache.
+once per installation (about a second), then loaded from numba's cache (still most of a second per process:
+``sketchgraph.preprocess`` sends small inputs to its numpy version until loading the kernel pays off).
 """
 
 from __future__ import annotations

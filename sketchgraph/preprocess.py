@@ -41,7 +41,7 @@ from .sketch import Sketch
 
 __all__ = [
     "Preprocessing", "simplify", "simplify_arrays", "cap_points", "resample", "rdp", "normalize", "preprocess",
-    "point_set_distance", "polyline_distance", "unusable_sketches",
+    "point_set_distance", "polyline_distance", "unusable_sketches", "load_compiled_rdp",
 ]
 
 # A total arc length within this of a whole number of spacings gets no extra sample just before its end.
@@ -100,14 +100,103 @@ def _resample_flat(
     return out, counts
 
 
+# RDP runs in one of two implementations with the same results (bits): the compiled kernel (sketchgraph._rdp,
+# numba), ~30x faster, and vectorised numpy. Loading the kernel costs about a second once per process, more
+# than numpy needs for a few dozen drawings, so small inputs take numpy until the process has simplified enough
+# to repay the load (or has loaded the kernel anyway); without numba everything takes numpy.
+COMPILED_MIN_POINTS = 50_000  # resampled points in one call (~40 Quick, Draw! drawings)
+COMPILED_AFTER_POINTS = 1_000_000  # resampled points simplified so far in this process
+_rdp_state = {"points": 0, "kernel": None}
+
+
+def load_compiled_rdp() -> bool:
+    """Load the compiled RDP kernel now (long-running processes: servers, notebooks, benchmarks), so that even
+    the first small inputs use it. Returns False when numba is unavailable (numpy is used)."""
+    if _rdp_state["kernel"] is None:
+        try:
+            from ._rdp import rdp_keep
+        except ImportError:
+            _rdp_state["kernel"] = False
+        else:
+            rdp_keep(np.zeros((3, 2)), np.array([3]), 1.0)  # compile or load from numba's cache
+            _rdp_state["kernel"] = rdp_keep
+    return _rdp_state["kernel"] is not False
+
+
 def _rdp_flat(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.ndarray:
     """Keep-mask ``(M,)`` of Ramer-Douglas-Peucker on every stroke of a flat ``(M, 2)`` array: keep both
     ends; find the interior point farthest from the chord segment (the first one on ties); if farther
-    than ``epsilon`` keep it and recurse on both halves. Compiled (``sketchgraph._rdp``, numba, loaded on
-    first use): the same bits as the plain recursion, ~30x faster than vectorised numpy."""
-    from ._rdp import rdp_keep
+    than ``epsilon`` keep it and recurse on both halves. The compiled kernel or numpy (see above)."""
+    state = _rdp_state
+    if state["kernel"] is None and (len(xy) >= COMPILED_MIN_POINTS or state["points"] >= COMPILED_AFTER_POINTS):
+        load_compiled_rdp()
+    state["points"] += len(xy)
+    if state["kernel"]:
+        return state["kernel"](xy, stroke_lengths, epsilon)
+    return _rdp_vectorised(xy, stroke_lengths, epsilon)
 
-    return rdp_keep(xy, stroke_lengths, epsilon)
+
+def _rdp_vectorised(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.ndarray:
+    """``_rdp_flat`` in numpy, for small inputs (no compiled kernel to load).
+
+    Level-synchronous: all open intervals ``(a, b)`` of all strokes are split in one vectorised step
+    per recursion level. Which points survive does not depend on the order intervals are visited, so
+    this equals the textbook recursion: keep both ends; find the interior point farthest from the
+    chord segment (the first one on ties); if farther than ``epsilon`` keep it and recurse on both
+    halves.
+    """
+    m = len(xy)
+    keep = np.zeros(m, dtype=bool)
+    ends = np.cumsum(stroke_lengths)
+    keep[ends - stroke_lengths] = True
+    keep[ends - 1] = True
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    eps2 = float(epsilon) ** 2
+    anchors = keep.nonzero()[0]  # (K,) kept points, increasing; interval k = (anchors[k], anchors[k+1])
+    cur = (~keep).nonzero()[0]  # (Q,) interior points of open intervals, increasing
+    pos = anchors.searchsorted(cur) - 1  # (Q,) interval of each point, non-decreasing
+    xc, yc = x[cur], y[cur]
+    # Plain element-wise float64 ufuncs only (no BLAS, no complex SIMD kernels that may fuse
+    # multiply-adds), so the result is the same bits on every CPU and run.
+    while len(cur):
+        ax, ay = x[anchors], y[anchors]
+        dx, dy = ax[1:] - ax[:-1], ay[1:] - ay[:-1]  # (K-1,) chord of each interval
+        n2 = dx * dx + dy * dy
+        n2 += n2 == 0.0  # a zero chord gives t = 0: the distance to its end point
+        ex, ey = xc - ax[pos], yc - ay[pos]
+        px, py = dx[pos], dy[pos]
+        t = (ex * px + ey * py) / n2[pos]
+        t.clip(0.0, 1.0, out=t)
+        ex -= t * px
+        ey -= t * py
+        dist2 = ex * ex + ey * ey  # (Q,) squared distance to the chord segment
+        # the first farthest point of each interval (intervals are runs of equal pos)
+        new_run = np.empty(len(pos), dtype=bool)
+        new_run[0] = True
+        np.not_equal(pos[1:], pos[:-1], out=new_run[1:])
+        run_start = new_run.nonzero()[0]
+        best = np.maximum.reduceat(dist2, run_start)  # (R,)
+        hit = (dist2 == best[new_run.cumsum() - 1]).nonzero()[0]
+        if len(hit) > len(best):  # ties: keep the first farthest point of each interval
+            first = np.empty(len(hit), dtype=bool)
+            first[0] = True
+            np.not_equal(pos[hit[1:]], pos[hit[:-1]], out=first[1:])
+            hit = hit[first]
+        hit = hit[dist2[hit] > eps2]
+        if not len(hit):
+            break
+        new_anchors = cur[hit]  # (S,) increasing, one per split interval
+        keep[new_anchors] = True
+        split = np.zeros(len(anchors), dtype=bool)
+        split[pos[hit]] = True
+        sel = split[pos]  # points of split intervals stay open, minus the new anchors
+        sel[hit] = False
+        cur, xc, yc, pos = cur[sel], xc[sel], yc[sel], pos[sel]
+        # Interval k becomes k + (splits before k) and, right of its new anchor, one more.
+        rank = np.cumsum(split)[pos] - 1  # (Q,) index of each point's interval among the split ones
+        pos += rank + (cur > new_anchors[rank])
+        anchors = np.insert(anchors, split.nonzero()[0] + 1, new_anchors)
+    return keep
 
 
 def _frame(xy: np.ndarray, sketch_points: np.ndarray, size: float) -> np.ndarray:

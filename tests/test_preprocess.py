@@ -126,12 +126,22 @@ def test_rdp_equals_the_recursion(seed):
     np.testing.assert_array_equal(rdp(pts, 2.0), pts[expected])
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_rdp_flat_equals_the_recursion_per_stroke(seed):
-    """Many strokes in one call (the compiled kernel), on integer points full of exact ties and zero
-    chords, with strokes of 0, 1 and 2 points: each stroke keeps what the recursion keeps."""
-    from sketchgraph.preprocess import _rdp_flat
+def _rdp_implementation(name: str):
+    if name == "compiled":
+        from sketchgraph._rdp import rdp_keep
 
+        return rdp_keep
+    from sketchgraph.preprocess import _rdp_vectorised
+
+    return _rdp_vectorised
+
+
+@pytest.mark.parametrize("impl", ["compiled", "numpy"])
+@pytest.mark.parametrize("seed", range(4))
+def test_rdp_flat_equals_the_recursion_per_stroke(seed, impl):
+    """Many strokes in one call, in both implementations, on integer points full of exact ties and zero
+    chords, with strokes of 0, 1 and 2 points: each stroke keeps what the recursion keeps."""
+    _rdp_flat = _rdp_implementation(impl)
     rng = np.random.default_rng(seed)
     lengths = np.concatenate([[0, 1, 2], rng.integers(3, 120, 12)])
     rng.shuffle(lengths)
@@ -141,6 +151,45 @@ def test_rdp_flat_equals_the_recursion_per_stroke(seed):
         expected = [k for part in np.split(pts, np.cumsum(lengths)[:-1]) if len(part)
                     for k in (_rdp_recursive(part.tolist(), eps) if len(part) > 2 else [True] * len(part))]
         np.testing.assert_array_equal(keep, expected)
+
+
+@pytest.mark.parametrize("impl", ["compiled", "numpy"])
+@pytest.mark.parametrize("seed", range(3))
+def test_rdp_implementations_agree_on_resampled_drawings(seed, impl):
+    """Float points as the simplification produces them (1-px resampling of random walks), many strokes."""
+    from sketchgraph.preprocess import _resample_flat
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 80, 30)
+    walk = np.cumsum(rng.normal(0, 4, (lengths.sum(), 2)), axis=0)
+    res, res_lengths = _resample_flat(walk, lengths, 1.0)
+    expected = [k for part in np.split(res, np.cumsum(res_lengths)[:-1])
+                for k in (_rdp_recursive(part.tolist(), 2.0) if len(part) > 2 else [True] * len(part))]
+    np.testing.assert_array_equal(_rdp_implementation(impl)(res, res_lengths, 2.0), expected)
+
+
+def test_rdp_dispatch_loads_the_kernel_when_it_pays(monkeypatch):
+    """Small inputs take numpy until enough points were simplified or an input is large; the results are
+    the same bits either way."""
+    import sketchgraph.preprocess as P
+
+    monkeypatch.setattr(P, "_rdp_state", {"points": 0, "kernel": None})
+    monkeypatch.setattr(P, "COMPILED_MIN_POINTS", 5_000)
+    monkeypatch.setattr(P, "COMPILED_AFTER_POINTS", 20_000)
+    rng = np.random.default_rng(0)
+    small = [Sketch.from_strokes([np.cumsum(rng.normal(0, 30, (40, 2)), axis=0)]) for _ in range(40)]
+    first = [simplify(sk) for sk in small[:3]]
+    assert P._rdp_state["kernel"] is None and 0 < P._rdp_state["points"] < 20_000
+    again = [simplify(sk) for sk in small]  # crosses COMPILED_AFTER_POINTS on the way
+    assert P._rdp_state["kernel"] is not None
+    for a, b in zip(first, again):
+        assert all(np.array_equal(x, y) for x, y in zip(a.strokes, b.strokes))
+    monkeypatch.setattr(P, "_rdp_state", {"points": 0, "kernel": None})
+    simplify(small[0])  # a few hundred samples: numpy
+    assert P._rdp_state["kernel"] is None
+    monkeypatch.setattr(P, "COMPILED_MIN_POINTS", 100)
+    simplify(small[0])  # now a large input: the kernel
+    assert P._rdp_state["kernel"] is not None and P.load_compiled_rdp()
 
 
 # ------------------------------------------------------------------------------ simplify, hand-worked

@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import SketchError
 from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
+from ..preprocess import load_compiled_rdp
 from ..sketch import Sketch
 from .batching import RequestBatcher
 
@@ -157,7 +158,9 @@ def create_app(
         else SketchClassifier.from_pretrained(classifier_or_checkpoint, device=device, backend=backend,
                                               precision=precision)
     )
-    # the first request would otherwise pay for loading the compiled simplification kernel and torch's set-up
+    # a long-running process: load the compiled simplification kernel now, and let the first request not pay
+    # for it or for torch's first-call set-up
+    load_compiled_rdp()
     clf.predict([[[0, 40, 80], [0, 30, 0]]])
     from .. import __version__
 
