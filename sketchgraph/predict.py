@@ -195,7 +195,7 @@ class SketchClassifier:
         read_ahead: ``predict_batch`` reads and preprocesses the next chunk in a background thread while
             the model runs. Default (``None``): only when the model runs off the CPU. On the CPU the
             model's threads already fill the cores, and the two compete: on a 2-core machine the
-            overlap made ``predict_batch`` 12-23% slower than doing the steps in turn
+            overlap made ``predict_batch`` 11-37% slower than doing the steps in turn
             (``benchmarks/bench_predict.py`` prints both rates).
     """
 
