@@ -47,6 +47,13 @@ def same(a: list[Prediction], b: list[Prediction], tol: float = 1e-5) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ ranking
+def test_prediction_to_dict_is_its_fields():
+    from dataclasses import asdict
+
+    p = Prediction("face", 0.25, 3)
+    assert p.to_dict() == asdict(p) == {"label": "face", "score": 0.25, "index": 3}
+
+
 @pytest.mark.parametrize("top_k", [1, 3, 5, 50])
 def test_predict_ranks_probabilities(clf, top_k):
     preds = clf.predict(shapes()[0], top_k=top_k)
