@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 __all__ = ["DistContext", "init_distributed", "shard_indices", "all_reduce_sum", "agree"]
+
+BARRIER_TIMEOUT_S = 300  # how long a finishing rank waits for the others before leaving the group
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,22 @@ class DistContext:
         """Only the main process (rank 0) writes files and shows progress."""
         return self.rank == 0
 
-    def close(self) -> None:
-        """Leave the process group if ``init_distributed`` created it."""
+    def close(self, *, sync: bool = True) -> None:
+        """Leave the process group if ``init_distributed`` created it.
+
+        With ``sync`` (a normal end) every rank first waits for the others, so no rank tears gloo's connections
+        down while another still uses them: a rank that finished first could abort at exit ("terminate called
+        without an active exception"). After an error there is no waiting (the other ranks may be gone).
+        """
         if self.owns_group and dist.is_initialized():
+            if sync:
+                try:
+                    if dist.get_backend() == "gloo":
+                        dist.monitored_barrier(timeout=timedelta(seconds=BARRIER_TIMEOUT_S))
+                    else:
+                        dist.barrier()
+                except RuntimeError:  # a rank died or timed out: leave anyway
+                    pass
             dist.destroy_process_group()
 
 

@@ -31,6 +31,7 @@ from stroke lengths), and ``sketch.meta["dropped_points"]`` counts the removed p
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -111,14 +112,18 @@ _rdp_state = {"points": 0, "kernel": None}
 
 def load_compiled_rdp() -> bool:
     """Load the compiled RDP kernel now (long-running processes: servers, notebooks, benchmarks), so that even
-    the first small inputs use it. Returns False when numba is unavailable (numpy is used)."""
+    the first small inputs use it. Returns False when it cannot be had (numba missing, or no writable place for
+    its cache: set ``NUMBA_CACHE_DIR``); a ``RuntimeWarning`` says why, and numpy does the work (same results)."""
     if _rdp_state["kernel"] is None:
         try:
             from ._rdp import rdp_keep
-        except ImportError:
+
+            rdp_keep(np.zeros((3, 2)), np.array([3]), 1.0)  # compile or load from numba's cache
+        except Exception as exc:  # ImportError, or numba's RuntimeError / OSError about its cache
+            warnings.warn(f"compiled RDP kernel unavailable ({type(exc).__name__}: {exc}); simplifying with numpy "
+                          "(the same results, slower)", RuntimeWarning, stacklevel=2)
             _rdp_state["kernel"] = False
         else:
-            rdp_keep(np.zeros((3, 2)), np.array([3]), 1.0)  # compile or load from numba's cache
             _rdp_state["kernel"] = rdp_keep
     return _rdp_state["kernel"] is not False
 

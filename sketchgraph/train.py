@@ -511,6 +511,7 @@ def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) ->
         timed ``Batch`` objects (to feed other implementations the same sketches).
     """
     run = Trainer(config, command=None)
+    finished = False
     try:
         it = iter(run.loader(run.train_split, 1, train=True))
         for _ in range(warmup):
@@ -525,8 +526,9 @@ def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) ->
             batches.append(batch)
             n += batch.size
         seconds = time.perf_counter() - t0
+        finished = True
     finally:
-        run.ctx.close()
+        run.ctx.close(sync=finished)
     if not batches:
         raise ValueError(f"the training split has too few batches for {warmup} warm-up + {steps} timed steps")
     return {
@@ -552,6 +554,7 @@ def train(
     if not config.data:
         raise ValueError("no dataset: set data (--data DIR) to a prepared dataset directory")
     run = Trainer(config, command)
+    finished = False
     try:
         run.maybe_resume()
         state, ctx = run.state, run.ctx
@@ -593,12 +596,14 @@ def train(
             if budget_s and agree(state.time_s + metrics["time_s"] > budget_s, ctx, run.device):
                 stop_reason = "time_budget"
                 break
-        return TrainResult(
+        result = TrainResult(
             out=run.out, epochs=state.epoch, best_epoch=state.best_epoch, best_valid_top1=state.best_metric,
             history=run.history, stop_reason=stop_reason, time_s=state.time_s, model=run.net,
         )
+        finished = True
+        return result
     finally:
-        run.ctx.close()
+        run.ctx.close(sync=finished)
 
 
 # ------------------------------------------------------------------------------------------ CLI

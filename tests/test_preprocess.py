@@ -192,6 +192,24 @@ def test_rdp_dispatch_loads_the_kernel_when_it_pays(monkeypatch):
     assert P._rdp_state["kernel"] is not None and P.load_compiled_rdp()
 
 
+def test_rdp_falls_back_to_numpy_when_the_kernel_cannot_load(monkeypatch):
+    """numba missing or unable to cache (a read-only install): a warning says why, numpy gives the same bits."""
+    import sys
+
+    import sketchgraph.preprocess as P
+
+    rng = np.random.default_rng(1)
+    sk = Sketch.from_strokes([np.cumsum(rng.normal(0, 30, (60, 2)), axis=0) for _ in range(3)])
+    want = simplify(sk)
+    monkeypatch.setattr(P, "_rdp_state", {"points": 0, "kernel": None})
+    monkeypatch.setattr(P, "COMPILED_MIN_POINTS", 1)
+    monkeypatch.setitem(sys.modules, "sketchgraph._rdp", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="compiled RDP kernel unavailable"):
+        got = simplify(sk)
+    assert P._rdp_state["kernel"] is False and not P.load_compiled_rdp()
+    assert all(np.array_equal(a, b) for a, b in zip(got.strokes, want.strokes))
+
+
 # ------------------------------------------------------------------------------ simplify, hand-worked
 def test_straight_line_collapses_to_its_end_points():
     k = np.arange(21)
