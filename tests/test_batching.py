@@ -46,6 +46,9 @@ class Gated:
     def __init__(self, clf: SketchClassifier):
         self.clf, self.gate, self.entered, self.sizes = clf, threading.Event(), threading.Event(), []
 
+    def sketch(self, x):
+        return self.clf.sketch(x)
+
     def predict_usable(self, sketches, top_k):
         self.sizes.append(len(sketches))
         self.entered.set()
@@ -122,6 +125,9 @@ def test_arguments_and_close(clf):
     batcher = RequestBatcher(clf)
     with pytest.raises(ValueError):
         batcher.submit(sketch(0), top_k=0)
+    with pytest.raises(SketchError, match="no points"):  # refused before it could spoil a batch
+        batcher.submit(Sketch.from_strokes([]))
+    assert same(batcher.predict([[[0, 50, 100], [0, 80, 0]]], 2), clf.predict([[[0, 50, 100], [0, 80, 0]]], 2))
     pending = batcher.submit(sketch(1))
     batcher.close()  # serves what is queued first
     assert same(pending.result(0), clf.predict(sketch(1)))

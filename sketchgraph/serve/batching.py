@@ -19,6 +19,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import SketchError
 from ..predict import Prediction, SketchClassifier, _check_top_k
@@ -60,29 +61,34 @@ class RequestBatcher:
         self.batches = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
+        self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._loop, name="sketchgraph-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, sketch: Sketch, top_k: int = 5) -> Future:
-        """Queue one checked sketch; the future's result is its ``top_k`` predictions, best first (or the
-        ``SketchError`` its preprocessing raised)."""
+    def submit(self, x: Any, top_k: int = 5) -> Future:
+        """Queue one sketch (anything ``SketchClassifier.predict`` takes); the future's result is its ``top_k``
+        predictions, best first, or the ``SketchError`` its preprocessing raised. Unusable input (empty,
+        malformed) and a bad ``top_k`` raise here, before anything is queued."""
         _check_top_k(top_k)
-        if self._closed:
-            raise RuntimeError("the batcher is closed")
-        request = _Request(sketch, top_k)
-        self._queue.put(request)
+        request = _Request(self.classifier.sketch(x), top_k)
+        with self._lock:  # never queue behind the stop marker
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            self._queue.put(request)
         return request.future
 
-    def predict(self, sketch: Sketch, top_k: int = 5, timeout: float | None = None) -> list[Prediction]:
-        """``submit`` and wait: what ``SketchClassifier.predict(sketch, top_k)`` returns."""
-        return self.submit(sketch, top_k).result(timeout)
+    def predict(self, x: Any, top_k: int = 5, timeout: float | None = None) -> list[Prediction]:
+        """``submit`` and wait: what ``SketchClassifier.predict(x, top_k)`` returns."""
+        return self.submit(x, top_k).result(timeout)
 
     def close(self) -> None:
         """Serve what is queued, then stop the worker."""
-        if not self._closed:
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._queue.put(_STOP)
-            self._worker.join()
+        self._worker.join()
 
     # ------------------------------------------------------------------ worker
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
