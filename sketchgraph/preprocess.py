@@ -102,9 +102,10 @@ def _resample_flat(
 
 
 # RDP runs in one of two implementations with the same results (bits): the compiled kernel (sketchgraph._rdp,
-# numba), ~30x faster, and vectorised numpy. Loading the kernel costs about a second once per process, more
-# than numpy needs for a few dozen drawings, so small inputs take numpy until the process has simplified enough
-# to repay the load (or has loaded the kernel anyway); without numba everything takes numpy.
+# numba; simplification runs several times faster with it, see benchmarks/bench_simplify.py) and vectorised
+# numpy. Loading the kernel costs about a second once per process, more than numpy needs for a few dozen
+# drawings, so small inputs take numpy until the process has simplified enough to repay the load (or has loaded
+# the kernel anyway); without numba everything takes numpy.
 COMPILED_MIN_POINTS = 50_000  # resampled points in one call (~40 Quick, Draw! drawings)
 COMPILED_AFTER_POINTS = 1_000_000  # resampled points simplified so far in this process
 _rdp_state = {"points": 0, "kernel": None}
