@@ -81,6 +81,19 @@ def load_classifier(args: argparse.Namespace) -> tuple[SketchClassifier, str]:
     return clf, f"preset {args.preset!r} (random weights, 20 classes)"
 
 
+def time_predict_batch(clf: SketchClassifier, batch: list[Sketch], repeats: int
+                       ) -> tuple[list, list[float], list[float]]:
+    """``repeats`` timed ``predict_batch`` passes: the last ranking, sketches per wall-clock second and per
+    CPU-second of this process, one rate per pass."""
+    ranked, rates, cpu_rates = [], [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ranked = clf.predict_batch(batch)
+        rates.append(len(batch) / (time.perf_counter() - t0))
+        cpu_rates.append(len(batch) / (time.process_time() - c0))
+    return ranked, rates, cpu_rates
+
+
 def batching_report(clf: SketchClassifier, batch: list[Sketch], repeats: int) -> None:
     """Padding and model CPU time of the length-partitioned batches ``predict_batch`` uses, against fixed
     batches of ``batch_size`` from the same sorted chunks (model calls only, CPU seconds: steadier than wall
@@ -158,12 +171,7 @@ def main() -> None:
             t0 = time.perf_counter()
             preprocess_flat(batch, clf.preprocessing, threads=threads)
             pre_rates[threads] = max(pre_rates.get(threads, 0.0), len(batch) / (time.perf_counter() - t0))
-    rates, cpu_rates = [], []
-    for _ in range(args.repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        ranked = clf.predict_batch(batch)
-        rates.append(len(batch) / (time.perf_counter() - t0))
-        cpu_rates.append(len(batch) / (time.process_time() - c0))
+    ranked, rates, cpu_rates = time_predict_batch(clf, batch, args.repeats)
     rate = float(np.median(rates))
     print(f"predict_batch ({len(batch)} sketches, batches of at most {clf.batch_size}, {clf.precision}): median"
           f" {rate:,.0f} sketches/s over {args.repeats} passes (best {max(rates):,.0f})"
@@ -171,11 +179,7 @@ def main() -> None:
     print(f"  {np.median(cpu_rates):,.0f} sketches per CPU-second of this process (wall-clock rates drop when"
           " other processes share the cores)")
     clf.read_ahead = not clf.read_ahead
-    other = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        clf.predict_batch(batch)
-        other.append(len(batch) / (time.perf_counter() - t0))
+    other = time_predict_batch(clf, batch, args.repeats)[1]
     clf.read_ahead = not clf.read_ahead
     print(f"  read_ahead={clf.read_ahead} (this classifier's default): median {rate:,.0f}/s; read_ahead="
           f"{not clf.read_ahead}: median {np.median(other):,.0f}/s (best {max(other):,.0f})")

@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
+from sketchgraph.data.flat import flatten  # noqa: E402
 from sketchgraph.formats import read_sketches  # noqa: E402
-from sketchgraph.preprocess import simplify  # noqa: E402
+from sketchgraph.preprocess import simplify_arrays  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -44,16 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     if not spg.is_dir() or not google.is_dir():
         raise SystemExit(f"need {spg} and {google}")
     skip = lambda exc: print(f"warning: {exc}", file=sys.stderr)  # noqa: E731
-    s_strokes, s_points = [], []
-    for f in sorted(spg.glob("*.ndjson")):
-        for sketch in read_sketches(f, format="spg", on_error=skip):
-            simple = simplify(sketch)
-            s_strokes.append(len(simple.strokes))
-            s_points.append(simple.num_points)
+    spg_sketches = [s for f in sorted(spg.glob("*.ndjson")) for s in read_sketches(f, format="spg", on_error=skip)]
+    flat = flatten(spg_sketches)
+    _, lengths = simplify_arrays(flat.points, flat.stroke_lengths, flat.sketch_strokes)  # all at once
+    first = np.cumsum(flat.sketch_strokes) - flat.sketch_strokes  # (S,) first stroke of each sketch
+    s_strokes = np.add.reduceat((lengths > 0).astype(np.int64), first)  # (S,) non-empty strokes
+    s_points = np.add.reduceat(lengths, first)  # (S,)
     g = [(len(s.strokes), s.num_points, s.recognized is not False)
          for f in sorted(google.glob("*.ndjson")) for s in read_sketches(f, on_error=skip)]
     g_strokes, g_points, recognized = (np.array(c) for c in zip(*g))
-    print(f"SPG-20 (simplified raw) {summary(np.array(s_strokes), np.array(s_points))}")
+    print(f"SPG-20 (simplified raw) {summary(s_strokes, s_points)}")
     print(f"Google simplified       {summary(g_strokes, g_points)}  recognized {100 * recognized.mean():.1f}%")
     print(f"  of which unrecognized {summary(g_strokes[~recognized], g_points[~recognized])}")
     return 0

@@ -246,7 +246,7 @@ def merge_strokes(flags: torch.Tensor, prob: float, generator: torch.Generator |
     remove = (torch.rand(B, N, generator=generator) < rate[:, None]) & chosen[:, None]  # (B, N)
     nxt_valid = torch.cat([flags[:, 1:] != FLAG_PAD, flags.new_zeros(B, 1, dtype=torch.bool)], 1)
     pen_up = (flags == FLAG_END) & nxt_valid & remove.to(flags.device)  # 101 followed by another point
-    return torch.where(pen_up, torch.full_like(flags, FLAG_CONTINUE), flags)
+    return flags.masked_fill(pen_up, FLAG_CONTINUE)
 
 
 class SketchAugment:

@@ -239,7 +239,7 @@ def _unusable(xy: np.ndarray, stroke_lengths: np.ndarray, sketch_points: np.ndar
         have a few thousand).
     """
     starts = np.cumsum(sketch_points) - sketch_points
-    finite = np.logical_and.reduceat(np.isfinite(xy).all(1), starts) if len(xy) else np.ones(0, bool)  # (S,)
+    finite = np.logical_and.reduceat(np.isfinite(xy).all(1), starts)  # (S,)
     problems = {int(i): "coordinates contain NaN or infinity" for i in np.flatnonzero(~finite)}
     if problems:
         xy = np.where(np.repeat(finite, sketch_points)[:, None], xy, 0.0)

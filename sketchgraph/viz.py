@@ -189,7 +189,7 @@ def draw_sketches(
     cols = min(cols, len(items))
     rows = -(-len(items) // cols)
     fig = Figure(figsize=(panel * cols, panel * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     colours = [f"C{i}" for i in range(10)]
     for i, ax in enumerate(axes):
         ax.set_xticks([])
