@@ -432,7 +432,8 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="sketch files (.ndjson, .svg, .npz, .bin)")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="sketch files (.ndjson, .svg, .npz, .bin) or folders of them")
     add_classifier_arguments(p)
     p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
@@ -460,6 +461,18 @@ def _print_result(path: str, index: int, sketch: Sketch, preds: list[Prediction]
     print(f"{path} [{index}]{about}\n{body}")
 
 
+def _expand_files(paths: Sequence[str]) -> Iterator[str]:
+    """Each named file, and each sketch file of a named folder, so a record's ``file`` and ``index``
+    are its own file's."""
+    from .formats import sketch_files
+
+    for path in paths:
+        if Path(path).is_dir():
+            yield from (str(f) for f in sketch_files(path))
+        else:
+            yield path
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Classify every sketch of every file. A record that cannot be read or classified is reported
     (on stderr, or as an ``error`` JSON field) and makes the exit status 1; the others still run."""
@@ -478,7 +491,7 @@ def run_cli(args: argparse.Namespace) -> int:
         failed += 1
         print(f"sketchgraph predict: skipped: {exc}", file=sys.stderr)
 
-    for path in args.files:
+    for path in _expand_files(args.files):
         index = 0
         for chunk in _chunks(_read(path, on_error=unreadable), _READ_AHEAD * clf.batch_size):
             good, errors = {}, {}

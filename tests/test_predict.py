@@ -138,6 +138,8 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
     ([[[1, float("nan")], [1, 2]]], "finite"),
     ([[[1, float("inf")], [1, 2]]], "finite"),
     ([[1, 2, 3]], None),  # wrong nesting
+    ([[[[0, 1]], [[0, 1]]]], "not lists"),  # one level too deep
+    ([[["a", "b"], [1, 2]]], "must be numbers"),
     ([[[1, 2], [3, 4], [5, 6], [7, 8]]], None),  # four coordinate lists
     ("{not json", "JSON"),
     ({"no_drawing": []}, "drawing"),
@@ -361,6 +363,22 @@ def test_cli_table(tiny_checkpoint, sketch_file, capsys, backend):
     assert main(["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--backend", backend]) == 0
     out = capsys.readouterr().out
     assert out.count(f"{sketch_file} [") == 3 and "  5. " in out and "%" in out
+
+
+def test_cli_folder_reports_each_file(tiny_checkpoint, tmp_path, capsys):
+    """A folder is read file by file (sorted, recursively, .npz skipped as in ``read_sketches``): each
+    record names its own file and its index in that file."""
+    folder = tmp_path / "drawings"
+    (folder / "sub").mkdir(parents=True)
+    write_ndjson(shapes()[:2], folder / "b.ndjson")
+    write_svg(shapes()[2], folder / "sub" / "a.svg")
+    write_stroke3_npz(folder / "skipped.npz", train=shapes()[:1])
+    assert main(["predict", str(folder), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "1"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["file"], r["index"]) for r in records] == [
+        (str(folder / "b.ndjson"), 0), (str(folder / "b.ndjson"), 1), (str(folder / "sub" / "a.svg"), 0)]
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    assert records[2]["predictions"][0]["label"] == clf.predict(folder / "sub" / "a.svg", top_k=1)[0].label
 
 
 @pytest.mark.parametrize("args, message", [

@@ -14,8 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..formats import FORMATS, detect_format, label_from_path
-from ..formats.sniff import SUFFIXES
+from ..formats import FORMATS, detect_format, label_from_path, sketch_files
 from .splits import split_of_name
 
 __all__ = ["CHUNK_BYTES", "Source", "Task", "expand_inputs", "scan_tasks"]
@@ -65,13 +64,6 @@ class Task:
     last: bool = True
 
 
-def _walk(path: Path) -> Iterator[Path]:
-    """Sketch files under ``path`` (as ``read_sketches`` walks: ``.npz`` only when named directly)."""
-    for p in sorted(path.rglob("*")):
-        if p.is_file() and not p.name.startswith(".") and SUFFIXES.get(p.suffix.lower(), "npz") != "npz":
-            yield p
-
-
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], format: str | None = None
                   ) -> list[Source]:
     """Files named by ``inputs`` (files, or folders walked recursively for sketch files), sorted and
@@ -84,7 +76,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.update(_walk(p))
+            files.update(sketch_files(p))
         elif p.is_file():
             files.add(p)
         else:

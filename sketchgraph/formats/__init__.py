@@ -31,12 +31,12 @@ from .npz import read_stroke3_npz, write_stroke3_npz
 from .objects import sketch_from_obj
 from .quickdraw_bin import read_bin, write_bin
 from .raster import rasterize, render_png
-from .sniff import FORMATS, SUFFIXES, detect_format
+from .sniff import FORMATS, detect_format, sketch_files
 from .svg import read_svg, svg_to_sketch, write_svg
 
 __all__ = [
-    "read_sketches", "sketch_from_obj", "detect_format", "FORMATS", "EmptySketchError", "label_from_path",
-    "canonical_label",
+    "read_sketches", "sketch_files", "sketch_from_obj", "detect_format", "FORMATS", "EmptySketchError",
+    "label_from_path", "canonical_label",
     "read_ndjson", "write_ndjson", "parse_record", "record_from_sketch", "looks_like_spg",
     "read_bin", "write_bin", "read_stroke3_npz", "write_stroke3_npz",
     "read_svg", "svg_to_sketch", "write_svg", "render_png", "rasterize", "atomic_write",
@@ -75,7 +75,7 @@ def read_sketches(
     if path.is_dir():
         if split is not None:
             raise ValueError("split= applies to .npz files only, and directory walks skip .npz files")
-        files = sorted(p for p in path.rglob("*") if _walkable(p))
+        files = sketch_files(path)
         return (sketch for file in files for sketch in read_sketches(file, format, **options))
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -89,7 +89,3 @@ def read_sketches(
     if kind == "npz":
         return read_stroke3_npz(path, split=split, **options)
     return read_svg(path, **options)
-
-
-def _walkable(p: Path) -> bool:
-    return p.is_file() and not p.name.startswith(".") and SUFFIXES.get(p.suffix.lower(), "npz") != "npz"

@@ -76,6 +76,8 @@ def parse_drawing(drawing: Any, *, spg: bool = False) -> tuple[list[np.ndarray],
         values = np.array(flat, dtype=np.float64)  # stroke by stroke: xs, ys(, third)
     except (TypeError, ValueError):
         raise FormatError("coordinates must be numbers") from None
+    if values.ndim != 1:
+        raise FormatError("coordinates must be numbers, not lists (one list of xs and one of ys per stroke)")
     if not (np.abs(values) <= _MAX_ABS).all():
         raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
     values = values.astype(np.float32)

@@ -10,7 +10,7 @@ from .base import PathLike
 from .ndjson import sniff_file_style
 from .quickdraw_bin import looks_like_bin
 
-__all__ = ["FORMATS", "NDJSON_SUFFIXES", "SUFFIXES", "detect_format"]
+__all__ = ["FORMATS", "NDJSON_SUFFIXES", "SUFFIXES", "detect_format", "sketch_files"]
 
 FORMATS: tuple[str, ...] = ("simplified", "raw", "spg", "ndjson", "bin", "npz", "svg")
 """Values of ``format=``; ``"ndjson"`` means ndjson with the style sniffed from the records."""
@@ -45,3 +45,11 @@ def detect_format(path: PathLike) -> str:
     if kind == "ndjson":
         return sniff_file_style(path)
     return kind
+
+
+def sketch_files(path: PathLike) -> list[Path]:
+    """The files a folder walk reads: ``.ndjson/.jsonl/.json/.bin/.svg`` files under ``path``,
+    recursively, in sorted order, hidden files skipped. ``.npz`` files are never picked up (the
+    published layout needs pickle, so they are only opened when named directly)."""
+    return [p for p in sorted(Path(path).rglob("*"))
+            if p.is_file() and not p.name.startswith(".") and SUFFIXES.get(p.suffix.lower(), "npz") != "npz"]
