@@ -214,7 +214,7 @@ def load_config(path: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{cfg_path} is not valid JSON: {exc}") from None
     version = config.get("format_version") if isinstance(config, dict) else None
-    if version not in SUPPORTED_FORMAT_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_FORMAT_VERSIONS:
         from . import __version__
 
         raise CheckpointError(
@@ -224,6 +224,14 @@ def load_config(path: str | os.PathLike) -> dict:
     for key in ("model", "classes"):
         if key not in config:
             raise CheckpointError(f"{cfg_path}: missing required key {key!r}")
+    classes = config["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{cfg_path}: 'classes' must be a non-empty list of class names")
+    if len(set(classes)) != len(classes):
+        raise CheckpointError(f"{cfg_path}: 'classes' names a class twice")
+    for key in ("model", "graph_spec", "preprocessing", "inference_preprocessing"):
+        if key in config and not isinstance(config[key], dict):
+            raise CheckpointError(f"{cfg_path}: {key!r} must be a JSON object, got {type(config[key]).__name__}")
     return config
 
 
@@ -289,11 +297,23 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"no checkpoint at {path}")
     config = load_config(path)
     weights = _read_weights(_weights_path(path))
-    model = model_from_config(config["model"])
+    try:
+        model = model_from_config(config["model"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{_config_path(path)}: 'model' does not describe a model ({exc})") from None
+    num_classes = getattr(getattr(model, "config", None), "num_classes", len(config["classes"]))
+    if num_classes != len(config["classes"]):
+        raise CheckpointError(f"{_config_path(path)}: the model has {num_classes} outputs but 'classes' names "
+                              f"{len(config['classes'])}")
     # safetensors stores one name per shared (tied) tensor: a missing name is fine when its storage was loaded
     own = model.state_dict()
     loaded = {own[k].data_ptr() for k in weights if k in own}
     mismatch = f"weights in {path} do not match the model in its config.json"
+    wrong_type = [k for k, v in weights.items() if k in own and own[k].dtype != v.dtype and (
+        own[k].is_floating_point() != v.is_floating_point())]
+    if wrong_type:
+        k = wrong_type[0]
+        raise CheckpointError(f"{mismatch}: {k} is {weights[k].dtype}, the model's is {own[k].dtype}")
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as exc:  # shape mismatches
@@ -313,15 +333,22 @@ def load_train_state(path: str | os.PathLike) -> TrainState:
     meta_path, tensor_path = path / STATE_JSON, path / STATE_TENSORS
     if not meta_path.is_file() or not tensor_path.is_file():
         raise CheckpointError(f"no resume state in {path} (expected {STATE_JSON} and {STATE_TENSORS})")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format_version") not in SUPPORTED_FORMAT_VERSIONS:
-        raise CheckpointError(f"{meta_path}: incompatible state format_version {meta.get('format_version')!r}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{meta_path} is not valid JSON: {exc}") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if type(version) is not int or version not in SUPPORTED_FORMAT_VERSIONS:
+        raise CheckpointError(f"{meta_path}: incompatible state format_version {version!r}")
     try:
         tensors = load_file(str(tensor_path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{tensor_path} is not a valid safetensors file ({exc})") from None
     scalars = {f.name: meta[f.name] for f in fields(TrainState) if f.name in meta and f.name != "optimizer"}
-    return TrainState(**scalars, optimizer=_unflatten_optimizer(tensors, meta.get("optimizer", {})))
+    try:
+        return TrainState(**scalars, optimizer=_unflatten_optimizer(tensors, meta.get("optimizer", {})))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"resume state in {path} is inconsistent ({type(exc).__name__}: {exc})") from None
 
 
 def model_card(config: dict, name: str = "model") -> str:

@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -110,9 +110,12 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 # ---------------------------------------------------------------------------------- inputs
 def _is_path(x: Any) -> bool:
+    """A path, or a string that is not JSON text. The empty string is neither (it would read ``.``)."""
     if isinstance(x, os.PathLike):
         return True
-    return isinstance(x, str) and not x.lstrip().startswith(("{", "["))
+    if isinstance(x, str) and not x.strip():
+        raise SketchError("empty string: expected a path to a sketch file or a JSON sketch")
+    return isinstance(x, str) and not x.lstrip("\ufeff \t\r\n").startswith(("{", "["))
 
 
 def _read(path: str | os.PathLike, on_error: Any = None) -> Iterator[Sketch]:
@@ -154,6 +157,21 @@ def _iter_inputs(xs: Any) -> Iterator[Any]:
     if isinstance(xs, (Sketch, dict, np.ndarray, str, bytes)):
         raise SketchError("predict_batch expects a sequence of sketches or a file path; use predict() for one")
     return iter(xs)
+
+
+def _check_fits(model: torch.nn.Module, classes: Sequence[str], preprocessing: Preprocessing,
+                graph_spec: GraphSpec) -> None:
+    """``ValueError`` unless the model can take what ``preprocessing`` and ``graph_spec`` make and has one
+    output per class name."""
+    missing = [r for r in getattr(model, "relations", ()) if r not in graph_spec.relations]
+    if missing:
+        raise ValueError(f"the model attends over {missing}, which graph_spec {graph_spec.relations} lacks")
+    limit = getattr(model, "max_points", None)
+    if limit is not None and preprocessing.max_points > limit:
+        raise ValueError(f"preprocessing.max_points {preprocessing.max_points} exceeds the model's {limit}")
+    outputs = getattr(getattr(model, "config", None), "num_classes", len(classes))
+    if len(classes) != outputs:
+        raise ValueError(f"{len(classes)} class names for a model with {outputs} outputs")
 
 
 def _check_top_k(top_k: Any) -> None:
@@ -218,6 +236,7 @@ class SketchClassifier:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        _check_fits(model, classes, preprocessing, graph_spec)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.classes: list[str] = list(classes)
@@ -249,18 +268,18 @@ class SketchClassifier:
         path = resolve_checkpoint(name_or_path)
         model, config = load_checkpoint(path, device=device)
         set_backend(model, backend)
-        return cls(
-            model,
-            config["classes"],
-            preprocessing=Preprocessing.from_dict({
+        try:
+            preprocessing = Preprocessing.from_dict({
                 **config.get("preprocessing", {}), **config.get("inference_preprocessing", {}),
-                **({"cap": cap} if cap is not None else {}),
-            }),
-            graph_spec=GraphSpec.from_dict(config["graph_spec"]) if "graph_spec" in config else GraphSpec(),
-            device=device,
-            name=path.name,
-            **kwargs,
-        )
+            })
+            graph_spec = GraphSpec.from_dict(config["graph_spec"]) if "graph_spec" in config else GraphSpec()
+            _check_fits(model, config["classes"], preprocessing, graph_spec)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path / 'config.json'} does not fit its model: {exc}") from None
+        if cap is not None:
+            preprocessing = replace(preprocessing, cap=cap)
+        return cls(model, config["classes"], preprocessing=preprocessing, graph_spec=graph_spec, device=device,
+                   name=path.name, **kwargs)
 
     def __repr__(self) -> str:
         return (

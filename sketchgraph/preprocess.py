@@ -31,6 +31,8 @@ from stroke lengths), and ``sketch.meta["dropped_points"]`` counts the removed p
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -485,6 +487,14 @@ class Preprocessing:
     def __post_init__(self) -> None:
         if self.cap not in CAP_POLICIES:
             raise ValueError(f"Preprocessing.cap must be one of {CAP_POLICIES}, got {self.cap!r}")
+        if not isinstance(self.simplify, bool):
+            raise ValueError(f"Preprocessing.simplify must be true or false, got {self.simplify!r}")
+        points = self.max_points
+        if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 1:
+            raise ValueError(f"Preprocessing.max_points must be a positive integer, got {self.max_points!r}")
+        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, numbers.Real) or not (
+                0 < self.epsilon < math.inf):
+            raise ValueError(f"Preprocessing.epsilon must be a positive number, got {self.epsilon!r}")
 
     def adapt_epsilons(self) -> list[float]:
         """The coarser tolerances ``"adapt"`` tries, in order (empty for ``"truncate"``)."""

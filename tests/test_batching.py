@@ -106,6 +106,39 @@ def test_a_bad_drawing_fails_alone(clf):
     batcher.close()
 
 
+def test_a_cancelled_request_is_left_out_and_the_worker_goes_on(clf):
+    """A request cancelled while it waits is not served; its batch-mates and later requests still are."""
+    gated = Gated(clf)
+    batcher = RequestBatcher(gated)
+    first = batcher.submit(sketch(0))
+    assert gated.entered.wait(30)
+    futures = [batcher.submit(sketch(i)) for i in range(1, 4)]
+    assert futures[1].cancel()
+    gated.gate.set()
+    for i, f in enumerate([first, *futures]):
+        if i != 2:
+            assert same(f.result(30), clf.predict(sketch(i)))
+    assert gated.sizes == [1, 2] and batcher.requests == 3
+    assert same(batcher.submit(sketch(5)).result(30), clf.predict(sketch(5)))
+    batcher.close()
+
+
+class Failing(Gated):
+    def predict_usable(self, sketches, top_k):
+        raise MemoryError("no room")
+
+
+def test_a_failed_model_call_fails_each_request_on_its_own(clf):
+    batcher = RequestBatcher(Failing(clf))
+    errors = []
+    for f in [batcher.submit(sketch(i)) for i in range(3)]:
+        with pytest.raises(RuntimeError, match="model call failed: MemoryError: no room") as info:
+            f.result(30)
+        errors.append(info.value)
+    assert len({id(e) for e in errors}) == 3 and all(isinstance(e.__cause__, MemoryError) for e in errors)
+    batcher.close()
+
+
 def test_many_threads_without_a_gate(clf):
     """Free-running: 64 requests from 16 threads, every answer right, fewer model calls than requests is
     allowed but not required (it depends on timing), the counts add up."""

@@ -165,3 +165,71 @@ def test_refuses_weights_of_another_model(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def edit_config(path, edit) -> None:
+    config = json.loads((path / "config.json").read_text())
+    edit(config)
+    (path / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(format_version=True), "format_version True"),
+    (lambda c: c.update(format_version=1.0), "format_version 1.0"),
+    (lambda c: c.update(classes=CLASSES[:2]), "3 outputs but 'classes' names 2"),
+    (lambda c: c.update(classes=CLASSES + ["dog"]), "3 outputs but 'classes' names 4"),
+    (lambda c: c.update(classes="abc"), "'classes' must be a non-empty list"),
+    (lambda c: c.update(classes=[1, 2, 3]), "'classes' must be a non-empty list"),
+    (lambda c: c.update(classes=["a", "a", "b"]), "names a class twice"),
+    (lambda c: c.update(model=[1]), "'model' must be a JSON object"),
+    (lambda c: c["model"].update(no_such_field=1), "'model' does not describe a model"),
+    (lambda c: c.update(preprocessing=None), "'preprocessing' must be a JSON object"),
+    (lambda c: c.update(inference_preprocessing="adapt"), "'inference_preprocessing' must be a JSON object"),
+])
+def test_refuses_a_config_that_contradicts_itself_or_its_model(tmp_path, edit, message):
+    path = save(tmp_path / "ck", tiny_model("mgt"))
+    edit_config(path, edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.update(graph_spec={"relations": ["stroke1"]}), "graph_spec .* lacks"),
+    (lambda c: c.update(graph_spec={}), "does not fit its model"),
+    (lambda c: c["preprocessing"].update(max_points=150), "max_points 150 exceeds the model's 100"),
+    (lambda c: c["preprocessing"].update(max_points=0), "max_points must be a positive integer"),
+    (lambda c: c["preprocessing"].update(epsilon=-1), "epsilon must be a positive number"),
+    (lambda c: c["preprocessing"].update(simplify="yes"), "simplify must be true or false"),
+])
+def test_classifier_refuses_preprocessing_or_graphs_its_model_cannot_take(tmp_path, edit, message):
+    from sketchgraph.predict import SketchClassifier
+
+    path = save(tmp_path / "ck", tiny_model("mgt"))
+    edit_config(path, edit)
+    with pytest.raises(CheckpointError, match=message):
+        SketchClassifier.from_pretrained(path)
+
+
+def test_refuses_integer_weights_for_float_parameters(tmp_path):
+    from safetensors.torch import save_file
+
+    model = tiny_model("mgt")
+    path = save(tmp_path / "ck", model)
+    save_file({k: v.round().long() if v.is_floating_point() else v for k, v in model.state_dict().items()},
+              str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="is torch.int64, the model's is torch.float32"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "not valid JSON"),
+    ("[1]", "incompatible state format_version None"),
+])
+def test_corrupt_resume_state_is_a_checkpoint_error(tmp_path, text, message):
+    model = tiny_model("mgt")
+    opt = torch.optim.Adam(model.parameters())
+    path = save(tmp_path / "ck", model, train_state=TrainState(epoch=1, step=2, optimizer=opt.state_dict()))
+    load_train_state(path)
+    (path / "state.json").write_text(text)
+    with pytest.raises(CheckpointError, match=message):
+        load_train_state(path)

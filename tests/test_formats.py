@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -288,13 +289,13 @@ def test_sniff_spg_versus_raw(tmp_path, third, word, expected):
 
 
 def test_explicit_format_overrides_sniffing(tmp_path):
-    record = {"key_id": "1", "drawing": [[[1, 2, 3], [4, 5, 6], [0, 2, 5]]]}
+    record = {"key_id": "1", "drawing": [[[1, 2, 3], [4, 5, 6], [0, 0, 5]]]}
     path = write_lines(tmp_path / "x.ndjson", [json.dumps(record)])
     assert detect_format(path) == "spg"
     (raw,) = read_sketches(path, format="raw")
     assert raw.has_time and raw.parts is None
     (spg,) = read_sketches(path, format="spg")
-    assert not spg.has_time and spg.parts[0].tolist() == [0, 2, 5]
+    assert not spg.has_time and spg.parts[0].tolist() == [0, 0, 5]
     with pytest.raises(FormatError, match=r"y\.ndjson:1: stroke 0: .*part_ids"):
         list(read_sketches(write_lines(tmp_path / "y.ndjson", [json.dumps(GOOD[0])]), format="spg"))
 
@@ -544,3 +545,198 @@ def test_sketch_from_obj_errors(obj, error, match):
 
 def test_sketch_from_obj_keep_empty():
     assert sketch_from_obj([], keep_empty=True).num_points == 0
+
+
+# ------------------------------------------------------------------------------------------ hostile input
+def read_all(path, **kw) -> tuple[list[Sketch], list[FormatError]]:
+    errors: list[FormatError] = []
+    return list(read_sketches(path, on_error=errors.append, **kw)), errors
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ('{"word":"c","drawing":[[[%s,1],[0,1]]]}' % ("9" * 400), "magnitude <= 1e\\+09"),
+    ('{"word":"c","drawing":[[[%s,1],[0,1]]]}' % ("9" * 5000), "unreadable JSON"),
+    ('{"word":"c","drawing":[[["1","2"],[0,1]]]}', "found a str"),
+    ('{"word":"c","drawing":[[[true,false],[true,true]]]}', "found a bool"),
+    ('{"word":"c","drawing":[[[null,1],[0,1]]]}', "found a NoneType"),
+    ('{"word":"c","recognized":"maybe","drawing":[[[1,2],[0,1]]]}', "'recognized' must be true or false"),
+    ('[' * 100_000, "unreadable JSON|invalid JSON"),
+])
+def test_a_hostile_line_is_reported_and_the_rest_is_read(tmp_path, bad_line, message):
+    path = write_lines(tmp_path / "x.ndjson", [json.dumps(GOOD[0]), bad_line, json.dumps(GOOD[1])])
+    got, errors = read_all(path)
+    assert [s.key_id for s in got] == ["0", "1"]
+    assert len(errors) == 1 and errors[0].line == 2 and errors[0].source == str(path)
+    assert re.search(message, str(errors[0]))
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_rest_is_read(tmp_path):
+    path = tmp_path / "x.ndjson"
+    bad = '{"word":"caf\u00e9","drawing":[[[1,2],[0,1]]]}'.encode("latin-1")
+    path.write_bytes(b"\n".join([json.dumps(GOOD[0]).encode(), bad, json.dumps(GOOD[1]).encode()]) + b"\n")
+    got, errors = read_all(path)
+    assert [s.key_id for s in got] == ["0", "1"] and errors[0].line == 2 and "not UTF-8" in str(errors[0])
+
+
+def test_concatenated_files_with_a_second_byte_order_mark(tmp_path):
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD[0]).encode() + b"\n\xef\xbb\xbf" + json.dumps(GOOD[1]).encode())
+    got, errors = read_all(path)
+    assert [s.key_id for s in got] == ["0", "1"] and not errors
+
+
+@pytest.mark.parametrize("value, want", [(True, True), (False, False), ("false", False), ("True", True), (1, True),
+                                         (None, None)])
+def test_recognized_flag_spellings(value, want):
+    assert sketch_from_obj({"drawing": [[[1, 2], [3, 4]]], "recognized": value}).recognized is want
+
+
+def test_absolute_clock_times_are_kept_to_the_millisecond(tmp_path):
+    """Times such as Date.now() (1.7e12 ms) do not fit float32 exactly: they are read relative to the first
+    point, the origin goes to meta, and the raw writer restores them."""
+    t0 = 1_733_059_200_123
+    record = {"word": "cat", "drawing": [[[0, 10, 20], [0, 5, 9], [t0, t0 + 17, t0 + 33]], [[5, 6], [5, 6],
+                                                                                              [t0 + 500, t0 + 516]]]}
+    sketch = sketch_from_obj(record)
+    assert sketch.times().tolist() == [0, 17, 33, 500, 516] and sketch.meta["time_origin_ms"] == t0
+    path = tmp_path / "t.ndjson"
+    write_ndjson([sketch], path, style="raw")
+    assert json.loads(path.read_text())["drawing"] == record["drawing"]
+    assert "time_origin_ms" not in json.loads(path.read_text())
+    with pytest.raises(FormatError, match="times must be finite milliseconds"):
+        sketch_from_obj({"drawing": [[[0, 1], [0, 1], [0, 1e16]]]})
+
+
+def test_spg_sniffing_survives_odd_records_and_is_not_fooled_by_times(tmp_path):
+    spg = [{"key_id": str(i), "drawing": [[[1, 2, 3], [4, 5, 6], [i % 3] * 3]]} for i in range(4)]
+    four_lists = {"key_id": "x", "drawing": [[[1, 2], [4, 5], [0, 0], [9, 9]]]}  # 264 SPG strokes carry a 4th list
+    lines = [json.dumps(four_lists), json.dumps({"key_id": "e", "drawing": []})] + [json.dumps(r) for r in spg]
+    path = write_lines(tmp_path / "alarm_clock_test.ndjson", lines)
+    assert detect_format(path) == "spg"
+    got, errors = read_all(path)
+    assert got[0].parts is not None and got[0].label == "alarm clock" and not got[0].has_time
+    assert [e.line for e in errors] == [2]  # the empty drawing
+    timed = write_lines(tmp_path / "t.ndjson", [json.dumps({"drawing": [[[1, 2, 3], [4, 5, 6], [0, 16, 33]]]})])
+    assert detect_format(timed) == "raw"
+
+
+def test_corrupt_npz_files_are_reported(tmp_path):
+    empty, garbage = tmp_path / "empty.npz", tmp_path / "garbage.npz"
+    empty.write_bytes(b"")
+    garbage.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    good = write_stroke3_npz(tmp_path / "good.npz", train=[make_sketch(1)])
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    for path in (empty, garbage, truncated):
+        got, errors = read_all(path)
+        assert got == [] and len(errors) == 1 and errors[0].source == str(path), path
+        with pytest.raises(FormatError):
+            list(read_sketches(path))
+
+
+def test_npz_layout_problems_are_reported(tmp_path):
+    rows = make_sketch(1).to_stroke3()
+    extra = tmp_path / "extra.npz"
+    np.savez(extra, train_data=rows, train_offsets=np.array([0, len(rows)]), hps=np.array(3))
+    got, errors = read_all(extra)
+    assert len(got) == 1 and "entry 'hps' is not a list of sketches" in str(errors[0])
+    no_offsets = tmp_path / "no_offsets.npz"
+    np.savez(no_offsets, train_data=rows)
+    assert "has no train_offsets" in str(read_all(no_offsets)[1][0])
+    past_end = tmp_path / "past_end.npz"
+    np.savez(past_end, train_data=rows, train_offsets=np.array([0, 3, len(rows) + 5]))
+    assert "are not row offsets" in str(read_all(past_end)[1][0])
+    strings = tmp_path / "strings.npz"
+    obj = np.empty(2, dtype=object)
+    obj[0], obj[1] = rows, np.array([["a", "b", "c"]])
+    np.savez(strings, train=obj)
+    got, errors = read_all(strings)
+    assert len(got) == 1 and "train[1]" in str(errors[0]) and "numeric stroke-3" in str(errors[0])
+
+
+class _Marker:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_npz_object_arrays_never_run_code(tmp_path):
+    """A crafted pickle in an .npz is refused by name and runs nothing; published-style files still load."""
+    marker = tmp_path / "ran"
+    obj = np.empty(1, dtype=object)
+    obj[0] = _Marker(marker)
+    np.savez(tmp_path / "evil.npz", train=obj)
+    with pytest.raises(FormatError, match="refusing pathlib"):
+        list(read_sketches(tmp_path / "evil.npz"))
+    assert not marker.exists()
+    published = write_stroke3_npz(tmp_path / "ok.npz", train=[make_sketch(1), make_sketch(2)])
+    assert [s.num_points for s in read_sketches(published)] == [make_sketch(1).num_points, make_sketch(2).num_points]
+
+
+def test_directory_walk_skips_hidden_folders(tmp_path):
+    write_ndjson([make_sketch(2)], tmp_path / "b.ndjson")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    write_ndjson([make_sketch(3)], tmp_path / ".ipynb_checkpoints" / "b-checkpoint.ndjson")
+    assert [s.key_id for s in read_sketches(tmp_path)] == [make_sketch(2).key_id]
+
+
+def test_bin_writer_timestamps(tmp_path):
+    sketch = make_sketch(1)
+    write_bin([sketch.replace(meta={"timestamp": 1489243664.9})], tmp_path / "a.bin")
+    assert next(read_bin(tmp_path / "a.bin")).meta["timestamp"] == 1489243664
+    with pytest.raises(SketchError, match="does not fit"):
+        write_bin([sketch.replace(meta={"timestamp": 2**33})], tmp_path / "b.bin")
+
+
+def test_rasterize_skips_an_empty_stroke():
+    sketch = Sketch([np.array([[0, 0], [10, 10]], np.float32), np.zeros((0, 2), np.float32)])
+    assert (rasterize(sketch, 16) == rasterize(sketch.replace(strokes=sketch.strokes[:1]), 16)).all()
+
+
+# ------------------------------------------------------------------------------------------ SVG structure
+def svg_file(tmp_path, body: str, *, xmlns: bool = True) -> Path:
+    ns = ' xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"' if xmlns else ""
+    path = tmp_path / "doodle" / "1.svg"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f'<svg{ns} viewBox="0 0 100 100">{body}</svg>')
+    return path
+
+
+@pytest.mark.parametrize("xmlns", [True, False], ids=["namespaced", "no-namespace"])
+def test_svg_strokes_outside_groups_links_uses_and_nested_svgs(tmp_path, xmlns):
+    body = """
+      <defs><path id="tick" d="M 0 0 L 1 1"/></defs>
+      <path d="M 1 1 L 2 2"/>
+      <a href="#x"><path d="M 3 3 L 4 4"/></a>
+      <g transform="translate(10,0)"><use href="#tick" x="5" y="5"/></g>
+      <use {href}="#tick" transform="scale(2)"/>
+      <svg x="50" y="50" width="20" height="20" viewBox="0 0 10 10"><line x1="0" y1="0" x2="10" y2="5"/></svg>
+      <path d="M 7 7 L 8 8" display="none"/>
+      <text x="1" y="1">no strokes</text>
+    """
+    body = body.replace("{href}", "xlink:href" if xmlns else "href")  # xlink: needs its namespace declared
+    (sketch,) = read_sketches(svg_file(tmp_path, body, xmlns=xmlns))
+    assert [s.tolist() for s in sketch.strokes] == [
+        [[1, 1], [2, 2]], [[3, 3], [4, 4]], [[15, 5], [16, 6]], [[0, 0], [2, 2]], [[50, 50], [70, 60]]]
+
+
+@pytest.mark.parametrize("body, message", [
+    ('<circle cx="1" cy="1"/>', "cannot read SVG paths"),
+    ('<path d="M 0 0 L 1e400 0"/>', "magnitude <= 1e\\+09|beyond"),
+    ('<path d="M 0 0 C 1e400 0 0 0 1 1"/>', "magnitude <= 1e\\+09|beyond"),
+    ('<g transform="translate(a,b)"><path d="M 0 0 L 1 1"/></g>', "invalid transform"),
+    ('<path id="p" d="M 0 0 L 1 1"/><g id="loop"><use href="#loop"/></g>', "nests more than"),
+])
+def test_svg_bad_content_is_a_format_error(tmp_path, body, message):
+    path = svg_file(tmp_path, body)
+    got, errors = read_all(path)
+    assert got == [] and errors[0].source == str(path) and re.search(message, str(errors[0])), errors
+
+
+def test_svg_huge_curve_is_capped_not_a_memory_bomb(tmp_path):
+    from sketchgraph.formats.svg import MAX_SEGMENT_SAMPLES
+
+    (sketch,) = read_sketches(svg_file(tmp_path, '<path d="M 0 0 C 1e9 0 0 0 1 1"/>'))
+    assert sketch.num_points == MAX_SEGMENT_SAMPLES + 1

@@ -142,6 +142,8 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
     ([[["a", "b"], [1, 2]]], "must be numbers"),
     ([[[1, 2], [3, 4], [5, 6], [7, 8]]], None),  # four coordinate lists
     ("{not json", "JSON"),
+    ("", "empty string"),  # not the current directory
+    ("  ", "empty string"),
     ({"no_drawing": []}, "drawing"),
     (np.zeros((4, 4)), None),
     (42, "cannot make a Sketch"),
@@ -149,6 +151,16 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
 def test_bad_inputs_raise_sketch_error(clf, bad, message):
     with pytest.raises(SketchError, match=message):
         clf.predict(bad)
+
+
+def test_json_text_with_a_byte_order_mark(clf):
+    text = json.dumps({"drawing": shapes()[0].to_lists()})
+    assert same(clf.predict("\ufeff" + text), clf.predict(text), tol=1e-9)
+
+
+def test_predict_batch_of_an_empty_string_is_an_error(clf):
+    with pytest.raises(SketchError, match="empty string"):
+        clf.predict_batch("")
 
 
 def test_missing_file(clf, tmp_path):

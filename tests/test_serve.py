@@ -72,6 +72,18 @@ def test_stats_count_requests_and_model_calls(clf):
         assert c.get("/stats").json() == {"requests": 3, "model_calls": 3, "mean_batch": 1.0}
 
 
+def test_shutdown_stops_the_batcher_and_a_restart_makes_a_new_one(clf):
+    app = create_app(clf)
+    first = app.state.batcher
+    with TestClient(app) as c:
+        assert c.post("/predict", json={"drawing": HOUSE}).status_code == 200
+    assert first.closed and not first._worker.is_alive()
+    with TestClient(app) as c:
+        assert c.post("/predict", json={"drawing": HOUSE}).status_code == 200
+        assert app.state.batcher is not first and c.get("/stats").json()["requests"] == 1
+    assert app.state.batcher.closed
+
+
 @pytest.mark.parametrize("strokes", [HOUSE, [[xs, ys, list(range(0, 10 * len(xs), 10))] for xs, ys in HOUSE]])
 @pytest.mark.parametrize("top_k", [1, 5, 100])
 def test_predict(client, clf, strokes, top_k):

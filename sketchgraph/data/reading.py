@@ -1,6 +1,6 @@
 """The worker side of ``prepare``: one ``Task`` -> one ``Shard``.
 
-Chunks of ndjson lines go through ``json.loads`` + ``parse_record`` (as ``read_ndjson``, line by
+Chunks of ndjson lines go through ``parse_line`` (as ``read_ndjson``, line by
 line, so a task can start mid-file); whole files (``.bin``, ``.npz``, ``.svg``, ``.json``) through
 ``read_sketches``. So malformed and empty records are exactly what the readers say they are.
 Selection (split by key_id, protocol pre-sampling) happens *before* preprocessing, and the kept
@@ -10,7 +10,6 @@ sketches of the task are preprocessed together on flat arrays (``preprocess_flat
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from ..formats import EmptySketchError, parse_record, read_sketches
+from ..formats import EmptySketchError, read_sketches
 from ..formats.base import locate
+from ..formats.ndjson import parse_line
 from ..preprocess import Preprocessing, unusable_sketches
 from ..sketch import Sketch
 from .flat import FlatSketches, flatten, preprocess_flat, preprocess_reference
@@ -62,20 +62,12 @@ def _chunk_lines(task: Task) -> list[tuple[int, bytes]]:
 
 def _parse_lines(lines: list[tuple[int, bytes]], task: Task, errors: list[FormatError]
                  ) -> Iterator[tuple[int, Sketch]]:
-    """``(line, sketch)`` through ``json.loads`` + ``parse_record``, reporting as ``read_ndjson`` does."""
+    """``(line, sketch)`` through ``parse_line``, reporting as ``read_ndjson`` does."""
     src = task.source
     source = str(src.path)
     for lineno, raw in lines:
         try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            errors.append(FormatError(f"invalid JSON ({exc.msg}, column {exc.colno})", source=source, line=lineno))
-            continue
-        except UnicodeDecodeError as exc:
-            errors.append(FormatError(f"not UTF-8 ({exc.reason})", source=source, line=lineno))
-            continue
-        try:
-            yield lineno, parse_record(record, style=src.format, label=src.label)
+            yield lineno, parse_line(raw, style=src.format, label=src.label)
         except FormatError as exc:
             errors.append(locate(exc, source, lineno))
 

@@ -56,8 +56,8 @@ def read_sketches(
 
     Args:
         path: a file; or a directory, whose ``.ndjson/.jsonl/.json/.bin/.svg`` files are read
-            recursively in sorted order (``.npz`` files are never picked up by a walk: the published
-            layout needs pickle, so they are only opened when named directly).
+            recursively in sorted order (``sketch_files``: hidden files and folders skipped; ``.npz``
+            files, which hold whole train/valid/test splits, are read only when named).
         format: one of ``FORMATS``; ``None`` sniffs it (``detect_format``). ``"spg"`` forces the
             third list of each stroke to be read as part ids, ``"simplified"``/``"raw"`` as time.
         label: label for records without a ``"word"`` field; default from the file name

@@ -27,8 +27,8 @@ from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
 
 __all__ = [
-    "Style", "STYLES", "parse_drawing", "parse_record", "looks_like_spg", "sniff_style", "sniff_file_style",
-    "read_ndjson", "write_ndjson", "record_from_sketch",
+    "Style", "STYLES", "TIME_ORIGIN", "parse_drawing", "parse_record", "parse_line", "load_json", "looks_like_spg",
+    "sniff_style", "sniff_file_style", "read_ndjson", "write_ndjson", "record_from_sketch",
 ]
 
 Style = Literal["simplified", "raw", "spg"]
@@ -38,17 +38,28 @@ SPG_MAX_PART_ID = 64
 """Part ids are small (SPG classes have at most 8 parts); raw times pass 64 ms within a stroke."""
 
 _MAX_ABS = 1e9
+_MAX_TIME = 1e15
+
+TIME_ORIGIN = "time_origin_ms"
+"""``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
+``parse_drawing``); the raw writer adds it back."""
 _RECORD_FIELDS = frozenset({"word", "key_id", "recognized", "drawing"})
 _SNIFF_RECORDS = 5
+_BOM = b"\xef\xbb\xbf"
 
 
 # ---------------------------------------------------------------------------------------- parsing
-def parse_drawing(drawing: Any, *, spg: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+def parse_drawing(drawing: Any, *, spg: bool = False
+                  ) -> tuple[list[np.ndarray], list[np.ndarray] | None, float | None]:
     """Parse ``[[xs, ys(, third)], ...]`` into strokes and (SPG) parts, without per-point Python loops.
 
-    Returns ``(strokes, parts)``: strokes are float32 ``(n_i, 2)`` or, when a non-SPG drawing has a
-    third list, ``(n_i, 3)`` with time in ms; ``parts`` is one int32 ``(n_i,)`` per stroke for SPG,
-    else ``None``. Empty strokes are dropped. Raises ``FormatError`` (without a location) on bad input.
+    Returns ``(strokes, parts, time_origin)``: strokes are float32 ``(n_i, 2)`` or, when a non-SPG
+    drawing has a third list, ``(n_i, 3)`` with time in ms; ``parts`` is one int32 ``(n_i,)`` per stroke
+    for SPG, else ``None``. Times too large for float32 to hold to the millisecond (absolute clock times,
+    such as JavaScript's ``Date.now()``) are made relative to the first point's time, which is returned
+    as ``time_origin`` (else ``None``). Empty strokes are dropped. Coordinates must be numbers of
+    magnitude <= 1e9, times finite and of magnitude <= 1e15. Raises ``FormatError`` (without a
+    location) on bad input.
     """
     if not isinstance(drawing, list):
         raise FormatError(f"'drawing' must be a list of strokes, got {type(drawing).__name__}")
@@ -72,29 +83,63 @@ def parse_drawing(drawing: Any, *, spg: bool = False) -> tuple[list[np.ndarray],
                 raise FormatError(f"stroke {i}: coordinate lists must be lists of equal length")
             flat.extend(col)
         lens.append(n)
-    try:
-        values = np.array(flat, dtype=np.float64)  # stroke by stroke: xs, ys(, third)
-    except (TypeError, ValueError):
-        raise FormatError("coordinates must be numbers") from None
-    if values.ndim != 1:
-        raise FormatError("coordinates must be numbers, not lists (one list of xs and one of ys per stroke)")
-    if not (np.abs(values) <= _MAX_ABS).all():
+    values = _numbers(flat)  # stroke by stroke: xs, ys(, third)
+    time_origin = None
+    if ncols == 3 and not spg and values.size:
+        values = values.astype(np.float64)  # times are rebased exactly before the float32 conversion
+        blocks = [b.reshape(3, -1) for b in np.split(values, 3 * np.cumsum(lens)[:-1])]  # views: (3, n_i)
+        if not all((np.abs(b[:2]) <= _MAX_ABS).all() for b in blocks):
+            raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
+        time_origin = _check_times(np.concatenate([b[2] for b in blocks]))
+        if time_origin is not None:
+            for b in blocks:
+                b[2] -= time_origin
+    elif not (np.abs(values) <= _MAX_ABS).all():  # SPG part ids included: _part_ids checks them further
         raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
-    values = values.astype(np.float32)
+    values32 = values.astype(np.float32)
     strokes: list[np.ndarray] = []
     parts: list[np.ndarray] | None = [] if spg else None
     start = 0
     for n in lens:
         if n == 0:
             continue
-        block = values[start : start + ncols * n].reshape(ncols, n)  # (ncols, n)
+        block = values32[start : start + ncols * n].reshape(ncols, n)  # (ncols, n)
         start += ncols * n
         if parts is None:
             strokes.append(block.T)  # (n, 2|3)
         else:
             strokes.append(block[:2].T)  # (n, 2)
             parts.append(_part_ids(block[2], len(strokes) - 1))
-    return strokes, parts
+    return strokes, parts, time_origin
+
+
+def _numbers(flat: list[Any]) -> np.ndarray:
+    """The coordinate values as a numeric array (int64 or float64); strings, booleans, ``None`` and
+    nested lists are refused."""
+    try:
+        values = np.array(flat)
+    except (TypeError, ValueError, OverflowError):  # ragged nesting, or an integer too large for numpy
+        raise FormatError("coordinates must be numbers") from None
+    if values.ndim != 1:
+        raise FormatError("coordinates must be numbers, not lists (one list of xs and one of ys per stroke)")
+    if values.size and values.dtype.kind not in "iuf":
+        if values.dtype.kind == "O" and all(type(v) in (int, float) for v in flat):
+            raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")  # huge ints
+        found = next(type(v).__name__ for v in flat if type(v) not in (int, float))
+        raise FormatError(f"coordinates must be numbers, found a {found}")
+    return values
+
+
+_EXACT_MS = float(1 << 24)  # float32 holds every integer millisecond up to here (4.6 hours)
+
+
+def _check_times(times: np.ndarray) -> float | None:
+    """Validate a drawing's times; the origin to subtract when float32 could not hold them exactly."""
+    if not (np.abs(times) <= _MAX_TIME).all():
+        raise FormatError(f"times must be finite milliseconds of magnitude <= {_MAX_TIME:g}")
+    if np.abs(times).max() <= _EXACT_MS:
+        return None
+    return float(times[0])
 
 
 def _part_ids(values: np.ndarray, index: int) -> np.ndarray:
@@ -129,7 +174,7 @@ def parse_record(
         raise FormatError(f"expected a JSON object with a 'drawing' field, got {type(record).__name__}")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    strokes, parts = parse_drawing(drawing, spg=style == "spg")
+    strokes, parts, time_origin = parse_drawing(drawing, spg=style == "spg")
     if not strokes:
         if not keep_empty:
             raise EmptySketchError("empty drawing (no points)")
@@ -138,13 +183,15 @@ def parse_record(
     key_id = record.get("key_id")
     recognized = record.get("recognized")
     meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS}
+    if time_origin is not None:
+        meta[TIME_ORIGIN] = time_origin
     try:
         return Sketch(
             strokes,
             label=word if isinstance(word, str) else label,
             key_id=None if key_id is None else str(key_id),
             parts=parts,
-            recognized=None if recognized is None else bool(recognized),
+            recognized=_recognized(recognized),
             meta=meta,
         )
     except SketchError as exc:
@@ -152,21 +199,72 @@ def parse_record(
 
 
 # ---------------------------------------------------------------------------------------- sniffing
+def parse_line(line: bytes | str, *, style: Style = "simplified", label: str | None = None,
+               keep_empty: bool = False) -> Sketch:
+    """One ndjson line -> ``Sketch`` (``json.loads`` + ``parse_record``). Every problem with the line is a
+    ``FormatError`` without a location: invalid JSON, bytes that are not UTF-8, a number too long to read."""
+    return parse_record(load_json(line), style=style, label=label, keep_empty=keep_empty)
+
+
+def load_json(text: bytes | str) -> Any:
+    """``json.loads`` whose every failure is a ``FormatError`` saying what is wrong: invalid JSON, bytes
+    that are not UTF-8, a number too long to read (over 4300 digits), nesting too deep."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON ({exc.msg}, column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"unreadable JSON ({exc})") from None
+
+
+def _recognized(value: Any) -> bool | None:
+    """Quick, Draw!'s ``recognized`` flag: a JSON boolean (also accepted: 0/1 and "true"/"false")."""
+    if value is None or isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FormatError(f"'recognized' must be true or false, got {value!r}")
+
+
 def looks_like_spg(record: Any) -> bool:
-    """SPG heuristic: no ``"word"`` field, every stroke has three lists, and every third value is a
-    small non-negative integer (a part id < ``SPG_MAX_PART_ID``, not a growing ms time)."""
+    """SPG heuristic: no ``"word"`` field, every stroke has exactly three lists, and every third value
+    is a small non-negative integer (a part id < ``SPG_MAX_PART_ID``) that does not behave like a time
+    (strictly increasing along every stroke). File sniffing (``sniff_style``) also lets records with a
+    4th list, which some SPG strokes carry, abstain."""
+    return _spg_vote(record) is True
+
+
+def _spg_vote(record: Any) -> bool | None:
+    """``looks_like_spg``, with ``None`` for a record that cannot tell (no strokes, malformed)."""
     if isinstance(record, dict):
         if "word" in record:
             return False
         record = record.get("drawing")
     if not isinstance(record, list) or not record:
-        return False
-    third: list[Any] = []
+        return None
+    thirds: list[list[Any]] = []
+    extra = False  # a stroke with a 4th list: SPG has some, but alone they cannot tell
     for stroke in record:
-        if not isinstance(stroke, list) or len(stroke) != 3 or not isinstance(stroke[2], list):
+        if not isinstance(stroke, list) or len(stroke) < 2:
+            return None
+        if len(stroke) == 2:
             return False
-        third.extend(stroke[2])
-    return bool(third) and all(type(v) is int and 0 <= v < SPG_MAX_PART_ID for v in third)
+        if not isinstance(stroke[2], list):
+            return None
+        extra |= len(stroke) > 3
+        thirds.append(stroke[2])
+    values = [v for third in thirds for v in third]
+    if not values:
+        return None
+    if not all(type(v) is int and 0 <= v < SPG_MAX_PART_ID for v in values):
+        return False
+    if all(all(a < b for a, b in zip(t, t[1:])) for t in thirds) and max(map(len, thirds)) >= 3:
+        return False  # strictly increasing along every stroke: times, not part ids
+    return None if extra else True
 
 
 def _has_third_list(record: Any) -> bool:
@@ -180,10 +278,12 @@ def sniff_file_style(path: PathLike) -> Style:
 
 
 def sniff_style(records: Iterable[Any]) -> Style:
-    """The style of a file from its first records: ``spg`` when all look like SPG (see
-    ``looks_like_spg``), ``raw`` when strokes carry a third list, else ``simplified``."""
+    """The style of a file from its first records: ``spg`` when every record that can tell looks like
+    SPG (see ``looks_like_spg``; empty and malformed records abstain), ``raw`` when strokes carry a
+    third list, else ``simplified``."""
     sample = [r for r in records if isinstance(r, (dict, list))]
-    if sample and all(looks_like_spg(r) for r in sample):
+    votes = [v for v in map(_spg_vote, sample) if v is not None]
+    if votes and all(votes):
         return "spg"
     if any(_has_third_list(r) for r in sample):
         return "raw"
@@ -197,13 +297,13 @@ def _head_records(path: Path, limit: int = _SNIFF_RECORDS) -> list[Any]:
     if document is not None:
         return document[:limit]
     out: list[Any] = []
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, "rb") as f:
         for line in f:
             if len(out) >= limit:
                 break
             try:
-                out.append(json.loads(line))
-            except ValueError:
+                out.append(json.loads(line.removeprefix(_BOM)))
+            except (ValueError, RecursionError):
                 continue
     return out
 
@@ -237,16 +337,14 @@ def read_ndjson(
     if document is not None:
         yield from _read_document(document, source, style, label, on_error, keep_empty)
         return
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
-            if line.isspace():
+            if lineno == 1:
+                line = line.removeprefix(_BOM)
+            if line.isspace() or not line:
                 continue
             try:
-                sketch = parse_record(json.loads(line), style=style, label=label, keep_empty=keep_empty)
-            except json.JSONDecodeError as exc:
-                report(FormatError(f"invalid JSON ({exc.msg}, column {exc.colno})", source=source, line=lineno),
-                       on_error)
-                continue
+                sketch = parse_line(line, style=style, label=label, keep_empty=keep_empty)
             except FormatError as exc:
                 report(locate(exc, source, lineno), on_error)
                 continue
@@ -323,12 +421,14 @@ def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: 
     if sketch.key_id is not None:
         rec["key_id"] = sketch.key_id
     for k, v in sketch.meta.items():
-        if k not in rec and k not in _RECORD_FIELDS and (v is None or isinstance(v, (str, int, float, bool))):
+        if k not in rec and k not in _RECORD_FIELDS and k != TIME_ORIGIN and (
+                v is None or isinstance(v, (str, int, float, bool))):
             rec[k] = v
     ncols = 3 if style == "raw" else 2
+    origin = float(sketch.meta.get(TIME_ORIGIN) or 0.0)
     drawing = []
     for i, s in enumerate(sketch.strokes):
-        cols = [_column(s[:, c], ndigits) for c in range(ncols)]
+        cols = [_column(s[:, c].astype(np.float64) + (origin if c == 2 else 0.0), ndigits) for c in range(ncols)]
         if style == "spg":
             cols.append(np.asarray(sketch.parts[i]).astype(np.int64).tolist())
         drawing.append(cols)

@@ -4,27 +4,34 @@
 Two layouts are read:
 
 - the published one (sketch-rnn, Google's per-class Quick, Draw! ``.npz``): one object array per
-  split whose elements are int16 ``(n, 3)`` arrays. Object arrays can only be loaded with pickle,
-  and unpickling runs code chosen by the file's author, so such files are loaded
-  (``allow_pickle=True, encoding="latin1"``) only when the caller names the file itself: the
-  directory walk of ``read_sketches`` never opens ``.npz`` files, and ``allow_pickle=False``
-  refuses them.
+  split whose elements are int16 ``(n, 3)`` arrays. Object arrays are stored as pickles, and
+  ``np.load(allow_pickle=True)`` would run whatever code a crafted file names. They are read here by a
+  restricted unpickler (``load_object_array``) that can only rebuild numpy arrays and dtypes: any
+  other callable in the pickle is refused with a ``FormatError`` and nothing in the file runs.
+  ``allow_pickle=False`` refuses object arrays altogether.
 - a pickle-free one that ``write_stroke3_npz(..., pickle_free=True)`` writes: ``<split>_data``
   ``(N, 3)`` with all rows concatenated and ``<split>_offsets`` ``(n + 1,)`` int64 row offsets.
+
+Folder walks (``read_sketches`` on a directory, ``prepare``) read drawing files only; ``.npz`` files,
+which hold whole train/valid/test splits, are read when named.
 """
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, report
 
-__all__ = ["SPLITS", "read_stroke3_npz", "write_stroke3_npz", "npz_splits"]
+__all__ = ["SPLITS", "read_stroke3_npz", "write_stroke3_npz", "npz_splits", "load_object_array"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
@@ -41,23 +48,72 @@ def npz_splits(files: Iterable[str]) -> list[str]:
 
 
 def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Iterator[np.ndarray]:
-    """Each sketch's stroke-3 rows ``(n, 3)`` of one split."""
+    """Each sketch's stroke-3 rows ``(n, 3)`` of one split. A split that is not a list of sketches
+    raises ``FormatError`` (before yielding anything)."""
+    source = str(path)
     if f"{name}_data" in z.files:
+        if f"{name}_offsets" not in z.files:
+            raise FormatError(f"split {name!r}: {name}_data has no {name}_offsets", source=source)
         data, offsets = z[f"{name}_data"], z[f"{name}_offsets"]
+        if data.ndim != 2 or offsets.ndim != 1 or offsets.dtype.kind not in "iu" or not len(offsets) or (
+                offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any()):
+            raise FormatError(
+                f"split {name!r}: {name}_offsets {offsets.dtype}{list(offsets.shape)} are not row offsets "
+                f"0 <= ... <= {len(data)} into {name}_data {data.dtype}{list(data.shape)}", source=source)
         for a, b in zip(offsets[:-1], offsets[1:]):
             yield data[a:b]
         return
     try:
         arr = z[name]
-    except ValueError:  # an object array and allow_pickle=False
+    except ValueError:  # an object array: np.load refuses it without pickle
         if not allow_pickle:
             raise FormatError(
-                f"split {name!r} is a pickled object array; pass allow_pickle=True only for files you trust",
-                source=str(path),
+                f"split {name!r} is a pickled object array and allow_pickle=False; with the default "
+                "allow_pickle=True it is read by a restricted unpickler that runs nothing", source=source,
             ) from None
-        with np.load(path, allow_pickle=True, encoding="latin1") as zp:
-            arr = zp[name]
+        arr = load_object_array(path, name)
+    if arr.ndim != 1:
+        raise FormatError(f"entry {name!r} is not a list of sketches ({arr.dtype}{list(arr.shape)})", source=source)
     yield from arr
+
+
+_ARRAY_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+})
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays and nothing else: every other global a pickle names is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays may be unpickled here")
+        return super().find_class(module, name)
+
+
+def load_object_array(path: PathLike, name: str) -> np.ndarray:
+    """The pickled object array ``name`` of an ``.npz`` (e.g. a published sketch-rnn split), through a
+    restricted unpickler that can only rebuild numpy arrays (Python 2 pickles read as latin-1, as
+    ``np.load(encoding="latin1")``). A pickle naming anything else raises ``FormatError``; nothing runs."""
+    source = str(path)
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as f:
+            version = npy_format.read_magic(f)
+            read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            if dtype != np.dtype(object):
+                raise FormatError(f"split {name!r} is not an object array ({dtype})", source=source)
+            arr = _ArrayUnpickler(f, encoding="latin1").load()
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - refused globals, truncated or corrupt pickles
+        raise FormatError(f"split {name!r}: cannot unpickle safely ({type(exc).__name__}: {exc})",
+                          source=source) from None
+    if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
+        raise FormatError(f"split {name!r}: the pickle holds {type(arr).__name__}, not the {shape} array its "
+                          "header announces", source=source)
+    return arr
 
 
 def read_stroke3_npz(
@@ -69,8 +125,8 @@ def read_stroke3_npz(
     keep_empty: bool = False,
     allow_pickle: bool = True,
 ) -> Iterator[Sketch]:
-    """Sketches from a stroke-3 ``.npz`` (see the module docstring for the two layouts and why
-    pickled files are only opened when pointed at).
+    """Sketches from a stroke-3 ``.npz`` (see the module docstring for the two layouts and how
+    pickled object arrays are read without running anything). ``allow_pickle=False`` refuses them.
 
     ``split`` selects one split; ``None`` reads all (train, valid, test, then any others). Each
     sketch gets ``key_id = "<split>/<index>"`` and ``meta = {"split", "index"}``; ``label``
@@ -80,26 +136,44 @@ def read_stroke3_npz(
     source = str(path)
     if label is None:
         label = label_from_path(path)
-    with np.load(path, allow_pickle=False) as z:
-        available = npz_splits(z.files)
+    try:
+        z = np.load(path, allow_pickle=False)
+        files = z.files
+    except Exception as exc:  # noqa: BLE001 - EOFError, BadZipFile, pickle errors; .npy content has no .files
+        report(FormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", source=source), on_error)
+        return
+    with z:
+        available = npz_splits(files)
         if split is not None and split not in available:
             raise FormatError(f"no split {split!r}; the file has {available}", source=source)
         for name in [split] if split is not None else available:
-            for i, rows in enumerate(_split_rows(z, name, path, allow_pickle)):
-                try:
-                    rows = np.asarray(rows)
-                    if rows.ndim != 2 or rows.shape[1] != 3:
-                        raise SketchError(f"expected stroke-3 rows (n, 3), got shape {rows.shape}")
-                    sketch = Sketch.from_stroke3(
-                        rows, label=label, key_id=f"{name}/{i}", meta={"split": name, "index": i}
-                    )
-                    if sketch.num_points == 0 and not keep_empty:
-                        raise EmptySketchError("empty drawing (no points)")
-                except SketchError as exc:
-                    cls = type(exc) if isinstance(exc, FormatError) else FormatError
-                    report(cls(f"{name}[{i}]: {exc}", source=source), on_error)
-                    continue
-                yield sketch
+            try:
+                for i, rows in enumerate(_split_rows(z, name, path, allow_pickle)):
+                    sketch = _sketch(rows, name, i, label, keep_empty, source, on_error)
+                    if sketch is not None:
+                        yield sketch
+            except FormatError as exc:
+                report(exc, on_error)
+            except Exception as exc:  # noqa: BLE001 - a corrupt member: zlib, zipfile, pickle errors
+                report(FormatError(f"split {name!r}: unreadable ({type(exc).__name__}: {exc})", source=source),
+                       on_error)
+
+
+def _sketch(rows: object, name: str, i: int, label: str | None, keep_empty: bool, source: str,
+            on_error: OnError) -> Sketch | None:
+    """Row ``i`` of split ``name`` as a ``Sketch``; a bad one is reported and gives ``None``."""
+    try:
+        rows = np.asarray(rows)
+        if rows.ndim != 2 or rows.shape[1] != 3 or rows.dtype.kind not in "iuf":
+            raise SketchError(f"expected numeric stroke-3 rows (n, 3), got {rows.dtype}{list(rows.shape)}")
+        sketch = Sketch.from_stroke3(rows, label=label, key_id=f"{name}/{i}", meta={"split": name, "index": i})
+        if sketch.num_points == 0 and not keep_empty:
+            raise EmptySketchError("empty drawing (no points)")
+    except (SketchError, TypeError, ValueError) as exc:
+        cls = type(exc) if isinstance(exc, FormatError) else FormatError
+        report(cls(f"{name}[{i}]: {exc}", source=source), on_error)
+        return None
+    return sketch
 
 
 def _as_rows(item: Sketch | np.ndarray, where: str) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError
-from .ndjson import Style, looks_like_spg, parse_record
+from .ndjson import Style, load_json, looks_like_spg, parse_record
 
 __all__ = ["sketch_from_obj"]
 
@@ -31,13 +30,11 @@ def sketch_from_obj(
     """
     if isinstance(obj, Sketch):
         sketch = obj if label is None or obj.label is not None else obj.replace(label=label)
-    elif isinstance(obj, (bytes, bytearray)):
-        return sketch_from_obj(_decode(obj), label=label, style=style, keep_empty=keep_empty)
-    elif isinstance(obj, str):
+    elif isinstance(obj, (str, bytes, bytearray)):
         try:
-            parsed = json.loads(obj.lstrip("\ufeff"))
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"not a JSON sketch ({exc.msg}, column {exc.colno})") from None
+            parsed = load_json(obj.lstrip("\ufeff") if isinstance(obj, str) else bytes(obj))
+        except FormatError as exc:
+            raise FormatError(f"not a JSON sketch: {exc}") from None
         if not isinstance(parsed, (dict, list)):
             raise FormatError(f"JSON sketch must be an object or a list, got {type(parsed).__name__}")
         return sketch_from_obj(parsed, label=label, style=style, keep_empty=keep_empty)
@@ -61,13 +58,6 @@ def sketch_from_obj(
     if sketch.num_points == 0 and not keep_empty:
         raise EmptySketchError("empty drawing (no points)")
     return sketch
-
-
-def _decode(data: bytes | bytearray) -> str:
-    try:
-        return bytes(data).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"JSON sketch is not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def _from_array(arr: np.ndarray, label: str | None) -> Sketch:

@@ -93,9 +93,9 @@ def looks_like_bin(head: bytes) -> bool:
 
 
 def _timestamp(value: Any) -> int:
-    """Unix seconds from an int or Quick, Draw!'s ``"2017-03-11 14:47:44.05242 UTC"`` strings; else 0."""
-    if isinstance(value, (int, np.integer)):
-        return int(value)
+    """Unix seconds from a number or Quick, Draw!'s ``"2017-03-11 14:47:44.05242 UTC"`` strings; else 0."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return int(value) if np.isfinite(value) else 0
     if isinstance(value, str):
         text = value.removesuffix(" UTC")
         for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
@@ -117,7 +117,9 @@ def _encode(sketch: Sketch, index: int) -> bytes:
     if len(sketch.strokes) > 0xFFFF:
         raise SketchError(f"{where}: more than 65535 strokes")
     country = str(sketch.meta.get("countrycode") or "").encode("ascii", "replace")[:2].ljust(2, b"\0")
-    timestamp = _timestamp(sketch.meta.get("timestamp")) & 0xFFFFFFFF
+    timestamp = _timestamp(sketch.meta.get("timestamp"))
+    if not 0 <= timestamp <= 0xFFFFFFFF:
+        raise SketchError(f"{where}: timestamp {timestamp} does not fit .bin's unsigned 32-bit unix seconds")
     parts = [_HEADER.pack(key_id, country, int(bool(sketch.recognized)), timestamp, len(sketch.strokes))]
     for s in sketch.strokes:
         xy = s[:, :2]
@@ -133,7 +135,8 @@ def _encode(sketch: Sketch, index: int) -> bytes:
 def write_bin(sketches: Iterable[Sketch], path: PathLike) -> int:
     """Write sketches as Quick, Draw! ``.bin`` records, atomically; returns the count written.
 
-    ``meta["countrycode"]`` and ``meta["timestamp"]`` (int or Quick, Draw!'s date string) are kept.
+    ``meta["countrycode"]`` and ``meta["timestamp"]`` (unix seconds, or Quick, Draw!'s date string) are kept.
+    ``.bin`` stores ``recognized`` as 0 or 1, so an unknown (``None``) one is written as 0.
     Raises ``SketchError`` for coordinates outside integer 0..255 or a non-numeric ``key_id``.
     """
     count = 0

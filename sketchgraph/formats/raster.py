@@ -34,6 +34,8 @@ def _draw(draw: ImageDraw.ImageDraw, sketch: Sketch, size: float, padding: float
     for n in sketch.stroke_lengths().tolist():
         seg = xy[start : start + n]
         start += n
+        if n == 0:
+            continue
         if n == 1 or (seg == seg[0]).all():
             x, y = seg[0]
             r = width / 2

@@ -49,7 +49,10 @@ def detect_format(path: PathLike) -> str:
 
 def sketch_files(path: PathLike) -> list[Path]:
     """The files a folder walk reads: ``.ndjson/.jsonl/.json/.bin/.svg`` files under ``path``,
-    recursively, in sorted order, hidden files skipped. ``.npz`` files are never picked up (the
-    published layout needs pickle, so they are only opened when named directly)."""
-    return [p for p in sorted(Path(path).rglob("*"))
-            if p.is_file() and not p.name.startswith(".") and SUFFIXES.get(p.suffix.lower(), "npz") != "npz"]
+    recursively, in sorted order; hidden files and everything under hidden folders (``.git``,
+    ``.ipynb_checkpoints``) are skipped. ``.npz`` files, which hold whole train/valid/test splits, are
+    never picked up: they are read when named."""
+    root = Path(path)
+    return [p for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and SUFFIXES.get(p.suffix.lower(), "npz") != "npz"]

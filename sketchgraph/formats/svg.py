@@ -1,12 +1,17 @@
 """SVG sketches (e.g. TU-Berlin): one stroke per path / subpath, curves sampled to polylines.
 
-Paths are read with svgpathtools' ``Document(path).paths()``, which applies the ``transform`` of
-every enclosing ``<g>`` (``svg2paths`` ignores them). Points are in the root's user units (the
-viewBox frame), y pointing down as in every other format here. Strokes follow document order
-(svgpathtools returns paths grouped by tag and nesting; they are re-sorted). Each continuous
-subpath becomes a stroke (a move to a new place starts a new stroke). Lines keep their end points exactly; Bezier
-curves and arcs are sampled at about ``spacing`` units. ``<circle>``, ``<rect>``, ``<polyline>``
-etc. are converted to paths by svgpathtools too.
+The element tree is walked here, in document order: ``<path>``, ``<line>``, ``<polyline>``,
+``<polygon>``, ``<rect>``, ``<circle>`` and ``<ellipse>`` are shapes (converted to path data by
+svgpathtools); ``<g>``, ``<a>``, ``<switch>`` and nested ``<svg>`` (placed by ``x``/``y``/``width``/
+``height``/``viewBox``) are containers; ``<use>`` draws what it references (``href`` or ``xlink:href``).
+Every ``transform`` on the way is applied (svgpathtools' ``svg2paths`` ignores them, and its ``Document``
+skips shapes outside ``<g>``, under ``<a>`` or in files without the SVG namespace). ``<defs>``,
+``<symbol>`` (unless used), text, images, clip paths, masks, markers and elements with
+``display="none"`` draw no strokes. Points are in the root's user units (the viewBox frame), y pointing
+down as in every other format here. Each continuous subpath becomes a stroke (a move to a new place
+starts a new stroke). Lines keep their end points exactly; Bezier curves and arcs are sampled at about
+``spacing`` units (at most ``MAX_SEGMENT_SAMPLES`` points per segment). A malformed file, an invalid
+transform or coordinates beyond 1e9 raise ``FormatError`` naming the file.
 
 ``write_svg`` writes one ``<path d="M x y L x y ...">`` per stroke and stores the label and key_id
 as ``data-label`` / ``data-key-id`` attributes of the root, which ``read_svg`` reads back.
@@ -24,12 +29,20 @@ import numpy as np
 
 from ..errors import FormatError
 from ..sketch import Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, report
+from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
 
-__all__ = ["DEFAULT_SPACING", "read_svg", "svg_to_sketch", "write_svg", "sample_path"]
+__all__ = ["DEFAULT_SPACING", "MAX_SEGMENT_SAMPLES", "read_svg", "svg_to_sketch", "write_svg", "sample_path"]
 
 DEFAULT_SPACING = 3.0
 """Sampling step along curves, in SVG user units (a few pixels of an 800x800 TU-Berlin sketch)."""
+
+MAX_SEGMENT_SAMPLES = 10_000
+"""Most points sampled on one curve segment (the step grows beyond), so a tiny file cannot ask for
+billions of points."""
+
+_MAX_ABS = 1e9
+_CONTAINERS = frozenset({"svg", "g", "a", "switch"})
+_MAX_USE_DEPTH = 32
 
 
 def _sample_segment(seg, spacing: float) -> np.ndarray:
@@ -41,16 +54,22 @@ def _sample_segment(seg, spacing: float) -> np.ndarray:
         return np.array([seg.start])
     if isinstance(seg, Arc):
         length = seg.length()
-        k = max(1, math.ceil(length / spacing))
+        k = _samples(length, spacing)
         return np.array([seg.point(t) for t in np.arange(k) / k])
     ctrl = np.array(seg.bpoints())  # (d + 1,) complex control points of a Bezier
     bound = float(np.abs(np.diff(ctrl)).sum())  # control polygon length >= arc length
-    k = max(1, math.ceil(bound / spacing))
+    k = _samples(bound, spacing)
     t = np.arange(k)[:, None] / k  # (k, 1)
     d = len(ctrl) - 1
     i = np.arange(d + 1)[None, :]  # (1, d + 1)
     basis = np.array([math.comb(d, j) for j in range(d + 1)]) * t**i * (1 - t) ** (d - i)  # (k, d + 1)
     return basis @ ctrl
+
+
+def _samples(length: float, spacing: float) -> int:
+    if not math.isfinite(length):
+        raise FormatError(f"a curve has coordinates beyond {_MAX_ABS:g}")
+    return int(min(MAX_SEGMENT_SAMPLES, max(1, math.ceil(length / spacing))))
 
 
 def sample_path(path, spacing: float = DEFAULT_SPACING) -> list[np.ndarray]:
@@ -62,28 +81,115 @@ def sample_path(path, spacing: float = DEFAULT_SPACING) -> list[np.ndarray]:
     for sub in path.continuous_subpaths():
         pts = np.concatenate([_sample_segment(seg, spacing) for seg in sub] + [np.array([sub[-1].end])])
         xy = np.column_stack([pts.real, pts.imag])  # (n, 2)
+        if not (np.abs(xy) <= _MAX_ABS).all():
+            raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
         keep = np.concatenate([[True], (np.diff(xy, axis=0) != 0).any(axis=1)])
         strokes.append(xy[keep].astype(np.float32))
     return strokes
 
 
+def _local(tag: object) -> str:
+    """An element's tag without its namespace (comments and processing instructions give '')."""
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _number(el: ET.Element, name: str, default: float = 0.0) -> float:
+    value = el.get(name)
+    if value is None or value.strip().endswith("%"):
+        return default
+    try:
+        return float(value.strip().removesuffix("px"))
+    except ValueError:
+        raise FormatError(f"<{_local(el.tag)}> {name}={value!r} is not a number") from None
+
+
+def _translate(x: float, y: float, sx: float = 1.0, sy: float = 1.0) -> np.ndarray:
+    return np.array([[sx, 0.0, x], [0.0, sy, y], [0.0, 0.0, 1.0]])
+
+
+def _viewport(el: ET.Element) -> np.ndarray:
+    """A nested ``<svg>``'s placement: ``x``/``y``, and its viewBox fitted into ``width``/``height``
+    (centred, uniform scale: the default ``preserveAspectRatio``)."""
+    x, y = _number(el, "x"), _number(el, "y")
+    box = (el.get("viewBox") or "").replace(",", " ").split()
+    width, height = _number(el, "width", -1.0), _number(el, "height", -1.0)
+    if len(box) != 4 or width <= 0 or height <= 0:
+        return _translate(x, y)
+    try:
+        bx, by, bw, bh = map(float, box)
+    except ValueError:
+        raise FormatError(f"<svg> viewBox={el.get('viewBox')!r} is not four numbers") from None
+    if bw <= 0 or bh <= 0:
+        return _translate(x, y)
+    s = min(width / bw, height / bh)
+    return _translate(x + (width - bw * s) / 2 - bx * s, y + (height - bh * s) / 2 - by * s, s, s)
+
+
+def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
+    """``(shape element, 3x3 matrix to the root's user units)`` in document order."""
+    from svgpathtools.document import CONVERSIONS
+    from svgpathtools.parser import parse_transform
+
+    ids = {el.get("id"): el for el in root.iter() if el.get("id")}
+
+    def own(el: ET.Element, matrix: np.ndarray) -> np.ndarray:
+        try:
+            return matrix @ parse_transform(el.get("transform"), strict=True)
+        except ValueError as exc:
+            raise FormatError(f"<{_local(el.tag)}> has an invalid transform {el.get('transform')!r} ({exc})"
+                              ) from None
+
+    def walk(el: ET.Element, matrix: np.ndarray, depth: int) -> Iterator[tuple[ET.Element, np.ndarray]]:
+        tag = _local(el.tag)
+        if el.get("display", "").strip() == "none":
+            return
+        if tag in CONVERSIONS:
+            yield el, own(el, matrix)
+        elif tag in _CONTAINERS:
+            matrix = own(el, matrix)
+            if tag == "svg" and el is not root:
+                matrix = matrix @ _viewport(el)
+            for child in el:
+                yield from walk(child, matrix, depth)
+        elif tag == "use":
+            ref = el.get("href") or el.get("{http://www.w3.org/1999/xlink}href") or ""
+            target = ids.get(ref[1:]) if ref.startswith("#") else None
+            if target is None:
+                return
+            if depth >= _MAX_USE_DEPTH:
+                raise FormatError(f"<use href={ref!r}> nests more than {_MAX_USE_DEPTH} deep (a cycle?)")
+            matrix = own(el, matrix) @ _translate(_number(el, "x"), _number(el, "y"))
+            if _local(target.tag) == "symbol":
+                for child in target:
+                    yield from walk(child, matrix, depth + 1)
+            else:
+                yield from walk(target, matrix, depth + 1)
+
+    yield from walk(root, np.identity(3), 0)
+
+
 def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = DEFAULT_SPACING) -> Sketch:
     """One SVG file -> ``Sketch`` (see the module docstring). The label is the root's
     ``data-label``, else ``label``, else the parent folder's name (``alarm clock/81.svg``)."""
-    from svgpathtools import Document
+    from svgpathtools import parse_path
+    from svgpathtools.document import CONVERSIONS
+    from svgpathtools.path import transform
 
     source = str(path)
     try:
-        doc = Document(source)
-        paths = doc.paths()
+        root = ET.parse(source).getroot()
     except ET.ParseError as exc:
         raise FormatError(f"invalid SVG/XML: {exc}", source=source, line=exc.position[0]) from None
-    except (ValueError, IndexError, KeyError) as exc:
-        raise FormatError(f"cannot read SVG paths: {exc}", source=source) from None
-    root = doc.tree.getroot()
-    order = {id(el): i for i, el in enumerate(root.iter())}  # svgpathtools groups paths by tag and depth
-    paths.sort(key=lambda p: order.get(id(getattr(p, "element", None)), len(order)))
-    strokes = [s for p in paths for s in sample_path(p, spacing)]
+    strokes: list[np.ndarray] = []
+    try:
+        for el, matrix in _shapes(root):
+            d = CONVERSIONS[_local(el.tag)](el)
+            if d:
+                strokes.extend(sample_path(transform(parse_path(d), matrix), spacing))
+    except FormatError as exc:
+        raise locate(exc, source) from None
+    except Exception as exc:  # noqa: BLE001 - svgpathtools raises anything on bad path data
+        raise FormatError(f"cannot read SVG paths: {type(exc).__name__}: {exc}", source=source) from None
     return Sketch(
         strokes,
         label=root.get("data-label") or label or label_from_path(path, folder=True),

@@ -270,6 +270,9 @@ class MGT(nn.Module):
         if cfg.init == "official":
             self._init_official()
 
+    max_points = MAX_POINTS
+    """The most points a sketch may have (the position embedding's size)."""
+
     @property
     def relations(self) -> tuple[str, ...]:
         """Relations the batches must carry."""

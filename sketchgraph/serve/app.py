@@ -25,8 +25,11 @@ is served alone, with no added wait.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,13 +167,24 @@ def create_app(
     clf.predict([[[0, 40, 80], [0, 30, 0]]])
     from .. import __version__
 
+    def new_batcher() -> RequestBatcher:
+        return RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.batcher.closed:  # started again after a shutdown
+            app.state.batcher = new_batcher()
+        yield
+        await asyncio.to_thread(app.state.batcher.close)  # answer what is queued, stop the worker thread
+
     app = FastAPI(
         title="sketchgraph",
         version=__version__,
         description="Free-hand sketch recognition with the Multi-Graph Transformer. Draw at `/`.",
+        lifespan=lifespan,
     )
     app.state.classifier = clf
-    app.state.batcher = batcher = RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    app.state.batcher = new_batcher()
     index_html = (STATIC / "index.html").read_text(encoding="utf-8")
 
     @app.exception_handler(SketchError)
@@ -187,7 +201,7 @@ def create_app(
     def predict(req: PredictRequest) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
         sketch = check_drawing(req.drawing, max_points)
-        preds = batcher.predict(sketch, top_k=req.top_k)
+        preds = app.state.batcher.predict(sketch, top_k=req.top_k)
         return {"predictions": [{"label": p.label, "score": p.score} for p in preds]}
 
     @app.get("/healthz")
@@ -198,7 +212,7 @@ def create_app(
     @app.get("/stats")
     def stats() -> dict:
         """Requests answered so far, the model calls that answered them, and the mean batch size."""
-        n, calls = batcher.requests, batcher.batches
+        n, calls = app.state.batcher.requests, app.state.batcher.batches
         return {"requests": n, "model_calls": calls, "mean_batch": round(n / calls, 3) if calls else None}
 
     @app.get("/classes")

@@ -81,6 +81,11 @@ class RequestBatcher:
         """``submit`` and wait: what ``SketchClassifier.predict(x, top_k)`` returns."""
         return self.submit(x, top_k).result(timeout)
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (``submit`` then raises)."""
+        return self._closed
+
     def close(self) -> None:
         """Serve what is queued, then stop the worker."""
         with self._lock:
@@ -116,14 +121,21 @@ class RequestBatcher:
                 return
 
     def _serve(self, batch: list[_Request]) -> None:
+        """Answer ``batch`` with one model call. A request whose future was cancelled while it waited
+        is left out; nothing a request does can stop the worker."""
+        batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         self.batches += 1
         self.requests += len(batch)
         try:
             ranked, problems = self.classifier.predict_usable([r.sketch for r in batch],
                                                               max(r.top_k for r in batch))
         except Exception as exc:  # not the drawings' fault (those are in problems): every request gets it
-            for request in batch:
-                request.future.set_exception(exc)
+            for request in batch:  # one exception object per request: tracebacks are per thread
+                error = RuntimeError(f"the model call failed: {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                request.future.set_exception(error)
             return
         for i, request in enumerate(batch):
             if i in problems:
