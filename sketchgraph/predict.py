@@ -90,6 +90,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
+    if path.is_file() and (path.parent / "config.json").is_file():  # its weights file or its config.json
+        return path.parent
     name = str(name_or_path)
     looked: list[Path] = []
     if path.name == name:  # a bare name, not a path: search the shipped locations
@@ -297,6 +299,8 @@ class SketchClassifier:
         sketch = as_sketch(x)
         if sketch.num_points == 0:
             raise SketchError("the drawing has no points")
+        if not all(np.isfinite(s[:, :2]).all() for s in sketch.strokes):
+            raise SketchError("the drawing has NaN or infinite coordinates")
         return sketch
 
     def graph(self, x: Any) -> SketchGraph:

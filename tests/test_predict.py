@@ -153,6 +153,21 @@ def test_bad_inputs_raise_sketch_error(clf, bad, message):
         clf.predict(bad)
 
 
+def test_a_sketch_object_with_nan_is_refused(clf):
+    """Readers refuse NaN; a Sketch built directly is checked too (a checkpoint without simplification
+    would otherwise return NaN scores)."""
+    bad = Sketch([np.array([[0, 0], [np.nan, 5]], np.float32)])
+    with pytest.raises(SketchError, match="NaN or infinite"):
+        clf.predict(bad)
+    with pytest.raises(SketchError, match="item 1: .*NaN or infinite"):
+        clf.predict_batch([shapes()[0], bad])
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_checkpoint_file_names_its_directory(tiny_checkpoint, name):
+    assert resolve_checkpoint(tiny_checkpoint / name) == tiny_checkpoint
+
+
 def test_json_text_with_a_byte_order_mark(clf):
     text = json.dumps({"drawing": shapes()[0].to_lists()})
     assert same(clf.predict("\ufeff" + text), clf.predict(text), tol=1e-9)
