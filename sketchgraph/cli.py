@@ -53,8 +53,19 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(importlib.import_module(args._module).run_cli(args) or 0)
-    except (SketchError, CheckpointError, FileNotFoundError) as exc:
+    except (SketchError, CheckpointError, OSError) as exc:  # bad input: the message says what is wrong
         print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError) as exc:  # a bad option value: the message says which
+        if os.environ.get("SKETCHGRAPH_DEBUG"):
+            raise
+        print(f"sketchgraph {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    except (TypeError, RuntimeError) as exc:  # e.g. an unknown model field, a device torch cannot use
+        if os.environ.get("SKETCHGRAPH_DEBUG"):
+            raise
+        print(f"sketchgraph {args.command}: error: {type(exc).__name__}: {exc} (SKETCHGRAPH_DEBUG=1 shows the "
+              "traceback)", file=sys.stderr)
         return 1
 
 

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from .batch import Batch
-from .formats.base import canonical_label
+from .device import usable_device
+from .formats.base import atomic_write, canonical_label
 from .model import set_backend
 
 __all__ = [
@@ -165,7 +166,8 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
     return path
 
@@ -203,6 +205,7 @@ def evaluate(
     from .checkpoint import load_checkpoint
     from .data import PreparedDataset, make_loader
 
+    device = usable_device(device)
     if isinstance(checkpoint, tuple):
         model, config = checkpoint
         ckpt_name = "<in memory>"
@@ -235,7 +238,8 @@ def evaluate(
         report["files"] = {"json": str(out / "report.json"), "confusion_png": str(out / "confusion.png")}
         plot_confusion(np.array(report["confusion_matrix"]), classes, out / "confusion.png",
                        title=f"{Path(ckpt_name).name} on {split}: top-1 {report['top1']:.2%}")
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        with atomic_write(out / "report.json", "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
+from .device import usable_device
 from .errors import CheckpointError, SketchError, UnusableSketchesError
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
@@ -239,7 +240,7 @@ class SketchClassifier:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         _check_fits(model, classes, preprocessing, graph_spec)
-        self.device = torch.device(device)
+        self.device = usable_device(device)
         self.model = model.to(self.device).eval()
         self.classes: list[str] = list(classes)
         self.preprocessing = preprocessing
@@ -268,7 +269,7 @@ class SketchClassifier:
         from .checkpoint import load_checkpoint
 
         path = resolve_checkpoint(name_or_path)
-        model, config = load_checkpoint(path, device=device)
+        model, config = load_checkpoint(path, device=usable_device(device))
         set_backend(model, backend)
         try:
             preprocessing = Preprocessing.from_dict({

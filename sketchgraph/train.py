@@ -43,6 +43,7 @@ from torch import nn
 from .augment import AugmentConfig, SketchAugment
 from .batch import Batch
 from .checkpoint import TrainState, load_train_state, save_checkpoint
+from .device import usable_device
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
 from .errors import CheckpointError
 from .graph import GraphSpec
@@ -144,8 +145,30 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class _Override:
+    """A ``--set`` value: its text as typed and the TOML literal it parses as (the text when it does not)."""
+
+    text: str
+    parsed: Any
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every ``_Override`` inside replaced by its parsed literal."""
+    if isinstance(value, _Override):
+        return value.parsed
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check / convert one value to a dataclass field's type (ints become floats, not the reverse)."""
+    """Check / convert one value to a dataclass field's type (ints become floats, not the reverse). A
+    ``--set`` value goes to a text field as typed (``out=1e3`` is ``"1e3"``, not ``"1000.0"``)."""
+    if isinstance(value, _Override):
+        quoted = isinstance(value.parsed, str)
+        value = value.text if hint in (str, bool) and not quoted else value.parsed
+    value = _plain(value)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ValueError(f"{key} must be a table of settings, got {value!r}")
@@ -206,12 +229,12 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     raise ValueError(f"{path}: unknown config format {suffix!r}; use .toml, .json or .yaml")
 
 
-def _parse_literal(text: str) -> Any:
+def _parse_literal(text: str) -> _Override:
     """A ``--set`` value: a TOML literal (``3``, ``1e-4``, ``true``, ``"s"``, ``[1, 2]``) or a bare string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return _Override(text, tomllib.loads(f"v = {text}")["v"])
     except tomllib.TOMLDecodeError:
-        return text
+        return _Override(text, text)
 
 
 def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
@@ -225,6 +248,8 @@ def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfi
         *parents, leaf = key.strip().split(".")
         node = values
         for i, part in enumerate(parents):
+            if isinstance(node.get(part), _Override):  # an earlier override set the whole table (model={})
+                node[part] = node[part].parsed
             if part not in node or not isinstance(node[part], dict):
                 raise ValueError(f"unknown setting {'.'.join(parents[: i + 1])!r} in override {item!r}")
             node = node[part]
@@ -286,7 +311,7 @@ def _device_type(name: str) -> str:
 
 
 def _resolve_device(name: str, ctx: DistContext) -> torch.device:
-    device = torch.device(_device_type(name) if name == "auto" else name)
+    device = usable_device(_device_type(name) if name == "auto" else name)
     if device.type == "cuda" and ctx.enabled and device.index is None:
         device = torch.device("cuda", ctx.local_rank)
     if device.type == "cuda":
@@ -380,6 +405,7 @@ class Trainer:
             return
         from safetensors.torch import load_model
 
+        self._check_same_data(last)
         self.state = load_train_state(last)
         try:
             load_model(self.net, str(last / "model.safetensors"), device=str(self.device))
@@ -391,6 +417,22 @@ class Trainer:
             rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
             self.history = [r for r in rows if r["epoch"] <= self.state.epoch]
         self.log(f"resumed from {last} after epoch {self.state.epoch}")
+
+    def _check_same_data(self, last: Path) -> None:
+        """``CheckpointError`` unless ``last`` was trained on a dataset like this one: the same classes, splits
+        and preprocessing (the folder may have moved)."""
+        from .checkpoint import load_config
+
+        config = load_config(last)
+        meta = getattr(self.data, "meta", {}) or {}
+        theirs = {"classes": config["classes"], "preprocessing": config.get("preprocessing"),
+                  "splits": (config.get("training") or {}).get("dataset", {}).get("splits")}
+        mine = {"classes": self.classes, "preprocessing": meta.get("preprocessing"), "splits": meta.get("splits")}
+        differ = [k for k in theirs if theirs[k] != mine[k]]
+        if differ:
+            raise CheckpointError(f"cannot resume from {last}: it was trained on another dataset (its "
+                                  f"{', '.join(differ)} differ from {self.config.data}'s); use a new --out or the "
+                                  "same --data")
 
     def write_metrics(self) -> None:
         """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""

@@ -21,6 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .formats.base import atomic_write
 from .graph import FLAG_END, GraphSpec, SketchGraph, build_graph, relation_masks
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
@@ -87,7 +88,8 @@ def _save(fig: Figure, path: str | Path | None, dpi: int) -> Figure:
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, format="png")
+        with atomic_write(path, "wb") as f:  # a killed run leaves no half-written PNG
+            fig.savefig(f, dpi=dpi, format="png")
     return fig
 
 

@@ -51,12 +51,12 @@ def write_records(path: Path, records: list) -> Path:
 
 
 def make_files(root: Path, style: str = "simplified", n: int = 30, seed: int = 0, suffix: str = "") -> list[Path]:
-    """One ndjson file per class with ``n`` random records (key ids unique across classes)."""
+    """One ndjson file per class with ``n`` random records (key ids unique across classes and seeds)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     return [
         write_records(root / f"{c}{suffix}.ndjson",
-                      [random_record(rng, style, c, f"{ci}{i:05d}") for i in range(n)])
+                      [random_record(rng, style, c, f"{seed}{ci}{i:05d}") for i in range(n)])
         for ci, c in enumerate(CLASSES)
     ]
 
@@ -295,10 +295,15 @@ def test_splits_by_key_id(tmp_path):
     assert info.counts["not_selected"] == 3  # the 10th record of each class is in no split file
     ds = PreparedDataset(info.path)
     valid = ds.split("valid")
-    assert sorted(valid.sketch(j).key_id for j in range(len(valid))) == ["000006", "100006", "200006"]
+    assert sorted(valid.sketch(j).key_id for j in range(len(valid))) == ["0000006", "0100006", "0200006"]
     assert ds.meta["split_method"]["kind"] == "keys" and ds.meta["split_method"]["key_ids"] == 27
-    write_records(splits / "cat_test.ndjson", [{"key_id": "000000"}])  # also in train
-    with pytest.raises(SketchError, match="000000"):
+    assert ds.meta["split_method"]["key_ids_found"] == 27
+    with open(splits / f"{CLASSES[0]}_valid.ndjson", "a") as f:
+        f.write(json.dumps({"key_id": "nowhere"}) + "\n")
+    method = run(files, tmp_path / "more", split_files=splits).meta["split_method"]
+    assert (method["key_ids"], method["key_ids_found"]) == (28, 27)
+    write_records(splits / "cat_test.ndjson", [{"key_id": "0000000"}])  # also in train
+    with pytest.raises(SketchError, match="0000000"):
         run(files, tmp_path / "dup", split_files=splits)
 
 
@@ -486,3 +491,113 @@ def test_partition_by_length_pads_less_than_fixed_batches():
         partition_by_length(np.array([3, 1]), 4)
     with pytest.raises(ValueError, match="max_batch"):
         partition_by_length(np.array([1]), 0)
+
+
+# ---------------------------------------------------------------------------------------- repeated drawings
+def stored_keys(path: Path) -> dict[str, list[str]]:
+    ds = PreparedDataset(path)
+    return {name: sorted(ds.split(name).sketch(j).key_id for j in range(len(ds.split(name))))
+            for name in ds.meta["splits"]}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_drawing_repeated_within_and_across_files_is_stored_once(tmp_path, small_chunks, workers):
+    """Copies of a drawing (same Quick, Draw! key_id) never land in two splits: the first in input order is kept,
+    every repeat is a "duplicate" error with its line, and the protocol still gets its counts of distinct drawings."""
+    files = make_files(tmp_path / "in", n=30)
+    lines = files[0].read_text().splitlines()
+    files[0].write_text("\n".join(lines + lines[:5]) + "\n")  # 5 repeats at the end of the same file (lines 31-35)
+    copy = tmp_path / "in" / "zz_copy.ndjson"
+    copy.write_text("\n".join(lines[10:20]) + "\n")  # 10 repeats in another file
+    info = run(sorted((tmp_path / "in").iterdir()), tmp_path / "out", protocol="train=20,valid=5,test=5",
+               workers=workers)
+    keys = stored_keys(info.path)
+    every = [k for name in keys for k in keys[name]]
+    assert len(every) == len(set(every)) == 30 * len(CLASSES)
+    assert info.counts["duplicate"] == 15 and info.counts["malformed"] == 0
+    errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    repeats = [(Path(e["source"]).name, e["line"]) for e in errors if e["kind"] == "duplicate"]
+    want = [(files[0].name, n) for n in range(31, 36)] + [(copy.name, n) for n in range(1, 11)]
+    assert sorted(repeats) == sorted(want)
+    assert all("the first is kept" in e["message"] for e in errors)
+    again = run(sorted((tmp_path / "in").iterdir()), tmp_path / "again", protocol="train=20,valid=5,test=5")
+    assert stored_keys(again.path) == keys  # the same drawings whatever the worker count
+
+
+def test_one_file_named_twice_is_read_once(tmp_path, monkeypatch):
+    files = make_files(tmp_path / "in", n=5)
+    monkeypatch.chdir(tmp_path)
+    info = run([tmp_path / "in", Path("in") / files[0].name, files[0]], tmp_path / "out")
+    assert info.num_sketches == 5 * len(CLASSES) and info.counts["duplicate"] == 0
+    assert len(info.meta["sources"]) == len(CLASSES)
+
+
+def test_output_inside_an_input_folder_is_not_read_back(tmp_path):
+    make_files(tmp_path / "in", n=5)
+    first = run([tmp_path / "in"], tmp_path / "in" / "prep")
+    second = run([tmp_path / "in"], tmp_path / "in" / "prep", overwrite=True)
+    assert (first.counts, first.num_sketches) == (second.counts, second.num_sketches)
+    assert [s["path"] for s in second.meta["sources"]] == [s["path"] for s in first.meta["sources"]]
+
+
+def test_a_shard_is_incomplete_while_it_is_rewritten(tmp_path, monkeypatch):
+    """Shard.save removes the old sidecar first, so a kill while the new arrays are written leaves no old
+    sidecar paired with new data."""
+    from sketchgraph.data.shard import Shard
+
+    stem = tmp_path / "000000"
+    Shard.empty().save(stem, {"fingerprint": "old"})
+    assert Shard.load_info(stem)["fingerprint"] == "old"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Shard.empty().save(stem, {"fingerprint": "new"})
+    assert Shard.load_info(stem) is None
+
+
+def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
+    """A .json document is read whole: a drawing the simplification refuses is reported with its own record
+    number even after malformed records."""
+    rng = np.random.default_rng(3)
+    records = [random_record(rng, "raw", "cat", "k0"), {"word": "cat"}, random_record(rng, "raw", "cat", "k2"),
+               {"word": "cat", "key_id": "bad", "drawing": DEGENERATE}, random_record(rng, "raw", "cat", "k4")]
+    (tmp_path / "cat.json").write_text(json.dumps(records))
+    info = run([tmp_path / "cat.json"], tmp_path / "out", preprocessing=Preprocessing())
+    assert info.num_sketches == 3
+    errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert [(e["line"], e["kind"]) for e in errors] == [(None, "malformed"), (4, "malformed")]
+    assert "record 2" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("args, rc, message", [
+    (["--protocol", "train=5,train=7"], 2, "names split 'train' twice"),
+    (["--protocol", "train=abc"], 2, "must be a number"),
+    (["--split-files", "nosuchdir"], 1, "no such split file or directory: nosuchdir"),
+    (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
+    (["--max-points", "0"], 1, "max_points must be a positive integer"),
+    (["--epsilon", "-1"], 1, "epsilon must be a positive number"),
+])
+def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
+    make_files(tmp_path / "in", n=3)
+    args = ["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--quiet",
+            *(str(tmp_path / "in") if a == "SPLITS" else a for a in args)]
+    if rc == 2:  # argparse refuses the option value itself
+        with pytest.raises(SystemExit) as exit_:
+            cli_main(args)
+        assert exit_.value.code == 2
+    else:
+        assert cli_main(args) == rc
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_into_the_current_folder_names_it(tmp_path, monkeypatch, capsys):
+    make_files(tmp_path / "in", n=3)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", ".", "--quiet"]) == 0
+    assert is_prepared(tmp_path / "here") and not (tmp_path / "here.partial").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 
 from sketchgraph.augment import AugmentConfig
 from sketchgraph.checkpoint import load_checkpoint, load_train_state
+from sketchgraph.errors import CheckpointError
 from sketchgraph.train import TrainConfig, apply_overrides, config_from_dict, learning_rate, load_train_config, train
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -80,6 +82,19 @@ def test_overrides_are_typed_by_the_dataclass():
 def test_bad_overrides_are_reported(override, message):
     with pytest.raises(ValueError, match=message):
         apply_overrides(TrainConfig(), [override])
+
+
+@pytest.mark.parametrize("override, field, want", [
+    ("out=1e3", "out", "1e3"),  # a text field takes the text as typed, not a number made text again
+    ("out=0x1F", "out", "0x1F"),
+    ('out="quoted"', "out", "quoted"),
+    ("train_split=true", "train_split", "true"),
+    ("bf16=1", "bf16", True),
+    ("bf16=off", "bf16", False),
+    ("lr=1e3", "lr", 1000.0),
+])
+def test_override_text_reaches_text_fields_unchanged(override, field, want):
+    assert getattr(apply_overrides(TrainConfig(), [override]), field) == want
 
 
 def test_config_round_trips_through_its_dict():
@@ -205,6 +220,19 @@ def test_resume_of_a_finished_run_does_nothing(easy_prepared, tmp_path):
     assert (again.stop_reason, again.epochs, len(again.history)) == ("already_done", 1, 1)
 
 
+def test_resume_refuses_another_dataset(easy_prepared, tmp_path):
+    from sketchgraph.data import prepare
+    from sketchgraph.synthetic import write_dataset
+
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=1", "batch_size=64")
+    train(cfg)
+    write_dataset(tmp_path / "raw", 10, seed=1, splits={"train": 6, "valid": 2, "test": 2},
+                  classes=["circle", "square", "zigzag", "cross"])
+    other = prepare(tmp_path / "raw", tmp_path / "other", workers=1, progress=False).path
+    with pytest.raises(CheckpointError, match="trained on another dataset .*splits differ"):
+        train(dataclasses.replace(cfg, data=str(other), epochs=2, resume=True))
+
+
 def test_early_stopping(easy_prepared, tmp_path):
     # a learning rate of 1e-12 leaves the predictions unchanged: no epoch after the first improves
     result = train(tiny(easy_prepared, tmp_path / "r", "epochs=10", "batch_size=64", "lr=1e-12",
@@ -231,6 +259,24 @@ def test_cli(easy_prepared, tmp_path, capsys):
     command = config["training"]["command"]
     assert command.startswith("sketchgraph train ") and "--epochs 1" in command and "--set model.layers=2" in command
     assert command in (out / "last" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "lr=abc"], "lr must be a number, got 'abc'"),
+    (["--set", "nosuch=1"], r"unknown setting\(s\) \['nosuch'\]"),
+    (["--set", "epochs=0"], "epochs must be >= 1"),
+    (["--set", "model.nosuch=1"], "TypeError: .*nosuch"),
+    (["--set", "train_split=nosuch"], "no split 'nosuch'"),
+    (["--device", "cuda:7"], "device 'cuda:7'"),
+])
+def test_cli_reports_bad_settings_without_a_traceback(easy_prepared, tmp_path, capsys, args, message):
+    from sketchgraph.cli import main
+
+    rc = main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(tmp_path / "r"),
+               "--epochs", "1", "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("sketchgraph train: error: ") and "Traceback" not in err
+    assert re.search(message, err), err
 
 
 @pytest.mark.parametrize("preset,overrides", [

@@ -36,7 +36,7 @@ from ..errors import SketchError
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from . import sources as _sources
-from .reading import ReadOptions, init_worker, run_task, run_task_global
+from .reading import KEYED_FORMATS, ReadOptions, init_worker, run_task, run_task_global
 from .shard import Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
@@ -146,9 +146,15 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     lines = [
         f"prepared {info.num_sketches:,} sketches, {len(info.classes)} classes ({splits}) -> {out}",
         f"  read {c['read']:,} records in {info.seconds:.1f} s ({info.sketches_per_second:,.0f}/s); "
-        f"malformed {c['malformed']:,}, empty dropped {c['empty']:,}, not selected {c['not_selected']:,}, "
+        f"malformed {c['malformed']:,}, empty dropped {c['empty']:,}, repeated key_ids dropped {c['duplicate']:,}, "
+        f"not selected {c['not_selected']:,}, "
         f"truncated at the point cap {c['truncated']:,} ({c['dropped_points']:,} points)",
     ]
+    method = info.meta.get("split_method", {})
+    if method.get("kind") == "keys" and method["key_ids_found"] < method["key_ids"]:
+        missing = method["key_ids"] - method["key_ids_found"]
+        lines.append(f"  split files list {method['key_ids']:,} key_ids; {missing:,} of them are in no input "
+                     "(or were malformed, empty or repeated)")
     if info.resumed_files:
         lines.append(f"  resumed: {info.resumed_files} source files taken from the cache")
     bad = [e for e in errors if e["kind"] == "malformed"]
@@ -201,13 +207,15 @@ def prepare(
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
+    if out.name in ("", ".", ".."):
+        out = out.resolve()  # "." or "..": name the folder, so DIR.partial sits beside it
     partial = out.with_name(out.name + ".partial")
     if is_prepared(out) and not overwrite:
         raise FileExistsError(f"{out} already holds a prepared dataset; pass overwrite=True (--overwrite)")
     if out.exists() and not is_prepared(out) and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not a prepared dataset; refusing to replace it")
     proto = parse_protocol(protocol)
-    sources = expand_inputs(inputs, format)
+    sources = expand_inputs(inputs, format, exclude=[out, partial])
     if not sources:
         raise SketchError(f"no sketch files in {inputs}")
     method = _split_method(split_files, proto, sources)
@@ -219,6 +227,7 @@ def prepare(
     shards, infos, resumed = _read_sources(sources, options, partial / "shards", workers, progress)
     owner = np.concatenate([np.full(len(sh), i, np.int64) for i, sh in enumerate(shards)])  # (S,) source index
     everything = Shard.concat(shards)
+    everything, owner = _drop_repeats(everything, owner, sources)
     split_of = _assign_splits(everything, method, proto, sources, owner)
     keep = split_of != ""
     final = everything if keep.all() else everything.select(keep)
@@ -235,7 +244,8 @@ def prepare(
     d = final.data
     counts = {
         "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
-        "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - len(final)),
+        "duplicate": int(stats["duplicate"]),
+        "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
         "kept": len(final), "truncated": int((d.dropped > 0).sum()), "dropped_points": int(d.dropped.sum()),
     }
     kept = np.bincount(owner, minlength=len(sources))
@@ -246,7 +256,9 @@ def prepare(
         split_method.update(protocol=proto.to_dict(), seed=seed)
     elif method == "keys":
         named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
-        split_method.update(split_files=sorted(Path(p).as_posix() for p in named), key_ids=len(keys))
+        found = len(set(final.key_ids.tolist()) & keys.keys())
+        split_method.update(split_files=sorted(Path(p).as_posix() for p in named), key_ids=len(keys),
+                            key_ids_found=found)
     meta = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
@@ -306,6 +318,34 @@ def _read_sources(sources: list[Source], options: ReadOptions, shard_dir: Path, 
                 infos[src.index] = Shard.load_info(stems[src.index])
     shards = [done[s.index] if s.index in done else Shard.load(stems[s.index]) for s in sources]
     return shards, infos, len(sources) - len(todo)
+
+
+def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tuple[Shard, np.ndarray]:
+    """``shard`` and ``owner`` without the sketches whose key_id (a Quick, Draw! drawing id, see
+    ``KEYED_FORMATS``) an earlier source or task already gave; each repeat is reported as a ``duplicate``
+    error and counted. The first in input order is kept, whatever the number of workers."""
+    keyed = np.array([sources[i].format in KEYED_FORMATS for i in range(len(sources))], dtype=bool)
+    idx = np.flatnonzero(keyed[owner] & (shard.key_ids != "")) if len(shard) else np.zeros(0, np.int64)
+    keys = shard.key_ids[idx]
+    _, first = np.unique(keys, return_index=True)
+    if len(first) == len(idx):
+        return shard, owner
+    repeat = np.ones(len(idx), dtype=bool)
+    repeat[first] = False
+    where = {k: (i, int(shard.order[i])) for k, i in zip(keys[first].tolist(), idx[first].tolist())}
+    for i in idx[repeat].tolist():
+        key = str(shard.key_ids[i])
+        j, line = where[key]
+        source = sources[owner[i]].path.as_posix()
+        shard.errors.append({
+            "source": source, "line": int(shard.order[i]), "kind": "duplicate",
+            "message": f"{source}:{int(shard.order[i])}: key_id {key} repeats "
+                       f"{sources[owner[j]].path.as_posix()}:{line}; the first is kept",
+        })
+    shard.stats["duplicate"] += int(repeat.sum())
+    keep = np.ones(len(shard), dtype=bool)
+    keep[idx[repeat]] = False
+    return shard.select(keep), owner[keep]
 
 
 def _assign_splits(shard: Shard, method: str, protocol: Protocol | None, sources: list[Source], owner: np.ndarray

@@ -73,16 +73,49 @@ def _parse_lines(lines: list[tuple[int, bytes]], task: Task, errors: list[Format
 
 
 def _file_records(task: Task, errors: list[FormatError]) -> Iterator[tuple[int, Sketch]]:
-    """``(record number, sketch)`` for a whole file through ``read_sketches``."""
+    """``(record number, sketch)`` for a whole file through ``read_sketches``; records it reported as
+    malformed or empty count too, so the numbers are the file's."""
     src = task.source
-    yield from enumerate(read_sketches(src.path, src.format, label=src.label, on_error=errors.append), 1)
+    first = len(errors)
+    for n, sketch in enumerate(read_sketches(src.path, src.format, label=src.label, on_error=errors.append), 1):
+        yield n + len(errors) - first, sketch
+
+
+KEYED_FORMATS = frozenset({"simplified", "raw", "spg", "bin"})
+"""Formats whose ``key_id`` is the record's own (Quick, Draw!'s drawing id), so a repeat is the same drawing.
+Other readers make key ids up (``train/0`` in every ``.npz``, an SVG's file stem)."""
+
+
+class DuplicateKeyError(FormatError):
+    """A record repeats the ``key_id`` of one read before it; the first is kept."""
 
 
 def _error_record(err: FormatError) -> dict[str, Any]:
-    return {
-        "source": err.source, "line": err.line,
-        "kind": "empty" if isinstance(err, EmptySketchError) else "malformed", "message": str(err),
-    }
+    kind = "empty" if isinstance(err, EmptySketchError) else "duplicate" if isinstance(err, DuplicateKeyError) \
+        else "malformed"
+    return {"source": err.source, "line": err.line, "kind": kind, "message": str(err)}
+
+
+def _first_keys(rec: _Records, task: Task, usable: np.ndarray, errors: list[FormatError]) -> np.ndarray:
+    """``usable`` without the records that repeat an earlier record's key_id in this task (each reported),
+    so a protocol samples distinct drawings. Repeats across tasks are dropped when the shards are merged."""
+    if task.source.format not in KEYED_FORMATS:
+        return usable
+    idx = np.flatnonzero(usable & (rec.key_ids != ""))
+    keys = rec.key_ids[idx]
+    _, first = np.unique(keys, return_index=True)
+    if len(first) == len(idx):
+        return usable
+    repeat = np.ones(len(idx), dtype=bool)
+    repeat[first] = False
+    first_line = dict(zip(keys[first].tolist(), rec.order[idx[first]].tolist()))
+    for i in idx[repeat].tolist():
+        key = str(rec.key_ids[i])
+        errors.append(DuplicateKeyError(f"key_id {key} repeats line {first_line[key]}; the first is kept",
+                                        source=str(task.source.path), line=int(rec.order[i])))
+    usable = usable.copy()
+    usable[idx[repeat]] = False
+    return usable
 
 
 @dataclass
@@ -156,14 +189,15 @@ def run_task(task: Task, options: ReadOptions) -> Shard:
     errors: list[FormatError] = []
     rec = _records(task, options, errors)
     read = len(rec.order) + len(errors)
-    usable = _usable(rec, options, task, errors)
+    usable = _first_keys(rec, task, _usable(rec, options, task, errors), errors)
     keep, tags, prio = _select(rec, options, task, usable)
     if rec.flat is not None:
         data = preprocess_flat(rec.flat.take(np.flatnonzero(keep)), options.preprocessing)
     else:
         data = preprocess_reference([sk for sk, k in zip(rec.sketches, keep.tolist()) if k], options.preprocessing)
     n_empty = sum(isinstance(e, EmptySketchError) for e in errors)
-    stats = Counter(read=read, malformed=len(errors) - n_empty, empty=n_empty,
+    n_repeat = sum(isinstance(e, DuplicateKeyError) for e in errors)
+    stats = Counter(read=read, malformed=len(errors) - n_empty - n_repeat, empty=n_empty, duplicate=n_repeat,
                     not_selected=int((usable & ~keep).sum()))
     return Shard(data, rec.labels[keep], rec.key_ids[keep], tags[keep], rec.recognized[keep], rec.order[keep],
                  prio[keep], stats=stats, errors=[_error_record(e) for e in errors])

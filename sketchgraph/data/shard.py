@@ -21,9 +21,9 @@ from .flat import FlatPrepared
 
 __all__ = ["Shard", "STAT_KEYS"]
 
-STAT_KEYS = ("read", "malformed", "empty", "not_selected")
+STAT_KEYS = ("read", "malformed", "empty", "duplicate", "not_selected")
 """Counters a shard carries: records seen (blank lines excluded), malformed records skipped, empty
-drawings dropped, and well-formed sketches a split rule or protocol left out."""
+drawings dropped, repeats of a key_id read before, and well-formed sketches a split rule or protocol left out."""
 
 
 @dataclass
@@ -92,12 +92,14 @@ class Shard:
 
     # ------------------------------------------------------------------ cache files
     def save(self, stem: Path, info: dict[str, Any]) -> None:
-        """Write ``stem.npz`` then ``stem.json`` (``info`` + counters + errors), each atomically."""
+        """Write ``stem.npz`` then ``stem.json`` (``info`` + counters + errors), each atomically; the shard is
+        complete (``load_info``) only once the sidecar is written."""
         d = self.data
         arrays = dict(coords=d.coords, flags=d.flags, lengths=d.lengths, dropped=d.dropped,
                       **{k: getattr(self, k) for k in self._PER_SKETCH})
         if d.times is not None:
             arrays["times"] = d.times
+        stem.with_suffix(".json").unlink(missing_ok=True)  # a kill below must not pair an old sidecar with new data
         tmp = stem.with_name(stem.name + ".tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, stem.with_suffix(".npz"))

@@ -64,25 +64,30 @@ class Task:
     last: bool = True
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], format: str | None = None
-                  ) -> list[Source]:
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], format: str | None = None,
+                  *, exclude: Iterable[str | os.PathLike[str]] = ()) -> list[Source]:
     """Files named by ``inputs`` (files, or folders walked recursively for sketch files), sorted and
-    de-duplicated, with their format (``format`` or sniffed) and name-derived label and split."""
+    de-duplicated (one file named twice, under any spelling, is read once), with their format (``format``
+    or sniffed) and name-derived label and split. Files under an ``exclude`` folder (``prepare``'s own
+    output) are left out of folder walks."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    files: set[Path] = set()
+    skip = [Path(e).resolve() for e in exclude]
+    files: dict[Path, Path] = {}  # resolved -> as named
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.update(sketch_files(p))
+            walked = [f for f in sketch_files(p) if not any(f.resolve().is_relative_to(e) for e in skip)]
         elif p.is_file():
-            files.add(p)
+            walked = [p]
         else:
             raise FileNotFoundError(f"no such file or directory: {p}")
+        for f in walked:
+            files.setdefault(f.resolve(), f)
     out = []
-    for i, p in enumerate(sorted(files, key=lambda q: q.as_posix())):
+    for i, p in enumerate(sorted(files.values(), key=lambda q: q.as_posix())):
         fmt = detect_format(p) if format in (None, "ndjson") else format
         st = p.stat()
         label = label_from_path(p, folder=fmt == "svg", spg=fmt == "spg")

@@ -111,7 +111,12 @@ def parse_protocol(spec: str | Mapping[str, int | float] | Protocol | None) -> P
         if not sep or not name.strip():
             raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)} or like 'train=650,valid=50,test=100', "
                              f"got {spec!r}")
-        v = float(value)
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"protocol size of {name.strip()!r} must be a number, got {value!r}") from None
+        if name.strip() in sizes:
+            raise ValueError(f"protocol names split {name.strip()!r} twice: {spec!r}")
         sizes[name.strip()] = int(v) if v.is_integer() and "." not in value else v
     return Protocol(sizes)
 
@@ -134,6 +139,8 @@ def read_split_keys(source: str | Path | Iterable[str | Path]) -> dict[str, str]
         raise SketchError(f"no split files (<class>_<split>.ndjson) in {source}")
     keys: dict[str, str] = {}
     for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such split file or directory: {path}")
         split = split_of_name(path)
         if split is None:
             raise SketchError(f"{path}: a split file's name must end in _train, _valid or _test")
