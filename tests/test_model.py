@@ -111,6 +111,36 @@ def test_dense_and_dgl_agree_in_float32_for_the_default():
         torch.testing.assert_close(grads_dgl[k], grads_dense[k], rtol=1e-5, atol=1e-5, msg=k)
 
 
+@pytest.mark.parametrize("name", ["mgt-paper", "mgt"])
+def test_dense_and_dgl_agree_under_bfloat16_autocast(name):
+    """Raw 0..255 coordinates give attention scores far below -88: DGL's bfloat16 edge softmax alone returns
+    NaN there, so the DGL backend takes it in float32 and agrees with the dense one."""
+    torch.manual_seed(0)
+    model = build_model(name, 5, **SMALL[name]).eval()
+    batch = random_batch([30, 100, 12])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        dense = model.set_backend("dense")(batch).float()
+        dgl = model.set_backend("dgl")(batch).float()
+    assert torch.isfinite(dgl).all()
+    torch.testing.assert_close(dgl, dense, rtol=0.05, atol=0.05)
+
+
+def test_batch_norm_trains_on_a_batch_of_one_point():
+    """A training batch whose only valid node is one point cannot have batch statistics: the running ones
+    normalise it instead of an error."""
+    model = build_model("mgt-small", 5, **SMALL["mgt-small"]).train()
+    out = model(random_batch([1]))
+    assert out.shape == (1, 5) and torch.isfinite(out).all()
+
+
+def test_normalize_coords_is_finite_in_float16_on_padding():
+    from sketchgraph.model import normalize_coords
+
+    coords = torch.tensor([[[5.0, 5.0], [0.0, 0.0]]], dtype=torch.float16)  # a one-point sketch, one padding row
+    out = normalize_coords(coords, torch.tensor([[True, False]]))
+    assert torch.equal(out, torch.zeros_like(out))
+
+
 @pytest.mark.parametrize("backend", ["dense", "dgl"])
 @pytest.mark.parametrize("name", ["mgt", "mgt-paper", "gt-full"])
 def test_attention_follows_the_graph_relations(name, backend):

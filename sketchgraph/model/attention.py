@@ -152,7 +152,11 @@ class GraphAttention(nn.Module):
             with sg.local_scope():
                 sg.ndata["q"], sg.ndata["k"], sg.ndata["v"] = q[:, heads], k[:, heads], v[:, heads]
                 sg.apply_edges(fn.u_dot_v("k", "q", "s"))  # (E, heads, 1) q_i . k_j
-                a = edge_softmax(sg, sg.edata["s"])  # (E, heads, 1) softmax over each query's in-edges
+                # (E, heads, 1) softmax over each query's in-edges, in float32: DGL 1.1's CPU kernel gets bfloat16
+                # wrong when all of a node's scores are below about -88 (inf / NaN weights)
+                s = sg.edata["s"]
+                low = s.dtype in (torch.bfloat16, torch.float16)
+                a = edge_softmax(sg, s.float()).to(s.dtype) if low else edge_softmax(sg, s)
                 if need_weights:
                     weights[rel] = self._dense_weights(sg, a, node_index, B, N)
                 sg.edata["a"] = dropout(a, self.attn_dropout, self.training)

@@ -144,7 +144,7 @@ def normalize_coords(coords: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     hi = coords.masked_fill(~m, -big).amax(1, keepdim=True)  # (B, 1, 2)
     centre = (lo + hi) / 2
     half = ((hi - lo).amax(-1, keepdim=True) / 2).clamp(min=1e-6)  # (B, 1, 1)
-    return ((coords - centre) / half) * m
+    return torch.where(m, (coords - centre) / half, 0.0)  # not "* m": inf * 0 on padding in float16
 
 
 def stroke_deltas(xy: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
@@ -174,7 +174,12 @@ class Norm(nn.Module):
             return self.norm(x)
         B, N, D = x.shape
         index = valid.reshape(-1).nonzero().squeeze(1)  # (V,) flat b * N + i of the valid nodes
-        y = self.norm(x.reshape(B * N, D).index_select(0, index))  # (V, D): batch statistics over valid nodes
+        xs = x.reshape(B * N, D).index_select(0, index)  # (V, D)
+        if self.training and len(index) < 2:  # batch statistics need two nodes: this batch uses the running ones
+            bn = self.norm
+            y = nn.functional.batch_norm(xs, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        else:
+            y = self.norm(xs)  # (V, D): batch statistics over valid nodes
         return x.new_zeros(B * N, D).index_copy(0, index, y).view(B, N, D)  # padding rows 0
 
 
