@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -166,3 +167,31 @@ def test_arguments_and_close(clf):
     assert same(pending.result(0), clf.predict(sketch(1)))
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(sketch(0))
+
+
+def test_live_server_batches_more_requests_than_its_thread_pool(clf):
+    """The endpoint awaits its answer instead of holding a worker thread (the framework's pool has 40), so 60
+    requests queued behind a busy model go through one call, and /healthz answers meanwhile."""
+    import httpx
+
+    from sketchgraph.serve import create_app, running_server
+
+    gated = Gated(clf)
+    app = create_app(clf)
+    app.state.batcher.close()
+    app.state.batcher = RequestBatcher(gated, max_batch=64)
+    body = {"drawing": [[[0, 50, 100], [0, 80, 0]]], "top_k": 2}
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        with ThreadPoolExecutor(61) as pool:
+            first = pool.submit(http.post, "/predict", json=body)
+            assert gated.entered.wait(30)
+            rest = [pool.submit(http.post, "/predict", json=body) for _ in range(60)]
+            deadline = time.monotonic() + 30
+            while app.state.batcher._queue.qsize() < 60 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert http.get("/healthz").status_code == 200  # not starved while 60 requests wait
+            gated.gate.set()
+            answers = [f.result(60) for f in [first, *rest]]
+    assert all(r.status_code == 200 for r in answers)
+    assert gated.sizes == [1, 60]
+    app.state.batcher.close()

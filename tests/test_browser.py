@@ -136,3 +136,102 @@ def test_touch_pointer_events(page):
     page.wait_for_selector(SETTLED, state="attached")
     assert page.locator(PREDICTIONS).count() == 5
     assert page.inner_text("#status").startswith("1 stroke,")
+
+
+def fire_pointers(page, events) -> None:
+    """Dispatch synthetic touch pointer events ``(type, pointerId, x, y)`` on the canvas, in order."""
+    page.evaluate(
+        """(events) => {
+            const pad = document.getElementById('pad');
+            const r = pad.getBoundingClientRect();
+            for (const [type, id, x, y] of events) pad.dispatchEvent(new PointerEvent(type, {
+                bubbles: true, cancelable: true, pointerId: id, pointerType: 'touch', isPrimary: id === 1,
+                button: type === 'pointermove' ? -1 : 0, buttons: type === 'pointerup' ? 0 : 1,
+                clientX: r.left + pad.clientLeft + x, clientY: r.top + pad.clientTop + y}));
+        }""",
+        events,
+    )
+
+
+def posted(page, action) -> list:
+    """The drawings POSTed to predict while ``action`` runs and the page settles."""
+    bodies = []
+
+    def record(req):
+        if req.url.endswith("/predict"):
+            bodies.append(json.loads(req.post_data)["drawing"])
+
+    page.on("request", record)
+    try:
+        action()
+        page.wait_for_selector(SETTLED, state="attached")
+    finally:
+        page.remove_listener("request", record)
+    return bodies
+
+
+def test_a_second_finger_does_not_spoil_the_stroke(page):
+    page.click("#clear")
+    events = [("pointerdown", 1, 50, 50), ("pointerdown", 2, 300, 300)]
+    for i in range(1, 11):
+        events += [("pointermove", 1, 50 + 10 * i, 50), ("pointermove", 2, 300, 300 - 10 * i)]
+    events += [("pointerup", 2, 300, 200)] + [("pointermove", 1, 150, 50 + 10 * i) for i in range(1, 6)]
+    events += [("pointerup", 1, 150, 100)]
+    bodies = posted(page, lambda: fire_pointers(page, events))
+    (stroke,) = bodies[-1]  # one stroke: the first finger's
+    assert stroke[0] == [50 + 10 * i for i in range(11)] + [150] * 5
+    assert stroke[1] == [50] * 11 + [50 + 10 * i for i in range(1, 6)]
+
+
+def test_undo_to_empty_ignores_the_answer_still_on_its_way(page):
+    page.click("#clear")
+    page.evaluate("""() => {  // every answer reaches the page 800 ms late
+        window.__fetch = window.__fetch || window.fetch;
+        window.fetch = (...a) => window.__fetch(...a).then((res) => new Promise((r) => setTimeout(() => r(res), 800)));
+    }""")
+    try:
+        with page.expect_request("**/predict"):
+            fire_pointers(page, [("pointerdown", 1, 50, 50), ("pointermove", 1, 150, 80), ("pointerup", 1, 200, 90)])
+        page.click("#undo")
+        page.wait_for_timeout(1500)
+        assert page.locator(PREDICTIONS).count() == 0 and page.inner_text("#status") == "Draw something."
+        assert page.locator("#error").is_hidden()
+    finally:
+        page.evaluate("() => { window.fetch = window.__fetch; }")
+
+
+def test_a_smaller_window_rescales_the_drawing(page):
+    page.click("#clear")
+    draw(page, HOUSE)
+    page.wait_for_selector(SETTLED, state="attached")
+    before = page.evaluate("() => document.getElementById('pad').clientWidth")
+    try:
+        page.set_viewport_size({"width": 420, "height": 720})
+        after = page.evaluate("() => document.getElementById('pad').clientWidth")
+        bodies = posted(page, lambda: fire_pointers(page, [("pointerdown", 1, 10, 10), ("pointermove", 1, 30, 30),
+                                                           ("pointerup", 1, 30, 30)]))
+        xs = [x for s in bodies[-1] for x in s[0]]
+        assert after < before and len(bodies[-1]) == 4
+        assert max(xs) == pytest.approx(330 * after / before, abs=1)  # the house shrank with the canvas
+    finally:
+        page.set_viewport_size({"width": 1000, "height": 720})
+
+
+def test_the_page_works_under_a_sub_path_and_stops_at_the_point_limit(page, clf):
+    from fastapi import FastAPI
+
+    parent = FastAPI()
+    parent.mount("/sketch", create_app(clf, max_points=40))
+    with running_server(parent) as url:
+        other = page.context.new_page()
+        try:
+            other.goto(url + "/sketch/")
+            other.wait_for_function("() => document.getElementById('classes').textContent.length > 0")
+            draw(other, HOUSE[:1])
+            other.wait_for_selector(SETTLED, state="attached")
+            assert other.locator(PREDICTIONS).count() == 5  # static files and the API found under /sketch
+            bodies = posted(other, lambda: draw(other, HOUSE[1:] * 4))
+            assert sum(len(s[0]) for s in bodies[-1]) <= 40
+            assert "point limit" in other.inner_text("#error")
+        finally:
+            other.close()

@@ -51,7 +51,7 @@ def assert_same(got: list[dict], want: list[dict]) -> None:
 
 # ------------------------------------------------------------------------------------------ endpoints
 def test_healthz_and_classes(client, clf):
-    assert client.get("/healthz").json() == {"status": "ok", "model": clf.name, "classes": 5}
+    assert client.get("/healthz").json() == {"status": "ok", "model": clf.name, "classes": 5, "max_points": 500}
     assert client.get("/classes").json() == {"classes": clf.classes}
 
 
@@ -120,6 +120,8 @@ def test_default_top_k_is_5(client):
     ({"drawing": [[["a", "b"], [1, 2]]]}, "valid number"),
     ({"drawing": HOUSE, "top_k": 0}, "greater than or equal to 1"),
     ({"drawing": HOUSE, "top_k": 1000}, "less than or equal to"),
+    ({"drawing": HOUSE, "top_k": True}, "valid integer"),
+    ({"drawing": HOUSE, "top_k": "3"}, "valid integer"),
     ({"top_k": 3}, "drawing"),
     ({"drawing": [[list(range(501)), list(range(501))]]}, "at most 500"),
     ({"drawing": [[[1e300, 2], [1, 2]]]}, "larger than 1e9"),
@@ -236,6 +238,20 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 
 
 @pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
+@pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"]])
+def test_cli_refuses_impossible_ports_and_limits(args, capsys):
+    parser = argparse.ArgumentParser()
+    app_mod.configure_parser(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(args)
+    assert "is not in" in capsys.readouterr().err
+
+
+def test_create_app_refuses_a_body_limit_below_one_byte(clf):
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        create_app(clf, max_body_bytes=0)
+
+
 def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     import uvicorn
 

@@ -6,7 +6,7 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
   ``{"predictions": [{"label": str, "score": float}, ...]}`` (best first, scores are probabilities).
   Coordinates are raw canvas pixels (or already simplified data); the checkpoint's preprocessing
   normalises them. ``ts`` (ms) are accepted and ignored by the model.
-- ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count}``.
+- ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count, "max_points": limit}``.
 - ``GET /classes`` -> ``{"classes": [...]}``.
 - ``GET /stats`` -> ``{"requests": n, "model_calls": m, "mean_batch": n / m}`` (request batching at work).
 - ``GET /`` -> the drawing page (``static/index.html``; self-contained, no CDN).
@@ -14,7 +14,8 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 Bad input never gives a 500: a malformed drawing (wrong nesting, NaN / infinity, empty, xs and ys
 of different lengths, more than ``max_points`` points) is ``422`` with a ``detail`` message; a body
 larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by default, checked against
-``Content-Length`` and against the bytes actually received) is ``413``.
+``Content-Length`` and against the bytes actually received) is ``413``; a body that is not JSON at all
+(invalid UTF-8, nesting too deep to parse) is FastAPI's ``400``.
 
 Concurrent requests share model calls (``RequestBatcher``, ``sketchgraph.serve.batching``): whatever is
 waiting when the model becomes free, up to ``max_batch`` drawings, goes through one call. Each request
@@ -62,7 +63,8 @@ class PredictRequest(BaseModel):
         description="strokes, each [xs, ys] or [xs, ys, ts] (ts in ms); canvas pixel coordinates",
         examples=[[[[10, 60, 110], [20, 80, 20]], [[10, 110], [100, 100]]]],
     )
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="number of predictions (capped at the class count)")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True,
+                       description="number of predictions (capped at the class count)")
 
 
 class PredictionOut(BaseModel):
@@ -155,6 +157,8 @@ def create_app(
     """The FastAPI app serving ``classifier_or_checkpoint`` (a ``SketchClassifier``, or a checkpoint
     path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits as in the module
     docstring; ``max_batch`` and ``max_wait_ms`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
+    if max_body_bytes < 1 or max_points < 1:
+        raise ValueError(f"max_body_bytes and max_points must be >= 1, got {max_body_bytes} and {max_points}")
     clf = (
         classifier_or_checkpoint
         if isinstance(classifier_or_checkpoint, SketchClassifier)
@@ -198,16 +202,18 @@ def create_app(
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.post("/predict", response_model=PredictResponse, responses={413: {}, 422: {}})
-    def predict(req: PredictRequest) -> dict:
+    async def predict(req: PredictRequest) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
+        # async: a waiting request holds no worker thread, so batches are not capped by the thread pool and
+        # the other endpoints stay responsive under load
         sketch = check_drawing(req.drawing, max_points)
-        preds = app.state.batcher.predict(sketch, top_k=req.top_k)
+        preds = await asyncio.wrap_future(app.state.batcher.submit(sketch, top_k=req.top_k))
         return {"predictions": [{"label": p.label, "score": p.score} for p in preds]}
 
     @app.get("/healthz")
     def healthz() -> dict:
-        """Liveness: the model is loaded."""
-        return {"status": "ok", "model": clf.name, "classes": clf.num_classes}
+        """Liveness: the model is loaded; also the most points a drawing may have."""
+        return {"status": "ok", "model": clf.name, "classes": clf.num_classes, "max_points": max_points}
 
     @app.get("/stats")
     def stats() -> dict:
@@ -230,11 +236,22 @@ def create_app(
 
 
 # ---------------------------------------------------------------------------------- CLI
+def _bounded(lo: int, hi: int | None) -> Any:
+    """An argparse type: an integer in ``[lo, hi]``."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi if hi is not None else ''}")
+        return value
+    return parse
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000)")
     add_classifier_arguments(p)
-    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="request body limit (413 above)")
+    p.add_argument("--max-body-bytes", type=_bounded(1, None), default=MAX_BODY_BYTES,
+                   help="request body limit (413 above)")
     p.add_argument("--max-batch", type=int, default=64,
                    help="most concurrent requests answered by one model call (1: each alone; default 64)")
     p.add_argument("--max-wait-ms", type=float, default=0.0,

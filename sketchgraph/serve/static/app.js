@@ -1,6 +1,8 @@
-// The drawing page: pointer events -> strokes [[xs, ys, ts], ...] -> debounced POST /predict -> top-5 bars.
-// Coordinates are canvas CSS pixels and ts milliseconds since the first point (the server's checkpoint
-// simplifies and normalises them). Self-contained: no libraries, no CDN.
+// The drawing page: pointer events -> strokes [[xs, ys, ts], ...] -> debounced POST predict -> top-5 bars.
+// Coordinates are canvas CSS pixels (rescaled with the canvas when the window resizes) and ts milliseconds
+// since the first point, from each event's own time stamp (the server's checkpoint simplifies and normalises
+// them). One pointer draws at a time. URLs are relative, so the page also works mounted under a sub-path.
+// Self-contained: no libraries, no CDN.
 (() => {
   "use strict";
   const TOP_K = 5;
@@ -14,6 +16,9 @@
 
   let strokes = [];        // finished strokes, each [xs, ys, ts]
   let current = null;      // the stroke being drawn, or null
+  let pointer = null;      // pointerId drawing `current`
+  let width = null;        // canvas CSS width the stored points refer to
+  let maxPoints = Infinity;  // the server's limit per drawing (GET healthz)
   let t0 = null;           // time of the first point of the drawing
   let timer = null;        // debounce timer
   let sent = 0;            // id of the latest request
@@ -23,6 +28,16 @@
   function resize() {
     const dpr = window.devicePixelRatio || 1;
     const w = pad.clientWidth;
+    if (width && w && w !== width) {  // keep the drawing in view: rescale what is stored
+      const f = w / width;
+      strokes.concat(current ? [current] : []).forEach((s) => {
+        for (let i = 0; i < s[0].length; i++) {
+          s[0][i] = Math.round(s[0][i] * f * 10) / 10;
+          s[1][i] = Math.round(s[1][i] * f * 10) / 10;
+        }
+      });
+    }
+    width = w || width;
     pad.width = Math.round(w * dpr);
     pad.height = Math.round(w * dpr);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -50,11 +65,15 @@
   }
 
   function point(ev) {
-    const r = pad.getBoundingClientRect();
-    const now = performance.now();
+    const r = pad.getBoundingClientRect();  // its border box: the drawing area starts clientLeft/Top inside
+    const now = ev.timeStamp || performance.now();  // the event's own time (coalesced events have their own)
     if (t0 === null) t0 = now;
-    return [Math.round((ev.clientX - r.left) * 10) / 10, Math.round((ev.clientY - r.top) * 10) / 10,
-            Math.round(now - t0)];
+    return [Math.round((ev.clientX - r.left - pad.clientLeft) * 10) / 10,
+            Math.round((ev.clientY - r.top - pad.clientTop) * 10) / 10, Math.max(0, Math.round(now - t0))];
+  }
+
+  function pointCount() {
+    return drawing().reduce((n, s) => n + s[0].length, 0);
   }
 
   function append(ev) {
@@ -62,6 +81,10 @@
     const [xs, ys, ts] = current;
     const n = xs.length;
     if (n && xs[n - 1] === x && ys[n - 1] === y) return;
+    if (pointCount() >= maxPoints) {  // the server would refuse the drawing: stop taking points
+      showError(`This drawing has reached the ${maxPoints} point limit: undo or clear to go on.`);
+      return;
+    }
     xs.push(x); ys.push(y); ts.push(t);
     if (n) {
       ctx.beginPath();
@@ -73,8 +96,10 @@
 
   // ---------------------------------------------------------------- pointer events (mouse, pen, touch)
   pad.addEventListener("pointerdown", (ev) => {
-    if (ev.button !== 0 && ev.pointerType === "mouse") return;
+    if (ev.button !== 0) return;  // primary button, pen tip or finger only (not a pen's eraser or barrel button)
     ev.preventDefault();
+    if (current) return;  // another finger or pen is drawing
+    pointer = ev.pointerId;
     try { pad.setPointerCapture(ev.pointerId); } catch (_) { /* synthetic events have no active pointer */ }
     current = [[], [], []];
     append(ev);
@@ -82,17 +107,18 @@
   });
 
   pad.addEventListener("pointermove", (ev) => {
-    if (!current) return;
+    if (!current || ev.pointerId !== pointer) return;
     ev.preventDefault();
     const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
     (events.length ? events : [ev]).forEach(append);
     schedule(DEBOUNCE_MS);
   });
 
-  function finish() {
-    if (!current) return;
+  function finish(ev) {
+    if (!current || ev.pointerId !== pointer) return;
     if (current[0].length) strokes.push(current);
     current = null;
+    pointer = null;
     schedule(0);
   }
   ["pointerup", "pointercancel", "lostpointercapture"].forEach((name) => pad.addEventListener(name, finish));
@@ -122,29 +148,43 @@
   async function predict() {
     updateStatus();
     const d = drawing();
-    if (!d.length) { render([]); setBusy(); return; }
+    if (!d.length) {  // nothing to classify: answers still on the way are for an older drawing
+      sent++; shown = sent;
+      errorBox.hidden = true;
+      render([]); setBusy(); return;
+    }
     const id = ++sent;
     setBusy();
     try {
-      const res = await fetch("/predict", {
+      const res = await fetch("predict", {
         method: "POST",
         headers: {"Content-Type": "application/json"},
         body: JSON.stringify({drawing: d, top_k: TOP_K}),
       });
-      const body = await res.json();
+      const text = await res.text();
       if (id < shown) return;  // a newer answer is already on screen
       shown = id;
-      if (!res.ok) throw new Error(typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail));
+      let body = null;
+      try { body = JSON.parse(text); } catch (_) { /* a proxy's HTML error page, say */ }
+      if (!res.ok || body === null) {
+        const detail = body && body.detail !== undefined ? body.detail : `HTTP ${res.status} ${res.statusText}`;
+        throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+      }
       errorBox.hidden = true;
       render(body.predictions);
     } catch (err) {
       if (id < shown) return;
       shown = id;
-      errorBox.textContent = `Could not classify: ${err.message}`;
-      errorBox.hidden = false;
+      render([]);  // no stale answer next to an error
+      showError(`Could not classify: ${err.message}`);
     } finally {
       setBusy();
     }
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
   }
 
   function render(predictions) {
@@ -171,7 +211,7 @@
 
   // ---------------------------------------------------------------- buttons
   document.getElementById("clear").addEventListener("click", () => {
-    strokes = []; current = null; t0 = null; sent++; shown = sent;
+    strokes = []; current = null; pointer = null; t0 = null; sent++; shown = sent;
     clearTimeout(timer);
     timer = null;
     errorBox.hidden = true;
@@ -184,9 +224,11 @@
     redraw(); schedule(0);
   });
 
-  fetch("/classes").then((r) => r.json()).then((b) => {
+  fetch("classes").then((r) => r.json()).then((b) => {
     document.getElementById("classes").textContent = b.classes.join(", ");
   }).catch(() => { document.getElementById("known").hidden = true; });
+  fetch("healthz").then((r) => r.json()).then((b) => { if (b.max_points > 0) maxPoints = b.max_points; })
+    .catch(() => { /* no limit known: the server's 422 says it */ });
 
   window.addEventListener("resize", resize);
   resize();
