@@ -58,11 +58,12 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[DemoResult] = []
+    taken: set[str] = set()
     for path in map(Path, paths):
         sketches = _sketches(path)
         for i, sketch in enumerate(sketches):
             preds = clf.predict(sketch, top_k=top_k)
-            image = out / (f"{path.stem}.png" if len(sketches) == 1 else f"{path.stem}_{i}.png")
+            image = out / _unique(f"{path.stem}" if len(sketches) == 1 else f"{path.stem}_{i}", taken)
             label = sketch.label or path.stem
             title = f"{label}: {preds[0].label} ({100 * preds[0].score:.0f}%)"
             draw_graph(clf.graph(sketch), image, prediction=preds, title=title)
@@ -76,6 +77,16 @@ def run_demo(
         score = f"; top-1 {hits}/{len(labelled)} on the labelled ones" if labelled else ""
         print(f"\n{len(results)} sketches classified with {clf.name}{score}; pictures in {out}/")
     return results
+
+
+def _unique(stem: str, taken: set[str]) -> str:
+    """``stem.png``, or ``stem-2.png``, ``stem-3.png``... when an earlier sketch of this run has that name."""
+    name, k = f"{stem}.png", 1
+    while name in taken:
+        k += 1
+        name = f"{stem}-{k}.png"
+    taken.add(name)
+    return name
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:

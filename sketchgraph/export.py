@@ -19,7 +19,10 @@ name        shape, dtype  meaning
 ``logits``  (B, C) f32    class scores, in the order of the checkpoint's ``classes``
 ==========  ============  ===========================================================================
 
-``B`` and ``N`` are dynamic (``1 <= N <= max_points``, valid points first in each row). The relation
+``B`` and ``N`` are dynamic (``1 <= N``, valid points first in each row). The graph reads only the first
+``MAX_POINTS`` (100) columns, the model's cap: a longer input cannot index past the position embeddings
+(which Python refuses and a traced graph cannot check), so cap drawings yourself to keep their last
+stroke's end flag. The relation
 masks are built *inside* the graph from ``flags`` by ``sketchgraph.graph.relation_masks`` itself (written
 with broadcast comparisons so it traces), so a client only has to simplify the
 drawing (``sketchgraph.preprocess.preprocess`` with the checkpoint's ``preprocessing``, or take
@@ -58,6 +61,7 @@ __all__ = [
     "OUTPUT_NAMES",
 ]
 
+MIN_OPSET = 14
 INPUT_NAMES = ("coords", "flags")
 OUTPUT_NAMES = ("logits",)
 
@@ -87,7 +91,7 @@ class ExportableMGT(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         if not isinstance(model, MGT):
-            raise TypeError(f"only MGT models export to ONNX, got {type(model).__name__}")
+            raise TypeError(f"only MGT models export (ONNX or TorchScript), got {type(model).__name__}")
         net = copy.deepcopy(model).cpu().eval().set_backend("dense")
         for module in list(net.modules()):
             if isinstance(module, GraphAttention):
@@ -99,6 +103,7 @@ class ExportableMGT(nn.Module):
         self.relations = tuple(net.relations)
 
     def forward(self, coords: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+        coords, flags = coords[:, :MAX_POINTS], flags[:, :MAX_POINTS]  # the model's cap, kept in the traced graph
         return self.model(Batch.from_padded(coords, flags.long(), self.relations))  # (B, C)
 
 
@@ -131,6 +136,11 @@ def _example_inputs(max_points: int, batch: int = 2) -> tuple[torch.Tensor, torc
     return coords, flags
 
 
+def _check_max_points(max_points: int) -> None:
+    if not 2 <= max_points <= MAX_POINTS:
+        raise ValueError(f"max_points must be in 2..{MAX_POINTS}, got {max_points}")
+
+
 def _prepare(checkpoint_or_model: Any, path: str | os.PathLike) -> tuple[ExportableMGT, Path]:
     """The export wrapper of the model, and ``path`` with its parent folders created."""
     wrapper = ExportableMGT(_as_model(checkpoint_or_model))  # before any folder is made: loading may fail
@@ -154,8 +164,9 @@ def export_onnx(
     Returns:
         ``path``.
     """
-    if not 2 <= max_points <= MAX_POINTS:
-        raise ValueError(f"max_points must be in 2..{MAX_POINTS}, got {max_points}")
+    _check_max_points(max_points)
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset must be >= {MIN_OPSET} (older opsets cannot express the model's ops), got {opset}")
     wrapper, path = _prepare(checkpoint_or_model, path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes; the axes stay dynamic
@@ -171,6 +182,7 @@ def export_onnx(
 def export_torchscript(checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS) -> Path:
     """Write a traced TorchScript module (``torch.jit.load(path)(coords, flags) -> logits``), same inputs as
     ``export_onnx``; loads in C++ (libtorch) or Python without sketchgraph."""
+    _check_max_points(max_points)
     wrapper, path = _prepare(checkpoint_or_model, path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")

@@ -139,3 +139,25 @@ def test_rejects_models_without_attention(tmp_path):
         export_onnx(build_model("bigru", num_classes=3), tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="max_points"):
         export_onnx(build_model("mgt", num_classes=3), tmp_path / "x.onnx", max_points=101)
+
+
+def test_bad_export_settings_are_refused(tmp_path):
+    model = build_model("mgt", num_classes=3)
+    with pytest.raises(ValueError, match="opset must be >= 14"):
+        export_onnx(model, tmp_path / "x.onnx", opset=11)
+    with pytest.raises(ValueError, match="max_points"):
+        export_torchscript(model, tmp_path / "x.pt", max_points=1)
+    with pytest.raises(TypeError, match="ONNX or TorchScript"):
+        export_torchscript(build_model("cnn", num_classes=3), tmp_path / "x.pt")
+    assert not list(tmp_path.iterdir())
+
+
+def test_exported_graph_reads_only_the_first_100_points(tiny_checkpoint, tmp_path):
+    """Columns past the model's cap are ignored inside the graph (never indexed past the position table)."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    feeds = prepare_inputs(clf, varied_sketches()[:2])  # the zigzag fills all 100 points
+    assert feeds["coords"].shape[1] == 100
+    longer = {"coords": np.concatenate([feeds["coords"], np.full((2, 7, 2), 50, np.float32)], axis=1),
+              "flags": np.concatenate([feeds["flags"], np.full((2, 7), FLAG_END, np.int64)], axis=1)}
+    path = export_onnx(clf, tmp_path / "m.onnx")
+    np.testing.assert_allclose(run_onnx(path, longer), run_onnx(path, feeds), atol=1e-6, rtol=0)

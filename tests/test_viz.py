@@ -100,6 +100,24 @@ def test_demo_on_the_bundled_examples(tiny_checkpoint, tmp_path):
     assert all(r.image.is_file() and len(r.predictions) == 5 for r in results)
 
 
+def test_demo_gives_every_sketch_its_own_picture(tiny_checkpoint, tmp_path):
+    """Two files with the same stem, and a file of several sketches beside one named like its pictures."""
+    from sketchgraph.demo import run_demo
+    from sketchgraph.formats import write_ndjson, write_svg
+    from sketchgraph.sketch import Sketch
+
+    square = Sketch.from_strokes([[[0, 50, 50, 0, 0], [0, 0, 50, 50, 0]]], label="square")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    files = [write_svg(square, tmp_path / "a" / "x.svg"), tmp_path / "b" / "x.ndjson", tmp_path / "x_0.ndjson"]
+    write_ndjson([square, square], files[1])
+    write_ndjson([square], files[2])
+    results = run_demo(tmp_path / "out", tiny_checkpoint, paths=files, verbose=False)
+    images = [r.image.name for r in results]
+    assert images == ["x.png", "x_0.png", "x_1.png", "x_0-2.png"]
+    assert all(r.image.is_file() for r in results)
+
+
 def test_demo_without_the_checkpoint_says_so(tmp_path, capsys, monkeypatch):
     from sketchgraph import predict
     from sketchgraph.cli import main
