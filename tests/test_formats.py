@@ -740,3 +740,17 @@ def test_svg_huge_curve_is_capped_not_a_memory_bomb(tmp_path):
 
     (sketch,) = read_sketches(svg_file(tmp_path, '<path d="M 0 0 C 1e9 0 0 0 1 1"/>'))
     assert sketch.num_points == MAX_SEGMENT_SAMPLES + 1
+
+
+def test_a_broken_json_document_is_one_error_not_a_line_per_line(tmp_path):
+    records = [{"word": "cat", "key_id": str(i), "drawing": [[[i, i + 1], [0, 5]]]} for i in range(5)]
+    text = json.dumps(records, indent=2)
+    broken = tmp_path / "cats.json"
+    broken.write_text(text.replace('"key_id": "3"', '"key_id": 3x', 1))
+    got, errors = read_all(broken)
+    assert got == [] and len(errors) == 1 and "not a valid JSON document" in str(errors[0])
+    assert errors[0].line == text[: text.index('"key_id": "3"')].count("\n") + 1
+    lines = tmp_path / "lines.json"  # ndjson content in a .json file: still line by line
+    lines.write_text("\n".join([json.dumps(records[0]), "{bad", json.dumps(records[1])]) + "\n")
+    got, errors = read_all(lines)
+    assert [s.key_id for s in got] == ["0", "1"] and [e.line for e in errors] == [2]

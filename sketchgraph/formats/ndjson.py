@@ -293,7 +293,10 @@ def sniff_style(records: Iterable[Any]) -> Style:
 def _head_records(path: Path, limit: int = _SNIFF_RECORDS) -> list[Any]:
     """Up to ``limit`` parseable records from the start of a file (bad lines are skipped here and
     reported by the reader)."""
-    document = _json_document(path)
+    try:
+        document = _json_document(path)
+    except FormatError:
+        return []  # the reader reports it
     if document is not None:
         return document[:limit]
     out: list[Any] = []
@@ -333,7 +336,11 @@ def read_ndjson(
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     if label is None:
         label = label_from_path(path, spg=style == "spg")
-    document = _json_document(path)
+    try:
+        document = _json_document(path)
+    except FormatError as exc:
+        report(exc, on_error)
+        return
     if document is not None:
         yield from _read_document(document, source, style, label, on_error, keep_empty)
         return
@@ -357,13 +364,31 @@ def _json_document(path: Path) -> list[Any] | None:
     goes line by line, so a malformed line is reported with its number)."""
     if path.suffix.lower() != ".json":
         return None
+    data = path.read_bytes()
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except ValueError:
-        return None
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        if _lines_stand_alone(data):
+            return None  # ndjson content: read line by line
+        line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
+        raise FormatError(f"not a valid JSON document ({getattr(exc, 'msg', exc)}); nothing in it was read",
+                          source=str(path), line=line) from None
     if isinstance(doc, list) and _depth(doc) != 3:  # a list of records; depth 3 is one drawing
         return doc
     return [doc]
+
+
+def _lines_stand_alone(data: bytes, sample: int = 5) -> bool:
+    """Whether one of the first ``sample`` non-blank lines is a JSON object or array on its own (ndjson),
+    unlike the lines of a pretty-printed document."""
+    lines = [line for line in data.removeprefix(_BOM).split(b"\n") if line.strip()][:sample]
+    for line in lines:
+        try:
+            if isinstance(json.loads(line), (dict, list)):
+                return True
+        except (ValueError, RecursionError):
+            continue
+    return False
 
 
 def _depth(obj: Any) -> int:
