@@ -601,3 +601,16 @@ def test_prepare_into_the_current_folder_names_it(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path / "here")
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", ".", "--quiet"]) == 0
     assert is_prepared(tmp_path / "here") and not (tmp_path / "here.partial").exists()
+
+
+def test_a_run_killed_between_the_publish_renames_gets_the_old_dataset_back(tmp_path):
+    """publish renames out -> out.old, then out.partial -> out; a kill between them leaves no out. The next
+    prepare moves the old dataset back before anything else (and a finished publish leaves no .old)."""
+    make_files(tmp_path / "in", n=5)
+    first = run([tmp_path / "in"], tmp_path / "out")
+    (tmp_path / "out").rename(tmp_path / "out.old")  # the state after the first rename
+    with pytest.raises(FileExistsError, match="already holds a prepared dataset"):
+        run([tmp_path / "in"], tmp_path / "out")
+    assert PreparedDataset(tmp_path / "out").meta["counts"] == first.counts
+    run([tmp_path / "in"], tmp_path / "out", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]

@@ -40,7 +40,7 @@ from .reading import KEYED_FORMATS, ReadOptions, init_worker, run_task, run_task
 from .shard import Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
-from .storage import FORMAT_VERSION, is_prepared, publish, write_dataset
+from .storage import FORMAT_VERSION, is_prepared, publish, recover, write_dataset
 
 __all__ = ["prepare", "PreparedInfo"]
 
@@ -210,6 +210,7 @@ def prepare(
     if out.name in ("", ".", ".."):
         out = out.resolve()  # "." or "..": name the folder, so DIR.partial sits beside it
     partial = out.with_name(out.name + ".partial")
+    recover(out)  # a run killed while it replaced out: the old dataset comes back first
     if is_prepared(out) and not overwrite:
         raise FileExistsError(f"{out} already holds a prepared dataset; pass overwrite=True (--overwrite)")
     if out.exists() and not is_prepared(out) and (not out.is_dir() or any(out.iterdir())):

@@ -88,15 +88,26 @@ def publish(partial: Path, out: Path) -> None:
     """Rename the finished ``partial`` directory to ``out``, replacing an existing ``out`` (which the
     caller has checked is a prepared dataset or empty) so ``out`` is never missing or half-written
     for longer than two renames."""
+    old = out.with_name(out.name + ".old")
     if not out.exists():
         os.replace(partial, out)
-        return
-    old = out.with_name(out.name + ".old")
+    else:
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        os.replace(partial, out)
     if old.exists():
         shutil.rmtree(old)
-    os.replace(out, old)
-    os.replace(partial, out)
-    shutil.rmtree(old)
+
+
+def recover(out: Path) -> bool:
+    """Undo a ``publish`` killed between its two renames: ``out`` missing and ``out.old`` a complete dataset
+    -> move the old dataset back (the replacement was never published). Returns whether it did."""
+    old = out.with_name(out.name + ".old")
+    if out.exists() or not is_prepared(old):
+        return False
+    os.replace(old, out)
+    return True
 
 
 def is_prepared(path: str | Path) -> bool:
