@@ -300,7 +300,7 @@ class SketchClassifier:
         sketch = as_sketch(x)
         if sketch.num_points == 0:
             raise SketchError("the drawing has no points")
-        if not all(np.isfinite(s[:, :2]).all() for s in sketch.strokes):
+        if not np.isfinite(sketch.points()).all():
             raise SketchError("the drawing has NaN or infinite coordinates")
         return sketch
 

@@ -490,11 +490,13 @@ class Preprocessing:
         if not isinstance(self.simplify, bool):
             raise ValueError(f"Preprocessing.simplify must be true or false, got {self.simplify!r}")
         points = self.max_points
+        if isinstance(points, float) and points.is_integer():  # 100.0 from a JSON file
+            object.__setattr__(self, "max_points", points := int(points))
         if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 1:
             raise ValueError(f"Preprocessing.max_points must be a positive integer, got {self.max_points!r}")
         if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, numbers.Real) or not (
-                0 < self.epsilon < math.inf):
-            raise ValueError(f"Preprocessing.epsilon must be a positive number, got {self.epsilon!r}")
+                0 <= self.epsilon < math.inf):
+            raise ValueError(f"Preprocessing.epsilon must be a number >= 0, got {self.epsilon!r}")
 
     def adapt_epsilons(self) -> list[float]:
         """The coarser tolerances ``"adapt"`` tries, in order (empty for ``"truncate"``)."""

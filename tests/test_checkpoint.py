@@ -198,7 +198,7 @@ def test_refuses_a_config_that_contradicts_itself_or_its_model(tmp_path, edit, m
     (lambda c: c.update(graph_spec={}), "does not fit its model"),
     (lambda c: c["preprocessing"].update(max_points=150), "max_points 150 exceeds the model's 100"),
     (lambda c: c["preprocessing"].update(max_points=0), "max_points must be a positive integer"),
-    (lambda c: c["preprocessing"].update(epsilon=-1), "epsilon must be a positive number"),
+    (lambda c: c["preprocessing"].update(epsilon=-1), "epsilon must be a number >= 0"),
     (lambda c: c["preprocessing"].update(simplify="yes"), "simplify must be true or false"),
 ])
 def test_classifier_refuses_preprocessing_or_graphs_its_model_cannot_take(tmp_path, edit, message):

@@ -50,13 +50,18 @@ def write_records(path: Path, records: list) -> Path:
     return path
 
 
+def key(seed: int, class_index: int, i: int) -> str:
+    """A 16-digit Quick, Draw!-style drawing id, unique across seeds, classes and records."""
+    return str(5_000_000_000_000_000 + seed * 10**8 + class_index * 10**6 + i)
+
+
 def make_files(root: Path, style: str = "simplified", n: int = 30, seed: int = 0, suffix: str = "") -> list[Path]:
     """One ndjson file per class with ``n`` random records (key ids unique across classes and seeds)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     return [
         write_records(root / f"{c}{suffix}.ndjson",
-                      [random_record(rng, style, c, f"{seed}{ci}{i:05d}") for i in range(n)])
+                      [random_record(rng, style, c, key(seed, ci, i)) for i in range(n)])
         for ci, c in enumerate(CLASSES)
     ]
 
@@ -295,15 +300,15 @@ def test_splits_by_key_id(tmp_path):
     assert info.counts["not_selected"] == 3  # the 10th record of each class is in no split file
     ds = PreparedDataset(info.path)
     valid = ds.split("valid")
-    assert sorted(valid.sketch(j).key_id for j in range(len(valid))) == ["0000006", "0100006", "0200006"]
+    assert sorted(valid.sketch(j).key_id for j in range(len(valid))) == [key(0, ci, 6) for ci in range(3)]
     assert ds.meta["split_method"]["kind"] == "keys" and ds.meta["split_method"]["key_ids"] == 27
     assert ds.meta["split_method"]["key_ids_found"] == 27
     with open(splits / f"{CLASSES[0]}_valid.ndjson", "a") as f:
         f.write(json.dumps({"key_id": "nowhere"}) + "\n")
     method = run(files, tmp_path / "more", split_files=splits).meta["split_method"]
     assert (method["key_ids"], method["key_ids_found"]) == (28, 27)
-    write_records(splits / "cat_test.ndjson", [{"key_id": "0000000"}])  # also in train
-    with pytest.raises(SketchError, match="0000000"):
+    write_records(splits / "cat_test.ndjson", [{"key_id": key(0, 0, 0)}])  # also in train
+    with pytest.raises(SketchError, match=key(0, 0, 0)):
         run(files, tmp_path / "dup", split_files=splits)
 
 
@@ -524,6 +529,16 @@ def test_a_drawing_repeated_within_and_across_files_is_stored_once(tmp_path, sma
     assert stored_keys(again.path) == keys  # the same drawings whatever the worker count
 
 
+def test_short_key_ids_numbered_per_file_are_not_copies(tmp_path):
+    """"0".."9" in cat.ndjson and in dog.ndjson are two classes' own numbering, not repeated drawings."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "in").mkdir()
+    for c in ("cat", "dog"):
+        write_records(tmp_path / "in" / f"{c}.ndjson", [random_record(rng, "simplified", c, str(i)) for i in range(10)])
+    info = run([tmp_path / "in"], tmp_path / "out")
+    assert (info.num_sketches, info.classes, info.counts["duplicate"]) == (20, ["cat", "dog"], 0)
+
+
 def test_one_file_named_twice_is_read_once(tmp_path, monkeypatch):
     files = make_files(tmp_path / "in", n=5)
     monkeypatch.chdir(tmp_path)
@@ -578,7 +593,7 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
     (["--split-files", "nosuchdir"], 1, "no such split file or directory: nosuchdir"),
     (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
     (["--max-points", "0"], 1, "max_points must be a positive integer"),
-    (["--epsilon", "-1"], 1, "epsilon must be a positive number"),
+    (["--epsilon", "-1"], 1, "epsilon must be a number >= 0"),
 ])
 def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
     make_files(tmp_path / "in", n=3)

@@ -559,7 +559,8 @@ def read_all(path, **kw) -> tuple[list[Sketch], list[FormatError]]:
     ('{"word":"c","drawing":[[["1","2"],[0,1]]]}', "found a str"),
     ('{"word":"c","drawing":[[[true,false],[true,true]]]}', "found a bool"),
     ('{"word":"c","drawing":[[[null,1],[0,1]]]}', "found a NoneType"),
-    ('{"word":"c","recognized":"maybe","drawing":[[[1,2],[0,1]]]}', "'recognized' must be true or false"),
+    ('{"word":"c","drawing":[[[-9223372036854775808,10],[0,10]]]}', "magnitude <= 1e\\+09"),  # int64 min
+    ('{"word":"c","drawing":[[[2e9,10],[0,10],[0,16]]]}', "magnitude <= 1e\\+09"),  # raw, times small
     ('[' * 100_000, "unreadable JSON|invalid JSON"),
 ])
 def test_a_hostile_line_is_reported_and_the_rest_is_read(tmp_path, bad_line, message):
@@ -586,8 +587,9 @@ def test_concatenated_files_with_a_second_byte_order_mark(tmp_path):
 
 
 @pytest.mark.parametrize("value, want", [(True, True), (False, False), ("false", False), ("True", True), (1, True),
-                                         (None, None)])
+                                         ("yes", True), (None, None), ("maybe", None), ([1], None)])
 def test_recognized_flag_spellings(value, want):
+    """Spellings of the flag are understood; anything else is unknown, and the drawing is still read."""
     assert sketch_from_obj({"drawing": [[[1, 2], [3, 4]]], "recognized": value}).recognized is want
 
 
@@ -673,6 +675,17 @@ def test_npz_object_arrays_never_run_code(tmp_path):
     assert not marker.exists()
     published = write_stroke3_npz(tmp_path / "ok.npz", train=[make_sketch(1), make_sketch(2)])
     assert [s.num_points for s in read_sketches(published)] == [make_sketch(1).num_points, make_sketch(2).num_points]
+
+
+def test_npz_object_arrays_of_numpy_scalars_still_load(tmp_path):
+    rows = np.empty(1, dtype=object)
+    rows[0] = make_sketch(1).to_stroke3().astype(np.int16)
+    np.savez(tmp_path / "mixed.npz", train=rows, extra=np.array([np.float32(1.5), rows[0]], dtype=object))
+    got, errors = read_all(tmp_path / "mixed.npz", split="train")
+    assert len(got) == 1 and not errors
+    from sketchgraph.formats.npz import load_object_array
+
+    assert load_object_array(tmp_path / "mixed.npz", "extra")[0] == np.float32(1.5)
 
 
 def test_directory_walk_skips_hidden_folders(tmp_path):

@@ -571,3 +571,15 @@ def test_adapt_batched_equals_reference(monkeypatch, threads):
 def test_unknown_cap_policy():
     with pytest.raises(ValueError, match="cap"):
         Preprocessing(cap="drop")
+
+
+def test_preprocessing_accepts_epsilon_zero_and_integral_float_caps():
+    """epsilon 0 (no RDP, every resampled point kept up to the cap) and max_points 100.0 (a JSON number) are valid,
+    as they were before the settings were checked; negative, NaN and fractional values are not."""
+    from sketchgraph.preprocess import Preprocessing
+
+    assert Preprocessing(epsilon=0, max_points=100.0).max_points == 100
+    assert isinstance(Preprocessing(max_points=100.0).max_points, int)
+    for bad in (dict(epsilon=-1), dict(epsilon=float("nan")), dict(max_points=2.5), dict(max_points=0)):
+        with pytest.raises(ValueError):
+            Preprocessing(**bad)

@@ -82,6 +82,10 @@ def test_shutdown_stops_the_batcher_and_a_restart_makes_a_new_one(clf):
         assert c.post("/predict", json={"drawing": HOUSE}).status_code == 200
         assert app.state.batcher is not first and c.get("/stats").json()["requests"] == 1
     assert app.state.batcher.closed
+    # used again without its lifespan (no "with"): the first request makes a new batcher instead of a 500
+    assert TestClient(app).post("/predict", json={"drawing": HOUSE}).status_code == 200
+    assert not app.state.batcher.closed
+    app.state.batcher.close()
 
 
 @pytest.mark.parametrize("strokes", [HOUSE, [[xs, ys, list(range(0, 10 * len(xs), 10))] for xs, ys in HOUSE]])

@@ -36,7 +36,7 @@ from ..errors import SketchError
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from . import sources as _sources
-from .reading import KEYED_FORMATS, ReadOptions, init_worker, run_task, run_task_global
+from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, run_task, run_task_global
 from .shard import Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
@@ -322,11 +322,11 @@ def _read_sources(sources: list[Source], options: ReadOptions, shard_dir: Path, 
 
 
 def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tuple[Shard, np.ndarray]:
-    """``shard`` and ``owner`` without the sketches whose key_id (a Quick, Draw! drawing id, see
-    ``KEYED_FORMATS``) an earlier source or task already gave; each repeat is reported as a ``duplicate``
+    """``shard`` and ``owner`` without the sketches whose drawing id (a Quick, Draw! key_id, see ``drawing_ids``
+    and ``KEYED_FORMATS``) an earlier source or task already gave; each repeat is reported as a ``duplicate``
     error and counted. The first in input order is kept, whatever the number of workers."""
     keyed = np.array([sources[i].format in KEYED_FORMATS for i in range(len(sources))], dtype=bool)
-    idx = np.flatnonzero(keyed[owner] & (shard.key_ids != "")) if len(shard) else np.zeros(0, np.int64)
+    idx = np.flatnonzero(keyed[owner] & drawing_ids(shard.key_ids)) if len(shard) else np.zeros(0, np.int64)
     keys = shard.key_ids[idx]
     _, first = np.unique(keys, return_index=True)
     if len(first) == len(idx):

@@ -82,8 +82,20 @@ def _file_records(task: Task, errors: list[FormatError]) -> Iterator[tuple[int, 
 
 
 KEYED_FORMATS = frozenset({"simplified", "raw", "spg", "bin"})
-"""Formats whose ``key_id`` is the record's own (Quick, Draw!'s drawing id), so a repeat is the same drawing.
-Other readers make key ids up (``train/0`` in every ``.npz``, an SVG's file stem)."""
+"""Formats whose ``key_id`` is the record's own, so a repeat can be the same drawing. Other readers make key
+ids up (``train/0`` in every ``.npz``, an SVG's file stem)."""
+
+MIN_ID_DIGITS = 12
+
+
+def drawing_ids(key_ids: np.ndarray) -> np.ndarray:
+    """``(S,)`` bool: which key ids name one drawing wherever they appear: numbers of ``MIN_ID_DIGITS``+ digits,
+    as Quick, Draw!'s 16-digit drawing ids (which SPG keeps). Short ids (``"0"``, ``"17"``) are often numbered
+    per file, so a repeat of one is not taken for a copy."""
+    key_ids = np.asarray(key_ids, dtype=str)
+    if not key_ids.size:
+        return np.zeros(0, dtype=bool)
+    return np.char.isdigit(key_ids) & (np.char.str_len(key_ids) >= MIN_ID_DIGITS)
 
 
 class DuplicateKeyError(FormatError):
@@ -97,11 +109,12 @@ def _error_record(err: FormatError) -> dict[str, Any]:
 
 
 def _first_keys(rec: _Records, task: Task, usable: np.ndarray, errors: list[FormatError]) -> np.ndarray:
-    """``usable`` without the records that repeat an earlier record's key_id in this task (each reported),
+    """``usable`` without the records that repeat an earlier record's drawing id (``drawing_ids``) in this task
+    (each reported),
     so a protocol samples distinct drawings. Repeats across tasks are dropped when the shards are merged."""
     if task.source.format not in KEYED_FORMATS:
         return usable
-    idx = np.flatnonzero(usable & (rec.key_ids != ""))
+    idx = np.flatnonzero(usable & drawing_ids(rec.key_ids))
     keys = rec.key_ids[idx]
     _, first = np.unique(keys, return_index=True)
     if len(first) == len(idx):

@@ -85,17 +85,17 @@ def parse_drawing(drawing: Any, *, spg: bool = False
         lens.append(n)
     values = _numbers(flat)  # stroke by stroke: xs, ys(, third)
     time_origin = None
-    if ncols == 3 and not spg and values.size:
+    small = values.size == 0 or (values.min() >= -_EXACT_MS and values.max() <= _EXACT_MS)
+    if ncols == 3 and not spg and not small:  # the usual raw drawing (small values) needs none of this
         values = values.astype(np.float64)  # times are rebased exactly before the float32 conversion
-        blocks = [b.reshape(3, -1) for b in np.split(values, 3 * np.cumsum(lens)[:-1])]  # views: (3, n_i)
-        if not all((np.abs(b[:2]) <= _MAX_ABS).all() for b in blocks):
-            raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
-        time_origin = _check_times(np.concatenate([b[2] for b in blocks]))
+        column = np.repeat(np.tile(np.arange(3), len(lens)), np.repeat(lens, 3))  # (V,) 0 x, 1 y, 2 t
+        timed = column == 2
+        _check_magnitude(values[~timed])
+        time_origin = _check_times(values[timed])
         if time_origin is not None:
-            for b in blocks:
-                b[2] -= time_origin
-    elif not (np.abs(values) <= _MAX_ABS).all():  # SPG part ids included: _part_ids checks them further
-        raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
+            values[timed] -= time_origin
+    elif not small:
+        _check_magnitude(values)  # SPG part ids included: _part_ids checks them further
     values32 = values.astype(np.float32)
     strokes: list[np.ndarray] = []
     parts: list[np.ndarray] | None = [] if spg else None
@@ -111,6 +111,12 @@ def parse_drawing(drawing: Any, *, spg: bool = False
             strokes.append(block[:2].T)  # (n, 2)
             parts.append(_part_ids(block[2], len(strokes) - 1))
     return strokes, parts, time_origin
+
+
+def _check_magnitude(values: np.ndarray) -> None:
+    """``FormatError`` unless every value is finite and within +-1e9 (min / max: no overflow on int64)."""
+    if values.size and not (values.min() >= -_MAX_ABS and values.max() <= _MAX_ABS):
+        raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
 
 
 def _numbers(flat: list[Any]) -> np.ndarray:
@@ -220,14 +226,15 @@ def load_json(text: bytes | str) -> Any:
 
 
 def _recognized(value: Any) -> bool | None:
-    """Quick, Draw!'s ``recognized`` flag: a JSON boolean (also accepted: 0/1 and "true"/"false")."""
+    """Quick, Draw!'s ``recognized`` flag: a JSON boolean; also 0 / 1 and "true" / "false" / "yes" / "no".
+    Anything else is unknown (``None``): a metadata flag never costs a good drawing."""
     if value is None or isinstance(value, bool):
         return value
-    if value in (0, 1):
+    if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise FormatError(f"'recognized' must be true or false, got {value!r}")
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+        return value.strip().lower() in ("true", "yes")
+    return None
 
 
 def looks_like_spg(record: Any) -> bool:
@@ -381,7 +388,7 @@ def _json_document(path: Path) -> list[Any] | None:
 def _lines_stand_alone(data: bytes, sample: int = 5) -> bool:
     """Whether one of the first ``sample`` non-blank lines is a JSON object or array on its own (ndjson),
     unlike the lines of a pretty-printed document."""
-    lines = [line for line in data.removeprefix(_BOM).split(b"\n") if line.strip()][:sample]
+    lines = [line for line in data[: 1 << 16].removeprefix(_BOM).split(b"\n") if line.strip()][:sample]
     for line in lines:
         try:
             if isinstance(json.loads(line), (dict, list)):

@@ -79,7 +79,8 @@ def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Iterator[np.nda
 
 _ARRAY_GLOBALS = frozenset({
     ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+      for name in ("_reconstruct", "scalar")),
 })
 
 

@@ -1,25 +1,28 @@
 """SVG sketches (e.g. TU-Berlin): one stroke per path / subpath, curves sampled to polylines.
 
-The element tree is walked here, in document order: ``<path>``, ``<line>``, ``<polyline>``,
-``<polygon>``, ``<rect>``, ``<circle>`` and ``<ellipse>`` are shapes (converted to path data by
-svgpathtools); ``<g>``, ``<a>``, ``<switch>`` and nested ``<svg>`` (placed by ``x``/``y``/``width``/
-``height``/``viewBox``) are containers; ``<use>`` draws what it references (``href`` or ``xlink:href``).
-Every ``transform`` on the way is applied (svgpathtools' ``svg2paths`` ignores them, and its ``Document``
-skips shapes outside ``<g>``, under ``<a>`` or in files without the SVG namespace). ``<defs>``,
-``<symbol>`` (unless used), text, images, clip paths, masks, markers and elements with
-``display="none"`` draw no strokes. Points are in the root's user units (the viewBox frame), y pointing
-down as in every other format here. Each continuous subpath becomes a stroke (a move to a new place
-starts a new stroke). Lines keep their end points exactly; Bezier curves and arcs are sampled at about
-``spacing`` units (at most ``MAX_SEGMENT_SAMPLES`` points per segment). A malformed file, an invalid
-transform or coordinates beyond 1e9 raise ``FormatError`` naming the file.
+The element tree is walked here, in document order: ``<path>``, ``<line>``, ``<polyline>``, ``<polygon>``,
+``<rect>``, ``<circle>`` and ``<ellipse>`` are shapes (converted to path data by svgpathtools); ``<g>``,
+``<a>``, ``<switch>`` and nested ``<svg>`` (placed by ``x``/``y``/``width``/``height``/``viewBox``) are
+containers; ``<use>`` draws what it references (``href`` or ``xlink:href``). Every ``transform`` on the way is
+applied (svgpathtools' ``svg2paths`` ignores them, and its ``Document`` skips shapes outside ``<g>``, under
+``<a>`` or in files without the SVG namespace). ``<defs>``, ``<symbol>`` (unless used), text, images, clip
+paths, masks, markers and elements with ``display="none"`` (attribute or style) draw no strokes; a
+``<switch>`` draws its first drawable child. At most ``_MAX_USES`` (10,000) ``<use>`` copies are made, since
+nested uses multiply. Lengths in ``px``, ``pt``, ``mm``, ``cm``, ``in``, ``em`` are converted to user units;
+percentages are ignored. Points are in the root's user units (the viewBox frame), y pointing down as in every
+other format here. Each continuous subpath becomes a stroke (a move to a new place starts a new stroke). Lines
+keep their end points exactly; Bezier curves and arcs are sampled at about ``spacing`` units (at most
+``MAX_SEGMENT_SAMPLES`` points per segment). A malformed file, an invalid transform or coordinates beyond 1e9
+raise ``FormatError`` naming the file.
 
-``write_svg`` writes one ``<path d="M x y L x y ...">`` per stroke and stores the label and key_id
-as ``data-label`` / ``data-key-id`` attributes of the root, which ``read_svg`` reads back.
+``write_svg`` writes one ``<path d="M x y L x y ...">`` per stroke and stores the label and key_id as
+``data-label`` / ``data-key-id`` attributes of the root, which ``read_svg`` reads back.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +46,8 @@ billions of points."""
 _MAX_ABS = 1e9
 _CONTAINERS = frozenset({"svg", "g", "a", "switch"})
 _MAX_USE_DEPTH = 32
+_MAX_USES = 10_000
+_HIDDEN = re.compile(r"(?:^|;)\s*display\s*:\s*none\s*(?:;|$)")
 
 
 def _sample_segment(seg, spacing: float) -> np.ndarray:
@@ -93,14 +98,18 @@ def _local(tag: object) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
+_LENGTH = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Z]*)\s*$")
+_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "mm": 96 / 25.4, "cm": 96 / 2.54, "in": 96.0, "q": 96 / 101.6,
+          "em": 16.0, "ex": 8.0}  # CSS pixels per unit (em / ex at the default 16 px font)
+
+
 def _number(el: ET.Element, name: str, default: float = 0.0) -> float:
-    value = el.get(name)
-    if value is None or value.strip().endswith("%"):
+    """A length attribute in user units (``px``, ``mm``, ``in``... converted); ``default`` when it is missing, a
+    percentage or not a length."""
+    match = _LENGTH.match(el.get(name) or "")
+    if match is None or match.group(2).lower() not in _UNITS:
         return default
-    try:
-        return float(value.strip().removesuffix("px"))
-    except ValueError:
-        raise FormatError(f"<{_local(el.tag)}> {name}={value!r} is not a number") from None
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def _translate(x: float, y: float, sx: float = 1.0, sy: float = 1.0) -> np.ndarray:
@@ -131,6 +140,7 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
     from svgpathtools.parser import parse_transform
 
     ids = {el.get("id"): el for el in root.iter() if el.get("id")}
+    uses = 0
 
     def own(el: ET.Element, matrix: np.ndarray) -> np.ndarray:
         try:
@@ -139,9 +149,14 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
             raise FormatError(f"<{_local(el.tag)}> has an invalid transform {el.get('transform')!r} ({exc})"
                               ) from None
 
-    def walk(el: ET.Element, matrix: np.ndarray, depth: int) -> Iterator[tuple[ET.Element, np.ndarray]]:
+    def drawn(el: ET.Element) -> bool:
         tag = _local(el.tag)
-        if el.get("display", "").strip() == "none":
+        return tag in CONVERSIONS or tag in _CONTAINERS or tag == "use"
+
+    def walk(el: ET.Element, matrix: np.ndarray, depth: int) -> Iterator[tuple[ET.Element, np.ndarray]]:
+        nonlocal uses
+        tag = _local(el.tag)
+        if el.get("display", "").strip() == "none" or _HIDDEN.search(el.get("style", "")):
             return
         if tag in CONVERSIONS:
             yield el, own(el, matrix)
@@ -149,7 +164,8 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
             matrix = own(el, matrix)
             if tag == "svg" and el is not root:
                 matrix = matrix @ _viewport(el)
-            for child in el:
+            children = [c for c in el if drawn(c)]
+            for child in children[:1] if tag == "switch" else children:  # <switch> renders one child
                 yield from walk(child, matrix, depth)
         elif tag == "use":
             ref = el.get("href") or el.get("{http://www.w3.org/1999/xlink}href") or ""
@@ -158,6 +174,9 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
                 return
             if depth >= _MAX_USE_DEPTH:
                 raise FormatError(f"<use href={ref!r}> nests more than {_MAX_USE_DEPTH} deep (a cycle?)")
+            uses += 1
+            if uses > _MAX_USES:
+                raise FormatError(f"more than {_MAX_USES} <use> copies (nested uses multiply)")
             matrix = own(el, matrix) @ _translate(_number(el, "x"), _number(el, "y"))
             if _local(target.tag) == "symbol":
                 for child in target:

@@ -29,7 +29,9 @@ import argparse
 import asyncio
 import json
 import os
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -174,6 +176,16 @@ def create_app(
     def new_batcher() -> RequestBatcher:
         return RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
 
+    replacing = threading.Lock()
+
+    def batcher() -> RequestBatcher:
+        """The app's batcher; a new one when it was closed by a shutdown and a request comes anyway (an app
+        used again without its lifespan, as a ``TestClient`` outside ``with`` does)."""
+        with replacing:
+            if app.state.batcher.closed:
+                app.state.batcher = new_batcher()
+            return app.state.batcher
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.batcher.closed:  # started again after a shutdown
@@ -205,9 +217,12 @@ def create_app(
     async def predict(req: PredictRequest) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
         # async: a waiting request holds no worker thread, so batches are not capped by the thread pool and
-        # the other endpoints stay responsive under load
-        sketch = check_drawing(req.drawing, max_points)
-        preds = await asyncio.wrap_future(app.state.batcher.submit(sketch, top_k=req.top_k))
+        # the other endpoints stay responsive under load; the checks (milliseconds for a long drawing) run
+        # in a thread, off the event loop
+        def queue() -> Future:
+            return batcher().submit(check_drawing(req.drawing, max_points), top_k=req.top_k)
+
+        preds = await asyncio.wrap_future(await asyncio.to_thread(queue))
         return {"predictions": [{"label": p.label, "score": p.score} for p in preds]}
 
     @app.get("/healthz")
