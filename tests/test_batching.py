@@ -57,13 +57,20 @@ class Gated:
         return self.clf.predict_usable(sketches, top_k)
 
 
+def busy(clf, max_batch: int = 64) -> tuple[Gated, RequestBatcher, object]:
+    """A batcher over a gated model that is busy with ``sketch(0)``: what is submitted next queues up until
+    ``gated.gate`` is set. Returns the gated model, the batcher and the first request's future."""
+    gated = Gated(clf)
+    batcher = RequestBatcher(gated, max_batch=max_batch)
+    first = batcher.submit(sketch(0), 5)
+    assert gated.entered.wait(30)
+    return gated, batcher, first
+
+
 def test_queued_requests_share_one_model_call(clf):
     """Request 0 occupies the model; the 20 that arrive meanwhile go through one call (max_batch 64), each
     with its own top_k and the result a single predict gives."""
-    gated = Gated(clf)
-    batcher = RequestBatcher(gated, max_batch=64)
-    first = batcher.submit(sketch(0), 5)
-    assert gated.entered.wait(30)
+    gated, batcher, first = busy(clf)
     futures = [batcher.submit(sketch(i), 1 + i % 7) for i in range(1, 21)]
     gated.gate.set()
     results = [first.result(30)] + [f.result(30) for f in futures]
@@ -78,10 +85,7 @@ def test_queued_requests_share_one_model_call(clf):
 
 @pytest.mark.parametrize("max_batch", [1, 3])
 def test_max_batch_is_respected(clf, max_batch):
-    gated = Gated(clf)
-    batcher = RequestBatcher(gated, max_batch=max_batch)
-    first = batcher.submit(sketch(0))
-    assert gated.entered.wait(30)
+    gated, batcher, first = busy(clf, max_batch)
     futures = [batcher.submit(sketch(i)) for i in range(1, 8)]
     gated.gate.set()
     assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in enumerate([first, *futures]))
@@ -90,10 +94,7 @@ def test_max_batch_is_respected(clf, max_batch):
 
 
 def test_a_bad_drawing_fails_alone(clf):
-    gated = Gated(clf)
-    batcher = RequestBatcher(gated)
-    first = batcher.submit(sketch(0))
-    assert gated.entered.wait(30)
+    gated, batcher, first = busy(clf)
     futures = [batcher.submit(degenerate() if i == 3 else sketch(i)) for i in range(1, 7)]
     gated.gate.set()
     assert same(first.result(30), clf.predict(sketch(0)))
@@ -109,10 +110,7 @@ def test_a_bad_drawing_fails_alone(clf):
 
 def test_a_cancelled_request_is_left_out_and_the_worker_goes_on(clf):
     """A request cancelled while it waits is not served; its batch-mates and later requests still are."""
-    gated = Gated(clf)
-    batcher = RequestBatcher(gated)
-    first = batcher.submit(sketch(0))
-    assert gated.entered.wait(30)
+    gated, batcher, first = busy(clf)
     futures = [batcher.submit(sketch(i)) for i in range(1, 4)]
     assert futures[1].cancel()
     gated.gate.set()

@@ -36,7 +36,7 @@ from ..errors import SketchError
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from . import sources as _sources
-from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, run_task, run_task_global
+from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, repeats, run_task, run_task_global
 from .shard import Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
@@ -325,23 +325,18 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
     """``shard`` and ``owner`` without the sketches whose drawing id (a Quick, Draw! key_id, see ``drawing_ids``
     and ``KEYED_FORMATS``) an earlier source or task already gave; each repeat is reported as a ``duplicate``
     error and counted. The first in input order is kept, whatever the number of workers."""
-    keyed = np.array([sources[i].format in KEYED_FORMATS for i in range(len(sources))], dtype=bool)
+    keyed = np.array([source.format in KEYED_FORMATS for source in sources], dtype=bool)
     idx = np.flatnonzero(keyed[owner] & drawing_ids(shard.key_ids)) if len(shard) else np.zeros(0, np.int64)
-    keys = shard.key_ids[idx]
-    _, first = np.unique(keys, return_index=True)
-    if len(first) == len(idx):
+    first, repeat = repeats(shard.key_ids[idx])
+    if not repeat.any():
         return shard, owner
-    repeat = np.ones(len(idx), dtype=bool)
-    repeat[first] = False
-    where = {k: (i, int(shard.order[i])) for k, i in zip(keys[first].tolist(), idx[first].tolist())}
-    for i in idx[repeat].tolist():
-        key = str(shard.key_ids[i])
-        j, line = where[key]
-        source = sources[owner[i]].path.as_posix()
+    for j in np.flatnonzero(repeat).tolist():
+        i, earlier = idx[j], idx[first[j]]
+        source, line = sources[owner[i]].path.as_posix(), int(shard.order[i])
         shard.errors.append({
-            "source": source, "line": int(shard.order[i]), "kind": "duplicate",
-            "message": f"{source}:{int(shard.order[i])}: key_id {key} repeats "
-                       f"{sources[owner[j]].path.as_posix()}:{line}; the first is kept",
+            "source": source, "line": line, "kind": "duplicate",
+            "message": f"{source}:{line}: key_id {shard.key_ids[i]} repeats "
+                       f"{sources[owner[earlier]].path.as_posix()}:{int(shard.order[earlier])}; the first is kept",
         })
     shard.stats["duplicate"] += int(repeat.sum())
     keep = np.ones(len(shard), dtype=bool)

@@ -98,6 +98,16 @@ def drawing_ids(key_ids: np.ndarray) -> np.ndarray:
     return np.char.isdigit(key_ids) & (np.char.str_len(key_ids) >= MIN_ID_DIGITS)
 
 
+def repeats(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, repeat)`` for ``(n,)`` keys: the index of each key's first occurrence, and which entries
+    repeat an earlier one."""
+    if not len(keys):
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    _, first_of, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    first = first_of[inverse.reshape(-1)]
+    return first, first != np.arange(len(keys))
+
+
 class DuplicateKeyError(FormatError):
     """A record repeats the ``key_id`` of one read before it; the first is kept."""
 
@@ -109,23 +119,19 @@ def _error_record(err: FormatError) -> dict[str, Any]:
 
 
 def _first_keys(rec: _Records, task: Task, usable: np.ndarray, errors: list[FormatError]) -> np.ndarray:
-    """``usable`` without the records that repeat an earlier record's drawing id (``drawing_ids``) in this task
-    (each reported),
-    so a protocol samples distinct drawings. Repeats across tasks are dropped when the shards are merged."""
+    """``usable`` without the records that repeat an earlier record's drawing id (``drawing_ids``) in this task,
+    each reported, so a protocol samples distinct drawings. Repeats across tasks are dropped when the shards
+    are merged."""
     if task.source.format not in KEYED_FORMATS:
         return usable
     idx = np.flatnonzero(usable & drawing_ids(rec.key_ids))
-    keys = rec.key_ids[idx]
-    _, first = np.unique(keys, return_index=True)
-    if len(first) == len(idx):
+    first, repeat = repeats(rec.key_ids[idx])
+    if not repeat.any():
         return usable
-    repeat = np.ones(len(idx), dtype=bool)
-    repeat[first] = False
-    first_line = dict(zip(keys[first].tolist(), rec.order[idx[first]].tolist()))
-    for i in idx[repeat].tolist():
-        key = str(rec.key_ids[i])
-        errors.append(DuplicateKeyError(f"key_id {key} repeats line {first_line[key]}; the first is kept",
-                                        source=str(task.source.path), line=int(rec.order[i])))
+    for j in np.flatnonzero(repeat).tolist():
+        i, earlier = idx[j], idx[first[j]]
+        errors.append(DuplicateKeyError(f"key_id {rec.key_ids[i]} repeats line {rec.order[earlier]}; the first is "
+                                        "kept", source=str(task.source.path), line=int(rec.order[i])))
     usable = usable.copy()
     usable[idx[repeat]] = False
     return usable

@@ -89,13 +89,11 @@ def publish(partial: Path, out: Path) -> None:
     caller has checked is a prepared dataset or empty) so ``out`` is never missing or half-written
     for longer than two renames."""
     old = out.with_name(out.name + ".old")
-    if not out.exists():
-        os.replace(partial, out)
-    else:
-        if old.exists():
-            shutil.rmtree(old)
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
         os.replace(out, old)
-        os.replace(partial, out)
+    os.replace(partial, out)
     if old.exists():
         shutil.rmtree(old)
 

@@ -39,6 +39,7 @@ SPG_MAX_PART_ID = 64
 
 _MAX_ABS = 1e9
 _MAX_TIME = 1e15
+_EXACT_MS = float(1 << 24)  # float32 holds every integer millisecond up to here (4.6 hours)
 
 TIME_ORIGIN = "time_origin_ms"
 """``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
@@ -136,14 +137,12 @@ def _numbers(flat: list[Any]) -> np.ndarray:
     return values
 
 
-_EXACT_MS = float(1 << 24)  # float32 holds every integer millisecond up to here (4.6 hours)
-
-
 def _check_times(times: np.ndarray) -> float | None:
     """Validate a drawing's times; the origin to subtract when float32 could not hold them exactly."""
-    if not (np.abs(times) <= _MAX_TIME).all():
+    largest = np.abs(times).max()  # NaN when any time is NaN: both tests below fail then
+    if not largest <= _MAX_TIME:
         raise FormatError(f"times must be finite milliseconds of magnitude <= {_MAX_TIME:g}")
-    if np.abs(times).max() <= _EXACT_MS:
+    if largest <= _EXACT_MS:
         return None
     return float(times[0])
 
@@ -312,8 +311,8 @@ def _head_records(path: Path, limit: int = _SNIFF_RECORDS) -> list[Any]:
             if len(out) >= limit:
                 break
             try:
-                out.append(json.loads(line.removeprefix(_BOM)))
-            except (ValueError, RecursionError):
+                out.append(load_json(line))  # bytes: a byte order mark is understood
+            except FormatError:
                 continue
     return out
 
@@ -391,9 +390,9 @@ def _lines_stand_alone(data: bytes, sample: int = 5) -> bool:
     lines = [line for line in data[: 1 << 16].removeprefix(_BOM).split(b"\n") if line.strip()][:sample]
     for line in lines:
         try:
-            if isinstance(json.loads(line), (dict, list)):
+            if isinstance(load_json(line), (dict, list)):
                 return True
-        except (ValueError, RecursionError):
+        except FormatError:
             continue
     return False
 
@@ -419,9 +418,10 @@ def _read_document(
 
 
 # ---------------------------------------------------------------------------------------- writing
-def _column(values: np.ndarray, ndigits: int) -> list:
-    """One coordinate list: ints when every value is integral, else floats rounded to ``ndigits``."""
-    v = values.astype(np.float64)
+def _column(values: np.ndarray, ndigits: int, offset: float = 0.0) -> list:
+    """One coordinate list (``values + offset``): ints when every value is integral, else floats rounded to
+    ``ndigits``."""
+    v = values.astype(np.float64) + offset
     r = np.round(v)
     if (r == v).all():
         return r.astype(np.int64).tolist()
@@ -460,7 +460,7 @@ def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: 
     origin = float(sketch.meta.get(TIME_ORIGIN) or 0.0)
     drawing = []
     for i, s in enumerate(sketch.strokes):
-        cols = [_column(s[:, c].astype(np.float64) + (origin if c == 2 else 0.0), ndigits) for c in range(ncols)]
+        cols = [_column(s[:, c], ndigits, origin if c == 2 else 0.0) for c in range(ncols)]
         if style == "spg":
             cols.append(np.asarray(sketch.parts[i]).astype(np.int64).tolist())
         drawing.append(cols)

@@ -134,8 +134,8 @@ def _viewport(el: ET.Element) -> np.ndarray:
     return _translate(x + (width - bw * s) / 2 - bx * s, y + (height - bh * s) / 2 - by * s, s, s)
 
 
-def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
-    """``(shape element, 3x3 matrix to the root's user units)`` in document order."""
+def _shapes(root: ET.Element) -> Iterator[tuple[str, np.ndarray]]:
+    """``(path data, 3x3 matrix to the root's user units)`` of every drawn shape, in document order."""
     from svgpathtools.document import CONVERSIONS
     from svgpathtools.parser import parse_transform
 
@@ -153,13 +153,13 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
         tag = _local(el.tag)
         return tag in CONVERSIONS or tag in _CONTAINERS or tag == "use"
 
-    def walk(el: ET.Element, matrix: np.ndarray, depth: int) -> Iterator[tuple[ET.Element, np.ndarray]]:
+    def walk(el: ET.Element, matrix: np.ndarray, depth: int) -> Iterator[tuple[str, np.ndarray]]:
         nonlocal uses
         tag = _local(el.tag)
         if el.get("display", "").strip() == "none" or _HIDDEN.search(el.get("style", "")):
             return
         if tag in CONVERSIONS:
-            yield el, own(el, matrix)
+            yield CONVERSIONS[tag](el), own(el, matrix)
         elif tag in _CONTAINERS:
             matrix = own(el, matrix)
             if tag == "svg" and el is not root:
@@ -191,7 +191,6 @@ def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = 
     """One SVG file -> ``Sketch`` (see the module docstring). The label is the root's
     ``data-label``, else ``label``, else the parent folder's name (``alarm clock/81.svg``)."""
     from svgpathtools import parse_path
-    from svgpathtools.document import CONVERSIONS
     from svgpathtools.path import transform
 
     source = str(path)
@@ -201,8 +200,7 @@ def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = 
         raise FormatError(f"invalid SVG/XML: {exc}", source=source, line=exc.position[0]) from None
     strokes: list[np.ndarray] = []
     try:
-        for el, matrix in _shapes(root):
-            d = CONVERSIONS[_local(el.tag)](el)
+        for d, matrix in _shapes(root):
             if d:
                 strokes.extend(sample_path(transform(parse_path(d), matrix), spacing))
     except FormatError as exc:

@@ -179,8 +179,8 @@ def create_app(
     replacing = threading.Lock()
 
     def batcher() -> RequestBatcher:
-        """The app's batcher; a new one when it was closed by a shutdown and a request comes anyway (an app
-        used again without its lifespan, as a ``TestClient`` outside ``with`` does)."""
+        """The app's batcher; a new one when a shutdown closed it and the app is started again, or a request
+        comes anyway (an app used without its lifespan, as a ``TestClient`` outside ``with`` is)."""
         with replacing:
             if app.state.batcher.closed:
                 app.state.batcher = new_batcher()
@@ -188,8 +188,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if app.state.batcher.closed:  # started again after a shutdown
-            app.state.batcher = new_batcher()
+        batcher()  # started again after a shutdown: a new batcher
         yield
         await asyncio.to_thread(app.state.batcher.close)  # answer what is queued, stop the worker thread
 
