@@ -235,3 +235,46 @@ def test_the_page_works_under_a_sub_path_and_stops_at_the_point_limit(page, clf)
             assert "point limit" in other.inner_text("#error")
         finally:
             other.close()
+
+
+@pytest.mark.parametrize("prefix", ["", "/sketch"])
+def test_api_docs_render_offline_and_try_a_prediction(page, clf, prefix):
+    """``/docs`` (Swagger UI) renders with every request off this server refused (no CDN), at the root and
+    under a sub-path, and its "Try it out" on ``POST /predict`` with the schema's example body gets a 200 answer."""
+    from fastapi import FastAPI
+
+    app = create_app(clf)
+    if prefix:
+        app, inner = FastAPI(), app
+        app.mount(prefix, inner)
+    with running_server(app) as url:
+        other = page.context.new_page()
+        outside = []
+
+        def local_only(route):
+            if route.request.url.startswith(url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        other.route("**/*", local_only)
+        try:
+            other.goto(f"{url}{prefix}/docs")
+            other.wait_for_selector(".opblock-post", timeout=15_000)
+            paths = other.locator(".opblock .opblock-summary-path").all_inner_texts()
+            assert {"/predict", "/healthz", "/classes", "/stats"} <= {p.strip().replace("\u200b", "") for p in paths}
+            other.click(".opblock-post .opblock-summary")
+            other.click("button.try-out__btn")
+            body = json.loads(other.input_value(".opblock-post textarea.body-param__text"))
+            assert len(body["drawing"]) == 2  # the example drawing from the schema
+            with other.expect_response(lambda r: r.url.endswith(f"{prefix}/predict")) as answer:
+                other.click("button.execute")
+            assert answer.value.status == 200
+            assert len(answer.value.json()["predictions"]) == 5
+            if not prefix:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                other.screenshot(path=str(ARTIFACTS / "api_docs.png"), full_page=True)
+            assert not outside, outside
+        finally:
+            other.close()

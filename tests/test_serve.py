@@ -274,3 +274,19 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (4, 0.0025)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16"])) == 0
     assert seen["app"].state.classifier.precision == "bfloat16"
+
+
+def test_docs_pages_use_local_assets(client):
+    """``/docs`` points at files this app serves (relative URLs), none at a CDN; FastAPI's CDN ``/redoc`` is off."""
+    import re
+
+    html = client.get("/docs").text
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+    assert not [u for u in urls if "//" in u], urls
+    local = [u for u in urls if u.startswith("docs-static/")]
+    assert len(local) == 3 and "openapi.json" in urls, urls
+    for u in local:
+        r = client.get("/" + u)
+        assert r.status_code == 200 and len(r.content) > 1000, u
+    assert client.get("/redoc").status_code == 404
+    assert client.get("/docs-static/swagger-ui-bundle.js").text.count("SwaggerUIBundle") > 0

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import SketchError
+from ..formats import canonical_label
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from . import sources as _sources
@@ -155,6 +156,8 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
         missing = method["key_ids"] - method["key_ids_found"]
         lines.append(f"  split files list {method['key_ids']:,} key_ids; {missing:,} of them are in no input "
                      "(or were malformed, empty or repeated)")
+    for variant, name in info.meta.get("merged_labels", {}).items():
+        lines.append(f"  class {variant!r} stored as {name!r} (the same name spelt differently)")
     if info.resumed_files:
         lines.append(f"  resumed: {info.resumed_files} source files taken from the cache")
     bad = [e for e in errors if e["kind"] == "malformed"]
@@ -229,6 +232,7 @@ def prepare(
     owner = np.concatenate([np.full(len(sh), i, np.int64) for i, sh in enumerate(shards)])  # (S,) source index
     everything = Shard.concat(shards)
     everything, owner = _drop_repeats(everything, owner, sources)
+    merged = _merge_spellings(everything)
     split_of = _assign_splits(everything, method, proto, sources, owner)
     keep = split_of != ""
     final = everything if keep.all() else everything.select(keep)
@@ -271,6 +275,7 @@ def prepare(
         "split_method": split_method,
         "counts": counts,
         "class_counts": {c: dict(zip(split_names, map(int, row))) for c, row in zip(classes, per_class)},
+        "merged_labels": merged,
         "sources": [
             {"path": s.path.as_posix(), "sha256": infos[s.index]["sha256"], "bytes": infos[s.index]["bytes"],
              "format": infos[s.index]["format"], "records": int(infos[s.index]["stats"].get("read", 0)),
@@ -342,6 +347,26 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
     keep = np.ones(len(shard), dtype=bool)
     keep[idx[repeat]] = False
     return shard.select(keep), owner[keep]
+
+
+def _merge_spellings(shard: Shard) -> dict[str, str]:
+    """One class per name: labels equal as ``canonical_label`` (``alarm_clock`` from a file name, ``alarm clock``
+    from a ``word`` field, ``Alarm clock`` from a folder) become the spelling most sketches have (on a tie, the
+    first in input order). Rewrites ``shard.labels`` in place; returns ``{other spelling: stored name}``."""
+    if not len(shard):
+        return {}
+    names, first, counts = np.unique(shard.labels, return_index=True, return_counts=True)
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names.tolist()):
+        groups.setdefault(canonical_label(name), []).append(i)
+    merged = {}
+    for members in groups.values():
+        if len(members) > 1:
+            keep = min(members, key=lambda i: (-counts[i], first[i]))
+            merged.update({str(names[i]): str(names[keep]) for i in members if i != keep})
+    if merged:
+        shard.labels = np.array([merged.get(n, n) for n in shard.labels.tolist()], dtype=str)
+    return dict(sorted(merged.items()))
 
 
 def _assign_splits(shard: Shard, method: str, protocol: Protocol | None, sources: list[Source], owner: np.ndarray

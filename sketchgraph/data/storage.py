@@ -3,7 +3,8 @@
 A prepared dataset is a directory (``S`` sketches, ``P`` points in all)::
 
     meta.json       format_version, classes, splits {name: count}, preprocessing, graph_spec,
-                    sources (path, sha256, bytes, format, records, kept), counts, split_method
+                    sources (path, sha256, bytes, format, records, kept), counts, split_method,
+                    class_counts, merged_labels ({other spelling: stored class name})
     coords.npy      (P, 2) int16 when every coordinate is an integer in range (simplified data),
                     else float32
     flags.npy       (P,) uint8: 101 on the last point of each stroke, else 100

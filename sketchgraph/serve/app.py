@@ -1,6 +1,7 @@
 """The HTTP service: a JSON prediction API and a drawing page.
 
-Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
+Endpoints (OpenAPI schema at ``/openapi.json``, browsable and callable at ``/docs``: Swagger UI, its script
+served by this app, never by a CDN, so the page works offline):
 
 - ``POST /predict`` ``{"drawing": [[xs, ys], ...] | [[xs, ys, ts], ...], "top_k": 5}`` ->
   ``{"predictions": [{"label": str, "score": float}, ...]}`` (best first, scores are probabilities).
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import threading
@@ -38,6 +40,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -54,6 +57,7 @@ MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing 
 MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
 MAX_TOP_K = 100
 STATIC = Path(__file__).with_name("static")
+DOCS_STATIC = "docs-static"  # where the Swagger UI files are served (relative to the app's root)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -145,6 +149,21 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+def docs_assets() -> Path:
+    """The folder holding ``swagger-ui-bundle.js``, ``swagger-ui.css`` and ``favicon.png``: the copies packaged
+    by ``fastapi-offline`` (Swagger UI 5, which renders the OpenAPI 3.1 schema FastAPI writes). Only its files
+    are used, not its code."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the API docs pages need the fastapi-offline package: pip install fastapi-offline")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static"
+    missing = [n for n in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+               if not (folder / n).is_file()]
+    if missing:
+        raise RuntimeError(f"fastapi-offline at {folder.parent} lacks {', '.join(missing)}; reinstall it")
+    return folder
+
+
 def create_app(
     classifier_or_checkpoint: SketchClassifier | str | os.PathLike = SHIPPED_CHECKPOINT,
     *,
@@ -197,6 +216,8 @@ def create_app(
         version=__version__,
         description="Free-hand sketch recognition with the Multi-Graph Transformer. Draw at `/`.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own pages load Swagger UI / ReDoc from a CDN: ours is below (ReDoc's page
+        redoc_url=None,  # fetches a logo from a CDN even with its script served locally, so there is none)
     )
     app.state.classifier = clf
     app.state.batcher = new_batcher()
@@ -244,6 +265,16 @@ def create_app(
     def page() -> str:
         return index_html
 
+    # The API docs page, with its script served from here (``docs_assets()``). Every URL is relative to the
+    # page, so it works with the app mounted under a sub-path too.
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="openapi.json", title=f"{app.title} API", swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css", swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            oauth2_redirect_url=None)
+
+    app.mount(f"/{DOCS_STATIC}", StaticFiles(directory=docs_assets()), name="docs-static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
