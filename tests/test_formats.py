@@ -735,7 +735,24 @@ def test_svg_strokes_outside_groups_links_uses_and_nested_svgs(tmp_path, xmlns):
         [[1, 1], [2, 2]], [[3, 3], [4, 4]], [[15, 5], [16, 6]], [[0, 0], [2, 2]], [[50, 50], [70, 60]]]
 
 
+@pytest.mark.parametrize("ratio, want", [
+    (None, [[10, 0], [30, 20]]),  # the default, xMidYMid meet: uniform scale 2, centred
+    ("xMinYMin meet", [[0, 0], [20, 20]]),
+    ("xMaxYMax", [[20, 0], [40, 20]]),
+    ("none", [[0, 0], [40, 20]]),  # stretched: x scaled 4, y scaled 2
+    ("xMidYMid slice", [[0, -10], [40, 30]]),  # uniform scale 4, centred, overflowing in y
+    ("defer xMinYMax slice", [[0, -20], [40, 20]]),
+])
+def test_svg_nested_viewport_preserve_aspect_ratio(tmp_path, ratio, want):
+    attr = f' preserveAspectRatio="{ratio}"' if ratio else ""
+    body = f'<svg width="40" height="20" viewBox="0 0 10 10"{attr}><line x1="0" y1="0" x2="10" y2="10"/></svg>'
+    (sketch,) = read_sketches(svg_file(tmp_path, body))
+    assert sketch.strokes[0].tolist() == want
+
+
 @pytest.mark.parametrize("body, message", [
+    ('<svg width="4" height="2" viewBox="0 0 1 1" preserveAspectRatio="xMidYMid meat"><path d="M 0 0 L 1 1"/></svg>',
+     "preserveAspectRatio"),
     ('<circle cx="1" cy="1"/>', "cannot read SVG paths"),
     ('<path d="M 0 0 L 1e400 0"/>', "magnitude <= 1e\\+09|beyond"),
     ('<path d="M 0 0 C 1e400 0 0 0 1 1"/>', "magnitude <= 1e\\+09|beyond"),

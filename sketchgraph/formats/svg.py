@@ -2,7 +2,8 @@
 
 The element tree is walked here, in document order: ``<path>``, ``<line>``, ``<polyline>``, ``<polygon>``,
 ``<rect>``, ``<circle>`` and ``<ellipse>`` are shapes (converted to path data by svgpathtools); ``<g>``,
-``<a>``, ``<switch>`` and nested ``<svg>`` (placed by ``x``/``y``/``width``/``height``/``viewBox``) are
+``<a>``, ``<switch>`` and nested ``<svg>`` (placed by ``x``/``y``/``width``/``height``/``viewBox``/
+``preserveAspectRatio``) are
 containers; ``<use>`` draws what it references (``href`` or ``xlink:href``). Every ``transform`` on the way is
 applied (svgpathtools' ``svg2paths`` ignores them, and its ``Document`` skips shapes outside ``<g>``, under
 ``<a>`` or in files without the SVG namespace). ``<defs>``, ``<symbol>`` (unless used), text, images, clip
@@ -116,9 +117,14 @@ def _translate(x: float, y: float, sx: float = 1.0, sy: float = 1.0) -> np.ndarr
     return np.array([[sx, 0.0, x], [0.0, sy, y], [0.0, 0.0, 1.0]])
 
 
+_ALIGN = re.compile(r"^x(Min|Mid|Max)Y(Min|Mid|Max)$")
+_FRACTION = {"Min": 0.0, "Mid": 0.5, "Max": 1.0}
+
+
 def _viewport(el: ET.Element) -> np.ndarray:
-    """A nested ``<svg>``'s placement: ``x``/``y``, and its viewBox fitted into ``width``/``height``
-    (centred, uniform scale: the default ``preserveAspectRatio``)."""
+    """A nested ``<svg>``'s placement: ``x``/``y``, and its viewBox fitted into ``width``/``height`` as its
+    ``preserveAspectRatio`` says (``[defer] <align> [meet | slice]``; default ``xMidYMid meet``: uniform scale,
+    centred; ``none``: each axis stretched to fit)."""
     x, y = _number(el, "x"), _number(el, "y")
     box = (el.get("viewBox") or "").replace(",", " ").split()
     width, height = _number(el, "width", -1.0), _number(el, "height", -1.0)
@@ -130,8 +136,19 @@ def _viewport(el: ET.Element) -> np.ndarray:
         raise FormatError(f"<svg> viewBox={el.get('viewBox')!r} is not four numbers") from None
     if bw <= 0 or bh <= 0:
         return _translate(x, y)
-    s = min(width / bw, height / bh)
-    return _translate(x + (width - bw * s) / 2 - bx * s, y + (height - bh * s) / 2 - by * s, s, s)
+    words = (el.get("preserveAspectRatio") or "").split()
+    words = words[1:] if words[:1] == ["defer"] else words
+    align, fit = (words + ["xMidYMid", "meet"][len(words):])[:2] if len(words) <= 2 else ("", "")
+    if align == "none":
+        sx, sy = width / bw, height / bh
+        return _translate(x - bx * sx, y - by * sy, sx, sy)
+    match = _ALIGN.match(align)
+    if match is None or fit not in ("meet", "slice"):
+        raise FormatError(f"<svg> preserveAspectRatio={el.get('preserveAspectRatio')!r} is not "
+                          "'[defer] <align> [meet | slice]' (align: none or xMinYMin .. xMaxYMax)")
+    s = (min if fit == "meet" else max)(width / bw, height / bh)
+    fx, fy = _FRACTION[match.group(1)], _FRACTION[match.group(2)]
+    return _translate(x + (width - bw * s) * fx - bx * s, y + (height - bh * s) * fy - by * s, s, s)
 
 
 def _shapes(root: ET.Element) -> Iterator[tuple[str, np.ndarray]]:
