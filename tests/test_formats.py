@@ -784,3 +784,17 @@ def test_a_broken_json_document_is_one_error_not_a_line_per_line(tmp_path):
     lines.write_text("\n".join([json.dumps(records[0]), "{bad", json.dumps(records[1])]) + "\n")
     got, errors = read_all(lines)
     assert [s.key_id for s in got] == ["0", "1"] and [e.line for e in errors] == [2]
+
+
+def test_cr_only_line_ends_are_named_in_the_error(tmp_path):
+    """A file with old-Mac line ends (bare CR) is one line to every reader here: its error says why and how to
+    convert it, instead of a bare "Extra data"."""
+    records = [{"word": "cat", "key_id": str(i), "drawing": [[[i, i + 1], [0, 5]]]} for i in range(3)]
+    path = tmp_path / "cat.ndjson"
+    path.write_bytes(b"\r".join(json.dumps(r).encode() for r in records) + b"\r")
+    got, errors = read_all(path)
+    assert got == [] and len(errors) == 1
+    assert "CR only" in str(errors[0]) and f"{path}:1" in str(errors[0])
+    crlf = tmp_path / "dog.ndjson"
+    crlf.write_bytes(b"\r\n".join(json.dumps(r).encode() for r in records) + b"\r\n")
+    assert len(read_all(crlf)[0]) == 3  # CRLF is fine

@@ -217,7 +217,11 @@ def load_json(text: bytes | str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FormatError(f"invalid JSON ({exc.msg}, column {exc.colno})") from None
+        hint = ""
+        if exc.msg == "Extra data" and ("\r" if isinstance(text, str) else b"\r") in text[: exc.pos]:
+            # objects separated by a bare CR: the file is one line to every line-based reader
+            hint = "; the lines end in CR only (old Mac line ends): convert them, e.g. tr '\\r' '\\n' < in > out"
+        raise FormatError(f"invalid JSON ({exc.msg}, column {exc.colno}){hint}") from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
