@@ -64,14 +64,10 @@ def synthetic_sketches(n: int, rng: np.random.Generator) -> list[Sketch]:
 
 
 def load_classifier(args: argparse.Namespace) -> tuple[SketchClassifier, str]:
-    if args.preset is None:
-        try:
-            path = resolve_checkpoint(args.checkpoint)
-            clf = SketchClassifier.from_pretrained(path, backend=args.backend, precision=args.precision)
-            return clf, f"checkpoint {path}"
-        except ValueError as exc:
-            print(f"({exc}; using random weights of preset 'mgt' instead)")
-            args.preset = "mgt"
+    if args.preset is None:  # a checkpoint that fails to load is an error, never a silent switch to random weights
+        path = resolve_checkpoint(args.checkpoint)
+        clf = SketchClassifier.from_pretrained(path, backend=args.backend, precision=args.precision)
+        return clf, f"checkpoint {path}"
     from sketchgraph.model import build_model
 
     torch.manual_seed(0)

@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
                         "the dataset's (truncate). adapt re-simplifies over-long drawings: see the robustness table")
     args = p.parse_args(argv)
     run, out = Path(args.run), Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
+        p.error(f"--out {out} exists and is not a checkpoint (no config.json): it would be replaced; "
+                "name a new folder or an earlier checkpoint")
+    if out.resolve() == run.resolve() or out.resolve() in run.resolve().parents:
+        p.error(f"--out {out} holds the run {run}: name another folder")
     valid = evaluate(run, args.data, "valid", progress=False)
     test = evaluate(run, args.data, "test", progress=False)
     config = json.loads((run / "config.json").read_text())
@@ -210,9 +215,14 @@ def main(argv: list[str] | None = None) -> int:
             robustness=robustness_table(weights_digest(run)),
             nearby=nearby_table(weights_digest(run)),
         ))
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
         if out.exists():
-            shutil.rmtree(out)
+            out.rename(old)  # the previous checkpoint stays whole until the new one is in place
         tmp.rename(out)
+        if old.exists():
+            shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -7,11 +7,12 @@ Budget rule (the same for every model): the training recipe of ``configs/spg20.t
 warm-up, label smoothing, augmentation, length-bucketed batches of 64), only the preset changes. Each model
 gets ``--budget`` minutes of training on this machine: its epoch count is set from a measured throughput
 so the cosine schedule completes inside the budget (at most ``--max-epochs``), and ``max_time_minutes``
-stops it at the budget regardless. Model selection on valid (``best/``); the table reports valid and test.
+skips any epoch that would end past the budget (the first epoch always runs, so a budget shorter than one
+epoch is overrun by that epoch). Model selection on valid (``best/``); the table reports valid and test.
 
 Each model is trained with the real CLI (``sketchgraph train configs/spg20.toml --preset ...``), so its
 checkpoint records the exact command. Results go to ``benchmarks/results/spg20.{json,md}`` (merged with
-earlier rows, so models can be run one at a time).
+earlier rows, so models can be run one at a time; ``--results DIR`` writes a trial run elsewhere).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 from sketchgraph.checkpoint import load_checkpoint  # noqa: E402
 from sketchgraph.data import PreparedDataset, make_loader  # noqa: E402
 from sketchgraph.evaluate import evaluate  # noqa: E402
+from sketchgraph.formats import atomic_write  # noqa: E402
 from sketchgraph.model import count_macs  # noqa: E402
 from sketchgraph.train import load_train_config, measure_throughput  # noqa: E402
 
@@ -147,17 +149,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=13.0, help="training minutes per model")
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--work", default="runs/bench", help="where the runs and checkpoints go")
+    p.add_argument("--results", default=str(RESULTS),
+                   help="folder of spg20.json / spg20.md (default: the committed benchmarks/results)")
     args = p.parse_args(argv)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if not names or (unknown := sorted(set(names) - set(MODELS))):
+        p.error(f"--models: unknown {unknown if names else 'empty list'}; choose from {', '.join(MODELS)}")
     data = PreparedDataset(args.data)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "spg20.json"
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "spg20.json"
     rows = json.loads(path.read_text()) if path.exists() else {}
-    for name in args.models.split(","):
-        rows[name] = run_model(name.strip(), args, data)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(rows, indent=2) + "\n")
-        tmp.replace(path)
-        (RESULTS / "spg20.md").write_text(write_table(rows))
+    for name in dict.fromkeys(names):
+        rows[name] = run_model(name, args, data)
+        for target, text in ((path, json.dumps(rows, indent=2) + "\n"), (results / "spg20.md", write_table(rows))):
+            with atomic_write(target, "w") as f:
+                f.write(text)
     print(write_table(rows))
     return 0
 

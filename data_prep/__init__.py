@@ -6,3 +6,23 @@
 - ``python -m data_prep.tuberlin ROOT OUT``: TU-Berlin SVG folders with a seeded per-class split.
 - ``python -m data_prep.sketchrnn FILE.npz ... OUT``: sketch-rnn stroke-3 files and their own splits.
 """
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from sketchgraph.errors import SketchError
+
+__all__ = ["run_script"]
+
+
+def run_script(prog: str, body: Callable[[], int | None], also: tuple[type[Exception], ...] = ()) -> int:
+    """Run a script's ``body``; bad input or a file problem (``SketchError``, ``ValueError``, ``OSError``, such as
+    an existing output folder, a missing input or an unknown protocol; and the exception types in ``also``) is
+    one line ``prog: error: ...`` on stderr and exit status 1, not a traceback."""
+    try:
+        return int(body() or 0)
+    except (SketchError, ValueError, OSError, *also) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1

@@ -2,8 +2,12 @@
 QuickDraw-414k protocol of the MGT paper (345 classes x 1000 / 100 / 100 recognized drawings).
 
 Downloads are resumable (an interrupted file continues from its ``.part`` with an HTTP ``Range``
-request), size-checked (the bytes received must match ``Content-Length`` / ``Content-Range``; a
-short file is never renamed into place), retried with back-off, and shown with a progress bar::
+request, guarded by ``If-Range`` so a file changed on the server starts over), size-checked (the bytes
+received must match ``Content-Length`` / ``Content-Range``; a short file is never renamed into place; a
+server that states no size gets a warning), retried with back-off, and shown with a progress bar. Each
+folder keeps ``.download-sources`` (JSON: file name -> URL, validator), so a ``.part`` left by another kind
+(``raw`` and ``simplified`` files share names) is never continued, and a finished file from another kind is
+refused instead of being taken as this one::
 
     python -m data_prep.quickdraw download --kind simplified --classes cat,dog --out data/quickdraw
     python -m data_prep.quickdraw download --kind simplified --out data/quickdraw        # all 345
@@ -17,11 +21,13 @@ are (only normalised to 0..255 and capped at 100 points, as the paper); raw file
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.client import HTTPException
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -29,6 +35,8 @@ from urllib.parse import quote
 from urllib.request import Request, urlopen
 
 from tqdm.auto import tqdm
+
+from data_prep import run_script
 
 __all__ = [
     "CATEGORIES", "BASE_URL", "KINDS", "url_for", "file_name", "download_file", "download", "DownloadError",
@@ -87,7 +95,34 @@ CATEGORIES: tuple[str, ...] = (
 
 
 class DownloadError(RuntimeError):
-    """A file could not be downloaded completely (its ``.part`` is kept for the next attempt)."""
+    """A file could not be downloaded completely (its ``.part``, if any, is kept for the next attempt)."""
+
+
+MANIFEST = ".download-sources"
+#: local file system errors: retrying cannot help (a network error is retried)
+_LOCAL_ERRNOS = {getattr(errno, name) for name in ("EISDIR", "ENOTDIR", "EACCES", "EPERM", "ENOSPC", "EROFS", "EDQUOT")
+                 if hasattr(errno, name)}
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, str]]:
+    """``{file name: {"url": ..., "validator": ETag or Last-Modified}}`` of the downloads made into ``folder``."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record(folder: Path, name: str, entry: dict[str, str] | None) -> None:
+    """Set (``None``: drop) ``name``'s entry of ``folder``'s manifest, atomically."""
+    data = read_manifest(folder)
+    if entry is None:
+        data.pop(name, None)
+    else:
+        data[name] = entry
+    tmp = folder / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
 
 
 def file_name(word: str, kind: str) -> str:
@@ -118,13 +153,17 @@ def _expected_total(resp, offset: int) -> int | None:
     return None if length is None else int(length)
 
 
-def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, block: int) -> None:
-    """One request: continue ``part`` from its size (``Range``) or start over when the server ignores
-    ranges; raises on a short or failed transfer."""
+def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, block: int,
+             validator: str | None, remember: Callable[[str | None], None]) -> None:
+    """One request: continue ``part`` from its size (``Range``, with ``If-Range: validator`` when known) or start
+    over when the server sends the whole file; raises on a short or failed transfer. ``remember`` gets the
+    validator (ETag or Last-Modified) of what is being written, before the first byte is."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "sketchgraph-data-prep", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if validator:
+            headers["If-Range"] = validator
     try:
         resp = urlopen(Request(url, headers=headers), timeout=timeout)
     except HTTPError as exc:
@@ -140,8 +179,9 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, bl
         if resp.status not in (200, 206):
             raise DownloadError(f"{url}: HTTP {resp.status}")
         if resp.status == 200:
-            offset = 0  # the server ignored the range: start over
+            offset = 0  # the server ignored the range, or the file changed (If-Range): start over
         total = _expected_total(resp, offset)
+        remember(resp.headers.get("ETag") or resp.headers.get("Last-Modified") or (validator if offset else None))
         with open(part, "ab" if offset else "wb") as f, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, desc=desc, disable=not progress, leave=False
         ) as bar:
@@ -151,6 +191,9 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, bl
     size = part.stat().st_size
     if total is not None and size != total:
         raise DownloadError(f"{url}: got {size} of {total} bytes")
+    if total is None:
+        print(f"warning: {url}: the server stated no size, so the {size:,} bytes received could not be checked",
+              file=sys.stderr)
 
 
 def download_file(url: str, dest: str | Path, *, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
@@ -158,29 +201,53 @@ def download_file(url: str, dest: str | Path, *, retries: int = 5, timeout: floa
     """Download ``url`` to ``dest`` through ``dest + ".part"``, resuming and retrying.
 
     ``dest`` appears only when complete (size checked against the server's headers). A missing file
-    (HTTP 404) fails at once; network errors and short transfers are retried up to ``retries`` times
-    with exponential back-off. An existing ``dest`` is kept as it is.
+    (HTTP 404) fails at once, and so does a local error (a folder in the way, no permission, a full disk);
+    network errors and short transfers are retried up to ``retries`` times with exponential back-off.
+    An existing ``dest`` is kept as it is, unless the folder's ``.download-sources`` says it came from another
+    URL (then ``DownloadError``); a ``.part`` recorded for another URL is discarded, not continued.
     """
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     dest = Path(dest)
+    folder = dest.parent
+    entry = read_manifest(folder).get(dest.name) if folder.is_dir() else None
+    if entry is not None and entry.get("url") != url and dest.exists():
+        raise DownloadError(f"{dest} was downloaded from {entry.get('url')}, not {url}; download into another "
+                            "folder (raw and simplified files have the same names)")
     if dest.exists():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    if entry is not None and entry.get("url") != url:
+        part.unlink(missing_ok=True)  # left by a download of another URL: its bytes are not this file's
+        entry = None
+    known = {"url": url, "validator": entry.get("validator") if entry else None}
+
+    def remember(validator: str | None) -> None:
+        known["validator"] = validator
+        _record(folder, dest.name, {k: v for k, v in known.items() if v})
+
+    remember(known["validator"])
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
-            _attempt(url, part, timeout, progress, dest.name, block)
+            _attempt(url, part, timeout, progress, dest.name, block, known["validator"], remember)
             os.replace(part, dest)
             return dest
         except HTTPError as exc:
             if exc.code in (400, 401, 403, 404, 410):
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
             last = exc
-        except (DownloadError, URLError, OSError, HTTPException) as exc:  # resets, timeouts, IncompleteRead
+        except OSError as exc:
+            if not isinstance(exc, URLError) and exc.errno in _LOCAL_ERRNOS:
+                raise DownloadError(f"{dest}: {exc.strerror or exc}") from None
+            last = exc  # resets, timeouts
+        except (DownloadError, HTTPException) as exc:  # short transfers, IncompleteRead
             last = exc
         if attempt < retries:
             time.sleep(backoff * 2**attempt)
-    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}); the partial file {part} is kept")
+    kept = f"; the partial file {part} ({part.stat().st_size:,} bytes) is kept" if part.exists() else ""
+    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}){kept}")
 
 
 def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind: str = "simplified",
@@ -216,15 +283,24 @@ def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers:
                    workers=workers, overwrite=overwrite, progress=progress)
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.quickdraw", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m data_prep.quickdraw",
+                                description="Quick, Draw!: download the per-class files (resumable, size-checked) "
+                                            "and prepare the QuickDraw-414k protocol of the MGT paper.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("download", help="download per-class files from the public bucket")
     d.add_argument("--kind", choices=sorted(KINDS), default="simplified")
     d.add_argument("--classes", help="comma-separated class names (default: all 345)")
     d.add_argument("--out", required=True, help="folder for the files")
     d.add_argument("--base-url", default=BASE_URL, help="bucket URL (default %(default)s)")
-    d.add_argument("--retries", type=int, default=5)
+    d.add_argument("--retries", type=_non_negative, default=5, help="retries per file (default %(default)s)")
     q = sub.add_parser("prepare414k", help="prepare QuickDraw-414k from downloaded ndjson files")
     q.add_argument("folder")
     q.add_argument("out")
@@ -232,18 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--workers", type=int, default=2)
     q.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    try:
+
+    def body() -> None:
         if args.command == "download":
             classes = [c.strip() for c in args.classes.split(",")] if args.classes else list(CATEGORIES)
             paths = download(classes, args.out, kind=args.kind, base_url=args.base_url, retries=args.retries)
             print(f"{len(paths)} files in {args.out}")
         else:
             prepare_414k(args.folder, args.out, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
-    except (DownloadError, ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
+    return run_script(p.prog, body, also=(DownloadError,))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_prep import run_script
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -41,14 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points),
-                       workers=args.workers, overwrite=args.overwrite)
-    if info.splits != EXPECTED_SPLITS or len(info.classes) != 20:
-        print(f"warning: expected {EXPECTED_SPLITS} over 20 classes, got {info.splits} over {len(info.classes)}",
-              file=sys.stderr)
-        return 1
-    return 0
 
+    def body() -> int:
+        info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points),
+                           workers=args.workers, overwrite=args.overwrite)
+        if info.splits != EXPECTED_SPLITS or len(info.classes) != 20:
+            print(f"warning: expected {EXPECTED_SPLITS} over 20 classes, got {info.splits} over "
+                  f"{len(info.classes)}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_script(p.prog, body)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from data_prep import run_script
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -42,11 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    prepare_tuberlin(args.root, args.out, protocol=args.protocol, seed=args.seed,
-                     preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers,
-                     overwrite=args.overwrite)
-    return 0
-
+    return run_script(p.prog, lambda: prepare_tuberlin(
+        args.root, args.out, protocol=args.protocol, seed=args.seed,
+        preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers, overwrite=args.overwrite,
+    ) and 0)
 
 if __name__ == "__main__":
     raise SystemExit(main())

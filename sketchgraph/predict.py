@@ -86,21 +86,26 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """The directory of a checkpoint given by path or by shipped name (``"spg20"``).
 
     A name is looked up in the installed package data first (``importlib.resources``), then in the
-    checkout's top-level ``checkpoints/``. Raises ``CheckpointError`` listing where it looked.
+    checkout's top-level ``checkpoints/``; a folder of the same name in the current directory wins only when it
+    holds a checkpoint (``config.json``), so a prepared dataset called ``spg20`` does not hide the shipped
+    model. Raises ``CheckpointError`` listing where it looked.
     """
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
+    name = str(name_or_path)
+    bare = path.name == name  # a bare name ("spg20"), not a path ("./spg20", "runs/x/best")
+    if path.is_dir() and ((path / "config.json").is_file() or not bare):
         return path
     if path.is_file() and (path.parent / "config.json").is_file():  # its weights file or its config.json
         return path.parent
-    name = str(name_or_path)
     looked: list[Path] = []
-    if path.name == name:  # a bare name, not a path: search the shipped locations
+    if bare:  # search the shipped locations; a folder of that name that is no checkpoint (a dataset) does not hide them
         packaged = (_packaged_checkpoint(package, name) for package in _CHECKPOINT_PACKAGES)
         for candidate in (*(c for c in packaged if c is not None), _CHECKOUT_CHECKPOINTS / name):
             looked.append(candidate)
             if (candidate / "config.json").is_file():
                 return candidate
+        if path.is_dir():
+            return path  # no shipped checkpoint of that name either: loading says what the folder lacks
     else:
         looked.append(path)
     where = ", ".join(str(p) for p in dict.fromkeys(looked))

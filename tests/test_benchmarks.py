@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -140,3 +141,33 @@ def test_shipped_robustness_results_reproduce(robustness, shared_data_path):
     for name in names:
         assert results[name]["top1"] == pytest.approx(record["conditions"][name]["top1"], abs=1e-9), name
     assert results["reference"]["top1"] >= 0.96 and results["one-stroke"]["top1"] >= 0.9
+
+
+@pytest.mark.parametrize("setup", ["user folder", "a file", "the run's parent"])
+def test_ship_spg20_never_replaces_a_folder_that_is_not_a_checkpoint(tmp_path, setup, capsys):
+    """``--out`` naming a user's folder (or the run's own parent) is refused before anything is evaluated or
+    removed; the folder is left as it was."""
+    ship = load_script("ship_spg20")
+    run = tmp_path / "myrun" / "best"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    out = {"user folder": tmp_path / "notes", "a file": tmp_path / "notes.txt", "the run's parent": run.parent}[setup]
+    if setup == "user folder":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    elif setup == "a file":
+        out.write_text("mine")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exc:
+        ship.main([str(run), str(tmp_path / "no-data"), "--out", str(out)])
+    assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("models, message", [("mgt,typo", "unknown \\['typo'\\]"), (" , ", "empty list")])
+def test_spg20_benchmark_checks_model_names_before_training(tmp_path, models, message, capsys):
+    bench = load_script("spg20_benchmark")
+    with pytest.raises(SystemExit):
+        bench.main(["--data", str(tmp_path / "none"), "--models", models, "--results", str(tmp_path / "r")])
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()

@@ -158,3 +158,30 @@ def test_tuberlin_real_sample(tmp_path):
                             workers=1, progress=False)
     assert info.splits == {"train": 9, "valid": 3, "test": 3}
     assert info.classes == ["airplane", "alarm clock", "angel"]
+
+
+# ---------------------------------------------------------------------------------------- the scripts' errors
+def test_scripts_report_user_mistakes_in_one_line(tmp_path, capsys):
+    """An existing output, a missing input, a bad protocol: ``prog: error: ...`` and exit 1, no traceback."""
+    from data_prep import sketchrnn, spg, tuberlin
+
+    write_spg(tmp_path / "spg")
+    args = [str(tmp_path / "spg"), str(tmp_path / "out"), "--workers", "1"]
+    assert spg.main(args) == 1  # the generated folder is not the 20-class SPG: a warning, but prepared
+    assert (tmp_path / "out" / "meta.json").exists()
+    capsys.readouterr()
+    cases = [
+        (spg.main, args, "already holds a prepared dataset"),
+        (spg.main, [str(tmp_path / "nowhere"), str(tmp_path / "o2")], "does not look like SPG"),
+        (tuberlin.main, [str(tmp_path / "spg"), str(tmp_path / "o3")], "no <class>/<n>.svg"),
+        (sketchrnn.main, [str(tmp_path / "a.npz"), str(tmp_path / "o4")], "a.npz"),
+    ]
+    rng = np.random.default_rng(4)
+    (tmp_path / "svg" / "cat").mkdir(parents=True)
+    for i in range(3):
+        write_svg(Sketch.from_strokes([s * 4 for s in random_strokes(rng)]), tmp_path / "svg" / "cat" / f"{i}.svg")
+    cases.append((tuberlin.main, [str(tmp_path / "svg"), str(tmp_path / "o5"), "--protocol", "bogus"], "protocol"))
+    for main, argv, message in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "error:" in err and message in err and "Traceback" not in err, err

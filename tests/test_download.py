@@ -14,6 +14,7 @@ import pytest
 from data_prep.quickdraw import DownloadError, download_file, main, url_for
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
+RAW_CAT = bytes(range(255, -1, -1)) * 300  # another kind's file of the same name
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Behaviour:
     ranges: bool = True
     cut: set[int] = field(default_factory=set)
     log: list[tuple[str, str | None]] = field(default_factory=list)
+    etag: str | None = None  # sent as ETag; an If-Range naming another one gets the whole file (200)
+    length: bool = True  # False: no Content-Length, the body ends when the connection closes
+    fail: int = 0  # answer this many requests with HTTP 500 first
 
 
 def make_handler(b: Behaviour):
@@ -36,6 +40,9 @@ def make_handler(b: Behaviour):
 
         def do_GET(self):
             b.log.append((self.path, self.headers.get("Range")))
+            if len(b.log) <= b.fail:
+                self.send_error(500)
+                return
             path = b.root / unquote(self.path.lstrip("/"))
             if not path.is_file():
                 self.send_error(404)
@@ -43,6 +50,8 @@ def make_handler(b: Behaviour):
             data = path.read_bytes()
             start, status = 0, 200
             rng = self.headers.get("Range")
+            if self.headers.get("If-Range") not in (None, b.etag):
+                rng = None  # the client's copy is of another version: send it all
             if rng and b.ranges:
                 start = int(rng.removeprefix("bytes=").split("-")[0])
                 if start >= len(data):
@@ -54,6 +63,14 @@ def make_handler(b: Behaviour):
                 status = 206
             body = data[start:]
             self.send_response(status)
+            if b.etag:
+                self.send_header("ETag", b.etag)
+            if not b.length:
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if len(b.log) in b.cut else body)
+                self.close_connection = True
+                return
             self.send_header("Content-Length", str(len(body)))
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -75,6 +92,8 @@ def server(tmp_path) -> Iterator[tuple[str, Behaviour]]:
     (root / "full" / "simplified").mkdir(parents=True)
     for word in ("cat", "The Eiffel Tower"):
         (root / "full" / "simplified" / f"{word}.ndjson").write_bytes(PAYLOAD + word.encode())
+    (root / "full" / "raw").mkdir(parents=True)
+    (root / "full" / "raw" / "cat.ndjson").write_bytes(RAW_CAT)
     behaviour = Behaviour(root)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(behaviour))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -161,3 +180,58 @@ def test_cli_download(server, tmp_path, capsys):
     assert (out / "cat.ndjson").read_bytes() == expected("cat")
     assert main(["download", "--classes", "not a class", "--out", str(out), "--base-url", base]) == 1
     assert "not Quick, Draw! categories" in capsys.readouterr().err
+
+
+def test_a_part_of_another_kind_is_not_continued(server, tmp_path):
+    """raw and simplified files share names: a ``.part`` recorded for the simplified URL is discarded when the
+    raw file is downloaded into the same folder, and the finished simplified file is not taken for the raw one."""
+    base, b = server
+    b.cut = {1}
+    with pytest.raises(DownloadError, match=r"cat.ndjson.part \(51,\d+ bytes\) is kept"):
+        download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", retries=0, progress=False)
+    dest = download_file(url_for("cat", "raw", base), tmp_path / "cat.ndjson", backoff=0, progress=False)
+    assert dest.read_bytes() == RAW_CAT and b.log[-1] == ("/full/raw/cat.ndjson", None)  # from byte 0
+    with pytest.raises(DownloadError, match="was downloaded from .*/full/raw/cat.ndjson, not .*simplified"):
+        download_file(url_for("cat", base_url=base), dest, progress=False)
+    assert dest.read_bytes() == RAW_CAT
+    assert main(["download", "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 1
+
+
+def test_a_file_changed_on_the_server_starts_over(server, tmp_path):
+    base, b = server
+    b.cut, b.etag = {1}, '"v1"'
+    with pytest.raises(DownloadError):
+        download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", retries=0, progress=False)
+    word = b.root / "full" / "simplified" / "cat.ndjson"
+    word.write_bytes(b"new version " + PAYLOAD)
+    b.etag = '"v2"'
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", backoff=0, progress=False)
+    assert dest.read_bytes() == word.read_bytes()  # If-Range "v1" got the whole new file, not a splice
+
+
+def test_a_size_the_server_does_not_state_is_warned_about(server, tmp_path, capsys):
+    base, b = server
+    b.length = False
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", progress=False)
+    assert dest.read_bytes() == expected("cat")
+    assert "stated no size" in capsys.readouterr().err
+
+
+def test_errors_say_what_happened(server, tmp_path, capsys):
+    base, b = server
+    b.fail = 10
+    with pytest.raises(DownloadError, match=r"failed after 2 attempts \(HTTP Error 500") as exc:
+        download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", retries=1, backoff=0, progress=False)
+    assert "partial file" not in str(exc.value)  # no byte arrived: there is no .part to keep
+    b.fail, b.log[:] = 0, []
+    (tmp_path / "dog").mkdir()
+    (tmp_path / "dog" / "cat.ndjson.part").mkdir()  # a local problem: not retried
+    with pytest.raises(DownloadError, match="Is a directory"):
+        download_file(url_for("cat", base_url=base), tmp_path / "dog" / "cat.ndjson", backoff=0, progress=False)
+    assert len(b.log) <= 1
+    (tmp_path / "afile").write_text("x")
+    assert main(["download", "--classes", "cat", "--out", str(tmp_path / "afile" / "sub"), "--base-url", base]) == 1
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["download", "--classes", "cat", "--out", str(tmp_path), "--retries", "-1"])
+    assert "must be >= 0" in capsys.readouterr().err

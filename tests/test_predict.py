@@ -346,6 +346,28 @@ def test_resolve_by_name_in_package_data_first(tiny_checkpoint, tmp_path, monkey
     sys.modules.pop("fake_ckpts", None)
 
 
+def test_a_dataset_folder_named_like_the_shipped_checkpoint_does_not_hide_it(tiny_checkpoint, tmp_path, monkeypatch):
+    """``spg20/`` in the current directory (a prepared dataset, no config.json) does not shadow the shipped
+    ``spg20``; a folder that IS a checkpoint still wins, and ``./spg20`` (a path) always means the folder."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(tiny_checkpoint, shipped / "spg20")
+    monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ())
+    monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", shipped)
+    work = tmp_path / "work"
+    (work / "spg20").mkdir(parents=True)
+    (work / "spg20" / "meta.json").write_text("{}")
+    monkeypatch.chdir(work)
+    assert resolve_checkpoint("spg20") == shipped / "spg20"
+    with pytest.raises(CheckpointError, match="config.json"):
+        SketchClassifier.from_pretrained("./spg20")
+    (work / "other").mkdir()  # no shipped checkpoint is called 'other'
+    with pytest.raises(CheckpointError, match="config.json"):
+        SketchClassifier.from_pretrained("other")  # its own error, not "not found"
+    shutil.rmtree(work / "spg20")
+    shutil.copytree(tiny_checkpoint, work / "spg20")
+    assert resolve_checkpoint("spg20").resolve() == (work / "spg20").resolve()
+
+
 @pytest.mark.parametrize("name", ["no-such-checkpoint", "spg20"])
 def test_unknown_checkpoint_is_a_clear_error(name, monkeypatch, tmp_path):
     monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ())
