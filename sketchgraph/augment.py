@@ -51,7 +51,10 @@ class AugmentConfig:
     Attributes:
         affine_prob: probability that a sketch gets a random affine transform.
         rotation: maximum rotation in degrees (uniform in ``[-rotation, rotation]``).
-        scale: maximum relative isotropic scale change (uniform in ``[1 - scale, 1 + scale]``).
+        scale: maximum relative isotropic scale change (uniform in ``[1 - scale, 1 + scale]``). A model that
+            fits each sketch into [-1, 1] (``coord_norm="unit"``, as the default ``mgt`` preset) undoes it, and
+            ``translate`` too; they act on raw-coordinate models (``mgt-paper``) and, a little, on the CNN raster
+            (the trainer says so at start).
         shear: maximum horizontal shear factor (uniform in ``[-shear, shear]``).
         translate: maximum shift per axis, as a fraction of the bounding box's larger side.
         stroke_shift: maximum per-stroke shift per axis, as a fraction of the bounding box's larger side.

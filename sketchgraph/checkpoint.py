@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import shutil
@@ -79,6 +80,22 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         model = inner
 
 
+def recover_dir(target: Path) -> bool:
+    """Put back ``target`` when a process was killed inside ``_atomic_dir`` between moving the old ``target``
+    aside and renaming the new one in: the newest complete ``.<name>.old-<pid>`` (it holds ``config.json``)
+    becomes ``target`` again. Returns whether it did."""
+    if target.exists():
+        return False
+    olds = [p for p in target.parent.glob(f".{target.name}.old-*") if (p / "config.json").is_file()]
+    if not olds:
+        return False
+    try:
+        os.replace(max(olds, key=lambda p: p.stat().st_mtime_ns), target)
+    except FileNotFoundError:  # another process (a DDP rank) put it back first
+        return False
+    return True
+
+
 @contextmanager
 def _atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` when the block succeeds."""
@@ -134,8 +151,19 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
+def finite_or_null(obj: Any) -> Any:
+    """``obj`` with every non-finite float (a NaN loss) replaced by ``None``, so it is valid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(finite_or_null(obj), indent=2, allow_nan=False) + "\n")
 
 
 def save_checkpoint(

@@ -8,9 +8,11 @@ __all__ = ["usable_device"]
 
 
 def usable_device(device: str | torch.device) -> torch.device:
-    """``torch.device(device)``, or a ``ValueError`` saying why this machine cannot use it (torch built
-    without CUDA, no GPU, a GPU index past the last one, no Apple MPS), instead of torch's assertion on
-    first use."""
+    """``torch.device(device)`` (``"auto"``: CUDA when available, else CPU), or a ``ValueError`` saying why this
+    machine cannot use it (torch built without CUDA, no GPU, a GPU index past the last one, no Apple MPS),
+    instead of torch's assertion on first use."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:

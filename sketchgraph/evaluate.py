@@ -172,6 +172,23 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
     return path
 
 
+def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Tensor:
+    """``(C,)`` long: each dataset class's index among the model's outputs, names matched as ``canonical_label``
+    (so ``Zigzag`` and ``zigzag``, or another sort order, still line up). ``CheckpointError`` naming the classes
+    when the two sets differ."""
+    from .errors import CheckpointError
+
+    index = {canonical_label(c): i for i, c in enumerate(model_classes)}
+    theirs = [canonical_label(c) for c in dataset_classes]
+    missing, extra = sorted(set(index) - set(theirs)), sorted(set(theirs) - set(index))
+    if missing or extra or len(theirs) != len(index):
+        raise CheckpointError(
+            f"the checkpoint's classes ({len(model_classes)}) differ from the dataset's ({len(dataset_classes)}): "
+            f"the dataset lacks {missing or 'none'}, the model does not know {extra or 'none'}; evaluate on the "
+            "dataset the model was trained for (names are compared as canonical_label)")
+    return torch.tensor([index[c] for c in theirs], dtype=torch.long)
+
+
 def evaluate(
     checkpoint: str | os.PathLike | tuple[nn.Module, dict],
     dataset: Any,
@@ -216,17 +233,12 @@ def evaluate(
     set_backend(model, backend)
     data = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
     classes = list(config["classes"])
-    if [canonical_label(c) for c in data.classes] != [canonical_label(c) for c in classes]:
-        from .errors import CheckpointError
-
-        raise CheckpointError(
-            f"the checkpoint's classes ({len(classes)}) differ from the dataset's ({len(data.classes)}); "
-            "evaluate on the dataset the model was trained for (names are compared as canonical_label)"
-        )
+    to_model = _class_map(data.classes, classes)  # dataset label -> model output index
     relations = tuple(config.get("graph_spec", {}).get("relations", ()))
     loader = make_loader(data.split(split), batch_size, shuffle=False, seed=0, relations=relations,
                          num_workers=num_workers)
     logits, labels = collect_logits(model, loader, device, progress=progress, desc=f"evaluate {split}")
+    labels = to_model[labels]
     report = {
         "checkpoint": ckpt_name, "dataset": str(getattr(data, "path", dataset)), "split": split,
         "backend": backend, "classes": classes,
@@ -264,7 +276,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--backend", choices=("dense", "dgl"), default="dense", help="attention implementation")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (CUDA when available)")
     p.add_argument("--num-workers", type=int, default=0)
 
 

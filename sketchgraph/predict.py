@@ -457,7 +457,7 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="float32 (exact) or bfloat16 autocast (faster on CPUs with native bfloat16)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, auto")
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:

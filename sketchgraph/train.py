@@ -42,7 +42,7 @@ from torch import nn
 
 from .augment import AugmentConfig, SketchAugment
 from .batch import Batch
-from .checkpoint import TrainState, load_train_state, save_checkpoint
+from .checkpoint import TrainState, finite_or_null, load_train_state, recover_dir, save_checkpoint
 from .device import usable_device
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
 from .errors import CheckpointError
@@ -137,6 +137,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "step_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("early_stop_patience", "seed", "warmup_epochs", "max_time_minutes", "num_workers",
+                     "weight_decay", "label_smoothing", "grad_clip", "min_lr_ratio"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be < 1, got {self.label_smoothing}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -311,7 +317,7 @@ def _device_type(name: str) -> str:
 
 
 def _resolve_device(name: str, ctx: DistContext) -> torch.device:
-    device = usable_device(_device_type(name) if name == "auto" else name)
+    device = usable_device(name)
     if device.type == "cuda" and ctx.enabled and device.index is None:
         device = torch.device("cuda", ctx.local_rank)
     if device.type == "cuda":
@@ -341,7 +347,8 @@ class TrainResult:
         best_epoch: the epoch of ``best/`` (0 when there was none).
         best_valid_top1: its validation top-1.
         history: the ``metrics.jsonl`` records.
-        stop_reason: ``"completed"``, ``"early_stop"``, ``"time_budget"`` or ``"already_done"`` (resumed
+        stop_reason: ``"completed"``, ``"early_stop"``, ``"time_budget"``, ``"diverged"`` (a non-finite training
+            loss: that epoch is discarded, the CLI exits with status 1) or ``"already_done"`` (resumed
             a run that had reached ``epochs``).
         time_s: training time over all resumed runs.
         model: the final model (unwrapped, on the training device).
@@ -388,6 +395,11 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         self.optimizer = _make_optimizer(config, self.net)
         self.transform = SketchAugment(config.augment) if config.augment.enabled else None
+        aug = config.augment
+        if (self.transform is not None and aug.affine_prob > 0 and (aug.scale or aug.translate)
+                and getattr(getattr(self.net, "config", None), "coord_norm", "none") == "unit"):
+            self.log("note: augment.scale and augment.translate change nothing for this model: it fits every "
+                     "sketch into [-1, 1] (coord_norm='unit'), which undoes an isotropic scale and a shift")
 
         per_rank = len(self.train_split) // self.ctx.world_size
         self.drop_last = per_rank >= config.batch_size  # no tiny last batch (BatchNorm), unless all are tiny
@@ -400,6 +412,8 @@ class Trainer:
         last = self.out / "last"
         if not self.config.resume:
             return
+        if recover_dir(last):  # every rank may try: one rename wins, the others find it done
+            self.log(f"{last} was being replaced when the run stopped; the previous one is back")
         if not (last / "state.json").is_file():
             self.log(f"nothing to resume in {last}; starting from scratch")
             return
@@ -437,7 +451,7 @@ class Trainer:
     def write_metrics(self) -> None:
         """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(r) + "\n" for r in self.history)
+        text = "".join(json.dumps(finite_or_null(r), allow_nan=False) + "\n" for r in self.history)
         tmp = self.out / "metrics.jsonl.tmp"
         tmp.write_text(text)
         os.replace(tmp, self.out / "metrics.jsonl")
@@ -557,7 +571,10 @@ def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) ->
     try:
         it = iter(run.loader(run.train_split, 1, train=True))
         for _ in range(warmup):
-            run.train_step(next(it).to(run.device))
+            if (batch := next(it, None)) is None:
+                raise ValueError(f"the training split has too few batches for {warmup} warm-up + {steps} timed "
+                                 "steps")
+            run.train_step(batch.to(run.device))
         batches, n, t0 = [], 0, time.perf_counter()
         for _ in range(steps):
             batch = next(it, None)
@@ -610,12 +627,24 @@ def train(
         if state.epoch >= config.epochs:
             stop_reason = "already_done"
         while state.epoch < config.epochs:
+            # checked before each epoch, so a resumed run stops where the uninterrupted one would have
+            if budget_s and run.history and agree(state.time_s + run.history[-1]["time_s"] > budget_s, ctx,
+                                                   run.device):
+                stop_reason = "time_budget"
+                break
             if config.early_stop_patience and state.bad_epochs >= config.early_stop_patience:
                 stop_reason = "early_stop"
                 break
             epoch = state.epoch + 1
             t0 = time.perf_counter()
-            metrics: dict[str, Any] = {"epoch": epoch, **run.train_epoch(epoch), **run.validate(epoch)}
+            metrics: dict[str, Any] = {"epoch": epoch, **run.train_epoch(epoch)}
+            if not math.isfinite(metrics["train_loss"]):
+                # nothing of this epoch is kept: the checkpoints of the last good epoch stay as they are
+                stop_reason = "diverged"
+                run.log(f"epoch {epoch}: the training loss is {metrics['train_loss']} (diverged); stopping. Try a "
+                        "lower lr, a longer warm-up (warmup_epochs) or grad_clip")
+                break
+            metrics.update(run.validate(epoch))
             metrics["time_s"] = time.perf_counter() - t0
             state.epoch, state.time_s = epoch, state.time_s + metrics["time_s"]
             improved = metrics["valid_top1"] > state.best_metric
@@ -635,9 +664,6 @@ def train(
                         f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
             if on_epoch_end is not None:
                 on_epoch_end(metrics)
-            if budget_s and agree(state.time_s + metrics["time_s"] > budget_s, ctx, run.device):
-                stop_reason = "time_budget"
-                break
         result = TrainResult(
             out=run.out, epochs=state.epoch, best_epoch=state.best_epoch, best_valid_top1=state.best_metric,
             history=run.history, stop_reason=stop_reason, time_s=state.time_s, model=run.net,
@@ -695,7 +721,7 @@ def run_cli(args: argparse.Namespace) -> int:
             "best_valid_top1": result.best_valid_top1, "stop_reason": result.stop_reason,
             "time_s": round(result.time_s, 1),
         }))
-    return 0
+    return 1 if result.stop_reason == "diverged" else 0
 
 
 def _is_main_process() -> bool:

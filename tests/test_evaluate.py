@@ -147,6 +147,35 @@ def test_class_names_match_across_spellings(easy_prepared, tmp_path):
     assert report["classes"] == respelled and report["num_samples"] == 48
 
 
+def test_classes_in_another_order_are_matched_by_name(easy_prepared, tmp_path):
+    """The same classes in another order (a respelling that sorts differently, ``Zigzag``): each dataset label
+    is mapped to the model's output of that name, not compared position by position."""
+    from sketchgraph.evaluate import evaluate
+
+    a = evaluate(random_checkpoint(tmp_path / "a", "mgt"), easy_prepared, progress=False)
+    b = evaluate(random_checkpoint(tmp_path / "b", "mgt", classes=EASY[::-1]), easy_prepared, progress=False)
+    # the same weights: output i is the same logit; the true class of row r of b is EASY[3 - r]
+    assert np.array_equal(np.array(b["confusion_matrix"]), np.array(a["confusion_matrix"])[::-1])
+    assert b["classes"] == EASY[::-1] and b["num_samples"] == a["num_samples"]
+
+
+def test_other_classes_are_named(easy_prepared, tmp_path):
+    from sketchgraph.errors import CheckpointError
+    from sketchgraph.evaluate import evaluate
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt", classes=[*EASY[:3], "moon"])
+    with pytest.raises(CheckpointError, match=r"lacks \['moon'\], the model does not know \['zigzag'\]"):
+        evaluate(ckpt, easy_prepared, progress=False)
+
+
+def test_cli_device_auto(easy_prepared, tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt")
+    assert main(["evaluate", str(ckpt), str(easy_prepared), "--device", "auto", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 48
+
+
 def test_cli(easy_prepared, tmp_path, capsys):
     from sketchgraph.cli import main
 

@@ -245,6 +245,82 @@ def test_time_budget(easy_prepared, tmp_path):
     assert (result.stop_reason, result.epochs) == ("time_budget", 1)
 
 
+def test_time_budget_holds_across_resumes(easy_prepared, tmp_path):
+    """A resumed run checks the budget before its first epoch: it stops where the uninterrupted run stopped."""
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=10", "batch_size=64", "max_time_minutes=1e-6")
+    first = train(cfg)
+    for _ in range(2):
+        again = train(dataclasses.replace(cfg, resume=True))
+        assert (again.stop_reason, again.epochs, len(again.history)) == ("time_budget", 1, 1)
+    assert again.time_s == first.time_s
+
+
+def test_a_diverged_run_stops_cleanly_and_keeps_the_last_good_epoch(easy_prepared, tmp_path, capsys):
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    real = Trainer.train_epoch
+
+    def nan_in_epoch_2(self, epoch):
+        metrics = real(self, epoch)
+        return {**metrics, "train_loss": float("nan")} if epoch == 2 else metrics
+
+    out = tmp_path / "r"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "train_epoch", nan_in_epoch_2)
+        rc = main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out),
+                   "--epochs", "4", "--batch-size", "64", "--no-progress"])
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["stop_reason"] == "diverged"
+    assert "diverged" in captured.err and "lower lr" in captured.err
+    assert load_train_state(out / "last").epoch == 1  # epoch 2 left nothing behind
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def test_non_finite_metrics_are_written_as_null(tmp_path):
+    from sketchgraph.checkpoint import finite_or_null
+
+    assert finite_or_null({"a": float("nan"), "b": [1.0, float("inf")], "c": "x", "d": 2}) == {
+        "a": None, "b": [1.0, None], "c": "x", "d": 2}
+
+
+def test_resume_after_a_kill_inside_the_checkpoint_swap(easy_prepared, tmp_path):
+    """Killed after ``last/`` was moved aside and before the new one was renamed in: ``--resume`` puts the old
+    one back and continues from it (it used to start from scratch)."""
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=2", "batch_size=64")
+    train(dataclasses.replace(cfg, epochs=1))
+    last = tmp_path / "r" / "last"
+    last.rename(tmp_path / "r" / ".last.old-12345")
+    resumed = train(dataclasses.replace(cfg, resume=True))
+    assert resumed.epochs == 2 and [r["epoch"] for r in resumed.history] == [1, 2]
+    assert not (tmp_path / "r" / ".last.old-12345").exists() and load_train_state(last).epoch == 2
+
+
+@pytest.mark.parametrize("field", ["early_stop_patience", "seed", "warmup_epochs", "max_time_minutes",
+                                   "num_workers", "grad_clip"])
+def test_negative_settings_are_refused_by_name(field):
+    with pytest.raises(ValueError, match=f"{field} must be >= 0"):
+        apply_overrides(TrainConfig(), [f"{field}=-1"])
+
+
+def test_measure_throughput_with_too_few_batches_says_so(easy_prepared, tmp_path):
+    from sketchgraph.train import measure_throughput
+
+    with pytest.raises(ValueError, match="too few batches"):
+        measure_throughput(tiny(easy_prepared, tmp_path / "r", "batch_size=1000"), steps=3, warmup=2)
+
+
+def test_scale_and_translate_that_do_nothing_are_pointed_out(easy_prepared, tmp_path, capsys):
+    from sketchgraph.train import Trainer
+
+    for preset, said in (("mgt", True), ("mgt-paper", False)):
+        cfg = tiny(easy_prepared, tmp_path / preset, f"preset={preset}", "model={}", "augment.affine_prob=1",
+                   "augment.scale=0.2")
+        Trainer(cfg, command=None).ctx.close()
+        assert ("change nothing for this model" in capsys.readouterr().err) is said
+
+
 def test_cli(easy_prepared, tmp_path, capsys):
     from sketchgraph.cli import main
 
