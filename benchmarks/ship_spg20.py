@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
         p.error(f"--out {out} exists and is not a checkpoint (no config.json): it would be replaced; "
                 "name a new folder or an earlier checkpoint")
-    if out.resolve() == run.resolve() or out.resolve() in run.resolve().parents:
-        p.error(f"--out {out} holds the run {run}: name another folder")
+    if out.resolve() in run.resolve().parents:
+        p.error(f"--out {out} holds the run {run}: name another folder (or the run itself, to redo its card)")
     valid = evaluate(run, args.data, "valid", progress=False)
     test = evaluate(run, args.data, "test", progress=False)
     config = json.loads((run / "config.json").read_text())

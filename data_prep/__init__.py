@@ -12,17 +12,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from sketchgraph.errors import SketchError
-
 __all__ = ["run_script"]
 
 
 def run_script(prog: str, body: Callable[[], int | None], also: tuple[type[Exception], ...] = ()) -> int:
-    """Run a script's ``body``; bad input or a file problem (``SketchError``, ``ValueError``, ``OSError``, such as
-    an existing output folder, a missing input or an unknown protocol; and the exception types in ``also``) is
-    one line ``prog: error: ...`` on stderr and exit status 1, not a traceback."""
+    """Run a script's ``body``; bad input or a file problem (``ValueError``, which ``sketchgraph``'s
+    ``SketchError`` is, or ``OSError``: an existing output folder, a missing input, an unknown protocol; and the
+    exception types in ``also``) is one line ``prog: error: ...`` on stderr and exit status 1, not a traceback.
+    Imports nothing of ``sketchgraph`` (so torch), which the downloader does not need."""
     try:
         return int(body() or 0)
-    except (SketchError, ValueError, OSError, *also) as exc:
+    except (ValueError, OSError, *also) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1

@@ -4,10 +4,12 @@ QuickDraw-414k protocol of the MGT paper (345 classes x 1000 / 100 / 100 recogni
 Downloads are resumable (an interrupted file continues from its ``.part`` with an HTTP ``Range``
 request, guarded by ``If-Range`` so a file changed on the server starts over), size-checked (the bytes
 received must match ``Content-Length`` / ``Content-Range``; a short file is never renamed into place; a
-server that states no size gets a warning), retried with back-off, and shown with a progress bar. Each
-folder keeps ``.download-sources`` (JSON: file name -> URL, validator), so a ``.part`` left by another kind
-(``raw`` and ``simplified`` files share names) is never continued, and a finished file from another kind is
-refused instead of being taken as this one::
+server that states no size gets a warning), retried with back-off, and shown with a progress bar. Next to
+each file a hidden ``.<name>.source`` (JSON: what it is, e.g. ``full/raw/cat.ndjson``, and the server's
+validator) records where it came from, so a ``.part`` left by another kind (``raw`` and ``simplified`` files
+share names) is never continued, and a finished file of another kind is refused instead of being taken as this
+one; the same file from a mirror (``--base-url``) is the same file. One sidecar per file, so several downloads
+can run into one folder at once::
 
     python -m data_prep.quickdraw download --kind simplified --classes cat,dog --out data/quickdraw
     python -m data_prep.quickdraw download --kind simplified --out data/quickdraw        # all 345
@@ -21,7 +23,6 @@ are (only normalised to 0..255 and capped at 100 points, as the paper); raw file
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import re
@@ -30,7 +31,8 @@ import time
 from collections.abc import Callable, Iterable
 from http.client import HTTPException
 from pathlib import Path
-from urllib.error import HTTPError, URLError
+from typing import Any
+from urllib.error import HTTPError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
 
@@ -98,31 +100,49 @@ class DownloadError(RuntimeError):
     """A file could not be downloaded completely (its ``.part``, if any, is kept for the next attempt)."""
 
 
-MANIFEST = ".download-sources"
-#: local file system errors: retrying cannot help (a network error is retried)
-_LOCAL_ERRNOS = {getattr(errno, name) for name in ("EISDIR", "ENOTDIR", "EACCES", "EPERM", "ENOSPC", "EROFS", "EDQUOT")
-                 if hasattr(errno, name)}
+class _LocalError(Exception):
+    """An ``OSError`` of a local file operation (a folder in the way, no permission, a full disk): retrying cannot
+    help, unlike a network error."""
 
 
-def read_manifest(folder: Path) -> dict[str, dict[str, str]]:
-    """``{file name: {"url": ..., "validator": ETag or Last-Modified}}`` of the downloads made into ``folder``."""
+def _local(action: Callable[[], Any], path: Path) -> Any:
+    """``action()``, its ``OSError`` raised as ``_LocalError`` naming ``path``."""
     try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return action()
+    except OSError as exc:
+        raise _LocalError(f"{path}: {exc.strerror or exc}") from None
 
 
-def _record(folder: Path, name: str, entry: dict[str, str] | None) -> None:
-    """Set (``None``: drop) ``name``'s entry of ``folder``'s manifest, atomically."""
-    data = read_manifest(folder)
-    if entry is None:
-        data.pop(name, None)
-    else:
-        data[name] = entry
-    tmp = folder / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+def source_path(dest: Path) -> Path:
+    """The sidecar recording where ``dest`` (or its ``.part``) came from: ``.<name>.source`` beside it."""
+    return dest.with_name(f".{dest.name}.source")
+
+
+def read_source(dest: Path) -> dict[str, str] | None:
+    """``{"source": what the file is, "url": ..., "validator": ETag or Last-Modified}`` of ``dest``; ``None``
+    when there is no readable record (a file from elsewhere, or downloaded before records were kept)."""
+    try:
+        data = json.loads(source_path(dest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_source(dest: Path, entry: dict[str, str]) -> None:
+    """Write ``dest``'s sidecar atomically (a temporary name of this process, then a rename)."""
+    path = source_path(dest)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entry, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _validator(headers: Any) -> str | None:
+    """What ``If-Range`` may name: a strong ETag, else Last-Modified (a weak ``W/`` ETag is not allowed there,
+    and a server following RFC 9110 would then ignore the range)."""
+    etag = headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified")
 
 
 def file_name(word: str, kind: str) -> str:
@@ -156,9 +176,10 @@ def _expected_total(resp, offset: int) -> int | None:
 def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, block: int,
              validator: str | None, remember: Callable[[str | None], None]) -> None:
     """One request: continue ``part`` from its size (``Range``, with ``If-Range: validator`` when known) or start
-    over when the server sends the whole file; raises on a short or failed transfer. ``remember`` gets the
-    validator (ETag or Last-Modified) of what is being written, before the first byte is."""
-    offset = part.stat().st_size if part.exists() else 0
+    over when the server sends the whole file; raises on a short or failed transfer (``_LocalError`` when a
+    local file operation fails). ``remember`` gets the validator of what is being written, before the first
+    byte is."""
+    offset = _local(lambda: part.stat().st_size if part.exists() else 0, part)
     headers = {"User-Agent": "sketchgraph-data-prep", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -172,7 +193,7 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, bl
             exc.close()
             if m and int(m.group(1)) == offset:
                 return
-            part.unlink()
+            _local(part.unlink, part)
             raise DownloadError(f"{url}: range not satisfiable at byte {offset}; restarting") from None
         raise
     with resp:
@@ -181,14 +202,14 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, bl
         if resp.status == 200:
             offset = 0  # the server ignored the range, or the file changed (If-Range): start over
         total = _expected_total(resp, offset)
-        remember(resp.headers.get("ETag") or resp.headers.get("Last-Modified") or (validator if offset else None))
-        with open(part, "ab" if offset else "wb") as f, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=desc, disable=not progress, leave=False
-        ) as bar:
-            while chunk := resp.read(block):
-                f.write(chunk)
+        remember(_validator(resp.headers) or (validator if offset else None))
+        f = _local(lambda: open(part, "ab" if offset else "wb"), part)
+        with f, tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=desc, disable=not progress,
+                     leave=False) as bar:
+            while chunk := resp.read(block):  # network errors from here are retried
+                _local(lambda: f.write(chunk), part)
                 bar.update(len(chunk))
-    size = part.stat().st_size
+    size = _local(lambda: part.stat().st_size, part)
     if total is not None and size != total:
         raise DownloadError(f"{url}: got {size} of {total} bytes")
     if total is None:
@@ -197,55 +218,55 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, bl
 
 
 def download_file(url: str, dest: str | Path, *, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
-                  progress: bool = True, block: int = 1 << 20) -> Path:
+                  progress: bool = True, block: int = 1 << 20, source: str | None = None) -> Path:
     """Download ``url`` to ``dest`` through ``dest + ".part"``, resuming and retrying.
 
     ``dest`` appears only when complete (size checked against the server's headers). A missing file
     (HTTP 404) fails at once, and so does a local error (a folder in the way, no permission, a full disk);
     network errors and short transfers are retried up to ``retries`` times with exponential back-off.
-    An existing ``dest`` is kept as it is, unless the folder's ``.download-sources`` says it came from another
-    URL (then ``DownloadError``); a ``.part`` recorded for another URL is discarded, not continued.
+    ``source`` names what the file is (``download`` passes ``full/raw/cat.ndjson``; default: ``url``), recorded
+    in ``.<name>.source``: an existing ``dest`` is kept as it is unless its record names another source (then
+    ``DownloadError``), and a ``.part`` recorded for another source is discarded, not continued.
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     dest = Path(dest)
-    folder = dest.parent
-    entry = read_manifest(folder).get(dest.name) if folder.is_dir() else None
-    if entry is not None and entry.get("url") != url and dest.exists():
-        raise DownloadError(f"{dest} was downloaded from {entry.get('url')}, not {url}; download into another "
-                            "folder (raw and simplified files have the same names)")
+    source = source or url
+    entry = read_source(dest)
+    if entry is not None and entry.get("source") != source and dest.exists():
+        raise DownloadError(f"{dest} holds {entry.get('source')}, not {source}; download into another folder "
+                            "(raw and simplified files have the same names)")
     if dest.exists():
         return dest
-    folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    if entry is not None and entry.get("url") != url:
-        part.unlink(missing_ok=True)  # left by a download of another URL: its bytes are not this file's
-        entry = None
-    known = {"url": url, "validator": entry.get("validator") if entry else None}
+    known = {"source": source, "url": url,
+             "validator": entry.get("validator") if entry and entry.get("source") == source else None}
 
     def remember(validator: str | None) -> None:
         known["validator"] = validator
-        _record(folder, dest.name, {k: v for k, v in known.items() if v})
+        _local(lambda: _write_source(dest, {k: v for k, v in known.items() if v}), source_path(dest))
 
-    remember(known["validator"])
     last: Exception | None = None
-    for attempt in range(retries + 1):
-        try:
-            _attempt(url, part, timeout, progress, dest.name, block, known["validator"], remember)
-            os.replace(part, dest)
-            return dest
-        except HTTPError as exc:
-            if exc.code in (400, 401, 403, 404, 410):
-                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-            last = exc
-        except OSError as exc:
-            if not isinstance(exc, URLError) and exc.errno in _LOCAL_ERRNOS:
-                raise DownloadError(f"{dest}: {exc.strerror or exc}") from None
-            last = exc  # resets, timeouts
-        except (DownloadError, HTTPException) as exc:  # short transfers, IncompleteRead
-            last = exc
-        if attempt < retries:
-            time.sleep(backoff * 2**attempt)
+    try:
+        _local(lambda: dest.parent.mkdir(parents=True, exist_ok=True), dest.parent)
+        if entry is not None and entry.get("source") != source:
+            _local(lambda: part.unlink(missing_ok=True), part)  # another file's bytes: not to be continued
+        remember(known["validator"])
+        for attempt in range(retries + 1):
+            try:
+                _attempt(url, part, timeout, progress, dest.name, block, known["validator"], remember)
+                _local(lambda: os.replace(part, dest), dest)
+                return dest
+            except HTTPError as exc:
+                if exc.code in (400, 401, 403, 404, 410):
+                    raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                last = exc
+            except (DownloadError, HTTPException, OSError) as exc:  # short transfers, resets, timeouts, TLS
+                last = exc
+            if attempt < retries:
+                time.sleep(backoff * 2**attempt)
+    except _LocalError as exc:
+        raise DownloadError(str(exc)) from None
     kept = f"; the partial file {part} ({part.stat().st_size:,} bytes) is kept" if part.exists() else ""
     raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}){kept}")
 
@@ -260,8 +281,9 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
         raise ValueError(f"not Quick, Draw! categories: {unknown[:5]}")
     paths = []
     for word in tqdm(classes, desc=f"download {kind}", unit="file", disable=not progress or len(classes) < 2):
-        paths.append(download_file(url_for(word, kind, base_url), out / file_name(word, kind), retries=retries,
-                                   backoff=backoff, progress=progress))
+        name = file_name(word, kind)
+        paths.append(download_file(url_for(word, kind, base_url), out / name, retries=retries, backoff=backoff,
+                                   progress=progress, source=f"{KINDS[kind][0]}/{name}"))
     return paths
 
 

@@ -81,16 +81,26 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def recover_dir(target: Path) -> bool:
-    """Put back ``target`` when a process was killed inside ``_atomic_dir`` between moving the old ``target``
-    aside and renaming the new one in: the newest complete ``.<name>.old-<pid>`` (it holds ``config.json``)
-    becomes ``target`` again. Returns whether it did."""
+    """Put back ``target`` (a checkpoint with a resume state, ``last/``) when a process was killed inside
+    ``_atomic_dir`` between moving the old ``target`` aside and renaming the new one in. Of the
+    ``.<name>.old-<pid>`` folders only complete ones count (config, weights and resume state all there: a folder
+    whose removal was cut short is not), and the one of the latest epoch comes back. Returns whether one did."""
     if target.exists():
         return False
-    olds = [p for p in target.parent.glob(f".{target.name}.old-*") if (p / "config.json").is_file()]
-    if not olds:
+    best: tuple[int, Path] | None = None
+    for old in target.parent.glob(f".{target.name}.old-*"):
+        if not all((old / name).is_file() for name in (CONFIG, WEIGHTS, STATE_TENSORS, STATE_JSON)):
+            continue
+        try:
+            epoch = int(json.loads((old / STATE_JSON).read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if best is None or epoch > best[0]:
+            best = (epoch, old)
+    if best is None:
         return False
     try:
-        os.replace(max(olds, key=lambda p: p.stat().st_mtime_ns), target)
+        os.replace(best[1], target)
     except FileNotFoundError:  # another process (a DDP rank) put it back first
         return False
     return True

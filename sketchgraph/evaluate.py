@@ -173,20 +173,31 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
 
 
 def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Tensor:
-    """``(C,)`` long: each dataset class's index among the model's outputs, names matched as ``canonical_label``
-    (so ``Zigzag`` and ``zigzag``, or another sort order, still line up). ``CheckpointError`` naming the classes
-    when the two sets differ."""
+    """``(C,)`` long: each dataset class's index among the model's outputs. Equal names match first; the rest
+    match as ``canonical_label`` (``Zigzag`` / ``zigzag``, ``alarm_clock`` / ``alarm clock``, in any order) when
+    that is unambiguous. ``CheckpointError`` naming the classes when the two sets do not pair up."""
     from .errors import CheckpointError
 
-    index = {canonical_label(c): i for i, c in enumerate(model_classes)}
-    theirs = [canonical_label(c) for c in dataset_classes]
-    missing, extra = sorted(set(index) - set(theirs)), sorted(set(theirs) - set(index))
-    if missing or extra or len(theirs) != len(index):
+    exact = {c: i for i, c in enumerate(model_classes)}
+    free = [i for i, c in enumerate(model_classes) if c not in set(dataset_classes)]
+    loose: dict[str, list[int]] = {}
+    for i in free:
+        loose.setdefault(canonical_label(model_classes[i]), []).append(i)
+    index, unmatched = [], []
+    for c in dataset_classes:
+        if c in exact:
+            index.append(exact[c])
+        elif len(loose.get(canonical_label(c), ())) == 1:
+            index.append(loose.pop(canonical_label(c))[0])
+        else:
+            unmatched.append(c)
+    if unmatched or len(set(index)) != len(model_classes) or len(index) != len(model_classes):
+        missing = sorted(model_classes[i] for i in set(range(len(model_classes))) - set(index))
         raise CheckpointError(
             f"the checkpoint's classes ({len(model_classes)}) differ from the dataset's ({len(dataset_classes)}): "
-            f"the dataset lacks {missing or 'none'}, the model does not know {extra or 'none'}; evaluate on the "
-            "dataset the model was trained for (names are compared as canonical_label)")
-    return torch.tensor([index[c] for c in theirs], dtype=torch.long)
+            f"the dataset lacks {missing or 'none'}, the model does not know {sorted(unmatched) or 'none'}; "
+            "evaluate on the dataset the model was trained for (names are compared as canonical_label)")
+    return torch.tensor(index, dtype=torch.long)
 
 
 def evaluate(

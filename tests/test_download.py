@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from data_prep.quickdraw import DownloadError, download_file, main, url_for
+from data_prep.quickdraw import DownloadError, download, download_file, main, read_source, url_for
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 RAW_CAT = bytes(range(255, -1, -1)) * 300  # another kind's file of the same name
@@ -29,6 +29,7 @@ class Behaviour:
     etag: str | None = None  # sent as ETag; an If-Range naming another one gets the whole file (200)
     length: bool = True  # False: no Content-Length, the body ends when the connection closes
     fail: int = 0  # answer this many requests with HTTP 500 first
+    if_range: list[str | None] = field(default_factory=list)  # the If-Range header of each request
 
 
 def make_handler(b: Behaviour):
@@ -40,6 +41,7 @@ def make_handler(b: Behaviour):
 
         def do_GET(self):
             b.log.append((self.path, self.headers.get("Range")))
+            b.if_range.append(self.headers.get("If-Range"))
             if len(b.log) <= b.fail:
                 self.send_error(500)
                 return
@@ -50,8 +52,9 @@ def make_handler(b: Behaviour):
             data = path.read_bytes()
             start, status = 0, 200
             rng = self.headers.get("Range")
-            if self.headers.get("If-Range") not in (None, b.etag):
-                rng = None  # the client's copy is of another version: send it all
+            if_range = self.headers.get("If-Range")
+            if if_range is not None and (if_range != b.etag or if_range.startswith("W/")):
+                rng = None  # another version, or a weak ETag (RFC 9110 13.1.5): send it all
             if rng and b.ranges:
                 start = int(rng.removeprefix("bytes=").split("-")[0])
                 if start >= len(data):
@@ -191,7 +194,7 @@ def test_a_part_of_another_kind_is_not_continued(server, tmp_path):
         download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", retries=0, progress=False)
     dest = download_file(url_for("cat", "raw", base), tmp_path / "cat.ndjson", backoff=0, progress=False)
     assert dest.read_bytes() == RAW_CAT and b.log[-1] == ("/full/raw/cat.ndjson", None)  # from byte 0
-    with pytest.raises(DownloadError, match="was downloaded from .*/full/raw/cat.ndjson, not .*simplified"):
+    with pytest.raises(DownloadError, match="holds .*/full/raw/cat.ndjson, not .*simplified"):
         download_file(url_for("cat", base_url=base), dest, progress=False)
     assert dest.read_bytes() == RAW_CAT
     assert main(["download", "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 1
@@ -235,3 +238,61 @@ def test_errors_say_what_happened(server, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["download", "--classes", "cat", "--out", str(tmp_path), "--retries", "-1"])
     assert "must be >= 0" in capsys.readouterr().err
+
+
+def test_the_same_file_from_a_mirror_is_the_same_file(server, tmp_path):
+    """``download`` records what a file is (``full/simplified/cat.ndjson``), not the host it came from."""
+    base, b = server
+    (path,) = download(["cat"], tmp_path, base_url=base, progress=False)
+    assert read_source(path)["source"] == "full/simplified/cat.ndjson"
+    mirror = base.replace("127.0.0.1", "localhost")
+    assert download(["cat"], tmp_path, base_url=mirror, progress=False) == [path] and len(b.log) == 1
+    with pytest.raises(DownloadError, match="holds full/simplified/cat.ndjson, not full/raw/cat.ndjson"):
+        download(["cat"], tmp_path, kind="raw", base_url=mirror, progress=False)
+
+
+def test_a_weak_etag_is_not_sent_in_if_range(server, tmp_path):
+    base, b = server
+    b.cut, b.etag = {1}, 'W/"v1"'
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", backoff=0, progress=False)
+    assert dest.read_bytes() == expected("cat") and b.if_range == [None, None]  # resumed with a plain Range
+    b.cut, b.etag, b.log[:], b.if_range[:] = {1}, '"v2"', [], []
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat2.ndjson", backoff=0, progress=False)
+    assert dest.read_bytes() == expected("cat") and b.if_range == [None, '"v2"']  # a strong one is sent
+
+
+def test_downloads_into_one_folder_at_once(server, tmp_path):
+    """Each file keeps its own record: parallel downloads into one folder do not trip over each other."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, b = server
+    words = [f"w{i}" for i in range(24)]
+    for w in words:
+        shutil.copy(b.root / "full" / "simplified" / "cat.ndjson", b.root / "full" / "simplified" / f"{w}.ndjson")
+    with ThreadPoolExecutor(6) as pool:
+        paths = list(pool.map(lambda w: download_file(url_for(w, base_url=base), tmp_path / f"{w}.ndjson",
+                                                      retries=0, progress=False), words))
+    assert all(p.read_bytes() == expected("cat") for p in paths)
+    assert all(read_source(p)["url"].endswith(f"/{p.name}") for p in paths)
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_tls_error_during_the_transfer_is_retried(server, tmp_path, monkeypatch):
+    """``ssl.SSLError`` has errno 1 (EPERM): it is a network error, retried, not a local one."""
+    import ssl
+
+    import data_prep.quickdraw as qd
+
+    base, _ = server
+    real, calls = qd.urlopen, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(qd, "urlopen", flaky)
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", backoff=0, progress=False)
+    assert dest.read_bytes() == expected("cat") and len(calls) == 2

@@ -159,6 +159,16 @@ def test_classes_in_another_order_are_matched_by_name(easy_prepared, tmp_path):
     assert b["classes"] == EASY[::-1] and b["num_samples"] == a["num_samples"]
 
 
+def test_class_map_prefers_equal_names():
+    """Classes equal as canonical names but both in the model (a model from before prepare merged spellings, or
+    letters ``A`` / ``a``) still pair up: equal names first."""
+    from sketchgraph.evaluate import _class_map
+
+    names = ["Alarm clock", "alarm_clock", "cat"]
+    assert _class_map(names, names).tolist() == [0, 1, 2]
+    assert _class_map(["a", "A", "b"], ["A", "a", "B"]).tolist() == [1, 0, 2]  # b matches B loosely
+
+
 def test_other_classes_are_named(easy_prepared, tmp_path):
     from sketchgraph.errors import CheckpointError
     from sketchgraph.evaluate import evaluate

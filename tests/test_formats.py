@@ -742,6 +742,8 @@ def test_svg_strokes_outside_groups_links_uses_and_nested_svgs(tmp_path, xmlns):
     ("none", [[0, 0], [40, 20]]),  # stretched: x scaled 4, y scaled 2
     ("xMidYMid slice", [[0, -10], [40, 30]]),  # uniform scale 4, centred, overflowing in y
     ("defer xMinYMax slice", [[0, -20], [40, 20]]),
+    ("XMidYMid meat", [[10, 0], [30, 20]]),  # invalid: ignored, as browsers do
+    ("  xMaxYMin\tmeet ", [[20, 0], [40, 20]]),
 ])
 def test_svg_nested_viewport_preserve_aspect_ratio(tmp_path, ratio, want):
     attr = f' preserveAspectRatio="{ratio}"' if ratio else ""
@@ -751,8 +753,6 @@ def test_svg_nested_viewport_preserve_aspect_ratio(tmp_path, ratio, want):
 
 
 @pytest.mark.parametrize("body, message", [
-    ('<svg width="4" height="2" viewBox="0 0 1 1" preserveAspectRatio="xMidYMid meat"><path d="M 0 0 L 1 1"/></svg>',
-     "preserveAspectRatio"),
     ('<circle cx="1" cy="1"/>', "cannot read SVG paths"),
     ('<path d="M 0 0 L 1e400 0"/>', "magnitude <= 1e\\+09|beyond"),
     ('<path d="M 0 0 C 1e400 0 0 0 1 1"/>', "magnitude <= 1e\\+09|beyond"),
@@ -795,6 +795,12 @@ def test_cr_only_line_ends_are_named_in_the_error(tmp_path):
     got, errors = read_all(path)
     assert got == [] and len(errors) == 1
     assert "CR only" in str(errors[0]) and f"{path}:1" in str(errors[0])
+    from sketchgraph.formats.ndjson import load_json
+
+    for text, hint in (('{"a": "é"}\r{"b": 2}'.encode(), True), ('{"a":1}\r\n{"b":2}', False)):
+        with pytest.raises(FormatError, match="Extra data") as exc:
+            load_json(text)
+        assert ("CR only" in str(exc.value)) is hint
     crlf = tmp_path / "dog.ndjson"
     crlf.write_bytes(b"\r\n".join(json.dumps(r).encode() for r in records) + b"\r\n")
     assert len(read_all(crlf)[0]) == 3  # CRLF is fine

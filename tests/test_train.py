@@ -297,6 +297,23 @@ def test_resume_after_a_kill_inside_the_checkpoint_swap(easy_prepared, tmp_path)
     assert not (tmp_path / "r" / ".last.old-12345").exists() and load_train_state(last).epoch == 2
 
 
+def test_recover_dir_takes_only_a_complete_folder_of_the_latest_epoch(easy_prepared, tmp_path):
+    import shutil
+
+    from sketchgraph.checkpoint import recover_dir
+
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=2", "batch_size=64")
+    train(cfg)
+    last = tmp_path / "r" / "last"
+    shutil.copytree(last, tmp_path / "r" / ".last.old-1")  # epoch 2, complete
+    half = tmp_path / "r" / ".last.old-2"  # a removal cut short: newer, but its weights are gone
+    shutil.copytree(last, half)
+    (half / "model.safetensors").unlink()
+    shutil.rmtree(last)
+    assert recover_dir(last) and load_train_state(last).epoch == 2 and (last / "model.safetensors").is_file()
+    assert half.exists() and not recover_dir(last)  # last exists now: nothing to do
+
+
 @pytest.mark.parametrize("field", ["early_stop_patience", "seed", "warmup_epochs", "max_time_minutes",
                                    "num_workers", "grad_clip"])
 def test_negative_settings_are_refused_by_name(field):

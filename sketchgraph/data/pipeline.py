@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import SketchError
-from ..formats import canonical_label
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from . import sources as _sources
@@ -350,20 +349,16 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
 
 
 def _merge_spellings(shard: Shard) -> dict[str, str]:
-    """One class per name: labels equal as ``canonical_label`` (``alarm_clock`` from a file name, ``alarm clock``
-    from a ``word`` field, ``Alarm clock`` from a folder) become the spelling most sketches have (on a tie, the
-    first in input order). Rewrites ``shard.labels`` in place; returns ``{other spelling: stored name}``."""
+    """One class per name: labels that differ only in ``_`` for a space or in white space (``alarm_clock`` from a
+    file name, ``alarm clock`` from a ``word`` field, ``alarm  clock``) become one class, stored under the name
+    with single spaces (``alarm clock``), whichever sources or drawings the run picks. Case is kept: ``A`` and
+    ``a`` stay two classes (letters). Rewrites ``shard.labels`` in place; returns ``{other spelling: stored}``."""
     if not len(shard):
         return {}
-    names, first, counts = np.unique(shard.labels, return_index=True, return_counts=True)
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(names.tolist()):
-        groups.setdefault(canonical_label(name), []).append(i)
-    merged = {}
-    for members in groups.values():
-        if len(members) > 1:
-            keep = min(members, key=lambda i: (-counts[i], first[i]))
-            merged.update({str(names[i]): str(names[keep]) for i in members if i != keep})
+    groups: dict[str, list[str]] = {}
+    for name in np.unique(shard.labels).tolist():
+        groups.setdefault(" ".join(name.replace("_", " ").split()), []).append(name)
+    merged = {name: key for key, names in groups.items() if len(names) > 1 for name in names if name != key}
     if merged:
         shard.labels = np.array([merged.get(n, n) for n in shard.labels.tolist()], dtype=str)
     return dict(sorted(merged.items()))

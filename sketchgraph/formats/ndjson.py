@@ -16,6 +16,7 @@ Reading ``simplified`` and ``raw`` is the same code (a third list is time); only
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -218,7 +219,8 @@ def load_json(text: bytes | str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         hint = ""
-        if exc.msg == "Extra data" and ("\r" if isinstance(text, str) else b"\r") in text[: exc.pos]:
+        seen = exc.doc[: exc.pos]  # the decoded text up to the fault (positions count characters)
+        if exc.msg == "Extra data" and re.search(r"\r(?!\n)", seen):
             # objects separated by a bare CR: the file is one line to every line-based reader
             hint = "; the lines end in CR only (old Mac line ends): convert them, e.g. tr '\\r' '\\n' < in > out"
         raise FormatError(f"invalid JSON ({exc.msg}, column {exc.colno}){hint}") from None

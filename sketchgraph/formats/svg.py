@@ -124,7 +124,7 @@ _FRACTION = {"Min": 0.0, "Mid": 0.5, "Max": 1.0}
 def _viewport(el: ET.Element) -> np.ndarray:
     """A nested ``<svg>``'s placement: ``x``/``y``, and its viewBox fitted into ``width``/``height`` as its
     ``preserveAspectRatio`` says (``[defer] <align> [meet | slice]``; default ``xMidYMid meet``: uniform scale,
-    centred; ``none``: each axis stretched to fit)."""
+    centred; ``none``: each axis stretched to fit; an invalid value is ignored, as browsers do)."""
     x, y = _number(el, "x"), _number(el, "y")
     box = (el.get("viewBox") or "").replace(",", " ").split()
     width, height = _number(el, "width", -1.0), _number(el, "height", -1.0)
@@ -139,13 +139,12 @@ def _viewport(el: ET.Element) -> np.ndarray:
     words = (el.get("preserveAspectRatio") or "").split()
     words = words[1:] if words[:1] == ["defer"] else words
     align, fit = (words + ["xMidYMid", "meet"][len(words):])[:2] if len(words) <= 2 else ("", "")
-    if align == "none":
+    if align == "none" and fit in ("meet", "slice"):
         sx, sy = width / bw, height / bh
         return _translate(x - bx * sx, y - by * sy, sx, sy)
     match = _ALIGN.match(align)
-    if match is None or fit not in ("meet", "slice"):
-        raise FormatError(f"<svg> preserveAspectRatio={el.get('preserveAspectRatio')!r} is not "
-                          "'[defer] <align> [meet | slice]' (align: none or xMinYMin .. xMaxYMax)")
+    if match is None or fit not in ("meet", "slice"):  # invalid: ignored, as browsers do
+        match, fit = _ALIGN.match("xMidYMid"), "meet"
     s = (min if fit == "meet" else max)(width / bw, height / bh)
     fx, fy = _FRACTION[match.group(1)], _FRACTION[match.group(2)]
     return _translate(x + (width - bw * s) * fx - bx * s, y + (height - bh * s) * fy - by * s, s, s)
