@@ -1,6 +1,8 @@
 """Turn a trained SPG-20 run into the shipped checkpoint ``checkpoints/spg20`` with its model card.
 
-    python benchmarks/ship_spg20.py runs/bench/mgt/best prepared/spg20 [--out checkpoints/spg20]
+    python benchmarks/ship_spg20.py runs/bench/mgt/best prepared/spg20 --out checkpoints/spg20
+
+``--out`` is required: naming ``checkpoints/spg20`` replaces the shipped checkpoint (what ``"spg20"`` loads).
 
 Copies the weights and config, evaluates valid and test (every number on the card comes from this
 evaluation), writes the confusion matrix PNG and the model card README. Machine-specific paths in the
@@ -78,8 +80,9 @@ Per-class test accuracy:
   stroke-shift / jitter / unfinished-drawing / stroke and point dropout / stroke-merge augmentation,
   length-bucketed batches of 64, no encoder dropout; the command above sets what differs from the file);
   this checkpoint is the best on valid, after {epochs} epochs and {time_min:.1f} minutes on {hardware}.
-- reproduce the whole table of models: `python benchmarks/spg20_benchmark.py --data prepared/spg20`.
-- regenerate this card: `python benchmarks/ship_spg20.py runs/spg20/best prepared/spg20`.
+- reproduce the whole table of models:
+  `python benchmarks/spg20_benchmark.py --data prepared/spg20 --results benchmarks/results`.
+- regenerate this card: `python benchmarks/ship_spg20.py runs/spg20/best prepared/spg20 --out checkpoints/spg20`.
 
 ## Inference preprocessing
 
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", help="the trained checkpoint directory (e.g. runs/spg20/best)")
     p.add_argument("data", help="the prepared SPG-20 dataset")
-    p.add_argument("--out", default=str(ROOT / "checkpoints" / "spg20"))
+    p.add_argument("--out", required=True,
+                   help="the checkpoint folder to write (checkpoints/spg20 replaces the shipped one)")
     p.add_argument("--inference-cap", choices=("truncate", "adapt"), default="adapt",
                    help="point-cap policy for predictions (config.json inference_preprocessing); training used "
                         "the dataset's (truncate). adapt re-simplifies over-long drawings: see the robustness table")

@@ -1,7 +1,8 @@
 """The SPG-20 benchmark: every model in one harness, one budget rule, one table.
 
     python -m data_prep.spg ../shared/data/spg20 prepared/spg20          # from ORIGINAL coordinates
-    python benchmarks/spg20_benchmark.py --data prepared/spg20 --budget 13 [--models mgt,cnn,...]
+    python benchmarks/spg20_benchmark.py --data prepared/spg20 --budget 13 --results benchmarks/results \
+        [--models mgt,cnn,...]
 
 Budget rule (the same for every model): the training recipe of ``configs/spg20.toml`` (AdamW, cosine with
 warm-up, label smoothing, augmentation, length-bucketed batches of 64), only the preset changes. Each model
@@ -11,8 +12,9 @@ skips any epoch that would end past the budget (the first epoch always runs, so 
 epoch is overrun by that epoch). Model selection on valid (``best/``); the table reports valid and test.
 
 Each model is trained with the real CLI (``sketchgraph train configs/spg20.toml --preset ...``), so its
-checkpoint records the exact command. Results go to ``benchmarks/results/spg20.{json,md}`` (merged with
-earlier rows, so models can be run one at a time; ``--results DIR`` writes a trial run elsewhere).
+checkpoint records the exact command. Results go to ``RESULTS/spg20.{json,md}`` (merged with earlier rows, so
+models can be run one at a time): ``--results benchmarks/results`` updates the committed table the README
+shows; the default, ``WORK/results``, keeps a trial run away from it.
 """
 
 from __future__ import annotations
@@ -149,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=13.0, help="training minutes per model")
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--work", default="runs/bench", help="where the runs and checkpoints go")
-    p.add_argument("--results", default=str(RESULTS),
-                   help="folder of spg20.json / spg20.md (default: the committed benchmarks/results)")
+    p.add_argument("--results", default=None,
+                   help="folder of spg20.json / spg20.md (default WORK/results; benchmarks/results is the committed "
+                        "table)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     if not names or (unknown := sorted(set(names) - set(MODELS))):
         p.error(f"--models: unknown {unknown if names else 'empty list'}; choose from {', '.join(MODELS)}")
     data = PreparedDataset(args.data)
-    results = Path(args.results)
+    results = Path(args.results) if args.results else Path(args.work) / "results"
     results.mkdir(parents=True, exist_ok=True)
     path = results / "spg20.json"
     rows = json.loads(path.read_text()) if path.exists() else {}

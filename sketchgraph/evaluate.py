@@ -173,9 +173,10 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
 
 
 def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Tensor:
-    """``(C,)`` long: each dataset class's index among the model's outputs. Equal names match first; the rest
-    match as ``canonical_label`` (``Zigzag`` / ``zigzag``, ``alarm_clock`` / ``alarm clock``, in any order) when
-    that is unambiguous. ``CheckpointError`` naming the classes when the two sets do not pair up."""
+    """``(C_data,)`` long: each dataset class's index among the model's outputs. Equal names match first; the
+    rest match as ``canonical_label`` (``Zigzag`` / ``zigzag``, ``alarm_clock`` / ``alarm clock``, in any order)
+    when that is unambiguous. The dataset may hold a subset of the model's classes (a user's own drawings of a
+    few of them); ``CheckpointError`` naming the classes the model does not know otherwise."""
     from .errors import CheckpointError
 
     exact = {c: i for i, c in enumerate(model_classes)}
@@ -183,20 +184,19 @@ def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Te
     loose: dict[str, list[int]] = {}
     for i in free:
         loose.setdefault(canonical_label(model_classes[i]), []).append(i)
-    index, unmatched = [], []
+    index, unknown = [], []
     for c in dataset_classes:
         if c in exact:
             index.append(exact[c])
         elif len(loose.get(canonical_label(c), ())) == 1:
             index.append(loose.pop(canonical_label(c))[0])
         else:
-            unmatched.append(c)
-    if unmatched or len(set(index)) != len(model_classes) or len(index) != len(model_classes):
-        missing = sorted(model_classes[i] for i in set(range(len(model_classes))) - set(index))
+            unknown.append(c)
+    if unknown or len(set(index)) != len(index):
         raise CheckpointError(
-            f"the checkpoint's classes ({len(model_classes)}) differ from the dataset's ({len(dataset_classes)}): "
-            f"the dataset lacks {missing or 'none'}, the model does not know {sorted(unmatched) or 'none'}; "
-            "evaluate on the dataset the model was trained for (names are compared as canonical_label)")
+            f"the dataset's classes {sorted(unknown) if unknown else '(some twice)'} are not among the "
+            f"checkpoint's {len(model_classes)} classes (names are compared as canonical_label); evaluate on a "
+            "dataset of the classes the model was trained for")
     return torch.tensor(index, dtype=torch.long)
 
 
@@ -255,6 +255,10 @@ def evaluate(
         "backend": backend, "classes": classes,
         **classification_metrics(logits, labels, classes),
     }
+    if len(data.classes) < len(classes):  # a subset: per-class figures for the classes the dataset has
+        present = [classes[i] for i in to_model.tolist()]
+        report["dataset_classes"] = present
+        report["per_class_accuracy"] = {c: report["per_class_accuracy"][c] for c in present}
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -126,12 +126,12 @@ def _is_path(x: Any) -> bool:
     return isinstance(x, str) and not x.lstrip("\ufeff \t\r\n").startswith(("{", "["))
 
 
-def _read(path: str | os.PathLike, on_error: Any = None) -> Iterator[Sketch]:
-    """The sketches of a file (format sniffed); ``FileNotFoundError`` at the call when it is missing.
+def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = None) -> Iterator[Sketch]:
+    """The sketches of a file (``format`` or sniffed); ``FileNotFoundError`` at the call when it is missing.
     ``on_error`` as in ``read_sketches`` (``None`` raises the first bad record's ``FormatError``)."""
     from .formats import read_sketches
 
-    return read_sketches(path, on_error=on_error)
+    return read_sketches(path, format, on_error=on_error)
 
 
 def _read_first(path: str | os.PathLike) -> Sketch:
@@ -396,18 +396,50 @@ class SketchClassifier:
         _check_top_k(top_k)
         return self.predict_sketches([self.sketch(x)], top_k)[0]
 
-    def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5) -> list[list[Prediction]]:
+    def classify_each(self, tagged: Iterable[tuple[Any, Any]], top_k: int = 5
+                      ) -> Iterator[tuple[Any, Any, list[Prediction] | None, str | None]]:
+        """``(tag, input, predictions, error)`` for each ``(tag, input)`` of ``tagged``, in order, classified in
+        chunks of ``_READ_AHEAD * batch_size``: an input that cannot be read or preprocessed fails alone
+        (``predictions`` ``None``, ``error`` the reason) and the others are classified."""
+        _check_top_k(top_k)
+        for chunk in _chunks(tagged, _READ_AHEAD * self.batch_size):
+            good: dict[int, Sketch] = {}
+            errors: dict[int, str] = {}
+            for i, (_, x) in enumerate(chunk):
+                try:
+                    good[i] = self.sketch(x)
+                except SketchError as exc:
+                    errors[i] = str(exc)
+            ranked, problems = self.predict_usable(list(good.values()), top_k) if good else ([], {})
+            errors.update({i: problems[j] for j, i in enumerate(good) if j in problems})
+            by_item = dict(zip(good, ranked))
+            for i, (tag, x) in enumerate(chunk):
+                yield tag, x, by_item.get(i) if i not in errors else None, errors.get(i)
+
+    def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5, *,
+                      on_error: Callable[[SketchError], None] | None = None) -> list[list[Prediction]]:
         """``predict`` for many sketches: read and preprocessed ``_READ_AHEAD * batch_size`` at a time, then
         ``batch_size`` sketches of similar length per model call. With ``read_ahead`` the next chunk is
         read and preprocessed in a background thread while the model runs on the current one.
 
         ``xs`` is an iterable of inputs (one result per item, in order; a path item means that
         file's first sketch) or a file path (one result per sketch in the file). A bad item raises
-        ``SketchError`` naming its position.
+        ``SketchError`` naming its position; with ``on_error`` it fails alone instead: ``on_error`` gets that
+        error, the item's result is ``[]`` and the others are classified (``classify_each``, without read-ahead).
+        For a file path, a record that cannot be read at all goes to ``on_error`` as the reader's
+        ``FormatError`` (file and line) and has no result.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         _check_top_k(top_k)
+        if on_error is not None:
+            items = _read(xs, on_error=on_error) if _is_path(xs) else _iter_inputs(xs)
+            out: list[list[Prediction]] = []
+            for n, _, preds, error in self.classify_each(enumerate(items), top_k):
+                if error is not None:
+                    on_error(SketchError(f"item {n}: {error}"))
+                out.append(preds or [])
+            return out
         chunks = _chunks(_iter_inputs(xs), _READ_AHEAD * self.batch_size)
 
         def prepare(first: int) -> tuple[list[tuple[np.ndarray, Batch]], int]:
@@ -423,7 +455,7 @@ class SketchClassifier:
                 i, reason = next(iter(exc.problems.items()))
                 raise SketchError(f"item {first + i}: {reason}") from None
 
-        out: list[list[Prediction]] = []
+        out = []
         with ThreadPoolExecutor(1, thread_name_prefix="sketchgraph-read-ahead") as pool:
             pending = pool.submit(prepare, 0) if self.read_ahead else None
             while True:
@@ -467,6 +499,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
     p.add_argument("--batch-size", type=int, default=256, help="sketches per model call")
+    from .formats import FORMATS
+
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="read every file as this format (default: from each file's name and content)")
 
 
 def format_predictions(preds: Sequence[Prediction], *, width: int = 30) -> str:
@@ -515,27 +551,24 @@ def run_cli(args: argparse.Namespace) -> int:
     )
     failed = 0
 
-    def unreadable(exc: SketchError) -> None:
-        nonlocal failed
-        failed += 1
-        print(f"sketchgraph predict: skipped: {exc}", file=sys.stderr)
-
     for path in _expand_files(args.files):
-        index = 0
-        for chunk in _chunks(_read(path, on_error=unreadable), _READ_AHEAD * clf.batch_size):
-            good, errors = {}, {}
-            for i, sketch in enumerate(chunk):
-                try:
-                    good[i] = clf.sketch(sketch)
-                except SketchError as exc:
-                    errors[i] = str(exc)
-            ranked, problems = clf.predict_usable(list(good.values()), args.top_k) if good else ([], {})
-            errors.update({i: problems[j] for j, i in enumerate(good) if j in problems})
-            ranked = dict(zip(good, ranked))
-            for i, sketch in enumerate(chunk):
-                _print_result(path, index + i, sketch, ranked.get(i), errors.get(i), args.json)
-            failed += len(errors)
-            index += len(chunk)
+        position = 0  # every record of the file counts, the skipped ones too: [n] and "index" are one numbering
+
+        def unreadable(exc: SketchError, path: str = path) -> None:
+            nonlocal failed, position
+            failed += 1
+            print(f"sketchgraph predict: skipped {path} [{position}]: {exc}", file=sys.stderr)
+            position += 1
+
+        def numbered(path: str = path) -> Iterator[tuple[int, Sketch]]:
+            nonlocal position
+            for sketch in _read(path, on_error=unreadable, format=args.format):
+                yield position, sketch
+                position += 1
+
+        for index, sketch, preds, error in clf.classify_each(numbered(), args.top_k):
+            failed += error is not None
+            _print_result(path, index, sketch, preds, error, args.json)
     sys.stdout.flush()
     if failed:
         print(f"sketchgraph predict: {failed} sketch(es) could not be classified", file=sys.stderr)

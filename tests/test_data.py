@@ -445,7 +445,8 @@ def test_cli_prepare(tmp_path, capsys):
     assert meta["graph_spec"] == {"relations": ["stroke1", "temporal"]}
     assert meta["preprocessing"] == {"simplify": True, "epsilon": 2.0, "max_points": 30, "cap": "truncate"}
     assert meta["split_method"] == {"kind": "protocol", "seed": 3, "protocol": {
-        "name": "custom", "sizes": {"train": 6, "valid": 2, "test": 2}, "recognized_only": False}}
+        "name": "custom", "sizes": {"train": 6, "valid": 2, "test": 2}, "recognized_only": False},
+        "empty_splits": []}
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet"]) == 1  # exists
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet", "--overwrite",
                      "--no-simplify"]) == 0

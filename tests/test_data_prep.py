@@ -152,6 +152,18 @@ def test_tuberlin_on_generated_svgs(tmp_path):
     assert again.splits == info.splits
 
 
+def test_a_split_that_comes_out_empty_is_warned_about(tmp_path, capsys):
+    """5 drawings per class under the default 70/10/20 fractions: valid rounds to 0 for every class."""
+    rng = np.random.default_rng(5)
+    for c in ("airplane", "cat"):
+        (tmp_path / "svg" / c).mkdir(parents=True)
+        for i in range(5):
+            write_svg(Sketch.from_strokes([s * 4 for s in random_strokes(rng)]), tmp_path / "svg" / c / f"{i}.svg")
+    info = prepare_tuberlin(tmp_path / "svg", tmp_path / "out", workers=1)
+    assert "valid" not in info.splits and info.meta["split_method"]["empty_splits"] == ["valid"]
+    assert "warning: split 'valid' is empty" in capsys.readouterr().out
+
+
 @pytest.mark.realdata
 def test_tuberlin_real_sample(tmp_path):
     info = prepare_tuberlin(data_path("tuberlin_svg"), tmp_path / "out", protocol="train=3,valid=1,test=1",

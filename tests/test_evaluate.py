@@ -174,8 +174,20 @@ def test_other_classes_are_named(easy_prepared, tmp_path):
     from sketchgraph.evaluate import evaluate
 
     ckpt = random_checkpoint(tmp_path / "mgt", "mgt", classes=[*EASY[:3], "moon"])
-    with pytest.raises(CheckpointError, match=r"lacks \['moon'\], the model does not know \['zigzag'\]"):
+    with pytest.raises(CheckpointError, match=r"the dataset's classes \['zigzag'\] are not among"):
         evaluate(ckpt, easy_prepared, progress=False)
+
+
+def test_a_dataset_of_some_of_the_model_classes(easy_prepared, tmp_path):
+    """A user's dataset of a few of the model's classes evaluates; per-class figures are for those classes."""
+    from sketchgraph.evaluate import evaluate
+
+    model_classes = ["apple", *EASY, "moon"]
+    a = evaluate(random_checkpoint(tmp_path / "a", "mgt", classes=model_classes), easy_prepared, progress=False)
+    assert a["num_samples"] == 48 and a["classes"] == model_classes and a["dataset_classes"] == EASY
+    assert set(a["per_class_accuracy"]) == set(EASY)
+    cm = np.array(a["confusion_matrix"])
+    assert cm.shape == (6, 6) and cm[0].sum() == cm[5].sum() == 0 and cm[1:5].sum(1).tolist() == [12] * 4
 
 
 def test_cli_device_auto(easy_prepared, tmp_path, capsys):

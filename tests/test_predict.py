@@ -446,8 +446,43 @@ def test_cli_reports_bad_records_and_goes_on(tiny_checkpoint, tmp_path, capsys):
     path.write_text("\n".join([good, "not json", json.dumps({"drawing": []}), good]) + "\n")
     assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
     captured = capsys.readouterr()
-    assert len(captured.out.splitlines()) == 2  # the two good records
+    records = [json.loads(x) for x in captured.out.splitlines()]
+    assert [r["index"] for r in records] == [0, 3]  # the two good records, numbered among all four
     assert captured.err.count("skipped") == 2 and "mixed.ndjson:2" in captured.err
+    assert "[1]: " in captured.err and "[2]: " in captured.err  # the skipped ones in the same numbering
+
+
+def test_cli_format_option_reads_an_oddly_named_file(tiny_checkpoint, tmp_path, capsys):
+    """An SVG saved as .xml whose <svg> tag comes after a long prologue cannot be sniffed: the error points at
+    --format, which reads it."""
+    from sketchgraph.formats import write_svg
+
+    svg = write_svg(shapes()[0], tmp_path / "a.svg").read_text()
+    path = tmp_path / "drawing.xml"
+    path.write_text('<?xml version="1.0"?>\n<!-- ' + "x" * 5000 + " -->\n" + svg.split("?>", 1)[-1])
+    assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    assert "--format" in capsys.readouterr().err
+    assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json", "--format", "svg"]) == 0
+    (record,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert record["predictions"] == json.loads(json.dumps(
+        [p.to_dict() for p in SketchClassifier.from_pretrained(tiny_checkpoint).predict(tmp_path / "a.svg")]))
+
+
+def test_predict_batch_on_error_lets_a_bad_item_fail_alone(clf, tmp_path):
+    good = shapes()[0]
+    errors: list[SketchError] = []
+    out = clf.predict_batch([good, [], good, DEGENERATE], top_k=2, on_error=errors.append)
+    assert len(out) == 4 and out[1] == [] and out[3] == [] and out[0] == out[2] == clf.predict(good, top_k=2)
+    assert [str(e).split(":")[0] for e in errors] == ["item 1", "item 3"]
+    assert "too long to simplify" in str(errors[1])
+    path = tmp_path / "mixed.ndjson"
+    path.write_text("\n".join([json.dumps({"drawing": good.to_lists()}), "not json",
+                               json.dumps({"drawing": good.to_lists()})]) + "\n")
+    errors.clear()
+    out = clf.predict_batch(path, top_k=2, on_error=errors.append)
+    assert out == [clf.predict(good, top_k=2)] * 2 and len(errors) == 1 and "mixed.ndjson:2" in str(errors[0])
+    with pytest.raises(SketchError, match="item 1"):
+        clf.predict_batch([good, []])  # without on_error the first bad item raises, as before
 
 
 DEGENERATE = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # ~3.6M px of ink: simplification refuses

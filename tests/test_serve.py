@@ -144,11 +144,32 @@ def test_malformed_drawings_are_422(client, body, message):
     '{"drawing": [[[1, 2], [1, 2]]]',  # truncated JSON
     "not json at all",
     "[1, 2, 3]",
+    b'{"drawing": [[[1, 2], [1, 2]]], "x": "\xff"}',  # not UTF-8
 ])
 def test_non_finite_and_unparsable_bodies_are_422(client, raw):
     r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["detail"]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ('{"drawing": [[[%s, 2], [1, 2]]]}' % ("9" * 5000), "digits"),  # json.loads refuses over 4,300 digits
+    ('{"drawing": ' + "[" * 5000 + "]" * 5000 + "}", "recursion"),  # nesting deeper than the parser goes
+])
+def test_json_the_parser_refuses_is_422_saying_why(clf, raw, message):
+    with TestClient(create_app(clf)) as c:  # the default 1 MiB limit
+        r = c.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "not JSON this server can read" in r.json()["detail"] and message in r.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_not_sent_as_json_is_415_saying_so(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post("/predict", content=json.dumps({"drawing": HOUSE}), headers=headers)
+    assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"]
+    assert client.post("/predict", content=json.dumps({"drawing": HOUSE}),
+                       headers={"content-type": "application/json; charset=utf-8"}).status_code == 200
 
 
 def test_body_limit_by_content_length(client):
@@ -242,7 +263,8 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 
 
 @pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
-@pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"]])
+@pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"],
+                                  ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"]])
 def test_cli_refuses_impossible_ports_and_limits(args, capsys):
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
@@ -260,20 +282,41 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     import uvicorn
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+
+    def run(server, sockets):
+        seen.update(app=server.config.app, port=sockets[0].getsockname()[1], host=sockets[0].getsockname()[0])
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
-    args = parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--port", "8123"])
+    args = parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--port", "0"])
     assert app_mod.run_cli(args) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
-    assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    assert seen["host"] == "127.0.0.1" and seen["port"] > 0
+    assert f"http://127.0.0.1:{seen['port']}/" in capsys.readouterr().out  # the port it got, not 0
     assert seen["app"].state.classifier.precision == "float32"
     assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (64, 0.0)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--max-batch", "4",
-                                              "--max-wait-ms", "2.5"])) == 0
+                                              "--max-wait-ms", "2.5", "--port", "0"])) == 0
     assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (4, 0.0025)
-    assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16"])) == 0
+    assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16",
+                                              "--port", "0"])) == 0
     assert seen["app"].state.classifier.precision == "bfloat16"
+
+
+def test_cli_port_taken_is_one_line_before_the_model_loads(tiny_checkpoint, monkeypatch, capsys):
+    from sketchgraph.cli import main
+
+    taken = app_mod.listen("127.0.0.1", 0)
+    taken.listen()
+    loaded = []
+    monkeypatch.setattr(app_mod, "create_app", lambda *a, **k: loaded.append(1))
+    try:
+        port = str(taken.getsockname()[1])
+        assert main(["serve", "--checkpoint", str(tiny_checkpoint), "--port", port]) == 1
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err and not loaded
 
 
 def test_docs_pages_use_local_assets(client):

@@ -155,6 +155,9 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
         missing = method["key_ids"] - method["key_ids_found"]
         lines.append(f"  split files list {method['key_ids']:,} key_ids; {missing:,} of them are in no input "
                      "(or were malformed, empty or repeated)")
+    for name in method.get("empty_splits", []):
+        lines.append(f"  warning: split {name!r} is empty: the protocol's share of each class rounds to 0 "
+                     "(give counts, e.g. train=3,valid=1,test=1, or larger fractions)")
     for variant, name in info.meta.get("merged_labels", {}).items():
         lines.append(f"  class {variant!r} stored as {name!r} (the same name spelt differently)")
     if info.resumed_files:
@@ -258,6 +261,8 @@ def prepare(
     split_method: dict[str, Any] = {"kind": method}
     if method == "protocol":
         split_method.update(protocol=proto.to_dict(), seed=seed)
+        # a split the protocol asks for that came out empty (fractions of small classes round to 0)
+        split_method["empty_splits"] = [n for n, size in proto.sizes.items() if size and n not in split_names]
     elif method == "keys":
         named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
         found = len(set(final.key_ids.tolist()) & keys.keys())

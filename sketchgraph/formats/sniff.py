@@ -33,7 +33,7 @@ def _from_content(path: Path) -> str:
         return "ndjson"
     if looks_like_bin(head):
         return "bin"
-    raise FormatError(f"cannot tell the format from the name or content; pass format= one of {FORMATS}",
+    raise FormatError(f"cannot tell the format from the name or content; pass format= (--format) one of {FORMATS}",
                       source=str(path))
 
 

@@ -15,8 +15,9 @@ served by this app, never by a CDN, so the page works offline):
 Bad input never gives a 500: a malformed drawing (wrong nesting, NaN / infinity, empty, xs and ys
 of different lengths, more than ``max_points`` points) is ``422`` with a ``detail`` message; a body
 larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by default, checked against
-``Content-Length`` and against the bytes actually received) is ``413``; a body that is not JSON at all
-(invalid UTF-8, nesting too deep to parse) is FastAPI's ``400``.
+``Content-Length`` and against the bytes actually received) is ``413``; a body that cannot be read as JSON
+(truncated, invalid UTF-8, a number of over 4,300 digits, nesting too deep) is ``422`` saying why; a body sent
+with another ``Content-Type`` than ``application/json`` (curl's ``-d`` default, a form) is ``415`` saying so.
 
 Concurrent requests share model calls (``RequestBatcher``, ``sketchgraph.serve.batching``): whatever is
 waiting when the model becomes free, up to ``max_batch`` drawings, goes through one call. Each request
@@ -31,6 +32,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
@@ -39,11 +41,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SketchError
 from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
@@ -51,7 +55,7 @@ from ..preprocess import load_compiled_rdp
 from ..sketch import Sketch
 from .batching import RequestBatcher
 
-__all__ = ["create_app", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "configure_parser", "run_cli"]
+__all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "configure_parser", "run_cli"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
 MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
@@ -229,11 +233,26 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and not (media == "application/json" or media.endswith("+json")):
+            # FastAPI did not parse such a body as JSON; its "Input should be a valid dictionary" misleads
+            return JSONResponse({"detail": f"send the drawing as JSON with 'Content-Type: application/json' "
+                                           f"(got {media or 'no Content-Type'!r})"}, status_code=415)
         # FastAPI's default echoes each offending input back, which fails to encode for NaN (a 500)
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.post("/predict", response_model=PredictResponse, responses={413: {}, 422: {}})
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # a JSON body json.loads cannot read (not a syntax error: a number too long, nesting too deep)
+            why = exc.__cause__ or exc.detail
+            return JSONResponse({"detail": f"the body is not JSON this server can read: {why}"}, status_code=422)
+        return await http_exception_handler(request, exc)
+
+    @app.post("/predict", response_model=PredictResponse, responses={
+        413: {"description": "body larger than the limit"}, 415: {"description": "body not sent as JSON"},
+        422: {"description": "a drawing that is malformed or cannot be read"}})
     async def predict(req: PredictRequest) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
         # async: a waiting request holds no worker thread, so batches are not capped by the thread pool and
@@ -291,23 +310,55 @@ def _bounded(lo: int, hi: int | None) -> Any:
     return parse
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not in 0..inf (a finite number)")
+    return value
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000)")
     add_classifier_arguments(p)
     p.add_argument("--max-body-bytes", type=_bounded(1, None), default=MAX_BODY_BYTES,
                    help="request body limit (413 above)")
-    p.add_argument("--max-batch", type=int, default=64,
+    p.add_argument("--max-batch", type=_bounded(1, None), default=64,
                    help="most concurrent requests answered by one model call (1: each alone; default 64)")
-    p.add_argument("--max-wait-ms", type=float, default=0.0,
+    p.add_argument("--max-wait-ms", type=_non_negative_float, default=0.0,
                    help="wait this long for more requests to batch (default 0: only those already waiting)")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``port`` 0: a free one, see ``getsockname()``); ``OSError`` naming
+    the address when it is taken or not this machine's."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 def run_cli(args: argparse.Namespace) -> int:
     import uvicorn
 
-    app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
-                     max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
-    print(f"sketchgraph serve: drawing page at http://{args.host}:{args.port}/  (API docs at /docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    sock = listen(args.host, args.port)  # before the model loads: a taken port fails at once; port 0 gets one
+    try:
+        app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
+                         max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
+                         max_wait_ms=args.max_wait_ms)
+        host, port = sock.getsockname()[:2]
+        where = f"[{host}]" if ":" in host else host
+        print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
