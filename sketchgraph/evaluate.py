@@ -106,9 +106,11 @@ def hardest_confusions(matrix: np.ndarray, classes: Sequence[str], n: int = 10) 
 
 def classification_metrics(
     logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], *, ks: Sequence[int] = TOPK,
-    n_confusions: int = 10,
+    n_confusions: int = 10, present: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """All the numbers of a report from logits ``(M, C)`` and labels ``(M,)``.
+    """All the numbers of a report from logits ``(M, C)`` and labels ``(M,)``. ``present``: the class indices
+    the data can hold (a dataset of some of the model's classes); the per-class figures and the report's
+    averages are over those (default: all ``C``), while predictions may still name any class.
 
     Returns:
         ``{"num_samples", "loss", "top1", "top5", "top10", "per_class_accuracy", "classification_report",
@@ -125,13 +127,15 @@ def classification_metrics(
     support = matrix.sum(1)
     per_class = np.divide(np.diag(matrix), support, out=np.zeros(C), where=support > 0)
     loss = torch.nn.functional.cross_entropy(logits, labels).item() if M else float("nan")
+    shown = list(present) if present is not None else ids
     return {
         "num_samples": M,
         "loss": loss,
         **{f"top{k}": counts[i].item() / max(M, 1) for i, k in enumerate(ks)},
-        "per_class_accuracy": {c: float(a) for c, a in zip(classes, per_class)},
+        "per_class_accuracy": {classes[i]: float(per_class[i]) for i in shown},
         "classification_report": classification_report(
-            y_true, y_pred, labels=ids, target_names=list(classes), output_dict=True, zero_division=0
+            y_true, y_pred, labels=shown, target_names=[classes[i] for i in shown], output_dict=True,
+            zero_division=0,
         ),
         "confusion_matrix": matrix.tolist(),
         "hardest_confusions": hardest_confusions(matrix, classes, n_confusions),
@@ -253,12 +257,11 @@ def evaluate(
     report = {
         "checkpoint": ckpt_name, "dataset": str(getattr(data, "path", dataset)), "split": split,
         "backend": backend, "classes": classes,
-        **classification_metrics(logits, labels, classes),
+        **classification_metrics(logits, labels, classes,
+                                 present=sorted(to_model.tolist()) if len(data.classes) < len(classes) else None),
     }
-    if len(data.classes) < len(classes):  # a subset: per-class figures for the classes the dataset has
-        present = [classes[i] for i in to_model.tolist()]
-        report["dataset_classes"] = present
-        report["per_class_accuracy"] = {c: report["per_class_accuracy"][c] for c in present}
+    if len(data.classes) < len(classes):  # a subset: per-class figures and averages over the dataset's classes
+        report["dataset_classes"] = [classes[i] for i in sorted(to_model.tolist())]
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -408,7 +408,7 @@ class SketchClassifier:
             for i, (_, x) in enumerate(chunk):
                 try:
                     good[i] = self.sketch(x)
-                except SketchError as exc:
+                except (SketchError, OSError) as exc:  # OSError: a path item that is missing or unreadable
                     errors[i] = str(exc)
             ranked, problems = self.predict_usable(list(good.values()), top_k) if good else ([], {})
             errors.update({i: problems[j] for j, i in enumerate(good) if j in problems})

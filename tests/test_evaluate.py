@@ -186,6 +186,9 @@ def test_a_dataset_of_some_of_the_model_classes(easy_prepared, tmp_path):
     a = evaluate(random_checkpoint(tmp_path / "a", "mgt", classes=model_classes), easy_prepared, progress=False)
     assert a["num_samples"] == 48 and a["classes"] == model_classes and a["dataset_classes"] == EASY
     assert set(a["per_class_accuracy"]) == set(EASY)
+    report = a["classification_report"]
+    assert "apple" not in report and "moon" not in report  # averages over the dataset's 4 classes only
+    assert report["macro avg"]["recall"] == pytest.approx(np.mean(list(a["per_class_accuracy"].values())))
     cm = np.array(a["confusion_matrix"])
     assert cm.shape == (6, 6) and cm[0].sum() == cm[5].sum() == 0 and cm[1:5].sum(1).tolist() == [12] * 4
 

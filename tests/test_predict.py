@@ -471,10 +471,11 @@ def test_cli_format_option_reads_an_oddly_named_file(tiny_checkpoint, tmp_path, 
 def test_predict_batch_on_error_lets_a_bad_item_fail_alone(clf, tmp_path):
     good = shapes()[0]
     errors: list[SketchError] = []
-    out = clf.predict_batch([good, [], good, DEGENERATE], top_k=2, on_error=errors.append)
-    assert len(out) == 4 and out[1] == [] and out[3] == [] and out[0] == out[2] == clf.predict(good, top_k=2)
-    assert [str(e).split(":")[0] for e in errors] == ["item 1", "item 3"]
-    assert "too long to simplify" in str(errors[1])
+    out = clf.predict_batch([good, [], good, DEGENERATE, tmp_path / "missing.ndjson"], top_k=2,
+                            on_error=errors.append)
+    assert len(out) == 5 and out[1] == out[3] == out[4] == [] and out[0] == out[2] == clf.predict(good, top_k=2)
+    assert [str(e).split(":")[0] for e in errors] == ["item 1", "item 3", "item 4"]
+    assert "too long to simplify" in str(errors[1]) and "missing.ndjson" in str(errors[2])
     path = tmp_path / "mixed.ndjson"
     path.write_text("\n".join([json.dumps({"drawing": good.to_lists()}), "not json",
                                json.dumps({"drawing": good.to_lists()})]) + "\n")

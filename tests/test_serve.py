@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import re
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -163,7 +164,7 @@ def test_json_the_parser_refuses_is_422_saying_why(clf, raw, message):
     assert "not JSON this server can read" in r.json()["detail"] and message in r.json()["detail"]
 
 
-@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain", "text/x+json"])
 def test_a_body_not_sent_as_json_is_415_saying_so(client, content_type):
     headers = {"content-type": content_type} if content_type else {}
     r = client.post("/predict", content=json.dumps({"drawing": HOUSE}), headers=headers)
@@ -285,6 +286,7 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
 
     def run(server, sockets):
         seen.update(app=server.config.app, port=sockets[0].getsockname()[1], host=sockets[0].getsockname()[0])
+        raise KeyboardInterrupt  # as uvicorn does after a Ctrl-C shutdown: run_cli returns 0, no traceback
 
     monkeypatch.setattr(uvicorn.Server, "run", run)
     parser = argparse.ArgumentParser()
@@ -303,11 +305,23 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     assert seen["app"].state.classifier.precision == "bfloat16"
 
 
+def test_listen_binds_every_address_of_the_host_on_one_port():
+    sockets = app_mod.listen("", 0)  # all interfaces: IPv4 (and IPv6 where the machine has it)
+    try:
+        ports = {s.getsockname()[1] for s in sockets}
+        assert len(ports) == 1 and ports != {0}
+        assert "0.0.0.0" in {s.getsockname()[0] for s in sockets}
+        with socket.create_connection(("127.0.0.1", ports.pop()), timeout=5):
+            pass  # listening already, before any server runs
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def test_cli_port_taken_is_one_line_before_the_model_loads(tiny_checkpoint, monkeypatch, capsys):
     from sketchgraph.cli import main
 
-    taken = app_mod.listen("127.0.0.1", 0)
-    taken.listen()
+    (taken,) = app_mod.listen("127.0.0.1", 0)  # bound and listening, as a server still loading its model is
     loaded = []
     monkeypatch.setattr(app_mod, "create_app", lambda *a, **k: loaded.append(1))
     try:

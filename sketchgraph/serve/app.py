@@ -234,7 +234,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.method == "POST" and not (media == "application/json" or media.endswith("+json")):
+        json_media = media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+        if request.method == "POST" and not json_media:
             # FastAPI did not parse such a body as JSON; its "Input should be a valid dictionary" misleads
             return JSONResponse({"detail": f"send the drawing as JSON with 'Content-Type: application/json' "
                                            f"(got {media or 'no Content-Type'!r})"}, status_code=415)
@@ -329,36 +330,51 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="wait this long for more requests to batch (default 0: only those already waiting)")
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (``port`` 0: a free one, see ``getsockname()``); ``OSError`` naming
-    the address when it is taken or not this machine's."""
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening TCP sockets on every address ``host`` resolves to (``""``: all interfaces; ``localhost``: its
+    IPv4 and IPv6 addresses, as uvicorn binds them), all on one port (``port`` 0: a free one, see
+    ``getsockname()``); ``OSError`` naming the address when it is taken or not this machine's."""
+    sockets: list[socket.socket] = []
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-        try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            if sockets:  # port 0: every address on the port the first one got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError:  # an address family this machine lacks (no IPv6)
+                continue
+            sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-        except OSError:
-            sock.close()
-            raise
+            sock.listen(2048)  # listening now: a second server on this port fails here, not after loading
+        if not sockets:
+            raise OSError(f"no usable address for {host!r}")
     except OSError as exc:
+        for sock in sockets:
+            sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
+    return sockets
 
 
 def run_cli(args: argparse.Namespace) -> int:
     import uvicorn
 
-    sock = listen(args.host, args.port)  # before the model loads: a taken port fails at once; port 0 gets one
+    sockets = listen(args.host, args.port)  # before the model loads: a taken port fails at once; port 0 gets one
     try:
         app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
                          max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms)
-        host, port = sock.getsockname()[:2]
+        host, port = sockets[0].getsockname()[:2]
         where = f"[{host}]" if ":" in host else host
         print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)
-        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
+        try:
+            uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=sockets)
+        except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raises the signal
+            pass
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
     return 0
