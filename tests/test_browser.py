@@ -207,6 +207,9 @@ def test_a_smaller_window_rescales_the_drawing(page):
     before = page.evaluate("() => document.getElementById('pad').clientWidth")
     try:
         page.set_viewport_size({"width": 420, "height": 720})
+        # the page's resize handler has run (it sizes the canvas bitmap to the new CSS width) before drawing on
+        page.wait_for_function("() => { const p = document.getElementById('pad'); "
+                               "return p.width === Math.round(p.clientWidth * (window.devicePixelRatio || 1)); }")
         after = page.evaluate("() => document.getElementById('pad').clientWidth")
         bodies = posted(page, lambda: fire_pointers(page, [("pointerdown", 1, 10, 10), ("pointermove", 1, 30, 30),
                                                            ("pointerup", 1, 30, 30)]))
