@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["run_script"]
 
 
-def run_script(prog: str, body: Callable[[], int | None], also: tuple[type[Exception], ...] = ()) -> int:
-    """Run a script's ``body``; bad input or a file problem (``ValueError``, which ``sketchgraph``'s
-    ``SketchError`` is, or ``OSError``: an existing output folder, a missing input, an unknown protocol; and the
-    exception types in ``also``) is one line ``prog: error: ...`` on stderr and exit status 1, not a traceback.
-    Imports nothing of ``sketchgraph`` (so torch), which the downloader does not need."""
+def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], ...] = ()) -> int:
+    """Run a script's ``body``; its exit status is what ``body`` returns when that is an int, else 0. Bad input
+    or a file problem (``ValueError``, which ``sketchgraph``'s ``SketchError`` is, or ``OSError``: an existing
+    output folder, a missing input, an unknown protocol; and the exception types in ``also``) is one line
+    ``prog: error: ...`` on stderr and exit status 1, not a traceback. Imports nothing of ``sketchgraph`` (so
+    torch), which the downloader does not need."""
     try:
-        return int(body() or 0)
+        status = body()
     except (ValueError, OSError, *also) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    return status if isinstance(status, int) else 0

@@ -341,5 +341,6 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_script(p.prog, body, also=(DownloadError,))
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

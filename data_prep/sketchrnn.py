@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_script(p.prog, lambda: prepare_sketchrnn(
         args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers,
         overwrite=args.overwrite,
-    ) and 0)
+    ))
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

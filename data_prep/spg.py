@@ -54,5 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
     return run_script(p.prog, body)
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

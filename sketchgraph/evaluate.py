@@ -184,7 +184,8 @@ def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Te
     from .errors import CheckpointError
 
     exact = {c: i for i, c in enumerate(model_classes)}
-    free = [i for i, c in enumerate(model_classes) if c not in set(dataset_classes)]
+    named = set(dataset_classes)
+    free = [i for i, c in enumerate(model_classes) if c not in named]
     loose: dict[str, list[int]] = {}
     for i in free:
         loose.setdefault(canonical_label(model_classes[i]), []).append(i)
@@ -254,14 +255,15 @@ def evaluate(
                          num_workers=num_workers)
     logits, labels = collect_logits(model, loader, device, progress=progress, desc=f"evaluate {split}")
     labels = to_model[labels]
+    # a subset of the model's classes: per-class figures and averages over the dataset's classes
+    present = sorted(to_model.tolist()) if len(data.classes) < len(classes) else None
     report = {
         "checkpoint": ckpt_name, "dataset": str(getattr(data, "path", dataset)), "split": split,
         "backend": backend, "classes": classes,
-        **classification_metrics(logits, labels, classes,
-                                 present=sorted(to_model.tolist()) if len(data.classes) < len(classes) else None),
+        **classification_metrics(logits, labels, classes, present=present),
     }
-    if len(data.classes) < len(classes):  # a subset: per-class figures and averages over the dataset's classes
-        report["dataset_classes"] = [classes[i] for i in sorted(to_model.tolist())]
+    if present is not None:
+        report["dataset_classes"] = [classes[i] for i in present]
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -414,7 +414,7 @@ class SketchClassifier:
             errors.update({i: problems[j] for j, i in enumerate(good) if j in problems})
             by_item = dict(zip(good, ranked))
             for i, (tag, x) in enumerate(chunk):
-                yield tag, x, by_item.get(i) if i not in errors else None, errors.get(i)
+                yield tag, x, by_item.get(i), errors.get(i)
 
     def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5, *,
                       on_error: Callable[[SketchError], None] | None = None) -> list[list[Prediction]]:

@@ -310,12 +310,6 @@ def epoch_seed(seed: int, epoch: int, stream: str, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch, _STREAMS[stream], rank]).generate_state(1)[0])
 
 
-def _device_type(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name).type
-
-
 def _resolve_device(name: str, ctx: DistContext) -> torch.device:
     device = usable_device(name)
     if device.type == "cuda" and ctx.enabled and device.index is None:
@@ -374,7 +368,7 @@ class Trainer:
 
         self.config = config
         self.command = command or ""
-        self.ctx = init_distributed(_device_type(config.device))
+        self.ctx = init_distributed(usable_device(config.device).type)
         self.device = _resolve_device(config.device, self.ctx)
         self.bf16 = {"cpu": config.bf16_cpu, "cuda": config.bf16}.get(self.device.type, False)  # autocast
         if self.bf16:
