@@ -20,6 +20,7 @@ writes.
 from __future__ import annotations
 
 import argparse
+import bisect
 import dataclasses
 import json
 import math
@@ -75,6 +76,9 @@ class TrainConfig:
         schedule: ``"step"`` (``lr * step_gamma ** (epoch // step_every)``, the paper's x0.7 every
             10 epochs), ``"cosine"`` (to ``lr * min_lr_ratio`` at the last step) or ``"constant"``.
         step_every, step_gamma: the step schedule.
+        step_milestones: when given, the step schedule multiplies the rate by ``step_gamma`` at each of
+            these epochs (0-based, increasing) instead of every ``step_every`` epochs: the official scripts'
+            ``lr_protocol``, e.g. MGT #17's ``[10, 20, ..., 80, 85, 90, 95]`` (``configs/paper.toml``).
         warmup_epochs: linear warm-up (per step) before any schedule.
         min_lr_ratio: cosine floor as a fraction of ``lr``.
         label_smoothing: cross-entropy label smoothing.
@@ -109,6 +113,7 @@ class TrainConfig:
     schedule: str = "step"
     step_every: int = 10
     step_gamma: float = 0.7
+    step_milestones: tuple[int, ...] = ()
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.0
     label_smoothing: float = 0.0
@@ -141,6 +146,9 @@ class TrainConfig:
                      "weight_decay", "label_smoothing", "grad_clip", "min_lr_ratio"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        milestones = self.step_milestones
+        if any(m < 1 for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:])):
+            raise ValueError(f"step_milestones must be increasing epochs >= 1, got {list(milestones)}")
         if not self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be < 1, got {self.label_smoothing}")
         if self.lr <= 0:
@@ -180,6 +188,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ValueError(f"{key} must be a table of settings, got {value!r}")
         return _dataclass_from_dict(hint, value, f"{key}.")
     origin = typing.get_origin(hint) or hint
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key} must be a list, got {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{key} must be a table, got {value!r}")
@@ -276,7 +289,10 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     if step < warmup:
         return config.lr * (step + 1) / warmup
     if config.schedule == "step":
-        return config.lr * config.step_gamma ** (step // steps_per_epoch // config.step_every)
+        epoch = step // steps_per_epoch
+        decays = bisect.bisect_right(config.step_milestones, epoch) if config.step_milestones \
+            else epoch // config.step_every
+        return config.lr * config.step_gamma ** decays
     if config.schedule == "cosine":
         total = config.epochs * steps_per_epoch
         progress = min(1.0, (step - warmup) / max(1.0, total - warmup))

@@ -117,6 +117,34 @@ def test_step_schedule_is_the_papers(epoch, expected):
     assert learning_rate(cfg, epoch * 100 + 50, 100) == pytest.approx(5e-5 * expected)
 
 
+def _official_mgt17_rate(epoch: int) -> float:
+    """The official MGT #17 script's lr_protocol, written out as it is: (epoch bound, rate) pairs, the first
+    bound above the 0-based epoch wins."""
+    protocol = [(10 * (i + 1), 5e-5 * 0.7 ** i) for i in range(8)] + [(80 + 5 * i, 5e-5 * 0.7 ** (i + 7))
+                                                                     for i in range(1, 5)]
+    return next((rate for bound, rate in protocol if bound > epoch), protocol[-1][1])
+
+
+def test_paper_config_follows_the_official_lr_protocol_for_every_epoch():
+    cfg = load_train_config(CONFIGS / "paper.toml")
+    assert cfg.step_milestones == (10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95) and cfg.bf16 is False
+    for epoch in range(cfg.epochs):
+        for step in (epoch * 7, epoch * 7 + 6):  # first and last step of the epoch (7 steps per epoch)
+            assert learning_rate(cfg, step, 7) == pytest.approx(_official_mgt17_rate(epoch), rel=1e-12), epoch
+    assert learning_rate(cfg, 99 * 7, 7) == pytest.approx(5e-5 * 0.7 ** 11)
+
+
+def test_step_milestones_from_overrides_and_their_checks():
+    cfg = apply_overrides(TrainConfig(), ["step_milestones=[2, 5]", "lr=1"])
+    assert cfg.step_milestones == (2, 5)
+    assert [learning_rate(cfg, e, 1) for e in range(7)] == pytest.approx([1, 1, 0.7, 0.7, 0.7, 0.49, 0.49])
+    assert config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # a checkpoint's config.json
+    for bad, message in [("[5, 2]", "increasing"), ("[0, 3]", ">= 1"), ("[3, 3]", "increasing"),
+                         ("3", "must be a list"), ('["a"]', r"step_milestones\[0\] must be an integer")]:
+        with pytest.raises(ValueError, match=message):
+            apply_overrides(TrainConfig(), [f"step_milestones={bad}"])
+
+
 @pytest.mark.parametrize("step,expected", [
     (0, 0.1), (4, 0.5), (9, 1.0),  # linear warm-up over 1 epoch of 10 steps
     (10, 1.0), (55, 0.1 + 0.9 * 0.5), (99, 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 89 / 90))),

@@ -55,10 +55,13 @@ PRESETS: dict[str, Preset] = {
     "mgt-stroke2-temporal": Preset("mgt", "the paper's MGT #13 (stroke2 + temporal)", dict(
         relations=("stroke2", "temporal"),
     )),
+    # the official GT #1 / #7 scripts train with dropout 0.10 (MGT #13 / #17: 0.25, MGTConfig's default)
     "gt-full": Preset("mgt", "the paper's GT #1: plain Transformer (fully connected graph)", dict(
-        relations=("full",),
+        relations=("full",), dropout=0.1, classifier_dropout=0.1,
     )),
-    "gt-stroke2": Preset("mgt", "the paper's GT #7: Graph Transformer on stroke2", dict(relations=("stroke2",))),
+    "gt-stroke2": Preset("mgt", "the paper's GT #7: Graph Transformer on stroke2", dict(
+        relations=("stroke2",), dropout=0.1, classifier_dropout=0.1,
+    )),
     "cnn": Preset("cnn", "4-block CNN on 64x64 rasters rendered from the points", {}),
     "bigru": Preset("bigru", "the paper's bidirectional GRU baseline (5 layers, hidden 256)", {}),
 }
