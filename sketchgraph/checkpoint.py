@@ -326,7 +326,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
     Raises:
         CheckpointError: missing files, unsupported format version, weights that are not valid
-            safetensors (e.g. a pickle: nothing in it is executed), or weights that do not fit.
+            safetensors (e.g. a pickle: nothing in it is executed), weights that do not fit, or weights that
+            hold NaN or infinity.
     """
     from .model import model_from_config
 
@@ -352,6 +353,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     if wrong_type:
         k = wrong_type[0]
         raise CheckpointError(f"{mismatch}: {k} is {weights[k].dtype}, the model's is {own[k].dtype}")
+    broken = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"weights in {path} are damaged: {broken} holds NaN or infinity")
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as exc:  # shape mismatches

@@ -10,13 +10,16 @@ __all__ = ["usable_device"]
 def usable_device(device: str | torch.device) -> torch.device:
     """``torch.device(device)`` (``"auto"``: CUDA when available, else CPU), or a ``ValueError`` saying why this
     machine cannot use it (torch built without CUDA, no GPU, a GPU index past the last one, no Apple MPS),
-    instead of torch's assertion on first use."""
+    instead of torch's assertion on first use. Device types other than cpu, cuda and mps (xpu, meta, ...) are
+    refused: nothing here is tested on them."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"not a torch device: {device!r} ({exc})") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {str(dev)!r}: sketchgraph runs on cpu, cuda or mps (or auto)")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"

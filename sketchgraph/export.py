@@ -219,9 +219,13 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sketchgraph.export", description=__doc__.splitlines()[0])
-    configure_parser(parser)
-    return run_cli(parser.parse_args(argv))
+    """``python -m sketchgraph.export ...``: the same as ``sketchgraph export ...`` (a bad checkpoint or option is
+    one error line, not a traceback)."""
+    import sys
+
+    from .cli import main as cli_main
+
+    return cli_main(["export", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

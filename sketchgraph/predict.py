@@ -24,6 +24,7 @@ import argparse
 import importlib.resources
 import inspect
 import json
+import numbers
 import os
 import sys
 import threading
@@ -118,12 +119,20 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 
 # ---------------------------------------------------------------------------------- inputs
 def _is_path(x: Any) -> bool:
-    """A path, or a string that is not JSON text. The empty string is neither (it would read ``.``)."""
+    """A path: a ``PathLike``, a string naming an existing file (even ``[wip] cat.svg``), or any other string
+    that is not JSON text. The empty string is neither (it would read ``.``); SVG markup is refused."""
     if isinstance(x, os.PathLike):
         return True
-    if isinstance(x, str) and not x.strip():
+    if not isinstance(x, str):
+        return False
+    text = x.lstrip("\ufeff \t\r\n")
+    if not text:
         raise SketchError("empty string: expected a path to a sketch file or a JSON sketch")
-    return isinstance(x, str) and not x.lstrip("\ufeff \t\r\n").startswith(("{", "["))
+    if text.startswith(("{", "[", "<")) and not os.path.isfile(x):
+        if text.startswith("<"):
+            raise SketchError("this string is markup, not a path: write the SVG to a .svg file and pass its path")
+        return False
+    return True
 
 
 def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = None) -> Iterator[Sketch]:
@@ -135,6 +144,9 @@ def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = No
 
 
 def _read_first(path: str | os.PathLike) -> Sketch:
+    if Path(path).is_dir():
+        raise SketchError(f"{path} is a folder: this takes one sketch; predict_batch({str(path)!r}) classifies "
+                          "every sketch in it")
     sketch = next(_read(path), None)
     if sketch is None:
         raise SketchError(f"{path}: contains no sketches")
@@ -162,6 +174,8 @@ def _iter_inputs(xs: Any) -> Iterator[Any]:
     """Items of ``predict_batch``'s argument: a file path means all of its sketches."""
     if _is_path(xs):
         return _read(xs)
+    if isinstance(xs, np.ndarray) and xs.dtype == object and xs.ndim == 1:
+        return iter(xs)  # sketch-rnn's layout: one array per sketch
     if isinstance(xs, (Sketch, dict, np.ndarray, str, bytes)):
         raise SketchError("predict_batch expects a sequence of sketches or a file path; use predict() for one")
     return iter(xs)
@@ -182,8 +196,13 @@ def _check_fits(model: torch.nn.Module, classes: Sequence[str], preprocessing: P
         raise ValueError(f"{len(classes)} class names for a model with {outputs} outputs")
 
 
+def _positive_int(value: Any) -> bool:
+    """An integer >= 1 (numpy integers too), not a bool."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+
+
 def _check_top_k(top_k: Any) -> None:
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+    if not _positive_int(top_k):
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
 
 
@@ -240,8 +259,8 @@ class SketchClassifier:
         precision: str = "float32",
         read_ahead: bool | None = None,
     ):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not _positive_int(batch_size):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         _check_fits(model, classes, preprocessing, graph_spec)
@@ -250,7 +269,7 @@ class SketchClassifier:
         self.classes: list[str] = list(classes)
         self.preprocessing = preprocessing
         self.graph_spec = graph_spec
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.name = name
         self.threads = torch.get_num_threads() if threads is None else int(threads)
         self.precision = precision
@@ -357,13 +376,16 @@ class SketchClassifier:
         for idx, batch in batches:
             with self._lock, torch.inference_mode(), self._autocast():
                 logits = self.model(batch)  # (B, C)
+            if not torch.isfinite(logits).all():  # never rank NaNs
+                raise CheckpointError(f"the model of {self.name or 'this classifier'!r} gave NaN or infinite scores "
+                                      f"({self.precision}, {self.device}): its numbers overflow")
             probs[torch.from_numpy(idx)] = torch.softmax(logits.float(), dim=-1).cpu()
         return probs
 
     def _rank(self, probs: torch.Tensor, top_k: int) -> list[list[Prediction]]:
         """``probs (B, C)`` -> per sketch, the ``top_k`` predictions, best first."""
         _check_top_k(top_k)
-        scores, idx = probs.topk(min(top_k, probs.shape[-1]), dim=-1)  # (B, k)
+        scores, idx = probs.topk(min(int(top_k), probs.shape[-1]), dim=-1)  # (B, k)
         return [
             [Prediction(self.classes[i], s, i) for s, i in zip(row_s, row_i)]
             for row_s, row_i in zip(scores.tolist(), idx.tolist())
@@ -514,12 +536,17 @@ def format_predictions(preds: Sequence[Prediction], *, width: int = 30) -> str:
     )
 
 
-def _print_result(path: str, index: int, sketch: Sketch, preds: list[Prediction] | None, error: str | None,
-                  as_json: bool) -> None:
+def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: list[Prediction] | None,
+                  error: str | None, as_json: bool) -> None:
+    """One result: a table block on stdout, or one JSON line. ``sketch`` is ``None`` for a record (or, with
+    ``index`` ``None``, a whole file) that could not be read; as JSON it still gets its line, with ``error``."""
     if as_json:
-        record: dict[str, Any] = {"file": path, "index": index, "key_id": sketch.key_id, "label": sketch.label}
+        key_id, label = (sketch.key_id, sketch.label) if sketch is not None else (None, None)
+        record: dict[str, Any] = {"file": path, "index": index, "key_id": key_id, "label": label}
         record.update({"error": error} if error else {"predictions": [p.to_dict() for p in preds or []]})
         print(json.dumps(record))
+        return
+    if sketch is None:  # an unreadable record: reported on stderr only, the table stays results
         return
     about = "".join(f"  {k}={v}" for k, v in (("key_id", sketch.key_id), ("label", sketch.label)) if v)
     body = f"  error: {error}" if error else format_predictions(preds or [])
@@ -553,22 +580,45 @@ def run_cli(args: argparse.Namespace) -> int:
 
     for path in _expand_files(args.files):
         position = 0  # every record of the file counts, the skipped ones too: [n] and "index" are one numbering
+        unread: list[tuple[int | None, str]] = []  # skipped records (None: the file) not yet on stdout
 
-        def unreadable(exc: SketchError, path: str = path) -> None:
-            nonlocal failed, position
+        def skipped(error: str, index: int | None, path: str = path, unread: list = unread) -> None:
+            nonlocal failed
             failed += 1
-            print(f"sketchgraph predict: skipped {path} [{position}]: {exc}", file=sys.stderr)
-            position += 1
+            error = error.removeprefix(f"{path}: ") if index is None else error  # the reader's own file name
+            print(f"sketchgraph predict: skipped {path if index is None else f'{path} [{index}]'}: {error}",
+                  file=sys.stderr)
+            unread.append((index, error))
 
-        def numbered(path: str = path) -> Iterator[tuple[int, Sketch]]:
+        def numbered(path: str = path, skipped: Callable = skipped) -> Iterator[tuple[int, Sketch]]:
             nonlocal position
-            for sketch in _read(path, on_error=unreadable, format=args.format):
-                yield position, sketch
+
+            def unreadable(exc: SketchError) -> None:
+                nonlocal position
+                skipped(str(exc), position)
                 position += 1
+
+            try:  # a file that cannot be read at all (unknown format, unreadable) is skipped, not fatal
+                for sketch in _read(path, on_error=unreadable, format=args.format):
+                    yield position, sketch
+                    position += 1
+            except (SketchError, OSError) as exc:
+                skipped(str(exc) if position == 0 else f"stopped after record {position - 1}: {exc}", None)
+                return
+            if position == 0:
+                skipped("contains no sketches", None)
+
+        def print_unread(before: int | None, path: str = path, unread: list = unread) -> None:
+            """The skipped records numbered below ``before`` (all when ``None``), in order, as JSON lines."""
+            while unread and (before is None or (unread[0][0] is not None and unread[0][0] < before)):
+                index, error = unread.pop(0)
+                _print_result(path, index, None, None, error, args.json)
 
         for index, sketch, preds, error in clf.classify_each(numbered(), args.top_k):
             failed += error is not None
+            print_unread(index)
             _print_result(path, index, sketch, preds, error, args.json)
+        print_unread(None)
     sys.stdout.flush()
     if failed:
         print(f"sketchgraph predict: {failed} sketch(es) could not be classified", file=sys.stderr)

@@ -125,6 +125,12 @@ class Sketch:
             raise SketchError(f"stroke-3 data must have shape (n, 3), got {data.shape}")
         if not np.isfinite(data).all():
             raise SketchError("stroke-3 data contains NaN or infinity")
+        bad = np.flatnonzero((data[:, 2] != 0) & (data[:, 2] != 1))
+        if len(bad):
+            raise SketchError(
+                f"stroke-3 rows are (dx, dy, pen_lifted) with pen_lifted 0 or 1; row {bad[0]} has "
+                f"{data[bad[0], 2]:g}. Points (x, y, t) of one stroke go in a list of strokes: [array]"
+            )
         xy = np.cumsum(data[:, :2], axis=0)
         ends = np.flatnonzero(data[:, 2] > 0.5)
         bounds = np.concatenate([[0], ends + 1, [len(data)]])
@@ -140,7 +146,7 @@ class Sketch:
         end = np.flatnonzero(data[:, 4] > 0.5)
         if len(end):
             data = data[: end[0]]
-        return cls.from_stroke3(np.column_stack([data[:, 0], data[:, 1], data[:, 3]]), **kwargs)
+        return cls.from_stroke3(np.column_stack([data[:, 0], data[:, 1], data[:, 3] > 0.5]), **kwargs)
 
     # ------------------------------------------------------------------ conversions
     def to_stroke3(self) -> np.ndarray:

@@ -210,6 +210,31 @@ def test_classifier_refuses_preprocessing_or_graphs_its_model_cannot_take(tmp_pa
         SketchClassifier.from_pretrained(path)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_refuses_weights_that_hold_nan_or_infinity(tmp_path, bad):
+    """A damaged weight would make every score NaN (and the ranking meaningless): refused at load, by name."""
+    from safetensors.torch import save_file
+
+    model = tiny_model("mgt")
+    path = save(tmp_path / "ck", model)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    name = next(k for k, v in weights.items() if v.is_floating_point() and k.endswith("bias"))
+    weights[name].view(-1)[0] = bad
+    save_file(weights, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"damaged: {name} holds NaN or infinity"):
+        load_checkpoint(path)
+
+
+def test_non_finite_scores_are_an_error_not_a_ranking(tmp_path):
+    from sketchgraph.predict import SketchClassifier
+
+    clf = SketchClassifier.from_pretrained(save(tmp_path / "ck", tiny_model("mgt")))
+    with torch.no_grad():
+        next(p for p in clf.model.parameters() if p.dim() == 1).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="NaN or infinite scores"):
+        clf.predict([[[0, 10, 20], [0, 5, 0]]])
+
+
 def test_refuses_integer_weights_for_float_parameters(tmp_path):
     from safetensors.torch import save_file
 

@@ -134,6 +134,13 @@ def test_cli_entry_point(tiny_checkpoint, tmp_path, capsys):
     assert run_onnx(out, feeds).shape == (6, 5)
 
 
+def test_cli_entry_point_reports_a_bad_checkpoint_in_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "m.onnx"), "--checkpoint", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "sketchgraph export: error: checkpoint" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_rejects_models_without_attention(tmp_path):
     with pytest.raises(TypeError, match="only MGT"):
         export_onnx(build_model("bigru", num_classes=3), tmp_path / "x.onnx")

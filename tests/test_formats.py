@@ -609,6 +609,25 @@ def test_absolute_clock_times_are_kept_to_the_millisecond(tmp_path):
         sketch_from_obj({"drawing": [[[0, 1], [0, 1], [0, 1e16]]]})
 
 
+@pytest.mark.parametrize("style", ["simplified", "raw"])
+def test_huge_coordinates_are_kept_to_the_pixel(tmp_path, style):
+    """Coordinates beyond 2**24 do not fit float32 exactly: they are read relative to the drawing's smallest x
+    and y (in float64), the origin goes to meta, and the writer restores them; small drawings get no origin."""
+    x0, y0 = 500_000_123, -300_000_077
+    strokes = [[[x0, x0 + 1, x0 + 250], [y0 + 3, y0, y0 + 7]], [[x0 + 5, x0 + 6], [y0 + 5, y0 + 6]]]
+    if style == "raw":
+        strokes = [[*s, [10 * i for i in range(len(s[0]))]] for s in strokes]
+    sketch = sketch_from_obj({"word": "cat", "drawing": strokes})
+    assert sketch.meta["coord_origin"] == [x0, y0]
+    assert sketch.points().tolist() == [[0, 3], [1, 0], [250, 7], [5, 5], [6, 6]]
+    path = tmp_path / "c.ndjson"
+    write_ndjson([sketch], path, style=style)
+    assert json.loads(path.read_text())["drawing"] == strokes and "coord_origin" not in path.read_text()
+    assert "coord_origin" not in sketch_from_obj({"drawing": [[[0, 2**24], [0, 1]]]}).meta
+    with pytest.raises(FormatError, match="magnitude <= 1e"):
+        sketch_from_obj({"drawing": [[[0, 2e9], [0, 1]]]})
+
+
 def test_spg_sniffing_survives_odd_records_and_is_not_fooled_by_times(tmp_path):
     spg = [{"key_id": str(i), "drawing": [[[1, 2, 3], [4, 5, 6], [i % 3] * 3]]} for i in range(4)]
     four_lists = {"key_id": "x", "drawing": [[[1, 2], [4, 5], [0, 0], [9, 9]]]}  # 264 SPG strokes carry a 4th list

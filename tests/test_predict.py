@@ -71,6 +71,17 @@ def test_bad_top_k(clf, top_k):
         clf.predict(shapes()[0], top_k=top_k)
 
 
+def test_numpy_integers_are_integers(clf, tiny_checkpoint):
+    assert same(clf.predict(shapes()[0], top_k=np.int64(3)), clf.predict(shapes()[0], top_k=3))
+    assert SketchClassifier.from_pretrained(tiny_checkpoint, batch_size=np.int32(2)).batch_size == 2
+
+
+@pytest.mark.parametrize("batch_size", [0, 1.5, True, "8"])
+def test_bad_batch_size(tiny_checkpoint, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        SketchClassifier.from_pretrained(tiny_checkpoint, batch_size=batch_size)
+
+
 # ------------------------------------------------------------------------------------------ inputs
 def _as_lists(sk: Sketch):
     return sk.to_lists()
@@ -107,7 +118,15 @@ def _str_path(sk: Sketch, tmp_path):
     return str(_ndjson_path(sk, tmp_path))
 
 
-@pytest.mark.parametrize("convert", [_as_lists, _with_times, _json_line, _record, _arrays])
+def _tuples(sk: Sketch):
+    return [tuple(tuple(col) for col in stroke) for stroke in sk.to_lists()]
+
+
+def _numpy_columns(sk: Sketch):
+    return {"drawing": [[np.asarray(col) for col in stroke] for stroke in sk.to_lists()]}
+
+
+@pytest.mark.parametrize("convert", [_as_lists, _with_times, _json_line, _record, _arrays, _tuples, _numpy_columns])
 def test_input_forms_agree(clf, convert):
     sk = shapes()[0]
     assert same(clf.predict(convert(sk)), clf.predict(sk))
@@ -117,6 +136,41 @@ def test_stroke3_input(clf):
     sk = shapes()[1]
     assert same(clf.predict(sk.to_stroke3()), clf.predict(sk), tol=1e-4)
 
+
+def test_an_array_of_points_with_times_is_not_taken_for_stroke3(clf):
+    """(n, 3) rows of x, y, t look like stroke-3 (dx, dy, pen): the pen column must be 0 or 1, so they are
+    refused with the way to pass them (a list of strokes), which classifies them as that one stroke."""
+    xy = shapes()[3].strokes[0]
+    xyt = np.column_stack([xy, 16.0 * np.arange(len(xy))])
+    with pytest.raises(SketchError, match=r"row 1 has 16.*\[array\]"):
+        clf.predict(xyt)
+    assert same(clf.predict([xyt]), clf.predict(shapes()[3]), tol=1e-4)
+
+
+def test_a_numpy_array_of_sketches_is_a_batch(clf):
+    """sketch-rnn's .npz layout: a 1-d object array holding one stroke-3 array per sketch."""
+    items = np.empty(3, dtype=object)
+    items[:] = [sk.to_stroke3() for sk in shapes()[:3]]
+    got = clf.predict_batch(items, top_k=2)
+    assert all(same(g, clf.predict(sk, top_k=2), tol=1e-4) for g, sk in zip(got, shapes()[:3]))
+
+
+def test_a_file_named_like_json_is_a_path_and_markup_is_refused(clf, tmp_path):
+    path = write_svg(shapes()[0], tmp_path / "[wip] house.svg")
+    assert same(clf.predict(str(path)), clf.predict(shapes()[0]), tol=1e-4)
+    with pytest.raises(SketchError, match="markup, not a path"):
+        clf.predict(path.read_text())
+    with pytest.raises(SketchError, match="is a folder.*predict_batch"):
+        clf.predict(tmp_path)
+
+
+def test_huge_coordinates_keep_their_precision(clf):
+    """Canvas offsets beyond float32's exact integers (2**24) are subtracted in float64 when read: the drawing
+    classifies as at the origin (before, 9e8 left 5 distinct x values)."""
+    lists = shapes()[2].to_lists()
+    for offset in (1e8, 9e8):
+        moved = [[[x + offset for x in xs], [y + offset for y in ys]] for xs, ys in lists]
+        assert same(clf.predict(moved), clf.predict(lists), tol=1e-5)
 
 @pytest.mark.parametrize("to_path", [_ndjson_path, _svg_path, _str_path])
 def test_file_inputs(clf, tmp_path, to_path):
@@ -140,6 +194,9 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
     ([[1, 2, 3]], None),  # wrong nesting
     ([[[[0, 1]], [[0, 1]]]], "not lists"),  # one level too deep
     ([[["a", "b"], [1, 2]]], "must be numbers"),
+    ([[[True, 50], [0, 1]]], "found a bool"),
+    ([[0, 1, 2], [0, 1, 0]], r"got int as list 0 \(one stroke \[xs, ys\] given where a drawing"),
+    ([[[0, 1, 2], [0, 1]]], r"its lists differ in length \(3, 2\)"),
     ([[[1, 2], [3, 4], [5, 6], [7, 8]]], None),  # four coordinate lists
     ("{not json", "JSON"),
     ("", "empty string"),  # not the current directory
@@ -302,6 +359,15 @@ def test_backends_agree(tiny_checkpoint):
         assert same(dense.predict(sk), dgl.predict(sk), tol=1e-4)
 
 
+@pytest.mark.parametrize("device", ["meta", "xpu", "hpu"])
+def test_devices_torch_cannot_serve_here_are_refused_by_name(tiny_checkpoint, sketch_file, capsys, device):
+    with pytest.raises(ValueError, match=f"device '{device}(:0)?': sketchgraph runs on cpu, cuda or mps"):
+        SketchClassifier.from_pretrained(tiny_checkpoint, device=device)
+    assert main(["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--device", device]) == 1
+    err = capsys.readouterr().err
+    assert "runs on cpu, cuda or mps" in err and "Traceback" not in err
+
+
 def test_unknown_backend(tiny_checkpoint):
     with pytest.raises(ValueError, match="backend"):
         SketchClassifier.from_pretrained(tiny_checkpoint, backend="sparse")
@@ -447,9 +513,32 @@ def test_cli_reports_bad_records_and_goes_on(tiny_checkpoint, tmp_path, capsys):
     assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
     captured = capsys.readouterr()
     records = [json.loads(x) for x in captured.out.splitlines()]
-    assert [r["index"] for r in records] == [0, 3]  # the two good records, numbered among all four
+    assert [r["index"] for r in records] == [0, 1, 2, 3]  # every record has its line, in order
+    assert ["predictions" in r for r in records] == [True, False, False, True]
+    assert "mixed.ndjson:2: invalid JSON" in records[1]["error"] and "no points" in records[2]["error"]
     assert captured.err.count("skipped") == 2 and "mixed.ndjson:2" in captured.err
     assert "[1]: " in captured.err and "[2]: " in captured.err  # the skipped ones in the same numbering
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_skips_a_file_it_cannot_read_and_goes_on(tiny_checkpoint, tmp_path, capsys, as_json):
+    """A file of unknown format or without sketches is reported and skipped; the files after it still run."""
+    good = tmp_path / "good.ndjson"
+    good.write_text(json.dumps({"drawing": shapes()[0].to_lists()}) + "\n")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "empty.ndjson").write_text("\n\n")
+    files = [str(tmp_path / n) for n in ("notes.txt", "empty.ndjson", "good.ndjson")]
+    assert main(["predict", *files, "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]) == 1
+    captured = capsys.readouterr()
+    assert "skipped " + files[0] + ": cannot tell the format" in captured.err
+    assert "skipped " + files[1] + ": contains no sketches" in captured.err
+    assert "2 sketch(es) could not be classified" in captured.err
+    if as_json:
+        records = [json.loads(x) for x in captured.out.splitlines()]
+        assert [(r["file"], r["index"], "error" in r) for r in records] == [
+            (files[0], None, True), (files[1], None, True), (files[2], 0, False)]
+    else:
+        assert captured.out.startswith(f"{files[2]} [0]") and "error" not in captured.out
 
 
 def test_cli_format_option_reads_an_oddly_named_file(tiny_checkpoint, tmp_path, capsys):

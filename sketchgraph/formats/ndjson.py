@@ -28,8 +28,8 @@ from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
 
 __all__ = [
-    "Style", "STYLES", "TIME_ORIGIN", "parse_drawing", "parse_record", "parse_line", "load_json", "looks_like_spg",
-    "sniff_style", "sniff_file_style", "read_ndjson", "write_ndjson", "record_from_sketch",
+    "Style", "STYLES", "TIME_ORIGIN", "COORD_ORIGIN", "parse_drawing", "parse_record", "parse_line", "load_json",
+    "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson", "write_ndjson", "record_from_sketch",
 ]
 
 Style = Literal["simplified", "raw", "spg"]
@@ -40,11 +40,15 @@ SPG_MAX_PART_ID = 64
 
 _MAX_ABS = 1e9
 _MAX_TIME = 1e15
-_EXACT_MS = float(1 << 24)  # float32 holds every integer millisecond up to here (4.6 hours)
+_EXACT_F32 = float(1 << 24)  # float32 holds every integer up to here: milliseconds (4.6 hours) and pixels
+_EXACT_MS = _EXACT_F32
 
 TIME_ORIGIN = "time_origin_ms"
 """``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
 ``parse_drawing``); the raw writer adds it back."""
+COORD_ORIGIN = "coord_origin"
+"""``Sketch.meta`` key of the ``[x, y]`` subtracted from coordinates too large for float32 to hold to the
+pixel (beyond 2**24) when they were read (see ``parse_drawing``); the ndjson writer adds it back."""
 _RECORD_FIELDS = frozenset({"word", "key_id", "recognized", "drawing"})
 _SNIFF_RECORDS = 5
 _BOM = b"\xef\xbb\xbf"
@@ -52,16 +56,17 @@ _BOM = b"\xef\xbb\xbf"
 
 # ---------------------------------------------------------------------------------------- parsing
 def parse_drawing(drawing: Any, *, spg: bool = False
-                  ) -> tuple[list[np.ndarray], list[np.ndarray] | None, float | None]:
+                  ) -> tuple[list[np.ndarray], list[np.ndarray] | None, dict[str, Any]]:
     """Parse ``[[xs, ys(, third)], ...]`` into strokes and (SPG) parts, without per-point Python loops.
 
-    Returns ``(strokes, parts, time_origin)``: strokes are float32 ``(n_i, 2)`` or, when a non-SPG
+    Returns ``(strokes, parts, origins)``: strokes are float32 ``(n_i, 2)`` or, when a non-SPG
     drawing has a third list, ``(n_i, 3)`` with time in ms; ``parts`` is one int32 ``(n_i,)`` per stroke
-    for SPG, else ``None``. Times too large for float32 to hold to the millisecond (absolute clock times,
-    such as JavaScript's ``Date.now()``) are made relative to the first point's time, which is returned
-    as ``time_origin`` (else ``None``). Empty strokes are dropped. Coordinates must be numbers of
-    magnitude <= 1e9, times finite and of magnitude <= 1e15. Raises ``FormatError`` (without a
-    location) on bad input.
+    for SPG, else ``None``. Values too large for float32 to hold exactly are rebased in float64 first, and
+    what was subtracted goes to ``origins`` (``Sketch.meta`` entries; empty for the usual drawing):
+    absolute clock times (JavaScript's ``Date.now()``) become relative to the first point's time
+    (``TIME_ORIGIN``), and coordinates beyond 2**24 relative to the drawing's smallest x and y
+    (``COORD_ORIGIN``). Empty strokes are dropped. Coordinates must be numbers of magnitude <= 1e9, times
+    finite and of magnitude <= 1e15. Raises ``FormatError`` (without a location) on bad input.
     """
     if not isinstance(drawing, list):
         raise FormatError(f"'drawing' must be a list of strokes, got {type(drawing).__name__}")
@@ -79,25 +84,35 @@ def parse_drawing(drawing: Any, *, spg: bool = False
         elif len(stroke) != ncols:
             what = "SPG strokes need [xs, ys, part_ids]" if spg else f"earlier strokes have {ncols}"
             raise FormatError(f"stroke {i}: has {len(stroke)} lists; {what}")
-        n = len(stroke[0]) if isinstance(stroke[0], list) else -1
-        for col in stroke:
-            if not isinstance(col, list) or len(col) != n:
-                raise FormatError(f"stroke {i}: coordinate lists must be lists of equal length")
+        for j, col in enumerate(stroke):
+            if not isinstance(col, list):
+                hint = " (one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?)" if isinstance(
+                    col, (int, float)) else ""
+                raise FormatError(f"stroke {i}: expected lists of numbers, got {_describe(col)} as list {j}{hint}")
             flat.extend(col)
+        n = len(stroke[0])
+        if any(len(col) != n for col in stroke):
+            raise FormatError(f"stroke {i}: its lists differ in length ({', '.join(str(len(c)) for c in stroke)})")
         lens.append(n)
     values = _numbers(flat)  # stroke by stroke: xs, ys(, third)
-    time_origin = None
-    small = values.size == 0 or (values.min() >= -_EXACT_MS and values.max() <= _EXACT_MS)
-    if ncols == 3 and not spg and not small:  # the usual raw drawing (small values) needs none of this
-        values = values.astype(np.float64)  # times are rebased exactly before the float32 conversion
-        column = np.repeat(np.tile(np.arange(3), len(lens)), np.repeat(lens, 3))  # (V,) 0 x, 1 y, 2 t
-        timed = column == 2
-        _check_magnitude(values[~timed])
-        time_origin = _check_times(values[timed])
-        if time_origin is not None:
-            values[timed] -= time_origin
-    elif not small:
-        _check_magnitude(values)  # SPG part ids included: _part_ids checks them further
+    origins: dict[str, Any] = {}
+    if values.size and not (values.min() >= -_EXACT_F32 and values.max() <= _EXACT_F32):
+        # the usual drawing (small values) needs none of this: large values are rebased exactly in float64
+        values = values.astype(np.float64)
+        column = np.repeat(np.tile(np.arange(ncols), len(lens)), np.repeat(lens, ncols))  # (V,) 0 x, 1 y, 2 t
+        if ncols == 3 and not spg:
+            timed = column == 2
+            time_origin = _check_times(values[timed])
+            if time_origin is not None:
+                values[timed] -= time_origin
+                origins[TIME_ORIGIN] = time_origin
+        _check_magnitude(values[column < 2] if ncols == 3 and not spg else values)  # SPG part ids too
+        xs, ys = column == 0, column == 1
+        if np.abs(values[xs | ys]).max(initial=0.0) > _EXACT_F32:
+            origin = [float(values[xs].min()), float(values[ys].min())]
+            values[xs] -= origin[0]
+            values[ys] -= origin[1]
+            origins[COORD_ORIGIN] = origin
     values32 = values.astype(np.float32)
     strokes: list[np.ndarray] = []
     parts: list[np.ndarray] | None = [] if spg else None
@@ -112,7 +127,7 @@ def parse_drawing(drawing: Any, *, spg: bool = False
         else:
             strokes.append(block[:2].T)  # (n, 2)
             parts.append(_part_ids(block[2], len(strokes) - 1))
-    return strokes, parts, time_origin
+    return strokes, parts, origins
 
 
 def _check_magnitude(values: np.ndarray) -> None:
@@ -180,7 +195,7 @@ def parse_record(
         raise FormatError(f"expected a JSON object with a 'drawing' field, got {type(record).__name__}")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    strokes, parts, time_origin = parse_drawing(drawing, spg=style == "spg")
+    strokes, parts, origins = parse_drawing(drawing, spg=style == "spg")
     if not strokes:
         if not keep_empty:
             raise EmptySketchError("empty drawing (no points)")
@@ -189,8 +204,7 @@ def parse_record(
     key_id = record.get("key_id")
     recognized = record.get("recognized")
     meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS}
-    if time_origin is not None:
-        meta[TIME_ORIGIN] = time_origin
+    meta.update(origins)
     try:
         return Sketch(
             strokes,
@@ -434,6 +448,14 @@ def _column(values: np.ndarray, ndigits: int, offset: float = 0.0) -> list:
     return np.round(v, ndigits).tolist()
 
 
+def _coord_origin(sketch: Sketch) -> tuple[float, float]:
+    """The ``COORD_ORIGIN`` reading subtracted from this sketch's coordinates (``(0, 0)`` when none)."""
+    origin = sketch.meta.get(COORD_ORIGIN)
+    if isinstance(origin, (list, tuple)) and len(origin) == 2:
+        return float(origin[0]), float(origin[1])
+    return 0.0, 0.0
+
+
 def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: int = 3) -> dict[str, Any]:
     """The ndjson record for one sketch.
 
@@ -459,14 +481,14 @@ def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: 
     if sketch.key_id is not None:
         rec["key_id"] = sketch.key_id
     for k, v in sketch.meta.items():
-        if k not in rec and k not in _RECORD_FIELDS and k != TIME_ORIGIN and (
+        if k not in rec and k not in _RECORD_FIELDS and k not in (TIME_ORIGIN, COORD_ORIGIN) and (
                 v is None or isinstance(v, (str, int, float, bool))):
             rec[k] = v
     ncols = 3 if style == "raw" else 2
-    origin = float(sketch.meta.get(TIME_ORIGIN) or 0.0)
+    offsets = [*_coord_origin(sketch), float(sketch.meta.get(TIME_ORIGIN) or 0.0)]
     drawing = []
     for i, s in enumerate(sketch.strokes):
-        cols = [_column(s[:, c], ndigits, origin if c == 2 else 0.0) for c in range(ncols)]
+        cols = [_column(s[:, c], ndigits, offsets[c]) for c in range(ncols)]
         if style == "spg":
             cols.append(np.asarray(sketch.parts[i]).astype(np.int64).tolist())
         drawing.append(cols)

@@ -46,7 +46,10 @@ def sketch_from_obj(
         except SketchError as exc:
             raise FormatError(str(exc)) from None
     elif isinstance(obj, (dict, list, tuple)):
-        record = list(obj) if isinstance(obj, tuple) else obj
+        if isinstance(obj, dict):
+            record = {**obj, "drawing": _json_like(obj["drawing"])} if "drawing" in obj else obj
+        else:
+            record = _json_like(obj)
         if style is None:
             style = "spg" if looks_like_spg(record) else "simplified"
         return parse_record(record, style=style, label=label, keep_empty=keep_empty)
@@ -58,6 +61,23 @@ def sketch_from_obj(
     if sketch.num_points == 0 and not keep_empty:
         raise EmptySketchError("empty drawing (no points)")
     return sketch
+
+
+def _json_like(drawing: Any) -> Any:
+    """In-memory strokes as JSON would give them, for ``parse_record``: tuples and 1-d numpy arrays become lists
+    (``[(xs, ys)]``, ``[[np.array(xs), np.array(ys)]]``). Booleans are refused (JSON's ``true`` is no
+    coordinate, and Python would read it as 1)."""
+    if not isinstance(drawing, (list, tuple)):
+        return drawing
+    strokes = []
+    for stroke in drawing:
+        if isinstance(stroke, (list, tuple)):
+            stroke = [col.tolist() if isinstance(col, np.ndarray) and col.ndim == 1 else
+                      list(col) if isinstance(col, tuple) else col for col in stroke]
+            if any(isinstance(v, (bool, np.bool_)) for col in stroke if isinstance(col, list) for v in col):
+                raise FormatError("coordinates must be numbers, found a bool")
+        strokes.append(stroke)
+    return strokes
 
 
 def _from_array(arr: np.ndarray, label: str | None) -> Sketch:
