@@ -3,11 +3,17 @@
     .venv/bin/python benchmarks/bench_serve.py                          # spg20, 16 clients, 800 requests
     .venv/bin/python benchmarks/bench_serve.py --clients 64 --requests 2000 --checkpoint runs/spg20/best
     .venv/bin/python benchmarks/bench_serve.py --max-batch 1             # every request alone (no batching)
+    .venv/bin/python benchmarks/bench_serve.py --heavy 1                 # ... while a client sends heavy drawings
 
 The server runs in its own process (``python -m sketchgraph serve`` on a free 127.0.0.1 port), so clients and
 server do not share an interpreter. Each client thread posts drawings (SPG-20 raw drawings from
 ``../shared/data`` as ``{"drawing": [[xs, ys], ...]}``, or synthetic ones) until the request budget is spent.
 Exits non-zero if any request fails or returns something other than 5 predictions.
+
+``--heavy N`` adds N clients that keep posting a legal but heavy drawing (12,000 random points: about 1.6M px of
+ink, seconds of simplification) while the others run; the latencies reported are still those of the ordinary
+drawings, so they show whether heavy drawings hold up everyone else (they should not: the server simplifies a
+heavy drawing in its own request's thread). The heavy requests are counted and timed on their own line.
 """
 
 from __future__ import annotations
@@ -83,11 +89,14 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=800, help="total requests (bounded)")
     p.add_argument("--max-batch", type=int, default=64, help="the server's --max-batch (1: no request batching)")
     p.add_argument("--max-wait-ms", type=float, default=0.0, help="the server's --max-wait-ms")
+    p.add_argument("--heavy", type=int, default=0, help="extra clients posting heavy drawings meanwhile")
     args = p.parse_args()
 
     sketches = real_sketches(200) or synthetic_sketches(200, np.random.default_rng(0))
     bodies = [{"drawing": [[s[:, 0].tolist(), s[:, 1].tolist()] for s in sk.strokes], "top_k": 5}
               for sk in sketches]
+    rng = np.random.default_rng(0)
+    heavy_body = {"drawing": [rng.uniform(0, 500, (2, 12_000)).round(2).tolist()], "top_k": 5}
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         server = start_server(checkpoint_dir(args.checkpoint, tmp), port,
@@ -117,11 +126,36 @@ def main() -> None:
                         if problem:
                             errors.append(problem)
 
+        done = threading.Event()
+        heavy_latencies: list[float] = []
+
+        def heavy_client() -> None:
+            with httpx.Client(base_url=url, timeout=120) as http:
+                while not done.is_set():
+                    t0 = time.perf_counter()
+                    try:
+                        r = http.post("/predict", json=heavy_body)
+                        problem = None if r.status_code == 200 else f"heavy: HTTP {r.status_code}: {r.text[:200]}"
+                    except httpx.HTTPError as exc:
+                        problem = f"heavy: {type(exc).__name__}: {exc}"
+                    with lock:
+                        heavy_latencies.append(time.perf_counter() - t0)
+                        if problem:
+                            errors.append(problem)
+
+        heavy = [threading.Thread(target=heavy_client) for _ in range(args.heavy)]
         try:
+            for thread in heavy:
+                thread.start()
+            if heavy:
+                time.sleep(0.5)  # the heavy drawings are being simplified when the others start
             t0 = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:
                 list(pool.map(client, range(args.clients)))
             wall = time.perf_counter() - t0
+            done.set()
+            for thread in heavy:
+                thread.join()
             stats = httpx.get(url + "/stats", timeout=10).json()
         finally:
             server.terminate()
@@ -134,6 +168,9 @@ def main() -> None:
           f"{len(latencies) / wall:,.0f} requests/s")
     print(f"latency p50 {np.percentile(ms, 50):.1f} ms  p90 {np.percentile(ms, 90):.1f} ms  "
           f"p99 {np.percentile(ms, 99):.1f} ms  max {ms.max():.1f} ms")
+    if args.heavy:
+        print(f"meanwhile {len(heavy_latencies)} heavy drawings from {args.heavy} client(s), "
+              f"mean {np.mean(heavy_latencies):.2f} s each")
     print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
     if errors or len(latencies) != args.requests:
         raise SystemExit(1)

@@ -7,7 +7,9 @@ does) and the 8,100 Google-simplified drawings of 324 other classes (``quickdraw
 lines of each official file, recognized and unrecognized) from ``../shared/data``, and prints the share of
 drawings with 1, 2, 3 and more strokes, mean strokes and points, and the share over the 100-point cap; for
 Google also the recognized share and the same figures for unrecognized drawings. These are the figures
-behind the stroke-merge augmentation (``merge_prob``) and the ``one-stroke`` robustness condition.
+behind the stroke-merge augmentation (``merge_prob``) and the ``one-stroke`` robustness condition. Last, the
+ink of each drawing set (``sketchgraph.preprocess.ink_length``: px of strokes in the 255 frame, the measure of
+simplification work), the figures behind the server's ``LIGHT_INK`` threshold.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 
 from sketchgraph.data.flat import flatten  # noqa: E402
 from sketchgraph.formats import read_sketches  # noqa: E402
-from sketchgraph.preprocess import simplify_arrays  # noqa: E402
+from sketchgraph.preprocess import ink_length, simplify_arrays  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -51,12 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     first = np.cumsum(flat.sketch_strokes) - flat.sketch_strokes  # (S,) first stroke of each sketch
     s_strokes = np.add.reduceat((lengths > 0).astype(np.int64), first)  # (S,) non-empty strokes
     s_points = np.add.reduceat(lengths, first)  # (S,)
-    g = [(len(s.strokes), s.num_points, s.recognized is not False)
+    g = [(len(s.strokes), s.num_points, s.recognized is not False, ink_length(s))
          for f in sorted(google.glob("*.ndjson")) for s in read_sketches(f, on_error=skip)]
-    g_strokes, g_points, recognized = (np.array(c) for c in zip(*g))
+    g_strokes, g_points, recognized, g_ink = (np.array(c) for c in zip(*g))
     print(f"SPG-20 (simplified raw) {summary(s_strokes, s_points)}")
     print(f"Google simplified       {summary(g_strokes, g_points)}  recognized {100 * recognized.mean():.1f}%")
     print(f"  of which unrecognized {summary(g_strokes[~recognized], g_points[~recognized])}")
+    for name, ink in (("SPG-20 raw", np.array([ink_length(s) for s in spg_sketches])), ("Google simplified", g_ink)):
+        p50, p90, p99, p999 = np.percentile(ink, [50, 90, 99, 99.9])
+        print(f"ink, px in the 255 frame, {name:<17} median {p50:,.0f}  p90 {p90:,.0f}  p99 {p99:,.0f}  "
+              f"p99.9 {p999:,.0f}  max {ink.max():,.0f}  over 4,000: {100 * np.mean(ink > 4000):.2f}%")
     return 0
 
 

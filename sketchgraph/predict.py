@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
+
+if TYPE_CHECKING:  # sketchgraph.data is imported when first needed
+    from .data.flat import FlatPrepared
 
 __all__ = [
     "Prediction", "SketchClassifier", "resolve_checkpoint", "as_sketch", "BACKENDS", "PRECISIONS", "SHIPPED_CHECKPOINT",
@@ -337,25 +340,43 @@ class SketchClassifier:
         """One model input for checked sketches, padded to the longest, on ``device``."""
         return self._batches(sketches, sort=False)[0][1]
 
+    def prepare(self, sketches: Sequence[Sketch]) -> FlatPrepared:
+        """The checkpoint's preprocessing of checked sketches (see ``sketch``), flat: the per-drawing half of a
+        prediction (a sketch's result does not depend on the others, so parts prepared apart may be joined
+        with ``FlatPrepared.concat``). ``UnusableSketchesError`` names the sketches it refuses."""
+        from .data.flat import preprocess_flat
+
+        return preprocess_flat(sketches, self.preprocessing, threads=self.threads)
+
+    def predict_prepared(self, prepared: FlatPrepared, top_k: int = 5) -> list[list[Prediction]]:
+        """Ranked predictions for ``prepare`` output, in order: the model half of ``predict_sketches``
+        (``batch_size`` sketches of similar length per model call)."""
+        _check_top_k(top_k)
+        return self._rank(self._run(self._batches_of(prepared), len(prepared.lengths)), top_k)
+
     def _batches(
         self, sketches: Sequence[Sketch], *, sort: bool = True, partition: Callable | None = None
     ) -> list[tuple[np.ndarray, Batch]]:
-        """``(indices, Batch)`` pairs covering ``sketches``, at most ``batch_size`` each (one ``Batch`` when
-        ``sort`` is off). All sketches are preprocessed at once (``preprocess_flat``: the same numbers as
-        ``preprocess`` per sketch); with ``sort`` they are sorted by length and cut where the padded work
-        is least (``partition``, default ``partition_by_length``), so batches carry little padding (the
-        model's output does not depend on padding)."""
-        from .data.flat import preprocess_flat
+        """``_batches_of`` the sketches, all preprocessed at once (``prepare``: the same numbers as
+        ``preprocess`` per sketch)."""
+        return self._batches_of(self.prepare(sketches), sort=sort, partition=partition)
+
+    def _batches_of(
+        self, flat: FlatPrepared, *, sort: bool = True, partition: Callable | None = None
+    ) -> list[tuple[np.ndarray, Batch]]:
+        """``(indices, Batch)`` pairs covering the prepared sketches, at most ``batch_size`` each (one ``Batch``
+        when ``sort`` is off); with ``sort`` they are sorted by length and cut where the padded work is least
+        (``partition``, default ``partition_by_length``), so batches carry little padding (the model's output
+        does not depend on padding)."""
         from .data.loader import partition_by_length
 
-        flat = preprocess_flat(sketches, self.preprocessing, threads=self.threads)
         starts = np.cumsum(flat.lengths) - flat.lengths  # (S,)
         if sort:
             order = np.argsort(flat.lengths, kind="stable")
             cut = partition or partition_by_length
             groups = [order[a:b] for a, b in cut(flat.lengths[order], self.batch_size)]
         else:
-            groups = [np.arange(len(sketches))]
+            groups = [np.arange(len(flat.lengths))]
         relations = self.graph_spec.relations
         return [
             (idx, Batch.from_flat(flat.coords, flat.flags, starts[idx], flat.lengths[idx], relations).to(self.device))

@@ -12,7 +12,9 @@ import pytest
 
 from sketchgraph.errors import SketchError
 from sketchgraph.predict import SketchClassifier
+from sketchgraph.preprocess import ink_length
 from sketchgraph.serve import RequestBatcher
+from sketchgraph.serve.batching import LIGHT_INK
 from sketchgraph.sketch import Sketch
 
 
@@ -30,6 +32,11 @@ def sketch(i: int) -> Sketch:
     return Sketch.from_strokes([ring, line])
 
 
+def zigzag() -> Sketch:
+    """A heavy but legal drawing: about 25,000 px of ink in the 255 frame (> LIGHT_INK)."""
+    return Sketch.from_strokes([[list(range(0, 400, 2)), [0 if j % 2 else 200 for j in range(200)]]])
+
+
 def degenerate() -> Sketch:
     """Passes the request checks but not preprocessing: ~3.6M px of ink in the 255 frame (> MAX_INK)."""
     return Sketch.from_strokes([np.tile([[0.0, 0.0], [1.0, 1.0]], (5000, 1))])
@@ -41,40 +48,38 @@ def same(got, want) -> bool:
     )
 
 
-class Gated:
-    """Wraps a classifier: the first model call waits for ``gate``, so later requests queue up meanwhile."""
+class Gated(RequestBatcher):
+    """A batcher whose model calls wait for ``gate``, so later requests queue up meanwhile; ``sizes`` records
+    the drawings per model call."""
 
-    def __init__(self, clf: SketchClassifier):
-        self.clf, self.gate, self.entered, self.sizes = clf, threading.Event(), threading.Event(), []
+    def __init__(self, clf: SketchClassifier, **kwargs):
+        self.gate, self.entered, self.sizes = threading.Event(), threading.Event(), []
+        super().__init__(clf, **kwargs)
 
-    def sketch(self, x):
-        return self.clf.sketch(x)
-
-    def predict_usable(self, sketches, top_k):
-        self.sizes.append(len(sketches))
+    def _forward(self, prepared, top_k):
+        self.sizes.append(len(prepared))
         self.entered.set()
         self.gate.wait(30)
-        return self.clf.predict_usable(sketches, top_k)
+        return super()._forward(prepared, top_k)
 
 
-def busy(clf, max_batch: int = 64) -> tuple[Gated, RequestBatcher, object]:
-    """A batcher over a gated model that is busy with ``sketch(0)``: what is submitted next queues up until
-    ``gated.gate`` is set. Returns the gated model, the batcher and the first request's future."""
-    gated = Gated(clf)
-    batcher = RequestBatcher(gated, max_batch=max_batch)
+def busy(clf, max_batch: int = 64) -> tuple[Gated, object]:
+    """A gated batcher busy with ``sketch(0)``: what is submitted next queues up until ``gate`` is set.
+    Returns the batcher and the first request's future."""
+    batcher = Gated(clf, max_batch=max_batch)
     first = batcher.submit(sketch(0), 5)
-    assert gated.entered.wait(30)
-    return gated, batcher, first
+    assert batcher.entered.wait(30)
+    return batcher, first
 
 
 def test_queued_requests_share_one_model_call(clf):
     """Request 0 occupies the model; the 20 that arrive meanwhile go through one call (max_batch 64), each
     with its own top_k and the result a single predict gives."""
-    gated, batcher, first = busy(clf)
+    batcher, first = busy(clf)
     futures = [batcher.submit(sketch(i), 1 + i % 7) for i in range(1, 21)]
-    gated.gate.set()
+    batcher.gate.set()
     results = [first.result(30)] + [f.result(30) for f in futures]
-    assert gated.sizes == [1, 20]
+    assert batcher.sizes == [1, 20]
     assert (batcher.requests, batcher.batches) == (21, 2)
     for i, preds in enumerate(results):
         k = 5 if i == 0 else 1 + i % 7
@@ -85,56 +90,148 @@ def test_queued_requests_share_one_model_call(clf):
 
 @pytest.mark.parametrize("max_batch", [1, 3])
 def test_max_batch_is_respected(clf, max_batch):
-    gated, batcher, first = busy(clf, max_batch)
+    batcher, first = busy(clf, max_batch)
     futures = [batcher.submit(sketch(i)) for i in range(1, 8)]
-    gated.gate.set()
+    batcher.gate.set()
     assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in enumerate([first, *futures]))
-    assert gated.sizes == [1] + [max_batch] * (7 // max_batch) + ([7 % max_batch] if 7 % max_batch else [])
+    assert batcher.sizes == [1] + [max_batch] * (7 // max_batch) + ([7 % max_batch] if 7 % max_batch else [])
     batcher.close()
 
 
 def test_a_bad_drawing_fails_alone(clf):
-    gated, batcher, first = busy(clf)
-    futures = [batcher.submit(degenerate() if i == 3 else sketch(i)) for i in range(1, 7)]
-    gated.gate.set()
+    """A drawing preprocessing refuses raises at ``submit`` (its own preprocessing, in its own thread) and never
+    reaches a batch; the requests around it share their model call as usual."""
+    batcher, first = busy(clf)
+    futures = {i: batcher.submit(sketch(i)) for i in (1, 2, 4, 5)}
+    with pytest.raises(SketchError, match="too long to simplify"):
+        batcher.submit(degenerate())
+    batcher.gate.set()
     assert same(first.result(30), clf.predict(sketch(0)))
-    for i, f in enumerate(futures, start=1):
-        if i == 3:
-            with pytest.raises(SketchError, match="too long to simplify"):
-                f.result(30)
-        else:
-            assert same(f.result(30), clf.predict(sketch(i)))
-    assert gated.sizes == [1, 6] and batcher.requests == 7  # the bad drawing did not split its batch
+    assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in futures.items())
+    assert batcher.sizes == [1, 4] and batcher.requests == 5
     batcher.close()
 
 
 def test_a_cancelled_request_is_left_out_and_the_worker_goes_on(clf):
     """A request cancelled while it waits is not served; its batch-mates and later requests still are."""
-    gated, batcher, first = busy(clf)
+    batcher, first = busy(clf)
     futures = [batcher.submit(sketch(i)) for i in range(1, 4)]
     assert futures[1].cancel()
-    gated.gate.set()
+    batcher.gate.set()
     for i, f in enumerate([first, *futures]):
         if i != 2:
             assert same(f.result(30), clf.predict(sketch(i)))
-    assert gated.sizes == [1, 2] and batcher.requests == 3
+    assert batcher.sizes == [1, 2] and batcher.requests == 3
     assert same(batcher.submit(sketch(5)).result(30), clf.predict(sketch(5)))
     batcher.close()
 
 
-class Failing(Gated):
-    def predict_usable(self, sketches, top_k):
+class Failing(RequestBatcher):
+    def _forward(self, prepared, top_k):
         raise MemoryError("no room")
 
 
 def test_a_failed_model_call_fails_each_request_on_its_own(clf):
-    batcher = RequestBatcher(Failing(clf))
+    batcher = Failing(clf)
     errors = []
     for f in [batcher.submit(sketch(i)) for i in range(3)]:
         with pytest.raises(RuntimeError, match="model call failed: MemoryError: no room") as info:
             f.result(30)
         errors.append(info.value)
     assert len({id(e) for e in errors}) == 3 and all(isinstance(e.__cause__, MemoryError) for e in errors)
+    batcher.close()
+
+
+class HeldPreprocessing:
+    """Monkeypatches ``preprocess_flat`` (what every prediction's preprocessing runs) so that a call on
+    ``heavy`` (a drawing known by identity) stands for seconds of simplification: it waits for ``release``
+    (``entered`` is set when it starts)."""
+
+    def __init__(self, monkeypatch, heavy: Sketch):
+        from sketchgraph.data import flat
+
+        self.heavy, self.entered, self.release = heavy, threading.Event(), threading.Event()
+        original = flat.preprocess_flat
+
+        def held(sketches, *args, **kwargs):
+            if isinstance(sketches, list) and any(s is heavy for s in sketches):
+                self.entered.set()
+                self.release.wait(30)
+            return original(sketches, *args, **kwargs)
+
+        monkeypatch.setattr(flat, "preprocess_flat", held)
+
+
+def test_a_drawing_in_preprocessing_does_not_hold_up_the_others(clf, monkeypatch):
+    """A heavy drawing is preprocessed in its own request's thread: while it is still being simplified, a light
+    request submitted after it is answered; the heavy one is answered after it is released, with the ranking a
+    single ``predict`` gives."""
+    heavy = zigzag()
+    assert ink_length(heavy) > LIGHT_INK >= ink_length(sketch(1))
+    held = HeldPreprocessing(monkeypatch, heavy)
+    batcher = RequestBatcher(clf)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            slow = pool.submit(batcher.predict, heavy, 5, 60)
+            assert held.entered.wait(30)
+            light = batcher.predict(sketch(1), 3, timeout=10)  # waited for the heavy one before the fix
+            assert not slow.done()
+        finally:
+            held.release.set()
+        assert same(slow.result(30), clf.predict(zigzag()))
+    assert same(light, clf.predict(sketch(1), top_k=3))
+    assert (batcher.requests, batcher.batches) == (2, 2)
+    batcher.close()
+
+
+class CountedPreprocessing:
+    """Records how many sketches each ``preprocess_flat`` call gets."""
+
+    def __init__(self, monkeypatch):
+        from sketchgraph.data import flat
+
+        self.sizes: list[int] = []
+        original = flat.preprocess_flat
+
+        def counted(sketches, *args, **kwargs):
+            self.sizes.append(len(sketches))
+            return original(sketches, *args, **kwargs)
+
+        monkeypatch.setattr(flat, "preprocess_flat", counted)
+
+
+def test_light_drawings_are_preprocessed_together_on_the_worker(clf, monkeypatch):
+    """Real drawings (light) are simplified with their batch in one call, the cheapest way; a heavy one in its
+    own thread at submit. Every answer is the single-call ranking, in the request's order."""
+    batcher, first = busy(clf)
+    calls = CountedPreprocessing(monkeypatch)
+    futures = [batcher.submit(sketch(i), 3) for i in (1, 2, 3)]
+    heavy = batcher.submit(zigzag(), 3)
+    futures += [batcher.submit(sketch(i), 3) for i in (4, 5)]
+    assert calls.sizes == [1]  # the heavy one, at submit
+    batcher.gate.set()
+    got = [f.result(30) for f in futures]
+    # the heavy one at submit; then the worker's two batches: sketch(0) alone, the five light ones in one call
+    assert calls.sizes == [1, 1, 5] and batcher.sizes == [1, 6]
+    assert same(heavy.result(30), clf.predict(zigzag(), top_k=3))
+    assert all(same(g, clf.predict(sketch(i), top_k=3)) for i, g in zip((1, 2, 3, 4, 5), got))
+    batcher.close()
+
+
+def test_a_light_drawing_preprocessing_refuses_fails_alone_on_the_worker(clf):
+    """With every drawing counted light, preprocessing happens on the worker: a refused one fails alone (its
+    future raises the reason), its batch-mates are answered from the same model call."""
+    batcher = Gated(clf, light_ink=float("inf"))
+    first = batcher.submit(sketch(0), 5)
+    assert batcher.entered.wait(30)
+    futures = {i: batcher.submit(sketch(i)) for i in (1, 2)}
+    bad = batcher.submit(degenerate())  # accepted: only the worker's preprocessing finds it out
+    batcher.gate.set()
+    with pytest.raises(SketchError, match="too long to simplify"):
+        bad.result(30)
+    assert same(first.result(30), clf.predict(sketch(0)))
+    assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in futures.items())
+    assert batcher.sizes == [1, 3] and batcher.requests == 4
     batcher.close()
 
 
@@ -174,10 +271,9 @@ def test_live_server_batches_more_requests_than_its_thread_pool(clf):
 
     from sketchgraph.serve import create_app, running_server
 
-    gated = Gated(clf)
     app = create_app(clf)
     app.state.batcher.close()
-    app.state.batcher = RequestBatcher(gated, max_batch=64)
+    app.state.batcher = gated = Gated(clf, max_batch=64)
     body = {"drawing": [[[0, 50, 100], [0, 80, 0]]], "top_k": 2}
     with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
         with ThreadPoolExecutor(61) as pool:

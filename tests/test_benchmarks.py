@@ -171,3 +171,16 @@ def test_spg20_benchmark_checks_model_names_before_training(tmp_path, models, me
         bench.main(["--data", str(tmp_path / "none"), "--models", models, "--results", str(tmp_path / "r")])
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_bench_serve_runs_with_a_heavy_client(tmp_path):
+    """The load check end to end, small: a real server, 4 clients, and one client posting the heavy drawing (legal:
+    answered 200, or the script exits 1), reported on its own line."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "bench_serve.py"), "--requests", "24", "--clients", "4",
+                          "--heavy", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "24 requests, 4 concurrent clients" in out.stdout and "errors: 0" in out.stdout
+    assert re.search(r"meanwhile [1-9]\d* heavy drawings from 1 client", out.stdout)

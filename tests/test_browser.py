@@ -8,7 +8,9 @@ Needs Debian's chromium (``apt-get install -y chromium``, giving ``/usr/bin/chro
 from __future__ import annotations
 
 import json
+import math
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,73 @@ def test_drawing_shows_live_top5(page, clf):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "drawing_page.png"), full_page=True)
     assert not page.errors, page.errors
+
+
+def long_stroke(page, moves: int = 120, *, before_up=None) -> None:
+    """One continuous stroke, a wave across the canvas: a mouse move every 16 ms (a 60 Hz pointer) without a
+    pause; ``before_up()`` runs after the last move, with the button still down."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 200)
+    page.mouse.down()
+    for i in range(moves):
+        page.mouse.move(box["x"] + 40 + 2.5 * i, box["y"] + 200 + 80 * math.sin(i / 10))
+        page.wait_for_timeout(16)
+    if before_up is not None:
+        before_up()
+    page.mouse.up()
+
+
+def test_a_continuous_stroke_gets_predictions_while_it_is_drawn(page):
+    """Requests go out while the pointer moves (throttled to one per ~120 ms), not only once it stops or lifts:
+    a stroke of 120 moves 16 ms apart sends several, at most one per 120 ms, and its predictions are on screen
+    before the button is released."""
+    page.click("#clear")
+    sent, seen = [], {}
+    record = lambda req: req.url.endswith("/predict") and sent.append(req)  # noqa: E731
+    page.on("request", record)
+    try:
+        start = time.monotonic()
+
+        def before_up():
+            seen.update(requests=len(sent), seconds=time.monotonic() - start,
+                        predictions=page.locator(PREDICTIONS).count())
+
+        long_stroke(page, before_up=before_up)
+        page.wait_for_selector(SETTLED, state="attached")
+    finally:
+        page.remove_listener("request", record)
+    assert seen["requests"] >= 2, seen  # before the fix: 0 (each move pushed the request back)
+    assert seen["requests"] <= seen["seconds"] / 0.12 + 2, seen  # throttled, not one request per move
+    assert seen["predictions"] == 5, seen
+    assert len(sent) > seen["requests"]  # and one more when the stroke ends
+    assert not page.errors, page.errors
+
+
+def test_a_late_answer_never_replaces_a_newer_one(page, clf):
+    """Requests sent while drawing can be answered out of order (here the first three answers are held back
+    2.5 s, until after the stroke's last answer): what stays on screen is the answer to the latest drawing."""
+    page.click("#clear")
+    page.evaluate("""() => {
+        window.__fetch = window.__fetch || window.fetch;
+        let n = 0;
+        window.fetch = (...a) => {
+            const wait = n++ < 3 ? 2500 : 0;
+            return window.__fetch(...a).then((res) => new Promise((r) => setTimeout(() => r(res), wait)));
+        };
+    }""")
+    try:
+        bodies = posted(page, lambda: long_stroke(page, 40))
+        page.wait_for_timeout(3000)  # the held-back answers have arrived since
+    finally:
+        page.evaluate("() => { window.fetch = window.__fetch; }")
+    assert len(bodies) >= 5
+
+    def shown(strokes) -> list[str]:
+        return [f"{p.label} {100 * p.score:.1f}%" for p in clf.predict(strokes)]
+
+    on_screen = [" ".join(t.split()) for t in page.locator(PREDICTIONS).all_inner_texts()]
+    assert on_screen == shown(bodies[-1])
+    assert shown(bodies[2]) != on_screen  # the last answer to arrive would have been told apart
 
 
 def test_predictions_match_the_api_for_the_posted_strokes(page, clf):
@@ -235,7 +304,14 @@ def test_the_page_works_under_a_sub_path_and_stops_at_the_point_limit(page, clf)
             assert other.locator(PREDICTIONS).count() == 5  # static files and the API found under /sketch
             bodies = posted(other, lambda: draw(other, HOUSE[1:] * 4))
             assert sum(len(s[0]) for s in bodies[-1]) <= 40
-            assert "point limit" in other.inner_text("#error")
+            error = other.locator("#error")
+            # shown, not just present: after pointerup and the answer that followed it (which hid it before)
+            assert error.is_visible() and "point limit" in error.inner_text()
+            assert other.locator(PREDICTIONS).count() == 5
+            bodies = posted(other, lambda: draw(other, HOUSE[:1]))  # more ink: dropped, the message stays
+            assert bodies and error.is_visible() and "point limit" in error.inner_text()
+            posted(other, lambda: other.click("#undo"))
+            assert error.is_hidden() and other.locator(PREDICTIONS).count() == 5
         finally:
             other.close()
 

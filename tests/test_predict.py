@@ -265,6 +265,17 @@ def test_batch_of_a_file_is_all_its_sketches(clf, tmp_path, writer):
         assert same(preds, clf.predict(sk), tol=1e-4)
 
 
+def test_prepare_then_predict_prepared_is_predict(clf):
+    """The two halves of a prediction, public for servers: parts prepared apart and joined give each sketch its
+    single-call ranking, in order."""
+    from sketchgraph.data.flat import FlatPrepared
+
+    sketches = shapes()[:4]
+    joined = FlatPrepared.concat([clf.prepare(sketches[:1]), clf.prepare(sketches[1:])])
+    got = clf.predict_prepared(joined, top_k=3)
+    assert len(got) == 4 and all(same(g, clf.predict(sk, top_k=3)) for g, sk in zip(got, sketches))
+
+
 def test_batch_error_names_the_item(clf):
     sketches = shapes()[:2] + [[]]
     with pytest.raises(SketchError, match="item 2"):

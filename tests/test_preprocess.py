@@ -11,8 +11,10 @@ import pytest
 
 from sketchgraph.errors import SketchError
 from sketchgraph.preprocess import (
+    MAX_INK,
     Preprocessing,
     cap_points,
+    ink_length,
     normalize,
     point_set_distance,
     polyline_distance,
@@ -583,3 +585,30 @@ def test_preprocessing_accepts_epsilon_zero_and_integral_float_caps():
     for bad in (dict(epsilon=-1), dict(epsilon=float("nan")), dict(max_points=2.5), dict(max_points=0)):
         with pytest.raises(ValueError):
             Preprocessing(**bad)
+
+
+@pytest.mark.parametrize("strokes, want", [
+    ([[(0, 0), (100, 0), (100, 100), (0, 100), (0, 0)]], 4 * 255.0),  # a square fills the frame: 4 sides of 255
+    ([[(0, 0), (10, 0)], [(500, 0), (510, 0)]], 2 * 10 * 255 / 510),  # the pen-up jump is no ink
+    ([[(3, 4)]], 0.0),
+    ([[(3, 4)], [(3, 4)]], 0.0),
+])
+def test_ink_length_hand_worked(strokes, want):
+    assert ink_length(Sketch.from_strokes([np.array(s, float) for s in strokes])) == pytest.approx(want)
+
+
+def test_ink_length_counts_the_samples_simplification_makes(synthetic_sketches):
+    """It is the work measure: the 1-px resampling of the framed drawing makes about one sample per px of ink
+    (plus the end of each stroke), and the simplification refuses a drawing over MAX_INK of it."""
+    from sketchgraph.preprocess import _frame, _resample_flat
+
+    for sk in synthetic_sketches[:20]:
+        xy = sk.points().astype(np.float64)
+        lengths = np.array([len(s) for s in sk.strokes])
+        _, samples = _resample_flat(_frame(xy, np.array([len(xy)]), 255.0), lengths, 1.0)
+        assert abs(samples.sum() - ink_length(sk)) <= 2 * sk.num_strokes
+    degenerate = Sketch.from_strokes([np.tile([[0.0, 0.0], [1.0, 1.0]], (5000, 1))])
+    assert ink_length(degenerate) > MAX_INK
+    with pytest.raises(SketchError, match="too long to simplify"):
+        preprocess(degenerate)
+    assert ink_length(Sketch([np.array([[0, 0], [np.inf, 1]], np.float32)])) == float("inf")

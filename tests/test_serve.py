@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -123,6 +130,8 @@ def test_default_top_k_is_5(client):
     ({"drawing": [[1, 2], [3, 4]]}, "valid list"),  # one level of nesting short
     ({"drawing": [[[[1], [2]]]]}, "valid number"),  # one level too deep
     ({"drawing": [[["a", "b"], [1, 2]]]}, "valid number"),
+    ({"drawing": [[[1, "10"], [1, 2]]]}, "valid number"),  # a number in a string is not a number
+    ({"drawing": [[[1, 2], [True, 2]]]}, "valid number"),  # nor is a boolean
     ({"drawing": HOUSE, "top_k": 0}, "greater than or equal to 1"),
     ({"drawing": HOUSE, "top_k": 1000}, "less than or equal to"),
     ({"drawing": HOUSE, "top_k": True}, "valid integer"),
@@ -135,6 +144,17 @@ def test_malformed_drawings_are_422(client, body, message):
     r = client.post("/predict", json=body)
     assert r.status_code == 422
     assert re.search(message, json.dumps(r.json()["detail"]))
+
+
+@pytest.mark.parametrize("value", ["10", "1e3", True, False, None, [1]])
+def test_coordinates_are_strict_json_numbers(client, value):
+    """A coordinate must be a JSON number: a string or a boolean is refused (not coerced), at its location."""
+    r = client.post("/predict", json={"drawing": [[[10, 60, 110], [20, 80, 20]], [[10, 110], [100, value]]]})
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["detail"]
+    assert error["loc"] == ["body", "drawing", 1, 1, 1] and error["msg"] == "Input should be a valid number"
+    ints_and_floats = [[[10, 60.5, 110], [20, 80, 20.25]], [[10, 110], [100, 1e2]]]
+    assert client.post("/predict", json={"drawing": ints_and_floats}).status_code == 200
 
 
 @pytest.mark.parametrize("raw", [
@@ -173,6 +193,21 @@ def test_a_body_not_sent_as_json_is_415_saying_so(client, content_type):
                        headers={"content-type": "application/json; charset=utf-8"}).status_code == 200
 
 
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "identity, gzip", "GZIP"])
+def test_a_compressed_body_is_415_saying_only_identity_is_read(client, coding):
+    """A body with a content coding gets 415 naming it (and ``Accept-Encoding: identity``), not a 422 about
+    UTF-8 or JSON; ``identity`` is the plain body."""
+    body = json.dumps({"drawing": HOUSE}).encode()
+    raw = gzip.compress(body) if "gzip" in coding.lower() else body  # "br" / "deflate" announced, not applied
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json", "content-encoding": coding})
+    assert r.status_code == 415, r.text
+    assert coding.lower() in r.json()["detail"] and "not supported" in r.json()["detail"]
+    assert "identity" in r.json()["detail"] and r.headers["accept-encoding"] == "identity"
+    plain = {"content-type": "application/json", "content-encoding": "identity"}
+    r = client.post("/predict", content=body, headers=plain)
+    assert r.status_code == 200
+
+
 def test_body_limit_by_content_length(client):
     big = {"drawing": [[list(range(2000)), list(range(2000))]]}
     r = client.post("/predict", json=big)
@@ -206,6 +241,22 @@ def test_body_just_under_the_limit_is_accepted(client, clf):
     body += " " * (LIMIT - len(body))
     r = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/classes", "/stats", "/docs", "/openapi.json", "/static/app.js",
+                                  "/docs-static/swagger-ui.css"])
+def test_head_works_wherever_get_does(client, path):
+    """HEAD: GET's status and headers (length and type included), no body."""
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b"" and len(got.content) > 0
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_head_on_a_post_only_path_is_still_405(client):
+    r = client.head("/predict")
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.content == b""
 
 
 def test_openapi_docs(client):
@@ -248,6 +299,96 @@ def test_concurrent_requests_on_a_live_server(clf):
         assert_same(g, w)
 
 
+def test_a_heavy_drawing_does_not_hold_up_light_requests(clf, monkeypatch):
+    """Preprocessing runs in each request's own thread: while a heavy drawing is still being simplified (held
+    here, as seconds of simplification would hold it), a light request is answered, and /healthz too."""
+    from sketchgraph.data import flat
+
+    heavy = [[list(range(0, 3000, 3)), [0 if i % 2 else 100 for i in range(1000)]]]  # ~8,500 px of ink
+    entered, release = threading.Event(), threading.Event()
+    original = flat.preprocess_flat
+
+    def held(sketches, *args, **kwargs):
+        if isinstance(sketches, list) and any(s.num_points == 1000 for s in sketches):
+            entered.set()
+            release.wait(30)
+        return original(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", held)
+    with running_server(create_app(clf)) as url, httpx.Client(base_url=url, timeout=60) as http, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            slow = pool.submit(http.post, "/predict", json={"drawing": heavy})
+            assert entered.wait(30)
+            light = http.post("/predict", json={"drawing": HOUSE}, timeout=10)  # timed out before the fix
+            assert light.status_code == 200 and not slow.done()
+        finally:
+            release.set()
+        assert slow.result(60).status_code == 200
+    assert_same(light.json()["predictions"], expected(clf, HOUSE))
+
+
+def stalled_upload(url: str) -> socket.socket:
+    """A connection that sends a request's headers and 5 of its 100 body bytes, then goes quiet."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{\"dra")
+    return sock
+
+
+def test_a_stalled_body_is_408_and_its_connection_closed(clf):
+    with running_server(create_app(clf, body_timeout=0.5)) as url:
+        with stalled_upload(url) as sock:
+            start, answer = time.monotonic(), b""
+            while chunk := sock.recv(4096):  # until the server closes the connection (socket timeout: 30 s)
+                answer += chunk
+            waited = time.monotonic() - start
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower()
+        assert json.loads(body) == {"detail": "request body not received within 0.5 s"}
+        assert 0.4 < waited < 10
+        assert httpx.post(url + "/predict", json={"drawing": HOUSE}).status_code == 200  # others unaffected
+
+
+def test_create_app_refuses_a_body_timeout_that_is_not_positive(clf):
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="body_timeout"):
+            create_app(clf, body_timeout=bad)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_server_despite_a_stalled_upload(tiny_checkpoint):
+    """``sketchgraph serve`` gives in-flight requests ``--shutdown-timeout`` seconds after SIGTERM, then exits, even
+    with a client that sent headers and went quiet (the body timeout here is far longer)."""
+    env = {**os.environ, "DGLBACKEND": "pytorch"}
+    cmd = [sys.executable, "-m", "sketchgraph", "serve", "--checkpoint", str(tiny_checkpoint), "--port", "0",
+           "--body-timeout", "300", "--shutdown-timeout", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = re.search(r"http://[\d.]+:\d+", proc.stdout.readline()).group(0)
+        deadline = time.monotonic() + 60
+        while True:  # the socket listens before the model loads: wait until the app answers
+            try:
+                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
+            time.sleep(0.1)
+        with stalled_upload(url):
+            time.sleep(0.3)  # the request is in the app, waiting for its body
+            start = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)  # before the fix: still running
+            assert time.monotonic() - start < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 def test_body_limit_on_a_live_server(clf, chunked):
     body = json.dumps({"drawing": [[list(range(20000)), list(range(20000))]]}).encode()  # > LIMIT
@@ -265,7 +406,8 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 
 @pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"],
-                                  ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"]])
+                                  ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"],
+                                  ["--body-timeout", "0"], ["--body-timeout", "inf"], ["--shutdown-timeout", "-1"]])
 def test_cli_refuses_impossible_ports_and_limits(args, capsys):
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
@@ -285,7 +427,10 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     seen = {}
 
     def run(server, sockets):
-        seen.update(app=server.config.app, port=sockets[0].getsockname()[1], host=sockets[0].getsockname()[0])
+        seen.update(app=server.config.app, port=sockets[0].getsockname()[1], host=sockets[0].getsockname()[0],
+                    shutdown=server.config.timeout_graceful_shutdown,
+                    body_timeout=[m.kwargs.get("timeout") for m in server.config.app.user_middleware
+                                  if m.cls is app_mod.BodyLimit])
         raise KeyboardInterrupt  # as uvicorn does after a Ctrl-C shutdown: run_cli returns 0, no traceback
 
     monkeypatch.setattr(uvicorn.Server, "run", run)
@@ -297,6 +442,10 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     assert f"http://127.0.0.1:{seen['port']}/" in capsys.readouterr().out  # the port it got, not 0
     assert seen["app"].state.classifier.precision == "float32"
     assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (64, 0.0)
+    assert (seen["shutdown"], seen["body_timeout"]) == (app_mod.SHUTDOWN_TIMEOUT_S, [app_mod.BODY_TIMEOUT_S])
+    assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--body-timeout", "2.5",
+                                              "--shutdown-timeout", "0", "--port", "0"])) == 0
+    assert (seen["shutdown"], seen["body_timeout"]) == (0.0, [2.5])
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--max-batch", "4",
                                               "--max-wait-ms", "2.5", "--port", "0"])) == 0
     assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (4, 0.0025)

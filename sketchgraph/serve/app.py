@@ -12,17 +12,29 @@ served by this app, never by a CDN, so the page works offline):
 - ``GET /stats`` -> ``{"requests": n, "model_calls": m, "mean_batch": n / m}`` (request batching at work).
 - ``GET /`` -> the drawing page (``static/index.html``; self-contained, no CDN).
 
-Bad input never gives a 500: a malformed drawing (wrong nesting, NaN / infinity, empty, xs and ys
-of different lengths, more than ``max_points`` points) is ``422`` with a ``detail`` message; a body
-larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by default, checked against
-``Content-Length`` and against the bytes actually received) is ``413``; a body that cannot be read as JSON
-(truncated, invalid UTF-8, a number of over 4,300 digits, nesting too deep) is ``422`` saying why; a body sent
-with another ``Content-Type`` than ``application/json`` (curl's ``-d`` default, a form) is ``415`` saying so.
+Every ``GET`` endpoint (the static files and ``/docs`` too) also answers ``HEAD``: the same status and headers,
+no body (RFC 9110 requires ``HEAD`` wherever ``GET`` works).
+
+Bad input never gives a 500: a malformed drawing (wrong nesting, NaN / infinity, a coordinate that is a
+string or a boolean instead of a JSON number, empty, xs and ys of different lengths, more than ``max_points``
+points) is ``422`` with a ``detail`` message (validation errors name the location, e.g.
+``["body", "drawing", 0, 1, 2]``); a body larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by
+default, checked against ``Content-Length`` and against the bytes actually received) is ``413``; a body that
+cannot be read as JSON (truncated, invalid UTF-8, a number of over 4,300 digits, nesting too deep) is ``422``
+saying why; a body sent with another ``Content-Type`` than ``application/json`` (curl's ``-d`` default, a form)
+is ``415`` saying so, and so is one sent with a ``Content-Encoding`` other than ``identity`` (gzip, br, ...:
+only uncompressed bodies are read). A body that has not fully arrived ``body_timeout`` seconds after the request
+began (``BODY_TIMEOUT_S`` = 30 s by default: 1 MiB needs about 35 KB/s) is ``408`` and its connection is
+closed, so a client that sends headers and then goes quiet cannot hold a connection open, nor a shutdown: the
+CLI's server also gives in-flight requests at most ``--shutdown-timeout`` (``SHUTDOWN_TIMEOUT_S`` = 5 s) to
+finish after SIGTERM / Ctrl-C, then cancels them.
 
 Concurrent requests share model calls (``RequestBatcher``, ``sketchgraph.serve.batching``): whatever is
 waiting when the model becomes free, up to ``max_batch`` drawings, goes through one call. Each request
 gets the result a single call would give (probabilities equal to float rounding); at low load a request
-is served alone, with no added wait.
+is served alone, with no added wait. Real drawings are simplified with their batch (a few ms each); a heavy one
+(more than ``LIGHT_INK`` px of strokes: seconds for a legal drawing of thousands of points) is simplified in its
+own request's thread instead, so it delays only its own answer.
 """
 
 from __future__ import annotations
@@ -55,15 +67,19 @@ from ..preprocess import load_compiled_rdp
 from ..sketch import Sketch
 from .batching import RequestBatcher
 
-__all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "configure_parser", "run_cli"]
+__all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S",
+           "configure_parser", "run_cli"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
 MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
 MAX_TOP_K = 100
+BODY_TIMEOUT_S = 30.0  # a request body must have fully arrived this long after the request began (408 after)
+SHUTDOWN_TIMEOUT_S = 5.0  # after SIGTERM / Ctrl-C, in-flight requests get this long before they are cancelled
 STATIC = Path(__file__).with_name("static")
 DOCS_STATIC = "docs-static"  # where the Swagger UI files are served (relative to the app's root)
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# strict: a JSON number (integer or not), never a string ("10") or a boolean (true) that lax mode would coerce
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 class PredictRequest(BaseModel):
@@ -107,23 +123,58 @@ def check_drawing(drawing: list[list[list[float]]], max_points: int) -> Sketch:
     return Sketch.from_strokes(drawing)
 
 
-class BodyLimit:
-    """ASGI middleware: ``413`` when a request body exceeds ``max_bytes`` (by its ``Content-Length``
-    or by the bytes actually received), before the app sees it."""
+class _TooLarge(Exception):
+    """The body received so far exceeds the limit."""
 
-    def __init__(self, app: Any, max_bytes: int):
+
+class BodyLimit:
+    """ASGI middleware that reads a request's body before the app sees it, and answers instead of the app:
+
+    - ``415`` when the body has a content coding other than ``identity`` (``Content-Encoding: gzip``, ...):
+      the app reads plain JSON only, and a compressed body would otherwise be a misleading "not UTF-8" ``422``;
+    - ``413`` when the body exceeds ``max_bytes`` (by its ``Content-Length`` or by the bytes actually received);
+    - ``408`` when the body has not fully arrived ``timeout`` seconds after the request began (a client that
+      sends its headers and then goes quiet, or trickles bytes), closing the connection; without it such a
+      client holds its connection, and a graceful shutdown, forever;
+    - ``400`` for a ``Content-Length`` that is not a number.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, timeout: float = BODY_TIMEOUT_S):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
-    async def _reply(self, send: Any, status: int, detail: str) -> None:
+    async def _reply(self, send: Any, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+                     ) -> None:
         body = json.dumps({"detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+        await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
+
+    async def _read(self, receive: Any) -> bytes | None:
+        """The whole body (``None``: the client went away); ``_TooLarge`` past ``max_bytes``."""
+        chunks, total = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return None
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        codings = [c.strip().lower() for name, value in scope["headers"] if name == b"content-encoding"
+                   for c in value.decode("latin-1").split(",") if c.strip()]
+        if any(c != "identity" for c in codings):
+            return await self._reply(
+                send, 415, f"request bodies with Content-Encoding {', '.join(codings)!r} are not supported: "
+                           "send the JSON uncompressed (identity)", ((b"accept-encoding", b"identity"),))
         too_big = f"request body larger than {self.max_bytes} bytes"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
@@ -133,24 +184,42 @@ class BodyLimit:
                 return await self._reply(send, 400, "invalid Content-Length header")
             if size > self.max_bytes:
                 return await self._reply(send, 413, too_big)
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > self.max_bytes:
-                return await self._reply(send, 413, too_big)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        try:
+            async with asyncio.timeout(self.timeout):
+                body = await self._read(receive)
+        except _TooLarge:
+            return await self._reply(send, 413, too_big)
+        except TimeoutError:
+            return await self._reply(send, 408, f"request body not received within {self.timeout:g} s",
+                                     ((b"connection", b"close"),))
+        if body is None:
+            return
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> dict:
             return pending.pop() if pending else await receive()
 
         await self.app(scope, replay, send)
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` is answered as ``GET`` is, without the body (same status and headers,
+    ``Content-Length`` included), as RFC 9110 requires wherever ``GET`` works. A path with no ``GET`` still
+    answers ``405``."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def docs_assets() -> Path:
@@ -178,12 +247,16 @@ def create_app(
     precision: str = "float32",
     max_batch: int = 64,
     max_wait_ms: float = 0.0,
+    body_timeout: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The FastAPI app serving ``classifier_or_checkpoint`` (a ``SketchClassifier``, or a checkpoint
-    path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits as in the module
-    docstring; ``max_batch`` and ``max_wait_ms`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
+    path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits (``body_timeout``:
+    seconds for a request body to arrive) as in the module docstring; ``max_batch`` and ``max_wait_ms``
+    configure the ``RequestBatcher`` (``app.state.batcher``)."""
     if max_body_bytes < 1 or max_points < 1:
         raise ValueError(f"max_body_bytes and max_points must be >= 1, got {max_body_bytes} and {max_points}")
+    if not 0 < body_timeout < float("inf"):
+        raise ValueError(f"body_timeout must be a positive number of seconds, got {body_timeout}")
     clf = (
         classifier_or_checkpoint
         if isinstance(classifier_or_checkpoint, SketchClassifier)
@@ -252,13 +325,16 @@ def create_app(
         return await http_exception_handler(request, exc)
 
     @app.post("/predict", response_model=PredictResponse, responses={
-        413: {"description": "body larger than the limit"}, 415: {"description": "body not sent as JSON"},
+        408: {"description": "body not received within the body timeout"},
+        413: {"description": "body larger than the limit"},
+        415: {"description": "body not sent as JSON, or compressed (Content-Encoding other than identity)"},
         422: {"description": "a drawing that is malformed or cannot be read"}})
     async def predict(req: PredictRequest) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
         # async: a waiting request holds no worker thread, so batches are not capped by the thread pool and
-        # the other endpoints stay responsive under load; the checks (milliseconds for a long drawing) run
-        # in a thread, off the event loop
+        # the other endpoints stay responsive under load. The checks, and a heavy drawing's preprocessing
+        # (seconds for thousands of points), run in this request's thread, off the event loop and off the
+        # batcher's model thread: a heavy drawing delays no one else's answer
         def queue() -> Future:
             return batcher().submit(check_drawing(req.drawing, max_points), top_k=req.top_k)
 
@@ -296,7 +372,8 @@ def create_app(
 
     app.mount(f"/{DOCS_STATIC}", StaticFiles(directory=docs_assets()), name="docs-static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
+    app.add_middleware(HeadAsGet)
     return app
 
 
@@ -318,6 +395,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} is not in 0..inf (a finite number above 0)")
+    return value
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000)")
@@ -328,6 +412,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="most concurrent requests answered by one model call (1: each alone; default 64)")
     p.add_argument("--max-wait-ms", type=_non_negative_float, default=0.0,
                    help="wait this long for more requests to batch (default 0: only those already waiting)")
+    p.add_argument("--body-timeout", type=_positive_float, default=BODY_TIMEOUT_S, metavar="SECONDS",
+                   help=f"a request body must arrive within this long (408 after; default {BODY_TIMEOUT_S:g})")
+    p.add_argument("--shutdown-timeout", type=_non_negative_float, default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
+                   help="after SIGTERM / Ctrl-C, cancel requests still running after this long "
+                        f"(default {SHUTDOWN_TIMEOUT_S:g})")
 
 
 def listen(host: str, port: int) -> list[socket.socket]:
@@ -366,12 +455,13 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
                          max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
-                         max_wait_ms=args.max_wait_ms)
+                         max_wait_ms=args.max_wait_ms, body_timeout=args.body_timeout)
         host, port = sockets[0].getsockname()[:2]
         where = f"[{host}]" if ":" in host else host
         print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)
         try:
-            uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=sockets)
+            config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=args.shutdown_timeout)
+            uvicorn.Server(config).run(sockets=sockets)
         except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raises the signal
             pass
     finally:

@@ -3,13 +3,22 @@
 One model call on 16 sketches costs little more than on one (the per-call work of 4 layers on a few hundred
 rows is mostly fixed cost), so a server that runs each request alone spends most of its time on that fixed
 cost. A worker thread takes every request that is waiting when it becomes free (at most ``max_batch``),
-optionally waits ``max_wait_ms`` for more after the first, and answers them all from one
-``SketchClassifier.predict_usable`` call. At low load a request is served alone and at once (no added
-latency with the default ``max_wait_ms=0``); under load, batches form by themselves while the model is busy.
+optionally waits ``max_wait_ms`` for more after the first, and answers them all from one model call. At low
+load a request is served alone and at once (no added latency with the default ``max_wait_ms=0``); under load,
+batches form by themselves while the model is busy.
+
+Preprocessing (the checkpoint's simplification and point cap) is per-drawing work, and its cost grows with
+the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 255 frame). A real drawing has
+about 1,000 px (under 3,200 at the 99th percentile; ``benchmarks/stroke_counts.py``) and is simplified in a few
+milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px a drawing is preprocessed on the
+worker with its batch. A heavier one
+(a legal drawing of thousands of points can take seconds) is preprocessed by ``submit`` in the calling thread
+before it is queued, so it delays its own request only, not the requests that share the worker.
 
 Each request gets the ranking a single ``predict`` call would give (probabilities equal to float
-rounding: the model's output does not depend on what else is in the batch). A drawing that preprocessing
-refuses fails alone (``SketchError``); the rest of its batch is answered.
+rounding: preprocessing does not depend on the other drawings, and the model's output does not depend on
+what else is in the batch). A drawing that preprocessing refuses fails alone (``submit`` raises
+``SketchError`` for a heavy one, its future for a light one) and never spoils a batch.
 """
 
 from __future__ import annotations
@@ -17,22 +26,27 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SketchError
+from ..data.flat import FlatPrepared
+from ..errors import SketchError, UnusableSketchesError
 from ..predict import Prediction, SketchClassifier, _check_top_k
+from ..preprocess import ink_length
 from ..sketch import Sketch
 
-__all__ = ["RequestBatcher"]
+__all__ = ["RequestBatcher", "LIGHT_INK"]
+
+LIGHT_INK = 4_000.0  # px of strokes in the 255 frame: over 99% of real drawings, a few ms of simplification each
 
 _STOP = object()
 
 
 @dataclass
 class _Request:
-    sketch: Sketch
+    work: Sketch | FlatPrepared  # a light drawing, preprocessed with its batch; or a heavy one, already prepared
     top_k: int
     future: Future = field(default_factory=Future)
 
@@ -45,11 +59,14 @@ class RequestBatcher:
         max_batch: most requests per model call (1: every request alone).
         max_wait_ms: after the first request of a batch, wait this long for more (0: take only what is
             already waiting).
+        light_ink: drawings with at most this much ink (``ink_length``) are preprocessed on the worker with
+            their batch; heavier ones in ``submit``'s thread (0: every drawing in its own thread).
 
     Attributes ``requests`` and ``batches`` count what was served (their ratio is the mean batch size).
     """
 
-    def __init__(self, classifier: SketchClassifier, *, max_batch: int = 64, max_wait_ms: float = 0.0):
+    def __init__(self, classifier: SketchClassifier, *, max_batch: int = 64, max_wait_ms: float = 0.0,
+                 light_ink: float = LIGHT_INK):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -57,6 +74,7 @@ class RequestBatcher:
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.light_ink = light_ink
         self.requests = 0
         self.batches = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -65,12 +83,28 @@ class RequestBatcher:
         self._worker = threading.Thread(target=self._loop, name="sketchgraph-batcher", daemon=True)
         self._worker.start()
 
+    def _work(self, x: Any) -> Sketch | FlatPrepared:
+        """What the worker gets for input ``x`` (anything ``SketchClassifier.predict`` takes), made in the calling
+        thread: the checked sketch when it is light, else its preprocessing. ``SketchError`` when ``x`` is
+        unusable or preprocessing refuses it."""
+        sketch = self.classifier.sketch(x)
+        if not self.classifier.preprocessing.simplify or ink_length(sketch) <= self.light_ink:
+            return sketch  # without simplification, preprocessing is cheap whatever the drawing
+        try:
+            return self.classifier.prepare([sketch])
+        except UnusableSketchesError as exc:
+            raise SketchError(exc.problems[0]) from None
+
     def submit(self, x: Any, top_k: int = 5) -> Future:
-        """Queue one sketch (anything ``SketchClassifier.predict`` takes); the future's result is its ``top_k``
-        predictions, best first, or the ``SketchError`` its preprocessing raised. Unusable input (empty,
-        malformed) and a bad ``top_k`` raise here, before anything is queued."""
+        """Check one sketch (anything ``SketchClassifier.predict`` takes) in the calling thread, preprocess it
+        there too when it is heavy (see the module docstring), then queue it for a shared model call; the
+        future's result is its ``top_k`` predictions, best first. A bad ``top_k``, unusable input (empty,
+        malformed) and a heavy drawing preprocessing refuses raise (``ValueError`` / ``SketchError``) here,
+        before anything is queued; so does a closed batcher (``RuntimeError``)."""
         _check_top_k(top_k)
-        request = _Request(self.classifier.sketch(x), top_k)
+        if self._closed:  # do not preprocess for nothing
+            raise RuntimeError("the batcher is closed")
+        request = _Request(self._work(x), top_k)
         with self._lock:  # never queue behind the stop marker
             if self._closed:
                 raise RuntimeError("the batcher is closed")
@@ -96,6 +130,31 @@ class RequestBatcher:
         self._worker.join()
 
     # ------------------------------------------------------------------ worker
+    def _forward(self, work: Sequence[Sketch | FlatPrepared], top_k: int) -> list[list[Prediction] | SketchError]:
+        """The shared step, on the worker thread: for each item of ``work`` (a light sketch or a prepared heavy
+        one), its ``top_k`` ranking, or the ``SketchError`` of a light sketch preprocessing refuses. The light
+        ones are preprocessed together, then everything goes through one model call (``batch_size`` drawings
+        per call when there are more)."""
+        clf = self.classifier
+        out: list[list[Prediction] | SketchError] = [SketchError("not classified")] * len(work)
+        ready = [i for i, w in enumerate(work) if isinstance(w, FlatPrepared)]
+        light = [i for i, w in enumerate(work) if isinstance(w, Sketch)]
+        parts = [work[i] for i in ready]
+        if light:
+            try:
+                parts.append(clf.prepare([work[i] for i in light]))
+            except UnusableSketchesError as exc:  # each refused drawing fails alone
+                for j, reason in exc.problems.items():
+                    out[light[j]] = SketchError(reason)
+                light = [i for j, i in enumerate(light) if j not in exc.problems]
+                if light:
+                    parts.append(clf.prepare([work[i] for i in light]))
+        order = ready + light
+        if order:
+            for i, preds in zip(order, clf.predict_prepared(FlatPrepared.concat(parts), top_k)):
+                out[i] = preds
+        return out
+
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         """``first`` plus what arrives within the wait, up to ``max_batch``; and whether to stop after."""
         batch, deadline = [first], time.monotonic() + self.max_wait
@@ -129,16 +188,15 @@ class RequestBatcher:
         self.batches += 1
         self.requests += len(batch)
         try:
-            ranked, problems = self.classifier.predict_usable([r.sketch for r in batch],
-                                                              max(r.top_k for r in batch))
-        except Exception as exc:  # not the drawings' fault (those are in problems): every request gets it
+            ranked = self._forward([r.work for r in batch], max(r.top_k for r in batch))
+        except Exception as exc:  # no drawing's fault (_forward answers refused drawings): every request gets it
             for request in batch:  # one exception object per request: tracebacks are per thread
                 error = RuntimeError(f"the model call failed: {type(exc).__name__}: {exc}")
                 error.__cause__ = exc
                 request.future.set_exception(error)
             return
-        for i, request in enumerate(batch):
-            if i in problems:
-                request.future.set_exception(SketchError(problems[i]))
+        for request, preds in zip(batch, ranked):
+            if isinstance(preds, SketchError):
+                request.future.set_exception(preds)
             else:
-                request.future.set_result(ranked[i][: request.top_k])
+                request.future.set_result(preds[: request.top_k])

@@ -1,4 +1,5 @@
-// The drawing page: pointer events -> strokes [[xs, ys, ts], ...] -> debounced POST predict -> top-5 bars.
+// The drawing page: pointer events -> strokes [[xs, ys, ts], ...] -> POST predict while you draw (throttled:
+// at most one request per THROTTLE_MS while the pointer moves, one at once when a stroke ends) -> top-5 bars.
 // Coordinates are canvas CSS pixels (rescaled with the canvas when the window resizes) and ts milliseconds
 // since the first point, from each event's own time stamp (the server's checkpoint simplifies and normalises
 // them). One pointer draws at a time. URLs are relative, so the page also works mounted under a sub-path.
@@ -6,7 +7,7 @@
 (() => {
   "use strict";
   const TOP_K = 5;
-  const DEBOUNCE_MS = 120;
+  const THROTTLE_MS = 120;  // while the pointer moves, at most one request per this many ms
 
   const pad = document.getElementById("pad");
   const ctx = pad.getContext("2d");
@@ -20,7 +21,9 @@
   let width = null;        // canvas CSS width the stored points refer to
   let maxPoints = Infinity;  // the server's limit per drawing (GET healthz)
   let t0 = null;           // time of the first point of the drawing
-  let timer = null;        // debounce timer
+  let timer = null;        // timer of the request that is due, or null
+  let lastSent = -Infinity;  // performance.now() when the latest request went out
+  let limitHit = false;    // a point was refused at maxPoints: the message stays until undo or clear
   let sent = 0;            // id of the latest request
   let shown = 0;           // id of the latest response drawn
 
@@ -82,7 +85,8 @@
     const n = xs.length;
     if (n && xs[n - 1] === x && ys[n - 1] === y) return;
     if (pointCount() >= maxPoints) {  // the server would refuse the drawing: stop taking points
-      showError(`This drawing has reached the ${maxPoints} point limit: undo or clear to go on.`);
+      limitHit = true;
+      showError(limitMessage());
       return;
     }
     xs.push(x); ys.push(y); ts.push(t);
@@ -111,7 +115,7 @@
     ev.preventDefault();
     const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
     (events.length ? events : [ev]).forEach(append);
-    schedule(DEBOUNCE_MS);
+    throttle();
   });
 
   function finish(ev) {
@@ -128,10 +132,19 @@
     return current && current[0].length ? strokes.concat([current]) : strokes.slice();
   }
 
+  // A request after `delay` ms, instead of the one that was due (a finished stroke, undo: 0, at once).
   function schedule(delay) {
     clearTimeout(timer);
     timer = setTimeout(() => { timer = null; predict(); }, delay);
     setBusy();
+  }
+
+  // While the pointer moves: a request now when none went out in the last THROTTLE_MS, else one when that time
+  // is up, carrying the drawing as it is then. Later moves do not push it back (that would be a debounce, and a
+  // continuous stroke would get no prediction until the pointer stops).
+  function throttle() {
+    if (timer !== null) return;  // a request is already due
+    schedule(Math.max(0, lastSent + THROTTLE_MS - performance.now()));
   }
 
   // data-busy="0" once the answer to the latest drawing is on screen (tests and screen readers wait on it)
@@ -154,6 +167,7 @@
       render([]); setBusy(); return;
     }
     const id = ++sent;
+    lastSent = performance.now();
     setBusy();
     try {
       const res = await fetch("predict", {
@@ -170,7 +184,7 @@
         const detail = body && body.detail !== undefined ? body.detail : `HTTP ${res.status} ${res.statusText}`;
         throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
       }
-      errorBox.hidden = true;
+      hideError();
       render(body.predictions);
     } catch (err) {
       if (id < shown) return;
@@ -185,6 +199,17 @@
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = false;
+  }
+
+  function limitMessage() {
+    return `This drawing has reached the ${maxPoints} point limit: undo or clear to go on.`;
+  }
+
+  // After a good answer: no error, except the point limit's, which holds until undo or clear (ink is still
+  // being dropped, however well the points already taken are classified).
+  function hideError() {
+    if (limitHit) showError(limitMessage());
+    else errorBox.hidden = true;
   }
 
   function render(predictions) {
@@ -211,7 +236,7 @@
 
   // ---------------------------------------------------------------- buttons
   document.getElementById("clear").addEventListener("click", () => {
-    strokes = []; current = null; pointer = null; t0 = null; sent++; shown = sent;
+    strokes = []; current = null; pointer = null; t0 = null; sent++; shown = sent; limitHit = false;
     clearTimeout(timer);
     timer = null;
     errorBox.hidden = true;
@@ -220,6 +245,7 @@
 
   document.getElementById("undo").addEventListener("click", () => {
     strokes.pop();
+    limitHit = false;  // room again (a point refused later says so again)
     if (!strokes.length) t0 = null;
     redraw(); schedule(0);
   });
