@@ -107,6 +107,23 @@ def main() -> None:
         lock = threading.Lock()
         counter = iter(range(args.requests))
 
+        done = threading.Event()
+        heavy_latencies: list[float] = []
+
+        def timed_post(http: httpx.Client, body: dict, times: list[float], what: str = "") -> None:
+            """POST ``body``; its latency goes to ``times``, a failure (not 200 with 5 predictions) to ``errors``."""
+            t0 = time.perf_counter()
+            try:
+                r = http.post("/predict", json=body)
+                ok = r.status_code == 200 and len(r.json()["predictions"]) == 5
+                problem = None if ok else f"{what}HTTP {r.status_code}: {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                problem = f"{what}{type(exc).__name__}: {exc}"
+            with lock:
+                times.append(time.perf_counter() - t0)
+                if problem:
+                    errors.append(problem)
+
         def client(_: int) -> None:
             with httpx.Client(base_url=url, timeout=60) as http:
                 while True:
@@ -114,34 +131,12 @@ def main() -> None:
                         i = next(counter, None)
                     if i is None:
                         return
-                    t0 = time.perf_counter()
-                    try:
-                        r = http.post("/predict", json=bodies[i % len(bodies)])
-                        ok = r.status_code == 200 and len(r.json()["predictions"]) == 5
-                        problem = None if ok else f"HTTP {r.status_code}: {r.text[:200]}"
-                    except httpx.HTTPError as exc:
-                        problem = f"{type(exc).__name__}: {exc}"
-                    with lock:
-                        latencies.append(time.perf_counter() - t0)
-                        if problem:
-                            errors.append(problem)
-
-        done = threading.Event()
-        heavy_latencies: list[float] = []
+                    timed_post(http, bodies[i % len(bodies)], latencies)
 
         def heavy_client() -> None:
             with httpx.Client(base_url=url, timeout=120) as http:
                 while not done.is_set():
-                    t0 = time.perf_counter()
-                    try:
-                        r = http.post("/predict", json=heavy_body)
-                        problem = None if r.status_code == 200 else f"heavy: HTTP {r.status_code}: {r.text[:200]}"
-                    except httpx.HTTPError as exc:
-                        problem = f"heavy: {type(exc).__name__}: {exc}"
-                    with lock:
-                        heavy_latencies.append(time.perf_counter() - t0)
-                        if problem:
-                            errors.append(problem)
+                    timed_post(http, heavy_body, heavy_latencies, "heavy: ")
 
         heavy = [threading.Thread(target=heavy_client) for _ in range(args.heavy)]
         try:
