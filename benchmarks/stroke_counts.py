@@ -28,6 +28,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 from sketchgraph.data.flat import flatten  # noqa: E402
 from sketchgraph.formats import read_sketches  # noqa: E402
 from sketchgraph.preprocess import ink_length, simplify_arrays  # noqa: E402
+from sketchgraph.serve.batching import LIGHT_INK  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, ink in (("SPG-20 raw", np.array([ink_length(s) for s in spg_sketches])), ("Google simplified", g_ink)):
         p50, p90, p99, p999 = np.percentile(ink, [50, 90, 99, 99.9])
         print(f"ink, px in the 255 frame, {name:<17} median {p50:,.0f}  p90 {p90:,.0f}  p99 {p99:,.0f}  "
-              f"p99.9 {p999:,.0f}  max {ink.max():,.0f}  over 4,000: {100 * np.mean(ink > 4000):.2f}%")
+              f"p99.9 {p999:,.0f}  max {ink.max():,.0f}  over LIGHT_INK ({LIGHT_INK:,.0f}): "
+              f"{100 * np.mean(ink > LIGHT_INK):.2f}%")
     return 0
 
 

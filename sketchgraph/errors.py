@@ -26,11 +26,15 @@ class UnusableSketchesError(SketchError):
 
 
 class FormatError(SketchError):
-    """A file or record could not be parsed. Carries the source and line number when known."""
+    """A file or record could not be parsed. Carries the source and line number when known, and ``whole_file``:
+    the error is about the file (or a part of it holding many records, such as an ``.npz`` split), not about
+    one record."""
 
-    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
+                 whole_file: bool = False):
         self.source = source
         self.line = line
+        self.whole_file = whole_file
         where = ""
         if source is not None:
             where = f"{source}"

@@ -586,6 +586,56 @@ def _expand_files(paths: Sequence[str]) -> Iterator[str]:
             yield path
 
 
+class _FileRun:
+    """``sketchgraph predict`` on one file: its records numbered in order, the skipped ones too (so ``[n]`` and
+    ``"index"`` are one numbering), and what could not be read, reported on stderr at once and, as JSON lines,
+    in its place among the results (an error about the file, or a part of it, takes no number: index ``None``)."""
+
+    def __init__(self, path: str, format: str | None, as_json: bool):
+        self.path, self.format, self.as_json = path, format, as_json
+        self.position = 0
+        self.failed_records = self.failed_parts = 0
+        self.unread: list[tuple[float, int | None, str]] = []  # (place in the order, index, error), not yet shown
+
+    def skipped(self, error: str, index: int | None) -> None:
+        if index is None:
+            self.failed_parts += 1
+            error = error.removeprefix(f"{self.path}: ")  # the reader's own file name
+        else:
+            self.failed_records += 1
+        where = self.path if index is None else f"{self.path} [{index}]"
+        print(f"sketchgraph predict: skipped {where}: {error}", file=sys.stderr)
+        self.unread.append((self.position - (0.5 if index is None else 0.0), index, error))
+
+    def unreadable(self, exc: SketchError) -> None:
+        """The reader's ``on_error``."""
+        if getattr(exc, "whole_file", False):
+            self.skipped(str(exc), None)
+        else:
+            self.skipped(str(exc), self.position)
+            self.position += 1
+
+    def records(self) -> Iterator[tuple[int, Sketch]]:
+        """``(index, sketch)`` of every readable record. A file that cannot be read at all (unknown format,
+        unreadable) or holds no sketch is skipped, not fatal."""
+        try:
+            for sketch in _read(self.path, on_error=self.unreadable, format=self.format):
+                yield self.position, sketch
+                self.position += 1
+        except (SketchError, OSError) as exc:
+            self.skipped(str(exc) if self.position == 0 else f"stopped after record {self.position - 1}: {exc}",
+                         None)
+            return
+        if self.position == 0 and not self.unread:
+            self.skipped("contains no sketches", None)
+
+    def print_unread(self, before: float) -> None:
+        """The skipped records placed before record ``before`` (all: ``inf``), in order, as JSON lines."""
+        while self.unread and self.unread[0][0] < before:
+            _, index, error = self.unread.pop(0)
+            _print_result(self.path, index, None, None, error, self.as_json)
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Classify every sketch of every file. A record that cannot be read or classified is reported
     (on stderr, or as an ``error`` JSON field) and makes the exit status 1; the others still run."""
@@ -597,50 +647,18 @@ def run_cli(args: argparse.Namespace) -> int:
         args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
         precision=args.precision,
     )
-    failed = 0
-
+    failed = {"sketch(es) could not be classified": 0, "file(s) or part(s) of files could not be read": 0}
     for path in _expand_files(args.files):
-        position = 0  # every record of the file counts, the skipped ones too: [n] and "index" are one numbering
-        unread: list[tuple[int | None, str]] = []  # skipped records (None: the file) not yet on stdout
-
-        def skipped(error: str, index: int | None, path: str = path, unread: list = unread) -> None:
-            nonlocal failed
-            failed += 1
-            error = error.removeprefix(f"{path}: ") if index is None else error  # the reader's own file name
-            print(f"sketchgraph predict: skipped {path if index is None else f'{path} [{index}]'}: {error}",
-                  file=sys.stderr)
-            unread.append((index, error))
-
-        def numbered(path: str = path, skipped: Callable = skipped) -> Iterator[tuple[int, Sketch]]:
-            nonlocal position
-
-            def unreadable(exc: SketchError) -> None:
-                nonlocal position
-                skipped(str(exc), position)
-                position += 1
-
-            try:  # a file that cannot be read at all (unknown format, unreadable) is skipped, not fatal
-                for sketch in _read(path, on_error=unreadable, format=args.format):
-                    yield position, sketch
-                    position += 1
-            except (SketchError, OSError) as exc:
-                skipped(str(exc) if position == 0 else f"stopped after record {position - 1}: {exc}", None)
-                return
-            if position == 0:
-                skipped("contains no sketches", None)
-
-        def print_unread(before: int | None, path: str = path, unread: list = unread) -> None:
-            """The skipped records numbered below ``before`` (all when ``None``), in order, as JSON lines."""
-            while unread and (before is None or (unread[0][0] is not None and unread[0][0] < before)):
-                index, error = unread.pop(0)
-                _print_result(path, index, None, None, error, args.json)
-
-        for index, sketch, preds, error in clf.classify_each(numbered(), args.top_k):
-            failed += error is not None
-            print_unread(index)
+        run = _FileRun(path, args.format, args.json)
+        for index, sketch, preds, error in clf.classify_each(run.records(), args.top_k):
+            run.failed_records += error is not None
+            run.print_unread(index)
             _print_result(path, index, sketch, preds, error, args.json)
-        print_unread(None)
+        run.print_unread(float("inf"))
+        failed["sketch(es) could not be classified"] += run.failed_records
+        failed["file(s) or part(s) of files could not be read"] += run.failed_parts
     sys.stdout.flush()
-    if failed:
-        print(f"sketchgraph predict: {failed} sketch(es) could not be classified", file=sys.stderr)
-    return 1 if failed else 0
+    problems = [f"{n} {what}" for what, n in failed.items() if n]
+    if problems:
+        print(f"sketchgraph predict: {', '.join(problems)}", file=sys.stderr)
+    return 1 if problems else 0

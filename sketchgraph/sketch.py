@@ -48,6 +48,12 @@ def _is_empty(obj: Any) -> bool:
     return False
 
 
+COORD_ORIGIN = "sketchgraph.coord_origin"
+"""``Sketch.meta`` key of the ``[x, y]`` a reader subtracted from coordinates too large for float32 to hold to the
+pixel (``sketchgraph.formats.ndjson.parse_drawing``); the ndjson writer adds it back. It describes the strokes
+as read: ``Sketch.replace`` with new strokes (simplification, normalisation, augmentation) drops it."""
+
+
 @dataclass
 class Sketch:
     """A free-hand sketch.
@@ -246,11 +252,14 @@ class Sketch:
     __hash__ = None  # mutable
 
     def replace(self, **changes: Any) -> Sketch:
-        """A copy with some fields replaced (strokes are shared unless replaced)."""
+        """A copy with some fields replaced (strokes are shared unless replaced). New ``strokes`` without a new
+        ``meta`` drop ``meta[COORD_ORIGIN]``: it belonged to the old coordinates."""
         kw = dict(
             strokes=self.strokes, label=self.label, key_id=self.key_id, parts=self.parts,
             recognized=self.recognized, meta=dict(self.meta),
         )
+        if "strokes" in changes and "meta" not in changes:
+            kw["meta"].pop(COORD_ORIGIN, None)
         kw.update(changes)
         return Sketch(**kw)
 

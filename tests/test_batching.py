@@ -99,12 +99,12 @@ def test_max_batch_is_respected(clf, max_batch):
 
 
 def test_a_bad_drawing_fails_alone(clf):
-    """A drawing preprocessing refuses raises at ``submit`` (its own preprocessing, in its own thread) and never
-    reaches a batch; the requests around it share their model call as usual."""
+    """A heavy drawing preprocessing refuses fails alone (its preprocessing, on the heavy pool, fails its future)
+    and never reaches a batch; the requests around it share their model call as usual."""
     batcher, first = busy(clf)
     futures = {i: batcher.submit(sketch(i)) for i in (1, 2, 4, 5)}
     with pytest.raises(SketchError, match="too long to simplify"):
-        batcher.submit(degenerate())
+        batcher.submit(degenerate()).result(30)
     batcher.gate.set()
     assert same(first.result(30), clf.predict(sketch(0)))
     assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in futures.items())
@@ -201,21 +201,85 @@ class CountedPreprocessing:
 
 
 def test_light_drawings_are_preprocessed_together_on_the_worker(clf, monkeypatch):
-    """Real drawings (light) are simplified with their batch in one call, the cheapest way; a heavy one in its
-    own thread at submit. Every answer is the single-call ranking, in the request's order."""
+    """Real drawings (light) are simplified with their batch in one call, the cheapest way; a heavy one alone, on
+    the heavy pool. Every answer is the single-call ranking, in the request's order."""
     batcher, first = busy(clf)
     calls = CountedPreprocessing(monkeypatch)
     futures = [batcher.submit(sketch(i), 3) for i in (1, 2, 3)]
     heavy = batcher.submit(zigzag(), 3)
     futures += [batcher.submit(sketch(i), 3) for i in (4, 5)]
-    assert calls.sizes == [1]  # the heavy one, at submit
+    deadline = time.monotonic() + 30
+    while batcher._queue.qsize() < 6 and time.monotonic() < deadline:  # the heavy one joins when prepared
+        time.sleep(0.01)
+    assert calls.sizes == [1]  # the heavy one, on the heavy pool
     batcher.gate.set()
     got = [f.result(30) for f in futures]
-    # the heavy one at submit; then the worker's two batches: sketch(0) alone, the five light ones in one call
+    # the heavy one first; then the worker's two batches: sketch(0) alone, the five light ones in one call
     assert calls.sizes == [1, 1, 5] and batcher.sizes == [1, 6]
     assert same(heavy.result(30), clf.predict(zigzag(), top_k=3))
     assert all(same(g, clf.predict(sketch(i), top_k=3)) for i, g in zip((1, 2, 3, 4, 5), got))
     batcher.close()
+
+
+def test_many_heavy_drawings_at_once_wait_for_each_other_not_for_the_rest(clf, monkeypatch):
+    """However many heavy drawings arrive, ``submit`` returns at once (the callers' threads are not held: a server
+    runs them from a bounded pool) and they queue on the heavy pool, while a light request is answered."""
+    heavy = zigzag()
+    held = HeldPreprocessing(monkeypatch, heavy)
+    batcher = RequestBatcher(clf, heavy_workers=1)
+    try:
+        start = time.monotonic()
+        slow = [batcher.submit(heavy, 3) for _ in range(10)]
+        assert time.monotonic() - start < 5 and held.entered.wait(30)
+        assert same(batcher.predict(sketch(1), 3, timeout=10), clf.predict(sketch(1), top_k=3))
+        assert not any(f.done() for f in slow)
+    finally:
+        held.release.set()
+    want = clf.predict(zigzag(), top_k=3)
+    assert all(same(f.result(60), want) for f in slow)
+    batcher.close()
+
+
+def test_heavy_drawings_wait_lightest_first(clf, monkeypatch):
+    """While the heavy thread is busy, a long real-like drawing that arrives after a giant scribble is prepared
+    before it: nobody waits behind a flood of scribbles."""
+    first = zigzag()
+    held = HeldPreprocessing(monkeypatch, first)
+    order = []
+    from sketchgraph.data import flat
+
+    holding = flat.preprocess_flat
+
+    def recorded(sketches, *args, **kwargs):
+        order.extend(s.num_points for s in sketches)
+        return holding(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", recorded)
+    giant = Sketch.from_strokes([[list(range(0, 2000, 2)), [0 if j % 2 else 255 for j in range(1000)]]])
+    moderate = Sketch.from_strokes([[list(range(0, 400, 10)), [0 if j % 2 else 400 for j in range(40)]]])
+    assert ink_length(giant) > ink_length(moderate) > LIGHT_INK
+    batcher = RequestBatcher(clf, heavy_workers=1)
+    try:
+        futures = [batcher.submit(first)]
+        assert held.entered.wait(30)
+        futures += [batcher.submit(giant), batcher.submit(moderate)]
+    finally:
+        held.release.set()
+    got = [f.result(60) for f in futures]
+    assert order == [200, 40, 1000]  # the held one, then the lighter of the two that waited
+    assert all(same(g, clf.predict(sk)) for g, sk in zip(got, (first, giant, moderate)))
+    batcher.close()
+
+
+def test_close_serves_the_heavy_drawings_in_preparation(clf):
+    batcher = RequestBatcher(clf, heavy_workers=1)
+    futures = [batcher.submit(zigzag(), 2) for _ in range(3)]
+    batcher.close()
+    assert all(f.done() and same(f.result(0), clf.predict(zigzag(), top_k=2)) for f in futures)
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(zigzag())
+    with pytest.raises(ValueError, match="heavy_workers"):
+        RequestBatcher(clf, heavy_workers=0)
 
 
 def test_a_light_drawing_preprocessing_refuses_fails_alone_on_the_worker(clf):

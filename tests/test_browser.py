@@ -308,8 +308,9 @@ def test_the_page_works_under_a_sub_path_and_stops_at_the_point_limit(page, clf)
             # shown, not just present: after pointerup and the answer that followed it (which hid it before)
             assert error.is_visible() and "point limit" in error.inner_text()
             assert other.locator(PREDICTIONS).count() == 5
-            bodies = posted(other, lambda: draw(other, HOUSE[:1]))  # more ink: dropped, the message stays
-            assert bodies and error.is_visible() and "point limit" in error.inner_text()
+            # more ink: dropped, the message stays, and the unchanged drawing is not sent again and again
+            bodies = posted(other, lambda: draw(other, HOUSE[:1] * 3))
+            assert bodies == [] and error.is_visible() and "point limit" in error.inner_text()
             posted(other, lambda: other.click("#undo"))
             assert error.is_hidden() and other.locator(PREDICTIONS).count() == 5
         finally:

@@ -27,7 +27,9 @@ from sketchgraph.formats import (
     write_stroke3_npz,
     write_svg,
 )
-from sketchgraph.sketch import Sketch
+from sketchgraph.formats.ndjson import TIME_ORIGIN
+from sketchgraph.preprocess import normalize
+from sketchgraph.sketch import COORD_ORIGIN, Sketch
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -600,11 +602,11 @@ def test_absolute_clock_times_are_kept_to_the_millisecond(tmp_path):
     record = {"word": "cat", "drawing": [[[0, 10, 20], [0, 5, 9], [t0, t0 + 17, t0 + 33]], [[5, 6], [5, 6],
                                                                                               [t0 + 500, t0 + 516]]]}
     sketch = sketch_from_obj(record)
-    assert sketch.times().tolist() == [0, 17, 33, 500, 516] and sketch.meta["time_origin_ms"] == t0
+    assert sketch.times().tolist() == [0, 17, 33, 500, 516] and sketch.meta[TIME_ORIGIN] == t0
     path = tmp_path / "t.ndjson"
     write_ndjson([sketch], path, style="raw")
     assert json.loads(path.read_text())["drawing"] == record["drawing"]
-    assert "time_origin_ms" not in json.loads(path.read_text())
+    assert TIME_ORIGIN not in json.loads(path.read_text())
     with pytest.raises(FormatError, match="times must be finite milliseconds"):
         sketch_from_obj({"drawing": [[[0, 1], [0, 1], [0, 1e16]]]})
 
@@ -618,12 +620,34 @@ def test_huge_coordinates_are_kept_to_the_pixel(tmp_path, style):
     if style == "raw":
         strokes = [[*s, [10 * i for i in range(len(s[0]))]] for s in strokes]
     sketch = sketch_from_obj({"word": "cat", "drawing": strokes})
-    assert sketch.meta["coord_origin"] == [x0, y0]
+    assert sketch.meta[COORD_ORIGIN] == [x0, y0]
     assert sketch.points().tolist() == [[0, 3], [1, 0], [250, 7], [5, 5], [6, 6]]
     path = tmp_path / "c.ndjson"
     write_ndjson([sketch], path, style=style)
-    assert json.loads(path.read_text())["drawing"] == strokes and "coord_origin" not in path.read_text()
-    assert "coord_origin" not in sketch_from_obj({"drawing": [[[0, 2**24], [0, 1]]]}).meta
+    assert json.loads(path.read_text())["drawing"] == strokes and "origin" not in path.read_text()
+    assert COORD_ORIGIN not in sketch_from_obj({"drawing": [[[0, 2**24], [0, 1]]]}).meta
+    # new coordinates are no longer relative to it: a transformed sketch is written as it is
+    moved = normalize(sketch)
+    assert COORD_ORIGIN not in moved.meta
+    write_ndjson([moved], path)
+    assert json.loads(path.read_text())["drawing"] == [[np.round(s[:, c].astype(float), 3).tolist() for c in (0, 1)]
+                                                       for s in moved.strokes]
+
+
+def test_a_records_own_origin_fields_are_just_fields(tmp_path):
+    """The reader's origin keys are namespaced: a record's own "coord_origin" is a plain field that moves nothing;
+    a record claiming the reader's key itself is not trusted (dropped, never applied)."""
+    record = {"coord_origin": [100, 50], "drawing": [[[0, 10], [0, 10]]]}
+    path = tmp_path / "o.ndjson"
+    sketch = sketch_from_obj(record)
+    assert sketch.meta == {"coord_origin": [100, 50]}
+    write_ndjson([sketch], path)
+    assert json.loads(path.read_text())["drawing"] == record["drawing"]
+    forged = {COORD_ORIGIN: [100, 50], TIME_ORIGIN: 7, "drawing": [[[0, 10], [0, 10], [0, 120]]]}
+    sketch = sketch_from_obj(forged)
+    assert COORD_ORIGIN not in sketch.meta and TIME_ORIGIN not in sketch.meta
+    write_ndjson([sketch], path, style="raw")
+    assert json.loads(path.read_text()) == {"drawing": forged["drawing"]}
     with pytest.raises(FormatError, match="magnitude <= 1e"):
         sketch_from_obj({"drawing": [[[0, 2e9], [0, 1]]]})
 

@@ -533,23 +533,44 @@ def test_cli_reports_bad_records_and_goes_on(tiny_checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize("as_json", [True, False])
 def test_cli_skips_a_file_it_cannot_read_and_goes_on(tiny_checkpoint, tmp_path, capsys, as_json):
-    """A file of unknown format or without sketches is reported and skipped; the files after it still run."""
+    """A file of unknown format, without sketches or not a readable .npz is reported and skipped (an error about
+    the file takes no record number); the files after it still run."""
     good = tmp_path / "good.ndjson"
     good.write_text(json.dumps({"drawing": shapes()[0].to_lists()}) + "\n")
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "empty.ndjson").write_text("\n\n")
-    files = [str(tmp_path / n) for n in ("notes.txt", "empty.ndjson", "good.ndjson")]
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    files = [str(tmp_path / n) for n in ("notes.txt", "empty.ndjson", "broken.npz", "good.ndjson")]
     assert main(["predict", *files, "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]) == 1
     captured = capsys.readouterr()
     assert "skipped " + files[0] + ": cannot tell the format" in captured.err
     assert "skipped " + files[1] + ": contains no sketches" in captured.err
-    assert "2 sketch(es) could not be classified" in captured.err
+    assert "skipped " + files[2] + ": not a readable .npz file" in captured.err
+    assert "3 file(s) or part(s) of files could not be read" in captured.err and "classified" not in captured.err
     if as_json:
         records = [json.loads(x) for x in captured.out.splitlines()]
         assert [(r["file"], r["index"], "error" in r) for r in records] == [
-            (files[0], None, True), (files[1], None, True), (files[2], 0, False)]
+            (files[0], None, True), (files[1], None, True), (files[2], None, True), (files[3], 0, False)]
     else:
-        assert captured.out.startswith(f"{files[2]} [0]") and "error" not in captured.out
+        assert captured.out.startswith(f"{files[3]} [0]") and "error" not in captured.out
+
+
+def test_cli_a_broken_npz_split_takes_no_number(tiny_checkpoint, tmp_path, capsys):
+    """An .npz split that cannot be read is reported in its place, without a number: the records of the other
+    split keep theirs."""
+    import zipfile
+
+    path = write_stroke3_npz(tmp_path / "two.npz", test=shapes()[:2], train=shapes()[2:3], pickle_free=True)
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    broken = next(n for n in members if n.startswith("test"))
+    members[broken] = b"\x93NUMPY garbage"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["index"], "error" in r) for r in records] in ([(None, True), (0, False)], [(0, False), (None, True)])
 
 
 def test_cli_format_option_reads_an_oddly_named_file(tiny_checkpoint, tmp_path, capsys):

@@ -34,7 +34,7 @@ def locate(error: FormatError, source: str, line: int | None = None, prefix: str
     when there is no line number (``"record 3: "``)."""
     if error.source is not None:
         return error
-    return type(error)(prefix + str(error), source=source, line=line)
+    return type(error)(prefix + str(error), source=source, line=line, whole_file=error.whole_file)
 
 
 _SPLIT_SUFFIX = re.compile(r"_(train|valid|test|raw)$")

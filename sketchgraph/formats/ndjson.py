@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FormatError, SketchError
-from ..sketch import Sketch
+from ..sketch import COORD_ORIGIN, Sketch
 from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
 
 __all__ = [
@@ -43,12 +43,10 @@ _MAX_TIME = 1e15
 _EXACT_F32 = float(1 << 24)  # float32 holds every integer up to here: milliseconds (4.6 hours) and pixels
 _EXACT_MS = _EXACT_F32
 
-TIME_ORIGIN = "time_origin_ms"
+TIME_ORIGIN = "sketchgraph.time_origin_ms"
 """``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
-``parse_drawing``); the raw writer adds it back."""
-COORD_ORIGIN = "coord_origin"
-"""``Sketch.meta`` key of the ``[x, y]`` subtracted from coordinates too large for float32 to hold to the
-pixel (beyond 2**24) when they were read (see ``parse_drawing``); the ndjson writer adds it back."""
+``parse_drawing``); the raw writer adds it back. ``COORD_ORIGIN`` (``sketchgraph.sketch``) is its twin for
+coordinates. A record's own field of either name is dropped when read: the names are the reader's."""
 _RECORD_FIELDS = frozenset({"word", "key_id", "recognized", "drawing"})
 _SNIFF_RECORDS = 5
 _BOM = b"\xef\xbb\xbf"
@@ -203,7 +201,7 @@ def parse_record(
     word = record.get("word")
     key_id = record.get("key_id")
     recognized = record.get("recognized")
-    meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS}
+    meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS and k not in (TIME_ORIGIN, COORD_ORIGIN)}
     meta.update(origins)
     try:
         return Sketch(
@@ -451,9 +449,13 @@ def _column(values: np.ndarray, ndigits: int, offset: float = 0.0) -> list:
 def _coord_origin(sketch: Sketch) -> tuple[float, float]:
     """The ``COORD_ORIGIN`` reading subtracted from this sketch's coordinates (``(0, 0)`` when none)."""
     origin = sketch.meta.get(COORD_ORIGIN)
-    if isinstance(origin, (list, tuple)) and len(origin) == 2:
-        return float(origin[0]), float(origin[1])
-    return 0.0, 0.0
+    if origin is None:
+        return 0.0, 0.0
+    try:
+        x, y = (float(v) for v in origin)
+    except (TypeError, ValueError):
+        raise SketchError(f"sketch {sketch.key_id!r}: meta[{COORD_ORIGIN!r}] must be [x, y], got {origin!r}") from None
+    return x, y
 
 
 def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: int = 3) -> dict[str, Any]:

@@ -141,7 +141,8 @@ def read_stroke3_npz(
         z = np.load(path, allow_pickle=False)
         files = z.files
     except Exception as exc:  # noqa: BLE001 - EOFError, BadZipFile, pickle errors; .npy content has no .files
-        report(FormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", source=source), on_error)
+        report(FormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", source=source,
+                           whole_file=True), on_error)
         return
     with z:
         available = npz_splits(files)
@@ -153,11 +154,12 @@ def read_stroke3_npz(
                     sketch = _sketch(rows, name, i, label, keep_empty, source, on_error)
                     if sketch is not None:
                         yield sketch
-            except FormatError as exc:
+            except FormatError as exc:  # the split's layout (a record's own problem is reported by _sketch)
+                exc.whole_file = True
                 report(exc, on_error)
             except Exception as exc:  # noqa: BLE001 - a corrupt member: zlib, zipfile, pickle errors
-                report(FormatError(f"split {name!r}: unreadable ({type(exc).__name__}: {exc})", source=source),
-                       on_error)
+                report(FormatError(f"split {name!r}: unreadable ({type(exc).__name__}: {exc})", source=source,
+                                   whole_file=True), on_error)
 
 
 def _sketch(rows: object, name: str, i: int, label: str | None, keep_empty: bool, source: str,

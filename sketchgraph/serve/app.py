@@ -33,8 +33,8 @@ Concurrent requests share model calls (``RequestBatcher``, ``sketchgraph.serve.b
 waiting when the model becomes free, up to ``max_batch`` drawings, goes through one call. Each request
 gets the result a single call would give (probabilities equal to float rounding); at low load a request
 is served alone, with no added wait. Real drawings are simplified with their batch (a few ms each); a heavy one
-(more than ``LIGHT_INK`` px of strokes: seconds for a legal drawing of thousands of points) is simplified in its
-own request's thread instead, so it delays only its own answer.
+(more than ``LIGHT_INK`` px of strokes: seconds for a legal drawing of thousands of points) is simplified first
+on the batcher's own small pool, lightest first, so heavy drawings delay only each other.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class _TooLarge(Exception):
 class BodyLimit:
     """ASGI middleware that reads a request's body before the app sees it, and answers instead of the app:
 
-    - ``415`` when the body has a content coding other than ``identity`` (``Content-Encoding: gzip``, ...):
+    - ``415`` when a body has a content coding other than ``identity`` (``Content-Encoding: gzip``, ...):
       the app reads plain JSON only, and a compressed body would otherwise be a misleading "not UTF-8" ``422``;
     - ``413`` when the body exceeds ``max_bytes`` (by its ``Content-Length`` or by the bytes actually received);
     - ``408`` when the body has not fully arrived ``timeout`` seconds after the request began (a client that
@@ -169,14 +169,16 @@ class BodyLimit:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        has_body = headers.get(b"content-length", b"0").strip() not in (b"0", b"") or b"transfer-encoding" in headers
         codings = [c.strip().lower() for name, value in scope["headers"] if name == b"content-encoding"
                    for c in value.decode("latin-1").split(",") if c.strip()]
-        if any(c != "identity" for c in codings):
+        if has_body and any(c != "identity" for c in codings):
             return await self._reply(
                 send, 415, f"request bodies with Content-Encoding {', '.join(codings)!r} are not supported: "
                            "send the JSON uncompressed (identity)", ((b"accept-encoding", b"identity"),))
         too_big = f"request body larger than {self.max_bytes} bytes"
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = headers.get(b"content-length")
         if declared is not None:
             try:
                 size = int(declared)
@@ -332,9 +334,9 @@ def create_app(
     async def predict(req: PredictRequest) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
         # async: a waiting request holds no worker thread, so batches are not capped by the thread pool and
-        # the other endpoints stay responsive under load. The checks, and a heavy drawing's preprocessing
-        # (seconds for thousands of points), run in this request's thread, off the event loop and off the
-        # batcher's model thread: a heavy drawing delays no one else's answer
+        # the other endpoints stay responsive under load. The checks (milliseconds) run in a thread, off the
+        # event loop; a heavy drawing's preprocessing (seconds) runs on the batcher's heavy pool, so neither
+        # that thread nor the model's waits for it
         def queue() -> Future:
             return batcher().submit(check_drawing(req.drawing, max_points), top_k=req.top_k)
 

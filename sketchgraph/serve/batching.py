@@ -11,23 +11,26 @@ Preprocessing (the checkpoint's simplification and point cap) is per-drawing wor
 the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 255 frame). A real drawing has
 about 1,000 px (under 3,200 at the 99th percentile; ``benchmarks/stroke_counts.py``) and is simplified in a few
 milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px a drawing is preprocessed on the
-worker with its batch. A heavier one
-(a legal drawing of thousands of points can take seconds) is preprocessed by ``submit`` in the calling thread
-before it is queued, so it delays its own request only, not the requests that share the worker.
+worker with its batch. A heavier one (a legal drawing of thousands of points can take seconds) is preprocessed
+first on a small pool of its own (``heavy_workers`` threads, lightest first) and queued when ready, so heavy
+drawings wait for each other, however many arrive at once, and delay neither the worker nor the callers' threads;
+a long real drawing that counts as heavy is not stuck behind a flood of scribbles.
 
 Each request gets the ranking a single ``predict`` call would give (probabilities equal to float
 rounding: preprocessing does not depend on the other drawings, and the model's output does not depend on
-what else is in the batch). A drawing that preprocessing refuses fails alone (``submit`` raises
-``SketchError`` for a heavy one, its future for a light one) and never spoils a batch.
+what else is in the batch). A drawing that preprocessing refuses fails alone (its future raises the
+``SketchError``) and never spoils a batch.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +42,17 @@ from ..sketch import Sketch
 
 __all__ = ["RequestBatcher", "LIGHT_INK"]
 
-LIGHT_INK = 4_000.0  # px of strokes in the 255 frame: over 99% of real drawings, a few ms of simplification each
+LIGHT_INK = 8_000.0  # px of strokes in the 255 frame: 99.85% of real drawings, a few ms of simplification each
 
 _STOP = object()
+
+
+def _fail(future: Future, error: BaseException) -> None:
+    """``future.set_exception(error)`` unless the future was cancelled meanwhile."""
+    try:
+        future.set_exception(error)
+    except InvalidStateError:
+        pass
 
 
 @dataclass
@@ -60,17 +71,22 @@ class RequestBatcher:
         max_wait_ms: after the first request of a batch, wait this long for more (0: take only what is
             already waiting).
         light_ink: drawings with at most this much ink (``ink_length``) are preprocessed on the worker with
-            their batch; heavier ones in ``submit``'s thread (0: every drawing in its own thread).
+            their batch; heavier ones on a pool of ``heavy_workers`` threads first (0: every drawing there).
+        heavy_workers: threads preprocessing heavy drawings (default: half the CPUs, at least 1), so however
+            many arrive at once, they queue among themselves and leave the other requests alone.
 
     Attributes ``requests`` and ``batches`` count what was served (their ratio is the mean batch size).
     """
 
     def __init__(self, classifier: SketchClassifier, *, max_batch: int = 64, max_wait_ms: float = 0.0,
-                 light_ink: float = LIGHT_INK):
+                 light_ink: float = LIGHT_INK, heavy_workers: int | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        heavy_workers = max(1, (os.cpu_count() or 2) // 2) if heavy_workers is None else heavy_workers
+        if heavy_workers < 1:
+            raise ValueError(f"heavy_workers must be >= 1, got {heavy_workers}")
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
@@ -78,38 +94,65 @@ class RequestBatcher:
         self.requests = 0
         self.batches = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._closed = False
+        self._closing = False  # close() was called: submit refuses
+        self._closed = False  # the stop marker is queued: nothing more may be
         self._lock = threading.Lock()
+        # heavy drawings wait lightest first: a long real drawing is not stuck behind a flood of scribbles
+        self._heavy_queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()  # ties in ink: first come, first served
+        self._heavy = [threading.Thread(target=self._heavy_loop, name=f"sketchgraph-heavy-{i}", daemon=True)
+                       for i in range(heavy_workers)]
         self._worker = threading.Thread(target=self._loop, name="sketchgraph-batcher", daemon=True)
-        self._worker.start()
+        for thread in (*self._heavy, self._worker):
+            thread.start()
 
-    def _work(self, x: Any) -> Sketch | FlatPrepared:
-        """What the worker gets for input ``x`` (anything ``SketchClassifier.predict`` takes), made in the calling
-        thread: the checked sketch when it is light, else its preprocessing. ``SketchError`` when ``x`` is
-        unusable or preprocessing refuses it."""
-        sketch = self.classifier.sketch(x)
-        if not self.classifier.preprocessing.simplify or ink_length(sketch) <= self.light_ink:
-            return sketch  # without simplification, preprocessing is cheap whatever the drawing
-        try:
-            return self.classifier.prepare([sketch])
-        except UnusableSketchesError as exc:
-            raise SketchError(exc.problems[0]) from None
+    def _ink(self, sketch: Sketch) -> float:
+        """The preprocessing work of ``sketch`` (0 without simplification: then it is cheap whatever the drawing)."""
+        return ink_length(sketch) if self.classifier.preprocessing.simplify else 0.0
 
     def submit(self, x: Any, top_k: int = 5) -> Future:
-        """Check one sketch (anything ``SketchClassifier.predict`` takes) in the calling thread, preprocess it
-        there too when it is heavy (see the module docstring), then queue it for a shared model call; the
-        future's result is its ``top_k`` predictions, best first. A bad ``top_k``, unusable input (empty,
-        malformed) and a heavy drawing preprocessing refuses raise (``ValueError`` / ``SketchError``) here,
-        before anything is queued; so does a closed batcher (``RuntimeError``)."""
+        """Check one sketch (anything ``SketchClassifier.predict`` takes) in the calling thread and queue it for a
+        shared model call; a heavy one is first preprocessed on the batcher's own small pool of threads
+        (``heavy_workers``), so neither the caller's thread nor the worker waits for it (see the module
+        docstring). The future's result is its ``top_k`` predictions, best first, or the ``SketchError`` of a
+        drawing preprocessing refuses. A bad ``top_k`` and unusable input (empty, malformed) raise
+        (``ValueError`` / ``SketchError``) here, before anything is queued; so does a closed batcher
+        (``RuntimeError``)."""
         _check_top_k(top_k)
-        if self._closed:  # do not preprocess for nothing
+        if self._closing:  # do not check for nothing
             raise RuntimeError("the batcher is closed")
-        request = _Request(self._work(x), top_k)
+        request = _Request(self.classifier.sketch(x), top_k)
+        ink = self._ink(request.work)
+        if ink <= self.light_ink:
+            self._enqueue(request)
+        else:
+            with self._lock:  # never behind the heavy threads' stop markers
+                if self._closing:
+                    raise RuntimeError("the batcher is closed")
+                self._heavy_queue.put((ink, next(self._order), request))
+        return request.future
+
+    def _enqueue(self, request: _Request) -> None:
         with self._lock:  # never queue behind the stop marker
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             self._queue.put(request)
-        return request.future
+
+    def _heavy_loop(self) -> None:
+        while (request := self._heavy_queue.get()[2]) is not None:
+            self._prepare_heavy(request)
+
+    def _prepare_heavy(self, request: _Request) -> None:
+        """On a heavy thread: preprocess a heavy drawing, then queue it (or fail its future)."""
+        if request.future.cancelled():
+            return
+        try:
+            request.work = self.classifier.prepare([request.work])
+            self._enqueue(request)
+        except UnusableSketchesError as exc:
+            _fail(request.future, SketchError(exc.problems[0]))
+        except Exception as exc:  # noqa: BLE001 - never lose a request silently
+            _fail(request.future, exc)
 
     def predict(self, x: Any, top_k: int = 5, timeout: float | None = None) -> list[Prediction]:
         """``submit`` and wait: what ``SketchClassifier.predict(x, top_k)`` returns."""
@@ -118,13 +161,19 @@ class RequestBatcher:
     @property
     def closed(self) -> bool:
         """Whether ``close`` was called (``submit`` then raises)."""
-        return self._closed
+        return self._closing
 
     def close(self) -> None:
-        """Serve what is queued, then stop the worker."""
+        """Serve what is queued and what the heavy pool is preparing, then stop the worker."""
         with self._lock:
-            if self._closed:
+            if self._closing:
                 return
+            self._closing = True
+            for _ in self._heavy:  # after every heavy drawing waiting (ink is finite)
+                self._heavy_queue.put((float("inf"), next(self._order), None))
+        for thread in self._heavy:  # heavy drawings in preparation join the queue first
+            thread.join()
+        with self._lock:
             self._closed = True
             self._queue.put(_STOP)
         self._worker.join()

@@ -79,15 +79,16 @@
     return drawing().reduce((n, s) => n + s[0].length, 0);
   }
 
+  // Adds the event's point to the current stroke; false when it adds nothing (the same point, or the limit).
   function append(ev) {
     const [x, y, t] = point(ev);
     const [xs, ys, ts] = current;
     const n = xs.length;
-    if (n && xs[n - 1] === x && ys[n - 1] === y) return;
+    if (n && xs[n - 1] === x && ys[n - 1] === y) return false;
     if (pointCount() >= maxPoints) {  // the server would refuse the drawing: stop taking points
       limitHit = true;
       showError(limitMessage());
-      return;
+      return false;
     }
     xs.push(x); ys.push(y); ts.push(t);
     if (n) {
@@ -96,6 +97,7 @@
       ctx.lineTo(x, y);
       ctx.stroke();
     }
+    return true;
   }
 
   // ---------------------------------------------------------------- pointer events (mouse, pen, touch)
@@ -114,16 +116,18 @@
     if (!current || ev.pointerId !== pointer) return;
     ev.preventDefault();
     const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
-    (events.length ? events : [ev]).forEach(append);
-    throttle();
+    let added = false;
+    for (const e of events.length ? events : [ev]) added = append(e) || added;
+    if (added) throttle();  // nothing new (e.g. at the point limit): nothing to send
   });
 
   function finish(ev) {
     if (!current || ev.pointerId !== pointer) return;
-    if (current[0].length) strokes.push(current);
+    const drew = current[0].length > 0;
+    if (drew) strokes.push(current);
     current = null;
     pointer = null;
-    schedule(0);
+    if (drew || timer !== null) schedule(0);  // a stroke that added no point changes nothing
   }
   ["pointerup", "pointercancel", "lostpointercapture"].forEach((name) => pad.addEventListener(name, finish));
 
