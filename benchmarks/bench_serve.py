@@ -13,7 +13,7 @@ Exits non-zero if any request fails or returns something other than 5 prediction
 ``--heavy N`` adds N clients that keep posting a legal but heavy drawing (12,000 random points: about 1.6M px of
 ink, seconds of simplification) while the others run; the latencies reported are still those of the ordinary
 drawings, so they show whether heavy drawings hold up everyone else (they should not: the server simplifies a
-heavy drawing in its own request's thread). The heavy requests are counted and timed on their own line.
+heavy drawing on a small pool of its own). The heavy requests are counted and timed on their own line.
 """
 
 from __future__ import annotations

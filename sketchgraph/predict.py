@@ -26,6 +26,7 @@ import inspect
 import json
 import numbers
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -600,7 +601,8 @@ class _FileRun:
     def skipped(self, error: str, index: int | None) -> None:
         if index is None:
             self.failed_parts += 1
-            error = error.removeprefix(f"{self.path}: ")  # the reader's own file name
+            error = re.sub(rf"^{re.escape(self.path)}:(?:(\d+):)? ", lambda m: f"line {m[1]}: " if m[1] else "",
+                           error)  # the reader's own file name (and line)
         else:
             self.failed_records += 1
         where = self.path if index is None else f"{self.path} [{index}]"

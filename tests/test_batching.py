@@ -163,7 +163,7 @@ class HeldPreprocessing:
 
 
 def test_a_drawing_in_preprocessing_does_not_hold_up_the_others(clf, monkeypatch):
-    """A heavy drawing is preprocessed in its own request's thread: while it is still being simplified, a light
+    """A heavy drawing is preprocessed on the heavy pool: while it is still being simplified, a light
     request submitted after it is answered; the heavy one is answered after it is released, with the ranking a
     single ``predict`` gives."""
     heavy = zigzag()
@@ -269,6 +269,52 @@ def test_heavy_drawings_wait_lightest_first(clf, monkeypatch):
     assert order == [200, 40, 1000]  # the held one, then the lighter of the two that waited
     assert all(same(g, clf.predict(sk)) for g, sk in zip(got, (first, giant, moderate)))
     batcher.close()
+
+
+def test_a_heavy_drawing_is_not_starved_by_lighter_ones_that_come_later(clf, monkeypatch):
+    """The heavy pool takes drawings by arrival time plus expected work, not by ink alone: a heavy drawing that
+    waits goes before lighter heavy ones that arrive a while after it."""
+    first = zigzag()
+    held = HeldPreprocessing(monkeypatch, first)
+    order = []
+    from sketchgraph.data import flat
+
+    holding = flat.preprocess_flat
+
+    def recorded(sketches, *args, **kwargs):
+        order.extend(s.num_points for s in sketches)
+        return holding(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", recorded)
+    big = Sketch.from_strokes([[list(range(0, 2000, 2)), [0 if j % 2 else 255 for j in range(1000)]]])
+    lighter = Sketch.from_strokes([[list(range(0, 400, 10)), [0 if j % 2 else 400 for j in range(40)]]])
+    batcher = RequestBatcher(clf, heavy_workers=1)
+    try:
+        futures = [batcher.submit(first)]
+        assert held.entered.wait(30)
+        futures.append(batcher.submit(big))
+        time.sleep(0.2)  # longer than big's expected work (~0.04 s) beyond the lighter ones' (~0.01 s)
+        futures += [batcher.submit(lighter) for _ in range(3)]
+    finally:
+        held.release.set()
+    for f in futures:
+        f.result(60)
+    assert order == [200, 1000, 40, 40, 40]
+    batcher.close()
+
+
+def test_heavy_threads_start_with_the_first_heavy_drawing(clf):
+    def heavy_threads() -> int:
+        return sum(t.name.startswith("sketchgraph-heavy") and t.is_alive() for t in threading.enumerate())
+
+    before = heavy_threads()
+    batcher = RequestBatcher(clf, heavy_workers=2)
+    batcher.predict(sketch(1))
+    assert heavy_threads() == before  # light requests only: none
+    batcher.predict(zigzag())
+    assert heavy_threads() == before + 2
+    batcher.close()
+    assert heavy_threads() == before
 
 
 def test_close_serves_the_heavy_drawings_in_preparation(clf):

@@ -679,6 +679,34 @@ def test_corrupt_npz_files_are_reported(tmp_path):
             list(read_sketches(path))
 
 
+def test_whole_file_errors_are_marked_and_record_errors_are_not(tmp_path):
+    """``FormatError.whole_file`` tells an error about a file (or an .npz split) from one record's: consumers
+    number records by it. A record's error raised through a raising ``on_error`` keeps its own kind and is
+    reported once."""
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    broken_json = tmp_path / "broken.json"
+    broken_json.write_text('{"drawing": [[[0, 1], [0, 1]]], ')
+    for path in (garbage, broken_json):
+        got, errors = read_all(path)
+        assert got == [] and [e.whole_file for e in errors] == [True], path
+    empty = _write_with_empty(tmp_path, "npz")  # train[1] and train[2] are empty drawings
+    _, errors = read_all(empty)
+    assert [e.whole_file for e in errors] == [False, False]
+    seen = []
+
+    def strict(exc):
+        seen.append(exc)
+        raise exc
+
+    with pytest.raises(EmptySketchError) as caught:
+        list(read_sketches(empty, on_error=strict))
+    assert not caught.value.whole_file and len(seen) == 1
+    with pytest.raises(EmptySketchError) as caught:
+        list(read_sketches(empty))
+    assert not caught.value.whole_file
+
+
 def test_npz_layout_problems_are_reported(tmp_path):
     rows = make_sketch(1).to_stroke3()
     extra = tmp_path / "extra.npz"

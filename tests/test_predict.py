@@ -540,19 +540,21 @@ def test_cli_skips_a_file_it_cannot_read_and_goes_on(tiny_checkpoint, tmp_path, 
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "empty.ndjson").write_text("\n\n")
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    files = [str(tmp_path / n) for n in ("notes.txt", "empty.ndjson", "broken.npz", "good.ndjson")]
+    (tmp_path / "broken.json").write_text('{"drawing": [[[0, 1], [0, 1]]], ')
+    files = [str(tmp_path / n) for n in ("notes.txt", "empty.ndjson", "broken.npz", "broken.json", "good.ndjson")]
     assert main(["predict", *files, "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]) == 1
     captured = capsys.readouterr()
     assert "skipped " + files[0] + ": cannot tell the format" in captured.err
     assert "skipped " + files[1] + ": contains no sketches" in captured.err
     assert "skipped " + files[2] + ": not a readable .npz file" in captured.err
-    assert "3 file(s) or part(s) of files could not be read" in captured.err and "classified" not in captured.err
+    assert "skipped " + files[3] + ": line 1: not a valid JSON document" in captured.err
+    assert "4 file(s) or part(s) of files could not be read" in captured.err and "classified" not in captured.err
     if as_json:
         records = [json.loads(x) for x in captured.out.splitlines()]
         assert [(r["file"], r["index"], "error" in r) for r in records] == [
-            (files[0], None, True), (files[1], None, True), (files[2], None, True), (files[3], 0, False)]
+            *((f, None, True) for f in files[:4]), (files[4], 0, False)]
     else:
-        assert captured.out.startswith(f"{files[3]} [0]") and "error" not in captured.out
+        assert captured.out.startswith(f"{files[4]} [0]") and "error" not in captured.out
 
 
 def test_cli_a_broken_npz_split_takes_no_number(tiny_checkpoint, tmp_path, capsys):

@@ -411,7 +411,8 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 @pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"],
                                   ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"],
-                                  ["--body-timeout", "0"], ["--body-timeout", "inf"], ["--shutdown-timeout", "-1"]])
+                                  ["--body-timeout", "0"], ["--body-timeout", "inf"], ["--shutdown-timeout", "-1"],
+                                  ["--heavy-workers", "0"]])
 def test_cli_refuses_impossible_ports_and_limits(args, capsys):
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
@@ -451,8 +452,9 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
                                               "--shutdown-timeout", "0", "--port", "0"])) == 0
     assert (seen["shutdown"], seen["body_timeout"]) == (0.0, [2.5])
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--max-batch", "4",
-                                              "--max-wait-ms", "2.5", "--port", "0"])) == 0
-    assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (4, 0.0025)
+                                              "--max-wait-ms", "2.5", "--heavy-workers", "3", "--port", "0"])) == 0
+    batcher = seen["app"].state.batcher
+    assert (batcher.max_batch, batcher.max_wait, batcher._heavy_workers) == (4, 0.0025, 3)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16",
                                               "--port", "0"])) == 0
     assert seen["app"].state.classifier.precision == "bfloat16"

@@ -57,8 +57,9 @@ class PreparedInfo:
         num_sketches: sketches stored.
         classes: class names (sorted).
         splits: ``{split: count}``.
-        counts: ``read``, ``malformed``, ``empty``, ``not_selected``, ``kept``, ``truncated`` (sketches
-            cut by the point cap), ``dropped_points``.
+        counts: ``read``, ``malformed``, ``empty``, ``duplicate``, ``unreadable`` (files or parts of files, such as
+            an ``.npz`` split, that could not be read at all: no record of theirs is counted), ``not_selected``,
+            ``kept``, ``truncated`` (sketches cut by the point cap), ``dropped_points``.
         seconds: wall time; ``resumed_files``: source files taken from the resume cache.
         meta: the written ``meta.json``.
     """
@@ -162,6 +163,11 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
         lines.append(f"  class {variant!r} stored as {name!r} (the same name spelt differently)")
     if info.resumed_files:
         lines.append(f"  resumed: {info.resumed_files} source files taken from the cache")
+    lost = [e for e in errors if e["kind"] == "unreadable"]
+    if lost:
+        lines.append(f"  files or parts of files that could not be read at all (their records are not counted): "
+                     f"{len(lost)}, in {out / 'errors.jsonl'}")
+        lines += [f"    {e['message']}" for e in lost[:5]]
     bad = [e for e in errors if e["kind"] == "malformed"]
     if bad:
         lines.append(f"  malformed records (all {len(bad)} in {out / 'errors.jsonl'}):")
@@ -251,7 +257,7 @@ def prepare(
     d = final.data
     counts = {
         "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
-        "duplicate": int(stats["duplicate"]),
+        "duplicate": int(stats["duplicate"]), "unreadable": int(stats["unreadable"]),
         "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
         "kept": len(final), "truncated": int((d.dropped > 0).sum()), "dropped_points": int(d.dropped.sum()),
     }

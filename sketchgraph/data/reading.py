@@ -78,7 +78,7 @@ def _file_records(task: Task, errors: list[FormatError]) -> Iterator[tuple[int, 
     src = task.source
     first = len(errors)
     for n, sketch in enumerate(read_sketches(src.path, src.format, label=src.label, on_error=errors.append), 1):
-        yield n + len(errors) - first, sketch
+        yield n + sum(not e.whole_file for e in errors[first:]), sketch  # an unreadable part is no record
 
 
 KEYED_FORMATS = frozenset({"simplified", "raw", "spg", "bin"})
@@ -114,7 +114,7 @@ class DuplicateKeyError(FormatError):
 
 def _error_record(err: FormatError) -> dict[str, Any]:
     kind = "empty" if isinstance(err, EmptySketchError) else "duplicate" if isinstance(err, DuplicateKeyError) \
-        else "malformed"
+        else "unreadable" if err.whole_file else "malformed"
     return {"source": err.source, "line": err.line, "kind": kind, "message": str(err)}
 
 
@@ -207,7 +207,8 @@ def run_task(task: Task, options: ReadOptions) -> Shard:
     """Read, select and preprocess the records of one task."""
     errors: list[FormatError] = []
     rec = _records(task, options, errors)
-    read = len(rec.order) + len(errors)
+    n_parts = sum(e.whole_file for e in errors)  # a file or part of one that could not be read: no record count
+    read = len(rec.order) + len(errors) - n_parts
     usable = _first_keys(rec, task, _usable(rec, options, task, errors), errors)
     keep, tags, prio = _select(rec, options, task, usable)
     if rec.flat is not None:
@@ -216,8 +217,8 @@ def run_task(task: Task, options: ReadOptions) -> Shard:
         data = preprocess_reference([sk for sk, k in zip(rec.sketches, keep.tolist()) if k], options.preprocessing)
     n_empty = sum(isinstance(e, EmptySketchError) for e in errors)
     n_repeat = sum(isinstance(e, DuplicateKeyError) for e in errors)
-    stats = Counter(read=read, malformed=len(errors) - n_empty - n_repeat, empty=n_empty, duplicate=n_repeat,
-                    not_selected=int((usable & ~keep).sum()))
+    stats = Counter(read=read, malformed=len(errors) - n_empty - n_repeat - n_parts, empty=n_empty,
+                    duplicate=n_repeat, unreadable=n_parts, not_selected=int((usable & ~keep).sum()))
     return Shard(data, rec.labels[keep], rec.key_ids[keep], tags[keep], rec.recognized[keep], rec.order[keep],
                  prio[keep], stats=stats, errors=[_error_record(e) for e in errors])
 

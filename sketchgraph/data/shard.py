@@ -21,7 +21,7 @@ from .flat import FlatPrepared
 
 __all__ = ["Shard", "STAT_KEYS"]
 
-STAT_KEYS = ("read", "malformed", "empty", "duplicate", "not_selected")
+STAT_KEYS = ("read", "malformed", "empty", "duplicate", "unreadable", "not_selected")
 """Counters a shard carries: records seen (blank lines excluded), malformed records skipped, empty
 drawings dropped, repeats of a key_id read before, and well-formed sketches a split rule or protocol left out."""
 

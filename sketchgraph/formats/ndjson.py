@@ -396,7 +396,7 @@ def _json_document(path: Path) -> list[Any] | None:
             return None  # ndjson content: read line by line
         line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
         raise FormatError(f"not a valid JSON document ({getattr(exc, 'msg', exc)}); nothing in it was read",
-                          source=str(path), line=line) from None
+                          source=str(path), line=line, whole_file=True) from None
     if isinstance(doc, list) and _depth(doc) != 3:  # a list of records; depth 3 is one drawing
         return doc
     return [doc]

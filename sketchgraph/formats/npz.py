@@ -149,15 +149,22 @@ def read_stroke3_npz(
         if split is not None and split not in available:
             raise FormatError(f"no split {split!r}; the file has {available}", source=source)
         for name in [split] if split is not None else available:
+            in_record = False  # a record's own problem is reported by _sketch; what on_error raises passes through
             try:
                 for i, rows in enumerate(_split_rows(z, name, path, allow_pickle)):
+                    in_record = True
                     sketch = _sketch(rows, name, i, label, keep_empty, source, on_error)
+                    in_record = False
                     if sketch is not None:
                         yield sketch
-            except FormatError as exc:  # the split's layout (a record's own problem is reported by _sketch)
-                exc.whole_file = True
+            except FormatError as exc:
+                if in_record:
+                    raise
+                exc.whole_file = True  # the split's layout
                 report(exc, on_error)
             except Exception as exc:  # noqa: BLE001 - a corrupt member: zlib, zipfile, pickle errors
+                if in_record:
+                    raise
                 report(FormatError(f"split {name!r}: unreadable ({type(exc).__name__}: {exc})", source=source,
                                    whole_file=True), on_error)
 

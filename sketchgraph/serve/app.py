@@ -250,11 +250,12 @@ def create_app(
     max_batch: int = 64,
     max_wait_ms: float = 0.0,
     body_timeout: float = BODY_TIMEOUT_S,
+    heavy_workers: int | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``classifier_or_checkpoint`` (a ``SketchClassifier``, or a checkpoint
     path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits (``body_timeout``:
-    seconds for a request body to arrive) as in the module docstring; ``max_batch`` and ``max_wait_ms``
-    configure the ``RequestBatcher`` (``app.state.batcher``)."""
+    seconds for a request body to arrive) as in the module docstring; ``max_batch``, ``max_wait_ms`` and
+    ``heavy_workers`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
     if max_body_bytes < 1 or max_points < 1:
         raise ValueError(f"max_body_bytes and max_points must be >= 1, got {max_body_bytes} and {max_points}")
     if not 0 < body_timeout < float("inf"):
@@ -272,7 +273,7 @@ def create_app(
     from .. import __version__
 
     def new_batcher() -> RequestBatcher:
-        return RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms)
+        return RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms, heavy_workers=heavy_workers)
 
     replacing = threading.Lock()
 
@@ -414,6 +415,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="most concurrent requests answered by one model call (1: each alone; default 64)")
     p.add_argument("--max-wait-ms", type=_non_negative_float, default=0.0,
                    help="wait this long for more requests to batch (default 0: only those already waiting)")
+    p.add_argument("--heavy-workers", type=_bounded(1, None), default=None,
+                   help="threads simplifying heavy drawings, apart from the model's (default: half the CPUs)")
     p.add_argument("--body-timeout", type=_positive_float, default=BODY_TIMEOUT_S, metavar="SECONDS",
                    help=f"a request body must arrive within this long (408 after; default {BODY_TIMEOUT_S:g})")
     p.add_argument("--shutdown-timeout", type=_non_negative_float, default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
@@ -457,7 +460,8 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
                          max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
-                         max_wait_ms=args.max_wait_ms, body_timeout=args.body_timeout)
+                         max_wait_ms=args.max_wait_ms, body_timeout=args.body_timeout,
+                         heavy_workers=args.heavy_workers)
         host, port = sockets[0].getsockname()[:2]
         where = f"[{host}]" if ":" in host else host
         print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)

@@ -12,9 +12,10 @@ the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 2
 about 1,000 px (under 3,200 at the 99th percentile; ``benchmarks/stroke_counts.py``) and is simplified in a few
 milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px a drawing is preprocessed on the
 worker with its batch. A heavier one (a legal drawing of thousands of points can take seconds) is preprocessed
-first on a small pool of its own (``heavy_workers`` threads, lightest first) and queued when ready, so heavy
-drawings wait for each other, however many arrive at once, and delay neither the worker nor the callers' threads;
-a long real drawing that counts as heavy is not stuck behind a flood of scribbles.
+first on a small pool of its own (``heavy_workers`` threads) and queued when ready, so heavy drawings wait for
+each other, however many arrive at once, and delay neither the worker nor the callers' threads. They are taken in
+the order they would be done if each started on arrival (arrival time plus ``SECONDS_PER_INK`` per px): a long
+real drawing goes before a scribble that came just before it, and no drawing waits forever.
 
 Each request gets the ranking a single ``predict`` call would give (probabilities equal to float
 rounding: preprocessing does not depend on the other drawings, and the model's output does not depend on
@@ -40,11 +41,20 @@ from ..predict import Prediction, SketchClassifier, _check_top_k
 from ..preprocess import ink_length
 from ..sketch import Sketch
 
-__all__ = ["RequestBatcher", "LIGHT_INK"]
+__all__ = ["RequestBatcher", "LIGHT_INK", "SECONDS_PER_INK"]
 
 LIGHT_INK = 8_000.0  # px of strokes in the 255 frame: 99.85% of real drawings, a few ms of simplification each
+SECONDS_PER_INK = 1.25e-6  # about what simplification takes per px of ink here (1.6M px: 2 s on 2 cores)
 
 _STOP = object()
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _fail(future: Future, error: BaseException) -> None:
@@ -72,8 +82,9 @@ class RequestBatcher:
             already waiting).
         light_ink: drawings with at most this much ink (``ink_length``) are preprocessed on the worker with
             their batch; heavier ones on a pool of ``heavy_workers`` threads first (0: every drawing there).
-        heavy_workers: threads preprocessing heavy drawings (default: half the CPUs, at least 1), so however
-            many arrive at once, they queue among themselves and leave the other requests alone.
+        heavy_workers: threads preprocessing heavy drawings (default: half the CPUs this process may use, at
+            least 1; started with the first heavy drawing), so however many arrive at once, they queue among
+            themselves and leave the other requests alone.
 
     Attributes ``requests`` and ``batches`` count what was served (their ratio is the mean batch size).
     """
@@ -84,7 +95,7 @@ class RequestBatcher:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
-        heavy_workers = max(1, (os.cpu_count() or 2) // 2) if heavy_workers is None else heavy_workers
+        heavy_workers = max(1, _usable_cpus() // 2) if heavy_workers is None else heavy_workers
         if heavy_workers < 1:
             raise ValueError(f"heavy_workers must be >= 1, got {heavy_workers}")
         self.classifier = classifier
@@ -97,14 +108,14 @@ class RequestBatcher:
         self._closing = False  # close() was called: submit refuses
         self._closed = False  # the stop marker is queued: nothing more may be
         self._lock = threading.Lock()
-        # heavy drawings wait lightest first: a long real drawing is not stuck behind a flood of scribbles
+        # heavy drawings are prepared in the order they would finish if each ran at once (arrival time + expected
+        # work): a long real drawing goes before a scribble that came just before it, and none waits forever
         self._heavy_queue: queue.PriorityQueue = queue.PriorityQueue()
-        self._order = itertools.count()  # ties in ink: first come, first served
-        self._heavy = [threading.Thread(target=self._heavy_loop, name=f"sketchgraph-heavy-{i}", daemon=True)
-                       for i in range(heavy_workers)]
+        self._order = itertools.count()  # ties: first come, first served
+        self._heavy_workers = heavy_workers
+        self._heavy: list[threading.Thread] = []  # started with the first heavy drawing
         self._worker = threading.Thread(target=self._loop, name="sketchgraph-batcher", daemon=True)
-        for thread in (*self._heavy, self._worker):
-            thread.start()
+        self._worker.start()
 
     def _ink(self, sketch: Sketch) -> float:
         """The preprocessing work of ``sketch`` (0 without simplification: then it is cheap whatever the drawing)."""
@@ -129,7 +140,13 @@ class RequestBatcher:
             with self._lock:  # never behind the heavy threads' stop markers
                 if self._closing:
                     raise RuntimeError("the batcher is closed")
-                self._heavy_queue.put((ink, next(self._order), request))
+                if not self._heavy:
+                    self._heavy = [threading.Thread(target=self._heavy_loop, name=f"sketchgraph-heavy-{i}",
+                                                    daemon=True) for i in range(self._heavy_workers)]
+                    for thread in self._heavy:
+                        thread.start()
+                due = time.monotonic() + ink * SECONDS_PER_INK
+                self._heavy_queue.put((due, next(self._order), request))
         return request.future
 
     def _enqueue(self, request: _Request) -> None:
