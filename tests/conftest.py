@@ -87,3 +87,21 @@ def tiny_checkpoint(tmp_path_factory):
         tmp_path_factory.mktemp("ckpt") / "tiny", model, classes=["apple", "cat", "dog", "house", "sun"],
         preprocessing=Preprocessing(), graph_spec=GraphSpec(model.relations), metrics={"valid_top1": 0.2},
     )
+
+
+@pytest.fixture(name="break_npz_split")
+def _break_npz_split_fixture():
+    """``corrupt(path, split)``: overwrite the member of ``split`` in an ``.npz`` with bytes no reader can load
+    (the other splits stay readable); returns ``path``."""
+    import zipfile
+
+    def corrupt(path: Path, split: str) -> Path:
+        with zipfile.ZipFile(path) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        members[next(n for n in members if n.startswith(split))] = b"\x93NUMPY garbage"
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+        return path
+
+    return corrupt

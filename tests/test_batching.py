@@ -240,9 +240,13 @@ def test_many_heavy_drawings_at_once_wait_for_each_other_not_for_the_rest(clf, m
     batcher.close()
 
 
-def test_heavy_drawings_wait_lightest_first(clf, monkeypatch):
-    """While the heavy thread is busy, a long real-like drawing that arrives after a giant scribble is prepared
-    before it: nobody waits behind a flood of scribbles."""
+@pytest.mark.parametrize("pause, want", [
+    (0.0, [200, 40, 40, 40, 1000]),  # a long real-like drawing that arrives just after a scribble goes first
+    (0.2, [200, 1000, 40, 40, 40]),  # but one that waited longer than its extra work is not starved by them
+])
+def test_heavy_drawings_are_taken_by_arrival_plus_expected_work(clf, monkeypatch, pause, want):
+    """While the heavy thread is busy, a scribble and then (``pause`` s later) three lighter heavy drawings come:
+    they are prepared in the order each would finish if it started on arrival."""
     first = zigzag()
     held = HeldPreprocessing(monkeypatch, first)
     order = []
@@ -256,50 +260,20 @@ def test_heavy_drawings_wait_lightest_first(clf, monkeypatch):
 
     monkeypatch.setattr(flat, "preprocess_flat", recorded)
     giant = Sketch.from_strokes([[list(range(0, 2000, 2)), [0 if j % 2 else 255 for j in range(1000)]]])
-    moderate = Sketch.from_strokes([[list(range(0, 400, 10)), [0 if j % 2 else 400 for j in range(40)]]])
-    assert ink_length(giant) > ink_length(moderate) > LIGHT_INK
-    batcher = RequestBatcher(clf, heavy_workers=1)
-    try:
-        futures = [batcher.submit(first)]
-        assert held.entered.wait(30)
-        futures += [batcher.submit(giant), batcher.submit(moderate)]
-    finally:
-        held.release.set()
-    got = [f.result(60) for f in futures]
-    assert order == [200, 40, 1000]  # the held one, then the lighter of the two that waited
-    assert all(same(g, clf.predict(sk)) for g, sk in zip(got, (first, giant, moderate)))
-    batcher.close()
-
-
-def test_a_heavy_drawing_is_not_starved_by_lighter_ones_that_come_later(clf, monkeypatch):
-    """The heavy pool takes drawings by arrival time plus expected work, not by ink alone: a heavy drawing that
-    waits goes before lighter heavy ones that arrive a while after it."""
-    first = zigzag()
-    held = HeldPreprocessing(monkeypatch, first)
-    order = []
-    from sketchgraph.data import flat
-
-    holding = flat.preprocess_flat
-
-    def recorded(sketches, *args, **kwargs):
-        order.extend(s.num_points for s in sketches)
-        return holding(sketches, *args, **kwargs)
-
-    monkeypatch.setattr(flat, "preprocess_flat", recorded)
-    big = Sketch.from_strokes([[list(range(0, 2000, 2)), [0 if j % 2 else 255 for j in range(1000)]]])
     lighter = Sketch.from_strokes([[list(range(0, 400, 10)), [0 if j % 2 else 400 for j in range(40)]]])
+    assert ink_length(giant) > ink_length(lighter) > LIGHT_INK  # expected work: ~0.04 s and ~0.01 s
     batcher = RequestBatcher(clf, heavy_workers=1)
     try:
         futures = [batcher.submit(first)]
         assert held.entered.wait(30)
-        futures.append(batcher.submit(big))
-        time.sleep(0.2)  # longer than big's expected work (~0.04 s) beyond the lighter ones' (~0.01 s)
+        futures.append(batcher.submit(giant))
+        time.sleep(pause)
         futures += [batcher.submit(lighter) for _ in range(3)]
     finally:
         held.release.set()
-    for f in futures:
-        f.result(60)
-    assert order == [200, 1000, 40, 40, 40]
+    got = [f.result(60) for f in futures]
+    assert order == want
+    assert all(same(g, clf.predict(sk)) for g, sk in zip(got, (first, giant, lighter, lighter, lighter)))
     batcher.close()
 
 
