@@ -63,8 +63,9 @@ def parse_drawing(drawing: Any, *, spg: bool = False
     what was subtracted goes to ``origins`` (``Sketch.meta`` entries; empty for the usual drawing):
     absolute clock times (JavaScript's ``Date.now()``) become relative to the first point's time
     (``TIME_ORIGIN``), and coordinates beyond 2**24 relative to the drawing's smallest x and y
-    (``COORD_ORIGIN``). Empty strokes are dropped. Coordinates must be numbers of magnitude <= 1e9, times
-    finite and of magnitude <= 1e15. Raises ``FormatError`` (without a location) on bad input.
+    (``COORD_ORIGIN``; exact while the drawing itself spans less than 2**24). Empty strokes are dropped.
+    Coordinates must be numbers of magnitude <= 1e9, times finite and of magnitude <= 1e15. Raises
+    ``FormatError`` (without a location) on bad input.
     """
     if not isinstance(drawing, list):
         raise FormatError(f"'drawing' must be a list of strokes, got {type(drawing).__name__}")

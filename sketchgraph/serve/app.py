@@ -34,7 +34,8 @@ waiting when the model becomes free, up to ``max_batch`` drawings, goes through 
 gets the result a single call would give (probabilities equal to float rounding); at low load a request
 is served alone, with no added wait. Real drawings are simplified with their batch (a few ms each); a heavy one
 (more than ``LIGHT_INK`` px of strokes: seconds for a legal drawing of thousands of points) is simplified first
-on the batcher's own small pool, lightest first, so heavy drawings delay only each other.
+on the batcher's own small pool, in the order each would finish if it started on arrival, so heavy drawings
+delay only each other.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class RequestBatcher:
         max_wait_ms: after the first request of a batch, wait this long for more (0: take only what is
             already waiting).
         light_ink: drawings with at most this much ink (``ink_length``) are preprocessed on the worker with
-            their batch; heavier ones on a pool of ``heavy_workers`` threads first (0: every drawing there).
+            their batch; heavier ones on a pool of ``heavy_workers`` threads first (0: every drawing with ink).
         heavy_workers: threads preprocessing heavy drawings (default: half the CPUs this process may use, at
             least 1; started with the first heavy drawing), so however many arrive at once, they queue among
             themselves and leave the other requests alone.
