@@ -110,12 +110,15 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """All the numbers of a report from logits ``(M, C)`` and labels ``(M,)``. ``present``: the class indices
     the data can hold (a dataset of some of the model's classes); the per-class figures and the report's
-    averages are over those (default: all ``C``), while predictions may still name any class.
+    averages are over those (default: all ``C``) that have at least one sample here, while predictions may
+    still name any class. A class without samples (absent from this split) has no recall to report: it is
+    left out of them, and named in ``classes_without_samples``, rather than counted as 0% right.
 
     Returns:
         ``{"num_samples", "loss", "top1", "top5", "top10", "per_class_accuracy", "classification_report",
-        "confusion_matrix", "hardest_confusions"}``; ``top{k}`` uses ``min(k, C)``, per-class accuracy is
-        the recall of each class, and the report is scikit-learn's ``classification_report`` as a dict.
+        "classes_without_samples", "confusion_matrix", "hardest_confusions"}``; ``top{k}`` uses ``min(k, C)``,
+        per-class accuracy is the recall of each class, and the report is scikit-learn's
+        ``classification_report`` as a dict.
     """
     from sklearn.metrics import classification_report, confusion_matrix
 
@@ -127,7 +130,8 @@ def classification_metrics(
     support = matrix.sum(1)
     per_class = np.divide(np.diag(matrix), support, out=np.zeros(C), where=support > 0)
     loss = torch.nn.functional.cross_entropy(logits, labels).item() if M else float("nan")
-    shown = list(present) if present is not None else ids
+    candidates = list(present) if present is not None else ids
+    shown = [i for i in candidates if support[i] > 0] if M else candidates
     return {
         "num_samples": M,
         "loss": loss,
@@ -137,28 +141,31 @@ def classification_metrics(
             y_true, y_pred, labels=shown, target_names=[classes[i] for i in shown], output_dict=True,
             zero_division=0,
         ),
+        "classes_without_samples": [classes[i] for i in candidates if M and support[i] == 0],
         "confusion_matrix": matrix.tolist(),
         "hardest_confusions": hardest_confusions(matrix, classes, n_confusions),
     }
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
-    """Save the row-normalised confusion matrix as a PNG with class names on both axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Save the row-normalised confusion matrix as a PNG with class names on both axes (a class with no sample
+    in the data is marked "(no samples)" on its row, not shown as 0% right). Leaves matplotlib's global state
+    (backend, pyplot figures) alone."""
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix, dtype=np.float64)
-    rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    support = matrix.sum(1)
+    rates = matrix / np.maximum(support[:, None], 1)
     C = len(classes)
     side = min(4 + 0.32 * C, 40)
-    fig, ax = plt.subplots(figsize=(side, side), dpi=100)
+    fig = Figure(figsize=(side, side), dpi=100)
+    ax = fig.subplots()
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(C)
     fontsize = max(3, min(9, 400 // max(C, 1)))
     ax.set_xticks(ticks, labels=classes, rotation=90, fontsize=fontsize)
-    ax.set_yticks(ticks, labels=classes, fontsize=fontsize)
+    ax.set_yticks(ticks, labels=[f"{c} (no samples)" if n == 0 else c for c, n in zip(classes, support)],
+                  fontsize=fontsize)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if C <= 30:
@@ -172,7 +179,6 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
     return path
 
 
@@ -283,6 +289,9 @@ def _summary(report: dict[str, Any]) -> str:
     ]
     for c in report["hardest_confusions"]:
         lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']} ({c['rate']:.1%})")
+    if report.get("classes_without_samples"):
+        lines.append(f"no samples of {', '.join(report['classes_without_samples'])} in this split: left out of the "
+                     "per-class figures and averages")
     if "files" in report:
         lines.append(f"wrote {report['files']['json']} and {report['files']['confusion_png']}")
     return "\n".join(lines)

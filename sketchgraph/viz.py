@@ -11,6 +11,7 @@ functions are safe to call from worker threads and need no display.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .formats.base import atomic_write
+from .formats.base import atomic_write, canonical_label
 from .graph import FLAG_END, GraphSpec, SketchGraph, build_graph, relation_masks
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
@@ -69,19 +70,29 @@ def _label_score(p: Any) -> tuple[str, float]:
     return str(label), float(score)
 
 
+def _short(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with "..." (long class names would run off a panel)."""
+    return textwrap.shorten(str(text), width, placeholder="...") if len(str(text)) > width else str(text)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _draw_predictions(ax, prediction: Sequence[Any], true_label: str | None) -> None:
     pairs = [_label_score(p) for p in prediction]
     labels = [lab for lab, _ in pairs][::-1]  # best at the top
     scores = np.array([s for _, s in pairs][::-1])
-    colors = ["#2ca02c" if lab == true_label else "#4c72b0" for lab in labels]
+    true = canonical_label(true_label) if true_label else None  # "alarm_clock" is the class "alarm clock"
+    colors = ["#2ca02c" if true is not None and canonical_label(lab) == true else "#4c72b0" for lab in labels]
     ax.barh(np.arange(len(labels)), scores, color=colors, height=0.7)
-    ax.set_yticks(np.arange(len(labels)), labels, fontsize=11)
+    ax.set_yticks(np.arange(len(labels)), [_short(lab, 18) for lab in labels], fontsize=11)
     for y, s in enumerate(scores):
         ax.text(min(s, 1.0) + 0.02, y, f"{100 * s:.1f}%", va="center", fontsize=10)
     ax.set_xlim(0, 1.25)
     ax.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title("top predictions" + (f"  (true: {true_label})" if true_label else ""), fontsize=12)
+    ax.set_title("top predictions" + (f"  (true: {_short(true_label, 18)})" if true_label else ""), fontsize=12)
 
 
 def _save(fig: Figure, path: str | Path | None, dpi: int) -> Figure:
@@ -153,7 +164,8 @@ def draw_graph(
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=9, frameon=False)
     if title is None:
         name = graph.label or graph.key_id or "sketch"
-        title = f"{name}: {graph.num_nodes} points, {int(graph.stroke.max()) + 1} strokes"
+        strokes = int(graph.stroke.max()) + 1
+        title = f"{_short(name, 28)}: {_count(graph.num_nodes, 'point')}, {_count(strokes, 'stroke')}"
     ax.set_title(title, fontsize=12)
     if ax_pred is not None:
         _draw_predictions(ax_pred, prediction, graph.label)
@@ -209,7 +221,7 @@ def draw_sketches(
         ax.set_xlim(x0 - margin, x1 + margin)
         ax.set_ylim(y1 + margin, y0 - margin)  # inverted: canvas coordinates
         ax.set_aspect("equal")
-        default = f"{sketch.label or sketch.key_id or i} ({len(sketch.strokes)} strokes)"
+        default = f"{_short(sketch.label or sketch.key_id or i, 16)} ({_count(len(sketch.strokes), 'stroke')})"
         ax.set_title(titles[i] if titles is not None else default, fontsize=8)
     return _save(fig, path, dpi)
 

@@ -58,10 +58,12 @@ def test_metrics_equal_scikit_learn_on_a_known_confusion_matrix(cm):
     assert m["top5"] == (1.0 if C <= 5 else pytest.approx(accuracy_score(y_true, y_pred)))
     # top-2 is perfect by construction (the true class is the runner-up when wrong)
     assert topk_correct(logits, torch.from_numpy(y_true), (2,)).item() == cm.sum()
-    recall = recall_score(y_true, y_pred, labels=range(C), average=None, zero_division=0)
+    have = [i for i in range(C) if cm[i].sum()]  # a class without samples has no recall to report
+    recall = recall_score(y_true, y_pred, labels=have, average=None, zero_division=0)
     assert list(m["per_class_accuracy"].values()) == pytest.approx(list(recall))
-    ref = classification_report(y_true, y_pred, labels=range(C), target_names=classes, output_dict=True,
-                                zero_division=0)
+    assert m["classes_without_samples"] == [classes[i] for i in range(C) if i not in have]
+    ref = classification_report(y_true, y_pred, labels=have, target_names=[classes[i] for i in have],
+                                output_dict=True, zero_division=0)
     assert m["classification_report"] == ref
     assert m["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y_true)).item())
 
@@ -74,10 +76,28 @@ def test_hardest_confusions_ranked():
     assert hardest_confusions(np.diag([2, 2]), ["a", "b"]) == []
 
 
-def test_confusion_plot_is_a_png(tmp_path):
+def test_confusion_plot_is_a_png_and_leaves_matplotlib_alone(tmp_path):
+    """The figure is drawn without pyplot: a notebook's backend and open figures are untouched."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
     path = plot_confusion(np.array(CONFUSIONS[0]), ["apple", "bee", "cat"], tmp_path / "cm.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert (matplotlib.get_backend(), plt.get_fignums()) == (backend, figures)
+
+
+def test_a_class_without_samples_is_left_out_not_counted_as_zero():
+    """A split without any 'b' (the class exists, this split lacks it): its recall is unknown, so the per-class
+    figures and the averages skip it, and the report names it."""
+    y_true = np.array([0, 0, 2, 2, 2])
+    y_pred = np.array([0, 1, 2, 2, 0])
+    m = classification_metrics(logits_for(y_true, y_pred, 3), torch.from_numpy(y_true), ["a", "b", "c"])
+    assert m["per_class_accuracy"] == pytest.approx({"a": 0.5, "c": 2 / 3})
+    assert m["classes_without_samples"] == ["b"]
+    assert m["classification_report"]["macro avg"]["recall"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert m["top1"] == pytest.approx(3 / 5) and np.array(m["confusion_matrix"])[1].sum() == 0
 
 
 # ------------------------------------------------------------------------------------------ on a dataset

@@ -36,6 +36,22 @@ def test_draw_graph_png(tmp_path, source, prediction):
         assert [t.get_text() for t in fig.axes[1].get_yticklabels()][-1] == "house"  # best on top
 
 
+def test_long_names_are_shortened_and_the_true_class_matched_by_canonical_name():
+    """Long class names are cut with "..." so they stay in their panel; "alarm_clock" is the class "alarm clock"
+    (its bar is green); counts take their plural only when there are several."""
+    long = "The Great Wall of China seen from the moon"
+    fig = draw_graph(Sketch.from_strokes(HOUSE[:1], label="alarm_clock"),
+                     prediction=[(long, 0.5), ("alarm clock", 0.3), ("crab", 0.2)])
+    ticks = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert ticks[-1].endswith("...") and len(ticks[-1]) <= 18 and "alarm clock" in ticks
+    green = [tuple(round(c, 3) for c in bar.get_facecolor()[:3]) for bar in fig.axes[1].patches]
+    assert green.count((0.173, 0.627, 0.173)) == 1 and green[ticks.index("alarm clock")] == (0.173, 0.627, 0.173)
+    assert fig.axes[0].get_title() == "alarm_clock: 5 points, 1 stroke"
+    gallery = draw_sketches([Sketch.from_strokes([[[5], [5]]], label=long)])
+    name, _, rest = gallery.axes[0].get_title().partition(" (")
+    assert name == "The Great..." and rest == "1 stroke)"  # cut at a word boundary, within 16 characters
+
+
 @pytest.mark.parametrize("relations", [("stroke1",), ("stroke1", "temporal"), ("stroke2", "temporal", "full")])
 def test_legend_names_each_relation(relations):
     fig = draw_graph(Sketch.from_strokes(HOUSE), relations=relations)
