@@ -17,7 +17,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +26,7 @@ os.environ.setdefault("DGLBACKEND", "pytorch")
 import google_nearby  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sketchgraph.checkpoint import load_checkpoint, weights_digest  # noqa: E402
+from sketchgraph.checkpoint import atomic_dir, load_checkpoint, weights_digest  # noqa: E402
 from sketchgraph.evaluate import evaluate, plot_confusion  # noqa: E402
 
 CARD = """# sketchgraph checkpoint `spg20`
@@ -198,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     half = (len(cells) + 1) // 2
     rows = [f"| {a} | | {b} |" for a, b in zip(cells[:half], cells[half:] + [" | "])]
     confusions = ", ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in test["hardest_confusions"][:5])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".spg20-", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with atomic_dir(out) as tmp:
         shutil.copy2(run / "model.safetensors", tmp / "model.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         plot_confusion(np.array(test["confusion_matrix"]), classes, tmp / "confusion_test.png",
@@ -219,17 +215,6 @@ def main(argv: list[str] | None = None) -> int:
             robustness=robustness_table(weights_digest(run)),
             nearby=nearby_table(weights_digest(run)),
         ))
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if out.exists():
-            out.rename(old)  # the previous checkpoint stays whole until the new one is in place
-        tmp.rename(out)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     print(f"shipped {out}: valid top-1 {valid['top1']:.2%}, test top-1 {test['top1']:.2%} top-5 {test['top5']:.2%}")
     return 0
 

@@ -55,7 +55,6 @@ MODELS: dict[str, tuple[str, dict]] = {
     "bigru": ("bigru", {}),
 }
 CONFIG = ROOT / "configs" / "spg20.toml"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _overrides(preset: str, model: dict) -> list[str]:

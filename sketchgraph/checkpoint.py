@@ -82,7 +82,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 def recover_dir(target: Path) -> bool:
     """Put back ``target`` (a checkpoint with a resume state, ``last/``) when a process was killed inside
-    ``_atomic_dir`` between moving the old ``target`` aside and renaming the new one in. Of the
+    ``atomic_dir`` between moving the old ``target`` aside and renaming the new one in. Of the
     ``.<name>.old-<pid>`` folders only complete ones count (config, weights and resume state all there: a folder
     whose removal was cut short is not), and the one of the latest epoch comes back. Returns whether one did."""
     if target.exists():
@@ -107,8 +107,9 @@ def recover_dir(target: Path) -> bool:
 
 
 @contextmanager
-def _atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces ``target`` when the block succeeds."""
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces ``target`` when the block succeeds (the old ``target``
+    stays whole until the new one is in place; ``recover_dir`` puts it back after a kill in between)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -222,7 +223,7 @@ def save_checkpoint(
         "metrics": metrics or {},
     }
     target = Path(directory)
-    with _atomic_dir(target) as tmp:
+    with atomic_dir(target) as tmp:
         save_model(net, str(tmp / WEIGHTS))
         _write_json(tmp / CONFIG, config)
         if card:

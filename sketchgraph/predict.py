@@ -29,6 +29,7 @@ import os
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -349,6 +350,17 @@ class SketchClassifier:
 
         return preprocess_flat(sketches, self.preprocessing, threads=self.threads)
 
+    def prepare_usable(self, sketches: Sequence[Sketch]) -> tuple[FlatPrepared | None, list[int], dict[int, str]]:
+        """``prepare`` that skips the sketches preprocessing refuses (non-finite coordinates, degenerate ink; see
+        ``UnusableSketchesError``): ``(prepared, usable, problems)``, the preparation of the sketches whose indices
+        are ``usable`` (``None`` when there are none) and ``{index: reason}`` for the others."""
+        try:
+            return self.prepare(sketches), list(range(len(sketches))), {}
+        except UnusableSketchesError as exc:
+            problems = exc.problems
+        usable = [i for i in range(len(sketches)) if i not in problems]
+        return (self.prepare([sketches[i] for i in usable]) if usable else None), usable, problems
+
     def predict_prepared(self, prepared: FlatPrepared, top_k: int = 5) -> list[list[Prediction]]:
         """Ranked predictions for ``prepare`` output, in order: the model half of ``predict_sketches``
         (``batch_size`` sketches of similar length per model call)."""
@@ -424,14 +436,11 @@ class SketchClassifier:
         """``predict_sketches`` that skips the sketches preprocessing refuses (non-finite coordinates,
         degenerate ink; see ``UnusableSketchesError``): ``(ranked, problems)`` with ``ranked[i]`` ``None``
         and ``problems[i]`` the reason for each skipped sketch ``i``."""
-        try:
-            return list(self.predict_sketches(sketches, top_k)), {}
-        except UnusableSketchesError as exc:
-            problems = exc.problems
-        usable = [i for i in range(len(sketches)) if i not in problems]
+        _check_top_k(top_k)
+        prepared, usable, problems = self.prepare_usable(sketches)
         ranked: list[list[Prediction] | None] = [None] * len(sketches)
-        if usable:
-            for i, preds in zip(usable, self.predict_sketches([sketches[i] for i in usable], top_k)):
+        if prepared is not None:
+            for i, preds in zip(usable, self.predict_prepared(prepared, top_k)):
                 ranked[i] = preds
         return ranked, problems
 
@@ -596,7 +605,7 @@ class _FileRun:
         self.path, self.format, self.as_json = path, format, as_json
         self.position = 0
         self.failed_records = self.failed_parts = 0
-        self.unread: list[tuple[float, int | None, str]] = []  # (place in the order, index, error), not yet shown
+        self.unread: deque[tuple[float, int | None, str]] = deque()  # (place in the order, index, error), not shown
 
     def skipped(self, error: str, index: int | None) -> None:
         if index is None:
@@ -634,7 +643,7 @@ class _FileRun:
     def print_unread(self, before: float) -> None:
         """The skipped records placed before record ``before`` (all: ``inf``), in order, as JSON lines."""
         while self.unread and self.unread[0][0] < before:
-            _, index, error = self.unread.pop(0)
+            _, index, error = self.unread.popleft()
             _print_result(self.path, index, None, None, error, self.as_json)
 
 
@@ -649,7 +658,7 @@ def run_cli(args: argparse.Namespace) -> int:
         args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
         precision=args.precision,
     )
-    failed = {"sketch(es) could not be classified": 0, "file(s) or part(s) of files could not be read": 0}
+    records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
     for path in _expand_files(args.files):
         run = _FileRun(path, args.format, args.json)
         for index, sketch, preds, error in clf.classify_each(run.records(), args.top_k):
@@ -657,10 +666,10 @@ def run_cli(args: argparse.Namespace) -> int:
             run.print_unread(index)
             _print_result(path, index, sketch, preds, error, args.json)
         run.print_unread(float("inf"))
-        failed["sketch(es) could not be classified"] += run.failed_records
-        failed["file(s) or part(s) of files could not be read"] += run.failed_parts
+        records, parts = records + run.failed_records, parts + run.failed_parts
     sys.stdout.flush()
-    problems = [f"{n} {what}" for what, n in failed.items() if n]
+    problems = [f"{n} {what}" for n, what in ((records, "sketch(es) could not be classified"),
+                                              (parts, "file(s) or part(s) of files could not be read")) if n]
     if problems:
         print(f"sketchgraph predict: {', '.join(problems)}", file=sys.stderr)
     return 1 if problems else 0

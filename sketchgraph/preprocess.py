@@ -228,6 +228,14 @@ def _gaps(xy: np.ndarray) -> np.ndarray:
     return np.hypot(*np.diff(xy, axis=0).T) if len(xy) > 1 else np.zeros(0)
 
 
+def _ink(gaps: np.ndarray, stroke_lengths: Any) -> np.ndarray:
+    """``gaps`` ``(P-1,)`` with the pen-up jumps between strokes (``stroke_lengths``: points per stroke) set to 0,
+    as a copy: the ink of each segment."""
+    ink = gaps.copy()
+    ink[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0
+    return ink
+
+
 def _unusable(xy: np.ndarray, stroke_lengths: np.ndarray, sketch_points: np.ndarray, size: float
               ) -> tuple[dict[int, str], np.ndarray, np.ndarray]:
     """Sketches that cannot be simplified, and the framed points and gaps the simplification goes on with.
@@ -247,9 +255,7 @@ def _unusable(xy: np.ndarray, stroke_lengths: np.ndarray, sketch_points: np.ndar
         xy = np.where(np.repeat(finite, sketch_points)[:, None], xy, 0.0)
     framed = _frame(xy, sketch_points, size)
     seg = _gaps(framed)
-    ink = seg.copy()
-    ink[np.cumsum(stroke_lengths)[:-1] - 1] = 0.0  # no ink between strokes
-    per_sketch = np.add.reduceat(np.append(ink, 0.0), starts) * (255.0 / size)  # (S,)
+    per_sketch = np.add.reduceat(np.append(_ink(seg, stroke_lengths), 0.0), starts) * (255.0 / size)  # (S,)
     for i in np.flatnonzero(per_sketch > MAX_INK):
         problems[int(i)] = (f"drawing too long to simplify: {per_sketch[i]:.0f} px of strokes in the 255 frame "
                             f"(limit {MAX_INK:,})")
@@ -270,9 +276,7 @@ def ink_length(sketch: Sketch) -> float:
         return float("inf")
     if extent == 0:
         return 0.0
-    seg = _gaps(xy)
-    seg[np.cumsum([len(s) for s in sketch.strokes])[:-1] - 1] = 0.0  # no ink between strokes
-    return float(seg.sum() * 255.0 / extent)
+    return float(_ink(_gaps(xy), [len(s) for s in sketch.strokes]).sum() * 255.0 / extent)
 
 
 def unusable_sketches(points: np.ndarray, stroke_lengths: np.ndarray, sketch_strokes: np.ndarray,

@@ -326,8 +326,7 @@ def epoch_seed(seed: int, epoch: int, stream: str, rank: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch, _STREAMS[stream], rank]).generate_state(1)[0])
 
 
-def _resolve_device(name: str, ctx: DistContext) -> torch.device:
-    device = usable_device(name)
+def _resolve_device(device: torch.device, ctx: DistContext) -> torch.device:
     if device.type == "cuda" and ctx.enabled and device.index is None:
         device = torch.device("cuda", ctx.local_rank)
     if device.type == "cuda":
@@ -384,8 +383,9 @@ class Trainer:
 
         self.config = config
         self.command = command or ""
-        self.ctx = init_distributed(usable_device(config.device).type)
-        self.device = _resolve_device(config.device, self.ctx)
+        device = usable_device(config.device)
+        self.ctx = init_distributed(device.type)
+        self.device = _resolve_device(device, self.ctx)
         self.bf16 = {"cpu": config.bf16_cpu, "cuda": config.bf16}.get(self.device.type, False)  # autocast
         if self.bf16:
             warn_if_emulated_bf16(self.device, f"bf16 autocast on {self.device.type}")

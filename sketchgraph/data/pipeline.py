@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import SketchError
+from ..formats.base import spaced_label
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from . import sources as _sources
@@ -368,7 +369,7 @@ def _merge_spellings(shard: Shard) -> dict[str, str]:
         return {}
     groups: dict[str, list[str]] = {}
     for name in np.unique(shard.labels).tolist():
-        groups.setdefault(" ".join(name.replace("_", " ").split()), []).append(name)
+        groups.setdefault(spaced_label(name), []).append(name)
     merged = {name: key for key, names in groups.items() if len(names) > 1 for name in names if name != key}
     if merged:
         shard.labels = np.array([merged.get(n, n) for n in shard.labels.tolist()], dtype=str)

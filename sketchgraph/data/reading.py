@@ -76,9 +76,15 @@ def _file_records(task: Task, errors: list[FormatError]) -> Iterator[tuple[int, 
     """``(record number, sketch)`` for a whole file through ``read_sketches``; records it reported as
     malformed or empty count too, so the numbers are the file's."""
     src = task.source
-    first = len(errors)
-    for n, sketch in enumerate(read_sketches(src.path, src.format, label=src.label, on_error=errors.append), 1):
-        yield n + sum(not e.whole_file for e in errors[first:]), sketch  # an unreadable part is no record
+    skipped = 0  # records reported: an unreadable part of the file is no record
+
+    def on_error(exc: FormatError) -> None:
+        nonlocal skipped
+        errors.append(exc)
+        skipped += not exc.whole_file
+
+    for n, sketch in enumerate(read_sketches(src.path, src.format, label=src.label, on_error=on_error), 1):
+        yield n + skipped, sketch
 
 
 KEYED_FORMATS = frozenset({"simplified", "raw", "spg", "bin"})

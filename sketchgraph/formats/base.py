@@ -13,7 +13,8 @@ from typing import IO, Union
 from ..errors import EmptySketchError, FormatError
 
 __all__ = [
-    "EmptySketchError", "OnError", "PathLike", "report", "locate", "label_from_path", "canonical_label", "atomic_write",
+    "EmptySketchError", "OnError", "PathLike", "report", "locate", "label_from_path", "canonical_label", "spaced_label",
+    "atomic_write",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -57,10 +58,16 @@ def label_from_path(path: PathLike, *, folder: bool = False, spg: bool = False) 
     return label.replace("_", " ") if spg else label
 
 
+def spaced_label(label: str) -> str:
+    """A class name with ``_`` read as a space and runs of white space collapsed, case kept
+    (``"alarm_clock"``, ``"alarm  clock"`` -> ``"alarm clock"``)."""
+    return " ".join(label.replace("_", " ").split())
+
+
 def canonical_label(label: str) -> str:
-    """A class name in the form used to compare names from different sources: ``_`` read as a space,
-    runs of white space collapsed, case folded (``"alarm_clock"``, ``"Alarm  clock"`` -> ``"alarm clock"``)."""
-    return " ".join(label.replace("_", " ").split()).casefold()
+    """A class name in the form used to compare names from different sources: ``spaced_label``, case folded
+    (``"alarm_clock"``, ``"Alarm  clock"`` -> ``"alarm clock"``)."""
+    return spaced_label(label).casefold()
 
 
 _UMASK = os.umask(0o022)

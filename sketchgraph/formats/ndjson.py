@@ -41,7 +41,6 @@ SPG_MAX_PART_ID = 64
 _MAX_ABS = 1e9
 _MAX_TIME = 1e15
 _EXACT_F32 = float(1 << 24)  # float32 holds every integer up to here: milliseconds (4.6 hours) and pixels
-_EXACT_MS = _EXACT_F32
 
 TIME_ORIGIN = "sketchgraph.time_origin_ms"
 """``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
@@ -157,7 +156,7 @@ def _check_times(times: np.ndarray) -> float | None:
     largest = np.abs(times).max()  # NaN when any time is NaN: both tests below fail then
     if not largest <= _MAX_TIME:
         raise FormatError(f"times must be finite milliseconds of magnitude <= {_MAX_TIME:g}")
-    if largest <= _EXACT_MS:
+    if largest <= _EXACT_F32:
         return None
     return float(times[0])
 

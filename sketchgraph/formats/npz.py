@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,9 @@ def npz_splits(files: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda s: (SPLITS.index(s) if s in SPLITS else len(SPLITS), s))
 
 
-def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Iterator[np.ndarray]:
-    """Each sketch's stroke-3 rows ``(n, 3)`` of one split. A split that is not a list of sketches
-    raises ``FormatError`` (before yielding anything)."""
+def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Sequence[np.ndarray]:
+    """Each sketch's stroke-3 rows ``(n, 3)`` of one split, loaded. A split that is not a list of sketches
+    raises ``FormatError``."""
     source = str(path)
     if f"{name}_data" in z.files:
         if f"{name}_offsets" not in z.files:
@@ -60,9 +60,7 @@ def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Iterator[np.nda
             raise FormatError(
                 f"split {name!r}: {name}_offsets {offsets.dtype}{list(offsets.shape)} are not row offsets "
                 f"0 <= ... <= {len(data)} into {name}_data {data.dtype}{list(data.shape)}", source=source)
-        for a, b in zip(offsets[:-1], offsets[1:]):
-            yield data[a:b]
-        return
+        return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     try:
         arr = z[name]
     except ValueError:  # an object array: np.load refuses it without pickle
@@ -74,7 +72,7 @@ def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Iterator[np.nda
         arr = load_object_array(path, name)
     if arr.ndim != 1:
         raise FormatError(f"entry {name!r} is not a list of sketches ({arr.dtype}{list(arr.shape)})", source=source)
-    yield from arr
+    return arr
 
 
 _ARRAY_GLOBALS = frozenset({
@@ -149,24 +147,20 @@ def read_stroke3_npz(
         if split is not None and split not in available:
             raise FormatError(f"no split {split!r}; the file has {available}", source=source)
         for name in [split] if split is not None else available:
-            in_record = False  # a record's own problem is reported by _sketch; what on_error raises passes through
-            try:
-                for i, rows in enumerate(_split_rows(z, name, path, allow_pickle)):
-                    in_record = True
-                    sketch = _sketch(rows, name, i, label, keep_empty, source, on_error)
-                    in_record = False
-                    if sketch is not None:
-                        yield sketch
+            try:  # the split as a whole (a record's own problem is reported by _sketch)
+                split_rows = _split_rows(z, name, path, allow_pickle)
             except FormatError as exc:
-                if in_record:
-                    raise
                 exc.whole_file = True  # the split's layout
                 report(exc, on_error)
+                continue
             except Exception as exc:  # noqa: BLE001 - a corrupt member: zlib, zipfile, pickle errors
-                if in_record:
-                    raise
                 report(FormatError(f"split {name!r}: unreadable ({type(exc).__name__}: {exc})", source=source,
                                    whole_file=True), on_error)
+                continue
+            for i, rows in enumerate(split_rows):
+                sketch = _sketch(rows, name, i, label, keep_empty, source, on_error)
+                if sketch is not None:
+                    yield sketch
 
 
 def _sketch(rows: object, name: str, i: int, label: str | None, keep_empty: bool, source: str,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.flat import FlatPrepared
-from ..errors import SketchError, UnusableSketchesError
+from ..errors import SketchError
 from ..predict import Prediction, SketchClassifier, _check_top_k
 from ..preprocess import ink_length
 from ..sketch import Sketch
@@ -166,9 +166,7 @@ class RequestBatcher:
         try:
             request.work = self.classifier.prepare([request.work])
             self._enqueue(request)
-        except UnusableSketchesError as exc:
-            _fail(request.future, SketchError(exc.problems[0]))
-        except Exception as exc:  # noqa: BLE001 - never lose a request silently
+        except Exception as exc:  # noqa: BLE001 - never lose a request silently (a refused drawing: its reason)
             _fail(request.future, exc)
 
     def predict(self, x: Any, top_k: int = 5, timeout: float | None = None) -> list[Prediction]:
@@ -207,14 +205,12 @@ class RequestBatcher:
         light = [i for i, w in enumerate(work) if isinstance(w, Sketch)]
         parts = [work[i] for i in ready]
         if light:
-            try:
-                parts.append(clf.prepare([work[i] for i in light]))
-            except UnusableSketchesError as exc:  # each refused drawing fails alone
-                for j, reason in exc.problems.items():
-                    out[light[j]] = SketchError(reason)
-                light = [i for j, i in enumerate(light) if j not in exc.problems]
-                if light:
-                    parts.append(clf.prepare([work[i] for i in light]))
+            prepared, kept, problems = clf.prepare_usable([work[i] for i in light])
+            for j, reason in problems.items():  # each refused drawing fails alone
+                out[light[j]] = SketchError(reason)
+            light = [light[j] for j in kept]
+            if prepared is not None:
+                parts.append(prepared)
         order = ready + light
         if order:
             for i, preds in zip(order, clf.predict_prepared(FlatPrepared.concat(parts), top_k)):
