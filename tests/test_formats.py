@@ -634,6 +634,26 @@ def test_huge_coordinates_are_kept_to_the_pixel(tmp_path, style):
                                                        for s in moved.strokes]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_wide_arrays_are_rebased_like_json(dtype):
+    """In-memory (n, 2|3) stroke arrays wider than float32 get the JSON reader's exact rebasing: coordinates beyond
+    2**24 and Date.now() times (before, float32 rounded the times to 2**17 ms steps and the offset coordinates to
+    64 px); float32 arrays and small values are taken as they are."""
+    x0, y0, t0 = 900_000_000, 5, 1_733_059_200_123
+    strokes = [np.array([[x0, y0, t0], [x0 + 1, y0 + 2, t0 + 16], [x0 + 250, y0 + 4, t0 + 40]], dtype=dtype),
+               np.array([[x0 + 7, y0, t0 + 500], [x0 + 9, y0 + 1, t0 + 517]], dtype=dtype)]
+    sketch = sketch_from_obj(strokes)
+    assert sketch.points().tolist() == [[0, 0], [1, 2], [250, 4], [7, 0], [9, 1]]
+    assert sketch.times().tolist() == [0, 16, 40, 500, 517]
+    assert sketch.meta == {COORD_ORIGIN: [x0, y0], TIME_ORIGIN: t0}
+    assert sketch_from_obj([s.T.tolist() for s in strokes]).meta == sketch.meta  # the same as JSON lists
+    times_only = sketch_from_obj([np.column_stack([s[:, :2] - [x0, 0], s[:, 2]]) for s in strokes])
+    assert times_only.meta == {TIME_ORIGIN: t0} and times_only.points()[2].tolist() == [250, 9]
+    assert sketch_from_obj([s[:, :2] - [x0, 0] for s in strokes]).meta == {}
+    with pytest.raises(FormatError, match="magnitude <= 1e"):
+        sketch_from_obj([np.array([[0, 2e9], [1, 1]], dtype=dtype)])
+
+
 def test_a_records_own_origin_fields_are_just_fields(tmp_path):
     """The reader's origin keys are namespaced: a record's own "coord_origin" is a plain field that moves nothing;
     a record claiming the reader's key itself is not trusted (dropped, never applied)."""

@@ -134,6 +134,19 @@ def test_paper_config_follows_the_official_lr_protocol_for_every_epoch():
     assert learning_rate(cfg, 99 * 7, 7) == pytest.approx(5e-5 * 0.7 ** 11)
 
 
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_committed_config_loads_and_builds_its_model(path):
+    from sketchgraph.model import build_model
+
+    cfg = load_train_config(path)
+    model = build_model(cfg.preset, num_classes=20, **cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if path.name == "anchor.toml":  # the anchor run: official architecture, small size, no augmentation
+        assert sum(p.numel() for p in model.parameters()) == 2_490_964
+        assert (cfg.optimizer, cfg.lr, cfg.schedule, cfg.batch_size, cfg.epochs) == ("adam", 1e-3, "cosine", 64, 11)
+        assert cfg.augment == AugmentConfig() and cfg.label_smoothing == 0 and cfg.weight_decay == 0
+
+
 def test_step_milestones_from_overrides_and_their_checks():
     cfg = apply_overrides(TrainConfig(), ["step_milestones=[2, 5]", "lr=1"])
     assert cfg.step_milestones == (2, 5)

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError
-from .ndjson import Style, load_json, looks_like_spg, parse_record
+from .ndjson import _EXACT_F32, Style, load_json, looks_like_spg, parse_record
 
 __all__ = ["sketch_from_obj"]
 
@@ -20,7 +20,8 @@ def sketch_from_obj(
     """Make a ``Sketch`` from any of these:
 
     - a ``Sketch`` (returned as is; ``label`` fills a missing label);
-    - strokes ``[[xs, ys], ...]`` or ``[[xs, ys, ts], ...]``, or a list of ``(n, 2|3)`` arrays;
+    - strokes ``[[xs, ys], ...]`` or ``[[xs, ys, ts], ...]``, or a list of ``(n, 2|3)`` arrays (float64 or
+      integer arrays get the JSON reader's exact rebasing of huge coordinates and clock times, ``parse_drawing``);
     - an ndjson record ``{"drawing": [...], "word": ..., "key_id": ...}``, or its JSON text (str/bytes);
     - stroke-3 rows ``(n, 3)`` ``(dx, dy, pen_lifted)`` or stroke-5 rows ``(n, 5)`` as a numpy array.
 
@@ -41,6 +42,8 @@ def sketch_from_obj(
     elif isinstance(obj, np.ndarray):
         sketch = _from_array(obj, label)
     elif isinstance(obj, (list, tuple)) and obj and all(isinstance(s, np.ndarray) for s in obj):
+        if _beyond_float32(obj):  # read as JSON strokes: parse_drawing rebases them exactly, in float64
+            return sketch_from_obj([s.T.tolist() for s in obj], label=label, style=style, keep_empty=keep_empty)
         try:
             sketch = Sketch.from_strokes(list(obj), label=label)
         except SketchError as exc:
@@ -61,6 +64,15 @@ def sketch_from_obj(
     if sketch.num_points == 0 and not keep_empty:
         raise EmptySketchError("empty drawing (no points)")
     return sketch
+
+
+def _beyond_float32(arrays: list[np.ndarray] | tuple[np.ndarray, ...]) -> bool:
+    """Whether ``(n, 2|3)`` stroke arrays of a type wider than float32 (float64, integers) hold values float32
+    would round: coordinates beyond 2**24, or absolute clock times such as ``Date.now()``'s."""
+    if not all(a.ndim == 2 and a.shape[1] in (2, 3) and a.dtype.kind in "iuf" for a in arrays):
+        return False  # Sketch.from_strokes says what is wrong
+    wide = [a for a in arrays if a.dtype.kind in "iu" or a.dtype.itemsize > 4]
+    return any(np.abs(a[np.isfinite(a)]).max(initial=0) > _EXACT_F32 for a in wide)
 
 
 def _json_like(drawing: Any) -> Any:
