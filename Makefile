@@ -7,10 +7,14 @@ export DGLBACKEND := pytorch
 
 .PHONY: demo test lint install dev bench clean
 
-# Runtime install: the CPU torch wheel first (pinned, so no CUDA packages are pulled), then us.
+# Runtime install: the CPU build of torch first, then us. PyPI's Linux torch wheel pulls GBs of CUDA packages; the
+# CPU build comes from PyTorch's CPU index (its 2.13.0+cpu outranks PyPI's 2.13.0) or from a local wheel where pip
+# is configured with one (find-links). Offline, the unreachable index costs a few warnings; `make demo TORCH_INDEX=`
+# skips it, and TORCH_INDEX=https://download.pytorch.org/whl/cu126 (say) installs a CUDA build instead.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install "torch==2.13.0"
+	$(PIP) install "torch==2.13.0" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PIP) install -e .
 	touch $@
 

@@ -35,8 +35,11 @@ The default sketchgraph model (`mgt` preset: split-heads Multi-Graph Transformer
 `stroke2` and `temporal` relations, {params:,} parameters, {size_mb:.1f} MB) trained on SPG-20.
 
 ```python
+from sketchgraph.examples import example_path
 from sketchgraph.predict import SketchClassifier
-SketchClassifier.from_pretrained("spg20").predict([[xs, ys], ...])
+
+clf = SketchClassifier.from_pretrained("spg20")
+clf.predict(example_path("apple"))  # or strokes [[xs, ys], ...] (any scale), an ndjson line, a Sketch, a path
 ```
 
 ## Data

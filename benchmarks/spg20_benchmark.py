@@ -101,8 +101,9 @@ def run_model(name: str, args: argparse.Namespace, data: PreparedDataset) -> dic
     epoch_s = len(data.split("train")) / speed * 1.08 + 3.0  # + validation and checkpointing
     epochs = int(max(1, min(args.max_epochs, (args.budget * 60 * 0.97) // epoch_s)))
     out = Path(args.work) / name
+    # --overwrite: running a model again replaces its earlier run in WORK (train refuses an OUT that holds a run)
     cmd = [sys.executable, "-m", "sketchgraph", "train", str(CONFIG.relative_to(ROOT)), "--data", str(args.data),
-           "--out", str(out), "--epochs", str(epochs), "--no-progress",
+           "--out", str(out), "--overwrite", "--epochs", str(epochs), "--no-progress",
            "--set", f"max_time_minutes={args.budget}", *_overrides(preset, model_kw)]
     print(f"[bench] {name}: ~{speed:.0f} train sketches/s measured -> {epochs} epochs in {args.budget} min",
           flush=True)

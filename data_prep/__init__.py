@@ -5,15 +5,23 @@
   QuickDraw-414k protocol (345 classes x 1000 / 100 / 100).
 - ``python -m data_prep.tuberlin ROOT OUT``: TU-Berlin SVG folders with a seeded per-class split.
 - ``python -m data_prep.sketchrnn FILE.npz ... OUT``: sketch-rnn stroke-3 files and their own splits.
+
+Run them from the repository root: ``data_prep`` belongs to the checkout and is not installed with the package.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["run_script"]
+__all__ = ["RUN_FROM_ROOT", "run_script", "script_parser", "add_prepare_options", "existing_folder"]
+
+RUN_FROM_ROOT = ("Run it from the repository root: data_prep is part of the checkout, not of the installed "
+                 "sketchgraph package (elsewhere python -m data_prep... fails with \"No module named 'data_prep'\").")
+"""The epilog of every script's help."""
 
 
 def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], ...] = ()) -> int:
@@ -28,3 +36,28 @@ def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], 
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     return status if isinstance(status, int) else 0
+
+
+def script_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m data_prep.<name>``, its help ending with ``RUN_FROM_ROOT``."""
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=RUN_FROM_ROOT)
+
+
+def add_prepare_options(p: argparse.ArgumentParser, *, max_points: int | None = None) -> None:
+    """The options the preparing scripts share: ``--max-points`` (when a default ``max_points`` is given),
+    ``--workers`` and ``--overwrite``."""
+    if max_points is not None:
+        p.add_argument("--max-points", type=int, default=max_points,
+                       help="point cap per sketch: a longer drawing is truncated to it (default %(default)s)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes (default %(default)s); the output does not depend on it")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at OUT")
+
+
+def existing_folder(path: str | Path, what: str) -> Path:
+    """``path`` as a ``Path`` when it is a folder; else ``FileNotFoundError`` "no such folder: PATH (WHAT)" (or
+    "not a folder" for a file)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{'not a folder' if path.exists() else 'no such folder'}: {path} ({what})")
+    return path

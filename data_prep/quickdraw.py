@@ -38,7 +38,7 @@ from urllib.request import Request, urlopen
 
 from tqdm.auto import tqdm
 
-from data_prep import run_script
+from data_prep import RUN_FROM_ROOT, add_prepare_options, existing_folder, run_script, script_parser
 
 __all__ = [
     "CATEGORIES", "BASE_URL", "KINDS", "url_for", "file_name", "download_file", "download", "DownloadError",
@@ -294,12 +294,14 @@ def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers:
     from sketchgraph.data import prepare
     from sketchgraph.formats import detect_format
     from sketchgraph.preprocess import Preprocessing
+    from sketchgraph.wording import counted
 
-    files = sorted(Path(folder).glob("*.ndjson"))
+    files = sorted(existing_folder(folder, "the downloaded Quick, Draw! files").glob("*.ndjson"))
     if not files:
         raise FileNotFoundError(f"no .ndjson files in {folder}; run `python -m data_prep.quickdraw download` first")
     if len(files) != len(CATEGORIES):
-        print(f"warning: {len(files)} class files in {folder}; QuickDraw-414k has {len(CATEGORIES)}", file=sys.stderr)
+        print(f"warning: {counted(len(files), 'class file')} in {folder}; QuickDraw-414k has {len(CATEGORIES)}",
+              file=sys.stderr)
     simplify = detect_format(files[0]) == "raw"
     return prepare(files, out, preprocessing=Preprocessing(simplify=simplify), protocol="quickdraw414k", seed=seed,
                    workers=workers, overwrite=overwrite, progress=progress)
@@ -313,29 +315,32 @@ def _non_negative(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.quickdraw",
-                                description="Quick, Draw!: download the per-class files (resumable, size-checked) "
-                                            "and prepare the QuickDraw-414k protocol of the MGT paper.")
+    p = script_parser("python -m data_prep.quickdraw",
+                      "Quick, Draw!: download the per-class files (resumable, size-checked) and prepare the "
+                      "QuickDraw-414k protocol of the MGT paper.")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("download", help="download per-class files from the public bucket")
-    d.add_argument("--kind", choices=sorted(KINDS), default="simplified")
+    what = "download per-class files from the public bucket"
+    d = sub.add_parser("download", help=what, description=what, epilog=RUN_FROM_ROOT)
+    d.add_argument("--kind", choices=sorted(KINDS), default="simplified",
+                   help="which files: simplified, raw, binary or sketchrnn (.npz) (default %(default)s)")
     d.add_argument("--classes", help="comma-separated class names (default: all 345)")
     d.add_argument("--out", required=True, help="folder for the files")
     d.add_argument("--base-url", default=BASE_URL, help="bucket URL (default %(default)s)")
     d.add_argument("--retries", type=_non_negative, default=5, help="retries per file (default %(default)s)")
-    q = sub.add_parser("prepare414k", help="prepare QuickDraw-414k from downloaded ndjson files")
-    q.add_argument("folder")
-    q.add_argument("out")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--workers", type=int, default=2)
-    q.add_argument("--overwrite", action="store_true")
+    what = "prepare QuickDraw-414k from downloaded ndjson files"
+    q = sub.add_parser("prepare414k", help=what, description=what, epilog=RUN_FROM_ROOT)
+    q.add_argument("folder", help="the folder of downloaded simplified or raw <class>.ndjson files")
+    q.add_argument("out", help="the prepared dataset directory to create")
+    q.add_argument("--seed", type=int, default=0, help="seed of the per-class sample (default %(default)s)")
+    add_prepare_options(q)
     args = p.parse_args(argv)
 
     def body() -> None:
         if args.command == "download":
             classes = [c.strip() for c in args.classes.split(",")] if args.classes else list(CATEGORIES)
             paths = download(classes, args.out, kind=args.kind, base_url=args.base_url, retries=args.retries)
-            print(f"{len(paths)} files in {args.out}")
+            # the plural by hand: sketchgraph's counted would load torch, which downloading does not need
+            print(f"{len(paths)} file{'' if len(paths) == 1 else 's'} in {args.out}")
         else:
             prepare_414k(args.folder, args.out, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
 

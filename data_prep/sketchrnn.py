@@ -9,11 +9,10 @@ integrated into absolute coordinates and simplified (Google's procedure) into th
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
-from data_prep import run_script
+from data_prep import add_prepare_options, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -31,12 +30,10 @@ def prepare_sketchrnn(files: Iterable[str | Path], out: str | Path, *, preproces
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.sketchrnn", description=__doc__.splitlines()[0])
-    p.add_argument("files", nargs="+", metavar="FILE.npz")
+    p = script_parser("python -m data_prep.sketchrnn", __doc__.splitlines()[0])
+    p.add_argument("files", nargs="+", metavar="FILE.npz", help="sketch-rnn .npz files, one class each (its name)")
     p.add_argument("out", help="the prepared dataset directory to create")
-    p.add_argument("--max-points", type=int, default=100)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--overwrite", action="store_true")
+    add_prepare_options(p, max_points=Preprocessing().max_points)
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_sketchrnn(
         args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers,

@@ -3,18 +3,18 @@
 The drawings come from ``raw/<class>_raw.ndjson`` (their original Quick, Draw! coordinates, simplified
 here with Google's procedure and capped at 100 points); the split is SPG's published one, joined by
 ``key_id`` from ``splits/<class>_{train,valid,test}.ndjson``: 650 / 50 / 100 per class, 13,000 / 1,000 /
-2,000 over 20 classes. The class is the file name (the records have no ``word``)::
+2,000 over 20 classes. The class is the file name (the records have no ``word``). SPG-20 is the ``data/``
+folder of the SketchGNN repository (github.com/sYeaLumin/SketchGNN)::
 
     python -m data_prep.spg ../shared/data/spg20 prepared/spg20
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from data_prep import run_script
+from data_prep import add_prepare_options, existing_folder, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -26,7 +26,8 @@ EXPECTED_SPLITS = {"train": 13000, "valid": 1000, "test": 2000}
 def prepare_spg(root: str | Path, out: str | Path, *, preprocessing: Preprocessing = Preprocessing(),
                 workers: int = 2, overwrite: bool = False, progress: bool = True) -> PreparedInfo:
     """Prepare SPG-20 from ``root`` (the folder holding ``raw/`` and ``splits/``) into ``out``."""
-    root = Path(root)
+    root = existing_folder(root, "the SPG-20 folder, with raw/ and splits/: the data/ folder of "
+                                 "github.com/sYeaLumin/SketchGNN")
     raw = sorted((root / "raw").glob("*_raw.ndjson"))
     if not raw or not (root / "splits").is_dir():
         raise FileNotFoundError(f"{root} does not look like SPG: expected raw/<class>_raw.ndjson and splits/")
@@ -35,12 +36,10 @@ def prepare_spg(root: str | Path, out: str | Path, *, preprocessing: Preprocessi
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.spg", description=__doc__.splitlines()[0])
+    p = script_parser("python -m data_prep.spg", __doc__.splitlines()[0])
     p.add_argument("root", help="the SPG folder (with raw/ and splits/)")
     p.add_argument("out", help="the prepared dataset directory to create")
-    p.add_argument("--max-points", type=int, default=100)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--overwrite", action="store_true")
+    add_prepare_options(p, max_points=Preprocessing().max_points)
     args = p.parse_args(argv)
 
     def body() -> int:

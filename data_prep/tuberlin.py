@@ -10,10 +10,9 @@ simplified with Google's procedure into the 0..255 frame::
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from data_prep import run_script
+from data_prep import add_prepare_options, existing_folder, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -26,7 +25,7 @@ def prepare_tuberlin(root: str | Path, out: str | Path, *, protocol: str | dict 
                      preprocessing: Preprocessing = Preprocessing(), workers: int = 2, overwrite: bool = False,
                      progress: bool = True) -> PreparedInfo:
     """Prepare the class folders of SVGs under ``root`` into ``out`` with a seeded per-class split."""
-    root = Path(root)
+    root = existing_folder(root, "TU-Berlin's class folders of SVG files")
     if not any(root.glob("*/*.svg")):
         raise FileNotFoundError(f"{root} holds no <class>/<n>.svg files")
     return prepare([root], out, preprocessing=preprocessing, protocol=protocol, seed=seed, format="svg",
@@ -34,14 +33,12 @@ def prepare_tuberlin(root: str | Path, out: str | Path, *, protocol: str | dict 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m data_prep.tuberlin", description=__doc__.splitlines()[0])
+    p = script_parser("python -m data_prep.tuberlin", __doc__.splitlines()[0])
     p.add_argument("root", help="folder of class folders of SVG files")
     p.add_argument("out", help="the prepared dataset directory to create")
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="per-class split (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-points", type=int, default=100)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-class split (default %(default)s)")
+    add_prepare_options(p, max_points=Preprocessing().max_points)
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_tuberlin(
         args.root, args.out, protocol=args.protocol, seed=args.seed,

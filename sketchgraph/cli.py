@@ -1,4 +1,4 @@
-"""The ``sketchgraph`` console script.
+"""The ``sketchgraph`` console script (``DESCRIPTION`` is what ``sketchgraph --help`` says about it).
 
 Each subcommand lives in the module that owns its concept; that module defines
 ``configure_parser(parser)`` and ``run_cli(args) -> int``. This file only dispatches, importing the
@@ -13,6 +13,8 @@ import os
 import sys
 
 os.environ.setdefault("DGLBACKEND", "pytorch")
+
+DESCRIPTION = "Recognise free-hand sketches as graphs with the Multi-Graph Transformer (MGT)."
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -31,7 +33,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     options, so unrelated modules are not imported."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="sketchgraph", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sketchgraph", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sketchgraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
@@ -42,7 +44,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at ``os.devnull``, so the interpreter's flush at exit does not fail again on a closed pipe."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture): nothing will flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; its exit status. Bad input is one ``sketchgraph COMMAND: error: ...`` line on stderr;
+    a reader that closes the output early (``| head``) ends the run quietly with status 1, as Python advises."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -52,11 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import CheckpointError, SketchError
 
     try:
-        return int(importlib.import_module(args._module).run_cli(args) or 0)
+        status = int(importlib.import_module(args._module).run_cli(args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return status
+    except BrokenPipeError:  # the reader has gone (`sketchgraph predict ... | head`): stop without a word
+        if os.environ.get("SKETCHGRAPH_DEBUG"):
+            raise
+        _quiet_stdout()
+        return 1
     except (SketchError, CheckpointError, OSError) as exc:  # bad input: the message says what is wrong
         print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, KeyError) as exc:  # a bad option value: the message says which
+    except (ValueError, KeyError, ImportError) as exc:  # a bad option value, a missing extra: the message says
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
         print(f"sketchgraph {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

@@ -4,12 +4,18 @@ For every sketch of every example file it prints the top-5 predictions and write
 ``<out>/<file stem>[_<i>].png``: the points the model sees (after the checkpoint's preprocessing),
 stroke and temporal edges, and the prediction bars. Needs the shipped ``spg20`` checkpoint (or
 ``--checkpoint PATH``); without it the command stops with a message saying where it looked.
+
+Files and folders are read as ``sketchgraph predict`` reads them: a record, a file or a drawing that cannot be
+used is reported on stderr (``sketchgraph demo: skipped a.ndjson [1]: a.ndjson:2: invalid JSON``) and the
+others are still classified and drawn; the exit status is then 1. A path that does not exist stops the run
+before the model loads.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +36,6 @@ class DemoResult:
     image: Path
 
 
-def _sketches(path: Path) -> list[Sketch]:
-    from .formats import read_sketches
-
-    return list(read_sketches(path))
-
-
 def run_demo(
     out: str | Path = "out/demo",
     checkpoint: str | Path = SHIPPED_CHECKPOINT,
@@ -43,40 +43,64 @@ def run_demo(
     paths: Sequence[str | Path] | None = None,
     top_k: int = 5,
     verbose: bool = True,
+    on_error: Callable[[str], object] | None = None,
 ) -> list[DemoResult]:
-    """Classify and draw every sketch of ``paths`` (default: ``sketchgraph.examples.example_paths()``).
+    """Classify and draw every sketch of ``paths``, files or folders (default:
+    ``sketchgraph.examples.example_paths()``).
 
-    Returns one ``DemoResult`` per sketch; prints a table per sketch and a summary when ``verbose``.
+    A record, a file or a drawing that cannot be used is skipped: ``on_error`` gets its message
+    (``"skipped a.ndjson [1]: a.ndjson:2: invalid JSON"``; default: printed on stderr after ``sketchgraph demo: ``)
+    and the other sketches are still classified and drawn. A sketch's picture and ``[i]`` are numbered by its
+    record in the file, the skipped ones included. A path that does not exist raises ``FileNotFoundError`` before
+    the model loads.
+
+    Returns one ``DemoResult`` per sketch drawn; prints a table per sketch and a summary when ``verbose``.
     """
+    from .predict import _expand_files, _FileRun, _require_paths  # predict's reading of files and folders
     from .viz import draw_graph
 
-    clf = SketchClassifier.from_pretrained(checkpoint)
     if paths is None:
         from .examples import example_paths
 
         paths = example_paths()
+    paths = list(paths)
+    _require_paths(paths)
+    clf = SketchClassifier.from_pretrained(checkpoint)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[DemoResult] = []
     taken: set[str] = set()
-    for path in map(Path, paths):
-        sketches = _sketches(path)
-        for i, sketch in enumerate(sketches):
-            preds = clf.predict(sketch, top_k=top_k)
-            image = out / _unique(f"{path.stem}" if len(sketches) == 1 else f"{path.stem}_{i}", taken)
+    skipped = 0
+    for name in _expand_files(paths):
+        path, run = Path(name), _FileRun(name, None, as_json=False, report=on_error or _print_skipped)
+        classified = []
+        for i, sketch, preds, error in clf.classify_each(run.records(), top_k):  # all: the count names the PNGs
+            if error is None:
+                classified.append((i, sketch, preds))
+            else:
+                run.skipped(error, i)
+        several = run.position > 1  # records in the file, the skipped ones included
+        for i, sketch, preds in classified:
+            image = out / _unique(f"{path.stem}_{i}" if several else path.stem, taken)
             label = sketch.label or path.stem
             title = f"{label}: {preds[0].label} ({100 * preds[0].score:.0f}%)"
             draw_graph(clf.graph(sketch), image, prediction=preds, title=title)
             results.append(DemoResult(path, sketch, preds, image))
             if verbose:
-                print(f"{path.name}{f' [{i}]' if len(sketches) > 1 else ''}: {label}\n{format_predictions(preds)}")
+                print(f"{path.name}{f' [{i}]' if several else ''}: {label}\n{format_predictions(preds)}")
+        skipped += run.failed_records + run.failed_parts
     if verbose:
         known = {canonical_label(c) for c in clf.classes}
         labelled = [r for r in results if r.sketch.label and canonical_label(r.sketch.label) in known]
         hits = sum(canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label) for r in labelled)
         score = f"; top-1 {hits}/{len(labelled)} on the labelled ones" if labelled else ""
-        print(f"\n{len(results)} sketches classified with {clf.name}{score}; pictures in {out}/")
+        more = f"; {skipped} skipped (records, drawings or files that could not be used)" if skipped else ""
+        print(f"\n{len(results)} sketches classified with {clf.name}{score}{more}; pictures in {out}/")
     return results
+
+
+def _print_skipped(message: str) -> None:
+    print(f"sketchgraph demo: {message}", file=sys.stderr)
 
 
 def _unique(stem: str, taken: set[str]) -> str:
@@ -90,12 +114,21 @@ def _unique(stem: str, taken: set[str]) -> str:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="*", metavar="FILE", help="sketch files (default: the bundled examples)")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="sketch files or folders of them (default: the bundled examples)")
     p.add_argument("--out", default="out/demo", help="folder for the PNGs (default out/demo)")
-    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT, help="checkpoint directory or shipped name")
+    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT,
+                   help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")
     p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    results = run_demo(args.out, args.checkpoint, paths=args.files or None, top_k=args.top_k)
-    return 0 if results else 1
+    """Classify and draw; status 1 when a record, drawing or file was skipped or nothing was drawn."""
+    problems: list[str] = []
+
+    def report(message: str) -> None:
+        _print_skipped(message)
+        problems.append(message)
+
+    results = run_demo(args.out, args.checkpoint, paths=args.files or None, top_k=args.top_k, on_error=report)
+    return 0 if results and not problems else 1

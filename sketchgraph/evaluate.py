@@ -3,8 +3,9 @@
     >>> report = evaluate("runs/spg20/best", "data/spg20-prepared", split="test", out="runs/spg20/eval")
     >>> report["top1"], report["hardest_confusions"][0]
 
-``sketchgraph evaluate CHECKPOINT DATASET --split test --out DIR`` writes ``report.json`` and
-``confusion.png`` (row-normalised confusion matrix, class names on both axes) into ``DIR``.
+``sketchgraph evaluate CHECKPOINT DATASET --split test --out DIR`` (CHECKPOINT: a directory or a shipped
+name, ``spg20``) writes ``report.json`` and ``confusion.png`` (row-normalised confusion matrix, class names on
+both axes) into ``DIR``.
 The metric helpers (``collect_logits``, ``topk_correct``, ``classification_metrics``) are also what
 training uses for its validation numbers.
 """
@@ -226,8 +227,8 @@ def evaluate(
     """Evaluate a checkpoint on one split of a prepared dataset.
 
     Args:
-        checkpoint: a checkpoint directory (any preset or baseline), or ``(model, config)`` as returned
-            by ``load_checkpoint``.
+        checkpoint: a checkpoint directory (any preset or baseline), a shipped checkpoint's name (``"spg20"``, see
+            ``sketchgraph.predict.resolve_checkpoint``), or ``(model, config)`` as returned by ``load_checkpoint``.
         dataset: a ``PreparedDataset`` or its directory.
         split: split name (``"test"``, ``"valid"``, ``"train"``).
         batch_size: sketches per forward pass.
@@ -243,14 +244,16 @@ def evaluate(
     """
     from .checkpoint import load_checkpoint
     from .data import PreparedDataset, make_loader
+    from .predict import resolve_checkpoint
 
     device = usable_device(device)
     if isinstance(checkpoint, tuple):
         model, config = checkpoint
         ckpt_name = "<in memory>"
     else:
-        model, config = load_checkpoint(checkpoint, device=device)
-        ckpt_name = str(checkpoint)
+        path = resolve_checkpoint(checkpoint)
+        model, config = load_checkpoint(path, device=device)
+        ckpt_name = str(path)
     model = model.to(device)
     set_backend(model, backend)
     data = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
@@ -282,8 +285,10 @@ def evaluate(
 
 
 def _summary(report: dict[str, Any]) -> str:
+    from .wording import counted
+
     lines = [
-        f"{report['split']}: {report['num_samples']} sketches, top-1 {report['top1']:.2%}, "
+        f"{report['split']}: {counted(report['num_samples'], 'sketch')}, top-1 {report['top1']:.2%}, "
         f"top-5 {report['top5']:.2%}, top-10 {report['top10']:.2%}",
         "hardest confusions (true -> predicted):",
     ]
@@ -298,7 +303,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("checkpoint", help="checkpoint directory (e.g. runs/spg20/best) or shipped name (spg20)")
     p.add_argument("dataset", help="prepared dataset directory")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--out", default=None, help="write report.json and confusion.png here")

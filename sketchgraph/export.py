@@ -35,13 +35,15 @@ The export runs on a copy of the model in eval mode: attention takes the plain m
 with their running statistics, masking padding rows afterwards, which in eval mode equals the training
 code's valid-rows-only indexing. Only the ``dense`` attention backend exports (the DGL one is message
 passing over a graph built on the host). The exporter is PyTorch's TorchScript-based one
-(``dynamo=False``), which needs nothing beyond ``onnx``.
+(``dynamo=False``), which needs nothing beyond ``onnx``: ``pip install 'sketchgraph[onnx]'`` installs it and
+``onnxruntime`` (to run the exported model). TorchScript export needs neither.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
 import warnings
 from collections.abc import Sequence
@@ -141,6 +143,16 @@ def _check_max_points(max_points: int) -> None:
         raise ValueError(f"max_points must be in 2..{MAX_POINTS}, got {max_points}")
 
 
+def _require_onnx() -> None:
+    """``ModuleNotFoundError`` saying how to install ``onnx`` when it is missing (torch's exporter only says it
+    is not installed, after loading the model)."""
+    if importlib.util.find_spec("onnx") is None:
+        raise ModuleNotFoundError(
+            "ONNX export needs the onnx package: pip install 'sketchgraph[onnx]' (or export to .pt for TorchScript)",
+            name="onnx",
+        )
+
+
 def _prepare(checkpoint_or_model: Any, path: str | os.PathLike) -> tuple[ExportableMGT, Path]:
     """The export wrapper of the model, and ``path`` with its parent folders created."""
     wrapper = ExportableMGT(_as_model(checkpoint_or_model))  # before any folder is made: loading may fail
@@ -163,8 +175,12 @@ def export_onnx(
 
     Returns:
         ``path``.
+
+    Raises:
+        ModuleNotFoundError: ``onnx`` is not installed (``pip install 'sketchgraph[onnx]'``); nothing is written.
     """
     _check_max_points(max_points)
+    _require_onnx()
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET} (older opsets cannot express the model's ops), got {opset}")
     wrapper, path = _prepare(checkpoint_or_model, path)

@@ -47,6 +47,7 @@ from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
+from .wording import counted
 
 if TYPE_CHECKING:  # sketchgraph.data is imported when first needed
     from .data.flat import FlatPrepared
@@ -538,8 +539,9 @@ class SketchClassifier:
 def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
     """The options that load a ``SketchClassifier`` (``sketchgraph predict`` and ``sketchgraph serve``):
     ``--checkpoint``, ``--backend``, ``--precision``, ``--device``."""
-    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT, help="checkpoint directory or shipped name")
-    p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation")
+    p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT,
+                   help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")
+    p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation (default dense)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
                    help="float32 (exact) or bfloat16 autocast (faster on CPUs with native bfloat16)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, auto")
@@ -584,25 +586,43 @@ def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: li
     print(f"{path} [{index}]{about}\n{body}")
 
 
-def _expand_files(paths: Sequence[str]) -> Iterator[str]:
-    """Each named file, and each sketch file of a named folder, so a record's ``file`` and ``index``
-    are its own file's."""
+def _require_paths(paths: Iterable[str | os.PathLike]) -> None:
+    """``FileNotFoundError`` for the first of ``paths`` that does not exist: the CLI checks before loading the
+    model, and a missing path stops the run before it starts."""
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such sketch file: {path}")
+
+
+def _expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
+    """Each named file, and each sketch file of a named folder (``sketch_files``), so a record's ``file`` and
+    ``index`` are its own file's. A folder without any sketch file is yielded itself: ``_FileRun`` reports it."""
     from .formats import sketch_files
 
     for path in paths:
-        if Path(path).is_dir():
-            yield from (str(f) for f in sketch_files(path))
-        else:
-            yield path
+        files = sketch_files(path) if Path(path).is_dir() else []
+        yield from (str(f) for f in files) if files else [str(path)]
+
+
+def _no_sketch_files() -> str:
+    """What a folder without sketch files lacks: the suffixes a folder walk reads (``sketch_files``)."""
+    from .formats.sniff import SUFFIXES
+
+    walked = ", ".join(suffix for suffix, kind in SUFFIXES.items() if kind != "npz")
+    return f"no sketch files in this folder or below ({walked}; an .npz file is read only when named)"
 
 
 class _FileRun:
-    """``sketchgraph predict`` on one file: its records numbered in order, the skipped ones too (so ``[n]`` and
-    ``"index"`` are one numbering), and what could not be read, reported on stderr at once and, as JSON lines,
-    in its place among the results (an error about the file, or a part of it, takes no number: index ``None``)."""
+    """``sketchgraph predict`` (or ``demo``) on one file: its records numbered in order, the skipped ones too (so
+    ``[n]`` and ``"index"`` are one numbering), and what could not be read, reported on stderr at once and, as JSON
+    lines, in its place among the results (an error about the file, or a part of it, takes no number: index
+    ``None``). A folder stands for itself only when it holds no sketch file, and is reported so."""
 
-    def __init__(self, path: str, format: str | None, as_json: bool):
+    def __init__(self, path: str, format: str | None, as_json: bool, report: Callable[[str], object] | None = None):
+        """``report`` gets each "skipped ..." message; by default it is printed on stderr, after
+        ``sketchgraph predict: ``."""
         self.path, self.format, self.as_json = path, format, as_json
+        self.report = report or (lambda message: print(f"sketchgraph predict: {message}", file=sys.stderr))
         self.position = 0
         self.failed_records = self.failed_parts = 0
         self.unread: deque[tuple[float, int | None, str]] = deque()  # (place in the order, index, error), not shown
@@ -615,7 +635,7 @@ class _FileRun:
         else:
             self.failed_records += 1
         where = self.path if index is None else f"{self.path} [{index}]"
-        print(f"sketchgraph predict: skipped {where}: {error}", file=sys.stderr)
+        self.report(f"skipped {where}: {error}")
         self.unread.append((self.position - (0.5 if index is None else 0.0), index, error))
 
     def unreadable(self, exc: SketchError) -> None:
@@ -628,7 +648,10 @@ class _FileRun:
 
     def records(self) -> Iterator[tuple[int, Sketch]]:
         """``(index, sketch)`` of every readable record. A file that cannot be read at all (unknown format,
-        unreadable) or holds no sketch is skipped, not fatal."""
+        unreadable) or holds no sketch, or a folder without sketch files, is skipped, not fatal."""
+        if Path(self.path).is_dir():  # _expand_files yields a folder only when it holds no sketch file
+            self.skipped(_no_sketch_files(), None)
+            return
         try:
             for sketch in _read(self.path, on_error=self.unreadable, format=self.format):
                 yield self.position, sketch
@@ -651,9 +674,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Classify every sketch of every file. A record that cannot be read or classified is reported
     (on stderr, or as an ``error`` JSON field) and makes the exit status 1; the others still run."""
     _check_top_k(args.top_k)
-    for path in args.files:  # before loading the model
-        if not Path(path).exists():
-            raise FileNotFoundError(f"no such sketch file: {path}")
+    _require_paths(args.files)  # before loading the model
     clf = SketchClassifier.from_pretrained(
         args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
         precision=args.precision,
@@ -668,8 +689,9 @@ def run_cli(args: argparse.Namespace) -> int:
         run.print_unread(float("inf"))
         records, parts = records + run.failed_records, parts + run.failed_parts
     sys.stdout.flush()
-    problems = [f"{n} {what}" for n, what in ((records, "sketch(es) could not be classified"),
-                                              (parts, "file(s) or part(s) of files could not be read")) if n]
+    unread = "file or part of a file" if parts == 1 else "files or parts of files"
+    problems = [text for n, text in ((records, f"{counted(records, 'sketch')} could not be classified"),
+                                     (parts, f"{parts:,} {unread} could not be read")) if n]
     if problems:
         print(f"sketchgraph predict: {', '.join(problems)}", file=sys.stderr)
     return 1 if problems else 0

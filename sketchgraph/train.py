@@ -9,7 +9,8 @@ with the highest validation top-1) and ``last/`` (the latest checkpoint plus its
 ``sketchgraph.checkpoint``). ``--resume`` continues from ``last/`` exactly: shuffling, augmentation
 and dropout are re-seeded at every epoch from ``(seed, epoch, rank)``, and the optimizer state,
 schedule step and early-stop counter are restored, so a run killed after epoch k and resumed ends
-with the same weights as one that never stopped (on CPU).
+with the same weights as one that never stopped (on CPU). An output directory that already holds a run is
+refused unless ``--resume`` continues it or ``--overwrite`` deletes it and starts over.
 
 Under ``torchrun --nproc_per_node W`` the model is wrapped in DistributedDataParallel (gloo on CPU,
 nccl on CUDA); each rank takes every W-th sketch of the same shuffled order (``batch_size`` per rank
@@ -28,6 +29,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import sys
 import time
 import tomllib
@@ -98,6 +100,8 @@ class TrainConfig:
         max_time_minutes: stop before an epoch that would end past this budget (0: no budget).
         train_split, valid_split: split names in the prepared dataset.
         resume: continue from ``out/last`` when it holds a resume state.
+        overwrite: start over in an ``out`` that already holds a run (a non-empty ``metrics.jsonl``, ``best/`` or
+            ``last/``), deleting it; without it (or ``resume``) ``train`` refuses to touch that run.
         progress: show tqdm progress bars (rank 0 only).
     """
 
@@ -130,6 +134,7 @@ class TrainConfig:
     train_split: str = "train"
     valid_split: str = "valid"
     resume: bool = False
+    overwrite: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -153,6 +158,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be < 1, got {self.label_smoothing}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume (continue the run in out) and overwrite (start it over) exclude each other")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -342,6 +349,18 @@ def _hardware(device: torch.device, ctx: DistContext) -> str:
     return f"{ctx.world_size} x {what}, torch {torch.__version__}"
 
 
+def _earlier_run(out: Path) -> list[Path]:
+    """What an earlier run left in ``out``: a non-empty ``metrics.jsonl``, ``best/``, ``last/`` and the copies of
+    them a kill inside a checkpoint swap leaves (``.last.old-<pid>``, which ``--resume`` would bring back)."""
+    metrics = out / "metrics.jsonl"
+    found = [metrics] if metrics.is_file() and metrics.stat().st_size else []
+    for name in ("best", "last"):
+        if (out / name).exists():
+            found.append(out / name)
+        found += sorted(out.glob(f".{name}.old-*"))
+    return found
+
+
 def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
@@ -418,6 +437,27 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
 
     # -------------------------------------------------------------- resume / files
+    def claim_out(self) -> None:
+        """Make ``out`` this run's: nothing to do when it holds no earlier run or when resuming; with ``overwrite``
+        the earlier run's files are deleted (rank 0), else ``FileExistsError`` names them. Rank 0's view of the
+        folder decides on every rank, so all of them go on or stop together."""
+        if self.config.resume:
+            return
+        found = _earlier_run(self.out)
+        if not agree(bool(found), self.ctx, self.device):
+            return
+        if not self.config.overwrite:
+            what = f" ({', '.join(p.name + '/' if p.is_dir() else p.name for p in found)})" if found else ""
+            raise FileExistsError(f"{self.out} already holds a training run{what}; pass --resume (resume=true) to "
+                                  "continue it or --overwrite (overwrite=true) to delete it and start over")
+        if self.ctx.is_main:
+            for path in found:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            self.log(f"overwrite: deleted the earlier run in {self.out}")
+
     def maybe_resume(self) -> None:
         last = self.out / "last"
         if not self.config.resume:
@@ -620,11 +660,14 @@ def train(
         command: the command line to record in checkpoints (the CLI passes it).
         on_epoch_end: called with each epoch's metrics after its checkpoints are written.
     """
+    from .wording import counted
+
     if not config.data:
         raise ValueError("no dataset: set data (--data DIR) to a prepared dataset directory")
     run = Trainer(config, command)
     finished = False
     try:
+        run.claim_out()  # before anything is written
         run.maybe_resume()
         state, ctx = run.state, run.ctx
         if ctx.is_main:
@@ -632,8 +675,8 @@ def train(
         budget_s = config.max_time_minutes * 60
         stop_reason = "completed"
         run.log(f"{config.preset}: {sum(p.numel() for p in run.net.parameters()):,} parameters, "
-                f"{len(run.train_split)} train / {len(run.valid_split)} valid sketches, "
-                f"{run.train_batches} steps/epoch, device {run.device} x {ctx.world_size}")
+                f"{len(run.train_split):,} train / {counted(len(run.valid_split), 'valid sketch')}, "
+                f"{counted(run.train_batches, 'step')}/epoch, device {run.device} x {ctx.world_size}")
         if state.epoch >= config.epochs:
             stop_reason = "already_done"
         while state.epoch < config.epochs:
@@ -696,12 +739,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last if it exists")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="delete an earlier run in OUT (metrics.jsonl, best/, last/) and start over; without it (or "
+                        "--resume) such an OUT is refused")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None, help="no progress bars")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override any setting, dotted keys allowed (augment.rotation=15, model.dropout=0.1)")
 
 
-_FLAGS = ("data", "out", "preset", "epochs", "lr", "batch_size", "device", "seed", "resume", "progress")
+_FLAGS = ("data", "out", "preset", "epochs", "lr", "batch_size", "device", "seed", "resume", "overwrite", "progress")
+_FOLDER_FLAGS = ("resume", "overwrite")  # what to do with OUT, not part of the run's recipe
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -709,7 +756,7 @@ def _command_line(args: argparse.Namespace) -> str:
     words = ["sketchgraph", "train"] + ([args.config] if args.config else [])
     for name in _FLAGS:
         value = getattr(args, name, None)
-        if name == "resume" or value is None:
+        if name in _FOLDER_FLAGS or value is None:
             continue
         if name == "progress":
             words += [] if value else ["--no-progress"]

@@ -26,6 +26,7 @@ from .formats.base import atomic_write, canonical_label
 from .graph import FLAG_END, GraphSpec, SketchGraph, build_graph, relation_masks
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
+from .wording import counted
 
 __all__ = ["draw_graph", "draw_sketches", "plot_attention", "RELATION_STYLE"]
 
@@ -73,10 +74,6 @@ def _label_score(p: Any) -> tuple[str, float]:
 def _short(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` characters with "..." (long class names would run off a panel)."""
     return textwrap.shorten(str(text), width, placeholder="...") if len(str(text)) > width else str(text)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _draw_predictions(ax, prediction: Sequence[Any], true_label: str | None) -> None:
@@ -165,7 +162,7 @@ def draw_graph(
     if title is None:
         name = graph.label or graph.key_id or "sketch"
         strokes = int(graph.stroke.max()) + 1
-        title = f"{_short(name, 28)}: {_count(graph.num_nodes, 'point')}, {_count(strokes, 'stroke')}"
+        title = f"{_short(name, 28)}: {counted(graph.num_nodes, 'point')}, {counted(strokes, 'stroke')}"
     ax.set_title(title, fontsize=12)
     if ax_pred is not None:
         _draw_predictions(ax_pred, prediction, graph.label)
@@ -221,7 +218,7 @@ def draw_sketches(
         ax.set_xlim(x0 - margin, x1 + margin)
         ax.set_ylim(y1 + margin, y0 - margin)  # inverted: canvas coordinates
         ax.set_aspect("equal")
-        default = f"{_short(sketch.label or sketch.key_id or i, 16)} ({_count(len(sketch.strokes), 'stroke')})"
+        default = f"{_short(sketch.label or sketch.key_id or i, 16)} ({counted(len(sketch.strokes), 'stroke')})"
         ax.set_title(titles[i] if titles is not None else default, fontsize=8)
     return _save(fig, path, dpi)
 

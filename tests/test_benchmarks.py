@@ -173,6 +173,35 @@ def test_spg20_benchmark_checks_model_names_before_training(tmp_path, models, me
     assert not (tmp_path / "r").exists()
 
 
+def test_spg20_benchmark_replaces_a_models_earlier_run(tmp_path, monkeypatch):
+    """Each model trains into WORK/<model>; running one again passes --overwrite (train refuses an OUT holding a
+    run otherwise), and the command it runs is one ``sketchgraph train`` accepts."""
+    import argparse
+    import types
+
+    from sketchgraph.cli import build_parser
+
+    bench = load_script("spg20_benchmark")
+    commands = []
+
+    class Ran(Exception):
+        pass
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        raise Ran
+
+    monkeypatch.setattr(bench, "measure_train_speed", lambda *args, **kwargs: 1000.0)
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    data = types.SimpleNamespace(split=lambda name: range(100))
+    args = argparse.Namespace(max_epochs=3, budget=1.0, work=str(tmp_path), data="prepared/spg20")
+    with pytest.raises(Ran):
+        bench.run_model("mgt", args, data)
+    words = commands[0][commands[0].index("train"):]
+    parsed = build_parser(words).parse_args(words)
+    assert parsed.overwrite and parsed.out == str(tmp_path / "mgt") and not parsed.resume
+
+
 @pytest.mark.slow
 def test_bench_serve_runs_with_a_heavy_client(tmp_path):
     """The load check end to end, small: a real server, 4 clients, and one client posting the heavy drawing (legal:

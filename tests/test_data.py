@@ -12,7 +12,7 @@ import torch
 import sketchgraph.data.pipeline as prepare_module
 import sketchgraph.data.sources as sources_module
 from sketchgraph.cli import main as cli_main
-from sketchgraph.data import PreparedDataset, Protocol, is_prepared, make_loader, prepare
+from sketchgraph.data import PreparedDataset, Protocol, is_prepared, make_loader, parse_protocol, prepare
 from sketchgraph.data.flat import preprocess_flat, preprocess_reference
 from sketchgraph.errors import SketchError
 from sketchgraph.formats import read_sketches
@@ -361,6 +361,22 @@ def test_times_survive_selection(tmp_path, small_chunks):
         assert np.array_equal(got.times(), originals[got.key_id].times()[: got.num_points])
 
 
+def test_counts_in_messages_are_singular_for_one(tmp_path, capsys):
+    """The summary and the protocol's shortfall said "1 classes", "1 sketches" and "1 classes have fewer"."""
+    from sketchgraph.wording import counted
+
+    assert [counted(n, "class") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
+    assert (counted(1, "sketch"), counted(1200, "sketch"), counted(3, "record")) == ("1 sketch", "1,200 sketches",
+                                                                                    "3 records")
+    make_files(tmp_path / "in", n=2)
+    run([tmp_path / "in" / f"{CLASSES[0]}.ndjson"], tmp_path / "one", protocol="train=1", progress=True)
+    assert f"prepared 1 sketch, 1 class (train 1) -> {tmp_path / 'one'}\n  read 2 records in" in capsys.readouterr().out
+    with pytest.raises(SketchError, match=f"needs 3 eligible sketches per class; 1 class has fewer: {CLASSES[0]} "):
+        run([tmp_path / "in" / f"{CLASSES[0]}.ndjson"], tmp_path / "short", protocol="train=2,test=1")
+    with pytest.raises(SketchError, match=f"needs 3 eligible sketches per class; {len(CLASSES)} classes have fewer"):
+        run(sorted((tmp_path / "in").iterdir()), tmp_path / "short", protocol="train=3")
+
+
 def test_protocol_with_split_files_is_an_error(tmp_path):
     files = make_files(tmp_path / "in", n=3)
     with pytest.raises(ValueError, match="either"):
@@ -609,6 +625,9 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
 @pytest.mark.parametrize("args, rc, message", [
     (["--protocol", "train=5,train=7"], 2, "names split 'train' twice"),
     (["--protocol", "train=abc"], 2, "must be a number"),
+    (["--protocol", "train=10,valdi=5"], 2,
+     "argument --protocol: unknown split 'valdi' in the protocol {'train': 10, 'valdi': 5}; splits are train, valid, "
+     "test"),
     (["--split-files", "nosuchdir"], 1, "no such split file or directory: nosuchdir"),
     (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
     (["--max-points", "0"], 1, "max_points must be a positive integer"),
@@ -627,6 +646,28 @@ def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_protocol_names_only_the_usual_splits(tmp_path):
+    """A typo in a split name (``valdi``) used to prepare a dataset that ``train`` then refused for its missing
+    ``valid`` split; the protocol itself refuses it, by the API too."""
+    make_files(tmp_path / "in", n=3)
+    with pytest.raises(ValueError, match=r"unknown splits 'dev', 'holdout' in the protocol .*; splits are train, "
+                                         "valid, test"):
+        run([tmp_path / "in"], tmp_path / "out", protocol={"train": 1, "dev": 1, "holdout": 1})
+    with pytest.raises(ValueError, match="unknown split 'Train'"):
+        Protocol({"Train": 0.5})
+    assert not (tmp_path / "out").exists()
+    assert parse_protocol("valid=1,test=1,train=2").sizes == {"valid": 1, "test": 1, "train": 2}
+
+
+def test_prepare_help_says_what_the_point_cap_does_under_each_policy(capsys):
+    """--max-points said "truncating", which --cap adapt does not do first."""
+    with pytest.raises(SystemExit):
+        cli_main(["prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--max-points MAX_POINTS point cap per sketch (default 100): a longer drawing is truncated to it, or "
+            "simplified again, coarser, with --cap adapt") in text
 
 
 def test_prepare_into_the_current_folder_names_it(tmp_path, monkeypatch, capsys):

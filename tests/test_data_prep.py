@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import time
 from pathlib import Path
@@ -175,7 +177,7 @@ def test_tuberlin_real_sample(tmp_path):
 # ---------------------------------------------------------------------------------------- the scripts' errors
 def test_scripts_report_user_mistakes_in_one_line(tmp_path, capsys):
     """An existing output, a missing input, a bad protocol: ``prog: error: ...`` and exit 1, no traceback."""
-    from data_prep import sketchrnn, spg, tuberlin
+    from data_prep import quickdraw, sketchrnn, spg, tuberlin
 
     write_spg(tmp_path / "spg")
     args = [str(tmp_path / "spg"), str(tmp_path / "out"), "--workers", "1"]
@@ -184,7 +186,11 @@ def test_scripts_report_user_mistakes_in_one_line(tmp_path, capsys):
     capsys.readouterr()
     cases = [
         (spg.main, args, "already holds a prepared dataset"),
-        (spg.main, [str(tmp_path / "nowhere"), str(tmp_path / "o2")], "does not look like SPG"),
+        (spg.main, [str(tmp_path / "nowhere"), str(tmp_path / "o2")], f"no such folder: {tmp_path / 'nowhere'} ("),
+        (spg.main, [str(tmp_path / "svg"), str(tmp_path / "o2")], "does not look like SPG"),
+        (tuberlin.main, [str(tmp_path / "nowhere"), str(tmp_path / "o3")], f"no such folder: {tmp_path / 'nowhere'}"),
+        (quickdraw.main, ["prepare414k", str(tmp_path / "nowhere"), str(tmp_path / "o3")],
+         f"no such folder: {tmp_path / 'nowhere'}"),
         (tuberlin.main, [str(tmp_path / "spg"), str(tmp_path / "o3")], "no <class>/<n>.svg"),
         (sketchrnn.main, [str(tmp_path / "a.npz"), str(tmp_path / "o4")], "a.npz"),
     ]
@@ -197,3 +203,29 @@ def test_scripts_report_user_mistakes_in_one_line(tmp_path, capsys):
         assert main(argv) == 1, argv
         err = capsys.readouterr().err
         assert "error:" in err and message in err and "Traceback" not in err, err
+
+
+def parsers_of(main) -> list[argparse.ArgumentParser]:
+    """The parser a script's ``main`` builds, and its subcommands' parsers."""
+    built: list[argparse.ArgumentParser] = []
+
+    def capture(self, *args, **kwargs):
+        built.append(self)
+        raise SystemExit(0)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(argparse.ArgumentParser, "parse_args", capture)
+        with pytest.raises(SystemExit):
+            main([])
+    subcommands = [a for a in built[0]._actions if isinstance(a, argparse._SubParsersAction)]
+    return [built[0], *(p for action in subcommands for p in action.choices.values())]
+
+
+@pytest.mark.parametrize("script", ["spg", "tuberlin", "sketchrnn", "quickdraw"])
+def test_every_script_says_where_to_run_it_and_explains_every_option(script):
+    """data_prep is not installed with the package: each script's help says to run it from the repository root;
+    and no option is left without a help text (--max-points, --workers, --overwrite, --seed had none)."""
+    for parser in parsers_of(importlib.import_module(f"data_prep.{script}").main):
+        assert "Run it from the repository root" in parser.format_help(), parser.prog
+        bare = [a.dest for a in parser._actions if not a.help and not isinstance(a, argparse._SubParsersAction)]
+        assert not bare, (parser.prog, bare)

@@ -17,14 +17,19 @@ from sketchgraph.train import load_train_config, train
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
+def torchrun_train(data: Path, out: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``sketchgraph train configs/tiny.toml`` in two processes (``torchrun --nproc_per_node 2``, gloo)."""
+    env = {**os.environ, "DGLBACKEND": "pytorch", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "sketchgraph", "train", str(CONFIGS / "tiny.toml"), "--data", str(data), "--out", str(out),
+           "--no-progress", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_two_processes_match_one(easy_prepared, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "DGLBACKEND": "pytorch", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "sketchgraph", "train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out),
-           "--batch-size", "8", "--epochs", "8", "--no-progress"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = torchrun_train(easy_prepared, out, "--batch-size", "8", "--epochs", "8")
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     # rank 0 alone wrote: one summary line, one metrics line per epoch, checkpoints recording 2 processes
@@ -47,3 +52,16 @@ def test_two_processes_match_one(easy_prepared, tmp_path):
     assert ddp_best > 0.85 and single.best_valid_top1 > 0.85
     assert abs(ddp_best - single.best_valid_top1) <= 0.1
     assert json.loads(summaries[0])["epochs"] == single.epochs == 8
+
+
+@pytest.mark.slow
+def test_every_process_refuses_an_earlier_run(easy_prepared, tmp_path):
+    """An OUT holding a run, without --resume or --overwrite: the run stops with the message and nothing is written
+    (rank 0's view of the folder decides on every rank: test_train's test_every_rank_follows_rank_0_about_out)."""
+    out = tmp_path / "ddp"
+    (out / "best").mkdir(parents=True)
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    proc = torchrun_train(easy_prepared, out, "--epochs", "1", timeout=120)
+    assert proc.returncode != 0
+    assert f"{out} already holds a training run (metrics.jsonl, best/)" in proc.stderr, proc.stderr[-3000:]
+    assert (out / "metrics.jsonl").read_text() == '{"epoch": 1}\n' and not (out / "last").exists()

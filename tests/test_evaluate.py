@@ -234,3 +234,23 @@ def test_cli(easy_prepared, tmp_path, capsys):
     saved = json.loads((tmp_path / "e" / "report.json").read_text())
     assert saved["top1"] == report["top1"] and saved["confusion_matrix"] == report["confusion_matrix"]
     assert (tmp_path / "e" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_shipped_checkpoint_by_name(tmp_path, capsys):
+    """``sketchgraph evaluate spg20 DATASET`` takes the shipped checkpoint's name, as predict / serve / export do (it
+    said "no checkpoint at spg20"); a path that is not there is named."""
+    from sketchgraph.cli import main
+    from sketchgraph.data import prepare
+    from sketchgraph.examples import example_paths
+
+    drawings = [p for p in example_paths() if p.suffix == ".ndjson"]  # 5 drawings of SPG-20 classes
+    dataset = prepare(drawings, tmp_path / "examples", workers=1, progress=False).path
+    assert main(["evaluate", "spg20", str(dataset), "--split", "all", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_samples"] == 5 and len(report["classes"]) == 20 and report["checkpoint"].endswith("spg20")
+    assert report["dataset_classes"] == ["alarm clock", "cactus", "candle", "face", "ice cream"]
+
+    missing = tmp_path / "runs" / "best"
+    assert main(["evaluate", str(missing), str(dataset), "--split", "all"]) == 1
+    assert capsys.readouterr().err == (f"sketchgraph evaluate: error: checkpoint '{missing}' not found; looked in: "
+                                       f"{missing}\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -43,3 +45,40 @@ def test_example_reads_and_builds_a_graph(name):
         assert not sk.has_time and np.array_equal(pts, np.round(pts)) and pts.min() >= 0 and pts.max() <= 255
     g = build_graph(preprocess(sk))
     assert 20 <= g.num_nodes <= 100
+
+
+# ------------------------------------------------------------------------------------------ demo
+def test_demo_skips_what_it_cannot_use_and_draws_the_rest(tiny_checkpoint, tmp_path, capsys):
+    """``sketchgraph demo`` reads files as ``predict`` does: a bad record, a drawing preprocessing refuses, a file
+    of unknown format and a folder without sketch files are each reported on stderr and skipped; the other sketches
+    are classified and drawn (pictures numbered by record), and the exit status is 1."""
+    from sketchgraph.cli import main
+    from sketchgraph.sketch import Sketch
+
+    good = json.dumps({"word": "face", "drawing": load_example("face").to_lists()})
+    degenerate = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # too much ink to simplify
+    mixed = tmp_path / "mixed.ndjson"
+    mixed.write_text("\n".join([good, "not json", good, json.dumps({"drawing": degenerate.to_lists()})]) + "\n")
+    notes, empty, out = tmp_path / "notes.txt", tmp_path / "empty", tmp_path / "out"
+    notes.write_text("hello\n")
+    empty.mkdir()
+    paths = [mixed, notes, empty, example_path("apple")]
+    assert main(["demo", *map(str, paths), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert err[0].startswith(f"sketchgraph demo: skipped {mixed} [1]: {mixed}:2: invalid JSON"), err
+    assert err[1].startswith(f"sketchgraph demo: skipped {mixed} [3]: drawing too long to simplify")
+    assert err[2].startswith(f"sketchgraph demo: skipped {notes}: cannot tell the format")
+    assert err[3].startswith(f"sketchgraph demo: skipped {empty}: no sketch files") and len(err) == 4
+    assert sorted(p.name for p in out.iterdir()) == ["apple.png", "mixed_0.png", "mixed_2.png"]
+    assert "mixed.ndjson [2]: face" in captured.out and "3 sketches classified" in captured.out
+    assert "4 skipped" in captured.out
+
+
+def test_demo_checks_its_paths_before_loading_the_model(tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    missing = tmp_path / "missing.ndjson"
+    assert main(["demo", str(missing), "--checkpoint", "no-such-checkpoint", "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"sketchgraph demo: error: no such sketch file: {missing}\n"
+    assert not (tmp_path / "out").exists()

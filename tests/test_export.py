@@ -4,6 +4,10 @@ its traceable masks equal ``relation_masks``, and the shipped checkpoint exports
 from __future__ import annotations
 
 import math
+import re
+import sys
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +172,31 @@ def test_exported_graph_reads_only_the_first_100_points(tiny_checkpoint, tmp_pat
               "flags": np.concatenate([feeds["flags"], np.full((2, 7), FLAG_END, np.int64)], axis=1)}
     path = export_onnx(clf, tmp_path / "m.onnx")
     np.testing.assert_allclose(run_onnx(path, longer), run_onnx(path, feeds), atol=1e-6, rtol=0)
+
+
+def test_onnx_export_without_onnx_says_which_extra_to_install(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    """A runtime-only install has no ``onnx``: one clear line naming the extra, before torch's exporter is called
+    and before any file or folder is written; a .pt (TorchScript) export still works."""
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` fails and find_spec finds nothing, as when absent
+
+    def exporter(*args, **kwargs):
+        raise AssertionError("torch.onnx.export was called")
+
+    monkeypatch.setattr(torch.onnx, "export", exporter)
+    out = tmp_path / "sub" / "m.onnx"
+    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install 'sketchgraph[onnx]'")):
+        export_onnx(tiny_checkpoint, out)
+    assert main([str(out), "--checkpoint", str(tiny_checkpoint)]) == 1
+    assert capsys.readouterr().err == (
+        "sketchgraph export: error: ONNX export needs the onnx package: pip install 'sketchgraph[onnx]' "
+        "(or export to .pt for TorchScript)\n")
+    assert not list(tmp_path.iterdir())
+    assert main([str(tmp_path / "m.pt"), "--checkpoint", str(tiny_checkpoint)]) == 0
+
+
+def test_the_onnx_extra_holds_what_onnx_export_and_its_runtime_need():
+    """``pip install 'sketchgraph[onnx]'`` (the error above says so) brings onnx and onnxruntime; dev keeps them."""
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]
+    assert {re.match(r"[\w.-]+", r)[0] for r in extras["onnx"]} == {"onnx", "onnxruntime"}
+    assert set(extras["onnx"]) <= set(extras["dev"])

@@ -699,6 +699,25 @@ def test_corrupt_npz_files_are_reported(tmp_path):
             list(read_sketches(path))
 
 
+def test_a_file_that_is_not_a_zip_is_not_an_npz(tmp_path):
+    """Text, an empty file or an .npy array saved as .npz says so, without numpy's advice to pass allow_pickle (the
+    file holds no pickle, and the reader's caller has no such option); a broken zip keeps its own message."""
+    text, empty, npy = tmp_path / "text.npz", tmp_path / "empty.npz", tmp_path / "array.npz"
+    text.write_bytes(b"garbage")
+    empty.write_bytes(b"")
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros((4, 3)))
+    for path, message in ((text, "not an .npz (zip) file"), (empty, "not an .npz (zip) file: it is empty"),
+                          (npy, "not an .npz (zip) file")):
+        got, errors = read_all(path)
+        assert got == [] and [(str(e), e.whole_file) for e in errors] == [(f"{path}: {message}", True)], path
+    with pytest.raises(FormatError, match=r"text\.npz: not an \.npz \(zip\) file$"):
+        list(read_sketches(text))
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    assert "not a readable .npz file (BadZipFile" in str(read_all(broken)[1][0])
+
+
 def test_whole_file_errors_are_marked_and_record_errors_are_not(tmp_path):
     """``FormatError.whole_file`` tells an error about a file (or an .npz split) from one record's: consumers
     number records by it. A record's error raised through a raising ``on_error`` keeps its own kind and is

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -507,6 +509,72 @@ def test_cli_folder_reports_each_file(tiny_checkpoint, tmp_path, capsys):
     assert records[2]["predictions"][0]["label"] == clf.predict(folder / "sub" / "a.svg", top_k=1)[0].label
 
 
+NO_SKETCH_FILES = ("no sketch files in this folder or below (.ndjson, .jsonl, .json, .bin, .svg; an .npz file is "
+                   "read only when named)")
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_reports_a_folder_without_sketch_files(tiny_checkpoint, tmp_path, capsys, as_json):
+    """An empty folder, or a tree with no file a folder walk reads, is reported like an unreadable file (stderr, a
+    JSON line with index null, exit status 1) instead of passing silently; the other paths still run."""
+    empty, tree = tmp_path / "empty", tmp_path / "tree"
+    empty.mkdir()
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    (tree / "notes.txt").write_text("hello\n")
+    write_stroke3_npz(tree / "sub" / "splits.npz", train=shapes()[:1])  # read only when named
+    write_ndjson(shapes()[:1], tree / ".hidden.ndjson")
+    good = tmp_path / "good.ndjson"
+    write_ndjson(shapes()[:1], good)
+    files = [str(empty), str(tree), str(good)]
+    assert main(["predict", *files, "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]) == 1
+    captured = capsys.readouterr()
+    for folder in files[:2]:
+        assert f"sketchgraph predict: skipped {folder}: {NO_SKETCH_FILES}\n" in captured.err
+    assert "2 files or parts of files could not be read" in captured.err
+    if as_json:
+        records = [json.loads(x) for x in captured.out.splitlines()]
+        assert [(r["file"], r["index"], r.get("error")) for r in records] == [
+            (files[0], None, NO_SKETCH_FILES), (files[1], None, NO_SKETCH_FILES), (files[2], 0, None)]
+    else:
+        assert captured.out.startswith(f"{good} [0]") and "no sketch files" not in captured.out
+
+
+@pytest.mark.slow
+def test_cli_stops_quietly_when_the_reader_closes_the_pipe(tiny_checkpoint, tmp_path):
+    """``sketchgraph predict big.ndjson | head``: no "Broken pipe" error or exit-time traceback on stderr."""
+    path = tmp_path / "many.ndjson"
+    write_ndjson(shapes()[:4] * 500, path)  # about 0.5 MB of tables: far more than a pipe buffers
+    cmd = [sys.executable, "-m", "sketchgraph", "predict", str(path), "--checkpoint", str(tiny_checkpoint)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "DGLBACKEND": "pytorch"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        proc.stdout.close()  # the reader goes away, as `head -1` does
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert first.startswith(f"{path} [0]")
+    assert "Broken pipe" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+    assert proc.returncode == 1
+
+
+@pytest.mark.parametrize("command", ["predict", "serve", "demo", "export"])
+def test_cli_help_gives_the_checkpoint_default(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert "checkpoint directory or shipped name (default spg20)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_help_describes_the_tool_in_plain_words(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.split("\n\n")[1] == "Recognise free-hand sketches as graphs with the Multi-Graph Transformer (MGT)."
+    assert "``" not in out
+
+
 @pytest.mark.parametrize("args, message", [
     (["missing.ndjson"], "no such"),
     (["SKETCH", "--checkpoint", "no-such-checkpoint"], "not found"),
@@ -548,7 +616,7 @@ def test_cli_skips_a_file_it_cannot_read_and_goes_on(tiny_checkpoint, tmp_path, 
     assert "skipped " + files[1] + ": contains no sketches" in captured.err
     assert "skipped " + files[2] + ": not a readable .npz file" in captured.err
     assert "skipped " + files[3] + ": line 1: not a valid JSON document" in captured.err
-    assert "4 file(s) or part(s) of files could not be read" in captured.err and "classified" not in captured.err
+    assert "4 files or parts of files could not be read" in captured.err and "classified" not in captured.err
     if as_json:
         records = [json.loads(x) for x in captured.out.splitlines()]
         assert [(r["file"], r["index"], "error" in r) for r in records] == [

@@ -395,6 +395,79 @@ def test_cli(easy_prepared, tmp_path, capsys):
     assert command in (out / "last" / "README.md").read_text()
 
 
+def test_an_earlier_run_is_kept_unless_resume_or_overwrite(easy_prepared, tmp_path, capsys):
+    """``train`` into an OUT that holds a run, without ``--resume``, used to empty ``metrics.jsonl`` at once and
+    replace ``best/`` later; it is refused before anything is written, and ``--overwrite`` starts over."""
+    from sketchgraph.cli import main
+
+    out = tmp_path / "r"
+    args = ["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--batch-size", "64",
+            "--no-progress"]
+    assert main([*args, "--epochs", "2"]) == 0
+    files = [out / "metrics.jsonl", out / "best" / "model.safetensors", out / "last" / "model.safetensors"]
+    before = [(f.read_bytes(), f.stat().st_mtime_ns) for f in files]
+    capsys.readouterr()
+
+    assert main([*args, "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sketchgraph train: error: {out} already holds a training run (metrics.jsonl, best/, "
+                          "last/); pass --resume (resume=true) to continue it or --overwrite (overwrite=true) to "
+                          "delete it and start over"), err
+    assert [(f.read_bytes(), f.stat().st_mtime_ns) for f in files] == before  # nothing touched
+
+    stale = out / ".last.old-99"  # what a kill inside the checkpoint swap leaves; --resume would bring it back
+    (out / "last").rename(stale)
+    (out / "best").rename(out / "best.kept")
+    with pytest.raises(FileExistsError, match=r"already holds a training run \(metrics.jsonl, .last.old-99/\)"):
+        train(tiny(easy_prepared, out, "epochs=1"))
+    (out / "metrics.jsonl").write_text("")  # an empty log and a lone best/ are a run too
+    (out / "best.kept").rename(out / "best")
+    with pytest.raises(FileExistsError, match=r"already holds a training run \(best/, .last.old-99/\)"):
+        train(tiny(easy_prepared, out, "epochs=1"))
+
+    assert main([*args, "--epochs", "1", "--overwrite"]) == 0
+    assert "deleted the earlier run" in capsys.readouterr().err
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert load_train_state(out / "last").epoch == 1 and not stale.exists()
+    assert "--overwrite" not in json.loads((out / "last" / "config.json").read_text())["training"]["command"]
+    assert main([*args, "--epochs", "2", "--resume"]) == 0  # continues the new run
+    assert load_train_state(out / "last").epoch == 2
+
+
+def test_a_new_folder_or_one_without_a_run_is_used_as_it_is(easy_prepared, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("")
+    (out / "notes.txt").write_text("mine")
+    assert train(tiny(easy_prepared, out, "epochs=1", "batch_size=64")).epochs == 1
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_every_rank_follows_rank_0_about_out(easy_prepared, tmp_path, monkeypatch):
+    """Under torchrun every rank decides on ``out`` as rank 0 does (``agree``: rank 0's flag on all ranks), so a rank
+    whose own view differs (another machine's disk) neither trains alone nor stops alone."""
+    import sketchgraph.train as train_module
+    from sketchgraph.distributed import DistContext
+    from sketchgraph.train import Trainer
+
+    run = Trainer(tiny(easy_prepared, tmp_path / "r"), command=None)
+    run.ctx.close()
+    run.ctx = DistContext(rank=1, world_size=2)
+    views = []
+    monkeypatch.setattr(train_module, "agree", lambda flag, ctx, device: views.append(flag) or True)
+    with pytest.raises(FileExistsError, match=r"r already holds a training run; pass --resume"):
+        run.claim_out()  # this rank sees nothing, rank 0 sees a run
+    (tmp_path / "r" / "best").mkdir(parents=True)
+    monkeypatch.setattr(train_module, "agree", lambda flag, ctx, device: views.append(flag) and False)
+    run.claim_out()  # this rank sees a run, rank 0 does not: it goes on, and only rank 0 would delete
+    assert views == [False, True] and (tmp_path / "r" / "best").is_dir()
+
+
+def test_resume_and_overwrite_exclude_each_other():
+    with pytest.raises(ValueError, match="resume .* and overwrite .* exclude each other"):
+        TrainConfig(resume=True, overwrite=True)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "lr=abc"], "lr must be a number, got 'abc'"),
     (["--set", "nosuch=1"], r"unknown setting\(s\) \['nosuch'\]"),

@@ -44,7 +44,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
                    help="over the point cap: truncate (the paper) or re-simplify coarser until it fits")
     p.add_argument("--max-points", type=int, default=Preprocessing().max_points,
-                   help="point cap per sketch, truncating (default %(default)s)")
+                   help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
+                        "simplified again, coarser, with --cap adapt")
     p.add_argument("--relations", type=_relations, default=GraphSpec().relations,
                    help=f"comma-separated, from {', '.join(RELATIONS)} (default: {','.join(GraphSpec().relations)})")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")

@@ -36,6 +36,7 @@ from ..errors import SketchError
 from ..formats.base import spaced_label
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
+from ..wording import counted
 from . import sources as _sources
 from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, repeats, run_task, run_task_global
 from .shard import Shard
@@ -146,8 +147,8 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     c = info.counts
     splits = " / ".join(f"{k} {v:,}" for k, v in info.splits.items())
     lines = [
-        f"prepared {info.num_sketches:,} sketches, {len(info.classes)} classes ({splits}) -> {out}",
-        f"  read {c['read']:,} records in {info.seconds:.1f} s ({info.sketches_per_second:,.0f}/s); "
+        f"prepared {counted(info.num_sketches, 'sketch')}, {counted(len(info.classes), 'class')} ({splits}) -> {out}",
+        f"  read {counted(c['read'], 'record')} in {info.seconds:.1f} s ({info.sketches_per_second:,.0f}/s); "
         f"malformed {c['malformed']:,}, empty dropped {c['empty']:,}, repeated key_ids dropped {c['duplicate']:,}, "
         f"not selected {c['not_selected']:,}, "
         f"truncated at the point cap {c['truncated']:,} ({c['dropped_points']:,} points)",
@@ -163,7 +164,7 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     for variant, name in info.meta.get("merged_labels", {}).items():
         lines.append(f"  class {variant!r} stored as {name!r} (the same name spelt differently)")
     if info.resumed_files:
-        lines.append(f"  resumed: {info.resumed_files} source files taken from the cache")
+        lines.append(f"  resumed: {counted(info.resumed_files, 'source file')} taken from the cache")
     lost = [e for e in errors if e["kind"] == "unreadable"]
     if lost:
         lines.append(f"  files or parts of files that could not be read at all (their records are not counted): "
@@ -387,5 +388,6 @@ def _assign_splits(shard: Shard, method: str, protocol: Protocol | None, sources
         return np.full(len(shard), _NO_SPLIT, dtype=object)
     split_of = shard.tags.astype(object)
     if method == "files" and (missing := np.flatnonzero(split_of == "")).size:
-        raise SketchError(f"{missing.size} sketches have no split (e.g. from {sources[owner[missing[0]]].path})")
+        raise SketchError(f"{counted(missing.size, 'sketch')} {'has' if missing.size == 1 else 'have'} no split (e.g. "
+                          f"from {sources[owner[missing[0]]].path})")
     return split_of

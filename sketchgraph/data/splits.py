@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SketchError
+from ..wording import counted
 
 __all__ = [
     "SPLIT_ORDER", "Protocol", "PROTOCOLS", "parse_protocol", "split_of_name", "read_split_keys",
@@ -55,7 +56,9 @@ class Protocol:
     """A per-class seeded sample.
 
     Attributes:
-        sizes: ``{split: n}`` sketches per class (ints), or fractions of each class (floats <= 1).
+        sizes: ``{split: n}`` sketches per class (ints), or fractions of each class (floats <= 1); the splits are
+            named from ``SPLIT_ORDER`` (another name is refused: a typo such as ``valdi`` would otherwise only show
+            when ``train`` finds no ``valid`` split).
         recognized_only: only drawings whose ``recognized`` is not ``False`` are eligible.
         name: a name for ``meta.json`` (``"quickdraw414k"``, or ``"custom"``).
     """
@@ -67,6 +70,10 @@ class Protocol:
     def __post_init__(self) -> None:
         if not self.sizes:
             raise ValueError("a protocol needs at least one split size")
+        unknown = [name for name in self.sizes if name not in SPLIT_ORDER]
+        if unknown:
+            raise ValueError(f"unknown split{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
+                             f"the protocol {dict(self.sizes)}; splits are {', '.join(SPLIT_ORDER)}")
         vals = list(self.sizes.values())
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
             if any(v < 0 for v in vals):
@@ -211,8 +218,9 @@ def assign_protocol(protocol: Protocol, labels: np.ndarray, prio: np.ndarray, ti
         short = [f"{classes[c]} ({have[c]})" for c in np.flatnonzero(have < per.sum(1))]
         if short:
             raise SketchError(
-                f"protocol {protocol.name!r} needs {int(per[0].sum())} eligible sketches per class; "
-                f"{len(short)} classes have fewer: {', '.join(short[:10])}{' ...' if len(short) > 10 else ''}"
+                f"protocol {protocol.name!r} needs {counted(int(per[0].sum()), 'eligible sketch')} per class; "
+                f"{counted(len(short), 'class')} {'has' if len(short) == 1 else 'have'} fewer: "
+                f"{', '.join(short[:10])}{' ...' if len(short) > 10 else ''}"
             )
     bounds = np.cumsum(per, axis=1)  # (C, K)
     which = (rank[:, None] >= bounds[labels[index]]).sum(1)  # (n,) split position, K = beyond

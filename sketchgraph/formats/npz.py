@@ -34,6 +34,8 @@ from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_
 __all__ = ["SPLITS", "read_stroke3_npz", "write_stroke3_npz", "npz_splits", "load_object_array"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
+#: the first bytes of a zip archive (an .npz), or of an empty one: np.load reads anything else as .npy or a pickle
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def npz_splits(files: Iterable[str]) -> list[str]:
@@ -136,10 +138,16 @@ def read_stroke3_npz(
     if label is None:
         label = label_from_path(path)
     try:
-        z = np.load(path, allow_pickle=False)
-        files = z.files
-    except Exception as exc:  # noqa: BLE001 - EOFError, BadZipFile, pickle errors; .npy content has no .files
+        with open(path, "rb") as f:
+            head = f.read(4)
+        z = np.load(path, allow_pickle=False) if head in _ZIP_MAGIC else None
+        files = z.files if z is not None else []
+    except Exception as exc:  # noqa: BLE001 - OSError, BadZipFile, a truncated zip
         report(FormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", source=source,
+                           whole_file=True), on_error)
+        return
+    if z is None:  # np.load would try it as .npy or as a pickle, and advise allow_pickle
+        report(FormatError("not an .npz (zip) file" + ("" if head else ": it is empty"), source=source,
                            whole_file=True), on_error)
         return
     with z:
