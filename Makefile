@@ -9,12 +9,13 @@ export DGLBACKEND := pytorch
 
 # Runtime install: the CPU build of torch first, then us. PyPI's Linux torch wheel pulls GBs of CUDA packages; the
 # CPU build comes from PyTorch's CPU index (its 2.13.0+cpu outranks PyPI's 2.13.0) or from a local wheel where pip
-# is configured with one (find-links). Offline, the unreachable index costs a few warnings; `make demo TORCH_INDEX=`
+# is configured with one (find-links). Torch alone comes from that index (--no-deps: its dependencies come with ours,
+# from the usual index). Offline, the unreachable index costs a few warnings; `make demo TORCH_INDEX=`
 # skips it, and TORCH_INDEX=https://download.pytorch.org/whl/cu126 (say) installs a CUDA build instead.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install "torch==2.13.0" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	$(PIP) install --no-deps "torch==2.13.0" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PIP) install -e .
 	touch $@
 

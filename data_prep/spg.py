@@ -3,10 +3,12 @@
 The drawings come from ``raw/<class>_raw.ndjson`` (their original Quick, Draw! coordinates, simplified
 here with Google's procedure and capped at 100 points); the split is SPG's published one, joined by
 ``key_id`` from ``splits/<class>_{train,valid,test}.ndjson``: 650 / 50 / 100 per class, 13,000 / 1,000 /
-2,000 over 20 classes. The class is the file name (the records have no ``word``). SPG-20 is the ``data/``
-folder of the SketchGNN repository (github.com/sYeaLumin/SketchGNN)::
+2,000 over 20 classes. The class is the file name (the records have no ``word``). SPG-20 is distributed in the
+SketchGNN repository (github.com/sYeaLumin/SketchGNN), whose own layout is read as it is: a clone, or its
+``data/`` folder, with ``SPG/<class>_raw.ndjson`` and ``SPG256/train/<class>_{train,valid,test}.ndjson``::
 
-    python -m data_prep.spg ../shared/data/spg20 prepared/spg20
+    python -m data_prep.spg ../shared/data/spg20 prepared/spg20       # raw/ and splits/
+    python -m data_prep.spg SketchGNN prepared/spg20                  # a clone of SketchGNN
 """
 
 from __future__ import annotations
@@ -18,26 +20,37 @@ from data_prep import add_prepare_options, existing_folder, run_script, script_p
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
-__all__ = ["EXPECTED_SPLITS", "prepare_spg", "main"]
+__all__ = ["EXPECTED_SPLITS", "LAYOUTS", "spg_files", "prepare_spg", "main"]
 
 EXPECTED_SPLITS = {"train": 13000, "valid": 1000, "test": 2000}
+LAYOUTS = (("raw", "splits"), ("SPG", "SPG256/train"), ("data/SPG", "data/SPG256/train"))
+"""(raw folder, split folder) under the root: ours, SketchGNN's ``data/``, a clone of SketchGNN."""
+
+
+def spg_files(root: str | Path) -> tuple[list[Path], list[Path]]:
+    """``(raw files, split files)`` of the SPG folder ``root``, in any of the ``LAYOUTS``. Only the
+    ``_train`` / ``_valid`` / ``_test`` split files are taken (SketchGNN's folder also holds ``_res`` files)."""
+    root = existing_folder(root, "the SPG-20 folder: raw/ and splits/, or a clone of github.com/sYeaLumin/SketchGNN")
+    for raw_dir, split_dir in LAYOUTS:
+        raw = sorted((root / raw_dir).glob("*_raw.ndjson"))
+        splits = sorted(p for split in EXPECTED_SPLITS for p in (root / split_dir).glob(f"*_{split}.ndjson"))
+        if raw and splits:
+            return raw, splits
+    wanted = " or ".join(f"{r}/<class>_raw.ndjson with {s}/<class>_<split>.ndjson" for r, s in LAYOUTS)
+    raise FileNotFoundError(f"{root} does not look like SPG: expected {wanted}")
 
 
 def prepare_spg(root: str | Path, out: str | Path, *, preprocessing: Preprocessing = Preprocessing(),
                 workers: int = 2, overwrite: bool = False, progress: bool = True) -> PreparedInfo:
-    """Prepare SPG-20 from ``root`` (the folder holding ``raw/`` and ``splits/``) into ``out``."""
-    root = existing_folder(root, "the SPG-20 folder, with raw/ and splits/: the data/ folder of "
-                                 "github.com/sYeaLumin/SketchGNN")
-    raw = sorted((root / "raw").glob("*_raw.ndjson"))
-    if not raw or not (root / "splits").is_dir():
-        raise FileNotFoundError(f"{root} does not look like SPG: expected raw/<class>_raw.ndjson and splits/")
-    return prepare(raw, out, preprocessing=preprocessing, split_files=root / "splits", format="spg",
+    """Prepare SPG-20 from ``root`` (see ``spg_files``) into ``out``."""
+    raw, splits = spg_files(root)
+    return prepare(raw, out, preprocessing=preprocessing, split_files=splits, format="spg",
                    workers=workers, overwrite=overwrite, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = script_parser("python -m data_prep.spg", __doc__.splitlines()[0])
-    p.add_argument("root", help="the SPG folder (with raw/ and splits/)")
+    p.add_argument("root", help="the SPG folder: raw/ and splits/, or a clone of SketchGNN (or its data/ folder)")
     p.add_argument("out", help="the prepared dataset directory to create")
     add_prepare_options(p, max_points=Preprocessing().max_points)
     args = p.parse_args(argv)

@@ -58,27 +58,31 @@ def _quiet_stdout() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; its exit status. Bad input is one ``sketchgraph COMMAND: error: ...`` line on stderr;
     a reader that closes the output early (``| head``) ends the run quietly with status 1, as Python advises."""
+    console = argv is None  # the console script itself, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2
-    from .errors import CheckpointError, SketchError
+    from .errors import CheckpointError, MissingExtraError, SketchError
 
     try:
         status = int(importlib.import_module(args._module).run_cli(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return status
-    except BrokenPipeError:  # the reader has gone (`sketchgraph predict ... | head`): stop without a word
+    except BrokenPipeError as exc:
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
-        _quiet_stdout()
+        if exc.filename is not None:  # a named file or pipe: a real error
+            print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
+        elif console:  # the reader of stdout has gone (`| head`): the interpreter's last flush must not fail again
+            _quiet_stdout()
         return 1
     except (SketchError, CheckpointError, OSError) as exc:  # bad input: the message says what is wrong
         print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, KeyError, ImportError) as exc:  # a bad option value, a missing extra: the message says
+    except (ValueError, KeyError, MissingExtraError) as exc:  # a bad option value, a missing extra: the message says
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
         print(f"sketchgraph {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

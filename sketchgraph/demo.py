@@ -22,6 +22,7 @@ from pathlib import Path
 from .formats.base import canonical_label
 from .predict import SHIPPED_CHECKPOINT, Prediction, SketchClassifier, format_predictions
 from .sketch import Sketch
+from .wording import counted
 
 __all__ = ["DemoResult", "run_demo", "configure_parser", "run_cli"]
 
@@ -95,7 +96,7 @@ def run_demo(
         hits = sum(canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label) for r in labelled)
         score = f"; top-1 {hits}/{len(labelled)} on the labelled ones" if labelled else ""
         more = f"; {skipped} skipped (records, drawings or files that could not be used)" if skipped else ""
-        print(f"\n{len(results)} sketches classified with {clf.name}{score}{more}; pictures in {out}/")
+        print(f"\n{counted(len(results), 'sketch')} classified with {clf.name}{score}{more}; pictures in {out}/")
     return results
 
 

@@ -51,3 +51,7 @@ class EmptySketchError(FormatError):
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incompatible, or unsafe to load."""
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """An optional feature's package is not installed; the message names the extra that brings it."""

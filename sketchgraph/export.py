@@ -55,6 +55,7 @@ import torch
 from torch import nn
 
 from .batch import Batch
+from .errors import MissingExtraError
 from .model.attention import GraphAttention
 from .model.mgt import MAX_POINTS, MGT, Norm
 
@@ -144,10 +145,10 @@ def _check_max_points(max_points: int) -> None:
 
 
 def _require_onnx() -> None:
-    """``ModuleNotFoundError`` saying how to install ``onnx`` when it is missing (torch's exporter only says it
+    """``MissingExtraError`` saying how to install ``onnx`` when it is missing (torch's exporter only says it
     is not installed, after loading the model)."""
     if importlib.util.find_spec("onnx") is None:
-        raise ModuleNotFoundError(
+        raise MissingExtraError(
             "ONNX export needs the onnx package: pip install 'sketchgraph[onnx]' (or export to .pt for TorchScript)",
             name="onnx",
         )

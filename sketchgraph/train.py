@@ -770,6 +770,9 @@ def _command_line(args: argparse.Namespace) -> str:
 def run_cli(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, args.overrides)
     direct = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
+    for flag, other in (("resume", "overwrite"), ("overwrite", "resume")):  # a flag given here wins over the file's
+        if direct.get(flag):
+            direct[other] = False
     config = dataclasses.replace(config, **direct)
     result = train(config, command=_command_line(args))
     if _is_main_process():

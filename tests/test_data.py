@@ -626,8 +626,8 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
     (["--protocol", "train=5,train=7"], 2, "names split 'train' twice"),
     (["--protocol", "train=abc"], 2, "must be a number"),
     (["--protocol", "train=10,valdi=5"], 2,
-     "argument --protocol: unknown split 'valdi' in the protocol {'train': 10, 'valdi': 5}; splits are train, valid, "
-     "test"),
+     "argument --protocol: split 'valdi' (did you mean 'valid'?) in the protocol {'train': 10, 'valdi': 5}: the usual "
+     "splits are train, valid, test"),
     (["--split-files", "nosuchdir"], 1, "no such split file or directory: nosuchdir"),
     (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
     (["--max-points", "0"], 1, "max_points must be a positive integer"),
@@ -648,17 +648,19 @@ def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_protocol_names_only_the_usual_splits(tmp_path):
+def test_a_protocol_refuses_near_misses_of_the_usual_split_names(tmp_path):
     """A typo in a split name (``valdi``) used to prepare a dataset that ``train`` then refused for its missing
-    ``valid`` split; the protocol itself refuses it, by the API too."""
+    ``valid`` split; the protocol refuses near misses, by the API too, and other names still work."""
     make_files(tmp_path / "in", n=3)
-    with pytest.raises(ValueError, match=r"unknown splits 'dev', 'holdout' in the protocol .*; splits are train, "
-                                         "valid, test"):
-        run([tmp_path / "in"], tmp_path / "out", protocol={"train": 1, "dev": 1, "holdout": 1})
-    with pytest.raises(ValueError, match="unknown split 'Train'"):
+    with pytest.raises(ValueError, match=r"split 'vaild' \(did you mean 'valid'\?\), 'tests' \(did you mean 'test'\?\) "
+                                         r"in the protocol .*: the usual splits are train, valid, test"):
+        run([tmp_path / "in"], tmp_path / "out", protocol={"train": 1, "vaild": 1, "tests": 1})
+    with pytest.raises(ValueError, match=r"'Train' \(did you mean 'train'\?\)"):
         Protocol({"Train": 0.5})
     assert not (tmp_path / "out").exists()
     assert parse_protocol("valid=1,test=1,train=2").sizes == {"valid": 1, "test": 1, "train": 2}
+    info = run([tmp_path / "in"], tmp_path / "out", protocol={"train": 1, "val": 1, "holdout": 1})  # custom names
+    assert set(info.splits) == {"train", "val", "holdout"}
 
 
 def test_prepare_help_says_what_the_point_cap_does_under_each_policy(capsys):

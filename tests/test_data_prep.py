@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -93,6 +94,23 @@ def test_spg_on_a_generated_folder(tmp_path):
     assert info.splits == {"train": 12, "valid": 4, "test": 6} and info.classes == ["alarm clock", "ant"]
     assert info.counts["malformed"] == 0 and info.counts["not_selected"] == 2
     assert PreparedDataset(info.path).meta["split_method"]["kind"] == "keys"
+
+
+@pytest.mark.parametrize("layout", ["SPG", "data/SPG"])
+def test_spg_in_sketchgnns_own_layout(tmp_path, layout):
+    """SketchGNN's folders (SPG/ and SPG256/train/, in a clone or its data/) give the same dataset as raw/ and
+    splits/; its _res files are not split files."""
+    write_spg(tmp_path / "ours")
+    root = tmp_path / "SketchGNN"
+    raw, split = root / layout, root / layout.replace("SPG", "SPG256/train")
+    shutil.copytree(tmp_path / "ours" / "raw", raw)
+    shutil.copytree(tmp_path / "ours" / "splits", split)
+    (split / "ant_res.ndjson").write_text('{"key_id": "ant-1", "result": 1}\n')
+    ours = prepare_spg(tmp_path / "ours", tmp_path / "a", workers=1, progress=False)
+    theirs = prepare_spg(root, tmp_path / "b", workers=1, progress=False)
+    assert theirs.splits == ours.splits == {"train": 12, "valid": 4, "test": 6} and theirs.classes == ours.classes
+    with pytest.raises(FileNotFoundError, match="does not look like SPG: expected raw/<class>_raw.ndjson"):
+        prepare_spg(tmp_path / "a", tmp_path / "c", workers=1, progress=False)
 
 
 @pytest.mark.realdata

@@ -650,6 +650,10 @@ def test_wide_arrays_are_rebased_like_json(dtype):
     times_only = sketch_from_obj([np.column_stack([s[:, :2] - [x0, 0], s[:, 2]]) for s in strokes])
     assert times_only.meta == {TIME_ORIGIN: t0} and times_only.points()[2].tolist() == [250, 9]
     assert sketch_from_obj([s[:, :2] - [x0, 0] for s in strokes]).meta == {}
+    # an array's third column is time, never SPG part ids, whatever its values (equal times, one-point strokes)
+    same_ms = sketch_from_obj([np.array([[x0, 0, 0], [x0 + 5, 5, 0], [x0 + 9, 2, 5]], dtype=dtype),
+                               np.array([[x0 + 1, 1, 7]], dtype=dtype)])
+    assert same_ms.parts is None and same_ms.times().tolist() == [0, 0, 5, 7]
     with pytest.raises(FormatError, match="magnitude <= 1e"):
         sketch_from_obj([np.array([[0, 2e9], [1, 1]], dtype=dtype)])
 

@@ -539,6 +539,38 @@ def test_cli_reports_a_folder_without_sketch_files(tiny_checkpoint, tmp_path, ca
         assert captured.out.startswith(f"{good} [0]") and "no sketch files" not in captured.out
 
 
+@pytest.mark.parametrize("error, message", [
+    (BrokenPipeError(32, "Broken pipe", "/tmp/some/fifo"), "sketchgraph export: error: [Errno 32] Broken pipe: "
+                                                            "'/tmp/some/fifo'"),
+    (BrokenPipeError(32, "Broken pipe"), ""),  # stdout's reader has gone: quiet
+])
+def test_cli_reports_a_named_broken_pipe_and_leaves_a_callers_stdout_alone(monkeypatch, capsys, error, message):
+    """Only a closed stdout is a reader that has gone; a named file's broken pipe is an error like any other. Called
+    from Python (argv given), main never redirects the process's stdout."""
+    import sketchgraph.export
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(sketchgraph.export, "run_cli", fail)
+    assert main(["export", "x.pt"]) == 1
+    print("still printing")
+    captured = capsys.readouterr()
+    assert captured.err.strip() == message and captured.out == "still printing\n"
+
+
+def test_cli_shows_the_traceback_of_an_import_bug(monkeypatch):
+    """A missing optional extra is one line (test_export); any other ImportError is a bug and keeps its traceback."""
+    import sketchgraph.export
+
+    def fail(args):
+        raise ImportError("cannot import name 'no_such_name' from 'sketchgraph'")
+
+    monkeypatch.setattr(sketchgraph.export, "run_cli", fail)
+    with pytest.raises(ImportError, match="no_such_name"):
+        main(["export", "x.pt"])
+
+
 @pytest.mark.slow
 def test_cli_stops_quietly_when_the_reader_closes_the_pipe(tiny_checkpoint, tmp_path):
     """``sketchgraph predict big.ndjson | head``: no "Broken pipe" error or exit-time traceback on stderr."""

@@ -432,6 +432,9 @@ def test_an_earlier_run_is_kept_unless_resume_or_overwrite(easy_prepared, tmp_pa
     assert "--overwrite" not in json.loads((out / "last" / "config.json").read_text())["training"]["command"]
     assert main([*args, "--epochs", "2", "--resume"]) == 0  # continues the new run
     assert load_train_state(out / "last").epoch == 2
+    # a flag on the command line wins over the opposite setting in the config file
+    assert main([*args, "--epochs", "3", "--set", "overwrite=true", "--resume"]) == 0
+    assert load_train_state(out / "last").epoch == 3 and "deleted" not in capsys.readouterr().err
 
 
 def test_a_new_folder_or_one_without_a_run_is_used_as_it_is(easy_prepared, tmp_path):

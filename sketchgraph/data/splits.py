@@ -25,6 +25,7 @@ and chunk. Counts protocols are strict: a class with fewer eligible sketches is 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -56,9 +57,9 @@ class Protocol:
     """A per-class seeded sample.
 
     Attributes:
-        sizes: ``{split: n}`` sketches per class (ints), or fractions of each class (floats <= 1); the splits are
-            named from ``SPLIT_ORDER`` (another name is refused: a typo such as ``valdi`` would otherwise only show
-            when ``train`` finds no ``valid`` split).
+        sizes: ``{split: n}`` sketches per class (ints), or fractions of each class (floats <= 1). Any split name
+            works, but a near miss of one in ``SPLIT_ORDER`` (``valdi``, ``Train``, ``tests``) is refused as a typo:
+            it would otherwise only show when ``train`` finds no ``valid`` split.
         recognized_only: only drawings whose ``recognized`` is not ``False`` are eligible.
         name: a name for ``meta.json`` (``"quickdraw414k"``, or ``"custom"``).
     """
@@ -70,10 +71,11 @@ class Protocol:
     def __post_init__(self) -> None:
         if not self.sizes:
             raise ValueError("a protocol needs at least one split size")
-        unknown = [name for name in self.sizes if name not in SPLIT_ORDER]
-        if unknown:
-            raise ValueError(f"unknown split{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
-                             f"the protocol {dict(self.sizes)}; splits are {', '.join(SPLIT_ORDER)}")
+        typos = {name: near[0] for name in self.sizes if name not in SPLIT_ORDER
+                 and (near := difflib.get_close_matches(name.lower(), SPLIT_ORDER, n=1, cutoff=0.8))}
+        if typos:
+            raise ValueError(f"split {', '.join(f'{k!r} (did you mean {v!r}?)' for k, v in typos.items())} in the "
+                             f"protocol {dict(self.sizes)}: the usual splits are {', '.join(SPLIT_ORDER)}")
         vals = list(self.sizes.values())
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
             if any(v < 0 for v in vals):

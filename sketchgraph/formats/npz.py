@@ -30,12 +30,11 @@ from numpy.lib import format as npy_format
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, report
+from .sniff import ZIP_MAGIC
 
 __all__ = ["SPLITS", "read_stroke3_npz", "write_stroke3_npz", "npz_splits", "load_object_array"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
-#: the first bytes of a zip archive (an .npz), or of an empty one: np.load reads anything else as .npy or a pickle
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def npz_splits(files: Iterable[str]) -> list[str]:
@@ -140,7 +139,7 @@ def read_stroke3_npz(
     try:
         with open(path, "rb") as f:
             head = f.read(4)
-        z = np.load(path, allow_pickle=False) if head in _ZIP_MAGIC else None
+        z = np.load(path, allow_pickle=False) if head in ZIP_MAGIC else None  # else np.load tries .npy, then a pickle
         files = z.files if z is not None else []
     except Exception as exc:  # noqa: BLE001 - OSError, BadZipFile, a truncated zip
         report(FormatError(f"not a readable .npz file ({type(exc).__name__}: {exc})", source=source,

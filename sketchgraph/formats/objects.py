@@ -42,8 +42,9 @@ def sketch_from_obj(
     elif isinstance(obj, np.ndarray):
         sketch = _from_array(obj, label)
     elif isinstance(obj, (list, tuple)) and obj and all(isinstance(s, np.ndarray) for s in obj):
-        if _beyond_float32(obj):  # read as JSON strokes: parse_drawing rebases them exactly, in float64
-            return sketch_from_obj([s.T.tolist() for s in obj], label=label, style=style, keep_empty=keep_empty)
+        if _beyond_float32(obj):  # read as JSON strokes: parse_drawing rebases them exactly, in float64; an
+            strokes = [s.T.tolist() for s in obj]  # array's third column is time ("raw"), never SPG part ids
+            return sketch_from_obj(strokes, label=label, style=style or "raw", keep_empty=keep_empty)
         try:
             sketch = Sketch.from_strokes(list(obj), label=label)
         except SketchError as exc:

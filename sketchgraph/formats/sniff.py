@@ -18,13 +18,13 @@ FORMATS: tuple[str, ...] = ("simplified", "raw", "spg", "ndjson", "bin", "npz", 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
 SUFFIXES: dict[str, str] = {**{s: "ndjson" for s in NDJSON_SUFFIXES}, ".bin": "bin", ".npz": "npz", ".svg": "svg"}
 
-_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one), as np.load checks
 
 
 def _from_content(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(4096)
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(ZIP_MAGIC):
         return "npz"
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if text.startswith(b"<") and b"<svg" in head:
