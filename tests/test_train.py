@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -464,6 +465,26 @@ def test_every_rank_follows_rank_0_about_out(easy_prepared, tmp_path, monkeypatc
     monkeypatch.setattr(train_module, "agree", lambda flag, ctx, device: views.append(flag) and False)
     run.claim_out()  # this rank sees a run, rank 0 does not: it goes on, and only rank 0 would delete
     assert views == [False, True] and (tmp_path / "r" / "best").is_dir()
+
+
+@pytest.mark.parametrize("preset, bucket, expected", [
+    ("mgt", 0, 32), ("bigru", 0, 32),  # no BatchNorm: length-bucketed by default
+    ("mgt-small", 0, 1), ("mgt-paper", 0, 1), ("gt-stroke2", 0, 1), ("cnn", 0, 1),  # BatchNorm: random batches
+    ("mgt-small", 8, 8), ("mgt", 1, 1),  # an explicit setting wins
+])
+def test_bucketing_is_off_by_default_for_batchnorm_models(easy_prepared, tmp_path, preset, bucket, expected):
+    """Length-bucketed batches skew BatchNorm's batch statistics (README, "BatchNorm and bucketing"), so the
+    default (0) leaves BatchNorm models' batches random; the batches the loader draws follow it."""
+    from sketchgraph.train import Trainer
+
+    run = Trainer(TrainConfig(data=str(easy_prepared), out=str(tmp_path / "r"), preset=preset, bucket=bucket,
+                              batch_size=16, device="cpu", progress=False), command="test")
+    assert run.bucket == expected
+    lengths = run.train_split.lengths()
+    rng = np.random.default_rng(0)
+    random_pad = np.mean([lengths[rng.permutation(len(lengths))[:16]].max() for _ in range(50)])
+    padded = np.mean([b.valid.shape[1] for b in run.loader(run.train_split, 0, train=True)])  # (B, N) per batch
+    assert (padded < 0.9 * random_pad) == (expected > 1), (padded, random_pad)
 
 
 def test_resume_and_overwrite_exclude_each_other():
