@@ -14,7 +14,6 @@ before the model loads.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from .sketch import Sketch
 from .wording import counted
 
 __all__ = ["DemoResult", "run_demo", "configure_parser", "run_cli"]
+
+PROG = "sketchgraph demo"
 
 
 @dataclass
@@ -57,7 +58,7 @@ def run_demo(
 
     Returns one ``DemoResult`` per sketch drawn; prints a table per sketch and a summary when ``verbose``.
     """
-    from .predict import _expand_files, _FileRun, _require_paths  # predict's reading of files and folders
+    from .predict import FileRun, expand_files, require_paths, stderr_report  # predict's reading of files
     from .viz import draw_graph
 
     if paths is None:
@@ -65,15 +66,16 @@ def run_demo(
 
         paths = example_paths()
     paths = list(paths)
-    _require_paths(paths)
+    require_paths(paths)
     clf = SketchClassifier.from_pretrained(checkpoint)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[DemoResult] = []
     taken: set[str] = set()
     skipped = 0
-    for name in _expand_files(paths):
-        path, run = Path(name), _FileRun(name, None, as_json=False, report=on_error or _print_skipped)
+    report = on_error or stderr_report(PROG)
+    for name in expand_files(paths):
+        path, run = Path(name), FileRun(name, None, as_json=False, report=report)
         classified = []
         for i, sketch, preds, error in clf.classify_each(run.records(), top_k):  # all: the count names the PNGs
             if error is None:
@@ -100,10 +102,6 @@ def run_demo(
     return results
 
 
-def _print_skipped(message: str) -> None:
-    print(f"sketchgraph demo: {message}", file=sys.stderr)
-
-
 def _unique(stem: str, taken: set[str]) -> str:
     """``stem.png``, or ``stem-2.png``, ``stem-3.png``... when an earlier sketch of this run has that name."""
     name, k = f"{stem}.png", 1
@@ -125,10 +123,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Classify and draw; status 1 when a record, drawing or file was skipped or nothing was drawn."""
+    from .predict import stderr_report
+
     problems: list[str] = []
+    printed = stderr_report(PROG)
 
     def report(message: str) -> None:
-        _print_skipped(message)
+        printed(message)
         problems.append(message)
 
     results = run_demo(args.out, args.checkpoint, paths=args.files or None, top_k=args.top_k, on_error=report)

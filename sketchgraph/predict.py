@@ -586,7 +586,7 @@ def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: li
     print(f"{path} [{index}]{about}\n{body}")
 
 
-def _require_paths(paths: Iterable[str | os.PathLike]) -> None:
+def require_paths(paths: Iterable[str | os.PathLike]) -> None:
     """``FileNotFoundError`` for the first of ``paths`` that does not exist: the CLI checks before loading the
     model, and a missing path stops the run before it starts."""
     for path in paths:
@@ -594,14 +594,19 @@ def _require_paths(paths: Iterable[str | os.PathLike]) -> None:
             raise FileNotFoundError(f"no such sketch file: {path}")
 
 
-def _expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
+def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
     """Each named file, and each sketch file of a named folder (``sketch_files``), so a record's ``file`` and
-    ``index`` are its own file's. A folder without any sketch file is yielded itself: ``_FileRun`` reports it."""
+    ``index`` are its own file's. A folder without any sketch file is yielded itself: ``FileRun`` reports it."""
     from .formats import sketch_files
 
     for path in paths:
         files = sketch_files(path) if Path(path).is_dir() else []
         yield from (str(f) for f in files) if files else [str(path)]
+
+
+def stderr_report(prog: str) -> Callable[[str], None]:
+    """A ``FileRun`` report: each message printed on stderr after ``prog: ``."""
+    return lambda message: print(f"{prog}: {message}", file=sys.stderr)
 
 
 def _no_sketch_files() -> str:
@@ -612,17 +617,16 @@ def _no_sketch_files() -> str:
     return f"no sketch files in this folder or below ({walked}; an .npz file is read only when named)"
 
 
-class _FileRun:
+class FileRun:
     """``sketchgraph predict`` (or ``demo``) on one file: its records numbered in order, the skipped ones too (so
     ``[n]`` and ``"index"`` are one numbering), and what could not be read, reported on stderr at once and, as JSON
     lines, in its place among the results (an error about the file, or a part of it, takes no number: index
     ``None``). A folder stands for itself only when it holds no sketch file, and is reported so."""
 
     def __init__(self, path: str, format: str | None, as_json: bool, report: Callable[[str], object] | None = None):
-        """``report`` gets each "skipped ..." message; by default it is printed on stderr, after
-        ``sketchgraph predict: ``."""
+        """``report`` gets each "skipped ..." message; by default ``stderr_report("sketchgraph predict")``."""
         self.path, self.format, self.as_json = path, format, as_json
-        self.report = report or (lambda message: print(f"sketchgraph predict: {message}", file=sys.stderr))
+        self.report = report or stderr_report("sketchgraph predict")
         self.position = 0
         self.failed_records = self.failed_parts = 0
         self.unread: deque[tuple[float, int | None, str]] = deque()  # (place in the order, index, error), not shown
@@ -649,7 +653,7 @@ class _FileRun:
     def records(self) -> Iterator[tuple[int, Sketch]]:
         """``(index, sketch)`` of every readable record. A file that cannot be read at all (unknown format,
         unreadable) or holds no sketch, or a folder without sketch files, is skipped, not fatal."""
-        if Path(self.path).is_dir():  # _expand_files yields a folder only when it holds no sketch file
+        if Path(self.path).is_dir():  # expand_files yields a folder only when it holds no sketch file
             self.skipped(_no_sketch_files(), None)
             return
         try:
@@ -674,14 +678,14 @@ def run_cli(args: argparse.Namespace) -> int:
     """Classify every sketch of every file. A record that cannot be read or classified is reported
     (on stderr, or as an ``error`` JSON field) and makes the exit status 1; the others still run."""
     _check_top_k(args.top_k)
-    _require_paths(args.files)  # before loading the model
+    require_paths(args.files)  # before loading the model
     clf = SketchClassifier.from_pretrained(
         args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
         precision=args.precision,
     )
     records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
-    for path in _expand_files(args.files):
-        run = _FileRun(path, args.format, args.json)
+    for path in expand_files(args.files):
+        run = FileRun(path, args.format, args.json)
         for index, sketch, preds, error in clf.classify_each(run.records(), args.top_k):
             run.failed_records += error is not None
             run.print_unread(index)
