@@ -77,11 +77,11 @@ def run_demo(
     for name in expand_files(paths):
         path, run = Path(name), FileRun(name, None, as_json=False, report=report)
         classified = []
-        for i, sketch, preds, error in clf.classify_each(run.records(), top_k):  # all: the count names the PNGs
-            if error is None:
+        for (i, place), sketch, preds, error in clf.classify_each(run.located_records(), top_k):  # all: the count
+            if error is None:                                                                   # names the PNGs
                 classified.append((i, sketch, preds))
             else:
-                run.skipped(error, i)
+                run.refused(error, i, place)
         several = run.position > 1  # records in the file, the skipped ones included
         for i, sketch, preds in classified:
             image = out / _unique(f"{path.stem}_{i}" if several else path.stem, taken)

@@ -1,15 +1,24 @@
 """``SketchClassifier``: ranked class predictions for sketches, from a checkpoint.
 
     >>> clf = SketchClassifier.from_pretrained("spg20")          # the shipped checkpoint
-    >>> clf.predict([[[0, 40, 80], [0, 60, 0]]], top_k=3)         # one sketch, best first
-    [Prediction(label='...', score=0.71, index=4), ...]
+    >>> preds = clf.predict([[[0, 40, 80], [0, 60, 0]]], top_k=3)  # one sketch (a caret), best first
+    >>> [(p.label, round(p.score, 2), p.index) for p in preds]
+    [('ice cream', 0.59, 16), ('apple', 0.16, 4), ('face', 0.07, 15)]
 
 Inputs (``x``) are anything :func:`sketchgraph.formats.sketch_from_obj` accepts (a ``Sketch``,
 ``[[xs, ys], ...]`` / ``[[xs, ys, ts], ...]`` strokes, an ndjson line, a ``{"drawing": ...}`` dict,
-a stroke-3 ``(n, 3)`` array) or a path to a sketch file (``.ndjson``, ``.svg``, ``.npz``, ``.bin``).
-A path given to :meth:`SketchClassifier.predict` or as one item of :meth:`~SketchClassifier.predict_batch`
-means the file's *first* sketch; a path given as the whole argument of ``predict_batch`` means
-*all* its sketches.
+a stroke-3 ``(n, 3)`` array) or a path to a sketch file (``.ndjson``, ``.svg``, ``.npz``, ``.bin``; ndjson and
+JSON may be gzip-compressed, ``.ndjson.gz``; ``~`` is expanded). A string that is neither JSON text nor the path
+of an existing file raises ``FileNotFoundError``, and one that is JSON but not a sketch (``"42"``, ``"null"``)
+``SketchError``. A path given to :meth:`SketchClassifier.predict` or as one item of
+:meth:`~SketchClassifier.predict_batch` means the file's *first* sketch; a path given as the whole argument of
+``predict_batch`` means *all* its sketches.
+
+Strokes are coordinate lists, ``[xs, ys]`` or ``[xs, ys, ts]``, not point lists ``[[x, y], ...]``: a stroke of
+points is refused with a hint, except one of two or three points, which is a valid stroke in the other layout and
+is read as such. A drawing of one point, or of points that all coincide, has no shape, yet is classified like any
+other (the model's answer then says little); only drawings without points, or with NaN or infinite coordinates,
+are refused.
 
 Preprocessing (Google-style simplification, the point cap) and the graph relations come from the
 checkpoint, so raw canvas coordinates and already simplified Quick, Draw! data both work.
@@ -41,7 +50,7 @@ import torch
 
 from .batch import Batch
 from .device import usable_device
-from .errors import CheckpointError, SketchError, UnusableSketchesError
+from .errors import CheckpointError, FormatError, SketchError, UnusableSketchesError
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
@@ -49,8 +58,9 @@ from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
 from .wording import counted
 
-if TYPE_CHECKING:  # sketchgraph.data is imported when first needed
+if TYPE_CHECKING:  # sketchgraph.data and sketchgraph.formats are imported when first needed
     from .data.flat import FlatPrepared
+    from .formats import Place
 
 __all__ = [
     "Prediction", "SketchClassifier", "resolve_checkpoint", "as_sketch", "BACKENDS", "PRECISIONS", "SHIPPED_CHECKPOINT",
@@ -126,7 +136,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------------------------- inputs
 def _is_path(x: Any) -> bool:
     """A path: a ``PathLike``, a string naming an existing file (even ``[wip] cat.svg``), or any other string
-    that is not JSON text. The empty string is neither (it would read ``.``); SVG markup is refused."""
+    that is not JSON text. The empty string is neither (it would read ``.``); SVG markup is refused, and so is
+    JSON text that is no sketch (``"42"``, ``"null"``) when no file has that name."""
     if isinstance(x, os.PathLike):
         return True
     if not isinstance(x, str):
@@ -134,11 +145,34 @@ def _is_path(x: Any) -> bool:
     text = x.lstrip("\ufeff \t\r\n")
     if not text:
         raise SketchError("empty string: expected a path to a sketch file or a JSON sketch")
-    if text.startswith(("{", "[", "<")) and not os.path.isfile(x):
+    if os.path.exists(os.path.expanduser(x)):
+        return True
+    if text.startswith(("{", "[", "<")):
         if text.startswith("<"):
             raise SketchError("this string is markup, not a path: write the SVG to a .svg file and pass its path")
         return False
+    scalar = _json_scalar(text)
+    if scalar is not None:
+        raise SketchError(f"{x!r} is neither a JSON sketch (it is a JSON {scalar}; a sketch is an object "
+                          "{\"drawing\": ...} or a list of strokes) nor an existing file")
     return True
+
+
+def _json_scalar(text: str) -> str | None:
+    """What JSON value other than an object or a list ``text`` is (``"number"``, ``"null"``, ...), else ``None``."""
+    if len(text) > 4096:  # longer than any path: no need to parse it
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    kinds = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string"}
+    return kinds.get(type(value))
+
+
+def _expanded(path: str | os.PathLike) -> Path:
+    """An input path with ``~`` expanded, as a shell would."""
+    return Path(path).expanduser()
 
 
 def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = None) -> Iterator[Sketch]:
@@ -146,11 +180,11 @@ def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = No
     ``on_error`` as in ``read_sketches`` (``None`` raises the first bad record's ``FormatError``)."""
     from .formats import read_sketches
 
-    return read_sketches(path, format, on_error=on_error)
+    return read_sketches(_expanded(path), format, on_error=on_error)
 
 
 def _read_first(path: str | os.PathLike) -> Sketch:
-    if Path(path).is_dir():
+    if _expanded(path).is_dir():
         raise SketchError(f"{path} is a folder: this takes one sketch; predict_batch({str(path)!r}) classifies "
                           "every sketch in it")
     sketch = next(_read(path), None)
@@ -161,7 +195,7 @@ def _read_first(path: str | os.PathLike) -> Sketch:
 
 def as_sketch(x: Any) -> Sketch:
     """Turn one input (see the module docstring) into a ``Sketch``; bad input raises ``SketchError``
-    (``FileNotFoundError`` for a missing file)."""
+    (a ``FormatError`` for an unreadable record; ``FileNotFoundError`` for a missing file)."""
     if isinstance(x, Sketch):
         return x
     if _is_path(x):
@@ -182,6 +216,9 @@ def _iter_inputs(xs: Any) -> Iterator[Any]:
         return _read(xs)
     if isinstance(xs, np.ndarray) and xs.dtype == object and xs.ndim == 1:
         return iter(xs)  # sketch-rnn's layout: one array per sketch
+    if isinstance(xs, np.ndarray) and xs.ndim == 3 and xs.shape[2] in (3, 5):
+        raise SketchError(f"predict_batch got one array of shape {xs.shape}: for its {xs.shape[0]} "
+                          f"stroke-{xs.shape[2]} sketches pass list(arr)")
     if isinstance(xs, (Sketch, dict, np.ndarray, str, bytes)):
         raise SketchError("predict_batch expects a sequence of sketches or a file path; use predict() for one")
     return iter(xs)
@@ -446,7 +483,13 @@ class SketchClassifier:
         return ranked, problems
 
     def predict(self, x: Any, top_k: int = 5) -> list[Prediction]:
-        """The ``top_k`` most likely classes of one sketch, best first (scores are probabilities)."""
+        """The ``top_k`` most likely classes of one sketch, best first (scores are probabilities); a ``top_k``
+        above the number of classes gives them all.
+
+        Raises ``ValueError`` for a ``top_k`` that is not a positive integer, ``SketchError`` for input that
+        cannot be read or classified (``FormatError``, a subclass, for a malformed record; ``UnusableSketchesError``
+        for a drawing preprocessing refuses, such as one too long to simplify), ``FileNotFoundError`` for a path
+        that does not exist."""
         _check_top_k(top_k)
         return self.predict_sketches([self.sketch(x)], top_k)[0]
 
@@ -477,11 +520,13 @@ class SketchClassifier:
         read and preprocessed in a background thread while the model runs on the current one.
 
         ``xs`` is an iterable of inputs (one result per item, in order; a path item means that
-        file's first sketch) or a file path (one result per sketch in the file). A bad item raises
-        ``SketchError`` naming its position; with ``on_error`` it fails alone instead: ``on_error`` gets that
-        error, the item's result is ``[]`` and the others are classified (``classify_each``, without read-ahead).
-        For a file path, a record that cannot be read at all goes to ``on_error`` as the reader's
-        ``FormatError`` (file and line) and has no result.
+        file's first sketch) or a file path (one result per sketch in the file). A bad item, a path item that does
+        not exist included, raises ``SketchError`` naming its position (``item 3: no such file: x.ndjson``); with
+        ``on_error`` it fails alone instead: ``on_error`` gets that error, the item's result is ``[]`` and the
+        others are classified (``classify_each``, without read-ahead). For a file path, a record that cannot be
+        read at all goes to ``on_error`` as the reader's ``FormatError`` (file and line) and has no result, and
+        without ``on_error`` raises it. ``top_k`` is as in ``predict`` (``ValueError`` unless a positive integer;
+        clamped to the number of classes); a whole-argument path that does not exist raises ``FileNotFoundError``.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -501,7 +546,7 @@ class SketchClassifier:
             for x in next(chunks, []):
                 try:
                     sketches.append(self.sketch(x))
-                except SketchError as exc:
+                except (SketchError, OSError) as exc:  # OSError: a path item that is missing or unreadable
                     raise SketchError(f"item {first + len(sketches)}: {exc}") from None
             try:
                 return (self._batches(sketches) if sketches else []), len(sketches)
@@ -547,11 +592,24 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, auto")
 
 
+def _positive_int_option(text: str) -> int:
+    """``--top-k``'s type: an integer >= 1, else an argparse usage error (exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="sketch files (.ndjson, .svg, .npz, .bin) or folders of them")
+                   help="sketch files (.ndjson, .svg, .npz, .bin; ndjson also gzip-compressed, .ndjson.gz) or "
+                        "folders of them")
     add_classifier_arguments(p)
-    p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
+    p.add_argument("--top-k", type=_positive_int_option, default=5,
+                   help="predictions per sketch (default 5; more than the classes gives them all)")
     p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
     p.add_argument("--batch-size", type=int, default=256, help="sketches per model call")
     from .formats import FORMATS
@@ -571,19 +629,21 @@ def format_predictions(preds: Sequence[Prediction], *, width: int = 30) -> str:
 
 def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: list[Prediction] | None,
                   error: str | None, as_json: bool) -> None:
-    """One result: a table block on stdout, or one JSON line. ``sketch`` is ``None`` for a record (or, with
-    ``index`` ``None``, a whole file) that could not be read; as JSON it still gets its line, with ``error``."""
+    """One result: a table block on stdout, or one JSON line ``{"file", "index", "key_id", "label", "predictions"
+    | "error"}`` (``label``: the record's own class name, such as Quick, Draw!'s ``word``; the guesses are
+    ``predictions``). ``sketch`` is ``None`` for a record (or, with ``index`` ``None``, a whole file) that could not
+    be read. A record with an ``error`` (unreadable, or read and refused) is reported on stderr only, not in the
+    table; as JSON it still gets its line, with ``error``."""
     if as_json:
         key_id, label = (sketch.key_id, sketch.label) if sketch is not None else (None, None)
         record: dict[str, Any] = {"file": path, "index": index, "key_id": key_id, "label": label}
         record.update({"error": error} if error else {"predictions": [p.to_dict() for p in preds or []]})
         print(json.dumps(record))
         return
-    if sketch is None:  # an unreadable record: reported on stderr only, the table stays results
+    if sketch is None or error:  # reported on stderr only: the table stays results
         return
     about = "".join(f"  {k}={v}" for k, v in (("key_id", sketch.key_id), ("label", sketch.label)) if v)
-    body = f"  error: {error}" if error else format_predictions(preds or [])
-    print(f"{path} [{index}]{about}\n{body}")
+    print(f"{path} [{index}]{about}\n{format_predictions(preds or [])}")
 
 
 def require_paths(paths: Iterable[str | os.PathLike]) -> None:
@@ -600,7 +660,7 @@ def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
     from .formats import sketch_files
 
     for path in paths:
-        files = sketch_files(path) if Path(path).is_dir() else []
+        files = sketch_files(path, gzipped=True) if Path(path).is_dir() else []
         yield from (str(f) for f in files) if files else [str(path)]
 
 
@@ -611,9 +671,9 @@ def stderr_report(prog: str) -> Callable[[str], None]:
 
 def _no_sketch_files() -> str:
     """What a folder without sketch files lacks: the suffixes a folder walk reads (``sketch_files``)."""
-    from .formats.sniff import SUFFIXES
+    from .formats.sniff import GZIP_SUFFIXES, SUFFIXES
 
-    walked = ", ".join(suffix for suffix, kind in SUFFIXES.items() if kind != "npz")
+    walked = ", ".join([*(suffix for suffix, kind in SUFFIXES.items() if kind != "npz"), *GZIP_SUFFIXES])
     return f"no sketch files in this folder or below ({walked}; an .npz file is read only when named)"
 
 
@@ -632,6 +692,8 @@ class FileRun:
         self.unread: deque[tuple[float, int | None, str]] = deque()  # (place in the order, index, error), not shown
 
     def skipped(self, error: str, index: int | None) -> None:
+        """Report a record (``index``) or the file or a part of it (``None``) that could not be read, and keep
+        its error to print in its place (``print_unread``)."""
         if index is None:
             self.failed_parts += 1
             error = re.sub(rf"^{re.escape(self.path)}:(?:(\d+):)? ", lambda m: f"line {m[1]}: " if m[1] else "",
@@ -650,15 +712,33 @@ class FileRun:
             self.skipped(str(exc), self.position)
             self.position += 1
 
+    def refused(self, error: str, index: int, place: Place) -> str:
+        """Report a record that was read but not classified (preprocessing refused it, see
+        ``UnusableSketchesError``) as an unreadable one is reported, on stderr at once; the error with the record's
+        place, as the reader places its errors (``face.ndjson:17: drawing too long to simplify ...``), to print in
+        its place among the results. The records around it go on."""
+        located = str(place.locate(FormatError(error)))
+        self.failed_records += 1
+        self.report(f"skipped {self.path} [{index}]: {located}")
+        return located
+
     def records(self) -> Iterator[tuple[int, Sketch]]:
-        """``(index, sketch)`` of every readable record. A file that cannot be read at all (unknown format,
-        unreadable) or holds no sketch, or a folder without sketch files, is skipped, not fatal."""
+        """``(index, sketch)`` of every readable record (``located_records`` without the places)."""
+        for (index, _), sketch in self.located_records():
+            yield index, sketch
+
+    def located_records(self) -> Iterator[tuple[tuple[int, Place], Sketch]]:
+        """``((index, place), sketch)`` of every readable record, ``place`` where the reader found it (``refused``
+        names it). A file that cannot be read at all (unknown format, unreadable) or holds no sketch, or a folder
+        without sketch files, is skipped, not fatal."""
+        from .formats import read_located
+
         if Path(self.path).is_dir():  # expand_files yields a folder only when it holds no sketch file
             self.skipped(_no_sketch_files(), None)
             return
         try:
-            for sketch in _read(self.path, on_error=self.unreadable, format=self.format):
-                yield self.position, sketch
+            for place, sketch in read_located(self.path, self.format, on_error=self.unreadable):
+                yield (self.position, place), sketch
                 self.position += 1
         except (SketchError, OSError) as exc:
             self.skipped(str(exc) if self.position == 0 else f"stopped after record {self.position - 1}: {exc}",
@@ -675,8 +755,9 @@ class FileRun:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """Classify every sketch of every file. A record that cannot be read or classified is reported
-    (on stderr, or as an ``error`` JSON field) and makes the exit status 1; the others still run."""
+    """Classify every sketch of every file. A record that cannot be read or classified is reported on stderr
+    (naming its file, its index and, as the reader does, its line), stays out of the table and, with ``--json``,
+    gets its line in place with an ``error`` field; it makes the exit status 1, and the others still run."""
     _check_top_k(args.top_k)
     require_paths(args.files)  # before loading the model
     clf = SketchClassifier.from_pretrained(
@@ -686,9 +767,10 @@ def run_cli(args: argparse.Namespace) -> int:
     records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
     for path in expand_files(args.files):
         run = FileRun(path, args.format, args.json)
-        for index, sketch, preds, error in clf.classify_each(run.records(), args.top_k):
-            run.failed_records += error is not None
+        for (index, place), sketch, preds, error in clf.classify_each(run.located_records(), args.top_k):
             run.print_unread(index)
+            if error is not None:
+                error = run.refused(error, index, place)
             _print_result(path, index, sketch, preds, error, args.json)
         run.print_unread(float("inf"))
         records, parts = records + run.failed_records, parts + run.failed_parts

@@ -7,6 +7,7 @@ sketch have the same number of columns. Per-point part ids (SPG's third list) ar
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,23 +16,57 @@ import numpy as np
 
 from .errors import SketchError
 
-__all__ = ["Sketch"]
+__all__ = ["Sketch", "point_list_hint"]
+
+
+def point_list_hint(want: str = "[xs, ys] or [xs, ys, ts]") -> str:
+    """The hint for a stroke given as points ``[[x, y], ...]`` where ``want`` (coordinate lists) belongs."""
+    return f"points given as [[x, y], ...]? give each stroke as {want}"
+
+
+_KIND_NAMES = {"U": "str", "S": "bytes", "b": "bool", "c": "complex", "M": "datetime64", "m": "timedelta64"}
+
+
+def _array_kind(arr: np.ndarray) -> str:
+    """What an array of other than numbers holds, for a message: ``str array (<U1)``."""
+    return f"{_KIND_NAMES.get(arr.dtype.kind, arr.dtype.name)} array ({arr.dtype})"
+
+
+def _numeric(obj: Any, where: str) -> np.ndarray:
+    """``obj`` (nested lists or an array) as a float64 array, or ``SketchError`` prefixed by ``where`` unless it
+    holds real numbers only: strings, booleans, ``None`` and complex numbers are refused, as the JSON reader
+    refuses them (``numpy`` would read ``"1"`` and ``True`` as 1.0)."""
+    try:
+        arr = np.asarray(obj)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SketchError(f"{where}: not numeric ({exc})") from None
+    if arr.dtype.kind not in "iuf":
+        if arr.dtype.kind != "O":
+            found = _array_kind(arr) if isinstance(obj, np.ndarray) else _KIND_NAMES.get(arr.dtype.kind, str(arr.dtype))
+            raise SketchError(f"{where}: coordinates must be numbers, found a {found}")
+        bad = [v for v in arr.flat if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)][:1]
+        if bad:
+            raise SketchError(f"{where}: coordinates must be numbers, found a {type(bad[0]).__name__}")
+    try:
+        return arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError, OverflowError) as exc:  # an object array whose numbers do not fit a float
+        raise SketchError(f"{where}: not numeric ({exc})") from None
 
 
 def _as_stroke(obj: Any, index: int) -> np.ndarray:
     """Turn ``[xs, ys]`` / ``[xs, ys, ts]`` lists or an ``(n, 2|3)`` array into ``(n, 2|3)`` float32."""
-    try:
-        arr = np.asarray(obj, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise SketchError(f"stroke {index}: not numeric ({exc})") from None
+    arr = _numeric(obj, f"stroke {index}")
     if arr.ndim != 2:
         raise SketchError(f"stroke {index}: expected [xs, ys(, ts)] or an (n, 2|3) array, got shape {arr.shape}")
     if not isinstance(obj, np.ndarray):
         arr = arr.T  # list form is always [xs, ys(, ts)] -> (n, 2|3)
     if arr.shape[1] not in (2, 3):
-        raise SketchError(
-            f"stroke {index}: expected 2 or 3 coordinate lists (or an (n, 2|3) array), got shape {arr.shape}"
-        )
+        if isinstance(obj, np.ndarray):
+            got = f"shape {arr.shape}"
+        else:  # arr is the lists transposed: (values per list, lists)
+            hint = f" ({point_list_hint()})" if arr.shape[0] in (2, 3) else ""  # lists of 2 or 3 numbers: points
+            got = f"{arr.shape[1]} lists of {arr.shape[0]}{hint}"
+        raise SketchError(f"stroke {index}: expected 2 or 3 coordinate lists (or an (n, 2|3) array), got {got}")
     if not np.isfinite(arr).all():
         raise SketchError(f"stroke {index}: coordinates contain NaN or infinity")
     if np.abs(arr[:, :2]).max(initial=0.0) > 1e9:
@@ -81,9 +116,13 @@ class Sketch:
             if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[1] not in (2, 3):
                 shape = getattr(s, "shape", type(s).__name__)
                 raise SketchError(f"stroke {i}: expected an (n, 2|3) array, got {shape} (lists: Sketch.from_strokes)")
-        cols = {s.shape[1] for s in self.strokes}
-        if len(cols) > 1:
-            raise SketchError(f"strokes mix 2 and 3 columns: {sorted(cols)}")
+            if s.dtype.kind not in "iuf":
+                raise SketchError(f"stroke {i}: coordinates must be numbers, found a {_array_kind(s)}")
+        differs = next((i for i, s in enumerate(self.strokes) if s.shape[1] != self.strokes[0].shape[1]), None)
+        if differs is not None:
+            first, other = self.strokes[0].shape[1], self.strokes[differs].shape[1]
+            raise SketchError(f"strokes mix 2 and 3 columns: stroke {differs} has {other}, the strokes before it "
+                              f"{first}")
         if self.parts is not None:
             if len(self.parts) != len(self.strokes) or any(
                 len(p) != len(s) for p, s in zip(self.parts, self.strokes)
@@ -126,7 +165,7 @@ class Sketch:
     def from_stroke3(cls, data: np.ndarray, **kwargs: Any) -> Sketch:
         """From sketch-rnn stroke-3 rows ``(dx, dy, pen_lifted)`` ``(n, 3)``; the first point is
         the origin plus the first offset. ``pen_lifted=1`` ends a stroke after that point."""
-        data = np.asarray(data, dtype=np.float64)
+        data = _numeric(data, "stroke-3 data")
         if data.ndim != 2 or data.shape[1] != 3:
             raise SketchError(f"stroke-3 data must have shape (n, 3), got {data.shape}")
         if not np.isfinite(data).all():
@@ -146,7 +185,7 @@ class Sketch:
     @classmethod
     def from_stroke5(cls, data: np.ndarray, **kwargs: Any) -> Sketch:
         """From stroke-5 rows ``(dx, dy, p_down, p_up, p_end)``; stops at the first end-of-sketch row."""
-        data = np.asarray(data, dtype=np.float64)
+        data = _numeric(data, "stroke-5 data")
         if data.ndim != 2 or data.shape[1] != 5:
             raise SketchError(f"stroke-5 data must have shape (n, 5), got {data.shape}")
         end = np.flatnonzero(data[:, 4] > 0.5)

@@ -14,7 +14,7 @@ from sketchgraph.errors import SketchError
 from sketchgraph.predict import SketchClassifier
 from sketchgraph.preprocess import ink_length
 from sketchgraph.serve import RequestBatcher
-from sketchgraph.serve.batching import LIGHT_INK
+from sketchgraph.serve.batching import LIGHT_INK, BatcherClosed, preprocessing_work
 from sketchgraph.sketch import Sketch
 
 
@@ -35,6 +35,11 @@ def sketch(i: int) -> Sketch:
 def zigzag() -> Sketch:
     """A heavy but legal drawing: about 25,000 px of ink in the 255 frame (> LIGHT_INK)."""
     return Sketch.from_strokes([[list(range(0, 400, 2)), [0 if j % 2 else 200 for j in range(200)]]])
+
+
+def dots(n: int) -> Sketch:
+    """``n`` one-point strokes: no ink at all, yet ``n`` strokes' worth of preprocessing."""
+    return Sketch.from_strokes([[[i % 50], [i // 50]] for i in range(n)])
 
 
 def degenerate() -> Sketch:
@@ -184,6 +189,27 @@ def test_a_drawing_in_preprocessing_does_not_hold_up_the_others(clf, monkeypatch
     batcher.close()
 
 
+def test_a_drawing_of_many_strokes_is_heavy_although_it_has_no_ink(clf, monkeypatch):
+    """Each stroke costs preprocessing work of its own: 2,000 one-point strokes (no ink) are prepared on the heavy
+    pool, so while they are, a light request is answered; a real drawing's strokes keep it light."""
+    many = dots(2000)
+    assert ink_length(many) == 0 and preprocessing_work(many) > LIGHT_INK
+    assert all(preprocessing_work(sketch(i)) <= LIGHT_INK for i in range(10))
+    held = HeldPreprocessing(monkeypatch, many)
+    batcher = RequestBatcher(clf)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            slow = pool.submit(batcher.predict, many, 5, 60)
+            assert held.entered.wait(30)
+            light = batcher.predict(sketch(1), 3, timeout=10)  # waited for the many strokes when ink alone counted
+            assert not slow.done()
+        finally:
+            held.release.set()
+        assert same(slow.result(30), clf.predict(dots(2000)))
+    assert same(light, clf.predict(sketch(1), top_k=3))
+    batcher.close()
+
+
 class CountedPreprocessing:
     """Records how many sketches each ``preprocess_flat`` call gets."""
 
@@ -300,6 +326,29 @@ def test_close_serves_the_heavy_drawings_in_preparation(clf):
         batcher.submit(zigzag())
     with pytest.raises(ValueError, match="heavy_workers"):
         RequestBatcher(clf, heavy_workers=0)
+
+
+def test_close_can_leave_the_heavy_drawing_in_preparation(clf, monkeypatch):
+    """``close(finish_heavy=False)`` (a server shutting down, its requests cancelled) returns while a heavy drawing
+    is still being simplified; that drawing then fails with ``BatcherClosed`` and its thread stops."""
+    heavy = zigzag()
+    held = HeldPreprocessing(monkeypatch, heavy)
+    batcher = RequestBatcher(clf, heavy_workers=1)
+    try:
+        future = batcher.submit(heavy)
+        assert held.entered.wait(30)
+        waiting = batcher.submit(heavy)  # queued behind it on the heavy pool
+        start = time.monotonic()
+        batcher.close(finish_heavy=False)
+        assert time.monotonic() - start < 5 and not batcher._worker.is_alive()
+    finally:
+        held.release.set()
+    for f in (future, waiting):
+        with pytest.raises(BatcherClosed, match="the batcher is closed"):
+            f.result(30)
+    for thread in batcher._heavy:
+        thread.join(30)
+        assert not thread.is_alive()
 
 
 def test_a_light_drawing_preprocessing_refuses_fails_alone_on_the_worker(clf):

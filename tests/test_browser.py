@@ -317,6 +317,37 @@ def test_the_page_works_under_a_sub_path_and_stops_at_the_point_limit(page, clf)
             other.close()
 
 
+@pytest.mark.parametrize("limit", ["stroke", "ink"])
+def test_the_page_stops_at_the_stroke_and_ink_limits(page, clf, monkeypatch, limit):
+    """The page keeps to the stroke and ink limits /healthz gives, as to the point limit: a stroke past the first,
+    a point past the second is not drawn nor sent, and a message says which limit until undo."""
+    from sketchgraph.preprocess import ink_length
+    from sketchgraph.serve import app as app_mod
+    from sketchgraph.sketch import Sketch
+
+    if limit == "ink":  # the ink a drawing may have, as /healthz says it (the server's own check stays)
+        monkeypatch.setattr(app_mod, "MAX_INK", 600)
+    with running_server(create_app(clf, max_strokes=2 if limit == "stroke" else 2000)) as url:
+        other = page.context.new_page()
+        try:
+            with other.expect_response(lambda r: r.url.endswith("/healthz")):
+                other.goto(url + "/")
+            other.wait_for_function("() => document.getElementById('classes').textContent.length > 0")
+            bodies = posted(other, lambda: draw(other, HOUSE))
+            error = other.locator("#error")
+            assert error.is_visible() and f"{limit} limit" in error.inner_text()
+            if limit == "stroke":
+                assert len(bodies[-1]) == 2 and max(len(b) for b in bodies) == 2
+            else:  # the walls alone are ~810 px at 255 px: points stop short of 600 (the house has ~1,200)
+                assert all(ink_length(Sketch.from_strokes(b)) <= 600 for b in bodies)
+                assert ink_length(Sketch.from_strokes(bodies[-1])) > 500
+            assert other.locator(PREDICTIONS).count() == 5
+            posted(other, lambda: other.click("#undo"))
+            assert error.is_hidden()
+        finally:
+            other.close()
+
+
 @pytest.mark.parametrize("prefix", ["", "/sketch"])
 def test_api_docs_render_offline_and_try_a_prediction(page, clf, prefix):
     """``/docs`` (Swagger UI) renders with every request off this server refused (no CDN), at the root and

@@ -67,7 +67,7 @@ def test_demo_skips_what_it_cannot_use_and_draws_the_rest(tiny_checkpoint, tmp_p
     captured = capsys.readouterr()
     err = captured.err.splitlines()
     assert err[0].startswith(f"sketchgraph demo: skipped {mixed} [1]: {mixed}:2: invalid JSON"), err
-    assert err[1].startswith(f"sketchgraph demo: skipped {mixed} [3]: drawing too long to simplify")
+    assert err[1].startswith(f"sketchgraph demo: skipped {mixed} [3]: {mixed}:4: drawing too long to simplify"), err
     assert err[2].startswith(f"sketchgraph demo: skipped {notes}: cannot tell the format")
     assert err[3].startswith(f"sketchgraph demo: skipped {empty}: no sketch files") and len(err) == 4
     assert sorted(p.name for p in out.iterdir()) == ["apple.png", "mixed_0.png", "mixed_2.png"]

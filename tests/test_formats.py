@@ -18,16 +18,18 @@ from sketchgraph.formats import (
     label_from_path,
     rasterize,
     read_bin,
+    read_located,
     read_sketches,
     read_stroke3_npz,
     render_png,
+    sketch_files,
     sketch_from_obj,
     write_bin,
     write_ndjson,
     write_stroke3_npz,
     write_svg,
 )
-from sketchgraph.formats.ndjson import TIME_ORIGIN
+from sketchgraph.formats.ndjson import TIME_ORIGIN, parse_drawing
 from sketchgraph.preprocess import normalize
 from sketchgraph.sketch import COORD_ORIGIN, Sketch
 
@@ -625,7 +627,7 @@ def test_huge_coordinates_are_kept_to_the_pixel(tmp_path, style):
     path = tmp_path / "c.ndjson"
     write_ndjson([sketch], path, style=style)
     assert json.loads(path.read_text())["drawing"] == strokes and "origin" not in path.read_text()
-    assert COORD_ORIGIN not in sketch_from_obj({"drawing": [[[0, 2**24], [0, 1]]]}).meta
+    assert COORD_ORIGIN not in sketch_from_obj({"drawing": [[[0, 2**20], [0, 1]]]}).meta
     # new coordinates are no longer relative to it: a transformed sketch is written as it is
     moved = normalize(sketch)
     assert COORD_ORIGIN not in moved.meta
@@ -918,3 +920,184 @@ def test_cr_only_line_ends_are_named_in_the_error(tmp_path):
     crlf = tmp_path / "dog.ndjson"
     crlf.write_bytes(b"\r\n".join(json.dumps(r).encode() for r in records) + b"\r\n")
     assert len(read_all(crlf)[0]) == 3  # CRLF is fine
+
+
+# ------------------------------------------------------------------------------------------ messages name the stroke
+@pytest.mark.parametrize("drawing, message", [
+    ([[[0, 1], [0, 1]], [[1, float("nan")], [3, 4]]], r"^stroke 1: coordinates contain NaN or infinity$"),
+    ([[[], []], [[1, 2], [float("-inf"), 4]]], r"^stroke 1: coordinates contain NaN or infinity$"),  # empty: stroke 0
+    ([[[0, 1], [0, 1], [0, 5]], [[1, 2], [3, 4], [9, float("nan")]]], r"^stroke 1: times contain NaN or infinity$"),
+    ([[[0, 1], [0, 1]], [[1, 2e9], [3, 4]]], r"^stroke 1: coordinates must be of magnitude <= 1e\+09, found 2e\+09$"),
+    ([[[0, 1], [0, 1]], [[1, 10**30], [3, 4]]], r"^stroke 1: coordinates must be of magnitude <= 1e\+09, found 1e\+30"),
+    ([[[0, 1], [0, 1], [0, 1]], [[1, 2], [3, 4], [0, 1e16]]],
+     r"^stroke 1: times must be finite milliseconds of magnitude <= 1e\+15, found 1e\+16$"),
+    ([[[0, 1], [0, 1]], [[0, 1], [0, 1]], [[1, "2"], [3, 4]]], r"^stroke 2: coordinates must be numbers, found a str$"),
+])
+def test_bad_values_name_their_stroke(drawing, message):
+    with pytest.raises(FormatError, match=message):
+        sketch_from_obj(drawing)
+
+
+@pytest.mark.parametrize("points, spg", [(52, False), (4, False), (1, False), (1, True)])
+def test_a_stroke_of_points_gets_a_hint(points, spg):
+    """``[[x, y], ...]`` where ``[xs, ys]`` belongs: a stroke of other than two or three points is refused saying so
+    (SPG files keep reading a stroke's first three lists: some of theirs carry a fourth)."""
+    stroke = [[10 + i, 20 + i] for i in range(points)]
+    want = r"\[xs, ys, part_ids\]" if spg else r"\[xs, ys\] or \[xs, ys, ts\]"
+    with pytest.raises(FormatError, match=rf"^stroke 1: expected {want}, got a list of {points} \(points given as "
+                                          rf"\[\[x, y\], \.\.\.\]\? give each stroke as {want}\)$"):
+        parse_drawing([[[0, 1], [0, 1], [0, 1]], stroke], spg=spg)
+    with pytest.raises(FormatError, match=r"got a list of 4$"):  # lists of 4 numbers are not points: no hint
+        parse_drawing([[[0, 1, 2, 3]] * 4])
+
+
+def test_two_and_three_point_strokes_are_read_as_the_layout_says():
+    """A stroke of three points [[x, y], ...] has the shape of [xs, ys, ts] with two points, and one of two points
+    the shape of [xs, ys]: valid strokes, read as such (documented in parse_drawing). Times that go back (here
+    100 then 0) are accepted: nothing promises that RAW times increase, and valid drawings must not be refused."""
+    (stroke,), _, _ = parse_drawing([[[0, 0], [50, 80], [100, 0]]])
+    assert stroke.tolist() == [[0, 50, 100], [0, 80, 0]]
+    (stroke,), _, _ = parse_drawing([[[0, 0], [50, 80]]])
+    assert stroke.tolist() == [[0, 50], [0, 80]]
+
+
+# ------------------------------------------------------------------------------------------ float32 precision
+@pytest.mark.parametrize("x0", [2**20 + 1.0, 1.6e7, 2**24 - 16.0])
+def test_coordinates_beyond_2_20_keep_their_sub_pixel_detail(x0):
+    """From 2**20 on float32's step is 1/8 px or more (at 1.6e7 whole pixels): such coordinates are rebased in
+    float64 as those beyond 2**24 are, from JSON lists and from float64 arrays alike; 2**20 itself is cast as is."""
+    xs, ys = [x0 + 0.25, x0 + 0.5, x0 + 10.125], [3.0, 4.5, 5.0]
+    for drawing in ([[xs, ys]], [np.array([xs, ys], np.float64).T]):
+        sketch = sketch_from_obj(drawing)
+        assert sketch.points().tolist() == [[0, 0], [0.25, 1.5], [9.875, 2]]
+        assert sketch.meta == {COORD_ORIGIN: [x0 + 0.25, 3.0]}
+    assert sketch_from_obj([[[2**20, 2**20 - 0.125], [0, 1]]]).meta == {}
+    assert sketch_from_obj([np.array([[2**20, 0], [2**20 - 0.125, 1]])]).meta == {}
+
+
+def test_times_up_to_2_24_are_not_rebased():
+    """Millisecond times are exact in float32 up to 2**24 (4.6 hours): only coordinates are rebased from 2**20."""
+    t0 = 2**24 - 100
+    sketch = sketch_from_obj([[[0, 1], [0, 1], [t0, t0 + 16]]])
+    assert sketch.meta == {} and sketch.times().tolist() == [t0, t0 + 16]
+
+
+# ------------------------------------------------------------------------------------------ gzip
+def gzipped(path: Path, name: str | None = None) -> Path:
+    """``path`` gzip-compressed to ``name`` (default ``path`` plus ``.gz``)."""
+    import gzip
+
+    out = path.with_name(name or path.name + ".gz")
+    out.write_bytes(gzip.compress(path.read_bytes()))
+    return out
+
+
+def test_gzipped_ndjson_reads_as_the_plain_file(tmp_path):
+    plain = write_lines(tmp_path / "cat_test.ndjson", [json.dumps(r) for r in GOOD[:3]])
+    packed = gzipped(plain)
+    assert list(read_sketches(packed)) == list(read_sketches(plain)) and len(list(read_sketches(packed))) == 3
+    assert detect_format(packed) == "simplified" and label_from_path(packed) == "cat"
+    renamed = gzipped(plain, "download.dat")  # by content
+    assert list(read_sketches(renamed)) == list(read_sketches(plain))
+    assert list(read_sketches(plain, "raw")) == list(read_sketches(gzipped(plain, "x.gz"), "raw"))  # --format too
+
+
+def test_gzipped_json_document(tmp_path):
+    doc = tmp_path / "cat.json"
+    doc.write_text(json.dumps([GOOD[0], {"drawing": []}, GOOD[1]], indent=2))
+    got, errors = read_all(gzipped(doc))
+    assert [s.key_id for s in got] == ["0", "1"]
+    assert [str(e) for e in errors] == [f"{tmp_path / 'cat.json.gz'}: record 2: empty drawing (no points)"]
+
+
+def test_gzipped_ndjson_errors_give_the_decompressed_line(tmp_path):
+    lines = [json.dumps(r) for r in GOOD[:4]]
+    lines.insert(2, "not json")
+    packed = gzipped(write_lines(tmp_path / "cat.ndjson", lines))
+    got, errors = read_all(packed)
+    assert [s.key_id for s in got] == ["0", "1", "2", "3"]
+    assert [(e.source, e.line) for e in errors] == [(str(packed), 3)]
+
+
+def test_a_truncated_gzip_keeps_the_lines_before_the_break(tmp_path):
+    import gzip
+
+    lines = [json.dumps({**GOOD[i % 7], "key_id": str(i), "pad": "x" * 200}) for i in range(400)]
+    data = gzip.compress("\n".join(lines).encode())
+    path = tmp_path / "cat.ndjson.gz"
+    path.write_bytes(data[: len(data) // 2])
+    got, errors = read_all(path)
+    assert 0 < len(got) < 400 and [s.key_id for s in got] == [str(i) for i in range(len(got))]
+    assert len(errors) == 1 and errors[0].whole_file and errors[0].line is None
+    assert re.fullmatch(rf"{re.escape(str(path))}: the compressed data breaks off after line {len(got)} \(EOFError: "
+                        r".*\); the lines before it were read", str(errors[0]))
+
+
+@pytest.mark.parametrize("kind", ["svg", "bin", "text"])
+def test_other_gzipped_files_are_refused_saying_to_decompress_them(tmp_path, kind):
+    """Only ndjson and JSON are read compressed; anything else gzip-compressed is refused with the command that
+    decompresses it, not a pointer to format= (which would only read compressed bytes as that format)."""
+    if kind == "svg":
+        plain = write_svg(make_sketch(1), tmp_path / "a.svg")
+    elif kind == "bin":
+        plain = tmp_path / "a.bin"
+        write_bin([make_sketch(1)], plain)
+    else:
+        plain = tmp_path / "a.txt"
+        plain.write_text("hello\n")
+    packed = gzipped(plain)
+    message = (rf"^{re.escape(str(packed))}: gzip-compressed, and only ndjson or JSON is read compressed "
+               rf"\(\.ndjson\.gz, \.jsonl\.gz, \.json\.gz\); decompress it first: gunzip -k {re.escape(packed.name)}$")
+    with pytest.raises(FormatError, match=message):
+        read_sketches(packed)
+    if kind != "text":
+        with pytest.raises(FormatError, match=message):
+            read_sketches(packed, format=kind)
+
+
+def test_folder_walks_read_gzipped_ndjson_and_prepare_s_walk_does_not(tmp_path):
+    write_ndjson([make_sketch(2)], tmp_path / "b.ndjson")
+    (tmp_path / "sub").mkdir()
+    plain = tmp_path / "sub" / "c.ndjson"
+    write_ndjson([make_sketch(3)], plain)
+    gzipped(plain)
+    plain.unlink()
+    (tmp_path / "notes.txt.gz").write_bytes(b"\x1f\x8b not read")
+    assert [p.name for p in sketch_files(tmp_path, gzipped=True)] == ["b.ndjson", "c.ndjson.gz"]
+    assert [p.name for p in sketch_files(tmp_path)] == ["b.ndjson"]  # prepare's walk: unchanged
+    assert [s.key_id for s in read_sketches(tmp_path)] == [make_sketch(2).key_id, make_sketch(3).key_id]
+
+
+# ------------------------------------------------------------------------------------------ places
+def test_read_located_places_each_record_as_its_reader_names_errors(tmp_path):
+    """Each sketch comes with where it was read, in the words the reader uses for a bad record there."""
+    nd = write_lines(tmp_path / "a.ndjson", [json.dumps(GOOD[0]), "", json.dumps(GOOD[1])])
+    doc = tmp_path / "d.json"
+    doc.write_text(json.dumps([GOOD[0], GOOD[1]], indent=1))
+    binary = tmp_path / "c.bin"
+    write_bin([make_sketch(1), make_sketch(2)], binary)
+    npz = write_stroke3_npz(tmp_path / "e.npz", test=[make_sketch(1), make_sketch(2)])
+    svg = write_svg(make_sketch(1), tmp_path / "f.svg")
+    one = tmp_path / "one.bin"
+    write_bin([make_sketch(1)], one)  # record 2 of c.bin starts where record 1 ends
+    places = {path.suffix: [str(place.locate(FormatError("why"))) for place, _ in read_located(path)]
+              for path in (nd, doc, binary, npz, svg)}
+    assert places[".ndjson"] == [f"{nd}:1: why", f"{nd}:3: why"]
+    assert places[".json"] == [f"{doc}: record 1: why", f"{doc}: record 2: why"]
+    assert places[".bin"] == [f"{binary}: record 1 (byte 0): why",
+                              f"{binary}: record 2 (byte {one.stat().st_size}): why"]
+    assert places[".npz"] == [f"{npz}: test[0]: why", f"{npz}: test[1]: why"]
+    assert places[".svg"] == [f"{svg}: why"]
+
+
+def test_a_plain_stream_loses_nothing_to_the_gzip_check():
+    """The gzip magic is peeked at, not read: a pipe (``/dev/stdin`` with --format) is read whole."""
+    import os
+
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, "\n".join(json.dumps(r) for r in GOOD[:3]).encode() + b"\n")
+        os.close(write_end)
+        assert [s.key_id for s in read_sketches(f"/dev/fd/{read_end}", "simplified")] == ["0", "1", "2"]
+    finally:
+        os.close(read_end)

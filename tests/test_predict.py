@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -191,8 +192,8 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
     ([], "no points"),
     ([[[], []]], "no points"),
     ([[[1, 2, 3], [1, 2]]], None),  # xs and ys of different lengths
-    ([[[1, float("nan")], [1, 2]]], "finite"),
-    ([[[1, float("inf")], [1, 2]]], "finite"),
+    ([[[1, 2], [1, 2]], [[1, float("nan")], [1, 2]]], r"^stroke 1: coordinates contain NaN or infinity$"),
+    ([[[1, float("inf")], [1, 2]]], r"^stroke 0: coordinates contain NaN or infinity$"),
     ([[1, 2, 3]], None),  # wrong nesting
     ([[[[0, 1]], [[0, 1]]]], "not lists"),  # one level too deep
     ([[["a", "b"], [1, 2]]], "must be numbers"),
@@ -509,8 +510,8 @@ def test_cli_folder_reports_each_file(tiny_checkpoint, tmp_path, capsys):
     assert records[2]["predictions"][0]["label"] == clf.predict(folder / "sub" / "a.svg", top_k=1)[0].label
 
 
-NO_SKETCH_FILES = ("no sketch files in this folder or below (.ndjson, .jsonl, .json, .bin, .svg; an .npz file is "
-                   "read only when named)")
+NO_SKETCH_FILES = ("no sketch files in this folder or below (.ndjson, .jsonl, .json, .bin, .svg, .ndjson.gz, "
+                   ".jsonl.gz, .json.gz; an .npz file is read only when named)")
 
 
 @pytest.mark.parametrize("as_json", [True, False])
@@ -702,18 +703,37 @@ def test_predict_batch_on_error_lets_a_bad_item_fail_alone(clf, tmp_path):
 
 
 DEGENERATE = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # ~3.6M px of ink: simplification refuses
+TOO_LONG = "3605884 px of strokes in the 255 frame (limit 2,000,000)"  # why, after "drawing too long to simplify: "
 
 
-def test_cli_classifies_around_an_unusable_drawing(tiny_checkpoint, tmp_path, capsys):
-    """A drawing that parses but cannot be simplified is an error line of its own; its chunk still runs."""
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_reports_a_refused_drawing_like_an_unreadable_one(tiny_checkpoint, tmp_path, capsys, as_json):
+    """A drawing that parses but cannot be simplified is reported on stderr with its file, index and line, as an
+    unreadable record is, and stays out of the table; as JSON it has its line in place, its error placed as the
+    reader places a parse error. Its chunk still runs."""
     path = tmp_path / "mixed.ndjson"
     good = json.dumps({"drawing": shapes()[0].to_lists()})
-    path.write_text("\n".join([good, json.dumps({"drawing": DEGENERATE.to_lists()}), good]) + "\n")
-    assert main(["predict", str(path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
-    records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [r["index"] for r in records] == [0, 1, 2]
-    assert "too long to simplify" in records[1]["error"] and "predictions" not in records[1]
-    assert records[0]["predictions"] == records[2]["predictions"] and len(records[0]["predictions"]) == 5
+    refused = json.dumps({"key_id": "7", "word": "apple", "drawing": DEGENERATE.to_lists()})
+    path.write_text("\n".join([good, "", refused, "not json", good]) + "\n")  # records 0-3 on lines 1, 3, 4, 5
+    args = ["predict", str(path), "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert sorted(err[:2]) == [
+        f"sketchgraph predict: skipped {path} [1]: {path}:3: drawing too long to simplify: {TOO_LONG}",
+        f"sketchgraph predict: skipped {path} [2]: {path}:4: invalid JSON (Expecting value, column 1)",
+    ]
+    assert err[2:] == ["sketchgraph predict: 2 sketches could not be classified"]
+    if as_json:
+        records = [json.loads(x) for x in captured.out.splitlines()]
+        assert [(r["index"], r["key_id"], r["label"], "error" in r) for r in records] == [
+            (0, None, "mixed", False), (1, "7", "apple", True), (2, None, None, True), (3, None, "mixed", False)]
+        assert records[1]["error"] == f"{path}:3: drawing too long to simplify: {TOO_LONG}"
+        assert records[0]["predictions"] == records[3]["predictions"] and len(records[0]["predictions"]) == 5
+    else:
+        assert [line.split(" [")[1][0] for line in captured.out.splitlines() if line.startswith(str(path))] == [
+            "0", "3"]
+        assert "error" not in captured.out and "too long" not in captured.out
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -764,3 +784,111 @@ def test_shipped_classes_are_quickdraw_words():
     classes = SketchClassifier.from_pretrained("spg20").classes
     assert len(classes) == 20 and set(classes) <= set(CATEGORIES)
     assert {"alarm clock", "coffee cup", "ice cream"} <= set(classes)
+
+
+# ------------------------------------------------------------------------------------------ review fixes
+def test_module_docstring_example_is_what_the_shipped_checkpoint_says():
+    import doctest
+
+    (test,) = [t for t in doctest.DocTestFinder().find(predict_mod) if t.name == "sketchgraph.predict"]
+    runner = doctest.DocTestRunner()
+    runner.run(test)
+    assert runner.summarize(verbose=False) == doctest.TestResults(failed=0, attempted=3)
+
+
+def test_cli_reads_gzipped_ndjson_and_folders_holding_it(tiny_checkpoint, tmp_path, capsys):
+    """Google's files are often kept gzipped: a named .ndjson.gz and one in a folder are read as they are
+    decompressed, a bad line reported with its decompressed line number."""
+    import gzip
+
+    plain = tmp_path / "plain.ndjson"
+    write_ndjson(shapes()[:2], plain)
+    lines = plain.read_text().splitlines()
+    named = tmp_path / "named.ndjson.gz"
+    named.write_bytes(gzip.compress("\n".join([lines[0], "not json", lines[1]]).encode()))
+    (tmp_path / "folder" / "sub").mkdir(parents=True)
+    walked = tmp_path / "folder" / "sub" / "walked.ndjson.gz"
+    walked.write_bytes(gzip.compress(plain.read_bytes()))
+    args = ["predict", str(plain), str(named), str(tmp_path / "folder"), "--checkpoint", str(tiny_checkpoint),
+            "--json", "--top-k", "3"]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    records = [json.loads(x) for x in captured.out.splitlines()]
+    assert [(r["file"], r["index"]) for r in records] == [
+        (str(plain), 0), (str(plain), 1), (str(named), 0), (str(named), 1), (str(named), 2), (str(walked), 0),
+        (str(walked), 1)]
+    assert records[3]["error"] == f"{named}:2: invalid JSON (Expecting value, column 1)"
+    expected = [r["predictions"] for r in records[:2]]
+    assert [records[2]["predictions"], records[4]["predictions"]] == expected
+    assert [r["predictions"] for r in records[5:]] == expected
+    assert f"skipped {named} [1]: {named}:2: invalid JSON" in captured.err
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_batch_a_missing_path_item_names_its_position(clf, tmp_path, read_ahead):
+    small = SketchClassifier(clf.model, clf.classes, preprocessing=clf.preprocessing, graph_spec=clf.graph_spec,
+                             read_ahead=read_ahead)
+    missing = tmp_path / "nope.ndjson"
+    with pytest.raises(SketchError, match=rf"^item 1: no such file: {re.escape(str(missing))}$"):
+        small.predict_batch([shapes()[0], missing, shapes()[1]])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([np.array([["1", "2"], ["3", "4"]])], r"stroke 0: coordinates must be numbers, found a str array \(<U1\)"),
+    ([np.array([[True, False], [False, True]])], r"stroke 0: coordinates must be numbers, found a bool array"),
+    ({"drawing": [[np.array(["1", "2"]), np.array([3, 4])]]}, r"stroke 0: coordinates must be numbers, found a str"),
+    (np.array([[10, 20, False], [30, 40, True]], dtype=object), r"stroke-3 data: .*found a bool$"),
+    (np.array([["10", "20", "0"], ["30", "40", "1"]]), r"stroke-3 data: .*found a str array"),
+])
+def test_numpy_inputs_must_hold_numbers_as_lists_must(clf, bad, message):
+    """numpy reads "1" and True as numbers: arrays of strings, booleans or other non-numbers are refused as list
+    input is, not classified."""
+    with pytest.raises(SketchError, match=message):
+        clf.predict(bad)
+
+
+@pytest.mark.parametrize("offset", [2**20 + 1.0, 1.6e7])
+def test_coordinates_between_2_20_and_2_24_keep_their_precision(clf, offset):
+    """Before, only offsets beyond 2**24 were rebased: at 1.6e7 float32 rounded the drawing to whole pixels."""
+    lists = [[[0.2 * x for x in xs], [0.2 * y for y in ys]] for xs, ys in shapes()[2].to_lists()]  # ~50 px wide
+    moved = [[[x + offset for x in xs], [y + offset for y in ys]] for xs, ys in lists]
+    assert same(clf.predict(moved), clf.predict(lists), tol=1e-5)
+    arrays = [np.array(stroke, np.float64).T for stroke in moved]
+    assert same(clf.predict(arrays), clf.predict(lists), tol=1e-5)
+
+
+def test_predict_batch_of_one_padded_array_says_to_pass_list_arr(clf):
+    sketches = shapes()[:2]
+    padded = np.stack([sk.to_stroke5(max_len=100) for sk in sketches])
+    with pytest.raises(SketchError, match=r"shape \(2, 100, 5\): for its 2 stroke-5 sketches pass list\(arr\)$"):
+        clf.predict_batch(padded)
+    assert all(same(a, clf.predict(sk), tol=1e-4) for a, sk in zip(clf.predict_batch(list(padded)), sketches))
+
+
+@pytest.mark.parametrize("text, kind", [("null", "null"), ("42", "number"), ("true", "boolean"),
+                                        ('"cat"', "string")])
+def test_json_text_that_is_no_sketch_is_neither_a_sketch_nor_a_file(clf, tmp_path, monkeypatch, text, kind):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SketchError, match=rf"^{re.escape(repr(text))} is neither a JSON sketch \(it is a JSON {kind}; "
+                                          r"a sketch is an object \{\"drawing\": \.\.\.\} or a list of strokes\) "
+                                          r"nor an existing file$"):
+        clf.predict(text)
+    write_ndjson(shapes()[:1], tmp_path / text)  # a file of that name is that file
+    assert same(clf.predict(text), clf.predict(shapes()[0]), tol=1e-4)
+
+
+def test_input_paths_expand_the_home_folder(clf, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_ndjson(shapes()[:2], tmp_path / "x.ndjson")
+    assert same(clf.predict("~/x.ndjson"), clf.predict(shapes()[0]), tol=1e-4)
+    got = clf.predict_batch("~/x.ndjson")
+    assert len(got) == 2 and same(got[1], clf.predict(shapes()[1]), tol=1e-4)
+    assert same(clf.predict_batch(["~/x.ndjson"])[0], got[0])
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "five"])
+def test_cli_top_k_must_be_a_positive_integer(sketch_file, capsys, value):
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", str(sketch_file), "--top-k", value])
+    assert exited.value.code == 2
+    assert f"error: argument --top-k: expected a positive integer, got {value!r}\n" in capsys.readouterr().err

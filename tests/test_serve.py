@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gzip
 import json
 import math
@@ -15,18 +16,25 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from sketchgraph.predict import SketchClassifier
+from sketchgraph.preprocess import MAX_INK
+from sketchgraph.serve import RequestBatcher, create_app, parsing, running_server
 from sketchgraph.serve import app as app_mod
-from sketchgraph.serve import create_app, running_server
 from sketchgraph.serve.app import STATIC
+from sketchgraph.serve.batching import BatcherClosed
+from sketchgraph.serve.middleware import BodyLimit, ShutdownReply
+from sketchgraph.serve.schemas import Message, Unprocessable
 
 HOUSE = [[[100, 300, 300, 100, 100], [300, 300, 150, 150, 300]], [[90, 200, 310], [160, 60, 160]]]
 LIMIT = 4096
+STROKES = 50  # the module client's stroke limit
+SHUTTING_DOWN = {"detail": "server shutting down; retry"}
 
 
 def drawing(i: int) -> list:
@@ -44,7 +52,7 @@ def clf(tiny_checkpoint) -> SketchClassifier:
 
 @pytest.fixture(scope="module")
 def client(clf):
-    with TestClient(create_app(clf, max_body_bytes=LIMIT, max_points=500)) as c:
+    with TestClient(create_app(clf, max_body_bytes=LIMIT, max_points=500, max_strokes=STROKES)) as c:
         yield c
 
 
@@ -59,8 +67,32 @@ def assert_same(got: list[dict], want: list[dict]) -> None:
 
 # ------------------------------------------------------------------------------------------ endpoints
 def test_healthz_and_classes(client, clf):
-    assert client.get("/healthz").json() == {"status": "ok", "model": clf.name, "classes": 5, "max_points": 500}
+    assert client.get("/healthz").json() == {"status": "ok", "model": clf.name, "classes": 5, "max_points": 500,
+                                             "max_strokes": STROKES, "max_ink": 2_000_000, "max_coordinate": 1e9}
     assert client.get("/classes").json() == {"classes": clf.classes}
+
+
+def test_the_limits_healthz_gives_are_the_ones_enforced(client):
+    """A drawing at each limit /healthz gives is classified, one just past it gets a 422 naming the limit."""
+    limits = client.get("/healthz").json()
+    assert limits["max_ink"] == MAX_INK  # exceeding it: test_unsimplifiable_drawing_is_422
+
+    def post(strokes: list) -> httpx.Response:
+        return client.post("/predict", json={"drawing": strokes})
+
+    big = limits["max_coordinate"]
+    assert post([[[big, 0], [0, 1]]]).status_code == 200
+    r = post([[[big * 1.000001, 0], [0, 1]]])
+    assert r.status_code == 422 and r.json() == {
+        "detail": "stroke 0: coordinates must be of magnitude <= 1e+09, found 1.000001e+09"}
+    dots = [[[i], [i % 7]] for i in range(limits["max_strokes"])]
+    assert post(dots).status_code == 200
+    r = post([*dots, [[], []]])  # an empty stroke counts
+    assert r.status_code == 422 and r.json() == {"detail": f"drawing has {STROKES + 1} strokes; at most {STROKES} "
+                                                           "are accepted"}
+    n = limits["max_points"]
+    assert post([[list(range(n)), list(range(n))]]).status_code == 200
+    assert "at most 500" in post([[list(range(n + 1)), list(range(n + 1))]]).json()["detail"]
 
 
 def test_unsimplifiable_drawing_is_422(clf):
@@ -69,6 +101,7 @@ def test_unsimplifiable_drawing_is_422(clf):
         assert c.post("/predict", json={"drawing": [[[0, 255] * 240, [0, 255] * 240]]}).status_code == 200
         r = c.post("/predict", json={"drawing": [[[0, 255] * 5000, [0, 255] * 5000]]})
         assert r.status_code == 422 and "too long to simplify" in r.json()["detail"]
+        assert f"(limit {c.get('/healthz').json()['max_ink']:,})" in r.json()["detail"]
 
 
 def test_stats_count_requests_and_model_calls(clf):
@@ -105,6 +138,18 @@ def test_predict(client, clf, strokes, top_k):
     assert len(r.json()["predictions"]) == min(top_k, 5)
 
 
+@pytest.mark.parametrize("offset", [1.6e7, 5e8])
+def test_a_drawing_far_from_the_origin_keeps_its_detail(client, offset):
+    """Coordinates beyond 2**20 are rebased in float64 as the readers do: float32 alone would round a small
+    drawing at 1.6e7 to whole pixels (and at 5e8 to 32 px), and its answer would change."""
+    small = [[[x * 0.05 for x in xs], [y * 0.05 for y in ys]] for xs, ys in HOUSE]
+    moved = [[[x + offset for x in xs], [y + offset for y in ys]] for xs, ys in small]
+    got = client.post("/predict", json={"drawing": moved, "top_k": 5})
+    want = client.post("/predict", json={"drawing": small, "top_k": 5})
+    assert got.status_code == want.status_code == 200, got.text
+    assert_same(got.json()["predictions"], want.json()["predictions"])
+
+
 @pytest.mark.parametrize("strokes", [
     [[[5], [5]]],  # one point
     [[[5, 5, 5], [7, 7, 7]]],  # one repeated point
@@ -138,12 +183,15 @@ def test_default_top_k_is_5(client):
     ({"drawing": HOUSE, "top_k": "3"}, "valid integer"),
     ({"top_k": 3}, "drawing"),
     ({"drawing": [[list(range(501)), list(range(501))]]}, "at most 500"),
-    ({"drawing": [[[1e300, 2], [1, 2]]]}, "larger than 1e9"),
+    ({"drawing": [[[1e300, 2], [1, 2]]]}, r"coordinates must be of magnitude <= 1e\+09, found 1e\+300"),
+    ({"drawing": [[[i], [i]] for i in range(STROKES + 1)]}, f"{STROKES + 1} strokes; at most {STROKES} are"),
+    ({"drawing": [[[], []]] * STROKES + [[[1, 2], [1, 2]]]}, f"{STROKES + 1} strokes; at most {STROKES} are"),
 ])
 def test_malformed_drawings_are_422(client, body, message):
     r = client.post("/predict", json=body)
     assert r.status_code == 422
     assert re.search(message, json.dumps(r.json()["detail"]))
+    Unprocessable.model_validate(r.json())  # the shape the OpenAPI schema gives
 
 
 @pytest.mark.parametrize("value", ["10", "1e3", True, False, None, [1]])
@@ -174,14 +222,78 @@ def test_non_finite_and_unparsable_bodies_are_422(client, raw):
 
 
 @pytest.mark.parametrize("raw, message", [
-    ('{"drawing": [[[%s, 2], [1, 2]]]}' % ("9" * 5000), "digits"),  # json.loads refuses over 4,300 digits
-    ('{"drawing": ' + "[" * 5000 + "]" * 5000 + "}", "recursion"),  # nesting deeper than the parser goes
+    # json.loads refuses over 4,300 digits, and tells its caller to call sys.set_int_max_str_digits: not said
+    ('{"drawing": [[[%s, 2], [1, 2]]]}' % ("9" * 5000), "a number is too long (an integer may have at most 4,300 "
+                                                        "digits)"),
+    ('{"drawing": ' + "[" * 5000 + "]" * 5000 + "}", "arrays or objects nested too deeply"),  # past the parser
 ])
 def test_json_the_parser_refuses_is_422_saying_why(clf, raw, message):
     with TestClient(create_app(clf)) as c:  # the default 1 MiB limit
         r = c.post("/predict", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
-    assert "not JSON this server can read" in r.json()["detail"] and message in r.json()["detail"]
+    assert r.json() == {"detail": f"the body is not JSON this server can read: {message}"}
+
+
+@pytest.mark.parametrize("raw, loc, message", [
+    ('{"drawing": [[[10, 60, 110], [20, 80, 20]]], "top_k": 3} garbage', 57, "Extra data (line 1, column 58)"),
+    ('{"drawing": [[[1, 2], [1, 2]]]', 30, "Expecting ',' delimiter (line 1, column 31)"),
+    ('{\n  "drawing": [[[1, 2], [1, 2]]],\n  "top_k": 3,\n}', 49,
+     "Expecting property name enclosed in double quotes (line 4, column 1)"),
+    ("not json at all", 0, "Expecting value (line 1, column 1)"),
+])
+def test_json_syntax_errors_say_why_and_where(client, raw, loc, message):
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json() == {"detail": [{"loc": ["body", loc], "msg": f"JSON decode error: {message}",
+                                    "type": "json_invalid"}]}
+
+
+def test_a_body_with_more_arrays_than_the_stroke_limit_needs_is_refused_unparsed(client, clf, monkeypatch):
+    """Parsing many small arrays holds the GIL, so the event loop, for long (a second for the 1 MB body of 100,000
+    one-point strokes below): a body with more '[' and '{' than a drawing of ``max_strokes`` strokes has (4 a
+    stroke, 2 more, 64 spare) is refused before ``json.loads`` sees it; one within that count is parsed."""
+    parsed = []
+
+    def loads(body: bytes):
+        parsed.append(len(body))
+        return json.loads(body)
+
+    monkeypatch.setattr(parsing, "json", SimpleNamespace(loads=loads, JSONDecodeError=json.JSONDecodeError))
+    limit = 2 + 4 * STROKES + 64
+    extra = {"x": [[]] * (limit - (2 + 4 * STROKES) - 1)}  # a list of lists: the body is at the limit exactly
+    r = client.post("/predict", json={"drawing": [[[i], [i], [i]] for i in range(STROKES)], **extra})
+    assert r.status_code == 200 and len(parsed) == 1
+    r = client.post("/predict", json={"drawing": [[[i], [i], [i]] for i in range(STROKES)], **extra, "y": []})
+    assert r.status_code == 422 and len(parsed) == 1
+    assert r.json() == {"detail": f"the body has {limit + 1} '[' and '{{' (JSON arrays and objects); a drawing of at "
+                                  f"most {STROKES} strokes needs at most {limit}: refused without parsing it"}
+    with TestClient(create_app(clf)) as c:  # the default limits: 1 MiB, 2,000 strokes
+        body = json.dumps({"drawing": [[[0], [0]]] * 100_000}, separators=(",", ":"))
+        r = c.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and len(parsed) == 1 and "a drawing of at most 2,000 strokes" in r.json()["detail"]
+
+
+def test_a_body_is_parsed_and_checked_off_the_event_loop(clf, monkeypatch):
+    """While a request's body is being parsed (here: held), /healthz is answered."""
+    entered, release = threading.Event(), threading.Event()
+    original = parsing.parse_json
+
+    def held(body: bytes, limits: parsing.DrawingLimits):
+        entered.set()
+        release.wait(30)
+        return original(body, limits)
+
+    monkeypatch.setattr(parsing, "parse_json", held)
+    with running_server(create_app(clf)) as url, httpx.Client(base_url=url, timeout=60) as http, \
+            ThreadPoolExecutor(1) as pool:
+        try:
+            slow = pool.submit(http.post, "/predict", json={"drawing": HOUSE})
+            assert entered.wait(30)
+            assert http.get("/healthz", timeout=10).status_code == 200  # timed out when FastAPI parsed the body
+            assert not slow.done()
+        finally:
+            release.set()
+        assert slow.result(30).status_code == 200
 
 
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain", "text/x+json"])
@@ -189,6 +301,7 @@ def test_a_body_not_sent_as_json_is_415_saying_so(client, content_type):
     headers = {"content-type": content_type} if content_type else {}
     r = client.post("/predict", content=json.dumps({"drawing": HOUSE}), headers=headers)
     assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"]
+    assert r.headers["connection"] == "close"
     assert client.post("/predict", content=json.dumps({"drawing": HOUSE}),
                        headers={"content-type": "application/json; charset=utf-8"}).status_code == 200
 
@@ -203,6 +316,7 @@ def test_a_compressed_body_is_415_saying_only_identity_is_read(client, coding):
     assert r.status_code == 415, r.text
     assert coding.lower() in r.json()["detail"] and "not supported" in r.json()["detail"]
     assert "identity" in r.json()["detail"] and r.headers["accept-encoding"] == "identity"
+    assert r.headers["connection"] == "close" and Message.model_validate(r.json())
     plain = {"content-type": "application/json", "content-encoding": "identity"}
     r = client.post("/predict", content=body, headers=plain)
     assert r.status_code == 200
@@ -213,7 +327,7 @@ def test_a_compressed_body_is_415_saying_only_identity_is_read(client, coding):
 def test_body_limit_by_content_length(client):
     big = {"drawing": [[list(range(2000)), list(range(2000))]]}
     r = client.post("/predict", json=big)
-    assert r.status_code == 413
+    assert r.status_code == 413 and r.headers["connection"] == "close"
     assert str(LIMIT) in r.json()["detail"]
 
 
@@ -221,21 +335,19 @@ def test_body_limit_by_bytes_received(client):
     """A chunked body (no Content-Length) is counted as it arrives."""
     chunks = (b"x" * 1024 for _ in range(8))
     r = client.post("/predict", content=chunks, headers={"content-type": "application/json"})
-    assert r.status_code == 413
+    assert r.status_code == 413 and r.headers["connection"] == "close"
 
 
 def test_bad_content_length_is_400(client, clf):
-    app = app_mod.BodyLimit(None, 10)
+    app = BodyLimit(None, 10)
     sent = []
 
     async def send(message):
         sent.append(message)
 
-    import asyncio
-
     scope = {"type": "http", "headers": [(b"content-length", b"ten")]}
     asyncio.run(app(scope, None, send))
-    assert sent[0]["status"] == 400
+    assert sent[0]["status"] == 400 and (b"connection", b"close") in sent[0]["headers"]
 
 
 def test_body_just_under_the_limit_is_accepted(client, clf):
@@ -261,10 +373,46 @@ def test_head_on_a_post_only_path_is_still_405(client):
     assert r.status_code == 405 and r.headers["allow"] == "POST" and r.content == b""
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/classes", "/stats", "/"])
+def test_a_405_on_a_get_path_allows_head_too(client, path):
+    r = client.post(path)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+
+
 def test_openapi_docs(client):
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/predict", "/healthz", "/classes"} <= set(schema["paths"])
+
+
+def test_openapi_gives_the_request_rules_and_every_answer_body(client):
+    """``/predict`` reads its body itself, yet its schema is the model's; the rules the schema cannot say are in
+    the request's description; every answer, errors included, has a body schema."""
+    schema = client.get("/openapi.json").json()
+    models = schema["components"]["schemas"]
+    post = schema["paths"]["/predict"]["post"]
+    body = post["requestBody"]
+    assert body["required"] and body["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}
+    assert models["PredictRequest"]["required"] == ["drawing"]
+    assert models["PredictRequest"]["properties"]["drawing"]["examples"]  # the body "Try it out" starts with
+    for rule in (f"1 to {STROKES} strokes", "at most 500 points", "2,000,000 px", "1,000,000,000",
+                 f"at most {2 + 4 * STROKES + 64} JSON arrays and objects"):
+        assert rule in body["description"] and rule in schema["info"]["description"]
+
+    def model(answer: dict) -> str:
+        return answer["content"]["application/json"]["schema"]["$ref"].removeprefix("#/components/schemas/")
+
+    assert {code: model(a) for code, a in post["responses"].items()} == {
+        "200": "PredictResponse", "408": "Message", "413": "Message", "415": "Message", "422": "Unprocessable",
+        "503": "Message"}
+    assert {path: model(schema["paths"][path]["get"]["responses"]["200"]) for path in ("/healthz", "/classes",
+                                                                                        "/stats")} == {
+        "/healthz": "Health", "/classes": "ClassList", "/stats": "Stats"}
+    assert set(models["Health"]["properties"]) == set(client.get("/healthz").json())
+    assert set(models["Stats"]["properties"]) == set(client.get("/stats").json())
+    assert set(models["Unprocessable"]["properties"]["detail"]["anyOf"][1]["items"]["$ref"].split("/")[-1:]) == {
+        "Issue"}
 
 
 # ------------------------------------------------------------------------------------------ the page
@@ -332,27 +480,135 @@ def test_heavy_drawings_do_not_hold_up_light_requests(clf, monkeypatch):
     assert_same(light.json()["predictions"], expected(clf, HOUSE))
 
 
-def stalled_upload(url: str) -> socket.socket:
-    """A connection that sends a request's headers and 5 of its 100 body bytes, then goes quiet."""
+def stalled_upload(url: str, length: int = 100) -> socket.socket:
+    """A connection that sends a request's headers and 5 of its ``length`` body bytes, then goes quiet."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=30)
     sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 100\r\n\r\n{\"dra")
+                 b"Content-Length: %d\r\n\r\n{\"dra" % length)
     return sock
+
+
+def answer_then_close(sock: socket.socket) -> tuple[bytes, dict]:
+    """The status line and the JSON body the server sends on ``sock``, read until it closes the connection (a
+    socket timeout fails the test: the connection stayed open)."""
+    answer = b""
+    while chunk := sock.recv(4096):
+        answer += chunk
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert b"\r\nconnection: close\r\n" in head.lower() + b"\r\n"
+    assert b"\r\ncontent-type: application/json\r\n" in head.lower() + b"\r\n"
+    return head.split(b"\r\n", 1)[0], json.loads(body)
 
 
 def test_a_stalled_body_is_408_and_its_connection_closed(clf):
     with running_server(create_app(clf, body_timeout=0.5)) as url:
         with stalled_upload(url) as sock:
-            start, answer = time.monotonic(), b""
-            while chunk := sock.recv(4096):  # until the server closes the connection (socket timeout: 30 s)
-                answer += chunk
+            start = time.monotonic()
+            status, body = answer_then_close(sock)
             waited = time.monotonic() - start
-        head, body = answer.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower()
-        assert json.loads(body) == {"detail": "request body not received within 0.5 s"}
+        assert status == b"HTTP/1.1 408 Request Timeout"
+        assert body == {"detail": "request body not received within 0.5 s"}
         assert 0.4 < waited < 10
         assert httpx.post(url + "/predict", json={"drawing": HOUSE}).status_code == 200  # others unaffected
+
+
+def test_a_413_closes_the_connection_while_the_body_still_trickles_in(clf):
+    """The rest of a body too large to read is not waited for: the 413 closes the connection, however slowly the
+    client goes on sending (before, the server read it all, past the body timeout)."""
+    with running_server(create_app(clf, max_body_bytes=LIMIT)) as url, stalled_upload(url, 2_000_000) as sock:
+        sock.settimeout(10)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.1):
+                try:
+                    sock.sendall(b" ")
+                except OSError:  # closed by the server
+                    return
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        try:
+            status, body = answer_then_close(sock)
+        finally:
+            stop.set()
+            sender.join()
+    assert status == b"HTTP/1.1 413 Request Entity Too Large"
+    assert body == {"detail": f"request body larger than {LIMIT} bytes"}
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_a_request_cancelled_before_its_answer_began_gets_503(started):
+    """``ShutdownReply`` answers a request cancelled before its response started 503 (JSON, ``Connection: close``)
+    and lets the cancellation go on; a response already started is left as it is."""
+    sent = []
+
+    async def app(scope, receive, send):
+        if started:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise asyncio.CancelledError
+
+    async def send(message):
+        sent.append(message)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(ShutdownReply(app)({"type": "http"}, None, send))
+    if started:
+        assert [m["status"] for m in sent] == [200]
+    else:
+        assert sent[0]["status"] == 503 and (b"connection", b"close") in sent[0]["headers"]
+        assert (b"content-type", b"application/json") in sent[0]["headers"]
+        assert json.loads(sent[1]["body"]) == SHUTTING_DOWN
+
+
+def test_a_request_still_computing_at_shutdown_gets_503_and_the_server_does_not_wait_for_it(clf, monkeypatch):
+    """When the graceful shutdown's timeout expires, uvicorn cancels the requests still running: one whose heavy
+    drawing is still being simplified gets a JSON 503 with ``Connection: close`` (uvicorn's text/plain 500
+    before), and the server stops without waiting for that simplification (it waited before)."""
+    from sketchgraph.data import flat
+
+    heavy = [[list(range(0, 3000, 3)), [0 if i % 2 else 200 for i in range(1000)]]]  # ~17,000 px of ink
+    entered, release = threading.Event(), threading.Event()
+    original = flat.preprocess_flat
+
+    def held(sketches, *args, **kwargs):
+        if isinstance(sketches, list) and any(s.num_points == 1000 for s in sketches):
+            entered.set()
+            release.wait(60)
+        return original(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", held)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with running_server(create_app(clf), lifespan=True, shutdown_timeout=0.5) as url:
+                pending = pool.submit(httpx.post, url + "/predict", json={"drawing": heavy}, timeout=60)
+                assert entered.wait(30)
+                start = time.monotonic()
+            stopped = time.monotonic() - start  # the block's end waits for the server to stop (at most 30 s)
+            r = pending.result(30)
+    finally:
+        release.set()
+    assert r.status_code == 503 and r.json() == SHUTTING_DOWN and Message.model_validate(r.json())
+    assert r.headers["connection"] == "close" and r.headers["content-type"] == "application/json"
+    assert stopped < 10
+
+
+def test_an_upload_still_arriving_at_shutdown_gets_503(clf):
+    with running_server(create_app(clf, body_timeout=300), shutdown_timeout=0.3) as url:
+        sock = stalled_upload(url)
+        time.sleep(0.5)  # the request is in the app, waiting for its body
+    with sock:
+        assert answer_then_close(sock) == (b"HTTP/1.1 503 Service Unavailable", SHUTTING_DOWN)
+
+
+def test_a_request_the_closed_batcher_refuses_gets_503(client, monkeypatch):
+    def closed(*args, **kwargs):
+        raise BatcherClosed
+
+    monkeypatch.setattr(RequestBatcher, "submit", closed)
+    r = client.post("/predict", json={"drawing": HOUSE})
+    assert r.status_code == 503 and r.json() == SHUTTING_DOWN and r.headers["connection"] == "close"
 
 
 def test_create_app_refuses_a_body_timeout_that_is_not_positive(clf):
@@ -363,8 +619,8 @@ def test_create_app_refuses_a_body_timeout_that_is_not_positive(clf):
 
 @pytest.mark.slow
 def test_sigterm_ends_the_server_despite_a_stalled_upload(tiny_checkpoint):
-    """``sketchgraph serve`` gives in-flight requests ``--shutdown-timeout`` seconds after SIGTERM, then exits, even
-    with a client that sent headers and went quiet (the body timeout here is far longer)."""
+    """``sketchgraph serve`` gives in-flight requests ``--shutdown-timeout`` seconds after SIGTERM, then answers them
+    503 and exits, even with a client that sent headers and went quiet (the body timeout here is far longer)."""
     env = {**os.environ, "DGLBACKEND": "pytorch"}
     cmd = [sys.executable, "-m", "sketchgraph", "serve", "--checkpoint", str(tiny_checkpoint), "--port", "0",
            "--body-timeout", "300", "--shutdown-timeout", "1"]
@@ -380,10 +636,11 @@ def test_sigterm_ends_the_server_despite_a_stalled_upload(tiny_checkpoint):
                 pass
             assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
             time.sleep(0.1)
-        with stalled_upload(url):
+        with stalled_upload(url) as sock:
             time.sleep(0.3)  # the request is in the app, waiting for its body
             start = time.monotonic()
             proc.send_signal(signal.SIGTERM)
+            assert answer_then_close(sock) == (b"HTTP/1.1 503 Service Unavailable", SHUTTING_DOWN)  # 500 before
             proc.wait(30)  # before the fix: still running
             assert time.monotonic() - start < 10
     finally:
@@ -424,6 +681,9 @@ def test_cli_refuses_impossible_ports_and_limits(args, capsys):
 def test_create_app_refuses_a_body_limit_below_one_byte(clf):
     with pytest.raises(ValueError, match="max_body_bytes"):
         create_app(clf, max_body_bytes=0)
+    for points, strokes in ((0, 10), (10, 0)):
+        with pytest.raises(ValueError, match="max_points and max_strokes must be >= 1"):
+            create_app(clf, max_points=points, max_strokes=strokes)
 
 
 def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
@@ -435,7 +695,7 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
         seen.update(app=server.config.app, port=sockets[0].getsockname()[1], host=sockets[0].getsockname()[0],
                     shutdown=server.config.timeout_graceful_shutdown,
                     body_timeout=[m.kwargs.get("timeout") for m in server.config.app.user_middleware
-                                  if m.cls is app_mod.BodyLimit])
+                                  if m.cls is BodyLimit])
         raise KeyboardInterrupt  # as uvicorn does after a Ctrl-C shutdown: run_cli returns 0, no traceback
 
     monkeypatch.setattr(uvicorn.Server, "run", run)

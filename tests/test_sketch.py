@@ -53,7 +53,7 @@ def test_times():
         ([[[0, np.inf], [0, 1]]], "NaN"),
         ([[[0, 2e9], [0, 1]]], "1e9"),
         ([[[0, 1], [0, 1]], [[0], [0], [5]]], "mix"),
-        ([[["a", "b"], [0, 1]]], "not numeric"),
+        ([[["a", "b"], [0, 1]]], r"^stroke 0: coordinates must be numbers, found a str$"),
         ([[1, 2]], "expected"),
         ("drawing", "list of strokes"),
         (42, "list of strokes"),
@@ -137,3 +137,55 @@ def test_equality_and_replace():
     c = a.replace(meta={"k": 1})
     assert c.strokes is a.strokes and c.meta == {"k": 1} and a.meta == {}
     assert "points=4" in repr(a)
+
+
+@pytest.mark.parametrize("stroke, message", [
+    (np.array([["1", "2"], ["3", "4"]]), r"^stroke 0: coordinates must be numbers, found a str array \(<U1\)$"),
+    (np.array([[True, False], [False, True]]), r"^stroke 0: coordinates must be numbers, found a bool array \(bool\)$"),
+    (np.array([[1 + 2j, 0], [0, 1]]), r"found a complex array \(complex128\)$"),
+    (np.array([[10, 20], [30, True]], dtype=object), r"^stroke 0: coordinates must be numbers, found a bool$"),
+    (np.array([[10, 20], [30, "40"]], dtype=object), r"^stroke 0: coordinates must be numbers, found a str$"),
+    (np.array([[10, 20], [30, None]], dtype=object), r"^stroke 0: coordinates must be numbers, found a NoneType$"),
+])
+def test_strokes_must_hold_numbers_as_lists_do(stroke, message):
+    """numpy would read "1" and True as 1.0: arrays (and lists reaching from_strokes) of anything but integers and
+    floats are refused as the JSON reader refuses them, naming the stroke."""
+    with pytest.raises(SketchError, match=message):
+        Sketch.from_strokes([stroke])
+
+
+def test_object_arrays_of_numbers_are_numbers():
+    sk = Sketch.from_strokes([np.array([[10, 20.5], [np.int16(30), np.float32(40)]], dtype=object)])
+    np.testing.assert_array_equal(sk.points(), [[10, 20.5], [30, 40]])
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.array([[10, 20, False], [30, 40, True]], dtype=object), r"^stroke-3 data: .* found a bool$"),
+    (np.array([["1", "2", "0"], ["3", "4", "1"]]), r"^stroke-3 data: .* found a str array"),
+    (np.array([[1, 2, True, False, False]], dtype=object), r"^stroke-5 data: .* found a bool$"),
+])
+def test_stroke3_and_stroke5_data_must_hold_numbers(data, message):
+    make = Sketch.from_stroke3 if data.shape[1] == 3 else Sketch.from_stroke5
+    with pytest.raises(SketchError, match=message):
+        make(data)
+
+
+def test_a_sketch_of_string_arrays_is_refused():
+    with pytest.raises(SketchError, match=r"^stroke 1: coordinates must be numbers, found a str array \(<U1\)$"):
+        Sketch([np.zeros((2, 2), np.float32), np.array([["1", "2"]])])
+
+
+def test_mixed_columns_name_the_first_stroke_that_differs():
+    strokes = [[[0, 1], [0, 1]], [[2, 3], [2, 3]], [[0], [0], [5]], [[1], [1]]]
+    with pytest.raises(SketchError, match=r"^strokes mix 2 and 3 columns: stroke 2 has 3, the strokes before it 2$"):
+        Sketch.from_strokes(strokes)
+
+
+@pytest.mark.parametrize("points", [4, 52])
+def test_a_stroke_of_points_gets_a_hint(points):
+    stroke = [[i, 2 * i] for i in range(points)]
+    with pytest.raises(SketchError, match=rf"got {points} lists of 2 \(points given as \[\[x, y\], \.\.\.\]\? give "
+                                          r"each stroke as \[xs, ys\] or \[xs, ys, ts\]\)$"):
+        Sketch.from_strokes([stroke])
+    with pytest.raises(SketchError, match=r"got 5 lists of 4$"):  # 5 lists of 4: no points, no hint
+        Sketch.from_strokes([[[0] * 4] * 5])

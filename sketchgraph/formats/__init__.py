@@ -11,7 +11,8 @@ npz            sketch-rnn stroke-3 ``.npz``            ``read_stroke3_npz`` / ``
 svg            SVG (one sketch per file)              ``read_svg`` / ``write_svg``
 =============  =====================================  ===================================
 
-Plus ``render_png`` / ``rasterize`` (pillow) and ``sketch_from_obj`` for in-memory objects.
+Plus ``render_png`` / ``rasterize`` (pillow) and ``sketch_from_obj`` for in-memory objects. ndjson and JSON may
+be gzip-compressed (``cat.ndjson.gz``). ``read_located`` also gives each sketch's ``Place`` (file and line).
 
 Errors: every reader takes ``on_error``. ``None`` raises the first ``FormatError`` (it names the
 file and, for text formats, the 1-based line); a callable receives each ``FormatError`` and the
@@ -25,18 +26,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..sketch import Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, canonical_label, label_from_path
-from .ndjson import STYLES, looks_like_spg, parse_record, read_ndjson, record_from_sketch, write_ndjson
-from .npz import read_stroke3_npz, write_stroke3_npz
+from .base import (
+    EmptySketchError,
+    OnError,
+    PathLike,
+    Place,
+    atomic_write,
+    canonical_label,
+    is_gzip,
+    label_from_path,
+)
+from .ndjson import STYLES, iter_ndjson, looks_like_spg, parse_record, read_ndjson, record_from_sketch, write_ndjson
+from .npz import iter_npz, read_stroke3_npz, write_stroke3_npz
 from .objects import sketch_from_obj
-from .quickdraw_bin import read_bin, write_bin
+from .quickdraw_bin import iter_bin, read_bin, write_bin
 from .raster import rasterize, render_png
-from .sniff import FORMATS, detect_format, sketch_files
-from .svg import read_svg, svg_to_sketch, write_svg
+from .sniff import FORMATS, detect_format, gzip_refusal, sketch_files
+from .svg import iter_svg, read_svg, svg_to_sketch, write_svg
 
 __all__ = [
-    "read_sketches", "sketch_files", "sketch_from_obj", "detect_format", "FORMATS", "EmptySketchError",
-    "label_from_path", "canonical_label",
+    "read_sketches", "read_located", "Place", "sketch_files", "sketch_from_obj", "detect_format", "FORMATS",
+    "EmptySketchError", "label_from_path", "canonical_label",
     "read_ndjson", "write_ndjson", "parse_record", "record_from_sketch", "looks_like_spg",
     "read_bin", "write_bin", "read_stroke3_npz", "write_stroke3_npz",
     "read_svg", "svg_to_sketch", "write_svg", "render_png", "rasterize", "atomic_write",
@@ -55,9 +65,11 @@ def read_sketches(
     """Sketches from a file, lazily, in file order.
 
     Args:
-        path: a file; or a directory, whose ``.ndjson/.jsonl/.json/.bin/.svg`` files are read
-            recursively in sorted order (``sketch_files``: hidden files and folders skipped; ``.npz``
-            files, which hold whole train/valid/test splits, are read only when named).
+        path: a file; or a directory, whose ``.ndjson/.jsonl/.json/.bin/.svg`` files (and gzip-compressed
+            ``.ndjson.gz/.jsonl.gz/.json.gz`` ones) are read recursively in sorted order (``sketch_files``: hidden
+            files and folders skipped; ``.npz`` files, which hold whole train/valid/test splits, are read only
+            when named). ndjson and JSON content may be gzip-compressed under any name: it is read as it is
+            decompressed; other gzip-compressed files are refused, saying to decompress them.
         format: one of ``FORMATS``; ``None`` sniffs it (``detect_format``). ``"spg"`` forces the
             third list of each stroke to be read as part ids, ``"simplified"``/``"raw"`` as time.
         label: label for records without a ``"word"`` field; default from the file name
@@ -68,6 +80,22 @@ def read_sketches(
 
     The format, the split and the file's existence are checked at the call, before iteration.
     """
+    located = read_located(path, format, label=label, on_error=on_error, split=split, keep_empty=keep_empty)
+    return (sketch for _, sketch in located)
+
+
+def read_located(
+    path: PathLike,
+    format: str | None = None,
+    *,
+    label: str | None = None,
+    on_error: OnError = None,
+    split: str | None = None,
+    keep_empty: bool = False,
+) -> Iterator[tuple[Place, Sketch]]:
+    """``read_sketches`` with each sketch's ``Place``, so an error found later (a drawing preprocessing refuses)
+    names the record as the reader names a malformed one: ``face.ndjson:17: ...``, ``doc.json: record 3: ...``,
+    ``cat.bin: record 3 (byte 120): ...``, ``cat.npz: test[4]: ...``, ``a.svg: ...``."""
     path = Path(path)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -75,17 +103,19 @@ def read_sketches(
     if path.is_dir():
         if split is not None:
             raise ValueError("split= applies to .npz files only, and directory walks skip .npz files")
-        files = sketch_files(path)
-        return (sketch for file in files for sketch in read_sketches(file, format, **options))
+        files = sketch_files(path, gzipped=True)
+        return (located for file in files for located in read_located(file, format, **options))
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     kind = format or detect_format(path)
     if split is not None and kind != "npz":
         raise ValueError(f"split= applies to .npz files only; {path} is {kind!r}")
     if kind in STYLES or kind == "ndjson":
-        return read_ndjson(path, None if kind == "ndjson" else kind, **options)
+        return iter_ndjson(path, None if kind == "ndjson" else kind, **options)
+    if path.is_file() and is_gzip(path):  # only ndjson and JSON are read compressed (a stream is left unread)
+        raise gzip_refusal(path)
     if kind == "bin":
-        return read_bin(path, **options)
+        return iter_bin(path, **options)
     if kind == "npz":
-        return read_stroke3_npz(path, split=split, **options)
-    return read_svg(path, **options)
+        return iter_npz(path, split=split, **options)
+    return iter_svg(path, **options)

@@ -1,20 +1,23 @@
-"""Plumbing shared by the readers and writers: error reporting, label inference, atomic writes."""
+"""Plumbing shared by the readers and writers: error reporting, record places, gzip, label inference, atomic
+writes."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Union
+from typing import IO, NamedTuple, Union
 
 from ..errors import EmptySketchError, FormatError
 
 __all__ = [
-    "EmptySketchError", "OnError", "PathLike", "report", "locate", "label_from_path", "canonical_label", "spaced_label",
-    "atomic_write",
+    "EmptySketchError", "OnError", "PathLike", "Place", "report", "locate", "label_from_path", "canonical_label",
+    "spaced_label", "atomic_write", "GZIP_MAGIC", "GZIP_ERRORS", "is_gzip", "open_bytes", "plain_name",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -38,6 +41,49 @@ def locate(error: FormatError, source: str, line: int | None = None, prefix: str
     return type(error)(prefix + str(error), source=source, line=line, whole_file=error.whole_file)
 
 
+class Place(NamedTuple):
+    """Where a reader found a record, to name it in a later error as the reader names a bad record: its file
+    ``source``, its 1-based ``line`` in a line-based text file, else ``prefix`` naming it (``"record 3: "``)."""
+
+    source: str
+    line: int | None = None
+    prefix: str = ""
+
+    def locate(self, error: FormatError) -> FormatError:
+        """``error`` (say, a refusal after reading) placed here: ``face.ndjson:17: reason``."""
+        return locate(error, self.source, self.line, self.prefix)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_ERRORS: tuple[type[Exception], ...] = (gzip.BadGzipFile, EOFError, zlib.error)
+"""What reading gzip-compressed data raises when the data is corrupt (``BadGzipFile``, ``zlib.error``) or
+truncated (``EOFError``)."""
+
+
+def is_gzip(path: PathLike) -> bool:
+    """Whether the file's content is gzip-compressed (its first two bytes are gzip's magic ``1f 8b``)."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def open_bytes(path: PathLike) -> IO[bytes]:
+    """The file opened for reading bytes, decompressed on the fly when its content is gzip (``is_gzip``), so
+    ``x.ndjson.gz`` reads line by line as ``x.ndjson`` does, with the same line numbers. The magic is peeked at,
+    not read, so a plain stream (``/dev/stdin``) loses nothing."""
+    f = open(path, "rb")
+    if f.peek(2)[:2] != GZIP_MAGIC:
+        return f
+    f.close()
+    return gzip.open(path, "rb")
+
+
+def plain_name(path: PathLike) -> str:
+    """The file name without a final ``.gz`` (``cat.ndjson.gz`` -> ``cat.ndjson``), in which a format's suffix and
+    a class name are read."""
+    name = Path(path).name
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
 _SPLIT_SUFFIX = re.compile(r"_(train|valid|test|raw)$")
 _DOWNLOAD_PREFIX = re.compile(r"^(full_(simplified|raw|binary|numpy_bitmap)_|sketchrnn_)")
 
@@ -46,7 +92,8 @@ def label_from_path(path: PathLike, *, folder: bool = False, spg: bool = False) 
     """The class name a file's name implies.
 
     ``airplane_train.ndjson`` -> ``"airplane"`` (``_train/_valid/_test/_raw`` stripped),
-    ``The Eiffel Tower.ndjson`` -> ``"The Eiffel Tower"``, ``full_simplified_cat.ndjson`` -> ``"cat"``;
+    ``The Eiffel Tower.ndjson`` -> ``"The Eiffel Tower"``, ``full_simplified_cat.ndjson`` -> ``"cat"``,
+    ``full_raw_cat.ndjson.gz`` -> ``"cat"`` (a final ``.gz`` is not part of the name);
     with ``folder=True`` (one sketch per file, as TU-Berlin's SVGs) the parent folder's name:
     ``alarm clock/81.svg`` -> ``"alarm clock"``. With ``spg=True`` (SPG files, named after the Quick, Draw!
     word with ``_`` for a space) the word itself: ``alarm_clock_test.ndjson`` -> ``"alarm clock"``.
@@ -54,7 +101,7 @@ def label_from_path(path: PathLike, *, folder: bool = False, spg: bool = False) 
     p = Path(path)
     if folder:
         return (p.parent.name or p.resolve().parent.name) or p.stem
-    label = _SPLIT_SUFFIX.sub("", _DOWNLOAD_PREFIX.sub("", p.stem))
+    label = _SPLIT_SUFFIX.sub("", _DOWNLOAD_PREFIX.sub("", Path(plain_name(p)).stem))
     return label.replace("_", " ") if spg else label
 
 

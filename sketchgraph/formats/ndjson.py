@@ -17,19 +17,32 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import FormatError, SketchError
-from ..sketch import COORD_ORIGIN, Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
+from ..sketch import COORD_ORIGIN, Sketch, point_list_hint
+from .base import (
+    GZIP_ERRORS,
+    EmptySketchError,
+    OnError,
+    PathLike,
+    Place,
+    atomic_write,
+    label_from_path,
+    locate,
+    open_bytes,
+    plain_name,
+    report,
+)
 
 __all__ = [
     "Style", "STYLES", "TIME_ORIGIN", "COORD_ORIGIN", "parse_drawing", "parse_record", "parse_line", "load_json",
-    "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson", "write_ndjson", "record_from_sketch",
+    "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson", "iter_ndjson", "write_ndjson",
+    "record_from_sketch",
 ]
 
 Style = Literal["simplified", "raw", "spg"]
@@ -40,7 +53,11 @@ SPG_MAX_PART_ID = 64
 
 _MAX_ABS = 1e9
 _MAX_TIME = 1e15
-_EXACT_F32 = float(1 << 24)  # float32 holds every integer up to here: milliseconds (4.6 hours) and pixels
+_EXACT_F32 = float(1 << 24)  # float32 holds every integer up to here: times to the millisecond (4.6 hours)
+_REBASE_COORDS = float(1 << 20)
+"""Coordinates beyond this magnitude are rebased in float64 (``parse_drawing``): from 2**20 on float32's step is
+1/8 px or more, so a drawing tens of pixels wide would lose its sub-pixel detail (at 1.6e7, whole pixels).
+Real canvases stay far below it (a few thousand px), and values below it are cast as they are, unchanged."""
 
 TIME_ORIGIN = "sketchgraph.time_origin_ms"
 """``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
@@ -58,25 +75,32 @@ def parse_drawing(drawing: Any, *, spg: bool = False
 
     Returns ``(strokes, parts, origins)``: strokes are float32 ``(n_i, 2)`` or, when a non-SPG
     drawing has a third list, ``(n_i, 3)`` with time in ms; ``parts`` is one int32 ``(n_i,)`` per stroke
-    for SPG, else ``None``. Values too large for float32 to hold exactly are rebased in float64 first, and
-    what was subtracted goes to ``origins`` (``Sketch.meta`` entries; empty for the usual drawing):
-    absolute clock times (JavaScript's ``Date.now()``) become relative to the first point's time
-    (``TIME_ORIGIN``), and coordinates beyond 2**24 relative to the drawing's smallest x and y
-    (``COORD_ORIGIN``; exact while the drawing itself spans less than 2**24). Empty strokes are dropped.
-    Coordinates must be numbers of magnitude <= 1e9, times finite and of magnitude <= 1e15. Raises
-    ``FormatError`` (without a location) on bad input.
+    for SPG, else ``None``. Values float32 would round are rebased in float64 first, and what was
+    subtracted goes to ``origins`` (``Sketch.meta`` entries; empty for the usual drawing): absolute clock
+    times beyond 2**24 ms (JavaScript's ``Date.now()``) become relative to the first point's time
+    (``TIME_ORIGIN``), and coordinates beyond 2**20 in magnitude, where float32's step passes 1/8 px,
+    relative to the drawing's smallest x and y (``COORD_ORIGIN``; exact while the drawing itself spans less
+    than 2**20). Smaller values, all real drawings', are cast to float32 as they are. Empty strokes are
+    dropped. Coordinates must be numbers of magnitude <= 1e9, times finite and of magnitude <= 1e15.
+    Raises ``FormatError`` (without a location, naming the stroke) on bad input.
+
+    A stroke of points ``[[x, y], ...]`` instead of ``[xs, ys]`` is refused with a hint, except a stroke of
+    two or three points: ``[[x0, y0], [x1, y1]]`` reads as ``[xs, ys]`` and ``[[x0, y0], [x1, y1], [x2, y2]]``
+    as ``[xs, ys, ts]``, which are valid strokes; no rule tells them apart without risking refusing valid
+    drawings (nothing promises that RAW times increase), so such strokes are taken as the layout says.
     """
     if not isinstance(drawing, list):
         raise FormatError(f"'drawing' must be a list of strokes, got {type(drawing).__name__}")
     ncols = 3 if spg else 0
     lens: list[int] = []
     flat: list[Any] = []
+    want = "[xs, ys, part_ids]" if spg else "[xs, ys] or [xs, ys, ts]"
     for i, stroke in enumerate(drawing):
         if spg and isinstance(stroke, list) and len(stroke) > 3:
             stroke = stroke[:3]  # 264 of SPG's raw/ strokes carry a 4th list (unused): keep xs, ys, part_ids
         if not isinstance(stroke, list) or len(stroke) not in (2, 3):
-            want = "[xs, ys, part_ids]" if spg else "[xs, ys] or [xs, ys, ts]"
-            raise FormatError(f"stroke {i}: expected {want}, got {_describe(stroke)}")
+            hint = f" ({point_list_hint(want)})" if _is_point_list(stroke) else ""
+            raise FormatError(f"stroke {i}: expected {want}, got {_describe(stroke)}{hint}")
         if ncols == 0:
             ncols = len(stroke)
         elif len(stroke) != ncols:
@@ -92,21 +116,27 @@ def parse_drawing(drawing: Any, *, spg: bool = False
         if any(len(col) != n for col in stroke):
             raise FormatError(f"stroke {i}: its lists differ in length ({', '.join(str(len(c)) for c in stroke)})")
         lens.append(n)
-    values = _numbers(flat)  # stroke by stroke: xs, ys(, third)
+
+    def stroke_of(position: int) -> int:
+        """The stroke holding ``flat[position]`` (empty strokes hold none), for an error message."""
+        ends = np.cumsum(np.asarray(lens, dtype=np.int64) * ncols)  # (S,) where each stroke's values end in flat
+        return int(np.searchsorted(ends, position, side="right"))
+
+    values = _numbers(flat, stroke_of)  # stroke by stroke: xs, ys(, third)
     origins: dict[str, Any] = {}
-    if values.size and not (values.min() >= -_EXACT_F32 and values.max() <= _EXACT_F32):
+    if values.size and not (values.min() >= -_REBASE_COORDS and values.max() <= _REBASE_COORDS):
         # the usual drawing (small values) needs none of this: large values are rebased exactly in float64
         values = values.astype(np.float64)
         column = np.repeat(np.tile(np.arange(ncols), len(lens)), np.repeat(lens, ncols))  # (V,) 0 x, 1 y, 2 t
-        if ncols == 3 and not spg:
-            timed = column == 2
-            time_origin = _check_times(values[timed])
+        timed = column == 2 if ncols == 3 and not spg else np.zeros(len(values), dtype=bool)
+        if timed.any():
+            time_origin = _check_times(values, timed, stroke_of)
             if time_origin is not None:
                 values[timed] -= time_origin
                 origins[TIME_ORIGIN] = time_origin
-        _check_magnitude(values[column < 2] if ncols == 3 and not spg else values)  # SPG part ids too
+        _check_magnitude(values, ~timed, stroke_of)  # SPG part ids too
         xs, ys = column == 0, column == 1
-        if np.abs(values[xs | ys]).max(initial=0.0) > _EXACT_F32:
+        if np.abs(values[xs | ys]).max(initial=0.0) > _REBASE_COORDS:
             origin = [float(values[xs].min()), float(values[ys].min())]
             values[xs] -= origin[0]
             values[ys] -= origin[1]
@@ -128,34 +158,72 @@ def parse_drawing(drawing: Any, *, spg: bool = False
     return strokes, parts, origins
 
 
-def _check_magnitude(values: np.ndarray) -> None:
-    """``FormatError`` unless every value is finite and within +-1e9 (min / max: no overflow on int64)."""
-    if values.size and not (values.min() >= -_MAX_ABS and values.max() <= _MAX_ABS):
-        raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")
+def _is_point_list(stroke: Any) -> bool:
+    """Whether a stroke looks like points ``[[x, y], ...]`` (or ``[[x, y, t], ...]``): a non-empty list of
+    lists of two or three numbers."""
+    return isinstance(stroke, list) and bool(stroke) and all(
+        isinstance(p, list) and len(p) in (2, 3) and all(type(v) in (int, float) for v in p) for p in stroke)
 
 
-def _numbers(flat: list[Any]) -> np.ndarray:
+def _shown(value: Any) -> str:
+    """A number for a message: ``2e+09``, ``1.000001e+09`` (enough digits to differ from a limit), ``nan``, or the
+    size of an integer too large for a float."""
+    try:
+        return f"{float(value):.7g}"
+    except OverflowError:
+        return f"an integer of {len(str(abs(value)))} digits"
+
+
+def _check_magnitude(values: np.ndarray, checked: np.ndarray, stroke_of: Callable[[int], int]) -> None:
+    """``FormatError`` naming the first stroke with a value (``values[checked]``) that is NaN, infinite or beyond
+    +-1e9 (min / max first: the usual drawing costs no search)."""
+    picked = values[checked]
+    if not picked.size or (picked.min() >= -_MAX_ABS and picked.max() <= _MAX_ABS):
+        return
+    bad = np.flatnonzero(checked & ~(np.abs(values) <= _MAX_ABS))[0]  # NaN fails <= too
+    if not np.isfinite(values[bad]):
+        raise FormatError(f"stroke {stroke_of(bad)}: coordinates contain NaN or infinity")
+    raise _too_large(stroke_of(bad), values[bad])
+
+
+def _too_large(stroke: int, value: Any) -> FormatError:
+    return FormatError(f"stroke {stroke}: coordinates must be of magnitude <= {_MAX_ABS:g}, found {_shown(value)}")
+
+
+def _numbers(flat: list[Any], stroke_of: Callable[[int], int]) -> np.ndarray:
     """The coordinate values as a numeric array (int64 or float64); strings, booleans, ``None`` and
-    nested lists are refused."""
+    nested lists are refused, naming the first stroke holding one."""
     try:
         values = np.array(flat)
     except (TypeError, ValueError, OverflowError):  # ragged nesting, or an integer too large for numpy
-        raise FormatError("coordinates must be numbers") from None
-    if values.ndim != 1:
-        raise FormatError("coordinates must be numbers, not lists (one list of xs and one of ys per stroke)")
-    if values.size and values.dtype.kind not in "iuf":
-        if values.dtype.kind == "O" and all(type(v) in (int, float) for v in flat):
-            raise FormatError(f"coordinates must be finite numbers of magnitude <= {_MAX_ABS:g}")  # huge ints
-        found = next(type(v).__name__ for v in flat if type(v) not in (int, float))
-        raise FormatError(f"coordinates must be numbers, found a {found}")
-    return values
+        values = None
+    if values is not None:
+        if values.ndim != 1:
+            raise FormatError("coordinates must be numbers, not lists (one list of xs and one of ys per stroke)")
+        if not values.size or values.dtype.kind in "iuf":
+            return values
+    bad = next((k for k, v in enumerate(flat) if type(v) not in (int, float)), None)
+    if bad is not None:
+        raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found a {type(flat[bad]).__name__}")
+    big = next((k for k, v in enumerate(flat) if abs(v) > _MAX_ABS), None)  # numbers all: integers beyond int64
+    if big is None:
+        raise FormatError("coordinates must be numbers")
+    raise _too_large(stroke_of(big), flat[big])
 
 
-def _check_times(times: np.ndarray) -> float | None:
-    """Validate a drawing's times; the origin to subtract when float32 could not hold them exactly."""
+def _check_times(values: np.ndarray, timed: np.ndarray, stroke_of: Callable[[int], int]) -> float | None:
+    """Validate a drawing's times (``values[timed]``); the origin to subtract when float32 could not hold them
+    exactly. Their order is not checked: nothing promises that RAW times increase, and a valid drawing must not
+    be refused for it."""
+    times = values[timed]
     largest = np.abs(times).max()  # NaN when any time is NaN: both tests below fail then
     if not largest <= _MAX_TIME:
-        raise FormatError(f"times must be finite milliseconds of magnitude <= {_MAX_TIME:g}")
+        bad = np.flatnonzero(timed & ~(np.abs(values) <= _MAX_TIME))[0]
+        where = f"stroke {stroke_of(bad)}: "
+        if not np.isfinite(values[bad]):
+            raise FormatError(f"{where}times contain NaN or infinity")
+        raise FormatError(f"{where}times must be finite milliseconds of magnitude <= {_MAX_TIME:g}, "
+                          f"found {_shown(values[bad])}")
     if largest <= _EXACT_F32:
         return None
     return float(times[0])
@@ -315,8 +383,8 @@ def sniff_style(records: Iterable[Any]) -> Style:
 
 
 def _head_records(path: Path, limit: int = _SNIFF_RECORDS) -> list[Any]:
-    """Up to ``limit`` parseable records from the start of a file (bad lines are skipped here and
-    reported by the reader)."""
+    """Up to ``limit`` parseable records from the start of a file, gzip-compressed or not (bad lines, and
+    compressed data that breaks off, are skipped here and reported by the reader)."""
     try:
         document = _json_document(path)
     except FormatError:
@@ -324,14 +392,17 @@ def _head_records(path: Path, limit: int = _SNIFF_RECORDS) -> list[Any]:
     if document is not None:
         return document[:limit]
     out: list[Any] = []
-    with open(path, "rb") as f:
-        for line in f:
-            if len(out) >= limit:
-                break
-            try:
-                out.append(load_json(line))  # bytes: a byte order mark is understood
-            except FormatError:
-                continue
+    with open_bytes(path) as f:
+        try:
+            for line in f:
+                if len(out) >= limit:
+                    break
+                try:
+                    out.append(load_json(line))  # bytes: a byte order mark is understood
+                except FormatError:
+                    continue
+        except GZIP_ERRORS:
+            pass  # the reader reports it
     return out
 
 
@@ -349,9 +420,25 @@ def read_ndjson(
     ``style=None`` sniffs it from the first records (``sniff_style``). The label of a record
     without ``"word"`` is ``label`` or else the file name (``label_from_path``; SPG's ``alarm_clock_test.ndjson``
     gives Quick, Draw!'s word ``"alarm clock"``). Blank lines, a
-    UTF-8 BOM, CRLF line ends and a missing final newline are fine. A malformed line raises
-    ``FormatError`` naming ``path:line`` (1-based), or with ``on_error`` is reported and skipped.
+    UTF-8 BOM, CRLF line ends and a missing final newline are fine, and so is gzip-compressed content
+    (``cat.ndjson.gz``, read as it is decompressed; line numbers are the decompressed file's). A malformed line
+    raises ``FormatError`` naming ``path:line`` (1-based), or with ``on_error`` is reported and skipped.
     """
+    for _, sketch in iter_ndjson(path, style, label=label, on_error=on_error, keep_empty=keep_empty):
+        yield sketch
+
+
+def iter_ndjson(
+    path: PathLike,
+    style: Style | None = None,
+    *,
+    label: str | None = None,
+    on_error: OnError = None,
+    keep_empty: bool = False,
+) -> Iterator[tuple[Place, Sketch]]:
+    """``read_ndjson`` with each sketch's ``Place``: its line (``path:17``), or in a JSON document its record
+    (``path: record 3``). Compressed data that breaks off (a truncated or corrupt ``.gz``) is reported once,
+    as an error about the rest of the file (``whole_file``), after the lines read before it."""
     path = Path(path)
     source = str(path)
     if style is None:
@@ -368,27 +455,37 @@ def read_ndjson(
     if document is not None:
         yield from _read_document(document, source, style, label, on_error, keep_empty)
         return
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            if lineno == 1:
-                line = line.removeprefix(_BOM)
-            if line.isspace() or not line:
-                continue
-            try:
-                sketch = parse_line(line, style=style, label=label, keep_empty=keep_empty)
-            except FormatError as exc:
-                report(locate(exc, source, lineno), on_error)
-                continue
-            yield sketch
+    with open_bytes(path) as f:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(f, 1):
+                if lineno == 1:
+                    line = line.removeprefix(_BOM)
+                if line.isspace() or not line:
+                    continue
+                try:
+                    sketch = parse_line(line, style=style, label=label, keep_empty=keep_empty)
+                except FormatError as exc:
+                    report(locate(exc, source, lineno), on_error)
+                    continue
+                yield Place(source, lineno), sketch
+        except GZIP_ERRORS as exc:
+            report(FormatError(f"the compressed data breaks off after line {lineno} ({type(exc).__name__}: {exc}); "
+                               "the lines before it were read", source=source, whole_file=True), on_error)
 
 
 def _json_document(path: Path) -> list[Any] | None:
-    """For a ``.json`` file holding one JSON document: its records (a list of records or drawings,
-    one record, or one drawing). ``None`` for other suffixes and for ndjson content (which then
+    """For a ``.json`` (or ``.json.gz``) file holding one JSON document: its records (a list of records or
+    drawings, one record, or one drawing). ``None`` for other suffixes and for ndjson content (which then
     goes line by line, so a malformed line is reported with its number)."""
-    if path.suffix.lower() != ".json":
+    if Path(plain_name(path)).suffix.lower() != ".json":
         return None
-    data = path.read_bytes()
+    try:
+        with open_bytes(path) as f:
+            data = f.read()
+    except GZIP_ERRORS as exc:
+        raise FormatError(f"unreadable compressed data ({type(exc).__name__}: {exc}); nothing in it was read",
+                          source=str(path), whole_file=True) from None
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -425,14 +522,15 @@ def _depth(obj: Any) -> int:
 
 def _read_document(
     records: list[Any], source: str, style: Style, label: str | None, on_error: OnError, keep_empty: bool
-) -> Iterator[Sketch]:
+) -> Iterator[tuple[Place, Sketch]]:
     for i, record in enumerate(records, 1):
+        place = Place(source, prefix=f"record {i}: ")
         try:
             sketch = parse_record(record, style=style, label=label, keep_empty=keep_empty)
         except FormatError as exc:
-            report(locate(exc, source, prefix=f"record {i}: "), on_error)
+            report(place.locate(exc), on_error)
             continue
-        yield sketch
+        yield place, sketch
 
 
 # ---------------------------------------------------------------------------------------- writing

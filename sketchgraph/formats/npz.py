@@ -29,10 +29,10 @@ from numpy.lib import format as npy_format
 
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, report
+from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, report
 from .sniff import ZIP_MAGIC
 
-__all__ = ["SPLITS", "read_stroke3_npz", "write_stroke3_npz", "npz_splits", "load_object_array"]
+__all__ = ["SPLITS", "read_stroke3_npz", "iter_npz", "write_stroke3_npz", "npz_splits", "load_object_array"]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
@@ -132,6 +132,21 @@ def read_stroke3_npz(
     sketch gets ``key_id = "<split>/<index>"`` and ``meta = {"split", "index"}``; ``label``
     defaults to the file name (``aaron_sheep.npz`` -> ``"aaron_sheep"``).
     """
+    for _, sketch in iter_npz(path, split=split, label=label, on_error=on_error, keep_empty=keep_empty,
+                              allow_pickle=allow_pickle):
+        yield sketch
+
+
+def iter_npz(
+    path: PathLike,
+    *,
+    split: str | None = None,
+    label: str | None = None,
+    on_error: OnError = None,
+    keep_empty: bool = False,
+    allow_pickle: bool = True,
+) -> Iterator[tuple[Place, Sketch]]:
+    """``read_stroke3_npz`` with each sketch's ``Place`` (``test[4]``: split and 0-based row)."""
     path = Path(path)
     source = str(path)
     if label is None:
@@ -167,7 +182,7 @@ def read_stroke3_npz(
             for i, rows in enumerate(split_rows):
                 sketch = _sketch(rows, name, i, label, keep_empty, source, on_error)
                 if sketch is not None:
-                    yield sketch
+                    yield Place(source, prefix=f"{name}[{i}]: "), sketch
 
 
 def _sketch(rows: object, name: str, i: int, label: str | None, keep_empty: bool, source: str,

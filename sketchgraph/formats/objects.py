@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError
-from .ndjson import _EXACT_F32, Style, load_json, looks_like_spg, parse_record
+from .ndjson import _EXACT_F32, _REBASE_COORDS, Style, load_json, looks_like_spg, parse_record
 
 __all__ = ["sketch_from_obj"]
 
@@ -68,12 +68,18 @@ def sketch_from_obj(
 
 
 def _beyond_float32(arrays: list[np.ndarray] | tuple[np.ndarray, ...]) -> bool:
-    """Whether ``(n, 2|3)`` stroke arrays of a type wider than float32 (float64, integers) hold values float32
-    would round: coordinates beyond 2**24, or absolute clock times such as ``Date.now()``'s."""
+    """Whether ``(n, 2|3)`` stroke arrays of a type wider than float32 (float64, integers) hold values the JSON
+    reader rebases (``parse_drawing``): coordinates beyond 2**20 in magnitude, or times beyond 2**24 (absolute
+    clock times such as ``Date.now()``'s)."""
     if not all(a.ndim == 2 and a.shape[1] in (2, 3) and a.dtype.kind in "iuf" for a in arrays):
         return False  # Sketch.from_strokes says what is wrong
     wide = [a for a in arrays if a.dtype.kind in "iu" or a.dtype.itemsize > 4]
-    return any(np.abs(a[np.isfinite(a)]).max(initial=0) > _EXACT_F32 for a in wide)
+    return any(_largest(a[:, :2]) > _REBASE_COORDS or _largest(a[:, 2:]) > _EXACT_F32 for a in wide)
+
+
+def _largest(values: np.ndarray) -> float:
+    """The largest finite magnitude in ``values`` (0 when there is none): NaN and infinity are refused later."""
+    return float(np.abs(values[np.isfinite(values)]).max(initial=0))
 
 
 def _json_like(drawing: Any) -> Any:

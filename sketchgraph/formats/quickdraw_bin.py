@@ -22,9 +22,9 @@ import numpy as np
 
 from ..errors import FormatError, SketchError
 from ..sketch import Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, report
+from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, report
 
-__all__ = ["read_bin", "write_bin", "looks_like_bin"]
+__all__ = ["read_bin", "iter_bin", "write_bin", "looks_like_bin"]
 
 _HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 _COUNT = struct.Struct("<H")
@@ -61,6 +61,14 @@ def read_bin(
     Records have no line numbers: errors name the record (1-based) and its byte offset. A truncated
     record ends the file (there is no way to resynchronise), after being reported.
     """
+    for _, sketch in iter_bin(path, label=label, on_error=on_error, keep_empty=keep_empty):
+        yield sketch
+
+
+def iter_bin(
+    path: PathLike, *, label: str | None = None, on_error: OnError = None, keep_empty: bool = False
+) -> Iterator[tuple[Place, Sketch]]:
+    """``read_bin`` with each sketch's ``Place`` (``record 3 (byte 120)``)."""
     path = Path(path)
     source = str(path)
     if label is None:
@@ -77,11 +85,11 @@ def read_bin(
             except _Truncated:
                 report(FormatError(f"record {index} (byte {offset}): truncated record", source=source), on_error)
                 return
+            place = Place(source, prefix=f"record {index} (byte {offset}): ")
             if sketch.num_points == 0 and not keep_empty:
-                report(EmptySketchError(f"record {index} (byte {offset}): empty drawing (no points)", source=source),
-                       on_error)
+                report(place.locate(EmptySketchError("empty drawing (no points)")), on_error)
                 continue
-            yield sketch
+            yield place, sketch
 
 
 def looks_like_bin(head: bytes) -> bool:

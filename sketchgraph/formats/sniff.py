@@ -1,29 +1,59 @@
 """Which format a file is in: from its suffix, and from its first bytes when the suffix says nothing.
-For ndjson the record style (simplified / raw / SPG) is sniffed from the first records."""
+For ndjson the record style (simplified / raw / SPG) is sniffed from the first records. ndjson and JSON files
+may be gzip-compressed (``cat.ndjson.gz``): they are read as they are decompressed."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from ..errors import FormatError
-from .base import PathLike
+from .base import GZIP_ERRORS, GZIP_MAGIC, PathLike
 from .ndjson import sniff_file_style
 from .quickdraw_bin import looks_like_bin
 
-__all__ = ["FORMATS", "NDJSON_SUFFIXES", "SUFFIXES", "detect_format", "sketch_files"]
+__all__ = ["FORMATS", "NDJSON_SUFFIXES", "GZIP_SUFFIXES", "SUFFIXES", "detect_format", "kind_of_name",
+           "sketch_files", "gzip_refusal"]
 
 FORMATS: tuple[str, ...] = ("simplified", "raw", "spg", "ndjson", "bin", "npz", "svg")
 """Values of ``format=``; ``"ndjson"`` means ndjson with the style sniffed from the records."""
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
 SUFFIXES: dict[str, str] = {**{s: "ndjson" for s in NDJSON_SUFFIXES}, ".bin": "bin", ".npz": "npz", ".svg": "svg"}
+GZIP_SUFFIXES = tuple(f"{s}.gz" for s in NDJSON_SUFFIXES)
+"""gzip-compressed ndjson / JSON, read as it is decompressed (Google's downloads are often kept so)."""
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one), as np.load checks
+
+
+def kind_of_name(path: PathLike) -> str | None:
+    """The format a file's name implies (``"ndjson"``, ``"bin"``, ``"npz"``, ``"svg"``; ``cat.ndjson.gz`` is
+    ``"ndjson"``), or ``None`` when the name does not tell (another suffix, or another file gzip-compressed)."""
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        return "ndjson" if name.endswith(GZIP_SUFFIXES) else None
+    return SUFFIXES.get(Path(name).suffix)
+
+
+def gzip_refusal(path: PathLike) -> FormatError:
+    """The error for a gzip-compressed file whose content is not ndjson or JSON, the only formats read compressed."""
+    return FormatError(f"gzip-compressed, and only ndjson or JSON is read compressed ({', '.join(GZIP_SUFFIXES)}); "
+                       f"decompress it first: gunzip -k {Path(path).name}", source=str(path), whole_file=True)
 
 
 def _from_content(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(4096)
+    if head.startswith(GZIP_MAGIC):
+        try:
+            with gzip.open(path, "rb") as f:
+                inner = f.read(4096)
+        except GZIP_ERRORS as exc:
+            raise FormatError(f"gzip-compressed, and the compressed data is unreadable ({type(exc).__name__}: "
+                              f"{exc})", source=str(path), whole_file=True) from None
+        if inner.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
+            return "ndjson"
+        raise gzip_refusal(path)
     if head.startswith(ZIP_MAGIC):
         return "npz"
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
@@ -39,20 +69,23 @@ def _from_content(path: Path) -> str:
 
 def detect_format(path: PathLike) -> str:
     """The concrete format of ``path``: ``"simplified"``, ``"raw"``, ``"spg"``, ``"bin"``, ``"npz"``
-    or ``"svg"``. Raises ``FormatError`` when neither suffix nor content tells."""
+    or ``"svg"``. Raises ``FormatError`` when neither suffix nor content tells, or when the file is
+    gzip-compressed something other than ndjson or JSON."""
     path = Path(path)
-    kind = SUFFIXES.get(path.suffix.lower()) or _from_content(path)
+    kind = kind_of_name(path) or _from_content(path)
     if kind == "ndjson":
         return sniff_file_style(path)
     return kind
 
 
-def sketch_files(path: PathLike) -> list[Path]:
-    """The files a folder walk reads: ``.ndjson/.jsonl/.json/.bin/.svg`` files under ``path``,
-    recursively, in sorted order; hidden files and everything under hidden folders (``.git``,
-    ``.ipynb_checkpoints``) are skipped. ``.npz`` files, which hold whole train/valid/test splits, are
-    never picked up: they are read when named."""
+def sketch_files(path: PathLike, *, gzipped: bool = False) -> list[Path]:
+    """The files a folder walk reads: ``.ndjson/.jsonl/.json/.bin/.svg`` files under ``path``, and with
+    ``gzipped`` also ``.ndjson.gz/.jsonl.gz/.json.gz`` ones, recursively, in sorted order; hidden files and
+    everything under hidden folders (``.git``, ``.ipynb_checkpoints``) are skipped. ``.npz`` files, which hold
+    whole train/valid/test splits, are never picked up: they are read when named. ``read_sketches`` and
+    ``sketchgraph predict`` walk with ``gzipped``; ``prepare``, whose split and label come from the file
+    name, does not."""
     root = Path(path)
     return [p for p in sorted(root.rglob("*"))
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            and SUFFIXES.get(p.suffix.lower(), "npz") != "npz"]
+            and kind_of_name(p) not in (None, "npz") and (gzipped or not p.name.lower().endswith(".gz"))]

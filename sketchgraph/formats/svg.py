@@ -33,9 +33,11 @@ import numpy as np
 
 from ..errors import FormatError
 from ..sketch import Sketch
-from .base import EmptySketchError, OnError, PathLike, atomic_write, label_from_path, locate, report
+from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, locate, report
 
-__all__ = ["DEFAULT_SPACING", "MAX_SEGMENT_SAMPLES", "read_svg", "svg_to_sketch", "write_svg", "sample_path"]
+__all__ = [
+    "DEFAULT_SPACING", "MAX_SEGMENT_SAMPLES", "read_svg", "iter_svg", "svg_to_sketch", "write_svg", "sample_path",
+]
 
 DEFAULT_SPACING = 3.0
 """Sampling step along curves, in SVG user units (a few pixels of an 800x800 TU-Berlin sketch)."""
@@ -240,6 +242,19 @@ def read_svg(
 ) -> Iterator[Sketch]:
     """The one sketch of an SVG file, as an iterator like the other readers (nothing when the
     file is reported through ``on_error``)."""
+    for _, sketch in iter_svg(path, label=label, on_error=on_error, keep_empty=keep_empty, spacing=spacing):
+        yield sketch
+
+
+def iter_svg(
+    path: PathLike,
+    *,
+    label: str | None = None,
+    on_error: OnError = None,
+    keep_empty: bool = False,
+    spacing: float = DEFAULT_SPACING,
+) -> Iterator[tuple[Place, Sketch]]:
+    """``read_svg`` with the sketch's ``Place``: the file."""
     try:
         sketch = svg_to_sketch(path, label=label, spacing=spacing)
         if sketch.num_points == 0 and not keep_empty:
@@ -247,7 +262,7 @@ def read_svg(
     except FormatError as exc:
         report(exc, on_error)
         return
-    yield sketch
+    yield Place(str(path)), sketch
 
 
 def _num(v: float) -> str:

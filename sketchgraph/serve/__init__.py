@@ -7,8 +7,8 @@ share model calls.
 
 from __future__ import annotations
 
-from .app import MAX_BODY_BYTES, MAX_POINTS, create_app
+from .app import MAX_BODY_BYTES, MAX_POINTS, MAX_STROKES, create_app
 from .background import running_server
 from .batching import RequestBatcher
 
-__all__ = ["create_app", "running_server", "RequestBatcher", "MAX_BODY_BYTES", "MAX_POINTS"]
+__all__ = ["create_app", "running_server", "RequestBatcher", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_STROKES"]

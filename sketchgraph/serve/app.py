@@ -1,41 +1,57 @@
 """The HTTP service: a JSON prediction API and a drawing page.
 
-Endpoints (OpenAPI schema at ``/openapi.json``, browsable and callable at ``/docs``: Swagger UI, its script
-served by this app, never by a CDN, so the page works offline):
+Endpoints (OpenAPI schema at ``/openapi.json``, with the request's rules and every answer's body; browsable and
+callable at ``/docs``: Swagger UI, its script served by this app, never by a CDN, so the page works offline):
 
 - ``POST /predict`` ``{"drawing": [[xs, ys], ...] | [[xs, ys, ts], ...], "top_k": 5}`` ->
   ``{"predictions": [{"label": str, "score": float}, ...]}`` (best first, scores are probabilities).
   Coordinates are raw canvas pixels (or already simplified data); the checkpoint's preprocessing
   normalises them. ``ts`` (ms) are accepted and ignored by the model.
-- ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count, "max_points": limit}``.
+- ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count, "max_points": ..., "max_strokes": ...,
+  "max_ink": ..., "max_coordinate": ...}``: the drawing limits below.
 - ``GET /classes`` -> ``{"classes": [...]}``.
 - ``GET /stats`` -> ``{"requests": n, "model_calls": m, "mean_batch": n / m}`` (request batching at work).
 - ``GET /`` -> the drawing page (``static/index.html``; self-contained, no CDN).
 
 Every ``GET`` endpoint (the static files and ``/docs`` too) also answers ``HEAD``: the same status and headers,
-no body (RFC 9110 requires ``HEAD`` wherever ``GET`` works).
+no body (RFC 9110 requires ``HEAD`` wherever ``GET`` works); a ``405`` there says ``Allow: GET, HEAD``.
 
-Bad input never gives a 500: a malformed drawing (wrong nesting, NaN / infinity, a coordinate that is a
-string or a boolean instead of a JSON number, empty, xs and ys of different lengths, more than ``max_points``
-points) is ``422`` with a ``detail`` message (validation errors name the location, e.g.
-``["body", "drawing", 0, 1, 2]``); a body larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by
-default, checked against ``Content-Length`` and against the bytes actually received) is ``413``; a body that
-cannot be read as JSON (truncated, invalid UTF-8, a number of over 4,300 digits, nesting too deep) is ``422``
-saying why; a body sent with another ``Content-Type`` than ``application/json`` (curl's ``-d`` default, a form)
-is ``415`` saying so, and so is one sent with a ``Content-Encoding`` other than ``identity`` (gzip, br, ...:
-only uncompressed bodies are read). A body that has not fully arrived ``body_timeout`` seconds after the request
-began (``BODY_TIMEOUT_S`` = 30 s by default: 1 MiB needs about 35 KB/s) is ``408`` and its connection is
-closed, so a client that sends headers and then goes quiet cannot hold a connection open, nor a shutdown: the
-CLI's server also gives in-flight requests at most ``--shutdown-timeout`` (``SHUTDOWN_TIMEOUT_S`` = 5 s) to
-finish after SIGTERM / Ctrl-C, then cancels them.
+A drawing's limits: at most ``max_points`` points (``MAX_POINTS`` = 20,000) and ``max_strokes`` strokes
+(``MAX_STROKES`` = 2,000, empty ones included; real drawings have a few dozen at most); coordinates of magnitude
+at most ``MAX_COORDINATE`` = 1e9; and at most ``MAX_INK`` = 2,000,000 px of strokes once the drawing is scaled so
+that its larger side is 255 px (``sketchgraph.preprocess``; real drawings have about 1,000, while 20,000 random
+points across a canvas have about 2.7 million). Each stroke is ``[xs, ys]`` or ``[xs, ys, ts]``, all strokes
+alike, the lists of a stroke of one length.
+
+Bad input never gives a 500. A malformed drawing (wrong nesting, NaN / infinity, a coordinate that is a string or
+a boolean instead of a JSON number, empty, lists of different lengths, over a limit) is ``422``; so is a body that
+cannot be read as JSON (a syntax error: json's reason with line and column; invalid UTF-8, an integer of over
+4,300 digits, nesting too deep), and one holding more JSON arrays and objects than a drawing of ``max_strokes``
+strokes needs (counted before parsing, which would hold the event loop: ``sketchgraph.serve.parsing``). A body
+larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by default, checked against ``Content-Length`` and
+against the bytes actually received) is ``413``; a body sent with another ``Content-Type`` than
+``application/json`` (curl's ``-d`` default, a form) is ``415`` saying so, and so is one sent with a
+``Content-Encoding`` other than ``identity`` (gzip, br, ...: only uncompressed bodies are read). A body that has
+not fully arrived ``body_timeout`` seconds after the request began (``BODY_TIMEOUT_S`` = 30 s by default: 1 MiB
+needs about 35 KB/s) is ``408``. The ``408``, ``413`` and ``415`` close the connection, so a client that has sent
+its headers cannot hold a connection open by sending its body slowly or not at all. (A client that never
+completes its header block is the HTTP server's business, before this app sees a request: uvicorn has no timeout
+for it. Put a reverse proxy in front of a server open to the internet.) ``detail`` is a list of ``{loc, msg,
+type}`` for a body that is not valid JSON or breaks the schema (``loc`` names where, e.g.
+``["body", "drawing", 0, 1, 2]``), and a sentence for everything else.
+
+Shutdown: the CLI's server gives requests in flight at most ``--shutdown-timeout`` (``SHUTDOWN_TIMEOUT_S`` = 5 s)
+to finish after SIGTERM / Ctrl-C, then cancels them; each then gets ``503`` ``{"detail": "server shutting down;
+retry"}`` with ``Connection: close`` (``ShutdownReply``), and the server exits without waiting for a heavy drawing
+still being simplified for one of them.
 
 Concurrent requests share model calls (``RequestBatcher``, ``sketchgraph.serve.batching``): whatever is
 waiting when the model becomes free, up to ``max_batch`` drawings, goes through one call. Each request
 gets the result a single call would give (probabilities equal to float rounding); at low load a request
 is served alone, with no added wait. Real drawings are simplified with their batch (a few ms each); a heavy one
-(more than ``LIGHT_INK`` px of strokes: seconds for a legal drawing of thousands of points) is simplified first
-on the batcher's own small pool, in the order each would finish if it started on arrival, so heavy drawings
-delay only each other.
+(more than ``LIGHT_INK`` px of preprocessing work: its ink plus ``INK_PER_STROKE`` per stroke; seconds for a legal
+drawing of thousands of points) is simplified first on the batcher's own small pool, in the order each would
+finish if it started on arrival, so heavy drawings delay only each other.
 """
 
 from __future__ import annotations
@@ -43,7 +59,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import json
 import os
 import socket
 import threading
@@ -51,178 +66,72 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SketchError
 from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
-from ..preprocess import load_compiled_rdp
-from ..sketch import Sketch
-from .batching import RequestBatcher
+from ..preprocess import MAX_INK, load_compiled_rdp
+from .batching import BatcherClosed, RequestBatcher
+from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
+from .parsing import DrawingLimits, UnreadableBody, read_drawing
+from .schemas import (
+    MAX_TOP_K,
+    ClassList,
+    Health,
+    Message,
+    PredictRequest,
+    PredictResponse,
+    Stats,
+    Unprocessable,
+)
 
-__all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_TOP_K", "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S",
-           "configure_parser", "run_cli"]
+__all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_STROKES", "MAX_INK", "MAX_COORDINATE",
+           "MAX_TOP_K", "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S", "configure_parser", "run_cli"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
 MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
-MAX_TOP_K = 100
-BODY_TIMEOUT_S = 30.0  # a request body must have fully arrived this long after the request began (408 after)
+MAX_STROKES = 2_000  # strokes per drawing (real ones have a few dozen at most; bounds parsing and preprocessing)
+MAX_COORDINATE = 1e9  # the largest coordinate magnitude Sketch.from_strokes accepts (sketchgraph/sketch.py)
 SHUTDOWN_TIMEOUT_S = 5.0  # after SIGTERM / Ctrl-C, in-flight requests get this long before they are cancelled
+CLOSE_HEADERS = {"connection": "close"}  # an answer after which the client must open a new connection
 STATIC = Path(__file__).with_name("static")
 DOCS_STATIC = "docs-static"  # where the Swagger UI files are served (relative to the app's root)
 
-# strict: a JSON number (integer or not), never a string ("10") or a boolean (true) that lax mode would coerce
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    408: {"model": Message, "description": "the body did not fully arrive within the body timeout; the "
+                                           "connection is closed"},
+    413: {"model": Message, "description": "body larger than the limit; the connection is closed"},
+    415: {"model": Message, "description": "body not sent as JSON (Content-Type other than application/json or "
+                                           "application/*+json), or compressed (Content-Encoding other than "
+                                           "identity); the connection is closed"},
+    422: {"model": Unprocessable, "description": "a body that is not JSON this server reads, breaks the schema, or "
+                                                 "holds a drawing that breaks a rule (see the request body)"},
+    503: {"model": Message, "description": "the server is shutting down and stopped this request: retry (another "
+                                           "instance, or this one once restarted); the connection is closed"},
+}
 
 
-class PredictRequest(BaseModel):
-    """A drawing as Quick, Draw! strokes, and how many predictions to return."""
-
-    drawing: list[list[list[FiniteFloat]]] = Field(
-        description="strokes, each [xs, ys] or [xs, ys, ts] (ts in ms); canvas pixel coordinates",
-        examples=[[[[10, 60, 110], [20, 80, 20]], [[10, 110], [100, 100]]]],
-    )
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True,
-                       description="number of predictions (capped at the class count)")
-
-
-class PredictionOut(BaseModel):
-    label: str
-    score: float = Field(description="softmax probability")
+def drawing_rules(limits: DrawingLimits) -> str:
+    """The rules a ``POST /predict`` drawing must keep to, as one paragraph (the request's OpenAPI description)."""
+    return (f"A drawing has 1 to {limits.max_strokes:,} strokes, each `[xs, ys]` or `[xs, ys, ts]` (all strokes "
+            f"alike: ts everywhere or nowhere), the lists of a stroke of one length; at most {limits.max_points:,} "
+            f"points in all; coordinates are JSON numbers (not strings or booleans) of magnitude at most "
+            f"{MAX_COORDINATE:,.0f}; and its strokes add up to at most {MAX_INK:,} px once the drawing is scaled so "
+            "that its larger side is 255 px (pen-up jumps excluded; real drawings have about 1,000, and 20,000 "
+            "random points across a canvas go over it). The body holds at most "
+            f"{limits.max_containers:,} JSON arrays and objects in all (counted before it is parsed). Each rule "
+            "broken gets a 422 saying which; `GET /healthz` gives the limits.")
 
 
-class PredictResponse(BaseModel):
-    predictions: list[PredictionOut]
-
-
-def check_drawing(drawing: list[list[list[float]]], max_points: int) -> Sketch:
-    """A ``Sketch`` from request strokes, or ``SketchError`` saying what is wrong with them."""
-    if not drawing:
-        raise SketchError("drawing is empty: send at least one stroke [xs, ys]")
-    total = 0
-    for i, stroke in enumerate(drawing):
-        if len(stroke) not in (2, 3):
-            raise SketchError(f"stroke {i}: expected [xs, ys] or [xs, ys, ts], got {len(stroke)} lists")
-        lengths = [len(c) for c in stroke]
-        if len(set(lengths)) > 1:
-            names = ("xs", "ys", "ts")[: len(stroke)]
-            detail = ", ".join(f"{n} has {k}" for n, k in zip(names, lengths))
-            raise SketchError(f"stroke {i}: coordinate lists differ in length ({detail})")
-        total += lengths[0]
-    if total == 0:
-        raise SketchError("drawing has no points")
-    if total > max_points:
-        raise SketchError(f"drawing has {total} points; at most {max_points} are accepted")
-    return Sketch.from_strokes(drawing)
-
-
-class _TooLarge(Exception):
-    """The body received so far exceeds the limit."""
-
-
-class BodyLimit:
-    """ASGI middleware that reads a request's body before the app sees it, and answers instead of the app:
-
-    - ``415`` when a body has a content coding other than ``identity`` (``Content-Encoding: gzip``, ...):
-      the app reads plain JSON only, and a compressed body would otherwise be a misleading "not UTF-8" ``422``;
-    - ``413`` when the body exceeds ``max_bytes`` (by its ``Content-Length`` or by the bytes actually received);
-    - ``408`` when the body has not fully arrived ``timeout`` seconds after the request began (a client that
-      sends its headers and then goes quiet, or trickles bytes), closing the connection; without it such a
-      client holds its connection, and a graceful shutdown, forever;
-    - ``400`` for a ``Content-Length`` that is not a number.
-    """
-
-    def __init__(self, app: Any, max_bytes: int, timeout: float = BODY_TIMEOUT_S):
-        self.app = app
-        self.max_bytes = max_bytes
-        self.timeout = timeout
-
-    async def _reply(self, send: Any, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
-                     ) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
-        await send({"type": "http.response.start", "status": status, "headers": head})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _read(self, receive: Any) -> bytes | None:
-        """The whole body (``None``: the client went away); ``_TooLarge`` past ``max_bytes``."""
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return None
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > self.max_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        has_body = headers.get(b"content-length", b"0").strip() not in (b"0", b"") or b"transfer-encoding" in headers
-        codings = [c.strip().lower() for name, value in scope["headers"] if name == b"content-encoding"
-                   for c in value.decode("latin-1").split(",") if c.strip()]
-        if has_body and any(c != "identity" for c in codings):
-            return await self._reply(
-                send, 415, f"request bodies with Content-Encoding {', '.join(codings)!r} are not supported: "
-                           "send the JSON uncompressed (identity)", ((b"accept-encoding", b"identity"),))
-        too_big = f"request body larger than {self.max_bytes} bytes"
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                return await self._reply(send, 400, "invalid Content-Length header")
-            if size > self.max_bytes:
-                return await self._reply(send, 413, too_big)
-        try:
-            async with asyncio.timeout(self.timeout):
-                body = await self._read(receive)
-        except _TooLarge:
-            return await self._reply(send, 413, too_big)
-        except TimeoutError:
-            return await self._reply(send, 408, f"request body not received within {self.timeout:g} s",
-                                     ((b"connection", b"close"),))
-        if body is None:
-            return
-        pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-        async def replay() -> dict:
-            return pending.pop() if pending else await receive()
-
-        await self.app(scope, replay, send)
-
-
-class HeadAsGet:
-    """ASGI middleware: ``HEAD`` is answered as ``GET`` is, without the body (same status and headers,
-    ``Content-Length`` included), as RFC 9110 requires wherever ``GET`` works. A path with no ``GET`` still
-    answers ``405``."""
-
-    def __init__(self, app: Any):
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            return await self.app(scope, receive, send)
-
-        async def headers_only(message: dict) -> None:
-            if message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+def _json_media(media: str) -> bool:
+    """Whether a ``Content-Type``'s media type (lower case, no parameters) is JSON, as FastAPI reads it."""
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def docs_assets() -> Path:
@@ -245,6 +154,7 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_points: int = MAX_POINTS,
+    max_strokes: int = MAX_STROKES,
     device: str = "cpu",
     backend: str = "dense",
     precision: str = "float32",
@@ -257,8 +167,9 @@ def create_app(
     path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits (``body_timeout``:
     seconds for a request body to arrive) as in the module docstring; ``max_batch``, ``max_wait_ms`` and
     ``heavy_workers`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
-    if max_body_bytes < 1 or max_points < 1:
-        raise ValueError(f"max_body_bytes and max_points must be >= 1, got {max_body_bytes} and {max_points}")
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
+    limits = DrawingLimits(max_points, max_strokes)
     if not 0 < body_timeout < float("inf"):
         raise ValueError(f"body_timeout must be a positive number of seconds, got {body_timeout}")
     clf = (
@@ -290,12 +201,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batcher()  # started again after a shutdown: a new batcher
         yield
-        await asyncio.to_thread(app.state.batcher.close)  # answer what is queued, stop the worker thread
+        # every request has been answered or cancelled by now: answer what is queued, stop the worker thread, and
+        # do not wait for a heavy drawing still being simplified (its request is gone)
+        await asyncio.to_thread(app.state.batcher.close, finish_heavy=False)
 
     app = FastAPI(
         title="sketchgraph",
         version=__version__,
-        description="Free-hand sketch recognition with the Multi-Graph Transformer. Draw at `/`.",
+        description=(
+            "Free-hand sketch recognition with the Multi-Graph Transformer. Draw at `/`.\n\n"
+            f"{drawing_rules(limits)} Bodies of at most {max_body_bytes:,} bytes (413 above), arriving "
+            f"within {body_timeout:g} s (408 after).\n\n"
+            "Errors are JSON `{\"detail\": ...}`: a list of `{loc, msg, type}` for a body that is not valid JSON "
+            "or breaks the schema (`loc` names where, e.g. `[\"body\", \"drawing\", 0, 1, 2]`), a sentence for "
+            "everything else (a drawing that breaks a rule, 408, 413, 415, 503)."),
         lifespan=lifespan,
         docs_url=None,  # FastAPI's own pages load Swagger UI / ReDoc from a CDN: ours is below (ReDoc's page
         redoc_url=None,  # fetches a logo from a CDN even with its script served locally, so there is none)
@@ -304,62 +223,73 @@ def create_app(
     app.state.batcher = new_batcher()
     index_html = (STATIC / "index.html").read_text(encoding="utf-8")
 
-    @app.exception_handler(SketchError)
-    async def bad_sketch(request: Request, exc: SketchError) -> JSONResponse:
+    async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    app.add_exception_handler(SketchError, unprocessable)
+    app.add_exception_handler(UnreadableBody, unprocessable)
+
     @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        json_media = media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-        if request.method == "POST" and not json_media:
-            # FastAPI did not parse such a body as JSON; its "Input should be a valid dictionary" misleads
-            return JSONResponse({"detail": f"send the drawing as JSON with 'Content-Type: application/json' "
-                                           f"(got {media or 'no Content-Type'!r})"}, status_code=415)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default echoes each offending input back, which fails to encode for NaN (a 500)
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-            # a JSON body json.loads cannot read (not a syntax error: a number too long, nesting too deep)
-            why = exc.__cause__ or exc.detail
-            return JSONResponse({"detail": f"the body is not JSON this server can read: {why}"}, status_code=422)
-        return await http_exception_handler(request, exc)
+    @app.exception_handler(BatcherClosed)
+    async def closing(request: Request, exc: BatcherClosed) -> JSONResponse:
+        return JSONResponse({"detail": SHUTTING_DOWN}, status_code=503, headers=CLOSE_HEADERS)
 
-    @app.post("/predict", response_model=PredictResponse, responses={
-        408: {"description": "body not received within the body timeout"},
-        413: {"description": "body larger than the limit"},
-        415: {"description": "body not sent as JSON, or compressed (Content-Encoding other than identity)"},
-        422: {"description": "a drawing that is malformed or cannot be read"}})
-    async def predict(req: PredictRequest) -> dict:
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, plus ``PredictRequest``: ``/predict`` reads its body itself (see ``predict``)."""
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = \
+                PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    request_body = {"description": drawing_rules(limits), "required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}
+
+    @app.post("/predict", response_model=PredictResponse, responses=_ERRORS,
+              openapi_extra={"requestBody": request_body})
+    async def predict(request: Request) -> dict:
         """Classify one drawing; the ``top_k`` most likely classes, best first."""
-        # async: a waiting request holds no worker thread, so batches are not capped by the thread pool and
-        # the other endpoints stay responsive under load. The checks (milliseconds) run in a thread, off the
-        # event loop; a heavy drawing's preprocessing (seconds) runs on the batcher's heavy pool, so neither
-        # that thread nor the model's waits for it
+        # The body is read here, not by FastAPI, which parses and validates it on the event loop: JSON parsing,
+        # validation and the drawing's checks run in a thread, and a body too complex to parse quickly is refused
+        # unparsed (sketchgraph.serve.parsing). async: a waiting request holds no worker thread, so batches are
+        # not capped by the thread pool and the other endpoints stay responsive under load. A heavy drawing's
+        # preprocessing (seconds) runs on the batcher's heavy pool, so neither that thread nor the model's waits
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not _json_media(media):
+            raise HTTPException(415, f"send the drawing as JSON with 'Content-Type: application/json' "
+                                     f"(got {media or 'no Content-Type'!r})", headers=CLOSE_HEADERS)
+        body = await request.body()
+
         def queue() -> Future:
-            return batcher().submit(check_drawing(req.drawing, max_points), top_k=req.top_k)
+            sketch, top_k = read_drawing(body, limits)
+            return batcher().submit(sketch, top_k=top_k)
 
         preds = await asyncio.wrap_future(await asyncio.to_thread(queue))
         return {"predictions": [{"label": p.label, "score": p.score} for p in preds]}
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        """Liveness: the model is loaded; also the most points a drawing may have."""
-        return {"status": "ok", "model": clf.name, "classes": clf.num_classes, "max_points": max_points}
+    @app.get("/healthz", response_model=Health)
+    def healthz() -> Health:
+        """Liveness: the model is loaded; also the limits a drawing must keep to."""
+        return Health(status="ok", model=clf.name, classes=clf.num_classes, max_points=limits.max_points,
+                      max_strokes=limits.max_strokes, max_ink=MAX_INK, max_coordinate=MAX_COORDINATE)
 
-    @app.get("/stats")
-    def stats() -> dict:
+    @app.get("/stats", response_model=Stats)
+    def stats() -> Stats:
         """Requests answered so far, the model calls that answered them, and the mean batch size."""
         n, calls = app.state.batcher.requests, app.state.batcher.batches
-        return {"requests": n, "model_calls": calls, "mean_batch": round(n / calls, 3) if calls else None}
+        return Stats(requests=n, model_calls=calls, mean_batch=round(n / calls, 3) if calls else None)
 
-    @app.get("/classes")
-    def classes() -> dict:
+    @app.get("/classes", response_model=ClassList)
+    def classes() -> ClassList:
         """The class names the model knows, in logit order."""
-        return {"classes": clf.classes}
+        return ClassList(classes=clf.classes)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -377,6 +307,7 @@ def create_app(
     app.mount(f"/{DOCS_STATIC}", StaticFiles(directory=docs_assets()), name="docs-static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
+    app.add_middleware(ShutdownReply)  # outside BodyLimit: a request cancelled while its body arrives too
     app.add_middleware(HeadAsGet)
     return app
 
@@ -421,7 +352,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-timeout", type=_positive_float, default=BODY_TIMEOUT_S, metavar="SECONDS",
                    help=f"a request body must arrive within this long (408 after; default {BODY_TIMEOUT_S:g})")
     p.add_argument("--shutdown-timeout", type=_non_negative_float, default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
-                   help="after SIGTERM / Ctrl-C, cancel requests still running after this long "
+                   help="after SIGTERM / Ctrl-C, cancel requests still running after this long: they get 503 "
                         f"(default {SHUTDOWN_TIMEOUT_S:g})")
 
 

@@ -8,10 +8,12 @@ load a request is served alone and at once (no added latency with the default ``
 batches form by themselves while the model is busy.
 
 Preprocessing (the checkpoint's simplification and point cap) is per-drawing work, and its cost grows with
-the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 255 frame). A real drawing has
-about 1,000 px (under 3,200 at the 99th percentile; ``benchmarks/stroke_counts.py``) and is simplified in a few
-milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px a drawing is preprocessed on the
-worker with its batch. A heavier one (a legal drawing of thousands of points can take seconds) is preprocessed
+the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 255 frame) and, by a fixed cost
+per stroke, with its strokes (``INK_PER_STROKE`` px each: 20,000 one-point strokes, which have no ink, take about
+0.1 s). ``preprocessing_work`` is their sum. A real drawing has about 1,000 px (under 3,200 at the 99th
+percentile; ``benchmarks/stroke_counts.py``) and a few dozen strokes at most, and is simplified in a few
+milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px of work a drawing is preprocessed on
+the worker with its batch. A heavier one (a legal drawing of thousands of points can take seconds) is preprocessed
 first on a small pool of its own (``heavy_workers`` threads) and queued when ready, so heavy drawings wait for
 each other, however many arrive at once, and delay neither the worker nor the callers' threads. They are taken in
 the order they would be done if each started on arrival (arrival time plus ``SECONDS_PER_INK`` per px): a long
@@ -41,10 +43,12 @@ from ..predict import Prediction, SketchClassifier, _check_top_k
 from ..preprocess import ink_length
 from ..sketch import Sketch
 
-__all__ = ["RequestBatcher", "LIGHT_INK", "SECONDS_PER_INK"]
+__all__ = ["RequestBatcher", "BatcherClosed", "preprocessing_work", "LIGHT_INK", "SECONDS_PER_INK",
+           "INK_PER_STROKE"]
 
 LIGHT_INK = 8_000.0  # px of strokes in the 255 frame: 99.85% of real drawings, a few ms of simplification each
 SECONDS_PER_INK = 1.25e-6  # about what simplification takes per px of ink here (1.6M px: 2 s on 2 cores)
+INK_PER_STROKE = 8.0  # a stroke's own preprocessing costs about as much as this much ink (5-10 us a stroke here)
 
 _STOP = object()
 
@@ -55,6 +59,19 @@ def _usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher was closed (``RequestBatcher.close``): it takes no more drawings."""
+
+    def __init__(self) -> None:
+        super().__init__("the batcher is closed")
+
+
+def preprocessing_work(sketch: Sketch) -> float:
+    """The simplification's work for ``sketch`` in px of ink: its ``ink_length`` plus ``INK_PER_STROKE`` per
+    stroke (``inf`` when a coordinate is not finite)."""
+    return ink_length(sketch) + INK_PER_STROKE * len(sketch.strokes)
 
 
 def _fail(future: Future, error: BaseException) -> None:
@@ -80,8 +97,9 @@ class RequestBatcher:
         max_batch: most requests per model call (1: every request alone).
         max_wait_ms: after the first request of a batch, wait this long for more (0: take only what is
             already waiting).
-        light_ink: drawings with at most this much ink (``ink_length``) are preprocessed on the worker with
-            their batch; heavier ones on a pool of ``heavy_workers`` threads first (0: every drawing with ink).
+        light_ink: drawings with at most this much preprocessing work (``preprocessing_work``: ink plus
+            ``INK_PER_STROKE`` per stroke) are preprocessed on the worker with their batch; heavier ones on a pool
+            of ``heavy_workers`` threads first (0: every drawing).
         heavy_workers: threads preprocessing heavy drawings (default: half the CPUs this process may use, at
             least 1; started with the first heavy drawing), so however many arrive at once, they queue among
             themselves and leave the other requests alone.
@@ -117,9 +135,9 @@ class RequestBatcher:
         self._worker = threading.Thread(target=self._loop, name="sketchgraph-batcher", daemon=True)
         self._worker.start()
 
-    def _ink(self, sketch: Sketch) -> float:
+    def _work(self, sketch: Sketch) -> float:
         """The preprocessing work of ``sketch`` (0 without simplification: then it is cheap whatever the drawing)."""
-        return ink_length(sketch) if self.classifier.preprocessing.simplify else 0.0
+        return preprocessing_work(sketch) if self.classifier.preprocessing.simplify else 0.0
 
     def submit(self, x: Any, top_k: int = 5) -> Future:
         """Check one sketch (anything ``SketchClassifier.predict`` takes) in the calling thread and queue it for a
@@ -128,31 +146,31 @@ class RequestBatcher:
         docstring). The future's result is its ``top_k`` predictions, best first, or the ``SketchError`` of a
         drawing preprocessing refuses. A bad ``top_k`` and unusable input (empty, malformed) raise
         (``ValueError`` / ``SketchError``) here, before anything is queued; so does a closed batcher
-        (``RuntimeError``)."""
+        (``BatcherClosed``, a ``RuntimeError``)."""
         _check_top_k(top_k)
         if self._closing:  # do not check for nothing
-            raise RuntimeError("the batcher is closed")
+            raise BatcherClosed
         request = _Request(self.classifier.sketch(x), top_k)
-        ink = self._ink(request.work)
-        if ink <= self.light_ink:
+        work = self._work(request.work)
+        if work <= self.light_ink:
             self._enqueue(request)
         else:
             with self._lock:  # never behind the heavy threads' stop markers
                 if self._closing:
-                    raise RuntimeError("the batcher is closed")
+                    raise BatcherClosed
                 if not self._heavy:
                     self._heavy = [threading.Thread(target=self._heavy_loop, name=f"sketchgraph-heavy-{i}",
                                                     daemon=True) for i in range(self._heavy_workers)]
                     for thread in self._heavy:
                         thread.start()
-                due = time.monotonic() + ink * SECONDS_PER_INK
+                due = time.monotonic() + work * SECONDS_PER_INK
                 self._heavy_queue.put((due, next(self._order), request))
         return request.future
 
     def _enqueue(self, request: _Request) -> None:
         with self._lock:  # never queue behind the stop marker
             if self._closed:
-                raise RuntimeError("the batcher is closed")
+                raise BatcherClosed
             self._queue.put(request)
 
     def _heavy_loop(self) -> None:
@@ -178,16 +196,22 @@ class RequestBatcher:
         """Whether ``close`` was called (``submit`` then raises)."""
         return self._closing
 
-    def close(self) -> None:
-        """Serve what is queued and what the heavy pool is preparing, then stop the worker."""
+    def close(self, *, finish_heavy: bool = True) -> None:
+        """Serve what is queued and what the heavy pool is preparing, then stop the worker.
+
+        ``finish_heavy=False``: do not wait for the heavy pool; the drawings it is still preparing (or has yet to
+        prepare) then fail with ``BatcherClosed`` when ready, and its threads stop after them. For a server
+        shutting down, whose requests were all answered or cancelled already: a cancelled request's drawing
+        cannot be stopped halfway through its simplification, but nothing needs to wait for it."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-            for _ in self._heavy:  # after every heavy drawing waiting (ink is finite)
+            for _ in self._heavy:  # after every heavy drawing waiting (their work is finite)
                 self._heavy_queue.put((float("inf"), next(self._order), None))
-        for thread in self._heavy:  # heavy drawings in preparation join the queue first
-            thread.join()
+        if finish_heavy:
+            for thread in self._heavy:  # heavy drawings in preparation join the queue first
+                thread.join()
         with self._lock:
             self._closed = True
             self._queue.put(_STOP)

@@ -3,7 +3,8 @@
 // Coordinates are canvas CSS pixels (rescaled with the canvas when the window resizes) and ts milliseconds
 // since the first point, from each event's own time stamp (the server's checkpoint simplifies and normalises
 // them). One pointer draws at a time. URLs are relative, so the page also works mounted under a sub-path.
-// Self-contained: no libraries, no CDN.
+// The server's limits per drawing (GET healthz: points, strokes, ink) are kept to here: what would go past one
+// is not drawn, and a message says which. Self-contained: no libraries, no CDN.
 (() => {
   "use strict";
   const TOP_K = 5;
@@ -19,11 +20,13 @@
   let current = null;      // the stroke being drawn, or null
   let pointer = null;      // pointerId drawing `current`
   let width = null;        // canvas CSS width the stored points refer to
-  let maxPoints = Infinity;  // the server's limit per drawing (GET healthz)
+  // the server's limits per drawing (GET healthz); ink: px of strokes once the drawing's larger side is 255 px
+  const limits = {point: Infinity, stroke: Infinity, ink: Infinity};
   let t0 = null;           // time of the first point of the drawing
   let timer = null;        // timer of the request that is due, or null
   let lastSent = -Infinity;  // performance.now() when the latest request went out
-  let limitHit = false;    // a point was refused at maxPoints: the message stays until undo or clear
+  let limitHit = null;     // the limit ("point", "stroke", "ink") ink was refused at: its message stays until
+                           // undo or clear
   let sent = 0;            // id of the latest request
   let shown = 0;           // id of the latest response drawn
 
@@ -79,17 +82,39 @@
     return drawing().reduce((n, s) => n + s[0].length, 0);
   }
 
-  // Adds the event's point to the current stroke; false when it adds nothing (the same point, or the limit).
+  // The drawing's ink as the server measures it (sketchgraph.preprocess.ink_length) with (x, y) added to the
+  // current stroke: the length of its strokes once scaled so that its larger side is 255 px.
+  function inkWith(x, y) {
+    let minX = x, maxX = x, minY = y, maxY = y, length = 0;
+    const last = current[0].length - 1;
+    for (const [xs, ys] of strokes.concat([current])) {
+      for (let i = 0; i < xs.length; i++) {
+        minX = Math.min(minX, xs[i]); maxX = Math.max(maxX, xs[i]);
+        minY = Math.min(minY, ys[i]); maxY = Math.max(maxY, ys[i]);
+        if (i > 0) length += Math.hypot(xs[i] - xs[i - 1], ys[i] - ys[i - 1]);
+      }
+    }
+    if (last >= 0) length += Math.hypot(x - current[0][last], y - current[1][last]);
+    const extent = Math.max(maxX - minX, maxY - minY);
+    return extent > 0 ? length * 255 / extent : 0;
+  }
+
+  // Ink refused at `limit`: the message says so until undo or clear.
+  function refuse(limit) {
+    limitHit = limit;
+    showError(limitMessage());
+    return false;
+  }
+
+  // Adds the event's point to the current stroke; false when it adds nothing (the same point, or a limit).
   function append(ev) {
     const [x, y, t] = point(ev);
     const [xs, ys, ts] = current;
     const n = xs.length;
     if (n && xs[n - 1] === x && ys[n - 1] === y) return false;
-    if (pointCount() >= maxPoints) {  // the server would refuse the drawing: stop taking points
-      limitHit = true;
-      showError(limitMessage());
-      return false;
-    }
+    // the server would refuse the drawing: stop taking points
+    if (pointCount() >= limits.point) return refuse("point");
+    if (limits.ink < Infinity && inkWith(x, y) > limits.ink) return refuse("ink");
     xs.push(x); ys.push(y); ts.push(t);
     if (n) {
       ctx.beginPath();
@@ -105,6 +130,7 @@
     if (ev.button !== 0) return;  // primary button, pen tip or finger only (not a pen's eraser or barrel button)
     ev.preventDefault();
     if (current) return;  // another finger or pen is drawing
+    if (strokes.length >= limits.stroke) { refuse("stroke"); return; }
     pointer = ev.pointerId;
     try { pad.setPointerCapture(ev.pointerId); } catch (_) { /* synthetic events have no active pointer */ }
     current = [[], [], []];
@@ -206,11 +232,14 @@
   }
 
   function limitMessage() {
-    return `This drawing has reached the ${maxPoints} point limit: undo or clear to go on.`;
+    const reached = limitHit === "ink"
+      ? `the ink limit (${limits.ink} px of strokes with the drawing scaled to 255 px)`
+      : `the ${limits[limitHit]} ${limitHit} limit`;
+    return `This drawing has reached ${reached}: undo or clear to go on.`;
   }
 
-  // After a good answer: no error, except the point limit's, which holds until undo or clear (ink is still
-  // being dropped, however well the points already taken are classified).
+  // After a good answer: no error, except a limit's, which holds until undo or clear (ink is still being
+  // dropped, however well the points already taken are classified).
   function hideError() {
     if (limitHit) showError(limitMessage());
     else errorBox.hidden = true;
@@ -240,7 +269,7 @@
 
   // ---------------------------------------------------------------- buttons
   document.getElementById("clear").addEventListener("click", () => {
-    strokes = []; current = null; pointer = null; t0 = null; sent++; shown = sent; limitHit = false;
+    strokes = []; current = null; pointer = null; t0 = null; sent++; shown = sent; limitHit = null;
     clearTimeout(timer);
     timer = null;
     errorBox.hidden = true;
@@ -249,7 +278,7 @@
 
   document.getElementById("undo").addEventListener("click", () => {
     strokes.pop();
-    limitHit = false;  // room again (a point refused later says so again)
+    limitHit = null;  // room again (ink refused later says so again)
     if (!strokes.length) t0 = null;
     redraw(); schedule(0);
   });
@@ -257,8 +286,11 @@
   fetch("classes").then((r) => r.json()).then((b) => {
     document.getElementById("classes").textContent = b.classes.join(", ");
   }).catch(() => { document.getElementById("known").hidden = true; });
-  fetch("healthz").then((r) => r.json()).then((b) => { if (b.max_points > 0) maxPoints = b.max_points; })
-    .catch(() => { /* no limit known: the server's 422 says it */ });
+  fetch("healthz").then((r) => r.json()).then((b) => {
+    [["point", b.max_points], ["stroke", b.max_strokes], ["ink", b.max_ink]].forEach(([name, value]) => {
+      if (value > 0) limits[name] = value;
+    });
+  }).catch(() => { /* no limit known: the server's 422 says it */ });
 
   window.addEventListener("resize", resize);
   resize();

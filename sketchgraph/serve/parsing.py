@@ -1,0 +1,127 @@
+"""Reading a ``POST /predict`` body: bytes -> JSON -> ``PredictRequest`` -> a checked ``Sketch``.
+
+The app calls ``read_drawing`` in a worker thread, never on the event loop. That alone does not keep the loop
+free: ``json.loads`` and pydantic's validation hold the GIL from start to end, and their cost grows with the
+number of JSON arrays (a 1 MB body of 100,000 one-point strokes takes about a second on a 2-core machine, while
+a body of the same size made of numbers takes a few tens of milliseconds). So before parsing, the body's ``[`` and
+``{`` are counted (a fast byte scan), and a body with more than a drawing of ``max_strokes`` strokes needs
+(``DrawingLimits.max_containers``) is refused without being parsed.
+
+The errors keep the shapes FastAPI gives a body it reads itself: ``RequestValidationError`` (a list of
+``{loc, msg, type}``) for JSON syntax and schema errors, with the same messages and locations, plus json's
+reason and the line and column for syntax errors; ``UnreadableBody`` (one sentence) for a body ``json.loads``
+cannot read at all; ``SketchError`` (one sentence) for a drawing that breaks a rule the schema cannot say.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from ..errors import FormatError, SketchError
+from ..formats.ndjson import parse_drawing
+from ..sketch import Sketch
+from .schemas import PredictRequest
+
+__all__ = ["DrawingLimits", "UnreadableBody", "check_drawing", "read_drawing", "SPARE_CONTAINERS"]
+
+SPARE_CONTAINERS = 64  # JSON arrays and objects a body may hold besides its drawing's (extra fields)
+
+
+class UnreadableBody(ValueError):
+    """A body that is not JSON this server reads (not UTF-8, an integer of too many digits, nesting too deep,
+    too many arrays and objects); its message says why."""
+
+
+@dataclass(frozen=True)
+class DrawingLimits:
+    """The most points and strokes a drawing may have."""
+
+    max_points: int
+    max_strokes: int
+
+    def __post_init__(self) -> None:
+        if self.max_points < 1 or self.max_strokes < 1:
+            raise ValueError(f"max_points and max_strokes must be >= 1, got {self.max_points} and {self.max_strokes}")
+
+    @property
+    def max_containers(self) -> int:
+        """The most ``[`` and ``{`` a body may hold: the body's object, the drawing's list, a list per stroke and
+        up to 3 in each (``[xs, ys, ts]``), and ``SPARE_CONTAINERS`` for extra fields."""
+        return 2 + 4 * self.max_strokes + SPARE_CONTAINERS
+
+
+def check_drawing(drawing: list[list[list[float]]], limits: DrawingLimits) -> Sketch:
+    """A ``Sketch`` from request strokes, or ``SketchError`` saying what is wrong with them."""
+    if not drawing:
+        raise SketchError("drawing is empty: send at least one stroke [xs, ys]")
+    if len(drawing) > limits.max_strokes:
+        raise SketchError(f"drawing has {len(drawing)} strokes; at most {limits.max_strokes} are accepted")
+    total = 0
+    for i, stroke in enumerate(drawing):
+        if len(stroke) not in (2, 3):
+            raise SketchError(f"stroke {i}: expected [xs, ys] or [xs, ys, ts], got {len(stroke)} lists")
+        lengths = [len(c) for c in stroke]
+        if len(set(lengths)) > 1:
+            names = ("xs", "ys", "ts")[: len(stroke)]
+            detail = ", ".join(f"{n} has {k}" for n, k in zip(names, lengths))
+            raise SketchError(f"stroke {i}: coordinate lists differ in length ({detail})")
+        total += lengths[0]
+    if total == 0:
+        raise SketchError("drawing has no points")
+    if total > limits.max_points:
+        raise SketchError(f"drawing has {total} points; at most {limits.max_points} are accepted")
+    try:
+        strokes, _, origins = parse_drawing(drawing)  # the readers' exact float64 rebasing of huge values
+    except FormatError as exc:
+        raise SketchError(str(exc)) from None
+    return Sketch(strokes, meta=origins)
+
+
+def _issue(loc: tuple[str | int, ...], msg: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": kind}])
+
+
+def parse_json(body: bytes, limits: DrawingLimits) -> Any:
+    """The JSON value of ``body`` (UTF-8, or UTF-16 / UTF-32 as ``json.loads`` detects them); ``UnreadableBody``
+    when it has more arrays and objects than ``limits`` allow (checked before parsing) or cannot be read, and
+    ``RequestValidationError`` for a missing body or a syntax error (json's reason, line and column)."""
+    if not body:
+        raise _issue(("body",), "Field required", "missing")
+    containers = body.count(b"[") + body.count(b"{")
+    if containers > limits.max_containers:
+        raise UnreadableBody(
+            f"the body has {containers:,} '[' and '{{' (JSON arrays and objects); a drawing of at most "
+            f"{limits.max_strokes:,} strokes needs at most {limits.max_containers:,}: refused without parsing it")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise _issue(("body", exc.pos), f"JSON decode error: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                     "json_invalid") from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableBody(f"the body is not JSON this server can read: {exc}") from None
+    except RecursionError:
+        why = "arrays or objects nested too deeply"
+        raise UnreadableBody(f"the body is not JSON this server can read: {why}") from None
+    except ValueError as exc:  # the one other refusal: an integer literal longer than Python converts
+        if "integer string conversion" not in str(exc):
+            raise UnreadableBody(f"the body is not JSON this server can read: {exc}") from None
+        raise UnreadableBody(f"the body is not JSON this server can read: a number is too long (an integer may "
+                             f"have at most {sys.get_int_max_str_digits():,} digits)") from None
+
+
+def read_drawing(body: bytes, limits: DrawingLimits) -> tuple[Sketch, int]:
+    """The checked sketch and ``top_k`` of a ``POST /predict`` body; the errors as in the module docstring."""
+    value = parse_json(body, limits)
+    try:
+        # from_attributes: the messages FastAPI's own body validation gives ("... or object to extract fields from")
+        request = PredictRequest.model_validate(value, from_attributes=True)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]) from None
+    return check_drawing(request.drawing, limits), request.top_k

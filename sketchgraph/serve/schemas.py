@@ -1,0 +1,91 @@
+"""The JSON bodies of the HTTP API as pydantic models: what ``POST /predict`` reads, what every endpoint answers,
+and the two shapes of an error's ``detail`` (what ``/openapi.json`` documents)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["FiniteFloat", "PredictRequest", "PredictionOut", "PredictResponse", "Health", "ClassList", "Stats",
+           "Message", "Issue", "Unprocessable", "MAX_TOP_K"]
+
+MAX_TOP_K = 100
+
+# strict: a JSON number (integer or not), never a string ("10") or a boolean (true) that lax mode would coerce
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+class PredictRequest(BaseModel):
+    """A drawing as Quick, Draw! strokes, and how many predictions to return."""
+
+    drawing: list[list[list[FiniteFloat]]] = Field(
+        description="strokes, each [xs, ys] or [xs, ys, ts] (ts in ms); canvas pixel coordinates",
+        examples=[[[[10, 60, 110], [20, 80, 20]], [[10, 110], [100, 100]]]],
+    )
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True,
+                       description="number of predictions (capped at the class count)")
+
+
+class PredictionOut(BaseModel):
+    """One class and its probability."""
+
+    label: str
+    score: float = Field(description="softmax probability")
+
+
+class PredictResponse(BaseModel):
+    """The ``top_k`` most likely classes, best first."""
+
+    predictions: list[PredictionOut]
+
+
+class Health(BaseModel):
+    """The server is up and its model loaded; and the limits a drawing must keep to (``POST /predict``)."""
+
+    status: Literal["ok"]
+    model: str = Field(description="the checkpoint's name")
+    classes: int = Field(description="how many classes the model knows")
+    max_points: int = Field(description="most points a drawing may have (all strokes together)")
+    max_strokes: int = Field(description="most strokes a drawing may have (empty ones included)")
+    max_ink: int = Field(description="most px of strokes a drawing may have once scaled so that its larger side is "
+                                     "255 px (pen-up jumps excluded; real drawings have about 1,000)")
+    max_coordinate: float = Field(description="largest magnitude a coordinate (x or y) may have")
+
+
+class ClassList(BaseModel):
+    """The class names the model knows, in logit order."""
+
+    classes: list[str]
+
+
+class Stats(BaseModel):
+    """Requests answered so far, the model calls that answered them, and their ratio (null before any)."""
+
+    requests: int
+    model_calls: int
+    mean_batch: float | None
+
+
+class Message(BaseModel):
+    """An error said in one sentence."""
+
+    detail: str
+
+
+class Issue(BaseModel):
+    """One problem the request's validation found."""
+
+    loc: list[str | int] = Field(description='where: ["body", "drawing", stroke, list, index], ["body", "top_k"], '
+                                             'or ["body", character offset] for JSON syntax')
+    msg: str
+    type: str = Field(description="pydantic's error type (json_invalid for JSON syntax)")
+
+
+class Unprocessable(BaseModel):
+    """A 422: ``detail`` is a list of ``Issue`` when the body is not valid JSON or breaks the schema (a wrong
+    type, nesting or ``top_k``; each names its location), and a sentence when the drawing breaks a rule the
+    schema cannot say (empty, lists of different lengths, over a limit) or the body cannot be read at all (not
+    UTF-8, an integer of too many digits, nesting too deep, too many arrays)."""
+
+    detail: str | list[Issue]
