@@ -722,11 +722,6 @@ class FileRun:
         self.report(f"skipped {self.path} [{index}]: {located}")
         return located
 
-    def records(self) -> Iterator[tuple[int, Sketch]]:
-        """``(index, sketch)`` of every readable record (``located_records`` without the places)."""
-        for (index, _), sketch in self.located_records():
-            yield index, sketch
-
     def located_records(self) -> Iterator[tuple[tuple[int, Place], Sketch]]:
         """``((index, place), sketch)`` of every readable record, ``place`` where the reader found it (``refused``
         names it). A file that cannot be read at all (unknown format, unreadable) or holds no sketch, or a folder

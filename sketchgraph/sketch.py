@@ -69,8 +69,8 @@ def _as_stroke(obj: Any, index: int) -> np.ndarray:
         raise SketchError(f"stroke {index}: expected 2 or 3 coordinate lists (or an (n, 2|3) array), got {got}")
     if not np.isfinite(arr).all():
         raise SketchError(f"stroke {index}: coordinates contain NaN or infinity")
-    if np.abs(arr[:, :2]).max(initial=0.0) > 1e9:
-        raise SketchError(f"stroke {index}: coordinates larger than 1e9 in magnitude")
+    if np.abs(arr[:, :2]).max(initial=0.0) > MAX_COORDINATE:
+        raise SketchError(f"stroke {index}: coordinates larger than {MAX_COORDINATE:g} in magnitude")
     return arr.astype(np.float32)
 
 
@@ -83,10 +83,16 @@ def _is_empty(obj: Any) -> bool:
     return False
 
 
+MAX_COORDINATE = 1e9
+"""The largest coordinate magnitude a sketch may have (the readers, ``Sketch.from_strokes`` and the service)."""
+MAX_TIME = 1e15
+"""The largest time magnitude (ms) a reader accepts; a clock in ms since 1970 is about 1.7e12."""
+
 COORD_ORIGIN = "sketchgraph.coord_origin"
-"""``Sketch.meta`` key of the ``[x, y]`` a reader subtracted from coordinates too large for float32 to hold to the
-pixel (``sketchgraph.formats.ndjson.parse_drawing``); the ndjson writer adds it back. It describes the strokes
-as read: ``Sketch.replace`` with new strokes (simplification, normalisation, augmentation) drops it."""
+"""``Sketch.meta`` key of the ``[x, y]`` a reader subtracted from coordinates beyond 2**20 in magnitude, where
+float32's step passes 1/8 px (``sketchgraph.formats.ndjson.parse_drawing``); the ndjson writer adds it back. It
+describes the strokes as read: ``Sketch.replace`` with new strokes (simplification, normalisation,
+augmentation) drops it."""
 
 
 @dataclass

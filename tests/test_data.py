@@ -294,6 +294,27 @@ def test_splits_from_file_names(tmp_path):
     assert run([root], tmp_path / "one").splits == {"all": 45}
 
 
+@pytest.mark.parametrize("packing", ["name.ndjson.gz", "gzip content named .ndjson"])
+def test_named_gzip_files_keep_their_split_and_records(tmp_path, small_chunks, packing):
+    """A gzip-compressed ndjson file named on the command line is prepared as its plain form is: its split comes from
+    the name without ``.gz`` and, under any name, it is read whole as it is decompressed (never cut into byte
+    ranges of the compressed data)."""
+    import gzip
+
+    plain = [f for split, n in (("train", 6), ("test", 3))
+             for f in make_files(tmp_path / "plain", n=n, seed=n, suffix=f"_{split}")]
+    packed = []
+    for f in plain:
+        out = (tmp_path / "packed" / (f.name + ".gz" if packing.startswith("name") else f.name))
+        out.parent.mkdir(exist_ok=True)
+        out.write_bytes(gzip.compress(f.read_bytes()))
+        packed.append(out)
+    want, got = run(plain, tmp_path / "out_plain"), run(packed, tmp_path / "out_packed")
+    assert got.splits == want.splits == {"train": 18, "test": 9} and got.classes == want.classes
+    keys = [sorted(bytes(k).decode() for k in PreparedDataset(i.path).key_ids) for i in (want, got)]
+    assert keys[0] == keys[1] and len(keys[0]) == 27
+
+
 @pytest.mark.parametrize("fmt", ["raw", "simplified"])
 def test_synthetic_dataset(tmp_path, fmt):
     write_dataset(tmp_path / "in", 5, seed=0, format=fmt, splits={"train": 3, "valid": 1, "test": 1})

@@ -922,12 +922,27 @@ def test_cr_only_line_ends_are_named_in_the_error(tmp_path):
     assert len(read_all(crlf)[0]) == 3  # CRLF is fine
 
 
+@pytest.mark.parametrize("drawing", [
+    [[[], []], [[0, 5, 9], [1, 2, 3], [0, 10, 20]]],  # an empty [xs, ys] before timed strokes
+    [[[], [], []], [[0, 5, 9], [1, 2, 3]]],  # an empty [xs, ys, ts] before untimed ones
+    [[[0, 5, 9], [1, 2, 3], [0, 10, 20]], [[], []]],  # after them
+])
+def test_an_empty_stroke_does_not_decide_the_layout(drawing):
+    """Empty strokes are dropped whatever their width: only strokes with points must agree on [xs, ys(, ts)]."""
+    sketch = sketch_from_obj(drawing)
+    real = next(s for s in drawing if s[0])
+    assert len(sketch.strokes) == 1 and sketch.strokes[0].shape == (3, len(real))
+    assert np.array_equal(sketch.strokes[0], np.array(real, dtype=np.float32).T)
+
+
 # ------------------------------------------------------------------------------------------ messages name the stroke
 @pytest.mark.parametrize("drawing, message", [
     ([[[0, 1], [0, 1]], [[1, float("nan")], [3, 4]]], r"^stroke 1: coordinates contain NaN or infinity$"),
     ([[[], []], [[1, 2], [float("-inf"), 4]]], r"^stroke 1: coordinates contain NaN or infinity$"),  # empty: stroke 0
     ([[[0, 1], [0, 1], [0, 5]], [[1, 2], [3, 4], [9, float("nan")]]], r"^stroke 1: times contain NaN or infinity$"),
     ([[[0, 1], [0, 1]], [[1, 2e9], [3, 4]]], r"^stroke 1: coordinates must be of magnitude <= 1e\+09, found 2e\+09$"),
+    ([[[0, 1], [0, 1]], [[1, -1000000001], [3, 4]]],  # shown with every digit, never as the limit itself
+     r"^stroke 1: coordinates must be of magnitude <= 1e\+09, found -1000000001$"),
     ([[[0, 1], [0, 1]], [[1, 10**30], [3, 4]]], r"^stroke 1: coordinates must be of magnitude <= 1e\+09, found 1e\+30"),
     ([[[0, 1], [0, 1], [0, 1]], [[1, 2], [3, 4], [0, 1e16]]],
      r"^stroke 1: times must be finite milliseconds of magnitude <= 1e\+15, found 1e\+16$"),
@@ -1047,7 +1062,8 @@ def test_other_gzipped_files_are_refused_saying_to_decompress_them(tmp_path, kin
         plain.write_text("hello\n")
     packed = gzipped(plain)
     message = (rf"^{re.escape(str(packed))}: gzip-compressed, and only ndjson or JSON is read compressed "
-               rf"\(\.ndjson\.gz, \.jsonl\.gz, \.json\.gz\); decompress it first: gunzip -k {re.escape(packed.name)}$")
+               rf"\(\.ndjson\.gz, \.jsonl\.gz, \.json\.gz\); decompress it first: "
+               rf"gzip -dc '{re.escape(packed.name)}' > FILE$")
     with pytest.raises(FormatError, match=message):
         read_sketches(packed)
     if kind != "text":
@@ -1090,13 +1106,17 @@ def test_read_located_places_each_record_as_its_reader_names_errors(tmp_path):
     assert places[".svg"] == [f"{svg}: why"]
 
 
-def test_a_plain_stream_loses_nothing_to_the_gzip_check():
-    """The gzip magic is peeked at, not read: a pipe (``/dev/stdin`` with --format) is read whole."""
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_stream_loses_nothing_to_the_gzip_check(compressed):
+    """The gzip magic is peeked at, not read, and a compressed stream is decompressed from the same open file: a
+    pipe (``/dev/stdin`` with --format), plain or gzip, is read whole."""
+    import gzip
     import os
 
+    data = "\n".join(json.dumps(r) for r in GOOD[:3]).encode() + b"\n"
     read_end, write_end = os.pipe()
     try:
-        os.write(write_end, "\n".join(json.dumps(r) for r in GOOD[:3]).encode() + b"\n")
+        os.write(write_end, gzip.compress(data) if compressed else data)
         os.close(write_end)
         assert [s.key_id for s in read_sketches(f"/dev/fd/{read_end}", "simplified")] == ["0", "1", "2"]
     finally:

@@ -82,9 +82,9 @@ def test_the_limits_healthz_gives_are_the_ones_enforced(client):
 
     big = limits["max_coordinate"]
     assert post([[[big, 0], [0, 1]]]).status_code == 200
-    r = post([[[big * 1.000001, 0], [0, 1]]])
+    r = post([[[int(big) + 1, 0], [0, 1]]])  # shown with every digit, never as the limit itself
     assert r.status_code == 422 and r.json() == {
-        "detail": "stroke 0: coordinates must be of magnitude <= 1e+09, found 1.000001e+09"}
+        "detail": "stroke 0: coordinates must be of magnitude <= 1e+09, found 1000000001"}
     dots = [[[i], [i % 7]] for i in range(limits["max_strokes"])]
     assert post(dots).status_code == 200
     r = post([*dots, [[], []]])  # an empty stroke counts
@@ -136,6 +136,15 @@ def test_predict(client, clf, strokes, top_k):
     assert r.status_code == 200, r.text
     assert_same(r.json()["predictions"], expected(clf, HOUSE, top_k))
     assert len(r.json()["predictions"]) == min(top_k, 5)
+
+
+@pytest.mark.parametrize("empty", [[[], []], [[], [], []]])
+def test_an_empty_stroke_of_either_width_is_ignored(client, clf, empty):
+    """An empty stroke holds no points and no times: it does not decide whether the drawing's strokes have ts."""
+    for strokes in (HOUSE, [[xs, ys, list(range(len(xs)))] for xs, ys in HOUSE]):
+        r = client.post("/predict", json={"drawing": [empty, *strokes, empty]})
+        assert r.status_code == 200, r.text
+        assert_same(r.json()["predictions"], expected(clf, HOUSE))
 
 
 @pytest.mark.parametrize("offset", [1.6e7, 5e8])
@@ -265,8 +274,9 @@ def test_a_body_with_more_arrays_than_the_stroke_limit_needs_is_refused_unparsed
     assert r.status_code == 200 and len(parsed) == 1
     r = client.post("/predict", json={"drawing": [[[i], [i], [i]] for i in range(STROKES)], **extra, "y": []})
     assert r.status_code == 422 and len(parsed) == 1
-    assert r.json() == {"detail": f"the body has {limit + 1} '[' and '{{' (JSON arrays and objects); a drawing of at "
-                                  f"most {STROKES} strokes needs at most {limit}: refused without parsing it"}
+    assert r.json() == {"detail": f"the body has {limit + 1} '[' and '{{' (JSON arrays and objects, counted with any "
+                                  f"inside strings); a drawing of at most {STROKES} strokes needs at most {limit}: "
+                                  "refused without parsing it"}
     with TestClient(create_app(clf)) as c:  # the default limits: 1 MiB, 2,000 strokes
         body = json.dumps({"drawing": [[[0], [0]]] * 100_000}, separators=(",", ":"))
         r = c.post("/predict", content=body, headers={"content-type": "application/json"})
@@ -397,7 +407,8 @@ def test_openapi_gives_the_request_rules_and_every_answer_body(client):
     assert models["PredictRequest"]["required"] == ["drawing"]
     assert models["PredictRequest"]["properties"]["drawing"]["examples"]  # the body "Try it out" starts with
     for rule in (f"1 to {STROKES} strokes", "at most 500 points", "2,000,000 px", "1,000,000,000",
-                 f"at most {2 + 4 * STROKES + 64} JSON arrays and objects"):
+                 "at most 1e+15",
+                 f"at most {2 + 4 * STROKES + 64} '[' and '{{' characters in all, those inside strings included"):
         assert rule in body["description"] and rule in schema["info"]["description"]
 
     def model(answer: dict) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..formats import FORMATS, detect_format, label_from_path, sketch_files
+from ..formats import FORMATS, detect_format, is_gzip, label_from_path, sketch_files
 from .splits import split_of_name
 
 __all__ = ["CHUNK_BYTES", "Source", "Task", "expand_inputs", "scan_tasks"]
@@ -49,7 +49,10 @@ class Source:
 
     @property
     def chunked(self) -> bool:
-        return self.path.suffix.lower() in _LINE_SUFFIXES and self.format in ("simplified", "raw", "spg")
+        """Whether the file is read in byte ranges of lines by parallel tasks: a plain ndjson file is; a gzip one
+        (whatever its name) is read whole, as it is decompressed."""
+        return (self.path.suffix.lower() in _LINE_SUFFIXES and self.format in ("simplified", "raw", "spg")
+                and not is_gzip(self.path))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SketchError
+from ..formats.base import plain_name
 from ..wording import counted
 
 __all__ = [
@@ -131,8 +132,8 @@ def parse_protocol(spec: str | Mapping[str, int | float] | Protocol | None) -> P
 
 
 def split_of_name(path: str | Path) -> str | None:
-    """``airplane_train.ndjson`` -> ``"train"``; ``None`` when the name carries no split."""
-    m = _SPLIT_SUFFIX.search(Path(path).stem)
+    """``airplane_train.ndjson`` (or ``.ndjson.gz``) -> ``"train"``; ``None`` when the name carries no split."""
+    m = _SPLIT_SUFFIX.search(Path(plain_name(path)).stem)  # cat_test.ndjson.gz -> cat_test
     return m.group(1) if m else None
 
 

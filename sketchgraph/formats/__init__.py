@@ -68,8 +68,9 @@ def read_sketches(
         path: a file; or a directory, whose ``.ndjson/.jsonl/.json/.bin/.svg`` files (and gzip-compressed
             ``.ndjson.gz/.jsonl.gz/.json.gz`` ones) are read recursively in sorted order (``sketch_files``: hidden
             files and folders skipped; ``.npz`` files, which hold whole train/valid/test splits, are read only
-            when named). ndjson and JSON content may be gzip-compressed under any name: it is read as it is
-            decompressed; other gzip-compressed files are refused, saying to decompress them.
+            when named). ndjson and JSON content may be gzip-compressed, named as ndjson or JSON (with or without
+            ``.gz``) or by no known suffix: it is read as it is decompressed. Other gzip-compressed content (or
+            gzip under an ``.svg``, ``.bin`` or ``.npz`` name) is refused, saying to decompress it.
         format: one of ``FORMATS``; ``None`` sniffs it (``detect_format``). ``"spg"`` forces the
             third list of each stroke to be read as part ids, ``"simplified"``/``"raw"`` as time.
         label: label for records without a ``"word"`` field; default from the file name

@@ -73,8 +73,19 @@ def open_bytes(path: PathLike) -> IO[bytes]:
     f = open(path, "rb")
     if f.peek(2)[:2] != GZIP_MAGIC:
         return f
-    f.close()
-    return gzip.open(path, "rb")
+    return _ClosingGzip(fileobj=f)  # decompresses what f reads, the peeked bytes included
+
+
+class _ClosingGzip(gzip.GzipFile):
+    """A ``GzipFile`` over an open file that closes that file too (``GzipFile`` leaves a ``fileobj`` open)."""
+
+    def close(self) -> None:
+        inner = self.fileobj
+        try:
+            super().close()
+        finally:
+            if inner is not None:
+                inner.close()
 
 
 def plain_name(path: PathLike) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FormatError, SketchError
-from ..sketch import COORD_ORIGIN, Sketch, point_list_hint
+from ..sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, Sketch, point_list_hint
 from .base import (
     GZIP_ERRORS,
     EmptySketchError,
@@ -51,8 +51,6 @@ STYLES: tuple[str, ...] = ("simplified", "raw", "spg")
 SPG_MAX_PART_ID = 64
 """Part ids are small (SPG classes have at most 8 parts); raw times pass 64 ms within a stroke."""
 
-_MAX_ABS = 1e9
-_MAX_TIME = 1e15
 _EXACT_F32 = float(1 << 24)  # float32 holds every integer up to here: times to the millisecond (4.6 hours)
 _REBASE_COORDS = float(1 << 20)
 """Coordinates beyond this magnitude are rebased in float64 (``parse_drawing``): from 2**20 on float32's step is
@@ -81,7 +79,8 @@ def parse_drawing(drawing: Any, *, spg: bool = False
     (``TIME_ORIGIN``), and coordinates beyond 2**20 in magnitude, where float32's step passes 1/8 px,
     relative to the drawing's smallest x and y (``COORD_ORIGIN``; exact while the drawing itself spans less
     than 2**20). Smaller values, all real drawings', are cast to float32 as they are. Empty strokes are
-    dropped. Coordinates must be numbers of magnitude <= 1e9, times finite and of magnitude <= 1e15.
+    dropped, and take no part in the layout (an empty ``[xs, ys]`` among ``[xs, ys, ts]`` strokes is fine).
+    Coordinates must be numbers of magnitude <= 1e9, times finite and of magnitude <= 1e15.
     Raises ``FormatError`` (without a location, naming the stroke) on bad input.
 
     A stroke of points ``[[x, y], ...]`` instead of ``[xs, ys]`` is refused with a hint, except a stroke of
@@ -101,6 +100,9 @@ def parse_drawing(drawing: Any, *, spg: bool = False
         if not isinstance(stroke, list) or len(stroke) not in (2, 3):
             hint = f" ({point_list_hint(want)})" if _is_point_list(stroke) else ""
             raise FormatError(f"stroke {i}: expected {want}, got {_describe(stroke)}{hint}")
+        if all(isinstance(col, list) and not col for col in stroke):
+            lens.append(0)  # an empty stroke holds no points and no times: it does not decide the layout
+            continue
         if ncols == 0:
             ncols = len(stroke)
         elif len(stroke) != ncols:
@@ -166,28 +168,34 @@ def _is_point_list(stroke: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
-    """A number for a message: ``2e+09``, ``1.000001e+09`` (enough digits to differ from a limit), ``nan``, or the
-    size of an integer too large for a float."""
+    """A number for a message: short when that is exact (``2e+09``, ``nan``), else every digit it needs
+    (``1000000001``, ``1234567.125``), so a value is never shown equal to a limit it breaks; or the size of an
+    integer too large for a float."""
     try:
-        return f"{float(value):.7g}"
+        number = float(value)
     except OverflowError:
         return f"an integer of {len(str(abs(value)))} digits"
+    short = f"{number:g}"
+    if not np.isfinite(number) or float(short) == number:
+        return short
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _check_magnitude(values: np.ndarray, checked: np.ndarray, stroke_of: Callable[[int], int]) -> None:
     """``FormatError`` naming the first stroke with a value (``values[checked]``) that is NaN, infinite or beyond
     +-1e9 (min / max first: the usual drawing costs no search)."""
     picked = values[checked]
-    if not picked.size or (picked.min() >= -_MAX_ABS and picked.max() <= _MAX_ABS):
+    if not picked.size or (picked.min() >= -MAX_COORDINATE and picked.max() <= MAX_COORDINATE):
         return
-    bad = np.flatnonzero(checked & ~(np.abs(values) <= _MAX_ABS))[0]  # NaN fails <= too
+    bad = np.flatnonzero(checked & ~(np.abs(values) <= MAX_COORDINATE))[0]  # NaN fails <= too
     if not np.isfinite(values[bad]):
         raise FormatError(f"stroke {stroke_of(bad)}: coordinates contain NaN or infinity")
     raise _too_large(stroke_of(bad), values[bad])
 
 
 def _too_large(stroke: int, value: Any) -> FormatError:
-    return FormatError(f"stroke {stroke}: coordinates must be of magnitude <= {_MAX_ABS:g}, found {_shown(value)}")
+    return FormatError(
+        f"stroke {stroke}: coordinates must be of magnitude <= {MAX_COORDINATE:g}, found {_shown(value)}")
 
 
 def _numbers(flat: list[Any], stroke_of: Callable[[int], int]) -> np.ndarray:
@@ -205,7 +213,7 @@ def _numbers(flat: list[Any], stroke_of: Callable[[int], int]) -> np.ndarray:
     bad = next((k for k, v in enumerate(flat) if type(v) not in (int, float)), None)
     if bad is not None:
         raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found a {type(flat[bad]).__name__}")
-    big = next((k for k, v in enumerate(flat) if abs(v) > _MAX_ABS), None)  # numbers all: integers beyond int64
+    big = next((k for k, v in enumerate(flat) if abs(v) > MAX_COORDINATE), None)  # numbers all: integers beyond int64
     if big is None:
         raise FormatError("coordinates must be numbers")
     raise _too_large(stroke_of(big), flat[big])
@@ -217,12 +225,12 @@ def _check_times(values: np.ndarray, timed: np.ndarray, stroke_of: Callable[[int
     be refused for it."""
     times = values[timed]
     largest = np.abs(times).max()  # NaN when any time is NaN: both tests below fail then
-    if not largest <= _MAX_TIME:
-        bad = np.flatnonzero(timed & ~(np.abs(values) <= _MAX_TIME))[0]
+    if not largest <= MAX_TIME:
+        bad = np.flatnonzero(timed & ~(np.abs(values) <= MAX_TIME))[0]
         where = f"stroke {stroke_of(bad)}: "
         if not np.isfinite(values[bad]):
             raise FormatError(f"{where}times contain NaN or infinity")
-        raise FormatError(f"{where}times must be finite milliseconds of magnitude <= {_MAX_TIME:g}, "
+        raise FormatError(f"{where}times must be finite milliseconds of magnitude <= {MAX_TIME:g}, "
                           f"found {_shown(values[bad])}")
     if largest <= _EXACT_F32:
         return None

@@ -38,7 +38,7 @@ def kind_of_name(path: PathLike) -> str | None:
 def gzip_refusal(path: PathLike) -> FormatError:
     """The error for a gzip-compressed file whose content is not ndjson or JSON, the only formats read compressed."""
     return FormatError(f"gzip-compressed, and only ndjson or JSON is read compressed ({', '.join(GZIP_SUFFIXES)}); "
-                       f"decompress it first: gunzip -k {Path(path).name}", source=str(path), whole_file=True)
+                       f"decompress it first: gzip -dc '{Path(path).name}' > FILE", source=str(path), whole_file=True)
 
 
 def _from_content(path: Path) -> str:

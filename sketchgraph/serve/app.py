@@ -26,8 +26,9 @@ alike, the lists of a stroke of one length.
 Bad input never gives a 500. A malformed drawing (wrong nesting, NaN / infinity, a coordinate that is a string or
 a boolean instead of a JSON number, empty, lists of different lengths, over a limit) is ``422``; so is a body that
 cannot be read as JSON (a syntax error: json's reason with line and column; invalid UTF-8, an integer of over
-4,300 digits, nesting too deep), and one holding more JSON arrays and objects than a drawing of ``max_strokes``
-strokes needs (counted before parsing, which would hold the event loop: ``sketchgraph.serve.parsing``). A body
+4,300 digits, nesting too deep), and one holding more ``[`` and ``{`` (JSON arrays and objects; those inside
+strings count too) than a drawing of ``max_strokes`` strokes needs (counted before parsing, which would hold the
+event loop: ``sketchgraph.serve.parsing``). A body
 larger than ``max_body_bytes`` (``MAX_BODY_BYTES`` = 1 MiB by default, checked against ``Content-Length`` and
 against the bytes actually received) is ``413``; a body sent with another ``Content-Type`` than
 ``application/json`` (curl's ``-d`` default, a form) is ``415`` saying so, and so is one sent with a
@@ -77,6 +78,7 @@ from fastapi.staticfiles import StaticFiles
 from ..errors import SketchError
 from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
 from ..preprocess import MAX_INK, load_compiled_rdp
+from ..sketch import MAX_COORDINATE, MAX_TIME
 from .batching import BatcherClosed, RequestBatcher
 from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
 from .parsing import DrawingLimits, UnreadableBody, read_drawing
@@ -97,7 +99,6 @@ __all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_STROKES"
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
 MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
 MAX_STROKES = 2_000  # strokes per drawing (real ones have a few dozen at most; bounds parsing and preprocessing)
-MAX_COORDINATE = 1e9  # the largest coordinate magnitude Sketch.from_strokes accepts (sketchgraph/sketch.py)
 SHUTDOWN_TIMEOUT_S = 5.0  # after SIGTERM / Ctrl-C, in-flight requests get this long before they are cancelled
 CLOSE_HEADERS = {"connection": "close"}  # an answer after which the client must open a new connection
 STATIC = Path(__file__).with_name("static")
@@ -122,10 +123,12 @@ def drawing_rules(limits: DrawingLimits) -> str:
     return (f"A drawing has 1 to {limits.max_strokes:,} strokes, each `[xs, ys]` or `[xs, ys, ts]` (all strokes "
             f"alike: ts everywhere or nowhere), the lists of a stroke of one length; at most {limits.max_points:,} "
             f"points in all; coordinates are JSON numbers (not strings or booleans) of magnitude at most "
-            f"{MAX_COORDINATE:,.0f}; and its strokes add up to at most {MAX_INK:,} px once the drawing is scaled so "
+            f"{MAX_COORDINATE:,.0f}, and times (ts, in ms; the model does not use them) finite numbers of magnitude at "
+            f"most {MAX_TIME:.0e}; and its strokes add up to at most {MAX_INK:,} px once the drawing is scaled so "
             "that its larger side is 255 px (pen-up jumps excluded; real drawings have about 1,000, and 20,000 "
             "random points across a canvas go over it). The body holds at most "
-            f"{limits.max_containers:,} JSON arrays and objects in all (counted before it is parsed). Each rule "
+            f"{limits.max_containers:,} '[' and '{{' characters in all, those inside strings included (counted "
+            "before it is parsed, as JSON arrays and objects). Each rule "
             "broken gets a 422 saying which; `GET /healthz` gives the limits.")
 
 
