@@ -460,26 +460,35 @@ def test_concurrent_requests_on_a_live_server(clf):
         assert_same(g, w)
 
 
-def test_heavy_drawings_do_not_hold_up_light_requests(clf, monkeypatch):
-    """Heavy drawings are simplified on the batcher's own pool: while 8 of them wait there (more than the
-    threads that run requests' checks), a light request is answered, and /healthz too."""
+HEAVY = [[list(range(0, 3000, 3)), [0 if i % 2 else 200 for i in range(1000)]]]  # ~17,000 px of ink, 1,000 points
+
+
+def hold_heavy_simplification(monkeypatch, wait: float = 30) -> tuple[threading.Event, threading.Event]:
+    """``(entered, release)``: from now on, a ``preprocess_flat`` call holding a drawing of ``HEAVY``'s 1,000 points
+    sets ``entered`` and then waits for ``release`` (at most ``wait`` s) before it simplifies."""
     from sketchgraph.data import flat
 
-    heavy = [[list(range(0, 3000, 3)), [0 if i % 2 else 200 for i in range(1000)]]]  # ~17,000 px of ink
     entered, release = threading.Event(), threading.Event()
     original = flat.preprocess_flat
 
     def held(sketches, *args, **kwargs):
         if isinstance(sketches, list) and any(s.num_points == 1000 for s in sketches):
             entered.set()
-            release.wait(30)
+            release.wait(wait)
         return original(sketches, *args, **kwargs)
 
     monkeypatch.setattr(flat, "preprocess_flat", held)
+    return entered, release
+
+
+def test_heavy_drawings_do_not_hold_up_light_requests(clf, monkeypatch):
+    """Heavy drawings are simplified on the batcher's own pool: while 8 of them wait there (more than the
+    threads that run requests' checks), a light request is answered, and /healthz too."""
+    entered, release = hold_heavy_simplification(monkeypatch)
     with running_server(create_app(clf)) as url, httpx.Client(base_url=url, timeout=60) as http, \
             ThreadPoolExecutor(8) as pool:
         try:
-            slow = [pool.submit(http.post, "/predict", json={"drawing": heavy}) for _ in range(8)]
+            slow = [pool.submit(http.post, "/predict", json={"drawing": HEAVY}) for _ in range(8)]
             assert entered.wait(30)
             time.sleep(0.5)  # all 8 are in
             light = http.post("/predict", json={"drawing": HOUSE}, timeout=10)  # timed out before the fix
@@ -577,23 +586,11 @@ def test_a_request_still_computing_at_shutdown_gets_503_and_the_server_does_not_
     """When the graceful shutdown's timeout expires, uvicorn cancels the requests still running: one whose heavy
     drawing is still being simplified gets a JSON 503 with ``Connection: close`` (uvicorn's text/plain 500
     before), and the server stops without waiting for that simplification (it waited before)."""
-    from sketchgraph.data import flat
-
-    heavy = [[list(range(0, 3000, 3)), [0 if i % 2 else 200 for i in range(1000)]]]  # ~17,000 px of ink
-    entered, release = threading.Event(), threading.Event()
-    original = flat.preprocess_flat
-
-    def held(sketches, *args, **kwargs):
-        if isinstance(sketches, list) and any(s.num_points == 1000 for s in sketches):
-            entered.set()
-            release.wait(60)
-        return original(sketches, *args, **kwargs)
-
-    monkeypatch.setattr(flat, "preprocess_flat", held)
+    entered, release = hold_heavy_simplification(monkeypatch, wait=60)
     try:
         with ThreadPoolExecutor(1) as pool:
             with running_server(create_app(clf), lifespan=True, shutdown_timeout=0.5) as url:
-                pending = pool.submit(httpx.post, url + "/predict", json={"drawing": heavy}, timeout=60)
+                pending = pool.submit(httpx.post, url + "/predict", json={"drawing": HEAVY}, timeout=60)
                 assert entered.wait(30)
                 start = time.monotonic()
             stopped = time.monotonic() - start  # the block's end waits for the server to stop (at most 30 s)
