@@ -5,7 +5,8 @@
         [--models mgt,cnn,...]
 
 Budget rule (the same for every model): the training recipe of ``configs/spg20.toml`` (AdamW, cosine with
-warm-up, label smoothing, augmentation, length-bucketed batches of 64), only the preset changes. Each model
+warm-up, label smoothing, augmentation, batches of 64, length-bucketed unless the model has BatchNorm), only the
+preset changes. Each model
 gets ``--budget`` minutes of training on this machine: its epoch count is set from a measured throughput
 so the cosine schedule completes inside the budget (at most ``--max-epochs``), and ``max_time_minutes``
 skips any epoch that would end past the budget (the first epoch always runs, so a budget shorter than one
@@ -65,7 +66,7 @@ def _overrides(preset: str, model: dict) -> list[str]:
 
 
 def measure_train_speed(data: PreparedDataset, preset: str, model_kw: dict, steps: int = 8) -> float:
-    """Training sketches/s of ``preset`` under the benchmark's recipe (``measure_throughput``: real bucketed
+    """Training sketches/s of ``preset`` under the benchmark's recipe (``measure_throughput``: real
     batches, data loading included)."""
     cfg = load_train_config(CONFIG, [f"data={data.path}", f"preset={preset}", "progress=false",
                                      *[f"model.{k}={json.dumps(v)}" for k, v in model_kw.items()]])
