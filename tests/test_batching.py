@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sketchgraph.errors import SketchError
-from sketchgraph.predict import SketchClassifier
+from sketchgraph.predict import Prediction, SketchClassifier
 from sketchgraph.preprocess import ink_length
 from sketchgraph.serve import RequestBatcher
 from sketchgraph.serve.batching import LIGHT_INK, BatcherClosed, preprocessing_work
@@ -173,20 +173,27 @@ def test_a_drawing_in_preprocessing_does_not_hold_up_the_others(clf, monkeypatch
     single ``predict`` gives."""
     heavy = zigzag()
     assert ink_length(heavy) > LIGHT_INK >= ink_length(sketch(1))
-    held = HeldPreprocessing(monkeypatch, heavy)
     batcher = RequestBatcher(clf)
+    slow, light = light_while_held(batcher, HeldPreprocessing(monkeypatch, heavy), heavy)  # waited before the fix
+    assert same(slow, clf.predict(zigzag()))
+    assert same(light, clf.predict(sketch(1), top_k=3))
+    assert (batcher.requests, batcher.batches) == (2, 2)
+    batcher.close()
+
+
+def light_while_held(batcher: RequestBatcher, held: HeldPreprocessing, heavy: Sketch
+                     ) -> tuple[list[Prediction], list[Prediction]]:
+    """``(heavy's top-5, a light sketch's top-3)``: ``heavy`` is submitted first and held in preprocessing; the
+    light request must be answered while it still is."""
     with ThreadPoolExecutor(1) as pool:
         try:
             slow = pool.submit(batcher.predict, heavy, 5, 60)
             assert held.entered.wait(30)
-            light = batcher.predict(sketch(1), 3, timeout=10)  # waited for the heavy one before the fix
+            light = batcher.predict(sketch(1), 3, timeout=10)
             assert not slow.done()
         finally:
             held.release.set()
-        assert same(slow.result(30), clf.predict(zigzag()))
-    assert same(light, clf.predict(sketch(1), top_k=3))
-    assert (batcher.requests, batcher.batches) == (2, 2)
-    batcher.close()
+        return slow.result(30), light
 
 
 def test_a_drawing_of_many_strokes_is_heavy_although_it_has_no_ink(clf, monkeypatch):
@@ -195,17 +202,9 @@ def test_a_drawing_of_many_strokes_is_heavy_although_it_has_no_ink(clf, monkeypa
     many = dots(2000)
     assert ink_length(many) == 0 and preprocessing_work(many) > LIGHT_INK
     assert all(preprocessing_work(sketch(i)) <= LIGHT_INK for i in range(10))
-    held = HeldPreprocessing(monkeypatch, many)
     batcher = RequestBatcher(clf)
-    with ThreadPoolExecutor(1) as pool:
-        try:
-            slow = pool.submit(batcher.predict, many, 5, 60)
-            assert held.entered.wait(30)
-            light = batcher.predict(sketch(1), 3, timeout=10)  # waited for the many strokes when ink alone counted
-            assert not slow.done()
-        finally:
-            held.release.set()
-        assert same(slow.result(30), clf.predict(dots(2000)))
+    slow, light = light_while_held(batcher, HeldPreprocessing(monkeypatch, many), many)  # waited when ink alone counted
+    assert same(slow, clf.predict(dots(2000)))
     assert same(light, clf.predict(sketch(1), top_k=3))
     batcher.close()
 
