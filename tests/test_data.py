@@ -361,6 +361,10 @@ def test_protocol_counts_recognized_and_seeds(tmp_path, small_chunks):
     assert dir_bytes(a.path) == dir_bytes(b.path)
     keys = lambda info: {bytes(k) for k in PreparedDataset(info.path).key_ids}  # noqa: E731
     assert keys(a) != keys(c)
+    # the fingerprint follows the content, not the folder: equal for a and b, different for another split seed
+    fingerprint = lambda info: PreparedDataset(info.path).fingerprint  # noqa: E731
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+    assert len(fingerprint(a)) == 64 and int(fingerprint(a), 16) >= 0
     recognized = {r["key_id"] for f in files for r in map(json.loads, f.read_text().splitlines()) if r["recognized"]}
     assert {k.decode() for k in keys(a)} <= recognized
     ds = PreparedDataset(a.path)

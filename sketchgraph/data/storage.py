@@ -176,6 +176,23 @@ class PreparedDataset:
         """``(S,)`` bytes key ids (memory-mapped; ``.decode()`` one to get a str)."""
         return np.load(self.path / "key_ids.npy", mmap_mode="r", allow_pickle=False)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the stored content: classes, split names, and every array (points, flags, offsets,
+        labels, split assignment, key ids). Two datasets with the same fingerprint hold the same sketches in
+        the same splits wherever their folders are; a dataset prepared again with another split seed or from
+        other files differs. Training records it; resuming and ``report.json`` use it."""
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps([self.classes, self.split_names]).encode())
+        for name in (*ARRAYS, "times"):
+            path = self.path / f"{name}.npy"
+            if path.exists():
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+                digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1).data)
+        return digest.hexdigest()
+
     def __len__(self) -> int:
         return len(self.labels)
 
