@@ -254,3 +254,207 @@ def test_a_shipped_checkpoint_by_name(tmp_path, capsys):
     assert main(["evaluate", str(missing), str(dataset), "--split", "all"]) == 1
     assert capsys.readouterr().err == (f"sketchgraph evaluate: error: checkpoint '{missing}' not found; looked in: "
                                        f"{missing}\n")
+
+
+# ------------------------------------------------------------------------ preprocessing, provenance, --out
+def restamped(prepared, folder, preprocessing):
+    """A copy of a prepared dataset whose ``meta.json`` records ``preprocessing`` (the arrays are unchanged: the
+    check reads what the dataset says it went through)."""
+    import shutil
+
+    shutil.copytree(prepared, folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    if preprocessing is None:
+        del meta["preprocessing"]
+    else:
+        meta["preprocessing"] = preprocessing
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+NOSIMP = {"simplify": False, "epsilon": 2.0, "max_points": 30, "cap": "truncate"}
+
+
+def test_refuses_a_dataset_prepared_otherwise(easy_prepared, tmp_path):
+    """A test set prepared without simplification and with another cap gave silently wrong numbers (29% instead
+    of 94% for the same drawings); it is refused, naming each field, both values and both files."""
+    from sketchgraph.errors import CheckpointError
+    from sketchgraph.evaluate import PreprocessingMismatchError, evaluate
+
+    ckpt = random_checkpoint(tmp_path / "run" / "best", "mgt")
+    data = restamped(easy_prepared, tmp_path / "nosimp", NOSIMP)
+    with pytest.raises(PreprocessingMismatchError) as info:
+        evaluate(ckpt, data, "test", progress=False)
+    message = str(info.value)
+    assert isinstance(info.value, CheckpointError)
+    assert info.value.differences == {"simplify": {"dataset": False, "checkpoint": True},
+                                      "max_points": {"dataset": 30, "checkpoint": 100}}
+    assert (f"the dataset {data} was prepared differently from the data the checkpoint {ckpt} was trained on "
+            f"('preprocessing' in {data / 'meta.json'} vs {ckpt / 'config.json'}): simplify: False in the dataset, "
+            "True in the checkpoint; max_points: 30 in the dataset, 100 in the checkpoint.") in message
+    assert "--epsilon 2.0 --cap truncate --max-points 100" in message
+    assert "--allow-preprocessing-mismatch" in message and "epsilon:" not in message  # epsilon: unused without simplify
+
+    report = evaluate(ckpt, data, "test", progress=False, allow_preprocessing_mismatch=True)
+    assert report["num_samples"] == 48 and report["allow_preprocessing_mismatch"] is True
+    assert report["preprocessing_mismatch"] == info.value.differences
+    assert report["preprocessing"] == {"dataset": NOSIMP, "checkpoint": {**NOSIMP, "simplify": True,
+                                                                         "max_points": 100}}
+
+
+def test_cli_refuses_a_mismatch_and_records_the_opt_in(easy_prepared, tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    ckpt = random_checkpoint(tmp_path / "run" / "best", "mgt")
+    data = restamped(easy_prepared, tmp_path / "nosimp", NOSIMP)
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(ckpt), str(data), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sketchgraph evaluate: error: the dataset {data} was prepared differently")
+    assert "simplify: False in the dataset, True in the checkpoint" in err and not out.exists()
+
+    assert main(["evaluate", str(ckpt), str(data), "--out", str(out), "--allow-preprocessing-mismatch"]) == 0
+    captured = capsys.readouterr()
+    assert ("sketchgraph evaluate: warning: the dataset was prepared differently from the checkpoint's training "
+            "data: simplify False (dataset) vs True (checkpoint); max_points 30 (dataset) vs 100 (checkpoint)"
+            ) in captured.err
+    assert "evaluated despite a preprocessing mismatch (--allow-preprocessing-mismatch)" in captured.out
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["allow_preprocessing_mismatch"] is True
+    assert saved["preprocessing_mismatch"]["max_points"] == {"dataset": 30, "checkpoint": 100}
+
+
+def test_matching_preprocessing_is_compared_by_meaning(easy_prepared, tmp_path):
+    """An older ``meta.json`` that leaves fields out (or has no ``preprocessing`` at all) means the defaults, which
+    the checkpoint used: no refusal. The checkpoint's ``inference_preprocessing`` (what predict applies) is not
+    what its training data went through and is not compared."""
+    from sketchgraph.evaluate import evaluate
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt")
+    config = json.loads((ckpt / "config.json").read_text())
+    config["inference_preprocessing"] = {"cap": "adapt"}
+    (ckpt / "config.json").write_text(json.dumps(config))
+    default = {"simplify": True, "epsilon": 2.0, "max_points": 100, "cap": "truncate"}
+    for i, stored in enumerate(({}, {"simplify": True}, {"max_points": 100.0, "epsilon": 2}, None)):
+        data = restamped(easy_prepared, tmp_path / f"old{i}", stored)
+        report = evaluate(ckpt, data, "test", progress=False)
+        assert report["preprocessing_mismatch"] == {} and report["allow_preprocessing_mismatch"] is False
+        assert report["preprocessing"] == {"dataset": default, "checkpoint": default}
+
+
+def test_preprocessing_differences_rules():
+    from sketchgraph.evaluate import preprocessing_differences as diff
+
+    assert diff({}, {"simplify": True, "epsilon": 2.0, "max_points": 100, "cap": "truncate"}) == {}
+    assert diff({"epsilon": 1.0}, {}) == {"epsilon": {"dataset": 1.0, "checkpoint": 2.0}}
+    assert diff({"cap": "adapt"}, {}) == {"cap": {"dataset": "adapt", "checkpoint": "truncate"}}
+    # without simplification epsilon and cap change nothing; a simplify difference is reported alone
+    assert diff({"simplify": False, "epsilon": 1.0, "cap": "adapt"}, {"simplify": False}) == {}
+    assert diff({"simplify": False, "epsilon": 5.0}, {}) == {"simplify": {"dataset": False, "checkpoint": True}}
+    # a field this version does not know: compared only when both record it
+    assert diff({"future": 1}, {}) == {}
+    assert diff({"future": 1}, {"future": 2}) == {"future": {"dataset": 1, "checkpoint": 2}}
+    with pytest.raises(ValueError, match=r"dataset: 'preprocessing' is invalid: Preprocessing.max_points must be a "
+                                         r"positive integer, got 'many'"):
+        diff({"max_points": "many"}, {})
+
+
+def test_an_invalid_stored_preprocessing_names_its_file(easy_prepared, tmp_path):
+    from sketchgraph.errors import CheckpointError, SketchError
+    from sketchgraph.evaluate import evaluate
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt")
+    bad = restamped(easy_prepared, tmp_path / "bad", {"cap": "squash"})
+    with pytest.raises(SketchError, match=rf"^{bad / 'meta.json'}: 'preprocessing' is invalid: Preprocessing.cap "):
+        evaluate(ckpt, bad, progress=False)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["preprocessing"] = {"max_points": 0}
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=rf"^{ckpt / 'config.json'}: 'preprocessing' is invalid: "
+                                              r"Preprocessing.max_points must be a positive integer, got 0"):
+        evaluate(ckpt, easy_prepared, progress=False)
+
+
+def test_an_in_memory_checkpoint_without_preprocessing_is_not_checked(easy_prepared):
+    """``(model, config)`` built in memory may record no preprocessing: nothing to compare, and no weights file to
+    digest."""
+    from sketchgraph.evaluate import evaluate
+    from sketchgraph.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mgt", 4, **TINY["mgt"])
+    report = evaluate((model, {"classes": EASY, "graph_spec": {"relations": list(model.relations)}}), easy_prepared,
+                      progress=False)
+    assert report["checkpoint"] == "<in memory>" and report["weights_sha256"] is None
+    assert report["preprocessing"]["checkpoint"] is None and report["preprocessing_mismatch"] == {}
+
+
+def test_report_names_the_weights_and_the_data(easy_prepared, tmp_path):
+    """A report next to a retrained model shows it is stale: it holds the digest of the weights it measured and the
+    dataset's content fingerprint."""
+    from sketchgraph.checkpoint import weights_digest
+    from sketchgraph.data import PreparedDataset
+    from sketchgraph.evaluate import evaluate
+
+    a = random_checkpoint(tmp_path / "a", "mgt")
+    b = random_checkpoint(tmp_path / "b", "gt-full")
+    ra = evaluate(a, easy_prepared, out=tmp_path / "eval", progress=False)
+    saved = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert saved["weights_sha256"] == ra["weights_sha256"] == weights_digest(a)
+    assert len(ra["weights_sha256"]) == 64 and ra["weights_sha256"] != weights_digest(b)
+    assert saved["dataset_fingerprint"] == PreparedDataset(easy_prepared).fingerprint
+    assert evaluate(b, easy_prepared, progress=False)["weights_sha256"] == weights_digest(b)
+
+
+def test_a_bad_out_is_refused_before_anything_is_loaded(tmp_path, capsys):
+    """``--out`` naming a file used to fail only after the whole evaluation; now it fails first (here the checkpoint
+    and the dataset do not even exist), and nothing is created."""
+    from sketchgraph.cli import main
+    from sketchgraph.evaluate import evaluate
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    missing = tmp_path / "nothing"
+    with pytest.raises(FileExistsError, match=rf"^--out {afile} is an existing file, not a folder: evaluate writes "
+                                              "report.json and confusion.png into a folder"):
+        evaluate(missing, missing, out=afile, progress=False)
+    with pytest.raises(NotADirectoryError, match=rf"^--out {afile / 'sub'} cannot be created: {afile} is a file"):
+        evaluate(missing, missing, out=afile / "sub", progress=False)
+    (tmp_path / "eval" / "report.json").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match=r"report.json is a folder, so report.json cannot be written there"):
+        evaluate(missing, missing, out=tmp_path / "eval", progress=False)
+    assert main(["evaluate", str(missing), str(missing), "--out", str(afile)]) == 1
+    assert capsys.readouterr().err.startswith(f"sketchgraph evaluate: error: --out {afile} is an existing file")
+    assert afile.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "eval"]
+
+
+def test_a_training_run_folder_suggests_its_checkpoints(easy_prepared, tmp_path, capsys):
+    """``evaluate RUN`` (the run, not ``RUN/best``) said "RUN/config.json does not exist"; it names best/ and last/."""
+    from sketchgraph.cli import main
+    from sketchgraph.errors import CheckpointError
+    from sketchgraph.evaluate import evaluate
+
+    run = tmp_path / "run1"
+    random_checkpoint(run / "last", "mgt")
+    random_checkpoint(run / "best", "mgt")
+    expected = (f"{run} is not a checkpoint (no config.json) but holds 2 checkpoints: evaluate {run / 'best'} (the "
+                f"epoch of best validation accuracy) or {run / 'last'} (the latest epoch)")
+    with pytest.raises(CheckpointError) as info:
+        evaluate(run, easy_prepared, progress=False)
+    assert str(info.value) == expected
+    assert main(["evaluate", str(run), str(easy_prepared)]) == 1
+    assert capsys.readouterr().err == f"sketchgraph evaluate: error: {expected}\n"
+
+
+def test_confusion_title_names_the_run(easy_prepared, tmp_path, monkeypatch):
+    """Every run's checkpoint is called ``best``: the title says ``run1/best``, not ``best``."""
+    from sketchgraph import evaluate as ev
+
+    titles = []
+    real = ev.plot_confusion
+    monkeypatch.setattr(ev, "plot_confusion", lambda *a, title="": (titles.append(title), real(*a, title=title))[1])
+    ckpt = random_checkpoint(tmp_path / "run1" / "best", "mgt")
+    report = ev.evaluate(ckpt, easy_prepared, "test", out=tmp_path / "eval", progress=False)
+    assert titles == [f"run1/best on test: top-1 {report['top1']:.2%}"]
+    monkeypatch.chdir(ckpt)
+    assert ev._checkpoint_title(".") == "run1/best" and ev._checkpoint_title("<in memory>") == "<in memory>"
