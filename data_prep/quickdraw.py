@@ -17,7 +17,8 @@ can run into one folder at once::
 
 ``prepare414k`` samples, per class, 1,200 of the drawings marked ``recognized`` with a seeded hash
 (see ``sketchgraph.data.splits``) and splits them 1000 / 100 / 100. Simplified files are used as they
-are (only normalised to 0..255 and capped at 100 points, as the paper); raw files are simplified first.
+are (only normalised to 0..255 and capped at 100 points, as the paper); raw files are simplified first. Every
+file's kind is sniffed, and a folder mixing the two kinds is refused, naming a file of each.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from data_prep import RUN_FROM_ROOT, add_prepare_options, existing_folder, run_s
 
 __all__ = [
     "CATEGORIES", "BASE_URL", "KINDS", "url_for", "file_name", "download_file", "download", "DownloadError",
-    "prepare_414k", "main",
+    "prepare_414k", "quickdraw_kind", "main",
 ]
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
@@ -287,12 +288,36 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
     return paths
 
 
+def quickdraw_kind(files: Iterable[Path]) -> str:
+    """``"raw"`` or ``"simplified"``: the kind of every one of the downloaded Quick, Draw! ``files``, each sniffed
+    from its first records (a file none of whose first records can be read tells nothing). ``ValueError`` for a
+    folder mixing the kinds, naming a file of each (a raw drawing capped at 100 points without being simplified
+    first is cut to its first strokes), or for a file of another kind."""
+    from sketchgraph.formats.ndjson import sniff_file_style
+
+    first: dict[str, Path] = {}
+    for path in files:
+        style = sniff_file_style(path, default=None)
+        if style is not None:
+            first.setdefault(style, path)
+    other = sorted(set(first) - {"raw", "simplified"})
+    if other:
+        raise ValueError(f"{first[other[0]]} looks like {other[0]} ndjson, not a Quick, Draw! simplified or raw "
+                         "file; move it out of the folder")
+    if len(first) > 1:
+        raise ValueError(f"the folder mixes raw and simplified Quick, Draw! files (e.g. {first['raw']} is raw, "
+                         f"{first['simplified']} is simplified): raw drawings must be simplified, simplified ones must "
+                         "not be simplified again, so keep each kind in its own folder (download --kind raw and "
+                         "--kind simplified into different --out folders)")
+    return next(iter(first), "simplified")
+
+
 def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers: int = 2, overwrite: bool = False,
                  progress: bool = True):
     """QuickDraw-414k from downloaded ``simplified`` (used as they are) or ``raw`` (simplified here)
-    ndjson files in ``folder``: per class 1000 / 100 / 100 recognized drawings, seeded."""
+    ndjson files in ``folder``: per class 1000 / 100 / 100 recognized drawings, seeded. Every file's kind is
+    sniffed (``quickdraw_kind``): a folder mixing the two is refused before anything is read."""
     from sketchgraph.data import prepare
-    from sketchgraph.formats import detect_format
     from sketchgraph.preprocess import Preprocessing
     from sketchgraph.wording import counted
 
@@ -302,7 +327,7 @@ def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers:
     if len(files) != len(CATEGORIES):
         print(f"warning: {counted(len(files), 'class file')} in {folder}; QuickDraw-414k has {len(CATEGORIES)}",
               file=sys.stderr)
-    simplify = detect_format(files[0]) == "raw"
+    simplify = quickdraw_kind(files) == "raw"
     return prepare(files, out, preprocessing=Preprocessing(simplify=simplify), protocol="quickdraw414k", seed=seed,
                    workers=workers, overwrite=overwrite, progress=progress)
 

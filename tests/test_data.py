@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from sketchgraph.cli import main as cli_main
 from sketchgraph.data import PreparedDataset, Protocol, is_prepared, make_loader, parse_protocol, prepare
 from sketchgraph.data.flat import preprocess_flat, preprocess_reference
 from sketchgraph.errors import SketchError
-from sketchgraph.formats import read_sketches
+from sketchgraph.formats import parse_record, read_sketches
 from sketchgraph.graph import FLAG_END, FLAG_PAD, relation_masks
 from sketchgraph.preprocess import Preprocessing, preprocess
 from sketchgraph.synthetic import CLASSES as SYNTH
@@ -288,10 +289,37 @@ def test_splits_from_file_names(tmp_path):
         ds = PreparedDataset(info.path)
         assert list(ds.meta["splits"]) == ["train", "valid", "test"]
         assert ds.meta["class_counts"]["dog"] == {"train": 8, "valid": 2, "test": 3}
-    make_files(root, n=2, suffix="")  # untagged files: "auto" refuses, None falls back to one split
+    make_files(tmp_path / "plain", n=2, suffix="")  # no split in any name: one split "all"
+    assert run([tmp_path / "plain"], tmp_path / "one").splits == {"all": 6}
     with pytest.raises(SketchError, match="_train/_valid/_test"):
-        run([root], tmp_path / "bad", split_files="auto")
-    assert run([root], tmp_path / "one").splits == {"all": 45}
+        run([tmp_path / "plain"], tmp_path / "bad", split_files="auto")
+
+
+@pytest.mark.parametrize("stray", ["extra.ndjson", "notes.json", "dog/1.svg"])
+def test_a_stray_untagged_file_among_tagged_ones_is_refused_before_reading(tmp_path, monkeypatch, stray):
+    """One file without _train/_valid/_test among tagged ones used to put every sketch in one split 'all' without
+    a word, which train then refused; it is refused at once, naming the file, and nothing is read."""
+    root = tmp_path / "in"
+    for split, n in (("train", 4), ("test", 2)):
+        make_files(root, n=n, seed=n, suffix=f"_{split}")
+    (root / stray).parent.mkdir(exist_ok=True)
+    if stray.endswith(".svg"):
+        (root / stray).write_text('<svg xmlns="http://www.w3.org/2000/svg"><path d="M 0 0 L 9 9"/></svg>')
+    else:
+        write_records(root / stray, [random_record(np.random.default_rng(5), "simplified", "cat", "17")])
+    read = []
+    monkeypatch.setattr(prepare_module, "_read_sources", lambda *a, **k: read.append(a) or 1 / 0)
+    with pytest.raises(SketchError) as refused:
+        run([root], tmp_path / "out")
+    assert str(refused.value) == (
+        f"6 input files have a split at the end of the name (<class>_train / _valid / _test) and 1 has none (e.g. "
+        f"{root / stray}): the splits cannot come from the names, and everything in one split 'all' would leave no "
+        "train split. Nothing was read: rename or move the untagged files (or name only the files to read), or split "
+        "every class by a seeded sample (--protocol train=0.8,valid=0.1,test=0.1)")
+    assert read == [] and not (tmp_path / "out").exists()
+    monkeypatch.undo()
+    info = run([root], tmp_path / "out", protocol="train=0.5,test=0.5")  # the way out the message gives
+    assert set(info.splits) == {"train", "test"}
 
 
 @pytest.mark.parametrize("packing", ["name.ndjson.gz", "gzip content named .ndjson"])
@@ -613,6 +641,7 @@ def test_output_inside_an_input_folder_is_not_read_back(tmp_path):
     second = run([tmp_path / "in"], tmp_path / "in" / "prep", overwrite=True)
     assert (first.counts, first.num_sketches) == (second.counts, second.num_sketches)
     assert [s["path"] for s in second.meta["sources"]] == [s["path"] for s in first.meta["sources"]]
+    assert second.meta["left_out"] == []  # its own output is no news
 
 
 def test_a_shard_is_incomplete_while_it_is_rewritten(tmp_path, monkeypatch):
@@ -635,16 +664,22 @@ def test_a_shard_is_incomplete_while_it_is_rewritten(tmp_path, monkeypatch):
 
 def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
     """A .json document is read whole: a drawing the simplification refuses is reported with its own record
-    number even after malformed records."""
+    number even after malformed records, named as the reader names records (``record 4``, not ``cat.json:4``, a
+    line it is not on), and the errors are in record order whichever check found them."""
     rng = np.random.default_rng(3)
     records = [random_record(rng, "raw", "cat", "k0"), {"word": "cat"}, random_record(rng, "raw", "cat", "k2"),
-               {"word": "cat", "key_id": "bad", "drawing": DEGENERATE}, random_record(rng, "raw", "cat", "k4")]
-    (tmp_path / "cat.json").write_text(json.dumps(records))
-    info = run([tmp_path / "cat.json"], tmp_path / "out", preprocessing=Preprocessing())
+               {"word": "cat", "key_id": "bad", "drawing": DEGENERATE}, {"word": "cat"},
+               random_record(rng, "raw", "cat", "k5")]
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps(records))
+    info = run([path], tmp_path / "out", preprocessing=Preprocessing())
     assert info.num_sketches == 3
     errors = [json.loads(x) for x in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
-    assert [(e["line"], e["kind"]) for e in errors] == [(None, "malformed"), (4, "malformed")]
-    assert "record 2" in errors[0]["message"]
+    assert [(e["line"], e["kind"]) for e in errors] == [(None, "malformed")] * 3
+    assert [e["message"] for e in errors] == [
+        f"{path}: record 2: record has no 'drawing' field (fields: ['word'])",
+        f"{path}: record 4: drawing too long to simplify: " + errors[1]["message"].split("simplify: ", 1)[1],
+        f"{path}: record 5: record has no 'drawing' field (fields: ['word'])"]
 
 
 @pytest.mark.parametrize("args, rc, message", [
@@ -740,3 +775,283 @@ def test_one_class_spelt_differently_is_one_class(tmp_path, capsys):
     assert one.meta["merged_labels"] == {} and one.classes == ["alarm_clock"]  # one spelling: kept as it is
     picked = run([tmp_path / "in"], tmp_path / "picked", protocol="train=1")
     assert "alarm clock" in picked.classes and "alarm_clock" not in picked.classes
+
+
+# ---------------------------------------------------------------------------------------- what a walk reads
+def errors_of(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("stray, reason", [
+    ("prepA", "a prepared dataset (its meta.json and errors.jsonl are no sketch files)"),
+    ("prepB.partial", "the work folder of a prepare (DIR.partial: cached shards)"),
+    ("arrays", "the arrays of a prepared dataset"),
+])
+def test_a_folder_walk_leaves_other_prepared_datasets_out(tmp_path, capsys, stray, reason):
+    """Another prepared dataset in an input folder (``prepare data --out data/prep_v1``, later ``--out
+    data/prep_v2``) had its errors.jsonl and meta.json read as sketch files, and their untagged names flipped the
+    splits to one 'all'; so did the shard files of a .partial work folder. The walk does not go into them, and says
+    so in the summary and meta.json."""
+    root = tmp_path / "in"
+    for split, n in (("train", 4), ("test", 2)):
+        make_files(root, n=n, seed=n, suffix=f"_{split}")
+    with open(root / "cat_train.ndjson", "a") as f:
+        f.write("{not json\n")  # so the first dataset has an errors.jsonl
+    first = run([root], root / "prepA")
+    assert first.counts["malformed"] == 1 and (root / "prepA" / "errors.jsonl").stat().st_size
+    if stray != "prepA":
+        (root / "prepA").rename(root / stray)
+        (root / stray / "meta.json").unlink()
+        (root / stray / "shards").mkdir()
+        (root / stray / "shards" / "000000.json").write_text('{"fingerprint": "x", "stats": {}, "errors": []}')
+        if stray == "arrays":
+            shutil.rmtree(root / stray / "shards")
+    second = run([root], tmp_path / "out", progress=True)
+    assert second.splits == first.splits == {"train": 12, "test": 6}
+    assert [Path(s["path"]).name for s in second.meta["sources"]] == [s.name for s in sorted(root.glob("*.ndjson"))]
+    assert second.meta["left_out"] == [{"path": (root / stray).as_posix(), "reason": reason}]
+    assert f"  left out of the inputs (1):\n    {(root / stray).as_posix()}: {reason}\n" in capsys.readouterr().out
+    assert second.counts == first.counts
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_folder_walk_reads_gzipped_ndjson_and_names_the_npz_it_leaves_out(tmp_path, small_chunks, capsys, workers):
+    """A folder walk skipped .ndjson.gz / .jsonl.gz / .json.gz without a word, losing whole classes. They are read,
+    each whole (never cut into byte ranges of compressed data), with the split and class of the name without .gz;
+    an .npz, read only when named, is listed as left out, also when it is all the folder holds."""
+    import gzip
+
+    from sketchgraph.data.sources import expand_inputs
+    from sketchgraph.formats import write_stroke3_npz
+    from sketchgraph.formats.sniff import NPZ_NOT_WALKED
+
+    plain = make_files(tmp_path / "plain", n=30, suffix="_train")  # cat, dog, sun: ~10 KB each, many chunks
+    walk = tmp_path / "walk"
+    (walk / "sub").mkdir(parents=True)
+    shutil.copy(plain[0], walk / "cat_train.ndjson")
+    (walk / "dog_train.jsonl.gz").write_bytes(gzip.compress(plain[1].read_bytes()))
+    records = [json.loads(x) for x in plain[2].read_text().splitlines()]
+    (walk / "sub" / "sun_train.json.gz").write_bytes(gzip.compress(json.dumps(records).encode()))
+    npz = write_stroke3_npz(walk / "sub" / "owl.npz", train=[parse_record(records[0])], pickle_free=True)
+    sources = expand_inputs([walk])
+    assert [(s.path.name, s.label, s.tag, s.chunked) for s in sources] == [
+        ("cat_train.ndjson", "cat", "train", True), ("dog_train.jsonl.gz", "dog", "train", False),
+        ("sun_train.json.gz", "sun", "train", False)]
+    info = run([walk], tmp_path / "out", workers=workers, progress=True)
+    want = run(plain, tmp_path / "want")
+    assert info.splits == want.splits == {"train": 90} and info.classes == list(CLASSES)
+    assert stored_keys(info.path) == stored_keys(want.path)
+    assert info.meta["left_out"] == [{"path": npz.as_posix(), "reason": NPZ_NOT_WALKED}]
+    assert f"    {npz.as_posix()}: {NPZ_NOT_WALKED}" in capsys.readouterr().out
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(npz, only / "owl.npz")
+    with pytest.raises(SketchError) as nothing:
+        run([only], tmp_path / "none")
+    assert str(nothing.value) == (f"no sketch files in {only}\n  left out of the inputs (1):\n"
+                                  f"    {(only / 'owl.npz').as_posix()}: {NPZ_NOT_WALKED}")
+    assert run([only / "owl.npz"], tmp_path / "named").splits == {"train": 1}  # named: read
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip"])
+def test_a_gzipped_file_numbers_its_records_by_line_as_the_plain_one(tmp_path, small_chunks, packing):
+    """A gzip-compressed ndjson file is read whole (``read_located``), and its records are numbered by their line in
+    the decompressed file, as the plain file's chunks are, so blank lines do not shift the line a refused drawing
+    or a repeated key_id is reported at (it used to be the record count)."""
+    import gzip
+
+    rng = np.random.default_rng(4)
+    good = [random_record(rng, "raw", "cat", key(4, 0, i)) for i in range(6)]
+    lines = [good[0], "", good[1], "{bad", "", {"word": "cat", "key_id": "x", "drawing": DEGENERATE}, good[2],
+             "   ", good[1], good[3]]
+    path = write_records(tmp_path / "cat_train.ndjson", lines)
+    if packing == "gzip":
+        path = tmp_path / "cat_train.ndjson.gz"
+        path.write_bytes(gzip.compress((tmp_path / "cat_train.ndjson").read_bytes()))
+        (tmp_path / "cat_train.ndjson").unlink()
+    info = run([path], tmp_path / "out", preprocessing=Preprocessing())
+    assert info.num_sketches == 4
+    assert [(e["line"], e["kind"]) for e in errors_of(info.path)] == [(4, "malformed"), (6, "malformed"),
+                                                                      (9, "duplicate")]
+    assert [e["message"].split(": ", 1)[0] for e in errors_of(info.path)] == [f"{path}:4", f"{path}:6", f"{path}:9"]
+    repeat = errors_of(info.path)[2]["message"]  # within a chunk, or across two (the file's name then)
+    assert repeat.endswith((f"key_id {key(4, 0, 1)} repeats line 3; the first is kept",
+                            f"key_id {key(4, 0, 1)} repeats {path.as_posix()}:3; the first is kept"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_errors_are_listed_by_source_then_line(tmp_path, small_chunks, workers):
+    """errors.jsonl lists every error by source, then line, whichever check found it: the reader (malformed),
+    the simplification (degenerate ink), a repeat within the file or one across files (which used to come last)."""
+    rng = np.random.default_rng(6)
+    first = [random_record(rng, "raw", "cat", key(6, 0, i)) for i in range(3)]
+    second = [random_record(rng, "raw", "dog", key(6, 1, i)) for i in range(3)]
+    (tmp_path / "in").mkdir()
+    a = write_records(tmp_path / "in" / "a.ndjson", [first[0], "{bad", first[1], first[2]])
+    b = write_records(tmp_path / "in" / "b.ndjson", [
+        first[1],  # 1: repeats a.ndjson:3
+        "{bad",  # 2
+        second[0],  # 3
+        second[0],  # 4: repeats line 3
+        {"word": "dog", "key_id": "y", "drawing": DEGENERATE},  # 5
+        first[2],  # 6: repeats a.ndjson:4
+        second[1],
+    ])
+    info = run([tmp_path / "in"], tmp_path / "out", preprocessing=Preprocessing(), workers=workers)
+    got = [(Path(e["source"]).name, e["line"], e["kind"]) for e in errors_of(info.path)]
+    assert got == [(a.name, 2, "malformed"), (b.name, 1, "duplicate"), (b.name, 2, "malformed"),
+                   (b.name, 4, "duplicate"), (b.name, 5, "malformed"), (b.name, 6, "duplicate")]
+    assert all(set(e) == {"source", "line", "kind", "message"} for e in errors_of(info.path))
+
+
+# ---------------------------------------------------------------------------------------- when nothing is left
+@pytest.mark.parametrize("case", ["all malformed", "wrong --format", "nothing selected"])
+def test_when_no_sketch_survives_the_error_gives_the_counts_and_the_first_errors(tmp_path, case):
+    """The error said only "no sketches left to store (all malformed, empty or not selected)": it now gives the
+    counts and the first errors with file:line (all of them in OUT.partial/errors.jsonl), and the files that held
+    no record or were left out."""
+    root = tmp_path / "in"
+    root.mkdir()
+    options = {}
+    if case == "all malformed":
+        write_records(root / "x.ndjson", ["garbage", {"word": "x"}] * 4)
+        (root / "blank.ndjson").write_text("\n\n")
+        (root / "empty.json").write_bytes(b"")
+    elif case == "wrong --format":
+        make_files(root, n=2)
+        options["format"] = "bin"
+    else:
+        make_files(root, n=2)
+        (tmp_path / "splits").mkdir()
+        write_records(tmp_path / "splits" / "cat_train.ndjson", [{"key_id": "1"}])
+        options["split_files"] = tmp_path / "splits"
+    with pytest.raises(SketchError) as nothing:
+        run([root], tmp_path / "out", **options)
+    message = str(nothing.value)
+    listed = tmp_path / "out.partial" / "errors.jsonl"
+    if case == "all malformed":
+        x = root / "x.ndjson"
+        assert message == "\n".join([
+            "no sketches left to store: read 8 records from 2 input files; malformed 8, empty 0, repeated key_ids 0, "
+            "not selected 0, files or parts of files unreadable 0",
+            f"  first errors (all 8 in {listed}):",
+            f"    {x}:1: invalid JSON (Expecting value, column 1)",
+            f"    {x}:2: record has no 'drawing' field (fields: ['word'])",
+            f"    {x}:3: invalid JSON (Expecting value, column 1)",
+            f"    {x}:4: record has no 'drawing' field (fields: ['word'])",
+            f"    {x}:5: invalid JSON (Expecting value, column 1)",
+            "    ... and 3 more",
+            f"  1 input file held no record: {(root / 'blank.ndjson').as_posix()}",
+            "  left out of the inputs (1):",
+            f"    {(root / 'empty.json').as_posix()}: an empty file (0 bytes)"])
+        assert len(listed.read_text().splitlines()) == 8
+    elif case == "wrong --format":
+        assert message.startswith("no sketches left to store: read 3 records from 3 input files; malformed 3, ")
+        assert f"    {root / 'cat.ndjson'}: record 1 (byte 0): " in message
+    else:
+        assert message == ("no sketches left to store: read 6 records from 3 input files; malformed 0, empty 0, "
+                           "repeated key_ids 0, not selected 6, files or parts of files unreadable 0\n"
+                           "  every sketch read was left out by the split files or the protocol (see --split-files, "
+                           "--protocol)")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------- consistent refusals
+@pytest.mark.parametrize("suffix", [".ndjson", ".json", ".jsonl", ".bin", ".svg", ".npz"])
+def test_an_empty_file_is_left_out_and_said_so_whatever_its_format(tmp_path, capsys, suffix):
+    """An empty .json was "unreadable", an empty .svg a malformed record, an empty .npz unreadable, while an empty
+    .ndjson or .bin went by without a word: every empty file is now left out alike, named or walked, and listed
+    (a walk leaves an .npz out anyway, and says that)."""
+    from sketchgraph.formats.sniff import NPZ_NOT_WALKED
+
+    root = tmp_path / "in"
+    make_files(root, n=3)
+    empty = root / f"nothing{suffix}"
+    empty.write_bytes(b"")
+    for inputs in ([root], [*sorted(root.glob("*.ndjson")), empty]):
+        out = tmp_path / f"out{len(inputs)}"
+        info = run(inputs, out, progress=True)
+        reason = NPZ_NOT_WALKED if suffix == ".npz" and inputs == [root] else "an empty file (0 bytes)"
+        assert info.num_sketches == 9 and info.meta["left_out"] == [{"path": empty.as_posix(), "reason": reason}]
+        assert (info.counts["malformed"], info.counts["unreadable"], errors_of(out)) == (0, 0, [])
+        assert f"    {empty.as_posix()}: {reason}" in capsys.readouterr().out
+        assert [Path(s["path"]).name for s in info.meta["sources"]] == [f"{c}.ndjson" for c in CLASSES]
+
+
+@pytest.mark.parametrize("name, content", [("blank.ndjson", "\n  \n"), ("blank.json", " \n"), ("none.json", "[]")])
+def test_a_file_holding_no_record_is_named_in_the_summary(tmp_path, capsys, name, content):
+    """A file with no record in it (blank lines, an empty JSON list, white space as a .json document, which was
+    "not a valid JSON document") is named in the summary and meta.json, not silently taken."""
+    root = tmp_path / "in"
+    make_files(root, n=3)
+    (root / name).write_text(content)
+    info = run([root], tmp_path / "out", progress=True)
+    assert info.meta["files_without_records"] == [(root / name).as_posix()] and errors_of(info.path) == []
+    assert f"  warning: 1 input file held no record: {(root / name).as_posix()}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("word, shown", [(123, "a int: 123"), (["cat"], 'a list: ["cat"]'), (True, "a bool: true"),
+                                         ({"en": "cat"}, 'a dict: {"en": "cat"}')])
+@pytest.mark.parametrize("suffix", [".ndjson", ".json"])
+def test_a_word_that_is_not_a_string_is_a_malformed_record(tmp_path, word, shown, suffix):
+    """"word": 123 was silently replaced by the file name's class; it is refused with its line (or record), and
+    "word": null still means no word."""
+    rng = np.random.default_rng(7)
+    records = [random_record(rng, "simplified", "dog", key(7, 0, i)) for i in range(3)]
+    records[1]["word"] = word
+    records[2]["word"] = None
+    path = tmp_path / f"cat{suffix}"
+    path.write_text(json.dumps(records) if suffix == ".json" else "".join(json.dumps(r) + "\n" for r in records))
+    info = run([path], tmp_path / "out")
+    assert info.classes == ["cat", "dog"] and info.num_sketches == 2  # record 3: no word, the file's class
+    (error,) = errors_of(info.path)
+    where = f"{path}: record 2" if suffix == ".json" else f"{path}:2"
+    assert error["message"] == f"{where}: 'word' (the class name) must be a string, found {shown}"
+
+
+@pytest.mark.parametrize("drawing", [[[[True, 2], [3, 4]]], [[[1, 2], [3, 4]], [[1, 0], [0, False]]],
+                                     [[[True, False], [1, 2]]], [[[0.5, 1], [2, True]]]])
+@pytest.mark.parametrize("suffix", [".ndjson", ".json"])
+def test_booleans_are_not_coordinates(tmp_path, drawing, suffix):
+    """true / false among coordinates were read as 1 / 0 (the service refuses them): refused, naming the stroke."""
+    rng = np.random.default_rng(8)
+    records = [random_record(rng, "simplified", "cat", key(8, 0, i)) for i in range(2)]
+    records.insert(1, {"word": "cat", "key_id": key(8, 0, 9), "drawing": drawing})
+    path = tmp_path / f"cat{suffix}"
+    path.write_text(json.dumps(records) if suffix == ".json" else "".join(json.dumps(r) + "\n" for r in records))
+    info = run([path], tmp_path / "out")
+    assert info.num_sketches == 2
+    (error,) = errors_of(info.path)
+    stroke = 1 if len(drawing) == 2 else 0
+    where = f"{path}: record 2" if suffix == ".json" else f"{path}:2"
+    assert error["message"] == f"{where}: stroke {stroke}: coordinates must be numbers, found a bool"
+
+
+def test_prepare_help_says_what_relations_do_and_do_not_do(capsys):
+    """--relations only sets the masks make_loader builds by default; train and evaluate use the model's own."""
+    with pytest.raises(SystemExit):
+        cli_main(["prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("recorded in meta.json as the relation masks the Python API's make_loader(split) builds when given none. "
+            "sketchgraph train and evaluate do not use it: they build the model's own relations (its preset's, "
+            "recorded in the checkpoint)") in text
+
+
+def test_a_walked_gzip_file_a_forced_format_cannot_read_is_reported_not_fatal(tmp_path):
+    """With --format bin (or svg, npz), a gzip-compressed file the walk now picks up is refused by the reader before
+    any record: that is one unreadable file in errors.jsonl, and the other files are still prepared."""
+    import gzip
+
+    from sketchgraph.formats import write_bin
+
+    plain = make_files(tmp_path / "plain", n=4)
+    root = tmp_path / "in"
+    root.mkdir()
+    write_bin(read_sketches(plain[0]), root / "cat.bin")
+    packed = root / "dog.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain[1].read_bytes()))
+    info = run([root], tmp_path / "out", format="bin")
+    assert info.num_sketches == 4 and info.classes == ["cat"] and info.counts["unreadable"] == 1
+    (error,) = errors_of(info.path)
+    assert (error["source"], error["line"], error["kind"]) == (str(packed), None, "unreadable")
+    assert error["message"].startswith(f"{packed}: gzip-compressed, and only ndjson or JSON is read compressed")

@@ -66,6 +66,70 @@ def test_prepare_414k(tmp_path):
     assert all(int(bytes(k)[1:]) % 13 for k in ds.key_ids)  # recognized drawings only
 
 
+def quickdraw_file(path: Path, word: str, kind: str, n: int = 3, seed: int = 0) -> Path:
+    """``n`` Quick, Draw!-like records of ``kind`` (``simplified``: integer [xs, ys]; ``raw``: [xs, ys, ts])."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n):
+        drawing, t = [], 0
+        for s in random_strokes(rng):
+            xy = np.round(s).astype(int)
+            stroke = [xy[:, 0].tolist(), xy[:, 1].tolist()]
+            if kind == "raw":
+                stroke.append(list(range(t, t + 10 * len(xy), 10)))
+                t += 10 * len(xy) + 100
+            drawing.append(stroke)
+        records.append({"word": word, "recognized": True, "key_id": f"{seed}{i:015d}", "drawing": drawing})
+    path.write_text(lines(records))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["simplified", "raw"])
+def test_prepare_414k_sniffs_every_file(tmp_path, monkeypatch, kind):
+    """Whether to simplify was decided from the first file alone (here one whose first lines are no records, which
+    sniffed as simplified); every file is sniffed, and files that tell nothing (empty, unreadable) abstain."""
+    import sketchgraph.data
+
+    folder = tmp_path / "qd"
+    folder.mkdir()
+    (folder / "aaa.ndjson").write_text("not a record\n" * 6)
+    (folder / "bbb.ndjson").write_bytes(b"")
+    for seed, word in enumerate(("cat", "dog")):
+        quickdraw_file(folder / f"{word}.ndjson", word, kind, seed=seed)
+    called = []
+    monkeypatch.setattr(sketchgraph.data, "prepare", lambda files, out, **kw: called.append(kw["preprocessing"]))
+    prepare_414k(folder, tmp_path / "out", progress=False)
+    assert [p.simplify for p in called] == [kind == "raw"]
+
+
+@pytest.mark.parametrize("odd, message", [
+    ("raw", "the folder mixes raw and simplified Quick, Draw! files (e.g. {qd}/dog.ndjson is raw, {qd}/cat.ndjson is "
+            "simplified): raw drawings must be simplified, simplified ones must not be simplified again, so keep each "
+            "kind in its own folder (download --kind raw and --kind simplified into different --out folders)"),
+    ("spg", "{qd}/dog.ndjson looks like spg ndjson, not a Quick, Draw! simplified or raw file; move it out of the "
+            "folder"),
+])
+def test_prepare_414k_refuses_a_folder_of_mixed_kinds(tmp_path, monkeypatch, capsys, odd, message):
+    """A raw file among simplified ones was only capped at 100 points, not simplified: its drawings were cut to
+    their first strokes. Such a folder is refused before anything is read, naming a file of each kind."""
+    import sketchgraph.data
+    from data_prep.quickdraw import main
+
+    qd = tmp_path / "qd"
+    qd.mkdir()
+    quickdraw_file(qd / "cat.ndjson", "cat", "simplified")
+    if odd == "raw":
+        quickdraw_file(qd / "dog.ndjson", "dog", "raw", seed=1)
+    else:
+        (qd / "dog.ndjson").write_text(lines([{"key_id": "1", "drawing": [[[0, 5, 9], [0, 5, 0], [0, 0, 1]]]}]))
+    monkeypatch.setattr(sketchgraph.data, "prepare", lambda *a, **k: pytest.fail("prepare was called"))
+    with pytest.raises(ValueError) as refused:
+        prepare_414k(qd, tmp_path / "out", progress=False)
+    assert str(refused.value) == message.format(qd=qd)
+    assert main(["prepare414k", str(qd), str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.endswith(f"python -m data_prep.quickdraw: error: {message.format(qd=qd)}\n")
+
+
 # ---------------------------------------------------------------------------------------- SPG
 def write_spg(root: Path, classes=("ant", "alarm_clock"), counts=(("train", 6), ("valid", 2), ("test", 3))):
     """A tiny SPG-like folder: raw/<class>_raw.ndjson (with one 4-list stroke) + splits/."""

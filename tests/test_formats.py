@@ -1080,7 +1080,7 @@ def test_folder_walks_read_gzipped_ndjson_and_prepare_s_walk_does_not(tmp_path):
     plain.unlink()
     (tmp_path / "notes.txt.gz").write_bytes(b"\x1f\x8b not read")
     assert [p.name for p in sketch_files(tmp_path, gzipped=True)] == ["b.ndjson", "c.ndjson.gz"]
-    assert [p.name for p in sketch_files(tmp_path)] == ["b.ndjson"]  # prepare's walk: unchanged
+    assert [p.name for p in sketch_files(tmp_path)] == ["b.ndjson"]  # gzipped=False leaves them out
     assert [s.key_id for s in read_sketches(tmp_path)] == [make_sketch(2).key_id, make_sketch(3).key_id]
 
 

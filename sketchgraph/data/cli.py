@@ -30,12 +30,15 @@ def _protocol(text: str):
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="sketch files or folders (walked recursively)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="sketch files or folders, walked recursively (gzip-compressed ndjson/JSON included; an .npz "
+                        "only when named; another prepared dataset or DIR.partial inside is left out, and said so)")
     p.add_argument("--out", required=True, metavar="DIR", help="the prepared dataset directory to create")
     p.add_argument("--format", choices=FORMATS, help="force the input format (default: sniffed per file)")
     p.add_argument("--split-files", metavar="DIR",
                    help="assign splits by key_id from the <class>_<split>.ndjson files in DIR; 'auto' = by the "
-                        "inputs' own file names (default: by file name when every input has one, else one split)")
+                        "inputs' own file names (default: by file name when every input's name ends in _train, _valid "
+                        "or _test, one split 'all' when none does; a mix is refused before anything is read)")
     p.add_argument("--protocol", type=_protocol, metavar="SPEC",
                    help=f"per-class seeded sample: {', '.join(PROTOCOLS)} or e.g. train=650,valid=50,test=100")
     p.add_argument("--no-simplify", action="store_true",
@@ -47,7 +50,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
                         "simplified again, coarser, with --cap adapt")
     p.add_argument("--relations", type=_relations, default=GraphSpec().relations,
-                   help=f"comma-separated, from {', '.join(RELATIONS)} (default: {','.join(GraphSpec().relations)})")
+                   help=f"comma-separated, from {', '.join(RELATIONS)} (default: {','.join(GraphSpec().relations)}): "
+                        "recorded in meta.json as the relation masks the Python API's make_loader(split) builds when "
+                        "given none. sketchgraph train and evaluate do not use it: they build the model's own "
+                        "relations (its preset's, recorded in the checkpoint)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="protocol seed (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at --out")

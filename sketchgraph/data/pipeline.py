@@ -10,8 +10,13 @@ classes, splits -> arrays written to ``OUT.partial`` -> renamed to ``OUT``.
   is done; a re-run (``resume=True``) skips files whose shard matches (path, size, mtime, options).
 - Atomic: ``OUT`` appears only when complete (``meta.json`` is written last, then the rename); an
   existing complete ``OUT`` is replaced only with ``overwrite=True``.
-- Malformed records are skipped and listed with file:line in ``OUT/errors.jsonl``; empty drawings are
-  counted and dropped; a summary is printed at the end.
+- Malformed records are skipped and listed with file:line in ``OUT/errors.jsonl`` (in input order: by source,
+  then line or record); empty drawings are counted and dropped; a summary is printed at the end. What a folder
+  walk left out (another prepared dataset or ``.partial`` work folder, an ``.npz`` not named, an empty file) and
+  the input files that held no record are listed in the summary and in ``meta.json`` (``left_out``,
+  ``files_without_records``).
+- When nothing is left to store, the error gives the counts and the first errors with file:line (all of them in
+  ``OUT.partial/errors.jsonl``).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from .storage import FORMAT_VERSION, is_prepared, publish, recover, write_datase
 
 __all__ = ["prepare", "PreparedInfo"]
 
-_SHARD_VERSION = 1
+_SHARD_VERSION = 2  # 2: errors carry their position ("at"); gzip ndjson records are numbered by line
 _NO_SPLIT = "all"
 
 
@@ -126,14 +131,26 @@ def _pool(workers: int, options: ReadOptions) -> contextlib.AbstractContextManag
 
 
 def _split_method(split_files: Any, protocol: Protocol | None, sources: list[Source]) -> str:
-    """The split method: ``"keys"``, ``"protocol"``, ``"files"`` or ``"none"``."""
+    """The split method: ``"keys"``, ``"protocol"``, ``"files"`` or ``"none"``. Without split files or a protocol,
+    the splits come from the file names when every source's name carries one (``.npz`` sources carry their own),
+    one split ``"all"`` when none does, and a mix is refused (``SketchError``) before anything is read: one stray
+    untagged file would otherwise turn a train/valid/test dataset into one split that ``train`` cannot use."""
     if protocol is not None:
         if split_files is not None:
             raise ValueError("give either split_files or protocol, not both")
         return "protocol"
     if split_files is None:
-        tagged = all(s.tag is not None or s.format == "npz" for s in sources)
-        return "files" if tagged and sources else "none"
+        untagged = [s for s in sources if s.tag is None and s.format != "npz"]
+        if untagged and len(untagged) < len(sources):
+            tagged = len(sources) - len(untagged)
+            raise SketchError(
+                f"{counted(tagged, 'input file')} {'has' if tagged == 1 else 'have'} a split at the end of the name "
+                f"(<class>_train / _valid / _test) and {len(untagged)} {'has' if len(untagged) == 1 else 'have'} "
+                f"none (e.g. {untagged[0].path}): the splits cannot come from the names, and everything in one "
+                f"split {_NO_SPLIT!r} would leave no train split. Nothing was read: rename or move the untagged "
+                "files (or name only the files to read), or split every class by a seeded sample "
+                "(--protocol train=0.8,valid=0.1,test=0.1)")
+        return "files" if sources and not untagged else "none"
     if split_files == "auto":
         untagged = [str(s.path) for s in sources if s.tag is None and s.format != "npz"]
         if untagged:
@@ -141,6 +158,56 @@ def _split_method(split_files: Any, protocol: Protocol | None, sources: list[Sou
                               f"{len(untagged)} do not, e.g. {untagged[0]}")
         return "files"
     return "keys"
+
+
+def _left_out_lines(left_out: list[dict[str, str]], limit: int = 5) -> list[str]:
+    """Summary lines naming what the folder walks left out (``expand_inputs``), the first ``limit`` of them."""
+    if not left_out:
+        return []
+    lines = [f"  left out of the inputs ({len(left_out):,}"
+             + (", all in meta.json 'left_out'):" if len(left_out) > limit else "):")]
+    lines += [f"    {entry['path']}: {entry['reason']}" for entry in left_out[:limit]]
+    if len(left_out) > limit:
+        lines.append(f"    ... and {len(left_out) - limit} more")
+    return lines
+
+
+def _first_errors(errors: list[dict[str, Any]], limit: int = 5) -> list[str]:
+    """The first ``limit`` error messages (file:line: reason), and how many more there are."""
+    lines = [f"    {e['message']}" for e in errors[:limit]]
+    if len(errors) > limit:
+        lines.append(f"    ... and {len(errors) - limit} more")
+    return lines
+
+
+def _sorted_errors(errors: list[dict[str, Any]], sources: list[Source]) -> list[dict[str, Any]]:
+    """``errors`` in input order, as ``errors.jsonl`` lists them: by source, then position in it (line or record
+    number, ``"at"``, which is dropped), the reports about one record in the order they were made."""
+    index = {name: s.index for s in sources for name in (str(s.path), s.path.as_posix())}
+    keyed = sorted(enumerate(errors), key=lambda ie: (index.get(ie[1]["source"], len(sources)),
+                                                      ie[1].get("at") or 0, ie[0]))
+    return [{k: v for k, v in e.items() if k != "at"} for _, e in keyed]
+
+
+def _nothing_left(counts: dict[str, int], errors: list[dict[str, Any]], sources: list[Source],
+                  without_records: list[str], left_out: list[dict[str, str]], listed: Path) -> SketchError:
+    """The error when no sketch survives: what was read and dropped, and the first errors with file:line."""
+    c = counts
+    lines = [f"no sketches left to store: read {counted(c['read'], 'record')} from "
+             f"{counted(len(sources), 'input file')}; malformed {c['malformed']:,}, empty {c['empty']:,}, "
+             f"repeated key_ids {c['duplicate']:,}, not selected {c['not_selected']:,}, files or parts of files "
+             f"unreadable {c['unreadable']:,}"]
+    if errors:
+        lines.append(f"  first errors (all {len(errors):,} in {listed}):")
+        lines += _first_errors(errors)
+    if without_records:
+        lines.append(f"  {counted(len(without_records), 'input file')} held no record: "
+                     f"{', '.join(without_records[:5])}{' ...' if len(without_records) > 5 else ''}")
+    if c["not_selected"] and not errors:
+        lines.append("  every sketch read was left out by the split files or the protocol (see --split-files, "
+                     "--protocol)")
+    lines += _left_out_lines(left_out)
+    return SketchError("\n".join(lines))
 
 
 def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str:
@@ -165,6 +232,11 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
         lines.append(f"  class {variant!r} stored as {name!r} (the same name spelt differently)")
     if info.resumed_files:
         lines.append(f"  resumed: {counted(info.resumed_files, 'source file')} taken from the cache")
+    lines += _left_out_lines(info.meta.get("left_out", []))
+    empty = info.meta.get("files_without_records", [])
+    if empty:
+        lines.append(f"  warning: {counted(len(empty), 'input file')} held no record: "
+                     f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
     lost = [e for e in errors if e["kind"] == "unreadable"]
     if lost:
         lines.append(f"  files or parts of files that could not be read at all (their records are not counted): "
@@ -173,9 +245,7 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     bad = [e for e in errors if e["kind"] == "malformed"]
     if bad:
         lines.append(f"  malformed records (all {len(bad)} in {out / 'errors.jsonl'}):")
-        lines += [f"    {e['message']}" for e in bad[:5]]
-        if len(bad) > 5:
-            lines.append(f"    ... and {len(bad) - 5} more")
+        lines += _first_errors(bad)
     return "\n".join(lines)
 
 
@@ -198,13 +268,18 @@ def prepare(
     """Read sketch files, preprocess them and write a prepared dataset to ``out_dir``.
 
     Args:
-        inputs: files and/or folders (walked recursively, sorted; ``.npz`` only when named).
+        inputs: files and/or folders (walked recursively, sorted, gzip-compressed ndjson and JSON included;
+            ``.npz`` only when named; another prepared dataset or ``.partial`` work folder is not gone into; empty
+            files are left out; what was left out is listed in the summary and ``meta["left_out"]``).
         out_dir: the dataset directory to create (built in ``out_dir + ".partial"``, renamed at the end).
         preprocessing: simplification / point cap applied to every sketch.
-        graph_spec: relations recorded in ``meta.json`` for training (masks are built at load time).
+        graph_spec: relations recorded in ``meta.json`` (``PreparedDataset.graph_spec``): the masks
+            ``make_loader(split)`` builds when it is given no ``relations``. ``sketchgraph train`` and ``evaluate``
+            do not use them: they build the relations of the model (its preset's, recorded in the checkpoint).
         split_files: ``None``: splits from file names when every input has one (``<class>_train.ndjson``,
-            npz splits), else one split ``"all"``; ``"auto"``: from file names (an error when one lacks
-            it); a folder (or list) of split files: each sketch goes to the split listing its key_id.
+            npz splits), one split ``"all"`` when none has, an error (before reading) when some have and some
+            have not; ``"auto"``: from file names (an error when one lacks it); a folder (or list) of split
+            files: each sketch goes to the split listing its key_id.
         protocol: per-class seeded sample, ``"quickdraw414k"``, ``"train=650,valid=50,test=100"`` or a
             dict (see ``sketchgraph.data.splits``).
         seed: the protocol's seed.
@@ -216,7 +291,9 @@ def prepare(
         fast: batched preprocessing (``False``: the per-sketch reference; same bytes, slower).
 
     Returns:
-        ``PreparedInfo``. Raises ``FileExistsError`` when ``out_dir`` is complete and not ``overwrite``.
+        ``PreparedInfo``. Raises ``FileExistsError`` when ``out_dir`` is complete and not ``overwrite``;
+        ``SketchError`` when there is no sketch file, the file names' splits are mixed, or no sketch is left to
+        store (the message gives the counts and the first errors with file:line).
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -229,9 +306,12 @@ def prepare(
     if out.exists() and not is_prepared(out) and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not a prepared dataset; refusing to replace it")
     proto = parse_protocol(protocol)
-    sources = expand_inputs(inputs, format, exclude=[out, partial])
+    walked_out: list[tuple[Path, str]] = []
+    sources = expand_inputs(inputs, format, exclude=[out, partial], left_out=walked_out)
+    left_out = [{"path": p.as_posix(), "reason": reason} for p, reason in walked_out]
     if not sources:
-        raise SketchError(f"no sketch files in {inputs}")
+        named = [str(inputs)] if isinstance(inputs, (str, os.PathLike)) else [str(i) for i in inputs]
+        raise SketchError("\n".join([f"no sketch files in {', '.join(named)}", *_left_out_lines(left_out)]))
     method = _split_method(split_files, proto, sources)
     keys = read_split_keys(split_files) if method == "keys" else None
     options = ReadOptions(preprocessing=preprocessing, keys=keys, protocol=proto, seed=seed, fast=fast)
@@ -247,22 +327,27 @@ def prepare(
     keep = split_of != ""
     final = everything if keep.all() else everything.select(keep)
     split_of, owner = split_of[keep].astype(str), owner[keep]
+    errors = _sorted_errors(everything.errors, sources)
+    without_records = [s.path.as_posix() for s in sources
+                       if not infos[s.index]["stats"].get("read") and not infos[s.index]["stats"].get("unreadable")]
+    stats = everything.stats
+    counts = {
+        "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
+        "duplicate": int(stats["duplicate"]), "unreadable": int(stats["unreadable"]),
+        "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
+    }
     if not len(final):
-        raise SketchError("no sketches left to store (all malformed, empty or not selected)")
+        listed = partial / "errors.jsonl"
+        listed.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors), encoding="utf-8")
+        raise _nothing_left(counts, errors, sources, without_records, left_out, listed)
     classes = sorted(set(final.labels.tolist()))
     split_names = order_splits(set(split_of.tolist()))
     labels = np.searchsorted(np.array(classes), final.labels).astype(np.int32)
     position = {name: i for i, name in enumerate(split_names)}
     split_idx = np.fromiter((position[n] for n in split_of.tolist()), np.uint8, len(split_of))
 
-    stats = everything.stats
     d = final.data
-    counts = {
-        "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
-        "duplicate": int(stats["duplicate"]), "unreadable": int(stats["unreadable"]),
-        "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
-        "kept": len(final), "truncated": int((d.dropped > 0).sum()), "dropped_points": int(d.dropped.sum()),
-    }
+    counts.update(kept=len(final), truncated=int((d.dropped > 0).sum()), dropped_points=int(d.dropped.sum()))
     kept = np.bincount(owner, minlength=len(sources))
     per_class = np.zeros((len(classes), len(split_names)), np.int64)
     np.add.at(per_class, (labels, split_idx), 1)
@@ -288,6 +373,8 @@ def prepare(
         "counts": counts,
         "class_counts": {c: dict(zip(split_names, map(int, row))) for c, row in zip(classes, per_class)},
         "merged_labels": merged,
+        "left_out": left_out,
+        "files_without_records": without_records,
         "sources": [
             {"path": s.path.as_posix(), "sha256": infos[s.index]["sha256"], "bytes": infos[s.index]["bytes"],
              "format": infos[s.index]["format"], "records": int(infos[s.index]["stats"].get("read", 0)),
@@ -296,13 +383,13 @@ def prepare(
         ],
     }
     meta = write_dataset(partial, d.coords, d.flags, d.lengths, labels, split_idx, final.key_ids, d.times, meta,
-                  everything.errors)
+                         errors)
     publish(partial, out)
 
     result = PreparedInfo(out, len(final), classes, meta["splits"], counts, time.perf_counter() - t0,
                           resumed_files=resumed, meta=meta)
     if progress:
-        print(_summary(result, everything.errors, out), flush=True)
+        print(_summary(result, errors, out), flush=True)
     return result
 
 
@@ -354,6 +441,7 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
             "source": source, "line": line, "kind": "duplicate",
             "message": f"{source}:{line}: key_id {shard.key_ids[i]} repeats "
                        f"{sources[owner[earlier]].path.as_posix()}:{int(shard.order[earlier])}; the first is kept",
+            "at": line,
         })
     shard.stats["duplicate"] += int(repeat.sum())
     keep = np.ones(len(shard), dtype=bool)

@@ -1,8 +1,11 @@
 """The worker side of ``prepare``: one ``Task`` -> one ``Shard``.
 
 Chunks of ndjson lines go through ``parse_line`` (as ``read_ndjson``, line by
-line, so a task can start mid-file); whole files (``.bin``, ``.npz``, ``.svg``, ``.json``) through
-``read_sketches``. So malformed and empty records are exactly what the readers say they are.
+line, so a task can start mid-file); whole files (``.bin``, ``.npz``, ``.svg``, ``.json``, gzip-compressed
+ndjson) through ``read_located``. So malformed and empty records are exactly what the readers say they are, and
+a record refused later (degenerate ink, a repeated key_id) is named as its reader names records: ``cat.ndjson:17``,
+``cat.bin: record 3 (byte 120)``, ``doc.json: record 2``. Every error of a task carries its position in the
+source (its line, else its record number), so a shard's errors are in file order.
 Selection (split by key_id, protocol pre-sampling) happens *before* preprocessing, and the kept
 sketches of the task are preprocessed together on flat arrays (``preprocess_flat``). With
 ``fast=False`` they are preprocessed one by one (``preprocess_reference``): the same bytes, slower.
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from ..formats import EmptySketchError, read_sketches
+from ..formats import EmptySketchError, Place, read_located
 from ..formats.base import locate
 from ..formats.ndjson import parse_line
 from ..preprocess import Preprocessing, unusable_sketches
@@ -29,6 +32,10 @@ from .sources import Task
 from .splits import Protocol, bottom_k, priorities
 
 __all__ = ["ReadOptions", "run_task", "init_worker", "run_task_global"]
+
+Reported = tuple[float, FormatError]
+"""An error of a task and its position in the source: the line, else the record number (an error about the rest
+of a file, such as compressed data that breaks off, sits half-way past the last record read before it)."""
 
 
 @dataclass(frozen=True)
@@ -60,31 +67,45 @@ def _chunk_lines(task: Task) -> list[tuple[int, bytes]]:
     return [(n, raw) for n, raw in enumerate(blob.split(b"\n"), task.first_line) if raw and not raw.isspace()]
 
 
-def _parse_lines(lines: list[tuple[int, bytes]], task: Task, errors: list[FormatError]
-                 ) -> Iterator[tuple[int, Sketch]]:
-    """``(line, sketch)`` through ``parse_line``, reporting as ``read_ndjson`` does."""
+def _parse_lines(lines: list[tuple[int, bytes]], task: Task, errors: list[Reported]
+                 ) -> Iterator[tuple[int, Place | None, Sketch]]:
+    """``(line, None, sketch)`` through ``parse_line``, reporting as ``read_ndjson`` does."""
     src = task.source
     source = str(src.path)
     for lineno, raw in lines:
         try:
-            yield lineno, parse_line(raw, style=src.format, label=src.label)
+            yield lineno, None, parse_line(raw, style=src.format, label=src.label)
         except FormatError as exc:
-            errors.append(locate(exc, source, lineno))
+            errors.append((lineno, locate(exc, source, lineno)))
 
 
-def _file_records(task: Task, errors: list[FormatError]) -> Iterator[tuple[int, Sketch]]:
-    """``(record number, sketch)`` for a whole file through ``read_sketches``; records it reported as
-    malformed or empty count too, so the numbers are the file's."""
+def _file_records(task: Task, errors: list[Reported]) -> Iterator[tuple[int, Place | None, Sketch]]:
+    """``(position, place, sketch)`` for a whole file through ``read_located``: the position is the record's line
+    in line-based text (gzip-compressed ndjson: the decompressed line, as the reader numbers its errors), else its
+    record number, records the reader reported as malformed or empty counted too, so the numbers are the file's. A
+    file the reader refuses outright is one ``whole_file`` error."""
     src = task.source
-    skipped = 0  # records reported: an unreadable part of the file is no record
+    count = 0  # records so far, the reported ones too: an unreadable part of the file is no record
+    last = 0.0  # the position of the last record or error
 
     def on_error(exc: FormatError) -> None:
-        nonlocal skipped
-        errors.append(exc)
-        skipped += not exc.whole_file
+        nonlocal count, last
+        if not exc.whole_file:
+            count += 1
+        last = exc.line if exc.line is not None else last + 0.5 if exc.whole_file else count
+        errors.append((last, exc))
 
-    for n, sketch in enumerate(read_sketches(src.path, src.format, label=src.label, on_error=on_error), 1):
-        yield n + skipped, sketch
+    try:
+        located = read_located(src.path, src.format, label=src.label, on_error=on_error)
+    except FormatError as exc:  # refused before any record (gzip under a --format that is not read compressed)
+        refusal = locate(exc, str(src.path))
+        refusal.whole_file = True  # about the file: no record of it is counted
+        on_error(refusal)
+        return
+    for place, sketch in located:
+        count += 1
+        last = place.line if place.line is not None else count
+        yield int(last), place, sketch
 
 
 KEYED_FORMATS = frozenset({"simplified", "raw", "spg", "bin"})
@@ -118,13 +139,25 @@ class DuplicateKeyError(FormatError):
     """A record repeats the ``key_id`` of one read before it; the first is kept."""
 
 
-def _error_record(err: FormatError) -> dict[str, Any]:
+def _error_record(position: float, err: FormatError) -> dict[str, Any]:
+    """The ``errors.jsonl`` entry of ``err``, with ``"at"``: its position in the source, to sort by (``prepare``
+    drops it before writing)."""
     kind = "empty" if isinstance(err, EmptySketchError) else "duplicate" if isinstance(err, DuplicateKeyError) \
         else "unreadable" if err.whole_file else "malformed"
-    return {"source": err.source, "line": err.line, "kind": kind, "message": str(err)}
+    return {"source": err.source, "line": err.line, "kind": kind, "message": str(err), "at": position}
 
 
-def _first_keys(rec: _Records, task: Task, usable: np.ndarray, errors: list[FormatError]) -> np.ndarray:
+def _place(rec: _Records, task: Task, i: int) -> Place:
+    """Where record ``i`` was read: its reader's ``Place``, or for a chunk of lines, its line."""
+    return rec.places[i] if rec.places is not None else Place(str(task.source.path), int(rec.order[i]))
+
+
+def _named(place: Place) -> str:
+    """A record's place in a message about another record of the file: ``line 17``, ``record 3 (byte 120)``."""
+    return f"line {place.line}" if place.line is not None else place.prefix.rstrip(": ") or "the file's record"
+
+
+def _first_keys(rec: _Records, task: Task, usable: np.ndarray, errors: list[Reported]) -> np.ndarray:
     """``usable`` without the records that repeat an earlier record's drawing id (``drawing_ids``) in this task,
     each reported, so a protocol samples distinct drawings. Repeats across tasks are dropped when the shards
     are merged."""
@@ -136,8 +169,9 @@ def _first_keys(rec: _Records, task: Task, usable: np.ndarray, errors: list[Form
         return usable
     for j in np.flatnonzero(repeat).tolist():
         i, earlier = idx[j], idx[first[j]]
-        errors.append(DuplicateKeyError(f"key_id {rec.key_ids[i]} repeats line {rec.order[earlier]}; the first is "
-                                        "kept", source=str(task.source.path), line=int(rec.order[i])))
+        error = DuplicateKeyError(f"key_id {rec.key_ids[i]} repeats {_named(_place(rec, task, earlier))}; the first "
+                                  "is kept")
+        errors.append((int(rec.order[i]), _place(rec, task, i).locate(error)))
     usable = usable.copy()
     usable[idx[repeat]] = False
     return usable
@@ -148,6 +182,7 @@ class _Records:
     """The well-formed records of a task, in file order: per-record fields plus the flat points."""
 
     order: np.ndarray
+    places: list[Place] | None  # a whole file's: where its reader found each record; None for a chunk of lines
     labels: np.ndarray
     key_ids: np.ndarray
     tags: np.ndarray
@@ -156,12 +191,14 @@ class _Records:
     sketches: list[Sketch] | None  # reference: sketches preprocessed one by one
 
 
-def _records(task: Task, options: ReadOptions, errors: list[FormatError]) -> _Records:
+def _records(task: Task, options: ReadOptions, errors: list[Reported]) -> _Records:
     src = task.source
-    pairs = list(_parse_lines(_chunk_lines(task), task, errors) if task.start >= 0 else _file_records(task, errors))
-    sketches = [sk for _, sk in pairs]
+    chunk = task.start >= 0
+    found = list(_parse_lines(_chunk_lines(task), task, errors) if chunk else _file_records(task, errors))
+    sketches = [sk for _, _, sk in found]
     return _Records(
-        order=np.array([n for n, _ in pairs], dtype=np.int64),
+        order=np.array([n for n, _, _ in found], dtype=np.int64),
+        places=None if chunk else [place for _, place, _ in found],
         labels=np.array([sk.label or src.label for sk in sketches], dtype=str),
         key_ids=np.array([sk.key_id or "" for sk in sketches], dtype=str),
         tags=np.array([sk.meta.get("split") or src.tag or "" for sk in sketches], dtype=str),
@@ -171,7 +208,7 @@ def _records(task: Task, options: ReadOptions, errors: list[FormatError]) -> _Re
     )
 
 
-def _usable(rec: _Records, options: ReadOptions, task: Task, errors: list[FormatError]) -> np.ndarray:
+def _usable(rec: _Records, options: ReadOptions, task: Task, errors: list[Reported]) -> np.ndarray:
     """``(R,)`` bool: False for records the simplification would refuse (non-finite coordinates, degenerate
     ink), each reported in ``errors`` with its line. Checked before selection, so a protocol never picks
     a record it then has to drop."""
@@ -181,7 +218,7 @@ def _usable(rec: _Records, options: ReadOptions, task: Task, errors: list[Format
     flat = rec.flat if rec.flat is not None else flatten(rec.sketches)
     for i, reason in unusable_sketches(flat.points, flat.stroke_lengths, flat.sketch_strokes).items():
         usable[i] = False
-        errors.append(FormatError(reason, source=str(task.source.path), line=int(rec.order[i])))
+        errors.append((int(rec.order[i]), _place(rec, task, i).locate(FormatError(reason))))
     return usable
 
 
@@ -210,10 +247,10 @@ def _select(rec: _Records, options: ReadOptions, task: Task, usable: np.ndarray
 
 
 def run_task(task: Task, options: ReadOptions) -> Shard:
-    """Read, select and preprocess the records of one task."""
-    errors: list[FormatError] = []
+    """Read, select and preprocess the records of one task. Its errors are in file order (``Reported``)."""
+    errors: list[Reported] = []
     rec = _records(task, options, errors)
-    n_parts = sum(e.whole_file for e in errors)  # a file or part of one that could not be read: no record count
+    n_parts = sum(e.whole_file for _, e in errors)  # a file or part of one that could not be read: no record count
     read = len(rec.order) + len(errors) - n_parts
     usable = _first_keys(rec, task, _usable(rec, options, task, errors), errors)
     keep, tags, prio = _select(rec, options, task, usable)
@@ -221,12 +258,13 @@ def run_task(task: Task, options: ReadOptions) -> Shard:
         data = preprocess_flat(rec.flat.take(np.flatnonzero(keep)), options.preprocessing)
     else:
         data = preprocess_reference([sk for sk, k in zip(rec.sketches, keep.tolist()) if k], options.preprocessing)
-    n_empty = sum(isinstance(e, EmptySketchError) for e in errors)
-    n_repeat = sum(isinstance(e, DuplicateKeyError) for e in errors)
+    n_empty = sum(isinstance(e, EmptySketchError) for _, e in errors)
+    n_repeat = sum(isinstance(e, DuplicateKeyError) for _, e in errors)
+    errors.sort(key=lambda reported: reported[0])  # stable: the reader's, then the refusals, merged by position
     stats = Counter(read=read, malformed=len(errors) - n_empty - n_repeat - n_parts, empty=n_empty,
                     duplicate=n_repeat, unreadable=n_parts, not_selected=int((usable & ~keep).sum()))
     return Shard(data, rec.labels[keep], rec.key_ids[keep], tags[keep], rec.recognized[keep], rec.order[keep],
-                 prio[keep], stats=stats, errors=[_error_record(e) for e in errors])
+                 prio[keep], stats=stats, errors=[_error_record(at, e) for at, e in errors])
 
 
 _OPTIONS: ReadOptions | None = None

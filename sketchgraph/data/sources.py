@@ -16,8 +16,9 @@ from pathlib import Path
 
 from ..formats import FORMATS, detect_format, is_gzip, label_from_path, sketch_files
 from .splits import split_of_name
+from .storage import is_prepared
 
-__all__ = ["CHUNK_BYTES", "Source", "Task", "expand_inputs", "scan_tasks"]
+__all__ = ["CHUNK_BYTES", "EMPTY_FILE", "Source", "Task", "expand_inputs", "prepared_folder", "scan_tasks"]
 
 CHUNK_BYTES = 4 << 20
 """Target size of one chunk of lines (a constant, so outputs never depend on the worker count)."""
@@ -67,28 +68,68 @@ class Task:
     last: bool = True
 
 
+EMPTY_FILE = "an empty file (0 bytes)"
+"""Why ``expand_inputs`` left a file out: it holds nothing, whatever its format (none is read, so every format
+says the same)."""
+_OWN_OUTPUT = "the output of this run"
+
+
+def prepared_folder(folder: Path) -> str | None:
+    """Why a folder walk of ``prepare`` does not go into ``folder``, or ``None``: a prepared dataset (its
+    ``meta.json`` and ``errors.jsonl`` would be read as sketch records, and its lack of ``_train``/``_test`` names
+    would turn the splits into one), the ``DIR.partial`` work folder of a ``prepare`` (its cached shards), or the
+    arrays of a dataset without its ``meta.json``."""
+    if is_prepared(folder):
+        return "a prepared dataset (its meta.json and errors.jsonl are no sketch files)"
+    if folder.name.endswith(".partial"):
+        return "the work folder of a prepare (DIR.partial: cached shards)"
+    if (folder / "coords.npy").is_file() and (folder / "offsets.npy").is_file():
+        return "the arrays of a prepared dataset"
+    return None
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], format: str | None = None,
-                  *, exclude: Iterable[str | os.PathLike[str]] = ()) -> list[Source]:
-    """Files named by ``inputs`` (files, or folders walked recursively for sketch files), sorted and
-    de-duplicated (one file named twice, under any spelling, is read once), with their format (``format``
-    or sniffed) and name-derived label and split. Files under an ``exclude`` folder (``prepare``'s own
-    output) are left out of folder walks."""
+                  *, exclude: Iterable[str | os.PathLike[str]] = (),
+                  left_out: list[tuple[Path, str]] | None = None) -> list[Source]:
+    """Files named by ``inputs`` (files, or folders walked recursively for sketch files, gzip-compressed ndjson and
+    JSON included), sorted and de-duplicated (one file named twice, under any spelling, is read once), with their
+    format (``format`` or sniffed) and name-derived label and split.
+
+    A folder walk (``sketch_files``) does not go into an ``exclude`` folder (``prepare``'s own output, silently),
+    nor into another prepared dataset or ``.partial`` work folder (``prepared_folder``), and reads ``.npz`` files
+    only when they are named. An empty file (0 bytes), named or walked, is no source. Each folder and file so
+    left out but the run's own output goes to ``left_out`` as ``(path, reason)``, for the summary."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     skip = [Path(e).resolve() for e in exclude]
+
+    def prune(folder: Path) -> str | None:
+        return _OWN_OUTPUT if folder.resolve() in skip else prepared_folder(folder)
+
     files: dict[Path, Path] = {}  # resolved -> as named
+    dropped: dict[Path, tuple[Path, str]] = {}  # resolved -> (as named, reason)
     for item in inputs:
         p = Path(item)
+        walk_out: list[tuple[Path, str]] = []
         if p.is_dir():
-            walked = [f for f in sketch_files(p) if not any(f.resolve().is_relative_to(e) for e in skip)]
+            walked = [f for f in sketch_files(p, gzipped=True, prune=prune, left_out=walk_out)
+                      if not any(f.resolve().is_relative_to(e) for e in skip)]
         elif p.is_file():
             walked = [p]
         else:
             raise FileNotFoundError(f"no such file or directory: {p}")
         for f in walked:
-            files.setdefault(f.resolve(), f)
+            if f.stat().st_size == 0:
+                walk_out.append((f, EMPTY_FILE))
+            else:
+                files.setdefault(f.resolve(), f)
+        for f, reason in walk_out:
+            if reason != _OWN_OUTPUT:
+                dropped.setdefault(f.resolve(), (f, reason))
+    if left_out is not None:
+        left_out.extend(sorted(dropped.values(), key=lambda entry: entry[0].as_posix()))
     out = []
     for i, p in enumerate(sorted(files.values(), key=lambda q: q.as_posix())):
         fmt = detect_format(p) if format in (None, "ndjson") else format

@@ -4,7 +4,8 @@ A prepared dataset is a directory (``S`` sketches, ``P`` points in all)::
 
     meta.json       format_version, classes, splits {name: count}, preprocessing, graph_spec,
                     sources (path, sha256, bytes, format, records, kept), counts, split_method,
-                    class_counts, merged_labels ({other spelling: stored class name})
+                    class_counts, merged_labels ({other spelling: stored class name}), left_out
+                    ([{path, reason}]: what the input walks left out), files_without_records
     coords.npy      (P, 2) int16 when every coordinate is an integer in range (simplified data),
                     else float32
     flags.npy       (P,) uint8: 101 on the last point of each stroke, else 100
@@ -13,7 +14,9 @@ A prepared dataset is a directory (``S`` sketches, ``P`` points in all)::
     split.npy       (S,) uint8 index into list(meta["splits"])
     key_ids.npy     (S,) bytes (UTF-8, fixed width; b"" when a record had none)
     times.npy       (P,) float32 ms, only when every sketch kept its times (no simplification)
-    errors.jsonl    one line per malformed record / empty drawing: source, line, kind, message
+    errors.jsonl    one line per malformed record / empty drawing / repeat / unreadable file or part: source,
+                    line (None where the reader numbers records, named in the message), kind, message; by
+                    source, then line or record
 
 Sketches are stored in input order (sorted files, then line order). Every array loads with
 ``np.load(..., mmap_mode="r")`` and no pickle; ``meta.json`` is written last, so a directory without

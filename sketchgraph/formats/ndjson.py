@@ -200,7 +200,8 @@ def _too_large(stroke: int, value: Any) -> FormatError:
 
 def _numbers(flat: list[Any], stroke_of: Callable[[int], int]) -> np.ndarray:
     """The coordinate values as a numeric array (int64 or float64); strings, booleans, ``None`` and
-    nested lists are refused, naming the first stroke holding one."""
+    nested lists are refused, naming the first stroke holding one. A boolean among numbers, which numpy would
+    read as 1 or 0, is refused too, as the service refuses it (only values equal to 0 or 1 are looked at)."""
     try:
         values = np.array(flat)
     except (TypeError, ValueError, OverflowError):  # ragged nesting, or an integer too large for numpy
@@ -208,8 +209,14 @@ def _numbers(flat: list[Any], stroke_of: Callable[[int], int]) -> np.ndarray:
     if values is not None:
         if values.ndim != 1:
             raise FormatError("coordinates must be numbers, not lists (one list of xs and one of ys per stroke)")
-        if not values.size or values.dtype.kind in "iuf":
+        if not values.size:
             return values
+        if values.dtype.kind in "iuf":
+            suspects = np.flatnonzero((values == 0) | (values == 1)).tolist()  # what true / false became
+            bad = next((k for k in suspects if type(flat[k]) is bool), None)
+            if bad is None:
+                return values
+            raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found a bool")
     bad = next((k for k, v in enumerate(flat) if type(v) not in (int, float)), None)
     if bad is not None:
         raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found a {type(flat[bad]).__name__}")
@@ -255,9 +262,11 @@ def parse_record(
 ) -> Sketch:
     """One ndjson record (a dict with ``"drawing"``, or a bare drawing list) -> ``Sketch``.
 
-    The label is the record's ``"word"`` when present, else ``label``. ``key_id`` and ``recognized``
-    become fields; other fields (``countrycode``, ``timestamp``, ...) go to ``meta``.
-    Raises ``FormatError`` (``EmptySketchError`` for a drawing without points unless ``keep_empty``).
+    The label is the record's ``"word"`` when present (a string; ``null`` counts as absent), else ``label``.
+    ``key_id`` and ``recognized`` become fields; other fields (``countrycode``, ``timestamp``, ...) go to ``meta``.
+    Raises ``FormatError`` (``EmptySketchError`` for a drawing without points unless ``keep_empty``); a ``"word"``
+    that is not a string is one (it names the class: a number or a list in its place is not silently replaced
+    by ``label``).
     """
     if isinstance(record, dict):
         if "drawing" not in record:
@@ -275,6 +284,9 @@ def parse_record(
             raise EmptySketchError("empty drawing (no points)")
         parts = [] if parts is not None else None
     word = record.get("word")
+    if word is not None and not isinstance(word, str):
+        raise FormatError(f"'word' (the class name) must be a string, found a {type(word).__name__}: "
+                          f"{json.dumps(word)[:40]}")
     key_id = record.get("key_id")
     recognized = record.get("recognized")
     meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS and k not in (TIME_ORIGIN, COORD_ORIGIN)}
@@ -282,7 +294,7 @@ def parse_record(
     try:
         return Sketch(
             strokes,
-            label=word if isinstance(word, str) else label,
+            label=label if word is None else word,
             key_id=None if key_id is None else str(key_id),
             parts=parts,
             recognized=_recognized(recognized),
@@ -372,9 +384,11 @@ def _has_third_list(record: Any) -> bool:
     return isinstance(drawing, list) and any(isinstance(s, list) and len(s) == 3 for s in drawing)
 
 
-def sniff_file_style(path: PathLike) -> Style:
-    """``sniff_style`` on the first records of an ndjson/json file."""
-    return sniff_style(_head_records(Path(path)))
+def sniff_file_style(path: PathLike, *, default: Style | None = "simplified") -> Style | None:
+    """``sniff_style`` on the first records of an ndjson/json file; ``default`` when none of them can be read (an
+    empty file, or lines that are not records): pass ``None`` to tell that case apart."""
+    records = [r for r in _head_records(Path(path)) if isinstance(r, (dict, list))]
+    return sniff_style(records) if records else default
 
 
 def sniff_style(records: Iterable[Any]) -> Style:
@@ -484,8 +498,9 @@ def iter_ndjson(
 
 def _json_document(path: Path) -> list[Any] | None:
     """For a ``.json`` (or ``.json.gz``) file holding one JSON document: its records (a list of records or
-    drawings, one record, or one drawing). ``None`` for other suffixes and for ndjson content (which then
-    goes line by line, so a malformed line is reported with its number)."""
+    drawings, one record, or one drawing); none for a file of white space only, as an empty ndjson file holds
+    none. ``None`` for other suffixes and for ndjson content (which then goes line by line, so a malformed line is
+    reported with its number)."""
     if Path(plain_name(path)).suffix.lower() != ".json":
         return None
     try:
@@ -494,6 +509,8 @@ def _json_document(path: Path) -> list[Any] | None:
     except GZIP_ERRORS as exc:
         raise FormatError(f"unreadable compressed data ({type(exc).__name__}: {exc}); nothing in it was read",
                           source=str(path), whole_file=True) from None
+    if not data.removeprefix(_BOM).strip():
+        return []
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:

@@ -5,6 +5,7 @@ may be gzip-compressed (``cat.ndjson.gz``): they are read as they are decompress
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import FormatError
@@ -13,7 +14,7 @@ from .ndjson import sniff_file_style
 from .quickdraw_bin import looks_like_bin
 
 __all__ = ["FORMATS", "NDJSON_SUFFIXES", "GZIP_SUFFIXES", "SUFFIXES", "detect_format", "kind_of_name",
-           "sketch_files", "gzip_refusal"]
+           "sketch_files", "gzip_refusal", "NPZ_NOT_WALKED"]
 
 FORMATS: tuple[str, ...] = ("simplified", "raw", "spg", "ndjson", "bin", "npz", "svg")
 """Values of ``format=``; ``"ndjson"`` means ndjson with the style sniffed from the records."""
@@ -22,6 +23,10 @@ NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
 SUFFIXES: dict[str, str] = {**{s: "ndjson" for s in NDJSON_SUFFIXES}, ".bin": "bin", ".npz": "npz", ".svg": "svg"}
 GZIP_SUFFIXES = tuple(f"{s}.gz" for s in NDJSON_SUFFIXES)
 """gzip-compressed ndjson / JSON, read as it is decompressed (Google's downloads are often kept so)."""
+
+NPZ_NOT_WALKED = ("an .npz is read only when named: name it to read it (a sketch-rnn .npz may copy drawings of the "
+                  "folder's other files under no key_id, so a walk could not catch the repeats)")
+"""Why a folder walk left an ``.npz`` file out (``sketch_files``'s ``left_out``)."""
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one), as np.load checks
 
@@ -78,14 +83,53 @@ def detect_format(path: PathLike) -> str:
     return kind
 
 
-def sketch_files(path: PathLike, *, gzipped: bool = False) -> list[Path]:
+def sketch_files(path: PathLike, *, gzipped: bool = False, prune: Callable[[Path], str | None] | None = None,
+                 left_out: list[tuple[Path, str]] | None = None) -> list[Path]:
     """The files a folder walk reads: ``.ndjson/.jsonl/.json/.bin/.svg`` files under ``path``, and with
     ``gzipped`` also ``.ndjson.gz/.jsonl.gz/.json.gz`` ones, recursively, in sorted order; hidden files and
-    everything under hidden folders (``.git``, ``.ipynb_checkpoints``) are skipped. ``.npz`` files, which hold
-    whole train/valid/test splits, are never picked up: they are read when named. ``read_sketches`` and
-    ``sketchgraph predict`` walk with ``gzipped``; ``prepare``, whose split and label come from the file
-    name, does not."""
+    everything under hidden folders (``.git``, ``.ipynb_checkpoints``) are skipped. ``.npz`` files are never picked
+    up: they are read when named. An ``.npz`` holds a class's whole train/valid/test splits under made-up key ids,
+    so a sketch-rnn copy of classes also present as ndjson (the Quick, Draw! downloader puts both in one folder)
+    would be read twice with no repeat to catch, and any other numpy archive lying there would be taken for
+    sketches. ``read_sketches``, ``sketchgraph predict`` and ``prepare`` walk with ``gzipped``.
+
+    Args:
+        path: the folder.
+        gzipped: also walk gzip-compressed ndjson / JSON.
+        prune: a folder (``path`` itself included) for which it returns a reason is not walked: nothing under
+            it is read (``prepare`` leaves out prepared datasets and their ``.partial`` work folders so).
+        left_out: receives ``(path, reason)`` for each folder ``prune`` named and each sketch file the walk left
+            out (an ``.npz``; a compressed file without ``gzipped``), in sorted order, so a caller can say what
+            was skipped. Other files (``notes.txt``, hidden ones) are no sketch files and are not listed.
+    """
     root = Path(path)
-    return [p for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            and kind_of_name(p) not in (None, "npz") and (gzipped or not p.name.lower().endswith(".gz"))]
+    verdicts: dict[Path, str | None] = {}
+
+    def pruned_at(relative: Path) -> Path | None:
+        """The outermost folder above ``root / relative`` that ``prune`` names, or ``None``."""
+        folder = root
+        for part in (None, *relative.parts[:-1]):
+            folder = folder if part is None else folder / part
+            if folder not in verdicts:
+                verdicts[folder] = prune(folder)
+                if verdicts[folder] is not None and left_out is not None:
+                    left_out.append((folder, verdicts[folder]))
+            if verdicts[folder] is not None:
+                return folder
+        return None
+
+    files = []
+    for p in sorted(root.rglob("*")):
+        relative = p.relative_to(root)
+        if not p.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        kind = kind_of_name(p)
+        if kind is None or (prune is not None and pruned_at(relative) is not None):
+            continue
+        reason = (NPZ_NOT_WALKED if kind == "npz"
+                  else None if gzipped or not p.name.lower().endswith(".gz") else "gzip-compressed: not walked here")
+        if reason is None:
+            files.append(p)
+        elif left_out is not None:
+            left_out.append((p, reason))
+    return files
