@@ -82,14 +82,18 @@ class AugmentConfig:
     merge_prob: float = 0.0
 
     def __post_init__(self) -> None:
+        """``ValueError`` naming the field unless the probabilities are in [0, 1] and the strengths are finite
+        numbers >= 0 (``scale`` < 1). NaN and infinity are refused: NaN passes no comparison, so it would silently
+        turn a step off (``jitter=nan``), and infinity would make every augmented coordinate infinite."""
         for name in ("affine_prob", "incomplete_prob", "incomplete_min", "incomplete_stroke_end", "stroke_drop",
                      "point_drop", "merge_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {v}")
         for name in ("rotation", "scale", "shear", "translate", "stroke_shift", "jitter"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"AugmentConfig.{name} must be >= 0, got {getattr(self, name)}")
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"AugmentConfig.{name} must be a finite number >= 0, got {v}")
         if self.scale >= 1.0:
             raise ValueError(f"AugmentConfig.scale must be < 1 (it is a relative change), got {self.scale}")
 

@@ -9,8 +9,11 @@ with the highest validation top-1) and ``last/`` (the latest checkpoint plus its
 ``sketchgraph.checkpoint``). ``--resume`` continues from ``last/`` exactly: shuffling, augmentation
 and dropout are re-seeded at every epoch from ``(seed, epoch, rank)``, and the optimizer state,
 schedule step and early-stop counter are restored, so a run killed after epoch k and resumed ends
-with the same weights as one that never stopped (on CPU). An output directory that already holds a run is
-refused unless ``--resume`` continues it or ``--overwrite`` deletes it and starts over.
+with the same weights as one that never stopped (on CPU). A resume is refused when the dataset's content
+(``PreparedDataset.fingerprint``) or any setting of the recipe differs from the run's; only the settings in
+``RESUME_MAY_CHANGE`` (where and how it runs, when it stops) and, except under the cosine schedule, ``epochs`` may
+change. Every invocation's command is recorded (``training.commands`` in ``config.json``). An output directory
+that already holds a run is refused unless ``--resume`` continues it or ``--overwrite`` deletes it and starts over.
 
 Under ``torchrun --nproc_per_node W`` the model is wrapped in DistributedDataParallel (gloo on CPU,
 nccl on CUDA); each rank takes every W-th sketch of the same shuffled order (``batch_size`` per rank
@@ -33,6 +36,7 @@ import shutil
 import sys
 import time
 import tomllib
+import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,7 +58,7 @@ from .model.precision import warn_if_emulated_bf16
 
 __all__ = [
     "TrainConfig", "TrainResult", "Trainer", "train", "measure_throughput", "load_train_config", "config_from_dict",
-    "apply_overrides", "learning_rate", "configure_parser", "run_cli",
+    "apply_overrides", "learning_rate", "configure_parser", "config_from_args", "run_cli",
 ]
 
 OPTIMIZERS = ("adam", "adamw")
@@ -69,7 +73,9 @@ class TrainConfig:
         data: prepared dataset directory.
         out: output directory (``metrics.jsonl``, ``best/``, ``last/``).
         preset: model preset for ``sketchgraph.model.build_model``.
-        model: keyword overrides for the preset (e.g. ``{"dropout": 0.1}``).
+        model: keyword overrides for the preset (e.g. ``{"dropout": 0.1}``): fields of the preset's config dataclass
+            (``MGTConfig``, ``CNNConfig`` or ``BiGRUConfig``; not ``num_classes`` or ``preset``), typed and
+            range-checked when the config is made.
         epochs: maximum number of epochs.
         batch_size: sketches per optimizer step and process.
         optimizer: ``"adam"`` or ``"adamw"``.
@@ -103,7 +109,8 @@ class TrainConfig:
             under a tight time budget it can still win for a BatchNorm model (README, "BatchNorm and bucketing").
         max_time_minutes: stop before an epoch that would end past this budget (0: no budget).
         train_split, valid_split: split names in the prepared dataset.
-        resume: continue from ``out/last`` when it holds a resume state.
+        resume: continue from ``out/last`` when it holds a resume state: on the same dataset (content fingerprint)
+            with the same recipe, only ``RESUME_MAY_CHANGE`` and (unless the schedule is cosine) ``epochs`` may differ.
         overwrite: start over in an ``out`` that already holds a run (a non-empty ``metrics.jsonl``, ``best/`` or
             ``last/``), deleting it; without it (or ``resume``) ``train`` refuses to touch that run.
         progress: show tqdm progress bars (rank 0 only).
@@ -142,12 +149,21 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        """Check every setting; ``ValueError`` names the setting and what is wrong with it. Every float setting must
+        be finite (NaN passes no comparison, so ``warmup_epochs=nan`` would otherwise train at learning rate 0), the
+        preset must exist, and ``model`` is checked against the preset's config dataclass (``_model_settings``)."""
         if isinstance(self.augment, dict):
             self.augment = _dataclass_from_dict(AugmentConfig, self.augment, "augment.")
+        if not self.out.strip():
+            raise ValueError("out is empty: name the run's folder (metrics.jsonl, best/, last/), e.g. --out runs/x; "
+                             "--out . is the current folder")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in _FLOAT_FIELDS:
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         for name in ("epochs", "batch_size", "step_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -160,13 +176,55 @@ class TrainConfig:
             raise ValueError(f"step_milestones must be increasing epochs >= 1, got {list(milestones)}")
         if not self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be < 1, got {self.label_smoothing}")
+        if self.min_lr_ratio > 1:
+            raise ValueError(f"min_lr_ratio must be <= 1 (the cosine floor is lr * min_lr_ratio), got "
+                             f"{self.min_lr_ratio}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.step_gamma <= 0:
+            raise ValueError(f"step_gamma must be > 0 (the step schedule multiplies lr by it), got {self.step_gamma}")
         if self.resume and self.overwrite:
             raise ValueError("resume (continue the run in out) and overwrite (start it over) exclude each other")
+        self.model = _model_settings(self.preset, self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.type in (float, "float"))
+
+
+def _model_settings(preset: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (the ``model`` table: overrides of preset ``preset``'s config fields) checked and typed.
+
+    Each key must be a field of the preset's config dataclass (``MGTConfig``, ``CNNConfig``, ``BiGRUConfig``) other
+    than ``num_classes`` (the dataset's class count) and ``preset`` (the top-level setting); each value is typed as
+    the top-level settings are (``_coerce``), and the preset's config is built with them so its range checks run
+    now. Every ``ValueError`` names the setting as ``model.<field>``.
+    """
+    from .model.registry import ARCHS, PRESETS
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+    cfg_cls = ARCHS[PRESETS[preset].arch][0]
+    reserved = {"num_classes": "it is the dataset's number of classes",
+                "preset": "set the top-level preset (--preset) instead"}
+    for key in values:
+        if key in reserved:
+            raise ValueError(f"model.{key} cannot be set: {reserved[key]}")
+    names = [f.name for f in dataclasses.fields(cfg_cls) if f.name not in reserved]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {['model.' + k for k in unknown]} for preset {preset!r}; known: "
+                         f"{['model.' + n for n in names]} (a config file's [model] table is for its own preset: "
+                         "--set model={} clears it)")
+    hints = typing.get_type_hints(cfg_cls)
+    typed = {k: _coerce(v, hints[k], f"model.{k}") for k, v in values.items()}
+    try:
+        cfg_cls(**{**PRESETS[preset].fields, **typed, "num_classes": 1, "preset": preset})
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(f"{cfg_cls.__name__}.", "model.")) from None
+    return typed
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -193,36 +251,47 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if isinstance(value, _Override):
         quoted = isinstance(value.parsed, str)
         value = value.text if hint in (str, bool) and not quoted else value.parsed
+    origin = typing.get_origin(hint) or hint
+    if origin is dict:  # TrainConfig.model: its values keep their --set text, _model_settings types them
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be a table, got {value!r}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):  # X | None (MGTConfig.head_dim): none / null, or an X
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if len(args) < len(typing.get_args(hint)):
+                return None
+        if len(args) == 1:
+            return _coerce(value, args[0], key)
+        raise ValueError(f"{key}: cannot use {value!r} for a field of type {hint}")
     value = _plain(value)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ValueError(f"{key} must be a table of settings, got {value!r}")
         return _dataclass_from_dict(hint, value, f"{key}.")
-    origin = typing.get_origin(hint) or hint
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key} must be a list, got {value!r}")
         item = typing.get_args(hint)[0]
         return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{key} must be a table, got {value!r}")
-        return dict(value)
     if hint is bool:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
             return value.lower() in ("true", "yes", "1", "on")
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false, got {value!r}")
         return value
-    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+    if hint is float:
         try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError
             return float(value)
         except ValueError:
             raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if hint is int and not isinstance(value, bool):
-        if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):
-            return int(value)
-        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str)
+                                                                    and value.lstrip("-").isdigit())):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+        return int(value)
     if hint is str:
         return str(value)
     raise ValueError(f"{key}: cannot use {value!r} for a field of type {hint}")
@@ -243,20 +312,38 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Settings from a ``.toml``, ``.json`` or ``.yaml`` / ``.yml`` (needs pyyaml) file."""
+    """Settings from a ``.toml``, ``.json`` or ``.yaml`` / ``.yml`` (needs pyyaml) file.
+
+    A syntax error, text that is not UTF-8 or a file that does not hold a table of settings raises ``ValueError``
+    starting with the file's path (``configs/x.toml: Invalid value (at line 2, column 6)``)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".toml":
-        return tomllib.loads(path.read_text())
-    if suffix == ".json":
-        return json.loads(path.read_text())
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ValueError(f"{path}: unknown config format {suffix!r}; use .toml, .json or .yaml")
     if suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
             raise ValueError(f"{path}: YAML configs need pyyaml (pip install pyyaml), or use TOML") from None
-        return yaml.safe_load(path.read_text()) or {}
-    raise ValueError(f"{path}: unknown config format {suffix!r}; use .toml, .json or .yaml")
+        errors: tuple[type[Exception], ...] = (yaml.YAMLError,)
+    else:
+        errors = (tomllib.TOMLDecodeError, json.JSONDecodeError)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".toml":
+            values = tomllib.loads(text)
+        elif suffix == ".json":
+            values = json.loads(text)
+        else:
+            values = yaml.safe_load(text) or {}
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from None
+    except errors as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config file holds a table of settings (key = value), got a "
+                         f"{type(values).__name__}")
+    return values
 
 
 def _parse_literal(text: str) -> _Override:
@@ -288,8 +375,15 @@ def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfi
 
 
 def load_train_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Defaults, then the config file (if any), then ``key=value`` overrides."""
-    config = config_from_dict(read_config_file(path)) if path else TrainConfig()
+    """Defaults, then the config file (if any), then ``key=value`` overrides. An error in the file's settings (an
+    unknown key, a wrong type or range) raises ``ValueError`` starting with the file's path."""
+    config = TrainConfig()
+    if path:
+        values = read_config_file(path)
+        try:
+            config = config_from_dict(values)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
     return apply_overrides(config, overrides)
 
 
@@ -366,6 +460,63 @@ def _earlier_run(out: Path) -> list[Path]:
     return found
 
 
+def _check_out_folder(out: Path) -> None:
+    """``NotADirectoryError`` when ``out`` or the nearest existing path above it is not a folder (instead of a bare
+    ``[Errno 17] File exists`` once the first checkpoint is written)."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is a file" if path == out else f"is inside {path}, which is a file"
+                raise NotADirectoryError(f"--out {out} {where}, not a folder: name a folder for the run "
+                                         "(metrics.jsonl, best/, last/)")
+            return
+
+
+# Settings a resume may change: where and how the run is carried out, or when it stops, never what an epoch
+# computes, so the resumed run still ends as an uninterrupted run with the new values would (device aside: another
+# device rounds differently). data: the folder may move (the dataset's content fingerprint is compared instead);
+# num_workers: loader processes, the batches are the same; max_time_minutes, early_stop_patience: when to stop.
+# epochs may change too unless the schedule is cosine (the cosine's length is epochs).
+RESUME_MAY_CHANGE = ("data", "out", "resume", "overwrite", "progress", "num_workers", "device", "max_time_minutes",
+                     "early_stop_patience")
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from a checkpoint's ``config.json`` (tuples become lists)."""
+    return json.loads(json.dumps(finite_or_null(value)))
+
+
+def _recipe_diff(old: dict[str, Any], new: TrainConfig, old_model: dict[str, Any] | None,
+                 new_model: dict[str, Any], *, auto_bucket: int) -> list[str]:
+    """``["key: old -> new", ...]`` (values as JSON) for every training setting in which ``new`` differs from the
+    recorded training config ``old``, ``augment.*`` included, and every field in which the built model
+    ``new_model`` differs from the recorded ``old_model`` (as ``model.<field>``; ``num_classes``, ``preset`` and
+    ``backend`` aside). Skipped: ``RESUME_MAY_CHANGE``, and ``epochs`` unless ``new.schedule`` is cosine. A setting
+    ``old`` lacks counts as its default; a model field ``old_model`` lacks is not compared. ``bucket`` is compared
+    as used, 0 counting as ``auto_bucket`` (the same model resolves it the same way)."""
+    defaults = _as_json(TrainConfig().to_dict())
+    mine = _as_json(new.to_dict())
+    old = {**defaults, **old, "augment": {**defaults["augment"], **(old.get("augment") or {})}}
+    old["bucket"], mine["bucket"] = old["bucket"] or auto_bucket, mine["bucket"] or auto_bucket
+    skip = {*RESUME_MAY_CHANGE, "model", "augment", *(() if new.schedule == "cosine" else ("epochs",))}
+    pairs = [(k, old.get(k), v) for k, v in mine.items() if k not in skip]
+    pairs += [(f"augment.{k}", old["augment"].get(k), v) for k, v in mine["augment"].items()]
+    if old_model is not None:
+        model = _as_json(new_model)
+        pairs += [(f"model.{k}", old_model[k], v) for k, v in model.items()
+                  if k not in ("num_classes", "preset", "backend") and k in old_model]
+    return [f"{k}: {json.dumps(a)} -> {json.dumps(b)}" for k, a, b in pairs if a != b]
+
+
+def _recorded_commands(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invocations a checkpoint's ``training`` record lists (``commands``), oldest first; a checkpoint written
+    before they were listed gives its one ``command`` (``from_epoch`` unknown: None)."""
+    commands = training.get("commands")
+    if isinstance(commands, list):
+        return [dict(c) for c in commands if isinstance(c, dict)]
+    return [{"command": training["command"], "from_epoch": None}] if training.get("command") else []
+
+
 def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
@@ -440,12 +591,20 @@ class Trainer:
         self.train_batches = _num_batches(per_rank, config.batch_size, self.drop_last)
         self.state = TrainState(seed=config.seed)
         self.history: list[dict[str, Any]] = []
+        # every invocation of this run, oldest first: {"command", "from_epoch"} (recorded in checkpoints)
+        self.commands: list[dict[str, Any]] = []
 
     # -------------------------------------------------------------- resume / files
     def claim_out(self) -> None:
         """Make ``out`` this run's: nothing to do when it holds no earlier run or when resuming; with ``overwrite``
         the earlier run's files are deleted (rank 0), else ``FileExistsError`` names them. Rank 0's view of the
-        folder decides on every rank, so all of them go on or stop together."""
+        folder decides on every rank, so all of them go on or stop together.
+
+        ``NotADirectoryError`` when ``out``, or a folder above it, is a file. ``overwrite`` deletes only what
+        ``train`` writes (``metrics.jsonl``, ``best/``, ``last/`` and the half-written copies of a killed run); it
+        names whatever else it leaves in ``out`` (an ``eval/`` of the deleted model, notes), which may now be stale.
+        """
+        _check_out_folder(self.out)
         if self.config.resume:
             return
         found = _earlier_run(self.out)
@@ -456,12 +615,20 @@ class Trainer:
             raise FileExistsError(f"{self.out} already holds a training run{what}; pass --resume (resume=true) to "
                                   "continue it or --overwrite (overwrite=true) to delete it and start over")
         if self.ctx.is_main:
+            found += [p for name in ("best", "last") for p in sorted(self.out.glob(f".{name}.tmp-*"))]
+            names = ", ".join(p.name + "/" if p.is_dir() else p.name for p in found)
             for path in found:
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-            self.log(f"overwrite: deleted the earlier run in {self.out}")
+            self.log(f"overwrite: deleted the earlier run in {self.out} ({names})")
+            kept = sorted(p.name + ("/" if p.is_dir() else "") for p in self.out.iterdir()
+                          if p.name not in ("metrics.jsonl", "metrics.jsonl.tmp"))
+            if kept:
+                self.log(f"overwrite: left in {self.out} as they were (train did not write them): {', '.join(kept)}; "
+                         "delete what belongs to the deleted run (e.g. an evaluation of its best/), it no longer "
+                         "matches the new model")
 
     def maybe_resume(self) -> None:
         last = self.out / "last"
@@ -474,7 +641,13 @@ class Trainer:
             return
         from safetensors.torch import load_model
 
-        self._check_same_data(last)
+        from .checkpoint import load_config
+
+        stored = load_config(last)
+        training = stored.get("training") or {}
+        self.commands = _recorded_commands(training)
+        self._check_same_data(last, stored)
+        self._check_same_recipe(last, stored)
         self.state = load_train_state(last)
         try:
             load_model(self.net, str(last / "model.safetensors"), device=str(self.device))
@@ -487,21 +660,54 @@ class Trainer:
             self.history = [r for r in rows if r["epoch"] <= self.state.epoch]
         self.log(f"resumed from {last} after epoch {self.state.epoch}")
 
-    def _check_same_data(self, last: Path) -> None:
-        """``CheckpointError`` unless ``last`` was trained on a dataset like this one: the same classes, splits
-        and preprocessing (the folder may have moved)."""
-        from .checkpoint import load_config
-
-        config = load_config(last)
+    def _check_same_data(self, last: Path, config: dict[str, Any]) -> None:
+        """``CheckpointError`` unless ``last`` (whose ``config.json`` is ``config``) was trained on this dataset:
+        the same classes, splits and preprocessing, and the same content fingerprint
+        (``PreparedDataset.fingerprint``: the same sketches in the same splits, wherever the folder is now).
+        A checkpoint written before fingerprints were recorded is checked without it."""
+        training = config.get("training") or {}
         meta = getattr(self.data, "meta", {}) or {}
         theirs = {"classes": config["classes"], "preprocessing": config.get("preprocessing"),
-                  "splits": (config.get("training") or {}).get("dataset", {}).get("splits")}
+                  "splits": (training.get("dataset") or {}).get("splits")}
         mine = {"classes": self.classes, "preprocessing": meta.get("preprocessing"), "splits": meta.get("splits")}
         differ = [k for k in theirs if theirs[k] != mine[k]]
         if differ:
             raise CheckpointError(f"cannot resume from {last}: it was trained on another dataset (its "
                                   f"{', '.join(differ)} differ from {self.config.data}'s); use a new --out or the "
                                   "same --data")
+        stored = (training.get("dataset") or {}).get("fingerprint")
+        if stored is not None and stored != self.data.fingerprint:
+            raise CheckpointError(
+                f"cannot resume from {last}: it was trained on another dataset: {self.config.data} has the same "
+                f"classes and split sizes but not the same content (fingerprint {self.data.fingerprint[:16]}..., the "
+                f"run's {str(stored)[:16]}...), e.g. it was prepared again with another --seed or from other files, "
+                "so its splits hold other sketches. Continuing would train on them, possibly on test sketches of "
+                "this dataset; use the run's dataset, or a new --out")
+
+    def _check_same_recipe(self, last: Path, config: dict[str, Any]) -> None:
+        """``CheckpointError`` listing every setting (``key: old -> new``) in which this run's config differs from
+        the one ``last`` was trained with (``config``: its ``config.json``), other than ``RESUME_MAY_CHANGE`` (and
+        ``epochs``, except under the cosine schedule, whose length it is). The model is compared as built (its
+        ``config.json`` ``model``, ``backend`` aside), so ``[model]`` tables that build the same model agree.
+        Settings a checkpoint does not record (older versions) count as their defaults; a checkpoint without a
+        training config is not checked."""
+        training = config.get("training") or {}
+        if not isinstance(training.get("config"), dict):
+            return
+        from .model import model_config_dict
+
+        diffs = _recipe_diff(training["config"], self.config, config.get("model"), model_config_dict(self.net),
+                             auto_bucket=self.auto_bucket)
+        if not diffs:
+            return
+        first = next((c.get("command") for c in self.commands if c.get("command")), None)
+        free = ", ".join(RESUME_MAY_CHANGE)
+        raise CheckpointError(
+            f"cannot resume from {last}: {'this setting differs' if len(diffs) == 1 else 'these settings differ'} "
+            f"from the run's (old -> new): {'; '.join(diffs)}. A resumed run keeps the recipe it started with, so "
+            "that it ends as an uninterrupted run would and its recorded commands reproduce it: resume with the "
+            f"same settings{f' (it was started with: {first})' if first else ''}, or start a new run (another "
+            f"--out, or --overwrite). A resume may change only {free}, and epochs unless the schedule is cosine")
 
     def write_metrics(self) -> None:
         """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""
@@ -528,8 +734,9 @@ class Trainer:
                 "epochs": self.state.epoch,
                 "time_s": round(self.state.time_s, 1),
                 "hardware": _hardware(self.device, self.ctx),
+                "commands": self.commands,
                 "dataset": {k: meta[k] for k in ("name", "source", "license", "splits") if k in meta}
-                | {"path": self.config.data},
+                | {"path": self.config.data, "fingerprint": self.data.fingerprint},
             },
             metrics=metrics,
             train_state=dataclasses.replace(self.state, optimizer=self.optimizer.state_dict()) if with_state else None,
@@ -544,8 +751,11 @@ class Trainer:
     def bucket(self) -> int:
         """The length bucketing in use: ``config.bucket``, or when it is 0, ``AUTO_BUCKET`` unless the model has
         BatchNorm (then 1: random batches, as BatchNorm's statistics need)."""
-        if self.config.bucket:
-            return self.config.bucket
+        return self.config.bucket or self.auto_bucket
+
+    @property
+    def auto_bucket(self) -> int:
+        """What ``bucket = 0`` means for this model: 1 with BatchNorm, else ``AUTO_BUCKET``."""
         batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.net.modules())
         return 1 if batchnorm else AUTO_BUCKET
 
@@ -684,6 +894,7 @@ def train(
         run.claim_out()  # before anything is written
         run.maybe_resume()
         state, ctx = run.state, run.ctx
+        run.commands.append({"command": run.command, "from_epoch": state.epoch})
         if ctx.is_main:
             run.write_metrics()  # drops lines of epochs after the resumed state (or all, on a fresh start)
         budget_s = config.max_time_minutes * 60
@@ -782,14 +993,25 @@ def _command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
-def run_cli(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The ``TrainConfig`` of a ``sketchgraph train`` command line: the config file, then ``--set``, then the flags.
+    ``--resume`` or ``--overwrite`` on the command line wins over the opposite setting in the file or ``--set``; both
+    flags together are an error."""
+    if args.resume and args.overwrite:
+        raise ValueError("--resume (continue the run in --out) and --overwrite (delete it and start over) exclude "
+                         "each other; pass one")
     config = load_train_config(args.config, args.overrides)
     direct = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
     for flag, other in (("resume", "overwrite"), ("overwrite", "resume")):  # a flag given here wins over the file's
         if direct.get(flag):
             direct[other] = False
-    config = dataclasses.replace(config, **direct)
-    result = train(config, command=_command_line(args))
+    return dataclasses.replace(config, **direct)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``sketchgraph train``: train ``config_from_args(args)``, print the result as one JSON line; exit status 1 when
+    the run diverged."""
+    result = train(config_from_args(args), command=_command_line(args))
     if _is_main_process():
         print(json.dumps({
             "out": str(result.out), "epochs": result.epochs, "best_epoch": result.best_epoch,

@@ -222,6 +222,22 @@ def test_rejects_bad_config():
         AugmentConfig(scale=1.0)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("name", ["rotation", "scale", "shear", "translate", "stroke_shift", "jitter"])
+def test_rejects_non_finite_strengths_by_name(name, value):
+    """NaN passes no comparison: ``jitter=nan`` used to switch jitter off silently (``has_noise``: nan > 0 is
+    False), and infinity made the coordinates infinite."""
+    with pytest.raises(ValueError, match=rf"^AugmentConfig.{name} must be a finite number >= 0, got {value}$"):
+        AugmentConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name", ["affine_prob", "incomplete_prob", "incomplete_min", "incomplete_stroke_end",
+                                  "stroke_drop", "point_drop", "merge_prob"])
+def test_rejects_nan_probabilities_by_name(name):
+    with pytest.raises(ValueError, match=rf"^AugmentConfig.{name} must be a probability in \[0, 1\], got nan$"):
+        AugmentConfig(**{name: float("nan")})
+
+
 def test_merge_strokes_only_removes_pen_ups():
     coords, flags = random_batch(9, B=512, N=40)
     gen = torch.Generator().manual_seed(0)

@@ -214,6 +214,49 @@ def test_unknown_preset_and_bad_config_are_errors():
         build_model("mgt", 5, layout="sideways")
 
 
+@pytest.mark.parametrize("preset, fields, message", [
+    ("mgt", dict(layers=0), r"^MGTConfig.layers must be an integer >= 1, got 0$"),
+    ("mgt", dict(heads=0), r"^MGTConfig.heads must be an integer >= 1, got 0$"),
+    ("mgt", dict(embed_dim=-3), r"^MGTConfig.embed_dim must be an integer >= 1, got -3$"),
+    ("mgt", dict(layers=1.5), r"^MGTConfig.layers must be an integer >= 1, got 1.5$"),
+    ("mgt", dict(layers=True), r"^MGTConfig.layers must be an integer >= 1, got True$"),
+    ("mgt", dict(head_dim=0), r"^MGTConfig.head_dim must be an integer >= 1 \(or unset: width // heads\), got 0$"),
+    ("mgt", dict(ffn_dim=-1), r"^MGTConfig.ffn_dim must be an integer >= 0 "),
+    ("mgt", dict(dropout=1.0), r"^MGTConfig.dropout must be a probability in \[0, 1\), got 1.0$"),
+    ("mgt", dict(classifier_dropout=float("nan")), r"^MGTConfig.classifier_dropout must be a probability"),
+    ("mgt", dict(classifier=5), r"^MGTConfig.classifier must be a list of layer widths, got 5$"),
+    ("mgt", dict(classifier=(8, 0)), r"^MGTConfig.classifier\[1\] must be an integer >= 1, got 0$"),
+    ("mgt", dict(relations="full"), r"^MGTConfig.relations must be a list of names, got 'full'$"),
+    ("mgt", dict(head_dim=None, heads=5),
+     r"^MGTConfig.heads: the width 96 is not divisible by 15 heads; set head_dim$"),
+    ("mgt-paper", dict(embed_dim=0), r"^MGTConfig.embed_dim must be an integer >= 1, got 0$"),
+    ("cnn", dict(channels=(4, 0)), r"^CNNConfig.channels\[1\] must be an integer >= 1, got 0$"),
+    ("cnn", dict(image_size=8), r"^CNNConfig.image_size must be an integer >= 16 \(at least 8, and each of the 4 "
+                                r"blocks halves it\), got 8$"),
+    ("cnn", dict(line_width=2), r"^CNNConfig.line_width must be odd \(lines widen symmetrically\), got 2$"),
+    ("cnn", dict(dropout=-0.1), r"^CNNConfig.dropout must be a probability in \[0, 1\), got -0.1$"),
+    ("bigru", dict(hidden=0), r"^BiGRUConfig.hidden must be an integer >= 1, got 0$"),
+    ("bigru", dict(layers=0), r"^BiGRUConfig.layers must be an integer >= 1, got 0$"),
+    ("bigru", dict(classifier=(0,)), r"^BiGRUConfig.classifier\[0\] must be an integer >= 1, got 0$"),
+    ("bigru", dict(coord_norm="box"), r"^BiGRUConfig.coord_norm must be 'none' or 'unit', got 'box'$"),
+])
+def test_config_sizes_and_rates_are_checked_by_name(preset, fields, message):
+    """Sizes < 1, non-integers, bools and out-of-range dropouts used to build (``heads=0``, ``layers=-1``,
+    ``embed_dim=0`` trained) or fail deep inside torch; each is refused naming its field."""
+    with pytest.raises(ValueError, match=message):
+        build_model(preset, 5, **fields)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_config_passes_its_checks(name):
+    """Every registry preset's config (and a 1-class one) passes the range checks, without building weights."""
+    from sketchgraph.model.registry import ARCHS
+
+    preset = PRESETS[name]
+    cfg = ARCHS[preset.arch][0](**preset.fields, num_classes=1, preset=name)
+    assert cfg.num_classes == 1
+
+
 def _one_sketch(strokes):
     """Batch of one sketch from a list of strokes [(x, y), ...]."""
     pts = np.concatenate([np.asarray(s, dtype=np.float32) for s in strokes])

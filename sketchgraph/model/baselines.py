@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ..batch import Batch
 from ..graph import FLAG_CONTINUE, FLAG_PAD
-from .mgt import _mlp, normalize_coords
+from .mgt import _mlp, _widths, check_int, check_probability, normalize_coords
 
 __all__ = ["rasterize_batch", "CNNConfig", "SketchCNN", "BiGRUConfig", "BiGRU"]
 
@@ -79,7 +79,16 @@ class CNNConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        self.channels = tuple(self.channels)
+        """Check every field (``ValueError`` messages start with ``CNNConfig.<field>``): integer sizes >= 1, an
+        ``image_size`` that survives one halving per block, an odd ``line_width``, a dropout in [0, 1)."""
+        self.channels = _widths("CNNConfig", "channels", self.channels)
+        check_int("CNNConfig", "num_classes", self.num_classes, 1)
+        check_int("CNNConfig", "line_width", self.line_width, 1)
+        if self.line_width % 2 == 0:
+            raise ValueError(f"CNNConfig.line_width must be odd (lines widen symmetrically), got {self.line_width}")
+        check_int("CNNConfig", "image_size", self.image_size, max(8, 2 ** len(self.channels)),
+                  f" (at least 8, and each of the {len(self.channels)} blocks halves it)")
+        check_probability("CNNConfig", "dropout", self.dropout)
 
 
 class SketchCNN(nn.Module):
@@ -122,9 +131,14 @@ class BiGRUConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        self.classifier = tuple(self.classifier)
+        """Check every field (``ValueError`` messages start with ``BiGRUConfig.<field>``): integer sizes >= 1,
+        classifier widths >= 1, a dropout in [0, 1), a known ``coord_norm``."""
+        self.classifier = _widths("BiGRUConfig", "classifier", self.classifier)
         if self.coord_norm not in ("none", "unit"):
-            raise ValueError(f"coord_norm must be 'none' or 'unit', got {self.coord_norm!r}")
+            raise ValueError(f"BiGRUConfig.coord_norm must be 'none' or 'unit', got {self.coord_norm!r}")
+        for name in ("num_classes", "embed_dim", "hidden", "layers"):
+            check_int("BiGRUConfig", name, getattr(self, name), 1)
+        check_probability("BiGRUConfig", "dropout", self.dropout)
 
 
 class BiGRU(nn.Module):

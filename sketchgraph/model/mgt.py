@@ -25,7 +25,9 @@ exactly padding-invariant (tested). Everything else in the ``mgt-paper`` preset 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -101,8 +103,11 @@ class MGTConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        self.relations = tuple(self.relations)
-        self.classifier = tuple(self.classifier)
+        """Check every field: a named choice, relation names, integer sizes >= 1 (``ffn_dim`` >= 0, ``head_dim``
+        None or >= 1), dropout probabilities in [0, 1), and a width the heads divide. ``ValueError`` messages start
+        with ``MGTConfig.<field>`` (training reports them as ``model.<field>``)."""
+        self.relations = _names("MGTConfig", "relations", self.relations)
+        self.classifier = _widths("MGTConfig", "classifier", self.classifier)
         choices = {
             "embed": ("concat", "sum"), "coord_norm": ("none", "unit"), "coord_features": ("xy", "xy+delta"),
             "layout": ("per_relation", "split_heads"),
@@ -113,9 +118,17 @@ class MGTConfig:
             if getattr(self, name) not in ok:
                 raise ValueError(f"MGTConfig.{name} must be one of {ok}, got {getattr(self, name)!r}")
         if not self.relations or any(r not in RELATIONS for r in self.relations):
-            raise ValueError(f"MGTConfig.relations must be names from {RELATIONS}, got {self.relations}")
+            raise ValueError(f"MGTConfig.relations must be names from {RELATIONS}, got {list(self.relations)}")
+        for name in ("num_classes", "embed_dim", "layers", "heads"):
+            check_int("MGTConfig", name, getattr(self, name), 1)
+        if self.head_dim is not None:
+            check_int("MGTConfig", "head_dim", self.head_dim, 1, " (or unset: width // heads)")
+        check_int("MGTConfig", "ffn_dim", self.ffn_dim, 0, " (0: the paper's one-Linear feed-forward)")
+        for name in ("dropout", "attn_dropout", "classifier_dropout"):
+            check_probability("MGTConfig", name, getattr(self, name))
         if self.head_dim is None and self.width % self.total_heads:
-            raise ValueError(f"width {self.width} is not divisible by {self.total_heads} heads; set head_dim")
+            raise ValueError(f"MGTConfig.heads: the width {self.width} is not divisible by {self.total_heads} heads; "
+                             "set head_dim")
 
     @property
     def width(self) -> int:
@@ -130,6 +143,35 @@ class MGTConfig:
     @property
     def head_width(self) -> int:
         return self.head_dim if self.head_dim is not None else self.width // self.total_heads
+
+
+def check_int(owner: str, name: str, value: Any, minimum: int, note: str = "") -> None:
+    """``ValueError`` ("``owner.name`` must be an integer >= minimum``note``, got ...") unless ``value`` is an integer
+    (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{owner}.{name} must be an integer >= {minimum}{note}, got {value!r}")
+
+
+def check_probability(owner: str, name: str, value: Any) -> None:
+    """``ValueError`` unless ``value`` is a number in [0, 1) (a dropout rate: 1 would drop everything; NaN fails)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{owner}.{name} must be a probability in [0, 1), got {value!r}")
+
+
+def _widths(owner: str, name: str, value: Any) -> tuple[int, ...]:
+    """``value`` (a list of layer widths, each an integer >= 1) as a tuple; ``ValueError`` otherwise."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{owner}.{name} must be a list of layer widths, got {value!r}")
+    for i, width in enumerate(value):
+        check_int(owner, f"{name}[{i}]", width, 1)
+    return tuple(value)
+
+
+def _names(owner: str, name: str, value: Any) -> tuple[str, ...]:
+    """``value`` (a list of names) as a tuple; ``ValueError`` for a lone string or a non-list."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{owner}.{name} must be a list of names, got {value!r}")
+    return tuple(value)
 
 
 def normalize_coords(coords: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
