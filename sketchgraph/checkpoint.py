@@ -416,7 +416,15 @@ def model_card(config: dict, name: str = "model") -> str:
         lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
     if tr:
         lines += ["", "## Training", ""]
-        if tr.get("command"):
+        commands = tr.get("commands") or []
+        if len(commands) > 1:  # a resumed run: every invocation, with the epoch it continued from
+            lines.append("Run in several invocations (each resumed the one before):")
+            lines.append("")
+            for c in commands:
+                start = {None: "first recorded", 0: "from the start"}.get(c.get("from_epoch"),
+                                                                         f"after epoch {c.get('from_epoch')}")
+                lines += [f"- {start}:", "", "  ```", f"  {c.get('command')}", "  ```", ""]
+        elif tr.get("command"):
             lines += ["```", str(tr["command"]), "```", ""]
         for key in ("epochs", "time_s", "hardware"):
             if key in tr:

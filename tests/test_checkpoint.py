@@ -258,3 +258,25 @@ def test_corrupt_resume_state_is_a_checkpoint_error(tmp_path, text, message):
     (path / "state.json").write_text(text)
     with pytest.raises(CheckpointError, match=message):
         load_train_state(path)
+
+
+@pytest.mark.parametrize("commands, expected", [
+    ([], ["```", "sketchgraph train a.toml --out r"]),
+    ([{"command": "sketchgraph train a.toml --out r", "from_epoch": 0}], ["```", "sketchgraph train a.toml --out r"]),
+    ([{"command": "sketchgraph train a.toml --out r", "from_epoch": 0},
+      {"command": "sketchgraph train a.toml --out r --resume", "from_epoch": 3}],
+     ["- from the start:", "  sketchgraph train a.toml --out r", "- after epoch 3:",
+      "  sketchgraph train a.toml --out r --resume"]),
+    ([{"command": "old", "from_epoch": None}, {"command": "new --resume", "from_epoch": 5}],
+     ["- first recorded:", "  old", "- after epoch 5:", "  new --resume"]),
+])
+def test_model_card_lists_every_invocation_of_a_resumed_run(commands, expected):
+    from sketchgraph.checkpoint import model_card
+
+    last = commands[-1]["command"] if commands else "sketchgraph train a.toml --out r"
+    card = model_card({"model": {"name": "mgt"}, "classes": ["a"],
+                       "training": {"command": last, "commands": commands, "epochs": 6}})
+    lines = card.splitlines()
+    at = [lines.index(e) for e in expected]  # each line present, in this order
+    assert at == sorted(at)
+    assert ("resumed the one before" in card) == (len(commands) > 1)
