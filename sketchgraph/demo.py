@@ -113,6 +113,7 @@ def _unique(stem: str, taken: set[str]) -> str:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add ``sketchgraph demo``'s arguments to ``p``: ``FILE...``, ``--out``, ``--checkpoint``, ``--top-k``."""
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="sketch files or folders of them (default: the bundled examples)")
     p.add_argument("--out", default="out/demo", help="folder for the PNGs (default out/demo)")

@@ -22,31 +22,50 @@ name        shape, dtype  meaning
 ``B`` and ``N`` are dynamic (``1 <= N``, valid points first in each row). The graph reads only the first
 ``MAX_POINTS`` (100) columns, the model's cap: a longer input cannot index past the position embeddings
 (which Python refuses and a traced graph cannot check), so cap drawings yourself to keep their last
-stroke's end flag. The relation
-masks are built *inside* the graph from ``flags`` by ``sketchgraph.graph.relation_masks`` itself (written
-with broadcast comparisons so it traces), so a client only has to simplify the
-drawing (``sketchgraph.preprocess.preprocess`` with the checkpoint's ``preprocessing``, or take
-Google's simplified data), cap it at ``max_points`` points and pad.
+stroke's end flag. The relation masks are built *inside* the graph from ``flags`` by
+``sketchgraph.graph.relation_masks`` itself (written with broadcast comparisons so it traces), so a client
+only has to preprocess the drawing as ``SketchClassifier.from_pretrained(checkpoint).preprocessing`` says
+and pad it. That preprocessing is the checkpoint's ``preprocessing`` *updated by* its
+``inference_preprocessing`` (the shipped ``spg20`` has ``{"cap": "adapt"}``: a drawing longer than
+``max_points`` after simplification is simplified again, not truncated); ``preprocessing`` alone gives
+other graphs and other scores for long drawings. ``prepare_inputs(classifier, sketches)`` gives the two
+arrays for any inputs ``SketchClassifier`` accepts.
 
-``prepare_inputs(classifier, sketches)`` gives these arrays for any inputs ``SketchClassifier`` accepts.
+Metadata: the file carries what a client needs besides the arrays, as JSON strings under the keys of
+``METADATA_KEYS``: ``classes`` (the ``C`` names, in logit order), ``preprocessing`` (the effective one above,
+``Preprocessing.to_dict()``) and ``relations`` (the masks the graph builds). An exported ``nn.Module`` (no
+checkpoint) has only ``relations``. ONNX stores them in the model's ``metadata_props``
+(``onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map``), TorchScript as extra files
+(``files = dict.fromkeys(METADATA_KEYS, ""); torch.jit.load(path, _extra_files=files)`` fills ``files``
+with bytes; ``json.loads`` reads either).
+
+The format follows the file name: ``.pt``, ``.pth`` and ``.ts`` (any case) are TorchScript, anything else
+ONNX. A TorchScript file runs on the CPU only: tracing fixes the device of the tensors the graph creates
+(positions, masks) to the CPU, so load it with ``map_location="cpu"`` and give it CPU tensors (ONNX runtimes
+choose their own device). The file is serialised in memory and then written atomically: a failed write
+(a full disk, a kill) leaves any earlier file of that name as it was, and parent folders are created only
+then.
 
 The export runs on a copy of the model in eval mode: attention takes the plain matmul-softmax path
-(identical numbers to the fused kernel) and ``BatchNorm`` models (``mgt-paper``) normalise every row
-with their running statistics, masking padding rows afterwards, which in eval mode equals the training
-code's valid-rows-only indexing. Only the ``dense`` attention backend exports (the DGL one is message
-passing over a graph built on the host). The exporter is PyTorch's TorchScript-based one
-(``dynamo=False``), which needs nothing beyond ``onnx``: ``pip install 'sketchgraph[onnx]'`` installs it and
-``onnxruntime`` (to run the exported model). TorchScript export needs neither.
+(the same numbers as the fused kernel up to float rounding, ~1e-6) and ``BatchNorm`` models (``mgt-paper``)
+normalise every row with their running statistics, masking padding rows afterwards, which in eval mode
+equals the training code's valid-rows-only indexing. Only the ``dense`` attention backend exports (the
+DGL one is message passing over a graph built on the host). The exporter is PyTorch's TorchScript-based
+one (``dynamo=False``), which needs nothing beyond ``onnx``: ``pip install 'sketchgraph[onnx]'`` installs it
+and ``onnxruntime`` (to run the exported model). TorchScript export needs neither.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib.util
+import io
+import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +75,40 @@ from torch import nn
 
 from .batch import Batch
 from .errors import MissingExtraError
+from .formats.base import atomic_write
 from .model.attention import GraphAttention
 from .model.mgt import MAX_POINTS, MGT, Norm
 
 __all__ = [
-    "ExportableMGT", "export_onnx", "export_torchscript", "prepare_inputs", "INPUT_NAMES",
-    "OUTPUT_NAMES",
+    "ExportableMGT", "export_onnx", "export_torchscript", "prepare_inputs", "INPUT_NAMES", "OUTPUT_NAMES",
+    "METADATA_KEYS", "TORCHSCRIPT_SUFFIXES", "MIN_OPSET", "MAX_OPSET", "output_format",
 ]
 
 MIN_OPSET = 14
+_TORCH_ONNX_CONSTANTS = getattr(torch.onnx, "_constants", None)
+#: the newest opset PyTorch's TorchScript-based exporter supports (20 with torch 2.13; it warns from 21 and fails
+#: from 24, after printing its whole IR)
+MAX_OPSET = int(getattr(_TORCH_ONNX_CONSTANTS, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET",
+                        getattr(_TORCH_ONNX_CONSTANTS, "ONNX_MAX_OPSET", 20)))
 INPUT_NAMES = ("coords", "flags")
 OUTPUT_NAMES = ("logits",)
+#: the JSON metadata an exported file carries (ONNX ``metadata_props``, TorchScript ``_extra_files``)
+METADATA_KEYS = ("classes", "preprocessing", "relations")
+#: output suffixes (compared in lower case) that ``sketchgraph export`` writes as TorchScript; others are ONNX
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts")
+
+# Warnings that tracing this model always gives and that are harmless; any other warning (a new tracer warning
+# after a model change, say) is shown. (category, message regex, module regex of the code that warns)
+_KNOWN_WARNINGS = (
+    # relation_masks' torch.as_tensor(flags) on a tensor that is already one: no constant is made
+    (torch.jit.TracerWarning, r"torch\.as_tensor results are registered as constants", r"sketchgraph\.graph"),
+    # MGT.embed's `N > MAX_POINTS` check: always False here, ExportableMGT cuts N to MAX_POINTS first
+    (torch.jit.TracerWarning, r"Converting a tensor to a Python boolean", r"sketchgraph\.model\.mgt"),
+    # torch's notices that the TorchScript tracer and exporter are deprecated
+    (DeprecationWarning, r"`torch\.jit\.trace", r""),
+    (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export", r""),
+    (DeprecationWarning, r"The feature will be removed", r"torch\.onnx"),
+)
 
 
 class _EvalBatchNorm(nn.Module):
@@ -78,6 +120,7 @@ class _EvalBatchNorm(nn.Module):
         self.norm = norm.norm
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """``x (B, N, D)`` float, ``valid (B, N)`` bool -> ``(B, N, D)``, zero on padding rows."""
         B, N, D = x.shape
         y = self.norm(x.reshape(B * N, D)).reshape(B, N, D)  # (B, N, D)
         return y * valid[..., None].to(y.dtype)
@@ -88,7 +131,7 @@ class ExportableMGT(nn.Module):
     ``Batch`` (masks included) from the two tensors, so it traces into one self-contained graph.
 
     The wrapped model is a deep copy in eval mode with export-friendly layers (see the module docstring); the
-    model passed in is not touched.
+    model passed in is not touched. ``TypeError`` for a model that is not an ``MGT``.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -106,26 +149,38 @@ class ExportableMGT(nn.Module):
         self.relations = tuple(net.relations)
 
     def forward(self, coords: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+        """``coords (B, N, 2)`` float, ``flags (B, N)`` int -> ``logits (B, C)``; columns past
+        ``MAX_POINTS`` are ignored."""
         coords, flags = coords[:, :MAX_POINTS], flags[:, :MAX_POINTS]  # the model's cap, kept in the traced graph
         return self.model(Batch.from_padded(coords, flags.long(), self.relations))  # (B, C)
 
 
-def _as_model(checkpoint_or_model: Any) -> nn.Module:
-    """A model from an ``nn.Module``, a ``SketchClassifier``, a checkpoint directory or a shipped name."""
-    from .checkpoint import load_checkpoint, unwrap_model
+def _load(checkpoint_or_model: Any) -> tuple[ExportableMGT, dict[str, str]]:
+    """The export wrapper of an ``nn.Module``, a ``SketchClassifier``, a checkpoint directory or a shipped name,
+    and the metadata to store with it (``METADATA_KEYS`` -> JSON; ``classes`` and ``preprocessing`` only when
+    they are known, i.e. not for a bare model)."""
+    from .checkpoint import unwrap_model
 
     if isinstance(checkpoint_or_model, nn.Module):
-        return unwrap_model(checkpoint_or_model)  # DDP / torch.compile wrappers
-    if hasattr(checkpoint_or_model, "model") and isinstance(checkpoint_or_model.model, nn.Module):
-        return unwrap_model(checkpoint_or_model.model)
-    from .predict import resolve_checkpoint
+        classifier, model = None, checkpoint_or_model
+    elif hasattr(checkpoint_or_model, "model") and isinstance(checkpoint_or_model.model, nn.Module):
+        classifier, model = checkpoint_or_model, checkpoint_or_model.model
+    else:
+        from .predict import SketchClassifier
 
-    model, _ = load_checkpoint(resolve_checkpoint(checkpoint_or_model))
-    return model
+        classifier = SketchClassifier.from_pretrained(checkpoint_or_model)  # preprocessing as predict applies it
+        model = classifier.model
+    wrapper = ExportableMGT(unwrap_model(model))  # DDP / torch.compile wrappers
+    metadata = {"relations": list(wrapper.relations)}
+    if classifier is not None:
+        metadata["classes"] = list(classifier.classes)
+        metadata["preprocessing"] = classifier.preprocessing.to_dict()
+    return wrapper, {key: json.dumps(value) for key, value in metadata.items()}
 
 
 def _example_inputs(max_points: int, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """A padded example batch: row 0 fills ``max_points`` with three strokes, row 1 is shorter (padding)."""
+    """A padded example batch, ``coords (batch, max_points, 2)`` and ``flags (batch, max_points)``: row 0 fills
+    ``max_points`` with three strokes, the other rows are shorter (padding)."""
     n, short = max_points, max(max_points // 2, 2)
     g = torch.Generator().manual_seed(0)
     coords = torch.rand(batch, n, 2, generator=g) * 255  # (B, N, 2)
@@ -140,8 +195,16 @@ def _example_inputs(max_points: int, batch: int = 2) -> tuple[torch.Tensor, torc
 
 
 def _check_max_points(max_points: int) -> None:
+    """``ValueError`` unless ``max_points`` (the traced example's length) is in ``2..MAX_POINTS``."""
     if not 2 <= max_points <= MAX_POINTS:
         raise ValueError(f"max_points must be in 2..{MAX_POINTS}, got {max_points}")
+
+
+def _check_opset(opset: int) -> None:
+    """``ValueError`` unless ``MIN_OPSET <= opset <= MAX_OPSET``."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset must be in {MIN_OPSET}..{MAX_OPSET} (older opsets cannot express the model's ops; "
+                         f"PyTorch's exporter supports none newer than {MAX_OPSET}), got {opset}")
 
 
 def _require_onnx() -> None:
@@ -154,81 +217,144 @@ def _require_onnx() -> None:
         )
 
 
-def _prepare(checkpoint_or_model: Any, path: str | os.PathLike) -> tuple[ExportableMGT, Path]:
-    """The export wrapper of the model, and ``path`` with its parent folders created."""
-    wrapper = ExportableMGT(_as_model(checkpoint_or_model))  # before any folder is made: loading may fail
+@contextlib.contextmanager
+def _tracing() -> Iterator[None]:
+    """No gradients, and the known harmless warnings of tracing (``_KNOWN_WARNINGS``) silenced; others show."""
+    with warnings.catch_warnings(), torch.no_grad():
+        for category, message, module in _KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", message, category, module)
+        yield
+
+
+def _write(path: str | os.PathLike, data: bytes) -> Path:
+    """``data`` written atomically to ``path`` (parent folders created now, not before): a failed write leaves
+    any earlier file there as it was, and no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return wrapper, path
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+    return path
 
 
 def export_onnx(
     checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS, opset: int = 17,
 ) -> Path:
     """Write an ONNX model with inputs ``coords (B, N, 2)`` float32, ``flags (B, N)`` int64 and output
-    ``logits (B, C)`` (dynamic ``B`` and ``N``; see the module docstring).
+    ``logits (B, C)`` (dynamic ``B`` and ``N``; see the module docstring), with ``METADATA_KEYS`` in its
+    ``metadata_props``.
 
     Args:
         checkpoint_or_model: an ``MGT``, a ``SketchClassifier``, a checkpoint directory or a shipped name.
-        path: the ``.onnx`` file to write (parent folders are created).
-        max_points: the point cap the example batch is traced at (the model's maximum, 100).
-        opset: ONNX opset version (>= 14).
+        path: the file to write, whatever its suffix (written atomically; parent folders are created).
+        max_points: the point cap the example batch is traced at (2..100; the axes stay dynamic).
+        opset: ONNX opset version, ``MIN_OPSET``..``MAX_OPSET`` (14..20 with torch 2.13).
 
     Returns:
-        ``path``.
+        ``path`` as a ``Path``.
 
     Raises:
+        ValueError: ``max_points`` or ``opset`` out of range (checked first; nothing is loaded or written).
         ModuleNotFoundError: ``onnx`` is not installed (``pip install 'sketchgraph[onnx]'``); nothing is written.
+        CheckpointError: the checkpoint is missing or broken.
+        TypeError: the model is not an MGT (the ``cnn`` and ``bigru`` baselines do not export).
+        RuntimeError: PyTorch's exporter failed.
+        OSError: the file cannot be written (an earlier file at ``path`` is left as it was).
     """
     _check_max_points(max_points)
+    _check_opset(opset)
     _require_onnx()
-    if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET} (older opsets cannot express the model's ops), got {opset}")
-    wrapper, path = _prepare(checkpoint_or_model, path)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about Python ints from shapes; the axes stay dynamic
+    import onnx
+
+    wrapper, metadata = _load(checkpoint_or_model)
+    buf = io.BytesIO()
+    with _tracing():
         torch.onnx.export(
-            wrapper, _example_inputs(max_points), str(path), dynamo=False, opset_version=opset,
+            wrapper, _example_inputs(max_points), buf, dynamo=False, opset_version=opset,
             input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
             dynamic_axes={"coords": {0: "batch", 1: "points"}, "flags": {0: "batch", 1: "points"},
                           "logits": {0: "batch"}},
         )
-    return path
+    proto = onnx.load_from_string(buf.getvalue())
+    onnx.helper.set_model_props(proto, metadata)
+    return _write(path, proto.SerializeToString())
 
 
 def export_torchscript(checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS) -> Path:
-    """Write a traced TorchScript module (``torch.jit.load(path)(coords, flags) -> logits``), same inputs as
-    ``export_onnx``; loads in C++ (libtorch) or Python without sketchgraph."""
+    """Write a traced TorchScript module, ``torch.jit.load(path)(coords (B, N, 2) float32, flags (B, N) int64)
+    -> logits (B, C)``, with ``METADATA_KEYS`` as extra files. It loads in C++ (libtorch) or Python without
+    sketchgraph, and runs on the CPU only (load it with ``map_location="cpu"``; see the module docstring).
+
+    Args:
+        checkpoint_or_model: an ``MGT``, a ``SketchClassifier``, a checkpoint directory or a shipped name.
+        path: the file to write, whatever its suffix (written atomically; parent folders are created).
+        max_points: the point cap the example batch is traced at (2..100; ``B`` and ``N`` stay dynamic).
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: ``max_points`` out of range (checked first; nothing is loaded or written).
+        CheckpointError: the checkpoint is missing or broken.
+        TypeError: the model is not an MGT.
+        OSError: the file cannot be written (an earlier file at ``path`` is left as it was).
+    """
     _check_max_points(max_points)
-    wrapper, path = _prepare(checkpoint_or_model, path)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    wrapper, metadata = _load(checkpoint_or_model)
+    with _tracing():
         traced = torch.jit.trace(wrapper, _example_inputs(max_points), check_trace=False)
-    traced.save(str(path))
-    return path
+    return _write(path, traced.save_to_buffer(_extra_files=metadata))
 
 
-def prepare_inputs(classifier: Any, sketches: Sequence[Any]) -> dict[str, np.ndarray]:
-    """``{"coords": (B, N, 2) float32, "flags": (B, N) int64}`` for an exported model: ``sketches`` (anything
-    ``SketchClassifier`` accepts) preprocessed with ``classifier``'s checkpoint settings, padded to the longest."""
-    batch = classifier.batch([classifier.sketch(x) for x in sketches]).to("cpu")
+def prepare_inputs(classifier: Any, sketches: Any) -> dict[str, np.ndarray]:
+    """``{"coords": (B, N, 2) float32, "flags": (B, N) int64}`` for an exported model: ``sketches`` preprocessed
+    with ``classifier``'s settings (``classifier.preprocessing``), padded to the longest (``N``).
+
+    ``sketches`` is a sequence of anything ``SketchClassifier`` accepts (a path item means that file's first
+    sketch), or one file path (every sketch of the file, as ``predict_batch`` reads it). One sketch that is not
+    in a sequence raises ``TypeError``; an unusable drawing raises ``SketchError``.
+    """
+    from .predict import _is_path, _read
+    from .sketch import Sketch
+
+    if _is_path(sketches):
+        items = list(_read(sketches))
+    elif isinstance(sketches, (str, bytes, dict, Sketch)) or (
+            isinstance(sketches, np.ndarray) and sketches.dtype != object):
+        raise TypeError(f"prepare_inputs takes a sequence of sketches or one file path, got a single "
+                        f"{type(sketches).__name__}: pass [sketch]")
+    else:
+        items = list(sketches)
+    batch = classifier.batch([classifier.sketch(x) for x in items]).to("cpu")
     return {"coords": batch.coords.numpy(), "flags": batch.flags.numpy()}
 
 
 # ---------------------------------------------------------------------------------- CLI
+def output_format(path: str | os.PathLike) -> str:
+    """``"torchscript"`` for a ``TORCHSCRIPT_SUFFIXES`` file name (``.pt``, ``.pth``, ``.ts``, any case), else
+    ``"onnx"``: the format ``sketchgraph export OUT`` writes without ``--format``."""
+    return "torchscript" if Path(path).suffix.lower() in TORCHSCRIPT_SUFFIXES else "onnx"
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", help="file to write (.onnx, or .pt for TorchScript)")
+    """Add ``sketchgraph export``'s arguments to ``p``: ``OUT``, ``--checkpoint``, ``--format``, ``--opset``."""
+    p.add_argument("output", help="file to write (.onnx; .pt, .pth or .ts for TorchScript)")
     p.add_argument("--checkpoint", default="spg20", help="checkpoint directory or shipped name (default spg20)")
     p.add_argument("--format", choices=("onnx", "torchscript"), default=None,
-                   help="default: from the output suffix (.pt / .ts -> torchscript, else onnx)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+                   help="default: from the output suffix, in any case (.pt / .pth / .ts -> torchscript, else onnx)")
+    p.add_argument("--opset", type=int, default=None,
+                   help=f"ONNX opset version, {MIN_OPSET}..{MAX_OPSET} (default 17; ONNX only)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``sketchgraph export OUT [--checkpoint NAME] [--format onnx|torchscript]``."""
-    fmt = args.format or ("torchscript" if Path(args.output).suffix in (".pt", ".ts") else "onnx")
+    """``sketchgraph export OUT [--checkpoint NAME] [--format onnx|torchscript] [--opset N]``; ``--opset`` with a
+    TorchScript output is refused (``ValueError``) before anything loads."""
+    fmt = args.format or output_format(args.output)
     if fmt == "onnx":
-        out = export_onnx(args.checkpoint, args.output, opset=args.opset)
+        out = export_onnx(args.checkpoint, args.output, opset=17 if args.opset is None else args.opset)
+    elif args.opset is not None:
+        why = "--format torchscript" if args.format else f"the suffix {Path(args.output).suffix}"
+        raise ValueError(f"--opset applies to ONNX only, and {args.output} is written as TorchScript ({why}); "
+                         "drop --opset, or write a .onnx file")
     else:
         out = export_torchscript(args.checkpoint, args.output)
     print(f"wrote {out} ({fmt}; inputs coords (B, N, 2) float32, flags (B, N) int64 -> logits (B, C))")

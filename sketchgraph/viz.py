@@ -1,9 +1,12 @@
 """Pictures of sketch graphs, predictions and attention maps (matplotlib, PNG).
 
-``draw_graph`` shows a sketch as the model sees it: its points (nodes, in the 255-pixel frame after
-preprocessing), the edges of chosen relations in distinct colours, and optionally the top
-predictions as a bar panel. ``plot_attention`` shows attention maps as a relations x heads grid.
-``draw_sketches`` lays out many drawings as a gallery (e.g. the misclassified ones), one colour per stroke.
+``draw_graph`` draws a sketch graph: its points (nodes, in the 255-pixel frame after preprocessing), the
+edges of chosen relations in distinct colours, and optionally the top predictions as a bar panel. To draw
+what a classifier's model sees, pass ``clf.graph(x)`` (or ``preprocessing=clf.preprocessing``): a raw sketch
+is otherwise preprocessed with the default ``Preprocessing()``, which may differ from a checkpoint's (the
+shipped ``spg20`` re-simplifies long drawings, ``cap="adapt"``, where the default truncates them).
+``plot_attention`` shows attention maps as a relations x heads grid. ``draw_sketches`` lays out many drawings
+as a gallery (e.g. the misclassified ones), one colour per stroke.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot`` global state), so these
 functions are safe to call from worker threads and need no display.
@@ -92,6 +95,16 @@ def _draw_predictions(ax, prediction: Sequence[Any], true_label: str | None) -> 
     ax.set_title("top predictions" + (f"  (true: {_short(true_label, 18)})" if true_label else ""), fontsize=12)
 
 
+def _canvas_axes(ax, lo: Sequence[float], hi: Sequence[float], margin: float) -> None:
+    """Frame ``ax`` on the box ``lo``..``hi`` (``(x, y)`` each) plus ``margin``, y pointing down as on a canvas,
+    equal aspect and no ticks."""
+    ax.set_xlim(lo[0] - margin, hi[0] + margin)
+    ax.set_ylim(hi[1] + margin, lo[1] - margin)  # inverted: canvas coordinates
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _save(fig: Figure, path: str | Path | None, dpi: int) -> Figure:
     if path is not None:
         path = Path(path)
@@ -115,16 +128,19 @@ def draw_graph(
     """Draw a sketch as a graph (and its predictions), optionally saving a PNG to ``path``.
 
     Args:
-        sketch_or_graph: a ``SketchGraph`` (drawn as is), or a ``Sketch`` / anything
-            ``sketch_from_obj`` accepts (preprocessed with ``preprocessing`` first).
-        relations: which relations' edges to draw, each in its ``RELATION_STYLE``.
+        sketch_or_graph: a ``SketchGraph`` of ``N`` nodes (drawn as is; ``clf.graph(x)`` is what a classifier's
+            model sees), or a ``Sketch`` / anything ``sketch_from_obj`` accepts (preprocessed with
+            ``preprocessing`` first: pass ``clf.preprocessing`` to match a checkpoint).
+        relations: which relations' edges to draw, each in its ``RELATION_STYLE``: one ``LineCollection`` per
+            relation of ``(E, 2, 2)`` segments, labelled with its legend text (``gid`` the relation).
         prediction: ranked ``Prediction`` objects, ``{"label", "score"}`` dicts or
             ``(label, score)`` pairs; adds a bar panel on the right.
         title: defaults to the sketch's label / key id and its node and stroke counts.
         size: figure size in inches; ``dpi`` sets the PNG resolution.
 
     Returns:
-        the matplotlib ``Figure`` (also written to ``path`` when given).
+        the matplotlib ``Figure`` (also written to ``path`` when given): the graph in ``fig.axes[0]``, the
+        predictions (when given) in ``fig.axes[1]``.
     """
     graph = _as_graph(sketch_or_graph, relations, preprocessing)
     xy = graph.coords  # (N, 2), y grows downwards as on a canvas
@@ -139,7 +155,7 @@ def draw_graph(
         style = dict(RELATION_STYLE.get(rel, dict(color="#9467bd", linestyle="-", linewidth=1.0, alpha=0.7)))
         label = style.pop("label", rel)
         segs = xy[_edges(graph, rel)]  # (E, 2, 2)
-        ax.add_collection(LineCollection(segs, zorder=1 if rel != "full" else 0, **style))
+        ax.add_collection(LineCollection(segs, zorder=1 if rel != "full" else 0, label=label, gid=rel, **style))
         handles.append(Line2D([], [], label=label, **style))
     ends = graph.flags == FLAG_END
     ax.scatter(xy[~ends, 0], xy[~ends, 1], s=14, c="#222222", zorder=3)
@@ -152,12 +168,7 @@ def draw_graph(
                label="first point"),
     ]
     lo, hi = xy.min(0), xy.max(0)
-    margin = 0.06 * float(max(hi - lo)) + 1.0
-    ax.set_xlim(lo[0] - margin, hi[0] + margin)
-    ax.set_ylim(hi[1] + margin, lo[1] - margin)  # inverted: canvas coordinates
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _canvas_axes(ax, lo, hi, 0.06 * float(max(hi - lo)) + 1.0)
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=9, frameon=False)
     if title is None:
         name = graph.label or graph.key_id or "sketch"
@@ -203,8 +214,6 @@ def draw_sketches(
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     colours = [f"C{i}" for i in range(10)]
     for i, ax in enumerate(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
         if i >= len(items):
             ax.set_axis_off()
             continue
@@ -214,10 +223,7 @@ def draw_sketches(
             ax.plot(xy[:, 0], xy[:, 1], "-", color=colours[k % len(colours)], linewidth=1.2,
                     marker="o" if len(xy) == 1 else None, markersize=2)
         x0, y0, x1, y1 = sketch.bounds
-        margin = 0.06 * max(x1 - x0, y1 - y0, 1.0)
-        ax.set_xlim(x0 - margin, x1 + margin)
-        ax.set_ylim(y1 + margin, y0 - margin)  # inverted: canvas coordinates
-        ax.set_aspect("equal")
+        _canvas_axes(ax, (x0, y0), (x1, y1), 0.06 * max(x1 - x0, y1 - y0, 1.0))
         default = f"{_short(sketch.label or sketch.key_id or i, 16)} ({counted(len(sketch.strokes), 'stroke')})"
         ax.set_title(titles[i] if titles is not None else default, fontsize=8)
     return _save(fig, path, dpi)
@@ -237,20 +243,33 @@ def plot_attention(
 
     Args:
         maps: ``{relation: (layers, heads, N, N)}`` (``SketchClassifier.attention_maps``); entry
-            ``[l, h, i, j]`` is how much query node ``i`` attends to key node ``j``.
-        layer: which layer (negative counts from the last).
-        heads: which heads (all by default).
+            ``[l, h, i, j]`` is how much query node ``i`` attends to key node ``j``. Every relation has the
+            same shape.
+        layer: which layer, ``-layers <= layer < layers`` (negative counts from the last).
+        heads: which heads, each ``0 <= h < heads``; at least one (all by default).
         cell: inches per panel.
 
     Returns:
-        the ``Figure`` (also written to ``path`` as PNG when given).
+        the ``Figure`` (also written to ``path`` as PNG when given): panel ``(r, c)`` (``fig.axes[r * len(heads)
+        + c]``, row label the relation, column title ``head h``) shows ``maps[relation][layer, h]``; the last
+        axes is the colour bar.
+
+    Raises:
+        ValueError: no maps, maps of different shapes or not 4-D, ``layer`` or a head out of range, or no heads.
     """
     rels = list(maps)
     if not rels:
         raise ValueError("no attention maps to plot")
     arrays = {r: np.asarray(maps[r]) for r in rels}
+    shapes = {r: a.shape for r, a in arrays.items()}
+    if len(set(shapes.values())) != 1 or arrays[rels[0]].ndim != 4:
+        raise ValueError(f"attention maps must all be (layers, heads, N, N), got {shapes}")
     n_layers, n_heads = arrays[rels[0]].shape[:2]
-    heads = list(range(n_heads)) if heads is None else list(heads)
+    if not -n_layers <= layer < n_layers:
+        raise ValueError(f"layer {layer} out of range: the maps have {n_layers} layers (-{n_layers}..{n_layers - 1})")
+    heads = list(range(n_heads)) if heads is None else [int(h) for h in heads]
+    if not heads or not all(0 <= h < n_heads for h in heads):
+        raise ValueError(f"heads must name at least one head in 0..{n_heads - 1}, got {heads}")
     fig = Figure(figsize=(cell * len(heads) + 0.8, cell * len(rels) + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rels), len(heads), squeeze=False))
     vmax = max(float(arrays[r][layer][heads].max()) for r in rels) or 1.0

@@ -1,28 +1,50 @@
-"""ONNX / TorchScript export: the exported graph gives PyTorch's logits (dynamic batch and length, padding),
-its traceable masks equal ``relation_masks``, and the shipped checkpoint exports."""
+"""ONNX / TorchScript export: the exported graph gives PyTorch's logits (dynamic batch and length, padding,
+padding-only rows, every preset family), the relation masks it builds from ``flags`` equal ``relation_masks``,
+the files carry their classes, preprocessing and relations, writes are atomic, and the shipped checkpoint
+exports."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
+import os
 import re
+import subprocess
 import sys
+import textwrap
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from sketchgraph import export as export_module
 from sketchgraph.batch import Batch
 from sketchgraph.errors import CheckpointError
 from sketchgraph.examples import example_paths
-from sketchgraph.export import export_onnx, export_torchscript, main, prepare_inputs
-from sketchgraph.graph import FLAG_END, FLAG_PAD
+from sketchgraph.export import (
+    MAX_OPSET,
+    METADATA_KEYS,
+    ExportableMGT,
+    export_onnx,
+    export_torchscript,
+    main,
+    output_format,
+    prepare_inputs,
+)
+from sketchgraph.formats import write_ndjson
+from sketchgraph.graph import FLAG_END, FLAG_PAD, RELATIONS, GraphSpec, relation_masks
 from sketchgraph.model import build_model
+from sketchgraph.model.attention import GraphAttention
 from sketchgraph.predict import SHIPPED_CHECKPOINT, SketchClassifier, resolve_checkpoint
+from sketchgraph.preprocess import Preprocessing, preprocess
 from sketchgraph.sketch import Sketch
 
 ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 TOL = 1e-4
 
@@ -43,11 +65,34 @@ def inputs() -> list:
     return [*example_paths(), *varied_sketches()]
 
 
-def run_onnx(path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+def onnx_runner(path):
+    """``feeds -> logits`` with onnxruntime on the CPU; checks the graph's input and output names."""
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["coords", "flags"]
     assert [o.name for o in sess.get_outputs()] == ["logits"]
-    return sess.run(None, feeds)[0]
+    return lambda feeds: sess.run(None, feeds)[0]
+
+
+def jit_load(path, **kwargs) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` without its deprecation notice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.load` is deprecated", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu", **kwargs)
+
+
+def torchscript_runner(path):
+    """``feeds -> logits`` with the TorchScript module loaded on the CPU."""
+    module = jit_load(path)
+
+    def run(feeds):
+        with torch.inference_mode():
+            return module(torch.from_numpy(feeds["coords"]), torch.from_numpy(feeds["flags"])).numpy()
+
+    return run
+
+
+def run_onnx(path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    return onnx_runner(path)(feeds)
 
 
 def torch_logits(clf: SketchClassifier, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -57,19 +102,32 @@ def torch_logits(clf: SketchClassifier, feeds: dict[str, np.ndarray]) -> np.ndar
         return clf.model(batch).numpy()
 
 
-def check_parity(clf: SketchClassifier, onnx_path) -> None:
-    """Full padded batch, a sub-batch of different size and length, and one sketch alone."""
+def with_padding_row(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` plus a last row that is all padding (no valid point)."""
+    n = feeds["flags"].shape[1]
+    return {"coords": np.concatenate([feeds["coords"], np.zeros((1, n, 2), np.float32)]),
+            "flags": np.concatenate([feeds["flags"], np.full((1, n), FLAG_PAD, np.int64)])}
+
+
+def check_parity(clf: SketchClassifier, run) -> None:
+    """``run(feeds) -> logits`` (an exported model) against PyTorch: the full padded batch, a padding-only row,
+    a sub-batch of different size and length, one sketch alone; and the ranking of ``predict_batch``."""
     xs = inputs()
     feeds = prepare_inputs(clf, xs)
     assert feeds["coords"].dtype == np.float32 and feeds["flags"].dtype == np.int64
     lengths = (feeds["flags"] != FLAG_PAD).sum(1)
     assert lengths.min() == 1 and lengths.max() == clf.preprocessing.max_points  # padding really happens
-    full = run_onnx(onnx_path, feeds)
+    full = run(feeds)
     assert full.shape == (len(xs), clf.num_classes)
     np.testing.assert_allclose(full, torch_logits(clf, feeds), atol=TOL, rtol=0)
+    padded = with_padding_row(feeds)
+    got = run(padded)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, torch_logits(clf, padded), atol=TOL, rtol=0)
+    np.testing.assert_allclose(got[:-1], full, atol=1e-5, rtol=0)  # the empty row changes no other row
     for part in (xs[1:4], xs[-2:-1]):  # other B and N than the traced example
         sub = prepare_inputs(clf, part)
-        np.testing.assert_allclose(run_onnx(onnx_path, sub), torch_logits(clf, sub), atol=TOL, rtol=0)
+        np.testing.assert_allclose(run(sub), torch_logits(clf, sub), atol=TOL, rtol=0)
     # the exported model ranks like the classifier itself
     probs = torch.softmax(torch.from_numpy(full), -1)
     expected = clf.predict_batch(xs, top_k=3)
@@ -77,8 +135,21 @@ def check_parity(clf: SketchClassifier, onnx_path) -> None:
         assert [clf.classes[i] for i in p.topk(3).indices.tolist()] == [r.label for r in ranked]
 
 
+def read_metadata(path) -> dict[str, dict]:
+    """The JSON metadata of an exported file as a client reads it: ``{"onnx": ..., "onnxruntime": ...}`` for an
+    ONNX file, ``{"torchscript": ...}`` for a TorchScript one; each ``{key: decoded value}``."""
+    if output_format(path) == "onnx":
+        props = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+        custom = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        return {"onnx": props, "onnxruntime": {k: json.loads(v) for k, v in custom.custom_metadata_map.items()}}
+    files = dict.fromkeys(METADATA_KEYS, "")
+    jit_load(path, _extra_files=files)
+    return {"torchscript": {k: json.loads(v) for k, v in files.items() if v}}
+
+
 # ------------------------------------------------------------------------------------------ masks
 def random_flags(rng: np.random.Generator, B: int, N: int) -> torch.Tensor:
+    """``(B, N)`` int64 flags: row 0 fills ``N``, the others random lengths 1..N, strokes ending at random."""
     flags = np.full((B, N), FLAG_PAD, dtype=np.int64)
     for b in range(B):
         n = int(rng.integers(1, N + 1)) if b else N  # row 0 unpadded
@@ -88,48 +159,185 @@ def random_flags(rng: np.random.Generator, B: int, N: int) -> torch.Tensor:
     return torch.from_numpy(flags)
 
 
+class StackedMasks(torch.nn.Module):
+    """``flags (B, N) -> (B, R, N, N)`` bool: ``relation_masks`` of every relation, as the exported graph builds
+    them (padding rows with self-loops)."""
+
+    def forward(self, flags: torch.Tensor) -> torch.Tensor:
+        masks = relation_masks(flags, RELATIONS, pad_self_loops=True)
+        return torch.stack([masks[r] for r in RELATIONS], 1)
+
+
+def test_traced_masks_equal_relation_masks(tmp_path):
+    """The masks traced into ONNX (at one B and N) equal ``relation_masks`` run in Python at other sizes, with
+    1-point rows and a padding-only row: the broadcast comparisons trace without baking in the example's shape."""
+    path = tmp_path / "masks.onnx"
+    with export_module._tracing():
+        torch.onnx.export(StackedMasks(), (random_flags(np.random.default_rng(0), 2, 12),), str(path),
+                          dynamo=False, input_names=["flags"], output_names=["masks"],
+                          dynamic_axes={"flags": {0: "batch", 1: "points"}, "masks": {0: "batch", 2: "n", 3: "n"}})
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for B, N in [(1, 1), (3, 2), (4, 7), (6, 40), (2, 100)]:
+        flags = random_flags(rng, B, N)
+        if B > 2:
+            flags[-1] = FLAG_PAD  # a padding-only row
+        (got,) = sess.run(None, {"flags": flags.numpy()})
+        expected = StackedMasks()(flags).numpy()
+        assert got.shape == (B, len(RELATIONS), N, N) and got.dtype == np.bool_
+        np.testing.assert_array_equal(got, expected, err_msg=f"B={B} N={N}")
+
+
 # ------------------------------------------------------------------------------------------ parity
 def test_onnx_parity_tiny_checkpoint(tiny_checkpoint, tmp_path):
     clf = SketchClassifier.from_pretrained(tiny_checkpoint)
     path = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx")
     assert path.is_file()
-    check_parity(clf, path)
+    check_parity(clf, onnx_runner(path))
 
 
-def test_onnx_parity_batchnorm_preset(tmp_path):
-    """The paper's architecture (BatchNorm over valid nodes, per-relation attention), non-trivial statistics."""
-    torch.manual_seed(1)
-    model = build_model("mgt-paper", num_classes=4, embed_dim=16, heads=2, layers=2, classifier=(32,))
+def _random_batchnorm_statistics(model: torch.nn.Module) -> None:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-1, 1)
                 m.running_var.uniform_(0.5, 2.0)
-    clf = SketchClassifier(model, ["a", "b", "c", "d"])
-    check_parity(clf, export_onnx(model, tmp_path / "paper.onnx"))
+
+
+@pytest.mark.parametrize("preset", ["mgt-paper", "gt-full"])
+def test_parity_of_both_formats_across_presets(preset, tmp_path):
+    """The paper's architecture (BatchNorm over valid nodes, per-relation attention, non-trivial statistics) and
+    the plain Transformer over the ``full`` relation, in ONNX and TorchScript."""
+    torch.manual_seed(1)
+    model = build_model(preset, num_classes=4, embed_dim=16, heads=2, layers=2, classifier=(32,))
+    _random_batchnorm_statistics(model)
+    clf = SketchClassifier(model, ["a", "b", "c", "d"], graph_spec=GraphSpec(model.relations))
+    check_parity(clf, onnx_runner(export_onnx(model, tmp_path / "m.onnx")))
+    check_parity(clf, torchscript_runner(export_torchscript(model, tmp_path / "m.pt")))
     assert not model.training  # SketchClassifier put it in eval; export worked on a copy
     assert all(a.fused for a in model.modules() if hasattr(a, "fused"))  # the original is untouched
 
 
-def test_onnx_parity_shipped_checkpoint(tmp_path):
+def test_shipped_checkpoint_exports_with_its_effective_preprocessing(tmp_path):
+    """Both formats of ``spg20`` match PyTorch, and their metadata hold the classes, the relations and the
+    preprocessing ``predict`` applies: the checkpoint's ``preprocessing`` updated by ``inference_preprocessing``
+    (``cap: adapt``). A client that preprocesses with that metadata gets ``predict``'s graph and scores for a
+    drawing longer than the cap (the checkpoint's ``preprocessing`` alone would truncate it)."""
     try:
-        resolve_checkpoint(SHIPPED_CHECKPOINT)
+        path = resolve_checkpoint(SHIPPED_CHECKPOINT)
     except CheckpointError as exc:
         pytest.fail(f"the shipped checkpoint must be in the repository (checkpoints/{SHIPPED_CHECKPOINT}): {exc}")
-    clf = SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT, cap="truncate")  # a drawing at the full cap
-    check_parity(clf, export_onnx(SHIPPED_CHECKPOINT, tmp_path / f"{SHIPPED_CHECKPOINT}.onnx"))
+    config = json.loads((path / "config.json").read_text())
+    clf = SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT)
+    assert config["inference_preprocessing"] == {"cap": "adapt"} and config["preprocessing"]["cap"] == "truncate"
+    onnx_path = export_onnx(SHIPPED_CHECKPOINT, tmp_path / f"{SHIPPED_CHECKPOINT}.onnx")
+    ts_path = export_torchscript(SHIPPED_CHECKPOINT, tmp_path / f"{SHIPPED_CHECKPOINT}.pt")
+    truncating = SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT, cap="truncate")  # a drawing at the full cap
+    check_parity(truncating, onnx_runner(onnx_path))
+    check_parity(truncating, torchscript_runner(ts_path))
+
+    expected = {"classes": clf.classes, "preprocessing": {**config["preprocessing"], "cap": "adapt"},
+                "relations": list(clf.graph_spec.relations)}
+    assert expected["preprocessing"] == clf.preprocessing.to_dict()
+    for path_ in (onnx_path, ts_path):
+        for reader, meta in read_metadata(path_).items():
+            assert meta == expected, reader
+
+    # a client's recipe from the metadata alone: preprocess, pad, run
+    meta = read_metadata(onnx_path)["onnxruntime"]
+    zigzag = varied_sketches()[1]
+    simplified = preprocess(zigzag, Preprocessing.from_dict(meta["preprocessing"]))
+    n = simplified.num_points
+    assert n == clf.graph(zigzag).num_nodes < 100  # re-simplified to fit, not truncated at 100
+    feeds = prepare_inputs(clf, [zigzag])
+    np.testing.assert_array_equal(feeds["coords"][0, :n], simplified.points())
+    probs = torch.softmax(torch.from_numpy(onnx_runner(onnx_path)(feeds)), -1)[0]
+    top = clf.predict(zigzag, top_k=1)[0]
+    assert meta["classes"][int(probs.argmax())] == top.label and abs(float(probs.max()) - top.score) < 1e-4
 
 
 def test_torchscript_parity(tiny_checkpoint, tmp_path):
     clf = SketchClassifier.from_pretrained(tiny_checkpoint)
-    module = torch.jit.load(str(export_torchscript(clf, tmp_path / "tiny.pt")))
-    for part in (inputs(), inputs()[2:5]):
-        feeds = prepare_inputs(clf, part)
-        with torch.inference_mode():
-            got = module(torch.from_numpy(feeds["coords"]), torch.from_numpy(feeds["flags"])).numpy()
-        np.testing.assert_allclose(got, torch_logits(clf, feeds), atol=TOL, rtol=0)
+    check_parity(clf, torchscript_runner(export_torchscript(clf, tmp_path / "tiny.pt")))
 
 
+def test_metadata_of_a_checkpoint_a_classifier_and_a_bare_model(tiny_checkpoint, tmp_path):
+    """A checkpoint or a ``SketchClassifier`` gives every ``METADATA_KEYS`` entry (the classifier's own
+    preprocessing, ``cap`` override included); a bare model knows only its relations."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint, cap="adapt")
+    relations = list(clf.graph_spec.relations)
+    for source, expected in [
+        (tiny_checkpoint, {"classes": clf.classes, "preprocessing": Preprocessing().to_dict(), "relations": relations}),
+        (clf, {"classes": clf.classes, "preprocessing": clf.preprocessing.to_dict(), "relations": relations}),
+        (clf.model, {"relations": relations}),
+    ]:
+        for suffix in (".onnx", ".pt"):
+            path = tmp_path / f"m{suffix}"
+            (export_onnx if suffix == ".onnx" else export_torchscript)(source, path)
+            for reader, meta in read_metadata(path).items():
+                assert meta == expected, (type(source).__name__, reader)
+    assert set(METADATA_KEYS) == {"classes", "preprocessing", "relations"}
+
+
+# ------------------------------------------------------------------------------------------ writing
+def _previous(tmp_path, name: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(b"an earlier export, still in use")
+    return path
+
+
+def test_a_failed_write_leaves_the_earlier_file_and_no_temporary_file(tiny_checkpoint, tmp_path, monkeypatch):
+    """The file is serialised in memory and renamed into place: when the write fails, the file that was there is
+    byte for byte as it was, and no temporary file is left beside it."""
+    def fail(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    for name, export in (("m.onnx", export_onnx), ("m.pt", export_torchscript)):
+        path = _previous(tmp_path, name)
+        with pytest.raises(OSError, match="No space left"):
+            export(tiny_checkpoint, path)
+        assert path.read_bytes() == b"an earlier export, still in use"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.pt"]
+
+
+def test_a_write_cut_short_by_the_file_size_limit_keeps_the_earlier_files(tiny_checkpoint, tmp_path):
+    """A real short write (``ulimit -f``, as on a full disk): each format fails with one error line and leaves
+    the earlier, loadable file; the TorchScript writer does not abort the process."""
+    good = {name: export(tiny_checkpoint, tmp_path / name)
+            for name, export in (("m.onnx", export_onnx), ("m.pt", export_torchscript))}
+    before = {name: path.read_bytes() for name, path in good.items()}
+    limit = min(len(b) for b in before.values()) // 2
+    code = textwrap.dedent("""
+        import resource, sys
+        from sketchgraph.export import main
+        limit, onnx_out, pt_out, checkpoint = sys.argv[1:]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+        sys.exit(10 * main([onnx_out, "--checkpoint", checkpoint]) + main([pt_out, "--checkpoint", checkpoint]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(limit), str(good["m.onnx"]), str(good["m.pt"]),
+                           str(tiny_checkpoint)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DGLBACKEND": "pytorch"})
+    assert proc.returncode == 11, proc.stderr[-2000:]
+    assert proc.stderr.splitlines() == ["sketchgraph export: error: [Errno 27] File too large"] * 2
+    assert {name: path.read_bytes() for name, path in good.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.pt"]
+    check_parity(SketchClassifier.from_pretrained(tiny_checkpoint), onnx_runner(good["m.onnx"]))
+
+
+def test_folders_are_made_only_when_the_file_is_written(tiny_checkpoint, tmp_path, monkeypatch):
+    def exporter(*args, **kwargs):
+        raise RuntimeError("the exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", exporter)
+    with pytest.raises(RuntimeError, match="the exporter failed"):
+        export_onnx(tiny_checkpoint, tmp_path / "new" / "dir" / "m.onnx")
+    assert not list(tmp_path.iterdir())
+    monkeypatch.undo()
+    assert export_onnx(tiny_checkpoint, tmp_path / "new" / "dir" / "m.onnx").is_file()
+
+
+# ------------------------------------------------------------------------------------------ settings and CLI
 def test_cli_entry_point(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "m.onnx"
     assert main([str(out), "--checkpoint", str(tiny_checkpoint)]) == 0
@@ -145,6 +353,47 @@ def test_cli_entry_point_reports_a_bad_checkpoint_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("name, fmt", [
+    ("m.pt", "torchscript"), ("m.PT", "torchscript"), ("m.pth", "torchscript"), ("m.Pth", "torchscript"),
+    ("m.ts", "torchscript"), ("m.TS", "torchscript"), ("m.onnx", "onnx"), ("m.ONNX", "onnx"), ("m", "onnx"),
+    ("m.bin", "onnx"), ("pt", "onnx"),
+])
+def test_the_format_follows_the_suffix_in_any_case(name, fmt):
+    assert output_format(name) == fmt
+
+
+def test_cli_writes_torchscript_for_any_case_of_its_suffixes(tiny_checkpoint, tmp_path, capsys):
+    for name in ("m.PT", "m.pth"):
+        assert main([str(tmp_path / name), "--checkpoint", str(tiny_checkpoint)]) == 0
+        assert f"wrote {tmp_path / name} (torchscript;" in capsys.readouterr().out
+        assert not onnx_bytes(tmp_path / name)
+        torchscript_runner(tmp_path / name)  # loads
+    assert main([str(tmp_path / "m.ONNX"), "--checkpoint", str(tiny_checkpoint)]) == 0
+    assert onnx_bytes(tmp_path / "m.ONNX")
+
+
+def onnx_bytes(path) -> bool:
+    try:
+        onnx.load(str(path))
+    except Exception:  # noqa: BLE001 - any parse error: not ONNX
+        return False
+    return True
+
+
+@pytest.mark.parametrize("args, says", [
+    (["m.pt", "--opset", "17"], "the suffix .pt"),
+    (["m.onnx", "--format", "torchscript", "--opset", "3"], "--format torchscript"),
+])
+def test_cli_refuses_opset_for_torchscript(tmp_path, capsys, args, says):
+    """``--opset`` is an ONNX setting: with a TorchScript output it is refused in one line, before the
+    checkpoint loads (this one does not exist) and before anything is written."""
+    argv = [str(tmp_path / args[0]), *args[1:], "--checkpoint", str(tmp_path / "nowhere")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sketchgraph export: error: --opset applies to ONNX only") and says in err
+    assert err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
 def test_rejects_models_without_attention(tmp_path):
     with pytest.raises(TypeError, match="only MGT"):
         export_onnx(build_model("bigru", num_classes=3), tmp_path / "x.onnx")
@@ -154,13 +403,36 @@ def test_rejects_models_without_attention(tmp_path):
 
 def test_bad_export_settings_are_refused(tmp_path):
     model = build_model("mgt", num_classes=3)
-    with pytest.raises(ValueError, match="opset must be >= 14"):
-        export_onnx(model, tmp_path / "x.onnx", opset=11)
+    for opset in (11, MAX_OPSET + 1, 99):
+        with pytest.raises(ValueError, match=rf"opset must be in 14\.\.{MAX_OPSET} .*got {opset}$"):
+            export_onnx(model, tmp_path / "new" / "x.onnx", opset=opset)
     with pytest.raises(ValueError, match="max_points"):
         export_torchscript(model, tmp_path / "x.pt", max_points=1)
     with pytest.raises(TypeError, match="ONNX or TorchScript"):
         export_torchscript(build_model("cnn", num_classes=3), tmp_path / "x.pt")
     assert not list(tmp_path.iterdir())
+
+
+def test_cli_refuses_an_opset_past_the_newest_in_one_line(tmp_path, capsys):
+    """Opset 24 fails inside torch's exporter after dumping its IR; it is refused before anything loads."""
+    out = tmp_path / "a" / "b" / "m.onnx"
+    assert main([str(out), "--opset", str(MAX_OPSET + 1)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"sketchgraph export: error: opset must be in 14..{MAX_OPSET} (older opsets cannot express the model's ops; "
+        f"PyTorch's exporter supports none newer than {MAX_OPSET}), got {MAX_OPSET + 1}\n")
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_newest_opset_exports(tiny_checkpoint, tmp_path):
+    """``MAX_OPSET`` is one torch's exporter supports: it exports without a warning, with the same logits."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = export_onnx(clf, tmp_path / "m.onnx", opset=MAX_OPSET)
+    run = onnx_runner(path)
+    feeds = prepare_inputs(clf, varied_sketches())
+    np.testing.assert_allclose(run(feeds), torch_logits(clf, feeds), atol=TOL, rtol=0)
 
 
 def test_exported_graph_reads_only_the_first_100_points(tiny_checkpoint, tmp_path):
@@ -172,6 +444,27 @@ def test_exported_graph_reads_only_the_first_100_points(tiny_checkpoint, tmp_pat
               "flags": np.concatenate([feeds["flags"], np.full((2, 7), FLAG_END, np.int64)], axis=1)}
     path = export_onnx(clf, tmp_path / "m.onnx")
     np.testing.assert_allclose(run_onnx(path, longer), run_onnx(path, feeds), atol=1e-6, rtol=0)
+
+
+def test_prepare_inputs_reads_every_sketch_of_one_file_path(tiny_checkpoint, tmp_path):
+    """One path (``str`` or ``Path``) means every sketch of the file, as in ``predict_batch``; one sketch
+    outside a sequence is a ``TypeError``."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    sketches = varied_sketches()[2:5]
+    path = tmp_path / "three.ndjson"
+    write_ndjson(sketches, path)
+    expected = prepare_inputs(clf, sketches)
+    for arg in (str(path), Path(path)):
+        got = prepare_inputs(clf, arg)
+        assert got["coords"].shape[0] == 3
+        for key in ("coords", "flags"):
+            np.testing.assert_array_equal(got[key], expected[key])
+    one = prepare_inputs(clf, [str(path)])  # a path item: that file's first sketch
+    assert one["coords"].shape[0] == 1
+    drawing = {"drawing": sketches[0].to_lists()}
+    for single in (sketches[0], drawing, json.dumps(drawing)):
+        with pytest.raises(TypeError, match="pass \\[sketch\\]"):
+            prepare_inputs(clf, single)
 
 
 def test_onnx_export_without_onnx_says_which_extra_to_install(tiny_checkpoint, tmp_path, monkeypatch, capsys):
@@ -200,3 +493,83 @@ def test_the_onnx_extra_holds_what_onnx_export_and_its_runtime_need():
         "project"]["optional-dependencies"]
     assert {re.match(r"[\w.-]+", r)[0] for r in extras["onnx"]} == {"onnx", "onnxruntime"}
     assert "sketchgraph[onnx]" in extras["dev"]  # dev installs the extra itself: the two cannot drift apart
+
+
+# ------------------------------------------------------------------------------------------ warnings
+def test_export_silences_only_the_known_tracer_warnings(tiny_checkpoint, tmp_path, monkeypatch):
+    """Tracing the model warns in two known, harmless places, and torch says its tracer is deprecated: none of
+    that reaches the user. Any other tracer warning (a model change that makes the trace depend on the example's
+    shape, say) does, even with the known text from elsewhere."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_onnx(clf, tmp_path / "m.onnx")
+        export_torchscript(clf, tmp_path / "m.pt")
+
+    original = Batch.from_padded
+
+    def from_padded(*args, **kwargs):
+        warnings.warn("Converting a tensor to a Python boolean might cause the trace to be incorrect",
+                      torch.jit.TracerWarning, stacklevel=2)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Batch, "from_padded", staticmethod(from_padded))
+    for export, name in ((export_torchscript, "n.pt"), (export_onnx, "n.onnx")):
+        with pytest.warns(torch.jit.TracerWarning, match="Converting a tensor to a Python boolean"):
+            export(clf, tmp_path / name)
+
+
+# ------------------------------------------------------------------------------------------ what the docs say
+def test_the_plain_attention_path_matches_the_fused_one_up_to_rounding():
+    """The module docstring says the export's matmul-softmax path gives the fused kernel's numbers up to float
+    rounding (~1e-6), not identical ones."""
+    clf = SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT)
+    batch = clf.batch([clf.sketch(p) for p in example_paths()])
+    plain = ExportableMGT(clf.model).model
+    with torch.inference_mode():
+        fused, unfused = clf.model(batch), plain(clf.batch([clf.sketch(p) for p in example_paths()]))
+    assert not any(m.fused for m in plain.modules() if isinstance(m, GraphAttention))
+    assert float((fused - unfused).abs().max()) < 1e-5
+    doc = export_module.__doc__
+    assert "identical numbers" not in doc and "up to float rounding" in doc
+
+
+def test_torchscript_is_cpu_only_as_documented(tiny_checkpoint):
+    """The traced graph creates its positions and masks on the CPU (a device fixed at trace time), which the
+    docstrings say; if a change makes the trace device-independent, update them."""
+    wrapper = ExportableMGT(SketchClassifier.from_pretrained(tiny_checkpoint).model)
+    with export_module._tracing():
+        traced = torch.jit.trace(wrapper, export_module._example_inputs(10), check_trace=False)
+    assert re.search(r'Device = prim::Constant\[value="cpu"\]', str(traced.inlined_graph))
+    assert "runs on the CPU only" in export_torchscript.__doc__
+    assert "runs on the CPU only" in export_module.__doc__
+
+
+def test_docstrings_state_the_recipe_and_the_errors():
+    doc = export_module.__doc__
+    assert "inference_preprocessing" in doc and "SketchClassifier.from_pretrained(checkpoint).preprocessing" in doc
+    assert ".pth" in doc and "any case" in doc
+    for function, errors in [
+        (export_onnx, ("ValueError", "ModuleNotFoundError", "CheckpointError", "TypeError", "RuntimeError", "OSError")),
+        (export_torchscript, ("ValueError", "CheckpointError", "TypeError", "OSError")),
+    ]:
+        raises = function.__doc__.split("Raises:")[1]
+        assert all(f"{e}:" in raises for e in errors), function.__name__
+        assert "Args:" in function.__doc__ and "Returns:" in function.__doc__
+    assert "--opset" in export_module.run_cli.__doc__
+
+
+@pytest.mark.parametrize("module", ["sketchgraph.export", "sketchgraph.viz", "sketchgraph.demo"])
+def test_public_functions_have_docstrings(module):
+    """Every public function and public method of a public class, ``forward`` included, has a docstring."""
+    mod = sys.modules.get(module) or __import__(module, fromlist=["_"])
+    missing = []
+    for name, obj in vars(mod).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != module:
+            continue
+        if inspect.isfunction(obj) and not inspect.getdoc(obj):
+            missing.append(name)
+        if inspect.isclass(obj):
+            missing += [f"{name}.{m}" for m, f in vars(obj).items()
+                        if inspect.isfunction(f) and (not m.startswith("_")) and not f.__doc__]
+    assert not missing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def test_quickstart_stored_without_outputs():
     assert any('from_pretrained("spg20")' in c.source for c in code)
 
 
+def test_quickstart_prose_names_the_calls_its_code_makes():
+    """The text before the predictions cell says which call reads the files (``clf.sketch``, the first drawing of
+    each) and which one preprocesses (``predict_batch``), as the code does."""
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "predictions" in c.metadata.get("tags", []))
+    prose, code = nb.cells[at - 1].source, nb.cells[at].source
+    assert "clf.sketch(p)" in code and "predict_batch(sketches" in code
+    assert "`clf.sketch(path)` reads a file's first drawing" in prose
+    assert "`predict_batch` reads" not in prose
+
+
 @pytest.mark.slow
 def test_quickstart_runs():
     from sketchgraph.errors import CheckpointError
@@ -57,7 +69,10 @@ def test_quickstart_runs():
     _python3_kernelspec()
     nb = nbformat.read(QUICKSTART, as_version=4)
     n_cells = len(nb.cells)
-    # one extra cell reports which interpreter ran the notebook
+    # two extra cells: the predictions as JSON (not parsed from the printed table), and the interpreter
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import json; print(json.dumps({p.name: [s.label, [x.label for x in preds]] "
+        "for p, s, preds in zip(paths, sketches, predictions)}))"))
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.prefix)"))
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120,
                                      resources={"metadata": {"path": str(REPO)}})
@@ -70,11 +85,14 @@ def test_quickstart_runs():
 
     classes = SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT).classes
     table = _text(next(c for c in code if "predictions" in c.metadata.get("tags", [])))
-    assert "top-1" in table
-    rows = {line.split()[0]: line for line in table.splitlines() if line.split()}
-    for path in example_paths():
-        top1 = rows[path.name][42:]  # the fixed-width "top-1" column
-        assert any(top1.startswith(c + " ") for c in classes), (path.name, table)
+    predictions = json.loads(_text(nb.cells[-2]))
+    paths = example_paths()
+    assert list(predictions) == [p.name for p in paths]
+    for name, (label, ranked) in predictions.items():
+        assert len(ranked) == 3 and set(ranked) <= set(classes), (name, ranked)
+        assert ranked[0] == label, (name, label, ranked)  # each example is recognised as its own class
+        assert any(line.split()[:1] == [name] and f" {ranked[0]} " in line for line in table.splitlines()), table
+    assert f"top-1 correct: {len(paths)} of {len(paths)}" in table
     images = [o for c in nb.cells[:n_cells] if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the graph drawing and the attention maps

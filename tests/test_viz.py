@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import matplotlib.colors as mcolors
 import numpy as np
 import pytest
+from matplotlib.collections import LineCollection
 from PIL import Image
 
+from sketchgraph import viz
+from sketchgraph.formats.base import canonical_label
 from sketchgraph.graph import GraphSpec, build_graph
 from sketchgraph.predict import Prediction, SketchClassifier
-from sketchgraph.preprocess import preprocess
+from sketchgraph.preprocess import Preprocessing, preprocess
 from sketchgraph.sketch import Sketch
 from sketchgraph.viz import RELATION_STYLE, _edges, draw_graph, draw_sketches, plot_attention
 
@@ -18,6 +22,29 @@ PREDS = [Prediction("house", 0.7, 3), Prediction("sun", 0.2, 4), Prediction("cat
 
 def legend_texts(fig) -> list[str]:
     return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def check_edge_styles(fig, graph, relations) -> None:
+    """The graph panel of ``fig`` has one edge collection per relation (``gid``), holding that relation's edges of
+    ``graph``, drawn in the colour and line style of its legend entry; relations differ in colour, and stroke
+    edges are solid where temporal edges are dashed."""
+    ax = fig.axes[0]
+    drawn = {c.get_gid(): c for c in ax.collections if isinstance(c, LineCollection)}
+    assert list(drawn) == list(relations)
+    handles = {h.get_label(): h for h in ax.get_legend().legend_handles}
+    colours = {}
+    for rel, collection in drawn.items():
+        assert len(collection.get_segments()) == len(_edges(graph, rel)) > 0, rel
+        handle = handles[collection.get_label()]
+        colours[rel] = mcolors.to_hex(collection.get_edgecolor()[0])
+        assert colours[rel] == mcolors.to_hex(handle.get_color()), rel
+        solid = collection.get_linestyle()[0][1] is None  # (offset, dash pattern): None for a solid line
+        assert solid == (handle.get_linestyle() == "-"), rel
+        if rel.startswith("stroke"):
+            assert solid, rel
+        if rel == "temporal":
+            assert not solid
+    assert len(set(colours.values())) == len(colours), colours  # every relation in its own colour
 
 
 @pytest.mark.parametrize("source", ["sketch", "graph", "lists"])
@@ -52,12 +79,34 @@ def test_long_names_are_shortened_and_the_true_class_matched_by_canonical_name()
     assert name == "The Great..." and rest == "1 stroke)"  # cut at a word boundary, within 16 characters
 
 
-@pytest.mark.parametrize("relations", [("stroke1",), ("stroke1", "temporal"), ("stroke2", "temporal", "full")])
-def test_legend_names_each_relation(relations):
-    fig = draw_graph(Sketch.from_strokes(HOUSE), relations=relations)
+@pytest.mark.parametrize("relations", [("stroke1",), ("stroke1", "temporal"), ("stroke2", "temporal", "full"),
+                                       ("stroke1", "stroke2", "temporal", "full")])
+def test_legend_names_each_relation_and_edges_match_it(relations):
+    sketch = Sketch.from_strokes(HOUSE)
+    fig = draw_graph(sketch, relations=relations, prediction=PREDS)
     texts = legend_texts(fig)
     assert all(RELATION_STYLE[r]["label"] in texts for r in relations)
     assert "point (node)" in texts and "stroke end" in texts
+    check_edge_styles(fig, build_graph(preprocess(sketch), GraphSpec(("stroke1",))), relations)
+
+
+def test_relation_styles_are_distinct():
+    """Stroke and temporal edges (and the others) never share a colour; only stroke edges are solid."""
+    colours = [mcolors.to_hex(s["color"]) for s in RELATION_STYLE.values()]
+    assert len(set(colours)) == len(colours)
+    assert RELATION_STYLE["temporal"]["linestyle"] != RELATION_STYLE["stroke1"]["linestyle"] == "-"
+
+
+def test_draw_graph_of_a_raw_sketch_uses_the_preprocessing_it_is_given():
+    """A raw sketch is preprocessed with ``preprocessing`` (default ``Preprocessing()``, which truncates); the
+    module docstring says to pass ``clf.graph(x)`` or ``clf.preprocessing`` to draw what a model sees."""
+    zigzag = Sketch.from_strokes([[list(range(0, 1500, 10)), [0 if i % 2 else 100 for i in range(150)]]])
+    adapt = Preprocessing(cap="adapt")
+    n = build_graph(preprocess(zigzag, adapt)).num_nodes
+    assert n < 100
+    assert draw_graph(zigzag).axes[0].get_title() == "sketch: 100 points, 1 stroke"
+    assert draw_graph(zigzag, preprocessing=adapt).axes[0].get_title() == f"sketch: {n} points, 1 stroke"
+    assert "clf.graph(x)" in viz.__doc__ and "as the model sees it" not in viz.__doc__
 
 
 @pytest.mark.parametrize("relation, expected", [
@@ -71,18 +120,62 @@ def test_edges_are_undirected_without_self_loops(relation, expected):
     assert len(pairs) == expected and np.all(pairs[:, 0] < pairs[:, 1])
 
 
+def check_attention_panels(fig, maps, layer: int, heads) -> None:
+    """Panel ``(r, c)`` shows ``maps[relation r][layer, heads[c]]``; rows are labelled with the relations in
+    ``maps`` order, columns ``head h``; the last axes is the colour bar."""
+    rels = list(maps)
+    panels = np.array(fig.axes[:-1]).reshape(len(rels), len(heads))
+    assert len(fig.axes) == len(rels) * len(heads) + 1
+    assert [ax.get_ylabel() for ax in panels[:, 0]] == rels
+    assert [ax.get_title() for ax in panels[0]] == [f"head {h}" for h in heads]
+    assert all(ax.get_ylabel() == "" for ax in panels[:, 1:].ravel())
+    assert all(ax.get_title() == "" for ax in panels[1:].ravel())
+    for r, rel in enumerate(rels):
+        for c, h in enumerate(heads):
+            np.testing.assert_array_equal(panels[r, c].get_images()[0].get_array(), maps[rel][layer, h])
+
+
 def test_plot_attention_from_classifier(tiny_checkpoint, tmp_path):
     clf = SketchClassifier.from_pretrained(tiny_checkpoint)
     maps = clf.attention_maps(Sketch.from_strokes(HOUSE))
     fig = plot_attention(maps, tmp_path / "attn.png", layer=0, dpi=40)
     heads = next(iter(maps.values())).shape[1]
-    assert len(fig.axes) == len(maps) * heads + 1  # panels + colour bar
+    check_attention_panels(fig, maps, 0, list(range(heads)))
     assert (tmp_path / "attn.png").stat().st_size > 1000
 
 
-def test_plot_attention_rejects_nothing():
+def test_plot_attention_labels_each_panel_with_its_relation_and_head():
+    """Every panel holds a different constant map, so a swapped row, column or label shows."""
+    rels, layers, heads, n = ["stroke1", "stroke2", "temporal"], 3, 4, 5
+    maps = {rel: np.stack([np.stack([np.full((n, n), (100 * r + 10 * layer + h) / 1000)
+                                     for h in range(heads)]) for layer in range(layers)])
+            for r, rel in enumerate(rels)}
+    for layer, chosen in [(-1, None), (1, [3, 0]), (-3, [2])]:
+        fig = plot_attention(maps, layer=layer, heads=chosen)
+        check_attention_panels(fig, maps, layer, list(range(heads)) if chosen is None else chosen)
+        assert fig.get_suptitle().startswith(f"attention, layer {layer % layers + 1} of {layers}")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(heads=[]), r"heads must name at least one head in 0\.\.1, got \[\]"),
+    (dict(heads=[2]), r"heads must name at least one head in 0\.\.1, got \[2\]"),
+    (dict(heads=[-1]), r"got \[-1\]"),
+    (dict(layer=3), r"layer 3 out of range: the maps have 3 layers \(-3\.\.2\)"),
+    (dict(layer=-4), r"layer -4 out of range"),
+])
+def test_plot_attention_refuses_a_layer_or_heads_it_does_not_have(kwargs, message):
+    maps = {"stroke1": np.zeros((3, 2, 4, 4)), "temporal": np.zeros((3, 2, 4, 4))}
+    with pytest.raises(ValueError, match=message):
+        plot_attention(maps, **kwargs)
+
+
+def test_plot_attention_rejects_nothing_and_mismatched_maps():
     with pytest.raises(ValueError, match="no attention"):
         plot_attention({})
+    with pytest.raises(ValueError, match=r"must all be \(layers, heads, N, N\)"):
+        plot_attention({"stroke1": np.zeros((3, 2, 4, 4)), "temporal": np.zeros((2, 2, 4, 4))})
+    with pytest.raises(ValueError, match=r"must all be \(layers, heads, N, N\)"):
+        plot_attention({"stroke1": np.zeros((2, 4, 4))})
 
 
 # ------------------------------------------------------------------------------------------ demo
@@ -114,6 +207,46 @@ def test_demo_on_the_bundled_examples(tiny_checkpoint, tmp_path):
     results = run_demo(tmp_path, tiny_checkpoint, verbose=False)
     assert len(results) >= len(examples.example_paths()) > 0
     assert all(r.image.is_file() and len(r.predictions) == 5 for r in results)
+
+
+def test_make_demo_with_the_shipped_checkpoint(tmp_path, capsys, monkeypatch):
+    """What ``make demo`` runs: the shipped checkpoint on the bundled examples. One PNG per example, a top-5 table
+    each, every top-1 the example's own class, and every picture with both stroke and temporal edges, each in its
+    legend's style."""
+    from sketchgraph.demo import run_demo
+    from sketchgraph.examples import example_paths
+    from sketchgraph.predict import SHIPPED_CHECKPOINT, resolve_checkpoint
+
+    try:
+        resolve_checkpoint(SHIPPED_CHECKPOINT)
+    except Exception as exc:  # noqa: BLE001 - CheckpointError: say where it should be
+        pytest.fail(f"the demo needs the shipped checkpoint checkpoints/{SHIPPED_CHECKPOINT}: {exc}")
+    figures = []
+
+    def draw(graph, *args, **kwargs):
+        figures.append((graph, draw_graph(graph, *args, **kwargs)))
+        return figures[-1][1]
+
+    monkeypatch.setattr(viz, "draw_graph", draw)
+    results = run_demo(tmp_path, verbose=True)
+    paths = example_paths()
+    assert len(paths) == 7 and [r.source for r in results] == paths
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{p.stem}.png" for p in paths)
+    for r in results:
+        with Image.open(r.image) as im:
+            assert im.format == "PNG"
+    lines = capsys.readouterr().out.splitlines()
+    for path, r in zip(paths, results):
+        assert len(r.predictions) == 5
+        assert canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label), (path.name, r.predictions)
+        at = lines.index(f"{path.name}: {r.sketch.label}")
+        table = lines[at + 1:at + 6]
+        assert [line[:6] for line in table] == [f"   {k}. " for k in range(1, 6)], table
+        assert table[0].startswith(f"   1. {r.predictions[0].label} ")
+    assert lines[-1].startswith("7 sketches classified with spg20; top-1 7/7 on the labelled ones")
+    assert len(figures) == 7
+    for graph, fig in figures:
+        check_edge_styles(fig, graph, ("stroke1", "temporal"))
 
 
 def test_demo_gives_every_sketch_its_own_picture(tiny_checkpoint, tmp_path):
