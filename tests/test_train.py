@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -47,16 +48,14 @@ def test_config_files(tmp_path, suffix, text):
 
 
 def test_yaml_config(tmp_path, monkeypatch):
+    pytest.importorskip("yaml")  # in the dev extra
     path = tmp_path / "c.yaml"
     path.write_text("preset: gt-full\nepochs: 7\naugment:\n  rotation: 5\n")
-    try:
-        import yaml  # noqa: F401
-    except ImportError:
-        with pytest.raises(ValueError, match="pyyaml"):
-            load_train_config(path)
-    else:
-        cfg = load_train_config(path)
-        assert (cfg.preset, cfg.epochs, cfg.augment.rotation) == ("gt-full", 7, 5.0)
+    cfg = load_train_config(path)
+    assert (cfg.preset, cfg.epochs, cfg.augment.rotation) == ("gt-full", 7, 5.0)
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as without pyyaml: a clear error naming the file
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: YAML configs need pyyaml"):
+        load_train_config(path)
 
 
 def test_overrides_are_typed_by_the_dataclass():
