@@ -178,12 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     test = evaluate(run, args.data, "test", progress=False)
     config = json.loads((run / "config.json").read_text())
     tr = config.get("training", {})
-    command = str(tr.get("command", ""))
     cfg = tr.get("config", {})
-    for old, new in ((cfg.get("data"), "prepared/spg20"), (cfg.get("out"), "runs/spg20")):
-        if old:
-            command = command.replace(str(old), new)
-    tr["command"] = command
+
+    def portable(command: str) -> str:  # this machine's paths -> the README's
+        for old, new in ((cfg.get("data"), "prepared/spg20"), (cfg.get("out"), "runs/spg20")):
+            if old:
+                command = command.replace(str(old), new)
+        return command
+
+    tr["command"] = portable(str(tr.get("command", "")))
+    if tr.get("commands"):  # every invocation of a resumed run
+        tr["commands"] = [{**c, "command": portable(str(c.get("command", "")))} for c in tr["commands"]]
     for key in ("data", "out"):
         tr.get("config", {}).pop(key, None)
     tr.get("dataset", {}).pop("path", None)
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             classes=", ".join(classes),
             v_top1=valid["top1"], v_top5=valid["top5"], v_top10=valid["top10"], v_n=valid["num_samples"],
             t_top1=test["top1"], t_top5=test["top5"], t_top10=test["top10"], t_n=test["num_samples"],
-            confusions=confusions, per_class="\n".join(rows), command=command,
+            confusions=confusions, per_class="\n".join(rows), command=tr["command"],
             cap=args.inference_cap, epochs=tr.get("epochs"), time_min=float(tr.get("time_s", 0)) / 60,
             hardware=tr.get("hardware"),
             robustness=robustness_table(weights_digest(run)),

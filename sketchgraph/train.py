@@ -475,9 +475,10 @@ def _check_out_folder(out: Path) -> None:
 # Settings a resume may change: where and how the run is carried out, or when it stops, never what an epoch
 # computes, so the resumed run still ends as an uninterrupted run with the new values would (device aside: another
 # device rounds differently). data: the folder may move (the dataset's content fingerprint is compared instead);
-# num_workers: loader processes, the batches are the same; max_time_minutes, early_stop_patience: when to stop.
-# epochs may change too unless the schedule is cosine (the cosine's length is epochs).
-RESUME_MAY_CHANGE = ("data", "out", "resume", "overwrite", "progress", "num_workers", "device", "max_time_minutes",
+# max_time_minutes, early_stop_patience: when to stop. epochs may change too unless the schedule is cosine (the
+# cosine's length is epochs). num_workers may not: each loader process draws its own augmentation, so a run is
+# reproducible only for one num_workers (sketchgraph.data.loader).
+RESUME_MAY_CHANGE = ("data", "out", "resume", "overwrite", "progress", "device", "max_time_minutes",
                      "early_stop_patience")
 
 

@@ -246,7 +246,8 @@ def plot_attention(
             ``[l, h, i, j]`` is how much query node ``i`` attends to key node ``j``. Every relation has the
             same shape.
         layer: which layer, ``-layers <= layer < layers`` (negative counts from the last).
-        heads: which heads, each ``0 <= h < heads``; at least one (all by default).
+        heads: which heads, each ``-heads <= h < heads`` (negative from the end, as ``layer``); at least one (all
+            by default).
         cell: inches per panel.
 
     Returns:
@@ -268,8 +269,10 @@ def plot_attention(
     if not -n_layers <= layer < n_layers:
         raise ValueError(f"layer {layer} out of range: the maps have {n_layers} layers (-{n_layers}..{n_layers - 1})")
     heads = list(range(n_heads)) if heads is None else [int(h) for h in heads]
-    if not heads or not all(0 <= h < n_heads for h in heads):
-        raise ValueError(f"heads must name at least one head in 0..{n_heads - 1}, got {heads}")
+    if not heads or not all(-n_heads <= h < n_heads for h in heads):
+        raise ValueError(f"heads must name at least one head in 0..{n_heads - 1} (or -{n_heads}..-1, from the "
+                         f"end, as for layer), got {heads}")
+    heads = [h % n_heads for h in heads]
     fig = Figure(figsize=(cell * len(heads) + 0.8, cell * len(rels) + 0.6), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rels), len(heads), squeeze=False))
     vmax = max(float(arrays[r][layer][heads].max()) for r in rels) or 1.0

@@ -1055,3 +1055,27 @@ def test_a_walked_gzip_file_a_forced_format_cannot_read_is_reported_not_fatal(tm
     (error,) = errors_of(info.path)
     assert (error["source"], error["line"], error["kind"]) == (str(packed), None, "unreadable")
     assert error["message"].startswith(f"{packed}: gzip-compressed, and only ndjson or JSON is read compressed")
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_gzip_copy_beside_its_plain_file_is_read_once(tmp_path, named):
+    """After ``gunzip -k`` a folder holds cat.ndjson and cat.ndjson.gz: the drawings are read once (those without a
+    key id would otherwise be stored twice), and the .gz is listed as left out."""
+    import gzip
+
+    from sketchgraph.data.sources import GZIP_COPY
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    records = [random_record(rng, "simplified", "cat", "") for _ in range(5)]
+    for r in records:
+        r.pop("key_id", None)
+    plain = write_records(folder / "cat.ndjson", records)
+    copy = folder / "cat.ndjson.gz"
+    copy.write_bytes(gzip.compress(plain.read_bytes()))
+    info = run([plain, copy] if named else [folder], tmp_path / "out")
+    assert info.splits == {"all": 5}
+    assert info.meta["left_out"] == [{"path": copy.as_posix(), "reason": GZIP_COPY.format(name="cat.ndjson")}]
+    alone = run([copy], tmp_path / "alone")  # without its plain copy the .gz is read
+    assert alone.splits == {"all": 5}

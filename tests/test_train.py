@@ -720,6 +720,7 @@ def test_cli_names_the_config_file(tmp_path, capsys):
     (["schedule=step"], 'schedule: "cosine" -> "step"'),
     (["bucket=4"], "bucket: 1 -> 4"),
     (["bf16_cpu=true"], "bf16_cpu: false -> true"),
+    (["num_workers=1"], "num_workers: 0 -> 1"),  # each loader process draws its own augmentation
     (["augment.rotation=5"], "augment.rotation: 0.0 -> 5.0"),
     (["model.dropout=0.1"], "model.dropout: 0.0 -> 0.1"),
     (["model.classifier=[16]"], "model.classifier: [32] -> [16]"),
@@ -739,7 +740,7 @@ def test_resume_refuses_another_recipe(easy_prepared, tmp_path, overrides, liste
     assert listed in message
     assert message.count(" -> ") == 1 + len(overrides)  # "(old -> new)", then one per setting
     assert "start a new run (another --out, or --overwrite)" in message
-    assert "A resume may change only data, out, resume, overwrite, progress, num_workers, device, max_time_minutes, " \
+    assert "A resume may change only data, out, resume, overwrite, progress, device, max_time_minutes, " \
            "early_stop_patience, and epochs unless the schedule is cosine" in message
     assert (tmp_path / "r" / "last" / "model.safetensors").read_bytes() == before
 

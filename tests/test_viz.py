@@ -150,16 +150,19 @@ def test_plot_attention_labels_each_panel_with_its_relation_and_head():
     maps = {rel: np.stack([np.stack([np.full((n, n), (100 * r + 10 * layer + h) / 1000)
                                      for h in range(heads)]) for layer in range(layers)])
             for r, rel in enumerate(rels)}
-    for layer, chosen in [(-1, None), (1, [3, 0]), (-3, [2])]:
+    for layer, chosen in [(-1, None), (1, [3, 0]), (-3, [2]), (0, [-1, -4])]:  # negative heads count from the end
         fig = plot_attention(maps, layer=layer, heads=chosen)
-        check_attention_panels(fig, maps, layer, list(range(heads)) if chosen is None else chosen)
+        check_attention_panels(fig, maps, layer, list(range(heads)) if chosen is None else [h % heads for h in chosen])
         assert fig.get_suptitle().startswith(f"attention, layer {layer % layers + 1} of {layers}")
 
 
+HEADS_RANGE = r"heads must name at least one head in 0\.\.1 \(or -2\.\.-1, from the end, as for layer\), "
+
+
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(heads=[]), r"heads must name at least one head in 0\.\.1, got \[\]"),
-    (dict(heads=[2]), r"heads must name at least one head in 0\.\.1, got \[2\]"),
-    (dict(heads=[-1]), r"got \[-1\]"),
+    (dict(heads=[]), HEADS_RANGE + r"got \[\]"),
+    (dict(heads=[2]), HEADS_RANGE + r"got \[2\]"),
+    (dict(heads=[-3]), r"or -2\.\.-1, from the end, as for layer\), got \[-3\]"),
     (dict(layer=3), r"layer 3 out of range: the maps have 3 layers \(-3\.\.2\)"),
     (dict(layer=-4), r"layer -4 out of range"),
 ])

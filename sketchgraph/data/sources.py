@@ -72,6 +72,7 @@ EMPTY_FILE = "an empty file (0 bytes)"
 """Why ``expand_inputs`` left a file out: it holds nothing, whatever its format (none is read, so every format
 says the same)."""
 _OWN_OUTPUT = "the output of this run"
+GZIP_COPY = "a gzip copy of {name}, which is read instead (both hold the same drawings, e.g. after gunzip -k)"
 
 
 def prepared_folder(folder: Path) -> str | None:
@@ -97,8 +98,9 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
 
     A folder walk (``sketch_files``) does not go into an ``exclude`` folder (``prepare``'s own output, silently),
     nor into another prepared dataset or ``.partial`` work folder (``prepared_folder``), and reads ``.npz`` files
-    only when they are named. An empty file (0 bytes), named or walked, is no source. Each folder and file so
-    left out but the run's own output goes to ``left_out`` as ``(path, reason)``, for the summary."""
+    only when they are named. An empty file (0 bytes), named or walked, is no source, nor is ``X.gz`` when ``X`` is
+    one too (the uncompressed copy is read; drawings without key ids would otherwise be stored twice). Each folder
+    and file so left out but the run's own output goes to ``left_out`` as ``(path, reason)``, for the summary."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if format is not None and format not in FORMATS:
@@ -128,6 +130,10 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
         for f, reason in walk_out:
             if reason != _OWN_OUTPUT:
                 dropped.setdefault(f.resolve(), (f, reason))
+    for resolved, named in list(files.items()):  # cat.ndjson.gz beside cat.ndjson: read one, not the drawings twice
+        if resolved.suffix.lower() == ".gz" and resolved.with_suffix("") in files:
+            del files[resolved]
+            dropped.setdefault(resolved, (named, GZIP_COPY.format(name=resolved.with_suffix("").name)))
     if left_out is not None:
         left_out.extend(sorted(dropped.values(), key=lambda entry: entry[0].as_posix()))
     out = []
