@@ -34,7 +34,7 @@ from torch import nn
 from .batch import Batch
 from .device import usable_device
 from .errors import CheckpointError
-from .formats.base import atomic_write, canonical_label
+from .formats.base import atomic_write, canonical_label, nearest_existing
 from .model import set_backend
 
 __all__ = [
@@ -295,6 +295,13 @@ def check_preprocessing(data: Any, config: dict, ckpt_name: str, *, allow: bool 
             value and the checkpoint's, and how to go on.
         SketchError / CheckpointError: a stored ``preprocessing`` that is not valid, naming its file.
     """
+    return _compare_preprocessing(data, config, ckpt_name, allow)[2]
+
+
+def _compare_preprocessing(data: Any, config: dict, ckpt_name: str, allow: bool,
+                           ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """``check_preprocessing``, also returning what it compared: the dataset's and the checkpoint's preprocessing
+    with defaults filled in (the checkpoint's None when it records none), then the differences."""
     from .errors import SketchError
 
     data_path = getattr(data, "path", None)
@@ -302,7 +309,7 @@ def check_preprocessing(data: Any, config: dict, ckpt_name: str, *, allow: bool 
     config_where = f"{Path(ckpt_name) / 'config.json'}" if ckpt_name != IN_MEMORY else "the checkpoint's config"
     dataset_pre = _effective_preprocessing(data.meta.get("preprocessing"), meta_where, SketchError)
     if config.get("preprocessing") is None:
-        return {}
+        return dataset_pre, None, {}
     checkpoint_pre = _effective_preprocessing(config["preprocessing"], config_where, CheckpointError)
     diff = preprocessing_differences(dataset_pre, checkpoint_pre)
     if diff and not allow:
@@ -315,7 +322,7 @@ def check_preprocessing(data: Any, config: dict, ckpt_name: str, *, allow: bool 
             f"checkpoint's options (sketchgraph prepare ... {_prepare_options(checkpoint_pre)}), or pass "
             "--allow-preprocessing-mismatch (allow_preprocessing_mismatch=True in Python) to evaluate it anyway",
             diff)
-    return diff
+    return dataset_pre, checkpoint_pre, diff
 
 
 def _check_out(out: Path) -> None:
@@ -333,9 +340,7 @@ def _check_out(out: Path) -> None:
         if not os.access(out, os.W_OK | os.X_OK):
             raise PermissionError(f"--out {out}: this user may not write into that folder; name another --out")
         return
-    above = out.parent
-    while not above.exists() and above != above.parent:
-        above = above.parent
+    above = nearest_existing(out)
     if not above.is_dir():
         raise NotADirectoryError(f"--out {out} cannot be created: {above} is a file, not a folder")
     if not os.access(above, os.W_OK | os.X_OK):
@@ -429,7 +434,8 @@ def evaluate(
     data = dataset if isinstance(dataset, PreparedDataset) else PreparedDataset(dataset)
     classes = list(config["classes"])
     to_model = _class_map(data.classes, classes)  # dataset label -> model output index
-    mismatch = check_preprocessing(data, config, ckpt_name, allow=allow_preprocessing_mismatch)
+    dataset_pre, checkpoint_pre, mismatch = _compare_preprocessing(data, config, ckpt_name,
+                                                                   allow_preprocessing_mismatch)
     relations = tuple(config.get("graph_spec", {}).get("relations", ()))
     loader = make_loader(data.split(split), batch_size, shuffle=False, seed=0, relations=relations,
                          num_workers=num_workers)
@@ -437,15 +443,11 @@ def evaluate(
     labels = to_model[labels]
     # a subset of the model's classes: per-class figures and averages over the dataset's classes
     present = sorted(to_model.tolist()) if len(data.classes) < len(classes) else None
-    stored = config.get("preprocessing")
     report = {
         "checkpoint": ckpt_name, "weights_sha256": digest,
         "dataset": str(getattr(data, "path", dataset)), "dataset_fingerprint": data.fingerprint,
         "split": split, "backend": backend, "classes": classes,
-        "preprocessing": {
-            "dataset": _effective_preprocessing(data.meta.get("preprocessing"), "dataset", ValueError),
-            "checkpoint": None if stored is None else _effective_preprocessing(stored, "checkpoint", ValueError),
-        },
+        "preprocessing": {"dataset": dataset_pre, "checkpoint": checkpoint_pre},
         "preprocessing_mismatch": mismatch,
         "allow_preprocessing_mismatch": bool(allow_preprocessing_mismatch),
         **classification_metrics(logits, labels, classes, present=present),

@@ -81,10 +81,11 @@ from .model.mgt import MAX_POINTS, MGT, Norm
 
 __all__ = [
     "ExportableMGT", "export_onnx", "export_torchscript", "prepare_inputs", "INPUT_NAMES", "OUTPUT_NAMES",
-    "METADATA_KEYS", "TORCHSCRIPT_SUFFIXES", "MIN_OPSET", "MAX_OPSET", "output_format",
+    "METADATA_KEYS", "TORCHSCRIPT_SUFFIXES", "MIN_OPSET", "DEFAULT_OPSET", "MAX_OPSET", "output_format",
 ]
 
 MIN_OPSET = 14
+DEFAULT_OPSET = 17  # what export_onnx and `sketchgraph export` use when no opset is given
 _TORCH_ONNX_CONSTANTS = getattr(torch.onnx, "_constants", None)
 #: the newest opset PyTorch's TorchScript-based exporter supports (20 with torch 2.13; it warns from 21 and fails
 #: from 24, after printing its whole IR)
@@ -237,7 +238,7 @@ def _write(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def export_onnx(
-    checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS, opset: int = 17,
+    checkpoint_or_model: Any, path: str | os.PathLike, *, max_points: int = MAX_POINTS, opset: int = DEFAULT_OPSET,
 ) -> Path:
     """Write an ONNX model with inputs ``coords (B, N, 2)`` float32, ``flags (B, N)`` int64 and output
     ``logits (B, C)`` (dynamic ``B`` and ``N``; see the module docstring), with ``METADATA_KEYS`` in its
@@ -342,7 +343,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("onnx", "torchscript"), default=None,
                    help="default: from the output suffix, in any case (.pt / .pth / .ts -> torchscript, else onnx)")
     p.add_argument("--opset", type=int, default=None,
-                   help=f"ONNX opset version, {MIN_OPSET}..{MAX_OPSET} (default 17; ONNX only)")
+                   help=f"ONNX opset version, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET}; ONNX only)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -350,7 +351,7 @@ def run_cli(args: argparse.Namespace) -> int:
     TorchScript output is refused (``ValueError``) before anything loads."""
     fmt = args.format or output_format(args.output)
     if fmt == "onnx":
-        out = export_onnx(args.checkpoint, args.output, opset=17 if args.opset is None else args.opset)
+        out = export_onnx(args.checkpoint, args.output, opset=DEFAULT_OPSET if args.opset is None else args.opset)
     elif args.opset is not None:
         why = "--format torchscript" if args.format else f"the suffix {Path(args.output).suffix}"
         raise ValueError(f"--opset applies to ONNX only, and {args.output} is written as TorchScript ({why}); "

@@ -463,13 +463,13 @@ def _earlier_run(out: Path) -> list[Path]:
 def _check_out_folder(out: Path) -> None:
     """``NotADirectoryError`` when ``out`` or the nearest existing path above it is not a folder (instead of a bare
     ``[Errno 17] File exists`` once the first checkpoint is written)."""
-    for path in (out, *out.parents):
-        if path.exists():
-            if not path.is_dir():
-                where = "is a file" if path == out else f"is inside {path}, which is a file"
-                raise NotADirectoryError(f"--out {out} {where}, not a folder: name a folder for the run "
-                                         "(metrics.jsonl, best/, last/)")
-            return
+    from .formats.base import nearest_existing
+
+    path = nearest_existing(out)
+    if not path.is_dir():
+        where = "is a file" if path == out else f"is inside {path}, which is a file"
+        raise NotADirectoryError(f"--out {out} {where}, not a folder: name a folder for the run "
+                                 "(metrics.jsonl, best/, last/)")
 
 
 # Settings a resume may change: where and how the run is carried out, or when it stops, never what an epoch

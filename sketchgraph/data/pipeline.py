@@ -172,6 +172,12 @@ def _left_out_lines(left_out: list[dict[str, str]], limit: int = 5) -> list[str]
     return lines
 
 
+def _held_no_record(paths: list[str], limit: int = 5) -> str:
+    """``N input files held no record: a, b ...`` naming the first ``limit``."""
+    return (f"{counted(len(paths), 'input file')} held no record: "
+            f"{', '.join(paths[:limit])}{' ...' if len(paths) > limit else ''}")
+
+
 def _first_errors(errors: list[dict[str, Any]], limit: int = 5) -> list[str]:
     """The first ``limit`` error messages (file:line: reason), and how many more there are."""
     lines = [f"    {e['message']}" for e in errors[:limit]]
@@ -201,8 +207,7 @@ def _nothing_left(counts: dict[str, int], errors: list[dict[str, Any]], sources:
         lines.append(f"  first errors (all {len(errors):,} in {listed}):")
         lines += _first_errors(errors)
     if without_records:
-        lines.append(f"  {counted(len(without_records), 'input file')} held no record: "
-                     f"{', '.join(without_records[:5])}{' ...' if len(without_records) > 5 else ''}")
+        lines.append(f"  {_held_no_record(without_records)}")
     if c["not_selected"] and not errors:
         lines.append("  every sketch read was left out by the split files or the protocol (see --split-files, "
                      "--protocol)")
@@ -235,8 +240,7 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     lines += _left_out_lines(info.meta.get("left_out", []))
     empty = info.meta.get("files_without_records", [])
     if empty:
-        lines.append(f"  warning: {counted(len(empty), 'input file')} held no record: "
-                     f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
+        lines.append(f"  warning: {_held_no_record(empty)}")
     lost = [e for e in errors if e["kind"] == "unreadable"]
     if lost:
         lines.append(f"  files or parts of files that could not be read at all (their records are not counted): "

@@ -116,8 +116,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
         p = Path(item)
         walk_out: list[tuple[Path, str]] = []
         if p.is_dir():
-            walked = [f for f in sketch_files(p, gzipped=True, prune=prune, left_out=walk_out)
-                      if not any(f.resolve().is_relative_to(e) for e in skip)]
+            walked = sketch_files(p, gzipped=True, prune=prune, left_out=walk_out)  # prune keeps out ``exclude``
         elif p.is_file():
             walked = [p]
         else:

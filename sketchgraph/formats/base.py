@@ -17,7 +17,8 @@ from ..errors import EmptySketchError, FormatError
 
 __all__ = [
     "EmptySketchError", "OnError", "PathLike", "Place", "report", "locate", "label_from_path", "canonical_label",
-    "spaced_label", "atomic_write", "GZIP_MAGIC", "GZIP_ERRORS", "is_gzip", "open_bytes", "plain_name",
+    "spaced_label", "atomic_write", "nearest_existing", "GZIP_MAGIC", "GZIP_ERRORS", "is_gzip", "open_bytes",
+    "plain_name",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -138,6 +139,13 @@ def _file_mode(target: Path) -> int:
         return target.stat().st_mode & 0o7777
     except FileNotFoundError:
         return 0o666 & ~_UMASK
+
+
+def nearest_existing(path: PathLike) -> Path:
+    """``path`` if it exists, else the closest folder above it that does (``.`` or ``/`` at the top): where an
+    output path would be created, so a caller can refuse one under a file before any work is done."""
+    path = Path(path)
+    return next((candidate for candidate in (path, *path.parents) if candidate.exists()), path)
 
 
 @contextmanager
