@@ -86,7 +86,7 @@ def _is_empty(obj: Any) -> bool:
 MAX_COORDINATE = 1e9
 """The largest coordinate magnitude a sketch may have (the readers, ``Sketch.from_strokes`` and the service)."""
 MAX_TIME = 1e15
-"""The largest time magnitude (ms) a reader accepts; a clock in ms since 1970 is about 1.7e12."""
+"""The largest time magnitude (ms) a reader accepts; a clock in ms since 1970 is about 1.8e12."""
 
 COORD_ORIGIN = "sketchgraph.coord_origin"
 """``Sketch.meta`` key of the ``[x, y]`` a reader subtracted from coordinates beyond 2**20 in magnitude, where
