@@ -1,5 +1,7 @@
 """Quick, Draw! (Google Creative Lab, CC BY 4.0): download the per-class files and prepare the
-QuickDraw-414k protocol of the MGT paper (345 classes x 1000 / 100 / 100 recognized drawings).
+QuickDraw-414k protocol of the MGT paper (345 classes x 1000 / 100 / 100 drawings). The official runs use fixed
+lists of drawings that are not reproduced here: this is a seeded re-sample of the same sizes, and keeping
+``recognized`` drawings only is this project's choice.
 
 Downloads are resumable (an interrupted file continues from its ``.part`` with an HTTP ``Range``
 request, guarded by ``If-Range`` so a file changed on the server starts over), size-checked (the bytes

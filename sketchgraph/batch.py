@@ -104,9 +104,17 @@ class Batch:
         cls, coords: torch.Tensor, flags: torch.Tensor, relations: Sequence[str],
         labels: torch.Tensor | None = None,
     ) -> Batch:
-        """From already padded ``coords (B, N, 2)`` and ``flags (B, N)`` (102 on padding)."""
+        """From already padded ``coords (B, N, 2)`` and ``flags (B, N)`` (102 on padding, only after a
+        sketch's points: the masks' first<->last edge and the positions assume the valid points come first)."""
         B, N = flags.shape
         valid = flags != FLAG_PAD
+        holes = (valid[:, 1:] & ~valid[:, :-1]).any(1)  # (B,) a valid point after padding
+        if not torch.jit.is_tracing() and bool(holes.any()):  # an exported graph (traced) takes what it is given
+            rows = holes.nonzero().flatten().tolist()
+            raise SketchError(
+                f"flags row(s) {rows[:5]} have a point after padding (flag {FLAG_PAD}): padding must come after "
+                "every point of a sketch"
+            )
         return cls(
             coords=coords.float(),
             flags=flags.long(),

@@ -414,7 +414,8 @@ def simplify(sketch: Sketch, epsilon: float = 2.0, *, size: float = 255.0) -> Sk
 
 
 def cap_points(sketch: Sketch, max_points: int = 100) -> Sketch:
-    """Keep the first ``max_points`` points in drawing order (the paper's truncation policy).
+    """Keep the first ``max_points`` points in drawing order (our reading of the paper's 100-point cap: the
+    preprocessing behind the official data is not published, so how it flagged a cut stroke cannot be checked).
 
     Whole strokes past the cap are dropped; the stroke crossing the cap is cut and ends at the
     last kept point. ``meta["dropped_points"]`` adds up the removed points (the key is absent when

@@ -92,7 +92,8 @@ class TrainConfig:
         label_smoothing: cross-entropy label smoothing.
         grad_clip: clip the global gradient norm to this (0: off).
         augment: training-time augmentation (``sketchgraph.augment``).
-        early_stop_patience: stop after this many epochs without a better validation top-1 (0: off).
+        early_stop_patience: stop after this many epochs in a row whose validation top-1 is below the best so far
+            (an equal score resets the count, as in the official code; 0: off).
         seed: everything random derives from it.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         bf16: bfloat16 autocast on CUDA.
@@ -927,11 +928,11 @@ def train(
             metrics.update(run.validate(epoch))
             metrics["time_s"] = time.perf_counter() - t0
             state.epoch, state.time_s = epoch, state.time_s + metrics["time_s"]
-            improved = metrics["valid_top1"] > state.best_metric
+            improved = metrics["valid_top1"] > state.best_metric  # best/ keeps the first epoch of a tie
             if improved:
-                state.best_metric, state.best_epoch, state.bad_epochs = metrics["valid_top1"], epoch, 0
-            else:
-                state.bad_epochs += 1
+                state.best_metric, state.best_epoch = metrics["valid_top1"], epoch
+            # an equal score resets the patience count too, as the official code's early stopping does
+            state.bad_epochs = 0 if metrics["valid_top1"] >= state.best_metric else state.bad_epochs + 1
             run.history.append(metrics)
             if ctx.is_main:
                 run.write_metrics()

@@ -170,3 +170,12 @@ def test_dgl_unbatch_equals_each_graph():
             got = set(zip(*(t.tolist() for t in part.edges(etype=rel))))
             want = set(zip(*(t.tolist() for t in ref_g.edges(etype=rel))))
             assert got == want
+
+
+@pytest.mark.parametrize("row", [[100, 102, 101], [102, 101, 102], [100, 101, 102, 100]])
+def test_from_padded_refuses_a_point_after_padding(row):
+    flags = torch.tensor([[100, 100, 101, 102], row + [102] * (4 - len(row))])
+    coords = torch.zeros(2, 4, 2)
+    with pytest.raises(SketchError, match=r"flags row\(s\) \[1\] have a point after padding"):
+        Batch.from_padded(coords, flags, RELATIONS)
+    assert Batch.from_padded(coords[:1], flags[:1], RELATIONS).valid.sum() == 3  # a good row alone is fine

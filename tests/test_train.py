@@ -290,11 +290,32 @@ def test_resume_refuses_another_dataset(easy_prepared, tmp_path):
         train(dataclasses.replace(cfg, data=str(other), epochs=2, resume=True))
 
 
-def test_early_stopping(easy_prepared, tmp_path):
-    # a learning rate of 1e-12 leaves the predictions unchanged: no epoch after the first improves
-    result = train(tiny(easy_prepared, tmp_path / "r", "epochs=10", "batch_size=64", "lr=1e-12",
+@pytest.mark.parametrize("scores, epochs, best_epoch, stop", [
+    # patience 2: a score below the best counts; an equal score resets the count, as the official code's
+    # EarlyStopping does (score < best -> counter + 1, else reset); best/ keeps the first epoch of a tie
+    ([0.5, 0.5, 0.4, 0.5, 0.3, 0.2, 0.9], 6, 1, "early_stop"),
+    ([0.5, 0.4, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6], 8, 3, "completed"),
+    ([0.5, 0.4, 0.3, 0.9], 3, 1, "early_stop"),
+])
+def test_early_stopping(easy_prepared, tmp_path, monkeypatch, scores, epochs, best_epoch, stop):
+    from sketchgraph.train import Trainer
+
+    def scripted(self, epoch):
+        return {"valid_loss": 1.0, "valid_top1": scores[epoch - 1], "valid_top5": 1.0}
+
+    monkeypatch.setattr(Trainer, "validate", scripted)
+    result = train(tiny(easy_prepared, tmp_path / "r", f"epochs={len(scores)}", "batch_size=64",
+                        "early_stop_patience=2"))
+    assert (result.stop_reason, result.epochs, result.best_epoch) == (stop, epochs, best_epoch)
+    assert result.best_valid_top1 == max(scores[:epochs])
+
+
+def test_early_stopping_on_a_real_plateau(easy_prepared, tmp_path):
+    # a learning rate of 1e-12 leaves the predictions unchanged: every epoch ties the first, so nothing stops it
+    result = train(tiny(easy_prepared, tmp_path / "r", "epochs=4", "batch_size=64", "lr=1e-12",
                         "schedule=constant", "early_stop_patience=2"))
-    assert (result.stop_reason, result.epochs, result.best_epoch) == ("early_stop", 3, 1)
+    assert (result.stop_reason, result.epochs, result.best_epoch) == ("completed", 4, 1)
+    assert len({round(h["valid_top1"], 9) for h in result.history}) == 1
 
 
 def test_time_budget(easy_prepared, tmp_path):

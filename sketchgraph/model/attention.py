@@ -125,13 +125,14 @@ class GraphAttention(nn.Module):
             scores = (q @ k.transpose(-2, -1)) * d**-0.5  # (B, H, N, N)
             attn = (scores + bias).softmax(-1)  # (B, H, N, N)
             if need_weights:
-                shown = attn * batch.valid[:, None, :, None]  # padding rows -> 0, as in the dgl backend
+                # padding rows -> 0, as in the dgl backend (where, not a product: a product keeps NaN)
+                shown = torch.where(batch.valid[:, None, :, None], attn, 0.0)
                 weights = dict(zip(self.relations, shown.split(self.heads, 1)))  # {r: (B, heads, N, N)}
             h = dropout(attn, p, self.training) @ v  # (B, H, N, d)
         else:
             h = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)  # (B, H, N, d)
         h = h.transpose(1, 2).reshape(B, N, H * d)  # (B, N, H * d)
-        return self.proj(h) * batch.valid[..., None], weights
+        return torch.where(batch.valid[..., None], self.proj(h), 0.0), weights  # (B, N, D), 0 on padding rows
 
     def _forward_dgl(self, x, batch, need_weights):
         os.environ.setdefault("DGLBACKEND", "pytorch")

@@ -17,8 +17,10 @@ Padding and BatchNorm: the official code pads every sketch to 100 points and run
 ``B * 100`` rows, padding included, so a sketch's features depend on how much padding its batch has (and
 padding nodes, which attend uniformly to all 100 nodes there, shift the statistics). We pad only to the batch's
 longest sketch, so we normalise over the valid nodes only (``Norm``: ``BatchNorm1d`` on ``x[valid]``, padding rows
-set to 0). This is the same computation the official code intends on its valid nodes, and it makes the model
-exactly padding-invariant (tested). Everything else in the ``mgt-paper`` preset follows the official code
+set to 0). This is a deliberate difference, not the official computation: in eval mode (running statistics) the
+outputs are the official network's, but in train mode the batch statistics differ, and so do the running
+statistics learnt, so an official checkpoint's BatchNorm buffers would not carry over. It makes the model exactly
+padding-invariant (tested). Everything else in the ``mgt-paper`` preset follows the official code
 (including its initialisation, ``init="official"``).
 """
 
@@ -62,7 +64,7 @@ class MGTConfig:
         layout: ``"per_relation"`` (the paper) or ``"split_heads"`` (see the module docstring).
         heads: attention heads per relation.
         head_dim: width of one head; default ``width // heads`` (per_relation) or ``width // (heads * R)``.
-        ffn_dim: 0 for the paper's one-Linear feed-forward ``act(Linear(width, width))``; otherwise the hidden
+        ffn_dim: 0 for the official code's one-Linear feed-forward ``act(Linear(width, width))``; otherwise the hidden
             width of a two-Linear MLP.
         act: ``"relu"`` or ``"gelu"`` (feed-forward, relation mixing, classifier).
         norm: ``"batch"`` (BatchNorm over valid nodes) or ``"layer"``.
