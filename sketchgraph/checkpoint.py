@@ -109,7 +109,11 @@ def recover_dir(target: Path) -> bool:
 @contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``target`` when the block succeeds (the old ``target``
-    stays whole until the new one is in place; ``recover_dir`` puts it back after a kill in between)."""
+    stays whole until the new one is in place; ``recover_dir`` puts it back after a kill in between). The files
+    written in it, and the folders, are synced to disk around the renames, so a power loss cannot publish a
+    ``target`` whose files are empty."""
+    from .data.storage import fsync_dir, fsync_file
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -120,9 +124,14 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for path in tmp.iterdir():
+        if path.is_file():
+            fsync_file(path)
+    fsync_dir(tmp)
     if target.exists():
         os.replace(target, old)
     os.replace(tmp, target)
+    fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -12,8 +12,10 @@ schedule step and early-stop counter are restored, so a run killed after epoch k
 with the same weights as one that never stopped (on CPU). A resume is refused when the dataset's content
 (``PreparedDataset.fingerprint``) or any setting of the recipe differs from the run's; only the settings in
 ``RESUME_MAY_CHANGE`` (where and how it runs, when it stops) and, except under the cosine schedule, ``epochs`` may
-change. Every invocation's command is recorded (``training.commands`` in ``config.json``). An output directory
-that already holds a run is refused unless ``--resume`` continues it or ``--overwrite`` deletes it and starts over.
+change; the number of processes (``torchrun --nproc_per_node``, recorded as ``training.world_size``) may not, as it
+sets the global batch and the steps per epoch the learning-rate schedule counts in. Every invocation's command is
+recorded (``training.commands`` in ``config.json``). An output directory that already holds a run is refused
+unless ``--resume`` continues it or ``--overwrite`` deletes it and starts over.
 
 Under ``torchrun --nproc_per_node W`` the model is wrapped in DistributedDataParallel (gloo on CPU,
 nccl on CUDA); each rank takes every W-th sketch of the same shuffled order (``batch_size`` per rank
@@ -31,6 +33,7 @@ import math
 import os
 import platform
 import random
+import re
 import shlex
 import shutil
 import sys
@@ -434,7 +437,14 @@ def epoch_seed(seed: int, epoch: int, stream: str, rank: int = 0) -> int:
 
 
 def _resolve_device(device: torch.device, ctx: DistContext) -> torch.device:
-    if device.type == "cuda" and ctx.enabled and device.index is None:
+    """The device of this process: under torchrun, ``cuda`` (or ``auto`` on a GPU machine) becomes ``cuda:LOCAL_RANK``;
+    an explicit ``cuda:N`` is refused there (``ValueError``), as every process would take that one GPU."""
+    if device.type == "cuda" and ctx.enabled and device.index is not None:
+        raise ValueError(
+            f"device {str(device)!r} under torchrun ({ctx.world_size} processes): every process would use that one GPU "
+            "(NCCL refuses it: duplicate GPU). Use --device cuda (or auto): each process takes GPU LOCAL_RANK; choose "
+            "which GPUs with CUDA_VISIBLE_DEVICES (e.g. CUDA_VISIBLE_DEVICES=2,3 torchrun --nproc_per_node 2 ...)")
+    if device.type == "cuda" and ctx.enabled:
         device = torch.device("cuda", ctx.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -478,7 +488,8 @@ def _check_out_folder(out: Path) -> None:
 # device rounds differently). data: the folder may move (the dataset's content fingerprint is compared instead);
 # max_time_minutes, early_stop_patience: when to stop. epochs may change too unless the schedule is cosine (the
 # cosine's length is epochs). num_workers may not: each loader process draws its own augmentation, so a run is
-# reproducible only for one num_workers (sketchgraph.data.loader).
+# reproducible only for one num_workers (sketchgraph.data.loader). Nor may the number of processes (world_size,
+# compared apart, as it is not a setting): it sets the global batch and the steps per epoch of the lr schedule.
 RESUME_MAY_CHANGE = ("data", "out", "resume", "overwrite", "progress", "device", "max_time_minutes",
                      "early_stop_patience")
 
@@ -519,6 +530,16 @@ def _recorded_commands(training: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"command": training["command"], "from_epoch": None}] if training.get("command") else []
 
 
+def _recorded_world_size(training: dict[str, Any]) -> int:
+    """The number of processes a checkpoint's run trained with (``training.world_size``). A checkpoint written before
+    it was recorded gives the count its ``hardware`` record starts with (``"2 x CPU ..."``), else 1."""
+    value = training.get("world_size")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    match = re.match(r"(\d+) x ", str(training.get("hardware") or ""))
+    return int(match.group(1)) if match else 1
+
+
 def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
@@ -555,13 +576,25 @@ class Trainer:
     ``loader`` + ``train_step``)."""
 
     def __init__(self, config: TrainConfig, command: str | None) -> None:
-        from .data import PreparedDataset
-        from .model import build_model
-
+        """Open the dataset, build the model (DDP-wrapped under torchrun) and the optimizer. A configuration error
+        raised here leaves the process group (``DistContext.close``) before it propagates."""
         self.config = config
         self.command = command or ""
         device = usable_device(config.device)
         self.ctx = init_distributed(device.type)
+        try:
+            self._build(device)
+        except BaseException:
+            self.ctx.close(sync=False)  # every rank raises the same error: no waiting for the others
+            raise
+
+    def _build(self, device: torch.device) -> None:
+        """The rest of ``__init__``, once the process group is joined."""
+        from .data import PreparedDataset
+        from .model import build_model
+        from .wording import counted
+
+        config = self.config
         self.device = _resolve_device(device, self.ctx)
         self.bf16 = {"cpu": config.bf16_cpu, "cuda": config.bf16}.get(self.device.type, False)  # autocast
         if self.bf16:
@@ -569,9 +602,17 @@ class Trainer:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.out = Path(config.out)
         self.data = PreparedDataset(config.data)
+        # the content the run trains on, taken now: the folder may be prepared again while the run goes on
+        self.fingerprint = self.data.fingerprint
         self.classes = list(self.data.classes)
         self.train_split = self.data.split(config.train_split)
         self.valid_split = self.data.split(config.valid_split)
+        if len(self.train_split) < self.ctx.world_size:
+            raise ValueError(
+                f"the {config.train_split!r} split of {config.data} holds "
+                f"{counted(len(self.train_split), 'sketch')}, fewer than the {self.ctx.world_size} processes "
+                "(torchrun --nproc_per_node): each process trains on sketches of its own; use at most "
+                f"{len(self.train_split)} processes")
 
         _seed_everything(config.seed)  # identical initial weights on every rank
         self.net = build_model(config.preset, len(self.classes), **config.model).to(self.device)
@@ -678,10 +719,10 @@ class Trainer:
                                   f"{', '.join(differ)} differ from {self.config.data}'s); use a new --out or the "
                                   "same --data")
         stored = (training.get("dataset") or {}).get("fingerprint")
-        if stored is not None and stored != self.data.fingerprint:
+        if stored is not None and stored != self.fingerprint:
             raise CheckpointError(
                 f"cannot resume from {last}: it was trained on another dataset: {self.config.data} has the same "
-                f"classes and split sizes but not the same content (fingerprint {self.data.fingerprint[:16]}..., the "
+                f"classes and split sizes but not the same content (fingerprint {self.fingerprint[:16]}..., the "
                 f"run's {str(stored)[:16]}...), e.g. it was prepared again with another --seed or from other files, "
                 "so its splits hold other sketches. Continuing would train on them, possibly on test sketches of "
                 "this dataset; use the run's dataset, or a new --out")
@@ -700,23 +741,34 @@ class Trainer:
 
         diffs = _recipe_diff(training["config"], self.config, config.get("model"), model_config_dict(self.net),
                              auto_bucket=self.auto_bucket)
+        world = _recorded_world_size(training)
+        if world != self.ctx.world_size:  # the global batch and the steps per epoch the lr schedule counts in
+            diffs.append(f"world_size: {world} -> {self.ctx.world_size}")
         if not diffs:
             return
         first = next((c.get("command") for c in self.commands if c.get("command")), None)
         free = ", ".join(RESUME_MAY_CHANGE)
+        processes = "" if world == self.ctx.world_size else (
+            f". world_size is the number of processes: the run trained with {world} "
+            f"({'one process, no torchrun' if world == 1 else f'torchrun --nproc_per_node {world}'}) and resumes "
+            "only so")
         raise CheckpointError(
             f"cannot resume from {last}: {'this setting differs' if len(diffs) == 1 else 'these settings differ'} "
             f"from the run's (old -> new): {'; '.join(diffs)}. A resumed run keeps the recipe it started with, so "
             "that it ends as an uninterrupted run would and its recorded commands reproduce it: resume with the "
             f"same settings{f' (it was started with: {first})' if first else ''}, or start a new run (another "
-            f"--out, or --overwrite). A resume may change only {free}, and epochs unless the schedule is cosine")
+            f"--out, or --overwrite). A resume may change only {free}, and epochs unless the schedule is cosine"
+            + processes)
 
     def write_metrics(self) -> None:
         """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""
         self.out.mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(finite_or_null(r), allow_nan=False) + "\n" for r in self.history)
         tmp = self.out / "metrics.jsonl.tmp"
-        tmp.write_text(text)
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename publishes it
         os.replace(tmp, self.out / "metrics.jsonl")
 
     def save(self, name: str, metrics: dict[str, Any], with_state: bool) -> None:
@@ -736,9 +788,10 @@ class Trainer:
                 "epochs": self.state.epoch,
                 "time_s": round(self.state.time_s, 1),
                 "hardware": _hardware(self.device, self.ctx),
+                "world_size": self.ctx.world_size,
                 "commands": self.commands,
                 "dataset": {k: meta[k] for k in ("name", "source", "license", "splits") if k in meta}
-                | {"path": self.config.data, "fingerprint": self.data.fingerprint},
+                | {"path": self.config.data, "fingerprint": self.fingerprint},
             },
             metrics=metrics,
             train_state=dataclasses.replace(self.state, optimizer=self.optimizer.state_dict()) if with_state else None,
@@ -818,9 +871,21 @@ class Trainer:
         self.state.step += 1
         return loss, logits
 
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm's running statistics). DDP sends them only at the start of each
+        training forward, so after the last step of an epoch each rank holds statistics updated by its own last
+        batch; synced, every rank validates the model that rank 0 saves. A no-op in one process."""
+        if self.ctx.enabled:
+            import torch.distributed as dist
+
+            for buffer in self.net.buffers():
+                dist.broadcast(buffer, src=0)
+
     def validate(self, epoch: int) -> dict[str, float]:
+        """Validation metrics of the model as rank 0 holds it (``sync_buffers`` first), summed over ranks."""
         from .evaluate import collect_logits, topk_correct
 
+        self.sync_buffers()
         # every rank takes every W-th sketch; uneven counts are fine (no collective inside)
         loader = self.loader(self.valid_split, epoch, train=False)
         logits, labels = collect_logits(self.net, loader, self.device, bf16=self.bf16,

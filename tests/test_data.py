@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import sketchgraph.data.sources as sources_module
 from sketchgraph.cli import main as cli_main
 from sketchgraph.data import PreparedDataset, Protocol, is_prepared, make_loader, parse_protocol, prepare
 from sketchgraph.data.flat import preprocess_flat, preprocess_reference
+from sketchgraph.data.storage import PARTIAL_MARKER
 from sketchgraph.errors import SketchError
 from sketchgraph.formats import parse_record, read_sketches
 from sketchgraph.graph import FLAG_END, FLAG_PAD, relation_masks
@@ -174,6 +176,7 @@ def test_no_resume_recomputes(tmp_path, monkeypatch):
     files = make_files(tmp_path / "in", n=5)
     shards = tmp_path / "out.partial" / "shards"
     shards.mkdir(parents=True)
+    (tmp_path / "out.partial" / PARTIAL_MARKER).write_text("")  # prepare's own work folder
     (shards / "000000.json").write_text(json.dumps({"fingerprint": "stale"}))
     (shards / "000000.npz").write_bytes(b"junk")
     info = run(files, tmp_path / "out", resume=True)  # a stale shard is ignored (fingerprint differs)
@@ -190,7 +193,7 @@ def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
     assert dir_bytes(out) == before
     info = run(files[:1], out, overwrite=True)
     assert info.num_sketches == 5 and PreparedDataset(out).classes == ["cat"]
-    assert not (tmp_path / "out.old").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"] and not (out / PARTIAL_MARKER).exists()
 
 
 def test_refuses_to_replace_a_foreign_directory(tmp_path):
@@ -740,17 +743,67 @@ def test_prepare_into_the_current_folder_names_it(tmp_path, monkeypatch, capsys)
     assert is_prepared(tmp_path / "here") and not (tmp_path / "here.partial").exists()
 
 
-def test_a_run_killed_between_the_publish_renames_gets_the_old_dataset_back(tmp_path):
-    """publish renames out -> out.old, then out.partial -> out; a kill between them leaves no out. The next
-    prepare moves the old dataset back before anything else (and a finished publish leaves no .old)."""
-    make_files(tmp_path / "in", n=5)
-    first = run([tmp_path / "in"], tmp_path / "out")
-    (tmp_path / "out").rename(tmp_path / "out.old")  # the state after the first rename
+def test_a_run_killed_between_the_publish_renames_gets_the_old_dataset_back(tmp_path, monkeypatch):
+    """publish moves out aside to .out.replaced-<pid>, then renames out.partial to out; a kill between them leaves no
+    out. The next prepare moves the old dataset back before anything else (and a finished publish leaves nothing
+    beside out)."""
+    files = make_files(tmp_path / "in", n=5)
+    out = tmp_path / "out"
+    first = run(files, out)
+    real_replace = os.replace
+
+    def killed_before_the_second_rename(src, dst):
+        if Path(src) == tmp_path / "out.partial":
+            raise Boom("killed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_second_rename)
+    with pytest.raises(Boom):
+        run(files[:1], out, overwrite=True)
+    monkeypatch.undo()
+    assert not out.exists() and (tmp_path / f".out.replaced-{os.getpid()}" / "meta.json").is_file()
     with pytest.raises(FileExistsError, match="already holds a prepared dataset"):
-        run([tmp_path / "in"], tmp_path / "out")
-    assert PreparedDataset(tmp_path / "out").meta["counts"] == first.counts
-    run([tmp_path / "in"], tmp_path / "out", overwrite=True)
+        run(files, out)
+    assert PreparedDataset(out).classes == list(CLASSES) and PreparedDataset(out).meta["counts"] == first.counts
+    run(files[:1], out, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+    assert PreparedDataset(out).classes == ["cat"] and not (out / PARTIAL_MARKER).exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("kind", ["notes", "a copy of a dataset"])
+def test_a_users_out_old_is_left_alone(tmp_path, kind, overwrite):
+    """OUT.old is a common name for a user's own backup: prepare neither deletes it nor moves it into OUT, whether it
+    creates OUT or replaces it (--overwrite)."""
+    files = make_files(tmp_path / "in", n=5)
+    out, backup = tmp_path / "out", tmp_path / "out.old"
+    if kind == "notes":
+        backup.mkdir()
+    else:
+        shutil.copytree(run(files[1:], tmp_path / "elsewhere").path, backup)
+    (backup / "NOTE.txt").write_text("precious")
+    before = dir_bytes(backup)
+    if overwrite:
+        run(files, out)
+    info = run(files[:1], out, overwrite=overwrite)
+    assert dir_bytes(backup) == before
+    assert info.num_sketches == 5 and PreparedDataset(out).classes == ["cat"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_users_out_partial_is_refused_and_left_alone(tmp_path, overwrite):
+    """prepare builds OUT in OUT.partial: a folder of that name that prepare did not make (no marker file) is refused
+    and kept as it is, not emptied and renamed to OUT; prepare's own work folder is reused (resume)."""
+    files = make_files(tmp_path / "in", n=5)
+    out, partial = tmp_path / "out", tmp_path / "out.partial"
+    if overwrite:
+        run(files, out)
+    partial.mkdir()
+    (partial / "NOTE.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match=r"out.partial exists and is not a work folder of sketchgraph prepare"):
+        run(files[:1], out, overwrite=overwrite, resume=not overwrite)
+    assert dir_bytes(partial) == {"NOTE.txt": b"precious"}
+    assert PreparedDataset(out).classes == list(CLASSES) if overwrite else not out.exists()
 
 
 def test_one_class_spelt_differently_is_one_class(tmp_path, capsys):
@@ -1079,3 +1132,173 @@ def test_a_gzip_copy_beside_its_plain_file_is_read_once(tmp_path, named):
     assert info.meta["left_out"] == [{"path": copy.as_posix(), "reason": GZIP_COPY.format(name="cat.ndjson")}]
     alone = run([copy], tmp_path / "alone")  # without its plain copy the .gz is read
     assert alone.splits == {"all": 5}
+
+
+# ---------------------------------------------------------------------------------------- damaged datasets
+def _cut(name: str, keep: float):
+    """Damage: ``name`` cut to ``keep`` of its bytes (a copy stopped short)."""
+    def damage(folder: Path) -> None:
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: int(len(data) * keep)])
+    return damage
+
+
+def _edit(name: str, change):
+    """Damage: array ``name`` replaced by ``change(array)`` (a well-formed ``.npy`` that disagrees with the rest)."""
+    def damage(folder: Path) -> None:
+        array = np.load(folder / f"{name}.npy")
+        np.save(folder / f"{name}.npy", change(array), allow_pickle=True)
+    return damage
+
+
+def _edit_meta(change):
+    def damage(folder: Path) -> None:
+        meta = json.loads((folder / "meta.json").read_text())
+        change(meta)
+        (folder / "meta.json").write_text(json.dumps(meta))
+    return damage
+
+
+def _set(array: np.ndarray, index, value) -> np.ndarray:
+    array[index] = value
+    return array
+
+
+def _move_one_sketch_to_another_split(split: np.ndarray) -> np.ndarray:
+    split[0] = (split[0] + 1) % (split.max() + 1)
+    return split
+
+
+DAMAGES = {  # what a damaged or half-copied dataset looks like -> (the file named, what the message says)
+    "coords cut in half": (_cut("coords.npy", 0.5), "coords.npy", "cannot be read (mmap length"),
+    "offsets cut in half": (_cut("offsets.npy", 0.5), "offsets.npy", "cannot be read (mmap length"),
+    "labels cut in half": (_cut("labels.npy", 0.5), "labels.npy", "cannot be read (mmap length"),
+    "flags header cut": (_cut("flags.npy", 0.005), "flags.npy", "cannot be read (EOF: reading array header"),
+    "flags missing": (lambda d: (d / "flags.npy").unlink(), "flags.npy", "is missing"),
+    "key_ids missing": (lambda d: (d / "key_ids.npy").unlink(), "key_ids.npy", "is missing"),
+    "meta.json empty": (lambda d: (d / "meta.json").write_text(""), "meta.json", "is not valid JSON"),
+    "meta.json cut": (_cut("meta.json", 0.5), "meta.json", "is not valid JSON"),
+    "meta.json a list": (lambda d: (d / "meta.json").write_text("[]"), "meta.json", "holds a list, not a JSON object"),
+    "meta.json without classes": (_edit_meta(lambda m: m.pop("classes")), "meta.json", "lacks 'classes'"),
+    "num_points a string": (_edit_meta(lambda m: m.update(num_points="7")), "meta.json",
+                            "'num_points' is \"7\", not a count"),
+    "splits not adding up": (_edit_meta(lambda m: m["splits"].update(train=1)), "meta.json", "add up to"),
+    "split shorter": (_edit("split", lambda a: a[:100]), "split.npy", "has shape (100,), not (480,)"),
+    "labels shorter": (_edit("labels", lambda a: a[:10]), "labels.npy", "has shape (10,), not (480,)"),
+    "a label out of range": (_edit("labels", lambda a: _set(a, 3, 99)), "labels.npy",
+                             "sketch 3 has label 99, outside the 4 classes"),
+    "labels as int64": (_edit("labels", lambda a: a.astype(np.int64)), "labels.npy", "has dtype int64, not int32"),
+    "labels pickled": (_edit("labels", lambda a: a.astype(object)), "labels.npy", "cannot be read"),
+    "a split out of range": (_edit("split", lambda a: _set(a, 2, 7)), "split.npy", "sketch 2 is in split 7"),
+    "split sizes differ from meta.json": (_edit("split", _move_one_sketch_to_another_split), "split.npy",
+                                          "sketches in the splits, meta.json says"),
+    "coords shorter but whole": (_edit("coords", lambda a: a[: len(a) // 2]), "coords.npy", "has shape"),
+    "offsets not rising": (_edit("offsets", lambda a: _set(a, 5, a[7])), "offsets.npy",
+                           "does not rise from 0 by at least 1 point per sketch (entry 6"),
+    "offsets not starting at 0": (_edit("offsets", lambda a: _set(a, 0, 1)), "offsets.npy", "does not rise from 0"),
+    "offsets ending short": (_edit("offsets", lambda a: _set(a, -1, a[-1] - 1)), "offsets.npy", "ends at"),
+    "no stroke end": (_edit("flags", lambda a: _set(a, slice(None), 100)), "flags.npy",
+                      "the last point of sketch 0 does not end a stroke"),
+    "times where meta.json has none": (lambda d: np.save(d / "times.npy", np.zeros(7031, np.float32)), "times.npy",
+                                       "is there, but meta.json says the dataset has no times"),
+    "times missing": (_edit_meta(lambda m: m.update(has_times=True)), "times.npy", "is missing"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_dataset_is_refused_when_opened_naming_the_file(easy_prepared, tmp_path, damage):
+    """A truncated, half-copied or inconsistent dataset used to fail later with an unnamed error (``mmap length is
+    greater than file size``, an IndexError from the loss) or to train on the wrong sketches with no error at all
+    (a short split.npy, offsets that fall back). Opening it raises a SketchError naming the file and the dataset."""
+    folder = tmp_path / "copy"
+    shutil.copytree(easy_prepared, folder)
+    change, file, message = DAMAGES[damage]
+    change(folder)
+    with pytest.raises(SketchError) as err:
+        PreparedDataset(folder)
+    text = str(err.value)
+    assert text.startswith(f"{folder / file}: ") and message in text, text
+    assert f"The prepared dataset {folder} is damaged or incomplete" in text and "prepare it again" in text
+
+
+def test_an_intact_dataset_opens_and_a_worker_refuses_one_changed_under_it(easy_prepared, tmp_path):
+    """The checks pass on an intact dataset; a DataLoader worker re-opens it by path and refuses it when its meta.json
+    is no longer the one the run opened (prepared again with --overwrite while training)."""
+    import pickle
+
+    folder = tmp_path / "copy"
+    shutil.copytree(easy_prepared, folder)
+    dataset = PreparedDataset(folder)
+    assert len(pickle.loads(pickle.dumps(dataset))) == len(dataset) == 480
+    state = pickle.dumps(dataset)
+    _edit_meta(lambda m: m.update(split_method={"kind": "protocol", "seed": 1}))(folder)
+    with pytest.raises(SketchError, match=rf"^{folder} changed on disk while in use"):
+        pickle.loads(state)
+
+
+# ---------------------------------------------------------------------------------------- key ids
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_over_long_key_id_does_not_widen_every_key_id(tmp_path, small_chunks, workers):
+    """key_ids are fixed-width arrays: one key_id of 50,000 characters made key_ids.npy 100 MB for 2,000 sketches
+    (and prepare's memory 2.6 GB). It is not stored (the drawing is kept, with no key_id) and said so; the other key ids
+    are kept as they were."""
+    from sketchgraph.data.shard import MAX_KEY_ID_CHARS
+
+    records = [{"word": "cat", "key_id": "k" * 50_000 if i == 3 else str(10**15 + i),
+                "drawing": [[[0, 10, 20], [0, 5, 0]], [[5, 5], [0, 20 + i % 7]]]} for i in range(200)]
+    records[7]["key_id"] = "m" * MAX_KEY_ID_CHARS  # the longest stored
+    (tmp_path / "in").mkdir()
+    write_records(tmp_path / "in" / "cat.ndjson", records)
+    info = run([tmp_path / "in"], tmp_path / "out", workers=workers)
+    dataset = PreparedDataset(info.path)
+    keys = [k.decode() for k in dataset.key_ids.tolist()]
+    assert len(keys) == 200 and keys[3] == "" and keys[7] == "m" * MAX_KEY_ID_CHARS
+    assert keys[:3] + keys[4:7] == [str(10**15 + i) for i in (0, 1, 2, 4, 5, 6)]
+    assert dataset.key_ids.dtype.itemsize == MAX_KEY_ID_CHARS
+    assert (tmp_path / "out" / "key_ids.npy").stat().st_size < 200 * MAX_KEY_ID_CHARS + 1000
+    assert info.counts["long_key_ids"] == 1 and info.num_sketches == 200
+    source = (tmp_path / "in" / "cat.ndjson").as_posix()
+    assert errors_of(tmp_path / "out") == [{
+        "source": source, "line": 4, "kind": "long_key_id",
+        "message": f"{source}:4: key_id of 50,000 characters, over the 256 stored: the drawing is kept without "
+                   "a key_id",
+    }]
+
+
+def _record_syncs(monkeypatch) -> list[tuple[str, ...]]:
+    """``("fsync", path)`` and ``("replace", src, dst)`` events, in order (real paths; Linux: /proc names a fd)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to name the file an fsync is for")
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", os.path.realpath(src), os.path.realpath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def test_prepare_syncs_the_dataset_to_disk_before_publishing_it(tmp_path, monkeypatch):
+    """The renames are atomic against a kill, not against a power loss, after which a renamed folder could hold empty
+    files: every file of the dataset, and the folder, are synced before the rename, the parent after it; a cached
+    shard's arrays before the sidecar that vouches for them."""
+    files = make_files(tmp_path / "in", n=5)
+    events = _record_syncs(monkeypatch)
+    run(files, tmp_path / "out")
+    partial, out = os.path.realpath(tmp_path / "out.partial"), os.path.realpath(tmp_path / "out")
+    published = events.index(("replace", partial, out))
+    synced = {e[1] for e in events[:published] if e[0] == "fsync"}
+    assert {os.path.join(partial, name) for name in os.listdir(out)} | {partial} <= synced
+    assert ("fsync", os.path.realpath(tmp_path)) in events[published:]
+    sidecars = [i for i, e in enumerate(events) if e[0] == "replace" and e[1].endswith(".tmp.json")]
+    assert len(sidecars) == 3
+    for i in sidecars:
+        arrays = events[i][1].replace(".tmp.json", ".tmp.npz")
+        assert ("fsync", arrays) in events[:i]

@@ -65,3 +65,49 @@ def test_every_process_refuses_an_earlier_run(easy_prepared, tmp_path):
     assert proc.returncode != 0
     assert f"{out} already holds a training run (metrics.jsonl, best/)" in proc.stderr, proc.stderr[-3000:]
     assert (out / "metrics.jsonl").read_text() == '{"epoch": 1}\n' and not (out / "last").exists()
+
+
+RANK_WEIGHTS = """
+import hashlib, os, sys
+from pathlib import Path
+from sketchgraph.train import load_train_config, train
+result = train(load_train_config(sys.argv[1], sys.argv[3:]))
+digest = hashlib.sha256()
+for name, tensor in sorted(result.model.state_dict().items()):
+    digest.update(name.encode())
+    digest.update(tensor.detach().cpu().numpy().tobytes())
+Path(f"{sys.argv[2]}.rank{os.environ['RANK']}").write_text(digest.hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_ranks_validate_the_saved_batchnorm_model_and_a_resume_keeps_the_number_of_processes(easy_prepared, tmp_path):
+    """BatchNorm's running statistics: DDP sends rank 0's only at the start of a training forward, so each rank
+    ended an epoch with its own and validated its half of the valid split with them, while rank 0 saved its own.
+    Every rank takes rank 0's before validating: the final weights and buffers are the same on both ranks, and the
+    logged validation is the saved model's. Resuming that two-process run in one process is refused (world_size)."""
+    from sketchgraph.errors import CheckpointError
+    from sketchgraph.evaluate import evaluate
+
+    script = tmp_path / "rank_weights.py"
+    script.write_text(RANK_WEIGHTS)
+    out = tmp_path / "bn"
+    settings = [f"data={easy_prepared}", f"out={out}", "progress=false", "preset=cnn", "model={}", "epochs=2",
+                "batch_size=16"]
+    env = {**os.environ, "DGLBACKEND": "pytorch", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(CONFIGS / "tiny.toml"), str(tmp_path / "weights"), *settings]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "weights.rank0").read_text() == (tmp_path / "weights.rank1").read_text()
+    logged = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        report = evaluate(out / "last", easy_prepared, "valid", progress=False)
+        with pytest.raises(CheckpointError, match=r"world_size: 2 -> 1"):
+            train(load_train_config(CONFIGS / "tiny.toml", [*settings, "epochs=3", "resume=true"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert report["top1"] == pytest.approx(logged["valid_top1"])
+    assert report["loss"] == pytest.approx(logged["valid_loss"], rel=1e-4)

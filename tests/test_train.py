@@ -222,6 +222,46 @@ def test_bf16_autocast_on_cpu_learns(easy_prepared, tmp_path):
     assert train(cfg).best_valid_top1 > 0.85
 
 
+@pytest.mark.parametrize("machine, avx512_bf16, amx, onednn, native", [
+    ("x86_64", False, False, True, False),  # AVX-512 without BF16 (Skylake, Cascade Lake): oneDNN says yes
+    ("x86_64", True, False, False, True), ("AMD64", False, True, False, True),
+    ("aarch64", False, False, True, True), ("aarch64", False, False, False, False),  # ARM: oneDNN's check
+])
+def test_native_bf16_on_cpu_needs_the_bf16_instructions(monkeypatch, machine, avx512_bf16, amx, onednn, native):
+    """oneDNN's check is true on every AVX-512 CPU, so bfloat16 ran emulated there without the warning; on x86 the
+    AVX512-BF16 / AMX checks decide, elsewhere oneDNN's."""
+    import warnings
+
+    from sketchgraph.model import precision
+
+    monkeypatch.setattr(precision.platform, "machine", lambda: machine)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(precision, "_onednn_bf16", lambda: onednn)
+    assert precision.native_bf16("cpu") is native
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert precision.warn_if_emulated_bf16("cpu", "bf16 autocast on cpu") is native
+    assert [str(w.message).split(":")[0] for w in caught] == ([] if native else ["bf16 autocast on cpu"])
+
+
+@pytest.mark.parametrize("ampere", [False, True])
+def test_native_bf16_on_cuda_does_not_count_emulation(monkeypatch, ampere):
+    """``torch.cuda.is_bf16_supported()`` counts emulation by default, so a V100 / T4 passed and bf16 (on by default
+    for CUDA) ran emulated without the warning."""
+    from sketchgraph.model import precision
+
+    asked = []
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return ampere or including_emulation  # a pre-Ampere GPU emulates bfloat16
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert precision.native_bf16("cuda") is ampere and asked == [False]
+
+
 class Killed(Exception):
     pass
 
@@ -930,3 +970,116 @@ def test_overwrite_names_what_it_leaves_in_the_folder(easy_prepared, tmp_path, c
     assert (f"[train] overwrite: left in {out} as they were (train did not write them): eval/, notes.txt; delete what "
             "belongs to the deleted run (e.g. an evaluation of its best/), it no longer matches the new model\n") in err
     assert (out / "eval" / "report.json").is_file() and not (out / ".best.tmp-123").exists()
+
+
+# ------------------------------------------------------------------------------------------ processes
+@pytest.mark.parametrize("recorded", [
+    {"world_size": 2},
+    {"hardware": "2 x CPU x86_64 (2 cores), torch 2.13.0"},  # written before world_size was: its hardware says 2
+])
+def test_resume_refuses_another_number_of_processes(easy_prepared, tmp_path, recorded):
+    """Resumed with another number of processes, a run has other steps per epoch (the learning-rate schedule counts
+    in them) and another global batch: refused as any recipe change, naming world_size (test_ddp resumes a real
+    two-process run in one)."""
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=1", "batch_size=64")
+    train(cfg)
+    path = tmp_path / "r" / "last" / "config.json"
+    config = json.loads(path.read_text())
+    assert config["training"]["world_size"] == 1
+    del config["training"]["world_size"]
+    config["training"].update(recorded)
+    path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"this setting differs from the run's \(old -> new\): "
+                                              r"world_size: 2 -> 1\. .* world_size is the number of processes: the run "
+                                              r"trained with 2 \(torchrun --nproc_per_node 2\) and resumes only so"):
+        train(dataclasses.replace(cfg, resume=True))
+    config["training"].pop("world_size", None)
+    config["training"]["hardware"] = "1 x CPU x86_64 (2 cores), torch 2.13.0"
+    path.write_text(json.dumps(config))
+    assert train(dataclasses.replace(cfg, resume=True)).stop_reason == "already_done"
+
+
+def test_the_recorded_fingerprint_is_of_the_dataset_the_run_opened(easy_prepared, tmp_path):
+    """The fingerprint was taken at the first save (after epoch 1) from the files then at the path: a dataset prepared
+    again meanwhile (--overwrite renames a new folder in) was recorded, though the run trained on the one it opened."""
+    import shutil
+
+    from sketchgraph.data import PreparedDataset
+    from sketchgraph.train import Trainer
+
+    data = tmp_path / "data"
+    shutil.copytree(easy_prepared, data)
+    opened = PreparedDataset(data).fingerprint
+    run = Trainer(tiny(data, tmp_path / "r"), command=None)
+    try:
+        other = tmp_path / "other"
+        shutil.copytree(easy_prepared, other)
+        np.save(other / "labels.npy", np.load(other / "labels.npy")[::-1].copy())
+        data.rename(tmp_path / "old")
+        other.rename(data)
+        assert PreparedDataset(data).fingerprint != opened
+        run.save("last", {"epoch": 0}, with_state=False)
+    finally:
+        run.ctx.close()
+    assert json.loads((tmp_path / "r" / "last" / "config.json").read_text())["training"]["dataset"]["fingerprint"] \
+        == opened
+
+
+def test_an_explicit_gpu_index_under_torchrun_is_refused():
+    """``--device cuda:1`` under torchrun was taken by every process (NCCL then fails: duplicate GPU)."""
+    from sketchgraph.distributed import DistContext
+    from sketchgraph.train import _resolve_device
+
+    with pytest.raises(ValueError, match=r"^device 'cuda:1' under torchrun \(2 processes\): every process would use "
+                                         r"that one GPU .* Use --device cuda \(or auto\)"):
+        _resolve_device(torch.device("cuda", 1), DistContext(rank=0, world_size=2))
+
+
+def test_a_train_split_smaller_than_the_number_of_processes_is_refused(easy_prepared, tmp_path, monkeypatch):
+    """Fewer train sketches than processes gave a rank no batch: a ZeroDivisionError in the step schedule, or a loss of
+    0 "trained" on nothing."""
+    import sketchgraph.train as train_module
+    from sketchgraph.distributed import DistContext
+
+    monkeypatch.setattr(train_module, "init_distributed", lambda device_type: DistContext(rank=0, world_size=400))
+    with pytest.raises(ValueError, match=rf"^the 'train' split of {re.escape(str(easy_prepared))} holds 384 sketches, "
+                                         r"fewer than the 400 processes \(torchrun --nproc_per_node\)"):
+        train_module.Trainer(tiny(easy_prepared, tmp_path / "r"), command=None)
+
+
+def test_a_configuration_error_leaves_the_process_group(easy_prepared, tmp_path, monkeypatch):
+    """A configuration error in Trainer (an unknown split) left the process group of a torchrun process alive: the
+    Trainer was built outside train()'s try/finally. It leaves it now, without waiting for the other ranks."""
+    import sketchgraph.train as train_module
+    from sketchgraph.distributed import DistContext
+
+    closed = []
+    monkeypatch.setattr(DistContext, "close", lambda self, *, sync=True: closed.append(sync))
+    monkeypatch.setattr(train_module, "init_distributed", lambda device_type: DistContext(owns_group=True))
+    with pytest.raises(KeyError, match="no split 'nope'"):
+        train(tiny(easy_prepared, tmp_path / "r", "valid_split=nope"))
+    assert closed == [False]
+
+
+def test_checkpoints_and_metrics_are_synced_to_disk_before_their_renames(easy_prepared, tmp_path, monkeypatch):
+    """A power loss after a rename could publish a checkpoint or metrics.jsonl whose files are empty: each file is
+    synced before the rename that publishes it (and the folders around it)."""
+    import os
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to name the file an fsync is for")
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+                        or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda src, dst: events.append(
+        ("replace", os.path.realpath(src), os.path.realpath(dst))) or real_replace(src, dst))
+    train(tiny(easy_prepared, tmp_path / "r", "epochs=1"))
+    out = os.path.realpath(tmp_path / "r")
+    for name in ("best", "last", "metrics.jsonl"):
+        target = os.path.join(out, name)
+        renamed = next(i for i, e in enumerate(events) if e[0] == "replace" and e[2] == target)
+        source = events[renamed][1]
+        synced = {e[1] for e in events[:renamed] if e[0] == "fsync"}
+        written = [os.path.join(source, f) for f in os.listdir(target)] if os.path.isdir(target) else [source]
+        assert set(written) <= synced, (name, set(written) - synced)

@@ -8,8 +8,10 @@ classes, splits -> arrays written to ``OUT.partial`` -> renamed to ``OUT``.
   results are merged in task order, nothing time- or machine-dependent is stored).
 - Resumable: each source file's shard is cached in ``OUT.partial/shards/`` as soon as its last chunk
   is done; a re-run (``resume=True``) skips files whose shard matches (path, size, mtime, options).
-- Atomic: ``OUT`` appears only when complete (``meta.json`` is written last, then the rename); an
-  existing complete ``OUT`` is replaced only with ``overwrite=True``.
+- Atomic: ``OUT`` appears only when complete (``meta.json`` is written last, everything is synced to disk, then
+  the rename); an existing complete ``OUT`` is replaced only with ``overwrite=True`` (moved aside to a hidden
+  ``.OUT.replaced-<pid>`` first, put back after a kill). Only folders prepare made are reused or deleted: a
+  ``OUT.partial`` without prepare's marker file (``storage.PARTIAL_MARKER``) is refused, and ``OUT.old`` is a user's.
 - Malformed records are skipped and listed with file:line in ``OUT/errors.jsonl`` (in input order: by source,
   then line or record); empty drawings are counted and dropped; a summary is printed at the end. What a folder
   walk left out (another prepared dataset or ``.partial`` work folder, an ``.npz`` not named, an empty file) and
@@ -26,7 +28,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -44,14 +45,15 @@ from ..preprocess import Preprocessing
 from ..wording import counted
 from . import sources as _sources
 from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, repeats, run_task, run_task_global
-from .shard import Shard
+from .shard import MAX_KEY_ID_CHARS, Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
-from .storage import FORMAT_VERSION, is_prepared, publish, recover, write_dataset
+from .storage import FORMAT_VERSION, claim_partial, is_prepared, publish, recover, write_dataset
 
 __all__ = ["prepare", "PreparedInfo"]
 
-_SHARD_VERSION = 2  # 2: errors carry their position ("at"); gzip ndjson records are numbered by line
+_SHARD_VERSION = 3  # 2: errors carry their position ("at"); gzip ndjson records are numbered by line; 3: no key_id
+# over MAX_KEY_ID_CHARS (a cache of version 2 may hold one)
 _NO_SPLIT = "all"
 
 
@@ -66,7 +68,8 @@ class PreparedInfo:
         splits: ``{split: count}``.
         counts: ``read``, ``malformed``, ``empty``, ``duplicate``, ``unreadable`` (files or parts of files, such as
             an ``.npz`` split, that could not be read at all: no record of theirs is counted), ``not_selected``,
-            ``kept``, ``truncated`` (sketches cut by the point cap), ``dropped_points``.
+            ``long_key_ids`` (sketches stored without their key_id, longer than ``MAX_KEY_ID_CHARS``; listed in
+            ``errors.jsonl``), ``kept``, ``truncated`` (sketches cut by the point cap), ``dropped_points``.
         seconds: wall time; ``resumed_files``: source files taken from the resume cache.
         meta: the written ``meta.json``.
     """
@@ -104,11 +107,23 @@ def _keys_digest(keys: Mapping[str, str] | None) -> str | None:
     return h.hexdigest()
 
 
+def _bounded(task: Task, shard: Shard) -> Shard:
+    """``shard`` without the key ids over ``MAX_KEY_ID_CHARS`` (``Shard.drop_long_key_ids``), which would make every
+    entry of the fixed-width key_id arrays (shards, ``key_ids.npy``) as wide as the longest."""
+    shard.drop_long_key_ids(task.source.path.as_posix())
+    return shard
+
+
+def _run_bounded_task(task: Task) -> Shard:
+    """A pool worker's task: ``run_task_global``, then ``_bounded`` (in the worker: the shard it sends is narrow)."""
+    return _bounded(task, run_task_global(task))
+
+
 def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tuple[Task, Shard]]:
     """``(task, shard)`` in task order, in ``pool`` (a process pool) or here when it is ``None``."""
     if pool is None:
         for task in tasks:
-            yield task, run_task(task, options)
+            yield task, _bounded(task, run_task(task, options))
         return
     pending: list[Task] = []
 
@@ -117,7 +132,7 @@ def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tu
             pending.append(task)
             yield task
 
-    for shard in pool.imap(run_task_global, feed(), chunksize=1):
+    for shard in pool.imap(_run_bounded_task, feed(), chunksize=1):
         yield pending.pop(0), shard
 
 
@@ -241,6 +256,9 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     empty = info.meta.get("files_without_records", [])
     if empty:
         lines.append(f"  warning: {_held_no_record(empty)}")
+    if c.get("long_key_ids"):
+        lines.append(f"  warning: {counted(c['long_key_ids'], 'sketch')} stored without its key_id, which was longer "
+                     f"than {MAX_KEY_ID_CHARS} characters (listed in {out / 'errors.jsonl'})")
     lost = [e for e in errors if e["kind"] == "unreadable"]
     if lost:
         lines.append(f"  files or parts of files that could not be read at all (their records are not counted): "
@@ -304,7 +322,7 @@ def prepare(
     if out.name in ("", ".", ".."):
         out = out.resolve()  # "." or "..": name the folder, so DIR.partial sits beside it
     partial = out.with_name(out.name + ".partial")
-    recover(out)  # a run killed while it replaced out: the old dataset comes back first
+    recover(out)  # a run killed while it replaced out: the old dataset comes back first (only prepare's own folders)
     if is_prepared(out) and not overwrite:
         raise FileExistsError(f"{out} already holds a prepared dataset; pass overwrite=True (--overwrite)")
     if out.exists() and not is_prepared(out) and (not out.is_dir() or any(out.iterdir())):
@@ -319,8 +337,7 @@ def prepare(
     method = _split_method(split_files, proto, sources)
     keys = read_split_keys(split_files) if method == "keys" else None
     options = ReadOptions(preprocessing=preprocessing, keys=keys, protocol=proto, seed=seed, fast=fast)
-    if partial.exists() and not resume:
-        shutil.rmtree(partial)
+    claim_partial(partial, out, fresh=not resume)  # a .partial that prepare did not make is refused, never emptied
 
     shards, infos, resumed = _read_sources(sources, options, partial / "shards", workers, progress)
     owner = np.concatenate([np.full(len(sh), i, np.int64) for i, sh in enumerate(shards)])  # (S,) source index
@@ -339,6 +356,7 @@ def prepare(
         "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
         "duplicate": int(stats["duplicate"]), "unreadable": int(stats["unreadable"]),
         "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
+        "long_key_ids": int(stats["long_key_id"]),
     }
     if not len(final):
         listed = partial / "errors.jsonl"

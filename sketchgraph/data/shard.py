@@ -19,11 +19,16 @@ import numpy as np
 
 from .flat import FlatPrepared
 
-__all__ = ["Shard", "STAT_KEYS"]
+__all__ = ["Shard", "STAT_KEYS", "MAX_KEY_ID_CHARS"]
 
-STAT_KEYS = ("read", "malformed", "empty", "duplicate", "unreadable", "not_selected")
+STAT_KEYS = ("read", "malformed", "empty", "duplicate", "unreadable", "not_selected", "long_key_id")
 """Counters a shard carries: records seen (blank lines excluded), malformed records skipped, empty
-drawings dropped, repeats of a key_id read before, and well-formed sketches a split rule or protocol left out."""
+drawings dropped, repeats of a key_id read before, well-formed sketches a split rule or protocol left out, and
+sketches kept without their over-long key_id (``Shard.drop_long_key_ids``)."""
+
+MAX_KEY_ID_CHARS = 256
+"""The longest key_id stored. Key ids are fixed-width arrays (``Shard``: 4 bytes a character; ``key_ids.npy``: the
+longest UTF-8 key id's bytes), so one key id of 50,000 characters would make every sketch's entry that wide."""
 
 
 @dataclass
@@ -33,7 +38,7 @@ class Shard:
     Attributes:
         data: ``FlatPrepared`` (coords ``(P, 2)``, flags ``(P,)``, lengths ``(S,)``, times, dropped).
         labels: ``(S,)`` str class names.
-        key_ids: ``(S,)`` str (``""`` when the record has none).
+        key_ids: ``(S,)`` str (``""`` when the record has none, or one longer than ``MAX_KEY_ID_CHARS``).
         tags: ``(S,)`` str split the source implies (file name / npz split / key lookup), ``""`` if none.
         recognized: ``(S,)`` int8, 1 / 0, or -1 when unknown.
         order: ``(S,)`` int64 line number (text files) or 1-based record number in the source file.
@@ -90,6 +95,28 @@ class Shard:
         return Shard(data, *(getattr(self, k)[mask] for k in self._PER_SKETCH), stats=Counter(self.stats),
                      errors=list(self.errors))
 
+    def drop_long_key_ids(self, source: str) -> int:
+        """Store no key_id (``""``) for the sketches whose key_id is longer than ``MAX_KEY_ID_CHARS``, keeping the
+        drawings, so ``key_ids`` stays at most that wide; each is reported in ``errors`` (kind ``"long_key_id"``,
+        ``source:line``, ``line`` being the record's ``order``) and counted (``stats["long_key_id"]``). Returns how
+        many. (Selection by split files and the protocol's sampling have used the whole key_id already.)"""
+        if not len(self) or self.key_ids.dtype.itemsize <= MAX_KEY_ID_CHARS * np.dtype("U1").itemsize:
+            return 0
+        lengths = np.char.str_len(self.key_ids)
+        long = lengths > MAX_KEY_ID_CHARS
+        for i in np.flatnonzero(long).tolist():
+            line = int(self.order[i])
+            self.errors.append({
+                "source": source, "line": line, "kind": "long_key_id",
+                "message": f"{source}:{line}: key_id of {int(lengths[i]):,} characters, over the "
+                           f"{MAX_KEY_ID_CHARS} stored: the drawing is kept without a key_id",
+                "at": line,
+            })
+        width = max(1, int(lengths[~long].max(initial=0)))
+        self.key_ids = np.where(long, "", self.key_ids).astype(f"U{width}")
+        self.stats["long_key_id"] += int(long.sum())
+        return int(long.sum())
+
     # ------------------------------------------------------------------ cache files
     def save(self, stem: Path, info: dict[str, Any]) -> None:
         """Write ``stem.npz`` then ``stem.json`` (``info`` + counters + errors), each atomically; the shard is
@@ -101,7 +128,10 @@ class Shard:
             arrays["times"] = d.times
         stem.with_suffix(".json").unlink(missing_ok=True)  # a kill below must not pair an old sidecar with new data
         tmp = stem.with_name(stem.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the sidecar that vouches for it (a power loss may reorder writes)
         os.replace(tmp, stem.with_suffix(".npz"))
         doc = dict(info, stats=dict(self.stats), errors=self.errors)
         tmp_json = stem.with_name(stem.name + ".tmp.json")

@@ -12,25 +12,30 @@ A prepared dataset is a directory (``S`` sketches, ``P`` points in all)::
     offsets.npy     (S + 1,) int64: sketch i is points offsets[i]:offsets[i + 1]
     labels.npy      (S,) int32 index into meta["classes"]
     split.npy       (S,) uint8 index into list(meta["splits"])
-    key_ids.npy     (S,) bytes (UTF-8, fixed width; b"" when a record had none)
+    key_ids.npy     (S,) bytes (UTF-8, fixed width; b"" when a record had none, or one longer than
+                    shard.MAX_KEY_ID_CHARS = 256 characters: listed in errors.jsonl, kind "long_key_id")
     times.npy       (P,) float32 ms, only when every sketch kept its times (no simplification)
-    errors.jsonl    one line per malformed record / empty drawing / repeat / unreadable file or part: source,
+    errors.jsonl    one line per malformed record / empty drawing / repeat / unreadable file or part / key_id
+                    too long to store (the drawing kept): source,
                     line (None where the reader numbers records, named in the message), kind, message; by
                     source, then line or record
 
 Sketches are stored in input order (sorted files, then line order). Every array loads with
 ``np.load(..., mmap_mode="r")`` and no pickle; ``meta.json`` is written last, so a directory without
-it is not a prepared dataset.
+it is not a prepared dataset. ``PreparedDataset`` checks when it opens a dataset that the arrays agree with
+``meta.json`` (counts, shapes, dtypes) and with each other (offsets rising from 0 to P, labels and split indices in
+range, split sizes, a stroke end on each sketch's last point).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -39,10 +44,14 @@ from ..graph import FLAG_END, GraphSpec
 from ..preprocess import Preprocessing
 from ..sketch import Sketch
 
-__all__ = ["FORMAT_VERSION", "ARRAYS", "PreparedDataset", "coords_dtype", "is_prepared", "write_dataset", "publish"]
+__all__ = ["FORMAT_VERSION", "ARRAYS", "PARTIAL_MARKER", "PreparedDataset", "coords_dtype", "is_prepared",
+           "write_dataset", "claim_partial", "publish", "recover", "replaced_folders", "fsync_file", "fsync_dir"]
 
 FORMAT_VERSION = 1
 ARRAYS = ("coords", "flags", "offsets", "labels", "split", "key_ids")
+PARTIAL_MARKER = ".sketchgraph-prepare"
+"""The file ``prepare`` writes into the ``OUT.partial`` work folder it creates (``claim_partial``): a ``.partial``
+folder without it is not prepare's, and is neither reused nor emptied. ``publish`` removes it from the dataset."""
 
 
 def coords_dtype(coords: np.ndarray) -> np.dtype:
@@ -57,7 +66,8 @@ def write_dataset(
     errors: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Write the arrays (see the module docstring), ``errors.jsonl`` and, last, ``meta.json`` into
-    ``folder`` (anything else there but ``shards/`` is removed first; ``shards/`` is removed at the end).
+    ``folder`` (anything else there but ``shards/`` and ``PARTIAL_MARKER`` is removed first; ``shards/`` is removed at
+    the end). Every file and the folder are synced to disk (``os.fsync``) before this returns.
 
     Args:
         coords ``(P, 2)``, flags ``(P,)``, lengths ``(S,)`` points per sketch, labels ``(S,)``, split
@@ -65,7 +75,7 @@ def write_dataset(
         array names, ``num_points``, ``coords_dtype`` and ``has_times``, and returned.
     """
     for p in folder.iterdir():
-        if p.name != "shards":
+        if p.name not in ("shards", PARTIAL_MARKER):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     coords = coords.astype(coords_dtype(coords))
     arrays = {
@@ -77,39 +87,122 @@ def write_dataset(
     if times is not None:
         arrays["times"] = times.astype(np.float32)
     for name, arr in arrays.items():
-        np.save(folder / f"{name}.npy", arr)
+        with open(folder / f"{name}.npy", "wb") as f:
+            np.save(f, arr)
+            _sync(f)
     with open(folder / "errors.jsonl", "w", encoding="utf-8") as f:
         for e in errors:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
+        _sync(f)
     meta = dict(meta, num_points=int(len(coords)), coords_dtype=str(coords.dtype), has_times=times is not None,
                 arrays={name: f"{name}.npy" for name in arrays})
     shutil.rmtree(folder / "shards", ignore_errors=True)
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(folder / "meta.json", "w", encoding="utf-8") as f:  # last: the dataset is complete once it is there
+        f.write(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+        _sync(f)
+    fsync_dir(folder)
     return meta
+
+
+def _sync(f: IO[Any]) -> None:
+    """Flush the open file ``f`` to disk."""
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def claim_partial(partial: Path, out: Path, *, fresh: bool) -> None:
+    """Make ``partial`` this ``prepare``'s work folder for ``out``: a folder there is reused (``fresh``: emptied first)
+    only when it carries ``PARTIAL_MARKER``, the file ``prepare`` writes into the work folders it creates; anything
+    else of that name (a user's own folder or file) is refused with ``FileExistsError`` and left as it is."""
+    if partial.exists() or partial.is_symlink():
+        if not partial.is_dir() or not (partial / PARTIAL_MARKER).is_file():
+            raise FileExistsError(
+                f"{partial} exists and is not a work folder of sketchgraph prepare (it has no {PARTIAL_MARKER} file); "
+                f"prepare builds {out} in {partial.name} and would replace what is there, so it stops. Rename or move "
+                f"{partial}, or prepare into another --out (if it is the work folder of a prepare run by an older "
+                "sketchgraph, delete it)")
+        if fresh:
+            shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    marker = partial / PARTIAL_MARKER
+    if not marker.is_file():
+        marker.write_text(f"work folder of `sketchgraph prepare` for {out.name}; renamed to it when complete\n",
+                          encoding="utf-8")
+
+
+def replaced_folders(out: Path) -> list[Path]:
+    """The hidden ``.<name>.replaced-<pid>`` siblings of ``out``: where ``publish`` moves the dataset it replaces
+    (only ``publish`` gives a folder such a name), sorted."""
+    return sorted(out.parent.glob(f".{glob.escape(out.name)}.replaced-*"))
 
 
 def publish(partial: Path, out: Path) -> None:
     """Rename the finished ``partial`` directory to ``out``, replacing an existing ``out`` (which the
     caller has checked is a prepared dataset or empty) so ``out`` is never missing or half-written
-    for longer than two renames."""
-    old = out.with_name(out.name + ".old")
-    if old.exists():
+    for longer than two renames. The replaced dataset is moved aside to ``.<name>.replaced-<pid>`` (a name no
+    user folder has; ``recover`` brings it back after a kill between the renames), then deleted. The folder is
+    synced to disk before the renames and its parent after them, so a power loss cannot publish empty files."""
+    fsync_dir(partial)
+    old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+    if old.exists():  # ours by its name: the leftover of an earlier run that had this process id
         shutil.rmtree(old)
     if out.exists():
         os.replace(out, old)
     os.replace(partial, out)
+    fsync_dir(out.parent)
+    (out / PARTIAL_MARKER).unlink(missing_ok=True)
     if old.exists():
         shutil.rmtree(old)
 
 
 def recover(out: Path) -> bool:
-    """Undo a ``publish`` killed between its two renames: ``out`` missing and ``out.old`` a complete dataset
-    -> move the old dataset back (the replacement was never published). Returns whether it did."""
-    old = out.with_name(out.name + ".old")
-    if out.exists() or not is_prepared(old):
-        return False
-    os.replace(old, out)
-    return True
+    """Undo a ``publish`` killed between its two renames: ``out`` missing and a complete dataset in a
+    ``.<name>.replaced-<pid>`` sibling (``replaced_folders``) -> move it back (the replacement was never published;
+    of several, the one written last). The other such folders are leftovers of a ``publish`` killed while deleting
+    the replaced dataset, and are deleted. No other folder is touched (a user's ``out.old`` is not ours). Returns
+    whether a dataset came back."""
+    leftovers = replaced_folders(out)
+    restored = False
+    if not out.exists() and not out.is_symlink():
+        complete = [p for p in leftovers if is_prepared(p)]
+        if complete:
+            newest = max(complete, key=lambda p: (p / "meta.json").stat().st_mtime_ns)
+            os.replace(newest, out)
+            leftovers.remove(newest)
+            restored = True
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return restored
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s content to disk (``os.fsync``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush ``path``'s directory entries (files created or renamed in it) to disk; a no-op where a directory cannot be
+    opened for that (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+_META_TYPES: dict[str, type] = {"classes": list, "splits": dict, "num_sketches": int, "num_points": int,
+                                "has_times": bool}
+_META_WANTED = {"classes": "a list of class names", "splits": "a table of split sizes",
+                "num_sketches": "a count", "num_points": "a count", "has_times": "true or false"}
 
 
 def is_prepared(path: str | Path) -> bool:
@@ -124,38 +217,147 @@ class PreparedDataset:
         path: the directory.
         meta: the parsed ``meta.json``.
         classes: class names; ``labels`` index into it.
-        coords ``(P, 2)``, flags ``(P,)``, offsets ``(S + 1,)``, labels ``(S,)``, split_index ``(S,)``:
-            the memory-mapped arrays (read-only).
+        coords ``(P, 2)``, flags ``(P,)``, offsets ``(S + 1,)``, labels ``(S,)``, split_index ``(S,)``,
+            key_ids ``(S,)`` bytes (``.decode()`` one to get a str), times ``(P,)`` or ``None``: the memory-mapped
+            arrays (read-only).
 
-    Pickles by path (workers of a ``DataLoader`` re-open the memory maps instead of copying them).
+    Opening checks that the files agree with each other and with ``meta.json`` (``_check``: shapes, dtypes, offsets,
+    label and split ranges, split sizes, stroke ends; O(S) work, none over the points), so a damaged or half-copied
+    dataset is refused with a ``SketchError`` naming the folder and the file instead of failing (or training on the
+    wrong sketches) later. Pickles by path (workers of a ``DataLoader`` re-open the memory maps instead of copying
+    them, without checking again; a re-opened ``meta.json`` that differs from the first is refused).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, check: bool = True) -> None:
         self.path = Path(path)
         meta_path = self.path / "meta.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a prepared dataset (no meta.json); run `sketchgraph prepare`")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
-        version = self.meta.get("format_version")
+        self.meta: dict[str, Any] = self._read_meta()
+        self._open()
+        if check:
+            self._check()
+
+    def _damaged(self, file: str, problem: str) -> SketchError:
+        """The error for a file of this dataset that is missing, unreadable or inconsistent."""
+        return SketchError(f"{self.path / file}: {problem}. The prepared dataset {self.path} is damaged or incomplete "
+                           "(e.g. a copy cut short): copy it again, or prepare it again (sketchgraph prepare ... "
+                           "--overwrite)")
+
+    def _read_meta(self) -> dict[str, Any]:
+        """``meta.json``, checked for the format version and the keys (and their types) the reader relies on."""
+        try:
+            meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self._damaged("meta.json", f"is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise self._damaged("meta.json", f"holds a {type(meta).__name__}, not a JSON object")
+        version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise SketchError(f"{self.path}: prepared-dataset format {version}, this library reads {FORMAT_VERSION}; "
                               "prepare it again")
-        self._open()
+        missing = [k for k in _META_TYPES if k not in meta]
+        if missing:
+            raise self._damaged("meta.json", f"lacks {', '.join(map(repr, missing))}")
+        for key, kind in _META_TYPES.items():
+            value = meta[key]
+            if kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            elif kind is list:
+                ok = isinstance(value, list) and all(isinstance(c, str) for c in value)
+            elif kind is dict:
+                ok = isinstance(value, dict) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                                     for n in value.values())
+            else:
+                ok = isinstance(value, kind)
+            if not ok:
+                raise self._damaged("meta.json", f"{key!r} is {json.dumps(value)[:80]}, not {_META_WANTED[key]}")
+        return meta
+
+    def _load(self, name: str) -> np.ndarray:
+        """``name.npy`` memory-mapped (no pickle), its errors naming the file."""
+        file = f"{name}.npy"
+        try:
+            return np.load(self.path / file, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise self._damaged(file, "is missing") from None
+        except (ValueError, OSError, EOFError) as exc:  # truncated, not an .npy file, an object array ...
+            raise self._damaged(file, f"cannot be read ({exc})") from None
 
     def _open(self) -> None:
-        load = lambda name: np.load(self.path / f"{name}.npy", mmap_mode="r", allow_pickle=False)  # noqa: E731
-        self.coords = load("coords")
-        self.flags = load("flags")
-        self.offsets = load("offsets")
-        self.labels = load("labels")
-        self.split_index = load("split")
-        self.times = load("times") if (self.path / "times.npy").exists() else None
+        self.coords = self._load("coords")
+        self.flags = self._load("flags")
+        self.offsets = self._load("offsets")
+        self.labels = self._load("labels")
+        self.split_index = self._load("split")
+        self.key_ids = self._load("key_ids")
+        if self.meta["has_times"]:
+            self.times: np.ndarray | None = self._load("times")
+        elif (self.path / "times.npy").exists():
+            raise self._damaged("times.npy", "is there, but meta.json says the dataset has no times (has_times false)")
+        else:
+            self.times = None
+
+    def _check(self) -> None:
+        """``SketchError`` (``_damaged``) unless the arrays agree with ``meta.json`` and with each other (see the module
+        docstring): O(S) on the per-sketch arrays, O(1) on the per-point ones but for one gather of the stroke-end
+        flag of each sketch's last point."""
+        meta = self.meta
+        n, points, classes, splits = meta["num_sketches"], meta["num_points"], meta["classes"], meta["splits"]
+        if sum(splits.values()) != n:
+            raise self._damaged("meta.json", f"its splits {splits} add up to {sum(splits.values())}, not to its "
+                                f"num_sketches {n}")
+        arrays = {
+            "coords": (self.coords, (points, 2), ("int16", "float32")), "flags": (self.flags, (points,), ("uint8",)),
+            "offsets": (self.offsets, (n + 1,), ("int64",)), "labels": (self.labels, (n,), ("int32",)),
+            "split": (self.split_index, (n,), ("uint8",)), "key_ids": (self.key_ids, (n,), ("bytes",)),
+            "times": (self.times, (points,), ("float32",)),
+        }
+        for name, (array, shape, dtypes) in arrays.items():
+            if array is None:
+                continue
+            dtype = "bytes" if array.dtype.kind == "S" else str(array.dtype) if array.dtype.isnative else "non-native"
+            if dtype not in dtypes:
+                raise self._damaged(f"{name}.npy", f"has dtype {array.dtype}, not {' or '.join(dtypes)}")
+            if array.shape != shape:
+                raise self._damaged(f"{name}.npy", f"has shape {array.shape}, not {shape} (meta.json: {n} sketches, "
+                                    f"{points} points)")
+        offsets = np.asarray(self.offsets)
+        steps = np.diff(offsets)
+        if offsets[0] != 0 or (len(steps) and steps.min() < 1):
+            bad = 0 if offsets[0] != 0 else int(np.argmax(steps < 1)) + 1
+            raise self._damaged("offsets.npy", f"does not rise from 0 by at least 1 point per sketch (entry {bad}: "
+                                f"{int(offsets[bad])} after {int(offsets[bad - 1]) if bad else 'nothing'})")
+        if offsets[-1] != points:
+            raise self._damaged("offsets.npy", f"ends at {int(offsets[-1])}, not at num_points {points}")
+        if n:
+            labels = np.asarray(self.labels)
+            if labels.min() < 0 or labels.max() >= len(classes):
+                bad = int(np.argmax((labels < 0) | (labels >= len(classes))))
+                raise self._damaged("labels.npy", f"sketch {bad} has label {int(labels[bad])}, outside the "
+                                    f"{len(classes)} classes")
+            split = np.asarray(self.split_index)
+            if split.max() >= len(splits):
+                bad = int(np.argmax(split >= len(splits)))
+                raise self._damaged("split.npy", f"sketch {bad} is in split {int(split[bad])}, outside the "
+                                    f"{len(splits)} splits {list(splits)}")
+            counts = dict(zip(splits, np.bincount(split, minlength=len(splits)).tolist()))
+            if counts != splits:
+                raise self._damaged("split.npy", f"puts {counts} sketches in the splits, meta.json says {splits}")
+            ends = np.asarray(self.flags[offsets[1:] - 1])
+            if (ends != FLAG_END).any():
+                bad = int(np.argmax(ends != FLAG_END))
+                raise self._damaged("flags.npy", f"the last point of sketch {bad} does not end a stroke (flag "
+                                    f"{int(ends[bad])}, not {FLAG_END})")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path, "meta": self.meta}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])
+        self.__init__(state["path"], check=False)  # the process that pickled it has checked it
+        if "meta" in state and state["meta"] != self.meta:
+            raise SketchError(f"{self.path} changed on disk while in use: its meta.json differs from the one opened "
+                              "first (e.g. it was prepared again with --overwrite); start the run again")
 
     # ------------------------------------------------------------------ description
     @property
@@ -175,11 +377,6 @@ class PreparedDataset:
         return GraphSpec.from_dict(self.meta["graph_spec"])
 
     @cached_property
-    def key_ids(self) -> np.ndarray:
-        """``(S,)`` bytes key ids (memory-mapped; ``.decode()`` one to get a str)."""
-        return np.load(self.path / "key_ids.npy", mmap_mode="r", allow_pickle=False)
-
-    @cached_property
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the stored content: classes, split names, and every array (points, flags, offsets,
         labels, split assignment, key ids). Two datasets with the same fingerprint hold the same sketches in
@@ -188,10 +385,11 @@ class PreparedDataset:
         import hashlib
 
         digest = hashlib.sha256(json.dumps([self.classes, self.split_names]).encode())
-        for name in (*ARRAYS, "times"):
-            path = self.path / f"{name}.npy"
-            if path.exists():
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
+        opened = {"coords": self.coords, "flags": self.flags, "offsets": self.offsets, "labels": self.labels,
+                  "split": self.split_index, "key_ids": self.key_ids, "times": self.times}
+        for name in (*ARRAYS, "times"):  # the arrays opened, not the files now at the path (which may be others)
+            array = opened[name]
+            if array is not None:
                 digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
                 digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1).data)
         return digest.hexdigest()

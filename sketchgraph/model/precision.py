@@ -9,6 +9,7 @@ classifier and the trainer warn when asked for bfloat16 there.
 
 from __future__ import annotations
 
+import platform
 import warnings
 
 import torch
@@ -16,18 +17,39 @@ import torch
 __all__ = ["native_bf16", "warn_if_emulated_bf16"]
 
 
+_X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
 def native_bf16(device: torch.device | str) -> bool:
-    """True when bfloat16 matrix products run natively on ``device``: ``torch.cuda.is_bf16_supported()``
-    on CUDA; on CPU, oneDNN's own check for AVX512-BF16 / AMX instructions."""
+    """True when bfloat16 matrix products run natively on ``device``.
+
+    CUDA: compute capability 8.0 (Ampere) or later (``torch.cuda.is_bf16_supported(including_emulation=False)``: with
+    emulation counted, a V100 or T4 would pass; ROCm GPUs pass). x86 CPUs: the AVX512-BF16 or AMX instructions
+    (``torch.cpu._is_avx512_bf16_supported()`` / ``_is_amx_tile_supported()``). Other CPUs (ARM), or a torch without
+    those two checks: oneDNN's ``_is_mkldnn_bf16_supported()``, which on x86 is true on any AVX-512 CPU, BF16 or not.
+    """
     device = torch.device(device)
     if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):  # a build without oneDNN
+        if not torch.cuda.is_available():
             return False
+        if device.index is not None and device.index != torch.cuda.current_device():  # the check reads the current GPU
+            return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    if device.type == "cpu":
+        avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        if platform.machine().lower() in _X86 and avx512_bf16 is not None and amx is not None:
+            return bool(avx512_bf16() or amx())
+        return _onednn_bf16()
     return True  # other accelerators: trust the caller
+
+
+def _onednn_bf16() -> bool:
+    """oneDNN's bfloat16 check (``False`` in a build without oneDNN)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
 
 def warn_if_emulated_bf16(device: torch.device | str, what: str) -> bool:
