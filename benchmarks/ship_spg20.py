@@ -105,9 +105,11 @@ last strokes. Pass `cap="truncate"` to `SketchClassifier.from_pretrained` to get
 
 Trained on 20 classes only; anything else is forced into one of them. SPG keeps recognised, clean
 drawings, almost all with 3 strokes or more; messier drawings (Quick, Draw!'s unrecognised ones) are harder, and
-drawings made in one or two strokes are learnt only through stroke-merge augmentation. Input is simplified and
-capped at 100 points exactly as in training (`config.json`, `preprocessing`), so raw canvas
-coordinates of any scale work.
+drawings made in one or two strokes are learnt only through stroke-merge augmentation. Input is normalised and
+simplified as in training (`config.json`, `preprocessing`), so raw canvas coordinates of any scale work, and held to
+100 points, but not as in training: a drawing still over 100 points is simplified again with a coarser tolerance
+(`inference_preprocessing`, `cap="adapt"`; see "Inference preprocessing"), where training truncated it
+(`cap="truncate"` gives that policy back).
 """
 
 

@@ -7,8 +7,9 @@ stroke and temporal edges, and the prediction bars. Needs the shipped ``spg20`` 
 
 Files and folders are read as ``sketchgraph predict`` reads them: a record, a file or a drawing that cannot be
 used is reported on stderr (``sketchgraph demo: skipped a.ndjson [1]: a.ndjson:2: invalid JSON``) and the
-others are still classified and drawn; the exit status is then 1. A path that does not exist stops the run
-before the model loads.
+others are still classified and drawn; the exit status is then 1. A path that does not exist (or is a pipe) stops the
+run before the model loads; a ``--top-k`` that is not a positive integer is a usage error (exit status 2) before
+anything is loaded or created.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .formats.base import canonical_label
-from .predict import SHIPPED_CHECKPOINT, Prediction, SketchClassifier, format_predictions
+from .predict import (
+    SHIPPED_CHECKPOINT,
+    Prediction,
+    SketchClassifier,
+    _check_top_k,
+    _positive_int_option,
+    format_predictions,
+)
 from .sketch import Sketch
 from .wording import counted
 
@@ -53,8 +61,8 @@ def run_demo(
     A record, a file or a drawing that cannot be used is skipped: ``on_error`` gets its message
     (``"skipped a.ndjson [1]: a.ndjson:2: invalid JSON"``; default: printed on stderr after ``sketchgraph demo: ``)
     and the other sketches are still classified and drawn. A sketch's picture and ``[i]`` are numbered by its
-    record in the file, the skipped ones included. A path that does not exist raises ``FileNotFoundError`` before
-    the model loads.
+    record in the file, the skipped ones included. A path that does not exist raises ``FileNotFoundError``, and a
+    ``top_k`` that is not a positive integer ``ValueError``, before the model loads and ``out`` is created.
 
     Returns one ``DemoResult`` per sketch drawn; prints a table per sketch and a summary when ``verbose``.
     """
@@ -66,6 +74,7 @@ def run_demo(
 
         paths = example_paths()
     paths = list(paths)
+    _check_top_k(top_k)
     require_paths(paths)
     clf = SketchClassifier.from_pretrained(checkpoint)
     out = Path(out)
@@ -119,7 +128,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the PNGs (default out/demo)")
     p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT,
                    help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")
-    p.add_argument("--top-k", type=int, default=5, help="predictions per sketch (default 5)")
+    p.add_argument("--top-k", type=_positive_int_option, default=5, help="predictions per sketch (default 5)")
 
 
 def run_cli(args: argparse.Namespace) -> int:

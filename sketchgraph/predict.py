@@ -9,8 +9,11 @@ Inputs (``x``) are anything :func:`sketchgraph.formats.sketch_from_obj` accepts 
 ``[[xs, ys], ...]`` / ``[[xs, ys, ts], ...]`` strokes, an ndjson line, a ``{"drawing": ...}`` dict,
 a stroke-3 ``(n, 3)`` array) or a path to a sketch file (``.ndjson``, ``.svg``, ``.npz``, ``.bin``; ndjson and
 JSON may be gzip-compressed, ``.ndjson.gz``; ``~`` is expanded). A string that is neither JSON text nor the path
-of an existing file raises ``FileNotFoundError``, and one that is JSON but not a sketch (``"42"``, ``"null"``)
-``SketchError``. A path given to :meth:`SketchClassifier.predict` or as one item of
+of an existing file raises ``FileNotFoundError`` (``SketchError`` when it is too long to be a path at all: more than
+4,096 bytes, or a name over 255), and one that is JSON but not a sketch (``"42"``, ``"null"``) ``SketchError``. A
+pipe (``/dev/stdin`` fed by ``|``, ``<(...)``), a socket or a terminal is refused with a ``SketchError`` saying to
+save it to a file: a file's format is sniffed from its first bytes before it is read from the start, which a stream
+cannot give twice. A path given to :meth:`SketchClassifier.predict` or as one item of
 :meth:`~SketchClassifier.predict_batch` means the file's *first* sketch; a path given as the whole argument of
 ``predict_batch`` means *all* its sketches.
 
@@ -36,6 +39,7 @@ import json
 import numbers
 import os
 import re
+import stat
 import sys
 import threading
 from collections import deque
@@ -155,7 +159,25 @@ def _is_path(x: Any) -> bool:
     if scalar is not None:
         raise SketchError(f"{x!r} is neither a JSON sketch (it is a JSON {scalar}; a sketch is an object "
                           "{\"drawing\": ...} or a list of strokes) nor an existing file")
+    if _too_long_for_a_path(x):
+        raise SketchError(f"{_preview(x)} ({len(x):,} characters) is neither a JSON sketch nor a file name (too long "
+                          "for a path)")
     return True
+
+
+_PATH_MAX, _NAME_MAX = 4096, 255  # bytes: Linux's limits on a path and on each of its names (ENAMETOOLONG past them)
+
+
+def _too_long_for_a_path(text: str) -> bool:
+    """Whether no file can have ``text`` (``~`` expanded) as its path: more than ``_PATH_MAX`` bytes in all, or a
+    name (between separators) over ``_NAME_MAX``."""
+    encoded = os.path.expanduser(text).encode("utf-8", "surrogatepass")
+    return len(encoded) >= _PATH_MAX or any(len(name) > _NAME_MAX for name in encoded.split(b"/"))
+
+
+def _preview(text: str, length: int = 40) -> str:
+    """``repr`` of ``text``'s first ``length`` characters, with ``...`` after when it is longer."""
+    return repr(text[:length]) + ("..." if len(text) > length else "")
 
 
 def _json_scalar(text: str) -> str | None:
@@ -175,11 +197,43 @@ def _expanded(path: str | os.PathLike) -> Path:
     return Path(path).expanduser()
 
 
+def _stream_kind(path: Path) -> str | None:
+    """What kind of stream ``path`` is (``"a pipe"``, ``"a socket"``, ``"a terminal or other stream device"``), or
+    ``None`` for a file that can be read from its start again (a regular file, ``/dev/null``, a missing path)."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        try:
+            with open(path, "rb", buffering=0) as f:
+                return None if f.seekable() else "a terminal or other stream device"
+        except OSError:
+            return None
+    return None
+
+
+def refuse_streams(path: str | os.PathLike) -> None:
+    """``SketchError`` when ``path`` names a pipe, a socket or a terminal (``/dev/stdin`` fed by ``|``, ``<(...)``):
+    a file's format is sniffed from its first bytes, then the file is read from its start, and a stream would give
+    its bytes once (its sketches were read as "no sketches" before)."""
+    kind = _stream_kind(_expanded(path))
+    if kind is not None:
+        raise SketchError(f"{path} is {kind}, which cannot be read twice (its format is sniffed from its first bytes "
+                          "before it is read): save it to a file and pass that")
+
+
 def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = None) -> Iterator[Sketch]:
-    """The sketches of a file (``format`` or sniffed); ``FileNotFoundError`` at the call when it is missing.
-    ``on_error`` as in ``read_sketches`` (``None`` raises the first bad record's ``FormatError``)."""
+    """The sketches of a file (``format`` or sniffed); ``FileNotFoundError`` at the call when it is missing,
+    ``SketchError`` when it is a pipe or another stream (``refuse_streams``). ``on_error`` as in ``read_sketches``
+    (``None`` raises the first bad record's ``FormatError``)."""
     from .formats import read_sketches
 
+    refuse_streams(path)
     return read_sketches(_expanded(path), format, on_error=on_error)
 
 
@@ -486,6 +540,9 @@ class SketchClassifier:
         """The ``top_k`` most likely classes of one sketch, best first (scores are probabilities); a ``top_k``
         above the number of classes gives them all.
 
+        ``x`` is one sketch in any form the module docstring lists. A file path means the file's *first* sketch,
+        however many it holds (the others are not read): ``predict_batch(path)`` classifies them all.
+
         Raises ``ValueError`` for a ``top_k`` that is not a positive integer, ``SketchError`` for input that
         cannot be read or classified (``FormatError``, a subclass, for a malformed record; ``UnusableSketchesError``
         for a drawing preprocessing refuses, such as one too long to simplify), ``FileNotFoundError`` for a path
@@ -593,7 +650,8 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _positive_int_option(text: str) -> int:
-    """``--top-k``'s type: an integer >= 1, else an argparse usage error (exit status 2)."""
+    """The type of ``--top-k`` and ``--batch-size`` (``sketchgraph demo``'s ``--top-k`` too): an integer >= 1, else
+    an argparse usage error (exit status 2, before anything loads)."""
     try:
         value = int(text)
     except ValueError:
@@ -611,7 +669,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=_positive_int_option, default=5,
                    help="predictions per sketch (default 5; more than the classes gives them all)")
     p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
-    p.add_argument("--batch-size", type=int, default=256, help="sketches per model call")
+    p.add_argument("--batch-size", type=_positive_int_option, default=256, help="sketches per model call")
     from .formats import FORMATS
 
     p.add_argument("--format", choices=FORMATS, default=None,
@@ -647,11 +705,13 @@ def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: li
 
 
 def require_paths(paths: Iterable[str | os.PathLike]) -> None:
-    """``FileNotFoundError`` for the first of ``paths`` that does not exist: the CLI checks before loading the
-    model, and a missing path stops the run before it starts."""
+    """``FileNotFoundError`` for the first of ``paths`` that does not exist, ``SketchError`` for one that is a pipe or
+    another stream (``refuse_streams``): the CLI checks before loading the model, and such a path stops the run before
+    it starts."""
     for path in paths:
         if not Path(path).exists():
             raise FileNotFoundError(f"no such sketch file: {path}")
+        refuse_streams(path)
 
 
 def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:

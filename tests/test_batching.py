@@ -14,7 +14,7 @@ from sketchgraph.errors import SketchError
 from sketchgraph.predict import Prediction, SketchClassifier
 from sketchgraph.preprocess import ink_length
 from sketchgraph.serve import RequestBatcher
-from sketchgraph.serve.batching import LIGHT_INK, BatcherClosed, preprocessing_work
+from sketchgraph.serve.batching import LIGHT_INK, BatcherBusy, BatcherClosed, preprocessing_work
 from sketchgraph.sketch import Sketch
 
 
@@ -421,3 +421,59 @@ def test_live_server_batches_more_requests_than_its_thread_pool(clf):
     assert all(r.status_code == 200 for r in answers)
     assert gated.sizes == [1, 60]
     app.state.batcher.close()
+
+
+def test_heavy_drawings_past_the_waiting_limit_are_refused_as_busy(clf, monkeypatch):
+    """At most ``max_heavy_waiting`` heavy drawings wait for a heavy thread: the next one is refused at once
+    (``BatcherBusy``), a light one still goes through, and a waiting one that is cancelled frees its place at once
+    (before, the heavy queue grew without bound)."""
+    heavy = zigzag()
+    held = HeldPreprocessing(monkeypatch, heavy)
+    batcher = RequestBatcher(clf, heavy_workers=1, max_heavy_waiting=2)
+    try:
+        first = batcher.submit(heavy)
+        assert held.entered.wait(30)  # on the heavy thread: not waiting
+        waiting = [batcher.submit(zigzag()) for _ in range(2)]
+        assert batcher.heavy_waiting == 2
+        with pytest.raises(BatcherBusy, match=r"too many large drawings are waiting to be simplified \(2, the limit\)"):
+            batcher.submit(zigzag())
+        assert same(batcher.predict(sketch(1), 3, timeout=10), clf.predict(sketch(1), top_k=3))
+        assert waiting[0].cancel() and batcher.heavy_waiting == 1
+        waiting.append(batcher.submit(zigzag()))
+    finally:
+        held.release.set()
+    want = clf.predict(zigzag())
+    assert all(same(f.result(60), want) for f in (first, waiting[1], waiting[2]))
+    assert batcher.heavy_waiting == 0
+    batcher.close()
+    with pytest.raises(ValueError, match="max_heavy_waiting"):
+        RequestBatcher(clf, max_heavy_waiting=0)
+
+
+def test_a_refusal_that_names_no_drawing_fails_only_that_light_drawing(clf, monkeypatch):
+    """Preprocessing may refuse a drawing with a plain ``SketchError`` (one that is no ``UnusableSketchesError``
+    naming it in its batch, such as a simplification over a work budget): the light batch is then prepared drawing
+    by drawing, so only that one fails, with the reason, and its batch-mates are answered (before, every request of
+    the batch failed as a broken model call)."""
+    from sketchgraph.data import flat
+
+    bad = sketch(9)
+    original = flat.preprocess_flat
+
+    def refusing(sketches, *args, **kwargs):
+        if isinstance(sketches, list) and any(s is bad for s in sketches):
+            raise SketchError("drawing too complex to simplify")
+        return original(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", refusing)
+    batcher, first = busy(clf)
+    futures = {i: batcher.submit(sketch(i)) for i in (1, 2)}
+    refused = batcher.submit(bad)
+    batcher.gate.set()
+    with pytest.raises(SketchError, match="^drawing too complex to simplify$"):
+        refused.result(30)
+    assert all(same(f.result(30), clf.predict(sketch(i))) for i, f in futures.items())
+    assert same(first.result(30), clf.predict(sketch(0)))
+    with pytest.raises(SketchError, match="^drawing too complex to simplify$"):  # alone in its batch too
+        batcher.submit(bad).result(30)
+    batcher.close()

@@ -133,31 +133,62 @@ def test_a_continuous_stroke_gets_predictions_while_it_is_drawn(page):
     assert not page.errors, page.errors
 
 
-def test_a_late_answer_never_replaces_a_newer_one(page, clf):
-    """Requests sent while drawing can be answered out of order (here the first three answers are held back
-    2.5 s, until after the stroke's last answer): what stays on screen is the answer to the latest drawing."""
-    page.click("#clear")
-    page.evaluate("""() => {
+def slow_answers(page, ms: int) -> None:
+    """From now on every answer to predict reaches the page ``ms`` late (a slow server), unless the request is
+    aborted meanwhile. ``window.__slow`` records ``most``, the most requests in flight at once, and ``aborted``,
+    the bodies of those aborted. ``fast_answers`` undoes it."""
+    page.evaluate("""(ms) => {
         window.__fetch = window.__fetch || window.fetch;
-        let n = 0;
-        window.fetch = (...a) => {
-            const wait = n++ < 3 ? 2500 : 0;
-            return window.__fetch(...a).then((res) => new Promise((r) => setTimeout(() => r(res), wait)));
+        const log = window.__slow = {now: 0, most: 0, aborted: []};
+        window.fetch = (url, opts) => {
+            if (!String(url).endsWith("predict")) return window.__fetch(url, opts);
+            log.now++; log.most = Math.max(log.most, log.now);
+            let settled = false;
+            const settle = () => { if (!settled) { settled = true; log.now--; } };
+            const signal = opts && opts.signal;
+            return window.__fetch(url, opts).then((res) => new Promise((resolve, reject) => {
+                const timer = setTimeout(() => resolve(res), ms);
+                if (signal) signal.addEventListener("abort", () => {
+                    clearTimeout(timer);
+                    reject(new DOMException("The operation was aborted.", "AbortError"));
+                });
+            })).catch((err) => {
+                if (err.name === "AbortError") log.aborted.push(JSON.parse(opts.body).drawing);
+                throw err;
+            }).finally(settle);
         };
-    }""")
+    }""", ms)
+
+
+def fast_answers(page) -> None:
+    page.evaluate("() => { if (window.__fetch) window.fetch = window.__fetch; }")
+
+
+def on_screen(page) -> list[str]:
+    return [" ".join(t.split()) for t in page.locator(PREDICTIONS).all_inner_texts()]
+
+
+def shown_for(clf, strokes) -> list[str]:
+    """The top-5 rows the page shows for the answer to ``strokes``."""
+    return [f"{p.label} {100 * p.score:.1f}%" for p in clf.predict(strokes)]
+
+
+def test_a_slow_server_gets_one_request_at_a_time_and_the_latest_drawing(page, clf):
+    """With answers 400 ms late, a 2 s stroke keeps at most one request in flight (before: a new one every 120 ms,
+    however many were unanswered, so they piled up), still gets several answers while it is drawn, and what stays on
+    screen is the answer to the whole stroke."""
+    page.click("#clear")
+    slow_answers(page, 400)
     try:
-        bodies = posted(page, lambda: long_stroke(page, 40))
-        page.wait_for_timeout(3000)  # the held-back answers have arrived since
+        bodies = posted(page, lambda: long_stroke(page, 120))
+        most = page.evaluate("() => window.__slow.most")
     finally:
-        page.evaluate("() => { window.fetch = window.__fetch; }")
-    assert len(bodies) >= 5
-
-    def shown(strokes) -> list[str]:
-        return [f"{p.label} {100 * p.score:.1f}%" for p in clf.predict(strokes)]
-
-    on_screen = [" ".join(t.split()) for t in page.locator(PREDICTIONS).all_inner_texts()]
-    assert on_screen == shown(bodies[-1])
-    assert shown(bodies[2]) != on_screen  # the last answer to arrive would have been told apart
+        fast_answers(page)
+    assert most == 1
+    assert len(bodies) >= 3  # a request whenever the previous one is answered
+    points = int(page.inner_text("#status").split(", ")[1].split()[0])
+    assert sum(len(s[0]) for s in bodies[-1]) == points  # the last one sent: the drawing as it ended
+    assert on_screen(page) == shown_for(clf, bodies[-1])
 
 
 def test_predictions_match_the_api_for_the_posted_strokes(page, clf):
@@ -267,6 +298,69 @@ def test_undo_to_empty_ignores_the_answer_still_on_its_way(page):
         assert page.locator("#error").is_hidden()
     finally:
         page.evaluate("() => { window.fetch = window.__fetch; }")
+
+
+def test_undo_aborts_the_request_on_its_way_and_never_shows_its_answer(page, clf):
+    """Undo while the answer to strokes A+B is on its way: that request is aborted, and its answer, for a drawing
+    that no longer exists, is never shown, not even until the answer for A arrives (before, it was shown first)."""
+    page.click("#clear")
+    a = [("pointerdown", 1, 50, 50), ("pointermove", 1, 150, 80), ("pointerup", 1, 200, 90)]
+    b = [("pointerdown", 1, 60, 300), ("pointermove", 1, 200, 200), ("pointermove", 1, 300, 320),
+         ("pointerup", 1, 300, 320)]
+    first = posted(page, lambda: fire_pointers(page, a))[-1]
+    slow_answers(page, 800)
+    try:
+        with page.expect_request("**/predict"):
+            fire_pointers(page, b)
+        page.evaluate("""() => {  // every list the page shows from now on
+            window.__shown = [];
+            new MutationObserver(() => window.__shown.push(
+                [...document.querySelectorAll('#predictions .prediction')].map((li) => li.innerText)
+            )).observe(document.getElementById('predictions'), {childList: true});
+        }""")
+        page.click("#undo")
+        page.wait_for_selector(SETTLED, state="attached")
+        aborted = page.evaluate("() => window.__slow.aborted")
+        renders = [[" ".join(t.split()) for t in r] for r in page.evaluate("() => window.__shown")]
+    finally:
+        fast_answers(page)
+    assert len(aborted) == 1 and len(aborted[0]) == 2  # A+B
+    assert renders == [shown_for(clf, first)]  # only the answer for A
+    assert on_screen(page) == shown_for(clf, first) and page.inner_text("#status").startswith("1 stroke,")
+
+
+def test_the_canvas_follows_a_change_of_pixel_ratio(page):
+    """A change of devicePixelRatio (a window moved to a screen of another density), which fires no resize event,
+    sizes the canvas's backing store again: before, it kept the old ratio's size (blurry ink) until the window
+    resized. Headless Chromium does not reliably report emulated ratio changes to media queries, so the page's own
+    ``matchMedia`` lists are recorded and their "change" is fired as the browser fires it, with the ratio set."""
+    other = page.context.new_page()
+    other.add_init_script("""
+        const realMatchMedia = window.matchMedia.bind(window);
+        window.__queries = [];
+        window.matchMedia = (query) => {
+            const list = realMatchMedia(query);
+            window.__queries.push([query, list]);
+            return list;
+        };
+    """)
+    try:
+        other.goto(page.url)
+        other.wait_for_selector("#pad")
+        other.evaluate("() => { window.__resized = 0; window.addEventListener('resize', () => window.__resized++); }")
+        for ratio in (2, 3):
+            query = other.evaluate("""(ratio) => {
+                const [query, list] = window.__queries[window.__queries.length - 1];
+                window.devicePixelRatio = ratio;  // [Replaceable]: the ratio the page reads from now on
+                list.dispatchEvent(new Event("change"));
+                return query;
+            }""", ratio)
+            assert query == f"(resolution: {ratio - 1}dppx)"  # the listener was armed again for the new ratio
+            pad = other.evaluate("() => { const p = document.getElementById('pad'); return [p.width, p.clientWidth]; }")
+            assert pad[0] == round(pad[1] * ratio) and pad[1] > 100
+        assert other.evaluate("() => window.__resized") == 0
+    finally:
+        other.close()
 
 
 def test_a_smaller_window_rescales_the_drawing(page):

@@ -82,3 +82,24 @@ def test_demo_checks_its_paths_before_loading_the_model(tmp_path, capsys):
     assert main(["demo", str(missing), "--checkpoint", "no-such-checkpoint", "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == f"sketchgraph demo: error: no such sketch file: {missing}\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "five"])
+def test_demo_top_k_is_checked_before_anything_loads(tmp_path, capsys, value):
+    """An argparse usage error (exit status 2), as ``predict --top-k`` is: no model loaded, no ``--out`` folder made
+    (before: exit 1 after loading the model and creating an empty folder)."""
+    from sketchgraph.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--top-k", value, "--checkpoint", "no-such-checkpoint", "--out", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    assert f"error: argument --top-k: expected a positive integer, got {value!r}\n" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_demo_checks_top_k_before_loading_the_model(tmp_path):
+    from sketchgraph.demo import run_demo
+
+    with pytest.raises(ValueError, match="top_k must be a positive integer, got 0"):
+        run_demo(tmp_path / "out", "no-such-checkpoint", top_k=0)
+    assert not (tmp_path / "out").exists()

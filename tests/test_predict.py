@@ -348,12 +348,15 @@ def test_bfloat16_warns_where_it_is_emulated(tiny_checkpoint, monkeypatch, nativ
 
 
 def test_native_bf16_reports_a_boolean():
+    import platform
+
     import torch
 
     from sketchgraph.model.precision import native_bf16
 
     assert native_bf16("cpu") in (True, False)
-    assert native_bf16("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if platform.machine().lower() in ("x86_64", "amd64"):  # the bf16 instructions themselves, not AVX-512 alone
+        assert native_bf16("cpu") == bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def test_concurrent_predictions_match_serial(clf):
@@ -892,3 +895,55 @@ def test_cli_top_k_must_be_a_positive_integer(sketch_file, capsys, value):
         main(["predict", str(sketch_file), "--top-k", value])
     assert exited.value.code == 2
     assert f"error: argument --top-k: expected a positive integer, got {value!r}\n" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["x" * 10_000, "a" * 300, "a,b\n" * 2_000])
+def test_a_string_too_long_for_a_path_says_so_without_echoing_it(clf, text):
+    """A long string that is not JSON (a malformed CSV or JSON text, say) is no path: a ``SketchError`` saying so,
+    with a short preview of it (before: a bare ``OSError`` ENAMETOOLONG carrying every character)."""
+    with pytest.raises(SketchError, match=rf"^{re.escape(repr(text[:40]))}\.\.\. \({len(text):,} characters\) is "
+                                          r"neither a JSON sketch nor a file name \(too long for a path\)$") as info:
+        clf.predict(text)
+    assert len(str(info.value)) < 200
+    with pytest.raises(SketchError, match=r"^item 0: .* \(too long for a path\)$"):
+        clf.predict_batch([text])
+
+
+def test_a_pipe_is_refused_saying_to_save_it_to_a_file(clf, tmp_path):
+    """A pipe cannot be sniffed and then read from its start: refused with a message saying so (before: "contains no
+    sketches", although it held one)."""
+    read, write = os.pipe()
+    try:
+        os.write(write, (json.dumps({"drawing": shapes()[0].to_lists()}) + "\n").encode())
+        os.close(write)
+        with pytest.raises(SketchError, match=rf"^/dev/fd/{read} is a pipe, which cannot be read twice .*: save it "
+                                              "to a file and pass that$"):
+            clf.predict(f"/dev/fd/{read}")
+    finally:
+        os.close(read)
+    fifo = tmp_path / "named.ndjson"
+    os.mkfifo(fifo)  # never opened: refused from its type
+    for call in (clf.predict, clf.predict_batch):
+        with pytest.raises(SketchError, match="is a pipe"):
+            call(fifo)
+
+
+def test_cli_refuses_a_pipe_before_loading_the_model(tmp_path, capsys):
+    fifo = tmp_path / "named.ndjson"
+    os.mkfifo(fifo)
+    assert main(["predict", str(fifo), "--checkpoint", "no-such-checkpoint"]) == 1  # no "not found": nothing loaded
+    err = capsys.readouterr().err
+    assert err.startswith(f"sketchgraph predict: error: {fifo} is a pipe, which cannot be read twice")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "five"])
+def test_cli_batch_size_must_be_a_positive_integer(sketch_file, capsys, value):
+    """Checked by argparse (exit status 2, nothing loaded), as ``--top-k`` is; before: exit 1 after loading."""
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", str(sketch_file), "--batch-size", value, "--checkpoint", "no-such-checkpoint"])
+    assert exited.value.code == 2
+    assert f"error: argument --batch-size: expected a positive integer, got {value!r}\n" in capsys.readouterr().err
+
+
+def test_predict_docstring_says_a_path_means_its_first_sketch():
+    assert "*first* sketch" in SketchClassifier.predict.__doc__

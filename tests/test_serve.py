@@ -22,12 +22,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from sketchgraph.errors import SketchError
 from sketchgraph.predict import SketchClassifier
 from sketchgraph.preprocess import MAX_INK
 from sketchgraph.serve import RequestBatcher, create_app, parsing, running_server
 from sketchgraph.serve import app as app_mod
 from sketchgraph.serve.app import STATIC
-from sketchgraph.serve.batching import BatcherClosed
+from sketchgraph.serve.batching import MAX_HEAVY_WAITING, BatcherBusy, BatcherClosed
 from sketchgraph.serve.middleware import BodyLimit, ShutdownReply
 from sketchgraph.serve.schemas import Message, Unprocessable
 
@@ -619,6 +620,94 @@ def test_a_request_the_closed_batcher_refuses_gets_503(client, monkeypatch):
     assert r.status_code == 503 and r.json() == SHUTTING_DOWN and r.headers["connection"] == "close"
 
 
+def test_a_heavy_drawing_the_busy_batcher_refuses_gets_503_with_retry_after(client, monkeypatch):
+    """When ``max_heavy_waiting`` large drawings already wait to be simplified, the next gets a JSON 503 saying so,
+    with ``Retry-After`` (a 500 before: the batcher's queue had no bound), and the connection stays usable."""
+    def busy(*args, **kwargs):
+        raise BatcherBusy(MAX_HEAVY_WAITING)
+
+    monkeypatch.setattr(RequestBatcher, "submit", busy)
+    r = client.post("/predict", json={"drawing": HOUSE})
+    assert r.status_code == 503 and Message.model_validate(r.json())
+    assert r.json() == {"detail": f"too many large drawings are waiting to be simplified ({MAX_HEAVY_WAITING}, the "
+                                  "limit); retry later"}
+    assert r.headers["retry-after"] == str(app_mod.BUSY_RETRY_AFTER_S) and r.headers.get("connection") != "close"
+    assert "Retry-After" in client.get("/openapi.json").json()["paths"]["/predict"]["post"]["responses"]["503"][
+        "description"]
+
+
+def test_the_heavy_waiting_limit_reaches_the_batcher(clf):
+    app = create_app(clf, max_heavy_waiting=3)
+    assert app.state.batcher.max_heavy_waiting == 3
+    app.state.batcher.close()
+
+
+@pytest.mark.parametrize("heavy", [False, True])
+def test_a_drawing_preprocessing_refuses_with_any_sketch_error_is_422(clf, monkeypatch, heavy):
+    """A refusal that is a plain ``SketchError`` (no ``UnusableSketchesError``: a simplification over a work budget,
+    say) is a 422 with its reason, on the light path as on the heavy one (a 500 on the light path before)."""
+    from sketchgraph.data import flat
+
+    original = flat.preprocess_flat
+    points = 1000 if heavy else 8  # HEAVY's, or HOUSE's
+
+    def refusing(sketches, *args, **kwargs):
+        if isinstance(sketches, list) and any(s.num_points == points for s in sketches):
+            raise SketchError("drawing too complex to simplify")
+        return original(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", refusing)
+    with TestClient(create_app(clf)) as c:
+        r = c.post("/predict", json={"drawing": HEAVY if heavy else HOUSE})
+        assert r.status_code == 422 and r.json() == {"detail": "drawing too complex to simplify"}
+        assert c.post("/predict", json={"drawing": drawing(1)}).status_code == 200
+
+
+HEAVY2 = [[list(range(0, 3600, 3)), [0 if i % 2 else 200 for i in range(1200)]]]  # heavy too, 1,200 points
+
+
+def test_a_disconnected_clients_drawing_is_never_simplified(clf, monkeypatch):
+    """A request whose client disconnects while its heavy drawing waits for the heavy thread is cancelled: it
+    leaves the queue at once and its drawing is never simplified (before, it waited, then was simplified for
+    nobody)."""
+    from sketchgraph.data import flat
+
+    entered, release = hold_heavy_simplification(monkeypatch)
+    simplified = []
+    holding = flat.preprocess_flat
+
+    def recorded(sketches, *args, **kwargs):
+        simplified.extend(s.num_points for s in sketches)
+        return holding(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", recorded)
+    app = create_app(clf, heavy_workers=1)
+    batcher = app.state.batcher
+    body = json.dumps({"drawing": HEAVY2}).encode()
+
+    def wait_for(condition) -> bool:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return condition()
+
+    with running_server(app) as url, ThreadPoolExecutor(1) as pool:
+        try:
+            first = pool.submit(httpx.post, url + "/predict", json={"drawing": HEAVY}, timeout=60)
+            assert entered.wait(30)
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=30) as sock:
+                sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                assert wait_for(lambda: batcher.heavy_waiting == 1)
+            assert wait_for(lambda: batcher.heavy_waiting == 0)  # stayed 1 until the first was done, before
+        finally:
+            release.set()
+        assert first.result(60).status_code == 200
+        assert httpx.post(url + "/predict", json={"drawing": HOUSE}).status_code == 200  # the worker goes on
+    assert 1200 not in simplified and 1000 in simplified
+
+
 def test_create_app_refuses_a_body_timeout_that_is_not_positive(clf):
     for bad in (0, -1, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="body_timeout"):
@@ -677,7 +766,7 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"],
                                   ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"],
                                   ["--body-timeout", "0"], ["--body-timeout", "inf"], ["--shutdown-timeout", "-1"],
-                                  ["--heavy-workers", "0"]])
+                                  ["--heavy-workers", "0"], ["--max-heavy-waiting", "0"]])
 def test_cli_refuses_impossible_ports_and_limits(args, capsys):
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
@@ -720,9 +809,10 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
                                               "--shutdown-timeout", "0", "--port", "0"])) == 0
     assert (seen["shutdown"], seen["body_timeout"]) == (0.0, [2.5])
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--max-batch", "4",
-                                              "--max-wait-ms", "2.5", "--heavy-workers", "3", "--port", "0"])) == 0
+                                              "--max-wait-ms", "2.5", "--heavy-workers", "3", "--max-heavy-waiting",
+                                              "7", "--port", "0"])) == 0
     batcher = seen["app"].state.batcher
-    assert (batcher.max_batch, batcher.max_wait, batcher._heavy_workers) == (4, 0.0025, 3)
+    assert (batcher.max_batch, batcher.max_wait, batcher._heavy_workers, batcher.max_heavy_waiting) == (4, 0.0025, 3, 7)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--precision", "bfloat16",
                                               "--port", "0"])) == 0
     assert seen["app"].state.classifier.precision == "bfloat16"

@@ -50,9 +50,13 @@ Concurrent requests share model calls (``RequestBatcher``, ``sketchgraph.serve.b
 waiting when the model becomes free, up to ``max_batch`` drawings, goes through one call. Each request
 gets the result a single call would give (probabilities equal to float rounding); at low load a request
 is served alone, with no added wait. Real drawings are simplified with their batch (a few ms each); a heavy one
-(more than ``LIGHT_INK`` px of preprocessing work: its ink plus ``INK_PER_STROKE`` per stroke; seconds for a legal
-drawing of thousands of points) is simplified first on the batcher's own small pool, in the order each would
-finish if it started on arrival, so heavy drawings delay only each other.
+(more than ``LIGHT_INK`` px of preprocessing work: its ink plus ``INK_PER_STROKE`` per stroke; a legal drawing of
+thousands of points can take seconds, some shapes much longer) is simplified first on the batcher's own small pool,
+so heavy drawings delay only each other. At most ``max_heavy_waiting`` (``MAX_HEAVY_WAITING`` = 32) heavy drawings
+wait for that pool; one more gets ``503`` ``{"detail": "too many large drawings are waiting to be simplified ...;
+retry later"}`` with ``Retry-After: 5`` (``BUSY_RETRY_AFTER_S``), while light drawings are still answered. A request
+whose client disconnects while it waits is cancelled: a drawing not yet simplified never is, and one still waiting
+for the model is left out of its batch (one being simplified runs to the end, its answer unused).
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ from ..errors import SketchError
 from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
 from ..preprocess import MAX_INK, load_compiled_rdp
 from ..sketch import MAX_COORDINATE, MAX_TIME
-from .batching import BatcherClosed, RequestBatcher
+from .batching import MAX_HEAVY_WAITING, BatcherBusy, BatcherClosed, RequestBatcher
 from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
 from .parsing import DrawingLimits, UnreadableBody, read_drawing
 from .schemas import (
@@ -94,12 +98,15 @@ from .schemas import (
 )
 
 __all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_STROKES", "MAX_INK", "MAX_COORDINATE",
-           "MAX_TOP_K", "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S", "configure_parser", "run_cli"]
+           "MAX_TOP_K", "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S", "MAX_HEAVY_WAITING", "BUSY_RETRY_AFTER_S",
+           "configure_parser", "run_cli"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
 MAX_POINTS = 20_000  # points per drawing before preprocessing (bounds the simplification's work)
 MAX_STROKES = 2_000  # strokes per drawing (real ones have a few dozen at most; bounds parsing and preprocessing)
 SHUTDOWN_TIMEOUT_S = 5.0  # after SIGTERM / Ctrl-C, in-flight requests get this long before they are cancelled
+BUSY_RETRY_AFTER_S = 5  # Retry-After of the 503 a heavy drawing gets while MAX_HEAVY_WAITING others wait
+CLIENT_GONE = 499  # the status logged for a request whose client disconnected before its answer (nginx's)
 CLOSE_HEADERS = {"connection": "close"}  # an answer after which the client must open a new connection
 STATIC = Path(__file__).with_name("static")
 DOCS_STATIC = "docs-static"  # where the Swagger UI files are served (relative to the app's root)
@@ -114,7 +121,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Unprocessable, "description": "a body that is not JSON this server reads, breaks the schema, or "
                                                  "holds a drawing that breaks a rule (see the request body)"},
     503: {"model": Message, "description": "the server is shutting down and stopped this request: retry (another "
-                                           "instance, or this one once restarted); the connection is closed"},
+                                           "instance, or this one once restarted); the connection is closed. Or: "
+                                           "too many large drawings already wait to be simplified; retry after "
+                                           "the Retry-After header's seconds"},
 }
 
 
@@ -165,11 +174,12 @@ def create_app(
     max_wait_ms: float = 0.0,
     body_timeout: float = BODY_TIMEOUT_S,
     heavy_workers: int | None = None,
+    max_heavy_waiting: int = MAX_HEAVY_WAITING,
 ) -> FastAPI:
     """The FastAPI app serving ``classifier_or_checkpoint`` (a ``SketchClassifier``, or a checkpoint
     path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits (``body_timeout``:
-    seconds for a request body to arrive) as in the module docstring; ``max_batch``, ``max_wait_ms`` and
-    ``heavy_workers`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
+    seconds for a request body to arrive) as in the module docstring; ``max_batch``, ``max_wait_ms``,
+    ``heavy_workers`` and ``max_heavy_waiting`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     limits = DrawingLimits(max_points, max_strokes)
@@ -188,7 +198,8 @@ def create_app(
     from .. import __version__
 
     def new_batcher() -> RequestBatcher:
-        return RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms, heavy_workers=heavy_workers)
+        return RequestBatcher(clf, max_batch=max_batch, max_wait_ms=max_wait_ms, heavy_workers=heavy_workers,
+                              max_heavy_waiting=max_heavy_waiting)
 
     replacing = threading.Lock()
 
@@ -217,7 +228,8 @@ def create_app(
             f"within {body_timeout:g} s (408 after).\n\n"
             "Errors are JSON `{\"detail\": ...}`: a list of `{loc, msg, type}` for a body that is not valid JSON "
             "or breaks the schema (`loc` names where, e.g. `[\"body\", \"drawing\", 0, 1, 2]`), a sentence for "
-            "everything else (a drawing that breaks a rule, 408, 413, 415, 503)."),
+            "everything else (a drawing that breaks a rule, 408, 413, 415, 503). A 503 with `Retry-After` says "
+            f"that {max_heavy_waiting:,} large drawings already wait to be simplified: retry after that long."),
         lifespan=lifespan,
         docs_url=None,  # FastAPI's own pages load Swagger UI / ReDoc from a CDN: ours is below (ReDoc's page
         redoc_url=None,  # fetches a logo from a CDN even with its script served locally, so there is none)
@@ -241,6 +253,11 @@ def create_app(
     @app.exception_handler(BatcherClosed)
     async def closing(request: Request, exc: BatcherClosed) -> JSONResponse:
         return JSONResponse({"detail": SHUTTING_DOWN}, status_code=503, headers=CLOSE_HEADERS)
+
+    @app.exception_handler(BatcherBusy)
+    async def busy(request: Request, exc: BatcherBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"retry-after": str(BUSY_RETRY_AFTER_S)})
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema, plus ``PredictRequest``: ``/predict`` reads its body itself (see ``predict``)."""
@@ -274,7 +291,10 @@ def create_app(
             sketch, top_k = read_drawing(body, limits)
             return batcher().submit(sketch, top_k=top_k)
 
-        preds = await asyncio.wrap_future(await asyncio.to_thread(queue))
+        future = await asyncio.to_thread(queue)
+        preds = await _answer_unless_gone(future, request)
+        if preds is None:  # nobody to answer: the work was cancelled, what was not done yet is skipped
+            return JSONResponse({"detail": "client disconnected"}, status_code=CLIENT_GONE)
         return {"predictions": [{"label": p.label, "score": p.score} for p in preds]}
 
     @app.get("/healthz", response_model=Health)
@@ -315,6 +335,33 @@ def create_app(
     return app
 
 
+async def _client_gone(request: Request) -> None:
+    """Returns once ``request``'s client has disconnected (its body already read: the next message the server
+    gives is ``http.disconnect``, sent when the connection closes or after the response is complete)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _answer_unless_gone(future: Future, request: Request) -> Any:
+    """``future``'s result, or ``None`` when the client disconnects first: then ``future`` is cancelled, so the
+    batcher skips its drawing (unless its simplification or model call has begun). A cancelled wait (the server
+    shutting down) cancels ``future`` too."""
+    answer = asyncio.wrap_future(future)
+    gone = asyncio.ensure_future(_client_gone(request))
+    try:
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
+            return answer.result()
+        if gone.exception() is not None:  # the connection cannot be watched: wait for the answer regardless
+            return await answer
+        future.cancel()
+        return None
+    finally:
+        gone.cancel()
+        if not answer.done():
+            answer.cancel()  # cancels future as well
+
+
 # ---------------------------------------------------------------------------------- CLI
 def _bounded(lo: int, hi: int | None) -> Any:
     """An argparse type: an integer in ``[lo, hi]``."""
@@ -352,6 +399,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="wait this long for more requests to batch (default 0: only those already waiting)")
     p.add_argument("--heavy-workers", type=_bounded(1, None), default=None,
                    help="threads simplifying heavy drawings, apart from the model's (default: half the CPUs)")
+    p.add_argument("--max-heavy-waiting", type=_bounded(1, None), default=MAX_HEAVY_WAITING,
+                   help="most heavy drawings waiting to be simplified; more get 503 with Retry-After (default "
+                        f"{MAX_HEAVY_WAITING})")
     p.add_argument("--body-timeout", type=_positive_float, default=BODY_TIMEOUT_S, metavar="SECONDS",
                    help=f"a request body must arrive within this long (408 after; default {BODY_TIMEOUT_S:g})")
     p.add_argument("--shutdown-timeout", type=_non_negative_float, default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
@@ -396,7 +446,7 @@ def run_cli(args: argparse.Namespace) -> int:
         app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
                          max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, body_timeout=args.body_timeout,
-                         heavy_workers=args.heavy_workers)
+                         heavy_workers=args.heavy_workers, max_heavy_waiting=args.max_heavy_waiting)
         host, port = sockets[0].getsockname()[:2]
         where = f"[{host}]" if ":" in host else host
         print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)

@@ -7,17 +7,24 @@ optionally waits ``max_wait_ms`` for more after the first, and answers them all 
 load a request is served alone and at once (no added latency with the default ``max_wait_ms=0``); under load,
 batches form by themselves while the model is busy.
 
-Preprocessing (the checkpoint's simplification and point cap) is per-drawing work, and its cost grows with
-the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 255 frame) and, by a fixed cost
-per stroke, with its strokes (``INK_PER_STROKE`` px each: 20,000 one-point strokes, which have no ink, take about
-0.1 s). ``preprocessing_work`` is their sum. A real drawing has about 1,000 px (under 3,200 at the 99th
-percentile; ``benchmarks/stroke_counts.py``) and a few dozen strokes at most, and is simplified in a few
-milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px of work a drawing is preprocessed on
-the worker with its batch. A heavier one (a legal drawing of thousands of points can take seconds) is preprocessed
-first on a small pool of its own (``heavy_workers`` threads) and queued when ready, so heavy drawings wait for
-each other, however many arrive at once, and delay neither the worker nor the callers' threads. They are taken in
-the order they would be done if each started on arrival (arrival time plus ``SECONDS_PER_INK`` per px): a long
-real drawing goes before a scribble that came just before it, and no drawing waits forever.
+Preprocessing (the checkpoint's simplification and point cap) is per-drawing work. For real drawings its cost
+grows with the drawing's ink (``sketchgraph.preprocess.ink_length``, px of strokes in the 255 frame) and, by a fixed
+cost per stroke, with its strokes (``INK_PER_STROKE`` px each: 20,000 one-point strokes, which have no ink, take about
+0.1 s). ``preprocessing_work`` is their sum: an *estimate*, not a bound. A real drawing has about 1,000 px (under
+3,200 at the 99th percentile; ``benchmarks/stroke_counts.py``) and a few dozen strokes at most, and is simplified in a
+few milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px of work a drawing is preprocessed on
+the worker with its batch. A heavier one is preprocessed first on a small pool of its own (``heavy_workers`` threads)
+and queued when ready, so heavy drawings wait for each other, however many arrive at once, and delay neither the
+worker nor the callers' threads. The simplifier's cost is not linear in ink for every shape: on a drawing whose every
+vertex survives (a full-width zigzag) it grows with the square of its points, so a legal drawing of a few thousand
+points can hold a heavy thread for many seconds, and the drawings queued behind it wait that long. Waiting heavy
+drawings are taken in the order they would be done if each started on arrival *at the linear estimate* (arrival time
+plus ``SECONDS_PER_INK`` per px of work): among real drawings, a long one goes before a scribble that came just before
+it, and no drawing is overtaken forever; but the estimate bounds nothing. What bounds the backlog is
+``max_heavy_waiting``: past that many heavy drawings waiting for a thread, ``submit`` refuses the next one
+(``BatcherBusy``; the service answers 503 with ``Retry-After``). A request whose future is cancelled (its client went
+away) is skipped when its turn comes, unprepared; one already being simplified runs to the end (the kernel cannot be
+interrupted), its result unused.
 
 Each request gets the ranking a single ``predict`` call would give (probabilities equal to float
 rounding: preprocessing does not depend on the other drawings, and the model's output does not depend on
@@ -43,12 +50,15 @@ from ..predict import Prediction, SketchClassifier, _check_top_k
 from ..preprocess import ink_length
 from ..sketch import Sketch
 
-__all__ = ["RequestBatcher", "BatcherClosed", "preprocessing_work", "LIGHT_INK", "SECONDS_PER_INK",
-           "INK_PER_STROKE"]
+__all__ = ["RequestBatcher", "BatcherClosed", "BatcherBusy", "preprocessing_work", "LIGHT_INK", "SECONDS_PER_INK",
+           "INK_PER_STROKE", "MAX_HEAVY_WAITING"]
 
 LIGHT_INK = 8_000.0  # px of strokes in the 255 frame: 99.85% of real drawings, a few ms of simplification each
-SECONDS_PER_INK = 1.25e-6  # about what simplification takes per px of ink here (1.6M px: 2 s on 2 cores)
+# about what simplification takes per px of ink for real-like drawings here (1.6M px of random points: 2 s on 2
+# cores); only orders the heavy queue. Some legal shapes cost far more (quadratic in points): it bounds nothing
+SECONDS_PER_INK = 1.25e-6
 INK_PER_STROKE = 8.0  # a stroke's own preprocessing costs about as much as this much ink (5-10 us a stroke here)
+MAX_HEAVY_WAITING = 32  # heavy drawings waiting for a heavy thread; past it submit refuses (BatcherBusy)
 
 _STOP = object()
 
@@ -66,6 +76,15 @@ class BatcherClosed(RuntimeError):
 
     def __init__(self) -> None:
         super().__init__("the batcher is closed")
+
+
+class BatcherBusy(RuntimeError):
+    """``max_heavy_waiting`` heavy drawings already wait for a heavy thread: the batcher takes no more heavy ones
+    until some are done (light drawings are still taken). Retry later."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        super().__init__(f"too many large drawings are waiting to be simplified ({waiting}, the limit); retry later")
 
 
 def preprocessing_work(sketch: Sketch) -> float:
@@ -87,6 +106,7 @@ class _Request:
     work: Sketch | FlatPrepared  # a light drawing, preprocessed with its batch; or a heavy one, already prepared
     top_k: int
     future: Future = field(default_factory=Future)
+    waiting: bool = False  # a heavy drawing in the heavy queue, counted in RequestBatcher.heavy_waiting
 
 
 class RequestBatcher:
@@ -103,12 +123,15 @@ class RequestBatcher:
         heavy_workers: threads preprocessing heavy drawings (default: half the CPUs this process may use, at
             least 1; started with the first heavy drawing), so however many arrive at once, they queue among
             themselves and leave the other requests alone.
+        max_heavy_waiting: most heavy drawings waiting for a heavy thread (those being prepared not counted, nor
+            those whose future was cancelled); ``submit`` refuses a heavy drawing past it with ``BatcherBusy``.
 
     Attributes ``requests`` and ``batches`` count what was served (their ratio is the mean batch size).
     """
 
     def __init__(self, classifier: SketchClassifier, *, max_batch: int = 64, max_wait_ms: float = 0.0,
-                 light_ink: float = LIGHT_INK, heavy_workers: int | None = None):
+                 light_ink: float = LIGHT_INK, heavy_workers: int | None = None,
+                 max_heavy_waiting: int = MAX_HEAVY_WAITING):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
@@ -116,19 +139,24 @@ class RequestBatcher:
         heavy_workers = max(1, _usable_cpus() // 2) if heavy_workers is None else heavy_workers
         if heavy_workers < 1:
             raise ValueError(f"heavy_workers must be >= 1, got {heavy_workers}")
+        if max_heavy_waiting < 1:
+            raise ValueError(f"max_heavy_waiting must be >= 1, got {max_heavy_waiting}")
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.light_ink = light_ink
+        self.max_heavy_waiting = max_heavy_waiting
         self.requests = 0
         self.batches = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closing = False  # close() was called: submit refuses
         self._closed = False  # the stop marker is queued: nothing more may be
         self._lock = threading.Lock()
-        # heavy drawings are prepared in the order they would finish if each ran at once (arrival time + expected
-        # work): a long real drawing goes before a scribble that came just before it, and none waits forever
+        # heavy drawings are prepared in the order they would finish if each ran at once at the linear estimate
+        # (arrival time + SECONDS_PER_INK * work): among real drawings a long one goes before a scribble that came
+        # just before it, and none is overtaken forever; the estimate bounds no drawing's wait (see the docstring)
         self._heavy_queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._heavy_waiting = 0  # requests in _heavy_queue whose future is not done (cancelled ones leave at once)
         self._order = itertools.count()  # ties: first come, first served
         self._heavy_workers = heavy_workers
         self._heavy: list[threading.Thread] = []  # started with the first heavy drawing
@@ -139,6 +167,11 @@ class RequestBatcher:
         """The preprocessing work of ``sketch`` (0 without simplification: then it is cheap whatever the drawing)."""
         return preprocessing_work(sketch) if self.classifier.preprocessing.simplify else 0.0
 
+    @property
+    def heavy_waiting(self) -> int:
+        """Heavy drawings waiting for a heavy thread (not counting those being prepared or cancelled)."""
+        return self._heavy_waiting
+
     def submit(self, x: Any, top_k: int = 5) -> Future:
         """Check one sketch (anything ``SketchClassifier.predict`` takes) in the calling thread and queue it for a
         shared model call; a heavy one is first preprocessed on the batcher's own small pool of threads
@@ -146,7 +179,9 @@ class RequestBatcher:
         docstring). The future's result is its ``top_k`` predictions, best first, or the ``SketchError`` of a
         drawing preprocessing refuses. A bad ``top_k`` and unusable input (empty, malformed) raise
         (``ValueError`` / ``SketchError``) here, before anything is queued; so does a closed batcher
-        (``BatcherClosed``, a ``RuntimeError``)."""
+        (``BatcherClosed``, a ``RuntimeError``), and a heavy drawing while ``max_heavy_waiting`` others wait
+        (``BatcherBusy``, a ``RuntimeError``). Cancel the future when its answer is no longer wanted: a heavy
+        drawing still waiting is then skipped, and leaves the count of those waiting at once."""
         _check_top_k(top_k)
         if self._closing:  # do not check for nothing
             raise BatcherClosed
@@ -158,14 +193,28 @@ class RequestBatcher:
             with self._lock:  # never behind the heavy threads' stop markers
                 if self._closing:
                     raise BatcherClosed
+                if self._heavy_waiting >= self.max_heavy_waiting:
+                    raise BatcherBusy(self._heavy_waiting)
                 if not self._heavy:
                     self._heavy = [threading.Thread(target=self._heavy_loop, name=f"sketchgraph-heavy-{i}",
                                                     daemon=True) for i in range(self._heavy_workers)]
                     for thread in self._heavy:
                         thread.start()
                 due = time.monotonic() + work * SECONDS_PER_INK
+                request.waiting = True
+                self._heavy_waiting += 1
                 self._heavy_queue.put((due, next(self._order), request))
+            # outside the lock: a future already done runs the callback at once
+            request.future.add_done_callback(lambda _: self._stop_waiting(request))
         return request.future
+
+    def _stop_waiting(self, request: _Request) -> None:
+        """``request`` no longer counts as a heavy drawing waiting: a heavy thread took it, or its future is done
+        (cancelled) while it waited."""
+        with self._lock:
+            if request.waiting:
+                request.waiting = False
+                self._heavy_waiting -= 1
 
     def _enqueue(self, request: _Request) -> None:
         with self._lock:  # never queue behind the stop marker
@@ -175,10 +224,12 @@ class RequestBatcher:
 
     def _heavy_loop(self) -> None:
         while (request := self._heavy_queue.get()[2]) is not None:
+            self._stop_waiting(request)
             self._prepare_heavy(request)
 
     def _prepare_heavy(self, request: _Request) -> None:
-        """On a heavy thread: preprocess a heavy drawing, then queue it (or fail its future)."""
+        """On a heavy thread: preprocess a heavy drawing, then queue it (or fail its future). A request cancelled
+        meanwhile (its client went away) is skipped, unprepared."""
         if request.future.cancelled():
             return
         try:
@@ -229,7 +280,7 @@ class RequestBatcher:
         light = [i for i, w in enumerate(work) if isinstance(w, Sketch)]
         parts = [work[i] for i in ready]
         if light:
-            prepared, kept, problems = clf.prepare_usable([work[i] for i in light])
+            prepared, kept, problems = self._prepare_light([work[i] for i in light])
             for j, reason in problems.items():  # each refused drawing fails alone
                 out[light[j]] = SketchError(reason)
             light = [light[j] for j in kept]
@@ -240,6 +291,27 @@ class RequestBatcher:
             for i, preds in zip(order, clf.predict_prepared(FlatPrepared.concat(parts), top_k)):
                 out[i] = preds
         return out
+
+    def _prepare_light(self, sketches: list[Sketch]) -> tuple[FlatPrepared | None, list[int], dict[int, str]]:
+        """``SketchClassifier.prepare_usable`` of the batch's light drawings: ``(prepared, kept, problems)``. A
+        ``SketchError`` that names no drawing (not an ``UnusableSketchesError``: say, a simplification over its work
+        budget) has each drawing prepared alone, so only the one refused fails."""
+        clf = self.classifier
+        try:
+            return clf.prepare_usable(sketches)
+        except SketchError as exc:
+            if len(sketches) == 1:
+                return None, [], {0: str(exc)}
+        parts: list[FlatPrepared] = []
+        kept: list[int] = []
+        problems: dict[int, str] = {}
+        for i, sketch in enumerate(sketches):
+            try:
+                parts.append(clf.prepare([sketch]))
+                kept.append(i)
+            except SketchError as exc:
+                problems[i] = str(exc)
+        return (FlatPrepared.concat(parts) if parts else None), kept, problems
 
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         """``first`` plus what arrives within the wait, up to ``max_batch``; and whether to stop after."""

@@ -1,5 +1,8 @@
 // The drawing page: pointer events -> strokes [[xs, ys, ts], ...] -> POST predict while you draw (throttled:
 // at most one request per THROTTLE_MS while the pointer moves, one at once when a stroke ends) -> top-5 bars.
+// At most one request is in flight: a drawing that changes meanwhile is sent (as it is then) once that one is
+// answered, so a slow server never gets a pile of stale requests. Clear and Undo abort the one in flight (its
+// drawing no longer exists) and no answer sent before them is shown.
 // Coordinates are canvas CSS pixels (rescaled with the canvas when the window resizes) and ts milliseconds
 // since the first point, from each event's own time stamp (the server's checkpoint simplifies and normalises
 // them). One pointer draws at a time. URLs are relative, so the page also works mounted under a sub-path.
@@ -29,8 +32,18 @@
                            // undo or clear
   let sent = 0;            // id of the latest request
   let shown = 0;           // id of the latest response drawn
+  let inflight = null;     // {id, controller} of the request awaiting its answer, or null (one at a time)
+  let pending = false;     // the drawing changed while a request was in flight: send it when that one is answered
 
   // ---------------------------------------------------------------- canvas
+  // The backing store is the CSS size times devicePixelRatio (sharp ink): sized again when the window resizes and
+  // when the ratio changes, which a window moved to a screen of another density does without a resize event.
+  function watchPixelRatio() {
+    if (!window.matchMedia) return;
+    const query = window.matchMedia(`(resolution: ${window.devicePixelRatio || 1}dppx)`);
+    query.addEventListener("change", () => { resize(); watchPixelRatio(); }, {once: true});
+  }
+
   function resize() {
     const dpr = window.devicePixelRatio || 1;
     const w = pad.clientWidth;
@@ -179,7 +192,16 @@
 
   // data-busy="0" once the answer to the latest drawing is on screen (tests and screen readers wait on it)
   function setBusy() {
-    list.dataset.busy = timer !== null || shown !== sent ? "1" : "0";
+    list.dataset.busy = timer !== null || pending || shown !== sent ? "1" : "0";
+  }
+
+  // The drawing was cleared or undone: the request in flight is for a drawing that no longer exists. Abort it
+  // (the server then skips its work) and never show an answer sent before now.
+  function supersede() {
+    if (inflight) inflight.controller.abort();
+    inflight = null;
+    pending = false;
+    sent++; shown = sent;
   }
 
   function updateStatus() {
@@ -192,11 +214,17 @@
     updateStatus();
     const d = drawing();
     if (!d.length) {  // nothing to classify: answers still on the way are for an older drawing
-      sent++; shown = sent;
+      supersede();
       errorBox.hidden = true;
       render([]); setBusy(); return;
     }
+    if (inflight) {  // latest wins: the drawing as it is when the answer comes is sent then
+      pending = true;
+      setBusy(); return;
+    }
     const id = ++sent;
+    const mine = {id, controller: new AbortController()};
+    inflight = mine;
     lastSent = performance.now();
     setBusy();
     try {
@@ -204,6 +232,7 @@
         method: "POST",
         headers: {"Content-Type": "application/json"},
         body: JSON.stringify({drawing: d, top_k: TOP_K}),
+        signal: mine.controller.signal,
       });
       const text = await res.text();
       if (id < shown) return;  // a newer answer is already on screen
@@ -217,11 +246,15 @@
       hideError();
       render(body.predictions);
     } catch (err) {
-      if (id < shown) return;
+      if (id < shown || err.name === "AbortError") return;  // aborted: superseded by Clear or Undo
       shown = id;
       render([]);  // no stale answer next to an error
       showError(`Could not classify: ${err.message}`);
     } finally {
+      if (inflight === mine) {  // not superseded: the drawing changed meanwhile goes now
+        inflight = null;
+        if (pending) { pending = false; predict(); }
+      }
       setBusy();
     }
   }
@@ -269,7 +302,8 @@
 
   // ---------------------------------------------------------------- buttons
   document.getElementById("clear").addEventListener("click", () => {
-    strokes = []; current = null; pointer = null; t0 = null; sent++; shown = sent; limitHit = null;
+    strokes = []; current = null; pointer = null; t0 = null; limitHit = null;
+    supersede();
     clearTimeout(timer);
     timer = null;
     errorBox.hidden = true;
@@ -280,6 +314,7 @@
     strokes.pop();
     limitHit = null;  // room again (ink refused later says so again)
     if (!strokes.length) t0 = null;
+    supersede();  // an answer on its way is for the drawing before the undo
     redraw(); schedule(0);
   });
 
@@ -293,5 +328,6 @@
   }).catch(() => { /* no limit known: the server's 422 says it */ });
 
   window.addEventListener("resize", resize);
+  watchPixelRatio();
   resize();
 })();
