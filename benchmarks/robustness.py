@@ -36,11 +36,15 @@ strokes, a drawing stopped between strokes).
 
 Two diagnostics tell the two effects of ``jitter`` apart: ``jitter-smooth`` (the same sigma, but correlated
 over ~10 consecutive raw points: a slow wobble, closer to real tremor) and ``jitter-simplified`` (the same
-noise added to the Google-simplified points: the shape changes but the number of points does not).
+noise added to the Google-simplified points, after simplification instead of before it: the shape changes, the
+zig-zag points of jittered raw input do not appear).
 
 Reported per condition: top-1 / top-5 accuracy, the change from ``reference``, how often the top-1 class is
-the same as for ``reference``, and the mean number of points before and after preprocessing (the model
-sees at most 100). A table is printed and ``benchmarks/results/robustness.json`` written.
+the same as for ``reference``, the mean number of points before and after preprocessing (the model
+sees at most 100), and, for the conditions that hand over a ``Sketch``, how many drawings they left exactly as
+stored (``unchanged``: ``first-strokes`` keeps the first ceil(u * n) strokes, so many drawings of 2-5 strokes stay
+whole) with the top-1 on the others alone (``top1_changed``). A table is printed and
+``benchmarks/results/robustness.json`` written.
 
 This is a proxy: Google's RAW Quick, Draw! files (true canvas coordinates and timings) for these 20
 classes are not available here, so the stored SPG drawings stand in for them and the canvas, timing,
@@ -206,7 +210,8 @@ def merged(sketch: Sketch, rng: np.random.Generator) -> Sketch:
 
 
 def first_strokes(sketch: Sketch, rng: np.random.Generator) -> Sketch:
-    """Stopped between strokes: only the first 50-90% of the strokes (at least one)."""
+    """Stopped between strokes: only the first ceil(u * n) of the n strokes, u uniform in 50-90% (at least one;
+    rounded up, so a drawing of 2-5 strokes is often left whole: see ``unchanged`` in the results)."""
     n = len(sketch.strokes)
     return sketch.replace(strokes=sketch.strokes[: max(1, math.ceil(rng.uniform(0.5, 0.9) * n))])
 
@@ -237,6 +242,9 @@ def evaluate(clf: SketchClassifier, sketches: list[Sketch], names: list[str], se
         make, about = CONDITIONS[name]
         rng = np.random.default_rng([seed, list(CONDITIONS).index(name)])  # the same stream in any selection
         inputs = [make(s, rng) for s in sketches]
+        # drawings the condition handed over exactly as stored (None: it sends another kind of input)
+        kept = [_same_drawing(x, s) for x, s in zip(inputs, sketches)] if all(
+            isinstance(x, Sketch) for x in inputs) else None
         raw_points = [clf.sketch(x).num_points for x in inputs]
         seen = [min(preprocess(clf.sketch(x), clf.preprocessing).num_points, clf.preprocessing.max_points)
                 for x in inputs]
@@ -251,6 +259,9 @@ def evaluate(clf: SketchClassifier, sketches: list[Sketch], names: list[str], se
             "top1": float(np.mean([p == y for p, y in zip(top1, labels)])),
             "top5": float(np.mean([y in {canonical_label(p.label) for p in r} for r, y in zip(ranked, labels)])),
             "same_top1_as_reference": float(np.mean([a == b for a, b in zip(top1, ref_top1)])),
+            "unchanged": None if kept is None else int(sum(kept)),
+            "top1_changed": None if kept is None or all(kept) else float(np.mean(
+                [p == y for p, y, k in zip(top1, labels, kept) if not k])),
             "raw_points_mean": float(np.mean(raw_points)),
             "raw_points_min": int(np.min(raw_points)),
             "model_points_mean": float(np.mean(seen)),
@@ -263,15 +274,23 @@ def evaluate(clf: SketchClassifier, sketches: list[Sketch], names: list[str], se
     return results
 
 
+def _same_drawing(x: Sketch, stored: Sketch) -> bool:
+    """Whether ``x`` has exactly ``stored``'s strokes (same count, same points)."""
+    return len(x.strokes) == len(stored.strokes) and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(x.strokes, stored.strokes))
+
+
 def table(results: dict[str, dict]) -> str:
     head = ("| condition | input | top-1 | top-5 | top-1 vs ref | same top-1 as ref | raw points (mean) "
-            "| model points (mean) |")
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|"]
+            "| model points (mean) | left as stored | top-1 of the others |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
+        unchanged = "-" if r.get("unchanged") is None else f"{r['unchanged']} / {r['n']}"
+        changed = "-" if r.get("top1_changed") is None else f"{100 * r['top1_changed']:.2f}%"
         lines.append(
             f"| {name} | {r['description']} | {100 * r['top1']:.2f}% | {100 * r['top5']:.2f}% "
             f"| {100 * r['top1_change']:+.2f} pt | {100 * r['same_top1_as_reference']:.1f}% "
-            f"| {r['raw_points_mean']:.0f} | {r['model_points_mean']:.1f} |"
+            f"| {r['raw_points_mean']:.0f} | {r['model_points_mean']:.1f} | {unchanged} | {changed} |"
         )
     return "\n".join(lines)
 

@@ -53,8 +53,8 @@ class AugmentConfig:
         rotation: maximum rotation in degrees (uniform in ``[-rotation, rotation]``).
         scale: maximum relative isotropic scale change (uniform in ``[1 - scale, 1 + scale]``). A model that
             fits each sketch into [-1, 1] (``coord_norm="unit"``, as the default ``mgt`` preset) undoes it, and
-            ``translate`` too; they act on raw-coordinate models (``mgt-paper``) and, a little, on the CNN raster
-            (the trainer says so at start).
+            ``translate`` too (the trainer says so at start for such a model); they act on raw-coordinate models
+            (``mgt-paper``) and, a little, on the CNN raster.
         shear: maximum horizontal shear factor (uniform in ``[-shear, shear]``).
         translate: maximum shift per axis, as a fraction of the bounding box's larger side.
         stroke_shift: maximum per-stroke shift per axis, as a fraction of the bounding box's larger side.
@@ -89,7 +89,8 @@ class AugmentConfig:
                      "point_drop", "merge_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
-                raise ValueError(f"AugmentConfig.{name} must be a probability in [0, 1], got {v}")
+                what = "a fraction of the points" if name == "incomplete_min" else "a probability"
+                raise ValueError(f"AugmentConfig.{name} must be {what} in [0, 1], got {v}")
         for name in ("rotation", "scale", "shear", "translate", "stroke_shift", "jitter"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):

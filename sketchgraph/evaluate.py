@@ -88,11 +88,18 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] =
     """
     if logits.shape[0] == 0:
         return torch.zeros(len(ks), dtype=torch.long)
-    kmax = min(max(ks), logits.shape[1])
-    top = logits.topk(kmax, dim=1).indices  # (M, kmax), best first
+    top = _ranked(logits, ks)  # (M, kmax), best first
+    kmax = top.shape[1]
     hit = top == labels[:, None]  # (M, kmax); at most one True per row
     cum = hit.cumsum(1)  # (M, kmax): label within the first j+1
     return torch.stack([cum[:, min(k, kmax) - 1].sum() for k in ks])
+
+
+def _ranked(logits: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
+    """``(M, min(max(ks), C))`` class indices, best first: the one ranking behind the top-k counts and the
+    confusion matrix (``topk`` breaks ties between equal scores by its own rule, which can differ with ``k`` and from
+    ``argmax``'s, so both take it from this one call)."""
+    return logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
 
 
 def hardest_confusions(matrix: np.ndarray, classes: Sequence[str], n: int = 10) -> list[dict[str, Any]]:
@@ -135,7 +142,7 @@ def classification_metrics(
 
     M, C = len(labels), len(classes)
     counts = topk_correct(logits, labels, ks)
-    y_true, y_pred = labels.numpy(), logits.argmax(1).numpy()
+    y_true, y_pred = labels.numpy(), _ranked(logits, ks)[:, 0].numpy()  # the top-1 that topk_correct counts
     ids = list(range(C))
     matrix = confusion_matrix(y_true, y_pred, labels=ids)
     support = matrix.sum(1)

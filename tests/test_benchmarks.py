@@ -71,12 +71,33 @@ def test_first_strokes_is_a_prefix_of_the_strokes(robustness, n):
             np.testing.assert_array_equal(a, b)
 
 
-def test_conditions_seeded_by_name_not_position(robustness, clf):
+def test_conditions_seeded_by_their_place_in_the_full_list_not_in_the_selection(robustness, clf):
     """A condition gets the same random inputs whether it runs alone or after others."""
     sketches = [load_example("face"), load_example("cactus")]
     alone = robustness.evaluate(clf, sketches, ["reference", "merged"], seed=3)
     together = robustness.evaluate(clf, sketches, ["reference", "jitter", "incomplete", "merged"], seed=3)
     assert alone["merged"] == together["merged"]
+
+
+def test_results_count_the_drawings_a_condition_left_as_stored(robustness, clf):
+    """``unchanged`` counts inputs identical to the stored drawing, ``top1_changed`` scores the others alone; a
+    condition that sends another kind of input (a RAW line, lists) has neither."""
+    from sketchgraph.formats import canonical_label
+    from sketchgraph.sketch import Sketch
+
+    one = Sketch([np.array([[0.0, 0], [50, 40], [90, 10]])], label="face", key_id="one")
+    stored = [load_example(name) for name in ("face", "cactus")]  # x, y only, as load_test_split gives them
+    sketches = [Sketch([st[:, :2] for st in s.strokes], label=s.label, key_id=s.key_id) for s in stored] + [one]
+    r = robustness.evaluate(clf, sketches, ["reference", "first-strokes", "one-stroke", "canvas"], seed=0)
+    assert (r["reference"]["unchanged"], r["reference"]["top1_changed"]) == (3, None)
+    rng = np.random.default_rng([0, list(robustness.CONDITIONS).index("first-strokes")])  # the condition's stream
+    cut = [robustness.first_strokes(s, rng) for s in sketches]
+    assert r["first-strokes"]["unchanged"] == sum(len(c.strokes) == len(s.strokes) for c, s in zip(cut, sketches))
+    assert r["one-stroke"]["unchanged"] == 1  # only the drawing that already was one stroke
+    assert r["canvas"]["unchanged"] is None and r["canvas"]["top1_changed"] is None
+    joined = clf.predict_batch([robustness.one_stroke(s, None) for s in sketches[:2]], top_k=1)
+    hits = [canonical_label(p[0].label) == canonical_label(s.label) for p, s in zip(joined, sketches)]
+    assert r["one-stroke"]["top1_changed"] == pytest.approx(np.mean(hits))
 
 
 def write_ndjson(path: Path, drawings: list, recognized: bool = True, junk: bool = False) -> None:

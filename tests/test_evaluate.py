@@ -68,6 +68,19 @@ def test_metrics_equal_scikit_learn_on_a_known_confusion_matrix(cm):
     assert m["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y_true)).item())
 
 
+def test_confusion_matrix_breaks_ties_as_top1_does():
+    """Rows whose best scores tie (common in bfloat16): the confusion matrix's prediction is the top-1 that
+    ``topk_correct`` counts, so its diagonal adds up to the top-1 hits whatever way the tie is broken."""
+    torch.manual_seed(0)
+    logits = torch.randn(400, 6).round()  # many ties among the largest scores
+    labels = torch.randint(0, 6, (400,))
+    m = classification_metrics(logits, labels, [str(i) for i in range(6)])
+    assert np.trace(np.asarray(m["confusion_matrix"])) == round(m["top1"] * 400)
+    assert np.trace(np.asarray(m["confusion_matrix"])) == int(topk_correct(logits, labels, (1, 5, 10))[0])
+    recall = np.asarray([m["per_class_accuracy"][str(i)] for i in range(6)])
+    assert round(float(recall @ np.bincount(labels.numpy(), minlength=6))) == round(m["top1"] * 400)
+
+
 def test_hardest_confusions_ranked():
     cm = np.array([[5, 1, 7], [4, 3, 0], [0, 2, 9]])
     out = hardest_confusions(cm, ["a", "b", "c"], n=3)
