@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import FormatError
 from ..formats import EmptySketchError, Place, read_located
 from ..formats.base import locate
-from ..formats.ndjson import parse_line
+from ..formats.ndjson import parse_line, wide_text, wide_text_error
 from ..preprocess import Preprocessing, unusable_sketches
 from ..sketch import Sketch
 from .flat import FlatSketches, flatten, preprocess_flat, preprocess_reference
@@ -57,9 +57,16 @@ class ReadOptions:
     fast: bool = True
 
 
-def _chunk_lines(task: Task) -> list[tuple[int, bytes]]:
-    """``(line number, raw line)`` of the non-blank lines in bytes ``[task.start, task.end)``."""
+def _chunk_lines(task: Task, errors: list[Reported]) -> list[tuple[int, bytes]]:
+    """``(line number, raw line)`` of the non-blank lines in bytes ``[task.start, task.end)``. A file of UTF-16 or
+    UTF-32 text (cut at ``\n`` bytes, its lines would be half read) gives none, and its first task reports it
+    once, as ``read_ndjson`` does."""
     with open(task.source.path, "rb") as f:
+        wide = wide_text(f.read(4))
+        if wide is not None:
+            if task.start == 0:
+                errors.append((0.5, wide_text_error(wide, str(task.source.path))))
+            return []
         f.seek(task.start)
         blob = f.read(task.end - task.start)
     if task.start == 0 and blob.startswith(b"\xef\xbb\xbf"):
@@ -191,17 +198,28 @@ class _Records:
     sketches: list[Sketch] | None  # reference: sketches preprocessed one by one
 
 
+def _split_tag(sketch: Sketch, format: str, file_tag: str | None) -> str:
+    """The split a record's file gives it (``""``: none): for an ``.npz`` record, the member it was read from (its
+    reader's ``meta["split"]``); for any other, the file name's (``cat_train.ndjson`` -> ``"train"``). A record's
+    own ``"split"`` field (ndjson, JSON) is plain metadata, kept in ``meta`` and never used: ``write_ndjson``
+    writes an ``.npz`` sketch's ``split`` back out, and a test drawing converted into ``cat_train.ndjson`` is
+    in train, as its file says."""
+    if format == "npz":
+        return str(sketch.meta.get("split") or file_tag or "")
+    return file_tag or ""
+
+
 def _records(task: Task, options: ReadOptions, errors: list[Reported]) -> _Records:
     src = task.source
     chunk = task.start >= 0
-    found = list(_parse_lines(_chunk_lines(task), task, errors) if chunk else _file_records(task, errors))
+    found = list(_parse_lines(_chunk_lines(task, errors), task, errors) if chunk else _file_records(task, errors))
     sketches = [sk for _, _, sk in found]
     return _Records(
         order=np.array([n for n, _, _ in found], dtype=np.int64),
         places=None if chunk else [place for _, place, _ in found],
         labels=np.array([sk.label or src.label for sk in sketches], dtype=str),
         key_ids=np.array([sk.key_id or "" for sk in sketches], dtype=str),
-        tags=np.array([sk.meta.get("split") or src.tag or "" for sk in sketches], dtype=str),
+        tags=np.array([_split_tag(sk, src.format, src.tag) for sk in sketches], dtype=str),
         recognized=np.array([-1 if sk.recognized is None else int(sk.recognized) for sk in sketches], dtype=np.int8),
         flat=flatten(sketches) if options.fast else None,
         sketches=None if options.fast else sketches,

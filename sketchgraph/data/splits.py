@@ -4,7 +4,8 @@ Three ways, chosen by ``prepare(split_files=..., protocol=...)``:
 
 - **by file name** (``split_files="auto"``, or ``None`` when every input carries a split): a file
   ``<class>_train.ndjson`` / ``_valid`` / ``_test`` puts its sketches in that split; sketch-rnn
-  ``.npz`` sketches keep the split they were stored under.
+  ``.npz`` sketches keep the split they were stored under. A record's own ``"split"`` field (ndjson, JSON) is
+  plain metadata and never decides its split: the file's name does.
 - **by key_id** (``split_files=DIR``): the split files in ``DIR`` (``<class>_<split>.ndjson``) are read
   for their ``key_id`` s only; every input sketch goes to the split that lists its ``key_id``, and
   sketches listed nowhere are left out (counted as ``not_selected``). This is how SPG's ``raw/``
@@ -36,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SketchError
-from ..formats.base import plain_name
+from ..errors import FormatError, SketchError
+from ..formats.base import GZIP_ERRORS, open_bytes, plain_name
+from ..formats.ndjson import key_id_string
 from ..wording import counted
 
 __all__ = [
@@ -138,11 +140,14 @@ def split_of_name(path: str | Path) -> str | None:
 
 
 def read_split_keys(source: str | Path | Iterable[str | Path]) -> dict[str, str]:
-    """``{key_id: split}`` from split files: a directory of ``<class>_<split>.ndjson`` files or a list
-    of such files. Only ``key_id`` is read from each line. Raises ``SketchError`` when a key is listed
-    in two different splits or a file name carries no split."""
+    """``{key_id: split}`` from split files: a directory of ``<class>_<split>.ndjson`` files (``.jsonl``,
+    ``.json``, each also gzip-compressed as ``.ndjson.gz``) or a list of such files. Only ``key_id`` is read from
+    each line, as the readers read it (``5629189624315904.0`` is ``"5629189624315904"``). Raises ``SketchError``
+    when a key is listed in two different splits, a file name carries no split, or a line is no JSON record with a
+    usable key_id (naming file and line): unlike a sketch file's bad line, which is reported and skipped, a split
+    file's decides which drawings are kept and where, so reading on would silently drop or move drawings."""
     if isinstance(source, (str, Path)) and Path(source).is_dir():
-        files = sorted(p for p in Path(source).iterdir() if p.suffix.lower() in _SUFFIXES)
+        files = sorted(p for p in Path(source).iterdir() if Path(plain_name(p)).suffix.lower() in _SUFFIXES)
     else:
         files = sorted(Path(p) for p in ([source] if isinstance(source, (str, Path)) else source))
     if not files:
@@ -154,24 +159,31 @@ def read_split_keys(source: str | Path | Iterable[str | Path]) -> dict[str, str]
         split = split_of_name(path)
         if split is None:
             raise SketchError(f"{path}: a split file's name must end in _train, _valid or _test")
-        with open(path, "rb") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                m = _KEY_ID.search(line)
-                if m and line.count(b'"key_id"') == 1:  # the common case, without decoding the drawing
-                    key = m.group(1).decode("utf-8")
-                else:
-                    try:
-                        key = json.loads(line).get("key_id")
-                    except (ValueError, AttributeError):
-                        raise SketchError(f"{path}:{lineno}: not a JSON record with a key_id") from None
-                    if key is None:
-                        continue
-                    key = str(key)
-                if keys.setdefault(key, split) != split:
-                    raise SketchError(f"{path}:{lineno}: key_id {key} is in both {keys[key]!r} and {split!r}")
+        lineno = 0
+        try:
+            with open_bytes(path) as f:
+                for lineno, line in enumerate(f, 1):
+                    key = _split_key(line, path, lineno)
+                    if key is not None and keys.setdefault(key, split) != split:
+                        raise SketchError(f"{path}:{lineno}: key_id {key} is in both {keys[key]!r} and {split!r}")
+        except GZIP_ERRORS as exc:
+            raise SketchError(f"{path}: the compressed data breaks off after line {lineno} ({type(exc).__name__}: "
+                              f"{exc})") from None
     return keys
+
+
+def _split_key(line: bytes, path: Path, lineno: int) -> str | None:
+    """The key_id of one line of a split file (``None``: a blank line or a record without one)."""
+    if not line.strip():
+        return None
+    m = _KEY_ID.search(line)
+    if m and line.count(b'"key_id"') == 1:  # the common case, without decoding the drawing
+        return m.group(1).decode("utf-8")
+    try:
+        return key_id_string(json.loads(line).get("key_id"))
+    except (ValueError, AttributeError) as exc:  # FormatError is a ValueError: a key that is a list, an object
+        why = str(exc) if isinstance(exc, FormatError) else "not a JSON record with a key_id"
+        raise SketchError(f"{path}:{lineno}: {why}") from None
 
 
 def priorities(seed: int, labels: Iterable[str], keys: Iterable[str]) -> np.ndarray:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import FormatError
 from ..sketch import Sketch
 from .base import (
     EmptySketchError,
@@ -35,9 +36,11 @@ from .base import (
     canonical_label,
     is_gzip,
     label_from_path,
+    locate,
+    report,
 )
 from .ndjson import STYLES, iter_ndjson, looks_like_spg, parse_record, read_ndjson, record_from_sketch, write_ndjson
-from .npz import iter_npz, read_stroke3_npz, write_stroke3_npz
+from .npz import check_split, iter_npz, read_stroke3_npz, write_stroke3_npz
 from .objects import sketch_from_obj
 from .quickdraw_bin import iter_bin, read_bin, write_bin
 from .raster import rasterize, render_png
@@ -79,7 +82,9 @@ def read_sketches(
         split: for ``.npz`` only: ``"train"``, ``"valid"`` or ``"test"``; ``None`` reads all.
         keep_empty: yield drawings without points instead of reporting ``EmptySketchError``.
 
-    The format, the split and the file's existence are checked at the call, before iteration.
+    The format, the split (an ``.npz`` without it: ``FormatError``) and the file's existence are checked at the
+    call, before iteration. In a folder walk with ``on_error``, a file refused outright (gzip under an ``.svg``
+    name) is reported like any unreadable file and the walk goes on.
     """
     located = read_located(path, format, label=label, on_error=on_error, split=split, keep_empty=keep_empty)
     return (sketch for _, sketch in located)
@@ -104,8 +109,7 @@ def read_located(
     if path.is_dir():
         if split is not None:
             raise ValueError("split= applies to .npz files only, and directory walks skip .npz files")
-        files = sketch_files(path, gzipped=True)
-        return (located for file in files for located in read_located(file, format, **options))
+        return _walk(sketch_files(path, gzipped=True), format, options)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     kind = format or detect_format(path)
@@ -118,5 +122,20 @@ def read_located(
     if kind == "bin":
         return iter_bin(path, **options)
     if kind == "npz":
+        if split is not None:
+            check_split(path, split)
         return iter_npz(path, split=split, **options)
     return iter_svg(path, **options)
+
+
+def _walk(files: list[Path], format: str | None, options: dict) -> Iterator[tuple[Place, Sketch]]:
+    """``read_located`` of each file in turn. A file refused at the call (gzip-compressed content under an
+    ``.svg`` or ``.bin`` name, a format that cannot be told) goes to ``options["on_error"]`` like any other
+    unreadable file, and the walk goes on."""
+    for file in files:
+        try:
+            located = read_located(file, format, **options)
+        except FormatError as exc:
+            report(locate(exc, str(file)), options["on_error"])
+            continue
+        yield from located

@@ -286,7 +286,7 @@ def parse_record(
     if word is not None and not isinstance(word, str):
         raise FormatError(f"'word' (the class name) must be a string, found a {type(word).__name__}: "
                           f"{json.dumps(word)[:40]}")
-    key_id = record.get("key_id")
+    key_id = key_id_string(record.get("key_id"))
     recognized = record.get("recognized")
     meta = {k: v for k, v in record.items() if k not in _RECORD_FIELDS and k not in (TIME_ORIGIN, COORD_ORIGIN)}
     meta.update(origins)
@@ -294,7 +294,7 @@ def parse_record(
         return Sketch(
             strokes,
             label=label if word is None else word,
-            key_id=None if key_id is None else str(key_id),
+            key_id=key_id,
             parts=parts,
             recognized=_recognized(recognized),
             meta=meta,
@@ -381,6 +381,41 @@ def _spg_vote(record: Any) -> bool | None:
 def _has_third_list(record: Any) -> bool:
     drawing = record.get("drawing") if isinstance(record, dict) else record
     return isinstance(drawing, list) and any(isinstance(s, list) and len(s) == 3 for s in drawing)
+
+
+def key_id_string(value: Any) -> str | None:
+    """A record's ``key_id`` as a string: a string as it is, an integer in decimal, an integral float (a 16-digit
+    id written ``5629189624315904.0``) as that integer, so one drawing has one key however it was written. Any
+    other value (a list, an object, ``true``, a fraction) raises ``FormatError``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise FormatError(f"'key_id' must be a string or an integer, found a {type(value).__name__}: "
+                      f"{json.dumps(value)[:40]}")
+
+
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+              (b"\xfe\xff", "UTF-16"))
+
+
+def wide_text(head: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when a file's first bytes are those of such text (a byte order mark, or a NUL
+    among the first 4 bytes, which UTF-8 JSON never has), else ``None``."""
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return name
+    if b"\0" in head[:4]:
+        return "UTF-32" if head[:4].count(b"\0") >= 3 else "UTF-16"
+    return None
+
+
+def wide_text_error(name: str, source: str) -> FormatError:
+    """The one error for a file of ``name`` (UTF-16/32) text: lines are read as UTF-8, so none of it is read."""
+    return FormatError(f"{name} text, and JSON is read as UTF-8; nothing in it was read. Convert it first: "
+                       f"iconv -f {name} -t UTF-8 FILE > NEW", source=source, whole_file=True)
 
 
 def sniff_file_style(path: PathLike, *, default: Style | None = "simplified") -> Style | None:
@@ -481,6 +516,9 @@ def iter_ndjson(
         try:
             for lineno, line in enumerate(f, 1):
                 if lineno == 1:
+                    if (wide := wide_text(line[:4])) is not None:  # cut at b"\n", its lines would be half read
+                        report(wide_text_error(wide, source), on_error)
+                        return
                     line = line.removeprefix(_BOM)
                 if line.isspace() or not line:
                     continue
@@ -508,6 +546,8 @@ def _json_document(path: Path) -> list[Any] | None:
     except GZIP_ERRORS as exc:
         raise FormatError(f"unreadable compressed data ({type(exc).__name__}: {exc}); nothing in it was read",
                           source=str(path), whole_file=True) from None
+    if (wide := wide_text(data[:4])) is not None:
+        raise wide_text_error(wide, str(path))
     if not data.removeprefix(_BOM).strip():
         return []
     try:
@@ -523,10 +563,11 @@ def _json_document(path: Path) -> list[Any] | None:
     return [doc]
 
 
-def _lines_stand_alone(data: bytes, sample: int = 5) -> bool:
-    """Whether one of the first ``sample`` non-blank lines is a JSON object or array on its own (ndjson),
-    unlike the lines of a pretty-printed document."""
-    lines = [line for line in data[: 1 << 16].removeprefix(_BOM).split(b"\n") if line.strip()][:sample]
+def _lines_stand_alone(data: bytes) -> bool:
+    """Whether a non-blank line of the first 64 KiB is a JSON object or array on its own (ndjson), unlike the
+    lines of a pretty-printed document; so a ``.json`` file of lines reads as the same ``.jsonl`` file would, bad
+    leading lines (a comment header) and all."""
+    lines = [line for line in data[: 1 << 16].removeprefix(_BOM).split(b"\n") if line.strip()]
     for line in lines:
         try:
             if isinstance(load_json(line), (dict, list)):
@@ -586,7 +627,9 @@ def record_from_sketch(sketch: Sketch, style: Style = "simplified", *, ndigits: 
     ``simplified``: ``word, countrycode, timestamp, recognized, key_id, drawing [[xs, ys], ...]``
     (times dropped). ``raw``: the same with ``[xs, ys, ts]`` (needs times). ``spg``: ``key_id,
     drawing [[xs, ys, part_ids], ...]`` and no ``word`` (needs ``parts``; the class goes in the file
-    name). Scalar ``meta`` entries are kept; coordinates are written as ints when integral.
+    name). Scalar ``meta`` entries are kept; coordinates are written as ints when integral. A sketch read from an
+    ``.npz`` so keeps its ``split`` and ``index`` as fields; read back, they are plain metadata like any other
+    field: ``prepare`` takes a record's split from its file's name (``cat_test.ndjson``), never from a field.
     """
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")

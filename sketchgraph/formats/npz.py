@@ -6,11 +6,16 @@ Two layouts are read:
 - the published one (sketch-rnn, Google's per-class Quick, Draw! ``.npz``): one object array per
   split whose elements are int16 ``(n, 3)`` arrays. Object arrays are stored as pickles, and
   ``np.load(allow_pickle=True)`` would run whatever code a crafted file names. They are read here by a
-  restricted unpickler (``load_object_array``) that can only rebuild numpy arrays and dtypes: any
-  other callable in the pickle is refused with a ``FormatError`` and nothing in the file runs.
+  restricted unpickler (``load_object_array``) that accepts only what numpy itself writes for arrays
+  (an empty ``_reconstruct`` filled from a state whose data matches its shape, plain dtypes): any
+  other callable or state in the pickle is refused with a ``FormatError`` and nothing in the file runs.
   ``allow_pickle=False`` refuses object arrays altogether.
 - a pickle-free one that ``write_stroke3_npz(..., pickle_free=True)`` writes: ``<split>_data``
   ``(N, 3)`` with all rows concatenated and ``<split>_offsets`` ``(n + 1,)`` int64 row offsets.
+
+A member is refused before it is read when it would inflate past ``MAX_MEMBER_BYTES`` (1 GiB) or to more
+than ``MAX_INFLATION`` (100) times its stored size (a zip bomb). A member whose data is cut short is reported as
+corrupt or truncated.
 
 Folder walks (``read_sketches`` on a directory, ``prepare``) read drawing files only; ``.npz`` files,
 which hold whole train/valid/test splits, are read when named.
@@ -18,7 +23,9 @@ which hold whole train/valid/test splits, are read when named.
 
 from __future__ import annotations
 
+import math
 import pickle
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -32,7 +39,10 @@ from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, report
 from .sniff import ZIP_MAGIC
 
-__all__ = ["SPLITS", "read_stroke3_npz", "iter_npz", "write_stroke3_npz", "npz_splits", "load_object_array"]
+__all__ = [
+    "SPLITS", "MAX_MEMBER_BYTES", "MAX_INFLATION", "read_stroke3_npz", "iter_npz", "write_stroke3_npz", "npz_splits",
+    "check_split", "load_object_array",
+]
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
@@ -48,6 +58,30 @@ def npz_splits(files: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda s: (SPLITS.index(s) if s in SPLITS else len(SPLITS), s))
 
 
+def check_split(path: PathLike, split: str) -> None:
+    """Raise ``FormatError`` (a ``ValueError``) when the ``.npz`` at ``path`` has no split ``split`` (either
+    layout), so a misspelt ``split=`` is refused at the call. A file that is no readable zip passes: reading it
+    reports that."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n[: -len(".npy")] if n.endswith(".npy") else n for n in archive.namelist()]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return
+    available = npz_splits(names)
+    if split not in available:
+        raise FormatError(f"no split {split!r}; the file has {available}", source=str(path))
+
+
+def _load(z, key: str, source: str, what: str) -> np.ndarray:
+    """The numeric member ``key`` of ``z`` (an ``NpzFile``) once its sizes pass ``_checked_member``; its data
+    cut short or corrupt raises ``FormatError`` naming ``what``, not a misleading ``ValueError`` from numpy."""
+    _checked_member(z.zip, key, source)
+    try:
+        return z[key]
+    except ValueError as exc:
+        raise FormatError(f"{what}: corrupt or truncated array data ({exc})", source=source) from None
+
+
 def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Sequence[np.ndarray]:
     """Each sketch's stroke-3 rows ``(n, 3)`` of one split, loaded. A split that is not a list of sketches
     raises ``FormatError``."""
@@ -55,64 +89,189 @@ def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Sequence[np.nda
     if f"{name}_data" in z.files:
         if f"{name}_offsets" not in z.files:
             raise FormatError(f"split {name!r}: {name}_data has no {name}_offsets", source=source)
-        data, offsets = z[f"{name}_data"], z[f"{name}_offsets"]
+        data = _load(z, f"{name}_data", source, f"split {name!r}: {name}_data")
+        offsets = _load(z, f"{name}_offsets", source, f"split {name!r}: {name}_offsets")
         if data.ndim != 2 or offsets.ndim != 1 or offsets.dtype.kind not in "iu" or not len(offsets) or (
                 offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any()):
             raise FormatError(
                 f"split {name!r}: {name}_offsets {offsets.dtype}{list(offsets.shape)} are not row offsets "
                 f"0 <= ... <= {len(data)} into {name}_data {data.dtype}{list(data.shape)}", source=source)
         return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    try:
-        arr = z[name]
-    except ValueError:  # an object array: np.load refuses it without pickle
-        if not allow_pickle:
-            raise FormatError(
-                f"split {name!r} is a pickled object array and allow_pickle=False; with the default "
-                "allow_pickle=True it is read by a restricted unpickler that runs nothing", source=source,
-            ) from None
-        arr = load_object_array(path, name)
-    if arr.ndim != 1:
-        raise FormatError(f"entry {name!r} is not a list of sketches ({arr.dtype}{list(arr.shape)})", source=source)
+    info = _checked_member(z.zip, name, source)
+    if info.filename.endswith(".npy"):
+        with z.zip.open(info) as f:
+            _, dtype = _read_header(f)
+        if dtype.hasobject:  # a pickle: np.load refuses it without allow_pickle
+            if not allow_pickle:
+                raise FormatError(
+                    f"split {name!r} is a pickled object array and allow_pickle=False; with the default "
+                    "allow_pickle=True it is read by a restricted unpickler that runs nothing", source=source)
+            arr = load_object_array(path, name)
+        else:
+            arr = _load(z, name, source, f"split {name!r}")
+    else:
+        arr = _load(z, name, source, f"split {name!r}")
+    if not isinstance(arr, np.ndarray) or arr.ndim != 1:
+        found = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise FormatError(f"entry {name!r} is not a list of sketches ({found})", source=source)
     return arr
 
 
-_ARRAY_GLOBALS = frozenset({
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    *((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-      for name in ("_reconstruct", "scalar")),
-})
+MAX_MEMBER_BYTES = 1 << 30
+"""Largest uncompressed size of one ``.npz`` member read (1 GiB; a published sketch-rnn split is a few MB)."""
+MAX_INFLATION = 100
+"""A compressed member may inflate to at most this many times its stored size (plus ``_INFLATION_SLACK``); a
+published split inflates about 3 times. Both limits are checked before a member is read, so a small zip bomb is
+refused instead of allocating gigabytes or yielding millions of bad records."""
+_INFLATION_SLACK = 1 << 20
+
+
+def _checked_member(archive: zipfile.ZipFile, name: str, source: str) -> zipfile.ZipInfo:
+    """The zip entry of member ``name`` (``name.npy``, else ``name``) once its sizes are within
+    ``MAX_MEMBER_BYTES`` and ``MAX_INFLATION``; else ``FormatError``."""
+    names = set(archive.namelist())
+    info = archive.getinfo(f"{name}.npy" if f"{name}.npy" in names else name)
+    limit = min(MAX_MEMBER_BYTES, MAX_INFLATION * info.compress_size + _INFLATION_SLACK)
+    if info.file_size > limit:
+        raise FormatError(f"member {info.filename!r} would inflate from {info.compress_size:,} to {info.file_size:,} "
+                          f"bytes (limit {limit:,}: at most {MAX_INFLATION} times its stored size, and "
+                          f"{MAX_MEMBER_BYTES:,} bytes); not read", source=source)
+    return info
+
+
+def _read_header(f) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` from the header of an open ``.npy`` stream, which is left at the start of the data."""
+    version = npy_format.read_magic(f)
+    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    shape, _, dtype = read_header(f)
+    return tuple(shape), dtype
+
+
+# The restricted unpickler. ``ndarray.__reduce__`` writes ``_reconstruct(ndarray, (0,), b'b')``: an empty array,
+# filled by ``__setstate__((1, shape, dtype, fortran, data))`` (BUILD), which numpy checks against the shape only
+# for bytes: an object array given a shorter list crashes the process, and ``_reconstruct`` with another shape
+# and no state gives an uninitialised array of any size. So only that call is accepted, and every state is checked
+# (``_Pending.__setstate__``) before numpy sees it. ``numpy.dtype`` is rebuilt from a plain type code only.
+_SIMPLE_DTYPE = re.compile(r"^(?:[biufcO][0-9]{1,2}|[US][0-9]{1,6})$")
+
+
+class _NdarrayName:
+    """What the pickle's ``numpy.ndarray`` becomes: a name for ``_reconstruct`` only (calling it is refused)."""
+
+
+class _DtypeSpec:
+    """A pickled ``numpy.dtype(code, align, copy)`` plus its BUILD state, for plain number, object and string
+    codes only (``i2``, ``O8``, ``U1``; no structured, void or datetime types)."""
+
+    def __init__(self, code: object, align: object = False, copy: object = True):
+        if not isinstance(code, str) or not _SIMPLE_DTYPE.match(code):
+            raise pickle.UnpicklingError(f"refusing numpy.dtype({code!r}): only plain number, object or string types")
+        self.dtype = np.dtype(code)
+
+    def __setstate__(self, state: object) -> None:
+        # numpy writes (3, byte order, None, None, None, -1, -1, flags) for a plain type
+        sizes = (-1, -1) if self.dtype.kind not in "US" else (self.dtype.itemsize, self.dtype.alignment)
+        if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ("<", ">", "|", "=")
+                and state[2:5] == (None, None, None) and state[5:7] == sizes):
+            raise pickle.UnpicklingError(f"refusing a numpy.dtype state {state!r:.80}: not a plain type's")
+        if state[1] in "<>":
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+def _dtype_of(spec: object) -> np.dtype:
+    if not isinstance(spec, _DtypeSpec):
+        raise pickle.UnpicklingError(f"expected a numpy.dtype, got {type(spec).__name__}")
+    return spec.dtype
+
+
+class _Pending(np.ndarray):
+    """An array ``_reconstruct`` made empty; its state is checked before numpy fills it (see above)."""
+
+    def __setstate__(self, state: object) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
+            raise pickle.UnpicklingError(f"refusing an ndarray state {state!r:.80}: not numpy's (1, shape, ...)")
+        _, shape, spec, fortran, data = state
+        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+            raise pickle.UnpicklingError(f"refusing an ndarray shape {shape!r:.80}")
+        dtype, size = _dtype_of(spec), math.prod(shape)
+        if isinstance(data, str):  # a Python 2 str read as latin-1, as numpy reads it
+            data = data.encode("latin-1")
+        if dtype == np.dtype(object):
+            ok = isinstance(data, list) and len(data) == size
+        else:
+            ok = isinstance(data, bytes) and len(data) == size * dtype.itemsize
+        if not ok:
+            raise pickle.UnpicklingError(f"the data of a {dtype}{list(shape)} array does not match its shape "
+                                         f"({type(data).__name__} of {len(data) if hasattr(data, '__len__') else '?'})")
+        super().__setstate__((1, shape, dtype, bool(fortran), data))
+
+
+def _reconstruct(subtype: object, shape: object, code: object) -> np.ndarray:
+    """numpy's ``_reconstruct`` as ``ndarray.__reduce__`` calls it: an empty ``(0,)`` array, nothing else."""
+    if not isinstance(subtype, _NdarrayName) or shape != (0,) or not isinstance(code, (bytes, str)):
+        raise pickle.UnpicklingError(f"refusing _reconstruct(..., {shape!r:.40}, ...): numpy writes an empty (0,) "
+                                     "array here and fills it from its state")
+    return np.ndarray.__new__(_Pending, (0,), np.uint8)
+
+
+def _scalar(spec: object, data: object = None) -> object:
+    """numpy's ``scalar(dtype, bytes)``: one number of a plain type from exactly its bytes."""
+    dtype = _dtype_of(spec)
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    if dtype.hasobject or not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError(f"refusing a numpy {dtype} scalar from {type(data).__name__}")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+_ARRAY_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): _NdarrayName(), ("numpy", "dtype"): _DtypeSpec,
+    **{(module, name): fn for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for name, fn in (("_reconstruct", _reconstruct), ("scalar", _scalar))},
+}
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Rebuilds numpy arrays and nothing else: every other global a pickle names is refused."""
+    """Rebuilds numpy arrays as numpy pickles them and nothing else: every other global a pickle names is refused,
+    and the numpy ones are checked stand-ins (see above)."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ARRAY_GLOBALS:
             raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays may be unpickled here")
-        return super().find_class(module, name)
+        return _ARRAY_GLOBALS[module, name]
+
+
+def _plain(obj: object) -> object:
+    """``obj`` with a ``_Pending`` array as a plain ``ndarray`` (a view: no copy)."""
+    return obj.view(np.ndarray) if isinstance(obj, _Pending) else obj
 
 
 def load_object_array(path: PathLike, name: str) -> np.ndarray:
-    """The pickled object array ``name`` of an ``.npz`` (e.g. a published sketch-rnn split), through a
-    restricted unpickler that can only rebuild numpy arrays (Python 2 pickles read as latin-1, as
-    ``np.load(encoding="latin1")``). A pickle naming anything else raises ``FormatError``; nothing runs."""
+    """The pickled object array ``name`` ``(n,)`` of an ``.npz`` (e.g. a published sketch-rnn split), through a
+    restricted unpickler that accepts only what numpy itself writes for arrays of arrays and numbers (Python 2
+    pickles read as latin-1, as ``np.load(encoding="latin1")``): ``_reconstruct`` of an empty array filled from a
+    state whose data matches its shape, and plain dtypes. Anything else, or a member larger than
+    ``MAX_MEMBER_BYTES`` / ``MAX_INFLATION``, raises ``FormatError``; nothing in the file runs."""
     source = str(path)
     try:
-        with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as f:
-            version = npy_format.read_magic(f)
-            read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
-            shape, _, dtype = read_header(f)
-            if dtype != np.dtype(object):
-                raise FormatError(f"split {name!r} is not an object array ({dtype})", source=source)
-            arr = _ArrayUnpickler(f, encoding="latin1").load()
+        with zipfile.ZipFile(path) as archive:
+            info = _checked_member(archive, name, source)
+            with archive.open(info) as f:
+                shape, dtype = _read_header(f)
+                if dtype != np.dtype(object):
+                    raise FormatError(f"split {name!r} is not an object array ({dtype})", source=source)
+                arr = _plain(_ArrayUnpickler(f, encoding="latin1").load())
     except FormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - refused globals, truncated or corrupt pickles
         raise FormatError(f"split {name!r}: cannot unpickle safely ({type(exc).__name__}: {exc})",
                           source=source) from None
-    if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
-        raise FormatError(f"split {name!r}: the pickle holds {type(arr).__name__}, not the {shape} array its "
+    if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != np.dtype(object):
+        raise FormatError(f"split {name!r}: the pickle holds {type(arr).__name__}, not the {shape} object array its "
                           "header announces", source=source)
+    for i, item in enumerate(arr.flat):  # the elements as plain arrays (views)
+        if isinstance(item, _Pending):
+            arr.flat[i] = item.view(np.ndarray)
     return arr
 
 

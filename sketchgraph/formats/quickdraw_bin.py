@@ -24,7 +24,7 @@ from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, report
 
-__all__ = ["read_bin", "iter_bin", "write_bin", "looks_like_bin"]
+__all__ = ["MAX_EMPTY_RUN", "read_bin", "iter_bin", "write_bin", "looks_like_bin"]
 
 _HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 _COUNT = struct.Struct("<H")
@@ -59,7 +59,10 @@ def read_bin(
     """Sketches from a Quick, Draw! ``.bin`` file; ``label`` defaults to the file name.
 
     Records have no line numbers: errors name the record (1-based) and its byte offset. A truncated
-    record ends the file (there is no way to resynchronise), after being reported.
+    record ends the file (there is no way to resynchronise), after being reported. A file whose first record's
+    header is implausible (``looks_like_bin``: recognized 0/1, an A-Z country code, under 4096 strokes), say text
+    named ``.bin``, is one error (its record 1) and is not read further; the rest of a file after ``MAX_EMPTY_RUN``
+    empty records in a row (zeros: model weights named ``.bin``) is one error too.
     """
     for _, sketch in iter_bin(path, label=label, on_error=on_error, keep_empty=keep_empty):
         yield sketch
@@ -74,7 +77,12 @@ def iter_bin(
     if label is None:
         label = label_from_path(path)
     with open(path, "rb") as f:
-        index = 0
+        head = f.peek(_HEADER.size + 2)[: _HEADER.size + 2]
+        if head and not looks_like_bin(head):  # reported as its first record, as a truncated one is
+            report(FormatError(f"record 1 (byte 0): not a Quick, Draw! .bin record ({_first_record(head)}): not a "
+                               ".bin file? The rest of the file is not read", source=source), on_error)
+            return
+        index = empty_run = 0
         while True:
             offset = f.tell()
             if not f.peek(1)[:1]:
@@ -88,8 +96,28 @@ def iter_bin(
             place = Place(source, prefix=f"record {index} (byte {offset}): ")
             if sketch.num_points == 0 and not keep_empty:
                 report(place.locate(EmptySketchError("empty drawing (no points)")), on_error)
+                empty_run += 1
+                if empty_run >= MAX_EMPTY_RUN:
+                    report(FormatError(f"records {index - empty_run + 1}-{index} are all empty: not Quick, Draw! "
+                                       "drawings (zeros?); the rest of the file is not read", source=source,
+                                       whole_file=True), on_error)
+                    return
                 continue
+            empty_run = 0
             yield place, sketch
+
+
+MAX_EMPTY_RUN = 100
+"""Empty records in a row after which a ``.bin`` file is taken for something else (say, zeros) and left: Quick,
+Draw!'s files hold no empty drawings, and a file of zeros would otherwise be one error every 17 bytes."""
+
+
+def _first_record(head: bytes) -> str:
+    """What the first record's header says, for the message refusing a file as no ``.bin``."""
+    if len(head) < _HEADER.size + 2:
+        return f"{len(head)} bytes, shorter than one record's header"
+    _, country, recognized, _, n_strokes = _HEADER.unpack_from(head)
+    return f"countrycode={country!r}, recognized={recognized}, n_strokes={n_strokes}"
 
 
 def looks_like_bin(head: bytes) -> bool:
