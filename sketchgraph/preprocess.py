@@ -51,12 +51,18 @@ __all__ = [
 _ARC_TOL = 1e-9
 # Resampling measures arc length in integer multiples of this (about 1e-6 px); see _resample_flat.
 _ARC_QUANTUM = 2.0**-20
+# Levels of RDP recursion at most (a stroke's whole span is level 0). It bounds RDP's work at this many passes over
+# a stroke's samples, so at most 64 x MAX_INK distance evaluations per simplification: without it the worst case is
+# quadratic (a full-width zig-zag keeps every vertex and each split peels one off: 38 s for one pass over a legal
+# 7,000-point drawing, and cap="adapt" makes up to 7 passes; with it, 0.8 s in all). Real drawings need at most 29
+# levels (18 for SPG-20's 16,000 RAW drawings, 29 for 8,100 of Google's simplified ones, 18 for 40,000 sketch-rnn
+# ones, 9 for the TU-Berlin SVGs: `python benchmarks/bench_simplify.py --depth`), so they simplify exactly as
+# without a limit; past it, a stroke keeps the points found so far.
+RDP_MAX_DEPTH = 64
 # Most ink one sketch may have in the 255 frame (px, i.e. 1-px samples). Real drawings have ~1,000-
-# 5,000 px; this bounds memory (~200 MB) and the resampling for degenerate input, and the time of most of it
-# (~2 s for 20,000 points jumping between opposite corners). It does not bound RDP's worst case, which is
-# quadratic in the samples: a tight spiral just under the limit (each split peels one turn off the chord) was
-# measured at 15 s (100,000 raw points) to 40 s (1.2 million), and a legal 20,000-point service drawing of that
-# kind at 7 s, with the compiled kernel.
+# 5,000 px; this bounds memory (~200 MB) and, with RDP_MAX_DEPTH, time: a simplification of a drawing at this
+# limit takes about a second, and cap="adapt" at most 7 of them (`bench_simplify.py --depth` times two worst cases:
+# 0.8 s and 2.1 s with cap="adapt").
 MAX_INK = 2_000_000
 
 
@@ -124,7 +130,7 @@ def load_compiled_rdp() -> bool:
         try:
             from ._rdp import rdp_keep
 
-            rdp_keep(np.zeros((3, 2)), np.array([3]), 1.0)  # compile or load from numba's cache
+            rdp_keep(np.zeros((3, 2)), np.array([3]), 1.0, RDP_MAX_DEPTH)  # compile or load from numba's cache
         except Exception as exc:  # ImportError, or numba's RuntimeError / OSError about its cache
             warnings.warn(f"compiled RDP kernel unavailable ({type(exc).__name__}: {exc}); simplifying with numpy "
                           "(the same results, slower)", RuntimeWarning, stacklevel=2)
@@ -134,27 +140,30 @@ def load_compiled_rdp() -> bool:
     return _rdp_state["kernel"] is not False
 
 
-def _rdp_flat(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.ndarray:
+def _rdp_flat(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float, max_depth: int = RDP_MAX_DEPTH
+              ) -> np.ndarray:
     """Keep-mask ``(M,)`` of Ramer-Douglas-Peucker on every stroke of a flat ``(M, 2)`` array: keep both
     ends; find the interior point farthest from the chord segment (the first one on ties); if farther
-    than ``epsilon`` keep it and recurse on both halves. The compiled kernel or numpy (see above)."""
+    than ``epsilon`` keep it and recurse on both halves, at most ``max_depth`` levels deep (``RDP_MAX_DEPTH``).
+    The compiled kernel or numpy (see above)."""
     state = _rdp_state
     if state["kernel"] is None and (len(xy) >= COMPILED_MIN_POINTS or state["points"] >= COMPILED_AFTER_POINTS):
         load_compiled_rdp()
     state["points"] += len(xy)
     if state["kernel"]:
-        return state["kernel"](xy, stroke_lengths, epsilon)
-    return _rdp_vectorised(xy, stroke_lengths, epsilon)
+        return state["kernel"](xy, stroke_lengths, epsilon, max_depth)
+    return _rdp_vectorised(xy, stroke_lengths, epsilon, max_depth)
 
 
-def _rdp_vectorised(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) -> np.ndarray:
+def _rdp_vectorised(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float, max_depth: int = RDP_MAX_DEPTH
+                    ) -> np.ndarray:
     """``_rdp_flat`` in numpy, for small inputs (no compiled kernel to load).
 
     Level-synchronous: all open intervals ``(a, b)`` of all strokes are split in one vectorised step
-    per recursion level. Which points survive does not depend on the order intervals are visited, so
-    this equals the textbook recursion: keep both ends; find the interior point farthest from the
-    chord segment (the first one on ties); if farther than ``epsilon`` keep it and recurse on both
-    halves.
+    per recursion level, for at most ``max_depth`` levels. Which points survive does not depend on the order
+    intervals are visited, so this equals the textbook recursion: keep both ends; find the interior point
+    farthest from the chord segment (the first one on ties); if farther than ``epsilon`` keep it and recurse on
+    both halves, down to the same depth.
     """
     m = len(xy)
     keep = np.zeros(m, dtype=bool)
@@ -169,7 +178,9 @@ def _rdp_vectorised(xy: np.ndarray, stroke_lengths: np.ndarray, epsilon: float) 
     xc, yc = x[cur], y[cur]
     # Plain element-wise float64 ufuncs only (no BLAS, no complex SIMD kernels that may fuse
     # multiply-adds), so the result is the same bits on every CPU and run.
-    while len(cur):
+    for _level in range(max_depth):
+        if not len(cur):
+            break
         ax, ay = x[anchors], y[anchors]
         dx, dy = ax[1:] - ax[:-1], ay[1:] - ay[:-1]  # (K-1,) chord of each interval
         n2 = dx * dx + dy * dy

@@ -92,13 +92,14 @@ def test_rdp_hand_worked(points, epsilon, expected):
     np.testing.assert_array_equal(rdp(np.array(points, float), epsilon), np.array(expected, float))
 
 
-def _rdp_recursive(p: list[list[float]], eps: float) -> list[bool]:
-    """The textbook recursion in plain Python floats (same arithmetic as the library)."""
+def _rdp_recursive(p: list[list[float]], eps: float, max_depth: int = 10**9) -> list[bool]:
+    """The textbook recursion in plain Python floats (same arithmetic as the library), ``max_depth`` levels deep
+    at most (the whole span is level 0)."""
     keep = [False] * len(p)
     keep[0] = keep[-1] = True
 
-    def rec(a: int, b: int) -> None:
-        if b - a < 2:
+    def rec(a: int, b: int, level: int = 0) -> None:
+        if b - a < 2 or level >= max_depth:
             return
         (ax, ay), (bx, by) = p[a], p[b]
         dx, dy = bx - ax, by - ay
@@ -113,8 +114,8 @@ def _rdp_recursive(p: list[list[float]], eps: float) -> list[bool]:
                 best, arg = ex * ex + ey * ey, i
         if best > eps * eps:
             keep[arg] = True
-            rec(a, arg)
-            rec(arg, b)
+            rec(a, arg, level + 1)
+            rec(arg, b, level + 1)
 
     rec(0, len(p) - 1)
     return keep
@@ -131,8 +132,9 @@ def test_rdp_equals_the_recursion(seed):
 def _rdp_implementation(name: str):
     if name == "compiled":
         from sketchgraph._rdp import rdp_keep
+        from sketchgraph.preprocess import RDP_MAX_DEPTH
 
-        return rdp_keep
+        return lambda xy, lengths, eps, max_depth=RDP_MAX_DEPTH: rdp_keep(xy, lengths, eps, max_depth)
     from sketchgraph.preprocess import _rdp_vectorised
 
     return _rdp_vectorised
@@ -168,6 +170,42 @@ def test_rdp_implementations_agree_on_resampled_drawings(seed, impl):
     expected = [k for part in np.split(res, np.cumsum(res_lengths)[:-1])
                 for k in (_rdp_recursive(part.tolist(), 2.0) if len(part) > 2 else [True] * len(part))]
     np.testing.assert_array_equal(_rdp_implementation(impl)(res, res_lengths, 2.0), expected)
+
+
+def _zigzag(n: int) -> np.ndarray:
+    """``(n, 2)``: one stroke across the full 255 width and back, n times: RDP keeps every vertex, each split peeling
+    one off (the quadratic worst case)."""
+    return np.array([[(i % 2) * 255.0, i * 255.0 / n] for i in range(n)])
+
+
+@pytest.mark.parametrize("impl", ["compiled", "numpy"])
+@pytest.mark.parametrize("max_depth", [0, 1, 3, 7, 64])
+def test_rdp_depth_limit_is_the_recursion_stopped_at_that_level(impl, max_depth):
+    """Both implementations stop at the same level as the recursion does (their visiting orders differ, their
+    results do not), on a zig-zag that needs hundreds of levels and on random walks that need a few."""
+    from sketchgraph.preprocess import _resample_flat
+
+    rng = np.random.default_rng(max_depth)
+    walks = np.cumsum(rng.normal(0, 4, (200, 2)), axis=0)
+    res, lengths = _resample_flat(np.concatenate([_zigzag(300), walks]), np.array([300, 120, 80]), 1.0)
+    expected = [k for part in np.split(res, np.cumsum(lengths)[:-1])
+                for k in _rdp_recursive(part.tolist(), 2.0, max_depth)]
+    np.testing.assert_array_equal(_rdp_implementation(impl)(res, lengths, 2.0, max_depth), expected)
+
+
+def test_rdp_depth_limit_bounds_the_worst_case_and_spares_real_strokes():
+    """The zig-zag keeps every vertex without the limit and RDP_MAX_DEPTH + 2 points with it (one per level, plus
+    the ends); a scribbled stroke far below the limit is the same either way."""
+    from sketchgraph.preprocess import RDP_MAX_DEPTH, _rdp_flat, _resample_flat
+
+    res, lengths = _resample_flat(_zigzag(400), np.array([400]), 1.0)
+    unlimited = _rdp_flat(res, lengths, 2.0, max_depth=10**9)
+    limited = _rdp_flat(res, lengths, 2.0)
+    assert unlimited.sum() >= 390 and limited.sum() == RDP_MAX_DEPTH + 2  # about one sample per vertex
+    assert simplify(Sketch([_zigzag(400)])).num_points == RDP_MAX_DEPTH + 2
+    rng = np.random.default_rng(0)
+    res, lengths = _resample_flat(np.cumsum(rng.normal(0, 6, (500, 2)), axis=0), np.array([500]), 1.0)
+    np.testing.assert_array_equal(_rdp_flat(res, lengths, 2.0), _rdp_flat(res, lengths, 2.0, max_depth=10**9))
 
 
 def test_rdp_dispatch_loads_the_kernel_when_it_pays(monkeypatch):
@@ -612,3 +650,27 @@ def test_ink_length_counts_the_samples_simplification_makes(synthetic_sketches):
     with pytest.raises(SketchError, match="too long to simplify"):
         preprocess(degenerate)
     assert ink_length(Sketch([np.array([[0, 0], [np.inf, 1]], np.float32)])) == float("inf")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("source", ["spg20 raw", "quickdraw_simplified"])
+def test_real_drawings_never_reach_the_rdp_depth_limit(shared_data_path, source):
+    """Every real drawing simplifies exactly as with an unlimited recursion (they need at most 29 of the 64
+    levels: `bench_simplify.py --depth`), so the limit changes nothing for them."""
+    from sketchgraph.data.flat import flatten
+    from sketchgraph.formats import read_sketches
+    from sketchgraph.preprocess import RDP_MAX_DEPTH, _check_layout, _rdp_flat, _resample_flat, _unusable
+
+    if source == "spg20 raw":
+        paths, kw = sorted(shared_data_path("spg20", "raw").glob("*_raw.ndjson")), {"format": "spg"}
+    else:
+        paths, kw = sorted(shared_data_path("quickdraw_simplified").glob("*.ndjson")), {}
+    sketches = [s for path in paths for s in read_sketches(path, **kw) if s.num_points]
+    flat = flatten(sketches)
+    xy, lengths, sketch_points = _check_layout(flat.points, flat.stroke_lengths, flat.sketch_strokes)
+    problems, framed, seg = _unusable(xy, lengths[lengths > 0], sketch_points, 255.0)
+    res, res_lengths = _resample_flat(framed, lengths[lengths > 0], 1.0, seg)
+    assert not problems and len(sketches) >= 8_000
+    limited = _rdp_flat(res, res_lengths, 2.0)
+    np.testing.assert_array_equal(limited, _rdp_flat(res, res_lengths, 2.0, max_depth=10**9))
+    assert not np.array_equal(limited, _rdp_flat(res, res_lengths, 2.0, max_depth=RDP_MAX_DEPTH // 4))

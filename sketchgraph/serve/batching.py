@@ -16,11 +16,12 @@ few milliseconds, cheapest together with its batch-mates: up to ``light_ink`` px
 the worker with its batch. A heavier one is preprocessed first on a small pool of its own (``heavy_workers`` threads)
 and queued when ready, so heavy drawings wait for each other, however many arrive at once, and delay neither the
 worker nor the callers' threads. The simplifier's cost is not linear in ink for every shape: on a drawing whose every
-vertex survives (a full-width zigzag) it grows with the square of its points, so a legal drawing of a few thousand
-points can hold a heavy thread for many seconds, and the drawings queued behind it wait that long. Waiting heavy
+vertex survives (a full-width zigzag) each RDP level is a pass over its samples, so it costs up to
+``RDP_MAX_DEPTH`` (64) passes, about a second at ``MAX_INK`` (``sketchgraph.preprocess``; without the depth limit it
+grew with the square of the points: 38 s for a legal 7,000-point drawing). Waiting heavy
 drawings are taken in the order they would be done if each started on arrival *at the linear estimate* (arrival time
 plus ``SECONDS_PER_INK`` per px of work): among real drawings, a long one goes before a scribble that came just before
-it, and no drawing is overtaken forever; but the estimate bounds nothing. What bounds the backlog is
+it, and no drawing is overtaken forever; the estimate only orders the queue. What bounds the backlog is
 ``max_heavy_waiting``: past that many heavy drawings waiting for a thread, ``submit`` refuses the next one
 (``BatcherBusy``; the service answers 503 with ``Retry-After``). A request whose future is cancelled (its client went
 away) is skipped when its turn comes, unprepared; one already being simplified runs to the end (the kernel cannot be
@@ -55,7 +56,7 @@ __all__ = ["RequestBatcher", "BatcherClosed", "BatcherBusy", "preprocessing_work
 
 LIGHT_INK = 8_000.0  # px of strokes in the 255 frame: 99.85% of real drawings, a few ms of simplification each
 # about what simplification takes per px of ink for real-like drawings here (1.6M px of random points: 2 s on 2
-# cores); only orders the heavy queue. Some legal shapes cost far more (quadratic in points): it bounds nothing
+# cores); only orders the heavy queue. Some legal shapes cost more (up to RDP_MAX_DEPTH passes over their samples)
 SECONDS_PER_INK = 1.25e-6
 INK_PER_STROKE = 8.0  # a stroke's own preprocessing costs about as much as this much ink (5-10 us a stroke here)
 MAX_HEAVY_WAITING = 32  # heavy drawings waiting for a heavy thread; past it submit refuses (BatcherBusy)
