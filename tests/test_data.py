@@ -1260,9 +1260,30 @@ def test_one_over_long_key_id_does_not_widen_every_key_id(tmp_path, small_chunks
     source = (tmp_path / "in" / "cat.ndjson").as_posix()
     assert errors_of(tmp_path / "out") == [{
         "source": source, "line": 4, "kind": "long_key_id",
-        "message": f"{source}:4: key_id of 50,000 characters, over the 256 stored: the drawing is kept without "
+        "message": f"{source}:4: key_id of more than 256 characters, the most stored: the drawing is kept without "
                    "a key_id",
     }]
+
+
+def test_an_over_long_key_id_never_widens_the_records_read(tmp_path, monkeypatch):
+    """Not only the stored key_ids: the records read from a chunk hold at most MAX_KEY_ID_CHARS + 1 characters of
+    a key_id, so one 50,000-character key_id does not cost every record of the chunk 200 KB while it is read."""
+    from sketchgraph.data.shard import MAX_KEY_ID_CHARS, Shard
+
+    widths = []
+    original = Shard.drop_long_key_ids
+
+    def spy(self, source):
+        widths.append(self.key_ids.dtype.itemsize // np.dtype("U1").itemsize)
+        return original(self, source)
+
+    monkeypatch.setattr(Shard, "drop_long_key_ids", spy)
+    records = [{"word": "cat", "key_id": "k" * 50_000 if i == 3 else str(10**15 + i),
+                "drawing": [[[0, 10, 20], [0, 5, 0]]]} for i in range(20)]
+    (tmp_path / "in").mkdir()
+    write_records(tmp_path / "in" / "cat.ndjson", records)
+    info = run([tmp_path / "in"], tmp_path / "out", workers=1)
+    assert widths and max(widths) == MAX_KEY_ID_CHARS + 1 and info.counts["long_key_ids"] == 1
 
 
 def _record_syncs(monkeypatch) -> list[tuple[str, ...]]:

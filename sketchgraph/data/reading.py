@@ -27,7 +27,7 @@ from ..formats.ndjson import parse_line, wide_text, wide_text_error
 from ..preprocess import Preprocessing, unusable_sketches
 from ..sketch import Sketch
 from .flat import FlatSketches, flatten, preprocess_flat, preprocess_reference
-from .shard import Shard
+from .shard import MAX_KEY_ID_CHARS, Shard
 from .sources import Task
 from .splits import Protocol, bottom_k, priorities
 
@@ -218,7 +218,10 @@ def _records(task: Task, options: ReadOptions, errors: list[Reported]) -> _Recor
         order=np.array([n for n, _, _ in found], dtype=np.int64),
         places=None if chunk else [place for _, place, _ in found],
         labels=np.array([sk.label or src.label for sk in sketches], dtype=str),
-        key_ids=np.array([sk.key_id or "" for sk in sketches], dtype=str),
+        # cut to one character over the stored limit: a fixed-width array is as wide as its longest key, so a single
+        # 50,000-character key_id would otherwise cost every record of the chunk 200 KB (Shard.drop_long_key_ids
+        # then reports and drops the long ones)
+        key_ids=np.array([(sk.key_id or "")[: MAX_KEY_ID_CHARS + 1] for sk in sketches], dtype=str),
         tags=np.array([_split_tag(sk, src.format, src.tag) for sk in sketches], dtype=str),
         recognized=np.array([-1 if sk.recognized is None else int(sk.recognized) for sk in sketches], dtype=np.int8),
         flat=flatten(sketches) if options.fast else None,

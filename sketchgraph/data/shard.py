@@ -108,8 +108,8 @@ class Shard:
             line = int(self.order[i])
             self.errors.append({
                 "source": source, "line": line, "kind": "long_key_id",
-                "message": f"{source}:{line}: key_id of {int(lengths[i]):,} characters, over the "
-                           f"{MAX_KEY_ID_CHARS} stored: the drawing is kept without a key_id",
+                "message": f"{source}:{line}: key_id of more than {MAX_KEY_ID_CHARS} characters, the most "
+                           "stored: the drawing is kept without a key_id",
                 "at": line,
             })
         width = max(1, int(lengths[~long].max(initial=0)))
