@@ -214,7 +214,7 @@ def test_incomplete_keeps_a_prefix_of_the_drawing(minimum):
 def test_rejects_bad_config():
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig(point_drop=1.5)
-    with pytest.raises(ValueError, match="probability"):
+    with pytest.raises(ValueError, match="incomplete_min must be a fraction of the points in"):
         AugmentConfig(incomplete_min=2.0)
     with pytest.raises(ValueError, match=">= 0"):
         AugmentConfig(jitter=-0.1)
@@ -234,7 +234,8 @@ def test_rejects_non_finite_strengths_by_name(name, value):
 @pytest.mark.parametrize("name", ["affine_prob", "incomplete_prob", "incomplete_min", "incomplete_stroke_end",
                                   "stroke_drop", "point_drop", "merge_prob"])
 def test_rejects_nan_probabilities_by_name(name):
-    with pytest.raises(ValueError, match=rf"^AugmentConfig.{name} must be a probability in \[0, 1\], got nan$"):
+    what = "a fraction of the points" if name == "incomplete_min" else "a probability"
+    with pytest.raises(ValueError, match=rf"^AugmentConfig.{name} must be {what} in \[0, 1\], got nan$"):
         AugmentConfig(**{name: float("nan")})
 
 
