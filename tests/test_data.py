@@ -620,6 +620,23 @@ def test_a_drawing_repeated_within_and_across_files_is_stored_once(tmp_path, sma
     assert stored_keys(again.path) == keys  # the same drawings whatever the worker count
 
 
+def test_a_drawing_repeated_across_bin_files_is_named_by_record(tmp_path):
+    """.bin files have records, not lines: a repeat across them says "record N", as the reader's own messages do."""
+    from sketchgraph.formats import write_bin
+
+    files = make_files(tmp_path / "plain", n=6)
+    (tmp_path / "in").mkdir()
+    sketches = list(read_sketches(files[0]))
+    write_bin(sketches, tmp_path / "in" / "cat.bin")
+    write_bin(sketches[2:4], tmp_path / "in" / "cat_more.bin")
+    info = run([tmp_path / "in"], tmp_path / "out")
+    assert info.counts["duplicate"] == 2
+    messages = [e["message"] for e in errors_of(info.path) if e["kind"] == "duplicate"]
+    bins = (tmp_path / "in").as_posix()
+    assert messages == [f"{bins}/cat_more.bin record {n}: key_id {sketches[n + 1].key_id} repeats {bins}/cat.bin "
+                        f"record {n + 2}; the first is kept" for n in (1, 2)]
+
+
 def test_short_key_ids_numbered_per_file_are_not_copies(tmp_path):
     """"0".."9" in cat.ndjson and in dog.ndjson are two classes' own numbering, not repeated drawings."""
     rng = np.random.default_rng(5)

@@ -456,13 +456,16 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
     first, repeat = repeats(shard.key_ids[idx])
     if not repeat.any():
         return shard, owner
+    def where(k: int) -> str:  # a line of an ndjson file, a record of a .bin file (they have no lines)
+        src, n = sources[owner[k]], int(shard.order[k])
+        return f"{src.path.as_posix()} record {n}" if src.format == "bin" else f"{src.path.as_posix()}:{n}"
+
     for j in np.flatnonzero(repeat).tolist():
         i, earlier = idx[j], idx[first[j]]
         source, line = sources[owner[i]].path.as_posix(), int(shard.order[i])
         shard.errors.append({
             "source": source, "line": line, "kind": "duplicate",
-            "message": f"{source}:{line}: key_id {shard.key_ids[i]} repeats "
-                       f"{sources[owner[earlier]].path.as_posix()}:{int(shard.order[earlier])}; the first is kept",
+            "message": f"{where(i)}: key_id {shard.key_ids[i]} repeats {where(earlier)}; the first is kept",
             "at": line,
         })
     shard.stats["duplicate"] += int(repeat.sum())
