@@ -57,7 +57,8 @@ _ARC_QUANTUM = 2.0**-20
 # 7,000-point drawing, and cap="adapt" makes up to 7 passes; with it, 0.8 s in all). Real drawings need at most 29
 # levels (18 for SPG-20's 16,000 RAW drawings, 29 for 8,100 of Google's simplified ones, 18 for 40,000 sketch-rnn
 # ones, 9 for the TU-Berlin SVGs: `python benchmarks/bench_simplify.py --depth`), so they simplify exactly as
-# without a limit; past it, a stroke keeps the points found so far.
+# without a limit; past it, a stroke keeps the points found so far (a drawn spiral of about 20 turns or more gets
+# there, and its innermost turns come out coarser).
 RDP_MAX_DEPTH = 64
 # Most ink one sketch may have in the 255 frame (px, i.e. 1-px samples). Real drawings have ~1,000-
 # 5,000 px; this bounds memory (~200 MB) and, with RDP_MAX_DEPTH, time: a simplification of a drawing at this

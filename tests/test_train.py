@@ -262,6 +262,19 @@ def test_native_bf16_on_cuda_does_not_count_emulation(monkeypatch, ampere):
     assert precision.native_bf16("cuda") is ampere and asked == [False]
 
 
+@pytest.mark.parametrize("major", [7, 8])
+def test_native_bf16_on_cuda_with_a_torch_without_the_emulation_keyword(monkeypatch, major):
+    """pyproject allows an older torch whose is_bf16_supported takes no including_emulation: the compute capability
+    decides instead of a TypeError."""
+    from sketchgraph.model import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # the old signature: emulation counted
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (major, 0))
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert precision.native_bf16("cuda") is (major >= 8)
+
+
 class Killed(Exception):
     pass
 

@@ -34,7 +34,10 @@ def native_bf16(device: torch.device | str) -> bool:
             return False
         if device.index is not None and device.index != torch.cuda.current_device():  # the check reads the current GPU
             return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # a torch before the including_emulation keyword: compare the compute capability
+            return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
     if device.type == "cpu":
         avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
