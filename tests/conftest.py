@@ -105,3 +105,20 @@ def _break_npz_split_fixture():
         return path
 
     return corrupt
+
+
+@pytest.fixture
+def preprocessed_points(monkeypatch) -> list[int]:
+    """The point counts of the sketches ``sketchgraph.data.flat.preprocess_flat`` is given, in call order (the
+    function itself still runs; the service and the batcher call it through the module)."""
+    from sketchgraph.data import flat
+
+    seen: list[int] = []
+    original = flat.preprocess_flat
+
+    def recorded(sketches, *args, **kwargs):
+        seen.extend(s.num_points for s in sketches)
+        return original(sketches, *args, **kwargs)
+
+    monkeypatch.setattr(flat, "preprocess_flat", recorded)
+    return seen

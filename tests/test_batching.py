@@ -269,21 +269,12 @@ def test_many_heavy_drawings_at_once_wait_for_each_other_not_for_the_rest(clf, m
     (0.0, [200, 40, 40, 40, 1000]),  # a long real-like drawing that arrives just after a scribble goes first
     (0.2, [200, 1000, 40, 40, 40]),  # but one that waited longer than its extra work is not starved by them
 ])
-def test_heavy_drawings_are_taken_by_arrival_plus_expected_work(clf, monkeypatch, pause, want):
+def test_heavy_drawings_are_taken_by_arrival_plus_expected_work(clf, monkeypatch, pause, want, preprocessed_points):
     """While the heavy thread is busy, a scribble and then (``pause`` s later) three lighter heavy drawings come:
     they are prepared in the order each would finish if it started on arrival."""
     first = zigzag()
     held = HeldPreprocessing(monkeypatch, first)
-    order = []
-    from sketchgraph.data import flat
-
-    holding = flat.preprocess_flat
-
-    def recorded(sketches, *args, **kwargs):
-        order.extend(s.num_points for s in sketches)
-        return holding(sketches, *args, **kwargs)
-
-    monkeypatch.setattr(flat, "preprocess_flat", recorded)
+    order = preprocessed_points
     giant = Sketch.from_strokes([[list(range(0, 2000, 2)), [0 if j % 2 else 255 for j in range(1000)]]])
     lighter = Sketch.from_strokes([[list(range(0, 400, 10)), [0 if j % 2 else 400 for j in range(40)]]])
     assert ink_length(giant) > ink_length(lighter) > LIGHT_INK  # expected work: ~0.04 s and ~0.01 s

@@ -666,21 +666,12 @@ def test_a_drawing_preprocessing_refuses_with_any_sketch_error_is_422(clf, monke
 HEAVY2 = [[list(range(0, 3600, 3)), [0 if i % 2 else 200 for i in range(1200)]]]  # heavy too, 1,200 points
 
 
-def test_a_disconnected_clients_drawing_is_never_simplified(clf, monkeypatch):
+def test_a_disconnected_clients_drawing_is_never_simplified(clf, monkeypatch, preprocessed_points):
     """A request whose client disconnects while its heavy drawing waits for the heavy thread is cancelled: it
     leaves the queue at once and its drawing is never simplified (before, it waited, then was simplified for
     nobody)."""
-    from sketchgraph.data import flat
-
     entered, release = hold_heavy_simplification(monkeypatch)
-    simplified = []
-    holding = flat.preprocess_flat
-
-    def recorded(sketches, *args, **kwargs):
-        simplified.extend(s.num_points for s in sketches)
-        return holding(sketches, *args, **kwargs)
-
-    monkeypatch.setattr(flat, "preprocess_flat", recorded)
+    simplified = preprocessed_points
     app = create_app(clf, heavy_workers=1)
     batcher = app.state.batcher
     body = json.dumps({"drawing": HEAVY2}).encode()
