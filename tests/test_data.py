@@ -823,6 +823,30 @@ def test_a_users_out_partial_is_refused_and_left_alone(tmp_path, overwrite):
     assert PreparedDataset(out).classes == list(CLASSES) if overwrite else not out.exists()
 
 
+@pytest.mark.parametrize("extra, accepted", [
+    ({}, True),  # shards only
+    ({"coords.npy": b"x", "meta.json": b"{"}, True),  # and the arrays write_dataset was writing when killed
+    ({"NOTE.txt": b"precious"}, False),  # not prepare's: something of the user's is in it
+])
+def test_a_work_folder_left_by_an_older_prepare_is_taken_back(tmp_path, extra, accepted):
+    """A prepare from before the marker file left OUT.partial with only its cached shards (and maybe the arrays it
+    was writing): that is recognised and reused, so an upgrade needs no manual cleanup; anything else is refused."""
+    files = make_files(tmp_path / "in", n=5)
+    out, partial = tmp_path / "out", tmp_path / "out.partial"
+    (partial / "shards").mkdir(parents=True)
+    for name in ("000000.npz", "000000.json", "000001.tmp.npz"):
+        (partial / "shards" / name).write_bytes(b"cached")
+    for name, data in extra.items():
+        (partial / name).write_bytes(data)
+    if accepted:
+        info = run(files, out, resume=False)
+        assert info.num_sketches == 5 * len(CLASSES) and not partial.exists()
+    else:
+        with pytest.raises(FileExistsError, match="is not a work folder of sketchgraph prepare"):
+            run(files, out, resume=False)
+        assert (partial / "NOTE.txt").read_bytes() == b"precious" and not out.exists()
+
+
 def test_one_class_spelt_differently_is_one_class(tmp_path, capsys):
     """``alarm clock`` / ``alarm_clock`` / ``alarm  clock`` are one class, stored with single spaces whatever the
     counts or the protocol's pick, and reported; case is kept (``Bee`` / ``bee``), and ``t-shirt`` and ``t shirt``

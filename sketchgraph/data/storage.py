@@ -112,15 +112,15 @@ def _sync(f: IO[Any]) -> None:
 
 def claim_partial(partial: Path, out: Path, *, fresh: bool) -> None:
     """Make ``partial`` this ``prepare``'s work folder for ``out``: a folder there is reused (``fresh``: emptied first)
-    only when it carries ``PARTIAL_MARKER``, the file ``prepare`` writes into the work folders it creates; anything
-    else of that name (a user's own folder or file) is refused with ``FileExistsError`` and left as it is."""
+    only when it carries ``PARTIAL_MARKER``, the file ``prepare`` writes into the work folders it creates, or is one an
+    older ``prepare`` left (``_older_work_folder``); anything else of that name (a user's own folder or file) is
+    refused with ``FileExistsError`` and left as it is."""
     if partial.exists() or partial.is_symlink():
-        if not partial.is_dir() or not (partial / PARTIAL_MARKER).is_file():
+        if not partial.is_dir() or not ((partial / PARTIAL_MARKER).is_file() or _older_work_folder(partial)):
             raise FileExistsError(
                 f"{partial} exists and is not a work folder of sketchgraph prepare (it has no {PARTIAL_MARKER} file); "
                 f"prepare builds {out} in {partial.name} and would replace what is there, so it stops. Rename or move "
-                f"{partial}, or prepare into another --out (if it is the work folder of a prepare run by an older "
-                "sketchgraph, delete it)")
+                f"{partial}, or prepare into another --out")
         if fresh:
             shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
@@ -128,6 +128,23 @@ def claim_partial(partial: Path, out: Path, *, fresh: bool) -> None:
     if not marker.is_file():
         marker.write_text(f"work folder of `sketchgraph prepare` for {out.name}; renamed to it when complete\n",
                           encoding="utf-8")
+
+
+_WORK_FILES = frozenset({*(f"{a}.npy" for a in (*ARRAYS, "times")), "meta.json", "errors.jsonl"})
+
+
+def _older_work_folder(partial: Path) -> bool:
+    """Whether ``partial`` (a real folder, not a link) is the work folder of a ``prepare`` run by a sketchgraph from
+    before ``PARTIAL_MARKER``: it holds a ``shards/`` folder of cached shards (``000012.npz`` / ``.json``, or a
+    ``000012.tmp.npz`` being written) and nothing else but the files ``write_dataset`` writes. A user's own folder does
+    not look so."""
+    if partial.is_symlink() or not (partial / "shards").is_dir() or (partial / "shards").is_symlink():
+        return False
+    if any(p.name != "shards" and (p.name not in _WORK_FILES or not p.is_file()) for p in partial.iterdir()):
+        return False
+    stems = [p.name.split(".", 1) for p in (partial / "shards").iterdir()]
+    return all(p.is_file() for p in (partial / "shards").iterdir()) and all(
+        len(x) == 2 and x[0].isdigit() and x[1] in ("npz", "json", "tmp.npz", "tmp.json") for x in stems)
 
 
 def replaced_folders(out: Path) -> list[Path]:
