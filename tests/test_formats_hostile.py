@@ -496,3 +496,20 @@ def test_a_bad_split_file_line_is_named(tmp_path, line, message):
     path.write_bytes(b'{"key_id": "1"}\n' + line + b"\n")
     with pytest.raises(SketchError, match=re.escape(message)):
         read_split_keys([path])
+
+
+@pytest.mark.parametrize("body, strokes", [
+    ('<path d="M0 0 L10 0"/>', 1),
+    ('<path d="M0 0 L10 0" style="display: none !important"/>', 0),
+    ('<path d="M0 0 L10 0" visibility="hidden"/>', 0),
+    ('<g visibility="hidden"><path d="M0 0 L10 0"/><path d="M0 5 L10 5" visibility="visible"/></g>', 1),
+    ('<g style="visibility:hidden"><g><path d="M0 0 L10 0"/></g></g>', 0),
+    ('<g opacity="0"><path d="M0 0 L10 0" visibility="visible"/></g>', 0),
+    ('<path d="M0 0 L10 0" style="opacity: 0%"/>', 0),
+    ('<path d="M0 0 L10 0" opacity="0.5"/>', 1),
+    ('<path d="M0 0 L10 0" opacity="bogus"/>', 1),  # an invalid value is ignored, as browsers do
+    ('<defs><path id="p" d="M0 0 L10 0"/></defs><use href="#p" visibility="hidden"/><use href="#p"/>', 1),
+])
+def test_svg_elements_that_render_nothing_draw_no_strokes(tmp_path, body, strokes):
+    (sketch,) = read_sketches(svg(tmp_path / "a.svg", body + '<path d="M0 20 L10 20"/>'))
+    assert sketch.num_strokes == strokes + 1  # the last path is always visible

@@ -8,7 +8,8 @@ as path data here from their lengths, the others by svgpathtools); ``<g>``,
 containers; ``<use>`` draws what it references (``href`` or ``xlink:href``). Every ``transform`` on the way is
 applied (svgpathtools' ``svg2paths`` ignores them, and its ``Document`` skips shapes outside ``<g>``, under
 ``<a>`` or in files without the SVG namespace). ``<defs>``, ``<symbol>`` (unless used), text, images, clip
-paths, masks, markers and elements with ``display="none"`` (attribute or style) draw no strokes; a
+paths, masks, markers and elements with ``display="none"`` or ``opacity="0"`` (attribute or style, ``!important`` or
+not) draw no strokes, nor do shapes under ``visibility="hidden"`` (inherited; a shape may set ``visible`` again); a
 ``<switch>`` draws its first drawable child; a shape under a singular transform (``scale(0)``) has no area and
 draws nothing. At most ``_MAX_USES`` (10,000) ``<use>`` copies are made, since nested uses multiply. Lengths in
 ``px``, ``pt``, ``pc``, ``mm``, ``cm``, ``in``, ``em`` are converted to user units. A shape's length that is a
@@ -61,7 +62,28 @@ _MAX_ABS = 1e9
 _CONTAINERS = frozenset({"svg", "g", "a", "switch"})
 _MAX_USE_DEPTH = 32
 _MAX_USES = 10_000
-_HIDDEN = re.compile(r"(?:^|;)\s*display\s*:\s*none\s*(?:;|$)")
+_DECLARATION = re.compile(r"([A-Za-z-]+)\s*:\s*([^;]*)")  # one ``name: value`` of a style attribute
+
+
+def _property(el: ET.Element, name: str) -> str | None:
+    """A presentation property of ``el`` as written on it, lower case: its ``style`` declaration (the last one wins;
+    ``!important`` dropped) over its attribute; ``None`` when neither sets it."""
+    value = el.get(name)
+    for key, text in _DECLARATION.findall(el.get("style", "")):
+        if key.lower() == name:
+            value = text
+    return None if value is None else value.replace("!important", "").strip().lower()
+
+
+def _renders_nothing(el: ET.Element) -> bool:
+    """``display: none`` or ``opacity: 0`` (attribute or style): the element and everything in it draw nothing."""
+    if _property(el, "display") == "none":
+        return True
+    opacity = _property(el, "opacity")
+    try:
+        return opacity is not None and float(opacity.rstrip("%")) <= 0
+    except ValueError:  # an invalid value is ignored, as browsers do
+        return False
 
 
 def _sample_segment(seg, spacing: float) -> np.ndarray:
@@ -324,20 +346,25 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
         tag = _local(el.tag)
         return tag in CONVERSIONS or tag in _CONTAINERS or tag == "use"
 
-    def walk(el: ET.Element, matrix: np.ndarray, depth: int) -> Iterator[tuple[ET.Element, np.ndarray]]:
+    def walk(el: ET.Element, matrix: np.ndarray, depth: int, visible: bool = True
+             ) -> Iterator[tuple[ET.Element, np.ndarray]]:
         nonlocal uses
         tag = _local(el.tag)
-        if el.get("display", "").strip() == "none" or _HIDDEN.search(el.get("style", "")):
+        if _renders_nothing(el):
             return
+        visibility = _property(el, "visibility")  # inherited, and a child may set it back to visible
+        if visibility in ("visible", "hidden", "collapse"):
+            visible = visibility == "visible"
         if tag in CONVERSIONS:
-            yield el, own(el, matrix)
+            if visible:
+                yield el, own(el, matrix)
         elif tag in _CONTAINERS:
             matrix = own(el, matrix)
             if tag == "svg" and el is not root:
                 matrix = matrix @ _viewport(el)
             children = [c for c in el if drawn(c)]
             for child in children[:1] if tag == "switch" else children:  # <switch> renders one child
-                yield from walk(child, matrix, depth)
+                yield from walk(child, matrix, depth, visible)
         elif tag == "use":
             ref = el.get("href") or el.get("{http://www.w3.org/1999/xlink}href") or ""
             target = ids.get(ref[1:]) if ref.startswith("#") else None
@@ -351,9 +378,9 @@ def _shapes(root: ET.Element) -> Iterator[tuple[ET.Element, np.ndarray]]:
             matrix = own(el, matrix) @ _translate(_number(el, "x"), _number(el, "y"))
             if _local(target.tag) == "symbol":
                 for child in target:
-                    yield from walk(child, matrix, depth + 1)
+                    yield from walk(child, matrix, depth + 1, visible)
             else:
-                yield from walk(target, matrix, depth + 1)
+                yield from walk(target, matrix, depth + 1, visible)
 
     yield from walk(root, np.identity(3), 0)
 
