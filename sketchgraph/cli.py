@@ -55,6 +55,15 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
+def _error_prefix(command: str) -> str:
+    """``sketchgraph COMMAND: error:``; under torchrun with several processes, each of which reports its own error
+    (usually the same one), ``sketchgraph COMMAND: error (rank 1 of 2):``, so the copies read as what they are."""
+    world, rank = os.environ.get("WORLD_SIZE", ""), os.environ.get("RANK", "")
+    if world.isdigit() and rank.isdigit() and int(world) > 1:
+        return f"sketchgraph {command}: error (rank {rank} of {world}):"
+    return f"sketchgraph {command}: error:"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; its exit status. Bad input is one ``sketchgraph COMMAND: error: ...`` line on stderr;
     a reader that closes the output early (``| head``) ends the run quietly with status 1, as Python advises."""
@@ -75,22 +84,22 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
         if exc.filename is not None:  # a named file or pipe: a real error
-            print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
+            print(f"{_error_prefix(args.command)} {exc}", file=sys.stderr)
         elif console:  # the reader of stdout has gone (`| head`): the interpreter's last flush must not fail again
             _quiet_stdout()
         return 1
     except (SketchError, CheckpointError, OSError) as exc:  # bad input: the message says what is wrong
-        print(f"sketchgraph {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{_error_prefix(args.command)} {exc}", file=sys.stderr)
         return 1
     except (ValueError, KeyError, MissingExtraError) as exc:  # a bad option value, a missing extra: the message says
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
-        print(f"sketchgraph {args.command}: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        print(f"{_error_prefix(args.command)} {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 1
     except (TypeError, RuntimeError) as exc:  # e.g. an unknown model field, a device torch cannot use
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
-        print(f"sketchgraph {args.command}: error: {type(exc).__name__}: {exc} (SKETCHGRAPH_DEBUG=1 shows the "
+        print(f"{_error_prefix(args.command)} {type(exc).__name__}: {exc} (SKETCHGRAPH_DEBUG=1 shows the "
               "traceback)", file=sys.stderr)
         return 1
 

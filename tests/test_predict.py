@@ -947,3 +947,20 @@ def test_cli_batch_size_must_be_a_positive_integer(sketch_file, capsys, value):
 
 def test_predict_docstring_says_a_path_means_its_first_sketch():
     assert "*first* sketch" in SketchClassifier.predict.__doc__
+
+
+@pytest.mark.parametrize("env, prefix", [
+    ({}, "sketchgraph predict: error: "),
+    ({"WORLD_SIZE": "1", "RANK": "0"}, "sketchgraph predict: error: "),
+    ({"WORLD_SIZE": "2", "RANK": "1"}, "sketchgraph predict: error (rank 1 of 2): "),
+])
+def test_cli_errors_name_the_rank_under_torchrun(tmp_path, capsys, monkeypatch, env, prefix):
+    """Under torchrun every process reports its own error: the copies say which rank each comes from."""
+    from sketchgraph.cli import main
+
+    for key in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["predict", str(tmp_path / "nope.ndjson")]) == 1
+    assert capsys.readouterr().err.startswith(prefix)
