@@ -116,14 +116,10 @@ def google_fixed_point(step: int) -> dict:
 def _resampled(sketches: list[Sketch]) -> tuple[np.ndarray, np.ndarray]:
     """The 1-px samples RDP runs on, as ``simplify_arrays`` makes them: ``(M, 2)`` and ``(T,)`` per stroke."""
     from sketchgraph.data.flat import flatten
-    from sketchgraph.preprocess import _check_layout, _resample_flat, _unusable
+    from sketchgraph.preprocess import rdp_input
 
     flat = flatten(sketches)
-    xy, lengths, sketch_points = _check_layout(flat.points, flat.stroke_lengths, flat.sketch_strokes)
-    full = lengths > 0
-    problems, framed, seg = _unusable(xy, lengths[full], sketch_points, 255.0)
-    assert not problems, problems
-    return _resample_flat(framed, lengths[full], 1.0, seg)
+    return rdp_input(flat.points, flat.stroke_lengths, flat.sketch_strokes)
 
 
 def depth_needed(sketches: list[Sketch], epsilon: float = 2.0) -> int:

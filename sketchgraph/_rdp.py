@@ -8,7 +8,7 @@ recursion stops. Which points survive does not depend on the order the intervals
 
 The depth limit bounds the work at ``max_depth`` passes over a stroke's points. Without it the worst case is
 quadratic: a full-width zig-zag keeps every vertex, each split peeling one off, so a legal 7,000-point drawing
-took 38 s per pass. Real drawings stay far below the limit (``sketchgraph.preprocess.RDP_MAX_DEPTH``).
+took 32-38 s per pass. Real drawings stay far below the limit (``sketchgraph.preprocess.RDP_MAX_DEPTH``).
 
 The arithmetic is plain float64 in the order written, compiled without fast-math, so no multiply-add is
 fused and the result is the same bits on every CPU and in every run (the tests compare it with a

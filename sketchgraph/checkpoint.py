@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .formats.base import fsync_dir, fsync_path
 
 __all__ = [
     "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
@@ -112,8 +113,6 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     stays whole until the new one is in place; ``recover_dir`` puts it back after a kill in between). The files
     written in it, and the folders, are synced to disk around the renames, so a power loss cannot publish a
     ``target`` whose files are empty."""
-    from .data.storage import fsync_dir, fsync_file
-
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -126,7 +125,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         raise
     for path in tmp.iterdir():
         if path.is_file():
-            fsync_file(path)
+            fsync_path(path)
     fsync_dir(tmp)
     if target.exists():
         os.replace(target, old)

@@ -445,13 +445,34 @@ class SketchClassifier:
     def prepare_usable(self, sketches: Sequence[Sketch]) -> tuple[FlatPrepared | None, list[int], dict[int, str]]:
         """``prepare`` that skips the sketches preprocessing refuses (non-finite coordinates, degenerate ink; see
         ``UnusableSketchesError``): ``(prepared, usable, problems)``, the preparation of the sketches whose indices
-        are ``usable`` (``None`` when there are none) and ``{index: reason}`` for the others."""
+        are ``usable`` (``None`` when there are none) and ``{index: reason}`` for the others. A ``SketchError`` that
+        names no sketch (not an ``UnusableSketchesError``) has each sketch prepared alone, so only the ones refused
+        are left out."""
         try:
             return self.prepare(sketches), list(range(len(sketches))), {}
         except UnusableSketchesError as exc:
             problems = exc.problems
+        except SketchError as exc:
+            if len(sketches) == 1:
+                return None, [], {0: str(exc)}
+            return self._prepare_each(sketches)
         usable = [i for i in range(len(sketches)) if i not in problems]
         return (self.prepare([sketches[i] for i in usable]) if usable else None), usable, problems
+
+    def _prepare_each(self, sketches: Sequence[Sketch]) -> tuple[FlatPrepared | None, list[int], dict[int, str]]:
+        """``prepare_usable``'s result from preparing each sketch alone."""
+        from .data.flat import FlatPrepared
+
+        parts: list[FlatPrepared] = []
+        usable: list[int] = []
+        problems: dict[int, str] = {}
+        for i, sketch in enumerate(sketches):
+            try:
+                parts.append(self.prepare([sketch]))
+                usable.append(i)
+            except SketchError as exc:
+                problems[i] = str(exc)
+        return (FlatPrepared.concat(parts) if parts else None), usable, problems
 
     def predict_prepared(self, prepared: FlatPrepared, top_k: int = 5) -> list[list[Prediction]]:
         """Ranked predictions for ``prepare`` output, in order: the model half of ``predict_sketches``

@@ -44,7 +44,7 @@ from .sketch import Sketch
 
 __all__ = [
     "Preprocessing", "simplify", "simplify_arrays", "cap_points", "resample", "rdp", "normalize", "preprocess",
-    "point_set_distance", "polyline_distance", "unusable_sketches", "load_compiled_rdp", "ink_length",
+    "point_set_distance", "polyline_distance", "unusable_sketches", "load_compiled_rdp", "ink_length", "rdp_input",
 ]
 
 # A total arc length within this of a whole number of spacings gets no extra sample just before its end.
@@ -53,8 +53,8 @@ _ARC_TOL = 1e-9
 _ARC_QUANTUM = 2.0**-20
 # Levels of RDP recursion at most (a stroke's whole span is level 0). It bounds RDP's work at this many passes over
 # a stroke's samples, so at most 64 x MAX_INK distance evaluations per simplification: without it the worst case is
-# quadratic (a full-width zig-zag keeps every vertex and each split peels one off: 38 s for one pass over a legal
-# 7,000-point drawing, and cap="adapt" makes up to 7 passes; with it, 0.8 s in all). Real drawings need at most 29
+# quadratic (a full-width zig-zag keeps every vertex and each split peels one off: 32-38 s for one pass over a legal
+# 7,000-point drawing, and cap="adapt" makes up to 7 passes; with it, under 1 s in all). Real drawings need at most 29
 # levels (18 for SPG-20's 16,000 RAW drawings, 29 for 8,100 of Google's simplified ones, 18 for 40,000 sketch-rnn
 # ones, 9 for the TU-Berlin SVGs: `python benchmarks/bench_simplify.py --depth`), so they simplify exactly as
 # without a limit; past it, a stroke keeps the points found so far (a drawn spiral of about 20 turns or more gets
@@ -63,7 +63,7 @@ RDP_MAX_DEPTH = 64
 # Most ink one sketch may have in the 255 frame (px, i.e. 1-px samples). Real drawings have ~1,000-
 # 5,000 px; this bounds memory (~200 MB) and, with RDP_MAX_DEPTH, time: a simplification of a drawing at this
 # limit takes about a second, and cap="adapt" at most 7 of them (`bench_simplify.py --depth` times two worst cases:
-# 0.8 s and 2.1 s with cap="adapt").
+# 0.6-0.8 s and 1.6-2.1 s with cap="adapt", over two runs).
 MAX_INK = 2_000_000
 
 
@@ -350,20 +350,31 @@ def simplify_arrays(
         UnusableSketchesError: sketches with non-finite points or more than ``MAX_INK`` px of strokes
             (degenerate input; real drawings have a few thousand); ``problems`` names them all.
     """
-    xy, lengths, sketch_points = _check_layout(points, stroke_lengths, sketch_strokes)
+    lengths = np.asarray(stroke_lengths, dtype=np.int64)
     out_lengths = np.zeros(len(lengths), dtype=np.int64)
-    if len(xy) == 0:
+    res, res_lengths = rdp_input(points, stroke_lengths, sketch_strokes, size=size)
+    if len(res) == 0:
         return np.zeros((0, 2), np.float32), out_lengths
     full = lengths > 0  # empty strokes stay empty
-    problems, framed, seg = _unusable(xy, lengths[full], sketch_points, size)
-    if problems:
-        raise UnusableSketchesError(problems, batch_size=len(sketch_points))
-    res, res_lengths = _resample_flat(framed, lengths[full], 1.0, seg)
     keep = _rdp_flat(res, res_lengths, epsilon)
     stroke_of = np.repeat(np.arange(len(res_lengths)), res_lengths)
     out_lengths[full] = np.bincount(stroke_of[keep], minlength=len(res_lengths))
     coords = np.round(res[keep]) + 0.0  # + 0.0 turns -0.0 into 0.0
     return coords.astype(np.float32), out_lengths
+
+
+def rdp_input(points: np.ndarray, stroke_lengths: np.ndarray, sketch_strokes: np.ndarray | None = None, *,
+              size: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
+    """What ``simplify_arrays`` runs RDP on (the same arguments): ``(samples (M, 2) float64, lengths (T',))``, every
+    non-empty stroke framed in ``size`` and resampled at 1 px. Raises as ``simplify_arrays`` does."""
+    xy, lengths, sketch_points = _check_layout(points, stroke_lengths, sketch_strokes)
+    if len(xy) == 0:
+        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    full = lengths > 0
+    problems, framed, seg = _unusable(xy, lengths[full], sketch_points, size)
+    if problems:
+        raise UnusableSketchesError(problems, batch_size=len(sketch_points))
+    return _resample_flat(framed, lengths[full], 1.0, seg)
 
 
 # ------------------------------------------------------------------------------ single-stroke views

@@ -56,6 +56,7 @@ from .checkpoint import TrainState, finite_or_null, load_train_state, recover_di
 from .device import usable_device
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
 from .errors import CheckpointError
+from .formats.base import sync_file
 from .graph import GraphSpec
 from .model.precision import warn_if_emulated_bf16
 
@@ -767,8 +768,7 @@ class Trainer:
         tmp = self.out / "metrics.jsonl.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename publishes it
+            sync_file(f)  # on disk before the rename publishes it
         os.replace(tmp, self.out / "metrics.jsonl")
 
     def save(self, name: str, metrics: dict[str, Any], with_state: bool) -> None:

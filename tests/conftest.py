@@ -122,3 +122,27 @@ def preprocessed_points(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(flat, "preprocess_flat", recorded)
     return seen
+
+
+@pytest.fixture
+def sync_events(monkeypatch) -> list[tuple[str, ...]]:
+    """``("fsync", path)`` and ``("replace", src, dst)`` events, in order, from now on (real paths; Linux: /proc names a
+    fd; skipped where it is missing)."""
+    import os
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to name the file an fsync is for")
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("replace", os.path.realpath(src), os.path.realpath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events

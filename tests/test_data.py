@@ -1327,32 +1327,12 @@ def test_an_over_long_key_id_never_widens_the_records_read(tmp_path, monkeypatch
     assert widths and max(widths) == MAX_KEY_ID_CHARS + 1 and info.counts["long_key_ids"] == 1
 
 
-def _record_syncs(monkeypatch) -> list[tuple[str, ...]]:
-    """``("fsync", path)`` and ``("replace", src, dst)`` events, in order (real paths; Linux: /proc names a fd)."""
-    if not Path("/proc/self/fd").is_dir():
-        pytest.skip("needs /proc/self/fd to name the file an fsync is for")
-    events: list[tuple[str, ...]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(fd: int) -> None:
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
-
-    def replace(src, dst) -> None:
-        events.append(("replace", os.path.realpath(src), os.path.realpath(dst)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    return events
-
-
-def test_prepare_syncs_the_dataset_to_disk_before_publishing_it(tmp_path, monkeypatch):
+def test_prepare_syncs_the_dataset_to_disk_before_publishing_it(tmp_path, sync_events):
     """The renames are atomic against a kill, not against a power loss, after which a renamed folder could hold empty
     files: every file of the dataset, and the folder, are synced before the rename, the parent after it; a cached
     shard's arrays before the sidecar that vouches for them."""
     files = make_files(tmp_path / "in", n=5)
-    events = _record_syncs(monkeypatch)
+    events = sync_events
     run(files, tmp_path / "out")
     partial, out = os.path.realpath(tmp_path / "out.partial"), os.path.realpath(tmp_path / "out")
     published = events.index(("replace", partial, out))

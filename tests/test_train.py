@@ -1074,19 +1074,12 @@ def test_a_configuration_error_leaves_the_process_group(easy_prepared, tmp_path,
     assert closed == [False]
 
 
-def test_checkpoints_and_metrics_are_synced_to_disk_before_their_renames(easy_prepared, tmp_path, monkeypatch):
+def test_checkpoints_and_metrics_are_synced_to_disk_before_their_renames(easy_prepared, tmp_path, sync_events):
     """A power loss after a rename could publish a checkpoint or metrics.jsonl whose files are empty: each file is
     synced before the rename that publishes it (and the folders around it)."""
     import os
 
-    if not Path("/proc/self/fd").is_dir():
-        pytest.skip("needs /proc/self/fd to name the file an fsync is for")
-    events: list[tuple[str, ...]] = []
-    real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-                        or real_fsync(fd))
-    monkeypatch.setattr(os, "replace", lambda src, dst: events.append(
-        ("replace", os.path.realpath(src), os.path.realpath(dst))) or real_replace(src, dst))
+    events = sync_events
     train(tiny(easy_prepared, tmp_path / "r", "epochs=1"))
     out = os.path.realpath(tmp_path / "r")
     for name in ("best", "last", "metrics.jsonl"):

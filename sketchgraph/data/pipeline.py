@@ -107,23 +107,11 @@ def _keys_digest(keys: Mapping[str, str] | None) -> str | None:
     return h.hexdigest()
 
 
-def _bounded(task: Task, shard: Shard) -> Shard:
-    """``shard`` without the key ids over ``MAX_KEY_ID_CHARS`` (``Shard.drop_long_key_ids``), which would make every
-    entry of the fixed-width key_id arrays (shards, ``key_ids.npy``) as wide as the longest."""
-    shard.drop_long_key_ids(task.source.path.as_posix())
-    return shard
-
-
-def _run_bounded_task(task: Task) -> Shard:
-    """A pool worker's task: ``run_task_global``, then ``_bounded`` (in the worker: the shard it sends is narrow)."""
-    return _bounded(task, run_task_global(task))
-
-
 def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tuple[Task, Shard]]:
     """``(task, shard)`` in task order, in ``pool`` (a process pool) or here when it is ``None``."""
     if pool is None:
         for task in tasks:
-            yield task, _bounded(task, run_task(task, options))
+            yield task, run_task(task, options)
         return
     pending: list[Task] = []
 
@@ -132,7 +120,7 @@ def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tu
             pending.append(task)
             yield task
 
-    for shard in pool.imap(_run_bounded_task, feed(), chunksize=1):
+    for shard in pool.imap(run_task_global, feed(), chunksize=1):
         yield pending.pop(0), shard
 
 
@@ -456,6 +444,7 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
     first, repeat = repeats(shard.key_ids[idx])
     if not repeat.any():
         return shard, owner
+
     def where(k: int) -> str:  # a line of an ndjson file, a record of a .bin file (they have no lines)
         src, n = sources[owner[k]], int(shard.order[k])
         return f"{src.path.as_posix()} record {n}" if src.format == "bin" else f"{src.path.as_posix()}:{n}"

@@ -268,7 +268,9 @@ def _select(rec: _Records, options: ReadOptions, task: Task, usable: np.ndarray
 
 
 def run_task(task: Task, options: ReadOptions) -> Shard:
-    """Read, select and preprocess the records of one task. Its errors are in file order (``Reported``)."""
+    """Read, select and preprocess the records of one task. Its errors are in file order (``Reported``). Key ids
+    over ``MAX_KEY_ID_CHARS`` are dropped (``Shard.drop_long_key_ids``) here, in the worker, so the shard it sends is
+    narrow."""
     errors: list[Reported] = []
     rec = _records(task, options, errors)
     n_parts = sum(e.whole_file for _, e in errors)  # a file or part of one that could not be read: no record count
@@ -284,8 +286,10 @@ def run_task(task: Task, options: ReadOptions) -> Shard:
     errors.sort(key=lambda reported: reported[0])  # stable: the reader's, then the refusals, merged by position
     stats = Counter(read=read, malformed=len(errors) - n_empty - n_repeat - n_parts, empty=n_empty,
                     duplicate=n_repeat, unreadable=n_parts, not_selected=int((usable & ~keep).sum()))
-    return Shard(data, rec.labels[keep], rec.key_ids[keep], tags[keep], rec.recognized[keep], rec.order[keep],
-                 prio[keep], stats=stats, errors=[_error_record(at, e) for at, e in errors])
+    shard = Shard(data, rec.labels[keep], rec.key_ids[keep], tags[keep], rec.recognized[keep], rec.order[keep],
+                  prio[keep], stats=stats, errors=[_error_record(at, e) for at, e in errors])
+    shard.drop_long_key_ids(task.source.path.as_posix())
+    return shard
 
 
 _OPTIONS: ReadOptions | None = None

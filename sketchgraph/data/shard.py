@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..formats.base import sync_file
 from .flat import FlatPrepared
 
 __all__ = ["Shard", "STAT_KEYS", "MAX_KEY_ID_CHARS"]
@@ -130,8 +131,7 @@ class Shard:
         tmp = stem.with_name(stem.name + ".tmp.npz")
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the sidecar that vouches for it (a power loss may reorder writes)
+            sync_file(f)  # on disk before the sidecar that vouches for it (a power loss may reorder writes)
         os.replace(tmp, stem.with_suffix(".npz"))
         doc = dict(info, stats=dict(self.stats), errors=self.errors)
         tmp_json = stem.with_name(stem.name + ".tmp.json")

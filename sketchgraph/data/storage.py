@@ -35,17 +35,18 @@ import os
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import SketchError
+from ..formats.base import fsync_dir, sync_file
 from ..graph import FLAG_END, GraphSpec
 from ..preprocess import Preprocessing
 from ..sketch import Sketch
 
 __all__ = ["FORMAT_VERSION", "ARRAYS", "PARTIAL_MARKER", "PreparedDataset", "coords_dtype", "is_prepared",
-           "write_dataset", "claim_partial", "publish", "recover", "replaced_folders", "fsync_file", "fsync_dir"]
+           "write_dataset", "claim_partial", "publish", "recover", "replaced_folders"]
 
 FORMAT_VERSION = 1
 ARRAYS = ("coords", "flags", "offsets", "labels", "split", "key_ids")
@@ -89,25 +90,19 @@ def write_dataset(
     for name, arr in arrays.items():
         with open(folder / f"{name}.npy", "wb") as f:
             np.save(f, arr)
-            _sync(f)
+            sync_file(f)
     with open(folder / "errors.jsonl", "w", encoding="utf-8") as f:
         for e in errors:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
-        _sync(f)
+        sync_file(f)
     meta = dict(meta, num_points=int(len(coords)), coords_dtype=str(coords.dtype), has_times=times is not None,
                 arrays={name: f"{name}.npy" for name in arrays})
     shutil.rmtree(folder / "shards", ignore_errors=True)
     with open(folder / "meta.json", "w", encoding="utf-8") as f:  # last: the dataset is complete once it is there
         f.write(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
-        _sync(f)
+        sync_file(f)
     fsync_dir(folder)
     return meta
-
-
-def _sync(f: IO[Any]) -> None:
-    """Flush the open file ``f`` to disk."""
-    f.flush()
-    os.fsync(f.fileno())
 
 
 def claim_partial(partial: Path, out: Path, *, fresh: bool) -> None:
@@ -192,34 +187,10 @@ def recover(out: Path) -> bool:
     return restored
 
 
-def fsync_file(path: Path) -> None:
-    """Flush ``path``'s content to disk (``os.fsync``)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush ``path``'s directory entries (files created or renamed in it) to disk; a no-op where a directory cannot be
-    opened for that (Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (PermissionError, IsADirectoryError):
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on a directory
-        pass
-    finally:
-        os.close(fd)
-
-
-_META_TYPES: dict[str, type] = {"classes": list, "splits": dict, "num_sketches": int, "num_points": int,
-                                "has_times": bool}
-_META_WANTED = {"classes": "a list of class names", "splits": "a table of split sizes",
-                "num_sketches": "a count", "num_points": "a count", "has_times": "true or false"}
+_META_KEYS: dict[str, tuple[type, str]] = {  # key -> (its JSON type, how a message names what it should be)
+    "classes": (list, "a list of class names"), "splits": (dict, "a table of split sizes"),
+    "num_sketches": (int, "a count"), "num_points": (int, "a count"), "has_times": (bool, "true or false"),
+}
 
 
 def is_prepared(path: str | Path) -> bool:
@@ -273,10 +244,10 @@ class PreparedDataset:
         if version != FORMAT_VERSION:
             raise SketchError(f"{self.path}: prepared-dataset format {version}, this library reads {FORMAT_VERSION}; "
                               "prepare it again")
-        missing = [k for k in _META_TYPES if k not in meta]
+        missing = [k for k in _META_KEYS if k not in meta]
         if missing:
             raise self._damaged("meta.json", f"lacks {', '.join(map(repr, missing))}")
-        for key, kind in _META_TYPES.items():
+        for key, (kind, wanted) in _META_KEYS.items():
             value = meta[key]
             if kind is int:
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -288,7 +259,7 @@ class PreparedDataset:
             else:
                 ok = isinstance(value, kind)
             if not ok:
-                raise self._damaged("meta.json", f"{key!r} is {json.dumps(value)[:80]}, not {_META_WANTED[key]}")
+                raise self._damaged("meta.json", f"{key!r} is {json.dumps(value)[:80]}, not {wanted}")
         return meta
 
     def _load(self, name: str) -> np.ndarray:
@@ -315,6 +286,11 @@ class PreparedDataset:
         else:
             self.times = None
 
+    def _arrays(self) -> dict[str, np.ndarray | None]:
+        """The opened arrays by file name (``ARRAYS``, then ``times``: ``None`` when the dataset has none)."""
+        opened = (self.coords, self.flags, self.offsets, self.labels, self.split_index, self.key_ids, self.times)
+        return dict(zip((*ARRAYS, "times"), opened))
+
     def _check(self) -> None:
         """``SketchError`` (``_damaged``) unless the arrays agree with ``meta.json`` and with each other (see the module
         docstring): O(S) on the per-sketch arrays, O(1) on the per-point ones but for one gather of the stroke-end
@@ -324,13 +300,13 @@ class PreparedDataset:
         if sum(splits.values()) != n:
             raise self._damaged("meta.json", f"its splits {splits} add up to {sum(splits.values())}, not to its "
                                 f"num_sketches {n}")
-        arrays = {
-            "coords": (self.coords, (points, 2), ("int16", "float32")), "flags": (self.flags, (points,), ("uint8",)),
-            "offsets": (self.offsets, (n + 1,), ("int64",)), "labels": (self.labels, (n,), ("int32",)),
-            "split": (self.split_index, (n,), ("uint8",)), "key_ids": (self.key_ids, (n,), ("bytes",)),
-            "times": (self.times, (points,), ("float32",)),
+        expected = {  # name -> (shape, dtypes)
+            "coords": ((points, 2), ("int16", "float32")), "flags": ((points,), ("uint8",)),
+            "offsets": ((n + 1,), ("int64",)), "labels": ((n,), ("int32",)), "split": ((n,), ("uint8",)),
+            "key_ids": ((n,), ("bytes",)), "times": ((points,), ("float32",)),
         }
-        for name, (array, shape, dtypes) in arrays.items():
+        for name, array in self._arrays().items():
+            shape, dtypes = expected[name]
             if array is None:
                 continue
             dtype = "bytes" if array.dtype.kind == "S" else str(array.dtype) if array.dtype.isnative else "non-native"
@@ -402,10 +378,7 @@ class PreparedDataset:
         import hashlib
 
         digest = hashlib.sha256(json.dumps([self.classes, self.split_names]).encode())
-        opened = {"coords": self.coords, "flags": self.flags, "offsets": self.offsets, "labels": self.labels,
-                  "split": self.split_index, "key_ids": self.key_ids, "times": self.times}
-        for name in (*ARRAYS, "times"):  # the arrays opened, not the files now at the path (which may be others)
-            array = opened[name]
+        for name, array in self._arrays().items():  # the arrays opened, not the files now at the path
             if array is not None:
                 digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
                 digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1).data)

@@ -148,6 +148,37 @@ def nearest_existing(path: PathLike) -> Path:
     return next((candidate for candidate in (path, *path.parents) if candidate.exists()), path)
 
 
+def sync_file(f: IO) -> None:
+    """Flush the open file ``f`` to disk (``os.fsync``): before a rename publishes it, so a power loss cannot
+    leave the new name on empty content."""
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def fsync_path(path: PathLike) -> None:
+    """``sync_file`` for a file already closed, by its path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: PathLike) -> None:
+    """Flush ``path``'s directory entries (files created or renamed in it) to disk; a no-op where a directory cannot be
+    opened for that (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_write(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success rename it over ``path``, on error remove it,

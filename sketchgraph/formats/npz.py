@@ -98,19 +98,15 @@ def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Sequence[np.nda
                 f"0 <= ... <= {len(data)} into {name}_data {data.dtype}{list(data.shape)}", source=source)
         return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
     info = _checked_member(z.zip, name, source)
+    pickled = False  # an object array: a pickle, which np.load refuses without allow_pickle
     if info.filename.endswith(".npy"):
         with z.zip.open(info) as f:
-            _, dtype = _read_header(f)
-        if dtype.hasobject:  # a pickle: np.load refuses it without allow_pickle
-            if not allow_pickle:
-                raise FormatError(
-                    f"split {name!r} is a pickled object array and allow_pickle=False; with the default "
-                    "allow_pickle=True it is read by a restricted unpickler that runs nothing", source=source)
-            arr = load_object_array(path, name)
-        else:
-            arr = _load(z, name, source, f"split {name!r}")
-    else:
-        arr = _load(z, name, source, f"split {name!r}")
+            pickled = _read_header(f)[1].hasobject
+    if pickled and not allow_pickle:
+        raise FormatError(
+            f"split {name!r} is a pickled object array and allow_pickle=False; with the default "
+            "allow_pickle=True it is read by a restricted unpickler that runs nothing", source=source)
+    arr = load_object_array(path, name) if pickled else _load(z, name, source, f"split {name!r}")
     if not isinstance(arr, np.ndarray) or arr.ndim != 1:
         found = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
         raise FormatError(f"entry {name!r} is not a list of sketches ({found})", source=source)

@@ -168,7 +168,7 @@ class _Placed:
         from svgpathtools import Arc, Line
         from svgpathtools.path import transform
 
-        self.matrix = matrix
+        self.matrix, self.spacing = matrix, spacing
         stretch = float(np.linalg.norm(matrix[:2, :2], 2)) if any(isinstance(seg, Arc) for seg in path) else 1.0
         self.plans: list[list[tuple[object, bool, int]]] = []  # per subpath: (segment, mapped already, samples)
         for sub in path.continuous_subpaths() if len(path) else []:
@@ -189,16 +189,10 @@ class _Placed:
 
     def points(self) -> list[np.ndarray]:
         """Complex ``(n,)`` points of each continuous subpath, in the root's coordinates (``count`` in all)."""
-        from svgpathtools import Line
-
         runs = []
         for plan in self.plans:
-            parts = []
-            for seg, mapped, k in plan:
-                if not mapped:
-                    parts.append(self._map(_arc_points(seg, k)))
-                else:
-                    parts.append(np.array([seg.start]) if isinstance(seg, Line) else _bezier_points(seg, k))
+            parts = [_sample_segment(seg, self.spacing) if mapped else self._map(_arc_points(seg, k))
+                     for seg, mapped, k in plan]
             last, mapped, _ = plan[-1]
             parts.append(np.array([last.end]) if mapped else self._map(np.array([last.end])))
             runs.append(np.concatenate(parts))

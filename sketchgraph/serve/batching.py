@@ -18,7 +18,7 @@ and queued when ready, so heavy drawings wait for each other, however many arriv
 worker nor the callers' threads. The simplifier's cost is not linear in ink for every shape: on a drawing whose every
 vertex survives (a full-width zigzag) each RDP level is a pass over its samples, so it costs up to
 ``RDP_MAX_DEPTH`` (64) passes, about a second at ``MAX_INK`` (``sketchgraph.preprocess``; without the depth limit it
-grew with the square of the points: 38 s for a legal 7,000-point drawing). Waiting heavy
+grew with the square of the points: 32-38 s for a legal 7,000-point drawing). Waiting heavy
 drawings are taken in the order they would be done if each started on arrival *at the linear estimate* (arrival time
 plus ``SECONDS_PER_INK`` per px of work): among real drawings, a long one goes before a scribble that came just before
 it, and no drawing is overtaken forever; the estimate only orders the queue. What bounds the backlog is
@@ -281,7 +281,7 @@ class RequestBatcher:
         light = [i for i, w in enumerate(work) if isinstance(w, Sketch)]
         parts = [work[i] for i in ready]
         if light:
-            prepared, kept, problems = self._prepare_light([work[i] for i in light])
+            prepared, kept, problems = clf.prepare_usable([work[i] for i in light])
             for j, reason in problems.items():  # each refused drawing fails alone
                 out[light[j]] = SketchError(reason)
             light = [light[j] for j in kept]
@@ -292,27 +292,6 @@ class RequestBatcher:
             for i, preds in zip(order, clf.predict_prepared(FlatPrepared.concat(parts), top_k)):
                 out[i] = preds
         return out
-
-    def _prepare_light(self, sketches: list[Sketch]) -> tuple[FlatPrepared | None, list[int], dict[int, str]]:
-        """``SketchClassifier.prepare_usable`` of the batch's light drawings: ``(prepared, kept, problems)``. A
-        ``SketchError`` that names no drawing (not an ``UnusableSketchesError``: say, a simplification over its work
-        budget) has each drawing prepared alone, so only the one refused fails."""
-        clf = self.classifier
-        try:
-            return clf.prepare_usable(sketches)
-        except SketchError as exc:
-            if len(sketches) == 1:
-                return None, [], {0: str(exc)}
-        parts: list[FlatPrepared] = []
-        kept: list[int] = []
-        problems: dict[int, str] = {}
-        for i, sketch in enumerate(sketches):
-            try:
-                parts.append(clf.prepare([sketch]))
-                kept.append(i)
-            except SketchError as exc:
-                problems[i] = str(exc)
-        return (FlatPrepared.concat(parts) if parts else None), kept, problems
 
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         """``first`` plus what arrives within the wait, up to ``max_batch``; and whether to stop after."""
