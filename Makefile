@@ -5,7 +5,19 @@ PY    := $(VENV)/bin/python
 PIP   := $(PY) -m pip --disable-pip-version-check -q
 export DGLBACKEND := pytorch
 
-.PHONY: demo test lint install dev bench clean
+# The interpreter the venv is made with: python3.11 where there is one, else python3. It must be 3.11 (checked
+# before anything is installed): dgl 1.1.3 ships wheels for CPython <= 3.11, and pyproject says >=3.11,<3.12.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+# An existing venv is checked by its own interpreter (it may have been made with another python).
+VENV_PYTHON = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+NEEDS_311 := sketchgraph needs Python 3.11: dgl 1.1.3 ships wheels for CPython <= 3.11; set PYTHON=/path/to/python3.11
+
+.PHONY: demo test lint install dev bench clean check-python
+
+check-python:
+	@$(VENV_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "$(NEEDS_311) (found: $$($(VENV_PYTHON) --version 2>/dev/null || echo no $(VENV_PYTHON))$(if $(wildcard $(PY)), in $(VENV)))" >&2; \
+	  exit 1; }
 
 # Runtime install: the CPU build of torch first, then us. PyPI's Linux torch wheel pulls GBs of CUDA packages; the
 # CPU build comes from PyTorch's CPU index (its 2.13.0+cpu outranks PyPI's 2.13.0) or from a local wheel where pip
@@ -13,8 +25,8 @@ export DGLBACKEND := pytorch
 # from the usual index). Offline, the unreachable index costs a few warnings; `make demo TORCH_INDEX=`
 # skips it, and TORCH_INDEX=https://download.pytorch.org/whl/cu126 (say) installs a CUDA build instead.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+$(VENV)/.installed: pyproject.toml | check-python
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --no-deps "torch==2.13.0" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(PIP) install -e .
 	touch $@

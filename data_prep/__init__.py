@@ -17,25 +17,54 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_FROM_ROOT", "run_script", "script_parser", "add_prepare_options", "existing_folder"]
+__all__ = ["RUN_FROM_ROOT", "run_script", "script_parser", "add_prepare_options", "existing_folder", "positive_int",
+           "resume_note"]
 
 RUN_FROM_ROOT = ("Run it from the repository root: data_prep is part of the checkout, not of the installed "
                  "sketchgraph package (elsewhere python -m data_prep... fails with \"No module named 'data_prep'\").")
 """The epilog of every script's help."""
 
 
-def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], ...] = ()) -> int:
+INTERRUPTED_STATUS = 130
+"""The exit status after Ctrl-C (128 + SIGINT), as a shell reports it."""
+
+
+def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], ...] = (), *,
+               interrupted: str | None = None) -> int:
     """Run a script's ``body``; its exit status is what ``body`` returns when that is an int, else 0. Bad input
     or a file problem (``ValueError``, which ``sketchgraph``'s ``SketchError`` is, or ``OSError``: an existing
     output folder, a missing input, an unknown protocol; and the exception types in ``also``) is one line
-    ``prog: error: ...`` on stderr and exit status 1, not a traceback. Imports nothing of ``sketchgraph`` (so
-    torch), which the downloader does not need."""
+    ``prog: error: ...`` on stderr and exit status 1, not a traceback. Ctrl-C is one line too, ``prog:
+    interrupted (INTERRUPTED)`` with ``interrupted`` saying what is kept, and exit status 130. Imports nothing
+    of ``sketchgraph`` (so torch), which the downloader does not need."""
     try:
         status = body()
     except (ValueError, OSError, *also) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted" + (f" ({interrupted})" if interrupted else ""), file=sys.stderr)
+        return INTERRUPTED_STATUS
     return status if isinstance(status, int) else 0
+
+
+def resume_note(out: str | Path) -> str:
+    """What a preparing script keeps when interrupted: ``prepare`` caches each source file's shard in
+    ``OUT.partial`` as soon as the file is read, and a rerun takes them from there."""
+    out = Path(out)
+    return f"the source files read so far are cached in {out.with_name(out.name + '.partial')}; rerun the same " \
+           "command to resume"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--workers 0`` or ``-3`` is refused, not silently taken)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def script_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -49,7 +78,7 @@ def add_prepare_options(p: argparse.ArgumentParser, *, max_points: int | None = 
     if max_points is not None:
         p.add_argument("--max-points", type=int, default=max_points,
                        help="point cap per sketch: a longer drawing is truncated to it (default %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=positive_int, default=2,
                    help="worker processes (default %(default)s); the output does not depend on it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at OUT")
 

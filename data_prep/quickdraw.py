@@ -6,12 +6,16 @@ lists of drawings that are not reproduced here: this is a seeded re-sample of th
 Downloads are resumable (an interrupted file continues from its ``.part`` with an HTTP ``Range``
 request, guarded by ``If-Range`` so a file changed on the server starts over), size-checked (the bytes
 received must match ``Content-Length`` / ``Content-Range``; a short file is never renamed into place; a
-server that states no size gets a warning), retried with back-off, and shown with a progress bar. Next to
-each file a hidden ``.<name>.source`` (JSON: what it is, e.g. ``full/raw/cat.ndjson``, and the server's
-validator) records where it came from, so a ``.part`` left by another kind (``raw`` and ``simplified`` files
-share names) is never continued, and a finished file of another kind is refused instead of being taken as this
-one; the same file from a mirror (``--base-url``) is the same file. One sidecar per file, so several downloads
-can run into one folder at once::
+server that states no size gets a warning), checked against the MD5 the bucket states (``x-goog-hash``) when it
+states one, flushed to disk (fsync) before the rename, retried with back-off, and shown with a progress bar. Next
+to each file a hidden ``.<name>.source`` (JSON: what it is, e.g. ``full/raw/cat.ndjson``, the server's validator
+and MD5, and the finished size) records where it came from, so a ``.part`` left by another kind (``raw`` and
+``simplified`` files share names) is never continued, a finished file of another kind is refused instead of being
+taken as this one, and a finished file whose size no longer matches its record (or an empty one) is downloaded
+again; the same file from a mirror (``--base-url``) is the same file. One sidecar per file, and each ``.part`` is
+locked (``flock``) while it is written, so several downloads can run into one folder at once: a file another
+process is downloading is skipped. A file that fails (after its retries) does not stop the others: every class is
+tried, and the failures are listed at the end (exit status 1; rerunning resumes)::
 
     python -m data_prep.quickdraw download --kind simplified --classes cat,dog --out data/quickdraw
     python -m data_prep.quickdraw download --kind simplified --out data/quickdraw        # all 345
@@ -26,6 +30,9 @@ file's kind is sniffed, and a folder mixing the two kinds is refused, naming a f
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import json
 import os
 import re
@@ -35,17 +42,22 @@ from collections.abc import Callable, Iterable
 from http.client import HTTPException
 from pathlib import Path
 from typing import Any
-from urllib.error import HTTPError
+from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
 
 from tqdm.auto import tqdm
 
-from data_prep import RUN_FROM_ROOT, add_prepare_options, existing_folder, run_script, script_parser
+try:  # POSIX: a .part being written is locked, so two downloads of one file into one folder do not interleave
+    import fcntl
+except ImportError:  # Windows: no locking
+    fcntl = None  # type: ignore[assignment]
+
+from data_prep import RUN_FROM_ROOT, add_prepare_options, existing_folder, resume_note, run_script, script_parser
 
 __all__ = [
     "CATEGORIES", "BASE_URL", "KINDS", "url_for", "file_name", "download_file", "download", "DownloadError",
-    "prepare_414k", "quickdraw_kind", "main",
+    "LocalDownloadError", "ndjson_files", "prepare_414k", "quickdraw_kind", "main",
 ]
 
 BASE_URL = "https://storage.googleapis.com/quickdraw_dataset"
@@ -100,7 +112,17 @@ CATEGORIES: tuple[str, ...] = (
 
 
 class DownloadError(RuntimeError):
-    """A file could not be downloaded completely (its ``.part``, if any, is kept for the next attempt)."""
+    """A file could not be downloaded completely (its ``.part``, if any, is kept for the next attempt). ``reason``
+    is the short cause a summary of several files lists (``HTTP 500``); the message is the whole story."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class LocalDownloadError(DownloadError):
+    """A local file operation failed (a folder in the way, no permission, a full disk): it would fail for every
+    other file too, so ``download`` stops at once instead of going on to the next class."""
 
 
 class _LocalError(Exception):
@@ -131,12 +153,56 @@ def read_source(dest: Path) -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_source(dest: Path, entry: dict[str, str]) -> None:
-    """Write ``dest``'s sidecar atomically (a temporary name of this process, then a rename)."""
+def _fsync_path(path: Path) -> None:
+    """Flush the file (or folder) ``path`` to disk; a folder that cannot be opened or synced (Windows, some file
+    systems) is left as it is. Local, like the rest of this module, so downloading does not import sketchgraph (its
+    ``formats.base`` has the same helpers)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def _write_source(dest: Path, entry: dict[str, Any]) -> None:
+    """Write ``dest``'s sidecar atomically and durably (a temporary name of this process, fsync, then a rename; the
+    folder is synced by the caller once the file itself is in place)."""
     path = source_path(dest)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entry, sort_keys=True) + "\n", encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _stated_md5(headers: Any) -> str | None:
+    """The MD5 (hex) a Google Cloud Storage response states for the whole object: ``x-goog-hash: crc32c=...,
+    md5=<base64>`` (one header or several); ``None`` when there is none (a composite object has only a CRC32C)."""
+    for header in headers.get_all("x-goog-hash") or []:
+        for item in header.split(","):
+            name, _, value = item.strip().partition("=")
+            if name.lower() == "md5" and value:
+                try:
+                    return base64.b64decode(value, validate=True).hex()
+                except (binascii.Error, ValueError):
+                    return None
+    return None
+
+
+def _md5_of(path: Path, block: int = 1 << 20) -> str:
+    """The MD5 (hex) of the file ``path``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _validator(headers: Any) -> str | None:
@@ -165,23 +231,36 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIABLE = re.compile(r"bytes\s+\*/(\d+)")
 
 
-def _expected_total(resp, offset: int) -> int | None:
-    """Total size the finished file must have, from ``Content-Range`` (206) or ``Content-Length`` (200)."""
+def _expected_total(resp, offset: int, url: str) -> int | None:
+    """Total size the finished file must have, from ``Content-Range`` (206) or ``Content-Length`` (200); a header
+    that is not a size is a ``DownloadError`` naming ``url`` (retried, like any bad response)."""
     if resp.status == 206:
         m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
         if not m or int(m.group(1)) != offset:
-            raise DownloadError(f"bad Content-Range {resp.headers.get('Content-Range')!r} for offset {offset}")
+            raise DownloadError(f"{url}: bad Content-Range {resp.headers.get('Content-Range')!r} for offset {offset}",
+                                "bad Content-Range")
         return None if m.group(3) == "*" else int(m.group(3))
     length = resp.headers.get("Content-Length")
-    return None if length is None else int(length)
+    if length is None:
+        return None
+    if not length.strip().isdigit():
+        raise DownloadError(f"{url}: bad Content-Length {length!r}", "bad Content-Length")
+    return int(length)
+
+
+def _bar_disabled(progress: bool) -> bool | None:
+    """tqdm's ``disable``: off when not wanted, else automatic (``None``: no bar when stderr is not a terminal, so
+    logs do not fill with the cursor moves of nested bars)."""
+    return True if not progress else None
 
 
 def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, block: int,
-             validator: str | None, remember: Callable[[str | None], None]) -> None:
+             validator: str | None, remember: Callable[[str | None, str | None, bool], None]) -> None:
     """One request: continue ``part`` from its size (``Range``, with ``If-Range: validator`` when known) or start
     over when the server sends the whole file; raises on a short or failed transfer (``_LocalError`` when a
-    local file operation fails). ``remember`` gets the validator of what is being written, before the first
-    byte is."""
+    local file operation fails). ``remember(validator, md5, restart)`` gets the validator and stated MD5 of what is
+    being written (``restart``: from byte 0), before the first byte is. A ``.part`` that is not continued is
+    emptied, not removed: the caller holds a lock on it."""
     offset = _local(lambda: part.stat().st_size if part.exists() else 0, part)
     headers = {"User-Agent": "sketchgraph-data-prep", "Accept-Encoding": "identity"}
     if offset:
@@ -196,97 +275,257 @@ def _attempt(url: str, part: Path, timeout: float, progress: bool, desc: str, bl
             exc.close()
             if m and int(m.group(1)) == offset:
                 return
-            _local(part.unlink, part)
-            raise DownloadError(f"{url}: range not satisfiable at byte {offset}; restarting") from None
+            _local(lambda: os.truncate(part, 0), part)
+            raise DownloadError(f"{url}: range not satisfiable at byte {offset}; restarting",
+                                "range not satisfiable") from None
         raise
     with resp:
         if resp.status not in (200, 206):
-            raise DownloadError(f"{url}: HTTP {resp.status}")
+            raise DownloadError(f"{url}: HTTP {resp.status}", f"HTTP {resp.status}")
         if resp.status == 200:
             offset = 0  # the server ignored the range, or the file changed (If-Range): start over
-        total = _expected_total(resp, offset)
-        remember(_validator(resp.headers) or (validator if offset else None))
+        total = _expected_total(resp, offset, url)
+        remember(_validator(resp.headers) or (validator if offset else None), _stated_md5(resp.headers), not offset)
         f = _local(lambda: open(part, "ab" if offset else "wb"), part)
-        with f, tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=desc, disable=not progress,
-                     leave=False) as bar:
+        with f, tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=desc,
+                     disable=_bar_disabled(progress), leave=False) as bar:
             while chunk := resp.read(block):  # network errors from here are retried
                 _local(lambda: f.write(chunk), part)
                 bar.update(len(chunk))
     size = _local(lambda: part.stat().st_size, part)
     if total is not None and size != total:
-        raise DownloadError(f"{url}: got {size} of {total} bytes")
+        raise DownloadError(f"{url}: got {size} of {total} bytes", f"got {size:,} of {total:,} bytes")
     if total is None:
         print(f"warning: {url}: the server stated no size, so the {size:,} bytes received could not be checked",
               file=sys.stderr)
+
+
+def _check_md5(url: str, part: Path, md5: str | None) -> None:
+    """Compare the finished ``part`` with the MD5 the server stated (nothing to do without one); on a mismatch the
+    ``.part`` is emptied (its bytes are wrong: a resume would keep them) and ``DownloadError`` raised (retried)."""
+    if md5 is None:
+        return
+    got = _local(lambda: _md5_of(part), part)
+    if got != md5:
+        _local(lambda: os.truncate(part, 0), part)
+        raise DownloadError(f"{url}: MD5 {got} of the {part.name} received is not the {md5} the server stated; the "
+                            "partial file is discarded", "MD5 mismatch")
+
+
+def _is_finished(dest: Path, entry: dict[str, Any] | None, *, warn: bool) -> bool:
+    """Whether ``dest`` is a finished download to keep: a file, not empty, and of the size its record (``entry``)
+    gives, when the record has one (a file from elsewhere, or from before sizes were recorded, is trusted). Anything
+    else in the way (a folder) is a ``_LocalError``. ``warn``: say why a file is downloaded again."""
+    if not (dest.exists() or dest.is_symlink()):
+        return False
+    if not dest.is_file():
+        raise _LocalError(f"{dest} is in the way: it is not a file; move it away and rerun")
+    size = _local(lambda: dest.stat().st_size, dest)
+    recorded = entry.get("size") if entry else None
+    if size == 0 and recorded != 0:
+        why = "is empty"
+    elif isinstance(recorded, int) and size != recorded:
+        why = f"has {size:,} bytes, but {recorded:,} were downloaded"
+    else:
+        return True
+    if warn:
+        print(f"warning: {dest} {why}; downloading it again", file=sys.stderr)
+    return False
+
+
+def _lock(part: Path) -> int | None:
+    """A descriptor of ``part`` (created empty when missing) holding an exclusive ``flock`` on it; ``None`` when
+    another process (or thread) holds it. A ``.part`` renamed or removed by its holder between our open and our lock
+    is not taken: the file now at ``part`` is tried instead."""
+    while True:
+        fd = _local(lambda: os.open(part, os.O_RDWR | os.O_CREAT, 0o666), part)
+        if fcntl is None:
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.stat(part).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _unlock(fd: int, part: Path) -> None:
+    """Release ``_lock``'s ``fd``; the ``.part`` is removed when it is still ours and empty (nothing to resume)."""
+    try:
+        if os.fstat(fd).st_size == 0 and os.stat(part).st_ino == os.fstat(fd).st_ino:
+            part.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The short cause of a failed file, for the summary of ``download``."""
+    if isinstance(exc, HTTPError):
+        return f"HTTP {exc.code}"
+    if isinstance(exc, DownloadError):
+        return exc.reason
+    if isinstance(exc, URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+def _own_record(dest: Path, source: str) -> dict[str, Any] | None:
+    """``dest``'s record (``read_source``); ``LocalDownloadError`` when ``dest`` exists and its record names another
+    source (a raw file where a simplified one is wanted: the same name)."""
+    entry = read_source(dest)
+    if entry is not None and entry.get("source") != source and dest.exists():
+        raise LocalDownloadError(f"{dest} holds {entry.get('source')}, not {source}; download into another "
+                                 "folder (raw and simplified files have the same names)")
+    return entry
 
 
 def download_file(url: str, dest: str | Path, *, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
                   progress: bool = True, block: int = 1 << 20, source: str | None = None) -> Path:
     """Download ``url`` to ``dest`` through ``dest + ".part"``, resuming and retrying.
 
-    ``dest`` appears only when complete (size checked against the server's headers). A missing file
-    (HTTP 404) fails at once, and so does a local error (a folder in the way, no permission, a full disk);
-    network errors and short transfers are retried up to ``retries`` times with exponential back-off.
-    ``source`` names what the file is (``download`` passes ``full/raw/cat.ndjson``; default: ``url``), recorded
-    in ``.<name>.source``: an existing ``dest`` is kept as it is unless its record names another source (then
-    ``DownloadError``), and a ``.part`` recorded for another source is discarded, not continued.
+    ``dest`` appears only when complete (size checked against the server's headers, and the MD5 when the server
+    states one in ``x-goog-hash``), flushed to disk before the rename. A missing file (HTTP 404) fails at once;
+    a local error (a folder in the way, no permission, a full disk) is a ``LocalDownloadError``, not retried;
+    network errors, short transfers and MD5 mismatches are retried up to ``retries`` times with exponential
+    back-off. ``source`` names what the file is (``download`` passes ``full/raw/cat.ndjson``; default: ``url``),
+    recorded with the validator, the stated MD5 and the finished size in ``.<name>.source``: an existing ``dest``
+    is kept as it is unless its record names another source (then ``LocalDownloadError``), or it is empty or not the
+    size recorded (then it is downloaded again); a ``.part`` recorded for another source is discarded, not
+    continued. The ``.part`` is locked while it is written: when another process holds it, ``DownloadError``
+    ("being downloaded by another process").
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     dest = Path(dest)
     source = source or url
-    entry = read_source(dest)
-    if entry is not None and entry.get("source") != source and dest.exists():
-        raise DownloadError(f"{dest} holds {entry.get('source')}, not {source}; download into another folder "
-                            "(raw and simplified files have the same names)")
-    if dest.exists():
-        return dest
+    entry = _own_record(dest, source)
     part = dest.with_name(dest.name + ".part")
-    known = {"source": source, "url": url,
-             "validator": entry.get("validator") if entry and entry.get("source") == source else None}
+    try:
+        if _is_finished(dest, entry, warn=False):
+            return dest
+        _local(lambda: dest.parent.mkdir(parents=True, exist_ok=True), dest.parent)
+        fd = _lock(part)
+        if fd is None:
+            raise DownloadError(f"{dest.name} is being downloaded by another process; skipped",
+                                "being downloaded by another process")
+        try:
+            entry = _own_record(dest, source)  # as it is now that no one else is writing this file
+            if _is_finished(dest, entry, warn=True):
+                return dest
+            _local(lambda: dest.unlink(missing_ok=True), dest)  # empty, or not what was recorded
+            return _download_locked(url, dest, part, entry, source, retries=retries, timeout=timeout,
+                                    backoff=backoff, progress=progress, block=block)
+        finally:
+            _unlock(fd, part)
+    except _LocalError as exc:
+        raise LocalDownloadError(str(exc)) from None
 
-    def remember(validator: str | None) -> None:
+
+def _download_locked(url: str, dest: Path, part: Path, entry: dict[str, Any] | None, source: str, *, retries: int,
+                     timeout: float, backoff: float, progress: bool, block: int) -> Path:
+    """``download_file``'s attempts, once it holds the lock on ``part``."""
+    ours = entry is not None and entry.get("source") == source
+    known: dict[str, Any] = {"source": source, "url": url, "validator": entry.get("validator") if ours else None,
+                             "md5": entry.get("md5") if ours else None}
+
+    def remember(validator: str | None, md5: str | None, restart: bool) -> None:
         known["validator"] = validator
+        if restart or md5:  # a resumed transfer keeps the MD5 stated for the whole file by its first response
+            known["md5"] = md5
         _local(lambda: _write_source(dest, {k: v for k, v in known.items() if v}), source_path(dest))
 
     last: Exception | None = None
-    try:
-        _local(lambda: dest.parent.mkdir(parents=True, exist_ok=True), dest.parent)
-        if entry is not None and entry.get("source") != source:
-            _local(lambda: part.unlink(missing_ok=True), part)  # another file's bytes: not to be continued
-        remember(known["validator"])
-        for attempt in range(retries + 1):
-            try:
-                _attempt(url, part, timeout, progress, dest.name, block, known["validator"], remember)
-                _local(lambda: os.replace(part, dest), dest)
-                return dest
-            except HTTPError as exc:
-                if exc.code in (400, 401, 403, 404, 410):
-                    raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-                last = exc
-            except (DownloadError, HTTPException, OSError) as exc:  # short transfers, resets, timeouts, TLS
-                last = exc
-            if attempt < retries:
-                time.sleep(backoff * 2**attempt)
-    except _LocalError as exc:
-        raise DownloadError(str(exc)) from None
-    kept = f"; the partial file {part} ({part.stat().st_size:,} bytes) is kept" if part.exists() else ""
-    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}){kept}")
+    if entry is not None and not ours:
+        _local(lambda: os.truncate(part, 0), part)  # another file's bytes: not to be continued
+    remember(known["validator"], known["md5"], False)
+    for attempt in range(retries + 1):
+        try:
+            _attempt(url, part, timeout, progress, dest.name, block, known["validator"], remember)
+            _check_md5(url, part, known["md5"])
+            return _publish(part, dest, {k: v for k, v in known.items() if v})
+        except HTTPError as exc:
+            if exc.code in (400, 401, 403, 404, 410):
+                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}", f"HTTP {exc.code}") from None
+            last = exc
+        except (DownloadError, HTTPException, OSError) as exc:  # short transfers, resets, timeouts, TLS
+            last = exc
+        if attempt < retries:
+            time.sleep(backoff * 2**attempt)
+    size = part.stat().st_size if part.exists() else 0
+    kept = f"; the partial file {part} ({size:,} bytes) is kept" if size else ""
+    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}){kept}", _reason(last))
+
+
+def _publish(part: Path, dest: Path, record: dict[str, Any]) -> Path:
+    """Put the finished ``part`` in place as ``dest``: its bytes flushed to disk, its record (``record`` with the
+    size) written, the rename, and the folder flushed, so a power loss cannot leave ``dest`` empty or unrecorded."""
+    _local(lambda: _fsync_path(part), part)
+    record = {**record, "size": _local(lambda: part.stat().st_size, part)}
+    _local(lambda: _write_source(dest, record), source_path(dest))
+    _local(lambda: os.replace(part, dest), dest)
+    _local(lambda: _fsync_path(dest.parent), dest.parent)
+    return dest
+
+
+def _summary(failed: list[tuple[str, str]], total: int, untried: int = 0, in_a_row: int = 0, shown: int = 10) -> str:
+    """``"2 of 3 files failed: cat (HTTP 500), dog (timed out); rerun to resume"``, naming the first ``shown``;
+    ``untried`` classes left after ``in_a_row`` failures in a row are said so."""
+    listed = ", ".join(f"{word} ({reason})" for word, reason in failed[:shown])
+    more = f" and {len(failed) - shown} more" if len(failed) > shown else ""
+    stopped = (f"; stopped after {in_a_row} failed file{'' if in_a_row == 1 else 's'} in a row, {untried} not tried "
+               "(is the server or the network down?)" if untried else "")
+    return f"{len(failed)} of {total} files failed: {listed}{more}{stopped}; rerun to resume"
 
 
 def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind: str = "simplified",
-             base_url: str = BASE_URL, retries: int = 5, backoff: float = 1.0, progress: bool = True) -> list[Path]:
-    """Download the ``kind`` file of every class into ``out``; returns the local paths."""
+             base_url: str = BASE_URL, retries: int = 5, backoff: float = 1.0, progress: bool = True,
+             stop_after: int = 5) -> list[Path]:
+    """Download the ``kind`` file of every class into ``out``; returns the local paths.
+
+    A file that fails (after its retries) is reported and the next class is tried; at the end one
+    ``DownloadError`` lists the failed files ("2 of 345 files failed: cat (HTTP 500), ...; rerun to resume"). A
+    local error (``LocalDownloadError``: a full disk, a folder in the way, a folder holding the other kind's files)
+    stops at once, and so do ``stop_after``
+    failures in a row (the server or the network is down: the other classes would only repeat the back-off). A
+    file another process is downloading into ``out`` is skipped, listed as failed, but does not count as a
+    failure in a row."""
     out = Path(out)
     classes = list(classes)
     unknown = [c for c in classes if c not in CATEGORIES]
     if unknown:
         raise ValueError(f"not Quick, Draw! categories: {unknown[:5]}")
-    paths = []
-    for word in tqdm(classes, desc=f"download {kind}", unit="file", disable=not progress or len(classes) < 2):
+    paths: list[Path] = []
+    failed: list[tuple[str, str]] = []
+    in_a_row = untried = 0
+    bar = tqdm(classes, desc=f"download {kind}", unit="file",
+               disable=True if len(classes) < 2 else _bar_disabled(progress))
+    for i, word in enumerate(bar):
         name = file_name(word, kind)
-        paths.append(download_file(url_for(word, kind, base_url), out / name, retries=retries, backoff=backoff,
-                                   progress=progress, source=f"{KINDS[kind][0]}/{name}"))
+        try:
+            paths.append(download_file(url_for(word, kind, base_url), out / name, retries=retries, backoff=backoff,
+                                       progress=progress, source=f"{KINDS[kind][0]}/{name}"))
+            in_a_row = 0
+        except LocalDownloadError:
+            raise
+        except DownloadError as exc:
+            if len(classes) == 1:
+                raise
+            failed.append((word, exc.reason))
+            tqdm.write(f"failed: {exc}", file=sys.stderr)
+            in_a_row += exc.reason != "being downloaded by another process"
+            if in_a_row >= stop_after and i + 1 < len(classes):
+                untried = len(classes) - i - 1
+                break
+    bar.close()
+    if failed:
+        raise DownloadError(_summary(failed, len(classes), untried, in_a_row), f"{len(failed)} files failed")
     return paths
 
 
@@ -314,18 +553,36 @@ def quickdraw_kind(files: Iterable[Path]) -> str:
     return next(iter(first), "simplified")
 
 
+def ndjson_files(folder: Path) -> list[Path]:
+    """The Quick, Draw! ndjson files in ``folder``: ``*.ndjson`` and ``*.ndjson.gz`` (a ``cat.ndjson.gz`` beside
+    ``cat.ndjson`` is left out: the same drawings). ``FileNotFoundError`` when there is none, saying what to do,
+    also when the folder holds the ``.bin`` / ``.npz`` files of another ``--kind``."""
+    plain = sorted(folder.glob("*.ndjson"))
+    gzipped = [p for p in sorted(folder.glob("*.ndjson.gz")) if p.with_suffix("") not in plain]
+    files = sorted(plain + gzipped)
+    if files:
+        return files
+    for kind in ("binary", "sketchrnn"):
+        suffix = KINDS[kind][1]
+        others = list(folder.glob(f"*{suffix}"))
+        if others:
+            raise FileNotFoundError(f"prepare414k reads simplified or raw .ndjson files; found {len(others)} "
+                                    f"{suffix} file{'' if len(others) == 1 else 's'} in {folder} (download --kind "
+                                    "simplified or --kind raw)")
+    raise FileNotFoundError(f"no .ndjson files in {folder}; run `python -m data_prep.quickdraw download` first")
+
+
 def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers: int = 2, overwrite: bool = False,
                  progress: bool = True):
     """QuickDraw-414k from downloaded ``simplified`` (used as they are) or ``raw`` (simplified here)
-    ndjson files in ``folder``: per class 1000 / 100 / 100 recognized drawings, seeded. Every file's kind is
-    sniffed (``quickdraw_kind``): a folder mixing the two is refused before anything is read."""
+    ndjson files in ``folder`` (``cat.ndjson``, or gzip-compressed ``cat.ndjson.gz``): per class 1000 / 100 / 100
+    recognized drawings, seeded. Every file's kind is sniffed (``quickdraw_kind``): a folder mixing the two is
+    refused before anything is read."""
     from sketchgraph.data import prepare
     from sketchgraph.preprocess import Preprocessing
     from sketchgraph.wording import counted
 
-    files = sorted(existing_folder(folder, "the downloaded Quick, Draw! files").glob("*.ndjson"))
-    if not files:
-        raise FileNotFoundError(f"no .ndjson files in {folder}; run `python -m data_prep.quickdraw download` first")
+    files = ndjson_files(existing_folder(folder, "the downloaded Quick, Draw! files"))
     if len(files) != len(CATEGORIES):
         print(f"warning: {counted(len(files), 'class file')} in {folder}; QuickDraw-414k has {len(CATEGORIES)}",
               file=sys.stderr)
@@ -356,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--retries", type=_non_negative, default=5, help="retries per file (default %(default)s)")
     what = "prepare QuickDraw-414k from downloaded ndjson files"
     q = sub.add_parser("prepare414k", help=what, description=what, epilog=RUN_FROM_ROOT)
-    q.add_argument("folder", help="the folder of downloaded simplified or raw <class>.ndjson files")
+    q.add_argument("folder", help="the folder of downloaded simplified or raw <class>.ndjson (or .ndjson.gz) files")
     q.add_argument("out", help="the prepared dataset directory to create")
     q.add_argument("--seed", type=int, default=0, help="seed of the per-class sample (default %(default)s)")
     add_prepare_options(q)
@@ -371,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             prepare_414k(args.folder, args.out, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
 
-    return run_script(p.prog, body, also=(DownloadError,))
+    kept = ("partial downloads are kept; rerun to resume" if args.command == "download" else resume_note(args.out))
+    return run_script(p.prog, body, also=(DownloadError,), interrupted=kept)
 
 
 if __name__ == "__main__":

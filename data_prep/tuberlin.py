@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep import add_prepare_options, existing_folder, run_script, script_parser
+from data_prep import add_prepare_options, existing_folder, resume_note, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_script(p.prog, lambda: prepare_tuberlin(
         args.root, args.out, protocol=args.protocol, seed=args.seed,
         preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers, overwrite=args.overwrite,
-    ))
+    ), interrupted=resume_note(args.out))
 
 
 if __name__ == "__main__":

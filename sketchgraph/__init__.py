@@ -1,19 +1,70 @@
-"""sketchgraph: recognise free-hand sketches as graphs with the Multi-Graph Transformer."""
+"""sketchgraph: recognise free-hand sketches as graphs with the Multi-Graph Transformer.
+
+Importing the package is light: it sets ``DGLBACKEND`` and defines ``__version__``; the public names (``Sketch``,
+``build_graph``, ...) are imported on first use (PEP 562), so ``sketchgraph --help`` / ``--version`` and the
+``data_prep`` downloader do not load torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
-
-os.environ.setdefault("DGLBACKEND", "pytorch")
-
-from .errors import CheckpointError, EmptySketchError, FormatError, SketchError  # noqa: E402
-from .graph import GraphSpec, SketchGraph, build_graph  # noqa: E402
-from .preprocess import Preprocessing, cap_points, simplify  # noqa: E402
-from .sketch import Sketch  # noqa: E402
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+DGL_BACKEND = "pytorch"
+"""The only DGL backend sketchgraph's graphs and models are written for."""
+
+
+def _use_pytorch_backend() -> None:
+    """Point ``DGLBACKEND`` at pytorch before dgl is imported. A value inherited from the environment for another
+    backend (``tensorflow``, ``mxnet``) would make ``--backend dgl`` fail deep inside dgl, so it is overridden for
+    this process, with a ``RuntimeWarning`` saying so (once dgl is imported its backend is fixed: left alone)."""
+    current = os.environ.get("DGLBACKEND", "")
+    if current == DGL_BACKEND or "dgl" in sys.modules:
+        return
+    if current:
+        warnings.warn(f"DGLBACKEND={current!r} in the environment: sketchgraph uses dgl with the pytorch backend "
+                      f"only, so DGLBACKEND is set to {DGL_BACKEND!r} for this process", RuntimeWarning,
+                      stacklevel=3)
+    os.environ["DGLBACKEND"] = DGL_BACKEND
+
+
+_use_pytorch_backend()
+
+_LAZY: dict[str, str] = {
+    "Sketch": ".sketch",
+    "GraphSpec": ".graph", "SketchGraph": ".graph", "build_graph": ".graph",
+    "Preprocessing": ".preprocess", "simplify": ".preprocess", "cap_points": ".preprocess",
+    "SketchError": ".errors", "FormatError": ".errors", "EmptySketchError": ".errors", "CheckpointError": ".errors",
+}
+"""Public name -> the submodule defining it, imported on first access (``.graph`` and ``.sketch`` load torch)."""
 
 __all__ = [
     "Sketch", "GraphSpec", "SketchGraph", "build_graph", "Preprocessing", "simplify", "cap_points",
     "SketchError", "FormatError", "EmptySketchError", "CheckpointError", "__version__",
 ]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these come from __getattr__
+    from .errors import CheckpointError, EmptySketchError, FormatError, SketchError
+    from .graph import GraphSpec, SketchGraph, build_graph
+    from .preprocess import Preprocessing, cap_points, simplify
+    from .sketch import Sketch
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its submodule on first access and then cached in the package (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's attributes with the lazy public names (for ``dir()`` and tab completion)."""
+    return sorted(set(globals()) | set(_LAZY))

@@ -37,7 +37,7 @@ from .formats.base import fsync_dir, fsync_path
 
 __all__ = [
     "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
-    "load_config", "load_train_state", "model_card", "unwrap_model", "weights_digest",
+    "load_config", "load_train_state", "model_card", "unwrap_model", "weights_digest", "remove_stale_temporaries",
 ]
 
 FORMAT_VERSION = 1
@@ -105,6 +105,49 @@ def recover_dir(target: Path) -> bool:
     except FileNotFoundError:  # another process (a DDP rank) put it back first
         return False
     return True
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts; on Windows, where probing a
+    process with signal 0 would end it, every process counts as running)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
+    """Remove the ``.<name>.tmp-<pid>`` folders in ``folder`` (for each of ``names``) that ``atomic_dir`` was
+    writing when its process was killed: those whose process no longer runs, and this process's own (no write of
+    it is under way when this is called). A folder of a running process, or one whose name does not end in a
+    process id, is left alone. Returns the removed folders, sorted."""
+    removed = []
+    for name in names:
+        for tmp in sorted(folder.glob(f".{name}.tmp-*")):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if not tmp.is_dir() or not pid.isdigit() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
+                continue
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _umask() -> int:
+    """This process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path) -> None:
+    """Give ``path`` the mode a new file gets (``0o666`` less the umask): safetensors creates its files ``0o600``,
+    so a checkpoint written by one user could not be read by another (a shared group, a serving account)."""
+    os.chmod(path, 0o666 & ~_umask())
 
 
 @contextmanager
@@ -233,12 +276,14 @@ def save_checkpoint(
     target = Path(directory)
     with atomic_dir(target) as tmp:
         save_model(net, str(tmp / WEIGHTS))
+        _as_created(tmp / WEIGHTS)
         _write_json(tmp / CONFIG, config)
         if card:
             (tmp / CARD).write_text(model_card(config, target.name))
         if train_state is not None:
             tensors, opt_meta = _flatten_optimizer(train_state.optimizer)
             save_file(tensors, str(tmp / STATE_TENSORS))
+            _as_created(tmp / STATE_TENSORS)
             scalars = {f.name: getattr(train_state, f.name) for f in fields(TrainState) if f.name != "optimizer"}
             _write_json(tmp / STATE_JSON, {"format_version": FORMAT_VERSION, **scalars, "optimizer": opt_meta})
     return target

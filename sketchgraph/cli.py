@@ -64,9 +64,16 @@ def _error_prefix(command: str) -> str:
     return f"sketchgraph {command}: error:"
 
 
+def _interrupt_prefix(command: str) -> str:
+    """``sketchgraph COMMAND:``, with ``(rank R of W)`` under torchrun with several processes (as ``_error_prefix``)."""
+    return _error_prefix(command).replace(": error (", " (").replace(": error:", ":")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; its exit status. Bad input is one ``sketchgraph COMMAND: error: ...`` line on stderr;
-    a reader that closes the output early (``| head``) ends the run quietly with status 1, as Python advises."""
+    a reader that closes the output early (``| head``) ends the run quietly with status 1, as Python advises. Ctrl-C
+    is one line, ``sketchgraph COMMAND: interrupted`` (``train`` says in which epoch and how to continue), and status
+    130 (128 + SIGINT), without a traceback."""
     console = argv is None  # the console script itself, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -80,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         status = int(importlib.import_module(args._module).run_cli(args) or 0)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return status
+    except KeyboardInterrupt as exc:
+        if os.environ.get("SKETCHGRAPH_DEBUG"):
+            raise
+        said = str(exc.args[0]) if exc.args else "interrupted"
+        print(f"{_interrupt_prefix(args.command)} {said}", file=sys.stderr)
+        return 130
     except BrokenPipeError as exc:
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise

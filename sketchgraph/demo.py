@@ -1,25 +1,37 @@
 """``sketchgraph demo``: classify the project's example sketches and draw each one as a graph.
 
-For every sketch of every example file it prints the top-5 predictions and writes
-``<out>/<file stem>[_<i>].png``: the points the model sees (after the checkpoint's preprocessing),
-stroke and temporal edges, and the prediction bars. Needs the shipped ``spg20`` checkpoint (or
-``--checkpoint PATH``); without it the command stops with a message saying where it looked.
+For every sketch of every example file it prints the top-5 predictions and the picture it wrote,
+``<out>/<file stem>[_<i>].png`` (``face.ndjson [1]: face -> out/demo/face_1.png``; a file found in a folder is
+named by its path under that folder, ``sub/face.ndjson``). A picture has two panels: the graph the model sees (the
+points after the checkpoint's preprocessing, with 1-hop stroke edges and temporal edges) and the prediction bars.
+Needs the shipped ``spg20`` checkpoint (or ``--checkpoint PATH``); without it the command stops with a message
+saying where it looked.
+
+At most ``--limit`` sketches (``DEFAULT_LIMIT``, 50, in all; ``--limit 0`` for all) are classified and drawn, in
+order; when that cuts, the summary ends with ``drew the first 50 of 70000 sketches; pass --limit 0 for all`` (the
+others are read to be counted, not classified, and what is wrong with them is not reported). ``--format`` reads
+every file as that format, as in ``sketchgraph predict``.
 
 Files and folders are read as ``sketchgraph predict`` reads them: a record, a file or a drawing that cannot be
 used is reported on stderr (``sketchgraph demo: skipped a.ndjson [1]: a.ndjson:2: invalid JSON``) and the
-others are still classified and drawn; the exit status is then 1. A path that does not exist (or is a pipe) stops the
-run before the model loads; a ``--top-k`` that is not a positive integer is a usage error (exit status 2) before
-anything is loaded or created.
+others are still classified and drawn; the exit status is then 1. A path that does not exist (or is a pipe), or an
+``--out`` that cannot be a folder (an existing file, a path under a file), stops the run before the model loads; a
+``--top-k`` that is not a positive integer, or a ``--limit`` that is not a non-negative one, is a usage error (exit
+status 2) before anything is loaded or created.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import numbers
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .formats.base import canonical_label
+from .formats.base import canonical_label, nearest_existing
 from .predict import (
     SHIPPED_CHECKPOINT,
     Prediction,
@@ -31,9 +43,14 @@ from .predict import (
 from .sketch import Sketch
 from .wording import counted
 
-__all__ = ["DemoResult", "run_demo", "configure_parser", "run_cli"]
+if TYPE_CHECKING:
+    from .predict import FileRun
+
+__all__ = ["DemoResult", "run_demo", "configure_parser", "run_cli", "DEFAULT_LIMIT"]
 
 PROG = "sketchgraph demo"
+#: the most sketches ``sketchgraph demo`` and ``run_demo`` draw, in all, unless told otherwise (0: all)
+DEFAULT_LIMIT = 50
 
 
 @dataclass
@@ -54,17 +71,23 @@ def run_demo(
     top_k: int = 5,
     verbose: bool = True,
     on_error: Callable[[str], object] | None = None,
+    format: str | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> list[DemoResult]:
-    """Classify and draw every sketch of ``paths``, files or folders (default:
-    ``sketchgraph.examples.example_paths()``).
+    """Classify and draw the sketches of ``paths``, files or folders (default:
+    ``sketchgraph.examples.example_paths()``), at most ``limit`` of them in all (0: every one).
 
     A record, a file or a drawing that cannot be used is skipped: ``on_error`` gets its message
     (``"skipped a.ndjson [1]: a.ndjson:2: invalid JSON"``; default: printed on stderr after ``sketchgraph demo: ``)
     and the other sketches are still classified and drawn. A sketch's picture and ``[i]`` are numbered by its
-    record in the file, the skipped ones included. A path that does not exist raises ``FileNotFoundError``, and a
-    ``top_k`` that is not a positive integer ``ValueError``, before the model loads and ``out`` is created.
+    record in the file, the skipped ones included. ``format`` reads every file as that format (default: from each
+    file's name and content). Past ``limit`` sketches, the rest are read only to be counted (their problems are not
+    reported). A path that does not exist raises ``FileNotFoundError``, an ``out`` that is a file or lies under one
+    ``FileExistsError`` / ``NotADirectoryError``, a ``top_k`` that is not a positive integer or a ``limit`` that is
+    not a non-negative one ``ValueError``, all before the model loads and ``out`` is created.
 
-    Returns one ``DemoResult`` per sketch drawn; prints a table per sketch and a summary when ``verbose``.
+    Returns one ``DemoResult`` per sketch drawn; prints, when ``verbose``, a table per sketch (with its file, as
+    given or under the folder given, and its picture) and a summary, which says when ``limit`` cut the run.
     """
     from .predict import FileRun, expand_files, require_paths, stderr_report  # predict's reading of files
     from .viz import draw_graph
@@ -75,23 +98,32 @@ def run_demo(
         paths = example_paths()
     paths = list(paths)
     _check_top_k(top_k)
+    _check_limit(limit)
     require_paths(paths)
-    clf = SketchClassifier.from_pretrained(checkpoint)
     out = Path(out)
+    _check_out(out)
+    clf = SketchClassifier.from_pretrained(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     results: list[DemoResult] = []
     taken: set[str] = set()
-    skipped = 0
+    skipped = read = counted_only = 0
     report = on_error or stderr_report(PROG)
-    for name in expand_files(paths):
-        path, run = Path(name), FileRun(name, None, as_json=False, report=report)
+    for given, name in ((arg, name) for arg in paths for name in expand_files([arg])):
+        path, run = Path(name), FileRun(name, format, as_json=False, report=report)
+        records = run.located_records()
+        room = None if not limit else max(limit - read, 0)  # records this file may still hand to the model
         classified = []
-        for (i, place), sketch, preds, error in clf.classify_each(run.located_records(), top_k):  # all: the count
-            if error is None:                                                                   # names the PNGs
+        for (i, place), sketch, preds, error in clf.classify_each(islice(records, room), top_k):
+            read += 1
+            if error is None:
                 classified.append((i, sketch, preds))
             else:
                 run.refused(error, i, place)
+        rest, failed = _count_rest(run, records)  # past the limit; also completes the file's record count
+        counted_only += rest
+        skipped += failed
         several = run.position > 1  # records in the file, the skipped ones included
+        shown = _shown_name(name, given)
         for i, sketch, preds in classified:
             image = out / _unique(f"{path.stem}_{i}" if several else path.stem, taken)
             label = sketch.label or path.stem
@@ -99,16 +131,59 @@ def run_demo(
             draw_graph(clf.graph(sketch), image, prediction=preds, title=title)
             results.append(DemoResult(path, sketch, preds, image))
             if verbose:
-                print(f"{path.name}{f' [{i}]' if several else ''}: {label}\n{format_predictions(preds)}")
-        skipped += run.failed_records + run.failed_parts
+                print(f"{shown}{f' [{i}]' if several else ''}: {label} -> {image}\n{format_predictions(preds)}")
     if verbose:
-        known = {canonical_label(c) for c in clf.classes}
-        labelled = [r for r in results if r.sketch.label and canonical_label(r.sketch.label) in known]
-        hits = sum(canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label) for r in labelled)
-        score = f"; top-1 {hits}/{len(labelled)} on the labelled ones" if labelled else ""
-        more = f"; {skipped} skipped (records, drawings or files that could not be used)" if skipped else ""
-        print(f"\n{counted(len(results), 'sketch')} classified with {clf.name}{score}{more}; pictures in {out}/")
+        _print_summary(clf, results, out, skipped)
+        if counted_only:
+            print(f"drew the first {limit} of {counted(read + counted_only, 'sketch')}; pass --limit 0 for all")
     return results
+
+
+def _print_summary(clf: SketchClassifier, results: list[DemoResult], out: Path, skipped: int) -> None:
+    """The last line: sketches classified, the top-1 score on the labelled ones, the skipped count, ``out``."""
+    known = {canonical_label(c) for c in clf.classes}
+    labelled = [r for r in results if r.sketch.label and canonical_label(r.sketch.label) in known]
+    hits = sum(canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label) for r in labelled)
+    score = f"; top-1 {hits}/{len(labelled)} on the labelled ones" if labelled else ""
+    more = f"; {skipped} skipped (records, drawings or files that could not be used)" if skipped else ""
+    print(f"\n{counted(len(results), 'sketch')} classified with {clf.name}{score}{more}; pictures in {out}/")
+
+
+def _count_rest(run: FileRun, records: Iterator) -> tuple[int, int]:
+    """``(rest, failed)``: the readable records left in ``records`` (``run.located_records()``), read but not
+    classified, and the records and parts of the file ``run`` failed to use before the first of them. Problems
+    until that first record past the limit are reported as usual; those after it are not (not asked for)."""
+    first = next(records, None)
+    failed = run.failed_records + run.failed_parts
+    if first is None:
+        return 0, failed
+    run.report = lambda message: None
+    return 1 + sum(1 for _ in records), failed
+
+
+def _shown_name(name: str, arg: str | os.PathLike) -> str:
+    """How the printout names file ``name``, found from the argument ``arg``: its path under ``arg`` when ``arg``
+    is a folder (``sub/face.ndjson``, so two ``face.ndjson`` of one folder differ), else its file name."""
+    if Path(arg).is_dir():
+        return os.path.relpath(name, arg)
+    return Path(name).name
+
+
+def _check_limit(limit: object) -> None:
+    """``ValueError`` unless ``limit`` is an integer >= 0 (0: no limit)."""
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 0:
+        raise ValueError(f"limit must be a non-negative integer (0: all sketches), got {limit!r}")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before the model loads, an ``out`` that cannot be the pictures' folder: an existing file
+    (``FileExistsError``) or a path under a file (``NotADirectoryError``). Nothing is created here."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is an existing file, not a folder: demo writes its PNGs into a folder; "
+                              "name a new or existing folder")
+    above = nearest_existing(out)
+    if not above.is_dir():
+        raise NotADirectoryError(f"--out {out} cannot be created: {above} is a file, not a folder")
 
 
 def _unique(stem: str, taken: set[str]) -> str:
@@ -121,14 +196,32 @@ def _unique(stem: str, taken: set[str]) -> str:
     return name
 
 
+def _limit_option(text: str) -> int:
+    """argparse type of ``--limit``: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer (0: all), got {text!r}")
+    return value
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    """Add ``sketchgraph demo``'s arguments to ``p``: ``FILE...``, ``--out``, ``--checkpoint``, ``--top-k``."""
+    """Add ``sketchgraph demo``'s arguments to ``p``: ``FILE...``, ``--out``, ``--checkpoint``, ``--top-k``,
+    ``--limit``, ``--format``."""
+    from .formats import FORMATS
+
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="sketch files or folders of them (default: the bundled examples)")
     p.add_argument("--out", default="out/demo", help="folder for the PNGs (default out/demo)")
     p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT,
                    help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")
     p.add_argument("--top-k", type=_positive_int_option, default=5, help="predictions per sketch (default 5)")
+    p.add_argument("--limit", type=_limit_option, default=DEFAULT_LIMIT, metavar="N",
+                   help=f"draw at most N sketches in all (default {DEFAULT_LIMIT}; 0: all of them)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="read every file as this format (default: from each file's name and content)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -142,5 +235,6 @@ def run_cli(args: argparse.Namespace) -> int:
         printed(message)
         problems.append(message)
 
-    results = run_demo(args.out, args.checkpoint, paths=args.files or None, top_k=args.top_k, on_error=report)
+    results = run_demo(args.out, args.checkpoint, paths=args.files or None, top_k=args.top_k, on_error=report,
+                       format=args.format, limit=args.limit)
     return 0 if results and not problems else 1

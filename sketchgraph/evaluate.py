@@ -4,9 +4,11 @@
     >>> report["top1"], report["hardest_confusions"][0]
 
 ``sketchgraph evaluate CHECKPOINT DATASET --split test --out DIR`` (CHECKPOINT: a directory or a shipped
-name, ``spg20``) writes ``report.json`` and ``confusion.png`` (row-normalised confusion matrix, class names on
-both axes) into ``DIR``. ``report.json`` names the exact weights (``weights_sha256``) and data
-(``dataset_fingerprint``) it was measured on, so a stale report next to a retrained model shows as such.
+name, ``spg20``) writes ``report.json``, ``confusion.png`` (row-normalised confusion matrix, class names on
+both axes; above ``SEPARATE_ERRORS_ABOVE`` classes the errors get their own colour scale) and ``confusions.csv``
+(every confusion: true, predicted, count, rate; most frequent first) into ``DIR``. ``report.json`` names the
+exact weights (``weights_sha256``) and data (``dataset_fingerprint``) it was measured on, so a stale report next to
+a retrained model shows as such.
 
 The dataset must have been prepared the way the checkpoint's training data was (its ``preprocessing`` in
 ``config.json``: simplification, tolerance, point cap): numbers on data prepared otherwise do not measure the
@@ -23,7 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +38,16 @@ from .device import usable_device
 from .errors import CheckpointError
 from .formats.base import atomic_write, canonical_label, nearest_existing
 from .model import set_backend
+from .wording import counted
 
 __all__ = [
-    "evaluate", "collect_logits", "topk_correct", "classification_metrics", "hardest_confusions",
-    "plot_confusion", "preprocessing_differences", "check_preprocessing", "PreprocessingMismatchError",
+    "evaluate", "collect_logits", "topk_correct", "classification_metrics", "hardest_confusions", "confusion_pairs",
+    "plot_confusion", "confusion_figure", "confusion_layout", "ConfusionLayout", "write_confusions_csv",
+    "preprocessing_differences", "check_preprocessing", "PreprocessingMismatchError",
 ]
 
 TOPK = (1, 5, 10)
+OUT_FILES = ("report.json", "confusion.png", "confusions.csv")  # what ``evaluate(out=...)`` writes
 IN_MEMORY = "<in memory>"  # the report's checkpoint name for a (model, config) pair
 
 
@@ -63,7 +68,8 @@ def collect_logits(
     model.eval()
     logits, labels = [], []
     try:
-        for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        # disable=None: no bar when stderr is not a terminal
+        for batch in tqdm(batches, desc=desc, disable=None if progress else True, leave=False):
             batch = batch.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model(batch)
@@ -102,24 +108,28 @@ def _ranked(logits: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
     return logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
 
 
+def confusion_pairs(matrix: np.ndarray, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Every non-zero off-diagonal cell of a confusion matrix (rows = true, columns = predicted), most frequent
+    first (ties in row-major order). Each entry: ``{"true", "predicted", "count", "rate"}`` with ``rate`` = count /
+    support of the true class."""
+    off = np.asarray(matrix).astype(np.int64).copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")
+    flat = flat[: int(np.count_nonzero(off))]  # the non-zero cells sort first
+    support = np.asarray(matrix).sum(1)
+    return [
+        {"true": classes[t], "predicted": classes[p], "count": int(off[t, p]), "rate": float(off[t, p] / support[t])}
+        for t, p in zip(*np.unravel_index(flat, off.shape))
+    ]
+
+
 def hardest_confusions(matrix: np.ndarray, classes: Sequence[str], n: int = 10) -> list[dict[str, Any]]:
-    """The ``n`` largest off-diagonal cells of a confusion matrix (rows = true, columns = predicted).
+    """The ``n`` largest off-diagonal cells of a confusion matrix (rows = true, columns = predicted): the first
+    ``n`` of ``confusion_pairs``.
 
     Each entry: ``{"true", "predicted", "count", "rate"}`` with ``rate`` = count / support of the true class.
     """
-    off = matrix.astype(np.int64).copy()
-    np.fill_diagonal(off, 0)
-    flat = np.argsort(-off, axis=None, kind="stable")[:n]
-    support = matrix.sum(1)
-    out = []
-    for t, p in zip(*np.unravel_index(flat, off.shape)):
-        if off[t, p] == 0:
-            break
-        out.append({
-            "true": classes[t], "predicted": classes[p], "count": int(off[t, p]),
-            "rate": float(off[t, p] / support[t]),
-        })
-    return out
+    return confusion_pairs(matrix, classes)[:n]
 
 
 def classification_metrics(
@@ -134,7 +144,9 @@ def classification_metrics(
 
     Returns:
         ``{"num_samples", "loss", "top1", "top5", "top10", "per_class_accuracy", "classification_report",
-        "classes_without_samples", "confusion_matrix", "hardest_confusions"}``; ``top{k}`` uses ``min(k, C)``,
+        "classes_without_samples", "confusion_matrix", "hardest_confusions"}`` (one ``top{k}`` per ``k`` in ``ks``;
+        the default ``ks`` give ``top1``, ``top5``, ``top10``); ``top{k}`` uses ``min(k, C)``, so it is 1.0 for
+        ``k >= C``,
         per-class accuracy is the recall of each class, and the report is scikit-learn's
         ``classification_report`` as a dict.
     """
@@ -165,38 +177,130 @@ def classification_metrics(
     }
 
 
-def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
-    """Save the row-normalised confusion matrix as a PNG with class names on both axes (a class with no sample
-    in the data is marked "(no samples)" on its row, not shown as 0% right). Leaves matplotlib's global state
-    (backend, pyplot figures) alone."""
+# ------------------------------------------------------------------------------- confusion figure and CSV
+MAX_FIGURE_INCHES = 50.0  # 5000 px at 100 dpi: 345 classes get ~10 pt cells, 6 pt names
+SEPARATE_ERRORS_ABOVE = 50  # classes: beyond this the errors get their own colour scale
+_TICK_POINTS = (5.0, 9.0)  # class-name size range, pt (9: the 20-class figure's)
+_COUNT_MIN_POINTS = 5.0  # smaller counts are not drawn
+
+
+@dataclass(frozen=True)
+class ConfusionLayout:
+    """Sizes of the confusion-matrix figure for ``C`` classes (see ``confusion_layout``).
+
+    Attributes:
+        side: figure width and height, inches (100 dpi).
+        cell: points per class along an axis (``side * 72 / C``), before the margins are taken off.
+        ticks: class-name font size, pt.
+        counts: font size of the counts in the cells, pt; ``None`` when cells are too small to hold them.
+        labels: axis-label and colour-bar-label size, pt.
+        title: title size, pt.
+        separate_errors: off-diagonal cells get their own colour scale (more than ``SEPARATE_ERRORS_ABOVE`` classes).
+    """
+
+    side: float
+    cell: float
+    ticks: float
+    counts: float | None
+    labels: float
+    title: float
+    separate_errors: bool
+
+
+def confusion_layout(n_classes: int) -> ConfusionLayout:
+    """Figure and font sizes for a confusion matrix of ``n_classes``: the figure grows with the classes (up to
+    ``MAX_FIGURE_INCHES``), class names are sized from the cell (60% of it, within ``_TICK_POINTS``), counts are
+    drawn while they fit (40% of the cell, at least ``_COUNT_MIN_POINTS``), and the title and axis labels grow with
+    the figure."""
+    C = max(n_classes, 1)
+    side = min(4 + 0.32 * C, MAX_FIGURE_INCHES)
+    cell = side * 72 / C
+    ticks = round(min(max(0.6 * cell, _TICK_POINTS[0]), _TICK_POINTS[1]), 1)
+    count = round(min(ticks - 1, 0.4 * cell), 1)
+    labels = round(min(max(0.8 * side, 10.0), 28.0), 1)
+    return ConfusionLayout(side=side, cell=cell, ticks=ticks, counts=count if count >= _COUNT_MIN_POINTS else None,
+                           labels=labels, title=round(1.2 * labels, 1),
+                           separate_errors=n_classes > SEPARATE_ERRORS_ABOVE)
+
+
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = "") -> Any:
+    """The row-normalised confusion matrix as a matplotlib ``Figure`` (not a pyplot one), sized by
+    ``confusion_layout``. Up to ``SEPARATE_ERRORS_ABOVE`` classes one blue 0..1 scale; above, the diagonal keeps
+    it and the off-diagonal cells get a red square-root scale up to the largest error rate, so a 3% confusion
+    among hundreds of classes is not drawn white. A class with no sample is marked "(no samples)" on its row."""
+    from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix, dtype=np.float64)
     support = matrix.sum(1)
     rates = matrix / np.maximum(support[:, None], 1)
     C = len(classes)
-    side = min(4 + 0.32 * C, 40)
-    fig = Figure(figsize=(side, side), dpi=100)
+    lay = confusion_layout(C)
+    fig = Figure(figsize=(lay.side, lay.side), dpi=100)
     ax = fig.subplots()
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    diagonal = np.eye(C, dtype=bool)
+    shade = rates.copy()  # (C, C) 0..1: how dark each cell is drawn, for the count's colour
+    if lay.separate_errors:
+        top_error = float(rates[~diagonal].max()) if C > 1 else 0.0
+        norm = PowerNorm(0.5, vmin=0, vmax=max(top_error, 1e-9))
+        right = ax.imshow(np.ma.masked_where(~diagonal, rates), cmap="Blues", vmin=0, vmax=1)
+        wrong = ax.imshow(np.ma.masked_where(diagonal | (rates == 0), rates), cmap="Reds", norm=norm)
+        shade[~diagonal] = norm(rates[~diagonal]).filled(0)
+        # each bar takes its room from the matrix's side, so the first one made ends up outermost, and its pad must
+        # hold the tick labels and label of the one made next (~4 label heights, as a fraction of the figure)
+        room = 4 * lay.labels / 72 / lay.side
+        bar = fig.colorbar(wrong, ax=ax, fraction=0.03, pad=room)
+        bar.set_label("off-diagonal: fraction of the true class predicted as the column (square-root scale)",
+                      fontsize=lay.labels)
+        bar.ax.tick_params(labelsize=lay.labels * 0.8)
+        bar = fig.colorbar(right, ax=ax, fraction=0.03, pad=0.02)
+        bar.set_label("diagonal: fraction of the true class right", fontsize=lay.labels)
+    else:
+        right = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        bar = fig.colorbar(right, ax=ax, fraction=0.046, pad=0.04)
+        bar.set_label("fraction of true class", fontsize=lay.labels)
+    bar.ax.tick_params(labelsize=lay.labels * 0.8)
     ticks = np.arange(C)
-    fontsize = max(3, min(9, 400 // max(C, 1)))
-    ax.set_xticks(ticks, labels=classes, rotation=90, fontsize=fontsize)
+    ax.set_xticks(ticks, labels=classes, rotation=90, fontsize=lay.ticks)
     ax.set_yticks(ticks, labels=[f"{c} (no samples)" if n == 0 else c for c, n in zip(classes, support)],
-                  fontsize=fontsize)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if C <= 30:
+                  fontsize=lay.ticks)
+    ax.set_xlabel("predicted", fontsize=lay.labels)
+    ax.set_ylabel("true", fontsize=lay.labels)
+    if lay.counts is not None:
         for t, p in zip(*np.nonzero(matrix)):
-            ax.text(p, t, int(matrix[t, p]), ha="center", va="center", fontsize=fontsize - 1,
-                    color="white" if rates[t, p] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
-    ax.set_title(title or "confusion matrix (rows normalised)")
+            ax.text(p, t, int(matrix[t, p]), ha="center", va="center", fontsize=lay.counts,
+                    color="white" if shade[t, p] > 0.5 else "black")
+    ax.set_title(title or "confusion matrix (rows normalised)", fontsize=lay.title)
     fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
+    """Save ``confusion_figure`` as a PNG at ``path`` (written atomically). Leaves matplotlib's global state
+    (backend, pyplot figures) alone."""
+    fig = confusion_figure(matrix, classes, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png")
+    return path
+
+
+def write_confusions_csv(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike) -> Path:
+    """Write every confusion (``confusion_pairs``: each non-zero off-diagonal cell, most frequent first) as a CSV
+    with the header ``true,predicted,count,rate`` (``rate``: count / samples of the true class, 6 significant
+    digits): what one reads of a matrix too large to look at."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["true", "predicted", "count", "rate"])
+    for pair in confusion_pairs(matrix, classes):
+        writer.writerow([pair["true"], pair["predicted"], pair["count"], f"{pair['rate']:.6g}"])
+    path = Path(path)
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text.getvalue())
     return path
 
 
@@ -333,14 +437,14 @@ def _compare_preprocessing(data: Any, config: dict, ckpt_name: str, allow: bool,
 
 
 def _check_out(out: Path) -> None:
-    """Refuse, before any data is loaded or any sketch is run, an ``out`` that cannot receive ``report.json`` and
-    ``confusion.png``: an existing file, a folder under a file, a folder this user cannot write, or one whose
-    ``report.json`` / ``confusion.png`` is a folder. Nothing is created here."""
+    """Refuse, before any data is loaded or any sketch is run, an ``out`` that cannot receive ``OUT_FILES``: an
+    existing file, a folder under a file, a folder this user cannot write, or one where one of ``OUT_FILES`` is a
+    folder. Nothing is created here."""
     if out.exists():
         if not out.is_dir():
-            raise FileExistsError(f"--out {out} is an existing file, not a folder: evaluate writes report.json and "
-                                  "confusion.png into a folder; name a new or existing folder")
-        for name in ("report.json", "confusion.png"):
+            raise FileExistsError(f"--out {out} is an existing file, not a folder: evaluate writes report.json, "
+                                  "confusion.png and confusions.csv into a folder; name a new or existing folder")
+        for name in OUT_FILES:
             if (out / name).is_dir():
                 raise IsADirectoryError(f"--out {out}: {out / name} is a folder, so {name} cannot be written there; "
                                         "name another --out folder")
@@ -392,6 +496,7 @@ def evaluate(
     num_workers: int = 0,
     progress: bool = True,
     allow_preprocessing_mismatch: bool = False,
+    top_k: Sequence[int] = TOPK,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on one split of a prepared dataset.
 
@@ -404,27 +509,33 @@ def evaluate(
         batch_size: sketches per forward pass.
         backend: attention implementation, ``"dense"`` or ``"dgl"``.
         device: torch device for the model.
-        out: if given, write ``report.json`` and ``confusion.png`` there (checked before anything is loaded).
+        out: if given, write ``report.json``, ``confusion.png`` and ``confusions.csv`` (every confusion, see
+            ``write_confusions_csv``) there (checked before anything is loaded).
         num_workers: loader worker processes.
         progress: show a progress bar.
         allow_preprocessing_mismatch: evaluate even when the dataset was prepared otherwise than the checkpoint's
             training data (see ``check_preprocessing``); the report then records the differences.
+        top_k: the ``k`` of the ``top{k}`` accuracies (top-1 is always among them). A ``k`` at or above the
+            model's number of classes is kept, and is 1.0 by definition (every class is among the top k).
 
     Returns:
         the report: the keys of ``classification_metrics`` plus ``checkpoint``, ``weights_sha256`` (``None`` for an
         in-memory model), ``dataset``, ``dataset_fingerprint`` (``PreparedDataset.fingerprint``), ``split``,
         ``classes``, ``backend``, ``preprocessing`` (``{"dataset", "checkpoint"}``, each with defaults filled in),
         ``preprocessing_mismatch`` (``{field: {"dataset", "checkpoint"}}``, empty when they match),
-        ``allow_preprocessing_mismatch`` (and ``files`` when ``out`` is given).
+        ``allow_preprocessing_mismatch``, ``top_k`` (the ``k`` reported) (and ``files`` when ``out`` is given).
 
     Raises:
         PreprocessingMismatchError: the preprocessing differs and ``allow_preprocessing_mismatch`` is false.
         CheckpointError: a missing or broken checkpoint, or dataset classes the model does not know.
         OSError: an ``out`` that cannot be written (before anything is evaluated).
+        ValueError: a ``batch_size`` or a ``top_k`` that is not a positive integer.
     """
     from .checkpoint import load_checkpoint, weights_digest
     from .data import PreparedDataset, make_loader
 
+    ks = _top_ks(top_k)
+    _check_positive("batch_size", batch_size)
     device = usable_device(device)
     if out is not None:
         out = Path(out)
@@ -457,30 +568,87 @@ def evaluate(
         "preprocessing": {"dataset": dataset_pre, "checkpoint": checkpoint_pre},
         "preprocessing_mismatch": mismatch,
         "allow_preprocessing_mismatch": bool(allow_preprocessing_mismatch),
-        **classification_metrics(logits, labels, classes, present=present),
+        "top_k": list(ks),
+        **classification_metrics(logits, labels, classes, ks=ks, present=present),
     }
     if present is not None:
         report["dataset_classes"] = [classes[i] for i in present]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        report["files"] = {"json": str(out / "report.json"), "confusion_png": str(out / "confusion.png")}
-        plot_confusion(np.array(report["confusion_matrix"]), classes, out / "confusion.png",
+        report["files"] = {"json": str(out / "report.json"), "confusion_png": str(out / "confusion.png"),
+                           "confusions_csv": str(out / "confusions.csv")}
+        matrix = np.array(report["confusion_matrix"])
+        plot_confusion(matrix, classes, out / "confusion.png",
                        title=f"{_checkpoint_title(ckpt_name)} on {split}: top-1 {report['top1']:.2%}")
+        write_confusions_csv(matrix, classes, out / "confusions.csv")
         with atomic_write(out / "report.json", "w", encoding="utf-8") as f:
             f.write(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _check_positive(name: str, value: Any) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is an integer >= 1 (``bool`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _top_ks(top_k: Sequence[int]) -> tuple[int, ...]:
+    """The ``k`` to report: ``top_k`` with 1 added, sorted, each once; ``ValueError`` for a ``k`` that is not a
+    positive integer or an empty ``top_k``."""
+    if isinstance(top_k, (str, bytes)) or not isinstance(top_k, Sequence) or not top_k:
+        raise ValueError(f"top_k must be a non-empty sequence of positive integers, got {top_k!r}")
+    for k in top_k:
+        _check_positive("each top_k", k)
+    return tuple(sorted({1, *(int(k) for k in top_k)}))
 
 
 def _mismatch_text(mismatch: dict[str, dict[str, Any]]) -> str:
     return "; ".join(f"{k} {v['dataset']!r} (dataset) vs {v['checkpoint']!r} (checkpoint)" for k, v in mismatch.items())
 
 
-def _summary(report: dict[str, Any]) -> str:
-    from .wording import counted
+PER_CLASS_SHOWN = 20  # the summary lists every class up to this many, else the worst this many
 
+
+def _topk_text(report: dict[str, Any]) -> str:
+    """``top-1 97.85%, top-5 99.90%``; a ``k`` at or above the model's class count is not a measurement (every
+    class is among the top k), so it is named once at the end instead of printed as 100%."""
+    C = len(report["classes"])
+    ks = report.get("top_k", list(TOPK))
+    text = ", ".join(f"top-{k} {report[f'top{k}']:.2%}" for k in ks if k < C or k == 1)
+    trivial = [f"top-{k}" for k in ks if k >= C and k != 1]
+    if trivial:
+        text += f" ({', '.join(trivial)} left out: k >= the model's {counted(C, 'class')}, 100% by definition)"
+    return text
+
+
+def _per_class_lines(report: dict[str, Any]) -> list[str]:
+    """The per-class accuracy table, worst first (then by name): every class up to ``PER_CLASS_SHOWN`` classes,
+    else the worst ``PER_CLASS_SHOWN`` and a note that the rest are in the JSON report. Each row: name, accuracy
+    (recall), right / samples."""
+    accuracy = report["per_class_accuracy"]
+    if not accuracy:
+        return []
+    matrix = np.asarray(report["confusion_matrix"])
+    index = {c: i for i, c in enumerate(report["classes"])}
+    rows = sorted(accuracy.items(), key=lambda item: (item[1], item[0]))
+    shown = rows if len(rows) <= PER_CLASS_SHOWN else rows[:PER_CLASS_SHOWN]
+    head = ("per-class accuracy (worst first):" if len(shown) == len(rows) else
+            f"per-class accuracy, the worst {len(shown)} of {counted(len(rows), 'class')} (all of them: --json or "
+            "report.json):")
+    width = max(len(name) for name, _ in shown)
+    lines = [head]
+    for name, acc in shown:
+        i = index[name]
+        lines.append(f"  {name:<{width}}  {acc:7.2%}  {int(matrix[i, i])}/{int(matrix[i].sum())}")
+    return lines
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """The text ``sketchgraph evaluate`` prints: the top-k accuracies, the per-class table, the hardest confusions,
+    the notes and the files written."""
     lines = [
-        f"{report['split']}: {counted(report['num_samples'], 'sketch')}, top-1 {report['top1']:.2%}, "
-        f"top-5 {report['top5']:.2%}, top-10 {report['top10']:.2%}",
+        f"{report['split']}: {counted(report['num_samples'], 'sketch')}, {_topk_text(report)}",
+        *_per_class_lines(report),
         "hardest confusions (true -> predicted):",
     ]
     for c in report["hardest_confusions"]:
@@ -492,30 +660,82 @@ def _summary(report: dict[str, Any]) -> str:
         lines.append("evaluated despite a preprocessing mismatch (--allow-preprocessing-mismatch): "
                      + _mismatch_text(report["preprocessing_mismatch"]))
     if "files" in report:
-        lines.append(f"wrote {report['files']['json']} and {report['files']['confusion_png']}")
+        files = report["files"]
+        lines.append(f"wrote {files['json']}, {files['confusion_png']} and {files['confusions_csv']}")
     return "\n".join(lines)
 
 
+def _positive_int(text: str) -> int:
+    """The argparse type of ``--batch-size``: an integer >= 1, else a usage error (exit status 2) naming the
+    option."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """The argparse type of ``--num-workers``: an integer >= 0, else a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _top_k_option(text: str) -> tuple[int, ...]:
+    """The argparse type of ``--top-k``: comma-separated positive integers (``1,3``), else a usage error."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        ks = [int(part) for part in parts]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 1,5,10, got {text!r}")
+    return _top_ks(ks)
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    """The options of ``sketchgraph evaluate``; each states its default."""
     p.add_argument("checkpoint", help="checkpoint directory (e.g. runs/spg20/best) or shipped name (spg20)")
     p.add_argument("dataset", help="prepared dataset directory")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--out", default=None, help="write report.json and confusion.png here")
-    p.add_argument("--json", action="store_true", help="print the full report as JSON")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--backend", choices=("dense", "dgl"), default="dense", help="attention implementation")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (CUDA when available)")
-    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write report.json, confusion.png and confusions.csv (every confusion: true, predicted, "
+                        "count, rate) into DIR (default: write nothing, only print)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON (default: a text summary)")
+    p.add_argument("--top-k", type=_top_k_option, default=TOPK, metavar="K[,K...]",
+                   help=f"top-k accuracies to report (default: {','.join(map(str, TOPK))}; top-1 is always "
+                        "reported). The summary leaves out a k at or above the model's number of classes (100%% by "
+                        "definition); the JSON keeps it")
+    p.add_argument("--batch-size", type=_positive_int, default=256,
+                   help="sketches per forward pass (default: %(default)s)")
+    p.add_argument("--backend", choices=("dense", "dgl"), default="dense",
+                   help="attention implementation (default: %(default)s)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device: cpu (default, as for predict), cuda, cuda:1, auto (CUDA when available)")
+    p.add_argument("--num-workers", type=_non_negative_int, default=0,
+                   help="data-loader worker processes (default: %(default)s, load in this process)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: a progress bar on stderr, none with --json)")
     p.add_argument("--allow-preprocessing-mismatch", action="store_true",
                    help="evaluate even when the dataset was prepared with other options (simplify, epsilon, cap, "
-                        "max-points) than the checkpoint's training data; report.json records the differences")
+                        "max-points) than the checkpoint's training data; report.json records the differences "
+                        "(default: refuse)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    """Run ``sketchgraph evaluate``: print the summary (or the JSON report); a preprocessing mismatch that was
+    allowed is warned about on stderr."""
     report = evaluate(
         args.checkpoint, args.dataset, args.split, batch_size=args.batch_size, backend=args.backend,
-        device=args.device, out=args.out, num_workers=args.num_workers, progress=not args.json,
-        allow_preprocessing_mismatch=args.allow_preprocessing_mismatch,
+        device=args.device, out=args.out, num_workers=args.num_workers, progress=not (args.json or args.no_progress),
+        allow_preprocessing_mismatch=args.allow_preprocessing_mismatch, top_k=args.top_k,
     )
     if report["preprocessing_mismatch"]:
         print("sketchgraph evaluate: warning: the dataset was prepared differently from the checkpoint's training "

@@ -8,7 +8,8 @@
 Inputs (``x``) are anything :func:`sketchgraph.formats.sketch_from_obj` accepts (a ``Sketch``,
 ``[[xs, ys], ...]`` / ``[[xs, ys, ts], ...]`` strokes, an ndjson line, a ``{"drawing": ...}`` dict,
 a stroke-3 ``(n, 3)`` array) or a path to a sketch file (``.ndjson``, ``.svg``, ``.npz``, ``.bin``; ndjson and
-JSON may be gzip-compressed, ``.ndjson.gz``; ``~`` is expanded). A string that is neither JSON text nor the path
+JSON may be gzip-compressed, ``.ndjson.gz``; ``~`` is expanded; an image or a document, ``apple.png``, is refused
+with a ``FormatError`` saying what it is). A string that is neither JSON text nor the path
 of an existing file raises ``FileNotFoundError`` (``SketchError`` when it is too long to be a path at all: more than
 4,096 bytes, or a name over 255), and one that is JSON but not a sketch (``"42"``, ``"null"``) ``SketchError``. A
 pipe (``/dev/stdin`` fed by ``|``, ``<(...)``), a socket or a terminal is refused with a ``SketchError`` saying to
@@ -33,6 +34,7 @@ mode) is serialised by a lock, so one instance can serve concurrent requests.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.resources
 import inspect
 import json
@@ -67,7 +69,8 @@ if TYPE_CHECKING:  # sketchgraph.data and sketchgraph.formats are imported when 
     from .formats import Place
 
 __all__ = [
-    "Prediction", "SketchClassifier", "resolve_checkpoint", "as_sketch", "BACKENDS", "PRECISIONS", "SHIPPED_CHECKPOINT",
+    "Prediction", "SketchClassifier", "resolve_checkpoint", "shipped_checkpoints", "as_sketch", "BACKENDS",
+    "PRECISIONS", "SHIPPED_CHECKPOINT",
 ]
 
 SHIPPED_CHECKPOINT = "spg20"
@@ -103,13 +106,40 @@ def _packaged_checkpoint(package: str, name: str) -> Path | None:
     return child if isinstance(child, Path) else None
 
 
+def shipped_checkpoints() -> list[str]:
+    """The names ``resolve_checkpoint`` finds a checkpoint by (folders holding a ``config.json`` in the package data
+    and the checkout's ``checkpoints/``), sorted: ``["spg20"]``."""
+    roots = [_packaged_checkpoint(package, "") for package in _CHECKPOINT_PACKAGES]
+    names: set[str] = set()
+    for root in (*(r for r in roots if r is not None), _CHECKOUT_CHECKPOINTS):
+        if root.is_dir():
+            names.update(child.name for child in root.iterdir() if (child / "config.json").is_file())
+    return sorted(names)
+
+
+def _not_found(name: str, bare: bool, looked: list[Path]) -> CheckpointError:
+    """``resolve_checkpoint``'s error: where it looked, the shipped names, and for a bare name that is a near miss
+    of one of them (``spg2O``), that one."""
+    where = ", ".join(str(p) for p in dict.fromkeys(looked))
+    shipped = shipped_checkpoints()
+    close = difflib.get_close_matches(name, shipped, n=1, cutoff=0.6) if bare else []
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = (
+        " (the shipped checkpoint is trained by the maintainers; pass --checkpoint PATH to use your own)"
+        if name == SHIPPED_CHECKPOINT else ""
+    )
+    return CheckpointError(f"checkpoint {name!r} not found{guess}; looked in: {where}; shipped checkpoints: "
+                           f"{', '.join(shipped) or 'none'}{hint}")
+
+
 def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     """The directory of a checkpoint given by path or by shipped name (``"spg20"``).
 
     A name is looked up in the installed package data first (``importlib.resources``), then in the
     checkout's top-level ``checkpoints/``; a folder of the same name in the current directory wins only when it
     holds a checkpoint (``config.json``), so a prepared dataset called ``spg20`` does not hide the shipped
-    model. Raises ``CheckpointError`` listing where it looked.
+    model. Raises ``CheckpointError`` listing where it looked and the shipped names (``shipped_checkpoints``),
+    suggesting the closest to a misspelt one (``spg2O``: ``spg20``).
     """
     path = Path(name_or_path).expanduser()
     name = str(name_or_path)
@@ -129,12 +159,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
             return path  # no shipped checkpoint of that name either: loading says what the folder lacks
     else:
         looked.append(path)
-    where = ", ".join(str(p) for p in dict.fromkeys(looked))
-    hint = (
-        " (the shipped checkpoint is trained by the maintainers; pass --checkpoint PATH to use your own)"
-        if name == SHIPPED_CHECKPOINT else ""
-    )
-    raise CheckpointError(f"checkpoint {name!r} not found; looked in: {where}{hint}")
+    raise _not_found(name, bare, looked)
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -648,12 +673,16 @@ class SketchClassifier:
         ``i`` is how query node ``i`` spreads its attention over key nodes ``j`` (0 outside the
         relation) and ``N`` is the number of points after preprocessing. For ``viz.plot_attention``.
 
+        The model runs as it does for ``predict``: under ``precision="bfloat16"`` in bfloat16 autocast, so the maps
+        are the ones behind the predictions (computed in bfloat16, returned as float32; they differ from float32's
+        by about bfloat16's rounding).
+
         Raises ``NotImplementedError`` for models without attention (the baselines).
         """
         if "return_attention" not in inspect.signature(self.model.forward).parameters:
             raise NotImplementedError(f"{type(self.model).__name__} has no attention maps")
         batch = self.batch([self.sketch(x)])
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self._autocast():
             _, maps = self.model(batch, return_attention=True)
         return _stack_attention(maps)
 
@@ -666,7 +695,7 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")
     p.add_argument("--backend", choices=BACKENDS, default="dense", help="attention implementation (default dense)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="float32 (exact) or bfloat16 autocast (faster on CPUs with native bfloat16)")
+                   help="float32 (exact; default) or bfloat16 autocast (faster on CPUs with native bfloat16)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, auto")
 
 
@@ -690,7 +719,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=_positive_int_option, default=5,
                    help="predictions per sketch (default 5; more than the classes gives them all)")
     p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
-    p.add_argument("--batch-size", type=_positive_int_option, default=256, help="sketches per model call")
+    p.add_argument("--batch-size", type=_positive_int_option, default=256,
+                   help="sketches per model call (default 256)")
     from .formats import FORMATS
 
     p.add_argument("--format", choices=FORMATS, default=None,

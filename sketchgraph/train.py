@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import bisect
 import dataclasses
+import datetime
+import functools
 import json
 import math
 import os
@@ -36,6 +38,7 @@ import random
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 import tomllib
@@ -53,6 +56,7 @@ from torch import nn
 from .augment import AugmentConfig, SketchAugment
 from .batch import Batch
 from .checkpoint import TrainState, finite_or_null, load_train_state, recover_dir, save_checkpoint
+from .checkpoint import remove_stale_temporaries as _remove_stale_temporaries
 from .device import usable_device
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
 from .errors import CheckpointError
@@ -73,9 +77,18 @@ SCHEDULES = ("step", "cosine", "constant")
 class TrainConfig:
     """Everything a training run depends on (stored in every checkpoint's ``config.json``).
 
+    The defaults are the paper's MGT optimisation recipe (Adam 5e-5, the step schedule x0.7 every 10 epochs, batch
+    192, 100 epochs, bf16 on CUDA), paired with the project's ``mgt`` preset; they are not tuned for it.
+    ``configs/spg20.toml`` holds the tuned recipe of the ``mgt`` preset (AdamW 2e-3, cosine) and
+    ``configs/paper.toml`` the paper's own model (``mgt-paper``) with its exact learning-rate protocol. Running
+    ``sketchgraph train`` without a config file therefore trains ``mgt`` with the paper's learning rate. The defaults
+    stay as they are so that runs and checkpoints recorded with them keep their meaning (a checkpoint's recorded
+    config lacks nothing, but older code compared missing settings against these defaults).
+
     Attributes:
         data: prepared dataset directory.
-        out: output directory (``metrics.jsonl``, ``best/``, ``last/``).
+        out: output directory (``metrics.jsonl``, ``best/``, ``last/``, and the run's records ``train_config.json``,
+            ``train.log`` and ``summary.json``).
         preset: model preset for ``sketchgraph.model.build_model``.
         model: keyword overrides for the preset (e.g. ``{"dropout": 0.1}``): fields of the preset's config dataclass
             (``MGTConfig``, ``CNNConfig`` or ``BiGRUConfig``; not ``num_classes`` or ``preset``), typed and
@@ -98,7 +111,7 @@ class TrainConfig:
         augment: training-time augmentation (``sketchgraph.augment``).
         early_stop_patience: stop after this many epochs in a row whose validation top-1 is below the best so far
             (an equal score resets the count, as in the official code; 0: off).
-        seed: everything random derives from it.
+        seed: everything random derives from it (0 <= seed < 2**64).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         bf16: bfloat16 autocast on CUDA.
         bf16_cpu: bfloat16 autocast on CPU too (off by default: worth it only where the CPU has bf16 matrix
@@ -118,7 +131,8 @@ class TrainConfig:
             with the same recipe, only ``RESUME_MAY_CHANGE`` and (unless the schedule is cosine) ``epochs`` may differ.
         overwrite: start over in an ``out`` that already holds a run (a non-empty ``metrics.jsonl``, ``best/`` or
             ``last/``), deleting it; without it (or ``resume``) ``train`` refuses to touch that run.
-        progress: show tqdm progress bars (rank 0 only).
+        progress: show tqdm progress bars (rank 0 only); ``None`` (default): only when stderr is a terminal, so logs
+            redirected to a file hold no bar redraws.
     """
 
     data: str = ""
@@ -151,7 +165,7 @@ class TrainConfig:
     valid_split: str = "valid"
     resume: bool = False
     overwrite: bool = False
-    progress: bool = True
+    progress: bool | None = None
 
     def __post_init__(self) -> None:
         """Check every setting; ``ValueError`` names the setting and what is wrong with it. Every float setting must
@@ -176,6 +190,8 @@ class TrainConfig:
                      "weight_decay", "label_smoothing", "grad_clip", "min_lr_ratio"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.seed >= 2**64:
+            raise ValueError(f"seed must be < 2**64 (torch's seeds are 64-bit), got {self.seed}")
         milestones = self.step_milestones
         if any(m < 1 for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:])):
             raise ValueError(f"step_milestones must be increasing epochs >= 1, got {list(milestones)}")
@@ -308,7 +324,13 @@ def _dataclass_from_dict(cls: type, values: dict[str, Any], prefix: str = "") ->
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise ValueError(f"unknown setting(s) {[prefix + k for k in unknown]}; known: {[prefix + n for n in names]}")
-    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in values.items()})
+    typed = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
+    try:
+        return cls(**typed)
+    except ValueError as exc:  # "AugmentConfig.rotation must be ..." -> "augment.rotation must be ...", as model.*
+        if not prefix:
+            raise
+        raise ValueError(str(exc).replace(f"{cls.__name__}.", prefix)) from None
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
@@ -322,6 +344,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     A syntax error, text that is not UTF-8 or a file that does not hold a table of settings raises ``ValueError``
     starting with the file's path (``configs/x.toml: Invalid value (at line 2, column 6)``)."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such config file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a config file (.toml, .json or .yaml)")
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json", ".yaml", ".yml"):
         raise ValueError(f"{path}: unknown config format {suffix!r}; use .toml, .json or .yaml")
@@ -460,16 +486,108 @@ def _hardware(device: torch.device, ctx: DistContext) -> str:
     return f"{ctx.world_size} x {what}, torch {torch.__version__}"
 
 
+TRAIN_CONFIG, TRAIN_LOG, SUMMARY = "train_config.json", "train.log", "summary.json"
+RUN_RECORDS = (TRAIN_CONFIG, TRAIN_LOG, SUMMARY)  # written by every run into OUT, next to metrics.jsonl
+
+
 def _earlier_run(out: Path) -> list[Path]:
-    """What an earlier run left in ``out``: a non-empty ``metrics.jsonl``, ``best/``, ``last/`` and the copies of
-    them a kill inside a checkpoint swap leaves (``.last.old-<pid>``, which ``--resume`` would bring back)."""
+    """What an earlier run left in ``out``: a non-empty ``metrics.jsonl``, ``best/``, ``last/``, the copies of
+    them a kill inside a checkpoint swap leaves (``.last.old-<pid>``, which ``--resume`` would bring back), and the
+    run's records (``RUN_RECORDS``: a run that stopped before its first epoch leaves only those)."""
     metrics = out / "metrics.jsonl"
     found = [metrics] if metrics.is_file() and metrics.stat().st_size else []
     for name in ("best", "last"):
         if (out / name).exists():
             found.append(out / name)
         found += sorted(out.glob(f".{name}.old-*"))
+    found += [out / name for name in RUN_RECORDS if (out / name).is_file()]
     return found
+
+
+def _check_out_is_not_data(out: Path, data: str) -> None:
+    """``FileExistsError`` when ``out`` is a prepared dataset (``meta.json`` or its ``coords.npy``), ``ValueError``
+    when it is the ``data`` folder, inside it or holds it: a later ``prepare --overwrite`` of the dataset would
+    delete the run with it, and the run's files would mix with the dataset's."""
+    from .data.storage import is_prepared
+
+    if is_prepared(out) or (out / "coords.npy").is_file():
+        raise FileExistsError(f"--out {out} is a prepared dataset (it holds meta.json / coords.npy): name another "
+                              "folder for the run; a later `sketchgraph prepare --overwrite` of it would delete the "
+                              "run")
+    if not data:
+        return
+    mine, theirs = Path(os.path.abspath(out)), Path(os.path.abspath(data))
+    where = ("is the dataset folder" if mine == theirs else "is inside the dataset folder" if theirs in mine.parents
+             else "holds the dataset folder" if mine in theirs.parents else "")
+    if where:
+        raise ValueError(f"--out {out} {where} --data {data}: keep runs and prepared datasets apart (e.g. --out "
+                         "runs/NAME), so neither `prepare --overwrite` nor `train --overwrite` touches the other")
+
+
+def _stderr_is_tty() -> bool:
+    """Whether stderr (where the progress bars go) is a terminal."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def _git_state() -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the git checkout sketchgraph is imported from, or ``None`` (an installed copy, no
+    git, or git failing). Asked once per process; ``dirty`` counts changes to tracked files only."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return None
+    try:
+        def git(*words: str) -> str:
+            return subprocess.run(["git", "-C", str(root), *words], capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "-uno"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    """The local time with its UTC offset, to the second (ISO 8601)."""
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON (non-finite floats as null) to ``path`` through a synced temporary file and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(finite_or_null(obj), indent=2, allow_nan=False) + "\n")
+        sync_file(f)
+    os.replace(tmp, path)
+
+
+def _split_warnings(config: TrainConfig, classes: Sequence[str], train_labels: np.ndarray,
+                    valid_labels: np.ndarray) -> list[str]:
+    """Warnings about the splits a run trains and validates on: validation on the training split or on ``test``,
+    and classes without a sketch in either split (a class with no training sketch cannot be learnt, and caps the
+    valid top-1)."""
+    warnings = []
+    if config.valid_split == config.train_split:
+        warnings.append(f"valid_split is the training split ({config.train_split!r}): best/ and early stopping are "
+                        "chosen on sketches the model trains on; use a held-out split (--set valid_split=...)")
+    elif config.valid_split == "test":
+        warnings.append("valid_split is 'test': best/ and early stopping are chosen on the test split, so its scores "
+                        "are no longer a fair estimate; validate on a split of its own (e.g. 'valid')")
+
+    def missing(labels: np.ndarray) -> str:
+        counts = np.bincount(labels, minlength=len(classes)) if len(labels) else np.zeros(len(classes), int)
+        names = [c for c, n in zip(classes, counts) if n == 0]
+        return ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+
+    checks = [(config.train_split, train_labels, "the model cannot learn them, and the valid top-1 cannot reach 100%")]
+    if config.valid_split != config.train_split:
+        checks.append((config.valid_split, valid_labels, "validation does not measure them"))
+    for split, labels, what in checks:
+        names = missing(labels)
+        if names:
+            warnings.append(f"class(es) with no sketch in the {split!r} split: {names}; {what}")
+    return warnings
 
 
 def _check_out_folder(out: Path) -> None:
@@ -581,6 +699,10 @@ class Trainer:
         raised here leaves the process group (``DistContext.close``) before it propagates."""
         self.config = config
         self.command = command or ""
+        # rank 0's [train] lines: kept until the run owns out (open_records), then appended to out/train.log
+        self.log_path: Path | None = None
+        self.pending_log: list[str] = []
+        self.show_progress = config.progress if config.progress is not None else _stderr_is_tty()
         device = usable_device(config.device)
         self.ctx = init_distributed(device.type)
         try:
@@ -606,8 +728,10 @@ class Trainer:
         # the content the run trains on, taken now: the folder may be prepared again while the run goes on
         self.fingerprint = self.data.fingerprint
         self.classes = list(self.data.classes)
-        self.train_split = self.data.split(config.train_split)
-        self.valid_split = self.data.split(config.valid_split)
+        self.train_split = self._open_split(config.train_split, "train_split")
+        self.valid_split = self._open_split(config.valid_split, "valid_split")
+        for warning in _split_warnings(config, self.classes, self.train_split.labels, self.valid_split.labels):
+            self.log(f"warning: {warning}")
         if len(self.train_split) < self.ctx.world_size:
             raise ValueError(
                 f"the {config.train_split!r} split of {config.data} holds "
@@ -638,21 +762,38 @@ class Trainer:
         # every invocation of this run, oldest first: {"command", "from_epoch"} (recorded in checkpoints)
         self.commands: list[dict[str, Any]] = []
 
+    def _open_split(self, name: str, setting: str) -> Any:
+        """Split ``name`` of the dataset; ``KeyError`` naming the splits it has, and how to choose or make them."""
+        try:
+            return self.data.split(name)
+        except KeyError as exc:
+            names = self.data.split_names
+            hint = (f"; name one of them (--set {setting}=...)" if len(names) > 1 else
+                    "; prepare it again with splits (sketchgraph prepare ... --protocol, see its --help), or name "
+                    "the splits to use (--set train_split=... --set valid_split=...)")
+            raise KeyError(f"{exc.args[0]}{hint}") from None
+
     # -------------------------------------------------------------- resume / files
     def claim_out(self) -> None:
         """Make ``out`` this run's: nothing to do when it holds no earlier run or when resuming; with ``overwrite``
         the earlier run's files are deleted (rank 0), else ``FileExistsError`` names them. Rank 0's view of the
         folder decides on every rank, so all of them go on or stop together.
 
-        ``NotADirectoryError`` when ``out``, or a folder above it, is a file. ``overwrite`` deletes only what
-        ``train`` writes (``metrics.jsonl``, ``best/``, ``last/`` and the half-written copies of a killed run); it
-        names whatever else it leaves in ``out`` (an ``eval/`` of the deleted model, notes), which may now be stale.
+        ``NotADirectoryError`` when ``out``, or a folder above it, is a file; ``FileExistsError`` / ``ValueError`` when
+        it is a prepared dataset, or the dataset's folder, inside it or holding it (``_check_out_is_not_data``).
+        ``overwrite`` deletes only what ``train`` writes (``metrics.jsonl``, ``best/``, ``last/``, ``RUN_RECORDS``
+        and the half-written copies of a killed run); it names whatever else it leaves in ``out`` (an ``eval/`` of
+        the deleted model, notes), which may now be stale. Otherwise the half-written checkpoints of a process that
+        is no longer running (``.best.tmp-<pid>``) are removed.
         """
         _check_out_folder(self.out)
+        _check_out_is_not_data(self.out, self.config.data)
         if self.config.resume:
+            self.remove_stale_temporaries()
             return
         found = _earlier_run(self.out)
         if not agree(bool(found), self.ctx, self.device):
+            self.remove_stale_temporaries()
             return
         if not self.config.overwrite:
             what = f" ({', '.join(p.name + '/' if p.is_dir() else p.name for p in found)})" if found else ""
@@ -668,11 +809,70 @@ class Trainer:
                     path.unlink()
             self.log(f"overwrite: deleted the earlier run in {self.out} ({names})")
             kept = sorted(p.name + ("/" if p.is_dir() else "") for p in self.out.iterdir()
-                          if p.name not in ("metrics.jsonl", "metrics.jsonl.tmp"))
+                          if p.name not in ("metrics.jsonl", "metrics.jsonl.tmp", *RUN_RECORDS,
+                                            *(name + ".tmp" for name in RUN_RECORDS)))
             if kept:
                 self.log(f"overwrite: left in {self.out} as they were (train did not write them): {', '.join(kept)}; "
                          "delete what belongs to the deleted run (e.g. an evaluation of its best/), it no longer "
                          "matches the new model")
+
+    def remove_stale_temporaries(self) -> None:
+        """Rank 0: remove the checkpoints a killed process was writing (``.best.tmp-<pid>``, ``.last.tmp-<pid>`` of a
+        process no longer running) and say so."""
+        if self.ctx.is_main and self.out.is_dir():
+            removed = _remove_stale_temporaries(self.out, ("best", "last"))
+            if removed:
+                self.log(f"removed {', '.join(p.name + '/' for p in removed)}: checkpoint writes cut short by a "
+                         "process that is no longer running")
+
+    def open_records(self, notes: Sequence[str] = ()) -> None:
+        """Rank 0, once the run owns ``out``: write ``train_config.json`` (the resolved config, this invocation's
+        command, argv, working folder, time, library version and git commit, world size; a resume appends its
+        invocation to the earlier ones) and start appending the ``[train]`` lines to ``train.log``: a header line
+        for this invocation, ``notes`` (the CLI's warnings about its settings), then the lines logged so far."""
+        from . import __version__
+
+        start = _now()
+        path = self.out / TRAIN_CONFIG
+        invocations: list[Any] = []
+        if self.config.resume and path.is_file():
+            try:
+                invocations = list(json.loads(path.read_text(encoding="utf-8")).get("invocations") or [])
+            except (OSError, ValueError, AttributeError):
+                invocations = []
+        invocations.append({"command": self.command or None, "argv": list(sys.argv), "cwd": os.getcwd(),
+                            "start_time": start, "from_epoch": self.state.epoch, "world_size": self.ctx.world_size,
+                            "hardware": _hardware(self.device, self.ctx)})
+        _write_json_atomic(path, {
+            "config": self.config.to_dict(), "library_version": __version__, "git": _git_state(),
+            "world_size": self.ctx.world_size,
+            "dataset": {"path": os.path.abspath(self.config.data), "fingerprint": self.fingerprint},
+            "invocations": invocations,
+        })
+        what = f"resumed after epoch {self.state.epoch}" if self.state.epoch else "started"
+        self.log_path = self.out / TRAIN_LOG
+        lines = [f"{start} ==== {what}: {self.command or '(train() from Python)'}",
+                 *(f"{start} [train] {note}" for note in notes), *self.pending_log]
+        self.pending_log = []
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+
+    def write_summary(self, stop_reason: str, from_epoch: int, started: float, error: str | None = None) -> None:
+        """Rank 0: write ``summary.json`` (atomically): why the run stopped (``TrainResult.stop_reason``, or
+        ``"interrupted"`` / ``"failed"``), the epochs done (in all, and in this invocation), the best epoch and its
+        valid top-1 (null when no epoch finished), the training time, this invocation's wall time and end time."""
+        state = self.state
+        summary = {
+            "stop_reason": stop_reason, "epochs": state.epoch, "max_epochs": self.config.epochs,
+            "epochs_this_invocation": state.epoch - from_epoch,
+            "best_epoch": state.best_epoch or None,
+            "best_valid_top1": state.best_metric if state.best_epoch else None,
+            "time_s": round(state.time_s, 1), "wall_time_s": round(time.perf_counter() - started, 1),
+            "end_time": _now(),
+        }
+        if error:
+            summary["error"] = error
+        _write_json_atomic(self.out / SUMMARY, summary)
 
     def maybe_resume(self) -> None:
         last = self.out / "last"
@@ -784,6 +984,8 @@ class Trainer:
             preset=self.config.preset,
             training={
                 "command": self.command,
+                "cwd": os.getcwd(),
+                "git": _git_state(),
                 "config": self.config.to_dict(),
                 "epochs": self.state.epoch,
                 "time_s": round(self.state.time_s, 1),
@@ -791,15 +993,25 @@ class Trainer:
                 "world_size": self.ctx.world_size,
                 "commands": self.commands,
                 "dataset": {k: meta[k] for k in ("name", "source", "license", "splits") if k in meta}
-                | {"path": self.config.data, "fingerprint": self.fingerprint},
+                | {"path": os.path.abspath(self.config.data), "fingerprint": self.fingerprint},
             },
             metrics=metrics,
             train_state=dataclasses.replace(self.state, optimizer=self.optimizer.state_dict()) if with_state else None,
         )
 
-    def log(self, message: str) -> None:
-        if self.ctx.is_main:
+    def log(self, message: str, *, echo: bool = True) -> None:
+        """Rank 0: ``[train] message`` on stderr (unless not ``echo``), and in ``out/train.log`` (kept until
+        ``open_records``)."""
+        if not self.ctx.is_main:
+            return
+        if echo:
             print(f"[train] {message}", file=sys.stderr, flush=True)
+        line = f"{_now()} [train] {message}"
+        if self.log_path is None:
+            self.pending_log.append(line)
+            return
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     # -------------------------------------------------------------- epochs
     @property
@@ -837,7 +1049,7 @@ class Trainer:
         self.model.train()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss * n, correct, n
         bar = tqdm(self.loader(self.train_split, epoch, train=True), total=self.train_batches, leave=False,
-                   desc=f"epoch {epoch}/{cfg.epochs}", disable=not (cfg.progress and self.ctx.is_main),
+                   desc=f"epoch {epoch}/{cfg.epochs}", disable=not (self.show_progress and self.ctx.is_main),
                    dynamic_ncols=True)
         t0, lr = time.perf_counter(), learning_rate(cfg, self.state.step, self.train_batches)
         for i, batch in enumerate(bar):
@@ -889,7 +1101,7 @@ class Trainer:
         # every rank takes every W-th sketch; uneven counts are fine (no collective inside)
         loader = self.loader(self.valid_split, epoch, train=False)
         logits, labels = collect_logits(self.net, loader, self.device, bf16=self.bf16,
-                                        progress=self.config.progress and self.ctx.is_main, desc="valid")
+                                        progress=self.show_progress and self.ctx.is_main, desc="valid")
         hits = topk_correct(logits, labels, (1, 5)).tolist() if len(labels) else [0, 0]
         loss = nn.functional.cross_entropy(logits, labels, reduction="sum").item() if len(labels) else 0.0
         top1, top5, loss_sum, n = all_reduce_sum([*hits, loss, len(labels)], self.ctx, self.device)
@@ -941,38 +1153,74 @@ def measure_throughput(config: TrainConfig, steps: int = 10, warmup: int = 2) ->
     }
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """``train`` was interrupted (Ctrl-C) after it took its output folder; the message says in which epoch, which
+    epoch ``last/`` holds and the command that continues the run. The CLI prints it as one line (exit status 130)."""
+
+
+def _interrupted_message(run: Trainer, epoch: int) -> str:
+    """What ``TrainingInterrupted`` says: the epoch that was cut short, what ``last/`` holds, and how to go on."""
+    config, saved = run.config, run.state.epoch
+    torchrun = (f" (under torchrun --nproc_per_node {run.ctx.world_size}, as before)"
+                if run.ctx.world_size > 1 else "")
+    if not saved:
+        again = f"{run.command} --overwrite" if run.command else "train again with overwrite=True"
+        return f"interrupted in epoch {epoch}, before any epoch was saved; start over with: {again}{torchrun}"
+    if run.command:
+        again = shlex.join(["sketchgraph", "train", "--resume", "--out", config.out])
+    else:
+        again = "train(dataclasses.replace(config, resume=True))"
+    return f"interrupted in epoch {epoch}; last/ holds epoch {saved}; continue with: {again}{torchrun}"
+
+
 def train(
-    config: TrainConfig, *, command: str | None = None, on_epoch_end: Callable[[dict[str, Any]], None] | None = None
+    config: TrainConfig, *, command: str | None = None, on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     """Train ``config.preset`` on ``config.data``; see the module docstring for what is written.
+
+    Besides ``metrics.jsonl``, ``best/`` and ``last/``, rank 0 writes the run's records into ``out`` once the run owns
+    it: ``train_config.json`` at the start (``Trainer.open_records``), every ``[train]`` line appended to
+    ``train.log``, and ``summary.json`` at the end (``Trainer.write_summary``), whatever ends the run: a stop reason
+    of ``TrainResult``, ``"interrupted"`` (Ctrl-C: ``TrainingInterrupted`` is raised) or ``"failed"`` (an error).
 
     Args:
         config: the run's settings.
         command: the command line to record in checkpoints (the CLI passes it).
         on_epoch_end: called with each epoch's metrics after its checkpoints are written.
+        notes: warnings about the settings to record at the top of this invocation's ``train.log`` lines (the CLI
+            has printed them already).
     """
     from .wording import counted
 
     if not config.data:
         raise ValueError("no dataset: set data (--data DIR) to a prepared dataset directory")
+    started = time.perf_counter()
     run = Trainer(config, command)
-    finished = False
+    finished = claimed = False
+    stop_reason, error, from_epoch, epoch = "failed", None, 0, 0
     try:
         run.claim_out()  # before anything is written
         run.maybe_resume()
         state, ctx = run.state, run.ctx
+        from_epoch, epoch = state.epoch, state.epoch + 1
         run.commands.append({"command": run.command, "from_epoch": state.epoch})
         if ctx.is_main:
             run.write_metrics()  # drops lines of epochs after the resumed state (or all, on a fresh start)
+            run.open_records(notes)
+        claimed = True
         budget_s = config.max_time_minutes * 60
         stop_reason = "completed"
         run.log(f"{config.preset}: {sum(p.numel() for p in run.net.parameters()):,} parameters, "
                 f"{len(run.train_split):,} train / {counted(len(run.valid_split), 'valid sketch')}, "
                 f"{counted(run.train_batches, 'step')}/epoch, device {run.device} x {ctx.world_size}, "
-                + (f"length-bucketed batches (bucket {run.bucket})" if run.bucket > 1 else "random batches"))
+                + (f"length-bucketed batches (bucket {run.bucket})" if run.bucket > 1 else "random batches")
+                + f"; out {config.out}, {config.epochs} epoch{'' if config.epochs == 1 else 's'}, "
+                f"{config.optimizer} lr {config.lr:g} ({config.schedule}), batch size {config.batch_size}")
         if state.epoch >= config.epochs:
             stop_reason = "already_done"
         while state.epoch < config.epochs:
+            epoch = state.epoch + 1
             # checked before each epoch, so a resumed run stops where the uninterrupted one would have
             if budget_s and run.history and agree(state.time_s + run.history[-1]["time_s"] > budget_s, ctx,
                                                    run.device):
@@ -981,7 +1229,6 @@ def train(
             if config.early_stop_patience and state.bad_epochs >= config.early_stop_patience:
                 stop_reason = "early_stop"
                 break
-            epoch = state.epoch + 1
             t0 = time.perf_counter()
             metrics: dict[str, Any] = {"epoch": epoch, **run.train_epoch(epoch)}
             if not math.isfinite(metrics["train_loss"]):
@@ -1010,34 +1257,84 @@ def train(
                         f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
             if on_epoch_end is not None:
                 on_epoch_end(metrics)
+        if stop_reason != "completed" or state.epoch != from_epoch:
+            run.log(f"end: {stop_reason} after epoch {state.epoch}"
+                    + (f", best epoch {state.best_epoch} (valid top-1 {state.best_metric:.4f})"
+                       if state.best_epoch else ""))
         result = TrainResult(
             out=run.out, epochs=state.epoch, best_epoch=state.best_epoch, best_valid_top1=state.best_metric,
             history=run.history, stop_reason=stop_reason, time_s=state.time_s, model=run.net,
         )
         finished = True
         return result
+    except KeyboardInterrupt:
+        if not claimed:
+            raise
+        stop_reason = "interrupted"
+        message = _interrupted_message(run, epoch)
+        run.log(message, echo=False)  # the CLI prints it as its last line
+        raise TrainingInterrupted(message) from None
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
+        if claimed and run.ctx.is_main:
+            try:
+                run.write_summary(stop_reason, from_epoch, started, error)
+            except OSError as exc:  # the run's own outcome (or error) matters more than its summary
+                print(f"[train] could not write {run.out / SUMMARY}: {exc}", file=sys.stderr)
         run.ctx.close(sync=finished)
 
 
 # ------------------------------------------------------------------------------------------ CLI
+_DEFAULTS = TrainConfig()
+PRECEDENCE = (
+    "Each setting comes from the last of these that sets it: the defaults (the paper's MGT optimisation recipe: "
+    f"Adam lr {_DEFAULTS.lr:g}, step schedule, batch size {_DEFAULTS.batch_size}, {_DEFAULTS.epochs} epochs, with "
+    f"the project's {_DEFAULTS.preset!r} preset; configs/spg20.toml holds the tuned recipe for {_DEFAULTS.preset!r}), "
+    "the config file, the --set overrides (in order), then the flags (--epochs, --lr, ...). A flag and a --set of "
+    "the same key print a warning (the flag wins), as does a --preset that differs from the config file's while the "
+    "file's [model] table still applies. `--resume --out DIR` without a config file takes the recipe and dataset "
+    "recorded in DIR/last/config.json; settings given with it must agree with the run's, except where and how it "
+    f"runs and when it stops ({', '.join(RESUME_MAY_CHANGE)}; epochs unless the schedule is cosine)."
+)
+RUN_FILES_HELP = (
+    "OUT receives metrics.jsonl, best/ and last/ (checkpoints), train_config.json (the resolved settings, command, "
+    "versions), train.log (the [train] lines) and summary.json (why and when the run stopped, its best epoch). "
+    "Ctrl-C stops with status 130 and says how to continue."
+)
+
+
+def _default_help(name: str, what: str) -> str:
+    """``"WHAT (default X; a config file's value otherwise)"`` for a flag that sets ``TrainConfig.NAME``."""
+    return f"{what} (default {getattr(_DEFAULTS, name)}; a config file's value otherwise)"
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    """The ``sketchgraph train`` options; the description states where settings come from (``PRECEDENCE``)."""
+    p.description = f"Train a model on a prepared dataset. {PRECEDENCE}"
+    p.epilog = RUN_FILES_HELP
     p.add_argument("config", nargs="?", default=None, help="TOML / JSON / YAML training config (optional)")
-    p.add_argument("--data", help="prepared dataset directory")
-    p.add_argument("--out", help="output directory")
-    p.add_argument("--preset", help="model preset (mgt, mgt-paper, gt-full, ..., cnn, bigru)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last if it exists")
+    p.add_argument("--data", help="prepared dataset directory (a config file's data otherwise)")
+    p.add_argument("--out", help=_default_help("out", "output directory"))
+    p.add_argument("--preset", help=_default_help("preset", "model preset (mgt, mgt-paper, gt-full, ..., cnn, bigru)"))
+    p.add_argument("--epochs", type=int, help=_default_help("epochs", "maximum number of epochs"))
+    p.add_argument("--lr", type=float, help=_default_help("lr", "peak learning rate"))
+    p.add_argument("--batch-size", type=int, dest="batch_size",
+                   help=_default_help("batch_size", "sketches per optimizer step and process"))
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ... (default auto: CUDA when available)")
+    p.add_argument("--seed", type=int, help=_default_help("seed", "seed of everything random, 0 <= SEED < 2**64"))
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue from OUT/last if it exists; without a config file, with the recipe it records")
     p.add_argument("--overwrite", action="store_true", default=None,
-                   help="delete an earlier run in OUT (metrics.jsonl, best/, last/) and start over; without it (or "
-                        "--resume) such an OUT is refused")
+                   help="delete an earlier run in OUT (metrics.jsonl, best/, last/, train_config.json, train.log, "
+                        "summary.json) and start over; without it (or --resume) such an OUT is refused")
+    p.add_argument("--progress", action="store_true", dest="progress", default=None,
+                   help="progress bars even when stderr is not a terminal (default: only on a terminal)")
     p.add_argument("--no-progress", action="store_false", dest="progress", default=None, help="no progress bars")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override any setting, dotted keys allowed (augment.rotation=15, model.dropout=0.1)")
+                   help="override any setting, dotted keys allowed (augment.rotation=15, model.dropout=0.1); a later "
+                        "--set wins over an earlier one, a flag over both")
 
 
 _FLAGS = ("data", "out", "preset", "epochs", "lr", "batch_size", "device", "seed", "resume", "overwrite", "progress")
@@ -1060,29 +1357,161 @@ def _command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The ``TrainConfig`` of a ``sketchgraph train`` command line: the config file, then ``--set``, then the flags.
-    ``--resume`` or ``--overwrite`` on the command line wins over the opposite setting in the file or ``--set``; both
-    flags together are an error."""
+def _flag_text(name: str, value: Any) -> str:
+    """How a flag reads on the command line: ``--epochs 1``, ``--resume``, ``--no-progress``."""
+    if name == "progress":
+        return "--progress" if value else "--no-progress"
+    if name in _FOLDER_FLAGS:
+        return f"--{name}"
+    return f"--{name.replace('_', '-')} {value}"
+
+
+def _flag_and_set_warnings(args: argparse.Namespace) -> list[str]:
+    """``warning: --epochs 1 wins over --set epochs=5 ...`` for every flag given together with a ``--set`` of the
+    same key (for ``--resume`` / ``--overwrite``, also of the opposite key, which the flag turns off)."""
+    warnings = []
+    for name in _FLAGS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        keys = {name} | ({"overwrite" if name == "resume" else "resume"} if name in _FOLDER_FLAGS else set())
+        for item in args.overrides:
+            if item.partition("=")[0].strip() in keys:
+                warnings.append(f"warning: {_flag_text(name, value)} wins over --set {item} (a flag wins over --set, "
+                                "which wins over the config file)")
+    return warnings
+
+
+def _preset_defaults(preset: str) -> dict[str, Any]:
+    """The model fields of preset ``preset`` as it builds without a ``model`` table."""
+    from .model.registry import ARCHS, PRESETS
+
+    cfg_cls = ARCHS[PRESETS[preset].arch][0]
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg_cls) if f.default is not dataclasses.MISSING}
+    defaults.update({f.name: f.default_factory() for f in dataclasses.fields(cfg_cls)  # type: ignore[misc]
+                     if f.default_factory is not dataclasses.MISSING})
+    return {**defaults, **PRESETS[preset].fields}
+
+
+def _model_table_warning(path: str, file_values: dict[str, Any], overrides: Sequence[str],
+                         config: TrainConfig) -> str | None:
+    """A warning when ``config.preset`` is not the config file's preset while the file's ``[model]`` table (written
+    for the file's preset) still sets fields of it: each such field with its value and the new preset's own, e.g.
+    ``[model] from spg20.toml applied over mgt-paper: dropout 0.0 (preset 0.25)``. None when nothing is applied that
+    way (same preset, no table, or ``--set model=...`` replaced it)."""
+    file_preset = str(file_values.get("preset", _DEFAULTS.preset))
+    table = file_values.get("model")
+    keys = [item.partition("=")[0].strip() for item in overrides]
+    if config.preset == file_preset or not isinstance(table, dict) or not table or "model" in keys:
+        return None
+    set_here = {k.split(".", 1)[1] for k in keys if k.startswith("model.")}
+    applied = [k for k in table if k not in set_here and k in config.model]
+    if not applied:
+        return None
+    defaults = _preset_defaults(config.preset)
+    fields = ", ".join(f"{k} {json.dumps(_as_json(config.model[k]))} (preset {json.dumps(_as_json(defaults.get(k)))})"
+                       for k in applied)
+    return (f"warning: [model] from {path} (written for preset {file_preset}) applied over {config.preset}: {fields}; "
+            "--set model={} drops the table")
+
+
+def _out_of_args(args: argparse.Namespace) -> str:
+    """The ``out`` a command line names: ``--out``, else the last ``--set out=...``, else the default."""
+    out = args.out
+    if out is None:
+        for item in args.overrides:
+            key, _, text = item.partition("=")
+            if key.strip() == "out":
+                out = _coerce(_parse_literal(text.strip()), str, "out")
+    return out if out is not None else _DEFAULTS.out
+
+
+def _recorded_recipe(out: str) -> tuple[TrainConfig, str] | None:
+    """For ``--resume`` without a config file: the recipe recorded in ``out/last/config.json`` (``training.config``),
+    with ``out`` as given now, the run-control settings (``progress``, ``resume``, ``overwrite``) at their defaults and
+    ``data`` the recorded folder (its absolute path, ``training.dataset.path``, when the recorded one is relative to
+    another working folder), and the command the run was started with. None when there is no such record."""
+    from .checkpoint import load_config
+
+    last = Path(out) / "last"
+    if not (last / "config.json").is_file():
+        return None
+    stored = load_config(last)
+    training = stored.get("training") or {}
+    values = training.get("config")
+    if not isinstance(values, dict):
+        return None
+    values = {**values, "out": out, "progress": None, "resume": False, "overwrite": False}
+    absolute = (training.get("dataset") or {}).get("path")
+    if isinstance(absolute, str) and not Path(str(values.get("data", ""))).is_dir() and Path(absolute).is_dir():
+        values["data"] = absolute
+    try:
+        config = config_from_dict(values)
+    except ValueError as exc:
+        raise ValueError(f"cannot take the recipe from {last / 'config.json'}: {exc}; pass the run's config file "
+                         "and settings instead") from None
+    first = next((c.get("command") for c in _recorded_commands(training) if c.get("command")), None)
+    return config, first or "(not recorded)"
+
+
+def _say(message: str) -> None:
+    """Print ``[train] message`` on stderr (from the main process only, under torchrun)."""
+    if _is_main_process():
+        print(f"[train] {message}", file=sys.stderr, flush=True)
+
+
+def config_from_args(args: argparse.Namespace, say: Callable[[str], None] = _say) -> TrainConfig:
+    """The ``TrainConfig`` of a ``sketchgraph train`` command line (``PRECEDENCE``): the defaults, then the config
+    file, then the ``--set`` overrides in order, then the flags; a later source wins. ``--resume`` without a config
+    file starts from the recipe recorded in ``OUT/last/config.json`` instead of the defaults (``_recorded_recipe``;
+    the resume's checks then refuse any other setting that differs from the run's, as usual). ``--resume`` or
+    ``--overwrite`` on the command line wins over the opposite setting in the file or ``--set``; both flags together
+    are an error.
+
+    ``say`` receives the notes for the user: a warning for each flag that beats a ``--set`` of the same key, one
+    when ``--preset`` (or ``--set preset=``) replaces the file's preset while the file's ``[model]`` table still
+    applies (``_model_table_warning``), and which recorded recipe a resume took."""
     if args.resume and args.overwrite:
         raise ValueError("--resume (continue the run in --out) and --overwrite (delete it and start over) exclude "
                          "each other; pass one")
-    config = load_train_config(args.config, args.overrides)
+    recorded = _recorded_recipe(_out_of_args(args)) if args.resume and not args.config else None
+    if recorded is None:
+        config = load_train_config(args.config, args.overrides)
+    else:
+        config = apply_overrides(recorded[0], args.overrides)
     direct = {k: getattr(args, k) for k in _FLAGS if getattr(args, k, None) is not None}
     for flag, other in (("resume", "overwrite"), ("overwrite", "resume")):  # a flag given here wins over the file's
         if direct.get(flag):
             direct[other] = False
-    return dataclasses.replace(config, **direct)
+    config = dataclasses.replace(config, **direct)
+    notes = _flag_and_set_warnings(args)
+    if args.config:
+        note = _model_table_warning(args.config, read_config_file(args.config), args.overrides, config)
+        notes += [note] if note else []
+    if recorded is not None:
+        notes.append(f"resume: recipe and dataset ({config.data}) from {Path(config.out) / 'last' / 'config.json'}; "
+                     f"the run was started with: {recorded[1]}")
+    for note in notes:
+        say(note)
+    return config
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``sketchgraph train``: train ``config_from_args(args)``, print the result as one JSON line; exit status 1 when
-    the run diverged."""
-    result = train(config_from_args(args), command=_command_line(args))
+    """``sketchgraph train``: train ``config_from_args(args)``, print the result as one JSON line (``best_valid_top1``
+    null when no epoch finished); exit status 1 when the run diverged. The notes about the settings go to stderr and
+    into the run's ``train.log``."""
+    notes: list[str] = []
+
+    def say(message: str) -> None:
+        _say(message)
+        notes.append(message)
+
+    result = train(config_from_args(args, say), command=_command_line(args), notes=notes)
     if _is_main_process():
         print(json.dumps({
             "out": str(result.out), "epochs": result.epochs, "best_epoch": result.best_epoch,
-            "best_valid_top1": result.best_valid_top1, "stop_reason": result.stop_reason,
+            "best_valid_top1": result.best_valid_top1 if result.best_epoch else None,
+            "stop_reason": result.stop_reason,
             "time_s": round(result.time_s, 1),
         }))
     return 1 if result.stop_reason == "diverged" else 0

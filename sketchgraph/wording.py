@@ -6,9 +6,14 @@ from __future__ import annotations
 __all__ = ["counted"]
 
 
+_IRREGULAR = {"epoch": "epochs"}  # a hard "ch" takes -s
+
+
 def counted(n: int, noun: str) -> str:
     """``n`` (with thousands separators) and ``noun``, made plural unless ``n`` is 1 (``-es`` after s, x, ch, sh:
-    ``classes``, ``sketches``; else ``-s``: the nouns of this project's messages are regular)."""
+    ``classes``, ``sketches``; else ``-s``; a last word ending in a hard ``ch`` takes ``-s``: ``epochs``)."""
     if n == 1:
         return f"1 {noun}"
-    return f"{n:,} {noun}{'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+    head, _, last = noun.rpartition(" ")
+    plural = _IRREGULAR.get(last) or f"{last}{'es' if last.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+    return f"{n:,} {head + ' ' if head else ''}{plural}"

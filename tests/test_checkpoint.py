@@ -280,3 +280,33 @@ def test_model_card_lists_every_invocation_of_a_resumed_run(commands, expected):
     at = [lines.index(e) for e in expected]  # each line present, in this order
     assert at == sorted(at)
     assert ("resumed the one before" in card) == (len(commands) > 1)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_weights_files_get_the_mode_of_a_new_file(tmp_path, umask, mode):
+    """safetensors creates its files 0600, so a checkpoint trained by one user could not be read by another; the
+    weights and resume tensors get what the umask gives any new file, as config.json does."""
+    old = os.umask(umask)
+    try:
+        path = save(tmp_path / "ck", tiny_model("mgt"), train_state=TrainState(epoch=1))
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in path.iterdir()}
+    assert modes["model.safetensors"] == modes["state.safetensors"] == modes["config.json"] == mode, modes
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from sketchgraph.checkpoint import remove_stale_temporaries
+
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    dead, mine, alive = (tmp_path / f".best.tmp-{gone}", tmp_path / f".last.tmp-{os.getpid()}",
+                         tmp_path / f".last.tmp-{os.getppid()}")
+    kept = [alive, tmp_path / ".best.tmp-notapid", tmp_path / f".other.tmp-{gone}", tmp_path / "best"]
+    for folder in (dead, mine, *kept):
+        folder.mkdir()
+    assert remove_stale_temporaries(tmp_path, ("best", "last")) == [dead, mine]
+    assert all(p.is_dir() for p in kept) and not dead.exists() and not mine.exists()

@@ -424,6 +424,8 @@ def test_counts_in_messages_are_singular_for_one(tmp_path, capsys):
     assert [counted(n, "class") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
     assert (counted(1, "sketch"), counted(1200, "sketch"), counted(3, "record")) == ("1 sketch", "1,200 sketches",
                                                                                     "3 records")
+    assert (counted(2, "epoch"), counted(2, "eligible sketch"), counted(3, "training epoch")) == (
+        "2 epochs", "2 eligible sketches", "3 training epochs")  # "epoches" before
     make_files(tmp_path / "in", n=2)
     run([tmp_path / "in" / f"{CLASSES[0]}.ndjson"], tmp_path / "one", protocol="train=1", progress=True)
     assert f"prepared 1 sketch, 1 class (train 1) -> {tmp_path / 'one'}\n  read 2 records in" in capsys.readouterr().out
@@ -710,8 +712,8 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
      "splits are train, valid, test"),
     (["--split-files", "nosuchdir"], 1, "no such split file or directory: nosuchdir"),
     (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
-    (["--max-points", "0"], 1, "max_points must be a positive integer"),
-    (["--epsilon", "-1"], 1, "epsilon must be a number >= 0"),
+    (["--max-points", "0"], 2, "argument --max-points: expected a positive integer, got '0'"),
+    (["--epsilon", "-1"], 2, "argument --epsilon: expected a finite number >= 0, got '-1'"),
 ])
 def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
     make_files(tmp_path / "in", n=3)
@@ -1344,3 +1346,49 @@ def test_prepare_syncs_the_dataset_to_disk_before_publishing_it(tmp_path, sync_e
     for i in sidecars:
         arrays = events[i][1].replace(".tmp.json", ".tmp.npz")
         assert ("fsync", arrays) in events[:i]
+
+
+# ------------------------------------------------------------------------------ prepare CLI: help, refusals
+def _value_options_without_default(configure) -> list[str]:
+    """The options taking a value (not flags, not required) whose help does not state a default."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return [a.option_strings[-1] for a in parser._actions
+            if a.option_strings and a.nargs != 0 and not a.required and "default" not in (a.help or "")]
+
+
+def test_every_prepare_option_states_its_default():
+    """``--cap`` (truncate) and ``--protocol`` (none) did not say what they default to."""
+    from sketchgraph.data.cli import configure_parser
+
+    assert _value_options_without_default(configure_parser) == []
+
+
+def test_a_protocol_refusal_names_the_option_and_the_work_folder_it_leaves(tmp_path, capsys):
+    """A ``--protocol`` asking more sketches than a class has is refused after reading: the error said "protocol
+    'custom'" (the library's name for the user's own sizes) and did not mention OUT.partial, which it leaves behind
+    (by design: the files read are cached there, and an identical re-run reuses them)."""
+    make_files(tmp_path / "in", n=12)
+    out = tmp_path / "out"
+    args = ["prepare", str(tmp_path / "in"), "--out", str(out), "--protocol", "train=10,valid=5", "--quiet",
+            "--workers", "1"]
+    assert cli_main(args) == 1
+    assert (refusal := capsys.readouterr().err) == (
+        "sketchgraph prepare: error: --protocol train=10,valid=5 needs 15 eligible sketches per class; 3 classes have "
+        "fewer: cat (12), dog (12), sun (12)\n"
+        f"(the files read so far are kept in {out}.partial: a re-run on the same files with the same preprocessing, "
+        "--protocol, --seed and --split-files reuses them instead of reading them again; delete that folder, or pass "
+        "--no-resume, to start over)\n")
+    shards = sorted((out.parent / "out.partial" / "shards").iterdir())
+    assert [p.name for p in shards] == [f"00000{i}.{ext}" for i in range(3) for ext in ("json", "npz")]
+    written = [p.stat().st_mtime_ns for p in shards]
+    assert cli_main(args) == 1  # the same run again: the cached shards are read, not rewritten
+    assert [p.stat().st_mtime_ns for p in shards] == written and capsys.readouterr().err == refusal
+    assert not out.exists()
+    (tmp_path / "empty").mkdir()  # refused before any work folder is made: no note
+    assert cli_main(["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "other"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sketchgraph prepare: error: no sketch files in {tmp_path / 'empty'}")
+    assert ".partial" not in err and not (tmp_path / "other.partial").exists()

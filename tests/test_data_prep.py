@@ -7,6 +7,7 @@ import importlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,90 @@ def test_every_script_says_where_to_run_it_and_explains_every_option(script):
         assert "Run it from the repository root" in parser.format_help(), parser.prog
         bare = [a.dest for a in parser._actions if not a.help and not isinstance(a, argparse._SubParsersAction)]
         assert not bare, (parser.prog, bare)
+
+
+# ---------------------------------------------------------------------------------------- Ctrl-C, options, odd folders
+def not_interrupting(call: Callable[[], int]) -> int:
+    """``call()``; a ``KeyboardInterrupt`` it lets out fails the test (instead of stopping the whole pytest run)."""
+    try:
+        return call()
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped: a traceback, not one line")
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(capsys):
+    from data_prep import run_script
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    kept = "partial downloads are kept; rerun to resume"
+    assert not_interrupting(lambda: run_script("prog", interrupted, interrupted=kept)) == 130
+    assert capsys.readouterr().err == "prog: interrupted (partial downloads are kept; rerun to resume)\n"
+    assert not_interrupting(lambda: run_script("prog", interrupted)) == 130
+    assert capsys.readouterr().err == "prog: interrupted\n"
+
+
+@pytest.mark.parametrize("argv, kept", [
+    (["download", "--classes", "cat", "--out", "{tmp}/qd"], "partial downloads are kept; rerun to resume"),
+    (["prepare414k", "{tmp}/qd", "{tmp}/out"],
+     "the source files read so far are cached in {tmp}/out.partial; rerun the same command to resume"),
+])
+def test_the_scripts_say_what_an_interruption_keeps(tmp_path, monkeypatch, capsys, argv, kept):
+    from data_prep import quickdraw
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quickdraw, "download", interrupted)
+    monkeypatch.setattr(quickdraw, "prepare_414k", interrupted)
+    assert not_interrupting(lambda: quickdraw.main([a.format(tmp=tmp_path) for a in argv])) == 130
+    assert capsys.readouterr().err == f"python -m data_prep.quickdraw: interrupted ({kept.format(tmp=tmp_path)})\n"
+
+
+@pytest.mark.parametrize("workers", ["0", "-3", "two"])
+def test_workers_must_be_a_positive_number(tmp_path, capsys, workers):
+    from data_prep import spg
+
+    with pytest.raises(SystemExit) as exited:
+        spg.main([str(tmp_path), str(tmp_path / "out"), "--workers", workers])
+    assert exited.value.code == 2
+    assert "argument --workers: must be " in capsys.readouterr().err
+
+
+def test_spg_help_says_a_subset_warns_and_exits_1(capsys):
+    from data_prep import spg
+
+    with pytest.raises(SystemExit):
+        spg.main(["--help"])
+    assert "still prepared, but with a warning and exit status 1" in " ".join(capsys.readouterr().out.split())
+
+
+def test_prepare_414k_says_what_to_do_with_binary_files(tmp_path):
+    folder = tmp_path / "qd"
+    folder.mkdir()
+    for word in ("cat", "dog"):
+        (folder / f"{word}.bin").write_bytes(b"\0" * 10)
+    with pytest.raises(FileNotFoundError) as refused:
+        prepare_414k(folder, tmp_path / "out", progress=False)
+    assert str(refused.value) == (f"prepare414k reads simplified or raw .ndjson files; found 2 .bin files in {folder} "
+                                  "(download --kind simplified or --kind raw)")
+
+
+def test_prepare_414k_reads_gzipped_files(tmp_path, monkeypatch):
+    """``cat.ndjson.gz`` is read (the reader decompresses it); one beside ``cat.ndjson`` is the same drawings."""
+    import gzip
+
+    import sketchgraph.data
+
+    folder = tmp_path / "qd"
+    folder.mkdir()
+    quickdraw_file(folder / "cat.ndjson", "cat", "raw")
+    (folder / "cat.ndjson.gz").write_bytes(gzip.compress((folder / "cat.ndjson").read_bytes()))
+    quickdraw_file(tmp_path / "dog.ndjson", "dog", "raw", seed=1)
+    (folder / "dog.ndjson.gz").write_bytes(gzip.compress((tmp_path / "dog.ndjson").read_bytes()))
+    called = []
+    monkeypatch.setattr(sketchgraph.data, "prepare", lambda files, out, **kw: called.append((files, kw)))
+    prepare_414k(folder, tmp_path / "out", progress=False)
+    ((files, kw),) = called
+    assert files == [folder / "cat.ndjson", folder / "dog.ndjson.gz"] and kw["preprocessing"].simplify

@@ -11,7 +11,16 @@ from urllib.parse import unquote
 
 import pytest
 
-from data_prep.quickdraw import DownloadError, download, download_file, main, read_source, url_for
+from data_prep.quickdraw import (
+    DownloadError,
+    LocalDownloadError,
+    download,
+    download_file,
+    main,
+    read_source,
+    source_path,
+    url_for,
+)
 
 PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 RAW_CAT = bytes(range(255, -1, -1)) * 300  # another kind's file of the same name
@@ -30,6 +39,10 @@ class Behaviour:
     length: bool = True  # False: no Content-Length, the body ends when the connection closes
     fail: int = 0  # answer this many requests with HTTP 500 first
     if_range: list[str | None] = field(default_factory=list)  # the If-Range header of each request
+    broken: set[str] = field(default_factory=set)  # these paths always answer HTTP 500
+    md5: str | None = None  # sent as x-goog-hash md5= (base64) on 200 responses
+    content_length: str | None = None  # sent instead of the real Content-Length
+    hold: threading.Event | None = None  # the body waits for it (after the headers)
 
 
 def make_handler(b: Behaviour):
@@ -42,7 +55,7 @@ def make_handler(b: Behaviour):
         def do_GET(self):
             b.log.append((self.path, self.headers.get("Range")))
             b.if_range.append(self.headers.get("If-Range"))
-            if len(b.log) <= b.fail:
+            if len(b.log) <= b.fail or unquote(self.path) in b.broken:
                 self.send_error(500)
                 return
             path = b.root / unquote(self.path.lstrip("/"))
@@ -68,6 +81,16 @@ def make_handler(b: Behaviour):
             self.send_response(status)
             if b.etag:
                 self.send_header("ETag", b.etag)
+            if b.md5 and status == 200:
+                self.send_header("x-goog-hash", "crc32c=n03x6A==")
+                self.send_header("x-goog-hash", f"md5={b.md5}")
+            if b.content_length is not None:
+                self.send_header("Content-Length", b.content_length)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+                return
             if not b.length:
                 self.send_header("Connection", "close")
                 self.end_headers()
@@ -78,6 +101,8 @@ def make_handler(b: Behaviour):
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
             self.end_headers()
+            if b.hold is not None:
+                b.hold.wait(10)
             if len(b.log) in b.cut:
                 self.wfile.write(body[: len(body) // 2])
                 self.wfile.flush()
@@ -296,3 +321,144 @@ def test_a_tls_error_during_the_transfer_is_retried(server, tmp_path, monkeypatc
     monkeypatch.setattr(qd, "urlopen", flaky)
     dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", backoff=0, progress=False)
     assert dest.read_bytes() == expected("cat") and len(calls) == 2
+
+
+# ---------------------------------------------------------------------------------------- several files, failures
+def test_a_failing_file_does_not_stop_the_others(server, tmp_path, capsys):
+    """Every class is tried; the failures are listed at the end, with exit status 1 from the script."""
+    base, b = server
+    b.broken = {"/full/simplified/cat.ndjson"}
+    with pytest.raises(DownloadError) as failed:
+        download(["cat", "The Eiffel Tower"], tmp_path, base_url=base, retries=1, backoff=0, progress=False)
+    assert str(failed.value) == "1 of 2 files failed: cat (HTTP 500); rerun to resume"
+    assert (tmp_path / "The Eiffel Tower.ndjson").read_bytes() == expected("The Eiffel Tower")
+    tried = [path for path, _ in b.log]
+    assert tried == ["/full/simplified/cat.ndjson"] * 2 + ["/full/simplified/The%20Eiffel%20Tower.ndjson"]
+    capsys.readouterr()
+    assert main(["download", "--classes", "cat,The Eiffel Tower", "--out", str(tmp_path), "--base-url", base,
+                 "--retries", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("python -m data_prep.quickdraw: error: 1 of 2 files failed: cat (HTTP 500); rerun to resume\n")
+    assert f"failed: {base}/full/simplified/cat.ndjson: failed after 1 attempts (HTTP Error 500" in err
+
+
+def test_failures_in_a_row_stop_the_download(server, tmp_path):
+    base, b = server
+    b.broken = {"/full/simplified/cat.ndjson", "/full/simplified/The Eiffel Tower.ndjson"}
+    with pytest.raises(DownloadError) as failed:
+        download(["cat", "The Eiffel Tower", "dog"], tmp_path, base_url=base, retries=0, progress=False, stop_after=2)
+    assert str(failed.value) == ("2 of 3 files failed: cat (HTTP 500), The Eiffel Tower (HTTP 500); stopped after 2 "
+                                 "failed files in a row, 1 not tried (is the server or the network down?); rerun to "
+                                 "resume")
+    assert len(b.log) == 2  # dog was not asked for
+
+
+def test_a_local_error_stops_the_download_at_once(server, tmp_path):
+    """A folder where a file should go (or a full disk) would fail every file: no further class is tried."""
+    base, b = server
+    (tmp_path / "cat.ndjson").mkdir()
+    with pytest.raises(LocalDownloadError, match=r"cat.ndjson is in the way: it is not a file; move it away"):
+        download(["cat", "The Eiffel Tower"], tmp_path, base_url=base, backoff=0, progress=False)
+    assert b.log == [] and not (tmp_path / "The Eiffel Tower.ndjson").exists()
+
+
+# ---------------------------------------------------------------------------------------- an existing file
+def test_an_empty_file_is_downloaded_again(server, tmp_path, capsys):
+    base, b = server
+    (tmp_path / "cat.ndjson").write_bytes(b"")
+    (path,) = download(["cat"], tmp_path, base_url=base, progress=False)
+    assert path.read_bytes() == expected("cat") and len(b.log) == 1
+    assert f"warning: {path} is empty; downloading it again" in capsys.readouterr().err
+
+
+def test_a_file_not_of_the_recorded_size_is_downloaded_again(server, tmp_path, capsys):
+    base, b = server
+    (path,) = download(["cat"], tmp_path, base_url=base, progress=False)
+    size = len(expected("cat"))
+    assert read_source(path)["size"] == size  # recorded when finished
+    path.write_bytes(expected("cat")[:1000])  # what a power loss may leave
+    assert download(["cat"], tmp_path, base_url=base, progress=False) == [path]
+    assert path.read_bytes() == expected("cat") and len(b.log) == 2 and b.log[1][1] is None  # from byte 0
+    assert f"warning: {path} has 1,000 bytes, but {size:,} were downloaded; downloading it again" in \
+        capsys.readouterr().err
+    download(["cat"], tmp_path, base_url=base, progress=False)  # now it is whole: no request
+    assert len(b.log) == 2
+
+
+def test_the_file_is_flushed_to_disk_before_its_rename(server, tmp_path, sync_events):
+    base, _ = server
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", progress=False)
+    part = str(tmp_path / "cat.ndjson.part")
+    flushed, renamed = ("fsync", part), ("replace", part, str(dest))
+    assert flushed in sync_events and renamed in sync_events
+    assert sync_events.index(flushed) < sync_events.index(renamed) < sync_events.index(("fsync", str(tmp_path)))
+    sidecar = [e for e in sync_events if e[0] == "replace" and e[2] == str(source_path(dest))]
+    assert sidecar and all(("fsync", e[1]) in sync_events[: sync_events.index(e)] for e in sidecar)
+
+
+# ---------------------------------------------------------------------------------------- what the server states
+def md5_b64(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def test_the_md5_the_server_states_is_checked(server, tmp_path):
+    import hashlib
+
+    base, b = server
+    b.md5 = md5_b64(expected("cat"))
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", progress=False)
+    assert dest.read_bytes() == expected("cat")
+    assert read_source(dest)["md5"] == hashlib.md5(expected("cat")).hexdigest()
+    b.md5 = md5_b64(b"another file")
+    bad = tmp_path / "bad" / "cat.ndjson"
+    with pytest.raises(DownloadError, match=r"failed after 2 attempts \(.*/cat.ndjson: MD5 [0-9a-f]{32} of the "
+                                            r"cat.ndjson.part received is not the [0-9a-f]{32} the server stated"):
+        download_file(url_for("cat", base_url=base), bad, retries=1, backoff=0, progress=False)
+    assert not bad.exists() and not bad.with_name("cat.ndjson.part").exists()  # the wrong bytes are not kept
+
+
+def test_a_resumed_file_is_checked_against_the_md5_of_its_first_response(server, tmp_path):
+    """The server states the MD5 on the first (200) response only; the resumed (206) rest is checked against it."""
+    base, b = server
+    b.cut, b.md5 = {1}, md5_b64(b"another file")
+    with pytest.raises(DownloadError, match="MD5 mismatch|is not the"):
+        download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", retries=1, backoff=0, progress=False)
+    assert b.log[1][1] is not None  # the second request resumed
+    b.cut, b.md5, b.log[:] = {1}, md5_b64(expected("cat")), []
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", retries=1, backoff=0,
+                         progress=False)
+    assert dest.read_bytes() == expected("cat") and b.log[1][1] is not None
+
+
+def test_a_malformed_content_length_names_the_url(server, tmp_path):
+    base, b = server
+    b.content_length = "abc"
+    url = url_for("cat", base_url=base)
+    with pytest.raises(DownloadError, match=f"{url}: failed after 2 attempts \\({url}: bad Content-Length 'abc'\\)"):
+        download_file(url, tmp_path / "cat.ndjson", retries=1, backoff=0, progress=False)
+    assert len(b.log) == 2  # retried, like any bad response
+
+
+# ---------------------------------------------------------------------------------------- two downloads of one file
+def test_a_file_another_download_is_writing_is_skipped(server, tmp_path):
+    base, b = server
+    b.hold = threading.Event()
+    dest = tmp_path / "cat.ndjson"
+    first = threading.Thread(target=download_file, args=(url_for("cat", base_url=base), dest),
+                             kwargs={"progress": False})
+    first.start()
+    try:
+        for _ in range(500):
+            if b.log:
+                break
+            threading.Event().wait(0.01)
+        with pytest.raises(DownloadError, match="^cat.ndjson is being downloaded by another process; skipped$"):
+            download_file(url_for("cat", base_url=base), dest, progress=False)
+        assert len(b.log) == 1  # the second made no request
+    finally:
+        b.hold.set()
+        first.join(10)
+    assert dest.read_bytes() == expected("cat") and not dest.with_name("cat.ndjson.part").exists()

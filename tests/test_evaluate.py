@@ -266,7 +266,7 @@ def test_a_shipped_checkpoint_by_name(tmp_path, capsys):
     missing = tmp_path / "runs" / "best"
     assert main(["evaluate", str(missing), str(dataset), "--split", "all"]) == 1
     assert capsys.readouterr().err == (f"sketchgraph evaluate: error: checkpoint '{missing}' not found; looked in: "
-                                       f"{missing}\n")
+                                       f"{missing}; shipped checkpoints: spg20\n")  # predict's wording (A-L4)
 
 
 # ------------------------------------------------------------------------ preprocessing, provenance, --out
@@ -429,7 +429,7 @@ def test_a_bad_out_is_refused_before_anything_is_loaded(tmp_path, capsys):
     afile.write_text("x")
     missing = tmp_path / "nothing"
     with pytest.raises(FileExistsError, match=rf"^--out {afile} is an existing file, not a folder: evaluate writes "
-                                              "report.json and confusion.png into a folder"):
+                                              "report.json, confusion.png and confusions.csv into a folder"):
         evaluate(missing, missing, out=afile, progress=False)
     with pytest.raises(NotADirectoryError, match=rf"^--out {afile / 'sub'} cannot be created: {afile} is a file"):
         evaluate(missing, missing, out=afile / "sub", progress=False)
@@ -471,3 +471,161 @@ def test_confusion_title_names_the_run(easy_prepared, tmp_path, monkeypatch):
     assert titles == [f"run1/best on test: top-1 {report['top1']:.2%}"]
     monkeypatch.chdir(ckpt)
     assert ev._checkpoint_title(".") == "run1/best" and ev._checkpoint_title("<in memory>") == "<in memory>"
+
+
+# ------------------------------------------------------------------- readable figures, CSV, summary, options
+def test_confusion_layout_sizes_fonts_from_the_cell():
+    """Class names were ``400 // C`` pt (3 pt at 345 classes, in ~10 pt cells), counts stopped at 30 classes and
+    the title stayed 10 pt on a 40-inch figure. Names are now 60% of the cell (5..9 pt), counts drawn while they
+    fit, title and axis labels grow with the figure; 20 classes keep the sizes they had."""
+    from sketchgraph.evaluate import confusion_layout
+
+    small, mid, large = confusion_layout(20), confusion_layout(100), confusion_layout(345)
+    assert (small.side, small.ticks, small.counts, small.labels, small.title, small.separate_errors) == (
+        pytest.approx(10.4), 9.0, 8.0, 10.0, 12.0, False)
+    assert (mid.side, mid.ticks, mid.counts, mid.labels, mid.title, mid.separate_errors) == (
+        36.0, 9.0, 8.0, 28.0, 33.6, True)
+    assert (large.side, large.cell, large.ticks, large.counts, large.labels) == (
+        50.0, pytest.approx(50 * 72 / 345), 6.3, None, 28.0)
+    assert large.ticks < large.cell  # a name fits its row
+
+
+def test_confusion_figure_reads_back_the_sizes_and_separates_the_errors():
+    """Read the sizes back from the figure: 3 classes as before (one 0..1 scale, a count per non-zero cell); 60 classes
+    (above SEPARATE_ERRORS_ABOVE) get a second, red scale for the off-diagonal cells that ends at the largest
+    error rate, so a 4% confusion is not drawn white; the names fit their rows after the layout."""
+    from sketchgraph.evaluate import confusion_figure
+
+    cm = np.array(CONFUSIONS[0])
+    ax = confusion_figure(cm, ["apple", "bee", "cat"]).axes[0]
+    assert [im.norm.vmax for im in ax.images] == [1.0]
+    assert len(ax.texts) == np.count_nonzero(cm) and ax.texts[0].get_fontsize() == 8.0
+    assert ax.get_xticklabels()[0].get_fontsize() == 9.0 and ax.title.get_fontsize() == 12.0
+
+    C = 60
+    m = np.eye(C, dtype=int) * 96
+    m[3, 7], m[5, 1] = 4, 12  # rates 4/100 and 12/108
+    fig = confusion_figure(m, [f"class {i}" for i in range(C)])
+    ax = fig.axes[0]
+    assert tuple(fig.get_size_inches()) == (pytest.approx(23.2), pytest.approx(23.2))
+    right, wrong = ax.images
+    assert (right.norm.vmin, right.norm.vmax) == (0, 1)
+    assert wrong.norm.vmax == pytest.approx(12 / 108) and wrong.norm(4 / 100) == pytest.approx((0.04 / (12 / 108))
+                                                                                                 ** 0.5)
+    assert wrong.get_array().mask[3, 3] and not wrong.get_array().mask[3, 7]  # the diagonal is not on this scale
+    assert len(ax.texts) == C + 2 and {t.get_fontsize() for t in ax.texts} == {8.0}
+    assert ax.get_yticklabels()[0].get_fontsize() == 9.0
+    assert (ax.xaxis.label.get_fontsize(), ax.title.get_fontsize()) == (18.6, 22.3)
+    rows_pt = ax.get_position().height * fig.get_size_inches()[1] * 72 / C
+    assert rows_pt > 9.0  # each name fits its row
+
+
+def test_confusions_csv_lists_every_confusion(tmp_path):
+    """report.json holds only the 10 hardest confusions; confusions.csv holds all, most frequent first (ties in
+    row-major order), with the rate over the true class's samples; a name with a comma is quoted."""
+    from sketchgraph.evaluate import confusion_pairs, write_confusions_csv
+
+    cm = np.array([[5, 2, 1], [0, 4, 0], [3, 0, 0]])
+    names = ["apple", "bee, small", "cat"]
+    path = write_confusions_csv(cm, names, tmp_path / "confusions.csv")
+    assert path.read_text(encoding="utf-8") == (
+        "true,predicted,count,rate\ncat,apple,3,1\napple,\"bee, small\",2,0.25\napple,cat,1,0.125\n")
+    assert hardest_confusions(cm, names, 2) == confusion_pairs(cm, names)[:2]
+
+
+def test_evaluate_out_writes_the_csv_and_the_summary_has_a_per_class_table(easy_prepared, tmp_path, capsys,
+                                                                            monkeypatch):
+    """``--out`` adds confusions.csv; the text summary gains a per-class table (worst first, right/samples) and
+    leaves out top-5 and top-10 for a 4-class model (they were printed as 100.00%), saying why; the JSON keeps
+    them. The bar is drawn on a terminal only, unless ``--no-progress``."""
+    import csv
+    import sys
+
+    from sketchgraph.cli import main
+
+    ckpt = random_checkpoint(tmp_path / "mgt", "mgt")
+    assert main(["evaluate", str(ckpt), str(easy_prepared)]) == 0
+    assert "evaluate test" not in capsys.readouterr().err  # stderr is no terminal here: no bar redraws in a log
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # from here on, stderr counts as a terminal
+    assert main(["evaluate", str(ckpt), str(easy_prepared), "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["top_k"] == [1, 5, 10] and report["top5"] == report["top10"] == 1.0
+    cm = np.array(report["confusion_matrix"])
+    rows = list(csv.DictReader((tmp_path / "e" / "confusions.csv").open(encoding="utf-8")))
+    assert sum(int(r["count"]) for r in rows) == cm.sum() - np.trace(cm)
+    for r in rows:
+        t, p = EASY.index(r["true"]), EASY.index(r["predicted"])
+        assert int(r["count"]) == cm[t, p] and float(r["rate"]) == pytest.approx(cm[t, p] / 12, rel=1e-5)
+    lines = captured.out.splitlines()
+    assert lines[0] == (f"test: 48 sketches, top-1 {report['top1']:.2%} (top-5, top-10 left out: k >= the model's 4 "
+                        "classes, 100% by definition)")
+    assert lines[1] == "per-class accuracy (worst first):"
+    order = sorted(EASY, key=lambda c: (report["per_class_accuracy"][c], c))
+    right = {c: cm[i, i] for i, c in enumerate(EASY)}
+    assert lines[2:6] == [f"  {c:<6}  {report['per_class_accuracy'][c]:7.2%}  {right[c]}/12" for c in order]
+    assert lines[-1] == (f"wrote {tmp_path / 'e' / 'report.json'}, {tmp_path / 'e' / 'confusion.png'} and "
+                         f"{tmp_path / 'e' / 'confusions.csv'}")
+    assert captured.err == ""  # --no-progress: no bar
+
+    assert main(["evaluate", str(ckpt), str(easy_prepared), "--top-k", "3,1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["top_k"] == [1, 3] and "top5" not in report
+    assert main(["evaluate", str(ckpt), str(easy_prepared), "--top-k", "1,3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"test: 48 sketches, top-1 {report['top1']:.2%}, top-3 {report['top3']:.2%}\n")
+    assert "evaluate test" in captured.err  # the progress bar, without --no-progress
+
+
+def test_the_summary_lists_the_worst_twenty_of_many_classes():
+    from sketchgraph.evaluate import _summary
+
+    C = 25
+    y_true = np.repeat(np.arange(C), 4)
+    y_pred = y_true.copy()
+    y_pred[::4] = (y_true[::4] + 1) % C  # every class 3/4 right ...
+    y_pred[1:12:4] = 0  # ... but c01 and c02 worse (2/4)
+    classes = [f"c{i:02d}" for i in range(C)]
+    report = {"split": "test", "classes": classes, "top_k": [1, 5, 10],
+              **classification_metrics(logits_for(y_true, y_pred, C), torch.from_numpy(y_true), classes)}
+    lines = _summary(report).splitlines()
+    assert lines[1] == "per-class accuracy, the worst 20 of 25 classes (all of them: --json or report.json):"
+    assert lines[2:5] == ["  c01   50.00%  2/4", "  c02   50.00%  2/4", "  c00   75.00%  3/4"]
+    assert lines[21] == "  c19   75.00%  3/4" and lines[22] == "hardest confusions (true -> predicted):"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "argument --batch-size: expected a positive integer, got '0'"),
+    (["--num-workers", "-1"], "argument --num-workers: expected an integer >= 0, got '-1'"),
+    (["--top-k", "1,0"], "argument --top-k: expected comma-separated positive integers such as 1,5,10, got '1,0'"),
+    (["--top-k", "five"], "argument --top-k: expected comma-separated positive integers such as 1,5,10, got 'five'"),
+])
+def test_bad_evaluate_options_are_usage_errors(tmp_path, capsys, args, message):
+    """``--batch-size 0`` exited 1 with torch's "batch_size should be a positive integer value"; now argparse refuses
+    it (status 2), naming the option, before anything is loaded."""
+    from sketchgraph.cli import main
+    from sketchgraph.evaluate import evaluate
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(tmp_path / "none"), str(tmp_path / "none"), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"^batch_size must be a positive integer, got 0$"):
+        evaluate(tmp_path / "none", tmp_path / "none", batch_size=0)
+
+
+def test_every_evaluate_option_states_its_default():
+    """``--batch-size`` (256), ``--num-workers`` (0) and ``--backend`` (dense) had no stated default."""
+    import argparse
+
+    from sketchgraph.evaluate import configure_parser
+
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    missing = [a.option_strings[-1] for a in parser._actions
+               if a.option_strings and a.nargs != 0 and "default" not in (a.help or "")]
+    assert missing == []
+    text = " ".join(parser.format_help().split())
+    assert "--batch-size BATCH_SIZE sketches per forward pass (default: 256)" in text
+    assert "--num-workers NUM_WORKERS data-loader worker processes (default: 0, load in this process)" in text
+    assert "attention implementation (default: dense)" in text and "cpu (default, as for predict)" in text
+    assert "--top-k K[,K...] top-k accuracies to report (default: 1,5,10; top-1 is always reported)" in text

@@ -103,3 +103,114 @@ def test_run_demo_checks_top_k_before_loading_the_model(tmp_path):
     with pytest.raises(ValueError, match="top_k must be a positive integer, got 0"):
         run_demo(tmp_path / "out", "no-such-checkpoint", top_k=0)
     assert not (tmp_path / "out").exists()
+
+
+def _squares(path, n: int) -> None:
+    """An ndjson file of ``n`` labelled squares at ``path``."""
+    from sketchgraph.formats import write_ndjson
+    from sketchgraph.sketch import Sketch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    square = Sketch.from_strokes([[[0, 50, 50, 0, 0], [0, 0, 50, 50, 0]]], label="square")
+    write_ndjson([square] * n, path)
+
+
+def test_demo_prints_each_file_under_its_folder_and_its_picture(tiny_checkpoint, tmp_path, capsys):
+    """Two ``face.ndjson`` of one folder printed apart (``sub/face.ndjson``), and each table headed by its PNG (the
+    printout used to say ``face.ndjson [0]: square`` for both files, and no picture)."""
+    from sketchgraph.cli import main
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    _squares(folder / "face.ndjson", 2)
+    _squares(folder / "sub" / "face.ndjson", 1)
+    assert main(["demo", str(folder), "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if " -> " in line]
+    assert heads == [f"face.ndjson [0]: square -> {out / 'face_0.png'}",
+                     f"face.ndjson [1]: square -> {out / 'face_1.png'}",
+                     f"sub/face.ndjson: square -> {out / 'face.png'}"]
+    assert sorted(p.name for p in out.iterdir()) == ["face.png", "face_0.png", "face_1.png"]
+
+
+def test_demo_reads_files_as_the_format_it_is_given(tiny_checkpoint, tmp_path, capsys):
+    """``--format`` (the reader's hint says to pass it) reads every file as that format, as in ``predict``: an ndjson
+    record in a ``.svg`` file is skipped without it and drawn with ``--format simplified``."""
+    from sketchgraph.cli import main
+
+    misnamed, out = tmp_path / "x.svg", tmp_path / "out"
+    _squares(tmp_path / "x.ndjson", 1)
+    (tmp_path / "x.ndjson").rename(misnamed)
+    args = ["demo", str(misnamed), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sketchgraph demo: skipped {misnamed} [0]: {misnamed}:1: invalid SVG/XML"), err
+    assert main([*args, "--format", "simplified"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and f"x.svg: square -> {out / 'x.png'}" in captured.out
+    assert [p.name for p in out.iterdir()] == ["x.png"]
+
+
+def test_demo_draws_at_most_limit_sketches_and_says_so(tiny_checkpoint, tmp_path, capsys):
+    """``--limit N`` draws the first N sketches in all and the summary says how many there were; ``--limit 0``
+    draws them all, with no such line. A bad record past the limit is not reported (it was not asked for)."""
+    from sketchgraph.cli import main
+
+    a, b, out = tmp_path / "a.ndjson", tmp_path / "b.ndjson", tmp_path / "out"
+    _squares(a, 3)
+    _squares(b, 2)
+    with b.open("a") as f:
+        f.write("not json\n")
+    args = ["demo", str(a), str(b), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]
+    assert main([*args, "--out", str(out), "--limit", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.splitlines()[-1] == "drew the first 2 of 5 sketches; pass --limit 0 for all"
+    assert "2 sketches classified" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["a_0.png", "a_1.png"]  # numbered as a file of 3 records
+
+    assert main([*args, "--out", str(tmp_path / "all"), "--limit", "0"]) == 1  # the bad record is reported now
+    captured = capsys.readouterr()
+    assert "5 sketches classified" in captured.out and "drew the first" not in captured.out
+    assert captured.err.startswith(f"sketchgraph demo: skipped {b} [2]: {b}:3: invalid JSON")
+    assert len(list((tmp_path / "all").iterdir())) == 5
+
+
+def test_demo_limit_default_leaves_make_demo_whole(tiny_checkpoint, tmp_path, capsys):
+    """The default limit (50 sketches) is far above the 7 bundled examples ``make demo`` draws."""
+    from sketchgraph.cli import main
+    from sketchgraph.demo import DEFAULT_LIMIT
+
+    assert DEFAULT_LIMIT == 50 > len(example_paths())
+    assert main(["demo", "--out", str(tmp_path), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "drew the first" not in text and f"{len(example_paths())} sketches classified" in text
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_demo_limit_is_checked_before_anything_loads(tmp_path, capsys, value):
+    from sketchgraph.cli import main
+    from sketchgraph.demo import run_demo
+
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--limit", value, "--checkpoint", "no-such-checkpoint", "--out", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    assert f"error: argument --limit: expected a non-negative integer (0: all), got {value!r}\n" in \
+        capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"^limit must be a non-negative integer \(0: all sketches\), got -1$"):
+        run_demo(tmp_path / "out", "no-such-checkpoint", limit=-1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_demo_refuses_an_out_that_cannot_be_a_folder_before_loading_the_model(tmp_path, capsys):
+    """An existing file (it used to fail with "[Errno 17] File exists" after the model had loaded), or a path under
+    one: one line, before the (missing) checkpoint is looked for."""
+    from sketchgraph.cli import main
+
+    a_file = tmp_path / "taken.png"
+    a_file.write_bytes(b"x")
+    cases = [(a_file, f"--out {a_file} is an existing file, not a folder: demo writes its PNGs into a folder; "
+                      "name a new or existing folder"),
+             (a_file / "sub", f"--out {a_file / 'sub'} cannot be created: {a_file} is a file, not a folder")]
+    for out, message in cases:
+        assert main(["demo", str(example_path("face")), "--out", str(out), "--checkpoint", "no-such-checkpoint"]) == 1
+        assert capsys.readouterr().err == f"sketchgraph demo: error: {message}\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.png"]

@@ -23,24 +23,27 @@ import torch
 
 from sketchgraph import export as export_module
 from sketchgraph.batch import Batch
-from sketchgraph.errors import CheckpointError
+from sketchgraph.errors import CheckpointError, SketchError
 from sketchgraph.examples import example_paths
 from sketchgraph.export import (
+    INPUT_CONTRACT,
     MAX_OPSET,
     METADATA_KEYS,
     ExportableMGT,
+    check_inputs,
     export_onnx,
     export_torchscript,
     main,
     output_format,
     prepare_inputs,
+    preprocessing_recipe,
 )
 from sketchgraph.formats import write_ndjson
 from sketchgraph.graph import FLAG_END, FLAG_PAD, RELATIONS, GraphSpec, relation_masks
 from sketchgraph.model import build_model
 from sketchgraph.model.attention import GraphAttention
 from sketchgraph.predict import SHIPPED_CHECKPOINT, SketchClassifier, resolve_checkpoint
-from sketchgraph.preprocess import Preprocessing, preprocess
+from sketchgraph.preprocess import ADAPT_FACTOR, ADAPT_STEPS, Preprocessing, preprocess
 from sketchgraph.sketch import Sketch
 
 ort = pytest.importorskip("onnxruntime")
@@ -237,7 +240,8 @@ def test_shipped_checkpoint_exports_with_its_effective_preprocessing(tmp_path):
     check_parity(truncating, torchscript_runner(ts_path))
 
     expected = {"classes": clf.classes, "preprocessing": {**config["preprocessing"], "cap": "adapt"},
-                "relations": list(clf.graph_spec.relations)}
+                "preprocessing_recipe": preprocessing_recipe(clf.preprocessing),
+                "relations": list(clf.graph_spec.relations), "input_contract": INPUT_CONTRACT}
     assert expected["preprocessing"] == clf.preprocessing.to_dict()
     for path_ in (onnx_path, ts_path):
         for reader, meta in read_metadata(path_).items():
@@ -263,20 +267,25 @@ def test_torchscript_parity(tiny_checkpoint, tmp_path):
 
 def test_metadata_of_a_checkpoint_a_classifier_and_a_bare_model(tiny_checkpoint, tmp_path):
     """A checkpoint or a ``SketchClassifier`` gives every ``METADATA_KEYS`` entry (the classifier's own
-    preprocessing, ``cap`` override included); a bare model knows only its relations."""
+    preprocessing, ``cap`` override included, and its recipe); a bare model knows only its relations and the input
+    contract."""
     clf = SketchClassifier.from_pretrained(tiny_checkpoint, cap="adapt")
     relations = list(clf.graph_spec.relations)
+    common = {"relations": relations, "input_contract": INPUT_CONTRACT}
+    truncating = {"adapt_epsilons": [], "recipe": preprocessing_recipe(Preprocessing())["recipe"]}
     for source, expected in [
-        (tiny_checkpoint, {"classes": clf.classes, "preprocessing": Preprocessing().to_dict(), "relations": relations}),
-        (clf, {"classes": clf.classes, "preprocessing": clf.preprocessing.to_dict(), "relations": relations}),
-        (clf.model, {"relations": relations}),
+        (tiny_checkpoint, {"classes": clf.classes, "preprocessing": Preprocessing().to_dict(),
+                           "preprocessing_recipe": truncating, **common}),
+        (clf, {"classes": clf.classes, "preprocessing": clf.preprocessing.to_dict(),
+               "preprocessing_recipe": preprocessing_recipe(clf.preprocessing), **common}),
+        (clf.model, common),
     ]:
         for suffix in (".onnx", ".pt"):
             path = tmp_path / f"m{suffix}"
             (export_onnx if suffix == ".onnx" else export_torchscript)(source, path)
             for reader, meta in read_metadata(path).items():
                 assert meta == expected, (type(source).__name__, reader)
-    assert set(METADATA_KEYS) == {"classes", "preprocessing", "relations"}
+    assert set(METADATA_KEYS) == {"classes", "preprocessing", "preprocessing_recipe", "relations", "input_contract"}
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -325,16 +334,26 @@ def test_a_write_cut_short_by_the_file_size_limit_keeps_the_earlier_files(tiny_c
     check_parity(SketchClassifier.from_pretrained(tiny_checkpoint), onnx_runner(good["m.onnx"]))
 
 
-def test_folders_are_made_only_when_the_file_is_written(tiny_checkpoint, tmp_path, monkeypatch):
+def test_a_missing_folder_is_refused_not_created(tiny_checkpoint, tmp_path, monkeypatch):
+    """An output whose folder does not exist is refused before anything loads (the exporter is never called), in
+    both formats and from the CLI; no folder is made (it used to be created silently)."""
     def exporter(*args, **kwargs):
-        raise RuntimeError("the exporter failed")
+        raise AssertionError("the exporter was called")
 
     monkeypatch.setattr(torch.onnx, "export", exporter)
-    with pytest.raises(RuntimeError, match="the exporter failed"):
-        export_onnx(tiny_checkpoint, tmp_path / "new" / "dir" / "m.onnx")
+    monkeypatch.setattr(torch.jit, "trace", exporter)
+    out = tmp_path / "new" / "dir"
+    for export, name in ((export_onnx, "m.onnx"), (export_torchscript, "m.pt")):
+        with pytest.raises(FileNotFoundError) as refused:
+            export(tiny_checkpoint, out / name)
+        assert str(refused.value) == f"cannot write {out / name}: no such directory: {out}"
     assert not list(tmp_path.iterdir())
     monkeypatch.undo()
-    assert export_onnx(tiny_checkpoint, tmp_path / "new" / "dir" / "m.onnx").is_file()
+    (tmp_path / "new").mkdir()
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        export_onnx(tiny_checkpoint, out / "m.onnx")
+    out.mkdir()
+    assert export_onnx(tiny_checkpoint, out / "m.onnx").is_file()
 
 
 # ------------------------------------------------------------------------------------------ settings and CLI
@@ -477,18 +496,20 @@ def test_onnx_export_without_onnx_says_which_extra_to_install(tiny_checkpoint, t
 
     monkeypatch.setattr(torch.onnx, "export", exporter)
     out = tmp_path / "sub" / "m.onnx"
-    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install 'sketchgraph[onnx]'")):
+    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install -e '.[onnx]' in a sketchgraph checkout")):
         export_onnx(tiny_checkpoint, out)
     assert main([str(out), "--checkpoint", str(tiny_checkpoint)]) == 1
     assert capsys.readouterr().err == (
-        "sketchgraph export: error: ONNX export needs the onnx package: pip install 'sketchgraph[onnx]' "
-        "(or export to .pt for TorchScript)\n")
+        "sketchgraph export: error: ONNX export needs the onnx package: pip install -e '.[onnx]' in a sketchgraph "
+        "checkout, or pip install onnx onnxruntime (or export to .pt for TorchScript)\n")
+    assert "sketchgraph[onnx]" not in export_module.__doc__  # not on PyPI under that name: from a checkout
     assert not list(tmp_path.iterdir())
     assert main([str(tmp_path / "m.pt"), "--checkpoint", str(tiny_checkpoint)]) == 0
 
 
 def test_the_onnx_extra_holds_what_onnx_export_and_its_runtime_need():
-    """``pip install 'sketchgraph[onnx]'`` (the error above says so) brings onnx and onnxruntime; dev keeps them."""
+    """``pip install -e '.[onnx]'`` (the error above says so) brings onnx and onnxruntime, the two packages the error
+    names for installing without a checkout; dev keeps them."""
     extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())[
         "project"]["optional-dependencies"]
     assert {re.match(r"[\w.-]+", r)[0] for r in extras["onnx"]} == {"onnx", "onnxruntime"}
@@ -573,3 +594,238 @@ def test_public_functions_have_docstrings(module):
             missing += [f"{name}.{m}" for m, f in vars(obj).items()
                         if inspect.isfunction(f) and (not m.startswith("_")) and not f.__doc__]
     assert not missing
+
+
+# ------------------------------------------------------------------------------------------ review fixes
+def test_torchscript_logits_do_not_require_grad(tiny_checkpoint, tmp_path):
+    """A loaded .pt called without ``torch.no_grad`` gives logits that do not require grad (``.numpy()`` works,
+    as the docstring's call pattern needs), the same numbers as under ``inference_mode``."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    module = jit_load(export_torchscript(clf, tmp_path / "m.pt"))
+    assert not any(p.requires_grad for p in module.parameters())
+    feeds = prepare_inputs(clf, varied_sketches())
+    coords, flags = torch.from_numpy(feeds["coords"]), torch.from_numpy(feeds["flags"])
+    logits = module(coords, flags)
+    assert logits.requires_grad is False and logits.grad_fn is None
+    with torch.inference_mode():
+        expected = module(coords, flags).numpy()
+    np.testing.assert_array_equal(logits.numpy(), expected)
+    np.testing.assert_allclose(logits.numpy(), torch_logits(clf, feeds), atol=TOL, rtol=0)
+
+
+def _good_feeds() -> dict[str, np.ndarray]:
+    """Two rows of 5 columns: row 0 has 5 points in two strokes, row 1 has 3 points then padding."""
+    coords = np.array([[[0, 0], [10, 20], [255, 255], [30, 40], [50, 60]],
+                       [[1, 2], [3, 4], [5, 6], [0, 0], [0, 0]]], np.float32)
+    flags = np.array([[100, 100, 101, 100, 101], [100, 100, 101, 102, 102]], np.int64)
+    return {"coords": coords, "flags": flags}
+
+
+def _broken(change) -> dict[str, np.ndarray]:
+    feeds = {k: v.copy() for k, v in _good_feeds().items()}
+    change(feeds)
+    return feeds
+
+
+def _left_pad(feeds):
+    feeds["flags"][1] = [102, 102, 100, 100, 101]
+
+
+def _flags_0_1(feeds):
+    feeds["flags"][1] = [0, 0, 1, 102, 102]
+
+
+def _raw_points(feeds):
+    feeds["coords"][0, 3] = [612.5, 40]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.update(coords=f["coords"].astype(np.float64)), "coords must be float32, got float64"),
+    (lambda f: f.update(flags=f["flags"].astype(np.int32)), "flags must be int64, got int32"),
+    (lambda f: f.update(coords=f["coords"][..., 0]), "coords must have the shape (B, N, 2), got (2, 5)"),
+    (lambda f: f.update(flags=f["flags"][:, :4]),
+     "flags must have the shape (B, N) = (2, 5) of coords (2, 5, 2), got (2, 4)"),
+    (lambda f: f.update(coords=f["coords"][:, :0], flags=f["flags"][:, :0]),
+     "coords and flags need B >= 1 rows of N >= 1 points, got (B, N) = (2, 0)"),
+    (_left_pad, "row 1: point 2 comes after padding (flag 102 at point 0); a row's points come first, padding only "
+                "after them"),
+    (_flags_0_1, "row 1: flag 0 at point 0; flags are 100 (the pen continues), 101 (the stroke ends here) or 102 "
+                 "(padding)"),
+    (lambda f: f["flags"].__setitem__((0, 4), 100),
+     "row 0: its last point (4) has flag 100, not 101: the last point of a drawing ends its stroke"),
+    (lambda f: f["flags"].__setitem__((1, 2), 100),
+     "row 1: its last point (2) has flag 100, not 101: the last point of a drawing ends its stroke"),
+    (_raw_points, "row 0: point 3 is at (612.5, 40), outside 0..255: coords must be the preprocessed points (scaled "
+                  "so the drawing's larger extent is 255), not raw ones"),
+    (lambda f: f["coords"].__setitem__((1, 1, 1), -1), "row 1: point 1 is at (3, -1), outside 0..255"),
+    (lambda f: f["coords"].__setitem__((1, 0, 0), np.nan), "row 1: point 0 is at (nan, 2), outside 0..255"),
+])
+def test_check_inputs_refuses_what_the_exported_graph_would_misread(change, message):
+    """Each contract break the graph runs silently (left padding, flags 0/1, raw canvas points; review L2) and
+    each wrong dtype, rank or shape is a ``ValueError`` naming the row and the point."""
+    check_inputs(**_good_feeds())  # the unbroken arrays pass
+    with pytest.raises(ValueError) as refused:
+        check_inputs(**_broken(change))
+    assert str(refused.value).startswith(message), str(refused.value)
+
+
+def test_check_inputs_refuses_rows_past_the_cap_the_graph_reads():
+    """The graph reads 100 columns: a row of 101 points would lose its last stroke's end flag there."""
+    n = 101
+    flags = np.full((1, n), 100, np.int64)
+    flags[0, -1] = 101
+    with pytest.raises(ValueError, match=r"^row 0: 101 points, more than the 100 the model reads"):
+        check_inputs(np.zeros((1, n, 2), np.float32), flags)
+    check_inputs(np.zeros((1, 100, 2), np.float32), np.where(np.arange(n) == 99, 101, flags)[:, :100])  # capped
+    with pytest.raises(ValueError, match=r"^row 0: 5 points, more than the 4 the model reads"):
+        check_inputs(**_good_feeds(), max_points=4)
+
+
+def test_prepare_inputs_output_passes_check_inputs(tiny_checkpoint):
+    """What ``prepare_inputs`` gives (1 point to the full cap, padding, raw and simplified input, ``cap: adapt``)
+    passes, and so does an added padding-only row."""
+    for cap in ("truncate", "adapt"):
+        feeds = prepare_inputs(SketchClassifier.from_pretrained(tiny_checkpoint, cap=cap), inputs())
+        assert feeds["coords"].max() == 255 and feeds["coords"].min() == 0
+        check_inputs(**feeds)
+        check_inputs(**with_padding_row(feeds))
+
+
+def test_the_input_contract_is_stored_in_both_formats(tiny_checkpoint, tmp_path):
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    for path in (export_onnx(clf, tmp_path / "m.onnx"), export_torchscript(clf, tmp_path / "m.pt")):
+        for reader, meta in read_metadata(path).items():
+            assert meta["input_contract"] == INPUT_CONTRACT, reader
+    for words in ("float32", "int64", "padding", "101", "0..255", "check_inputs"):
+        assert words in INPUT_CONTRACT
+
+
+def test_the_stored_recipe_has_the_adapt_schedule_of_the_preprocess_module(tiny_checkpoint, tmp_path):
+    """``cap: "adapt"`` needs the preprocess module's ``ADAPT_FACTOR`` and ``ADAPT_STEPS``: the export stores the
+    tolerances themselves (3.0 ... 22.78125 for spg20) and a recipe naming them; applying the recipe with
+    sketchgraph's own steps reproduces ``preprocess``."""
+    assert (ADAPT_FACTOR, ADAPT_STEPS) == (1.5, 6)
+    pre = Preprocessing(cap="adapt")
+    recipe = preprocessing_recipe(pre)
+    assert recipe["adapt_epsilons"] == [2.0 * ADAPT_FACTOR**k for k in range(1, ADAPT_STEPS + 1)]
+    assert recipe["adapt_epsilons"] == pre.adapt_epsilons() == [3.0, 4.5, 6.75, 10.125, 15.1875, 22.78125]
+    assert "(3.0, 4.5, 6.75, 10.125, 15.1875, 22.78125)" in recipe["recipe"]
+    assert "more than 100 points" in recipe["recipe"] and "epsilon = 2" in recipe["recipe"]
+    assert preprocessing_recipe(Preprocessing())["adapt_epsilons"] == []
+    assert "adapt_epsilons" not in preprocessing_recipe(Preprocessing())["recipe"]
+
+    from sketchgraph.preprocess import cap_points, simplify
+
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint, cap="adapt")
+    meta = read_metadata(export_onnx(clf, tmp_path / "m.onnx"))["onnxruntime"]
+    stored = Preprocessing.from_dict(meta["preprocessing"])
+    zigzag = varied_sketches()[1]
+    result = simplify(zigzag, stored.epsilon)
+    for eps in meta["preprocessing_recipe"]["adapt_epsilons"]:  # the recipe, step by step
+        if result.num_points <= stored.max_points:
+            break
+        result = simplify(zigzag, eps)
+    result = cap_points(result, stored.max_points)
+    np.testing.assert_array_equal(result.points(), preprocess(zigzag, stored).points())
+    assert result.num_points < 100  # re-simplified, not truncated
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_output_that_is_a_folder_is_refused_before_anything_loads(tmp_path, capsys, fmt):
+    """The error names the output, not the atomic write's temporary file, and comes before the checkpoint (which
+    does not exist here) is loaded."""
+    out = tmp_path / ("isdir.onnx" if fmt == "onnx" else "isdir.pt")
+    out.mkdir()
+    assert main([str(out), "--checkpoint", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err == f"sketchgraph export: error: cannot write {out}: it is a directory\n"
+    with pytest.raises(IsADirectoryError, match=f"^cannot write {re.escape(str(out))}: it is a directory$"):
+        (export_onnx if fmt == "onnx" else export_torchscript)(tmp_path / "nowhere", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name] and not list(out.iterdir())
+
+
+def test_an_output_the_folder_cannot_take_is_refused_before_anything_loads(tmp_path, capsys):
+    """A missing folder, a "folder" that is a file, and /proc (which takes no new file, even for root): one line
+    naming the output, before the (missing) checkpoint is loaded; nothing is created."""
+    nowhere = str(tmp_path / "nowhere")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        (tmp_path / "no" / "dir" / "m.pt", f"no such directory: {tmp_path / 'no' / 'dir'}"),
+        (a_file / "m.onnx", f"{a_file} is not a directory"),
+        (Path("/proc/x.onnx"), "cannot create a file in /proc ("),
+    ]
+    for out, says in cases:
+        assert main([str(out), "--checkpoint", nowhere]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"sketchgraph export: error: cannot write {out}: {says}"), err
+        assert err.count("\n") == 1 and ".tmp" not in err and ".probe" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+@pytest.mark.parametrize("name, fmt, note", [
+    ("m.onnx", "torchscript", "writing {out} as TorchScript (--format torchscript), although its suffix .onnx "
+                              "usually means ONNX"),
+    ("m.PT", "onnx", "writing {out} as ONNX (--format onnx), although its suffix .PT usually means TorchScript"),
+    ("m.onnx", "onnx", None),
+    ("m.bin", "torchscript", None),
+])
+def test_a_format_the_suffix_disagrees_with_gets_a_note(tiny_checkpoint, tmp_path, capsys, name, fmt, note):
+    out = tmp_path / name
+    assert main([str(out), "--format", fmt, "--checkpoint", str(tiny_checkpoint)]) == 0
+    captured = capsys.readouterr()
+    expected = "" if note is None else f"sketchgraph export: note: {note.format(out=out)}\n"
+    assert captured.err == expected
+    assert f"wrote {out} ({fmt};" in captured.out
+    assert onnx_bytes(out) == (fmt == "onnx")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_model_with_reduced_precision_weights_exports_in_float32(tmp_path, dtype):
+    """Weights cast to bfloat16 (or float16) used to fail with "expected m1 and m2 to have the same dtype": the
+    export is a float32 copy (the model passed in keeps its dtype), its logits those of the float32 model."""
+    torch.manual_seed(0)
+    model = build_model("mgt", num_classes=3, embed_dim=16, heads=2, layers=2, classifier=(32,))
+    low = build_model("mgt", num_classes=3, embed_dim=16, heads=2, layers=2, classifier=(32,))
+    low.load_state_dict(model.state_dict())
+    low.to(dtype)
+    rounded = build_model("mgt", num_classes=3, embed_dim=16, heads=2, layers=2, classifier=(32,))
+    rounded.load_state_dict({k: v.float() for k, v in low.state_dict().items()})  # float32 of the rounded weights
+    clf = SketchClassifier(rounded, ["a", "b", "c"], graph_spec=GraphSpec(rounded.relations))
+    feeds = prepare_inputs(clf, varied_sketches())
+    for path, run in ((export_onnx(low, tmp_path / "m.onnx"), onnx_runner),
+                      (export_torchscript(low, tmp_path / "m.pt"), torchscript_runner)):
+        got = run(path)(feeds)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, torch_logits(clf, feeds), atol=TOL, rtol=0)
+    assert next(low.parameters()).dtype == dtype
+    assert "float32" in ExportableMGT.__doc__ and "Exports are float32 whatever the model's precision" in \
+        export_module.__doc__
+
+
+def test_prepare_inputs_names_the_item_it_cannot_use(tiny_checkpoint, tmp_path):
+    """As ``predict_batch`` does: ``item i: `` before the reader's or the preprocessing's message."""
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    good = varied_sketches()[2]
+    with pytest.raises(SketchError, match=r"^item 1: stroke 0: its lists differ in length \(2, 1\)$"):
+        prepare_inputs(clf, [good, [[[1, 2], [3]]]])
+    missing = tmp_path / "missing.ndjson"
+    with pytest.raises(SketchError, match=rf"^item 2: .*{re.escape(str(missing))}"):
+        prepare_inputs(clf, [good, good, str(missing)])
+    degenerate = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # too much ink to simplify
+    with pytest.raises(SketchError, match=r"^item 2: drawing too long to simplify"):
+        prepare_inputs(clf, [good, good, degenerate])
+
+
+def test_the_module_docstring_example_runs_as_written(tmp_path, monkeypatch):
+    """Every name the example uses is imported in it (it used ``SketchClassifier`` and ``prepare_inputs`` without
+    importing them); it runs in a fresh namespace with the shipped checkpoint and gives its output."""
+    import doctest
+
+    monkeypatch.chdir(tmp_path)
+    test = doctest.DocTestParser().get_doctest(export_module.__doc__, {}, "sketchgraph.export", None, 0)
+    assert len(test.examples) >= 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = doctest.DocTestRunner(verbose=False).run(test, out=lambda text: None)
+    assert result.failed == 0 and result.attempted == len(test.examples)
+    assert (tmp_path / "spg20.onnx").is_file()

@@ -336,6 +336,65 @@ def test_unknown_content_and_bad_arguments(tmp_path):
         read_sketches(tmp_path / "missing.ndjson")
 
 
+IMAGE_FORMATS = {"png": ("PNG", "a PNG image"), "jpg": ("JPEG", "a JPEG image"), "gif": ("GIF", "a GIF image"),
+                 "pdf": ("PDF", "a PDF document"), "webp": ("WEBP", "a WebP image"), "bmp": ("BMP", "a BMP image"),
+                 "tif": ("TIFF", "a TIFF image")}
+
+
+def write_image(path: Path, pil_format: str, size: tuple[int, int] = (300, 200)) -> Path:
+    """A small white image (or one-page PDF) saved by pillow in ``pil_format``."""
+    Image.new("RGB", size, "white").save(path, pil_format)
+    return path
+
+
+@pytest.mark.parametrize("suffix", list(IMAGE_FORMATS))
+@pytest.mark.parametrize("named", [True, False])
+def test_images_and_documents_are_refused_naming_what_they_are(tmp_path, suffix, named):
+    """A PNG (every PNG used to pass .bin's header check: bytes 8-10 are zeros) or a JPEG, GIF, PDF, ... is no
+    sketch file: refused at the call, as a whole file, saying what it is, whether or not its name tells."""
+    pil_format, kind = IMAGE_FORMATS[suffix]
+    path = write_image(tmp_path / (f"apple.{suffix}" if named else "apple"), pil_format)
+    with pytest.raises(FormatError) as caught:
+        read_sketches(path)
+    assert str(caught.value).startswith(f"{path}: this is {kind}, not a sketch file; sketchgraph reads stroke data "
+                                        "(.ndjson, .jsonl, .json, .bin, .npz, .svg")
+    assert caught.value.whole_file and caught.value.source == str(path)
+
+
+def test_a_damaged_image_is_refused_by_its_name_and_a_bin_starting_like_a_bmp_is_read(tmp_path):
+    """An image name on content that is no image nor sketch says so; a ``.bin`` whose first key id starts with
+    ``BM`` (a BMP's two-letter signature) is still sniffed as ``.bin``, while a real BMP is refused."""
+    damaged = tmp_path / "apple.png"
+    damaged.write_bytes(b"\x89PN" + bytes(200))
+    with pytest.raises(FormatError, match=r"apple\.png: this is a \.png file \(a PNG image\?\), not a sketch file"):
+        read_sketches(damaged)
+    sketch = make_sketch(3).replace(key_id=str(int.from_bytes(b"BM" + bytes(6), "little")))
+    write_bin([sketch], tmp_path / "a.bin")
+    renamed = (tmp_path / "a.bin").rename(tmp_path / "download")
+    assert renamed.read_bytes()[:2] == b"BM" and detect_format(renamed) == "bin"
+    with pytest.raises(FormatError, match="this is a BMP image"):
+        detect_format(write_image(tmp_path / "picture", "BMP"))
+
+
+def test_looks_like_bin_wants_one_whole_plausible_record(tmp_path):
+    """Sniffing takes a file for ``.bin`` only when its first record is whole and plausible: at least one stroke,
+    each of at least one point, all within the bytes given. A header alone (a PNG's bytes 8-18 make one) is not
+    enough."""
+    from sketchgraph.formats.quickdraw_bin import looks_like_bin
+
+    write_bin([make_sketch(1)], tmp_path / "one.bin")
+    record = (tmp_path / "one.bin").read_bytes()
+    assert looks_like_bin(record) and looks_like_bin(record + record[:5])
+    assert not looks_like_bin(record[:-1])  # truncated: its last stroke does not fit
+    assert not looks_like_bin(record[:15] + b"\0\0" + record[17:])  # no strokes
+    assert not looks_like_bin(record[:17] + b"\0\0" + record[19:])  # its first stroke has no points
+    png = write_image(tmp_path / "a.png", "PNG", (20, 20)).read_bytes()
+    assert not looks_like_bin(png)
+    renamed = write_image(tmp_path / "b.png", "PNG", (20, 20)).rename(tmp_path / "download")
+    with pytest.raises(FormatError, match="this is a PNG image"):
+        detect_format(renamed)
+
+
 # ------------------------------------------------------------------------------------------ errors
 BAD_LINES = {
     "invalid-json": '{"drawing": [[[1, 2], [3, 4]]',

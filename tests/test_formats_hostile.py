@@ -381,6 +381,20 @@ def test_a_bin_that_is_no_quickdraw_file_is_refused_once(tmp_path):
     assert f"{text}: record 1 (byte 0): not a Quick, Draw! .bin record (countrycode=" in str(errors[0])
 
 
+@pytest.mark.parametrize("pil_format, kind", [("PNG", "a PNG image"), ("JPEG", "a JPEG image")])
+def test_an_image_read_as_bin_is_refused_once_saying_what_it_is(tmp_path, pil_format, kind):
+    """An image named ``.bin`` (or read with ``format="bin"``) is one error saying what it is, not garbage strokes
+    or a "truncated record" (a PNG's first bytes pass the header check: country and recognized are zeros)."""
+    from PIL import Image
+
+    for path, options in ((tmp_path / "apple.bin", {}), (tmp_path / "apple.img", {"format": "bin"})):
+        Image.new("RGB", (300, 200), "white").save(path, pil_format)
+        got, errors = read_all(path, **options)
+        assert got == [] and len(errors) == 1, errors
+        assert str(errors[0]) == (f"{path}: record 1 (byte 0): not a Quick, Draw! .bin record (this is {kind}): not "
+                                  "a .bin file. The rest of the file is not read")
+
+
 def test_a_bin_of_zeros_stops_after_a_run_of_empty_records(tmp_path):
     from sketchgraph.formats import write_bin
     from sketchgraph.formats.quickdraw_bin import MAX_EMPTY_RUN

@@ -83,6 +83,7 @@ def check_install(repo: Path, tmp: Path, checkpoint: str = "spg20") -> dict:
     target = tmp / "site"
     pip_install(source_copy(repo, tmp / "src"), target)
     report = run_installed(target, checkpoint)
+    check_installed_files(target)
 
     def inside(path: str) -> bool:
         return Path(path).resolve().is_relative_to(target.resolve())
@@ -101,6 +102,69 @@ def check_install(repo: Path, tmp: Path, checkpoint: str = "spg20") -> dict:
     assert len(preds) == 3 and all(label in report["classes"] for label, _ in preds)
     assert all(0.0 <= s <= 1.0 for _, s in preds) and preds[0][1] >= preds[-1][1]
     return report
+
+
+def check_installed_files(target: Path) -> None:
+    """What the wheel put in ``target``: the ``py.typed`` marker (the package is typed), no test files, and a
+    ``sketchgraph`` console script that runs (``--version``, with the installed copy)."""
+    assert (target / "sketchgraph" / "py.typed").is_file()
+    (record,) = target.glob("sketchgraph-*.dist-info/RECORD")
+    installed = [line.split(",")[0] for line in record.read_text().splitlines()]
+    assert "sketchgraph/py.typed" in installed
+    assert not [name for name in installed if name.startswith("tests/") or "/tests/" in name or "conftest" in name]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH")}
+    env.update(PYTHONPATH=str(target))
+    proc = subprocess.run([str(target / "bin" / "sketchgraph"), "--version"], cwd=target, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "sketchgraph 0.1.0", proc.stderr
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter of this environment (``env`` added to this process's environment)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_importing_the_package_does_not_import_torch():
+    """``import sketchgraph`` and ``sketchgraph --version`` / ``--help`` stay fast: torch (3-5 s) is imported on
+    first use of a name that needs it (PEP 562), not by the package itself."""
+    proc = run_python(textwrap.dedent("""
+        import sys
+        import sketchgraph
+        assert "torch" not in sys.modules, "import sketchgraph"
+        assert sketchgraph.__version__ == "0.1.0" and "Sketch" in dir(sketchgraph)
+        from sketchgraph.cli import main
+        for flag in ("--version", "--help"):
+            sys.argv = ["sketchgraph", flag]
+            try:
+                main()
+            except SystemExit as exc:
+                assert exc.code == 0, flag
+            assert "torch" not in sys.modules, flag
+        from sketchgraph import Sketch, SketchError, build_graph
+        assert "torch" in sys.modules and Sketch.__module__ == "sketchgraph.sketch"
+        assert sketchgraph.SketchError is SketchError and callable(build_graph)
+        try:
+            sketchgraph.nothing
+        except AttributeError as exc:
+            assert str(exc) == "module 'sketchgraph' has no attribute 'nothing'"
+        else:
+            raise AssertionError("no AttributeError")
+    """))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_inherited_dgl_backend_is_set_to_pytorch_with_a_warning():
+    """dgl is used with its pytorch backend only: ``DGLBACKEND=tensorflow`` from the environment would make
+    ``--backend dgl`` fail inside dgl (No module named 'tensorflow')."""
+    proc = run_python("import os, sketchgraph, dgl; print(os.environ['DGLBACKEND'], dgl.backend.backend_name)",
+                      DGLBACKEND="tensorflow")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["pytorch", "pytorch"]
+    assert ("RuntimeWarning: DGLBACKEND='tensorflow' in the environment: sketchgraph uses dgl with the pytorch "
+            "backend only, so DGLBACKEND is set to 'pytorch' for this process") in proc.stderr
+    quiet = run_python("import os, sketchgraph; print(os.environ['DGLBACKEND'])", DGLBACKEND="pytorch")
+    assert quiet.stdout.strip() == "pytorch" and "Warning" not in quiet.stderr
 
 
 def test_pip_install_serves_the_shipped_checkpoint(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -56,6 +57,23 @@ def test_quickstart_prose_names_the_calls_its_code_makes():
     assert "`predict_batch` reads" not in prose
 
 
+def _attention_rows_cells(nb) -> tuple:
+    """The cell that checks the attention rows (tagged ``attention-rows``) and the prose after it."""
+    at = next(i for i, c in enumerate(nb.cells) if "attention-rows" in c.metadata.get("tags", []))
+    return nb.cells[at], nb.cells[at + 1]
+
+
+def test_quickstart_checks_every_attention_row_not_the_mean():
+    """A mean row sum of 1 does not show that each row sums to 1: the cell prints the largest deviation over every
+    row of every layer and head, and the prose claims no more than that shows."""
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    code, prose = _attention_rows_cells(nb)
+    assert "abs(weights.sum(-1) - 1).max()" in code.source and ".mean()" not in code.source
+    assert "max |row sum - 1|" in code.source
+    assert "Every row of every layer and head sums to 1 up to float rounding" in prose.source
+    assert "Each row sums to 1, and" not in prose.source
+
+
 @pytest.mark.slow
 def test_quickstart_runs():
     from sketchgraph.errors import CheckpointError
@@ -96,3 +114,9 @@ def test_quickstart_runs():
     images = [o for c in nb.cells[:n_cells] if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the graph drawing and the attention maps
+    rows = _text(_attention_rows_cells(nb)[0]).splitlines()
+    assert [line.split()[0] for line in rows] == ["stroke1", "stroke2", "temporal"], rows
+    for line in rows:  # each relation: every row sums to 1 within float rounding, nothing outside its edges
+        off_by = float(re.search(r"max \|row sum - 1\|: (\S+)", line)[1])
+        outside = float(re.search(r"outside the relation's edges: (\S+)$", line)[1])
+        assert off_by < 1e-5 and outside == 0.0, line

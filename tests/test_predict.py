@@ -403,6 +403,19 @@ def test_attention_maps(clf):
         assert np.all(m[:, :, ~allowed] == 0)  # nothing outside the relation
 
 
+@pytest.mark.filterwarnings("ignore:.*no native bfloat16:RuntimeWarning")
+def test_attention_maps_run_at_the_classifiers_precision(tiny_checkpoint, clf):
+    """Under ``precision="bfloat16"`` the maps are computed as the predictions are, in bfloat16 autocast: close to
+    float32's (and still float32 arrays), but not the same numbers."""
+    fast = SketchClassifier.from_pretrained(tiny_checkpoint, precision="bfloat16")
+    sk = shapes()[2]
+    exact, rounded = clf.attention_maps(sk), fast.attention_maps(sk)
+    assert set(exact) == set(rounded)
+    gaps = [np.abs(exact[r] - rounded[r]).max() for r in exact]
+    assert all(rounded[r].dtype == np.float32 and rounded[r].shape == exact[r].shape for r in exact)
+    assert 0 < max(gaps) < 0.05, gaps
+
+
 def test_classifier_is_in_eval_mode_and_reports_itself(clf):
     assert not clf.model.training
     assert "classes=5" in repr(clf) and clf.classes == ["apple", "cat", "dog", "house", "sun"]
@@ -459,6 +472,23 @@ def test_unknown_checkpoint_is_a_clear_error(name, monkeypatch, tmp_path):
         SketchClassifier.from_pretrained(name)
 
 
+def test_a_misspelt_checkpoint_name_lists_the_shipped_ones(tiny_checkpoint, monkeypatch, tmp_path):
+    """Not found: the message names the shipped checkpoints and, for a near miss (a letter O for a zero), the one
+    meant; a path gets the list but no guess."""
+    shutil.copytree(tiny_checkpoint, tmp_path / "spg20")
+    (tmp_path / "README.md").write_text("not a checkpoint")
+    monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ())
+    monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", tmp_path)
+    assert predict_mod.shipped_checkpoints() == ["spg20"]
+    with pytest.raises(CheckpointError) as caught:
+        resolve_checkpoint("spg2O")
+    assert str(caught.value) == (f"checkpoint 'spg2O' not found (did you mean 'spg20'?); looked in: "
+                                 f"{tmp_path / 'spg2O'}; shipped checkpoints: spg20")
+    with pytest.raises(CheckpointError) as caught:
+        resolve_checkpoint("runs/spg2O")
+    assert str(caught.value) == "checkpoint 'runs/spg2O' not found; looked in: runs/spg2O; shipped checkpoints: spg20"
+
+
 # ------------------------------------------------------------------------------------------ CLI
 @pytest.fixture
 def sketch_file(tmp_path):
@@ -511,6 +541,61 @@ def test_cli_folder_reports_each_file(tiny_checkpoint, tmp_path, capsys):
         (str(folder / "b.ndjson"), 0), (str(folder / "b.ndjson"), 1), (str(folder / "sub" / "a.svg"), 0)]
     clf = SketchClassifier.from_pretrained(tiny_checkpoint)
     assert records[2]["predictions"][0]["label"] == clf.predict(folder / "sub" / "a.svg", top_k=1)[0].label
+
+
+IMAGES = {"png": ("PNG", "a PNG image"), "jpg": ("JPEG", "a JPEG image"), "gif": ("GIF", "a GIF image"),
+          "pdf": ("PDF", "a PDF document")}
+
+
+def image_file(folder, suffix: str):
+    """A white 300 x 200 image (or one-page PDF) named ``apple.<suffix>``, and what the refusal calls it."""
+    from PIL import Image
+
+    pil_format, kind = IMAGES[suffix]
+    path = folder / f"apple.{suffix}"
+    Image.new("RGB", (300, 200), "white").save(path, pil_format)
+    return path, kind
+
+
+@pytest.mark.parametrize("suffix", list(IMAGES))
+def test_an_image_is_refused_not_classified(clf, tmp_path, suffix):
+    """An image used to be read as a Quick, Draw! .bin (a made-up prediction, or a "truncated record"): predict and
+    predict_batch refuse it, saying what it is."""
+    path, kind = image_file(tmp_path, suffix)
+    said = f"{path}: this is {kind}, not a sketch file; sketchgraph reads stroke data"
+    with pytest.raises(SketchError) as caught:
+        clf.predict(path)
+    assert str(caught.value).startswith(said)
+    with pytest.raises(SketchError) as caught:
+        clf.predict_batch(str(path))  # the whole argument: all its sketches
+    assert str(caught.value).startswith(said)
+    with pytest.raises(SketchError) as caught:
+        clf.predict_batch([shapes()[0], path])
+    assert str(caught.value).startswith(f"item 1: {said}")
+    errors: list[SketchError] = []
+    got = clf.predict_batch([path, shapes()[0]], on_error=errors.append)
+    assert got[0] == [] and same(got[1], clf.predict(shapes()[0]))
+    assert len(errors) == 1 and str(errors[0]).startswith(f"item 0: {said}")
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_reports_an_image_as_a_file_it_could_not_read(tiny_checkpoint, tmp_path, capsys, as_json):
+    """``sketchgraph predict apple.png``: the file could not be read (what it is, not "record 1 (byte 0): truncated
+    record"), and no sketch is counted as read and unclassified; the other files still run."""
+    png, _ = image_file(tmp_path, "png")
+    good = tmp_path / "good.ndjson"
+    write_ndjson(shapes()[:1], good)
+    args = ["predict", str(png), str(good), "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    said = "this is a PNG image, not a sketch file; sketchgraph reads stroke data"
+    assert f"sketchgraph predict: skipped {png}: {said}" in captured.err
+    assert captured.err.endswith("sketchgraph predict: 1 file or part of a file could not be read\n")
+    assert "could not be classified" not in captured.err
+    if as_json:
+        records = [json.loads(line) for line in captured.out.splitlines()]
+        assert [(r["file"], r["index"]) for r in records] == [(str(png), None), (str(good), 0)]
+        assert records[0]["error"].startswith(said) and "predictions" in records[1]
 
 
 NO_SKETCH_FILES = ("no sketch files in this folder or below (.ndjson, .jsonl, .json, .bin, .svg, .ndjson.gz, "

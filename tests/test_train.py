@@ -501,10 +501,12 @@ def test_an_earlier_run_is_kept_unless_resume_or_overwrite(easy_prepared, tmp_pa
     assert main([*args, "--epochs", "1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"sketchgraph train: error: {out} already holds a training run (metrics.jsonl, best/, "
-                          "last/); pass --resume (resume=true) to continue it or --overwrite (overwrite=true) to "
-                          "delete it and start over"), err
+                          "last/, train_config.json, train.log, summary.json); pass --resume (resume=true) to continue "
+                          "it or --overwrite (overwrite=true) to delete it and start over"), err
     assert [(f.read_bytes(), f.stat().st_mtime_ns) for f in files] == before  # nothing touched
 
+    for name in ("train_config.json", "train.log", "summary.json"):  # each of these alone is a run too (below)
+        (out / name).unlink()
     stale = out / ".last.old-99"  # what a kill inside the checkpoint swap leaves; --resume would bring it back
     (out / "last").rename(stale)
     (out / "best").rename(out / "best.kept")
@@ -752,7 +754,7 @@ def test_the_shipped_checkpoints_record_still_loads_and_its_command_is_the_same_
     ("c.toml", "foo = 1\n", r"unknown setting\(s\) \['foo'\]; known: \['data', "),
     ("c.toml", "epochs = 0\n", r"epochs must be >= 1, got 0$"),
     ("c.toml", '[model]\nlayers = "x"\n', r"model.layers must be an integer, got 'x'$"),
-    ("c.toml", "[augment]\njitter = nan\n", r"AugmentConfig.jitter must be a finite number >= 0, got nan$"),
+    ("c.toml", "[augment]\njitter = nan\n", r"augment.jitter must be a finite number >= 0, got nan$"),
 ])
 def test_config_file_errors_name_the_file(tmp_path, name, content, message):
     path = tmp_path / name
@@ -979,7 +981,8 @@ def test_overwrite_names_what_it_leaves_in_the_folder(easy_prepared, tmp_path, c
     capsys.readouterr()
     assert main([*args, "--overwrite"]) == 0
     err = capsys.readouterr().err
-    assert f"[train] overwrite: deleted the earlier run in {out} (metrics.jsonl, best/, last/, .best.tmp-123/)\n" in err
+    assert (f"[train] overwrite: deleted the earlier run in {out} (metrics.jsonl, best/, last/, train_config.json, "
+            "train.log, summary.json, .best.tmp-123/)\n") in err
     assert (f"[train] overwrite: left in {out} as they were (train did not write them): eval/, notes.txt; delete what "
             "belongs to the deleted run (e.g. an evaluation of its best/), it no longer matches the new model\n") in err
     assert (out / "eval" / "report.json").is_file() and not (out / ".best.tmp-123").exists()
@@ -1089,3 +1092,256 @@ def test_checkpoints_and_metrics_are_synced_to_disk_before_their_renames(easy_pr
         synced = {e[1] for e in events[:renamed] if e[0] == "fsync"}
         written = [os.path.join(source, f) for f in os.listdir(target)] if os.path.isdir(target) else [source]
         assert set(written) <= synced, (name, set(written) - synced)
+
+
+# ------------------------------------------------------------------------------------------ run records and the CLI
+
+
+def _train_parser():
+    from sketchgraph.cli import build_parser
+
+    return build_parser(["train"])
+
+
+def test_train_help_states_the_precedence_and_the_defaults():
+    parser = _train_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    text = " ".join(sub.format_help().split())
+    assert ("the defaults (the paper's MGT optimisation recipe: Adam lr 5e-05, step schedule, batch size 192, 100 "
+            "epochs, with the project's 'mgt' preset; configs/spg20.toml holds the tuned recipe for 'mgt'), the config "
+            "file, the --set overrides (in order), then the flags") in text
+    for option, default in (("--epochs", "100"), ("--lr", "5e-05"), ("--batch-size", "192"), ("--seed", "0"),
+                            ("--out", "runs/train")):
+        assert re.search(rf"{option} \S+ .*?\(default {re.escape(default)}; a config file's value otherwise\)", text), \
+            option
+
+
+def test_a_flag_and_a_set_of_the_same_key_warn_and_the_flag_wins(capsys):
+    from sketchgraph.train import config_from_args
+
+    args = _train_parser().parse_args(["train", str(CONFIGS / "tiny.toml"), "--set", "epochs=5", "--epochs", "1",
+                                       "--set", "lr=0.1", "--set", "overwrite=true", "--resume"])
+    config = config_from_args(args)
+    assert (config.epochs, config.lr, config.resume, config.overwrite) == (1, 0.1, True, False)
+    assert capsys.readouterr().err.splitlines() == [
+        "[train] warning: --epochs 1 wins over --set epochs=5 (a flag wins over --set, which wins over the config "
+        "file)",
+        "[train] warning: --resume wins over --set overwrite=true (a flag wins over --set, which wins over the config "
+        "file)"]
+
+
+@pytest.mark.parametrize("how", [["--preset", "mgt-paper"], ["--set", "preset=mgt-paper"]])
+def test_a_preset_replacing_the_files_names_the_model_table_it_still_applies(capsys, how):
+    from sketchgraph.train import config_from_args
+
+    path = str(CONFIGS / "spg20.toml")
+    config = config_from_args(_train_parser().parse_args(["train", path, *how]))
+    assert config.preset == "mgt-paper" and config.model == {"dropout": 0.0}
+    assert capsys.readouterr().err == (f"[train] warning: [model] from {path} (written for preset mgt) applied over "
+                                       "mgt-paper: dropout 0.0 (preset 0.25); --set model={} drops the table\n")
+    config_from_args(_train_parser().parse_args(["train", path, *how, "--set", "model={}"]))
+    config_from_args(_train_parser().parse_args(["train", path, "--preset", "mgt"]))
+    assert capsys.readouterr().err == ""  # the table dropped, or the file's own preset: nothing to say
+
+
+def test_the_run_folder_records_the_config_the_log_and_the_outcome(easy_prepared, tmp_path, capsys, monkeypatch):
+    from sketchgraph.cli import main
+
+    out = tmp_path / "r"
+    args = ["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--batch-size", "64",
+            "--no-progress", "--set", "schedule=step", "--set", "epochs=9"]
+    assert main([*args, "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"; out {out}, 1 epoch, adamw lr 0.003 (step), batch size 64\n" in err  # the resolved settings
+    record = json.loads((out / "train_config.json").read_text())
+    assert record["config"]["epochs"] == 1 and record["config"]["batch_size"] == 64
+    assert record["dataset"]["path"] == str(easy_prepared) and record["world_size"] == 1
+    (first,) = record["invocations"]
+    assert first["cwd"] == str(Path.cwd()) and first["from_epoch"] == 0 and "--epochs 1" in first["command"]
+    assert isinstance(first["argv"], list) and re.match(r"\d{4}-\d\d-\d\dT", first["start_time"])
+    log = (out / "train.log").read_text().splitlines()
+    assert "==== started: sketchgraph train " in log[0]
+    assert "[train] warning: --epochs 1 wins over --set epochs=9" in log[1]
+    assert any("[train] epoch 1: loss " in line for line in log) and "\r" not in "".join(log)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "completed" and (summary["epochs"], summary["best_epoch"]) == (1, 1)
+    assert summary["best_valid_top1"] == json.loads((out / "best" / "config.json").read_text())["metrics"][
+        "valid_top1"]
+
+    assert main([*args, "--epochs", "3", "--resume", "--set", "max_time_minutes=1e-6"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["epochs"], summary["epochs_this_invocation"]) == ("time_budget", 1, 0)
+    assert "; out " in capsys.readouterr().err and "3 epochs, adamw" in (out / "train.log").read_text()
+    log = (out / "train.log").read_text()
+    assert log.count("==== started") == 1 and log.count("==== resumed after epoch 1: ") == 1  # appended
+    assert [i["from_epoch"] for i in json.loads((out / "train_config.json").read_text())["invocations"]] == [0, 1]
+
+    from sketchgraph.train import Trainer  # a run that diverges in its first epoch leaves its records too
+
+    monkeypatch.setattr(Trainer, "validate", lambda self, epoch: {"valid_loss": 1.0, "valid_top1": 0.5,
+                                                                  "valid_top5": 1.0})
+    real = Trainer.train_epoch
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: {**real(self, epoch), "train_loss": math.nan})
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1
+    assert json.loads(capsys.readouterr().out)["best_valid_top1"] is None  # not the -1.0 kept inside
+    summary = json.loads((tmp_path / "dv" / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["best_epoch"], summary["best_valid_top1"]) == ("diverged", None, None)
+    assert "diverged" in (tmp_path / "dv" / "train.log").read_text()
+    assert (tmp_path / "dv" / "train_config.json").is_file()
+    assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1  # the records alone are a run
+    assert "already holds a training run (train_config.json, train.log, summary.json)" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_continue_and_resume_takes_the_recorded_recipe(easy_prepared, tmp_path, capsys,
+                                                                           monkeypatch):
+    """Interrupted in epoch 2 of 2, the CLI prints one line with the command that continues it; that command
+    (``--resume --out DIR``, no config file or recipe flags) takes the recipe from ``last/config.json`` and ends as a
+    run that never stopped did."""
+    import shlex
+
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    recipe = [str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--epochs", "2", "--batch-size", "32",
+              "--no-progress", "--set", "model.dropout=0.2", "--set", "augment.rotation=10", "--set", "bucket=4"]
+    assert main(["train", *recipe, "--out", str(tmp_path / "a")]) == 0
+    real = Trainer.validate
+
+    def interrupt_in_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    out = tmp_path / "b"
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "validate", interrupt_in_epoch_2)
+        capsys.readouterr()
+        assert main(["train", *recipe, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (f"sketchgraph train: interrupted in epoch 2; last/ holds epoch 1; continue with: "
+                                    f"sketchgraph train --resume --out {out}")
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "interrupted"
+
+    assert main(["train", "--resume", "--out", str(out), "--lr", "0.5"]) == 1  # an explicit recipe change: refused
+    assert "lr: 0.003 -> 0.5" in capsys.readouterr().err
+    assert main(shlex.split(err.splitlines()[-1].split("continue with: ")[1])[1:] + ["--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"[train] resume: recipe and dataset ({easy_prepared}) from {out / 'last' / 'config.json'}; the run was " \
+           "started with: sketchgraph train " in err
+    wa = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
+    wb = load_file(str(out / "last" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "completed"
+
+
+def test_classes_without_sketches_and_odd_validation_splits_are_pointed_out(easy_prepared, tmp_path, capsys):
+    from sketchgraph.data import prepare
+    from sketchgraph.synthetic import write_dataset
+    from sketchgraph.train import Trainer
+
+    raw = tmp_path / "raw"
+    write_dataset(raw, 10, seed=0, splits={"train": 6, "valid": 2, "test": 2},
+                  classes=["circle", "square", "zigzag", "cross"])
+    (raw / "zigzag_train.ndjson").unlink()
+    (raw / "cross_valid.ndjson").unlink()
+    data = prepare(raw, tmp_path / "p", workers=1, progress=False).path
+    Trainer(tiny(data, tmp_path / "r", "batch_size=4"), command=None).ctx.close()
+    err = capsys.readouterr().err
+    assert ("[train] warning: class(es) with no sketch in the 'train' split: zigzag; the model cannot learn them, and "
+            "the valid top-1 cannot reach 100%\n") in err
+    assert ("[train] warning: class(es) with no sketch in the 'valid' split: cross; validation does not measure "
+            "them") in err
+
+    for split, said in (("train", "valid_split is the training split ('train')"), ("test", "valid_split is 'test'")):
+        Trainer(tiny(easy_prepared, tmp_path / "r", f"valid_split={split}"), command=None).ctx.close()
+        assert f"[train] warning: {said}" in capsys.readouterr().err
+    Trainer(tiny(easy_prepared, tmp_path / "r"), command=None).ctx.close()
+    assert "warning" not in capsys.readouterr().err
+
+    write_dataset(tmp_path / "flat", 3, seed=0, classes=["circle", "square"])  # no split in the file names: 'all'
+    flat = prepare(tmp_path / "flat", tmp_path / "pflat", workers=1, progress=False).path
+    with pytest.raises(KeyError, match=r"no split 'train'; this dataset has \['all'\]; prepare it again with splits "
+                                       r"\(sketchgraph prepare ... --protocol, see its --help\), or name the splits to "
+                                       r"use \(--set train_split=... --set valid_split=...\)"):
+        Trainer(tiny(flat, tmp_path / "r"), command=None)
+
+
+@pytest.mark.parametrize("where, message", [
+    ("data", "--out {data} is a prepared dataset (it holds meta.json / coords.npy): name another folder for the run"),
+    ("inside", "--out {data}/run is inside the dataset folder --data {data}: keep runs and prepared datasets apart"),
+    ("above", "--out {parent} holds the dataset folder --data {data}: keep runs and prepared datasets apart"),
+])
+def test_out_may_not_be_a_dataset_or_overlap_the_data(easy_prepared, tmp_path, capsys, where, message):
+    import shutil
+
+    from sketchgraph.cli import main
+
+    data = tmp_path / "parent" / "data"
+    shutil.copytree(easy_prepared, data)
+    out = {"data": data, "inside": data / "run", "above": data.parent}[where]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(data), "--out", str(out), "--epochs", "1",
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sketchgraph train: error: " + message.format(data=data, parent=data.parent)), err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_a_resume_removes_the_checkpoint_writes_of_dead_processes(easy_prepared, tmp_path, capsys):
+    import os
+    import subprocess
+
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=2", "batch_size=64", "schedule=step")
+    train(dataclasses.replace(cfg, epochs=1))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / "r" / f".best.tmp-{int(gone.stdout)}"  # that process has ended
+    alive = tmp_path / "r" / f".last.tmp-{os.getppid()}"  # a running process (pytest's parent) may still write it
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"half")
+    capsys.readouterr()
+    assert train(dataclasses.replace(cfg, resume=True)).epochs == 2
+    assert not dead.exists() and alive.is_dir()
+    assert f"[train] removed {dead.name}/: checkpoint writes cut short by a process that is no longer running" in \
+        capsys.readouterr().err
+
+
+def test_seed_range_augment_prefix_and_a_missing_config_file(tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    with pytest.raises(ValueError, match=r"^seed must be < 2\*\*64 \(torch's seeds are 64-bit\), got "
+                                         r"18446744073709551616$"):
+        apply_overrides(TrainConfig(), [f"seed={2**64}"])
+    assert apply_overrides(TrainConfig(), [f"seed={2**64 - 1}"]).seed == 2**64 - 1
+    with pytest.raises(ValueError, match=r"^augment.rotation must be a finite number >= 0, got -5.0$"):
+        apply_overrides(TrainConfig(), ["augment.rotation=-5"])
+    assert main(["train", "configs/nothere.toml", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err == "sketchgraph train: error: no such config file: configs/nothere.toml\n"
+
+
+def test_checkpoints_record_where_and_from_which_code_they_were_trained(easy_prepared, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.chdir(easy_prepared.parent)  # a relative --data is recorded as an absolute path as well
+    train(tiny(Path(easy_prepared.name), tmp_path / "r", "epochs=1", "batch_size=64"))
+    training = json.loads((tmp_path / "r" / "last" / "config.json").read_text())["training"]
+    assert training["cwd"] == os.getcwd() and training["dataset"]["path"] == str(easy_prepared)
+    assert training["config"]["data"] == easy_prepared.name
+    git = training["git"]
+    assert git is None or (re.fullmatch(r"[0-9a-f]{40}", git["commit"]) and isinstance(git["dirty"], bool))
+
+
+@pytest.mark.parametrize("tty, setting, shown", [(True, None, True), (False, None, False), (False, True, True),
+                                                 (True, False, False)])
+def test_progress_bars_default_to_a_terminal_only(easy_prepared, tmp_path, monkeypatch, tty, setting, shown):
+    import sketchgraph.train as train_module
+    from sketchgraph.train import Trainer, config_from_args
+
+    assert TrainConfig().progress is None
+    assert config_from_args(_train_parser().parse_args(["train", "--progress"])).progress is True
+    monkeypatch.setattr(train_module, "_stderr_is_tty", lambda: tty)
+    run = Trainer(dataclasses.replace(tiny(easy_prepared, tmp_path / "r"), progress=setting), command=None)
+    run.ctx.close()
+    assert run.show_progress is shown

@@ -242,11 +242,11 @@ def test_make_demo_with_the_shipped_checkpoint(tmp_path, capsys, monkeypatch):
     for path, r in zip(paths, results):
         assert len(r.predictions) == 5
         assert canonical_label(r.predictions[0].label) == canonical_label(r.sketch.label), (path.name, r.predictions)
-        at = lines.index(f"{path.name}: {r.sketch.label}")
+        at = lines.index(f"{path.name}: {r.sketch.label} -> {r.image}")  # the file, then its picture
         table = lines[at + 1:at + 6]
         assert [line[:6] for line in table] == [f"   {k}. " for k in range(1, 6)], table
         assert table[0].startswith(f"   1. {r.predictions[0].label} ")
-    assert lines[-1].startswith("7 sketches classified with spg20; top-1 7/7 on the labelled ones")
+    assert lines[-1].startswith("7 sketches classified with spg20; top-1 7/7 on the labelled ones")  # no limit note
     assert len(figures) == 7
     for graph, fig in figures:
         check_edge_styles(fig, graph, ("stroke1", "temporal"))

@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
+from ..errors import SketchError
 from ..formats import FORMATS
 from ..graph import RELATIONS, GraphSpec
 from ..preprocess import Preprocessing
 from .pipeline import prepare
-from .splits import PROTOCOLS, parse_protocol
+from .splits import PROTOCOLS, Protocol, parse_protocol
+from .storage import PARTIAL_MARKER
 
 __all__ = ["configure_parser", "run_cli"]
+
+
+def _positive_int(text: str) -> int:
+    """The argparse type of ``--max-points``: an integer >= 1, else a usage error (exit status 2) that argparse
+    prefixes with the option's name."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """The argparse type of ``--epsilon``: a finite number >= 0, else a usage error naming the option."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value < math.inf):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
 
 def _relations(text: str) -> tuple[str, ...]:
     rels = tuple(r.strip() for r in text.split(",") if r.strip())
@@ -40,13 +68,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "inputs' own file names (default: by file name when every input's name ends in _train, _valid "
                         "or _test, one split 'all' when none does; a mix is refused before anything is read)")
     p.add_argument("--protocol", type=_protocol, metavar="SPEC",
-                   help=f"per-class seeded sample: {', '.join(PROTOCOLS)} or e.g. train=650,valid=50,test=100")
+                   help=f"per-class seeded sample: {', '.join(PROTOCOLS)} or e.g. train=650,valid=50,test=100 "
+                        "(default: none: every sketch read is kept; splits as --split-files says)")
     p.add_argument("--no-simplify", action="store_true",
                    help="skip Google's simplification (inputs already simplified); still normalised to 0..255")
-    p.add_argument("--epsilon", type=float, default=Preprocessing().epsilon, help="RDP tolerance (default %(default)s)")
+    p.add_argument("--epsilon", type=_non_negative_float, default=Preprocessing().epsilon,
+                   help="RDP tolerance, a number >= 0 (default %(default)s)")
     p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
-                   help="over the point cap: truncate (the paper) or re-simplify coarser until it fits")
-    p.add_argument("--max-points", type=int, default=Preprocessing().max_points,
+                   help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
+                        "(default %(default)s)")
+    p.add_argument("--max-points", type=_positive_int, default=Preprocessing().max_points,
                    help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
                         "simplified again, coarser, with --cap adapt")
     p.add_argument("--relations", type=_relations, default=GraphSpec().relations,
@@ -62,12 +93,38 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    """Run ``sketchgraph prepare``: 0 when a dataset was written. A refusal after reading (``SketchError``) is
+    raised again with the user's ``--protocol`` named as given and a note on the work folder it leaves."""
     try:
         info = _run(args)
     except FileExistsError as exc:
         print(f"sketchgraph prepare: error: {exc}", file=sys.stderr)
         return 1
+    except SketchError as exc:
+        raise SketchError(_explained(str(exc), args.protocol, Path(args.out))) from None
     return 0 if info.num_sketches else 1
+
+
+def _work_folder(out: Path) -> Path:
+    """``OUT.partial``, the folder ``prepare`` builds ``OUT`` in (as ``prepare`` names it)."""
+    if out.name in ("", ".", ".."):
+        out = out.resolve()
+    return out.with_name(out.name + ".partial")
+
+
+def _explained(message: str, protocol: Protocol | None, out: Path) -> str:
+    """``message`` with its ``protocol SIZES`` said as the ``--protocol`` option given, and, when ``prepare`` left
+    its work folder behind, what that folder holds and how the next run treats it (``prepare`` caches each file's
+    shard there once read; a re-run reuses the shards whose file and options are unchanged, and ``--no-resume``
+    empties it)."""
+    if protocol is not None and message.startswith(f"protocol {protocol.text} needs "):
+        message = "--" + message
+    partial = _work_folder(out)
+    if (partial / PARTIAL_MARKER).is_file():
+        message += (f"\n(the files read so far are kept in {partial}: a re-run on the same files with the same "
+                    "preprocessing, --protocol, --seed and --split-files reuses them instead of reading them again; "
+                    "delete that folder, or pass --no-resume, to start over)")
+    return message
 
 
 def _run(args: argparse.Namespace):

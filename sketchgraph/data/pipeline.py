@@ -418,7 +418,8 @@ def _read_sources(sources: list[Source], options: ReadOptions, shard_dir: Path, 
     current: list[Shard] = []
     done: dict[int, Shard] = {}
     with _pool(workers if todo else 0, options) as pool, tqdm(
-        total=sum(s.size for s in todo), unit="B", unit_scale=True, desc="prepare", disable=not progress, leave=False
+        total=sum(s.size for s in todo), unit="B", unit_scale=True, desc="prepare", leave=False,
+        disable=None if progress else True,  # None: no bar when stderr is not a terminal
     ) as bar:
         for task, shard in _run_tasks(scan_tasks(todo, checksums), options, pool):
             current.append(shard)

@@ -101,6 +101,13 @@ class Protocol:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "sizes": dict(self.sizes), "recognized_only": self.recognized_only}
 
+    @property
+    def text(self) -> str:
+        """How a user writes it: a named protocol's name (``quickdraw414k``), else its sizes (``train=30,valid=5``)."""
+        if self.name in PROTOCOLS:
+            return self.name
+        return ",".join(f"{split}={size}" for split, size in self.sizes.items())
+
 
 PROTOCOLS: dict[str, Protocol] = {
     "quickdraw414k": Protocol({"train": 1000, "valid": 100, "test": 100}, recognized_only=True,
@@ -233,7 +240,7 @@ def assign_protocol(protocol: Protocol, labels: np.ndarray, prio: np.ndarray, ti
         short = [f"{classes[c]} ({have[c]})" for c in np.flatnonzero(have < per.sum(1))]
         if short:
             raise SketchError(
-                f"protocol {protocol.name!r} needs {counted(int(per[0].sum()), 'eligible sketch')} per class; "
+                f"protocol {protocol.text} needs {counted(int(per[0].sum()), 'eligible sketch')} per class; "
                 f"{counted(len(short), 'class')} {'has' if len(short) == 1 else 'have'} fewer: "
                 f"{', '.join(short[:10])}{' ...' if len(short) > 10 else ''}"
             )

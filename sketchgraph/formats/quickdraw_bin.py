@@ -24,7 +24,7 @@ from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, report
 
-__all__ = ["MAX_EMPTY_RUN", "read_bin", "iter_bin", "write_bin", "looks_like_bin"]
+__all__ = ["MAX_EMPTY_RUN", "SNIFF_BYTES", "read_bin", "iter_bin", "write_bin", "looks_like_bin"]
 
 _HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 _COUNT = struct.Struct("<H")
@@ -60,9 +60,10 @@ def read_bin(
 
     Records have no line numbers: errors name the record (1-based) and its byte offset. A truncated
     record ends the file (there is no way to resynchronise), after being reported. A file whose first record's
-    header is implausible (``looks_like_bin``: recognized 0/1, an A-Z country code, under 4096 strokes), say text
-    named ``.bin``, is one error (its record 1) and is not read further; the rest of a file after ``MAX_EMPTY_RUN``
-    empty records in a row (zeros: model weights named ``.bin``) is one error too.
+    header is implausible (``plausible_header``: recognized 0/1, an A-Z country code, under 4096 strokes), say text
+    named ``.bin``, or that starts as an image or a document does (a PNG named ``.bin``; the message names it), is
+    one error (its record 1) and is not read further; the rest of a file after ``MAX_EMPTY_RUN`` empty records in a
+    row (zeros: model weights named ``.bin``) is one error too.
     """
     for _, sketch in iter_bin(path, label=label, on_error=on_error, keep_empty=keep_empty):
         yield sketch
@@ -78,9 +79,9 @@ def iter_bin(
         label = label_from_path(path)
     with open(path, "rb") as f:
         head = f.peek(_HEADER.size + 2)[: _HEADER.size + 2]
-        if head and not looks_like_bin(head):  # reported as its first record, as a truncated one is
-            report(FormatError(f"record 1 (byte 0): not a Quick, Draw! .bin record ({_first_record(head)}): not a "
-                               ".bin file? The rest of the file is not read", source=source), on_error)
+        if head and (not plausible_header(head) or _document_kind(head)):  # reported as a truncated record 1 is
+            report(FormatError(f"record 1 (byte 0): not a Quick, Draw! .bin record {_what_instead(head)} The rest of "
+                               "the file is not read", source=source), on_error)
             return
         index = empty_run = 0
         while True:
@@ -120,12 +121,52 @@ def _first_record(head: bytes) -> str:
     return f"countrycode={country!r}, recognized={recognized}, n_strokes={n_strokes}"
 
 
-def looks_like_bin(head: bytes) -> bool:
-    """Whether the first bytes of a file plausibly start a ``.bin`` record."""
+def _document_kind(head: bytes) -> str | None:
+    """What image or document ``head`` starts as (``sniff.document_kind``), or ``None``."""
+    from .sniff import document_kind  # sniff imports this module: imported when first needed
+
+    return document_kind(head)
+
+
+def _what_instead(head: bytes) -> str:
+    """Why a file is refused as no ``.bin``: the image or document it is, when known, else what its first record's
+    header says."""
+    kind = _document_kind(head)
+    return f"(this is {kind}): not a .bin file." if kind else f"({_first_record(head)}): not a .bin file?"
+
+
+def plausible_header(head: bytes) -> bool:
+    """Whether the first bytes of a file plausibly start a ``.bin`` record's header: recognized 0 or 1, a country
+    code of A-Z or NUL bytes, under 4096 strokes (zero too: a file of zeros is left after ``MAX_EMPTY_RUN``
+    records). ``read_bin``'s check; sniffing asks more (``looks_like_bin``)."""
     if len(head) < _HEADER.size + 2:
         return False
     _, country, recognized, _, n_strokes = _HEADER.unpack_from(head)
     return recognized in (0, 1) and all(c == 0 or 65 <= c <= 90 for c in country) and n_strokes < 4096
+
+
+SNIFF_BYTES = 65536
+"""The first bytes of a file that ``looks_like_bin`` is given: its first record must lie within them (a simplified
+Quick, Draw! drawing takes a few hundred bytes: at most 1,031 in the 8,100 of ``quickdraw_simplified``)."""
+
+
+def looks_like_bin(head: bytes) -> bool:
+    """Whether ``head``, a file's first ``SNIFF_BYTES`` (the whole file when shorter), starts with a whole
+    Quick, Draw! ``.bin`` record: a plausible header (``plausible_header``), at least one stroke, each of at least
+    one point, and all of its bytes within ``head``. Used to sniff a file whose name does not tell its format, so
+    other binary files (images, archives) are not taken for drawings."""
+    if not plausible_header(head):
+        return False
+    n_strokes = _HEADER.unpack_from(head)[4]
+    offset = _HEADER.size
+    for _ in range(n_strokes):
+        if offset + _COUNT.size > len(head):
+            return False
+        (n_points,) = _COUNT.unpack_from(head, offset)
+        offset += _COUNT.size + 2 * n_points
+        if n_points == 0 or offset > len(head):
+            return False
+    return n_strokes >= 1
 
 
 def _timestamp(value: Any) -> int:

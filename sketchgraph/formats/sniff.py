@@ -11,10 +11,10 @@ from pathlib import Path
 from ..errors import FormatError
 from .base import GZIP_ERRORS, GZIP_MAGIC, PathLike
 from .ndjson import sniff_file_style
-from .quickdraw_bin import looks_like_bin
+from .quickdraw_bin import SNIFF_BYTES, looks_like_bin
 
-__all__ = ["FORMATS", "NDJSON_SUFFIXES", "GZIP_SUFFIXES", "SUFFIXES", "detect_format", "kind_of_name",
-           "sketch_files", "gzip_refusal", "NPZ_NOT_WALKED"]
+__all__ = ["FORMATS", "NDJSON_SUFFIXES", "GZIP_SUFFIXES", "SUFFIXES", "DOCUMENT_SUFFIXES", "detect_format",
+           "kind_of_name", "sketch_files", "gzip_refusal", "document_kind", "not_a_sketch_file", "NPZ_NOT_WALKED"]
 
 FORMATS: tuple[str, ...] = ("simplified", "raw", "spg", "ndjson", "bin", "npz", "svg")
 """Values of ``format=``; ``"ndjson"`` means ndjson with the style sniffed from the records."""
@@ -29,6 +29,42 @@ NPZ_NOT_WALKED = ("an .npz is read only when named: name it to read it (a sketch
 """Why a folder walk left an ``.npz`` file out (``sketch_files``'s ``left_out``)."""
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one), as np.load checks
+
+DOCUMENT_SUFFIXES: dict[str, str] = {
+    ".png": "a PNG image", ".jpg": "a JPEG image", ".jpeg": "a JPEG image", ".gif": "a GIF image",
+    ".webp": "a WebP image", ".bmp": "a BMP image", ".tif": "a TIFF image", ".tiff": "a TIFF image",
+    ".pdf": "a PDF document",
+}
+"""Names of images and documents, which hold pixels or pages, not strokes: such a file is refused, saying so."""
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"), (b"%PDF-", "a PDF document"), (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+)
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)  # BITMAPCOREHEADER .. BITMAPV5HEADER
+
+
+def document_kind(head: bytes) -> str | None:
+    """What image or document a file's first bytes start as (``"a PNG image"``, ``"a PDF document"``; PNG, JPEG,
+    GIF, WebP, BMP, TIFF, PDF), or ``None``. A BMP's two-letter ``BM`` counts only with its reserved bytes zero and a
+    known header size, so a ``.bin`` whose first key id happens to start with ``BM`` is not taken for one."""
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    if (head[:2] == b"BM" and len(head) >= 18 and head[6:10] == b"\0\0\0\0"
+            and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES):
+        return "a BMP image"
+    return None
+
+
+def not_a_sketch_file(path: PathLike, kind: str) -> FormatError:
+    """The error for an image or a document (``kind``: ``"a PNG image"``) given where a sketch file belongs."""
+    readable = ", ".join(SUFFIXES)
+    return FormatError(f"this is {kind}, not a sketch file; sketchgraph reads stroke data ({readable}; ndjson and "
+                       f"JSON also gzip-compressed), not images or documents", source=str(path), whole_file=True)
 
 
 def kind_of_name(path: PathLike) -> str | None:
@@ -47,8 +83,14 @@ def gzip_refusal(path: PathLike) -> FormatError:
 
 
 def _from_content(path: Path) -> str:
+    """The format of a file whose name does not tell it, from its first bytes. An image or a document (by its
+    signature, or by its name when the content is none of ours either) is refused with ``not_a_sketch_file``."""
     with open(path, "rb") as f:
-        head = f.read(4096)
+        start = f.read(SNIFF_BYTES)
+    head = start[:4096]
+    kind = document_kind(head)
+    if kind is not None:
+        raise not_a_sketch_file(path, kind)
     if head.startswith(GZIP_MAGIC):
         try:
             with gzip.open(path, "rb") as f:
@@ -66,7 +108,10 @@ def _from_content(path: Path) -> str:
         return "svg"
     if text[:1] in (b"{", b"["):
         return "ndjson"
-    if looks_like_bin(head):
+    named = DOCUMENT_SUFFIXES.get(path.suffix.lower())
+    if named is not None:  # a damaged image, or one of a kind without a signature above
+        raise not_a_sketch_file(path, f"a {path.suffix} file ({named}?)")
+    if looks_like_bin(start):
         return "bin"
     raise FormatError(f"cannot tell the format from the name or content; pass format= (--format) one of {FORMATS}",
                       source=str(path))
@@ -74,8 +119,9 @@ def _from_content(path: Path) -> str:
 
 def detect_format(path: PathLike) -> str:
     """The concrete format of ``path``: ``"simplified"``, ``"raw"``, ``"spg"``, ``"bin"``, ``"npz"``
-    or ``"svg"``. Raises ``FormatError`` when neither suffix nor content tells, or when the file is
-    gzip-compressed something other than ndjson or JSON."""
+    or ``"svg"``. Raises ``FormatError`` when neither suffix nor content tells, when the file is
+    gzip-compressed something other than ndjson or JSON, or when it is an image or a document (a PNG: see
+    ``document_kind`` and ``DOCUMENT_SUFFIXES``), naming what it is."""
     path = Path(path)
     kind = kind_of_name(path) or _from_content(path)
     if kind == "ndjson":

@@ -69,7 +69,17 @@ def rasterize_batch(
 @dataclass
 class CNNConfig:
     """A plain CNN on ``image_size`` rasters: per width in ``channels`` a conv3x3-BN-ReLU-maxpool2 block, then
-    global average pooling, dropout and a Linear (393,460 parameters at 20 classes)."""
+    global average pooling, dropout and a Linear (393,460 parameters at 20 classes).
+
+    Attributes:
+        num_classes: outputs (the dataset's class count; set by training, not by a ``[model]`` table).
+        image_size: side of the square raster in pixels each sketch is drawn into (``rasterize_batch``).
+        channels: output channels of each conv block; each block halves the raster.
+        line_width: stroke width in pixels on the raster (odd: a line widens by the same on both sides; 1 = one-pixel
+            lines).
+        dropout: dropout before the final Linear.
+        preset: the preset it was built from (recorded, not a setting).
+    """
 
     num_classes: int = 345
     image_size: int = 64
@@ -119,7 +129,19 @@ class BiGRUConfig:
     """The paper's RNN baseline (official ``GRUNet``): input ``Linear(xy) + E(flag) + E(position)`` (one shared
     ``Embedding(103)``), a bidirectional multi-layer GRU, readout = the last layer's final hidden states of both
     directions (forward at the sketch's last valid point, backward at its first), then a classifier MLP
-    (``classifier=()``: one Linear, as the official code)."""
+    (``classifier=()``: one Linear, as the official code).
+
+    Attributes:
+        num_classes: outputs (the dataset's class count; set by training, not by a ``[model]`` table).
+        embed_dim: width of the input embedding (coordinates, pen flag and position, summed).
+        hidden: GRU hidden size per direction (the readout is ``2 * hidden`` wide).
+        layers: stacked bidirectional GRU layers.
+        dropout: between GRU layers (when ``layers > 1``) and between the classifier's hidden layers.
+        coord_norm: ``"none"``: the stored coordinates as they are; ``"unit"``: each sketch fitted into [-1, 1]
+            (``normalize_coords``) before the embedding.
+        classifier: hidden widths of the classifier MLP (``()``: one Linear).
+        preset: the preset it was built from (recorded, not a setting).
+    """
 
     num_classes: int = 345
     embed_dim: int = 256

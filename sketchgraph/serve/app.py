@@ -6,7 +6,9 @@ callable at ``/docs``: Swagger UI, its script served by this app, never by a CDN
 - ``POST /predict`` ``{"drawing": [[xs, ys], ...] | [[xs, ys, ts], ...], "top_k": 5}`` ->
   ``{"predictions": [{"label": str, "score": float}, ...]}`` (best first, scores are probabilities).
   Coordinates are raw canvas pixels (or already simplified data); the checkpoint's preprocessing
-  normalises them. ``ts`` (ms) are accepted and ignored by the model.
+  normalises them. ``ts`` (ms) are accepted and ignored by the model. ``top_k`` is any positive integer (default
+  5); above the number of classes it gives them all, as ``SketchClassifier.predict`` does. Other fields are refused
+  (``422`` naming the field, and the field meant when the name is a near miss: ``topk`` -> ``top_k``).
 - ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count, "max_points": ..., "max_strokes": ...,
   "max_ink": ..., "max_coordinate": ...}``: the drawing limits below.
 - ``GET /classes`` -> ``{"classes": [...]}``.
@@ -87,7 +89,6 @@ from .batching import MAX_HEAVY_WAITING, BatcherBusy, BatcherClosed, RequestBatc
 from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
 from .parsing import DrawingLimits, UnreadableBody, read_drawing
 from .schemas import (
-    MAX_TOP_K,
     ClassList,
     Health,
     Message,
@@ -98,7 +99,7 @@ from .schemas import (
 )
 
 __all__ = ["create_app", "listen", "MAX_BODY_BYTES", "MAX_POINTS", "MAX_STROKES", "MAX_INK", "MAX_COORDINATE",
-           "MAX_TOP_K", "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S", "MAX_HEAVY_WAITING", "BUSY_RETRY_AFTER_S",
+           "BODY_TIMEOUT_S", "SHUTDOWN_TIMEOUT_S", "MAX_HEAVY_WAITING", "BUSY_RETRY_AFTER_S",
            "configure_parser", "run_cli"]
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: ~30,000 points with times as JSON; a drawing is a few KiB
@@ -138,7 +139,9 @@ def drawing_rules(limits: DrawingLimits) -> str:
             "random points across a canvas go over it). The body holds at most "
             f"{limits.max_containers:,} '[' and '{{' characters in all, those inside strings included (counted "
             "before it is parsed, as JSON arrays and objects). Each rule "
-            "broken gets a 422 saying which; `GET /healthz` gives the limits.")
+            "broken gets a 422 saying which; `GET /healthz` gives the limits. The body's fields are `drawing` and "
+            "`top_k` (a positive integer, default 5; above the number of classes, every class is returned): any "
+            "other field gets a 422 naming it.")
 
 
 def _json_media(media: str) -> bool:
@@ -392,7 +395,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000)")
     add_classifier_arguments(p)
     p.add_argument("--max-body-bytes", type=_bounded(1, None), default=MAX_BODY_BYTES,
-                   help="request body limit (413 above)")
+                   help=f"request body limit in bytes (413 above; default {MAX_BODY_BYTES:,}, 1 MiB)")
     p.add_argument("--max-batch", type=_bounded(1, None), default=64,
                    help="most concurrent requests answered by one model call (1: each alone; default 64)")
     p.add_argument("--max-wait-ms", type=_non_negative_float, default=0.0,

@@ -15,6 +15,7 @@ cannot read at all; ``SketchError`` (one sentence) for a drawing that breaks a r
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from .schemas import PredictRequest
 
 __all__ = ["DrawingLimits", "UnreadableBody", "check_drawing", "read_drawing", "SPARE_CONTAINERS"]
 
-SPARE_CONTAINERS = 64  # JSON arrays and objects a body may hold besides its drawing's (extra fields)
+SPARE_CONTAINERS = 64  # JSON arrays and objects a body may hold besides its drawing's (extra fields, refused by name)
 
 
 class UnreadableBody(ValueError):
@@ -107,13 +108,26 @@ def parse_json(body: bytes, limits: DrawingLimits) -> Any:
                              f"have at most {sys.get_int_max_str_digits():,} digits)") from None
 
 
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message for one validation error; for an unknown field (``extra_forbidden``), also the fields
+    there are, and the nearest one when the name looks like a misspelling of it (``topk``: ``top_k``)."""
+    if error["type"] != "extra_forbidden" or len(error["loc"]) != 1:
+        return error["msg"]
+    fields = list(PredictRequest.model_fields)
+    name = str(error["loc"][0])
+    close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{error['msg']}: the fields are {' and '.join(map(repr, fields))}, not {name!r}{hint}"
+
+
 def read_drawing(body: bytes, limits: DrawingLimits) -> tuple[Sketch, int]:
-    """The checked sketch and ``top_k`` of a ``POST /predict`` body; the errors as in the module docstring."""
+    """The checked sketch and ``top_k`` of a ``POST /predict`` body; the errors as in the module docstring (an
+    unknown field is a schema error too, naming the fields there are)."""
     value = parse_json(body, limits)
     try:
         # from_attributes: the messages FastAPI's own body validation gives ("... or object to extract fields from")
         request = PredictRequest.model_validate(value, from_attributes=True)
     except ValidationError as exc:
         raise RequestValidationError(
-            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]) from None
+            [{"loc": ("body", *e["loc"]), "msg": _message(e), "type": e["type"]} for e in exc.errors()]) from None
     return check_drawing(request.drawing, limits), request.top_k

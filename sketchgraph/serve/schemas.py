@@ -3,28 +3,53 @@ and the two shapes of an error's ``detail`` (what ``/openapi.json`` documents)."
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = ["FiniteFloat", "PredictRequest", "PredictionOut", "PredictResponse", "Health", "ClassList", "Stats",
-           "Message", "Issue", "Unprocessable", "MAX_TOP_K"]
-
-MAX_TOP_K = 100
+           "Message", "Issue", "Unprocessable", "ONE_STROKE_HINT"]
 
 # strict: a JSON number (integer or not), never a string ("10") or a boolean (true) that lax mode would coerce
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
+ONE_STROKE_HINT = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
+"""The hint for a drawing one level of lists short, as the Python API's readers word it (``formats.ndjson``)."""
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number as ``json.loads`` gives it: an ``int`` or a ``float``, not a boolean."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_one_stroke(value: Any) -> bool:
+    """Whether ``value`` is one stroke ``[xs, ys]`` (lists of numbers, at least one number) rather than a drawing."""
+    return (isinstance(value, list) and bool(value) and all(isinstance(col, list) for col in value)
+            and any(value) and all(_is_number(v) for col in value for v in col))
+
 
 class PredictRequest(BaseModel):
-    """A drawing as Quick, Draw! strokes, and how many predictions to return."""
+    """A drawing as Quick, Draw! strokes, and how many predictions to return. Other fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     drawing: list[list[list[FiniteFloat]]] = Field(
         description="strokes, each [xs, ys] or [xs, ys, ts] (ts in ms); canvas pixel coordinates",
         examples=[[[[10, 60, 110], [20, 80, 20]], [[10, 110], [100, 100]]]],
     )
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, strict=True,
-                       description="number of predictions (capped at the class count)")
+    top_k: int = Field(5, ge=1, strict=True,
+                       description="number of predictions; above the class count, every class is returned")
+
+    @field_validator("drawing", mode="before")
+    @classmethod
+    def _not_one_stroke(cls, value: Any) -> Any:
+        """One stroke ``[xs, ys]`` sent as the drawing is one error saying so, not one per number."""
+        if _is_one_stroke(value):
+            raise PydanticCustomError(
+                "list_type", f"Input should be a list of strokes [[xs, ys], ...], got lists of numbers "
+                             f"({ONE_STROKE_HINT})")
+        return value
 
 
 class PredictionOut(BaseModel):
@@ -84,8 +109,8 @@ class Issue(BaseModel):
 
 class Unprocessable(BaseModel):
     """A 422: ``detail`` is a list of ``Issue`` when the body is not valid JSON or breaks the schema (a wrong
-    type, nesting or ``top_k``; each names its location), and a sentence when the drawing breaks a rule the
-    schema cannot say (empty, lists of different lengths, over a limit) or the body cannot be read at all (not
-    UTF-8, an integer of too many digits, nesting too deep, too many arrays)."""
+    type, nesting or ``top_k``, an unknown field; each names its location), and a sentence when the drawing breaks
+    a rule the schema cannot say (empty, lists of different lengths, over a limit) or the body cannot be read at all
+    (not UTF-8, an integer of too many digits, nesting too deep, too many arrays)."""
 
     detail: str | list[Issue]
