@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .formats.base import canonical_label, nearest_existing
+from .options import int_option
 from .predict import (
     SHIPPED_CHECKPOINT,
     Prediction,
     SketchClassifier,
     _check_top_k,
-    _positive_int_option,
     format_predictions,
 )
 from .sketch import Sketch
@@ -196,17 +196,6 @@ def _unique(stem: str, taken: set[str]) -> str:
     return name
 
 
-def _limit_option(text: str) -> int:
-    """argparse type of ``--limit``: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer (0: all), got {text!r}")
-    return value
-
-
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Add ``sketchgraph demo``'s arguments to ``p``: ``FILE...``, ``--out``, ``--checkpoint``, ``--top-k``,
     ``--limit``, ``--format``."""
@@ -217,8 +206,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="folder for the PNGs (default out/demo)")
     p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT,
                    help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")
-    p.add_argument("--top-k", type=_positive_int_option, default=5, help="predictions per sketch (default 5)")
-    p.add_argument("--limit", type=_limit_option, default=DEFAULT_LIMIT, metavar="N",
+    p.add_argument("--top-k", type=int_option(1), default=5, help="predictions per sketch (default 5)")
+    p.add_argument("--limit", type=int_option(0, note=" (0: all)"), default=DEFAULT_LIMIT, metavar="N",
                    help=f"draw at most N sketches in all (default {DEFAULT_LIMIT}; 0: all of them)")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="read every file as this format (default: from each file's name and content)")

@@ -38,6 +38,7 @@ from .device import usable_device
 from .errors import CheckpointError
 from .formats.base import atomic_write, canonical_label, nearest_existing
 from .model import set_backend
+from .options import int_option
 from .wording import counted
 
 __all__ = [
@@ -665,29 +666,6 @@ def _summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
-    """The argparse type of ``--batch-size``: an integer >= 1, else a usage error (exit status 2) naming the
-    option."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    """The argparse type of ``--num-workers``: an integer >= 0, else a usage error."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
 def _top_k_option(text: str) -> tuple[int, ...]:
     """The argparse type of ``--top-k``: comma-separated positive integers (``1,3``), else a usage error."""
     parts = [part.strip() for part in text.split(",")]
@@ -713,13 +691,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help=f"top-k accuracies to report (default: {','.join(map(str, TOPK))}; top-1 is always "
                         "reported). The summary leaves out a k at or above the model's number of classes (100%% by "
                         "definition); the JSON keeps it")
-    p.add_argument("--batch-size", type=_positive_int, default=256,
+    p.add_argument("--batch-size", type=int_option(1), default=256,
                    help="sketches per forward pass (default: %(default)s)")
     p.add_argument("--backend", choices=("dense", "dgl"), default="dense",
                    help="attention implementation (default: %(default)s)")
     p.add_argument("--device", default="cpu",
                    help="torch device: cpu (default, as for predict), cuda, cuda:1, auto (CUDA when available)")
-    p.add_argument("--num-workers", type=_non_negative_int, default=0,
+    p.add_argument("--num-workers", type=int_option(0), default=0,
                    help="data-loader worker processes (default: %(default)s, load in this process)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (default: a progress bar on stderr, none with --json)")

@@ -60,6 +60,7 @@ from .errors import CheckpointError, FormatError, SketchError, UnusableSketchesE
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
+from .options import int_option
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
 from .wording import counted
@@ -699,27 +700,15 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, auto")
 
 
-def _positive_int_option(text: str) -> int:
-    """The type of ``--top-k`` and ``--batch-size`` (``sketchgraph demo``'s ``--top-k`` too): an integer >= 1, else
-    an argparse usage error (exit status 2, before anything loads)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="sketch files (.ndjson, .svg, .npz, .bin; ndjson also gzip-compressed, .ndjson.gz) or "
                         "folders of them")
     add_classifier_arguments(p)
-    p.add_argument("--top-k", type=_positive_int_option, default=5,
+    p.add_argument("--top-k", type=int_option(1), default=5,
                    help="predictions per sketch (default 5; more than the classes gives them all)")
     p.add_argument("--json", action="store_true", help="one JSON object per sketch instead of a table")
-    p.add_argument("--batch-size", type=_positive_int_option, default=256,
+    p.add_argument("--batch-size", type=int_option(1), default=256,
                    help="sketches per model call (default 256)")
     from .formats import FORMATS
 

@@ -193,7 +193,7 @@ def test_demo_limit_is_checked_before_anything_loads(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exited:
         main(["demo", "--limit", value, "--checkpoint", "no-such-checkpoint", "--out", str(tmp_path / "out")])
     assert exited.value.code == 2
-    assert f"error: argument --limit: expected a non-negative integer (0: all), got {value!r}\n" in \
+    assert f"error: argument --limit: expected an integer >= 0 (0: all), got {value!r}\n" in \
         capsys.readouterr().err
     with pytest.raises(ValueError, match=r"^limit must be a non-negative integer \(0: all sketches\), got -1$"):
         run_demo(tmp_path / "out", "no-such-checkpoint", limit=-1)

@@ -796,13 +796,15 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"],
                                   ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"],
                                   ["--body-timeout", "0"], ["--body-timeout", "inf"], ["--shutdown-timeout", "-1"],
-                                  ["--heavy-workers", "0"], ["--max-heavy-waiting", "0"]])
+                                  ["--heavy-workers", "0"], ["--max-heavy-waiting", "0"], ["--port", "http"]])
 def test_cli_refuses_impossible_ports_and_limits(args, capsys):
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(args)
-    assert "is not in" in capsys.readouterr().err
+    wanted = {"--port": "an integer in 0..65535", "--body-timeout": "a finite number > 0"}.get(args[0]) or (
+        "a finite number >= 0" if args[0] in ("--max-wait-ms", "--shutdown-timeout") else "a positive integer")
+    assert f"argument {args[0]}: expected {wanted}, got {args[1]!r}" in capsys.readouterr().err
 
 
 def test_create_app_refuses_a_body_limit_below_one_byte(clf):

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from ..errors import SketchError
 from ..formats import FORMATS
 from ..graph import RELATIONS, GraphSpec
+from ..options import float_option, int_option
 from ..preprocess import Preprocessing
 from .pipeline import prepare
 from .splits import PROTOCOLS, Protocol, parse_protocol
 from .storage import PARTIAL_MARKER
 
 __all__ = ["configure_parser", "run_cli"]
-
-
-def _positive_int(text: str) -> int:
-    """The argparse type of ``--max-points``: an integer >= 1, else a usage error (exit status 2) that argparse
-    prefixes with the option's name."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    """The argparse type of ``--epsilon``: a finite number >= 0, else a usage error naming the option."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value < math.inf):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
 
 
 def _relations(text: str) -> tuple[str, ...]:
@@ -72,12 +49,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "(default: none: every sketch read is kept; splits as --split-files says)")
     p.add_argument("--no-simplify", action="store_true",
                    help="skip Google's simplification (inputs already simplified); still normalised to 0..255")
-    p.add_argument("--epsilon", type=_non_negative_float, default=Preprocessing().epsilon,
+    p.add_argument("--epsilon", type=float_option(0), default=Preprocessing().epsilon,
                    help="RDP tolerance, a number >= 0 (default %(default)s)")
     p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
                    help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
                         "(default %(default)s)")
-    p.add_argument("--max-points", type=_positive_int, default=Preprocessing().max_points,
+    p.add_argument("--max-points", type=int_option(1), default=Preprocessing().max_points,
                    help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
                         "simplified again, coarser, with --cap adapt")
     p.add_argument("--relations", type=_relations, default=GraphSpec().relations,

@@ -82,6 +82,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import SketchError
+from ..options import float_option, int_option
 from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_arguments
 from ..preprocess import MAX_INK, load_compiled_rdp
 from ..sketch import MAX_COORDINATE, MAX_TIME
@@ -366,48 +367,24 @@ async def _answer_unless_gone(future: Future, request: Request) -> Any:
 
 
 # ---------------------------------------------------------------------------------- CLI
-def _bounded(lo: int, hi: int | None) -> Any:
-    """An argparse type: an integer in ``[lo, hi]``."""
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi if hi is not None else ''}")
-        return value
-    return parse
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not in 0..inf (a finite number)")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text} is not in 0..inf (a finite number above 0)")
-    return value
-
-
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_bounded(0, 65535), default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=int_option(0, 65535), default=8000, help="port (default 8000)")
     add_classifier_arguments(p)
-    p.add_argument("--max-body-bytes", type=_bounded(1, None), default=MAX_BODY_BYTES,
+    p.add_argument("--max-body-bytes", type=int_option(1), default=MAX_BODY_BYTES,
                    help=f"request body limit in bytes (413 above; default {MAX_BODY_BYTES:,}, 1 MiB)")
-    p.add_argument("--max-batch", type=_bounded(1, None), default=64,
+    p.add_argument("--max-batch", type=int_option(1), default=64,
                    help="most concurrent requests answered by one model call (1: each alone; default 64)")
-    p.add_argument("--max-wait-ms", type=_non_negative_float, default=0.0,
+    p.add_argument("--max-wait-ms", type=float_option(0), default=0.0,
                    help="wait this long for more requests to batch (default 0: only those already waiting)")
-    p.add_argument("--heavy-workers", type=_bounded(1, None), default=None,
+    p.add_argument("--heavy-workers", type=int_option(1), default=None,
                    help="threads simplifying heavy drawings, apart from the model's (default: half the CPUs)")
-    p.add_argument("--max-heavy-waiting", type=_bounded(1, None), default=MAX_HEAVY_WAITING,
+    p.add_argument("--max-heavy-waiting", type=int_option(1), default=MAX_HEAVY_WAITING,
                    help="most heavy drawings waiting to be simplified; more get 503 with Retry-After (default "
                         f"{MAX_HEAVY_WAITING})")
-    p.add_argument("--body-timeout", type=_positive_float, default=BODY_TIMEOUT_S, metavar="SECONDS",
+    p.add_argument("--body-timeout", type=float_option(0, above=True), default=BODY_TIMEOUT_S, metavar="SECONDS",
                    help=f"a request body must arrive within this long (408 after; default {BODY_TIMEOUT_S:g})")
-    p.add_argument("--shutdown-timeout", type=_non_negative_float, default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
+    p.add_argument("--shutdown-timeout", type=float_option(0), default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
                    help="after SIGTERM / Ctrl-C, cancel requests still running after this long: they get 503 "
                         f"(default {SHUTDOWN_TIMEOUT_S:g})")
 
