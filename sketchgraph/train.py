@@ -124,7 +124,8 @@ class TrainConfig:
             models without BatchNorm, 1 for BatchNorm models, whose batch statistics bucketing skews (batches of
             like-length, partly like-class sketches: the official architecture with the anchor recipe reached
             78.75% test top-1 with bucket 32, 90.00% without). Bucketing also roughly doubles throughput, so
-            under a tight time budget it can still win for a BatchNorm model (README, "BatchNorm and bucketing").
+            under a tight time budget it can still win for a BatchNorm model (docs/benchmarks.md, "BatchNorm and
+            bucketing").
         max_time_minutes: stop before an epoch that would end past this budget (0: no budget).
         train_split, valid_split: split names in the prepared dataset.
         resume: continue from ``out/last`` when it holds a resume state: on the same dataset (content fingerprint)

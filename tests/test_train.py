@@ -564,8 +564,8 @@ def test_every_rank_follows_rank_0_about_out(easy_prepared, tmp_path, monkeypatc
     ("mgt-small", 8, 8), ("mgt", 1, 1),  # an explicit setting wins
 ])
 def test_bucketing_is_off_by_default_for_batchnorm_models(easy_prepared, tmp_path, preset, bucket, expected):
-    """Length-bucketed batches skew BatchNorm's batch statistics (README, "BatchNorm and bucketing"), so the
-    default (0) leaves BatchNorm models' batches random; the batches the loader draws follow it."""
+    """Length-bucketed batches skew BatchNorm's batch statistics (docs/benchmarks.md, "BatchNorm and bucketing"), so
+    the default (0) leaves BatchNorm models' batches random; the batches the loader draws follow it."""
     from sketchgraph.train import Trainer
 
     run = Trainer(TrainConfig(data=str(easy_prepared), out=str(tmp_path / "r"), preset=preset, bucket=bucket,
