@@ -10,13 +10,17 @@ export DGLBACKEND := pytorch
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 # An existing venv is checked by its own interpreter (it may have been made with another python).
 VENV_PYTHON = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
-NEEDS_311 := sketchgraph needs Python 3.11: dgl 1.1.3 ships wheels for CPython <= 3.11; set PYTHON=/path/to/python3.11
+NEEDS_311 := sketchgraph needs Python 3.11: dgl 1.1.3 ships wheels for CPython <= 3.11
+comma := ,
+# What to do about it: PYTHON alone cannot help once a venv of another python exists (the venv is checked, and kept).
+FIX_311 = $(if $(wildcard $(PY)),remove $(VENV) (make clean$(if $(filter-out .venv,$(VENV)), VENV=$(VENV))) and rerun$(comma) \
+  with PYTHON=/path/to/python3.11 if python3.11 is not on PATH,set PYTHON=/path/to/python3.11)
 
 .PHONY: demo test lint install dev bench clean check-python
 
 check-python:
 	@$(VENV_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
-	  echo "$(NEEDS_311) (found: $$($(VENV_PYTHON) --version 2>/dev/null || echo no $(VENV_PYTHON))$(if $(wildcard $(PY)), in $(VENV)))" >&2; \
+	  echo "$(NEEDS_311) (found: $$($(VENV_PYTHON) --version 2>/dev/null || echo no $(VENV_PYTHON))$(if $(wildcard $(PY)), in $(VENV))); $(FIX_311)" >&2; \
 	  exit 1; }
 
 # Runtime install: the CPU build of torch first, then us. PyPI's Linux torch wheel pulls GBs of CUDA packages; the

@@ -14,8 +14,9 @@ and MD5, and the finished size) records where it came from, so a ``.part`` left 
 taken as this one, and a finished file whose size no longer matches its record (or an empty one) is downloaded
 again; the same file from a mirror (``--base-url``) is the same file. One sidecar per file, and each ``.part`` is
 locked (``flock``) while it is written, so several downloads can run into one folder at once: a file another
-process is downloading is skipped. A file that fails (after its retries) does not stop the others: every class is
-tried, and the failures are listed at the end (exit status 1; rerunning resumes)::
+process is downloading is skipped (where files cannot be locked, on Windows or a file system without locks, the
+download goes on unlocked, saying so once). A file that fails (after its retries) does not stop the others: every
+class is tried, and the failures are listed at the end (exit status 1; rerunning resumes)::
 
     python -m data_prep.quickdraw download --kind simplified --classes cat,dog --out data/quickdraw
     python -m data_prep.quickdraw download --kind simplified --out data/quickdraw        # all 345
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import errno
 import hashlib
 import json
 import os
@@ -333,19 +335,44 @@ def _is_finished(dest: Path, entry: dict[str, Any] | None, *, warn: bool) -> boo
     return False
 
 
+_UNLOCKED = -1
+"""``_lock``'s answer where files cannot be locked (Windows; a file system without locks, such as NFS without
+lockd): the download goes on unlocked, holding no descriptor of the ``.part`` (Windows refuses to rename an open
+file into place)."""
+
+_NO_LOCKS = frozenset(getattr(errno, name) for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EINVAL")
+                      if hasattr(errno, name))
+"""``flock``'s errors saying the file system cannot lock (not that the lock is held, nor a failing disk)."""
+
+_said_unlocked = False
+
+
 def _lock(part: Path) -> int | None:
     """A descriptor of ``part`` (created empty when missing) holding an exclusive ``flock`` on it; ``None`` when
-    another process (or thread) holds it. A ``.part`` renamed or removed by its holder between our open and our lock
-    is not taken: the file now at ``part`` is tried instead."""
+    another process (or thread) holds it; ``_UNLOCKED`` where files cannot be locked (said once per process: two
+    downloads into one folder at once are then not kept apart). A ``.part`` renamed or removed by its holder between
+    our open and our lock is not taken: the file now at ``part`` is tried instead. Another error of ``flock`` is a
+    ``_LocalError`` (the descriptor closed)."""
+    global _said_unlocked
     while True:
         fd = _local(lambda: os.open(part, os.O_RDWR | os.O_CREAT, 0o666), part)
-        if fcntl is None:
-            return fd
+        if fcntl is None:  # Windows: no locking
+            os.close(fd)
+            return _UNLOCKED
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in _NO_LOCKS:
+                raise _LocalError(f"{part}: cannot lock it: {exc.strerror or exc}") from None
+            if not _said_unlocked:
+                _said_unlocked = True
+                print(f"warning: {part.parent}: files cannot be locked there ({exc.strerror or exc}); downloading "
+                      f"without locks, so run one download into that folder at a time", file=sys.stderr)
+            return _UNLOCKED
         try:
             if os.stat(part).st_ino == os.fstat(fd).st_ino:
                 return fd
@@ -355,7 +382,15 @@ def _lock(part: Path) -> int | None:
 
 
 def _unlock(fd: int, part: Path) -> None:
-    """Release ``_lock``'s ``fd``; the ``.part`` is removed when it is still ours and empty (nothing to resume)."""
+    """Release ``_lock``'s ``fd``; the ``.part`` is removed when it is still ours and empty (nothing to resume).
+    ``_UNLOCKED``: an empty ``.part`` is removed."""
+    if fd == _UNLOCKED:
+        try:
+            if part.stat().st_size == 0:
+                part.unlink()
+        except OSError:
+            pass
+        return
     try:
         if os.fstat(fd).st_size == 0 and os.stat(part).st_ino == os.fstat(fd).st_ino:
             part.unlink()
@@ -399,7 +434,8 @@ def download_file(url: str, dest: str | Path, *, retries: int = 5, timeout: floa
     is kept as it is unless its record names another source (then ``LocalDownloadError``), or it is empty or not the
     size recorded (then it is downloaded again); a ``.part`` recorded for another source is discarded, not
     continued. The ``.part`` is locked while it is written: when another process holds it, ``DownloadError``
-    ("being downloaded by another process").
+    ("being downloaded by another process"); where files cannot be locked (Windows, NFS without lockd), it is
+    written unlocked, with a warning once.
     """
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")

@@ -8,6 +8,7 @@ Importing the package is light: it sets ``DGLBACKEND`` and defines ``__version__
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -56,13 +57,19 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these come fro
 
 
 def __getattr__(name: str) -> Any:
-    """A public name, imported from its submodule on first access and then cached in the package (PEP 562)."""
+    """A public name, imported from its submodule on first access and then cached in the package (PEP 562); any
+    other name that is a submodule's (``sketchgraph.preprocess``, ``sketchgraph.formats``) imports that submodule,
+    as an eager ``__init__`` would have made it reachable. Other names are an ``AttributeError``, found without
+    importing anything."""
     module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    if (name.isidentifier() and not name.startswith("__")  # no dotted name, whose parent find_spec would import
+            and importlib.util.find_spec(f"{__name__}.{name}") is not None):
+        return importlib.import_module(f".{name}", __name__)  # the import binds it in the package too
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

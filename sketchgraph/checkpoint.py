@@ -22,7 +22,11 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
+import socket
+import stat
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -38,6 +42,7 @@ from .formats.base import fsync_dir, fsync_path
 __all__ = [
     "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
     "load_config", "load_train_state", "model_card", "unwrap_model", "weights_digest", "remove_stale_temporaries",
+    "foreign_temporaries",
 ]
 
 FORMAT_VERSION = 1
@@ -84,8 +89,9 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def recover_dir(target: Path) -> bool:
     """Put back ``target`` (a checkpoint with a resume state, ``last/``) when a process was killed inside
     ``atomic_dir`` between moving the old ``target`` aside and renaming the new one in. Of the
-    ``.<name>.old-<pid>`` folders only complete ones count (config, weights and resume state all there: a folder
-    whose removal was cut short is not), and the one of the latest epoch comes back. Returns whether one did."""
+    ``.<name>.old-<host>-<pid>`` folders (``.<name>.old-<pid>`` of earlier versions) only complete ones count
+    (config, weights and resume state all there: a folder whose removal was cut short is not), and the one of the
+    latest epoch comes back. Returns whether one did."""
     if target.exists():
         return False
     best: tuple[int, Path] | None = None
@@ -121,33 +127,75 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
-    """Remove the ``.<name>.tmp-<pid>`` folders in ``folder`` (for each of ``names``) that ``atomic_dir`` was
-    writing when its process was killed: those whose process no longer runs, and this process's own (no write of
-    it is under way when this is called). A folder of a running process, or one whose name does not end in a
-    process id, is left alone. Returns the removed folders, sorted."""
+def _host() -> str:
+    """This machine's name as it goes into a temporary folder's name (``.<name>.tmp-<host>-<pid>``): letters,
+    digits, ``.``, ``_`` and ``-`` only, at most 64 characters (``localhost`` when it has none)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64] or "localhost"
+
+
+def _temporary_name(target: Path, kind: str) -> Path:
+    """``.<name>.<kind>-<host>-<pid>`` next to ``target``: whose process wrote it, and on which machine (a process
+    id alone says nothing about a process of another machine sharing the folder, or of another container)."""
+    return target.parent / f".{target.name}.{kind}-{_host()}-{os.getpid()}"
+
+
+STALE_AFTER_S = 24 * 3600  # a temporary folder of another machine older than this is removed (a write takes minutes)
+
+
+def _writer(tmp: Path, name: str) -> tuple[str | None, int] | None:
+    """``(host, pid)`` of a ``.<name>.tmp-<host>-<pid>`` folder, ``(None, pid)`` of one named by earlier versions
+    (``.<name>.tmp-<pid>``, written on this machine as far as anyone can tell), None when the name ends in no pid."""
+    host, _, pid = tmp.name[len(f".{name}.tmp-"):].rpartition("-")
+    if not pid.isdigit():
+        return None
+    return (host or None), int(pid)
+
+
+def remove_stale_temporaries(folder: Path, names: Sequence[str], *,
+                             stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporary folders in ``folder`` (for each of ``names``) that ``atomic_dir`` was writing when its
+    process was killed. A folder ``.<name>.tmp-<host>-<pid>`` of this machine goes when its process no longer
+    runs, or is this process (no write of it is under way when this is called); one of another machine (another
+    host name: a machine sharing the folder, another container) only once it is older than ``stale_after_s``
+    (seconds since its last change), since whether its process runs cannot be told from here. A folder named by
+    earlier versions, ``.<name>.tmp-<pid>``, counts as this machine's. A folder of a running process, or one whose
+    name does not end in a process id, is left alone. Returns the removed folders, sorted."""
     removed = []
+    host, now = _host(), time.time()
     for name in names:
         for tmp in sorted(folder.glob(f".{name}.tmp-*")):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if not tmp.is_dir() or not pid.isdigit() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
+            writer = _writer(tmp, name)
+            if not tmp.is_dir() or writer is None:
+                continue
+            their_host, pid = writer
+            if their_host not in (None, host):
+                try:
+                    age = now - tmp.stat().st_mtime
+                except OSError:
+                    continue
+                if age <= stale_after_s:
+                    continue
+            elif pid != os.getpid() and _pid_alive(pid):
                 continue
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
     return removed
 
 
-def _umask() -> int:
-    """This process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def foreign_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
+    """The temporary folders in ``folder`` (for each of ``names``) that a process of another machine writes, or
+    wrote when it was killed (``remove_stale_temporaries`` keeps them until they are ``STALE_AFTER_S`` old)."""
+    host = _host()
+    return [tmp for name in names for tmp in sorted(folder.glob(f".{name}.tmp-*"))
+            if tmp.is_dir() and (writer := _writer(tmp, name)) is not None and writer[0] not in (None, host)]
 
 
-def _as_created(path: Path) -> None:
-    """Give ``path`` the mode a new file gets (``0o666`` less the umask): safetensors creates its files ``0o600``,
-    so a checkpoint written by one user could not be read by another (a shared group, a serving account)."""
-    os.chmod(path, 0o666 & ~_umask())
+def _as_created(path: Path, like: Path) -> None:
+    """Give ``path`` the permission bits of ``like``, a file of the same folder created by a plain ``open`` (so
+    ``0o666`` less the umask, or what the folder's default ACL gives): safetensors creates its files ``0o600``, so a
+    checkpoint written by one user could not be read by another (a shared group, a serving account). The umask is
+    not read by setting it, which would change it for a moment for every thread of the process."""
+    os.chmod(path, stat.S_IMODE(os.stat(like).st_mode) & 0o777)
 
 
 @contextmanager
@@ -157,8 +205,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     written in it, and the folders, are synced to disk around the renames, so a power loss cannot publish a
     ``target`` whose files are empty."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    tmp, old = _temporary_name(target, "tmp"), _temporary_name(target, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -275,15 +322,15 @@ def save_checkpoint(
     }
     target = Path(directory)
     with atomic_dir(target) as tmp:
+        _write_json(tmp / CONFIG, config)  # first: the weights take its mode (_as_created)
         save_model(net, str(tmp / WEIGHTS))
-        _as_created(tmp / WEIGHTS)
-        _write_json(tmp / CONFIG, config)
+        _as_created(tmp / WEIGHTS, like=tmp / CONFIG)
         if card:
             (tmp / CARD).write_text(model_card(config, target.name))
         if train_state is not None:
             tensors, opt_meta = _flatten_optimizer(train_state.optimizer)
             save_file(tensors, str(tmp / STATE_TENSORS))
-            _as_created(tmp / STATE_TENSORS)
+            _as_created(tmp / STATE_TENSORS, like=tmp / CONFIG)
             scalars = {f.name: getattr(train_state, f.name) for f in fields(TrainState) if f.name != "optimizer"}
             _write_json(tmp / STATE_JSON, {"format_version": FORMAT_VERSION, **scalars, "optimizer": opt_meta})
     return target

@@ -56,6 +56,7 @@ from torch import nn
 from .augment import AugmentConfig, SketchAugment
 from .batch import Batch
 from .checkpoint import TrainState, finite_or_null, load_train_state, recover_dir, save_checkpoint
+from .checkpoint import foreign_temporaries as _foreign_temporaries
 from .checkpoint import remove_stale_temporaries as _remove_stale_temporaries
 from .device import usable_device
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
@@ -505,6 +506,34 @@ def _earlier_run(out: Path) -> list[Path]:
     return found
 
 
+def _read_record(out: Path, name: str) -> dict[str, Any] | None:
+    """``out/name`` (``train_config.json``, ``summary.json``) as a JSON object, or None when it is missing or
+    unreadable."""
+    try:
+        record = json.loads((out / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _settings_diff(old: dict[str, Any], new: dict[str, Any], skip: Sequence[str]) -> list[str]:
+    """``["key: old -> new", ...]`` (values as JSON) for every setting of ``new`` (a ``TrainConfig`` as JSON) that
+    differs from the recorded ``old`` (a setting ``old`` lacks counts as its default), but ``skip``; the ``augment``
+    and ``model`` tables key by key."""
+    defaults = _as_json(TrainConfig().to_dict())
+    old = {**defaults, **old, "augment": {**defaults["augment"], **(old.get("augment") or {})}}
+    pairs = []
+    for key, value in new.items():
+        if key in skip:
+            continue
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            pairs += [(f"{key}.{k}", before.get(k), value.get(k)) for k in sorted({*before, *value})]
+        else:
+            pairs.append((key, before, value))
+    return [f"{k}: {json.dumps(a)} -> {json.dumps(b)}" for k, a, b in pairs if a != b]
+
+
 def _check_out_is_not_data(out: Path, data: str) -> None:
     """``FileExistsError`` when ``out`` is a prepared dataset (``meta.json`` or its ``coords.npy``), ``ValueError``
     when it is the ``data`` folder, inside it or holds it: a later ``prepare --overwrite`` of the dataset would
@@ -703,6 +732,8 @@ class Trainer:
         # rank 0's [train] lines: kept until the run owns out (open_records), then appended to out/train.log
         self.log_path: Path | None = None
         self.pending_log: list[str] = []
+        # out held only the records of an earlier invocation of this recipe that wrote no checkpoint (claim_out)
+        self.restarting = False
         self.show_progress = config.progress if config.progress is not None else _stderr_is_tty()
         device = usable_device(config.device)
         self.ctx = init_distributed(device.type)
@@ -777,15 +808,18 @@ class Trainer:
     # -------------------------------------------------------------- resume / files
     def claim_out(self) -> None:
         """Make ``out`` this run's: nothing to do when it holds no earlier run or when resuming; with ``overwrite``
-        the earlier run's files are deleted (rank 0), else ``FileExistsError`` names them. Rank 0's view of the
-        folder decides on every rank, so all of them go on or stop together.
+        the earlier run's files are deleted (rank 0), else ``FileExistsError`` names them. An ``out`` that holds
+        only the records (``RUN_RECORDS``) of an invocation that wrote no checkpoint (killed or failed in its first
+        epoch) is an exception: this run starts over in it, with a note, when its recipe is the recorded one
+        (``_records_only_diff``; ``open_records`` then appends to the records); with another recipe the error lists
+        the differences. Rank 0's view of the folder decides on every rank, so all of them go on or stop together.
 
         ``NotADirectoryError`` when ``out``, or a folder above it, is a file; ``FileExistsError`` / ``ValueError`` when
         it is a prepared dataset, or the dataset's folder, inside it or holding it (``_check_out_is_not_data``).
         ``overwrite`` deletes only what ``train`` writes (``metrics.jsonl``, ``best/``, ``last/``, ``RUN_RECORDS``
         and the half-written copies of a killed run); it names whatever else it leaves in ``out`` (an ``eval/`` of
         the deleted model, notes), which may now be stale. Otherwise the half-written checkpoints of a process that
-        is no longer running (``.best.tmp-<pid>``) are removed.
+        is no longer running (``.best.tmp-<host>-<pid>``) are removed (``remove_stale_temporaries``).
         """
         _check_out_folder(self.out)
         _check_out_is_not_data(self.out, self.config.data)
@@ -797,9 +831,20 @@ class Trainer:
             self.remove_stale_temporaries()
             return
         if not self.config.overwrite:
-            what = f" ({', '.join(p.name + '/' if p.is_dir() else p.name for p in found)})" if found else ""
-            raise FileExistsError(f"{self.out} already holds a training run{what}; pass --resume (resume=true) to "
-                                  "continue it or --overwrite (overwrite=true) to delete it and start over")
+            names = ", ".join(p.name + "/" if p.is_dir() else p.name for p in found)
+            # only the records (no metrics, no checkpoint): an invocation killed or failed before its first epoch
+            diffs = self._records_only_diff() if found and all(p.name in RUN_RECORDS for p in found) else None
+            if agree(diffs == [], self.ctx, self.device):
+                self.restarting = True
+                self.log(f"no checkpoint was written by the earlier run in {self.out} ({names}); starting over")
+                self.remove_stale_temporaries()
+                return
+            what = f" ({names})" if found else ""
+            differs = (f"; it wrote no checkpoint, and its recipe in {TRAIN_CONFIG} differs from this one (recorded "
+                       f"-> now): {'; '.join(diffs)}" if diffs else "")
+            raise FileExistsError(f"{self.out} already holds a training run{what}{differs}; pass --resume "
+                                  "(resume=true) to continue it or --overwrite (overwrite=true) to delete it and start "
+                                  "over")
         if self.ctx.is_main:
             found += [p for name in ("best", "last") for p in sorted(self.out.glob(f".{name}.tmp-*"))]
             names = ", ".join(p.name + "/" if p.is_dir() else p.name for p in found)
@@ -817,14 +862,42 @@ class Trainer:
                          "delete what belongs to the deleted run (e.g. an evaluation of its best/), it no longer "
                          "matches the new model")
 
+    def _records_only_diff(self) -> list[str] | None:
+        """For an ``out`` that holds only ``RUN_RECORDS``: how this run's recipe differs from the one recorded in
+        ``train_config.json`` (``_settings_diff``; ``data`` compared by the dataset's content fingerprint, and the
+        number of processes too); [] when it is the same recipe, None when none is recorded."""
+        record = _read_record(self.out, TRAIN_CONFIG)
+        if record is None or not isinstance(record.get("config"), dict):
+            return None
+        diffs = _settings_diff(record["config"], _as_json(self.config.to_dict()),
+                               ("data", "out", "resume", "overwrite", "progress"))
+        dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+        if dataset.get("fingerprint") is not None:
+            if dataset["fingerprint"] != self.fingerprint:
+                diffs.append(f"dataset: {json.dumps(dataset.get('path'))} -> {json.dumps(self.config.data)} (another "
+                             "content)")
+        elif dataset.get("path") != os.path.abspath(self.config.data):
+            diffs.append(f"data: {json.dumps(dataset.get('path'))} -> {json.dumps(os.path.abspath(self.config.data))}")
+        world = record.get("world_size", 1)
+        if world != self.ctx.world_size:
+            diffs.append(f"world_size: {json.dumps(world)} -> {self.ctx.world_size}")
+        return diffs
+
     def remove_stale_temporaries(self) -> None:
-        """Rank 0: remove the checkpoints a killed process was writing (``.best.tmp-<pid>``, ``.last.tmp-<pid>`` of a
-        process no longer running) and say so."""
+        """Rank 0: remove the checkpoints a killed process was writing (``.best.tmp-<host>-<pid>``,
+        ``.last.tmp-<host>-<pid>`` of a process of this machine no longer running, or of another machine once a day
+        old; ``checkpoint.remove_stale_temporaries``) and say so; name the ones of another machine it keeps."""
         if self.ctx.is_main and self.out.is_dir():
             removed = _remove_stale_temporaries(self.out, ("best", "last"))
             if removed:
                 self.log(f"removed {', '.join(p.name + '/' for p in removed)}: checkpoint writes cut short by a "
                          "process that is no longer running")
+            kept = _foreign_temporaries(self.out, ("best", "last"))
+            if kept:
+                self.log(f"note: kept {', '.join(p.name + '/' for p in kept)}: checkpoint writes of a process on "
+                         "another machine (the name after .tmp-), which may still be running; two runs must not "
+                         f"share {self.out}. Such a folder is removed once it is a day old; delete it sooner if no "
+                         "run writes it")
 
     def open_records(self, notes: Sequence[str] = ()) -> None:
         """Rank 0, once the run owns ``out``: write ``train_config.json`` (the resolved config, this invocation's
@@ -836,10 +909,10 @@ class Trainer:
         start = _now()
         path = self.out / TRAIN_CONFIG
         invocations: list[Any] = []
-        if self.config.resume and path.is_file():
+        if (self.config.resume or self.restarting) and path.is_file():
             try:
                 invocations = list(json.loads(path.read_text(encoding="utf-8")).get("invocations") or [])
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, TypeError):
                 invocations = []
         invocations.append({"command": self.command or None, "argv": list(sys.argv), "cwd": os.getcwd(),
                             "start_time": start, "from_epoch": self.state.epoch, "world_size": self.ctx.world_size,
@@ -861,8 +934,20 @@ class Trainer:
     def write_summary(self, stop_reason: str, from_epoch: int, started: float, error: str | None = None) -> None:
         """Rank 0: write ``summary.json`` (atomically): why the run stopped (``TrainResult.stop_reason``, or
         ``"interrupted"`` / ``"failed"``), the epochs done (in all, and in this invocation), the best epoch and its
-        valid top-1 (null when no epoch finished), the training time, this invocation's wall time and end time."""
+        valid top-1 (null when no epoch finished), the training time, this invocation's wall time and end time.
+
+        An invocation that had nothing to do (``"already_done"``: a resume of a run that had reached ``epochs``)
+        records that as ``last_invocation`` and keeps the stop reason of the earlier ``summary.json`` of the same
+        epoch (``completed``, ``early_stop``, ...), so the run's outcome is not lost; ``already_done`` is the stop
+        reason only when there is none to keep (no earlier summary, or one of an interrupted or failed invocation)."""
         state = self.state
+        last_invocation = None
+        if stop_reason == "already_done":
+            last_invocation = stop_reason
+            earlier = _read_record(self.out, SUMMARY) or {}
+            if (earlier.get("stop_reason") in ("completed", "early_stop", "time_budget", "diverged")
+                    and earlier.get("epochs") == state.epoch):
+                stop_reason = earlier["stop_reason"]
         summary = {
             "stop_reason": stop_reason, "epochs": state.epoch, "max_epochs": self.config.epochs,
             "epochs_this_invocation": state.epoch - from_epoch,
@@ -871,6 +956,8 @@ class Trainer:
             "time_s": round(state.time_s, 1), "wall_time_s": round(time.perf_counter() - started, 1),
             "end_time": _now(),
         }
+        if last_invocation:
+            summary["last_invocation"] = last_invocation
         if error:
             summary["error"] = error
         _write_json_atomic(self.out / SUMMARY, summary)
@@ -1296,8 +1383,9 @@ PRECEDENCE = (
     "the config file, the --set overrides (in order), then the flags (--epochs, --lr, ...). A flag and a --set of "
     "the same key print a warning (the flag wins), as does a --preset that differs from the config file's while the "
     "file's [model] table still applies. `--resume --out DIR` without a config file takes the recipe and dataset "
-    "recorded in DIR/last/config.json; settings given with it must agree with the run's, except where and how it "
-    f"runs and when it stops ({', '.join(RESUME_MAY_CHANGE)}; epochs unless the schedule is cosine)."
+    "recorded in DIR/last/config.json (DIR/train_config.json when the run wrote no checkpoint: it then starts over; "
+    "with neither, --resume needs a config file); settings given with it must agree with the run's, except where "
+    f"and how it runs and when it stops ({', '.join(RESUME_MAY_CHANGE)}; epochs unless the schedule is cosine)."
 )
 RUN_FILES_HELP = (
     "OUT receives metrics.jsonl, best/ and last/ (checkpoints), train_config.json (the resolved settings, command, "
@@ -1326,7 +1414,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, ... (default auto: CUDA when available)")
     p.add_argument("--seed", type=int, help=_default_help("seed", "seed of everything random, 0 <= SEED < 2**64"))
     p.add_argument("--resume", action="store_true", default=None,
-                   help="continue from OUT/last if it exists; without a config file, with the recipe it records")
+                   help="continue from OUT/last if it exists; without a config file, with the recipe it records (or "
+                        "OUT/train_config.json's, when the run wrote no checkpoint)")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="delete an earlier run in OUT (metrics.jsonl, best/, last/, train_config.json, train.log, "
                         "summary.json) and start over; without it (or --resume) such an OUT is refused")
@@ -1427,32 +1516,42 @@ def _out_of_args(args: argparse.Namespace) -> str:
     return out if out is not None else _DEFAULTS.out
 
 
-def _recorded_recipe(out: str) -> tuple[TrainConfig, str] | None:
+def _recorded_recipe(out: str) -> tuple[TrainConfig, str, Path] | None:
     """For ``--resume`` without a config file: the recipe recorded in ``out/last/config.json`` (``training.config``),
-    with ``out`` as given now, the run-control settings (``progress``, ``resume``, ``overwrite``) at their defaults and
-    ``data`` the recorded folder (its absolute path, ``training.dataset.path``, when the recorded one is relative to
-    another working folder), and the command the run was started with. None when there is no such record."""
+    or, when the run wrote no ``last/`` (killed or failed before its first epoch ended), in ``out/train_config.json``
+    (``config``: the resolved settings of its latest invocation), with ``out`` as given now, the run-control settings
+    (``progress``, ``resume``, ``overwrite``) at their defaults and ``data`` the recorded folder (its absolute path,
+    ``dataset.path``, when the recorded one is relative to another working folder); the command the run was started
+    with; and the file it came from. None when there is no such record."""
     from .checkpoint import load_config
 
     last = Path(out) / "last"
-    if not (last / "config.json").is_file():
-        return None
-    stored = load_config(last)
-    training = stored.get("training") or {}
-    values = training.get("config")
+    if (last / "config.json").is_file():
+        source = last / "config.json"
+        stored = load_config(last)
+        training = stored.get("training") or {}
+        values, dataset = training.get("config"), training.get("dataset")
+        commands = _recorded_commands(training)
+    else:
+        source = Path(out) / TRAIN_CONFIG
+        record = _read_record(Path(out), TRAIN_CONFIG)
+        if record is None:
+            return None
+        values, dataset = record.get("config"), record.get("dataset")
+        commands = [c for c in record.get("invocations") or [] if isinstance(c, dict)]
     if not isinstance(values, dict):
         return None
     values = {**values, "out": out, "progress": None, "resume": False, "overwrite": False}
-    absolute = (training.get("dataset") or {}).get("path")
+    absolute = (dataset if isinstance(dataset, dict) else {}).get("path")
     if isinstance(absolute, str) and not Path(str(values.get("data", ""))).is_dir() and Path(absolute).is_dir():
         values["data"] = absolute
     try:
         config = config_from_dict(values)
     except ValueError as exc:
-        raise ValueError(f"cannot take the recipe from {last / 'config.json'}: {exc}; pass the run's config file "
-                         "and settings instead") from None
-    first = next((c.get("command") for c in _recorded_commands(training) if c.get("command")), None)
-    return config, first or "(not recorded)"
+        raise ValueError(f"cannot take the recipe from {source}: {exc}; pass the run's config file and settings "
+                         "instead") from None
+    first = next((c.get("command") for c in commands if c.get("command")), None)
+    return config, first or "(not recorded)", source
 
 
 def _say(message: str) -> None:
@@ -1464,8 +1563,9 @@ def _say(message: str) -> None:
 def config_from_args(args: argparse.Namespace, say: Callable[[str], None] = _say) -> TrainConfig:
     """The ``TrainConfig`` of a ``sketchgraph train`` command line (``PRECEDENCE``): the defaults, then the config
     file, then the ``--set`` overrides in order, then the flags; a later source wins. ``--resume`` without a config
-    file starts from the recipe recorded in ``OUT/last/config.json`` instead of the defaults (``_recorded_recipe``;
-    the resume's checks then refuse any other setting that differs from the run's, as usual). ``--resume`` or
+    file starts from the recipe recorded in ``OUT/last/config.json`` (or ``OUT/train_config.json`` when the run wrote
+    no checkpoint) instead of the defaults (``_recorded_recipe``; the resume's checks then refuse any other setting
+    that differs from the run's, as usual); with no recorded recipe it is a ``ValueError``. ``--resume`` or
     ``--overwrite`` on the command line wins over the opposite setting in the file or ``--set``; both flags together
     are an error.
 
@@ -1476,6 +1576,11 @@ def config_from_args(args: argparse.Namespace, say: Callable[[str], None] = _say
         raise ValueError("--resume (continue the run in --out) and --overwrite (delete it and start over) exclude "
                          "each other; pass one")
     recorded = _recorded_recipe(_out_of_args(args)) if args.resume and not args.config else None
+    if args.resume and not args.config and recorded is None:
+        out = _out_of_args(args)
+        raise ValueError(f"--resume without a config file takes the recipe recorded in {out} (last/config.json, or "
+                         f"{TRAIN_CONFIG} when the run wrote no checkpoint), and {out} holds none: name the run's "
+                         "folder with --out, or pass the config file and settings of the run to start")
     if recorded is None:
         config = load_train_config(args.config, args.overrides)
     else:
@@ -1490,8 +1595,9 @@ def config_from_args(args: argparse.Namespace, say: Callable[[str], None] = _say
         note = _model_table_warning(args.config, read_config_file(args.config), args.overrides, config)
         notes += [note] if note else []
     if recorded is not None:
-        notes.append(f"resume: recipe and dataset ({config.data}) from {Path(config.out) / 'last' / 'config.json'}; "
-                     f"the run was started with: {recorded[1]}")
+        notes.append(f"resume: recipe and dataset ({config.data}) from {recorded[2]}; the run was started with: "
+                     f"{recorded[1]}" + ("" if recorded[2].name == "config.json" else
+                                         "; it wrote no checkpoint, so it starts over"))
     for note in notes:
         say(note)
     return config

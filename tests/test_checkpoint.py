@@ -310,3 +310,48 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
         folder.mkdir()
     assert remove_stale_temporaries(tmp_path, ("best", "last")) == [dead, mine]
     assert all(p.is_dir() for p in kept) and not dead.exists() and not mine.exists()
+
+
+def test_saving_leaves_the_umask_alone(tmp_path, monkeypatch):
+    """The weights' mode used to be worked out by setting the umask and putting it back, which for a moment gave
+    every other thread's new files the mode 0644 whatever the user's umask; the umask is now never set."""
+    def no_umask(mask):
+        raise AssertionError("os.umask called while saving a checkpoint")
+
+    old = os.umask(0o027)
+    try:
+        with monkeypatch.context() as mp:
+            mp.setattr(os, "umask", no_umask)
+            path = save(tmp_path / "ck", tiny_model("mgt"), train_state=TrainState(epoch=1))
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in path.iterdir()}
+    assert set(modes.values()) == {0o640}, modes
+
+
+def test_temporary_folders_name_their_machine_and_only_this_machines_dead_ones_go(tmp_path):
+    """``.<name>.tmp-<host>-<pid>``: a process id says nothing about a process of another machine (or container)
+    sharing the folder, so such a folder is kept until it is a day old; folders named by earlier versions
+    (``.<name>.tmp-<pid>``) still go by their pid."""
+    import subprocess
+    import sys
+    import time
+
+    from sketchgraph.checkpoint import _host, atomic_dir, foreign_temporaries, remove_stale_temporaries
+
+    with atomic_dir(tmp_path / "best") as tmp:
+        assert tmp.name == f".best.tmp-{_host()}-{os.getpid()}"
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    host = _host()
+    dead_old, dead = tmp_path / f".best.tmp-{gone}", tmp_path / f".best.tmp-{host}-{gone}"
+    alive = tmp_path / f".last.tmp-{host}-{os.getppid()}"
+    theirs = tmp_path / f".last.tmp-{host}x-{gone}"  # another machine: its pid may run there
+    theirs_old = tmp_path / f".last.tmp-other-{gone}"
+    for folder in (dead_old, dead, alive, theirs, theirs_old):
+        folder.mkdir()
+    os.utime(theirs_old, (time.time() - 25 * 3600,) * 2)
+    assert foreign_temporaries(tmp_path, ("best", "last")) == sorted([theirs, theirs_old])
+    assert remove_stale_temporaries(tmp_path, ("best", "last")) == sorted([dead_old, dead]) + [theirs_old]
+    assert alive.is_dir() and theirs.is_dir() and not dead.exists() and not dead_old.exists()
+    assert remove_stale_temporaries(tmp_path, ("last",), stale_after_s=0) == [theirs]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from data_prep import quickdraw
 from data_prep.quickdraw import (
     DownloadError,
     LocalDownloadError,
@@ -462,3 +465,96 @@ def test_a_file_another_download_is_writing_is_skipped(server, tmp_path):
         b.hold.set()
         first.join(10)
     assert dest.read_bytes() == expected("cat") and not dest.with_name("cat.ndjson.part").exists()
+
+
+# ------------------------------------------------------------------------------------ file systems without locks
+def open_paths() -> set[str]:
+    """The paths this process holds open (Linux: ``/proc/self/fd``)."""
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return paths
+
+
+@pytest.fixture
+def renames(monkeypatch) -> list[tuple[str, set[str]]]:
+    """Each ``os.replace`` the downloader makes, with the paths open at that moment (Windows refuses to rename an
+    open file, so the ``.part`` must not be among them where it is not locked)."""
+    calls: list[tuple[str, set[str]]] = []
+    real = os.replace
+
+    def replace(src, dst):
+        calls.append((str(src), open_paths()))
+        return real(src, dst)
+
+    monkeypatch.setattr(quickdraw.os, "replace", replace)
+    return calls
+
+
+class FakeFcntl:
+    """``fcntl`` whose ``flock`` fails with ``code``."""
+
+    LOCK_EX, LOCK_NB = 2, 4
+
+    def __init__(self, code: int) -> None:
+        self.code, self.calls = code, 0
+
+    def flock(self, fd: int, how: int) -> None:
+        self.calls += 1
+        raise OSError(self.code, os.strerror(self.code))
+
+
+@pytest.mark.parametrize("code", ["ENOLCK", "EOPNOTSUPP", "ENOSYS", "EINVAL"])
+def test_a_file_system_without_locks_downloads_unlocked_saying_so_once(server, tmp_path, monkeypatch, capsys,
+                                                                       renames, code):
+    """NFS without lockd answers ``flock`` with ENOLCK (others with EOPNOTSUPP, ENOSYS, EINVAL): the download goes
+    on unlocked, as it did before files were locked, with one warning for the whole run, no descriptor left open,
+    and no ``.part`` open at its rename."""
+    base, b = server
+    fake = FakeFcntl(getattr(errno, code))
+    monkeypatch.setattr(quickdraw, "fcntl", fake)
+    monkeypatch.setattr(quickdraw, "_said_unlocked", False, raising=False)
+    before = open_paths()
+    words = ["cat", "The Eiffel Tower"]
+    assert download(words, tmp_path, base_url=base, retries=0, progress=False) == [tmp_path / f"{w}.ndjson"
+                                                                                  for w in words]
+    assert fake.calls == 2 and all((tmp_path / f"{w}.ndjson").read_bytes() == expected(w) for w in words)
+    assert not list(tmp_path.glob("*.part"))
+    err = capsys.readouterr().err
+    assert err.count("cannot be locked") == 1
+    assert f"warning: {tmp_path}: files cannot be locked there ({os.strerror(getattr(errno, code))}); downloading " \
+           "without locks, so run one download into that folder at a time" in err
+    parts = [str(tmp_path / f"{w}.ndjson.part") for w in words]
+    assert [src for src, _ in renames if src.endswith(".part")] == parts
+    assert all(src not in held for src, held in renames)
+    assert open_paths() <= before
+
+
+def test_another_locking_error_is_a_local_error_that_leaks_no_descriptor(server, tmp_path, monkeypatch):
+    """``flock`` failing otherwise (EIO) stops the download as a local error naming the file, its descriptor
+    closed; nothing is requested."""
+    base, b = server
+    monkeypatch.setattr(quickdraw, "fcntl", FakeFcntl(errno.EIO))
+    part = tmp_path / "cat.ndjson.part"
+    with pytest.raises(LocalDownloadError, match=f"^{part}: cannot lock it: {os.strerror(errno.EIO)}$"):
+        download(["cat", "The Eiffel Tower"], tmp_path, base_url=base, retries=0, progress=False)
+    assert b.log == [] and str(part) not in open_paths()
+
+
+def test_without_locking_the_part_is_closed_before_its_rename(server, tmp_path, monkeypatch, capsys, renames):
+    """Where there is no ``fcntl`` (Windows) nothing is locked and no descriptor of the ``.part`` is held: Windows
+    refuses to rename an open file, which would fail every download. An empty ``.part`` is not left behind."""
+    base, b = server
+    monkeypatch.setattr(quickdraw, "fcntl", None)
+    dest = download_file(url_for("cat", base_url=base), tmp_path / "cat.ndjson", progress=False)
+    assert dest.read_bytes() == expected("cat") and not list(tmp_path.glob("*.part"))
+    assert [src for src, _ in renames if src.endswith(".part")] == [str(tmp_path / "cat.ndjson.part")]
+    assert all(src not in held for src, held in renames)
+    assert "cannot be locked" not in capsys.readouterr().err  # Windows: as documented, no warning
+    b.broken = {"/full/simplified/The Eiffel Tower.ndjson"}
+    with pytest.raises(DownloadError, match="HTTP Error 500"):
+        download_file(url_for("The Eiffel Tower", base_url=base), tmp_path / "x.ndjson", retries=0, progress=False)
+    assert not (tmp_path / "x.ndjson.part").exists()

@@ -395,6 +395,63 @@ def test_looks_like_bin_wants_one_whole_plausible_record(tmp_path):
         detect_format(renamed)
 
 
+@pytest.mark.parametrize("signature, kind", [(b"\xff\xd8\xff", "a JPEG image"), (b"II*\x00", "a TIFF image")])
+def test_a_bin_whose_first_key_id_starts_like_an_image_is_read(tmp_path, signature, kind):
+    """A real ``.bin`` whose first key id's little-endian bytes start as a JPEG's or TIFF's signature (a JPEG's
+    ``ff d8 ff``: one key id in 2**24) is read, named ``.bin`` or not, as its first record is whole and plausible;
+    the same bytes under an image's name, or with no whole record after them, are still refused naming the image."""
+    key_id = int.from_bytes(signature + b"\x44\x33\x22\x11\x00"[len(signature) - 8 :], "little")
+    assert len(str(key_id)) == 16  # a key id like Quick, Draw!'s own
+    sketches = [make_sketch(1).replace(key_id=str(key_id)), make_sketch(2).replace(key_id="5")]
+    write_bin(sketches, tmp_path / "cat.bin")
+    data = (tmp_path / "cat.bin").read_bytes()
+    assert data.startswith(signature)
+    for name in ("cat.bin", "cat", "cat.dat"):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert detect_format(path) == "bin"
+        got = list(read_sketches(path, on_error="raise"))
+        assert [s.key_id for s in got] == [str(key_id), "5"]
+        assert all(np.array_equal(a, b) for a, b in zip(got[0].strokes, sketches[0].strokes, strict=True))
+    named = tmp_path / "cat.jpg"
+    named.write_bytes(data)
+    with pytest.raises(FormatError, match=f"this is {kind}, not a sketch file"):
+        detect_format(named)
+    # the signature and a plausible header, but no whole record (cut), or no record after the first (bytes that
+    # are no record's header): refused naming what the signature says, as a real image is
+    for tail, what in ((data[:20], "cut"), (data[:len(data) // 2], "cut"), (data + b"\xff\xdb" * 20, "garbage")):
+        errors: list[FormatError] = []
+        (tmp_path / "odd.bin").write_bytes(tail)
+        assert list(read_sketches(tmp_path / "odd.bin", on_error=errors.append)) == [], what
+        assert len(errors) == 1 and f"(this is {kind}): not a .bin file" in str(errors[0]), what
+        (tmp_path / "odd").write_bytes(tail)
+        with pytest.raises(FormatError, match=f"this is {kind}, not a sketch file"):
+            detect_format(tmp_path / "odd")
+
+
+def test_an_unnamed_bin_whose_first_record_is_over_the_sniff_window_is_sniffed(tmp_path):
+    """A first record longer than the ``SNIFF_BYTES`` sniffed (one unsimplified stroke of 40,000 points: 80,000
+    bytes), valid as far as sniffed and within the file, is taken for ``.bin``; the same head on a file too short
+    to hold it is not."""
+    from sketchgraph.formats.quickdraw_bin import SNIFF_BYTES
+
+    xy = np.stack([np.arange(40_000) % 256, (np.arange(40_000) * 3) % 256], axis=1).astype(np.float32)
+    big = Sketch([xy], key_id="5000000000000000", recognized=True, meta={"countrycode": "US"})
+    write_bin([big, make_sketch(2).replace(key_id="6")], tmp_path / "big.bin")
+    data = (tmp_path / "big.bin").read_bytes()
+    assert len(data) > SNIFF_BYTES + 10_000
+    for name in ("big", "big.dat"):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert detect_format(path) == "bin"
+        got = list(read_sketches(path, on_error="raise"))
+        assert [s.key_id for s in got] == ["5000000000000000", "6"] and got[0].num_points == 40_000
+    short = tmp_path / "short"
+    short.write_bytes(data[: SNIFF_BYTES + 100])  # the record's first stroke runs past the file's end
+    with pytest.raises(FormatError, match="cannot tell the format from the name or content"):
+        detect_format(short)
+
+
 # ------------------------------------------------------------------------------------------ errors
 BAD_LINES = {
     "invalid-json": '{"drawing": [[[1, 2], [3, 4]]',

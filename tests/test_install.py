@@ -154,6 +154,32 @@ def test_importing_the_package_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_submodules_are_reachable_as_attributes_of_the_package():
+    """``import sketchgraph`` then ``sketchgraph.preprocess.simplify`` works as it did when the package imported its
+    submodules eagerly: a submodule's name imports it on first access; an unknown name is an ``AttributeError``
+    that imports nothing (no torch)."""
+    proc = run_python(textwrap.dedent("""
+        import sys
+        import sketchgraph
+        for name in ("nothing", "__wrapped__", "formats.ndjson", "Simplify"):
+            try:
+                getattr(sketchgraph, name)
+            except AttributeError as exc:
+                assert str(exc) == f"module 'sketchgraph' has no attribute {name!r}", exc
+            else:
+                raise AssertionError(f"no AttributeError for {name}")
+        assert "torch" not in sys.modules and "sketchgraph.formats" not in sys.modules
+        assert sketchgraph.errors.SketchError.__module__ == "sketchgraph.errors"
+        assert "torch" not in sys.modules  # errors needs no torch
+        simplify = sketchgraph.preprocess.simplify
+        from sketchgraph.preprocess import simplify as imported
+        assert simplify is imported and sys.modules["sketchgraph.preprocess"] is sketchgraph.preprocess
+        assert sketchgraph.sketch.Sketch is sketchgraph.Sketch and callable(sketchgraph.graph.build_graph)
+        assert sketchgraph.formats.ndjson.parse_drawing and sketchgraph.serve.__name__ == "sketchgraph.serve"
+    """))
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_an_inherited_dgl_backend_is_set_to_pytorch_with_a_warning():
     """dgl is used with its pytorch backend only: ``DGLBACKEND=tensorflow`` from the environment would make
     ``--backend dgl`` fail inside dgl (No module named 'tensorflow')."""
@@ -171,3 +197,33 @@ def test_pip_install_serves_the_shipped_checkpoint(tmp_path):
     if not (REPO / "checkpoints" / "spg20" / "config.json").is_file():
         pytest.fail("the repository must ship checkpoints/spg20 (config.json + model.safetensors)")
     check_install(REPO, tmp_path)
+
+
+FAKE_312 = '#!/bin/sh\nif [ "$1" = "--version" ]; then echo "Python 3.12.1"; exit 0; fi\nexit 1\n'
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_says_to_remove_a_venv_of_another_python(tmp_path):
+    """``make check-python`` with an existing venv of another python: setting ``PYTHON`` cannot help (the venv is
+    what is checked, and kept), so the message says to remove it and rerun; without a venv, ``PYTHON`` is the fix."""
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(FAKE_312)
+    (venv / "bin" / "python").chmod(0o755)
+
+    def check(*args: str) -> str:
+        proc = subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), *args, "check-python"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0, proc.stderr
+        return proc.stderr.splitlines()[0]
+
+    needs = "sketchgraph needs Python 3.11: dgl 1.1.3 ships wheels for CPython <= 3.11"
+    again = "and rerun, with PYTHON=/path/to/python3.11 if python3.11 is not on PATH"
+    assert check(f"PYTHON={sys.executable}") == (f"{needs} (found: Python 3.12.1 in .venv); remove .venv (make clean) "
+                                                 f"{again}")
+    (tmp_path / "other").mkdir()
+    moved = venv.rename(tmp_path / "other" / "venv")
+    assert check(f"VENV={moved}") == (f"{needs} (found: Python 3.12.1 in {moved}); remove {moved} (make clean "
+                                      f"VENV={moved}) {again}")
+    assert check(f"VENV={tmp_path / 'none'}", f"PYTHON={moved}/bin/python") == (
+        f"{needs} (found: Python 3.12.1); set PYTHON=/path/to/python3.11")

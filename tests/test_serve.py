@@ -231,6 +231,28 @@ def test_unknown_fields_are_422_naming_them(client, field, hint):
         "msg": f"Extra inputs are not permitted: the fields are 'drawing' and 'top_k', not {field!r}{hint}"}]}
 
 
+def test_a_quickdraw_record_posted_whole_is_classified(client):
+    """A Quick, Draw! ndjson line posted as the body (a client forwarding dataset lines) is classified as its bare
+    drawing is: its other keys are accepted and ignored, as the Python API reads such a dict; any other field is
+    still refused, and the schema says which keys are ignored."""
+    record = {"word": "cat", "countrycode": "US", "key_id": "5616442776403968", "recognized": True,
+              "timestamp": "2017-03-11 14:47:44.05242 UTC", "drawing": HOUSE}
+    bare = client.post("/predict", json={"drawing": HOUSE, "top_k": 3})
+    whole = client.post("/predict", json={**record, "top_k": 3})
+    assert bare.status_code == whole.status_code == 200, whole.text
+    assert whole.json() == bare.json() and len(whole.json()["predictions"]) == 3
+    odd = {"word": None, "countrycode": 7, "key_id": 5616442776403968, "recognized": "yes", "timestamp": [1]}
+    assert client.post("/predict", json={**odd, "drawing": HOUSE, "top_k": 3}).json() == bare.json()  # unread
+    r = client.post("/predict", json={**record, "topk": 1})
+    assert r.status_code == 422 and r.json() == {"detail": [{
+        "loc": ["body", "topk"], "type": "extra_forbidden",
+        "msg": "Extra inputs are not permitted: the fields are 'drawing' and 'top_k', not 'topk'; did you mean "
+               "'top_k'?"}]}
+    properties = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]["properties"]
+    for key in ("word", "countrycode", "key_id", "recognized", "timestamp"):
+        assert properties[key]["description"].startswith("ignored: a Quick, Draw! record's key"), key
+
+
 def test_serve_options_state_their_defaults():
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)

@@ -328,6 +328,16 @@ def test_resume_of_a_finished_run_does_nothing(easy_prepared, tmp_path):
     train(cfg)
     again = train(dataclasses.replace(cfg, resume=True))
     assert (again.stop_reason, again.epochs, len(again.history)) == ("already_done", 1, 1)
+    # summary.json keeps why the run stopped (it used to say already_done); the invocation that did nothing is noted
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["last_invocation"], summary["epochs"], summary["epochs_this_invocation"]) \
+        == ("completed", "already_done", 1, 0)
+    train(dataclasses.replace(cfg, resume=True))  # and again: still the run's own reason
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["stop_reason"] == "completed"
+    (tmp_path / "r" / "summary.json").unlink()  # no earlier reason to keep (a kill after the last checkpoint)
+    train(dataclasses.replace(cfg, resume=True))
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["last_invocation"]) == ("already_done", "already_done")
 
 
 def test_resume_refuses_another_dataset(easy_prepared, tmp_path):
@@ -549,13 +559,17 @@ def test_every_rank_follows_rank_0_about_out(easy_prepared, tmp_path, monkeypatc
     run.ctx.close()
     run.ctx = DistContext(rank=1, world_size=2)
     views = []
-    monkeypatch.setattr(train_module, "agree", lambda flag, ctx, device: views.append(flag) or True)
+    answers = iter([True, False])  # rank 0: a run, not one to start over (only records of the same recipe are)
+    monkeypatch.setattr(train_module, "agree", lambda flag, ctx, device: views.append(flag) or next(answers))
     with pytest.raises(FileExistsError, match=r"r already holds a training run; pass --resume"):
         run.claim_out()  # this rank sees nothing, rank 0 sees a run
+    answers = iter([True, True])  # rank 0: only the records of this recipe, so every rank starts over
+    run.claim_out()
+    assert run.restarting
     (tmp_path / "r" / "best").mkdir(parents=True)
     monkeypatch.setattr(train_module, "agree", lambda flag, ctx, device: views.append(flag) and False)
     run.claim_out()  # this rank sees a run, rank 0 does not: it goes on, and only rank 0 would delete
-    assert views == [False, True] and (tmp_path / "r" / "best").is_dir()
+    assert views == [False, False, False, False, True] and (tmp_path / "r" / "best").is_dir()
 
 
 @pytest.mark.parametrize("preset, bucket, expected", [
@@ -1189,8 +1203,15 @@ def test_the_run_folder_records_the_config_the_log_and_the_outcome(easy_prepared
     assert (summary["stop_reason"], summary["best_epoch"], summary["best_valid_top1"]) == ("diverged", None, None)
     assert "diverged" in (tmp_path / "dv" / "train.log").read_text()
     assert (tmp_path / "dv" / "train_config.json").is_file()
-    assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1  # the records alone are a run
-    assert "already holds a training run (train_config.json, train.log, summary.json)" in capsys.readouterr().err
+    # the records alone, of a run that wrote no checkpoint: the same recipe starts over, another one is refused
+    assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1", "--lr", "0.5"]) == 1
+    assert ("already holds a training run (train_config.json, train.log, summary.json); it wrote no checkpoint, and "
+            "its recipe in train_config.json differs from this one (recorded -> now): lr: 0.003 -> 0.5; pass "
+            "--resume") in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1  # diverges again
+    assert (f"[train] no checkpoint was written by the earlier run in {tmp_path / 'dv'} (train_config.json, "
+            "train.log, summary.json); starting over\n") in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "dv" / "train_config.json").read_text())["invocations"]) == 2
 
 
 def test_ctrl_c_says_how_to_continue_and_resume_takes_the_recorded_recipe(easy_prepared, tmp_path, capsys,
@@ -1234,6 +1255,70 @@ def test_ctrl_c_says_how_to_continue_and_resume_takes_the_recorded_recipe(easy_p
     wb = load_file(str(out / "last" / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert json.loads((out / "summary.json").read_text())["stop_reason"] == "completed"
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_run_again_or_resumed(easy_prepared, tmp_path, capsys,
+                                                                               monkeypatch):
+    """A run stopped in its first epoch (Ctrl-C here; a kill -9 leaves no summary.json) leaves only its records.
+    The same command then starts over (it used to be refused), another recipe is refused with the differences,
+    and `--resume --out DIR` alone takes the recipe recorded in train_config.json (it used to fail for want of a
+    dataset, or train the library defaults with --data); `--resume` with no recorded recipe is refused."""
+    import shutil
+
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    recipe = [str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--epochs", "1", "--batch-size", "32",
+              "--no-progress", "--set", "model.dropout=0.2", "--set", "bucket=4"]
+    out, killed = tmp_path / "a", tmp_path / "k"
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "validate", interrupt)
+        assert main(["train", *recipe, "--out", str(out)]) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "summary.json", "train.log",
+                                                     "train_config.json"]
+    assert (out / "metrics.jsonl").read_text() == ""
+    shutil.copytree(out, killed)
+    (killed / "summary.json").unlink()  # as a kill -9 leaves it
+    capsys.readouterr()
+
+    assert main(["train", *recipe, "--out", str(killed), "--lr", "0.5", "--set", "augment.rotation=3"]) == 1
+    err = capsys.readouterr().err
+    assert (f"error: {killed} already holds a training run (train_config.json, train.log); it wrote no checkpoint, "
+            "and its recipe in train_config.json differs from this one (recorded -> now): lr: 0.003 -> 0.5; "
+            "augment.rotation: 0.0 -> 3.0; pass --resume") in err, err
+    assert not (killed / "last").exists()
+
+    assert main(["train", *recipe, "--out", str(out)]) == 0  # the same command: starts over
+    err = capsys.readouterr().err
+    assert (f"[train] no checkpoint was written by the earlier run in {out} (train_config.json, train.log, "
+            "summary.json); starting over\n") in err
+    record = json.loads((out / "train_config.json").read_text())
+    assert [i["from_epoch"] for i in record["invocations"]] == [0, 0]  # both invocations recorded
+    assert (out / "train.log").read_text().count("==== started") == 2
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "completed"
+
+    assert main(["train", "--resume", "--out", str(killed)]) == 0  # the form the help advertises
+    err = capsys.readouterr().err
+    assert (f"[train] resume: recipe and dataset ({easy_prepared}) from {killed / 'train_config.json'}; the run was "
+            f"started with: sketchgraph train {recipe[0]} ") in err
+    assert "; it wrote no checkpoint, so it starts over\n" in err and "bucket 4)" in err
+    trained = json.loads((killed / "last" / "config.json").read_text())["training"]["config"]
+    assert (trained["batch_size"], trained["epochs"], trained["model"]["dropout"], trained["bucket"]) == (32, 1, 0.2, 4)
+    wa, wb = (load_file(str(d / "last" / "model.safetensors")) for d in (out, killed))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # the recorded recipe, exactly
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--resume", "--out", str(empty), "--data", str(easy_prepared)]) == 1
+    assert capsys.readouterr().err == (
+        f"sketchgraph train: error: --resume without a config file takes the recipe recorded in {empty} "
+        f"(last/config.json, or train_config.json when the run wrote no checkpoint), and {empty} holds none: name "
+        "the run's folder with --out, or pass the config file and settings of the run to start\n")
+    assert list(empty.iterdir()) == []
 
 
 def test_classes_without_sketches_and_odd_validation_splits_are_pointed_out(easy_prepared, tmp_path, capsys):
@@ -1306,6 +1391,32 @@ def test_a_resume_removes_the_checkpoint_writes_of_dead_processes(easy_prepared,
     assert not dead.exists() and alive.is_dir()
     assert f"[train] removed {dead.name}/: checkpoint writes cut short by a process that is no longer running" in \
         capsys.readouterr().err
+
+
+def test_checkpoint_writes_of_another_machine_are_kept_and_named(easy_prepared, tmp_path, capsys):
+    """A pid says nothing about a process of another machine (or container) sharing the folder: its temporary
+    folders are kept, and named, until they are a day old; this machine's dead ones still go."""
+    import os
+    import subprocess
+
+    from sketchgraph.checkpoint import _host
+
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=2", "batch_size=64", "schedule=step")
+    train(dataclasses.replace(cfg, epochs=1))
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    out = tmp_path / "r"
+    mine_dead = out / f".last.tmp-{_host()}-{gone}"
+    theirs, theirs_old = out / f".last.tmp-other-host-{gone}", out / f".best.tmp-other-host-{gone}"
+    for folder in (mine_dead, theirs, theirs_old):
+        folder.mkdir()
+    os.utime(theirs_old, (time.time() - 25 * 3600,) * 2)
+    capsys.readouterr()
+    assert train(dataclasses.replace(cfg, resume=True)).epochs == 2
+    assert theirs.is_dir() and not mine_dead.exists() and not theirs_old.exists()
+    err = capsys.readouterr().err
+    assert f"[train] removed {theirs_old.name}/, {mine_dead.name}/: checkpoint writes cut short" in err
+    assert f"[train] note: kept {theirs.name}/: checkpoint writes of a process on another machine" in err
 
 
 def test_seed_range_augment_prefix_and_a_missing_config_file(tmp_path, capsys):

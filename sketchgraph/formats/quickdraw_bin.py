@@ -12,6 +12,7 @@ Coordinates are the simplified 0..255 integers, so only such sketches can be wri
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -24,7 +25,8 @@ from ..errors import FormatError, SketchError
 from ..sketch import Sketch
 from .base import EmptySketchError, OnError, PathLike, Place, atomic_write, label_from_path, report
 
-__all__ = ["MAX_EMPTY_RUN", "SNIFF_BYTES", "read_bin", "iter_bin", "write_bin", "looks_like_bin"]
+__all__ = ["MAX_EMPTY_RUN", "SNIFF_BYTES", "read_bin", "iter_bin", "write_bin", "looks_like_bin",
+           "records_follow"]
 
 _HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 _COUNT = struct.Struct("<H")
@@ -61,9 +63,9 @@ def read_bin(
     Records have no line numbers: errors name the record (1-based) and its byte offset. A truncated
     record ends the file (there is no way to resynchronise), after being reported. A file whose first record's
     header is implausible (``plausible_header``: recognized 0/1, an A-Z country code, under 4096 strokes), say text
-    named ``.bin``, or that starts as an image or a document does (a PNG named ``.bin``; the message names it), is
-    one error (its record 1) and is not read further; the rest of a file after ``MAX_EMPTY_RUN`` empty records in a
-    row (zeros: model weights named ``.bin``) is one error too.
+    named ``.bin``, or that starts as an image or a document does with no whole record following (a PNG named
+    ``.bin``; the message names it), is one error (its record 1) and is not read further; the rest of a file after
+    ``MAX_EMPTY_RUN`` empty records in a row (zeros: model weights named ``.bin``) is one error too.
     """
     for _, sketch in iter_bin(path, label=label, on_error=on_error, keep_empty=keep_empty):
         yield sketch
@@ -79,7 +81,8 @@ def iter_bin(
         label = label_from_path(path)
     with open(path, "rb") as f:
         head = f.peek(_HEADER.size + 2)[: _HEADER.size + 2]
-        if head and (not plausible_header(head) or _document_kind(head)):  # reported as a truncated record 1 is
+        # an image's signature refuses the file only when no whole record follows it: a key id can start so
+        if head and (not plausible_header(head) or (_document_kind(head) and not _starts_whole_record(f))):
             report(FormatError(f"record 1 (byte 0): not a Quick, Draw! .bin record {_what_instead(head)} The rest of "
                                "the file is not read", source=source), on_error)
             return
@@ -128,6 +131,15 @@ def _document_kind(head: bytes) -> str | None:
     return document_kind(head)
 
 
+def _starts_whole_record(f: BinaryIO) -> bool:
+    """Whether the file ``f`` (at its start, and left there) starts with nothing but whole, plausible records
+    (``records_follow``): asked only of a file whose first bytes are also an image's or a document's signature
+    (``_document_kind``)."""
+    start = f.read(SNIFF_BYTES)
+    f.seek(0)
+    return records_follow(start, os.fstat(f.fileno()).st_size)
+
+
 def _what_instead(head: bytes) -> str:
     """Why a file is refused as no ``.bin``: the image or document it is, when known, else what its first record's
     header says."""
@@ -150,23 +162,74 @@ SNIFF_BYTES = 65536
 Quick, Draw! drawing takes a few hundred bytes: at most 1,031 in the 8,100 of ``quickdraw_simplified``)."""
 
 
-def looks_like_bin(head: bytes) -> bool:
+def looks_like_bin(head: bytes, *, size: int | None = None) -> bool:
     """Whether ``head``, a file's first ``SNIFF_BYTES`` (the whole file when shorter), starts with a whole
     Quick, Draw! ``.bin`` record: a plausible header (``plausible_header``), at least one stroke, each of at least
     one point, and all of its bytes within ``head``. Used to sniff a file whose name does not tell its format, so
-    other binary files (images, archives) are not taken for drawings."""
+    other binary files (images, archives) are not taken for drawings.
+
+    ``size``: the whole file's size, when ``head`` may be only its first bytes. A first record that runs past
+    ``head`` (an unsimplified drawing: one stroke of 40,000 points takes 80,000 bytes) then counts as well, when
+    everything of it within ``head`` is valid and the part it is known to take so far lies within ``size``."""
     if not plausible_header(head):
         return False
     n_strokes = _HEADER.unpack_from(head)[4]
     offset = _HEADER.size
     for _ in range(n_strokes):
         if offset + _COUNT.size > len(head):
-            return False
+            return _cut_by_window(head, offset + _COUNT.size, size)
         (n_points,) = _COUNT.unpack_from(head, offset)
         offset += _COUNT.size + 2 * n_points
-        if n_points == 0 or offset > len(head):
+        if n_points == 0:
             return False
+        if offset > len(head):
+            return _cut_by_window(head, offset, size)
     return n_strokes >= 1
+
+
+def records_follow(start: bytes, size: int) -> bool:
+    """Whether ``start``, a file's first ``SNIFF_BYTES`` (``size`` bytes in all), is ``.bin`` records and nothing
+    else: a first record as ``looks_like_bin`` wants it, then records with plausible headers, each whole, up to the
+    end of the file (the last one may run past ``start`` when the file goes on).
+
+    The test for a file that starts with an image's or a document's signature (``sniff.document_kind``): a real
+    ``.bin`` can, when its first key id's bytes happen to (``ff d8 ff``, a JPEG's, is one key id in 2**24), while an
+    image cannot pass it. ``looks_like_bin`` alone is not enough there: a JFIF JPEG of density 1:1 (pillow's
+    default) makes a whole one-point first record, but the bytes after it (``ff db``: its quantisation table) are
+    no record's header."""
+    if not looks_like_bin(start):
+        return False
+    offset = 0
+    while offset < len(start):
+        end = _record_end(start, offset)
+        if end is None:
+            return False
+        offset = end
+    return offset <= size and (offset == size or len(start) < size)
+
+
+def _record_end(data: bytes, offset: int) -> int | None:
+    """The offset just past the record at ``offset`` in ``data``; ``None`` when its header is implausible. For a
+    record cut by the end of ``data``, an offset past that end: as far as the record is known to reach."""
+    if len(data) - offset < _HEADER.size + 2:
+        return offset + _HEADER.size + 2
+    if not plausible_header(data[offset:offset + _HEADER.size + 2]):
+        return None
+    n_strokes = _HEADER.unpack_from(data, offset)[4]
+    offset += _HEADER.size
+    for _ in range(n_strokes):
+        if offset + _COUNT.size > len(data):
+            return offset + _COUNT.size
+        offset += _COUNT.size + 2 * _COUNT.unpack_from(data, offset)[0]
+        if offset > len(data):
+            return offset
+    return offset
+
+
+def _cut_by_window(head: bytes, known_end: int, size: int | None) -> bool:
+    """Whether a first record, valid as far as ``head`` goes, is cut only because ``head`` is a window on a longer
+    file (``size`` bytes) that holds at least the ``known_end`` bytes the record is known to take."""
+    return size is not None and len(head) < size and known_end <= size
 
 
 def _timestamp(value: Any) -> int:

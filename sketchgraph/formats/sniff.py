@@ -5,13 +5,14 @@ may be gzip-compressed (``cat.ndjson.gz``): they are read as they are decompress
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import FormatError
 from .base import GZIP_ERRORS, GZIP_MAGIC, PathLike
 from .ndjson import sniff_file_style
-from .quickdraw_bin import SNIFF_BYTES, looks_like_bin
+from .quickdraw_bin import SNIFF_BYTES, looks_like_bin, records_follow
 
 __all__ = ["FORMATS", "NDJSON_SUFFIXES", "GZIP_SUFFIXES", "SUFFIXES", "DOCUMENT_SUFFIXES", "detect_format",
            "kind_of_name", "sketch_files", "gzip_refusal", "document_kind", "not_a_sketch_file", "NPZ_NOT_WALKED"]
@@ -84,13 +85,18 @@ def gzip_refusal(path: PathLike) -> FormatError:
 
 def _from_content(path: Path) -> str:
     """The format of a file whose name does not tell it, from its first bytes. An image or a document (by its
-    signature, or by its name when the content is none of ours either) is refused with ``not_a_sketch_file``."""
+    signature, or by its name when the content is none of ours either) is refused with ``not_a_sketch_file``; a
+    signature followed by whole ``.bin`` records (``records_follow``) in a file not named as an image is a ``.bin``
+    whose first key id's bytes happen to start so (``ff d8 ff``, a JPEG's, is one key id in 2**24)."""
     with open(path, "rb") as f:
         start = f.read(SNIFF_BYTES)
+        size = os.fstat(f.fileno()).st_size
     head = start[:4096]
     kind = document_kind(head)
-    if kind is not None:
-        raise not_a_sketch_file(path, kind)
+    if kind is not None:  # unless .bin records follow the signature (a first key id's bytes can start so)
+        if path.suffix.lower() in DOCUMENT_SUFFIXES or not records_follow(start, size):
+            raise not_a_sketch_file(path, kind)
+        return "bin"
     if head.startswith(GZIP_MAGIC):
         try:
             with gzip.open(path, "rb") as f:
@@ -111,7 +117,7 @@ def _from_content(path: Path) -> str:
     named = DOCUMENT_SUFFIXES.get(path.suffix.lower())
     if named is not None:  # a damaged image, or one of a kind without a signature above
         raise not_a_sketch_file(path, f"a {path.suffix} file ({named}?)")
-    if looks_like_bin(start):
+    if looks_like_bin(start, size=size):
         return "bin"
     raise FormatError(f"cannot tell the format from the name or content; pass format= (--format) one of {FORMATS}",
                       source=str(path))

@@ -7,8 +7,10 @@ callable at ``/docs``: Swagger UI, its script served by this app, never by a CDN
   ``{"predictions": [{"label": str, "score": float}, ...]}`` (best first, scores are probabilities).
   Coordinates are raw canvas pixels (or already simplified data); the checkpoint's preprocessing
   normalises them. ``ts`` (ms) are accepted and ignored by the model. ``top_k`` is any positive integer (default
-  5); above the number of classes it gives them all, as ``SketchClassifier.predict`` does. Other fields are refused
-  (``422`` naming the field, and the field meant when the name is a near miss: ``topk`` -> ``top_k``).
+  5); above the number of classes it gives them all, as ``SketchClassifier.predict`` does. A Quick, Draw! record's
+  other keys (``word``, ``countrycode``, ``key_id``, ``recognized``, ``timestamp``) are accepted and ignored; other
+  fields are refused (``422`` naming the field, and the field meant when the name is a near miss: ``topk`` ->
+  ``top_k``).
 - ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count, "max_points": ..., "max_strokes": ...,
   "max_ink": ..., "max_coordinate": ...}``: the drawing limits below.
 - ``GET /classes`` -> ``{"classes": [...]}``.
@@ -141,8 +143,9 @@ def drawing_rules(limits: DrawingLimits) -> str:
             f"{limits.max_containers:,} '[' and '{{' characters in all, those inside strings included (counted "
             "before it is parsed, as JSON arrays and objects). Each rule "
             "broken gets a 422 saying which; `GET /healthz` gives the limits. The body's fields are `drawing` and "
-            "`top_k` (a positive integer, default 5; above the number of classes, every class is returned): any "
-            "other field gets a 422 naming it.")
+            "`top_k` (a positive integer, default 5; above the number of classes, every class is returned); a Quick, "
+            "Draw! record's `word`, `countrycode`, `key_id`, `recognized` and `timestamp` are accepted and ignored, "
+            "so a dataset line can be posted as it is: any other field gets a 422 naming it.")
 
 
 def _json_media(media: str) -> bool:

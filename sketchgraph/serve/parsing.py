@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..errors import FormatError, SketchError
 from ..formats.ndjson import parse_drawing
 from ..sketch import Sketch
-from .schemas import PredictRequest
+from .schemas import RECORD_FIELDS, PredictRequest
 
 __all__ = ["DrawingLimits", "UnreadableBody", "check_drawing", "read_drawing", "SPARE_CONTAINERS"]
 
@@ -110,10 +110,11 @@ def parse_json(body: bytes, limits: DrawingLimits) -> Any:
 
 def _message(error: dict[str, Any]) -> str:
     """pydantic's message for one validation error; for an unknown field (``extra_forbidden``), also the fields
-    there are, and the nearest one when the name looks like a misspelling of it (``topk``: ``top_k``)."""
+    there are, and the nearest one when the name looks like a misspelling of it (``topk``: ``top_k``). The Quick,
+    Draw! record's keys that are accepted and ignored (``RECORD_FIELDS``) are not offered."""
     if error["type"] != "extra_forbidden" or len(error["loc"]) != 1:
         return error["msg"]
-    fields = list(PredictRequest.model_fields)
+    fields = [name for name in PredictRequest.model_fields if name not in RECORD_FIELDS]
     name = str(error["loc"][0])
     close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""

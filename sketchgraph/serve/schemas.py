@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-__all__ = ["FiniteFloat", "PredictRequest", "PredictionOut", "PredictResponse", "Health", "ClassList", "Stats",
-           "Message", "Issue", "Unprocessable", "ONE_STROKE_HINT"]
+__all__ = ["FiniteFloat", "RECORD_FIELDS", "PredictRequest", "PredictionOut", "PredictResponse", "Health", "ClassList",
+           "Stats", "Message", "Issue", "Unprocessable", "ONE_STROKE_HINT"]
 
 # strict: a JSON number (integer or not), never a string ("10") or a boolean (true) that lax mode would coerce
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
@@ -29,8 +29,17 @@ def _is_one_stroke(value: Any) -> bool:
             and any(value) and all(_is_number(v) for col in value for v in col))
 
 
+RECORD_FIELDS = ("word", "countrycode", "key_id", "recognized", "timestamp")
+"""A Quick, Draw! ndjson record's keys besides ``drawing``: accepted and ignored, so a dataset line can be posted as
+it is (as the Python API reads such a dict); every other unknown field is refused."""
+
+_IGNORED = "ignored: a Quick, Draw! record's key, accepted so that a dataset line can be posted as it is"
+
+
 class PredictRequest(BaseModel):
-    """A drawing as Quick, Draw! strokes, and how many predictions to return. Other fields are refused."""
+    """A drawing as Quick, Draw! strokes, and how many predictions to return. A Quick, Draw! ndjson record's other
+    keys (``RECORD_FIELDS``: word, countrycode, key_id, recognized, timestamp) are accepted and ignored; any other
+    field is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +49,11 @@ class PredictRequest(BaseModel):
     )
     top_k: int = Field(5, ge=1, strict=True,
                        description="number of predictions; above the class count, every class is returned")
+    word: Any = Field(None, description=_IGNORED, exclude=True)
+    countrycode: Any = Field(None, description=_IGNORED, exclude=True)
+    key_id: Any = Field(None, description=_IGNORED, exclude=True)
+    recognized: Any = Field(None, description=_IGNORED, exclude=True)
+    timestamp: Any = Field(None, description=_IGNORED, exclude=True)
 
     @field_validator("drawing", mode="before")
     @classmethod
