@@ -700,7 +700,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-workers", type=int_option(0), default=0,
                    help="data-loader worker processes (default: %(default)s, load in this process)")
     p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (default: a progress bar on stderr, none with --json)")
+                   help="no progress bar (default: a bar on stderr when it is a terminal, none with --json)")
     p.add_argument("--allow-preprocessing-mismatch", action="store_true",
                    help="evaluate even when the dataset was prepared with other options (simplify, epsilon, cap, "
                         "max-points) than the checkpoint's training data; report.json records the differences "

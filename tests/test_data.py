@@ -714,6 +714,8 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
     (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
     (["--max-points", "0"], 2, "argument --max-points: expected a positive integer, got '0'"),
     (["--epsilon", "-1"], 2, "argument --epsilon: expected a finite number >= 0, got '-1'"),
+    (["--workers", "0"], 2, "argument --workers: expected a positive integer, got '0'"),
+    (["--workers", "-1"], 2, "argument --workers: expected a positive integer, got '-1'"),
 ])
 def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
     make_files(tmp_path / "in", n=3)
@@ -1023,7 +1025,8 @@ def test_when_no_sketch_survives_the_error_gives_the_counts_and_the_first_errors
         options["split_files"] = tmp_path / "splits"
     with pytest.raises(SketchError) as nothing:
         run([root], tmp_path / "out", **options)
-    message = str(nothing.value)
+    message, kept = str(nothing.value).rsplit("\n", 1)
+    assert kept.startswith(f"(the files read so far are kept in {tmp_path / 'out'}.partial: ")  # what it leaves
     listed = tmp_path / "out.partial" / "errors.jsonl"
     if case == "all malformed":
         x = root / "x.ndjson"
@@ -1366,6 +1369,24 @@ def test_every_prepare_option_states_its_default():
     assert _value_options_without_default(configure_parser) == []
 
 
+def test_the_api_says_what_a_refusal_after_reading_leaves_in_the_work_folder(tmp_path):
+    """Only the CLI said that a refusal after reading leaves OUT.partial (and what a re-run does with it); a refusal
+    before anything is read says nothing of the kind."""
+    make_files(tmp_path / "in", n=12)
+    out = tmp_path / "out"
+    with pytest.raises(SketchError) as refused:
+        run([tmp_path / "in"], out, protocol="train=10,valid=5")
+    assert str(refused.value).startswith("protocol train=10,valid=5 needs 15 eligible sketches per class; ")
+    assert str(refused.value).endswith(
+        f"\n(the files read so far are kept in {out}.partial: a re-run on the same files with the same "
+        "preprocessing, protocol, seed and split files reuses them instead of reading them again; delete that "
+        "folder, or pass resume=False (--no-resume), to start over)")
+    (tmp_path / "none").mkdir()
+    with pytest.raises(SketchError) as refused:
+        run([tmp_path / "none"], tmp_path / "out2")
+    assert "kept in" not in str(refused.value) and not (tmp_path / "out2.partial").exists()
+
+
 def test_a_protocol_refusal_names_the_option_and_the_work_folder_it_leaves(tmp_path, capsys):
     """A ``--protocol`` asking more sketches than a class has is refused after reading: the error said "protocol
     'custom'" (the library's name for the user's own sizes) and did not mention OUT.partial, which it leaves behind
@@ -1379,8 +1400,8 @@ def test_a_protocol_refusal_names_the_option_and_the_work_folder_it_leaves(tmp_p
         "sketchgraph prepare: error: --protocol train=10,valid=5 needs 15 eligible sketches per class; 3 classes have "
         "fewer: cat (12), dog (12), sun (12)\n"
         f"(the files read so far are kept in {out}.partial: a re-run on the same files with the same preprocessing, "
-        "--protocol, --seed and --split-files reuses them instead of reading them again; delete that folder, or pass "
-        "--no-resume, to start over)\n")
+        "protocol, seed and split files reuses them instead of reading them again; delete that folder, or pass "
+        "resume=False (--no-resume), to start over)\n")
     shards = sorted((out.parent / "out.partial" / "shards").iterdir())
     assert [p.name for p in shards] == [f"00000{i}.{ext}" for i in range(3) for ext in ("json", "npz")]
     written = [p.stat().st_mtime_ns for p in shards]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import SketchError
 from ..formats import FORMATS
@@ -13,7 +12,6 @@ from ..options import float_option, int_option
 from ..preprocess import Preprocessing
 from .pipeline import prepare
 from .splits import PROTOCOLS, Protocol, parse_protocol
-from .storage import PARTIAL_MARKER
 
 __all__ = ["configure_parser", "run_cli"]
 
@@ -62,7 +60,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "recorded in meta.json as the relation masks the Python API's make_loader(split) builds when "
                         "given none. sketchgraph train and evaluate do not use it: they build the model's own "
                         "relations (its preset's, recorded in the checkpoint)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")
+    p.add_argument("--workers", type=int_option(1), default=2,
+                   help="worker processes; 1 reads in this process (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="protocol seed (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at --out")
     p.add_argument("--no-resume", action="store_true", help="ignore the shards of an interrupted run")
@@ -78,29 +77,15 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"sketchgraph prepare: error: {exc}", file=sys.stderr)
         return 1
     except SketchError as exc:
-        raise SketchError(_explained(str(exc), args.protocol, Path(args.out))) from None
+        raise SketchError(_explained(str(exc), args.protocol)) from None
     return 0 if info.num_sketches else 1
 
 
-def _work_folder(out: Path) -> Path:
-    """``OUT.partial``, the folder ``prepare`` builds ``OUT`` in (as ``prepare`` names it)."""
-    if out.name in ("", ".", ".."):
-        out = out.resolve()
-    return out.with_name(out.name + ".partial")
-
-
-def _explained(message: str, protocol: Protocol | None, out: Path) -> str:
-    """``message`` with its ``protocol SIZES`` said as the ``--protocol`` option given, and, when ``prepare`` left
-    its work folder behind, what that folder holds and how the next run treats it (``prepare`` caches each file's
-    shard there once read; a re-run reuses the shards whose file and options are unchanged, and ``--no-resume``
-    empties it)."""
+def _explained(message: str, protocol: Protocol | None) -> str:
+    """``message`` with its ``protocol SIZES`` said as the ``--protocol`` option given (``prepare`` itself says
+    what a refusal leaves in ``OUT.partial``)."""
     if protocol is not None and message.startswith(f"protocol {protocol.text} needs "):
         message = "--" + message
-    partial = _work_folder(out)
-    if (partial / PARTIAL_MARKER).is_file():
-        message += (f"\n(the files read so far are kept in {partial}: a re-run on the same files with the same "
-                    "preprocessing, --protocol, --seed and --split-files reuses them instead of reading them again; "
-                    "delete that folder, or pass --no-resume, to start over)")
     return message
 
 

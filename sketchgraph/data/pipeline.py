@@ -48,7 +48,7 @@ from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, repea
 from .shard import MAX_KEY_ID_CHARS, Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
-from .storage import FORMAT_VERSION, claim_partial, is_prepared, publish, recover, write_dataset
+from .storage import FORMAT_VERSION, PARTIAL_MARKER, claim_partial, is_prepared, publish, recover, write_dataset
 
 __all__ = ["prepare", "PreparedInfo"]
 
@@ -259,6 +259,20 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _partial_kept_on_refusal(partial: Path) -> Iterator[None]:
+    """A ``SketchError`` raised once ``partial`` is claimed (a ``--protocol`` asking more sketches than a class has,
+    no sketch left to store) says that the files read so far stay cached there, and how the next run treats them."""
+    try:
+        yield
+    except SketchError as exc:
+        if not (partial / PARTIAL_MARKER).is_file():
+            raise
+        raise SketchError(f"{exc}\n(the files read so far are kept in {partial}: a re-run on the same files with the "
+                          "same preprocessing, protocol, seed and split files reuses them instead of reading them "
+                          "again; delete that folder, or pass resume=False (--no-resume), to start over)") from exc
+
+
 def prepare(
     inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -326,81 +340,82 @@ def prepare(
     keys = read_split_keys(split_files) if method == "keys" else None
     options = ReadOptions(preprocessing=preprocessing, keys=keys, protocol=proto, seed=seed, fast=fast)
     claim_partial(partial, out, fresh=not resume)  # a .partial that prepare did not make is refused, never emptied
+    with _partial_kept_on_refusal(partial):
 
-    shards, infos, resumed = _read_sources(sources, options, partial / "shards", workers, progress)
-    owner = np.concatenate([np.full(len(sh), i, np.int64) for i, sh in enumerate(shards)])  # (S,) source index
-    everything = Shard.concat(shards)
-    everything, owner = _drop_repeats(everything, owner, sources)
-    merged = _merge_spellings(everything)
-    split_of = _assign_splits(everything, method, proto, sources, owner)
-    keep = split_of != ""
-    final = everything if keep.all() else everything.select(keep)
-    split_of, owner = split_of[keep].astype(str), owner[keep]
-    errors = _sorted_errors(everything.errors, sources)
-    without_records = [s.path.as_posix() for s in sources
-                       if not infos[s.index]["stats"].get("read") and not infos[s.index]["stats"].get("unreadable")]
-    stats = everything.stats
-    counts = {
-        "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
-        "duplicate": int(stats["duplicate"]), "unreadable": int(stats["unreadable"]),
-        "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
-        "long_key_ids": int(stats["long_key_id"]),
-    }
-    if not len(final):
-        listed = partial / "errors.jsonl"
-        listed.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors), encoding="utf-8")
-        raise _nothing_left(counts, errors, sources, without_records, left_out, listed)
-    classes = sorted(set(final.labels.tolist()))
-    split_names = order_splits(set(split_of.tolist()))
-    labels = np.searchsorted(np.array(classes), final.labels).astype(np.int32)
-    position = {name: i for i, name in enumerate(split_names)}
-    split_idx = np.fromiter((position[n] for n in split_of.tolist()), np.uint8, len(split_of))
+        shards, infos, resumed = _read_sources(sources, options, partial / "shards", workers, progress)
+        owner = np.concatenate([np.full(len(sh), i, np.int64) for i, sh in enumerate(shards)])  # (S,) source index
+        everything = Shard.concat(shards)
+        everything, owner = _drop_repeats(everything, owner, sources)
+        merged = _merge_spellings(everything)
+        split_of = _assign_splits(everything, method, proto, sources, owner)
+        keep = split_of != ""
+        final = everything if keep.all() else everything.select(keep)
+        split_of, owner = split_of[keep].astype(str), owner[keep]
+        errors = _sorted_errors(everything.errors, sources)
+        without_records = [s.path.as_posix() for s in sources
+                           if not infos[s.index]["stats"].get("read") and not infos[s.index]["stats"].get("unreadable")]
+        stats = everything.stats
+        counts = {
+            "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
+            "duplicate": int(stats["duplicate"]), "unreadable": int(stats["unreadable"]),
+            "not_selected": int(stats["read"] - stats["malformed"] - stats["empty"] - stats["duplicate"] - len(final)),
+            "long_key_ids": int(stats["long_key_id"]),
+        }
+        if not len(final):
+            listed = partial / "errors.jsonl"
+            listed.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors), encoding="utf-8")
+            raise _nothing_left(counts, errors, sources, without_records, left_out, listed)
+        classes = sorted(set(final.labels.tolist()))
+        split_names = order_splits(set(split_of.tolist()))
+        labels = np.searchsorted(np.array(classes), final.labels).astype(np.int32)
+        position = {name: i for i, name in enumerate(split_names)}
+        split_idx = np.fromiter((position[n] for n in split_of.tolist()), np.uint8, len(split_of))
 
-    d = final.data
-    counts.update(kept=len(final), truncated=int((d.dropped > 0).sum()), dropped_points=int(d.dropped.sum()))
-    kept = np.bincount(owner, minlength=len(sources))
-    per_class = np.zeros((len(classes), len(split_names)), np.int64)
-    np.add.at(per_class, (labels, split_idx), 1)
-    split_method: dict[str, Any] = {"kind": method}
-    if method == "protocol":
-        split_method.update(protocol=proto.to_dict(), seed=seed)
-        # a split the protocol asks for that came out empty (fractions of small classes round to 0)
-        split_method["empty_splits"] = [n for n, size in proto.sizes.items() if size and n not in split_names]
-    elif method == "keys":
-        named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
-        found = len(set(final.key_ids.tolist()) & keys.keys())
-        split_method.update(split_files=sorted(Path(p).as_posix() for p in named), key_ids=len(keys),
-                            key_ids_found=found)
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "library_version": __version__,
-        "classes": classes,
-        "splits": dict(zip(split_names, map(int, per_class.sum(0)))),
-        "num_sketches": len(final),
-        "preprocessing": preprocessing.to_dict(),
-        "graph_spec": graph_spec.to_dict(),
-        "split_method": split_method,
-        "counts": counts,
-        "class_counts": {c: dict(zip(split_names, map(int, row))) for c, row in zip(classes, per_class)},
-        "merged_labels": merged,
-        "left_out": left_out,
-        "files_without_records": without_records,
-        "sources": [
-            {"path": s.path.as_posix(), "sha256": infos[s.index]["sha256"], "bytes": infos[s.index]["bytes"],
-             "format": infos[s.index]["format"], "records": int(infos[s.index]["stats"].get("read", 0)),
-             "kept": int(kept[s.index])}
-            for s in sources
-        ],
-    }
-    meta = write_dataset(partial, d.coords, d.flags, d.lengths, labels, split_idx, final.key_ids, d.times, meta,
-                         errors)
-    publish(partial, out)
+        d = final.data
+        counts.update(kept=len(final), truncated=int((d.dropped > 0).sum()), dropped_points=int(d.dropped.sum()))
+        kept = np.bincount(owner, minlength=len(sources))
+        per_class = np.zeros((len(classes), len(split_names)), np.int64)
+        np.add.at(per_class, (labels, split_idx), 1)
+        split_method: dict[str, Any] = {"kind": method}
+        if method == "protocol":
+            split_method.update(protocol=proto.to_dict(), seed=seed)
+            # a split the protocol asks for that came out empty (fractions of small classes round to 0)
+            split_method["empty_splits"] = [n for n, size in proto.sizes.items() if size and n not in split_names]
+        elif method == "keys":
+            named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
+            found = len(set(final.key_ids.tolist()) & keys.keys())
+            split_method.update(split_files=sorted(Path(p).as_posix() for p in named), key_ids=len(keys),
+                                key_ids_found=found)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "classes": classes,
+            "splits": dict(zip(split_names, map(int, per_class.sum(0)))),
+            "num_sketches": len(final),
+            "preprocessing": preprocessing.to_dict(),
+            "graph_spec": graph_spec.to_dict(),
+            "split_method": split_method,
+            "counts": counts,
+            "class_counts": {c: dict(zip(split_names, map(int, row))) for c, row in zip(classes, per_class)},
+            "merged_labels": merged,
+            "left_out": left_out,
+            "files_without_records": without_records,
+            "sources": [
+                {"path": s.path.as_posix(), "sha256": infos[s.index]["sha256"], "bytes": infos[s.index]["bytes"],
+                 "format": infos[s.index]["format"], "records": int(infos[s.index]["stats"].get("read", 0)),
+                 "kept": int(kept[s.index])}
+                for s in sources
+            ],
+        }
+        meta = write_dataset(partial, d.coords, d.flags, d.lengths, labels, split_idx, final.key_ids, d.times, meta,
+                             errors)
+        publish(partial, out)
 
-    result = PreparedInfo(out, len(final), classes, meta["splits"], counts, time.perf_counter() - t0,
-                          resumed_files=resumed, meta=meta)
-    if progress:
-        print(_summary(result, errors, out), flush=True)
-    return result
+        result = PreparedInfo(out, len(final), classes, meta["splits"], counts, time.perf_counter() - t0,
+                              resumed_files=resumed, meta=meta)
+        if progress:
+            print(_summary(result, errors, out), flush=True)
+        return result
 
 
 def _read_sources(sources: list[Source], options: ReadOptions, shard_dir: Path, workers: int, progress: bool
