@@ -393,6 +393,7 @@ def test_an_image_read_as_bin_is_refused_once_saying_what_it_is(tmp_path, pil_fo
         assert got == [] and len(errors) == 1, errors
         assert str(errors[0]) == (f"{path}: record 1 (byte 0): not a Quick, Draw! .bin record (this is {kind}): not "
                                   "a .bin file. The rest of the file is not read")
+        assert errors[0].whole_file  # a file that could not be read, not "1 sketch could not be classified"
 
 
 def test_a_bin_of_zeros_stops_after_a_run_of_empty_records(tmp_path):

@@ -596,6 +596,12 @@ def test_cli_reports_an_image_as_a_file_it_could_not_read(tiny_checkpoint, tmp_p
         records = [json.loads(line) for line in captured.out.splitlines()]
         assert [(r["file"], r["index"]) for r in records] == [(str(png), None), (str(good), 0)]
         assert records[0]["error"].startswith(said) and "predictions" in records[1]
+    renamed = tmp_path / "apple.bin"  # an image named .bin: refused by the .bin reader, counted as a file all the same
+    renamed.write_bytes(png.read_bytes())
+    assert main(["predict", str(renamed), "--checkpoint", str(tiny_checkpoint)]) == 1
+    err = capsys.readouterr().err
+    assert "(this is a PNG image): not a .bin file" in err and "could not be classified" not in err
+    assert err.endswith("sketchgraph predict: 1 file or part of a file could not be read\n")
 
 
 NO_SKETCH_FILES = ("no sketch files in this folder or below (.ndjson, .jsonl, .json, .bin, .svg, .ndjson.gz, "
