@@ -56,6 +56,7 @@ except ImportError:  # Windows: no locking
     fcntl = None  # type: ignore[assignment]
 
 from data_prep import RUN_FROM_ROOT, add_prepare_options, existing_folder, resume_note, run_script, script_parser
+from sketchgraph.formats.base import atomic_write, fsync_dir, fsync_path, sync_file
 
 __all__ = [
     "CATEGORIES", "BASE_URL", "KINDS", "url_for", "file_name", "download_file", "download", "DownloadError",
@@ -155,33 +156,12 @@ def read_source(dest: Path) -> dict[str, str] | None:
     return data if isinstance(data, dict) else None
 
 
-def _fsync_path(path: Path) -> None:
-    """Flush the file (or folder) ``path`` to disk; a folder that cannot be opened or synced (Windows, some file
-    systems) is left as it is. Local, like the rest of this module, so downloading does not import sketchgraph (its
-    ``formats.base`` has the same helpers)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except (PermissionError, IsADirectoryError):
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not path.is_dir():
-            raise
-    finally:
-        os.close(fd)
-
-
 def _write_source(dest: Path, entry: dict[str, Any]) -> None:
-    """Write ``dest``'s sidecar atomically and durably (a temporary name of this process, fsync, then a rename; the
+    """Write ``dest``'s sidecar atomically and durably (``atomic_write`` with an fsync before its rename; the
     folder is synced by the caller once the file itself is in place)."""
-    path = source_path(dest)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(source_path(dest), "w", encoding="utf-8") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        sync_file(f)
 
 
 def _stated_md5(headers: Any) -> str | None:
@@ -502,11 +482,11 @@ def _download_locked(url: str, dest: Path, part: Path, entry: dict[str, Any] | N
 def _publish(part: Path, dest: Path, record: dict[str, Any]) -> Path:
     """Put the finished ``part`` in place as ``dest``: its bytes flushed to disk, its record (``record`` with the
     size) written, the rename, and the folder flushed, so a power loss cannot leave ``dest`` empty or unrecorded."""
-    _local(lambda: _fsync_path(part), part)
+    _local(lambda: fsync_path(part), part)
     record = {**record, "size": _local(lambda: part.stat().st_size, part)}
     _local(lambda: _write_source(dest, record), source_path(dest))
     _local(lambda: os.replace(part, dest), dest)
-    _local(lambda: _fsync_path(dest.parent), dest.parent)
+    _local(lambda: fsync_dir(dest.parent), dest.parent)
     return dest
 
 

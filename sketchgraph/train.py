@@ -908,12 +908,9 @@ class Trainer:
 
         start = _now()
         path = self.out / TRAIN_CONFIG
-        invocations: list[Any] = []
-        if (self.config.resume or self.restarting) and path.is_file():
-            try:
-                invocations = list(json.loads(path.read_text(encoding="utf-8")).get("invocations") or [])
-            except (OSError, ValueError, AttributeError, TypeError):
-                invocations = []
+        earlier = (_read_record(self.out, TRAIN_CONFIG) or {}) if self.config.resume or self.restarting else {}
+        kept = earlier.get("invocations")
+        invocations: list[Any] = list(kept) if isinstance(kept, list) else []
         invocations.append({"command": self.command or None, "argv": list(sys.argv), "cwd": os.getcwd(),
                             "start_time": start, "from_epoch": self.state.epoch, "world_size": self.ctx.world_size,
                             "hardware": _hardware(self.device, self.ctx)})

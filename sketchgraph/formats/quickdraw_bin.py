@@ -175,18 +175,8 @@ def looks_like_bin(head: bytes, *, size: int | None = None) -> bool:
     everything of it within ``head`` is valid and the part it is known to take so far lies within ``size``."""
     if not plausible_header(head):
         return False
-    n_strokes = _HEADER.unpack_from(head)[4]
-    offset = _HEADER.size
-    for _ in range(n_strokes):
-        if offset + _COUNT.size > len(head):
-            return _cut_by_window(head, offset + _COUNT.size, size)
-        (n_points,) = _COUNT.unpack_from(head, offset)
-        offset += _COUNT.size + 2 * n_points
-        if n_points == 0:
-            return False
-        if offset > len(head):
-            return _cut_by_window(head, offset, size)
-    return n_strokes >= 1
+    end = _record_end(head, 0, drawn=True)
+    return end is not None and (end <= len(head) or _cut_by_window(head, end, size))
 
 
 def records_follow(start: bytes, size: int) -> bool:
@@ -210,19 +200,25 @@ def records_follow(start: bytes, size: int) -> bool:
     return offset <= size and (offset == size or len(start) < size)
 
 
-def _record_end(data: bytes, offset: int) -> int | None:
-    """The offset just past the record at ``offset`` in ``data``; ``None`` when its header is implausible. For a
-    record cut by the end of ``data``, an offset past that end: as far as the record is known to reach."""
+def _record_end(data: bytes, offset: int, *, drawn: bool = False) -> int | None:
+    """The offset just past the record at ``offset`` in ``data``; ``None`` when its header is implausible (or, with
+    ``drawn``, when it has no stroke or a stroke of no point). For a record cut by the end of ``data``, an offset
+    past that end: as far as the record is known to reach."""
     if len(data) - offset < _HEADER.size + 2:
         return offset + _HEADER.size + 2
     if not plausible_header(data[offset:offset + _HEADER.size + 2]):
         return None
     n_strokes = _HEADER.unpack_from(data, offset)[4]
+    if drawn and n_strokes == 0:
+        return None
     offset += _HEADER.size
     for _ in range(n_strokes):
         if offset + _COUNT.size > len(data):
             return offset + _COUNT.size
-        offset += _COUNT.size + 2 * _COUNT.unpack_from(data, offset)[0]
+        (n_points,) = _COUNT.unpack_from(data, offset)
+        if drawn and n_points == 0:
+            return None
+        offset += _COUNT.size + 2 * n_points
         if offset > len(data):
             return offset
     return offset
