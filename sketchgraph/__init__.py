@@ -1,8 +1,8 @@
 """sketchgraph: recognise free-hand sketches as graphs with the Multi-Graph Transformer.
 
 Importing the package is light: it sets ``DGLBACKEND`` and defines ``__version__``; the public names (``Sketch``,
-``build_graph``, ...) are imported on first use (PEP 562), so ``sketchgraph --help`` / ``--version`` and the
-``data_prep`` downloader do not load torch.
+``build_graph``, ``SketchClassifier``, ...) are imported on first use (PEP 562), so ``sketchgraph --help`` /
+``--version`` and the ``data_prep`` downloader do not load torch.
 """
 
 from __future__ import annotations
@@ -41,17 +41,20 @@ _LAZY: dict[str, str] = {
     "GraphSpec": ".graph", "SketchGraph": ".graph", "build_graph": ".graph",
     "Preprocessing": ".preprocess", "simplify": ".preprocess", "cap_points": ".preprocess",
     "SketchError": ".errors", "FormatError": ".errors", "EmptySketchError": ".errors", "CheckpointError": ".errors",
+    "SketchClassifier": ".predict", "Prediction": ".predict",
 }
 """Public name -> the submodule defining it, imported on first access (``.graph`` and ``.sketch`` load torch)."""
 
 __all__ = [
     "Sketch", "GraphSpec", "SketchGraph", "build_graph", "Preprocessing", "simplify", "cap_points",
-    "SketchError", "FormatError", "EmptySketchError", "CheckpointError", "__version__",
+    "SketchError", "FormatError", "EmptySketchError", "CheckpointError", "SketchClassifier", "Prediction",
+    "__version__",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these come from __getattr__
     from .errors import CheckpointError, EmptySketchError, FormatError, SketchError
     from .graph import GraphSpec, SketchGraph, build_graph
+    from .predict import Prediction, SketchClassifier
     from .preprocess import Preprocessing, cap_points, simplify
     from .sketch import Sketch
 

@@ -18,20 +18,30 @@ others are still classified and drawn; the exit status is then 1. A path that do
 ``--out`` that cannot be a folder (an existing file, a path under a file), stops the run before the model loads; a
 ``--top-k`` that is not a positive integer, or a ``--limit`` that is not a non-negative one, is a usage error (exit
 status 2) before anything is loaded or created.
+
+Each PNG is written atomically (a temporary name, then a rename) and listed, with its SHA-256, in
+``<out>/.sketchgraph-demo.json`` (``MANIFEST``, also replaced atomically). A later run into the same folder removes
+the PNGs that list names and it does not draw again, when they are still as the demo wrote them, and says so on one
+line (``removed 3 PNGs of an earlier run from out/demo/``); nothing else in the folder is ever removed: not a file
+the list does not name, nor a name that is not a plain ``*.png`` file name in the folder (``../x.png``, an absolute
+path), nor a file changed since. An unreadable list removes nothing and is replaced.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import numbers
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from .formats.base import canonical_label, nearest_existing
+from .formats.base import atomic_write, canonical_label, nearest_existing
 from .options import int_option
 from .predict import (
     SHIPPED_CHECKPOINT,
@@ -46,11 +56,14 @@ from .wording import counted
 if TYPE_CHECKING:
     from .predict import FileRun
 
-__all__ = ["DemoResult", "run_demo", "configure_parser", "run_cli", "DEFAULT_LIMIT"]
+__all__ = ["DemoResult", "run_demo", "configure_parser", "run_cli", "DEFAULT_LIMIT", "MANIFEST"]
 
 PROG = "sketchgraph demo"
 #: the most sketches ``sketchgraph demo`` and ``run_demo`` draw, in all, unless told otherwise (0: all)
 DEFAULT_LIMIT = 50
+#: the file in ``out`` listing the PNGs the demo wrote there (name -> SHA-256), so that the next run into the same
+#: folder removes those it does not draw again, and nothing else
+MANIFEST = ".sketchgraph-demo.json"
 
 
 @dataclass
@@ -86,8 +99,13 @@ def run_demo(
     ``FileExistsError`` / ``NotADirectoryError``, a ``top_k`` that is not a positive integer or a ``limit`` that is
     not a non-negative one ``ValueError``, all before the model loads and ``out`` is created.
 
+    Each picture is listed in ``out``'s ``MANIFEST`` as soon as it is written; at the end, the PNGs the previous
+    run's manifest lists and this run did not draw are removed when still as written (``_remove_stale``), and the
+    manifest then lists this run's pictures only. Files the manifest does not name are never touched.
+
     Returns one ``DemoResult`` per sketch drawn; prints, when ``verbose``, a table per sketch (with its file, as
-    given or under the folder given, and its picture) and a summary, which says when ``limit`` cut the run.
+    given or under the folder given, and its picture), how many PNGs of an earlier run it removed (when any) and a
+    summary, which says when ``limit`` cut the run.
     """
     from .predict import FileRun, expand_files, require_paths, stderr_report  # predict's reading of files
     from .viz import draw_graph
@@ -104,6 +122,8 @@ def run_demo(
     _check_out(out)
     clf = SketchClassifier.from_pretrained(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
+    earlier = _read_manifest(out)  # the previous run's PNGs: removed at the end unless drawn again
+    drawn: dict[str, str] = {}
     results: list[DemoResult] = []
     taken: set[str] = set()
     skipped = read = counted_only = 0
@@ -129,14 +149,89 @@ def run_demo(
             label = sketch.label or path.stem
             title = f"{label}: {preds[0].label} ({100 * preds[0].score:.0f}%)"
             draw_graph(clf.graph(sketch), image, prediction=preds, title=title)
+            _record_png(out, image, earlier, drawn)
             results.append(DemoResult(path, sketch, preds, image))
             if verbose:
                 print(f"{shown}{f' [{i}]' if several else ''}: {label} -> {image}\n{format_predictions(preds)}")
+    removed = _remove_stale(out, earlier, drawn)
     if verbose:
+        if removed:
+            print(f"removed {counted(removed, 'PNG')} of an earlier run from {out}/")
         _print_summary(clf, results, out, skipped)
         if counted_only:
             print(f"drew the first {limit} of {counted(read + counted_only, 'sketch')}; pass --limit 0 for all")
     return results
+
+
+def _is_our_png_name(name: object) -> bool:
+    """Whether a manifest entry can name a PNG the demo wrote: a plain ``*.png`` file name right in ``out``, not a
+    path (``sub/x.png``, ``../x.png``, ``/tmp/x.png``), ``.`` or ``..``."""
+    return (isinstance(name, str) and name.endswith(".png") and "\0" not in name and name not in (".", "..")
+            and PurePath(name).name == name)
+
+
+def _is_sha256(digest: object) -> bool:
+    """Whether ``digest`` is a SHA-256 as the manifest writes it: 64 lower-case hex digits."""
+    return isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+
+
+def _read_manifest(out: Path) -> dict[str, str]:
+    """The PNGs (file name -> SHA-256) ``out``'s ``MANIFEST`` lists; {} when there is none or it cannot be read
+    (not JSON, not the manifest's shape). Entries that cannot be a PNG the demo wrote in ``out``
+    (``_is_our_png_name``) or without a SHA-256 are left out: they are not ours, and nothing is done with them."""
+    try:
+        record = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
+        return {}
+    pngs = record.get("pngs") if isinstance(record, dict) else None
+    if not isinstance(pngs, dict):
+        return {}
+    return {name: digest for name, digest in pngs.items() if _is_our_png_name(name) and _is_sha256(digest)}
+
+
+def _write_manifest(out: Path, pngs: dict[str, str]) -> None:
+    """Replace ``out``'s ``MANIFEST`` (atomically: a temporary file, then a rename) by one listing ``pngs``."""
+    text = json.dumps({"written_by": PROG, "pngs": dict(sorted(pngs.items()))}, indent=1)
+    with atomic_write(out / MANIFEST, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
+def _sha256(path: Path) -> str | None:
+    """The SHA-256 of the regular file ``path`` (not followed if a link); None when it is missing, not a regular
+    file or cannot be read."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _record_png(out: Path, image: Path, earlier: dict[str, str], drawn: dict[str, str]) -> None:
+    """List the PNG just written, ``image``, in ``drawn`` and in the manifest (with the previous run's PNGs still
+    in it, so a run stopped half-way leaves every PNG of both listed for the next run to clean up)."""
+    digest = _sha256(image)
+    if digest is not None:
+        drawn[image.name] = digest
+        _write_manifest(out, {**earlier, **drawn})
+
+
+def _remove_stale(out: Path, earlier: dict[str, str], drawn: dict[str, str]) -> int:
+    """Remove the PNGs of an earlier run (``earlier``: name -> SHA-256 from its manifest) that this run did not draw
+    (``drawn``), each only while it is the regular file the demo wrote (same SHA-256); then the manifest lists
+    ``drawn`` and the ones that could not be removed. A PNG changed or replaced since is left and dropped from the
+    list (no longer the demo's). Returns how many were removed."""
+    removed, left = 0, {}
+    for name, digest in earlier.items():
+        if name in drawn or _sha256(out / name) != digest:
+            continue
+        try:
+            (out / name).unlink()
+            removed += 1
+        except OSError:  # e.g. no permission: still ours, tried again next time
+            left[name] = digest
+    _write_manifest(out, {**left, **drawn})
+    return removed
 
 
 def _print_summary(clf: SketchClassifier, results: list[DemoResult], out: Path, skipped: int) -> None:

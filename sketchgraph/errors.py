@@ -28,13 +28,16 @@ class UnusableSketchesError(SketchError):
 class FormatError(SketchError):
     """A file or record could not be parsed. Carries the source and line number when known, and ``whole_file``:
     the error is about the file (or a part of it holding many records, such as an ``.npz`` split), not about
-    one record."""
+    one record. For a record whose fields could be read though its drawing could not, ``key_id`` and ``label``
+    (its ``word``, else the class the file name gives) say which drawing failed (``None`` when unknown)."""
 
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
-                 whole_file: bool = False):
+                 whole_file: bool = False, key_id: str | None = None, label: str | None = None):
         self.source = source
         self.line = line
         self.whole_file = whole_file
+        self.key_id = key_id
+        self.label = label
         where = ""
         if source is not None:
             where = f"{source}"

@@ -263,6 +263,32 @@ def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = No
     return read_sketches(_expanded(path), format, on_error=on_error)
 
 
+def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError], None]
+                      ) -> Iterator[tuple[Place | None, Sketch | None]]:
+    """Every record of a file (or folder), in order, as ``(place, sketch)``, and ``(None, None)`` for a record the
+    reader could not read (sent to ``on_error``, which may raise to stop). An error about a whole file or the rest
+    of it (``whole_file``) goes to ``on_error`` and yields nothing: it is not a record. ``FileNotFoundError``
+    (on first use) when the path does not exist; ``SketchError`` when it is a stream."""
+    from .formats import read_located
+
+    unread = 0
+
+    def unreadable(exc: SketchError) -> None:
+        nonlocal unread
+        on_error(exc)
+        if not getattr(exc, "whole_file", False):
+            unread += 1
+
+    refuse_streams(path)
+    for place, sketch in read_located(_expanded(path), on_error=unreadable):
+        while unread:  # the records the reader reported since the last one it yielded: they came before it
+            unread -= 1
+            yield None, None
+        yield place, sketch
+    for _ in range(unread):
+        yield None, None
+
+
 def _read_first(path: str | os.PathLike) -> Sketch:
     if _expanded(path).is_dir():
         raise SketchError(f"{path} is a folder: this takes one sketch; predict_batch({str(path)!r}) classifies "
@@ -617,6 +643,26 @@ class SketchClassifier:
             for i, (tag, x) in enumerate(chunk):
                 yield tag, x, by_item.get(i), errors.get(i)
 
+    def _predict_file_each(self, path: str | os.PathLike, top_k: int,
+                           on_error: Callable[[SketchError], None]) -> list[list[Prediction]]:
+        """``predict_batch(path, on_error=...)``: one result per record of the file, ``[]`` for a record that
+        could not be read (``_records_in_place``) or classified, each error sent to ``on_error`` once."""
+        results: dict[int, list[Prediction]] = {}
+        count = 0
+
+        def readable() -> Iterator[tuple[tuple[int, Place], Sketch]]:
+            nonlocal count
+            for n, (place, sketch) in enumerate(_records_in_place(path, on_error)):
+                count = n + 1
+                if place is not None and sketch is not None:
+                    yield (n, place), sketch
+
+        for (n, place), _, preds, error in self.classify_each(readable(), top_k):
+            if error is not None:
+                on_error(SketchError(f"item {n}: {place.locate(FormatError(error))}"))
+            results[n] = preds or []
+        return [results.get(n, []) for n in range(count)]
+
     def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5, *,
                       on_error: Callable[[SketchError], None] | None = None) -> list[list[Prediction]]:
         """``predict`` for many sketches: read and preprocessed ``_READ_AHEAD * batch_size`` at a time, then
@@ -627,18 +673,26 @@ class SketchClassifier:
         file's first sketch) or a file path (one result per sketch in the file). A bad item, a path item that does
         not exist included, raises ``SketchError`` naming its position (``item 3: no such file: x.ndjson``); with
         ``on_error`` it fails alone instead: ``on_error`` gets that error, the item's result is ``[]`` and the
-        others are classified (``classify_each``, without read-ahead). For a file path, a record that cannot be
-        read at all goes to ``on_error`` as the reader's ``FormatError`` (file and line) and has no result, and
-        without ``on_error`` raises it. ``top_k`` is as in ``predict`` (``ValueError`` unless a positive integer;
-        clamped to the number of classes); a whole-argument path that does not exist raises ``FileNotFoundError``.
+        others are classified (``classify_each``, without read-ahead).
+
+        For a file path (or a folder), without ``on_error`` the first record that cannot be read raises the
+        reader's ``FormatError`` (file and line). With ``on_error``, every record of the file has its result, in
+        the file's order, so the results line up with the records (``zip(results, records)``): a record that
+        cannot be read goes to ``on_error`` as the reader's ``FormatError`` and one the preprocessing refuses as
+        ``item N: face.ndjson:5: reason`` (``N`` its 0-based index among the file's records, as in
+        ``sketchgraph predict --json``), and either gets ``[]``. An error about a whole file or the rest of it
+        (an unreadable file in a folder, a truncated gzip stream) goes to ``on_error`` and adds no result.
+        ``top_k`` is as in ``predict`` (``ValueError`` unless a positive integer; clamped to the number of
+        classes); a whole-argument path that does not exist raises ``FileNotFoundError``.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         _check_top_k(top_k)
         if on_error is not None:
-            items = _read(xs, on_error=on_error) if _is_path(xs) else _iter_inputs(xs)
+            if _is_path(xs):
+                return self._predict_file_each(xs, top_k, on_error)
             out: list[list[Prediction]] = []
-            for n, _, preds, error in self.classify_each(enumerate(items), top_k):
+            for n, _, preds, error in self.classify_each(enumerate(_iter_inputs(xs)), top_k):
                 if error is not None:
                     on_error(SketchError(f"item {n}: {error}"))
                 out.append(preds or [])
@@ -726,14 +780,15 @@ def format_predictions(preds: Sequence[Prediction], *, width: int = 30) -> str:
 
 
 def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: list[Prediction] | None,
-                  error: str | None, as_json: bool) -> None:
+                  error: str | None, as_json: bool, identity: tuple[str | None, str | None] = (None, None)) -> None:
     """One result: a table block on stdout, or one JSON line ``{"file", "index", "key_id", "label", "predictions"
     | "error"}`` (``label``: the record's own class name, such as Quick, Draw!'s ``word``; the guesses are
     ``predictions``). ``sketch`` is ``None`` for a record (or, with ``index`` ``None``, a whole file) that could not
-    be read. A record with an ``error`` (unreadable, or read and refused) is reported on stderr only, not in the
-    table; as JSON it still gets its line, with ``error``."""
+    be read; ``identity`` is then its ``(key_id, label)`` as far as the reader could tell. A record with an
+    ``error`` (unreadable, or read and refused) is reported on stderr only, not in the table; as JSON it still gets
+    its line, with ``error``."""
     if as_json:
-        key_id, label = (sketch.key_id, sketch.label) if sketch is not None else (None, None)
+        key_id, label = (sketch.key_id, sketch.label) if sketch is not None else identity
         record: dict[str, Any] = {"file": path, "index": index, "key_id": key_id, "label": label}
         record.update({"error": error} if error else {"predictions": [p.to_dict() for p in preds or []]})
         print(json.dumps(record))
@@ -789,11 +844,13 @@ class FileRun:
         self.report = report or stderr_report("sketchgraph predict")
         self.position = 0
         self.failed_records = self.failed_parts = 0
-        self.unread: deque[tuple[float, int | None, str]] = deque()  # (place in the order, index, error), not shown
+        #: (place in the order, index, error, (key_id, label)) of what could not be read, not shown yet
+        self.unread: deque[tuple[float, int | None, str, tuple[str | None, str | None]]] = deque()
 
-    def skipped(self, error: str, index: int | None) -> None:
-        """Report a record (``index``) or the file or a part of it (``None``) that could not be read, and keep
-        its error to print in its place (``print_unread``)."""
+    def skipped(self, error: str, index: int | None, identity: tuple[str | None, str | None] = (None, None)
+                ) -> None:
+        """Report a record (``index``; ``identity`` its ``(key_id, label)`` when known) or the file or a part of it
+        (``None``) that could not be read, and keep its error to print in its place (``print_unread``)."""
         if index is None:
             self.failed_parts += 1
             error = re.sub(rf"^{re.escape(self.path)}:(?:(\d+):)? ", lambda m: f"line {m[1]}: " if m[1] else "",
@@ -802,14 +859,14 @@ class FileRun:
             self.failed_records += 1
         where = self.path if index is None else f"{self.path} [{index}]"
         self.report(f"skipped {where}: {error}")
-        self.unread.append((self.position - (0.5 if index is None else 0.0), index, error))
+        self.unread.append((self.position - (0.5 if index is None else 0.0), index, error, identity))
 
     def unreadable(self, exc: SketchError) -> None:
         """The reader's ``on_error``."""
         if getattr(exc, "whole_file", False):
             self.skipped(str(exc), None)
         else:
-            self.skipped(str(exc), self.position)
+            self.skipped(str(exc), self.position, (getattr(exc, "key_id", None), getattr(exc, "label", None)))
             self.position += 1
 
     def refused(self, error: str, index: int, place: Place) -> str:
@@ -845,8 +902,8 @@ class FileRun:
     def print_unread(self, before: float) -> None:
         """The skipped records placed before record ``before`` (all: ``inf``), in order, as JSON lines."""
         while self.unread and self.unread[0][0] < before:
-            _, index, error = self.unread.popleft()
-            _print_result(self.path, index, None, None, error, self.as_json)
+            _, index, error, identity = self.unread.popleft()
+            _print_result(self.path, index, None, None, error, self.as_json, identity)
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -13,9 +13,11 @@ with the same weights as one that never stopped (on CPU). A resume is refused wh
 (``PreparedDataset.fingerprint``) or any setting of the recipe differs from the run's; only the settings in
 ``RESUME_MAY_CHANGE`` (where and how it runs, when it stops) and, except under the cosine schedule, ``epochs`` may
 change; the number of processes (``torchrun --nproc_per_node``, recorded as ``training.world_size``) may not, as it
-sets the global batch and the steps per epoch the learning-rate schedule counts in. Every invocation's command is
-recorded (``training.commands`` in ``config.json``). An output directory that already holds a run is refused
-unless ``--resume`` continues it or ``--overwrite`` deletes it and starts over.
+sets the global batch and the steps per epoch the learning-rate schedule counts in. A resume of a run that wrote no
+checkpoint (only its records, ``train_config.json``) starts over, under the same checks against the recorded
+recipe. Every invocation's command is recorded (``training.commands`` in ``config.json``). An output directory
+that already holds a run is refused unless ``--resume`` continues it or ``--overwrite`` deletes it and starts
+over.
 
 Under ``torchrun --nproc_per_node W`` the model is wrapped in DistributedDataParallel (gloo on CPU,
 nccl on CUDA); each rank takes every W-th sketch of the same shuffled order (``batch_size`` per rank
@@ -131,6 +133,8 @@ class TrainConfig:
         train_split, valid_split: split names in the prepared dataset.
         resume: continue from ``out/last`` when it holds a resume state: on the same dataset (content fingerprint)
             with the same recipe, only ``RESUME_MAY_CHANGE`` and (unless the schedule is cosine) ``epochs`` may differ.
+            Without a resume state it starts over, after the same check against the recipe in ``train_config.json``
+            when the run recorded one.
         overwrite: start over in an ``out`` that already holds a run (a non-empty ``metrics.jsonl``, ``best/`` or
             ``last/``), deleting it; without it (or ``resume``) ``train`` refuses to touch that run.
         progress: show tqdm progress bars (rank 0 only); ``None`` (default): only when stderr is a terminal, so logs
@@ -670,6 +674,43 @@ def _recipe_diff(old: dict[str, Any], new: TrainConfig, old_model: dict[str, Any
     return [f"{k}: {json.dumps(a)} -> {json.dumps(b)}" for k, a, b in pairs if a != b]
 
 
+def _model_of_recipe(recipe: dict[str, Any], num_classes: int) -> dict[str, Any] | None:
+    """The model (``model_config_dict``'s fields) that a recorded training config ``recipe`` builds with
+    ``num_classes`` classes: its ``preset``'s fields with its ``model`` table over them; None when they make no model
+    config (an unknown preset or field, a value the config refuses)."""
+    from .model.registry import ARCHS, PRESETS
+
+    name, table = recipe.get("preset", TrainConfig().preset), recipe.get("model") or {}
+    if not isinstance(name, str) or name not in PRESETS or not isinstance(table, dict):
+        return None
+    preset = PRESETS[name]
+    try:
+        config = ARCHS[preset.arch][0](**{**preset.fields, **table, "num_classes": num_classes, "preset": name})
+    except (TypeError, ValueError):
+        return None
+    return _as_json({"arch": preset.arch, **asdict(config)})
+
+
+def _these_differ(diffs: Sequence[str]) -> str:
+    """``this setting differs`` or ``these settings differ``, as ``diffs`` holds one or more."""
+    return "this setting differs" if len(diffs) == 1 else "these settings differ"
+
+
+def _resume_refusal(head: str, diffs: Sequence[str], why: str, first: str | None, world: int, now: int) -> str:
+    """The message of a resume refused for another recipe: ``head`` (what cannot be resumed, the settings against
+    which record), the ``diffs``, ``why`` a run keeps its recipe, how to go on (with ``first``, the command the run
+    was started with, when known), what a resume may change, and, when the number of processes differs (``world``
+    recorded, ``now``), what that number is."""
+    free = ", ".join(RESUME_MAY_CHANGE)
+    processes = "" if world == now else (
+        f". world_size is the number of processes: the run trained with {world} "
+        f"({'one process, no torchrun' if world == 1 else f'torchrun --nproc_per_node {world}'}) and resumes "
+        "only so")
+    return (f"{head} (old -> new): {'; '.join(diffs)}. {why}: resume with the same settings"
+            f"{f' (it was started with: {first})' if first else ''}, or start a new run (another --out, or "
+            f"--overwrite). A resume may change only {free}, and epochs unless the schedule is cosine{processes}")
+
+
 def _recorded_commands(training: dict[str, Any]) -> list[dict[str, Any]]:
     """The invocations a checkpoint's ``training`` record lists (``commands``), oldest first; a checkpoint written
     before they were listed gives its one ``command`` (``from_epoch`` unknown: None)."""
@@ -871,12 +912,19 @@ class Trainer:
             return None
         diffs = _settings_diff(record["config"], _as_json(self.config.to_dict()),
                                ("data", "out", "resume", "overwrite", "progress"))
+        return diffs + self._dataset_and_world_diff(record, path_too=True)
+
+    def _dataset_and_world_diff(self, record: dict[str, Any], *, path_too: bool) -> list[str]:
+        """How this run differs from the one ``train_config.json`` (``record``) describes in its dataset (by the
+        content fingerprint; when none is recorded, by the folder's absolute path if ``path_too``, else not at all,
+        as a resume from a checkpoint without one) and its number of processes, as ``key: old -> new`` entries."""
+        diffs = []
         dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
         if dataset.get("fingerprint") is not None:
             if dataset["fingerprint"] != self.fingerprint:
                 diffs.append(f"dataset: {json.dumps(dataset.get('path'))} -> {json.dumps(self.config.data)} (another "
                              "content)")
-        elif dataset.get("path") != os.path.abspath(self.config.data):
+        elif path_too and dataset.get("path") != os.path.abspath(self.config.data):
             diffs.append(f"data: {json.dumps(dataset.get('path'))} -> {json.dumps(os.path.abspath(self.config.data))}")
         world = record.get("world_size", 1)
         if world != self.ctx.world_size:
@@ -966,6 +1014,7 @@ class Trainer:
         if recover_dir(last):  # every rank may try: one rename wins, the others find it done
             self.log(f"{last} was being replaced when the run stopped; the previous one is back")
         if not (last / "state.json").is_file():
+            self._check_recorded_recipe()
             self.log(f"nothing to resume in {last}; starting from scratch")
             return
         from safetensors.torch import load_model
@@ -1033,18 +1082,42 @@ class Trainer:
         if not diffs:
             return
         first = next((c.get("command") for c in self.commands if c.get("command")), None)
-        free = ", ".join(RESUME_MAY_CHANGE)
-        processes = "" if world == self.ctx.world_size else (
-            f". world_size is the number of processes: the run trained with {world} "
-            f"({'one process, no torchrun' if world == 1 else f'torchrun --nproc_per_node {world}'}) and resumes "
-            "only so")
-        raise CheckpointError(
-            f"cannot resume from {last}: {'this setting differs' if len(diffs) == 1 else 'these settings differ'} "
-            f"from the run's (old -> new): {'; '.join(diffs)}. A resumed run keeps the recipe it started with, so "
-            "that it ends as an uninterrupted run would and its recorded commands reproduce it: resume with the "
-            f"same settings{f' (it was started with: {first})' if first else ''}, or start a new run (another "
-            f"--out, or --overwrite). A resume may change only {free}, and epochs unless the schedule is cosine"
-            + processes)
+        raise CheckpointError(_resume_refusal(
+            f"cannot resume from {last}: {_these_differ(diffs)} from the run's", diffs,
+            "A resumed run keeps the recipe it started with, so that it ends as an uninterrupted run would and its "
+            "recorded commands reproduce it", first, world, self.ctx.world_size))
+
+    def _check_recorded_recipe(self) -> None:
+        """For a resume that finds no resume state in ``last/`` but the records of the run (``train_config.json``
+        of an invocation that wrote no checkpoint; the run then starts over under them): ``CheckpointError``
+        listing every setting (``key: old -> new``) in which this run's config differs from the recorded recipe,
+        by a resume's rules (``_recipe_diff``, as ``_check_same_recipe``: only ``RESUME_MAY_CHANGE``, and
+        ``epochs`` unless the schedule is cosine, may differ; the model is compared as the recorded ``preset`` and
+        ``[model]`` table build it), and the dataset's content (fingerprint) and the number of processes too. An
+        ``out`` without a readable recorded recipe is not checked."""
+        record = _read_record(self.out, TRAIN_CONFIG)
+        if record is None or not isinstance(record.get("config"), dict):
+            return
+        from .model import model_config_dict
+
+        recipe = record["config"]
+        built = _model_of_recipe(recipe, len(self.classes))
+        diffs = _recipe_diff(recipe, self.config, built, model_config_dict(self.net), auto_bucket=self.auto_bucket)
+        table, mine = _as_json(recipe.get("model") or {}), _as_json(self.config.model)
+        if built is None and table != mine:  # a recorded table that builds no model: compared as written
+            diffs.append(f"model: {json.dumps(table)} -> {json.dumps(mine)}")
+        diffs += self._dataset_and_world_diff(record, path_too=False)  # the folder may move, as on any resume
+        if not diffs:
+            return
+        invocations = record.get("invocations") if isinstance(record.get("invocations"), list) else []
+        first = next((c.get("command") for c in invocations if isinstance(c, dict) and c.get("command")), None)
+        world = record.get("world_size", 1)
+        raise CheckpointError(_resume_refusal(
+            f"cannot resume the run in {self.out}: it wrote no checkpoint, and {_these_differ(diffs)} from its "
+            f"recipe in {TRAIN_CONFIG}", diffs,
+            "A resume that starts over keeps the recorded recipe, so that the run's records describe one recipe "
+            "and its recorded commands reproduce it", first, world if isinstance(world, int) else 1,
+            self.ctx.world_size))
 
     def write_metrics(self) -> None:
         """Rewrite ``metrics.jsonl`` from ``history`` (atomically)."""

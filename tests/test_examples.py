@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from sketchgraph.demo import MANIFEST
 from sketchgraph.errors import SketchError
 from sketchgraph.examples import EXAMPLES_DIR, example_path, example_paths, load_example
 from sketchgraph.graph import build_graph
@@ -70,7 +71,7 @@ def test_demo_skips_what_it_cannot_use_and_draws_the_rest(tiny_checkpoint, tmp_p
     assert err[1].startswith(f"sketchgraph demo: skipped {mixed} [3]: {mixed}:4: drawing too long to simplify"), err
     assert err[2].startswith(f"sketchgraph demo: skipped {notes}: cannot tell the format")
     assert err[3].startswith(f"sketchgraph demo: skipped {empty}: no sketch files") and len(err) == 4
-    assert sorted(p.name for p in out.iterdir()) == ["apple.png", "mixed_0.png", "mixed_2.png"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "apple.png", "mixed_0.png", "mixed_2.png"]
     assert "mixed.ndjson [2]: face" in captured.out and "3 sketches classified" in captured.out
     assert "4 skipped" in captured.out
 
@@ -128,7 +129,7 @@ def test_demo_prints_each_file_under_its_folder_and_its_picture(tiny_checkpoint,
     assert heads == [f"face.ndjson [0]: square -> {out / 'face_0.png'}",
                      f"face.ndjson [1]: square -> {out / 'face_1.png'}",
                      f"sub/face.ndjson: square -> {out / 'face.png'}"]
-    assert sorted(p.name for p in out.iterdir()) == ["face.png", "face_0.png", "face_1.png"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "face.png", "face_0.png", "face_1.png"]
 
 
 def test_demo_reads_files_as_the_format_it_is_given(tiny_checkpoint, tmp_path, capsys):
@@ -146,7 +147,7 @@ def test_demo_reads_files_as_the_format_it_is_given(tiny_checkpoint, tmp_path, c
     assert main([*args, "--format", "simplified"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and f"x.svg: square -> {out / 'x.png'}" in captured.out
-    assert [p.name for p in out.iterdir()] == ["x.png"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "x.png"]
 
 
 def test_demo_draws_at_most_limit_sketches_and_says_so(tiny_checkpoint, tmp_path, capsys):
@@ -165,13 +166,13 @@ def test_demo_draws_at_most_limit_sketches_and_says_so(tiny_checkpoint, tmp_path
     assert captured.err == ""
     assert captured.out.splitlines()[-1] == "drew the first 2 of 5 sketches; pass --limit 0 for all"
     assert "2 sketches classified" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["a_0.png", "a_1.png"]  # numbered as a file of 3 records
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a_0.png", "a_1.png"]  # numbered as a file of 3 records
 
     assert main([*args, "--out", str(tmp_path / "all"), "--limit", "0"]) == 1  # the bad record is reported now
     captured = capsys.readouterr()
     assert "5 sketches classified" in captured.out and "drew the first" not in captured.out
     assert captured.err.startswith(f"sketchgraph demo: skipped {b} [2]: {b}:3: invalid JSON")
-    assert len(list((tmp_path / "all").iterdir())) == 5
+    assert len(list((tmp_path / "all").glob("*.png"))) == 5
 
 
 def test_demo_limit_default_leaves_make_demo_whole(tiny_checkpoint, tmp_path, capsys):
@@ -214,3 +215,101 @@ def test_demo_refuses_an_out_that_cannot_be_a_folder_before_loading_the_model(tm
         assert main(["demo", str(example_path("face")), "--out", str(out), "--checkpoint", "no-such-checkpoint"]) == 1
         assert capsys.readouterr().err == f"sketchgraph demo: error: {message}\n"
     assert [p.name for p in tmp_path.iterdir()] == ["taken.png"]
+
+
+def _manifest(out) -> dict:
+    """The PNGs (name -> SHA-256) ``out``'s demo manifest lists."""
+    return json.loads((out / MANIFEST).read_text(encoding="utf-8"))["pngs"]
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_demo_rerun_removes_the_pngs_of_an_earlier_run_it_does_not_draw(tiny_checkpoint, tmp_path, capsys):
+    """A run into a folder of an earlier run that drew more (``a_2.png`` used to stay, looking like this run's
+    output) removes the extra PNGs and says so on one line; the PNGs it draws again are replaced, and the manifest
+    lists this run's pictures only. A run that removes nothing says nothing about it."""
+    from sketchgraph.cli import main
+
+    a, b, out = tmp_path / "a.ndjson", tmp_path / "b.ndjson", tmp_path / "out"
+    _squares(a, 3)
+    _squares(b, 1)
+    args = ["demo", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]
+    assert main([*args, str(a), str(b)]) == 0
+    assert "removed" not in capsys.readouterr().out
+    assert sorted(_manifest(out)) == ["a_0.png", "a_1.png", "a_2.png", "b.png"]
+    assert _manifest(out)["a_1.png"] == _sha256(out / "a_1.png")
+
+    assert main([*args, str(a), "--limit", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4:] == [f"removed 3 PNGs of an earlier run from {out}/", "",  # a_1, a_2, b; before the summary
+                          f"1 sketch classified with tiny; pictures in {out}/",
+                          "drew the first 1 of 3 sketches; pass --limit 0 for all"], lines
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a_0.png"]
+    assert _manifest(out) == {"a_0.png": _sha256(out / "a_0.png")}
+    assert not list(out.glob(f".{MANIFEST}.*")) and not list(out.glob(".a_*"))  # no temporary file left
+
+
+def test_demo_never_removes_a_file_it_did_not_write(tiny_checkpoint, tmp_path, capsys):
+    """``--out`` may hold the user's own files: a PNG and a note put there before the first run, one put there
+    between runs, and a demo PNG the user replaced with a picture of their own all survive a rerun that draws less;
+    the replaced one is no longer listed as the demo's."""
+    from sketchgraph.demo import run_demo
+
+    a, out = tmp_path / "a.ndjson", tmp_path / "out"
+    _squares(a, 4)
+    out.mkdir()
+    (out / "mine.png").write_bytes(b"my own picture")
+    (out / "notes.txt").write_text("keep me\n")
+    run_demo(out, tiny_checkpoint, paths=[a], top_k=1, verbose=False)
+    (out / "later.png").write_bytes(b"added between runs")
+    (out / "a_3.png").write_bytes(b"the user's picture under the demo's name")
+    run_demo(out, tiny_checkpoint, paths=[a], top_k=1, verbose=True, limit=1)
+    assert "removed 2 PNGs of an earlier run" in capsys.readouterr().out  # a_1, a_2; not the replaced a_3
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a_0.png", "a_3.png", "later.png", "mine.png",
+                                                     "notes.txt"]
+    assert (out / "mine.png").read_bytes() == b"my own picture" and (out / "notes.txt").read_text() == "keep me\n"
+    assert (out / "a_3.png").read_bytes() == b"the user's picture under the demo's name"
+    assert sorted(_manifest(out)) == ["a_0.png"]
+
+
+@pytest.mark.parametrize("manifest", ["not json {", '["a.png"]', '{"pngs": ["a_1.png"]}', "\udcff"])
+def test_demo_with_an_unreadable_manifest_removes_nothing_and_replaces_it(tiny_checkpoint, tmp_path, manifest):
+    from sketchgraph.demo import run_demo
+
+    a, out = tmp_path / "a.ndjson", tmp_path / "out"
+    _squares(a, 2)
+    run_demo(out, tiny_checkpoint, paths=[a], top_k=1, verbose=False)
+    (out / MANIFEST).write_bytes(manifest.encode("utf-8", "surrogateescape"))
+    run_demo(out, tiny_checkpoint, paths=[a], top_k=1, verbose=False, limit=1)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a_0.png", "a_1.png"]  # a_1 is not known as ours
+    assert sorted(_manifest(out)) == ["a_0.png"]
+
+
+def test_demo_manifest_entries_outside_its_folder_are_not_its_own(tiny_checkpoint, tmp_path, capsys):
+    """A manifest naming files outside ``--out`` (``../x.png``, an absolute path, a subfolder, a link leading out),
+    even with their true SHA-256, removes none of them: only plain PNG file names in the folder are the demo's."""
+    from sketchgraph.demo import run_demo
+
+    a, out = tmp_path / "a.ndjson", tmp_path / "out"
+    _squares(a, 1)
+    (out / "sub").mkdir(parents=True)
+    outside, absolute, inner, target = (tmp_path / "x.png", tmp_path / "abs.png", out / "sub" / "y.png",
+                                        tmp_path / "target.png")
+    for i, path in enumerate((outside, absolute, inner, target)):
+        path.write_bytes(b"not the demo's %d" % i)
+    (out / "link.png").symlink_to(target)
+    (out / "notes.txt").write_text("mine\n")
+    listed = {"../x.png": outside, str(absolute): absolute, "sub/y.png": inner, "link.png": target,
+              "notes.txt": out / "notes.txt", "..": outside}
+    (out / MANIFEST).write_text(json.dumps({"pngs": {name: _sha256(path) for name, path in listed.items()}}))
+    run_demo(out, tiny_checkpoint, paths=[a], top_k=1, verbose=True)
+    assert "removed" not in capsys.readouterr().out
+    for i, path in enumerate((outside, absolute, inner, target)):
+        assert path.read_bytes() == b"not the demo's %d" % i
+    assert (out / "link.png").is_symlink() and (out / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a.png", "link.png", "notes.txt", "sub"]
+    assert sorted(_manifest(out)) == ["a.png"]

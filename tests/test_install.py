@@ -144,6 +144,10 @@ def test_importing_the_package_does_not_import_torch():
         from sketchgraph import Sketch, SketchError, build_graph
         assert "torch" in sys.modules and Sketch.__module__ == "sketchgraph.sketch"
         assert sketchgraph.SketchError is SketchError and callable(build_graph)
+        from sketchgraph import Prediction, SketchClassifier
+        from sketchgraph.predict import Prediction as P, SketchClassifier as C
+        assert SketchClassifier is C and Prediction is P and {"SketchClassifier", "Prediction"} <= set(dir(sketchgraph))
+        assert set(sketchgraph.__all__) - {"__version__"} <= set(dir(sketchgraph))
         try:
             sketchgraph.nothing
         except AttributeError as exc:

@@ -16,7 +16,7 @@ import pytest
 
 from sketchgraph import predict as predict_mod
 from sketchgraph.cli import main
-from sketchgraph.errors import CheckpointError, SketchError, UnusableSketchesError
+from sketchgraph.errors import CheckpointError, FormatError, SketchError, UnusableSketchesError
 from sketchgraph.formats import write_ndjson, write_stroke3_npz, write_svg
 from sketchgraph.predict import Prediction, SketchClassifier, resolve_checkpoint
 from sketchgraph.sketch import Sketch
@@ -791,9 +791,53 @@ def test_predict_batch_on_error_lets_a_bad_item_fail_alone(clf, tmp_path):
                                json.dumps({"drawing": good.to_lists()})]) + "\n")
     errors.clear()
     out = clf.predict_batch(path, top_k=2, on_error=errors.append)
-    assert out == [clf.predict(good, top_k=2)] * 2 and len(errors) == 1 and "mixed.ndjson:2" in str(errors[0])
+    assert out == [clf.predict(good, top_k=2), [], clf.predict(good, top_k=2)]  # in line with the records
+    assert len(errors) == 1 and "mixed.ndjson:2" in str(errors[0])
     with pytest.raises(SketchError, match="item 1"):
         clf.predict_batch([good, []])  # without on_error the first bad item raises, as before
+
+
+def test_predict_batch_of_a_file_with_on_error_keeps_every_record_in_its_place(clf, tiny_checkpoint, tmp_path,
+                                                                                 capsys):
+    """An evaluator zips ``predict_batch(path, on_error=...)`` with the file's records: a record that cannot be
+    read (empty drawing, not JSON, ragged lists), or that the preprocessing refuses, gets ``[]`` in its place, and
+    its error names its line and, for a refused one, its index among ALL the records (as ``predict --json``)."""
+    a, b = shapes()[:2]
+    lines = [json.dumps({"key_id": 7, "word": "cat", "drawing": []}),  # 0: unreadable, first
+             json.dumps({"drawing": a.to_lists()}),             # 1
+             "not json",                                        # 2: unreadable
+             json.dumps({"drawing": [[[0, 1, 2], [0, 1]]]}),    # 3: unreadable (xs and ys differ in length)
+             json.dumps({"drawing": DEGENERATE.to_lists()}),    # 4: read, refused by the simplification
+             json.dumps({"drawing": b.to_lists()}),             # 5
+             "",                                                # a blank line is not a record
+             json.dumps({"drawing": []})]                       # 6: unreadable, last
+    path = tmp_path / "gaps.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    errors: list[SketchError] = []
+    out = clf.predict_batch(path, top_k=2, on_error=errors.append)
+
+    def rounded(results: list[list[Prediction]]) -> list[list[tuple[str, float]]]:  # batching moves scores ~1e-8
+        return [[(p.label, round(p.score, 5)) for p in preds] for preds in results]
+
+    assert rounded(out) == rounded([[], clf.predict(a, top_k=2), [], [], [], clf.predict(b, top_k=2), []])
+    by_place = {str(e).split(": ")[0]: str(e) for e in errors}  # read errors come as read, refusals per chunk
+    assert len(errors) == 5 and sorted(by_place) == sorted([f"{path}:{n}" for n in (1, 3, 4, 8)] + ["item 4"])
+    assert by_place["item 4"] == f"item 4: {path}:5: drawing too long to simplify: {TOO_LONG}"
+    assert main(["predict", str(path), "--json", "--top-k", "2", "--checkpoint", str(tiny_checkpoint)]) == 1
+    cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["index"] for r in cli] == list(range(7))  # the CLI numbers the records the same way
+    assert [bool(r.get("predictions")) for r in cli] == [bool(x) for x in out]
+    assert (cli[0]["key_id"], cli[0]["label"], cli[2]["key_id"], cli[2]["label"]) == ("7", "cat", None, None)
+    assert cli[3]["label"] == "gaps" and "error" in cli[0]  # no word: the file's name, as for a readable record
+    first = next(e for e in errors if str(e).startswith(f"{path}:1:"))
+    assert isinstance(first, FormatError) and (first.key_id, first.label) == ("7", "cat")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(path, folder / "gaps.ndjson")
+    (folder / "noise.svg").write_text("not an svg")  # an SVG file is one record: unreadable, it gets []
+    errors.clear()
+    assert rounded(clf.predict_batch(folder, top_k=2, on_error=errors.append)) == rounded(out) + [[]]
+    assert len(errors) == 6 and sum("noise.svg" in str(e) for e in errors) == 1
 
 
 DEGENERATE = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # ~3.6M px of ink: simplification refuses

@@ -853,6 +853,120 @@ def test_resume_refuses_another_recipe_from_the_cli(easy_prepared, tmp_path, cap
     assert f"(it was started with: {first})" in err and "--set lr=0.01" in first
 
 
+def _stopped_before_its_first_checkpoint(cfg: TrainConfig, monkeypatch) -> Path:
+    """Run ``cfg`` and stop it (Ctrl-C) as its first epoch starts, as a run killed before it wrote a checkpoint:
+    ``cfg.out`` then holds only the run's records. Returns ``cfg.out``."""
+    from sketchgraph.train import Trainer
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "train_epoch", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    out = Path(cfg.out)
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "summary.json", "train.log", "train_config.json"]
+    return out
+
+
+RECORDS = ("train_config.json", "train.log", "summary.json", "metrics.jsonl")
+
+
+@pytest.mark.parametrize("overrides, listed", [
+    (["lr=0.5"], "this setting differs from its recipe in train_config.json (old -> new): lr: 0.003 -> 0.5. "),
+    (["epochs=2"], "epochs: 1 -> 2"),  # the cosine schedule's length
+    (["model.dropout=0.1"], "model.dropout: 0.0 -> 0.1"),
+    (["seed=5", "augment.jitter=0.01"],
+     "these settings differ from its recipe in train_config.json (old -> new): seed: 0 -> 5; augment.jitter: 0.0 -> "
+     "0.01. "),
+])
+def test_resume_of_a_run_without_a_checkpoint_refuses_another_recipe(easy_prepared, tmp_path, monkeypatch,
+                                                                      overrides, listed):
+    """A resume into a folder holding only the records of a run that wrote no checkpoint used to start over with
+    whatever recipe it was given, under the old run's records; it is refused as a resume from last/ is, listing
+    every setting that differs from train_config.json's recipe, and writes nothing."""
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=1", "batch_size=64")
+    out = _stopped_before_its_first_checkpoint(cfg, monkeypatch)
+    before = {name: (out / name).read_bytes() for name in RECORDS}
+    with pytest.raises(CheckpointError) as err:
+        train(dataclasses.replace(apply_overrides(cfg, overrides), resume=True))
+    message = str(err.value)
+    assert message.startswith(f"cannot resume the run in {out}: it wrote no checkpoint, and "), message
+    assert listed in message
+    assert message.count(" -> ") == 1 + len(overrides)  # "(old -> new)", then one per setting
+    assert "start a new run (another --out, or --overwrite)" in message
+    assert message.endswith("A resume may change only data, out, resume, overwrite, progress, device, "
+                            "max_time_minutes, early_stop_patience, and epochs unless the schedule is cosine")
+    assert {name: (out / name).read_bytes() for name in RECORDS} == before
+    assert not (out / "last").exists()
+
+
+def test_resume_of_a_run_without_a_checkpoint_checks_its_dataset_and_processes(easy_prepared, tmp_path,
+                                                                               monkeypatch):
+    """The recorded dataset content (fingerprint) and number of processes are checked as on a resume from last/;
+    what a resume may change (the dataset's folder, epochs under a step schedule, the time budget, the patience,
+    the device) starts over under the same records, which then list both invocations."""
+    import shutil
+
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=1", "batch_size=64", "schedule=step", "step_every=1")
+    out = _stopped_before_its_first_checkpoint(cfg, monkeypatch)
+    path = out / "train_config.json"
+    record = json.loads(path.read_text())
+    assert record["world_size"] == 1 and record["dataset"]["path"] == str(easy_prepared)
+    path.write_text(json.dumps({**record, "world_size": 2, "dataset": {**record["dataset"], "fingerprint": "0" * 64}}))
+    with pytest.raises(CheckpointError) as err:
+        train(dataclasses.replace(cfg, resume=True))
+    message = str(err.value)
+    assert message.startswith(f"cannot resume the run in {out}: it wrote no checkpoint, and these settings differ "
+                              f"from its recipe in train_config.json (old -> new): dataset: "
+                              f"{json.dumps(str(easy_prepared))} -> {json.dumps(str(easy_prepared))} (another "
+                              "content); world_size: 2 -> 1. "), message
+    assert message.endswith(". world_size is the number of processes: the run trained with 2 (torchrun "
+                            "--nproc_per_node 2) and resumes only so")
+    assert not (out / "last").exists()
+
+    path.write_text(json.dumps(record))
+    moved = tmp_path / "moved"
+    shutil.copytree(easy_prepared, moved)
+    result = train(dataclasses.replace(cfg, data=str(moved), resume=True, epochs=2, max_time_minutes=30.0,
+                                       early_stop_patience=5, device="cpu"))
+    assert (result.epochs, result.stop_reason) == (2, "completed")
+    assert [i["from_epoch"] for i in json.loads(path.read_text())["invocations"]] == [0, 0]
+
+
+def test_resume_of_a_run_without_a_checkpoint_refuses_another_recipe_from_the_cli(easy_prepared, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """The reported case: ``--resume`` with the config file and another ``--lr`` (and ``--resume --out DIR`` alone
+    with one) is refused naming the setting and the command the run was started with; the same recipe resumes."""
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    out = tmp_path / "r"
+    args = ["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs", "1",
+            "--no-progress", "--set", "lr=0.01"]
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "train_epoch", interrupt)
+        assert main(args) == 130
+    first = json.loads((out / "train_config.json").read_text())["invocations"][0]["command"]
+    capsys.readouterr()
+    for again in ([*args, "--resume", "--lr", "0.5"], ["train", "--resume", "--out", str(out), "--lr", "0.5"]):
+        assert main(again) == 1
+        err = capsys.readouterr().err.splitlines()[-1]  # after the notes: the flag beats --set, the recipe taken
+        assert err.startswith(f"sketchgraph train: error: cannot resume the run in {out}: it wrote no checkpoint, "
+                              "and this setting differs from its recipe in train_config.json (old -> new): lr: 0.01 "
+                              "-> 0.5. A resume that starts over keeps the recorded recipe"), err
+        assert f"(it was started with: {first})" in err and "--set lr=0.01" in first
+        assert not (out / "last").exists()
+    assert main([*args, "--resume"]) == 0
+    assert "[train] nothing to resume in" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "completed"
+
+
 def test_resume_may_change_where_and_when_but_ends_as_a_straight_run(easy_prepared, tmp_path):
     """Run control may change on resume: the dataset's folder (same content), the time budget, the patience, and
     epochs under a non-cosine schedule; the result is bit-identical to an uninterrupted run with the new values."""

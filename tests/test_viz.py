@@ -198,7 +198,7 @@ def test_demo_writes_a_png_per_sketch(tiny_checkpoint, tmp_path, capsys):
     files = _example_files(tmp_path)
     out = tmp_path / "demo"
     assert main(["demo", *map(str, files), "--out", str(out), "--checkpoint", str(tiny_checkpoint)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["house.png", "two_0.png", "two_1.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".sketchgraph-demo.json", "house.png", "two_0.png", "two_1.png"]
     text = capsys.readouterr().out
     assert text.count("  1. ") == 3 and "3 sketches classified" in text and "top-1" in text
 
@@ -234,7 +234,8 @@ def test_make_demo_with_the_shipped_checkpoint(tmp_path, capsys, monkeypatch):
     results = run_demo(tmp_path, verbose=True)
     paths = example_paths()
     assert len(paths) == 7 and [r.source for r in results] == paths
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{p.stem}.png" for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sketchgraph-demo.json",
+                                                          *sorted(f"{p.stem}.png" for p in paths)]
     for r in results:
         with Image.open(r.image) as im:
             assert im.format == "PNG"

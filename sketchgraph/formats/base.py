@@ -39,7 +39,8 @@ def locate(error: FormatError, source: str, line: int | None = None, prefix: str
     when there is no line number (``"record 3: "``)."""
     if error.source is not None:
         return error
-    return type(error)(prefix + str(error), source=source, line=line, whole_file=error.whole_file)
+    return type(error)(prefix + str(error), source=source, line=line, whole_file=error.whole_file,
+                       key_id=error.key_id, label=error.label)
 
 
 class Place(NamedTuple):

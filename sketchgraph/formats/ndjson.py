@@ -265,11 +265,14 @@ def parse_record(
     ``key_id`` and ``recognized`` become fields; other fields (``countrycode``, ``timestamp``, ...) go to ``meta``.
     Raises ``FormatError`` (``EmptySketchError`` for a drawing without points unless ``keep_empty``); a ``"word"``
     that is not a string is one (it names the class: a number or a list in its place is not silently replaced
-    by ``label``).
+    by ``label``). The error carries the record's ``key_id`` and label (``FormatError.key_id`` / ``.label``) as far
+    as they can be read, so a caller can count a failed drawing against its class.
     """
     if isinstance(record, dict):
         if "drawing" not in record:
-            raise FormatError(f"record has no 'drawing' field (fields: {sorted(record)[:8]})")
+            key_id, word = _identity(record, label)
+            raise FormatError(f"record has no 'drawing' field (fields: {sorted(record)[:8]})", key_id=key_id,
+                              label=word)
         drawing = record["drawing"]
     elif isinstance(record, list):
         drawing, record = record, {}
@@ -277,6 +280,28 @@ def parse_record(
         raise FormatError(f"expected a JSON object with a 'drawing' field, got {type(record).__name__}")
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    try:
+        return _record_sketch(record, drawing, style, label, keep_empty)
+    except FormatError as exc:  # name the drawing that failed, when the record says which it is
+        if exc.key_id is None and exc.label is None:
+            exc.key_id, exc.label = _identity(record, label)
+        raise
+
+
+def _identity(record: dict[str, Any], label: str | None) -> tuple[str | None, str | None]:
+    """``(key_id, label)`` of a record as far as they can be read (``None`` for one that cannot): the label is the
+    record's ``word``, else ``label``."""
+    try:
+        key_id = key_id_string(record.get("key_id"))
+    except FormatError:
+        key_id = None
+    word = record.get("word")
+    return key_id, (word if isinstance(word, str) else label if word is None else None)
+
+
+def _record_sketch(record: dict[str, Any], drawing: Any, style: Style, label: str | None, keep_empty: bool
+                   ) -> Sketch:
+    """``parse_record``'s work once the record's shape is checked (``record`` is ``{}`` for a bare drawing)."""
     strokes, parts, origins = parse_drawing(drawing, spg=style == "spg")
     if not strokes:
         if not keep_empty:
