@@ -20,7 +20,7 @@ DESCRIPTION = "Recognise free-hand sketches as graphs with the Multi-Graph Trans
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("sketchgraph.data", "turn sketch files into a prepared (memory-mapped) dataset"),
     "train": ("sketchgraph.train", "train a model on a prepared dataset"),
-    "evaluate": ("sketchgraph.evaluate", "evaluate a checkpoint on a prepared dataset split"),
+    "evaluate": ("sketchgraph.evaluate", "evaluate a checkpoint on a prepared dataset split or labelled sketch files"),
     "predict": ("sketchgraph.predict", "classify sketch files with a checkpoint"),
     "serve": ("sketchgraph.serve.app", "HTTP service with a drawing page"),
     "export": ("sketchgraph.export", "export a checkpoint to ONNX or TorchScript"),

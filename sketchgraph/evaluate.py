@@ -16,6 +16,11 @@ model, so ``evaluate`` refuses them (``PreprocessingMismatchError``, naming each
 ``allow_preprocessing_mismatch`` (``--allow-preprocessing-mismatch``) is given, which ``report.json`` records.
 The metric helpers (``collect_logits``, ``topk_correct``, ``classification_metrics``) are also what
 training uses for its validation numbers.
+
+Labelled sketch files need no prepare step: ``sketchgraph evaluate spg20 airplane.ndjson more/`` (anything but one
+prepared dataset folder) reads them as ``sketchgraph predict`` does and classifies them as ``predict`` does;
+``sketchgraph.evaluate_files`` holds that mode, and its report also counts the records it could not classify or
+match to the model's classes.
 """
 
 from __future__ import annotations
@@ -498,8 +503,18 @@ def evaluate(
     progress: bool = True,
     allow_preprocessing_mismatch: bool = False,
     top_k: Sequence[int] = TOPK,
+    format: str | None = None,
+    limit_per_file: int | None = None,
+    exclude_key_ids: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on one split of a prepared dataset.
+    """Evaluate a checkpoint on one split of a prepared dataset, or on labelled sketch files.
+
+    ``dataset`` that is one prepared dataset (a ``PreparedDataset``, or a folder holding the prepared
+    ``meta.json``) is evaluated here. Anything else (a sketch file, a folder of them, or a list of such paths) is
+    read as ``sketchgraph predict`` reads it and evaluated by ``sketchgraph.evaluate_files.evaluate_files`` (its
+    docstring says what its report adds): ``split`` then selects the split of ``.npz`` files, ``format`` reads every
+    file as that format, and ``num_workers`` and ``allow_preprocessing_mismatch`` are not used (the checkpoint's
+    own inference preprocessing is applied). A prepared dataset among other paths is refused (``ValueError``).
 
     Args:
         checkpoint: a checkpoint directory (any preset or baseline), a shipped checkpoint's name (``"spg20"``, see
@@ -518,6 +533,9 @@ def evaluate(
             training data (see ``check_preprocessing``); the report then records the differences.
         top_k: the ``k`` of the ``top{k}`` accuracies (top-1 is always among them). A ``k`` at or above the
             model's number of classes is kept, and is 1.0 by definition (every class is among the top k).
+        format: for sketch files only: read every file as this format (default: each file's own).
+        limit_per_file: for sketch files only: evaluate the first ``limit_per_file`` records of each file.
+        exclude_key_ids: for sketch files only: leave out the records of these key ids (the training data's).
 
     Returns:
         the report: the keys of ``classification_metrics`` plus ``checkpoint``, ``weights_sha256`` (``None`` for an
@@ -534,7 +552,18 @@ def evaluate(
     """
     from .checkpoint import load_checkpoint, weights_digest
     from .data import PreparedDataset, make_loader
+    from .evaluate_files import evaluate_files, file_inputs
 
+    files = file_inputs(dataset, format)
+    if files is not None:
+        return evaluate_files(checkpoint, files, split=split, format=format, batch_size=batch_size, backend=backend,
+                              device=device, out=out, progress=progress, top_k=top_k,
+                              limit_per_file=limit_per_file, exclude_key_ids=exclude_key_ids)
+    if limit_per_file is not None or exclude_key_ids is not None:
+        raise ValueError("limit_per_file and exclude_key_ids (--limit-per-file, --exclude-key-ids) apply to sketch "
+                         "files; a prepared dataset is evaluated whole (its --split)")
+    if isinstance(dataset, (list, tuple)):  # [prepared]: one prepared dataset, as the command line gives it
+        (dataset,) = dataset
     ks = _top_ks(top_k)
     _check_positive("batch_size", batch_size)
     device = usable_device(device)
@@ -647,11 +676,13 @@ def _per_class_lines(report: dict[str, Any]) -> list[str]:
 def _summary(report: dict[str, Any]) -> str:
     """The text ``sketchgraph evaluate`` prints: the top-k accuracies, the per-class table, the hardest confusions,
     the notes and the files written."""
-    lines = [
-        f"{report['split']}: {counted(report['num_samples'], 'sketch')}, {_topk_text(report)}",
-        *_per_class_lines(report),
-        "hardest confusions (true -> predicted):",
-    ]
+    if "source" in report:  # sketch files (evaluate_files)
+        from .evaluate_files import summary_head
+
+        head = summary_head(report, _topk_text(report))
+    else:
+        head = [f"{report['split']}: {counted(report['num_samples'], 'sketch')}, {_topk_text(report)}"]
+    lines = [*head, *_per_class_lines(report), "hardest confusions (true -> predicted):"]
     for c in report["hardest_confusions"]:
         lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']} ({c['rate']:.1%})")
     if report.get("classes_without_samples"):
@@ -661,8 +692,8 @@ def _summary(report: dict[str, Any]) -> str:
         lines.append("evaluated despite a preprocessing mismatch (--allow-preprocessing-mismatch): "
                      + _mismatch_text(report["preprocessing_mismatch"]))
     if "files" in report:
-        files = report["files"]
-        lines.append(f"wrote {files['json']}, {files['confusion_png']} and {files['confusions_csv']}")
+        names = list(report["files"].values())
+        lines.append(f"wrote {', '.join(names[:-1])} and {names[-1]}")
     return "\n".join(lines)
 
 
@@ -680,12 +711,30 @@ def _top_k_option(text: str) -> tuple[int, ...]:
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """The options of ``sketchgraph evaluate``; each states its default."""
+    from .formats import FORMATS
+
     p.add_argument("checkpoint", help="checkpoint directory (e.g. runs/spg20/best) or shipped name (spg20)")
-    p.add_argument("dataset", help="prepared dataset directory")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("dataset", nargs="+", metavar="DATASET", action=_DatasetAction,
+                   help="a prepared dataset directory, or labelled sketch files and folders of them, read as "
+                        "sketchgraph predict reads them (.ndjson, .svg, .npz, .bin; each record's class is its "
+                        "Quick, Draw! word, else its file name's)")
+    p.add_argument("--split", default="test",
+                   help="split to evaluate: of a prepared dataset; for sketch files, the split read from .npz files "
+                        "(train, valid, test), and not used for other files (default: test)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="sketch files only: read every file as this format (default: from each file's name and "
+                        "content)")
+    p.add_argument("--limit-per-file", type=int_option(1), default=None, metavar="N",
+                   help="sketch files only: evaluate the first N records of each file, say to sample Google's "
+                        "per-class files of 100,000+ drawings (default: all)")
+    p.add_argument("--exclude-key-ids", action="append", default=None, metavar="PATH",
+                   help="sketch files only: leave out the drawings whose key_id is in PATH (a .txt file: one key id "
+                        "per line; a sketch file or folder: its records' key_id), say the training data's, to "
+                        "measure on held-out drawings; repeat it for more paths (default: none)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write report.json, confusion.png and confusions.csv (every confusion: true, predicted, "
-                        "count, rate) into DIR (default: write nothing, only print)")
+                        "count, rate) into DIR, and for sketch files predictions.csv (one row per record) (default: "
+                        "write nothing, only print)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON (default: a text summary)")
     p.add_argument("--top-k", type=_top_k_option, default=TOPK, metavar="K[,K...]",
                    help=f"top-k accuracies to report (default: {','.join(map(str, TOPK))}; top-1 is always "
@@ -698,24 +747,45 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu",
                    help="torch device: cpu (default, as for predict), cuda, cuda:1, auto (CUDA when available)")
     p.add_argument("--num-workers", type=int_option(0), default=0,
-                   help="data-loader worker processes (default: %(default)s, load in this process)")
+                   help="data-loader worker processes (default: %(default)s, load in this process); a prepared "
+                        "dataset only")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (default: a bar on stderr when it is a terminal, none with --json)")
     p.add_argument("--allow-preprocessing-mismatch", action="store_true",
                    help="evaluate even when the dataset was prepared with other options (simplify, epsilon, cap, "
                         "max-points) than the checkpoint's training data; report.json records the differences "
-                        "(default: refuse)")
+                        "(default: refuse; sketch files are always preprocessed as the checkpoint says)")
+
+
+class _DatasetAction(argparse.Action):
+    """Stores the ``DATASET`` paths; a prepared dataset among other paths is a usage error (exit status 2)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from .data import is_prepared
+        from .evaluate_files import mixed_message
+
+        prepared = [v for v in values if is_prepared(Path(v).expanduser())]
+        if prepared and len(values) > 1:
+            raise argparse.ArgumentError(self, mixed_message(prepared[0]))
+        setattr(namespace, self.dest, values)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``sketchgraph evaluate``: print the summary (or the JSON report); a preprocessing mismatch that was
-    allowed is warned about on stderr."""
+    allowed is warned about on stderr. Sketch files (not one prepared dataset) are evaluated by
+    ``evaluate_files``, which names each record it could not read or classify on stderr."""
+    from .evaluate_files import read_key_ids
+
+    dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
     report = evaluate(
-        args.checkpoint, args.dataset, args.split, batch_size=args.batch_size, backend=args.backend,
+        args.checkpoint, dataset, args.split, batch_size=args.batch_size, backend=args.backend,
         device=args.device, out=args.out, num_workers=args.num_workers, progress=not (args.json or args.no_progress),
-        allow_preprocessing_mismatch=args.allow_preprocessing_mismatch, top_k=args.top_k,
+        allow_preprocessing_mismatch=args.allow_preprocessing_mismatch, top_k=args.top_k, format=args.format,
+        limit_per_file=args.limit_per_file,
+        exclude_key_ids=None if args.exclude_key_ids is None else read_key_ids(args.exclude_key_ids),
     )
-    if report["preprocessing_mismatch"]:
+    if report.get("preprocessing_mismatch"):
         print("sketchgraph evaluate: warning: the dataset was prepared differently from the checkpoint's training "
               f"data: {_mismatch_text(report['preprocessing_mismatch'])}", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else _summary(report))
