@@ -832,6 +832,52 @@ def test_excluded_key_ids_are_left_out_and_counted(tiny_checkpoint, tmp_path, ca
         read_key_ids([tmp_path / "empty.txt"])
 
 
+def test_the_google_raw_recipe_downloads_then_evaluates_held_out_drawings(tiny_checkpoint, tmp_path, capsys):
+    """The two commands docs/training.md gives for measuring a checkpoint on Google's RAW files, run against a
+    local server laid out as Google's bucket (``full/raw/<word>.ndjson``): the download, then ``evaluate`` of the
+    first records of each file with the training drawings' key ids left out, counted as the files say."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from data_prep.quickdraw import main as quickdraw_main
+    from sketchgraph.cli import main
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+    bucket = tmp_path / "bucket" / "full" / "raw"
+    bucket.mkdir(parents=True)
+    records = shape_records(6, seed=4)  # 6 RAW records per class
+    for word in TINY_CLASSES:
+        write_lines(bucket / f"{word}.ndjson", [r for r in records if r["word"] == word])
+    train = write_lines(tmp_path / "train.ndjson", records[:5])  # "training" drawings, to leave out
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(tmp_path / "bucket")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        assert quickdraw_main(["download", "--kind", "raw", "--classes", ",".join(TINY_CLASSES), "--out",
+                               str(tmp_path / "raw"), "--base-url", f"http://127.0.0.1:{httpd.server_address[1]}"]) == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(tiny_checkpoint), str(tmp_path / "raw"), "--limit-per-file", "4",
+                 "--exclude-key-ids", str(train), "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    left_out = sum(1 for r in records[:5] if r["word"] in TINY_CLASSES)
+    assert report["source"]["excluded_records"] == left_out == 5
+    kept = {w: min(4, sum(r["word"] == w for r in records[5:])) for w in TINY_CLASSES}  # 4 of each, after
+    assert report["num_samples"] == sum(kept.values()) and report["source"]["files_cut_by_limit"] == sum(
+        sum(r["word"] == w for r in records[5:]) > 4 for w in TINY_CLASSES)
+    assert report["per_class_accuracy"].keys() == {w for w, n in kept.items() if n}
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + sum(kept.values())
+    assert not {r["key_id"] for r in records[:5]} & {row.split(",")[2] for row in rows}
+    assert report["top1_counting_unclassified_as_wrong"] == report["top1"]
+
+
 def test_nothing_of_the_model_classes_is_a_clear_error(tiny_checkpoint, tmp_path):
     from sketchgraph.errors import SketchError
     from sketchgraph.evaluate import evaluate
