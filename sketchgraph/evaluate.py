@@ -727,10 +727,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-per-file", type=int_option(1), default=None, metavar="N",
                    help="sketch files only: evaluate the first N records of each file, say to sample Google's "
                         "per-class files of 100,000+ drawings (default: all)")
-    p.add_argument("--exclude-key-ids", action="append", default=None, metavar="PATH",
-                   help="sketch files only: leave out the drawings whose key_id is in PATH (a .txt file: one key id "
-                        "per line; a sketch file or folder: its records' key_id), say the training data's, to "
-                        "measure on held-out drawings; repeat it for more paths (default: none)")
+    p.add_argument("--exclude-key-ids", action="extend", nargs="+", default=None, metavar="PATH",
+                   help="sketch files only: leave out the drawings whose key_id is in these paths (a .txt file: one "
+                        "key id per line; a sketch file or folder: its records' key_id), say the training data's, "
+                        "to measure on held-out drawings; give it after the datasets, or repeat it "
+                        "(default: none)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write report.json, confusion.png and confusions.csv (every confusion: true, predicted, "
                         "count, rate) into DIR, and for sketch files predictions.csv (one row per record) (default: "

@@ -819,10 +819,11 @@ def test_excluded_key_ids_are_left_out_and_counted(tiny_checkpoint, tmp_path, ca
     rest = write_lines(tmp_path / "rest.ndjson", [records[0], *records[6:15]])  # the first 10 not excluded
     assert report["confusion_matrix"] == evaluate(tiny_checkpoint, [rest], progress=False)["confusion_matrix"]
     capsys.readouterr()
-    assert main(["evaluate", str(tiny_checkpoint), str(path), "--exclude-key-ids", str(listed),
-                 "--exclude-key-ids", str(train), "--no-progress"]) == 0
-    out, err = capsys.readouterr()
-    assert "left out 5 records of the 5 excluded key ids (--exclude-key-ids)" in out and "skipped" not in err
+    for where in (["--exclude-key-ids", str(listed), "--exclude-key-ids", str(train)],
+                  ["--exclude-key-ids", str(listed), str(train)]):  # repeated, or several paths after it
+        assert main(["evaluate", str(tiny_checkpoint), str(path), *where, "--no-progress"]) == 0
+        out, err = capsys.readouterr()
+        assert "left out 5 records of the 5 excluded key ids (--exclude-key-ids)" in out and "skipped" not in err
     with pytest.raises(SketchError, match="every record read was left out: the 3 records read all have an excluded"):
         evaluate(tiny_checkpoint, [train], progress=False, exclude_key_ids=excluded)
     with pytest.raises(FileNotFoundError, match="the key ids to exclude"):
