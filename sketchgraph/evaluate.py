@@ -506,6 +506,7 @@ def evaluate(
     format: str | None = None,
     limit_per_file: int | None = None,
     exclude_key_ids: Iterable[str] | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on one split of a prepared dataset, or on labelled sketch files.
 
@@ -536,6 +537,7 @@ def evaluate(
         format: for sketch files only: read every file as this format (default: each file's own).
         limit_per_file: for sketch files only: evaluate the first ``limit_per_file`` records of each file.
         exclude_key_ids: for sketch files only: leave out the records of these key ids (the training data's).
+        label_map: for sketch files only: ``{label: model class}`` for data whose words differ from the model's.
 
     Returns:
         the report: the keys of ``classification_metrics`` plus ``checkpoint``, ``weights_sha256`` (``None`` for an
@@ -558,10 +560,10 @@ def evaluate(
     if files is not None:
         return evaluate_files(checkpoint, files, split=split, format=format, batch_size=batch_size, backend=backend,
                               device=device, out=out, progress=progress, top_k=top_k,
-                              limit_per_file=limit_per_file, exclude_key_ids=exclude_key_ids)
-    if limit_per_file is not None or exclude_key_ids is not None:
-        raise ValueError("limit_per_file and exclude_key_ids (--limit-per-file, --exclude-key-ids) apply to sketch "
-                         "files; a prepared dataset is evaluated whole (its --split)")
+                              limit_per_file=limit_per_file, exclude_key_ids=exclude_key_ids, label_map=label_map)
+    if limit_per_file is not None or exclude_key_ids is not None or label_map:
+        raise ValueError("limit_per_file, exclude_key_ids and label_map (--limit-per-file, --exclude-key-ids, "
+                         "--label-map) apply to sketch files; a prepared dataset is evaluated whole (its --split)")
     if isinstance(dataset, (list, tuple)):  # [prepared]: one prepared dataset, as the command line gives it
         (dataset,) = dataset
     ks = _top_ks(top_k)
@@ -732,6 +734,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "key id per line; a sketch file or folder: its records' key_id), say the training data's, "
                         "to measure on held-out drawings; give it after the datasets, or repeat it "
                         "(default: none)")
+    p.add_argument("--label-map", action="extend", nargs="+", default=None, metavar="LABEL=CLASS",
+                   help="sketch files only: count the records labelled LABEL as the model's class CLASS, for data "
+                        "whose words differ from the model's ('clock=alarm clock'; or a .json file of such pairs); "
+                        "give it after the datasets, or repeat it (default: none)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write report.json, confusion.png and confusions.csv (every confusion: true, predicted, "
                         "count, rate) into DIR, and for sketch files predictions.csv (one row per record) (default: "
@@ -776,7 +782,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run ``sketchgraph evaluate``: print the summary (or the JSON report); a preprocessing mismatch that was
     allowed is warned about on stderr. Sketch files (not one prepared dataset) are evaluated by
     ``evaluate_files``, which names each record it could not read or classify on stderr."""
-    from .evaluate_files import read_key_ids
+    from .evaluate_files import parse_label_map, read_key_ids
 
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
     report = evaluate(
@@ -785,6 +791,7 @@ def run_cli(args: argparse.Namespace) -> int:
         allow_preprocessing_mismatch=args.allow_preprocessing_mismatch, top_k=args.top_k, format=args.format,
         limit_per_file=args.limit_per_file,
         exclude_key_ids=None if args.exclude_key_ids is None else read_key_ids(args.exclude_key_ids),
+        label_map=None if args.label_map is None else parse_label_map(args.label_map),
     )
     if report.get("preprocessing_mismatch"):
         print("sketchgraph evaluate: warning: the dataset was prepared differently from the checkpoint's training "

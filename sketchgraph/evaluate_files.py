@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from .predict import Prediction, SketchClassifier
     from .sketch import Sketch
 
-__all__ = ["evaluate_files", "file_inputs", "FILE_OUT_FILES", "MAX_ERRORS"]
+__all__ = ["evaluate_files", "file_inputs", "read_key_ids", "parse_label_map", "FILE_OUT_FILES", "MAX_ERRORS"]
 
 FILE_OUT_FILES = (*OUT_FILES, "predictions.csv")  # what ``evaluate_files(out=...)`` writes
 MAX_ERRORS = 10  # errors kept in the report per kind (all of them go to ``warn``)
@@ -99,20 +99,63 @@ def mixed_message(prepared: str) -> str:
 class ClassIndex:
     """A record's label -> the model's output index: an equal name first, else the one class of the same
     ``canonical_label`` (``alarm_clock`` / ``Alarm clock`` -> ``alarm clock``); ``None`` when the model has no such
-    class (or two classes of that canonical name and neither is the label itself)."""
+    class (or two classes of that canonical name and neither is the label itself). ``label_map`` first renames
+    labels (``{"clock": "alarm clock"}``, compared as ``canonical_label``) to a model class, for data whose words
+    differ from the model's.
 
-    def __init__(self, classes: Sequence[str]):
+    Raises:
+        ValueError: a ``label_map`` target that is not one of the classes (named with them).
+    """
+
+    def __init__(self, classes: Sequence[str], label_map: dict[str, str] | None = None):
         self.exact = {c: i for i, c in enumerate(classes)}
         loose: dict[str, list[int]] = {}
         for i, c in enumerate(classes):
             loose.setdefault(canonical_label(c), []).append(i)
         self.loose = {name: ids[0] for name, ids in loose.items() if len(ids) == 1}
+        self.renamed: dict[str, int] = {}
+        for source, target in (label_map or {}).items():
+            found = self._match(target)
+            if found is None:
+                raise ValueError(f"label map {source!r} -> {target!r}: {target!r} is not one of the model's classes "
+                                 f"({', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
+            self.renamed[canonical_label(source)] = found
+
+    def _match(self, label: str) -> int | None:
+        found = self.exact.get(label)
+        return found if found is not None else self.loose.get(canonical_label(label))
 
     def __call__(self, label: str | None) -> int | None:
         if label is None:
             return None
-        found = self.exact.get(label)
-        return found if found is not None else self.loose.get(canonical_label(label))
+        renamed = self.renamed.get(canonical_label(label))
+        return renamed if renamed is not None else self._match(label)
+
+
+def parse_label_map(items: Iterable[str]) -> dict[str, str]:
+    """``--label-map`` items -> ``{label: class}``: each is ``LABEL=CLASS`` (``"clock=alarm clock"``) or the path of
+    a ``.json`` file holding such an object. ``ValueError`` for an item that is neither, or a label mapped twice
+    to different classes."""
+    found: dict[str, str] = {}
+    for item in items:
+        if item.lower().endswith(".json") and "=" not in item:
+            try:
+                pairs = json.loads(Path(item).expanduser().read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"label map {item}: cannot read it as JSON ({exc})") from None
+            if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in (*pairs, *pairs.values())):
+                raise ValueError(f"label map {item}: expected a JSON object of label -> class names (strings)")
+        else:
+            source, sep, target = item.partition("=")
+            if not sep or not source.strip() or not target.strip():
+                raise ValueError(f"label map {item!r}: expected LABEL=CLASS (e.g. 'clock=alarm clock') or a .json "
+                                 "file of them")
+            pairs = {source.strip(): target.strip()}
+        for source, target in pairs.items():
+            if found.get(source, target) != target:
+                raise ValueError(f"label map: {source!r} is mapped to both {found[source]!r} and {target!r}")
+            found[source] = target
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- the tally
@@ -128,6 +171,7 @@ class Tally:
 
     classes: list[str]
     warn: Callable[[str], object]
+    label_map: dict[str, str] | None = None
     index: ClassIndex = field(init=False)
     probs: list[np.ndarray] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
@@ -144,7 +188,7 @@ class Tally:
     rows: list[tuple[tuple[int, float], list[Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.index = ClassIndex(self.classes)
+        self.index = ClassIndex(self.classes, self.label_map)
 
     def _label(self, label: str | None) -> int | None:
         """Count a record by its label; its class index when the model knows it."""
@@ -408,6 +452,7 @@ def evaluate_files(
     warn: Callable[[str], object] | None = None,
     limit_per_file: int | None = None,
     exclude_key_ids: Iterable[str] | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on labelled sketch files (or folders of them), as ``sketchgraph predict`` reads them.
 
@@ -431,6 +476,8 @@ def evaluate_files(
         exclude_key_ids: leave out the records of these key ids (``read_key_ids`` reads them from files), say the
             training data's, so that what is measured is held out; they are counted in ``excluded`` and do not
             count towards ``limit_per_file``.
+        label_map: ``{label: model class}``: records labelled ``label`` (compared as ``canonical_label``) count as
+            that class, for data whose words differ from the model's (``parse_label_map`` reads ``--label-map``).
 
     Returns:
         the report: the keys of ``classification_metrics`` over the classified records of the model's classes
@@ -468,11 +515,12 @@ def evaluate_files(
     if len(splits) > 1:
         warn(split_note(splits))
     clf, config, ckpt_name, digest = _classifier(checkpoint, device=device, backend=backend, batch_size=batch_size)
-    tally = Tally(list(clf.classes), warn)
+    tally = Tally(list(clf.classes), warn, label_map)
     select = Selection(limit_per_file, frozenset(exclude_key_ids or ()))
     _classify(clf, _all_records(given, format, split, tally, select), tally, progress)
     report = {
         "checkpoint": ckpt_name, "weights_sha256": digest,
+        "label_map": dict(label_map or {}),
         "source": {"files": given, "format": format, "npz_split": split, "limit_per_file": limit_per_file,
                    "files_cut_by_limit": tally.cut, "excluded_key_ids": len(select.excluded),
                    "excluded_records": tally.excluded},
@@ -620,6 +668,9 @@ def summary_head(report: dict[str, Any], topk_text: str) -> list[str]:
     if cut:
         lines.append(f"read the first {limit:,} records of each file: {counted(cut, 'file')} held more "
                      "(--limit-per-file)")
+    if report.get("label_map"):
+        shown = ", ".join(f"{a} -> {b}" for a, b in list(report["label_map"].items())[:10])
+        lines.append(f"labels renamed (--label-map): {shown}{', ...' if len(report['label_map']) > 10 else ''}")
     if report["source"].get("excluded_key_ids"):
         lines.append(f"left out {counted(report['source']['excluded_records'], 'record')} of the "
                      f"{report['source']['excluded_key_ids']:,} excluded key ids (--exclude-key-ids)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -879,6 +880,40 @@ def test_the_google_raw_recipe_downloads_then_evaluates_held_out_drawings(tiny_c
     assert report["top1_counting_unclassified_as_wrong"] == report["top1"]
 
 
+def test_a_label_map_counts_other_words_as_the_model_classes(tiny_checkpoint, tmp_path, capsys):
+    """``--label-map LABEL=CLASS`` (or a .json file of pairs) counts records of another word as a model class,
+    compared as ``canonical_label``: the figures are those of the same records relabelled. A target that is not a
+    class, a malformed item or a label mapped twice is a clear error."""
+    from sketchgraph.cli import main
+    from sketchgraph.evaluate import evaluate
+    from sketchgraph.evaluate_files import parse_label_map
+
+    records = shape_records(3, seed=5)
+    words = {"apple": "Red_Apple", "cat": "kitty"}  # the words a source uses for two of the classes
+    renamed = write_lines(tmp_path / "renamed.ndjson", [{**r, "word": words.get(r["word"], r["word"])}
+                                                        for r in records])
+    plain = write_lines(tmp_path / "plain.ndjson", records)
+    (tmp_path / "map.json").write_text(json.dumps({"kitty": "cat"}))
+    label_map = parse_label_map(["red apple=apple", str(tmp_path / "map.json")])
+    assert label_map == {"red apple": "apple", "kitty": "cat"}
+    mapped = evaluate(tiny_checkpoint, [renamed], progress=False, label_map=label_map)
+    reference = evaluate(tiny_checkpoint, [plain], progress=False)
+    assert mapped["confusion_matrix"] == reference["confusion_matrix"] and mapped["num_samples"] == 15
+    assert mapped["label_map"] == label_map and mapped["unknown_labels"] == {}
+    unmapped = evaluate(tiny_checkpoint, [renamed], progress=False)
+    assert unmapped["unknown_labels"] == {"Red_Apple": 3, "kitty": 3} and unmapped["num_samples"] == 9
+    capsys.readouterr()
+    assert main(["evaluate", str(tiny_checkpoint), str(renamed), "--label-map", "red apple=apple", "kitty=cat",
+                 "--no-progress"]) == 0
+    assert "labels renamed (--label-map): red apple -> apple, kitty -> cat" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="'moon' is not one of the model's classes"):
+        evaluate(tiny_checkpoint, [renamed], progress=False, label_map={"kitty": "moon"})
+    for items, message in ((["kitty"], "expected LABEL=CLASS"), (["a=b", "a=c"], "mapped to both 'b' and 'c'"),
+                           ([str(tmp_path / "missing.json")], "cannot read it as JSON")):
+        with pytest.raises(ValueError, match=message):
+            parse_label_map(items)
+
+
 def test_nothing_of_the_model_classes_is_a_clear_error(tiny_checkpoint, tmp_path):
     from sketchgraph.errors import SketchError
     from sketchgraph.evaluate import evaluate
@@ -1041,3 +1076,22 @@ def test_spg20_held_out_raw_drawings_give_the_model_card_figures(shared_data_pat
     card = json_module.loads((resolve_checkpoint("spg20") / "config.json").read_text())["metrics"]
     assert report["source"]["excluded_records"] == 14_000 and report["num_samples"] == report["records"] == 2000
     assert (report["top1"], report["top5"]) == (card["test_top1"], card["test_top5"]) == (0.9785, 0.9995)
+
+
+def test_google_drawings_of_nearby_words_through_a_label_map(shared_data_path):
+    """``benchmarks/google_nearby.py``'s measurement (Google's drawings of four words that name an object of an
+    SPG-20 class) is one ``evaluate`` with a label map: it gives predict's hit rate drawing by drawing."""
+    import sys as sys_module
+
+    from sketchgraph.evaluate import evaluate
+    from sketchgraph.formats import read_sketches
+    from sketchgraph.predict import SketchClassifier
+
+    sys_module.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from google_nearby import PAIRS
+
+    files = [shared_data_path("quickdraw_simplified", f"{word}.ndjson") for word in PAIRS]
+    report = evaluate("spg20", files, progress=False, label_map=PAIRS, top_k=(1, 3))
+    clf = SketchClassifier.from_pretrained("spg20")
+    hits = [clf.predict(sk, top_k=1)[0].label == PAIRS[sk.label] for f in files for sk in read_sketches(f)]
+    assert report["num_samples"] == len(hits) == 100 and report["top1"] == pytest.approx(sum(hits) / 100)
