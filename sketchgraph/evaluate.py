@@ -554,7 +554,8 @@ def evaluate(
     """
     from .checkpoint import load_checkpoint, weights_digest
     from .data import PreparedDataset, make_loader
-    from .evaluate_files import evaluate_files, file_inputs
+    from .evaluate_files import evaluate_files
+    from .evaluate_inputs import file_inputs
 
     files = file_inputs(dataset, format)
     if files is not None:
@@ -770,7 +771,7 @@ class _DatasetAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
         from .data import is_prepared
-        from .evaluate_files import mixed_message
+        from .evaluate_inputs import mixed_message
 
         prepared = [v for v in values if is_prepared(Path(v).expanduser())]
         if prepared and len(values) > 1:
@@ -782,7 +783,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run ``sketchgraph evaluate``: print the summary (or the JSON report); a preprocessing mismatch that was
     allowed is warned about on stderr. Sketch files (not one prepared dataset) are evaluated by
     ``evaluate_files``, which names each record it could not read or classify on stderr."""
-    from .evaluate_files import parse_label_map, read_key_ids
+    from .evaluate_inputs import parse_label_map, read_key_ids
 
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
     report = evaluate(

@@ -24,7 +24,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,114 +48,34 @@ from .evaluate import (
     topk_correct,
     write_confusions_csv,
 )
-from .formats.base import atomic_write, canonical_label
+from .evaluate_inputs import (
+    ClassIndex,
+    ReadCounts,
+    Selection,
+    Tag,
+    all_records,
+    file_inputs,
+    name_splits,
+    parse_label_map,
+    read_key_ids,
+    split_note,
+)
+from .formats.base import atomic_write
 from .wording import counted
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .formats import Place
     from .predict import Prediction, SketchClassifier
     from .sketch import Sketch
 
 __all__ = ["evaluate_files", "file_inputs", "read_key_ids", "parse_label_map", "FILE_OUT_FILES", "MAX_ERRORS"]
+# file_inputs, read_key_ids and parse_label_map live in evaluate_inputs (what is read); re-exported here
 
 FILE_OUT_FILES = (*OUT_FILES, "predictions.csv")  # what ``evaluate_files(out=...)`` writes
 MAX_ERRORS = 10  # errors kept in the report per kind (all of them go to ``warn``)
 CSV_HEADER = ("file", "index", "key_id", "label", "predicted", "score", "correct", "error")
 _PROB_FLOOR = 2.0 ** -149  # float32's smallest positive number: a probability the softmax rounded to 0
-
-
-def file_inputs(dataset: Any, format: str | None = None) -> list[str] | None:
-    """The sketch files and folders ``dataset`` names, or ``None`` when it is one prepared dataset (a
-    ``PreparedDataset`` or a folder with the prepared ``meta.json``, see ``is_prepared``), which ``evaluate``
-    reads as before.
-
-    Raises:
-        ValueError: a prepared dataset among other paths, or a ``format`` given with a prepared dataset.
-    """
-    from .data import PreparedDataset, is_prepared
-
-    paths = [dataset] if isinstance(dataset, (str, os.PathLike, PreparedDataset)) else list(dataset)
-    prepared = [str(getattr(p, "path", p)) for p in paths
-                if isinstance(p, PreparedDataset) or is_prepared(Path(p).expanduser())]
-    if prepared and len(paths) > 1:
-        raise ValueError(mixed_message(prepared[0]))
-    if prepared:
-        if format is not None:
-            raise ValueError(f"format {format!r} (--format) applies to sketch files; {prepared[0]} is a prepared "
-                             "dataset, whose drawings are stored already")
-        return None
-    return [os.fspath(p) for p in paths]
-
-
-def mixed_message(prepared: str) -> str:
-    """Why a prepared dataset cannot be evaluated with other paths."""
-    return (f"{prepared} is a prepared dataset, which is evaluated alone (its --split); the other arguments are "
-            "sketch files or folders: evaluate them in another run (or prepare them into a dataset)")
-
-
-# ---------------------------------------------------------------------------------------------- the classes
-class ClassIndex:
-    """A record's label -> the model's output index: an equal name first, else the one class of the same
-    ``canonical_label`` (``alarm_clock`` / ``Alarm clock`` -> ``alarm clock``); ``None`` when the model has no such
-    class (or two classes of that canonical name and neither is the label itself). ``label_map`` first renames
-    labels (``{"clock": "alarm clock"}``, compared as ``canonical_label``) to a model class, for data whose words
-    differ from the model's.
-
-    Raises:
-        ValueError: a ``label_map`` target that is not one of the classes (named with them).
-    """
-
-    def __init__(self, classes: Sequence[str], label_map: dict[str, str] | None = None):
-        self.exact = {c: i for i, c in enumerate(classes)}
-        loose: dict[str, list[int]] = {}
-        for i, c in enumerate(classes):
-            loose.setdefault(canonical_label(c), []).append(i)
-        self.loose = {name: ids[0] for name, ids in loose.items() if len(ids) == 1}
-        self.renamed: dict[str, int] = {}
-        for source, target in (label_map or {}).items():
-            found = self._match(target)
-            if found is None:
-                raise ValueError(f"label map {source!r} -> {target!r}: {target!r} is not one of the model's classes "
-                                 f"({', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
-            self.renamed[canonical_label(source)] = found
-
-    def _match(self, label: str) -> int | None:
-        found = self.exact.get(label)
-        return found if found is not None else self.loose.get(canonical_label(label))
-
-    def __call__(self, label: str | None) -> int | None:
-        if label is None:
-            return None
-        renamed = self.renamed.get(canonical_label(label))
-        return renamed if renamed is not None else self._match(label)
-
-
-def parse_label_map(items: Iterable[str]) -> dict[str, str]:
-    """``--label-map`` items -> ``{label: class}``: each is ``LABEL=CLASS`` (``"clock=alarm clock"``) or the path of
-    a ``.json`` file holding such an object. ``ValueError`` for an item that is neither, or a label mapped twice
-    to different classes."""
-    found: dict[str, str] = {}
-    for item in items:
-        if item.lower().endswith(".json") and "=" not in item:
-            try:
-                pairs = json.loads(Path(item).expanduser().read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"label map {item}: cannot read it as JSON ({exc})") from None
-            if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in (*pairs, *pairs.values())):
-                raise ValueError(f"label map {item}: expected a JSON object of label -> class names (strings)")
-        else:
-            source, sep, target = item.partition("=")
-            if not sep or not source.strip() or not target.strip():
-                raise ValueError(f"label map {item!r}: expected LABEL=CLASS (e.g. 'clock=alarm clock') or a .json "
-                                 "file of them")
-            pairs = {source.strip(): target.strip()}
-        for source, target in pairs.items():
-            if found.get(source, target) != target:
-                raise ValueError(f"label map: {source!r} is mapped to both {found[source]!r} and {target!r}")
-            found[source] = target
-    return found
 
 
 # ---------------------------------------------------------------------------------------------- the tally
@@ -183,8 +103,6 @@ class Tally:
     unread_errors: list[str] = field(default_factory=list)
     unknown: Counter = field(default_factory=Counter)
     unlabelled: int = 0
-    cut: int = 0  # files with more records than ``limit_per_file``, read only that far
-    excluded: int = 0  # records left out because their key id is excluded
     rows: list[tuple[tuple[int, float], list[Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -241,155 +159,6 @@ class Tally:
             return torch.zeros(0, len(self.classes), dtype=torch.float64), torch.zeros(0, dtype=torch.long)
         probs = torch.from_numpy(np.stack(self.probs))
         return probs.clamp_min(_PROB_FLOOR).log(), torch.tensor(self.labels, dtype=torch.long)
-
-
-# ---------------------------------------------------------------------------------------------- reading
-@dataclass(frozen=True)
-class Tag:
-    """Where a record is: its file's number among the inputs, the file, its 0-based index among the file's
-    records (the unreadable ones too, as ``sketchgraph predict`` numbers them) and its place for errors."""
-
-    file_no: int
-    file: str
-    index: int
-    place: Place
-
-
-def expand(paths: Sequence[str]) -> Iterator[tuple[str, str | None]]:
-    """``(file, None)`` for each named file and each sketch file of a named folder (as ``predict``'s
-    ``expand_files``; a prepared dataset or a prepare's work folder inside a folder is not walked), and
-    ``(path, reason)`` for what is skipped: such a folder, or a folder without any sketch file."""
-    from .data.sources import prepared_folder
-    from .formats import sketch_files
-    from .predict import _no_sketch_files
-
-    for path in paths:
-        if not Path(path).expanduser().is_dir():
-            yield path, None
-            continue
-        left_out: list[tuple[Path, str]] = []
-        files = sketch_files(Path(path).expanduser(), gzipped=True, prune=prepared_folder, left_out=left_out)
-        yield from ((str(folder), f"not read: {reason}") for folder, reason in left_out if folder.is_dir())
-        yield from ((str(f), None) for f in files)
-        if not files and not any(folder.is_dir() for folder, _ in left_out):
-            yield path, _no_sketch_files()
-
-
-def _npz_split(path: str, format: str | None, split: str | None) -> str | None:
-    """``split`` when ``path`` is read as an ``.npz`` (whose records come in train/valid/test splits), else
-    ``None``; a format that cannot be told is left to the reader to report."""
-    from .formats import detect_format
-
-    try:
-        kind = format or detect_format(path)
-    except (SketchError, OSError):
-        return None
-    return split if kind == "npz" else None
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which records of each file are evaluated: the first ``limit`` (``None``: all) of those whose ``key_id`` is
-    not in ``excluded`` (say, the training data's drawings, for a held-out measurement)."""
-
-    limit: int | None = None
-    excluded: frozenset[str] = frozenset()
-
-    def skips(self, key_id: str | None) -> bool:
-        return key_id is not None and key_id in self.excluded
-
-
-def records(file_no: int, path: str, format: str | None, split: str | None, tally: Tally,
-            select: Selection = Selection()) -> Iterator[tuple[Tag, Sketch]]:
-    """``(tag, sketch)`` for every readable record of one file that ``select`` takes; what cannot be read goes to
-    ``tally`` (a record: ``failed``; the file or a part of it: ``unread``), as ``sketchgraph predict`` reports it.
-    A record whose key id is excluded is counted in ``tally.excluded`` (read or not); past ``select.limit`` records
-    taken (readable or not), the rest of the file is not read and ``tally.cut`` counts the file. A tag's index is
-    the record's place among all of the file's records, as ``sketchgraph predict`` numbers them."""
-    from .formats import read_located
-
-    position = taken = reported = 0
-
-    def full() -> bool:
-        return select.limit is not None and taken >= select.limit
-
-    def unreadable(exc: SketchError) -> None:
-        nonlocal position, taken, reported
-        if full():
-            return  # beyond the records taken
-        reported += 1
-        if getattr(exc, "whole_file", False):
-            tally.unread((file_no, position - 0.5), path, str(exc))
-            return
-        key_id = getattr(exc, "key_id", None)
-        if select.skips(key_id):
-            tally.excluded += 1
-        else:
-            tally.failed((file_no, position), path, position, (key_id, getattr(exc, "label", None)), str(exc))
-            taken += 1
-        position += 1
-
-    try:
-        located = read_located(Path(path).expanduser(), format, split=_npz_split(path, format, split),
-                               on_error=unreadable)
-        for place, sketch in located:
-            if full():
-                tally.cut += 1
-                break
-            if select.skips(sketch.key_id):
-                tally.excluded += 1
-            else:
-                yield Tag(file_no, path, position, place), sketch
-                taken += 1
-            position += 1
-    except (SketchError, OSError) as exc:
-        tally.unread((file_no, position - 0.5), path,
-                     str(exc) if position == 0 else f"stopped after record {position - 1}: {exc}")
-        return
-    if position == 0 and not reported:
-        tally.unread((file_no, -0.5), path, "contains no sketches")
-
-
-def _all_records(paths: Sequence[str], format: str | None, split: str | None, tally: Tally,
-                 select: Selection = Selection()) -> Iterator[tuple[Tag, Sketch]]:
-    """``records`` of every file ``expand`` finds, in order."""
-    for file_no, (path, skipped) in enumerate(expand(paths)):
-        if skipped is not None:
-            tally.unread((file_no, -0.5), path, skipped)
-        else:
-            yield from records(file_no, path, format, split, tally, select)
-
-
-def read_key_ids(paths: Sequence[str | os.PathLike]) -> frozenset[str]:
-    """The key ids named by ``paths``: a ``.txt`` file holds one per line (blank lines and ``#`` comments
-    skipped); any other path is sketch files or a folder of them (read as ``predict`` reads them), whose records'
-    ``key_id`` are taken, a record that cannot be read left out. ``FileNotFoundError`` for a path that does not
-    exist; ``ValueError`` when the paths name no key id at all (a list of the wrong files would exclude nothing)."""
-    from .formats import read_sketches
-
-    found: set[str] = set()
-    for path in map(Path, paths):
-        path = path.expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path} (the key ids to exclude)")
-        if path.suffix.lower() == ".txt":
-            lines = path.read_text(encoding="utf-8").splitlines()
-            found.update(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
-        else:
-            found.update(sk.key_id for sk in read_sketches(path, on_error=lambda exc: None) if sk.key_id is not None)
-    if not found:
-        raise ValueError(f"no key id in {', '.join(map(str, paths))}: nothing to exclude (a .txt file lists one "
-                         "per line; sketch files give their records' key_id)")
-    return frozenset(found)
-
-
-def name_splits(paths: Sequence[str]) -> dict[str, int]:
-    """``{split: number of files}`` of the files whose names carry a split (``cat_test.ndjson``: ``test``)."""
-    from .data.splits import order_splits, split_of_name
-
-    found = Counter(split_of_name(path) for path, skipped in expand(paths) if skipped is None)
-    found.pop(None, None)
-    return {name: found[name] for name in order_splits(found)}
 
 
 # ---------------------------------------------------------------------------------------------- the classifier
@@ -517,29 +286,22 @@ def evaluate_files(
     clf, config, ckpt_name, digest = _classifier(checkpoint, device=device, backend=backend, batch_size=batch_size)
     tally = Tally(list(clf.classes), warn, label_map)
     select = Selection(limit_per_file, frozenset(exclude_key_ids or ()))
-    _classify(clf, _all_records(given, format, split, tally, select), tally, progress)
+    counts = ReadCounts()
+    _classify(clf, all_records(given, format, split, counts, select), tally, progress)
     report = {
         "checkpoint": ckpt_name, "weights_sha256": digest,
         "label_map": dict(label_map or {}),
         "source": {"files": given, "format": format, "npz_split": split, "limit_per_file": limit_per_file,
-                   "files_cut_by_limit": tally.cut, "excluded_key_ids": len(select.excluded),
-                   "excluded_records": tally.excluded},
+                   "files_cut_by_limit": counts.cut, "excluded_key_ids": len(select.excluded),
+                   "excluded_records": counts.excluded},
         "backend": backend, "classes": tally.classes,
         "preprocessing": {"checkpoint": _checkpoint_preprocessing(config, ckpt_name),
                           "inference": clf.preprocessing.to_dict()},
-        "top_k": list(ks), **_metrics(tally, ks), "file_name_splits": splits,
+        "top_k": list(ks), **_metrics(tally, ks, counts), "file_name_splits": splits,
     }
     if out is not None:
         _write(report, tally, out)
     return report
-
-
-def split_note(splits: dict[str, int]) -> str:
-    """The note for files whose names hold several splits (``cat_train.ndjson``, ``cat_test.ndjson``): all of them
-    are evaluated, so the figures mix the splits."""
-    listed = ", ".join(f"{name} {counted(n, 'file')}" for name, n in splits.items())
-    return (f"note: the files' names hold several splits ({listed}), all of them evaluated: --split selects the "
-            "split of .npz files only; name the files of one split (*_test.ndjson) to evaluate it alone")
 
 
 def _checkpoint_preprocessing(config: dict, ckpt_name: str) -> dict[str, Any] | None:
@@ -552,26 +314,36 @@ def _checkpoint_preprocessing(config: dict, ckpt_name: str) -> dict[str, Any] | 
     return _effective_preprocessing(config["preprocessing"], where, CheckpointError)
 
 
-def _classify(clf: SketchClassifier, located: Iterable[tuple[Tag, Sketch]], tally: Tally, progress: bool) -> None:
-    """Classify every record (``classify_each`` with every class ranked) into ``tally``."""
+def _classify(clf: SketchClassifier, located: Iterable[tuple[Tag, Sketch | SketchError]], tally: Tally,
+              progress: bool) -> None:
+    """Classify every record (``classify_each`` with every class ranked) into ``tally``, in the files' order: a
+    record the reader could not read comes as its error and fails with it, an error about a file (``tag.index``
+    ``None``) is counted as an unread file."""
     from tqdm.auto import tqdm
 
     with tqdm(desc="evaluate", unit=" sketches", disable=None if progress else True, leave=False) as bar:
-        for tag, sketch, preds, error in clf.classify_each(located, top_k=clf.num_classes):
-            if error is not None:
-                tally.failed((tag.file_no, tag.index), tag.file, tag.index, (sketch.key_id, sketch.label),
+        for tag, x, preds, error in clf.classify_each(located, top_k=clf.num_classes):
+            order = (tag.file_no, tag.order)
+            if tag.index is None:
+                tally.unread(order, tag.file, error or str(x))
+                continue
+            if isinstance(x, SketchError):
+                identity = (getattr(x, "key_id", None), getattr(x, "label", None))
+                tally.failed(order, tag.file, tag.index, identity, str(x))
+            elif error is not None:
+                tally.failed(order, tag.file, tag.index, (x.key_id, x.label),
                              str(tag.place.locate(FormatError(error))))
             else:
-                tally.classified((tag.file_no, tag.index), tag.file, tag.index, sketch, preds)
+                tally.classified(order, tag.file, tag.index, x, preds)
             bar.update(1)
 
 
-def _metrics(tally: Tally, ks: Sequence[int]) -> dict[str, Any]:
+def _metrics(tally: Tally, ks: Sequence[int], counts: ReadCounts) -> dict[str, Any]:
     """``classification_metrics`` of the counted records and the counts of the others; ``SketchError`` when no
     record of the model's classes was classified."""
     logits, labels = tally.log_probs()
     if not len(labels):
-        raise SketchError(_nothing_to_count(tally))
+        raise SketchError(_nothing_to_count(tally, counts))
     seen = sorted(set(tally.labels))
     present = seen if len(seen) < len(tally.classes) else None
     metrics = classification_metrics(logits, labels, tally.classes, ks=ks, present=present)
@@ -590,15 +362,15 @@ def _metrics(tally: Tally, ks: Sequence[int]) -> dict[str, Any]:
     return {**metrics, **counts}
 
 
-def _nothing_to_count(tally: Tally) -> str:
+def _nothing_to_count(tally: Tally, counts: ReadCounts) -> str:
     """Why there is nothing to evaluate: the labels found (the most frequent few) and the model's classes."""
     classes = ", ".join(tally.classes[:20]) + (f", ... ({len(tally.classes)} in all)" if len(tally.classes) > 20
                                                else "")
     if tally.unclassified_known:
         return (f"none of the {counted(tally.unclassified_known, 'record')} of the model's classes could be "
                 f"classified (first: {tally.errors[0] if tally.errors else '?'})")
-    if tally.excluded and not (tally.records or tally.unread_files):
-        return (f"every record read was left out: the {counted(tally.excluded, 'record')} read all have an "
+    if counts.excluded and not (tally.records or tally.unread_files):
+        return (f"every record read was left out: the {counted(counts.excluded, 'record')} read all have an "
                 "excluded key id (--exclude-key-ids)")
     found = [f"{label!r} ({n:,})" for label, n in tally.unknown.most_common(5)]
     if len(tally.unknown) > 5:

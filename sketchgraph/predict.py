@@ -627,12 +627,16 @@ class SketchClassifier:
                       ) -> Iterator[tuple[Any, Any, list[Prediction] | None, str | None]]:
         """``(tag, input, predictions, error)`` for each ``(tag, input)`` of ``tagged``, in order, classified in
         chunks of ``_READ_AHEAD * batch_size``: an input that cannot be read or preprocessed fails alone
-        (``predictions`` ``None``, ``error`` the reason) and the others are classified."""
+        (``predictions`` ``None``, ``error`` the reason) and the others are classified. An input that is an
+        exception (a record a reader could not read, passed on in its place) fails with its own message."""
         _check_top_k(top_k)
         for chunk in _chunks(tagged, _READ_AHEAD * self.batch_size):
             good: dict[int, Sketch] = {}
             errors: dict[int, str] = {}
             for i, (_, x) in enumerate(chunk):
+                if isinstance(x, Exception):
+                    errors[i] = str(x)
+                    continue
                 try:
                     good[i] = self.sketch(x)
                 except (SketchError, OSError) as exc:  # OSError: a path item that is missing or unreadable

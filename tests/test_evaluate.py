@@ -761,13 +761,13 @@ def test_every_record_is_counted(tiny_checkpoint, tmp_path, capsys):
     assert report["unknown_labels"] == {"moon": 3}
     assert report["top1"] == 0.75 and report["top1_counting_unclassified_as_wrong"] == 0.5
     errors = report["unclassified"]["errors"]
-    assert [e.split(": ")[0] for e in errors] == [f"{path}:{n}" for n in (5, 6, 9, 7)]  # read errors come as read
-    assert errors[3].startswith(f"{path}:7: drawing too long to simplify: ")
+    assert [e.split(": ")[0] for e in errors] == [f"{path}:{n}" for n in (5, 6, 7, 9)]  # in the file's order
+    assert errors[2].startswith(f"{path}:7: drawing too long to simplify: ")
     assert report["unread_files"]["count"] == 1 and report["unread_files"]["errors"][0].startswith(
         f"{empty}: no sketch files in this folder or below")
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"sketchgraph evaluate: skipped {path} [4]: {path}:5: empty drawing (no points)"
-    assert f"sketchgraph evaluate: skipped {path} [6]: {errors[3]}" in err and len(err) == 5
+    assert err[2] == f"sketchgraph evaluate: skipped {path} [6]: {errors[2]}" and len(err) == 5
 
 
 def test_limit_per_file_takes_the_first_records_of_each_file(tiny_checkpoint, easy_prepared, tmp_path, capsys):
@@ -802,7 +802,7 @@ def test_excluded_key_ids_are_left_out_and_counted(tiny_checkpoint, tmp_path, ca
     from sketchgraph.cli import main
     from sketchgraph.errors import SketchError
     from sketchgraph.evaluate import evaluate
-    from sketchgraph.evaluate_files import read_key_ids
+    from sketchgraph.evaluate_inputs import read_key_ids
 
     records = shape_records(4, seed=3)  # 20 records, distinct key ids
     ids = [r["key_id"] for r in records]
@@ -886,7 +886,7 @@ def test_a_label_map_counts_other_words_as_the_model_classes(tiny_checkpoint, tm
     class, a malformed item or a label mapped twice is a clear error."""
     from sketchgraph.cli import main
     from sketchgraph.evaluate import evaluate
-    from sketchgraph.evaluate_files import parse_label_map
+    from sketchgraph.evaluate_inputs import parse_label_map
 
     records = shape_records(3, seed=5)
     words = {"apple": "Red_Apple", "cat": "kitty"}  # the words a source uses for two of the classes
@@ -1066,7 +1066,7 @@ def test_spg20_held_out_raw_drawings_give_the_model_card_figures(shared_data_pat
     import json as json_module
 
     from sketchgraph.evaluate import evaluate
-    from sketchgraph.evaluate_files import read_key_ids
+    from sketchgraph.evaluate_inputs import read_key_ids
     from sketchgraph.predict import resolve_checkpoint
 
     splits = shared_data_path("spg20", "splits")

@@ -1099,3 +1099,14 @@ def test_cli_errors_name_the_rank_under_torchrun(tmp_path, capsys, monkeypatch, 
         monkeypatch.setenv(key, value)
     assert main(["predict", str(tmp_path / "nope.ndjson")]) == 1
     assert capsys.readouterr().err.startswith(prefix)
+
+
+def test_classify_each_passes_an_exception_input_through_as_its_error(clf):
+    """A reader's error passed in a record's place (``sketchgraph evaluate`` keeps the files' order so) fails with
+    its own message and takes no model call; the records around it are classified."""
+    good = shapes()[0]
+    error = FormatError("empty drawing (no points)", source="a.ndjson", line=2)
+    out = list(clf.classify_each([("a", good), ("b", error), ("c", good)], top_k=2))
+    assert [tag for tag, *_ in out] == ["a", "b", "c"] and out[1][1] is error
+    assert out[1][2] is None and out[1][3] == "a.ndjson:2: empty drawing (no points)"
+    assert out[0][2] == out[2][2] and out[0][3] is None
