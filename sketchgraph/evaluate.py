@@ -47,7 +47,8 @@ from .options import int_option
 from .wording import counted
 
 __all__ = [
-    "evaluate", "collect_logits", "topk_correct", "classification_metrics", "hardest_confusions", "confusion_pairs",
+    "evaluate", "collect_logits", "topk_correct", "classification_metrics", "metrics_from_ranks",
+    "hardest_confusions", "confusion_pairs",
     "plot_confusion", "confusion_figure", "confusion_layout", "ConfusionLayout", "write_confusions_csv",
     "preprocessing_differences", "check_preprocessing", "PreprocessingMismatchError",
 ]
@@ -154,24 +155,42 @@ def classification_metrics(
         the default ``ks`` give ``top1``, ``top5``, ``top10``); ``top{k}`` uses ``min(k, C)``, so it is 1.0 for
         ``k >= C``,
         per-class accuracy is the recall of each class, and the report is scikit-learn's
-        ``classification_report`` as a dict.
+        ``classification_report`` as a dict. ``metrics_from_ranks`` computes them from the logits' top-1, the
+        rank of each label and the loss.
     """
+    ranked = _ranked(logits, ks)  # (M, kmax): the one ranking behind the top-k counts and the top-1
+    hit = ranked == labels[:, None]  # at most one True per row
+    # the label's place among the kmax best, kmax when it is not among them (rank >= kmax counts for no k asked)
+    rank = torch.where(hit.any(1), hit.int().argmax(1), torch.full_like(labels, ranked.shape[1]))
+    loss = torch.nn.functional.cross_entropy(logits, labels).item() if len(labels) else float("nan")
+    return metrics_from_ranks(labels.numpy(), ranked[:, 0].numpy() if len(labels) else labels.numpy(),
+                              rank.numpy(), loss, classes, ks=ks, n_confusions=n_confusions, present=present)
+
+
+def metrics_from_ranks(
+    y_true: np.ndarray, y_pred: np.ndarray, true_rank: np.ndarray, loss: float, classes: Sequence[str], *,
+    ks: Sequence[int] = TOPK, n_confusions: int = 10, present: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """``classification_metrics``'s report from what it keeps of each sample: ``y_true`` ``(M,)`` its class,
+    ``y_pred`` ``(M,)`` the top-1 class, ``true_rank`` ``(M,)`` the true class's 0-based place in the ranking (a
+    sample counts for ``top{k}`` when it is below ``min(k, C)``; a rank past ``max(ks)`` may be given as any number
+    ``>= min(max(ks), C)``), and ``loss``, the mean cross-entropy. ``present`` as for ``classification_metrics``.
+    Evaluating sketch files keeps these four per record instead of an ``(M, C)`` matrix."""
     from sklearn.metrics import classification_report, confusion_matrix
 
-    M, C = len(labels), len(classes)
-    counts = topk_correct(logits, labels, ks)
-    y_true, y_pred = labels.numpy(), _ranked(logits, ks)[:, 0].numpy()  # the top-1 that topk_correct counts
+    M, C = len(y_true), len(classes)
+    true_rank = np.asarray(true_rank)
+    hits = [int(np.count_nonzero(true_rank < min(k, C))) for k in ks]
     ids = list(range(C))
     matrix = confusion_matrix(y_true, y_pred, labels=ids)
     support = matrix.sum(1)
     per_class = np.divide(np.diag(matrix), support, out=np.zeros(C), where=support > 0)
-    loss = torch.nn.functional.cross_entropy(logits, labels).item() if M else float("nan")
     candidates = list(present) if present is not None else ids
     shown = [i for i in candidates if support[i] > 0] if M else candidates
     return {
         "num_samples": M,
         "loss": loss,
-        **{f"top{k}": counts[i].item() / max(M, 1) for i, k in enumerate(ks)},
+        **{f"top{k}": hits[i] / max(M, 1) for i, k in enumerate(ks)},
         "per_class_accuracy": {classes[i]: float(per_class[i]) for i in shown},
         "classification_report": classification_report(
             y_true, y_pred, labels=shown, target_names=[classes[i] for i in shown], output_dict=True,
@@ -607,7 +626,10 @@ def evaluate(
     if present is not None:
         report["dataset_classes"] = [classes[i] for i in present]
     if out is not None:
+        from .evaluate_files import clear_out
+
         out.mkdir(parents=True, exist_ok=True)
+        clear_out(out)  # an earlier run's files, predictions.csv of a run on sketch files included
         report["files"] = {"json": str(out / "report.json"), "confusion_png": str(out / "confusion.png"),
                            "confusions_csv": str(out / "confusions.csv")}
         matrix = np.array(report["confusion_matrix"])
@@ -688,7 +710,7 @@ def _summary(report: dict[str, Any]) -> str:
     lines = [*head, *_per_class_lines(report), "hardest confusions (true -> predicted):"]
     for c in report["hardest_confusions"]:
         lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']} ({c['rate']:.1%})")
-    if report.get("classes_without_samples"):
+    if report.get("classes_without_samples") and "source" not in report:  # files: summary_head names them
         lines.append(f"no samples of {', '.join(report['classes_without_samples'])} in this split: left out of the "
                      "per-class figures and averages")
     if report.get("preprocessing_mismatch"):
@@ -719,31 +741,42 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint directory (e.g. runs/spg20/best) or shipped name (spg20)")
     p.add_argument("dataset", nargs="+", metavar="DATASET", action=_DatasetAction,
                    help="a prepared dataset directory, or labelled sketch files and folders of them, read as "
-                        "sketchgraph predict reads them (.ndjson, .svg, .npz, .bin; each record's class is its "
-                        "Quick, Draw! word, else its file name's)")
+                        "sketchgraph predict reads them (.ndjson, .jsonl, .json, gzipped .ndjson.gz, .svg, .bin, "
+                        ".npz; a folder is walked for all but .npz files, which are read only when named; each "
+                        "record's class is its Quick, Draw! word, else its file name's)")
     p.add_argument("--split", default="test",
-                   help="split to evaluate: of a prepared dataset; for sketch files, the split read from .npz files "
-                        "(train, valid, test), and not used for other files (default: test)")
+                   help="split to evaluate: of a prepared dataset; for sketch files (train, valid, test), the files "
+                        "whose names carry it when names carry splits (cat_test.ndjson; the others are left out, "
+                        "said on stderr) and the split read from .npz files (default: test)")
+    p.add_argument("--all-splits", action="store_true",
+                   help="sketch files only: evaluate every file whatever split its name carries, and every split of "
+                        ".npz files (default: only the --split)")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="sketch files only: read every file as this format (default: from each file's name and "
                         "content)")
     p.add_argument("--limit-per-file", type=int_option(1), default=None, metavar="N",
                    help="sketch files only: evaluate the first N records of each file, say to sample Google's "
                         "per-class files of 100,000+ drawings (default: all)")
-    p.add_argument("--exclude-key-ids", action="extend", nargs="+", default=None, metavar="PATH",
-                   help="sketch files only: leave out the drawings whose key_id is in these paths (a .txt file: one "
-                        "key id per line; a sketch file or folder: its records' key_id), say the training data's, "
-                        "to measure on held-out drawings; give it after the datasets, or repeat it "
-                        "(default: none)")
+    p.add_argument("--exclude-key-ids", action="append", default=None, metavar="PATH",
+                   help="sketch files only: leave out the drawings whose key_id is in PATH, say the training data's, "
+                        "to measure on held-out drawings: a .txt file (one key id per line), or sketch files with "
+                        "their own key ids (.ndjson, .json, .bin; not .npz or .svg, whose ids are made up per file): "
+                        "a file, a folder or a quoted glob pattern ('splits/*_train.ndjson'); one PATH per flag, "
+                        "repeat it for more (default: none)")
     p.add_argument("--label-map", action="extend", nargs="+", default=None, metavar="LABEL=CLASS",
                    help="sketch files only: count the records labelled LABEL as the model's class CLASS, for data "
                         "whose words differ from the model's ('clock=alarm clock'; or a .json file of such pairs); "
                         "give it after the datasets, or repeat it (default: none)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write report.json, confusion.png and confusions.csv (every confusion: true, predicted, "
-                        "count, rate) into DIR, and for sketch files predictions.csv (one row per record) (default: "
-                        "write nothing, only print)")
-    p.add_argument("--json", action="store_true", help="print the full report as JSON (default: a text summary)")
+                        "count, rate) into DIR, and for sketch files predictions.csv (one row per record); these "
+                        "files, left in DIR by an earlier run, are removed first, and report.json is written last, "
+                        "so it always belongs with the files beside it (default: write nothing, only print)")
+    p.add_argument("--json", action="store_true",
+                   help="print the full report as JSON (default: a text summary). For sketch files the first top-1 "
+                        "printed leaves out the records that could not be read or classified; "
+                        "top1_counting_unclassified_as_wrong, printed next when it differs, counts them as misses: "
+                        "the strict figure to quote")
     p.add_argument("--top-k", type=_top_k_option, default=TOPK, metavar="K[,K...]",
                    help=f"top-k accuracies to report (default: {','.join(map(str, TOPK))}; top-1 is always "
                         "reported). The summary leaves out a k at or above the model's number of classes (100%% by "
@@ -783,16 +816,18 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run ``sketchgraph evaluate``: print the summary (or the JSON report); a preprocessing mismatch that was
     allowed is warned about on stderr. Sketch files (not one prepared dataset) are evaluated by
     ``evaluate_files``, which names each record it could not read or classify on stderr."""
-    from .evaluate_inputs import parse_label_map, read_key_ids
+    from .evaluate_inputs import cli_file_options
+    from .predict import stderr_report
 
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
+    split, exclude_key_ids, label_map = cli_file_options(
+        dataset, args.format, args.split, args.all_splits, args.exclude_key_ids, args.label_map,
+        stderr_report("sketchgraph evaluate"))
     report = evaluate(
-        args.checkpoint, dataset, args.split, batch_size=args.batch_size, backend=args.backend,
+        args.checkpoint, dataset, split, batch_size=args.batch_size, backend=args.backend,
         device=args.device, out=args.out, num_workers=args.num_workers, progress=not (args.json or args.no_progress),
         allow_preprocessing_mismatch=args.allow_preprocessing_mismatch, top_k=args.top_k, format=args.format,
-        limit_per_file=args.limit_per_file,
-        exclude_key_ids=None if args.exclude_key_ids is None else read_key_ids(args.exclude_key_ids),
-        label_map=None if args.label_map is None else parse_label_map(args.label_map),
+        limit_per_file=args.limit_per_file, exclude_key_ids=exclude_key_ids, label_map=label_map,
     )
     if report.get("preprocessing_mismatch"):
         print("sketchgraph evaluate: warning: the dataset was prepared differently from the checkpoint's training "

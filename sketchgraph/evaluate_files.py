@@ -7,8 +7,9 @@
 dataset folder is evaluated as before, anything else is read as sketch files). Each record's true class is its own
 label (Quick, Draw!'s ``word``, else the class its file name gives), matched to the model's classes as
 ``canonical_label`` (``alarm_clock`` is ``alarm clock``). The predictions are ``SketchClassifier``'s, with the
-checkpoint's inference preprocessing, so they equal ``predict``'s; the metrics are ``classification_metrics``'s,
-so the report has the keys of a prepared dataset's.
+checkpoint's inference preprocessing, so they equal ``predict``'s; the metrics are ``classification_metrics``'s
+(``metrics_from_ranks`` of the few numbers ``Tally`` keeps per record, so memory does not grow with records x
+classes), so the report has the keys of a prepared dataset's.
 
 Every record is accounted for: ``records`` = ``num_samples`` (classified, of the model's classes) +
 ``unclassified["of_model_classes"]`` + the ``unknown_labels`` counts + ``unlabelled``. ``unclassified`` (records
@@ -19,18 +20,20 @@ that could not be read, or that the preprocessing refuses) also counts those of 
 from __future__ import annotations
 
 import csv
-import io
 import json
+import math
 import os
 import re
+import sys
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .errors import FormatError, SketchError
 from .evaluate import (
@@ -43,9 +46,8 @@ from .evaluate import (
     _checkpoint_title,
     _effective_preprocessing,
     _top_ks,
-    classification_metrics,
+    metrics_from_ranks,
     plot_confusion,
-    topk_correct,
     write_confusions_csv,
 )
 from .evaluate_inputs import (
@@ -54,8 +56,9 @@ from .evaluate_inputs import (
     Selection,
     Tag,
     all_records,
+    choose_files,
     file_inputs,
-    name_splits,
+    group_labels,
     parse_label_map,
     read_key_ids,
     split_note,
@@ -73,40 +76,83 @@ __all__ = ["evaluate_files", "file_inputs", "read_key_ids", "parse_label_map", "
 # file_inputs, read_key_ids and parse_label_map live in evaluate_inputs (what is read); re-exported here
 
 FILE_OUT_FILES = (*OUT_FILES, "predictions.csv")  # what ``evaluate_files(out=...)`` writes
-MAX_ERRORS = 10  # errors kept in the report per kind (all of them go to ``warn``)
+MAX_ERRORS = 10  # errors kept in the report per kind
+MAX_SHOWN = 10  # ``skipped ...`` messages sent to ``warn`` per reason; the others are counted
 CSV_HEADER = ("file", "index", "key_id", "label", "predicted", "score", "correct", "error")
 _PROB_FLOOR = 2.0 ** -149  # float32's smallest positive number: a probability the softmax rounded to 0
 
 
 # ---------------------------------------------------------------------------------------------- the tally
+def reason_of(error: str, file: str) -> str:
+    """What went wrong, without where: ``error`` less its ``file`` and line / record prefix
+    (``a.ndjson:5: ``, ``a.bin: record 3 (byte 120): ``, ``a.npz: test[4]: ``), numbers as ``#``, so that
+    ``drawing too long to simplify: 3605884 px ...`` and ``...: 41200 px ...`` are one reason."""
+    text = error[len(file):] if error.startswith(file) else error
+    text = _PLACE.sub("", text, count=1).strip()
+    return _NUMBER.sub("#", text) or "?"
+
+
+_PLACE = re.compile(r"^(?::\d+:|: record \d+(?: \(byte \d+\))?:|: \w+\[\d+\]:|:)")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass
+class Messages:
+    """The ``skipped ...`` lines: the first ``MAX_SHOWN`` of each reason go to ``warn``, the others are only
+    counted, and ``close`` says how many of each were not shown."""
+
+    warn: Callable[[str], object]
+    counts: Counter = field(default_factory=Counter)
+
+    def say(self, reason: str, message: str) -> None:
+        """``message`` to ``warn`` unless ``MAX_SHOWN`` of ``reason`` were shown already."""
+        self.counts[reason] += 1
+        if self.counts[reason] <= MAX_SHOWN:
+            self.warn(message)
+
+    def close(self) -> None:
+        """One ``... and N more like this: reason`` line per reason that had more than ``MAX_SHOWN``."""
+        for reason, n in self.counts.items():
+            if n > MAX_SHOWN:
+                self.warn(f"... and {n - MAX_SHOWN:,} more like this: {reason}")
+
+
 @dataclass
 class Tally:
-    """What became of every record: the probability rows of the classified records of the model's classes, the
-    counts of the others, the first errors, and one ``predictions.csv`` row per record (and per unread file).
-
-    Attributes:
-        rows: ``(order, row)`` with ``order`` = ``(file number, position)``, so rows sort into file order.
-        probs: per counted record, its ``(C,)`` float64 probabilities; ``labels`` its class index.
-    """
+    """What became of every record. Of each classified record of the model's classes it keeps four numbers, what
+    the metrics need (its class, the predicted class, the true class's 0-based rank, ``-log p(true)``): about 20
+    bytes a record, whatever the number of classes. Of the others it keeps counts (per class, label and reason)
+    and the first errors. Each record's ``predictions.csv`` row goes to ``rows`` (a ``csv.writer``) as it comes,
+    in the files' order, when ``rows`` is given."""
 
     classes: list[str]
     warn: Callable[[str], object]
     label_map: dict[str, str] | None = None
+    rows: Any = None
     index: ClassIndex = field(init=False)
-    probs: list[np.ndarray] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
+    messages: Messages = field(init=False)
+    y_true: array = field(default_factory=lambda: array("i"))
+    y_pred: array = field(default_factory=lambda: array("i"))
+    true_rank: array = field(default_factory=lambda: array("i"))
+    nll: array = field(default_factory=lambda: array("d"))
     records: int = 0
     unclassified: int = 0
-    unclassified_known: int = 0
+    unclassified_of: Counter = field(default_factory=Counter)  # model class index -> its unclassified records
+    reasons: Counter = field(default_factory=Counter)  # reason_of -> unclassified records
     errors: list[str] = field(default_factory=list)
     unread_files: int = 0
     unread_errors: list[str] = field(default_factory=list)
     unknown: Counter = field(default_factory=Counter)
     unlabelled: int = 0
-    rows: list[tuple[tuple[int, float], list[Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.index = ClassIndex(self.classes, self.label_map)
+        self.messages = Messages(self.warn)
+
+    @property
+    def unclassified_known(self) -> int:
+        """The unclassified records of the model's classes."""
+        return sum(self.unclassified_of.values())
 
     def _label(self, label: str | None) -> int | None:
         """Count a record by its label; its class index when the model knows it."""
@@ -118,47 +164,46 @@ class Tally:
             self.unknown[label] += 1
         return found
 
-    def failed(self, order: tuple[int, float], file: str, index: int, identity: tuple[str | None, str | None],
-               error: str) -> None:
+    def _row(self, row: list[Any]) -> None:
+        if self.rows is not None:
+            self.rows.writerow(["" if value is None else value for value in row])
+
+    def failed(self, file: str, index: int, identity: tuple[str | None, str | None], error: str) -> None:
         """A record that could not be read or classified (``error`` names its file and line)."""
-        known = self._label(identity[1]) is not None
+        true = self._label(identity[1])
         self.unclassified += 1
-        self.unclassified_known += known
+        if true is not None:
+            self.unclassified_of[true] += 1
+        reason = reason_of(error, file)
+        self.reasons[reason] += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(error)
-        self.warn(f"skipped {file} [{index}]: {error}")
-        self.rows.append((order, [file, index, identity[0], identity[1], None, None, 0 if known else None, error]))
+        self.messages.say(reason, f"skipped {file} [{index}]: {error}")
+        self._row([file, index, identity[0], identity[1], None, None, None if true is None else 0, error])
 
-    def unread(self, order: tuple[int, float], file: str, error: str) -> None:
+    def unread(self, file: str, error: str) -> None:
         """A file, or a part of one, that could not be read: no record to count."""
         self.unread_files += 1
         if len(self.unread_errors) < MAX_ERRORS:
             self.unread_errors.append(error if error.startswith(file) else f"{file}: {error}")
         shown = re.sub(rf"^{re.escape(file)}:(?:(\d+):)? ", lambda m: f"line {m[1]}: " if m[1] else "", error)
-        self.warn(f"skipped {file}: {shown}")
-        self.rows.append((order, [file, None, None, None, None, None, None, error]))
+        self.messages.say(f"file: {reason_of(error, file)}", f"skipped {file}: {shown}")
+        self._row([file, None, None, None, None, None, None, error])
 
-    def classified(self, order: tuple[int, float], file: str, index: int, sketch: Sketch,
-                   preds: list[Prediction]) -> None:
-        """A classified record: ``preds`` holds every class, best first."""
+    def classified(self, file: str, index: int, sketch: Sketch, preds: list[Prediction]) -> None:
+        """A classified record: ``preds`` holds every class, best first (``predict``'s ranking)."""
         true = self._label(sketch.label)
         best = preds[0]
         if true is not None:
-            row = np.zeros(len(self.classes))
-            row[[p.index for p in preds]] = [p.score for p in preds]
-            self.probs.append(row)
-            self.labels.append(true)
+            rank = next(i for i, p in enumerate(preds) if p.index == true)
+            # -log_softmax(log p)[true], as cross_entropy of the log-probabilities gives it
+            total = math.fsum(max(p.score, _PROB_FLOOR) for p in preds)
+            self.y_true.append(true)
+            self.y_pred.append(best.index)
+            self.true_rank.append(rank)
+            self.nll.append(math.log(total) - math.log(max(preds[rank].score, _PROB_FLOOR)))
         correct = None if true is None else int(best.index == true)
-        self.rows.append((order, [file, index, sketch.key_id, sketch.label, best.label, f"{best.score:.6g}", correct,
-                                  None]))
-
-    def log_probs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log-probabilities (M, C) float64, labels (M,) int64)`` of the counted records. float64 keeps the
-        order of the float32 probabilities (distinct ones stay distinct), so the ranking is predict's."""
-        if not self.probs:
-            return torch.zeros(0, len(self.classes), dtype=torch.float64), torch.zeros(0, dtype=torch.long)
-        probs = torch.from_numpy(np.stack(self.probs))
-        return probs.clamp_min(_PROB_FLOOR).log(), torch.tensor(self.labels, dtype=torch.long)
+        self._row([file, index, sketch.key_id, sketch.label, best.label, f"{best.score:.6g}", correct, None])
 
 
 # ---------------------------------------------------------------------------------------------- the classifier
@@ -235,11 +280,15 @@ def evaluate_files(
         backend: attention implementation, ``"dense"`` or ``"dgl"``.
         device: torch device for the model.
         out: if given, write ``report.json``, ``confusion.png``, ``confusions.csv`` and ``predictions.csv`` (one row
-            per record: ``file, index, key_id, label, predicted, score, correct, error``) there.
+            per record: ``file, index, key_id, label, predicted, score, correct, error``, streamed to a temporary
+            file as the records come) there. Once the metrics are known, the ``FILE_OUT_FILES`` an earlier run left
+            there are removed (``clear_out``) and the files written, ``report.json`` last; a run that fails
+            before that leaves ``out`` as it was.
         progress: a progress bar on stderr when it is a terminal.
         top_k: the ``k`` of the ``top{k}`` accuracies (top-1 is always among them).
-        warn: gets each ``skipped ...`` message (a record or a file that could not be read or classified) and
-            notes; default: printed on stderr after ``sketchgraph evaluate: ``, as ``predict`` does.
+        warn: gets the ``skipped ...`` messages (a record or a file that could not be read or classified), the
+            first ``MAX_SHOWN`` of each reason (``reason_of``) and then one ``... and N more like this: reason``,
+            and notes; default: printed on stderr after ``sketchgraph evaluate: ``, as ``predict`` does.
         limit_per_file: evaluate only the first ``limit_per_file`` records of each file (the unreadable ones
             count), say to sample Google's per-class files of 100,000+ drawings; ``None``: all of them.
         exclude_key_ids: leave out the records of these key ids (``read_key_ids`` reads them from files), say the
@@ -251,13 +300,17 @@ def evaluate_files(
     Returns:
         the report: the keys of ``classification_metrics`` over the classified records of the model's classes
         (``num_samples`` = M; the logits behind them are the ``(M, C)`` log-probabilities), plus
-        ``top1_counting_unclassified_as_wrong``, ``records``, ``unclassified`` (``{"count", "of_model_classes",
-        "errors"}``, the first ``MAX_ERRORS``), ``unknown_labels`` (``{label: count}``), ``unlabelled``,
+        ``top1_counting_unclassified_as_wrong``, ``per_class_strict`` (per model class the files hold:
+        ``{"records", "classified", "correct", "top1"}``, the strict top-1 per class), ``classes_not_in_files`` (the
+        model's classes of no record), ``records``, ``unclassified`` (``{"count", "of_model_classes", "errors",
+        "reasons"}``: the first ``MAX_ERRORS`` errors, ``{reason_of: count}`` most frequent first),
+        ``unknown_labels`` (``{label: count}``), ``unlabelled``,
         ``unread_files`` (``{"count", "errors"}``), ``file_name_splits``, ``checkpoint``, ``weights_sha256``,
         ``source`` (``{"files", "format", "npz_split", "limit_per_file", "files_cut_by_limit", "excluded_key_ids"
         (how many were given), "excluded_records"}``), ``backend``,
-        ``classes``, ``preprocessing`` (``{"checkpoint", "inference"}``), ``top_k`` (and ``dataset_classes`` for a
-        subset of the classes, ``files`` when ``out`` is given).
+        ``classes``, ``preprocessing`` (``{"checkpoint", "inference"}``), ``top_k`` (and ``dataset_classes``, the
+        classes of the records, when they are a subset, ``files`` when ``out`` is given). ``classes_without_samples``
+        names the classes of which no record could be classified (left out of the per-class figures).
 
     Raises:
         SketchError: no record is of one of the model's classes (the message names the labels found), or none of
@@ -280,28 +333,46 @@ def evaluate_files(
     out = Path(out) if out is not None else None
     _check_inputs(given, out)
     warn = warn or stderr_report("sketchgraph evaluate")
-    splits = name_splits(given)
-    if len(splits) > 1:
-        warn(split_note(splits))
+    select = Selection(limit_per_file, exclude_key_ids or frozenset())  # key_id_set: a bare str/path is refused
+    splits = choose_files(given, split)
+    if splits.note:
+        warn(splits.note)
     clf, config, ckpt_name, digest = _classifier(checkpoint, device=device, backend=backend, batch_size=batch_size)
     tally = Tally(list(clf.classes), warn, label_map)
-    select = Selection(limit_per_file, frozenset(exclude_key_ids or ()))
     counts = ReadCounts()
-    _classify(clf, all_records(given, format, split, counts, select), tally, progress)
-    report = {
-        "checkpoint": ckpt_name, "weights_sha256": digest,
-        "label_map": dict(label_map or {}),
-        "source": {"files": given, "format": format, "npz_split": split, "limit_per_file": limit_per_file,
-                   "files_cut_by_limit": counts.cut, "excluded_key_ids": len(select.excluded),
-                   "excluded_records": counts.excluded},
-        "backend": backend, "classes": tally.classes,
-        "preprocessing": {"checkpoint": _checkpoint_preprocessing(config, ckpt_name),
-                          "inference": clf.preprocessing.to_dict()},
-        "top_k": list(ks), **_metrics(tally, ks, counts), "file_name_splits": splits,
-    }
+    with _predictions_file(out) as rows:
+        tally.rows = rows
+        _classify(clf, all_records(given, format, split, counts, select), tally, progress)
+        if (unused := tally.index.unused_note()) is not None:
+            warn(unused)
+        report = {
+            "checkpoint": ckpt_name, "weights_sha256": digest,
+            "label_map": dict(label_map or {}), "label_map_applied": tally.index.label_map_applied(),
+            "source": {"files": given, "format": format, "split": split,
+                       "other_split_files": counts.other_split_files,
+                       "npz_split": split if counts.npz_files else None, "limit_per_file": limit_per_file,
+                       "files_cut_by_limit": counts.cut, "excluded_key_ids": len(select.excluded),
+                       "excluded_key_ids_sha256": _ids_digest(select.excluded),
+                       "excluded_records": counts.excluded, "repeated_records": counts.repeated},
+            "backend": backend, "classes": tally.classes,
+            "preprocessing": {"checkpoint": _checkpoint_preprocessing(config, ckpt_name),
+                              "inference": clf.preprocessing.to_dict()},
+            "top_k": list(ks), **_metrics(tally, ks, counts), "file_name_splits": splits.splits,
+        }
+        if out is not None:
+            _write(report, tally, out)  # predictions.csv is renamed into place when this block ends
     if out is not None:
-        _write(report, tally, out)
+        with atomic_write(out / "report.json", "w", encoding="utf-8") as f:  # last: it vouches for the others
+            f.write(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _ids_digest(ids: frozenset[str]) -> str | None:
+    """SHA-256 of the excluded key ids (sorted, one per line), so a figure can be traced to its exclusion list;
+    ``None`` when none are excluded."""
+    import hashlib
+
+    return hashlib.sha256("".join(f"{i}\n" for i in sorted(ids)).encode()).hexdigest() if ids else None
 
 
 def _checkpoint_preprocessing(config: dict, ckpt_name: str) -> dict[str, Any] | None:
@@ -316,50 +387,83 @@ def _checkpoint_preprocessing(config: dict, ckpt_name: str) -> dict[str, Any] | 
 
 def _classify(clf: SketchClassifier, located: Iterable[tuple[Tag, Sketch | SketchError]], tally: Tally,
               progress: bool) -> None:
-    """Classify every record (``classify_each`` with every class ranked) into ``tally``, in the files' order: a
-    record the reader could not read comes as its error and fails with it, an error about a file (``tag.index``
-    ``None``) is counted as an unread file."""
+    """Classify every record (``classify_each`` with every class ranked) into ``tally``, in the files' order (the
+    order ``classify_each`` keeps, so ``predictions.csv``'s rows are written in it): a record the reader could not
+    read comes as its error and fails with it, an error about a file (``tag.index`` ``None``) is counted as an
+    unread file. Messages are written above the progress bar (``tqdm.external_write_mode``), and the count of
+    those not shown comes after the bar."""
     from tqdm.auto import tqdm
 
+    warn = tally.messages.warn
     with tqdm(desc="evaluate", unit=" sketches", disable=None if progress else True, leave=False) as bar:
-        for tag, x, preds, error in clf.classify_each(located, top_k=clf.num_classes):
-            order = (tag.file_no, tag.order)
-            if tag.index is None:
-                tally.unread(order, tag.file, error or str(x))
-                continue
-            if isinstance(x, SketchError):
-                identity = (getattr(x, "key_id", None), getattr(x, "label", None))
-                tally.failed(order, tag.file, tag.index, identity, str(x))
-            elif error is not None:
-                tally.failed(order, tag.file, tag.index, (x.key_id, x.label),
-                             str(tag.place.locate(FormatError(error))))
-            else:
-                tally.classified(order, tag.file, tag.index, x, preds)
-            bar.update(1)
+        def above_bar(message: str) -> None:
+            with tqdm.external_write_mode(file=sys.stderr):
+                warn(message)
+
+        tally.messages.warn = above_bar
+        try:
+            for tag, x, preds, error in clf.classify_each(located, top_k=clf.num_classes):
+                if tag.index is None:
+                    tally.unread(tag.file, error or str(x))
+                    continue
+                if isinstance(x, SketchError):
+                    identity = (getattr(x, "key_id", None), getattr(x, "label", None))
+                    tally.failed(tag.file, tag.index, identity, str(x))
+                elif error is not None:
+                    tally.failed(tag.file, tag.index, (x.key_id, x.label), str(tag.place.locate(FormatError(error))))
+                else:
+                    tally.classified(tag.file, tag.index, x, preds)
+                bar.update(1)
+        finally:
+            tally.messages.warn = warn
+    tally.messages.close()
 
 
 def _metrics(tally: Tally, ks: Sequence[int], counts: ReadCounts) -> dict[str, Any]:
-    """``classification_metrics`` of the counted records and the counts of the others; ``SketchError`` when no
-    record of the model's classes was classified."""
-    logits, labels = tally.log_probs()
-    if not len(labels):
+    """``metrics_from_ranks`` of the counted records (the report ``classification_metrics`` gives) and the counts
+    of the others; ``SketchError`` when no record of the model's classes was classified. The per-class figures
+    are over the model's classes the files hold (``dataset_classes``), those of which no record could be
+    classified in ``classes_without_samples``; ``classes_not_in_files`` names the classes of no record at all."""
+    y_true, y_pred = np.array(tally.y_true, dtype=np.int64), np.array(tally.y_pred, dtype=np.int64)
+    rank = np.array(tally.true_rank, dtype=np.int64)
+    if not len(y_true):
         raise SketchError(_nothing_to_count(tally, counts))
-    seen = sorted(set(tally.labels))
-    present = seen if len(seen) < len(tally.classes) else None
-    metrics = classification_metrics(logits, labels, tally.classes, ks=ks, present=present)
-    hits = int(topk_correct(logits, labels, (1,))[0])
+    C = len(tally.classes)
+    held = sorted({*np.unique(y_true).tolist(), *tally.unclassified_of})
+    present = held if len(held) < C else None
+    loss = math.fsum(tally.nll) / len(y_true)
+    metrics = metrics_from_ranks(y_true, y_pred, rank, loss, tally.classes, ks=ks, present=present)
+    strict = per_class_strict(tally, y_true, y_pred, held)
+    of_model, held_set = tally.unclassified_known, set(held)
     counts = {
-        "top1_counting_unclassified_as_wrong": hits / (len(labels) + tally.unclassified_known),
+        "top1_counting_unclassified_as_wrong": int(np.count_nonzero(rank == 0)) / (len(y_true) + of_model),
+        "per_class_strict": strict,
+        "classes_not_in_files": [c for i, c in enumerate(tally.classes) if i not in held_set],
         "records": tally.records,
-        "unclassified": {"count": tally.unclassified, "of_model_classes": tally.unclassified_known,
-                         "errors": tally.errors},
-        "unknown_labels": dict(tally.unknown.most_common()),
+        "unclassified": {"count": tally.unclassified, "of_model_classes": of_model, "errors": tally.errors,
+                         "reasons": dict(tally.reasons.most_common())},
+        "unknown_labels": group_labels(tally.unknown),
         "unlabelled": tally.unlabelled,
         "unread_files": {"count": tally.unread_files, "errors": tally.unread_errors},
     }
     if present is not None:
         counts["dataset_classes"] = [tally.classes[i] for i in present]
     return {**metrics, **counts}
+
+
+def per_class_strict(tally: Tally, y_true: np.ndarray, y_pred: np.ndarray, held: Sequence[int],
+                     ) -> dict[str, dict[str, Any]]:
+    """Per model class the files hold: ``{"records", "classified", "correct", "top1"}``, ``records`` counting its
+    unclassified records too and ``top1`` = correct / records, the strict top-1 broken down per class."""
+    C = len(tally.classes)
+    classified = np.bincount(y_true, minlength=C)
+    correct = np.bincount(y_true[y_true == y_pred], minlength=C)
+    strict = {}
+    for i in held:
+        records = int(classified[i]) + tally.unclassified_of[i]
+        strict[tally.classes[i]] = {"records": records, "classified": int(classified[i]),
+                                    "correct": int(correct[i]), "top1": int(correct[i]) / records}
+    return strict
 
 
 def _nothing_to_count(tally: Tally, counts: ReadCounts) -> str:
@@ -383,33 +487,59 @@ def _nothing_to_count(tally: Tally, counts: ReadCounts) -> str:
             "one its file name gives (airplane.ndjson, alarm_clock_test.ndjson), compared as canonical_label")
 
 
+def clear_out(out: Path) -> None:
+    """Remove the ``FILE_OUT_FILES`` an earlier run left in ``out`` (these names are evaluate's), so that a run
+    that stops half-way leaves no earlier ``report.json`` beside newer files: the prepared-dataset mode calls it
+    too, so no ``predictions.csv`` of another run stays beside its report."""
+    for name in FILE_OUT_FILES:
+        if (out / name).is_file() or (out / name).is_symlink():  # a folder of that name is refused before a run
+            (out / name).unlink()
+
+
 def _write(report: dict[str, Any], tally: Tally, out: Path) -> None:
-    """``report.json``, ``confusion.png``, ``confusions.csv`` and ``predictions.csv`` into ``out`` (each written
-    atomically); ``report["files"]`` names them."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Into ``out``, once the metrics are known: remove what an earlier run left (``clear_out``), then write
+    ``confusion.png`` and ``confusions.csv`` (each atomically); ``report["files"]`` names them, ``predictions.csv``
+    (being written) and ``report.json`` (written last, by the caller)."""
+    clear_out(out)
     report["files"] = {"json": str(out / "report.json"), "confusion_png": str(out / "confusion.png"),
                        "confusions_csv": str(out / "confusions.csv"), "predictions_csv": str(out / "predictions.csv")}
     matrix = np.array(report["confusion_matrix"])
     plot_confusion(matrix, tally.classes, out / "confusion.png",
                    title=f"{_checkpoint_title(report['checkpoint'])} on files: top-1 {report['top1']:.2%}")
     write_confusions_csv(matrix, tally.classes, out / "confusions.csv")
-    write_predictions_csv(tally, out / "predictions.csv")
-    with atomic_write(out / "report.json", "w", encoding="utf-8") as f:
-        f.write(json.dumps(report, indent=2) + "\n")
 
 
-def write_predictions_csv(tally: Tally, path: Path) -> Path:
-    """One row per record, in file order, ``CSV_HEADER``: ``correct`` is 1 or 0 for a record of the model's
-    classes (0 for one that could not be classified) and empty otherwise; ``error`` says why a record, or a file
-    (``index`` empty), could not be read or classified. Written atomically."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for _, row in sorted(tally.rows, key=lambda item: item[0]):
-        writer.writerow(["" if value is None else value for value in row])
+@contextmanager
+def _predictions_file(out: Path | None) -> Iterator[Any]:
+    """``write_predictions_csv`` into ``out`` (created here, with the folders above it; those created are removed
+    again when the run fails and leaves them empty), or ``None`` without ``out``."""
+    if out is None:
+        yield None
+        return
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with write_predictions_csv(out / "predictions.csv") as writer:
+            yield writer
+    except BaseException:
+        for folder in created:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+        raise
+
+
+@contextmanager
+def write_predictions_csv(path: Path) -> Iterator[Any]:
+    """A ``csv.writer`` for ``predictions.csv``, its ``CSV_HEADER`` written: one row per record, in file order;
+    ``correct`` is 1 or 0 for a record of the model's classes (0 for one that could not be classified) and empty
+    otherwise; ``error`` says why a record, or a file (``index`` empty), could not be read or classified. The rows
+    go to a temporary file beside ``path`` as they come, renamed to ``path`` when the block ends without an error
+    (removed otherwise)."""
     with atomic_write(path, "w", encoding="utf-8", newline="") as f:
-        f.write(text.getvalue())
-    return path
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        yield writer
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -425,8 +555,8 @@ def summary_head(report: dict[str, Any], topk_text: str) -> list[str]:
         lines.append(f"top-1 {strict:.2%} counting the {counted(unclassified['of_model_classes'], 'sketch')} of the "
                      f"model's classes that could not be classified as wrong ({round(strict * total):,} of {total:,})")
     if unclassified["count"]:
-        lines.append(f"{counted(unclassified['count'], 'sketch')} could not be read or classified (each named on "
-                     "stderr; the first in the report's 'unclassified')")
+        lines.extend(_unclassified_lines(unclassified))
+    lines.extend(_class_lines(report))
     if report["unknown_labels"]:
         shown = ", ".join(f"{label} ({count:,})" for label, count in list(report["unknown_labels"].items())[:10])
         more = ", ..." if len(report["unknown_labels"]) > 10 else ""
@@ -434,8 +564,12 @@ def summary_head(report: dict[str, Any], topk_text: str) -> list[str]:
                      f"know, not counted: {shown}{more}")
     if report["unlabelled"]:
         lines.append(f"{counted(report['unlabelled'], 'sketch')} without a label, not counted")
-    if len(report.get("file_name_splits", {})) > 1:
-        lines.append(split_note(report["file_name_splits"]))
+    note = split_note(report.get("file_name_splits", {}), report["source"].get("split"))
+    if note:
+        lines.append(note)
+    if report["source"].get("repeated_records"):
+        lines.append(f"{counted(report['source']['repeated_records'], 'drawing')} repeated an earlier record's key "
+                     "id: each counted once, at its first record")
     limit, cut = report["source"].get("limit_per_file"), report["source"].get("files_cut_by_limit", 0)
     if cut:
         lines.append(f"read the first {limit:,} records of each file: {counted(cut, 'file')} held more "
@@ -453,3 +587,32 @@ def summary_head(report: dict[str, Any], topk_text: str) -> list[str]:
                      "are not counted")
     return lines
 
+
+REASONS_SHOWN = 5  # reasons the summary lists, most frequent first
+
+
+def _unclassified_lines(unclassified: dict[str, Any]) -> list[str]:
+    """How many records could not be read or classified, and why: the most frequent reasons, with their counts."""
+    reasons = list(unclassified.get("reasons", {}).items())
+    lines = [f"{counted(unclassified['count'], 'sketch')} could not be read or classified (up to {MAX_SHOWN} of "
+             "each reason named on stderr; each reason counted in the report's 'unclassified'):"]
+    lines.extend(f"  {reason}: {count:,}" for reason, count in reasons[:REASONS_SHOWN])
+    if len(reasons) > REASONS_SHOWN:
+        rest = sum(count for _, count in reasons[REASONS_SHOWN:])
+        lines.append(f"  {counted(len(reasons) - REASONS_SHOWN, 'other reason')}: {rest:,}")
+    return lines
+
+
+def _class_lines(report: dict[str, Any]) -> list[str]:
+    """The model's classes the files hold no record of, and those of which no record could be classified."""
+    lines = []
+    missing, C = report.get("classes_not_in_files", []), len(report["classes"])
+    if missing:
+        lines.append(f"the files hold {C - len(missing):,} of the model's {counted(C, 'class')}; none of: "
+                     f"{', '.join(missing)}")
+    strict = report.get("per_class_strict", {})
+    for name in report.get("classes_without_samples", []):
+        lines.append(f"{name}: none of its {counted(strict[name]['records'], 'sketch')} could be classified "
+                     "(left out of the per-class figures; counted as wrong in the strict top-1, see "
+                     "'per_class_strict')")
+    return lines

@@ -1,14 +1,21 @@
 """What ``sketchgraph evaluate`` reads from labelled sketch files: which files and records (folders walked as
 ``predict`` walks them, the ``--limit-per-file`` and ``--exclude-key-ids`` selection), in the files' order, and how
 a record's label names a model class (``canonical_label``, ``--label-map``). ``evaluate_files`` classifies and
-counts what this yields."""
+counts what this yields.
+
+Each file is read once (under any spelling, named or walked; ``X.gz`` beside ``X`` is left out, as ``prepare`` does),
+and a drawing once: a record whose key id (a Quick, Draw! drawing id, as ``prepare`` tells them) repeats an earlier
+record's is counted in ``ReadCounts.repeated``, not evaluated. When file names carry splits (``cat_test.ndjson``),
+only the files of the split asked are read (``choose_files``)."""
 
 from __future__ import annotations
 
+import glob
 import json
+import numbers
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +26,10 @@ from .sketch import Sketch
 from .wording import counted
 
 __all__ = [
-    "file_inputs", "mixed_message", "ClassIndex", "parse_label_map", "Tag", "expand", "Selection", "ReadCounts",
-    "records", "all_records", "read_key_ids", "name_splits", "split_note",
+    "file_inputs", "mixed_message", "check_paths", "ClassIndex", "parse_label_map", "group_labels", "Tag", "expand",
+    "EVALUATE_REPORT", "Selection", "key_id_set", "ReadCounts", "records", "all_records", "read_key_ids",
+    "read_key_ids_by_source", "cli_file_options", "check_file_split", "FileChoice", "choose_files", "name_splits",
+    "split_note",
 ]
 
 
@@ -59,25 +68,35 @@ class ClassIndex:
     ``canonical_label`` (``alarm_clock`` / ``Alarm clock`` -> ``alarm clock``); ``None`` when the model has no such
     class (or two classes of that canonical name and neither is the label itself). ``label_map`` first renames
     labels (``{"clock": "alarm clock"}``, compared as ``canonical_label``) to a model class, for data whose words
-    differ from the model's.
+    differ from the model's; ``used`` counts the records each mapping renamed (keyed by the label as the map spells
+    it), so ``label_map_applied`` and ``unused_note`` can say which mappings did something.
 
     Raises:
-        ValueError: a ``label_map`` target that is not one of the classes (named with them).
+        ValueError: a ``label_map`` target that is not one of the classes (named with them), or two labels of one
+            ``canonical_label`` mapped to different classes (``moon`` -> sun, ``Moon`` -> cat).
     """
 
-    def __init__(self, classes: Sequence[str], label_map: dict[str, str] | None = None):
+    def __init__(self, classes: Sequence[str], label_map: Mapping[str, str] | None = None):
         self.exact = {c: i for i, c in enumerate(classes)}
         loose: dict[str, list[int]] = {}
         for i, c in enumerate(classes):
             loose.setdefault(canonical_label(c), []).append(i)
         self.loose = {name: ids[0] for name, ids in loose.items() if len(ids) == 1}
         self.renamed: dict[str, int] = {}
+        self.spelled: dict[str, str] = {}  # canonical label -> the map's first spelling of it
+        self.used: Counter[str] = Counter()
         for source, target in (label_map or {}).items():
             found = self._match(target)
             if found is None:
                 raise ValueError(f"label map {source!r} -> {target!r}: {target!r} is not one of the model's classes "
                                  f"({', '.join(classes[:20])}{', ...' if len(classes) > 20 else ''})")
-            self.renamed[canonical_label(source)] = found
+            key = canonical_label(source)
+            if self.renamed.get(key, found) != found:
+                raise ValueError(f"label map: {self.spelled[key]!r} and {source!r} are one label (compared as "
+                                 f"{key!r}) mapped to two classes, {classes[self.renamed[key]]!r} and "
+                                 f"{classes[found]!r}")
+            self.renamed[key] = found
+            self.spelled.setdefault(key, source)
 
     def _match(self, label: str) -> int | None:
         found = self.exact.get(label)
@@ -86,15 +105,32 @@ class ClassIndex:
     def __call__(self, label: str | None) -> int | None:
         if label is None:
             return None
-        renamed = self.renamed.get(canonical_label(label))
-        return renamed if renamed is not None else self._match(label)
+        key = canonical_label(label)
+        renamed = self.renamed.get(key)
+        if renamed is None:
+            return self._match(label)
+        self.used[self.spelled[key]] += 1
+        return renamed
+
+    def label_map_applied(self) -> dict[str, int]:
+        """``{label as the map spells it: records it renamed}`` for every mapping, 0 for one never used."""
+        return {source: self.used[source] for source in self.spelled.values()}
+
+    def unused_note(self) -> str | None:
+        """A warning naming the mappings that renamed no record (a mistyped label), or ``None``."""
+        unused = [source for source, n in self.label_map_applied().items() if not n]
+        if not unused:
+            return None
+        return (f"warning: --label-map: no record is labelled {', '.join(map(repr, unused))} (compared as "
+                f"canonical_label): {'this mapping was' if len(unused) == 1 else 'these mappings were'} never used")
 
 
 def parse_label_map(items: Iterable[str]) -> dict[str, str]:
     """``--label-map`` items -> ``{label: class}``: each is ``LABEL=CLASS`` (``"clock=alarm clock"``) or the path of
-    a ``.json`` file holding such an object. ``ValueError`` for an item that is neither, or a label mapped twice
-    to different classes."""
+    a ``.json`` file holding such an object. ``ValueError`` for an item that is neither, or one label (compared as
+    ``canonical_label``: ``moon``, ``Moon``) mapped to different classes."""
     found: dict[str, str] = {}
+    first: dict[str, str] = {}  # canonical label -> its first spelling among the items
     for item in items:
         if item.lower().endswith(".json") and "=" not in item:
             try:
@@ -110,10 +146,24 @@ def parse_label_map(items: Iterable[str]) -> dict[str, str]:
                                  "file of them")
             pairs = {source.strip(): target.strip()}
         for source, target in pairs.items():
-            if found.get(source, target) != target:
-                raise ValueError(f"label map: {source!r} is mapped to both {found[source]!r} and {target!r}")
-            found[source] = target
+            earlier = first.setdefault(canonical_label(source), source)
+            if canonical_label(found.get(earlier, target)) != canonical_label(target):
+                same = "" if earlier == source else f" ({earlier!r} and {source!r} are one label, compared as " \
+                                                    f"{canonical_label(source)!r})"
+                raise ValueError(f"label map: {source!r} is mapped to both {found[earlier]!r} and {target!r}{same}")
+            found.setdefault(earlier, target)
     return found
+
+
+def group_labels(counts: Mapping[str, int]) -> dict[str, int]:
+    """``{label: count}`` with the spellings of one ``canonical_label`` (``Moon``, ``moon``) summed under the first
+    met, most frequent first (ties in the order met): the report's ``unknown_labels``."""
+    grouped: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for label, n in counts.items():
+        shown = first.setdefault(canonical_label(label), label)
+        grouped[shown] = grouped.get(shown, 0) + n
+    return dict(sorted(grouped.items(), key=lambda item: -item[1]))
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -131,71 +181,229 @@ class Tag:
     order: float
 
 
+EVALUATE_REPORT = "the report.json of an evaluate run (beside its predictions.csv or confusions.csv), no sketches"
+"""Why a folder walk leaves out ``report.json`` where ``sketchgraph evaluate --out`` wrote it."""
+LINK_LOOP = "a link to {target}, a folder holding one walked already: not followed (it would loop)"
+"""Why a folder walk does not follow a link to a folder."""
+
+
 def expand(paths: Sequence[str]) -> Iterator[tuple[str, str | None]]:
     """``(file, None)`` for each named file and each sketch file of a named folder (as ``predict``'s
-    ``expand_files``; a prepared dataset or a prepare's work folder inside a folder is not walked), and
-    ``(path, reason)`` for what is skipped: such a folder, or a folder without any sketch file."""
-    from .data.sources import prepared_folder
-    from .formats import sketch_files
+    ``expand_files``, links to folders followed once), each file once whatever its spelling, and ``(path, reason)``
+    for what is left out: a prepared dataset or a prepare's work folder inside a folder (``prepared_folder``), an
+    ``.npz`` met in a walk (read only when named), the ``report.json`` of an evaluate run (``EVALUATE_REPORT``), a
+    link that would loop, ``X.gz`` when ``X`` is read too (``prepare``'s rule: the same drawings), or a folder
+    without any sketch file."""
+    from .data.sources import GZIP_COPY
     from .predict import _no_sketch_files
 
+    found: list[tuple[str, str | None]] = []
+    read: dict[Path, int] = {}  # resolved file -> its place in ``found``
     for path in paths:
-        if not Path(path).expanduser().is_dir():
-            yield path, None
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            entries = [(path, None)]
+        else:
+            files, left_out = _walk(root, [])
+            entries = [(str(p), f"not read: {reason}") for p, reason in left_out]
+            entries += [(str(f), None) for f in files]
+            if not entries:
+                entries = [(path, _no_sketch_files())]
+        for name, reason in entries:
+            resolved = Path(name).expanduser().resolve()
+            if reason is None and resolved in read:
+                continue  # named twice, or named and walked: read once
+            if reason is None:
+                read[resolved] = len(found)
+            found.append((name, reason))
+    for resolved, at in read.items():  # cat.ndjson.gz beside cat.ndjson: read one, not the drawings twice
+        if resolved.suffix.lower() == ".gz" and resolved.with_suffix("") in read:
+            found[at] = (found[at][0], f"not read: {GZIP_COPY.format(name=resolved.with_suffix('').name)}")
+    yield from found
+
+
+def _walk(root: Path, walked: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The sketch files under ``root`` (``sketch_files``, prepared datasets pruned, an evaluate run's ``report.json``
+    left out) and those under its links to folders, each followed once (``walked``: the folders walked so far, a
+    link into one is not followed, a link to a folder above one is listed as a loop); ``(files, left out)``."""
+    from .data.sources import prepared_folder
+    from .formats import sketch_files
+
+    left_out: list[tuple[Path, str]] = []
+    files = []
+    for f in sketch_files(root, gzipped=True, prune=prepared_folder, left_out=left_out):
+        if _evaluate_report(f):
+            left_out.append((f, EVALUATE_REPORT))
+        else:
+            files.append(f)
+    walked.append(root.resolve())
+    for link in _folder_links(root, prepared_folder):
+        target = link.resolve()
+        if any(target == w or w in target.parents for w in walked):
+            continue  # its files are among those of a folder walked
+        if any(target in w.parents for w in walked):
+            left_out.append((link, LINK_LOOP.format(target=target)))
             continue
-        left_out: list[tuple[Path, str]] = []
-        files = sketch_files(Path(path).expanduser(), gzipped=True, prune=prepared_folder, left_out=left_out)
-        yield from ((str(folder), f"not read: {reason}") for folder, reason in left_out if folder.is_dir())
-        yield from ((str(f), None) for f in files)
-        if not files and not any(folder.is_dir() for folder, _ in left_out):
-            yield path, _no_sketch_files()
+        more, also = _walk(link, walked)
+        files += more
+        left_out += also
+    return sorted(files), left_out
 
 
-def _npz_split(path: str, format: str | None, split: str | None) -> str | None:
-    """``split`` when ``path`` is read as an ``.npz`` (whose records come in train/valid/test splits), else
-    ``None``; a format that cannot be told is left to the reader to report."""
+def _folder_links(root: Path, prune: Callable[[Path], str | None]) -> list[Path]:
+    """The links to folders under ``root``, outside hidden folders and those ``prune`` names (``sketch_files``
+    reads neither), sorted; a walk does not go into them."""
+    if prune(root) is not None:
+        return []
+    links = []
+    for folder, names, _ in os.walk(root):
+        keep = []
+        for name in sorted(names):
+            sub = Path(folder) / name
+            if name.startswith("."):
+                continue
+            if sub.is_symlink():
+                links.append(sub)
+            elif prune(sub) is None:
+                keep.append(name)
+        names[:] = keep
+    return links
+
+
+def _evaluate_report(file: Path) -> bool:
+    """Whether ``file`` is the ``report.json`` that ``sketchgraph evaluate --out`` writes (beside its CSVs)."""
+    return file.name == "report.json" and any((file.parent / name).is_file()
+                                              for name in ("predictions.csv", "confusions.csv"))
+
+
+def check_paths(paths: Iterable[str | os.PathLike]) -> None:
+    """``FileNotFoundError`` naming the first of ``paths`` that does not exist (the datasets to evaluate)."""
+    for path in paths:
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"no such file or folder: {os.fspath(path)} (evaluate takes a prepared dataset "
+                                    "folder, or sketch files and folders of them)")
+
+
+def _kind(path: str | os.PathLike, format: str | None) -> str | None:
+    """The format ``path`` is read as (``format``, else detected as ``prepare`` does); ``None`` when it cannot be
+    told (the reader reports it)."""
     from .formats import detect_format
 
+    if format not in (None, "ndjson"):
+        return format
     try:
-        kind = format or detect_format(path)
+        return detect_format(Path(path).expanduser())
     except (SketchError, OSError):
         return None
-    return split if kind == "npz" else None
+
+
+def _drawing_key(key_id: str | None) -> str | None:
+    """``key_id`` (stripped) when it names one drawing wherever it appears (a Quick, Draw! drawing id, as
+    ``prepare`` tells them: ``drawing_ids``), else ``None`` (ids numbered per file are no drawing's)."""
+    import numpy as np
+
+    from .data.reading import drawing_ids
+
+    if key_id is None:
+        return None
+    key = key_id.strip()
+    return key if drawing_ids(np.array([key]))[0] else None
+
+
+def key_id_set(ids: Iterable[Any] | None) -> frozenset[str]:
+    """``exclude_key_ids`` as a set of key id strings: integers (pandas reads 16-digit ids as int64) in decimal, as
+    ``formats.ndjson.key_id_string`` writes a record's, white space stripped.
+
+    Raises:
+        TypeError: ``ids`` is one string or path (give a list of ids; ``read_key_ids`` reads a file), or holds a
+            value that is no key id (a list, a fraction).
+    """
+    from .formats.ndjson import key_id_string
+
+    if ids is None:
+        return frozenset()
+    if isinstance(ids, (str, bytes, os.PathLike)):
+        raise TypeError(f"exclude_key_ids: expected a collection of key ids, got one {type(ids).__name__} "
+                        f"({os.fspath(ids)!r:.60}); read_key_ids(path) reads the key ids of a file")
+    found = set()
+    for value in ids:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = int(value)
+        try:
+            key = key_id_string(value)
+        except SketchError as exc:
+            raise TypeError(f"exclude_key_ids: {exc}") from None
+        if key is None or not key.strip():
+            raise TypeError(f"exclude_key_ids: {value!r} is no key id")
+        found.add(key.strip())
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
 class Selection:
     """Which records of each file are evaluated: the first ``limit`` (``None``: all) of those whose ``key_id`` is
-    not in ``excluded`` (say, the training data's drawings, for a held-out measurement)."""
+    not in ``excluded`` (say, the training data's drawings, for a held-out measurement). ``excluded`` is taken as
+    ``key_id_set`` takes it (integer ids match), and a record's key id is compared stripped."""
 
     limit: int | None = None
     excluded: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "excluded", key_id_set(self.excluded))
+
     def skips(self, key_id: str | None) -> bool:
-        return key_id is not None and key_id in self.excluded
+        return key_id is not None and key_id.strip() in self.excluded
 
 
 @dataclass
 class ReadCounts:
-    """What the selection left out while reading: ``excluded`` records (their key id is excluded) and files
-    ``cut`` by the limit (they held more records)."""
+    """What the reading left out or met: ``excluded`` records (their key id is excluded), files ``cut`` by the
+    limit (they held more records), ``repeated`` records (their key id, a drawing id, repeats an earlier record's:
+    the first is evaluated), ``other_split_files`` (their names carry another split than the one asked,
+    ``choose_files``) and ``npz_files``, the ``.npz`` files read (at the split asked)."""
 
     excluded: int = 0
     cut: int = 0
+    repeated: int = 0
+    other_split_files: int = 0
+    npz_files: int = 0
 
 
 def records(file_no: int, path: str, format: str | None, split: str | None, counts: ReadCounts,
-            select: Selection = Selection()) -> Iterator[tuple[Tag, Sketch | SketchError]]:
+            select: Selection = Selection(), seen: set[str] | None = None
+            ) -> Iterator[tuple[Tag, Sketch | SketchError]]:
     """Every record of one file that ``select`` takes, in the file's order: ``(tag, sketch)`` for a readable one,
-    ``(tag, error)`` for one the reader could not read (the reader's ``FormatError``, naming file and line), and
+    ``(tag, error)`` for one the reader could not read (the reader's ``FormatError``, naming file and line; one
+    without a label, such as an invalid JSON line, gets the class the file's name gives when the file's readable
+    records take it (SPG's ``cat_test.ndjson``, Google's ``.bin``: a record with no ``word``), so it counts as a
+    miss of that class, not as unlabelled), and
     ``(tag, error)`` with ``tag.index`` ``None`` for an error about the file or a part of it (no record). A record
-    whose key id is excluded is counted in ``counts.excluded`` (read or not); past ``select.limit`` records taken
-    (readable or not), the rest of the file is not read and ``counts.cut`` counts the file. A tag's index is the
-    record's place among all of the file's records, as ``sketchgraph predict`` numbers them."""
-    from .formats import read_located
+    whose key id is excluded is counted in ``counts.excluded`` (read or not); a readable one whose drawing id
+    (``_drawing_key``, of a format with its own key ids) is in ``seen`` is counted in ``counts.repeated``, else its
+    id is added to ``seen``; past ``select.limit`` records taken (readable or not), the rest of the file is not read
+    and ``counts.cut`` counts the file. A tag's index is the record's place among all of the file's records, as
+    ``sketchgraph predict`` numbers them."""
+    from .data.reading import KEYED_FORMATS
+    from .formats import label_from_path, read_located
 
+    kind = _kind(path, format)
+    counts.npz_files += kind == "npz"
+    keyed = seen is not None and kind in KEYED_FORMATS
+    seen = set() if seen is None else seen
+    named = label_from_path(path, folder=kind == "svg", spg=kind == "spg")
     position = taken = reported = 0
+    named_records = False  # whether a readable record took its class from the file's name
     pending: list[tuple[Tag, SketchError]] = []  # what the reader reported since the last record it yielded
+
+    def flush() -> list[tuple[Tag, SketchError]]:
+        """``pending``, emptied; the records without a label get the name's class when the file's records take it."""
+        if named_records:
+            for tag, exc in pending:
+                if tag.index is not None and getattr(exc, "label", "") is None:
+                    exc.label = named  # type: ignore[attr-defined]  # a FormatError's: the record's class
+        flushed = pending.copy()
+        pending.clear()
+        return flushed
 
     def full() -> bool:
         return select.limit is not None and taken >= select.limit
@@ -216,23 +424,28 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
         position += 1
 
     try:
-        located = read_located(Path(path).expanduser(), format, split=_npz_split(path, format, split),
+        located = read_located(Path(path).expanduser(), format, split=split if kind == "npz" else None,
                                on_error=unreadable)
         for place, sketch in located:
-            yield from pending
-            pending.clear()
+            named_records = named_records or sketch.label == named
+            yield from flush()
             if full():
                 counts.cut += 1
                 break
+            key = _drawing_key(sketch.key_id) if keyed else None
             if select.skips(sketch.key_id):
                 counts.excluded += 1
+            elif key is not None and key in seen:
+                counts.repeated += 1
             else:
+                if key is not None:
+                    seen.add(key)
                 yield Tag(file_no, path, position, place, position), sketch
                 taken += 1
             position += 1
-        yield from pending
+        yield from flush()
     except (SketchError, OSError) as exc:
-        yield from pending
+        yield from flush()
         message = str(exc) if position == 0 else f"stopped after record {position - 1}: {exc}"
         yield Tag(file_no, path, None, Place(path), position - 0.5), SketchError(message)
         return
@@ -242,51 +455,186 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
 
 def all_records(paths: Sequence[str], format: str | None, split: str | None, counts: ReadCounts,
                 select: Selection = Selection()) -> Iterator[tuple[Tag, Sketch | SketchError]]:
-    """``records`` of every file ``expand`` finds, in order; what ``expand`` skips comes as a file error."""
-    for file_no, (path, skipped) in enumerate(expand(paths)):
+    """``records`` of every file ``choose_files`` takes (``split``: the files of that split when names carry
+    splits, and the split of ``.npz`` files; ``None``: every file, every split), in order, each drawing once
+    (``counts.repeated``); what ``expand`` left out comes as a file error, the files of other splits are counted in
+    ``counts.other_split_files``. ``ValueError`` (at the first record) for a ``split`` no sketch file has."""
+    choice = choose_files(paths, split)
+    counts.other_split_files += len(choice.left_out)
+    seen: set[str] = set()
+    for file_no, (path, skipped) in enumerate(choice.entries):
         if skipped is not None:
             yield Tag(file_no, path, None, Place(path), -0.5), SketchError(skipped)
         else:
-            yield from records(file_no, path, format, split, counts, select)
+            yield from records(file_no, path, format, split, counts, select, seen)
 
 
-def read_key_ids(paths: Sequence[str | os.PathLike]) -> frozenset[str]:
-    """The key ids named by ``paths``: a ``.txt`` file holds one per line (blank lines and ``#`` comments
-    skipped); any other path is sketch files or a folder of them (read as ``predict`` reads them), whose records'
-    ``key_id`` are taken, a record that cannot be read left out. ``FileNotFoundError`` for a path that does not
-    exist; ``ValueError`` when the paths name no key id at all (a list of the wrong files would exclude nothing)."""
+# ---------------------------------------------------------------------------------------------- key ids to exclude
+_MADE_UP = {"npz": "split/index: test/0 in every .npz", "svg": "the file's name: 81.svg is 81 in every class folder"}
+_KEY_ID_FILES = ("a list of key ids is a .txt file (one per line); else give sketch files whose records carry their "
+                 "own key ids (.ndjson, .jsonl, .json, .bin, gzip-compressed or not), a folder of them or a quoted "
+                 "glob pattern ('splits/*_train.ndjson')")
+
+
+def read_key_ids(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> frozenset[str]:
+    """The key ids named by ``paths`` (one path or several), as ``read_key_ids_by_source`` reads them."""
+    return read_key_ids_by_source(paths)[0]
+
+
+def read_key_ids_by_source(paths: str | os.PathLike | Sequence[str | os.PathLike]
+                           ) -> tuple[frozenset[str], dict[str, int]]:
+    """``(key ids, {path as given: how many distinct key ids it gave})`` for ``--exclude-key-ids``. Each path is a
+    ``.txt`` file of one key id per line (blank lines and ``#`` comments skipped, white space stripped), or sketch
+    files with their own key ids (ndjson / JSON / ``.bin``): a file, a folder of them (walked as ``expand`` walks
+    it) or a glob pattern (``splits/*_train.ndjson``, matched here as the shell would), whose records' ``key_id``
+    are taken, a record that cannot be read left out.
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or a pattern that matches nothing.
+        ValueError: a path that names no key id (a list of the wrong files would exclude nothing), an ``.npz`` or
+            ``.svg`` file (their key ids are made up per file, so they name no drawing), or a file that is neither
+            a ``.txt`` list nor sketch files (``ids.csv``); the message names ``--exclude-key-ids``.
+    """
+    given = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: set[str] = set()
+    per_source: dict[str, int] = {}
+    for item in given:
+        ids: set[str] = set()
+        for path in _matches(os.fspath(item)):
+            ids |= _key_ids_in(path)
+        if not ids:
+            raise ValueError(f"--exclude-key-ids {os.fspath(item)}: no key id in it, nothing to exclude ("
+                             f"{_KEY_ID_FILES})")
+        per_source[os.fspath(item)] = len(ids)
+        found |= ids
+    return frozenset(found), per_source
+
+
+def _matches(item: str) -> list[Path]:
+    """The path ``item`` names, or the files its glob pattern matches (sorted)."""
+    path = Path(item).expanduser()
+    if path.exists():
+        return [path]
+    if glob.has_magic(item):
+        matched = sorted(glob.glob(os.path.expanduser(item), recursive=True))
+        if not matched:
+            raise FileNotFoundError(f"--exclude-key-ids {item}: no file matches this pattern (the key ids to "
+                                    "exclude)")
+        return [Path(m) for m in matched]
+    raise FileNotFoundError(f"no such file or folder: {path} (the key ids to exclude, --exclude-key-ids)")
+
+
+def _key_ids_in(path: Path) -> set[str]:
+    """The key ids of one ``.txt`` list, sketch file or folder of them (``read_key_ids_by_source``)."""
+    from .data.reading import KEYED_FORMATS
     from .formats import read_sketches
 
-    found: set[str] = set()
-    for path in map(Path, paths):
-        path = path.expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path} (the key ids to exclude)")
-        if path.suffix.lower() == ".txt":
-            lines = path.read_text(encoding="utf-8").splitlines()
-            found.update(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
-        else:
-            found.update(sk.key_id for sk in read_sketches(path, on_error=lambda exc: None) if sk.key_id is not None)
-    if not found:
-        raise ValueError(f"no key id in {', '.join(map(str, paths))}: nothing to exclude (a .txt file lists one "
-                         "per line; sketch files give their records' key_id)")
-    return frozenset(found)
+    if path.is_dir():
+        return set().union(*(_key_ids_in(Path(f)) for f, skipped in expand([str(path)]) if skipped is None))
+    if path.suffix.lower() == ".txt":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+    kind = _kind(path, None)
+    if kind in _MADE_UP:
+        raise ValueError(f"--exclude-key-ids {path}: the key ids of {kind} records are made up per file "
+                         f"({_MADE_UP[kind]}), so they name no drawing; {_KEY_ID_FILES}")
+    if kind not in KEYED_FORMATS:
+        raise ValueError(f"--exclude-key-ids {path}: not a list of key ids nor a sketch file; {_KEY_ID_FILES}")
+    return {sk.key_id.strip() for sk in read_sketches(path, kind, on_error=lambda exc: None)
+            if sk.key_id is not None and sk.key_id.strip()}
+
+
+def cli_file_options(dataset: Any, format: str | None, split: str, all_splits: bool,
+                     exclude_key_ids: Sequence[str] | None, label_map: Sequence[str] | None,
+                     warn: Callable[[str], object]) -> tuple[str | None, frozenset[str] | None, dict[str, str] | None]:
+    """``sketchgraph evaluate``'s ``(split, exclude_key_ids, label_map)`` from ``--split``, ``--all-splits``,
+    ``--exclude-key-ids`` and ``--label-map``. For sketch files: the split checked (``None`` with ``--all-splits``),
+    the datasets checked to exist before any key ids are read, ``excluding N key ids from PATH`` warned per
+    source. For a prepared dataset the id lists are not read (``evaluate`` refuses them), and ``--all-splits`` is
+    refused here."""
+    files = file_inputs(dataset, format)
+    labels = None if label_map is None else parse_label_map(label_map)
+    if files is None:
+        if all_splits:
+            raise ValueError("--all-splits applies to sketch files; a prepared dataset is evaluated one --split at "
+                             "a time")
+        return split, None if exclude_key_ids is None else frozenset(), labels
+    check_file_split(split)
+    excluded = None
+    if exclude_key_ids is not None:
+        check_paths(files)  # a mistyped dataset is said before a long list of ids is read
+        excluded, per_source = read_key_ids_by_source(exclude_key_ids)
+        for source, n in per_source.items():
+            warn(f"excluding {counted(n, 'key id')} from {source}")
+    return None if all_splits else split, excluded, labels
+
+
+# ---------------------------------------------------------------------------------------------- splits
+def check_file_split(split: str | None) -> None:
+    """``ValueError`` for a ``split`` that sketch files cannot have (their names carry ``train``, ``valid`` or
+    ``test``, as an ``.npz`` holds them); ``None`` (every split) passes."""
+    from .data.splits import SPLIT_ORDER
+
+    if split is not None and split not in SPLIT_ORDER:
+        raise ValueError(f"--split {split!r}: the splits of sketch files are {', '.join(SPLIT_ORDER)} (named "
+                         "cat_test.ndjson, and those of an .npz); --all-splits evaluates every file")
+
+
+@dataclass(frozen=True)
+class FileChoice:
+    """What ``choose_files`` takes: ``entries`` as ``expand`` gives them, less the files of other splits (their
+    paths in ``left_out``); ``splits``, the ``name_splits`` of every file found; ``note``, the line to warn with
+    (``split_note``), or ``None``."""
+
+    entries: list[tuple[str, str | None]]
+    splits: dict[str, int]
+    left_out: list[str]
+    note: str | None
+
+
+def choose_files(paths: Sequence[str], split: str | None) -> FileChoice:
+    """The files of ``paths`` (``expand``) to evaluate at ``split``: when their names carry splits and some carry
+    ``split``, those and the files whose names carry none (``.npz`` files among them, read at ``split``), the others
+    left out; else every file (when the names carry only other splits, the note says the figures are on those).
+    ``split`` ``None``: every file (``--all-splits``). ``ValueError`` for a ``split`` sketch files cannot have."""
+    from .data.splits import order_splits, split_of_name
+
+    check_file_split(split)
+    entries = list(expand(paths))
+    named = {path: split_of_name(path) for path, skipped in entries if skipped is None}
+    found = Counter(name for name in named.values() if name is not None)
+    splits = {name: found[name] for name in order_splits(found)}
+    left_out: list[str] = []
+    if split is not None and split in splits:
+        left_out = [path for path, name in named.items() if name not in (None, split)]
+        dropped = set(left_out)
+        entries = [(path, skipped) for path, skipped in entries if skipped is not None or path not in dropped]
+    return FileChoice(entries, splits, left_out, split_note(splits, split))
 
 
 def name_splits(paths: Sequence[str]) -> dict[str, int]:
     """``{split: number of files}`` of the files whose names carry a split (``cat_test.ndjson``: ``test``)."""
-    from .data.splits import order_splits, split_of_name
-
-    found = Counter(split_of_name(path) for path, skipped in expand(paths) if skipped is None)
-    found.pop(None, None)
-    return {name: found[name] for name in order_splits(found)}
+    return choose_files(paths, None).splits
 
 
-def split_note(splits: dict[str, int]) -> str:
-    """The note for files whose names hold several splits (``cat_train.ndjson``, ``cat_test.ndjson``): all of them
-    are evaluated, so the figures mix the splits."""
-    listed = ", ".join(f"{name} {counted(n, 'file')}" for name, n in splits.items())
-    return (f"note: the files' names hold several splits ({listed}), all of them evaluated: --split selects the "
-            "split of .npz files only; name the files of one split (*_test.ndjson) to evaluate it alone")
+def split_note(splits: dict[str, int], split: str | None = None) -> str | None:
+    """The line saying how the files' name splits (``name_splits``) were evaluated at ``split`` (``choose_files``):
+    several, all evaluated (``split`` ``None``); the others than ``split`` left out; or, when none carries
+    ``split``, the split the figures are on. ``None`` when there is nothing to say."""
+    def listed(names: Iterable[str]) -> str:
+        return ", ".join(f"{name} {counted(splits[name], 'file')}" for name in names)
 
-
+    if split is None:
+        if len(splits) < 2:
+            return None
+        return (f"note: the files' names hold several splits ({listed(splits)}), all of them evaluated "
+                "(--all-splits): the figures mix them")
+    others = [name for name in splits if name != split]
+    if not others:
+        return None
+    if split in splits:
+        n = sum(splits[name] for name in others)
+        return (f"note: evaluating the {split} split (--split {split}): left out {counted(n, 'file')} whose names "
+                f"carry another ({listed(others)}); --all-splits evaluates every file")
+    return (f"warning: no file's name carries the {split} split (--split {split}): the figures are on the files "
+            f"named for {listed(others)}")

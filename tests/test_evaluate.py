@@ -678,9 +678,10 @@ def test_files_give_what_predict_gives_record_by_record(tiny_checkpoint, tmp_pat
     assert report["top1"] == pytest.approx(np.mean(pairs[:, 0] == pairs[:, 1]))
     assert report["per_class_accuracy"] == pytest.approx({c: cm[i, i] / 6 for i, c in enumerate(TINY_CLASSES)})
     assert report["top1_counting_unclassified_as_wrong"] == report["top1"]
-    assert report["source"] == {"files": [str(f) for f in files], "format": None, "npz_split": "test",
-                                "limit_per_file": None, "files_cut_by_limit": 0, "excluded_key_ids": 0,
-                                "excluded_records": 0}
+    assert report["source"] == {"files": [str(f) for f in files], "format": None, "split": "test",
+                                "other_split_files": 0, "npz_split": None, "limit_per_file": None,
+                                "files_cut_by_limit": 0, "excluded_key_ids": 0, "excluded_key_ids_sha256": None,
+                                "excluded_records": 0, "repeated_records": 0}
     assert report["preprocessing"]["inference"] == report["preprocessing"]["checkpoint"] == {
         "simplify": True, "epsilon": 2.0, "max_points": 100, "cap": "truncate"}
 
@@ -821,7 +822,7 @@ def test_excluded_key_ids_are_left_out_and_counted(tiny_checkpoint, tmp_path, ca
     assert report["confusion_matrix"] == evaluate(tiny_checkpoint, [rest], progress=False)["confusion_matrix"]
     capsys.readouterr()
     for where in (["--exclude-key-ids", str(listed), "--exclude-key-ids", str(train)],
-                  ["--exclude-key-ids", str(listed), str(train)]):  # repeated, or several paths after it
+                  ["--exclude-key-ids", str(listed), "--exclude-key-ids", str(tmp_path / "tra*.ndjson")]):  # a glob
         assert main(["evaluate", str(tiny_checkpoint), str(path), *where, "--no-progress"]) == 0
         out, err = capsys.readouterr()
         assert "left out 5 records of the 5 excluded key ids (--exclude-key-ids)" in out and "skipped" not in err
@@ -987,11 +988,16 @@ def test_cli_on_files_writes_predictions_and_prints_the_counts(tiny_checkpoint, 
     assert main(["evaluate", str(tiny_checkpoint), str(path), str(empty), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert lines[:6] == [
+    assert lines[:10] == [
         "files: 4 sketches of the model's classes, top-1 75.00% (top-5, top-10 left out: k >= the model's 5 classes, "
         "100% by definition)",
         "top-1 50.00% counting the 2 sketches of the model's classes that could not be classified as wrong (3 of 6)",
-        "4 sketches could not be read or classified (each named on stderr; the first in the report's 'unclassified')",
+        "4 sketches could not be read or classified (up to 10 of each reason named on stderr; each reason counted in "
+        "the report's 'unclassified'):",
+        "  empty drawing (no points): 2",
+        "  invalid JSON (Expecting value, column #): 1",
+        "  drawing too long to simplify: # px of strokes in the # frame (limit #): 1",
+        "the files hold 2 of the model's 5 classes; none of: dog, house, sun",
         "3 sketches of classes the model does not know, not counted: moon (3)",
         "1 sketch without a label, not counted",
         "1 file or part of a file could not be read (named on stderr): the sketches in it are not counted",
@@ -1024,18 +1030,18 @@ def test_cli_on_files_writes_predictions_and_prints_the_counts(tiny_checkpoint, 
 
 
 def test_files_of_several_splits_are_all_evaluated_and_said_so(tiny_checkpoint, tmp_path, capsys):
-    """A folder of ``<class>_{train,test}.ndjson`` files (SPG's ``splits/``): every file given is evaluated (the
-    ``_test`` suffix is no part of the label), and a note on stderr, before the run, and in the summary says the
-    figures mix the splits."""
+    """A folder of ``<class>_{train,test}.ndjson`` files (SPG's ``splits/``): with ``--all-splits`` every file given
+    is evaluated (the ``_test`` suffix is no part of the label), and a note on stderr, before the run, and in the
+    summary says the figures mix the splits."""
     from sketchgraph.cli import main
 
     records = shape_records(2)
     for split, part in (("train", records[::2]), ("test", records[1::2])):
         write_lines(tmp_path / f"cat_{split}.ndjson", [{"drawing": r["drawing"]} for r in part])
-    assert main(["evaluate", str(tiny_checkpoint), str(tmp_path), "--split", "test"]) == 0
+    assert main(["evaluate", str(tiny_checkpoint), str(tmp_path), "--all-splits"]) == 0
     captured = capsys.readouterr()
-    note = ("note: the files' names hold several splits (train 1 file, test 1 file), all of them evaluated: --split "
-            "selects the split of .npz files only; name the files of one split (*_test.ndjson) to evaluate it alone")
+    note = ("note: the files' names hold several splits (train 1 file, test 1 file), all of them evaluated "
+            "(--all-splits): the figures mix them")
     assert captured.err == f"sketchgraph evaluate: {note}\n"
     assert captured.out.startswith("files: 10 sketches of the model's classes, top-1 ")
     assert f"\n{note}\n" in captured.out
