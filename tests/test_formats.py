@@ -1237,3 +1237,20 @@ def test_a_stream_loses_nothing_to_the_gzip_check(compressed):
         assert [s.key_id for s in read_sketches(f"/dev/fd/{read_end}", "simplified")] == ["0", "1", "2"]
     finally:
         os.close(read_end)
+
+
+def test_a_json_object_without_a_drawing_is_not_a_sketch_file(tmp_path):
+    """A ``.json`` file whose document is an object without ``drawing`` (a metadata file, an evaluate report) is an
+    error about the whole file, not a failed record: a walk reports it as a file it could not read, and counts no
+    record of its name's class as failed."""
+    from sketchgraph.formats import read_sketches
+
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps({"classes": ["cat"], "version": 1}))
+    errors: list[FormatError] = []
+    assert list(read_sketches(path, on_error=errors.append)) == []
+    (error,) = errors
+    assert error.whole_file and str(error) == (f"{path}: a JSON object without a 'drawing' field (fields: "
+                                               "['classes', 'version']): not a sketch file; nothing in it was read")
+    path.write_text(json.dumps({"word": "cat", "drawing": [[[0, 10], [0, 10]]]}))  # one record: still read
+    assert [sk.label for sk in read_sketches(path)] == ["cat"]

@@ -562,7 +562,8 @@ def _json_document(path: Path) -> list[Any] | None:
     """For a ``.json`` (or ``.json.gz``) file holding one JSON document: its records (a list of records or
     drawings, one record, or one drawing); none for a file of white space only, as an empty ndjson file holds
     none. ``None`` for other suffixes and for ndjson content (which then goes line by line, so a malformed line is
-    reported with its number)."""
+    reported with its number). A document that is an object without a ``drawing`` (metadata such as a
+    ``meta.json``) is a ``FormatError`` about the whole file: it holds no record to count as failed."""
     if Path(plain_name(path)).suffix.lower() != ".json":
         return None
     try:
@@ -585,6 +586,9 @@ def _json_document(path: Path) -> list[Any] | None:
                           source=str(path), line=line, whole_file=True) from None
     if isinstance(doc, list) and _depth(doc) != 3:  # a list of records; depth 3 is one drawing
         return doc
+    if isinstance(doc, dict) and "drawing" not in doc:  # metadata (a meta.json, a report.json), not a record
+        raise FormatError(f"a JSON object without a 'drawing' field (fields: {sorted(doc)[:8]}): not a sketch "
+                          "file; nothing in it was read", source=str(path), whole_file=True)
     return [doc]
 
 
