@@ -526,6 +526,8 @@ def evaluate(
     limit_per_file: int | None = None,
     exclude_key_ids: Iterable[str] | None = None,
     label_map: dict[str, str] | None = None,
+    sample_per_file: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on one split of a prepared dataset, or on labelled sketch files.
 
@@ -555,6 +557,8 @@ def evaluate(
             model's number of classes is kept, and is 1.0 by definition (every class is among the top k).
         format: for sketch files only: read every file as this format (default: each file's own).
         limit_per_file: for sketch files only: evaluate the first ``limit_per_file`` records of each file.
+        sample_per_file: for sketch files only: evaluate a random sample of this many records of each file
+            (``seed`` fixes it).
         exclude_key_ids: for sketch files only: leave out the records of these key ids (the training data's).
         label_map: for sketch files only: ``{label: model class}`` for data whose words differ from the model's.
 
@@ -580,10 +584,12 @@ def evaluate(
     if files is not None:
         return evaluate_files(checkpoint, files, split=split, format=format, batch_size=batch_size, backend=backend,
                               device=device, out=out, progress=progress, top_k=top_k,
-                              limit_per_file=limit_per_file, exclude_key_ids=exclude_key_ids, label_map=label_map)
-    if limit_per_file is not None or exclude_key_ids is not None or label_map:
-        raise ValueError("limit_per_file, exclude_key_ids and label_map (--limit-per-file, --exclude-key-ids, "
-                         "--label-map) apply to sketch files; a prepared dataset is evaluated whole (its --split)")
+                              limit_per_file=limit_per_file, exclude_key_ids=exclude_key_ids, label_map=label_map,
+                              sample_per_file=sample_per_file, seed=seed)
+    if limit_per_file is not None or sample_per_file is not None or exclude_key_ids is not None or label_map:
+        raise ValueError("limit_per_file, sample_per_file, exclude_key_ids and label_map (--limit-per-file, "
+                         "--sample-per-file, --exclude-key-ids, --label-map) apply to sketch files; a prepared "
+                         "dataset is evaluated whole (its --split)")
     if isinstance(dataset, (list, tuple)):  # [prepared]: one prepared dataset, as the command line gives it
         (dataset,) = dataset
     ks = _top_ks(top_k)
@@ -757,6 +763,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-per-file", type=int_option(1), default=None, metavar="N",
                    help="sketch files only: evaluate the first N records of each file, say to sample Google's "
                         "per-class files of 100,000+ drawings (default: all)")
+    p.add_argument("--sample-per-file", type=int_option(1), default=None, metavar="N",
+                   help="sketch files only: evaluate a uniform random sample of N records of each file instead of "
+                        "the first N (every record is read; --seed fixes the sample) (default: all)")
+    p.add_argument("--seed", type=int_option(0), default=0,
+                   help="the seed of --sample-per-file (default: %(default)s)")
     p.add_argument("--exclude-key-ids", action="append", default=None, metavar="PATH",
                    help="sketch files only: leave out the drawings whose key_id is in PATH, say the training data's, "
                         "to measure on held-out drawings: a .txt file (one key id per line), or sketch files with "
@@ -828,6 +839,7 @@ def run_cli(args: argparse.Namespace) -> int:
         device=args.device, out=args.out, num_workers=args.num_workers, progress=not (args.json or args.no_progress),
         allow_preprocessing_mismatch=args.allow_preprocessing_mismatch, top_k=args.top_k, format=args.format,
         limit_per_file=args.limit_per_file, exclude_key_ids=exclude_key_ids, label_map=label_map,
+        sample_per_file=args.sample_per_file, seed=args.seed,
     )
     if report.get("preprocessing_mismatch"):
         print("sketchgraph evaluate: warning: the dataset was prepared differently from the checkpoint's training "

@@ -267,6 +267,8 @@ def evaluate_files(
     limit_per_file: int | None = None,
     exclude_key_ids: Iterable[str] | None = None,
     label_map: dict[str, str] | None = None,
+    sample_per_file: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on labelled sketch files (or folders of them), as ``sketchgraph predict`` reads them.
 
@@ -296,6 +298,9 @@ def evaluate_files(
             count towards ``limit_per_file``.
         label_map: ``{label: model class}``: records labelled ``label`` (compared as ``canonical_label``) count as
             that class, for data whose words differ from the model's (``parse_label_map`` reads ``--label-map``).
+        sample_per_file: evaluate a uniform random sample of this many records of each file (every record is
+            read; the excluded and repeated ones are not in the draw), instead of the first ``limit_per_file``;
+            ``seed`` fixes it (the same sample of a file for the same seed and file name).
 
     Returns:
         the report: the keys of ``classification_metrics`` over the classified records of the model's classes
@@ -327,13 +332,16 @@ def evaluate_files(
     _check_positive("batch_size", batch_size)
     if limit_per_file is not None:
         _check_positive("limit_per_file", limit_per_file)
+    if sample_per_file is not None:
+        _check_positive("sample_per_file", sample_per_file)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
     out = Path(out) if out is not None else None
     _check_inputs(given, out)
     warn = warn or stderr_report("sketchgraph evaluate")
-    select = Selection(limit_per_file, exclude_key_ids or frozenset())  # key_id_set: a bare str/path is refused
+    select = Selection(limit_per_file, exclude_key_ids or frozenset(),  # key_id_set: a bare str/path is refused
+                       sample_per_file, seed)
     splits = choose_files(given, split)
     if splits.note:
         warn(splits.note)
@@ -351,6 +359,8 @@ def evaluate_files(
             "source": {"files": given, "format": format, "split": split,
                        "other_split_files": counts.other_split_files,
                        "npz_split": split if counts.npz_files else None, "limit_per_file": limit_per_file,
+                       "sample_per_file": sample_per_file, "seed": seed if sample_per_file else None,
+                       "files_sampled": counts.sampled,
                        "files_cut_by_limit": counts.cut, "excluded_key_ids": len(select.excluded),
                        "excluded_key_ids_sha256": _ids_digest(select.excluded),
                        "excluded_records": counts.excluded, "repeated_records": counts.repeated},
@@ -574,6 +584,10 @@ def summary_head(report: dict[str, Any], topk_text: str) -> list[str]:
     if cut:
         lines.append(f"read the first {limit:,} records of each file: {counted(cut, 'file')} held more "
                      "(--limit-per-file)")
+    if report["source"].get("files_sampled"):
+        lines.append(f"a random sample of {report['source']['sample_per_file']:,} records of each file (seed "
+                     f"{report['source']['seed']}): {counted(report['source']['files_sampled'], 'file')} held more "
+                     "(--sample-per-file)")
     if report.get("label_map"):
         shown = ", ".join(f"{a} -> {b}" for a, b in list(report["label_map"].items())[:10])
         lines.append(f"labels renamed (--label-map): {shown}{', ...' if len(report['label_map']) > 10 else ''}")

@@ -14,6 +14,7 @@ import glob
 import json
 import numbers
 import os
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from .wording import counted
 
 __all__ = [
     "file_inputs", "mixed_message", "check_paths", "ClassIndex", "parse_label_map", "group_labels", "Tag", "expand",
-    "EVALUATE_REPORT", "Selection", "key_id_set", "ReadCounts", "records", "all_records", "read_key_ids",
+    "EVALUATE_REPORT", "Selection", "key_id_set", "ReadCounts", "records", "all_records", "sampled", "read_key_ids",
     "read_key_ids_by_source", "cli_file_options", "check_file_split", "FileChoice", "choose_files", "name_splits",
     "split_note",
 ]
@@ -341,15 +342,26 @@ def key_id_set(ids: Iterable[Any] | None) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which records of each file are evaluated: the first ``limit`` (``None``: all) of those whose ``key_id`` is
-    not in ``excluded`` (say, the training data's drawings, for a held-out measurement). ``excluded`` is taken as
-    ``key_id_set`` takes it (integer ids match), and a record's key id is compared stripped."""
+    """Which records of each file are evaluated: of those whose ``key_id`` is not in ``excluded`` (say, the
+    training data's drawings, for a held-out measurement), the first ``limit`` (``None``: all), or a uniform random
+    ``sample`` of that many (the same for the same ``seed`` and file name, whatever else is evaluated with it).
+    ``excluded`` is taken as ``key_id_set`` takes it (integer ids match), and a record's key id is compared
+    stripped.
+
+    Raises:
+        ValueError: both ``limit`` and ``sample``.
+    """
 
     limit: int | None = None
     excluded: frozenset[str] = frozenset()
+    sample: int | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "excluded", key_id_set(self.excluded))
+        if self.limit is not None and self.sample is not None:
+            raise ValueError("limit_per_file and sample_per_file (--limit-per-file, --sample-per-file) take the "
+                             "records of a file in two ways: give one of them")
 
     def skips(self, key_id: str | None) -> bool:
         return key_id is not None and key_id.strip() in self.excluded
@@ -367,6 +379,7 @@ class ReadCounts:
     repeated: int = 0
     other_split_files: int = 0
     npz_files: int = 0
+    sampled: int = 0  # files with more records than ``Selection.sample``, of which a sample was evaluated
 
 
 def records(file_no: int, path: str, format: str | None, split: str | None, counts: ReadCounts,
@@ -465,8 +478,32 @@ def all_records(paths: Sequence[str], format: str | None, split: str | None, cou
     for file_no, (path, skipped) in enumerate(choice.entries):
         if skipped is not None:
             yield Tag(file_no, path, None, Place(path), -0.5), SketchError(skipped)
-        else:
+        elif select.sample is None:
             yield from records(file_no, path, format, split, counts, select, seen)
+        else:
+            yield from sampled(records(file_no, path, format, split, counts, select, seen), select.sample,
+                               random.Random(f"{select.seed}:{Path(path).name}"), counts)
+
+
+def sampled(items: Iterable[tuple[Tag, Sketch | SketchError]], n: int, rng: random.Random, counts: ReadCounts
+            ) -> list[tuple[Tag, Sketch | SketchError]]:
+    """A uniform random sample of ``n`` of the records of one file's ``items`` (reservoir sampling: ``n`` kept in
+    memory, every record read), with every error about the file, back in the file's order; ``counts.sampled``
+    counts the file when it held more than ``n`` records."""
+    kept: list[tuple[Tag, Sketch | SketchError]] = []
+    about_file: list[tuple[Tag, Sketch | SketchError]] = []
+    seen = 0
+    for item in items:
+        if item[0].index is None:
+            about_file.append(item)
+            continue
+        seen += 1
+        if len(kept) < n:
+            kept.append(item)
+        elif (j := rng.randrange(seen)) < n:
+            kept[j] = item
+    counts.sampled += seen > n
+    return sorted(kept + about_file, key=lambda item: item[0].order)
 
 
 # ---------------------------------------------------------------------------------------------- key ids to exclude

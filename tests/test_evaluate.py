@@ -680,6 +680,7 @@ def test_files_give_what_predict_gives_record_by_record(tiny_checkpoint, tmp_pat
     assert report["top1_counting_unclassified_as_wrong"] == report["top1"]
     assert report["source"] == {"files": [str(f) for f in files], "format": None, "split": "test",
                                 "other_split_files": 0, "npz_split": None, "limit_per_file": None,
+                                "sample_per_file": None, "seed": None, "files_sampled": 0,
                                 "files_cut_by_limit": 0, "excluded_key_ids": 0, "excluded_key_ids_sha256": None,
                                 "excluded_records": 0, "repeated_records": 0}
     assert report["preprocessing"]["inference"] == report["preprocessing"]["checkpoint"] == {
@@ -866,13 +867,13 @@ def test_the_google_raw_recipe_downloads_then_evaluates_held_out_drawings(tiny_c
         httpd.server_close()
     capsys.readouterr()
     out = tmp_path / "eval"
-    assert main(["evaluate", str(tiny_checkpoint), str(tmp_path / "raw"), "--limit-per-file", "4",
+    assert main(["evaluate", str(tiny_checkpoint), str(tmp_path / "raw"), "--sample-per-file", "4", "--seed", "0",
                  "--exclude-key-ids", str(train), "--out", str(out), "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     left_out = sum(1 for r in records[:5] if r["word"] in TINY_CLASSES)
     assert report["source"]["excluded_records"] == left_out == 5
     kept = {w: min(4, sum(r["word"] == w for r in records[5:])) for w in TINY_CLASSES}  # 4 of each, after
-    assert report["num_samples"] == sum(kept.values()) and report["source"]["files_cut_by_limit"] == sum(
+    assert report["num_samples"] == sum(kept.values()) and report["source"]["files_sampled"] == sum(
         sum(r["word"] == w for r in records[5:]) > 4 for w in TINY_CLASSES)
     assert report["per_class_accuracy"].keys() == {w for w, n in kept.items() if n}
     rows = (out / "predictions.csv").read_text().splitlines()

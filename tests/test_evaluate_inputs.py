@@ -385,3 +385,48 @@ def test_what_the_reading_left_out_is_in_the_report_and_the_summary(tiny_checkpo
     assert "left out" in summary and "train 1 file" in summary
     with pytest.raises(TypeError):
         evaluate(tiny_checkpoint, data, progress=False, exclude_key_ids=ids[0])  # one id, not a list
+
+
+def test_sample_per_file_draws_a_seeded_uniform_sample_in_file_order(tiny_checkpoint, tmp_path, capsys):
+    """``--sample-per-file N`` evaluates N records of each file drawn uniformly (reservoir sampling, after the
+    excluded and repeated ones are left out), in the file's order; the same seed and file name give the same
+    sample, another seed another; it excludes --limit-per-file. Over many seeds every record is drawn about
+    equally often."""
+    import random
+    from collections import Counter
+
+    from sketchgraph.cli import main
+    from sketchgraph.evaluate import evaluate
+    from sketchgraph.evaluate_inputs import ReadCounts, Selection, Tag, sampled
+    from sketchgraph.formats.base import Place
+
+    items = [(Tag(0, "f", i, Place("f"), i), f"record {i}") for i in range(20)]
+    items.insert(3, (Tag(0, "f", None, Place("f"), 2.5), "about the file"))
+    counts = ReadCounts()
+    draws = Counter()
+    for seed in range(4000):
+        got = sampled(iter(items), 5, random.Random(seed), counts)
+        assert [t.order for t, _ in got] == sorted(t.order for t, _ in got) and (2.5, "about the file") in [
+            (t.order, x) for t, x in got]
+        draws.update(x for t, x in got if t.index is not None)
+    assert counts.sampled == 4000 and len(draws) == 20
+    assert all(abs(n / 4000 - 5 / 20) < 0.035 for n in draws.values())  # each record in about 1/4 of the draws
+    assert sampled(iter(items[:4]), 5, random.Random(0), ReadCounts()) == items[:4]  # fewer than N: all, in order
+
+    records = shape_records(6, seed=8)  # 30 records
+    path = write_lines(tmp_path / "all.ndjson", records)
+    one = evaluate(tiny_checkpoint, [path], progress=False, sample_per_file=7, seed=1, out=tmp_path / "a")
+    again = evaluate(tiny_checkpoint, [path], progress=False, sample_per_file=7, seed=1, out=tmp_path / "b")
+    other = evaluate(tiny_checkpoint, [path], progress=False, sample_per_file=7, seed=2, out=tmp_path / "c")
+    rows = {k: (tmp_path / k / "predictions.csv").read_text() for k in "abc"}
+    assert one["num_samples"] == 7 and one["source"]["files_sampled"] == 1 and rows["a"] == rows["b"] != rows["c"]
+    indexes = [int(line.split(",")[1]) for line in rows["a"].splitlines()[1:]]
+    assert indexes == sorted(indexes) and len(set(indexes)) == 7
+    assert one["confusion_matrix"] == again["confusion_matrix"] and other["num_samples"] == 7
+    capsys.readouterr()
+    assert main(["evaluate", str(tiny_checkpoint), str(path), "--sample-per-file", "7", "--seed", "1",
+                 "--no-progress"]) == 0
+    assert "a random sample of 7 records of each file (seed 1): 1 file held more (--sample-per-file)" in (
+        capsys.readouterr().out)
+    with pytest.raises(ValueError, match="give one of them"):
+        Selection(limit=5, sample=5)
