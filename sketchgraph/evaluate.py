@@ -716,6 +716,8 @@ def _summary(report: dict[str, Any]) -> str:
     lines = [*head, *_per_class_lines(report), "hardest confusions (true -> predicted):"]
     for c in report["hardest_confusions"]:
         lines.append(f"  {c['true']} -> {c['predicted']}: {c['count']} ({c['rate']:.1%})")
+    if not report["hardest_confusions"]:
+        lines.append("  none: every sketch counted was classified right")
     if report.get("classes_without_samples") and "source" not in report:  # files: summary_head names them
         lines.append(f"no samples of {', '.join(report['classes_without_samples'])} in this split: left out of the "
                      "per-class figures and averages")

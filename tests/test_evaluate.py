@@ -1102,3 +1102,19 @@ def test_google_drawings_of_nearby_words_through_a_label_map(shared_data_path):
     clf = SketchClassifier.from_pretrained("spg20")
     hits = [clf.predict(sk, top_k=1)[0].label == PAIRS[sk.label] for f in files for sk in read_sketches(f)]
     assert report["num_samples"] == len(hits) == 100 and report["top1"] == pytest.approx(sum(hits) / 100)
+
+
+def test_the_summary_says_when_there_is_no_confusion(tmp_path, capsys):
+    """The project's own example drawings, evaluated as files with the shipped checkpoint: all right, so the
+    confusions line says so instead of standing empty; --out writes the four files."""
+    from sketchgraph.cli import main
+    from sketchgraph.examples import example_paths
+
+    folder = example_paths()[0].parent
+    assert main(["evaluate", "spg20", str(folder), "--out", str(tmp_path / "eval"), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "files: 7 sketches of the model's classes, top-1 100.00%, top-5 100.00%, top-10 100.00%"
+    at = out.index("hardest confusions (true -> predicted):")
+    assert out[at + 1] == "  none: every sketch counted was classified right"
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
+        "confusion.png", "confusions.csv", "predictions.csv", "report.json"]
