@@ -56,6 +56,7 @@ from .evaluate_inputs import (
     Selection,
     Tag,
     all_records,
+    check_paths,
     choose_files,
     file_inputs,
     group_labels,
@@ -213,22 +214,14 @@ def _classifier(checkpoint: str | os.PathLike | tuple[nn.Module, dict], *, devic
     ``from_pretrained`` builds it (the checkpoint's ``preprocessing`` updated by its ``inference_preprocessing``),
     also for an in-memory ``(model, config)``."""
     from .checkpoint import load_config, weights_digest
-    from .graph import GraphSpec
-    from .model import set_backend
     from .predict import SketchClassifier
-    from .preprocess import Preprocessing
 
     if not isinstance(checkpoint, tuple):
         path = _checkpoint_dir(checkpoint)
         clf = SketchClassifier.from_pretrained(path, device=device, backend=backend, batch_size=batch_size)
         return clf, load_config(path), str(path), weights_digest(path)
     model, config = checkpoint
-    set_backend(model, backend)
-    preprocessing = Preprocessing.from_dict({**(config.get("preprocessing") or {}),
-                                             **(config.get("inference_preprocessing") or {})})
-    spec = GraphSpec.from_dict(config["graph_spec"]) if "graph_spec" in config else GraphSpec()
-    clf = SketchClassifier(model, config["classes"], preprocessing=preprocessing, graph_spec=spec, device=device,
-                           batch_size=batch_size, name=IN_MEMORY)
+    clf = SketchClassifier.from_model(model, config, device, backend, batch_size=batch_size, name=IN_MEMORY)
     return clf, config, IN_MEMORY, None
 
 
@@ -243,10 +236,7 @@ def _check_inputs(paths: Sequence[str], out: Path | None) -> None:
                                     "be written there; name another --out folder")
     if not paths:
         raise ValueError("no sketch files or folders to evaluate")
-    for path in paths:
-        if not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"no such file or folder: {path} (evaluate takes a prepared dataset folder, or "
-                                    "sketch files and folders of them)")
+    check_paths(paths)
     require_paths([Path(p).expanduser() for p in paths])
 
 
@@ -350,7 +340,7 @@ def evaluate_files(
     counts = ReadCounts()
     with _predictions_file(out) as rows:
         tally.rows = rows
-        _classify(clf, all_records(given, format, split, counts, select), tally, progress)
+        _classify(clf, all_records(given, format, split, counts, select, splits), tally, progress)
         if (unused := tally.index.unused_note()) is not None:
             warn(unused)
         report = {

@@ -467,12 +467,13 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
 
 
 def all_records(paths: Sequence[str], format: str | None, split: str | None, counts: ReadCounts,
-                select: Selection = Selection()) -> Iterator[tuple[Tag, Sketch | SketchError]]:
+                select: Selection = Selection(), choice: FileChoice | None = None
+                ) -> Iterator[tuple[Tag, Sketch | SketchError]]:
     """``records`` of every file ``choose_files`` takes (``split``: the files of that split when names carry
     splits, and the split of ``.npz`` files; ``None``: every file, every split), in order, each drawing once
     (``counts.repeated``); what ``expand`` left out comes as a file error, the files of other splits are counted in
     ``counts.other_split_files``. ``ValueError`` (at the first record) for a ``split`` no sketch file has."""
-    choice = choose_files(paths, split)
+    choice = choice if choice is not None else choose_files(paths, split)  # the caller's walk, not a second
     counts.other_split_files += len(choice.left_out)
     seen: set[str] = set()
     for file_no, (path, skipped) in enumerate(choice.entries):

@@ -264,29 +264,28 @@ def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = No
 
 
 def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError], None]
-                      ) -> Iterator[tuple[Place | None, Sketch | None]]:
-    """Every record of a file (or folder), in order, as ``(place, sketch)``, and ``(None, None)`` for a record the
-    reader could not read (sent to ``on_error``, which may raise to stop). An error about a whole file or the rest
-    of it (``whole_file``) goes to ``on_error`` and yields nothing: it is not a record. ``FileNotFoundError``
-    (on first use) when the path does not exist; ``SketchError`` when it is a stream."""
+                      ) -> Iterator[tuple[Place | None, Sketch | SketchError]]:
+    """Every record of a file (or folder), in order, as ``(place, sketch)``, and ``(None, error)`` for a record the
+    reader could not read (its error also sent to ``on_error`` as read, which may raise to stop). An error about a
+    whole file or the rest of it (``whole_file``) goes to ``on_error`` and yields nothing: it is not a record.
+    ``FileNotFoundError`` (on first use) when the path does not exist; ``SketchError`` when it is a stream."""
     from .formats import read_located
 
-    unread = 0
+    pending: list[SketchError] = []  # the records the reader reported since the last one it yielded
 
     def unreadable(exc: SketchError) -> None:
-        nonlocal unread
         on_error(exc)
         if not getattr(exc, "whole_file", False):
-            unread += 1
+            pending.append(exc)
 
     refuse_streams(path)
     for place, sketch in read_located(_expanded(path), on_error=unreadable):
-        while unread:  # the records the reader reported since the last one it yielded: they came before it
-            unread -= 1
-            yield None, None
+        for exc in pending:  # they came before it
+            yield None, exc
+        pending.clear()
         yield place, sketch
-    for _ in range(unread):
-        yield None, None
+    for exc in pending:
+        yield None, exc
 
 
 def _read_first(path: str | os.PathLike) -> Sketch:
@@ -443,19 +442,30 @@ class SketchClassifier:
 
         path = resolve_checkpoint(name_or_path)
         model, config = load_checkpoint(path, device=usable_device(device))
+        return cls.from_model(model, config, device, backend, cap=cap, where=str(path / "config.json"),
+                              name=path.name, **kwargs)
+
+    @classmethod
+    def from_model(
+        cls, model: torch.nn.Module, config: dict[str, Any], device: str = "cpu", backend: str = "dense", *,
+        cap: str | None = None, where: str = "the checkpoint's config", **kwargs: Any,
+    ) -> SketchClassifier:
+        """A classifier of a loaded ``(model, config)`` (``load_checkpoint``'s pair) as ``from_pretrained`` builds
+        it: the config's ``preprocessing`` updated by its ``inference_preprocessing``, then by ``cap``; its
+        ``graph_spec``. ``CheckpointError`` naming ``where`` when the config does not fit the model."""
         set_backend(model, backend)
         try:
             preprocessing = Preprocessing.from_dict({
-                **config.get("preprocessing", {}), **config.get("inference_preprocessing", {}),
+                **(config.get("preprocessing") or {}), **(config.get("inference_preprocessing") or {}),
             })
             graph_spec = GraphSpec.from_dict(config["graph_spec"]) if "graph_spec" in config else GraphSpec()
             _check_fits(model, config["classes"], preprocessing, graph_spec)
         except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{path / 'config.json'} does not fit its model: {exc}") from None
+            raise CheckpointError(f"{where} does not fit its model: {exc}") from None
         if cap is not None:
             preprocessing = replace(preprocessing, cap=cap)
         return cls(model, config["classes"], preprocessing=preprocessing, graph_spec=graph_spec, device=device,
-                   name=path.name, **kwargs)
+                   **kwargs)
 
     def __repr__(self) -> str:
         return (
@@ -650,22 +660,15 @@ class SketchClassifier:
     def _predict_file_each(self, path: str | os.PathLike, top_k: int,
                            on_error: Callable[[SketchError], None]) -> list[list[Prediction]]:
         """``predict_batch(path, on_error=...)``: one result per record of the file, ``[]`` for a record that
-        could not be read (``_records_in_place``) or classified, each error sent to ``on_error`` once."""
-        results: dict[int, list[Prediction]] = {}
-        count = 0
-
-        def readable() -> Iterator[tuple[tuple[int, Place], Sketch]]:
-            nonlocal count
-            for n, (place, sketch) in enumerate(_records_in_place(path, on_error)):
-                count = n + 1
-                if place is not None and sketch is not None:
-                    yield (n, place), sketch
-
-        for (n, place), _, preds, error in self.classify_each(readable(), top_k):
-            if error is not None:
+        could not be read (``_records_in_place``, passed through ``classify_each`` in its place) or classified,
+        each error sent to ``on_error`` once."""
+        tagged = (((n, place), x) for n, (place, x) in enumerate(_records_in_place(path, on_error)))
+        out: list[list[Prediction]] = []
+        for (n, place), _, preds, error in self.classify_each(tagged, top_k):
+            if error is not None and place is not None:  # a refusal; a read error went to on_error as read
                 on_error(SketchError(f"item {n}: {place.locate(FormatError(error))}"))
-            results[n] = preds or []
-        return [results.get(n, []) for n in range(count)]
+            out.append(preds or [])
+        return out
 
     def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5, *,
                       on_error: Callable[[SketchError], None] | None = None) -> list[list[Prediction]]:
