@@ -767,7 +767,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "per-class files of 100,000+ drawings (default: all)")
     p.add_argument("--sample-per-file", type=int_option(1), default=None, metavar="N",
                    help="sketch files only: evaluate a uniform random sample of N records of each file instead of "
-                        "the first N (every record is read; --seed fixes the sample) (default: all)")
+                        "the first N (only the sampled lines of an ndjson file are parsed; --seed fixes the sample) "
+                        "(default: all)")
     p.add_argument("--seed", type=int_option(0), default=0,
                    help="the seed of --sample-per-file (default: %(default)s)")
     p.add_argument("--exclude-key-ids", action="append", default=None, metavar="PATH",

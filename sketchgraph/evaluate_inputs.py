@@ -19,12 +19,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import SketchError
-from .formats.base import Place, canonical_label
+from .formats.base import Place, canonical_label, plain_name
 from .sketch import Sketch
 from .wording import counted
+
+T = TypeVar("T")
 
 __all__ = [
     "file_inputs", "mixed_message", "check_paths", "ClassIndex", "parse_label_map", "group_labels", "Tag", "expand",
@@ -300,15 +302,14 @@ def _kind(path: str | os.PathLike, format: str | None) -> str | None:
 
 def _drawing_key(key_id: str | None) -> str | None:
     """``key_id`` (stripped) when it names one drawing wherever it appears (a Quick, Draw! drawing id, as
-    ``prepare`` tells them: ``drawing_ids``), else ``None`` (ids numbered per file are no drawing's)."""
-    import numpy as np
-
-    from .data.reading import drawing_ids
+    ``prepare`` tells them: ``drawing_ids``, one id at a time), else ``None`` (ids numbered per file are no
+    drawing's)."""
+    from .data.reading import MIN_ID_DIGITS
 
     if key_id is None:
         return None
     key = key_id.strip()
-    return key if drawing_ids(np.array([key]))[0] else None
+    return key if key.isdigit() and len(key) >= MIN_ID_DIGITS else None
 
 
 def key_id_set(ids: Iterable[Any] | None) -> frozenset[str]:
@@ -383,7 +384,7 @@ class ReadCounts:
 
 
 def records(file_no: int, path: str, format: str | None, split: str | None, counts: ReadCounts,
-            select: Selection = Selection(), seen: set[str] | None = None
+            select: Selection = Selection(), seen: set[str] | None = None, sample: random.Random | None = None
             ) -> Iterator[tuple[Tag, Sketch | SketchError]]:
     """Every record of one file that ``select`` takes, in the file's order: ``(tag, sketch)`` for a readable one,
     ``(tag, error)`` for one the reader could not read (the reader's ``FormatError``, naming file and line; one
@@ -391,18 +392,53 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
     records take it (SPG's ``cat_test.ndjson``, Google's ``.bin``: a record with no ``word``), so it counts as a
     miss of that class, not as unlabelled), and
     ``(tag, error)`` with ``tag.index`` ``None`` for an error about the file or a part of it (no record). A record
-    whose key id is excluded is counted in ``counts.excluded`` (read or not); a readable one whose drawing id
-    (``_drawing_key``, of a format with its own key ids) is in ``seen`` is counted in ``counts.repeated``, else its
-    id is added to ``seen``; past ``select.limit`` records taken (readable or not), the rest of the file is not read
-    and ``counts.cut`` counts the file. A tag's index is the record's place among all of the file's records, as
-    ``sketchgraph predict`` numbers them."""
+    whose key id is excluded is counted in ``counts.excluded`` (read or not); one whose drawing id (``_drawing_key``,
+    of a format with its own key ids) is in ``seen`` is counted in ``counts.repeated`` (readable or not: a drawing
+    counts once), else its id is added to ``seen``; past ``select.limit`` records taken (readable or not), the rest
+    of the file is not read and ``counts.cut`` counts the file. A tag's index is the record's place among all of
+    the file's records, as ``sketchgraph predict`` numbers them.
+
+    ``sample`` (a file of ndjson lines only: ``by_line``): the records are ``select.sample`` of those that are
+    neither excluded nor repeated, drawn uniformly with this generator as ``sampled`` draws them, and only those
+    lines are parsed: each line's key id is read as ``line_key_id`` reads it, which is the key id the parsed
+    record (or its error) has, so the records taken and counted are those of reading every record."""
     from .data.reading import KEYED_FORMATS
     from .formats import label_from_path, read_located
+    from .formats.ndjson import iter_ndjson, line_key_id
 
     kind = _kind(path, format)
     counts.npz_files += kind == "npz"
     keyed = seen is not None and kind in KEYED_FORMATS
     seen = set() if seen is None else seen
+    index_of: dict[int, int] = {}  # line number -> record index, of the lines a sample took
+
+    def repeated(key_id: str | None) -> bool:
+        """Whether the record of ``key_id`` is a drawing met before (else it is met now)."""
+        key = _drawing_key(key_id) if keyed else None
+        if key is not None:
+            if key in seen:
+                return True
+            seen.add(key)
+        return False
+
+    def choose(lines: Iterator[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """A sample of the lines of the records that are neither excluded nor repeated (``sampled``'s draw)."""
+        assert sample is not None and select.sample is not None
+        taken = sampled(((index, lineno, line) for index, (lineno, line) in enumerate(lines)
+                         if not skipped(line_key_id(line))), select.sample, sample, counts, order=lambda t: t[0],
+                        about_file=lambda t: False)
+        index_of.update((lineno, index) for index, lineno, _ in taken)
+        return [(lineno, line) for _, lineno, line in taken]
+
+    def skipped(key_id: str | None) -> bool:
+        """Whether a record is left out (counted): its key id is excluded, or its drawing was met before."""
+        if select.skips(key_id):
+            counts.excluded += 1
+        elif repeated(key_id):
+            counts.repeated += 1
+        else:
+            return False
+        return True
     named = label_from_path(path, folder=kind == "svg", spg=kind == "spg")
     position = taken = reported = 0
     named_records = False  # whether a readable record took its class from the file's name
@@ -429,30 +465,29 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
         if getattr(exc, "whole_file", False):
             pending.append((Tag(file_no, path, None, Place(path), position - 0.5), exc))
             return
-        if select.skips(getattr(exc, "key_id", None)):
-            counts.excluded += 1
-        else:
+        if sample is not None:
+            position = index_of[exc.line]  # type: ignore[attr-defined]  # a located FormatError's
+        if sample is not None or not skipped(getattr(exc, "key_id", None)):
             pending.append((Tag(file_no, path, position, Place(path), position), exc))
             taken += 1
         position += 1
 
     try:
-        located = read_located(Path(path).expanduser(), format, split=split if kind == "npz" else None,
-                               on_error=unreadable)
+        if sample is not None:
+            located = iter_ndjson(Path(path).expanduser(), None if kind == "ndjson" else kind, on_error=unreadable,
+                                  choose=choose)
+        else:
+            located = read_located(Path(path).expanduser(), format, split=split if kind == "npz" else None,
+                                   on_error=unreadable)
         for place, sketch in located:
             named_records = named_records or sketch.label == named
             yield from flush()
             if full():
                 counts.cut += 1
                 break
-            key = _drawing_key(sketch.key_id) if keyed else None
-            if select.skips(sketch.key_id):
-                counts.excluded += 1
-            elif key is not None and key in seen:
-                counts.repeated += 1
-            else:
-                if key is not None:
-                    seen.add(key)
+            if sample is not None:
+                position = index_of[place.line]  # type: ignore[index]  # a line's
+            if sample is not None or not skipped(sketch.key_id):
                 yield Tag(file_no, path, position, place, position), sketch
                 taken += 1
             position += 1
@@ -482,21 +517,42 @@ def all_records(paths: Sequence[str], format: str | None, split: str | None, cou
         elif select.sample is None:
             yield from records(file_no, path, format, split, counts, select, seen)
         else:
-            yield from sampled(records(file_no, path, format, split, counts, select, seen), select.sample,
-                               random.Random(f"{select.seed}:{Path(path).name}"), counts)
+            rng = random.Random(f"{select.seed}:{Path(path).name}")
+            if by_line(path, format):  # only the sample's lines are parsed
+                yield from records(file_no, path, format, split, counts, select, seen, sample=rng)
+            else:
+                yield from sampled(records(file_no, path, format, split, counts, select, seen), select.sample, rng,
+                                   counts)
 
 
-def sampled(items: Iterable[tuple[Tag, Sketch | SketchError]], n: int, rng: random.Random, counts: ReadCounts
-            ) -> list[tuple[Tag, Sketch | SketchError]]:
+def by_line(path: str, format: str | None) -> bool:
+    """Whether ``path`` is read line by line as ndjson (not a ``.json`` document, a ``.bin``, ``.npz`` or ``.svg``),
+    so a sample of its records can be taken before they are parsed."""
+    from .formats.ndjson import STYLES
+
+    return _kind(path, format) in (*STYLES, "ndjson") and Path(plain_name(Path(path))).suffix.lower() != ".json"
+
+
+def _tag_order(item: Any) -> float:
+    return item[0].order
+
+
+def _about_file(item: Any) -> bool:
+    return item[0].index is None
+
+
+def sampled(items: Iterable[T], n: int, rng: random.Random, counts: ReadCounts, *,
+            order: Callable[[T], Any] = _tag_order, about_file: Callable[[T], bool] = _about_file) -> list[T]:
     """A uniform random sample of ``n`` of the records of one file's ``items`` (reservoir sampling: ``n`` kept in
-    memory, every record read), with every error about the file, back in the file's order; ``counts.sampled``
-    counts the file when it held more than ``n`` records."""
-    kept: list[tuple[Tag, Sketch | SketchError]] = []
-    about_file: list[tuple[Tag, Sketch | SketchError]] = []
+    memory, every item seen), with every item ``about_file`` (an error about the file, not a record), sorted back
+    by ``order`` (the file's order); ``counts.sampled`` counts the file when it held more than ``n`` records.
+    The defaults take ``(Tag, sketch or error)`` items, as ``records`` yields them."""
+    kept: list[T] = []
+    about: list[T] = []
     seen = 0
     for item in items:
-        if item[0].index is None:
-            about_file.append(item)
+        if about_file(item):
+            about.append(item)
             continue
         seen += 1
         if len(kept) < n:
@@ -504,7 +560,7 @@ def sampled(items: Iterable[tuple[Tag, Sketch | SketchError]], n: int, rng: rand
         elif (j := rng.randrange(seen)) < n:
             kept[j] = item
     counts.sampled += seen > n
-    return sorted(kept + about_file, key=lambda item: item[0].order)
+    return sorted(kept + about, key=order)
 
 
 # ---------------------------------------------------------------------------------------------- key ids to exclude

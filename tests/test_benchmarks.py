@@ -234,3 +234,11 @@ def test_bench_serve_runs_with_a_heavy_client(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "24 requests, 4 concurrent clients" in out.stdout and "errors: 0" in out.stdout
     assert re.search(r"meanwhile [1-9]\d* heavy drawings from 1 client", out.stdout)
+
+
+def test_bench_evaluate_sample_takes_the_same_records_both_ways(capsys):
+    """The sampled-lines reading and the reservoir over every parsed record take the same records (the script
+    stops otherwise), on a file of Google's RAW layout."""
+    result = load_script("bench_evaluate_sample").main(["--records", "600", "--sample", "50", "--seed", "3"])
+    assert result["same_sample"] and result["records"] == 600 and result["sample"] == 50
+    assert "a sample of 50, the same records both ways" in capsys.readouterr().out

@@ -430,3 +430,117 @@ def test_sample_per_file_draws_a_seeded_uniform_sample_in_file_order(tiny_checkp
         capsys.readouterr().out)
     with pytest.raises(ValueError, match="give one of them"):
         Selection(limit=5, sample=5)
+
+
+# -------------------------------------------------------------------------------------- a sample parses its lines
+def hostile_lines():
+    """An ndjson file's lines covering every way a line's key id can be written or hidden: 16-digit string and
+    integer ids, an integral float, ids to exclude (string and integer), repeats (readable and not), invalid JSON with
+    and without an id, a nested id, an escaped key, an id after a brace in a string, empty drawings, blank lines."""
+    rows = [{**r, "key_id": f"90210000000{i:05d}"} for i, r in enumerate(shape_records(4, seed=3))]  # 20 records
+    rows[1]["key_id"] = 9021000000000001  # an integer id
+    rows[2]["key_id"] = 9021000000000002.0  # an integral float: the integer's id
+    rows[3]["key_id"] = "9021000000000000"  # repeats row 0's (readable)
+    rows[5]["drawing"] = []  # unreadable (empty), with an id
+    rows[6]["key_id"] = rows[5]["key_id"]  # repeats an unreadable record's id
+    rows[7] = {k: v for k, v in rows[7].items() if k != "key_id"}  # no id
+    rows[8]["meta"] = {"key_id": "1"}  # a nested object: the record's own id is the top-level one
+    rows[9]["word"] = 'apple {"key_id": "2"}'  # braces and an id inside a string
+    lines = [json.dumps(r) for r in rows]
+    lines[10] = lines[10].replace('"key_id"', '"key\\u005fid"')  # the same key, escaped
+    lines[11] = lines[11][:60]  # cut short: invalid JSON that still names its drawing
+    lines[12] = '{"word": "cat", "drawing": [[[1, 2'  # invalid JSON without an id
+    lines.insert(13, "")
+    lines.insert(14, "   ")
+    return "\ufeff" + "\n".join(lines) + "\n", rows
+
+
+def test_line_key_id_is_the_key_id_of_the_parsed_record_or_its_error():
+    """``line_key_id`` (a regular expression where the line makes it plain) gives each line's key id exactly as
+    ``parse_line`` gives it, readable or not."""
+    from sketchgraph.errors import FormatError
+    from sketchgraph.formats.ndjson import line_key_id, parse_line
+
+    text, _ = hostile_lines()
+    extra = ['{"key_id": -0, "drawing": [[[1, 2], [3, 4]]]}', '{"key_id": 12e3, "drawing": []}',
+             '{"key_id": "1", "key_id": "2", "drawing": [[[1], [2]]]}', '{"key_id": null, "drawing": [[[1], [2]]]}',
+             '{"key_id": [1], "drawing": [[[1], [2]]]}', '[[[1, 2], [3, 4]]]', '{"key_id": "a\\"b", "drawing": []}',
+             '{"key_id":"77" , "drawing": 5}', '{"drawing": [[[1], [2]]], "key_id": 5}']
+    lines = [line for line in text.removeprefix("\ufeff").splitlines() if line.strip()] + extra
+    seen = []
+    for line in lines:
+        try:
+            expected = parse_line(line, style="raw").key_id
+        except FormatError as exc:
+            expected = exc.key_id
+        assert line_key_id(line.encode()) == line_key_id(line) == expected, line
+        seen.append(expected)
+    assert seen[11] == "9021000000000011" and seen[12] is None  # the cut line keeps its id; the other has none
+    assert seen[2] == "9021000000000002" and seen[8] == "9021000000000008" and seen[10] == "9021000000000010"
+    assert seen[-9:] == ["0", "12000", "2", None, None, None, 'a"b', "77", "5"]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_sample_parses_only_its_lines_and_takes_what_reading_every_record_takes(tmp_path, monkeypatch, gz):
+    """``--sample-per-file`` on a file of lines parses only the sampled lines (on Google's RAW files the reading of
+    every drawing was 90% of the time), yet takes and counts what reading every record takes: with N at least the
+    file's records, the records, errors and counts of no sample; with a smaller N, for every seed, the very sample
+    the reservoir over every parsed record draws."""
+    import random
+
+    import sketchgraph.formats.ndjson as ndjson
+    from sketchgraph.evaluate_inputs import ReadCounts, Selection, records, sampled
+
+    text, rows = hostile_lines()
+    path = tmp_path / ("cat_raw.ndjson.gz" if gz else "cat_raw.ndjson")
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    excluded = [rows[4]["key_id"], 9021000000000015]  # a string and an integer id
+    select = Selection(None, excluded)
+
+    def shown(items):
+        return [(t.index, t.order, str(t.place.line), str(x.key_id), str(x)) for t, x in items]
+
+    def every(seed, n):
+        counts = ReadCounts()
+        items = list(records(0, str(path), None, None, counts, select, set()))
+        if seed is not None:
+            items = sampled(items, n, random.Random(seed), counts)
+        return shown(items), counts
+
+    parsed = []
+    parse_line = ndjson.parse_line
+    monkeypatch.setattr(ndjson, "parse_line", lambda line, **kw: parsed.append(line) or parse_line(line, **kw))
+
+    def chosen(seed, n):
+        counts = ReadCounts()
+        del parsed[:]
+        items = list(records(0, str(path), None, None, counts, Selection(None, excluded, n, seed), set(),
+                             sample=random.Random(seed)))
+        return shown(items), counts, len(parsed)
+
+    whole, counts = every(None, None)
+    assert counts.excluded == 2 and counts.repeated == 2  # a readable and an unreadable record repeated
+    errors = [(index, key_id) for index, _, _, key_id, shown_item in whole if not shown_item.startswith("Sketch(")]
+    assert len(whole) == 16 and errors == [(5, "9021000000000005"), (11, "9021000000000011"), (12, "None")]
+    for n in (16, 50):
+        assert chosen(0, n)[:2] == (whole, counts)  # every record: what no sample takes
+    for seed in range(12):
+        items, sample_counts, parsed_lines = chosen(seed, 5)
+        assert (items, sample_counts) == every(seed, 5) and parsed_lines == 5 and sample_counts.sampled == 1
+    if gz:  # compressed data that breaks off: the sample is of the lines before the break, then the break's error
+        path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+        whole, counts = every(None, None)
+        assert chosen(0, 50)[:2] == (whole, counts) and "breaks off after line" in whole[-1][4]
+        assert whole[-1][0] is None and 3 < len(whole) < 16
+
+
+@pytest.mark.parametrize("key_id", ["5629189624315904", " 5629189624315904\t", "0", "17", "12345678901", "123456789012",
+                                    "\u0661" * 12, "\u00b2" * 12, "56291896243159a4", "", " ", "-562918962431590"])
+def test_drawing_key_tells_drawing_ids_as_prepare_does(key_id):
+    """``_drawing_key`` (one id at a time, as a sample reads a line) agrees with ``prepare``'s ``drawing_ids``."""
+    from sketchgraph.data.reading import drawing_ids
+    from sketchgraph.evaluate_inputs import _drawing_key
+
+    expected = bool(drawing_ids(np.array([key_id.strip()]))[0])
+    assert (_drawing_key(key_id) is not None) == expected
+    assert _drawing_key(key_id) in (None, key_id.strip())
