@@ -69,7 +69,8 @@ def assert_same(got: list[dict], want: list[dict]) -> None:
 # ------------------------------------------------------------------------------------------ endpoints
 def test_healthz_and_classes(client, clf):
     assert client.get("/healthz").json() == {"status": "ok", "model": clf.name, "classes": 5, "max_points": 500,
-                                             "max_strokes": STROKES, "max_ink": 2_000_000, "max_coordinate": 1e9}
+                                             "max_strokes": STROKES, "max_ink": 2_000_000, "max_coordinate": 1e9,
+                                             "max_time": 1e15, "max_body_bytes": LIMIT}
     assert client.get("/classes").json() == {"classes": clf.classes}
 
 
@@ -94,6 +95,15 @@ def test_the_limits_healthz_gives_are_the_ones_enforced(client):
     n = limits["max_points"]
     assert post([[list(range(n)), list(range(n))]]).status_code == 200
     assert "at most 500" in post([[list(range(n + 1)), list(range(n + 1))]]).json()["detail"]
+    ts = limits["max_time"]
+    assert post([[[1, 2], [3, 4], [0, ts]]]).status_code == 200
+    r = post([[[1, 2], [3, 4], [0, ts * 10]]])
+    assert r.status_code == 422 and "1e+15" in r.text
+    body = json.dumps({"drawing": HOUSE, "top_k": 1}).encode()
+    padded = body[:-1] + b" " * (limits["max_body_bytes"] - len(body)) + b"}"
+    for extra, status in ((0, 200), (1, 413)):
+        r = client.post("/predict", content=padded + b" " * extra, headers={"content-type": "application/json"})
+        assert r.status_code == status, r.text
 
 
 def test_unsimplifiable_drawing_is_422(clf):
@@ -259,6 +269,44 @@ def test_serve_options_state_their_defaults():
     helps = {a.option_strings[0]: a.help for a in parser._actions if a.option_strings and a.dest != "help"}
     assert "default 1,048,576, 1 MiB" in helps["--max-body-bytes"]
     assert all("default" in text for text in helps.values()), helps
+
+
+@pytest.mark.parametrize("many, loc", [
+    ('{"drawing": [[[' + ",".join(['"a"'] * 50_000) + "], [1]]]}", [0, 0, 0]),  # a wrong value 50,000 times
+    ('{"drawing": [[[1], [2]], ' + ",".join(['[["a"], [1]]'] * STROKES) + "]}", [1, 0, 0]),  # in every stroke
+    ('{"drawing": [[[1], [2]]], ' + ",".join(f'"k{i}": 0' for i in range(30_000)) + "}", None),  # unknown fields
+])
+def test_a_body_of_many_wrong_values_gets_a_short_answer(clf, many, loc):
+    """Each wrong value was an issue of its own: a 680 KB body of 170,000 strings took 5-7 s of the server (the
+    event loop's too) and gave a 16 MB answer. A drawing's values stop at the first wrong one; other issues are
+    listed up to ``MAX_ISSUES``, then one says how many more there are."""
+    with TestClient(create_app(clf, max_strokes=STROKES + 1)) as c:
+        start = time.perf_counter()
+        r = c.post("/predict", content=many, headers={"content-type": "application/json"})
+        took = time.perf_counter() - start
+    assert r.status_code == 422 and len(r.content) < 8_000, r.text[:300]
+    issues = Unprocessable.model_validate(r.json()).detail
+    if loc is None:
+        assert len(issues) == parsing.MAX_ISSUES + 1 and issues[0].loc == ["body", "k0"]
+        assert issues[-1].msg == f"and {30_000 - parsing.MAX_ISSUES:,} more issues (the first 20 are listed)"
+    else:
+        assert len(issues) == 1 and issues[0].msg == "Input should be a valid number"
+        assert issues[0].loc == ["body", "drawing", *loc]
+    assert took < 5, took  # a generous bound for a shared 2-core machine: the cost was seconds per request
+
+
+@pytest.mark.parametrize("where, limit", [(0, "coordinates of magnitude <= 1e+09"), (2, "times (ts) of magnitude "
+                                                                                         "<= 1e+15")])
+def test_an_integer_beyond_float_range_is_said_to_be_too_large(client, where, limit):
+    """An integer of 400 digits is a valid JSON number, too large for a float: it was "Input should be a valid
+    number", while 1e308 in its place was said to be too large."""
+    stroke = [[1, 2], [3, 4], [5, 6]]
+    stroke[where][1] = "9" * 400
+    raw = json.dumps({"drawing": [stroke]}).replace('"' + "9" * 400 + '"', "9" * 400)
+    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json() == {"detail": [{
+        "loc": ["body", "drawing", 0, where, 1], "type": "float_type",
+        "msg": f"Input should be a valid number: this integer of 400 digits is too large; a drawing has {limit}"}]}
 
 
 @pytest.mark.parametrize("value", ["10", "1e3", True, False, None, [1]])
@@ -494,6 +542,8 @@ def test_page_and_static_files(client):
     assert page.status_code == 200 and "<canvas" in page.text
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
+    for copy in ("/static/index.html", "/static/INDEX.HTML", "/static/./index.html"):  # its relative URLs: broken there
+        assert client.get(copy).status_code == 404, copy
 
 
 @pytest.mark.parametrize("name", ["index.html", "app.js", "style.css"])

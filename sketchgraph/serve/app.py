@@ -12,10 +12,11 @@ callable at ``/docs``: Swagger UI, its script served by this app, never by a CDN
   fields are refused (``422`` naming the field, and the field meant when the name is a near miss: ``topk`` ->
   ``top_k``).
 - ``GET /healthz`` -> ``{"status": "ok", "model": name, "classes": count, "max_points": ..., "max_strokes": ...,
-  "max_ink": ..., "max_coordinate": ...}``: the drawing limits below.
+  "max_ink": ..., "max_coordinate": ..., "max_time": ..., "max_body_bytes": ...}``: the drawing limits below, and
+  the body limit.
 - ``GET /classes`` -> ``{"classes": [...]}``.
 - ``GET /stats`` -> ``{"requests": n, "model_calls": m, "mean_batch": n / m}`` (request batching at work).
-- ``GET /`` -> the drawing page (``static/index.html``; self-contained, no CDN).
+- ``GET /`` -> the drawing page (``static/index.html``, served here only; self-contained, no CDN).
 
 Every ``GET`` endpoint (the static files and ``/docs`` too) also answers ``HEAD``: the same status and headers,
 no body (RFC 9110 requires ``HEAD`` wherever ``GET`` works); a ``405`` there says ``Allow: GET, HEAD``.
@@ -43,7 +44,8 @@ its headers cannot hold a connection open by sending its body slowly or not at a
 completes its header block is the HTTP server's business, before this app sees a request: uvicorn has no timeout
 for it. Put a reverse proxy in front of a server open to the internet.) ``detail`` is a list of ``{loc, msg,
 type}`` for a body that is not valid JSON or breaks the schema (``loc`` names where, e.g.
-``["body", "drawing", 0, 1, 2]``), and a sentence for everything else.
+``["body", "drawing", 0, 1, 2]``; a drawing's first wrong value only, and at most ``parsing.MAX_ISSUES`` issues
+then one saying how many more), and a sentence for everything else.
 
 Shutdown: the CLI's server gives requests in flight at most ``--shutdown-timeout`` (``SHUTDOWN_TIMEOUT_S`` = 5 s)
 to finish after SIGTERM / Ctrl-C, then cancels them; each then gets ``503`` ``{"detail": "server shutting down;
@@ -151,6 +153,16 @@ def drawing_rules(limits: DrawingLimits) -> str:
 def _json_media(media: str) -> bool:
     """Whether a ``Content-Type``'s media type (lower case, no parameters) is JSON, as FastAPI reads it."""
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class PageAssets(StaticFiles):
+    """The drawing page's scripts and styles (``/static/...``). The page itself is served at ``/`` only: its URLs
+    are relative to it, so a copy at ``/static/index.html`` would load nothing (404, as for any other path)."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if Path(path).name.lower() == "index.html":
+            return "", None
+        return super().lookup_path(path)
 
 
 def docs_assets() -> Path:
@@ -308,7 +320,8 @@ def create_app(
     def healthz() -> Health:
         """Liveness: the model is loaded; also the limits a drawing must keep to."""
         return Health(status="ok", model=clf.name, classes=clf.num_classes, max_points=limits.max_points,
-                      max_strokes=limits.max_strokes, max_ink=MAX_INK, max_coordinate=MAX_COORDINATE)
+                      max_strokes=limits.max_strokes, max_ink=MAX_INK, max_coordinate=MAX_COORDINATE,
+                      max_time=MAX_TIME, max_body_bytes=max_body_bytes)
 
     @app.get("/stats", response_model=Stats)
     def stats() -> Stats:
@@ -335,7 +348,7 @@ def create_app(
             oauth2_redirect_url=None)
 
     app.mount(f"/{DOCS_STATIC}", StaticFiles(directory=docs_assets()), name="docs-static")
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", PageAssets(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
     app.add_middleware(ShutdownReply)  # outside BodyLimit: a request cancelled while its body arrives too
     app.add_middleware(HeadAsGet)

@@ -26,12 +26,16 @@ from pydantic import ValidationError
 
 from ..errors import FormatError, SketchError
 from ..formats.ndjson import parse_drawing
-from ..sketch import Sketch
+from ..sketch import MAX_COORDINATE, MAX_TIME, Sketch
 from .schemas import RECORD_FIELDS, PredictRequest
 
-__all__ = ["DrawingLimits", "UnreadableBody", "check_drawing", "read_drawing", "SPARE_CONTAINERS"]
+__all__ = ["DrawingLimits", "UnreadableBody", "check_drawing", "read_drawing", "SPARE_CONTAINERS", "MAX_ISSUES"]
 
 SPARE_CONTAINERS = 64  # JSON arrays and objects a body may hold besides its drawing's (extra fields, refused by name)
+MAX_ISSUES = 20
+"""The most issues a 422 lists, then one saying how many more there are: a body of 96,000 unknown fields gave as
+many issues (a 13 MB answer, seconds of work). The drawing's own values stop at the first wrong one
+(``schemas.Drawing``)."""
 
 
 class UnreadableBody(ValueError):
@@ -111,7 +115,13 @@ def parse_json(body: bytes, limits: DrawingLimits) -> Any:
 def _message(error: dict[str, Any]) -> str:
     """pydantic's message for one validation error; for an unknown field (``extra_forbidden``), also the fields
     there are, and the nearest one when the name looks like a misspelling of it (``topk``: ``top_k``). The Quick,
-    Draw! record's keys that are accepted and ignored (``RECORD_FIELDS``) are not offered."""
+    Draw! record's keys that are accepted and ignored (``RECORD_FIELDS``) are not offered. An integer beyond a
+    float's range (over 308 digits) is said to be too large, as a float of that size is (``check_drawing``)."""
+    value = error.get("input")
+    if error["type"] == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+        what = f"times (ts) of magnitude <= {MAX_TIME:.0e}" if error["loc"][-2:-1] == (2,) else (
+            f"coordinates of magnitude <= {MAX_COORDINATE:.0e}")
+        return f"{error['msg']}: this integer of {len(str(abs(value))):,} digits is too large; a drawing has {what}"
     if error["type"] != "extra_forbidden" or len(error["loc"]) != 1:
         return error["msg"]
     fields = [name for name in PredictRequest.model_fields if name not in RECORD_FIELDS]
@@ -125,10 +135,25 @@ def read_drawing(body: bytes, limits: DrawingLimits) -> tuple[Sketch, int]:
     """The checked sketch and ``top_k`` of a ``POST /predict`` body; the errors as in the module docstring (an
     unknown field is a schema error too, naming the fields there are)."""
     value = parse_json(body, limits)
+    if isinstance(value, dict):  # many unknown fields: refused before pydantic makes an error of each
+        unknown = [name for name in value if name not in PredictRequest.model_fields]
+        if len(unknown) > MAX_ISSUES:
+            raise RequestValidationError(_listed([
+                {"loc": (name,), "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+                for name in unknown[:MAX_ISSUES + 1]], len(unknown)))
     try:
         # from_attributes: the messages FastAPI's own body validation gives ("... or object to extract fields from")
         request = PredictRequest.model_validate(value, from_attributes=True)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{"loc": ("body", *e["loc"]), "msg": _message(e), "type": e["type"]} for e in exc.errors()]) from None
+        raise RequestValidationError(_listed(exc.errors(), exc.error_count())) from None
     return check_drawing(request.drawing, limits), request.top_k
+
+
+def _listed(errors: list[Any], count: int) -> list[dict[str, Any]]:
+    """The issues of a 422 (under ``body``): the first ``MAX_ISSUES`` of ``count``, then one saying how many more
+    there are when there are more."""
+    shown = [{"loc": ("body", *e["loc"]), "msg": _message(e), "type": e["type"]} for e in errors[:MAX_ISSUES]]
+    if count > MAX_ISSUES:
+        shown.append({"loc": ("body",), "msg": f"and {count - MAX_ISSUES:,} more issues (the first {MAX_ISSUES} "
+                                               f"are listed)", "type": "too_many_issues"})
+    return shown
