@@ -195,8 +195,8 @@ def expand(paths: Sequence[str]) -> Iterator[tuple[str, str | None]]:
     ``expand_files``, links to folders followed once), each file once whatever its spelling, and ``(path, reason)``
     for what is left out: a prepared dataset or a prepare's work folder inside a folder (``prepared_folder``), an
     ``.npz`` met in a walk (read only when named), the ``report.json`` of an evaluate run (``EVALUATE_REPORT``), a
-    link that would loop, ``X.gz`` when ``X`` is read too (``prepare``'s rule: the same drawings), or a folder
-    without any sketch file."""
+    link that would loop, a link with a sketch file's name that leads to no file, ``X.gz`` when ``X`` is read too
+    (``prepare``'s rule: the same drawings), or a folder without any sketch file."""
     from .data.sources import GZIP_COPY
     from .predict import _no_sketch_files
 
@@ -213,10 +213,10 @@ def expand(paths: Sequence[str]) -> Iterator[tuple[str, str | None]]:
             if not entries:
                 entries = [(path, _no_sketch_files())]
         for name, reason in entries:
-            resolved = Path(name).expanduser().resolve()
-            if reason is None and resolved in read:
-                continue  # named twice, or named and walked: read once
             if reason is None:
+                resolved = Path(name).expanduser().resolve()
+                if resolved in read:
+                    continue  # named twice, or named and walked: read once
                 read[resolved] = len(found)
             found.append((name, reason))
     for resolved, at in read.items():  # cat.ndjson.gz beside cat.ndjson: read one, not the drawings twice
@@ -228,14 +228,18 @@ def expand(paths: Sequence[str]) -> Iterator[tuple[str, str | None]]:
 def _walk(root: Path, walked: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The sketch files under ``root`` (``sketch_files``, prepared datasets pruned, an evaluate run's ``report.json``
     left out) and those under its links to folders, each followed once (``walked``: the folders walked so far, a
-    link into one is not followed, a link to a folder above one is listed as a loop); ``(files, left out)``."""
+    link into one is not followed, a link to a folder above one is listed as a loop, a link with a sketch file's
+    name that leads to no file is left out saying so, as ``predict`` says it); ``(files, left out)``."""
     from .data.sources import prepared_folder
     from .formats import sketch_files
+    from .predict import _broken_link
 
     left_out: list[tuple[Path, str]] = []
     files = []
-    for f in sketch_files(root, gzipped=True, prune=prepared_folder, left_out=left_out):
-        if _evaluate_report(f):
+    for f in sketch_files(root, gzipped=True, prune=prepared_folder, left_out=left_out, broken_links=True):
+        if (broken := _broken_link(f)) is not None:
+            left_out.append((f, broken))
+        elif _evaluate_report(f):
             left_out.append((f, EVALUATE_REPORT))
         else:
             files.append(f)

@@ -818,12 +818,25 @@ def require_paths(paths: Iterable[str | os.PathLike]) -> None:
 
 def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
     """Each named file, and each sketch file of a named folder (``sketch_files``), so a record's ``file`` and
-    ``index`` are its own file's. A folder without any sketch file is yielded itself: ``FileRun`` reports it."""
+    ``index`` are its own file's. A folder without any sketch file is yielded itself, and a link in a folder that
+    has a sketch file's name but leads to no file (``broken_links``) in its place: ``FileRun`` reports both."""
     from .formats import sketch_files
 
     for path in paths:
-        files = sketch_files(path, gzipped=True) if Path(path).is_dir() else []
+        files = sketch_files(path, gzipped=True, broken_links=True) if Path(path).is_dir() else []
         yield from (str(f) for f in files) if files else [str(path)]
+
+
+def _broken_link(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is a link that leads to no file (``a broken link to /gone/cat.ndjson: No such file or
+    directory``), or ``None`` when it is no link or leads somewhere."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return f"a broken link to {os.readlink(path)}: {exc.strerror or exc}"
+    return None
 
 
 def stderr_report(prog: str) -> Callable[[str], None]:
@@ -888,12 +901,16 @@ class FileRun:
 
     def located_records(self) -> Iterator[tuple[tuple[int, Place], Sketch]]:
         """``((index, place), sketch)`` of every readable record, ``place`` where the reader found it (``refused``
-        names it). A file that cannot be read at all (unknown format, unreadable) or holds no sketch, or a folder
-        without sketch files, is skipped, not fatal."""
+        names it). A file that cannot be read at all (unknown format, unreadable, a broken link) or holds no
+        sketch, or a folder without sketch files, is skipped, not fatal."""
         from .formats import read_located
 
         if Path(self.path).is_dir():  # expand_files yields a folder only when it holds no sketch file
             self.skipped(_no_sketch_files(), None)
+            return
+        broken = _broken_link(self.path)  # met in a folder (a named one stops the run: require_paths)
+        if broken is not None:
+            self.skipped(broken, None)
             return
         try:
             for place, sketch in read_located(self.path, self.format, on_error=self.unreadable):

@@ -202,6 +202,26 @@ def test_an_evaluate_report_in_a_walked_folder_is_left_out(tmp_path):
     assert list(expand([str(tmp_path / "d")])) == [(str(report), f"not read: {EVALUATE_REPORT}"), (str(a), None)]
 
 
+def test_a_broken_link_in_a_walked_folder_is_an_unread_file(tmp_path):
+    """A link with a sketch file's name that leads to no file was skipped silently (exit 0, nothing said); it is
+    an unread file, said as ``predict`` says it. Links that the walk would not read anyway stay unsaid."""
+    from sketchgraph.evaluate_inputs import expand
+
+    a = write_lines(tmp_path / "d" / "a.ndjson", shape_records(1))
+    (tmp_path / "d" / "gone.ndjson").symlink_to(tmp_path / "nowhere.ndjson")
+    (tmp_path / "d" / "notes.txt").symlink_to(tmp_path / "nowhere.txt")
+    (tmp_path / "d" / "loop.ndjson").symlink_to(tmp_path / "d" / "loop.ndjson")
+    found = list(expand([str(tmp_path / "d")]))
+    assert found[:2] == [
+        (str(tmp_path / "d" / "gone.ndjson"), f"not read: a broken link to {tmp_path / 'nowhere.ndjson'}: No such "
+                                              "file or directory"),
+        (str(tmp_path / "d" / "loop.ndjson"), f"not read: a broken link to {tmp_path / 'd' / 'loop.ndjson'}: Too "
+                                              "many levels of symbolic links")]
+    assert found[2:] == [(str(a), None)]
+    sketches, errors, _ = read_all([tmp_path / "d"])
+    assert len(sketches) == 5 and [e[:2] for e in errors] == [(found[0][0], None), (found[1][0], None)]
+
+
 def test_links_to_folders_are_followed_once(tmp_path):
     """A link to a folder was skipped silently; now it is walked, once, and a link that would loop is named."""
     from sketchgraph.evaluate_inputs import expand

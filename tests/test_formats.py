@@ -30,6 +30,7 @@ from sketchgraph.formats import (
     write_svg,
 )
 from sketchgraph.formats.ndjson import TIME_ORIGIN, parse_drawing
+from sketchgraph.formats.sniff import NPZ_NOT_WALKED
 from sketchgraph.preprocess import normalize
 from sketchgraph.sketch import COORD_ORIGIN, Sketch
 
@@ -1198,6 +1199,34 @@ def test_folder_walks_read_gzipped_ndjson_and_prepare_s_walk_does_not(tmp_path):
     assert [p.name for p in sketch_files(tmp_path, gzipped=True)] == ["b.ndjson", "c.ndjson.gz"]
     assert [p.name for p in sketch_files(tmp_path)] == ["b.ndjson"]  # gzipped=False leaves them out
     assert [s.key_id for s in read_sketches(tmp_path)] == [make_sketch(2).key_id, make_sketch(3).key_id]
+
+
+def test_sketch_files_lists_broken_links_only_when_asked_and_by_the_walk_s_rules(tmp_path):
+    """``broken_links=True`` (``sketchgraph predict``) lists, in their sorted place, the links that lead to no file
+    but that the walk would read if they did; by default (``prepare``, ``evaluate``, ``read_sketches``) they are
+    left out as before. The name rules are the walk's: no ``.txt``, no hidden file or folder, no ``.npz`` (which
+    goes to ``left_out``), a ``.gz`` only with ``gzipped``, nothing under a pruned folder."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / "pruned").mkdir()
+    write_ndjson([make_sketch(2)], tmp_path / "b.ndjson")
+    for name in ("a.ndjson", "c.svg", "d.ndjson.gz", "sub/e.bin", "notes.txt", ".f.ndjson", ".hidden/g.ndjson",
+                 "pruned/h.ndjson", "i.npz"):
+        (tmp_path / name).symlink_to(tmp_path / "gone" / name)
+    (tmp_path / "loop.jsonl").symlink_to("loop.jsonl")
+    (tmp_path / "k.ndjson").symlink_to("b.ndjson")  # a link that leads to a file: listed either way
+
+    def names(**options):
+        return [str(p.relative_to(tmp_path)) for p in sketch_files(tmp_path, **options)]
+
+    assert names() == names(gzipped=True) == ["b.ndjson", "k.ndjson"]
+    assert names(broken_links=True) == [
+        "a.ndjson", "b.ndjson", "c.svg", "k.ndjson", "loop.jsonl", "pruned/h.ndjson", "sub/e.bin"]
+    left_out: list = []
+    prune = lambda folder: "pruned" if folder.name == "pruned" else None  # noqa: E731
+    assert names(gzipped=True, broken_links=True, prune=prune, left_out=left_out) == [
+        "a.ndjson", "b.ndjson", "c.svg", "d.ndjson.gz", "k.ndjson", "loop.jsonl", "sub/e.bin"]
+    assert [(p.name, reason) for p, reason in left_out] == [("i.npz", NPZ_NOT_WALKED), ("pruned", "pruned")]
 
 
 # ------------------------------------------------------------------------------------------ places

@@ -634,6 +634,51 @@ def test_cli_reports_a_folder_without_sketch_files(tiny_checkpoint, tmp_path, ca
         assert captured.out.startswith(f"{good} [0]") and "no sketch files" not in captured.out
 
 
+@pytest.mark.parametrize("as_json", [True, False])
+@pytest.mark.parametrize("name, target, reason", [
+    ("dangling.ndjson", "/nonexistent/cat.ndjson", "No such file or directory"),
+    ("dangling.ndjson.gz", "gone.ndjson.gz", "No such file or directory"),  # relative, as the link holds it
+    ("sub/dangling.svg", "../gone.svg", "No such file or directory"),
+    ("loop.bin", "loop.bin", "Too many levels of symbolic links"),
+])
+def test_cli_reports_a_broken_link_in_a_folder(tiny_checkpoint, tmp_path, capsys, as_json, name, target, reason):
+    """A link met in a folder walk that has a sketch file's name but leads to no file is reported like an
+    unreadable file (stderr naming the link and where it points, a JSON line in its place with index null, counted
+    as a file that could not be read, exit status 1), not skipped unsaid; the walk's other files still run. A
+    broken link the walk would not read anyway (another suffix, hidden, an .npz) is still left out unsaid."""
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    write_ndjson(shapes()[:1], folder / "a.ndjson")
+    write_ndjson(shapes()[1:2], folder / "z.ndjson")
+    link = folder / name
+    link.symlink_to(target)
+    for other in ("notes.txt", ".hidden.ndjson", "splits.npz"):
+        (folder / other).symlink_to("/nonexistent/" + other)
+    assert main(["predict", str(folder), "--checkpoint", str(tiny_checkpoint), *(["--json"] if as_json else [])]) == 1
+    captured = capsys.readouterr()
+    said = f"a broken link to {target}: {reason}"
+    assert captured.err == (f"sketchgraph predict: skipped {link}: {said}\n"
+                            "sketchgraph predict: 1 file or part of a file could not be read\n")
+    if as_json:
+        records = [json.loads(x) for x in captured.out.splitlines()]
+        assert [(r["file"], r["index"], r.get("error")) for r in records] == [
+            (str(folder / "a.ndjson"), 0, None), (str(link), None, said), (str(folder / "z.ndjson"), 0, None)]
+    else:
+        assert [line.split(" [")[0] for line in captured.out.splitlines() if "[" in line] == [
+            str(folder / "a.ndjson"), str(folder / "z.ndjson")]
+
+
+def test_cli_a_folder_holding_only_a_broken_link_reports_the_link(tiny_checkpoint, tmp_path, capsys):
+    """The link is the folder's one sketch file: reported as a broken link, not as a folder without sketch files."""
+    (tmp_path / "cat.ndjson").symlink_to(tmp_path / "moved" / "cat.ndjson")
+    assert main(["predict", str(tmp_path), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert [json.loads(x) for x in captured.out.splitlines()] == [
+        {"file": str(tmp_path / "cat.ndjson"), "index": None, "key_id": None, "label": None,
+         "error": f"a broken link to {tmp_path / 'moved' / 'cat.ndjson'}: No such file or directory"}]
+    assert "no sketch files" not in captured.err
+
+
 @pytest.mark.parametrize("error, message", [
     (BrokenPipeError(32, "Broken pipe", "/tmp/some/fifo"), "sketchgraph export: error: [Errno 32] Broken pipe: "
                                                             "'/tmp/some/fifo'"),

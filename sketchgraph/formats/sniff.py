@@ -136,7 +136,7 @@ def detect_format(path: PathLike) -> str:
 
 
 def sketch_files(path: PathLike, *, gzipped: bool = False, prune: Callable[[Path], str | None] | None = None,
-                 left_out: list[tuple[Path, str]] | None = None) -> list[Path]:
+                 left_out: list[tuple[Path, str]] | None = None, broken_links: bool = False) -> list[Path]:
     """The files a folder walk reads: ``.ndjson/.jsonl/.json/.bin/.svg`` files under ``path``, and with
     ``gzipped`` also ``.ndjson.gz/.jsonl.gz/.json.gz`` ones, recursively, in sorted order; hidden files and
     everything under hidden folders (``.git``, ``.ipynb_checkpoints``) are skipped. ``.npz`` files are never picked
@@ -153,6 +153,9 @@ def sketch_files(path: PathLike, *, gzipped: bool = False, prune: Callable[[Path
         left_out: receives ``(path, reason)`` for each folder ``prune`` named and each sketch file the walk left
             out (an ``.npz``; a compressed file without ``gzipped``), in sorted order, so a caller can say what
             was skipped. Other files (``notes.txt``, hidden ones) are no sketch files and are not listed.
+        broken_links: also list, in their place, the links that lead to no file (a missing target, a loop) but
+            that the walk would read if they did, by the rules above (name, hidden, ``prune``, ``gzipped``), so
+            the caller can report them (``sketchgraph predict`` does); without it they are left out unsaid.
     """
     root = Path(path)
     verdicts: dict[Path, str | None] = {}
@@ -173,7 +176,8 @@ def sketch_files(path: PathLike, *, gzipped: bool = False, prune: Callable[[Path
     files = []
     for p in sorted(root.rglob("*")):
         relative = p.relative_to(root)
-        if not p.is_file() or any(part.startswith(".") for part in relative.parts):
+        broken = broken_links and p.is_symlink() and not p.exists()
+        if not (p.is_file() or broken) or any(part.startswith(".") for part in relative.parts):
             continue
         kind = kind_of_name(p)
         if kind is None or (prune is not None and pruned_at(relative) is not None):
