@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/bench_predict.py --checkpoint runs/spg20/best --backend dgl
     .venv/bin/python benchmarks/bench_predict.py --preset mgt             # random weights, no checkpoint needed
     .venv/bin/python benchmarks/bench_predict.py --precision bfloat16     # bfloat16 autocast, with its agreement
+    .venv/bin/python benchmarks/bench_predict.py --busy 1 --batch 0       # one core kept busy by another process
+    .venv/bin/python benchmarks/bench_predict.py --busy 1 --batch 0 --few-sketches 0   # every call on torch's threads
 
 Inputs are Quick, Draw! drawings in their original pixel coordinates (SPG-20 ``raw/`` from ``../shared/data``,
 what a canvas sends: full simplification runs on every call); without that folder, smooth synthetic
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -126,15 +130,33 @@ def main() -> None:
     p.add_argument("--preset", default=None, help="benchmark a fresh model of this preset instead")
     p.add_argument("--backend", choices=("dense", "dgl"), default="dense")
     p.add_argument("--single", type=int, default=200, help="sketches for the one-at-a-time latency")
-    p.add_argument("--batch", type=int, default=2048, help="sketches for the batch throughput")
+    p.add_argument("--batch", type=int, default=2048, help="sketches for the batch throughput (0: none)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--repeats", type=int, default=3, help="timed predict_batch passes (median and best shown)")
+    p.add_argument("--few-sketches", type=int, default=None,
+                   help="model calls of at most this many sketches run on one thread (default: the classifier's, "
+                        "sketchgraph.predict.FEW_SKETCHES; 0: never, torch's count for every call)")
+    p.add_argument("--busy", type=int, default=0,
+                   help="processes spinning on a core meanwhile (a machine doing other work; default none)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def run(args: argparse.Namespace) -> None:
+    """The measurements ``main`` asked for."""
 
     clf, what = load_classifier(args)
+    if args.few_sketches is not None:
+        clf.few_sketches = args.few_sketches
     # the steady state of a long-running process (a server loads it at start-up; elsewhere the first ~1M
     # resampled points of a process are simplified with numpy: the same results, slower)
     compiled = load_compiled_rdp()
@@ -145,7 +167,9 @@ def main() -> None:
         source = "synthetic smooth drawings (../shared/data absent)"
     points = np.mean([s.num_points for s in sketches])
     print(f"model: {what}; backend {args.backend}; {torch.get_num_threads()} torch threads; RDP kernel:"
-          f" {'compiled (loaded before timing)' if compiled else 'numpy (numba unavailable)'}")
+          f" {'compiled (loaded before timing)' if compiled else 'numpy (numba unavailable)'}"
+          + (f"; {args.busy} other process{'es' * (args.busy > 1)} spinning on a core" if args.busy else "")
+          + f"; calls of at most {clf.few_sketches} sketches on one thread")
     print(f"inputs: {len(sketches)} {source}, {points:.0f} points on average before preprocessing")
 
     for sk in sketches[:10]:  # warm-up
@@ -158,6 +182,8 @@ def main() -> None:
     p50, p90, p99 = (1000 * np.percentile(times, q) for q in (50, 90, 99))
     print(f"predict (one sketch, preprocessing included): p50 {p50:.2f} ms  p90 {p90:.2f} ms  p99 {p99:.2f} ms"
           f"  [target p50 <= {TARGET_P50_MS:.0f} ms: {'PASS' if p50 <= TARGET_P50_MS else 'FAIL'}]")
+    if not args.batch:
+        return
 
     batch = sketches[: args.batch]
     clf.predict_batch(batch[: clf.batch_size])  # warm-up

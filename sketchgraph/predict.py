@@ -28,7 +28,9 @@ Preprocessing (Google-style simplification, the point cap) and the graph relatio
 checkpoint, so raw canvas coordinates and already simplified Quick, Draw! data both work.
 
 The classifier is thread-safe: preprocessing is pure, and the model call (eval mode, inference
-mode) is serialised by a lock, so one instance can serve concurrent requests.
+mode) is serialised by a lock, so one instance can serve concurrent requests. On the CPU a model call of at most
+``FEW_SKETCHES`` sketches (``predict``'s one) runs on one intra-op thread, as fast as on more when the cores are
+free and not held up when another process is busy on one; larger batches use torch's thread count.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -81,6 +84,12 @@ _CHECKPOINT_PACKAGES = ("sketchgraph._checkpoints", "sketchgraph.checkpoints")
 _CHECKOUT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 PRECISIONS = ("float32", "bfloat16")
 _READ_AHEAD = 4  # predict_batch reads and preprocesses this many batches at once, to group by length
+FEW_SKETCHES = 4
+"""A model call on the CPU of at most this many sketches runs on one intra-op thread (``one_thread``): the model
+alone took 3.1 ms for one sketch on one thread and 3.4 ms on two, about equal up to 8 (2-core machine, 12-02c),
+and with another process busy on a core, a second thread made each call wait for it: ``predict()``'s p99 was
+159-175 ms on torch's two threads against 11-12 ms on one (``benchmarks/bench_predict.py --busy 1 --batch 0``,
+with and without ``--threads 1``). Larger batches use torch's thread count."""
 
 
 @dataclass(frozen=True)
@@ -360,6 +369,22 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+@contextmanager
+def one_thread(enabled: bool = True) -> Iterator[None]:
+    """torch's intra-op thread count 1 in the calling thread while the block runs, then its own count again.
+    torch's CPU parallelism (OpenMP) keeps the count per thread, so the model calls of other threads keep theirs
+    (a thread that first uses torch meanwhile starts with 1)."""
+    before = torch.get_num_threads()
+    if not enabled or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------------- model switch
 def _stack_attention(maps: Sequence[dict[str, torch.Tensor]]) -> dict[str, np.ndarray]:
     """``maps[layer][relation]`` ``(1, heads, N, N)`` -> ``{relation: (layers, heads, N, N)}`` float32."""
@@ -391,6 +416,8 @@ class SketchClassifier:
             model's threads already fill the cores, and the two compete: on a 2-core machine the
             overlap made ``predict_batch`` 11-37% slower than doing the steps in turn
             (``benchmarks/bench_predict.py`` prints both rates).
+        few_sketches: on the CPU, a model call of at most this many sketches runs on one intra-op thread
+            (``one_thread``; default ``FEW_SKETCHES``, 0: never).
     """
 
     def __init__(
@@ -406,6 +433,7 @@ class SketchClassifier:
         threads: int | None = None,
         precision: str = "float32",
         read_ahead: bool | None = None,
+        few_sketches: int = FEW_SKETCHES,
     ):
         if not _positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -422,6 +450,7 @@ class SketchClassifier:
         self.threads = torch.get_num_threads() if threads is None else int(threads)
         self.precision = precision
         self.read_ahead = self.device.type != "cpu" if read_ahead is None else bool(read_ahead)
+        self.few_sketches = int(few_sketches)
         if precision == "bfloat16":
             warn_if_emulated_bf16(self.device, "SketchClassifier(precision='bfloat16')")
         self._lock = threading.Lock()
@@ -583,7 +612,8 @@ class SketchClassifier:
         """Softmax probabilities ``(count, C)`` of ``_batches`` output, in the sketches' order."""
         probs = torch.empty(count, self.num_classes)
         for idx, batch in batches:
-            with self._lock, torch.inference_mode(), self._autocast():
+            few = self.device.type == "cpu" and len(idx) <= self.few_sketches
+            with self._lock, torch.inference_mode(), self._autocast(), one_thread(few):
                 logits = self.model(batch)  # (B, C)
             if not torch.isfinite(logits).all():  # never rank NaNs
                 raise CheckpointError(f"the model of {self.name or 'this classifier'!r} gave NaN or infinite scores "

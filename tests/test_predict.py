@@ -307,6 +307,42 @@ def test_read_ahead_default_follows_the_device(clf):
     assert SketchClassifier(clf.model, clf.classes, read_ahead=True).read_ahead is True
 
 
+@pytest.mark.parametrize("torch_threads", [1, 2, 3])
+def test_a_call_on_few_sketches_runs_on_one_thread_of_the_caller_only(clf, torch_threads):
+    """A model call of at most ``FEW_SKETCHES`` sketches runs on one intra-op thread (with a busy core, torch's two
+    made ``predict``'s p99 159-175 ms instead of 11-12), in the calling thread only, its count restored after;
+    larger calls use torch's count; the results are those of any thread count."""
+    import threading
+
+    import torch
+
+    from sketchgraph.predict import FEW_SKETCHES
+
+    seen = []
+    hook = clf.model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        sketches = shapes() * 4
+        many = clf.probabilities(sketches[: FEW_SKETCHES + 1])  # one call: the lengths are alike
+        few = [clf.predict(sk, top_k=20) for sk in sketches[:3]]
+        assert seen == [torch_threads, 1, 1, 1] and torch.get_num_threads() == torch_threads
+        other: list[int] = []
+        worker = threading.Thread(target=lambda: (clf.predict(sketches[0]), other.append(torch.get_num_threads())))
+        worker.start()
+        worker.join()
+        assert other == [torch_threads] and torch.get_num_threads() == torch_threads
+        for sk, preds in zip(sketches, few):
+            torch.set_num_threads(torch_threads)
+            one = clf.probabilities([sk])[0]
+            assert torch.allclose(torch.tensor([p.score for p in sorted(preds, key=lambda p: p.index)]), one,
+                                  atol=1e-6)
+        assert torch.allclose(many[:3], clf.probabilities(sketches[:3]), atol=1e-6)
+    finally:
+        hook.remove()
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_preprocessing_threads_change_nothing(clf, monkeypatch, threads):
     import sketchgraph.data.flat as flat_module
