@@ -137,6 +137,9 @@ def main() -> None:
     p.add_argument("--few-sketches", type=int, default=None,
                    help="model calls of at most this many sketches run on one thread (default: the classifier's, "
                         "sketchgraph.predict.FEW_SKETCHES; 0: never, torch's count for every call)")
+    p.add_argument("--serial-batches", action="store_true",
+                   help="run predict_batch's batches one after the other, each on every thread (parallel_batches "
+                        "off; default: side by side, each on its share of the threads)")
     p.add_argument("--busy", type=int, default=0,
                    help="processes spinning on a core meanwhile (a machine doing other work; default none)")
     args = p.parse_args()
@@ -157,6 +160,7 @@ def run(args: argparse.Namespace) -> None:
     clf, what = load_classifier(args)
     if args.few_sketches is not None:
         clf.few_sketches = args.few_sketches
+    clf.parallel_batches = not args.serial_batches
     # the steady state of a long-running process (a server loads it at start-up; elsewhere the first ~1M
     # resampled points of a process are simplified with numpy: the same results, slower)
     compiled = load_compiled_rdp()
@@ -169,7 +173,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"model: {what}; backend {args.backend}; {torch.get_num_threads()} torch threads; RDP kernel:"
           f" {'compiled (loaded before timing)' if compiled else 'numpy (numba unavailable)'}"
           + (f"; {args.busy} other process{'es' * (args.busy > 1)} spinning on a core" if args.busy else "")
-          + f"; calls of at most {clf.few_sketches} sketches on one thread")
+          + f"; calls of at most {clf.few_sketches} sketches on one thread"
+          + f"; batches {'side by side' if clf.parallel_batches else 'one after the other'}")
     print(f"inputs: {len(sketches)} {source}, {points:.0f} points on average before preprocessing")
 
     for sk in sketches[:10]:  # warm-up

@@ -30,7 +30,8 @@ checkpoint, so raw canvas coordinates and already simplified Quick, Draw! data b
 The classifier is thread-safe: preprocessing is pure, and the model call (eval mode, inference
 mode) is serialised by a lock, so one instance can serve concurrent requests. On the CPU a model call of at most
 ``FEW_SKETCHES`` sketches (``predict``'s one) runs on one intra-op thread, as fast as on more when the cores are
-free and not held up when another process is busy on one; larger batches use torch's thread count.
+free and not held up when another process is busy on one; the batches of one ``predict_batch`` call run side by
+side, each on its share of torch's threads (``parallel_batches``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -85,7 +87,7 @@ _CHECKOUT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 PRECISIONS = ("float32", "bfloat16")
 _READ_AHEAD = 4  # predict_batch reads and preprocesses this many batches at once, to group by length
 FEW_SKETCHES = 4
-"""A model call on the CPU of at most this many sketches runs on one intra-op thread (``one_thread``): the model
+"""A model call on the CPU of at most this many sketches runs on one intra-op thread (``intraop_threads``): the model
 alone took 3.1 ms for one sketch on one thread and 3.4 ms on two, about equal up to 8 (2-core machine, 12-02c),
 and with another process busy on a core, a second thread made each call wait for it: ``predict()``'s p99 was
 159-175 ms on torch's two threads against 11-12 ms on one (``benchmarks/bench_predict.py --busy 1 --batch 0``,
@@ -370,19 +372,25 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 @contextmanager
-def one_thread(enabled: bool = True) -> Iterator[None]:
-    """torch's intra-op thread count 1 in the calling thread while the block runs, then its own count again.
-    torch's CPU parallelism (OpenMP) keeps the count per thread, so the model calls of other threads keep theirs
-    (a thread that first uses torch meanwhile starts with 1)."""
+def intraop_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count ``n`` in the calling thread while the block runs, then its own count again
+    (``None``: unchanged). torch's CPU parallelism (OpenMP) keeps the count per thread, so the model calls of other
+    threads keep theirs (a thread that first uses torch meanwhile starts with ``n``)."""
     before = torch.get_num_threads()
-    if not enabled or before == 1:
+    if n is None or n == before:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _work(batch: Batch) -> int:
+    """A batch's share of the model's work: its points, and attention's quadratic term."""
+    b, n = batch.valid.shape
+    return b * n * (n + 64)
 
 
 # ---------------------------------------------------------------------------------- model switch
@@ -417,7 +425,13 @@ class SketchClassifier:
             overlap made ``predict_batch`` 11-37% slower than doing the steps in turn
             (``benchmarks/bench_predict.py`` prints both rates).
         few_sketches: on the CPU, a model call of at most this many sketches runs on one intra-op thread
-            (``one_thread``; default ``FEW_SKETCHES``, 0: never).
+            (``intraop_threads``; default ``FEW_SKETCHES``, 0: never).
+        parallel_batches: on the CPU, the batches of one ``predict_batch`` (or ``probabilities``) call run side
+            by side, up to torch's thread count at once, each on its share of the threads (default ``True``;
+            dense attention only). The model's matrices are small (100 points, width 96), so one thread per batch
+            uses the cores better than every thread on one batch: ``predict_batch`` of 2,048 drawings went from
+            688-840 to 920-1,037 sketches/s on 2 cores (``benchmarks/bench_predict.py``, with and without
+            ``--serial-batches``). The results are the same to float rounding.
     """
 
     def __init__(
@@ -434,6 +448,7 @@ class SketchClassifier:
         precision: str = "float32",
         read_ahead: bool | None = None,
         few_sketches: int = FEW_SKETCHES,
+        parallel_batches: bool = True,
     ):
         if not _positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -451,6 +466,7 @@ class SketchClassifier:
         self.precision = precision
         self.read_ahead = self.device.type != "cpu" if read_ahead is None else bool(read_ahead)
         self.few_sketches = int(few_sketches)
+        self.parallel_batches = bool(parallel_batches)
         if precision == "bfloat16":
             warn_if_emulated_bf16(self.device, "SketchClassifier(precision='bfloat16')")
         self._lock = threading.Lock()
@@ -611,15 +627,37 @@ class SketchClassifier:
     def _run(self, batches: list[tuple[np.ndarray, Batch]], count: int) -> torch.Tensor:
         """Softmax probabilities ``(count, C)`` of ``_batches`` output, in the sketches' order."""
         probs = torch.empty(count, self.num_classes)
-        for idx, batch in batches:
-            few = self.device.type == "cpu" and len(idx) <= self.few_sketches
-            with self._lock, torch.inference_mode(), self._autocast(), one_thread(few):
-                logits = self.model(batch)  # (B, C)
-            if not torch.isfinite(logits).all():  # never rank NaNs
-                raise CheckpointError(f"the model of {self.name or 'this classifier'!r} gave NaN or infinite scores "
-                                      f"({self.precision}, {self.device}): its numbers overflow")
-            probs[torch.from_numpy(idx)] = torch.softmax(logits.float(), dim=-1).cpu()
+        cpu = self.device.type == "cpu"
+        threads = torch.get_num_threads()
+        workers = min(threads, len(batches)) if cpu and self.parallel_batches and self._dense() else 1
+        with self._lock:
+            if workers > 1:  # whole batches side by side, each on its share of the threads, largest first
+                order = sorted(range(len(batches)), key=lambda i: -_work(batches[i][1]))
+                with ThreadPoolExecutor(workers, thread_name_prefix="sketchgraph-model") as pool:
+                    done = pool.map(lambda i: self._probabilities(batches[i][1], threads // workers), order)
+                    for i, p in zip(order, done):
+                        probs[torch.from_numpy(batches[i][0])] = p
+            else:
+                for idx, batch in batches:
+                    probs[torch.from_numpy(idx)] = self._probabilities(
+                        batch, 1 if cpu and len(idx) <= self.few_sketches else None)
         return probs
+
+    def _probabilities(self, batch: Batch, threads: int | None) -> torch.Tensor:
+        """Softmax probabilities ``(B, C)`` (float32, CPU) of one batch, the model on ``threads`` intra-op threads
+        (``None``: the calling thread's count). ``CheckpointError`` for NaN or infinite scores."""
+        with torch.inference_mode(), self._autocast(), intraop_threads(threads):
+            logits = self.model(batch)  # (B, C)
+        if not torch.isfinite(logits).all():  # never rank NaNs
+            raise CheckpointError(f"the model of {self.name or 'this classifier'!r} gave NaN or infinite scores "
+                                  f"({self.precision}, {self.device}): its numbers overflow")
+        return torch.softmax(logits.float(), dim=-1).cpu()
+
+    def _dense(self) -> bool:
+        """Whether the model's attention is the dense backend (or it has none): DGL's calls are kept one at a
+        time."""
+        config = getattr(self.model, "config", None)
+        return getattr(config, "backend", "dense") == "dense"
 
     def _rank(self, probs: torch.Tensor, top_k: int) -> list[list[Prediction]]:
         """``probs (B, C)`` -> per sketch, the ``top_k`` predictions, best first."""

@@ -343,6 +343,66 @@ def test_a_call_on_few_sketches_runs_on_one_thread_of_the_caller_only(clf, torch
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("backend", ["dense", "dgl"])
+@pytest.mark.parametrize("torch_threads", [1, 2, 3])
+def test_the_batches_of_one_call_run_side_by_side_with_the_same_results(tiny_checkpoint, backend, torch_threads):
+    """On the CPU a call's batches run side by side (dense attention), up to torch's thread count at once, each on
+    its share of the threads (the model's matrices are small: +15-25% on 2 cores); the probabilities are those of
+    one batch after the other, to float rounding, and the calling thread's count is kept. DGL's calls stay in
+    the calling thread."""
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        sketches = [sk for k in range(6) for sk in shapes()[:4]] + shapes()[4:]  # lengths apart: several batches
+        serial = SketchClassifier.from_pretrained(tiny_checkpoint, backend=backend, batch_size=4,
+                                                  parallel_batches=False)
+        parallel = SketchClassifier.from_pretrained(tiny_checkpoint, backend=backend, batch_size=4)
+        seen = []
+        parallel.model.register_forward_pre_hook(
+            lambda module, args: seen.append((threading.current_thread().name, torch.get_num_threads())))
+        batches = len(parallel._batches(sketches))
+        expected = serial.probabilities(sketches)
+        got = parallel.probabilities(sketches)
+        assert batches >= 6 and len(seen) == batches and torch.get_num_threads() == torch_threads
+        assert torch.allclose(got, expected, atol=1e-6) and got.argmax(1).equal(expected.argmax(1))
+        workers = {name for name, _ in seen}
+        if backend == "dense" and torch_threads > 1:
+            assert all(name.startswith("sketchgraph-model") for name in workers) and len(workers) <= torch_threads
+            assert {threads for _, threads in seen} == {torch_threads // min(torch_threads, batches)}
+        else:
+            assert workers == {threading.current_thread().name}
+        ranked = parallel.predict_batch(sketches, top_k=3)
+        assert [[p.label for p in r] for r in ranked] == [[p.label for p in r] for r in serial.predict_batch(
+            sketches, top_k=3)]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_nan_scores_in_a_batch_run_side_by_side_are_refused(tiny_checkpoint):
+    """A model giving NaN scores in one of the batches run side by side is refused as in one after the other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        clf = SketchClassifier.from_pretrained(tiny_checkpoint, batch_size=4)
+        calls = []
+
+        def poison(module, args, output):
+            calls.append(1)
+            return output * float("nan") if len(calls) == 3 else output
+
+        clf.model.register_forward_hook(poison)
+        with pytest.raises(CheckpointError, match="NaN or infinite scores"):
+            clf.probabilities([sk for k in range(6) for sk in shapes()])
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_preprocessing_threads_change_nothing(clf, monkeypatch, threads):
     import sketchgraph.data.flat as flat_module
