@@ -347,7 +347,10 @@ def load_config(path: str | os.PathLike) -> dict:
     """
     cfg_path = _config_path(Path(path))
     if not cfg_path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: {cfg_path} does not exist")
+        inside = sorted(str(c.parent) for c in cfg_path.parent.glob(f"*/{CONFIG}")) if cfg_path.parent.is_dir() else []
+        hint = f" (the checkpoints in it: {', '.join(inside)}; a training run's folder holds best/ and last/)" if (
+            inside) else ""
+        raise CheckpointError(f"no checkpoint at {path}: {cfg_path} does not exist{hint}")
     try:
         config = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -484,7 +484,8 @@ def _nothing_to_count(tally: Tally, counts: ReadCounts) -> str:
     what = (f"no record is of one of the model's classes: the labels found are {', '.join(found)}" if found else
             f"no sketch could be read from the files given ({counted(tally.unread_files, 'file')} unread)")
     return (f"{what}; the checkpoint's classes: {classes}. A record's class is its Quick, Draw! 'word', else the "
-            "one its file name gives (airplane.ndjson, alarm_clock_test.ndjson), compared as canonical_label")
+            "one its file name gives (airplane.ndjson, alarm_clock_test.ndjson; an SVG's folder: airplane/1.svg), "
+            "compared as canonical_label")
 
 
 def clear_out(out: Path) -> None:

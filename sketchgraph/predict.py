@@ -132,7 +132,7 @@ def shipped_checkpoints() -> list[str]:
 def _not_found(name: str, bare: bool, looked: list[Path]) -> CheckpointError:
     """``resolve_checkpoint``'s error: where it looked, the shipped names, and for a bare name that is a near miss
     of one of them (``spg2O``), that one."""
-    where = ", ".join(str(p) for p in dict.fromkeys(looked))
+    where = ", ".join(str(p) for p in dict.fromkeys(looked)) or "the installed package (it holds none)"
     shipped = shipped_checkpoints()
     close = difflib.get_close_matches(name, shipped, n=1, cutoff=0.6) if bare else []
     guess = f" (did you mean {close[0]!r}?)" if close else ""
@@ -163,7 +163,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     looked: list[Path] = []
     if bare:  # search the shipped locations; a folder of that name that is no checkpoint (a dataset) does not hide them
         packaged = (_packaged_checkpoint(package, name) for package in _CHECKPOINT_PACKAGES)
-        for candidate in (*(c for c in packaged if c is not None), _CHECKOUT_CHECKPOINTS / name):
+        checkout = [_CHECKOUT_CHECKPOINTS / name] if _CHECKOUT_CHECKPOINTS.is_dir() else []  # not when installed
+        for candidate in (*(c for c in packaged if c is not None), *checkout):
             looked.append(candidate)
             if (candidate / "config.json").is_file():
                 return candidate

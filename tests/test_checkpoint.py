@@ -167,6 +167,23 @@ def test_missing_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
 
 
+def test_a_run_folder_given_for_its_checkpoint_names_the_checkpoints_in_it(tmp_path, tiny_checkpoint):
+    """``runs/tiny`` (a training run's folder) instead of ``runs/tiny/best`` said only that config.json is missing."""
+    import shutil
+
+    run = tmp_path / "run"
+    for name in ("best", "last"):
+        shutil.copytree(tiny_checkpoint, run / name)
+    (run / "log.jsonl").write_text("")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(run)
+    assert str(info.value) == (f"no checkpoint at {run}: {run / 'config.json'} does not exist (the checkpoints in "
+                               f"it: {run / 'best'}, {run / 'last'}; a training run's folder holds best/ and last/)")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"config.json does not exist$"):  # no checkpoint inside: no hint
+        load_checkpoint(tmp_path / "empty")
+
+
 def edit_config(path, edit) -> None:
     config = json.loads((path / "config.json").read_text())
     edit(config)

@@ -869,6 +869,29 @@ def test_whole_file_errors_are_marked_and_record_errors_are_not(tmp_path):
     assert not caught.value.whole_file
 
 
+@pytest.mark.parametrize("dtype", [None, object])
+def test_an_npz_split_of_sketches_all_of_one_length_is_read(tmp_path, dtype):
+    """``np.array([s3, s3])`` of sketches of one length stacks them into one ``(n, L, 3)`` array (numbers, or
+    objects with ``dtype=object``): it was refused as "not a list of sketches"; it is those n sketches."""
+    rows = [make_sketch(i).to_stroke3()[:12] for i in range(3)]  # all 12 rows long
+    ragged = np.empty(3, dtype=object)
+    ragged[:] = rows
+    stacked = np.array(rows, dtype=dtype)
+    assert stacked.shape == (3, 12, 3)
+    np.savez(tmp_path / "ragged.npz", train=ragged)
+    np.savez(tmp_path / "stacked.npz", train=stacked)
+    want = list(read_sketches(tmp_path / "ragged.npz", split="train"))
+    got = list(read_sketches(tmp_path / "stacked.npz", split="train"))
+    assert len(got) == len(want) == 3
+    for a, b in zip(got, want):
+        assert a.key_id == b.key_id and len(a.strokes) == len(b.strokes)
+        assert all(np.array_equal(x, y) for x, y in zip(a.strokes, b.strokes))
+    words = np.array([[["a", "b", "c"]] * 2], dtype=object)  # (1, 2, 3) of strings
+    np.savez(tmp_path / "words.npz", train=words)
+    got, errors = read_all(tmp_path / "words.npz")
+    assert not got and "an object array [1, 2, 3] of values that are not numbers" in str(errors[0])
+
+
 def test_npz_layout_problems_are_reported(tmp_path):
     rows = make_sketch(1).to_stroke3()
     extra = tmp_path / "extra.npz"

@@ -213,6 +213,21 @@ def test_bad_inputs_raise_sketch_error(clf, bad, message):
         clf.predict(bad)
 
 
+@pytest.mark.parametrize("rows, hint", [
+    ([[0, 0, 0], [10, 0, 0], [0, 10, 1], [5, 5, 0]], r"\(stroke-3 rows \[dx, dy, pen_lifted\] given as lists\? pass "
+                                                     r"them as an \(n, 3\) numpy array\)"),
+    ([[0, 0, 0], [10, 0, 1]], r"\(one stroke \[xs, ys\] given where a drawing \[\[xs, ys\], \.\.\.\] belongs\? or "
+                              r"stroke-3 rows"),  # also one stroke of 3 points
+    ([[1, 2, 3], [4, 5, 6]], r"\(one stroke \[xs, ys\] given where a drawing \[\[xs, ys\], \.\.\.\] belongs\?\)"),
+])
+def test_stroke3_rows_given_as_lists_get_a_hint(clf, rows, hint):
+    """sketch-rnn's stroke-3 rows as a Python list were told they might be one stroke; a list of [dx, dy, 0/1]
+    rows is told to pass a numpy array (the stroke-3 input), with the other reading too when it fits."""
+    with pytest.raises(FormatError, match=hint):
+        clf.predict(rows)
+    assert clf.predict(np.array(rows, np.float32)) if len(rows) > 3 else True
+
+
 def test_a_sketch_object_with_nan_is_refused(clf):
     """Readers refuse NaN; a Sketch built directly is checked too (a checkpoint without simplification
     would otherwise return NaN scores)."""
@@ -566,6 +581,17 @@ def test_unknown_checkpoint_is_a_clear_error(name, monkeypatch, tmp_path):
     monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", tmp_path)
     with pytest.raises(CheckpointError, match=f"checkpoint '{name}' not found; looked in"):
         SketchClassifier.from_pretrained(name)
+
+
+def test_an_installed_package_does_not_look_for_a_checkout_folder(monkeypatch, tmp_path):
+    """Installed, the package's parent is site-packages: its ``checkpoints/`` is no place a checkpoint is shipped,
+    and the message listed it (``site-packages/checkpoints/spg21``)."""
+    monkeypatch.setattr(predict_mod, "_CHECKPOINT_PACKAGES", ())
+    monkeypatch.setattr(predict_mod, "_CHECKOUT_CHECKPOINTS", tmp_path / "site-packages" / "checkpoints")
+    with pytest.raises(CheckpointError) as caught:
+        resolve_checkpoint("spg21")
+    assert str(caught.value) == ("checkpoint 'spg21' not found; looked in: the installed package (it holds none); "
+                                 "shipped checkpoints: none")
 
 
 def test_a_misspelt_checkpoint_name_lists_the_shipped_ones(tiny_checkpoint, monkeypatch, tmp_path):

@@ -110,8 +110,10 @@ def parse_drawing(drawing: Any, *, spg: bool = False
             raise FormatError(f"stroke {i}: has {len(stroke)} lists; {what}")
         for j, col in enumerate(stroke):
             if not isinstance(col, list):
-                hint = " (one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?)" if isinstance(
-                    col, (int, float)) else ""
+                one = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
+                rows = "stroke-3 rows [dx, dy, pen_lifted] given as lists? pass them as an (n, 3) numpy array"
+                hint = "" if not isinstance(col, (int, float)) else f" ({rows})" if _stroke3_rows(drawing) and len(
+                    drawing) > 3 else f" ({one} or {rows})" if _stroke3_rows(drawing) else f" ({one})"
                 raise FormatError(f"stroke {i}: expected lists of numbers, got {_describe(col)} as list {j}{hint}")
             flat.extend(col)
         n = len(stroke[0])
@@ -158,6 +160,14 @@ def parse_drawing(drawing: Any, *, spg: bool = False
             strokes.append(block[:2].T)  # (n, 2)
             parts.append(_part_ids(block[2], len(strokes) - 1))
     return strokes, parts, origins
+
+
+def _stroke3_rows(drawing: list[Any]) -> bool:
+    """Whether ``drawing`` looks like sketch-rnn's stroke-3 rows as lists: 2 or more ``[dx, dy, pen]`` of numbers,
+    every pen 0 or 1."""
+    return len(drawing) >= 2 and all(
+        isinstance(row, list) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row)
+        and row[2] in (0, 1) for row in drawing)
 
 
 def _is_point_list(stroke: Any) -> bool:

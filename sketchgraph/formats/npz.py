@@ -107,6 +107,13 @@ def _split_rows(z, name: str, path: Path, allow_pickle: bool) -> Sequence[np.nda
             f"split {name!r} is a pickled object array and allow_pickle=False; with the default "
             "allow_pickle=True it is read by a restricted unpickler that runs nothing", source=source)
     arr = load_object_array(path, name) if pickled else _load(z, name, source, f"split {name!r}")
+    if isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[2] == 3:
+        # sketches all of one length: np.array(list of (L, 3) rows) stacks them into one (n, L, 3) array
+        try:
+            return list(arr.astype(np.float64) if arr.dtype == object else arr)
+        except (TypeError, ValueError):
+            raise FormatError(f"entry {name!r} is an object array {list(arr.shape)} of values that are not numbers",
+                              source=source) from None
     if not isinstance(arr, np.ndarray) or arr.ndim != 1:
         found = f"{arr.dtype}{list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
         raise FormatError(f"entry {name!r} is not a list of sketches ({found})", source=source)
