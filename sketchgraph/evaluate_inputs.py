@@ -232,12 +232,12 @@ def _walk(root: Path, walked: list[Path]) -> tuple[list[Path], list[tuple[Path, 
     name that leads to no file is left out saying so, as ``predict`` says it); ``(files, left out)``."""
     from .data.sources import prepared_folder
     from .formats import sketch_files
-    from .predict import _broken_link
+    from .predict import broken_link
 
     left_out: list[tuple[Path, str]] = []
     files = []
     for f in sketch_files(root, gzipped=True, prune=prepared_folder, left_out=left_out, broken_links=True):
-        if (broken := _broken_link(f)) is not None:
+        if (broken := broken_link(f)) is not None:
             left_out.append((f, broken))
         elif _evaluate_report(f):
             left_out.append((f, EVALUATE_REPORT))

@@ -90,8 +90,8 @@ FEW_SKETCHES = 4
 """A model call on the CPU of at most this many sketches runs on one intra-op thread (``intraop_threads``): the model
 alone took 3.1 ms for one sketch on one thread and 3.4 ms on two, about equal up to 8 (2-core machine, 12-02c),
 and with another process busy on a core, a second thread made each call wait for it: ``predict()``'s p99 was
-159-175 ms on torch's two threads against 11-12 ms on one (``benchmarks/bench_predict.py --busy 1 --batch 0``,
-with and without ``--threads 1``). Larger batches use torch's thread count."""
+160-172 ms on torch's two threads against 10-14 ms on one (``benchmarks/bench_predict.py --busy 1 --batch 0``,
+with and without ``--few-sketches 0``). Larger calls use torch's thread count (``parallel_batches``)."""
 
 
 @dataclass(frozen=True)
@@ -896,7 +896,7 @@ def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
         yield from (str(f) for f in files) if files else [str(path)]
 
 
-def _broken_link(path: str | os.PathLike) -> str | None:
+def broken_link(path: str | os.PathLike) -> str | None:
     """Why ``path`` is a link that leads to no file (``a broken link to /gone/cat.ndjson: No such file or
     directory``), or ``None`` when it is no link or leads somewhere."""
     if not os.path.islink(path):
@@ -977,7 +977,7 @@ class FileRun:
         if Path(self.path).is_dir():  # expand_files yields a folder only when it holds no sketch file
             self.skipped(_no_sketch_files(), None)
             return
-        broken = _broken_link(self.path)  # met in a folder (a named one stops the run: require_paths)
+        broken = broken_link(self.path)  # met in a folder (a named one stops the run: require_paths)
         if broken is not None:
             self.skipped(broken, None)
             return

@@ -110,10 +110,7 @@ def parse_drawing(drawing: Any, *, spg: bool = False
             raise FormatError(f"stroke {i}: has {len(stroke)} lists; {what}")
         for j, col in enumerate(stroke):
             if not isinstance(col, list):
-                one = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
-                rows = "stroke-3 rows [dx, dy, pen_lifted] given as lists? pass them as an (n, 3) numpy array"
-                hint = "" if not isinstance(col, (int, float)) else f" ({rows})" if _stroke3_rows(drawing) and len(
-                    drawing) > 3 else f" ({one} or {rows})" if _stroke3_rows(drawing) else f" ({one})"
+                hint = _number_hint(drawing) if isinstance(col, (int, float)) else ""
                 raise FormatError(f"stroke {i}: expected lists of numbers, got {_describe(col)} as list {j}{hint}")
             flat.extend(col)
         n = len(stroke[0])
@@ -162,12 +159,16 @@ def parse_drawing(drawing: Any, *, spg: bool = False
     return strokes, parts, origins
 
 
-def _stroke3_rows(drawing: list[Any]) -> bool:
-    """Whether ``drawing`` looks like sketch-rnn's stroke-3 rows as lists: 2 or more ``[dx, dy, pen]`` of numbers,
-    every pen 0 or 1."""
-    return len(drawing) >= 2 and all(
+def _number_hint(drawing: list[Any]) -> str:
+    """The hint for a drawing whose stroke holds a number where a list belongs: one stroke ``[xs, ys]`` given as
+    the drawing, or sketch-rnn's stroke-3 rows ``[dx, dy, pen]`` as lists (2 or more rows of 3 numbers, every pen 0
+    or 1; from 4 rows on it cannot be a stroke of [xs, ys] or [xs, ys, ts])."""
+    one = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
+    rows = "stroke-3 rows [dx, dy, pen_lifted] given as lists? pass them as an (n, 3) numpy array"
+    stroke3 = len(drawing) >= 2 and all(
         isinstance(row, list) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row)
         and row[2] in (0, 1) for row in drawing)
+    return f" ({one})" if not stroke3 else f" ({rows})" if len(drawing) > 3 else f" ({one} or {rows})"
 
 
 def _is_point_list(stroke: Any) -> bool:
