@@ -87,11 +87,11 @@ _CHECKOUT_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 PRECISIONS = ("float32", "bfloat16")
 _READ_AHEAD = 4  # predict_batch reads and preprocesses this many batches at once, to group by length
 FEW_SKETCHES = 4
-"""A model call on the CPU of at most this many sketches runs on one intra-op thread (``intraop_threads``): the model
-alone took 3.1 ms for one sketch on one thread and 3.4 ms on two, about equal up to 8 (2-core machine, 12-02c),
-and with another process busy on a core, a second thread made each call wait for it: ``predict()``'s p99 was
-160-172 ms on torch's two threads against 10-14 ms on one (``benchmarks/bench_predict.py --busy 1 --batch 0``,
-with and without ``--few-sketches 0``). Larger calls use torch's thread count (``parallel_batches``)."""
+"""A model call on the CPU of at most this many sketches runs on one intra-op thread (``intraop_threads``): as fast
+as on two for so little work, and with another process busy on a core a second thread made each call wait for it:
+``predict()``'s p99 was 160-172 ms on torch's two threads against 10-14 ms on one (2-core machine, 12-02c;
+``benchmarks/bench_predict.py --busy 1 --batch 0``, with and without ``--few-sketches 0``). Larger calls use torch's
+thread count (``parallel_batches``)."""
 
 
 @dataclass(frozen=True)
