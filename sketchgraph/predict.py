@@ -761,8 +761,6 @@ class SketchClassifier:
         ``top_k`` is as in ``predict`` (``ValueError`` unless a positive integer; clamped to the number of
         classes); a whole-argument path that does not exist raises ``FileNotFoundError``.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         _check_top_k(top_k)
         if on_error is not None:
             if _is_path(xs):
