@@ -428,7 +428,8 @@ class SketchClassifier:
         few_sketches: on the CPU, a model call of at most this many sketches runs on one intra-op thread
             (``intraop_threads``; default ``FEW_SKETCHES``, 0: never).
         parallel_batches: on the CPU, the batches of one ``predict_batch`` (or ``probabilities``) call run side
-            by side, up to torch's thread count at once, each on its share of the threads (default ``True``;
+            by side, up to torch's thread count (and the cores this process may use) at once, each on its share of
+            the threads (default ``True``;
             dense attention only). The model's matrices are small (100 points, width 96), so one thread per batch
             uses the cores better than every thread on one batch: ``predict_batch`` of 2,048 drawings went from
             688-840 to 920-1,037 sketches/s on 2 cores (``benchmarks/bench_predict.py``, with and without
@@ -630,7 +631,8 @@ class SketchClassifier:
         probs = torch.empty(count, self.num_classes)
         cpu = self.device.type == "cpu"
         threads = torch.get_num_threads()
-        workers = min(threads, len(batches)) if cpu and self.parallel_batches and self._dense() else 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(threads, cores, len(batches)) if cpu and self.parallel_batches and self._dense() else 1
         with self._lock:
             if workers > 1:  # whole batches side by side, each on its share of the threads, largest first
                 order = sorted(range(len(batches)), key=lambda i: -_work(batches[i][1]))
