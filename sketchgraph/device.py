@@ -1,10 +1,20 @@
-"""Where a model runs: a torch device name checked against what this machine has."""
+"""Where a model runs: a torch device name checked against what this machine has, and the CPUs it may use."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["usable_device"]
+__all__ = ["usable_device", "usable_cpus"]
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def usable_device(device: str | torch.device) -> torch.device:

@@ -402,15 +402,29 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
     of the file is not read and ``counts.cut`` counts the file. A tag's index is the record's place among all of
     the file's records, as ``sketchgraph predict`` numbers them.
 
-    ``sample`` (a file of ndjson lines only: ``by_line``): the records are ``select.sample`` of those that are
-    neither excluded nor repeated, drawn uniformly with this generator as ``sampled`` draws them, and only those
-    lines are parsed: each line's key id is read as ``line_key_id`` reads it, which is the key id the parsed
-    record (or its error) has, so the records taken and counted are those of reading every record."""
+    ``sample``: the records are ``select.sample`` of those that are neither excluded nor repeated, drawn uniformly
+    with this generator (``sampled``'s reservoir), in the file's order, with every error about the file. In a file
+    of ndjson lines (not a ``.json`` document, a ``.bin``, ``.npz`` or ``.svg``) only the drawn lines are parsed:
+    each line's key id is read as ``line_key_id`` reads it, which is the key id the parsed record (or its error)
+    has, so the records taken and counted are those of reading every record."""
+    from .formats.ndjson import STYLES
+
+    kind = _kind(path, format)
+    by_line = kind in (*STYLES, "ndjson") and Path(plain_name(Path(path))).suffix.lower() != ".json"
+    if sample is None or by_line:
+        return _records(file_no, path, kind, split, counts, select, seen, sample)
+    assert select.sample is not None
+    return iter(sampled(_records(file_no, path, kind, split, counts, select, seen, None), select.sample, sample,
+                        counts))
+
+
+def _records(file_no: int, path: str, kind: str | None, split: str | None, counts: ReadCounts, select: Selection,
+             seen: set[str] | None, sample: random.Random | None) -> Iterator[tuple[Tag, Sketch | SketchError]]:
+    """``records`` of a file of format ``kind`` (``_kind``); ``sample`` only for a file of ndjson lines."""
     from .data.reading import KEYED_FORMATS
     from .formats import label_from_path, read_located
     from .formats.ndjson import iter_ndjson, line_key_id
 
-    kind = _kind(path, format)
     counts.npz_files += kind == "npz"
     keyed = seen is not None and kind in KEYED_FORMATS
     seen = set() if seen is None else seen
@@ -481,7 +495,7 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
             located = iter_ndjson(Path(path).expanduser(), None if kind == "ndjson" else kind, on_error=unreadable,
                                   choose=choose)
         else:
-            located = read_located(Path(path).expanduser(), format, split=split if kind == "npz" else None,
+            located = read_located(Path(path).expanduser(), kind, split=split if kind == "npz" else None,
                                    on_error=unreadable)
         for place, sketch in located:
             named_records = named_records or sketch.label == named
@@ -522,19 +536,7 @@ def all_records(paths: Sequence[str], format: str | None, split: str | None, cou
             yield from records(file_no, path, format, split, counts, select, seen)
         else:
             rng = random.Random(f"{select.seed}:{Path(path).name}")
-            if by_line(path, format):  # only the sample's lines are parsed
-                yield from records(file_no, path, format, split, counts, select, seen, sample=rng)
-            else:
-                yield from sampled(records(file_no, path, format, split, counts, select, seen), select.sample, rng,
-                                   counts)
-
-
-def by_line(path: str, format: str | None) -> bool:
-    """Whether ``path`` is read line by line as ndjson (not a ``.json`` document, a ``.bin``, ``.npz`` or ``.svg``),
-    so a sample of its records can be taken before they are parsed."""
-    from .formats.ndjson import STYLES
-
-    return _kind(path, format) in (*STYLES, "ndjson") and Path(plain_name(Path(path))).suffix.lower() != ".json"
+            yield from records(file_no, path, format, split, counts, select, seen, sample=rng)
 
 
 def _tag_order(item: Any) -> float:

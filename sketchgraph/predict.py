@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
-from .device import usable_device
+from .device import usable_cpus, usable_device
 from .errors import CheckpointError, FormatError, SketchError, UnusableSketchesError
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
@@ -631,8 +631,7 @@ class SketchClassifier:
         probs = torch.empty(count, self.num_classes)
         cpu = self.device.type == "cpu"
         threads = torch.get_num_threads()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(threads, cores, len(batches)) if cpu and self.parallel_batches and self._dense() else 1
+        workers = min(threads, usable_cpus(), len(batches)) if cpu and self.parallel_batches and self._dense() else 1
         with self._lock:
             if workers > 1:  # whole batches side by side, each on its share of the threads, largest first
                 order = sorted(range(len(batches)), key=lambda i: -_work(batches[i][1]))

@@ -36,7 +36,6 @@ what else is in the batch). A drawing that preprocessing refuses fails alone (it
 from __future__ import annotations
 
 import itertools
-import os
 import queue
 import threading
 import time
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.flat import FlatPrepared
+from ..device import usable_cpus
 from ..errors import SketchError
 from ..predict import Prediction, SketchClassifier, _check_top_k
 from ..preprocess import ink_length
@@ -62,14 +62,6 @@ INK_PER_STROKE = 8.0  # a stroke's own preprocessing costs about as much as this
 MAX_HEAVY_WAITING = 32  # heavy drawings waiting for a heavy thread; past it submit refuses (BatcherBusy)
 
 _STOP = object()
-
-
-def _usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class BatcherClosed(RuntimeError):
@@ -137,7 +129,7 @@ class RequestBatcher:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
-        heavy_workers = max(1, _usable_cpus() // 2) if heavy_workers is None else heavy_workers
+        heavy_workers = max(1, usable_cpus() // 2) if heavy_workers is None else heavy_workers
         if heavy_workers < 1:
             raise ValueError(f"heavy_workers must be >= 1, got {heavy_workers}")
         if max_heavy_waiting < 1:
