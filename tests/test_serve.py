@@ -277,9 +277,9 @@ def test_serve_options_state_their_defaults():
     ('{"drawing": [[[1], [2]]], ' + ",".join(f'"k{i}": 0' for i in range(30_000)) + "}", None),  # unknown fields
 ])
 def test_a_body_of_many_wrong_values_gets_a_short_answer(clf, many, loc):
-    """Each wrong value was an issue of its own: a 680 KB body of 170,000 strings took 5-7 s of the server (the
-    event loop's too) and gave a 16 MB answer. A drawing's values stop at the first wrong one; other issues are
-    listed up to ``MAX_ISSUES``, then one says how many more there are."""
+    """Each wrong value was an issue of its own: a body of many thousands of strings took seconds of the server
+    (the event loop's too) and gave an answer many times its size. A drawing's values stop at the first wrong one;
+    other issues are listed up to ``MAX_ISSUES``, then one says how many more there are."""
     with TestClient(create_app(clf, max_strokes=STROKES + 1)) as c:
         start = time.perf_counter()
         r = c.post("/predict", content=many, headers={"content-type": "application/json"})

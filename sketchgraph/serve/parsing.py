@@ -33,9 +33,9 @@ __all__ = ["DrawingLimits", "UnreadableBody", "check_drawing", "read_drawing", "
 
 SPARE_CONTAINERS = 64  # JSON arrays and objects a body may hold besides its drawing's (extra fields, refused by name)
 MAX_ISSUES = 20
-"""The most issues a 422 lists, then one saying how many more there are: a body of 96,000 unknown fields gave as
-many issues (a 13 MB answer, seconds of work). The drawing's own values stop at the first wrong one
-(``schemas.Drawing``)."""
+"""The most issues a 422 lists, then one saying how many more there are: a body of many thousands of unknown fields
+gave as many issues (seconds of work, an answer many times the body's size). The drawing's own values stop at
+the first wrong one (``schemas.Drawing``)."""
 
 
 class UnreadableBody(ValueError):

@@ -15,7 +15,8 @@ __all__ = ["FiniteFloat", "RECORD_FIELDS", "PredictRequest", "PredictionOut", "P
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Numbers = Annotated[list[FiniteFloat], Field(fail_fast=True)]
 """A stroke's xs, ys or ts. ``fail_fast`` at every level of the drawing: the first value that is wrong is the one
-issue, not one per value (a body of 170,000 strings gave as many issues, seconds of work and a 16 MB answer)."""
+issue, not one per value (a body of many thousands of strings gave as many issues: seconds of the server's work
+and an answer many times the body's size)."""
 Drawing = Annotated[list[Annotated[list[Numbers], Field(fail_fast=True)]], Field(fail_fast=True)]
 
 ONE_STROKE_HINT = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
