@@ -483,3 +483,40 @@ def test_api_docs_render_offline_and_try_a_prediction(page, clf, prefix):
             assert not outside, outside
         finally:
             other.close()
+
+
+FETCH_PREDICT = """async ([api, body]) => {
+    try {
+        const r = await fetch(api + "/predict", {method: "POST", headers: {"Content-Type": "application/json"}, body});
+        return {status: r.status, body: await r.json()};
+    } catch (e) {
+        return {error: String(e)};
+    }
+}"""
+
+
+def test_a_page_of_another_origin_calls_the_api_only_when_its_origin_is_allowed(page, clf):
+    """A page served on another port (another origin) ``fetch``es ``POST /predict``: with ``cors_origins`` naming
+    it, Chromium's preflight passes and the page reads the predictions and a 422's detail; from a server that does
+    not allow it, Chromium blocks the call."""
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    site = FastAPI()
+    site.get("/", response_class=HTMLResponse)(lambda: "<!doctype html><title>another site</title><p>hello")
+    strokes = [[[x for x, _ in s], [y for _, y in s]] for s in HOUSE]
+    body = json.dumps({"drawing": strokes, "top_k": 3})
+    with running_server(site) as home, running_server(create_app(clf, cors_origins=[home])) as open_api, \
+            running_server(create_app(clf)) as closed_api:
+        other = page.context.new_page()
+        try:
+            other.goto(home + "/")
+            got = other.evaluate(FETCH_PREDICT, [open_api, body])
+            assert got.get("status") == 200, got
+            assert [p["label"] for p in got["body"]["predictions"]] == [p.label for p in clf.predict(strokes, 3)]
+            bad = other.evaluate(FETCH_PREDICT, [open_api, json.dumps({"drawing": []})])
+            assert bad.get("status") == 422 and bad["body"]["detail"], bad  # the error is readable too
+            blocked = other.evaluate(FETCH_PREDICT, [closed_api, body])
+            assert "status" not in blocked and "Failed to fetch" in blocked["error"], blocked
+        finally:
+            other.close()

@@ -18,6 +18,10 @@ callable at ``/docs``: Swagger UI, its script served by this app, never by a CDN
 - ``GET /stats`` -> ``{"requests": n, "model_calls": m, "mean_batch": n / m}`` (request batching at work).
 - ``GET /`` -> the drawing page (``static/index.html``, served here only; self-contained, no CDN).
 
+Cross-origin calls: by default only the drawing page served here may call the API from a browser;
+``create_app(cors_origins=[...])`` (``sketchgraph serve --cors-origin ORIGIN``) lets pages of other origins call it
+too (``sketchgraph.serve.cors``).
+
 Every ``GET`` endpoint (the static files and ``/docs`` too) also answers ``HEAD``: the same status and headers,
 no body (RFC 9110 requires ``HEAD`` wherever ``GET`` works); a ``405`` there says ``Allow: GET, HEAD``.
 
@@ -73,7 +77,7 @@ import importlib.util
 import os
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,6 +95,7 @@ from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_argum
 from ..preprocess import MAX_INK, load_compiled_rdp
 from ..sketch import MAX_COORDINATE, MAX_TIME
 from .batching import MAX_HEAVY_WAITING, BatcherBusy, BatcherClosed, RequestBatcher
+from .cors import ANY_ORIGIN, allow_origins, origin
 from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
 from .parsing import DrawingLimits, UnreadableBody, read_drawing
 from .schemas import (
@@ -194,11 +199,17 @@ def create_app(
     body_timeout: float = BODY_TIMEOUT_S,
     heavy_workers: int | None = None,
     max_heavy_waiting: int = MAX_HEAVY_WAITING,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The FastAPI app serving ``classifier_or_checkpoint`` (a ``SketchClassifier``, or a checkpoint
     path / shipped name loaded with ``device``, ``backend`` and ``precision``); limits (``body_timeout``:
     seconds for a request body to arrive) as in the module docstring; ``max_batch``, ``max_wait_ms``,
-    ``heavy_workers`` and ``max_heavy_waiting`` configure the ``RequestBatcher`` (``app.state.batcher``)."""
+    ``heavy_workers`` and ``max_heavy_waiting`` configure the ``RequestBatcher`` (``app.state.batcher``).
+    ``cors_origins``: web pages of these origins (``*``: any) may call the API from a browser
+    (``sketchgraph.serve.cors``; ``app.state.cors_origins`` lists them as matched); none by default."""
+    if isinstance(cors_origins, str):  # one origin, not its characters
+        cors_origins = [cors_origins]
+    allowed_origins = [origin(o) for o in cors_origins]  # a bad origin fails before the model loads
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     limits = DrawingLimits(max_points, max_strokes)
@@ -352,6 +363,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
     app.add_middleware(ShutdownReply)  # outside BodyLimit: a request cancelled while its body arrives too
     app.add_middleware(HeadAsGet)
+    app.state.cors_origins = allow_origins(app, allowed_origins)  # last: outermost, its headers reach every answer
     return app
 
 
@@ -403,6 +415,17 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shutdown-timeout", type=float_option(0), default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
                    help="after SIGTERM / Ctrl-C, cancel requests still running after this long: they get 503 "
                         f"(default {SHUTDOWN_TIMEOUT_S:g})")
+    p.add_argument("--cors-origin", type=_origin_option, action="append", default=[], metavar="ORIGIN",
+                   help="let web pages of this origin call the API from a browser (CORS), e.g. "
+                        "http://localhost:3000; repeat for more, * for any (default: only this server's own page)")
+
+
+def _origin_option(text: str) -> str:
+    """argparse type of ``--cors-origin``: ``cors.origin``, its ``ValueError`` as a usage error."""
+    try:
+        return origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def listen(host: str, port: int) -> list[socket.socket]:
@@ -442,10 +465,15 @@ def run_cli(args: argparse.Namespace) -> int:
         app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
                          max_body_bytes=args.max_body_bytes, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, body_timeout=args.body_timeout,
-                         heavy_workers=args.heavy_workers, max_heavy_waiting=args.max_heavy_waiting)
+                         heavy_workers=args.heavy_workers, max_heavy_waiting=args.max_heavy_waiting,
+                         cors_origins=args.cors_origin)
         host, port = sockets[0].getsockname()[:2]
         where = f"[{host}]" if ":" in host else host
         print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)
+        if app.state.cors_origins:
+            pages = ("any web page" if app.state.cors_origins == [ANY_ORIGIN]
+                     else f"web pages of {', '.join(app.state.cors_origins)}")
+            print(f"sketchgraph serve: {pages} may call the API (CORS)", flush=True)
         try:
             config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=args.shutdown_timeout)
             uvicorn.Server(config).run(sockets=sockets)
