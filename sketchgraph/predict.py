@@ -14,9 +14,9 @@ of an existing file raises ``FileNotFoundError`` (``SketchError`` when it is too
 4,096 bytes, or a name over 255), and one that is JSON but not a sketch (``"42"``, ``"null"``) ``SketchError``. A
 pipe (``/dev/stdin`` fed by ``|``, ``<(...)``), a socket or a terminal is refused with a ``SketchError`` saying to
 save it to a file: a file's format is sniffed from its first bytes before it is read from the start, which a stream
-cannot give twice. A path given to :meth:`SketchClassifier.predict` or as one item of
-:meth:`~SketchClassifier.predict_batch` means the file's *first* sketch; a path given as the whole argument of
-``predict_batch`` means *all* its sketches.
+cannot give twice (``sketchgraph predict -`` does that for standard input). A path given to
+:meth:`SketchClassifier.predict` or as one item of :meth:`~SketchClassifier.predict_batch` means the file's *first*
+sketch; a path given as the whole argument of ``predict_batch`` means *all* its sketches.
 
 Strokes are coordinate lists, ``[xs, ys]`` or ``[xs, ys, ts]``, not point lists ``[[x, y], ...]``: a stroke of
 points is refused with a hint, except one of two or three points, which is a valid stroke in the other layout and
@@ -46,6 +46,7 @@ import os
 import re
 import stat
 import sys
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -262,7 +263,8 @@ def refuse_streams(path: str | os.PathLike) -> None:
     kind = _stream_kind(_expanded(path))
     if kind is not None:
         raise SketchError(f"{path} is {kind}, which cannot be read twice (its format is sniffed from its first bytes "
-                          "before it is read): save it to a file and pass that")
+                          "before it is read): save it to a file and pass that (sketchgraph predict reads standard "
+                          "input given as -)")
 
 
 def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = None) -> Iterator[Sketch]:
@@ -832,7 +834,7 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="sketch files (.ndjson, .svg, .npz, .bin; ndjson also gzip-compressed, .ndjson.gz) or "
-                        "folders of them")
+                        "folders of them; - reads standard input (any of these formats; ./- names a file '-')")
     add_classifier_arguments(p)
     p.add_argument("--top-k", type=int_option(1), default=5,
                    help="predictions per sketch (default 5; more than the classes gives them all)")
@@ -872,6 +874,22 @@ def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: li
         return
     about = "".join(f"  {k}={v}" for k, v in (("key_id", sketch.key_id), ("label", sketch.label)) if v)
     print(f"{path} [{index}]{about}\n{format_predictions(preds or [])}")
+
+
+STDIN = "-"  # ``sketchgraph predict -``: the sketches of standard input
+
+
+def save_stdin(path: Path, *, chunk: int = 1 << 20) -> Path:
+    """Copy standard input's bytes to ``path`` (a new file) until it ends, and return ``path``: ``sketchgraph predict
+    -`` reads it as a file, since a format is sniffed from a file's first bytes before it is read from its start.
+    On a terminal, says on stderr to end the input with Ctrl-D."""
+    source = sys.stdin.buffer
+    if source.isatty():
+        print("sketchgraph predict: reading sketches from standard input; end with Ctrl-D", file=sys.stderr)
+    with open(path, "xb") as out:
+        while block := source.read(chunk):
+            out.write(block)
+    return path
 
 
 def require_paths(paths: Iterable[str | os.PathLike]) -> None:
@@ -926,9 +944,18 @@ class FileRun:
     lines, in its place among the results (an error about the file, or a part of it, takes no number: index
     ``None``). A folder stands for itself only when it holds no sketch file, and is reported so."""
 
-    def __init__(self, path: str, format: str | None, as_json: bool, report: Callable[[str], object] | None = None):
-        """``report`` gets each "skipped ..." message; by default ``stderr_report("sketchgraph predict")``."""
+    def __init__(self, path: str, format: str | None, as_json: bool, report: Callable[[str], object] | None = None,
+                 *, name: str | None = None):
+        """``report`` gets each "skipped ..." message; by default ``stderr_report("sketchgraph predict")``. ``name``:
+        what the results and messages call the file (default ``path``; ``-`` for standard input saved to ``path``)."""
         self.path, self.format, self.as_json = path, format, as_json
+        self.name = name or path
+        # the class a reader gives a record without one comes from the file's name (or folder's); a file saved from
+        # standard input has no name of its own, so such a record has no class
+        from .formats import label_from_path
+
+        self._made_up = set() if self.name == path else {label_from_path(path), label_from_path(path, folder=True)}
+        self._made_up_key = None if self.name == path else Path(path).stem  # an SVG's key id without data-key-id
         self.report = report or stderr_report("sketchgraph predict")
         self.position = 0
         self.failed_records = self.failed_parts = 0
@@ -945,7 +972,8 @@ class FileRun:
                            error)  # the reader's own file name (and line)
         else:
             self.failed_records += 1
-        where = self.path if index is None else f"{self.path} [{index}]"
+        error = self._named(error)
+        where = self.name if index is None else f"{self.name} [{index}]"
         self.report(f"skipped {where}: {error}")
         self.unread.append((self.position - (0.5 if index is None else 0.0), index, error, identity))
 
@@ -954,7 +982,9 @@ class FileRun:
         if getattr(exc, "whole_file", False):
             self.skipped(str(exc), None)
         else:
-            self.skipped(str(exc), self.position, (getattr(exc, "key_id", None), getattr(exc, "label", None)))
+            label = getattr(exc, "label", None)
+            self.skipped(str(exc), self.position,
+                         (getattr(exc, "key_id", None), None if label in self._made_up else label))
             self.position += 1
 
     def refused(self, error: str, index: int, place: Place) -> str:
@@ -962,10 +992,14 @@ class FileRun:
         ``UnusableSketchesError``) as an unreadable one is reported, on stderr at once; the error with the record's
         place, as the reader places its errors (``face.ndjson:17: drawing too long to simplify ...``), to print in
         its place among the results. The records around it go on."""
-        located = str(place.locate(FormatError(error)))
+        located = self._named(str(place.locate(FormatError(error))))
         self.failed_records += 1
-        self.report(f"skipped {self.path} [{index}]: {located}")
+        self.report(f"skipped {self.name} [{index}]: {located}")
         return located
+
+    def _named(self, text: str) -> str:
+        """``text`` (a reader's message) with the file called by ``name``."""
+        return text if self.name == self.path else text.replace(self.path, self.name)
 
     def located_records(self) -> Iterator[tuple[tuple[int, Place], Sketch]]:
         """``((index, place), sketch)`` of every readable record, ``place`` where the reader found it (``refused``
@@ -980,8 +1014,15 @@ class FileRun:
         if broken is not None:
             self.skipped(broken, None)
             return
+        if self.name == STDIN and os.path.getsize(self.path) == 0:  # no bytes to tell a format by
+            self.skipped("nothing came on standard input", None)
+            return
         try:
             for place, sketch in read_located(self.path, self.format, on_error=self.unreadable):
+                if sketch.label in self._made_up:
+                    sketch = sketch.replace(label=None)
+                if sketch.key_id is not None and sketch.key_id == self._made_up_key:
+                    sketch = sketch.replace(key_id=None)
                 yield (self.position, place), sketch
                 self.position += 1
         except (SketchError, OSError) as exc:
@@ -995,7 +1036,7 @@ class FileRun:
         """The skipped records placed before record ``before`` (all: ``inf``), in order, as JSON lines."""
         while self.unread and self.unread[0][0] < before:
             _, index, error, identity = self.unread.popleft()
-            _print_result(self.path, index, None, None, error, self.as_json, identity)
+            _print_result(self.name, index, None, None, error, self.as_json, identity)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -1003,21 +1044,25 @@ def run_cli(args: argparse.Namespace) -> int:
     (naming its file, its index and, as the reader does, its line), stays out of the table and, with ``--json``,
     gets its line in place with an ``error`` field; it makes the exit status 1, and the others still run."""
     _check_top_k(args.top_k)
-    require_paths(args.files)  # before loading the model
-    clf = SketchClassifier.from_pretrained(
-        args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
-        precision=args.precision,
-    )
-    records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
-    for path in expand_files(args.files):
-        run = FileRun(path, args.format, args.json)
-        for (index, place), sketch, preds, error in clf.classify_each(run.located_records(), args.top_k):
-            run.print_unread(index)
-            if error is not None:
-                error = run.refused(error, index, place)
-            _print_result(path, index, sketch, preds, error, args.json)
-        run.print_unread(float("inf"))
-        records, parts = records + run.failed_records, parts + run.failed_parts
+    if args.files.count(STDIN) > 1:
+        raise SketchError(f"{STDIN} (standard input) is given {args.files.count(STDIN)} times; it can be read once")
+    require_paths(f for f in args.files if f != STDIN)  # before reading standard input and loading the model
+    with tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-") as spool:
+        saved = save_stdin(Path(spool) / "stdin") if STDIN in args.files else None
+        clf = SketchClassifier.from_pretrained(
+            args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
+            precision=args.precision,
+        )
+        records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
+        for path in expand_files(str(saved) if f == STDIN else f for f in args.files):
+            run = FileRun(path, args.format, args.json, name=STDIN if saved and path == str(saved) else None)
+            for (index, place), sketch, preds, error in clf.classify_each(run.located_records(), args.top_k):
+                run.print_unread(index)
+                if error is not None:
+                    error = run.refused(error, index, place)
+                _print_result(run.name, index, sketch, preds, error, args.json)
+            run.print_unread(float("inf"))
+            records, parts = records + run.failed_records, parts + run.failed_parts
     sys.stdout.flush()
     unread = "file or part of a file" if parts == 1 else "files or parts of files"
     problems = [text for n, text in ((records, f"{counted(records, 'sketch')} could not be classified"),

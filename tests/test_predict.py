@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -9,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -1219,7 +1221,8 @@ def test_a_pipe_is_refused_saying_to_save_it_to_a_file(clf, tmp_path):
         os.write(write, (json.dumps({"drawing": shapes()[0].to_lists()}) + "\n").encode())
         os.close(write)
         with pytest.raises(SketchError, match=rf"^/dev/fd/{read} is a pipe, which cannot be read twice .*: save it "
-                                              "to a file and pass that$"):
+                                              r"to a file and pass that \(sketchgraph predict reads standard input "
+                                              r"given as -\)$"):
             clf.predict(f"/dev/fd/{read}")
     finally:
         os.close(read)
@@ -1236,6 +1239,87 @@ def test_cli_refuses_a_pipe_before_loading_the_model(tmp_path, capsys):
     assert main(["predict", str(fifo), "--checkpoint", "no-such-checkpoint"]) == 1  # no "not found": nothing loaded
     err = capsys.readouterr().err
     assert err.startswith(f"sketchgraph predict: error: {fifo} is a pipe, which cannot be read twice")
+
+
+def feed_stdin(monkeypatch, data: bytes) -> io.BytesIO:
+    """Standard input holding ``data`` (``sys.stdin.buffer`` is what ``sketchgraph predict -`` reads)."""
+    raw = io.BytesIO(data)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(raw))
+    return raw
+
+
+def test_cli_reads_standard_input_as_a_file_named_dash(tiny_checkpoint, sketch_file, monkeypatch, tmp_path, capsys):
+    """``-`` is standard input, read like a file and named ``-`` in results and messages, among other files; a record
+    without a class of its own gets none (not one made up from the saved copy's name), and the copy is removed."""
+    good = shapes()[3]
+    lines = [json.dumps({"drawing": good.to_lists()}), "not json", json.dumps({"key_id": "k9", "drawing": []})]
+    feed_stdin(monkeypatch, ("\n".join(lines) + "\n").encode())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    args = ["predict", "-", str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "2"]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    got = [json.loads(line) for line in out.splitlines()]
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    assert got[:3] == [
+        {"file": "-", "index": 0, "key_id": None, "label": None,
+         "predictions": [p.to_dict() for p in clf.predict(good, top_k=2)]},
+        {"file": "-", "index": 1, "key_id": None, "label": None,
+         "error": "-:2: invalid JSON (Expecting value, column 1)"},
+        {"file": "-", "index": 2, "key_id": "k9", "label": None, "error": "-:3: empty drawing (no points)"},
+    ]
+    assert [(r["file"], r["index"]) for r in got[3:]] == [(str(sketch_file), i) for i in range(3)]
+    assert "sketchgraph predict: skipped - [1]: -:2: invalid JSON" in err
+    assert not list(tmp_path.glob("sketchgraph-stdin-*"))  # the saved copy is gone
+
+
+@pytest.mark.parametrize("kind", ["ndjson.gz", "svg", "npz"])
+def test_cli_standard_input_in_any_format(tiny_checkpoint, tmp_path, monkeypatch, capsys, kind):
+    """The format of standard input is told from its content, as a file's is; a class or key id the data holds is
+    kept."""
+    sketches = [s.replace(label="face", key_id=f"k{i}") for i, s in enumerate(shapes()[:2])]
+    path = tmp_path / f"in.{kind}"
+    if kind == "svg":
+        sketches = sketches[:1]
+        write_svg(sketches[0], path)
+    elif kind == "npz":
+        write_stroke3_npz(path, train=sketches)
+    else:
+        write_ndjson(sketches, path)
+    feed_stdin(monkeypatch, path.read_bytes())
+    assert main(["predict", "-", "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "1"]) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    clf = SketchClassifier.from_pretrained(tiny_checkpoint)
+    assert [r["predictions"] for r in got] == [[p.to_dict() for p in clf.predict(s, top_k=1)] for s in sketches]
+    assert {r["file"] for r in got} == {"-"}
+    if kind != "npz":  # stroke-3 holds no class or key id
+        assert [(r["label"], r["key_id"]) for r in got] == [(s.label, s.key_id) for s in sketches]
+
+
+def test_cli_standard_input_empty_or_given_twice(tiny_checkpoint, sketch_file, monkeypatch, capsys):
+    feed_stdin(monkeypatch, b"")
+    assert main(["predict", "-", "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"file": "-", "index": None, "key_id": None, "label": None,
+                               "error": "nothing came on standard input"}
+    assert "sketchgraph predict: skipped -: nothing came on standard input" in err
+    raw = feed_stdin(monkeypatch, b"{}")
+    assert main(["predict", "-", str(sketch_file), "-", "--checkpoint", "no-such-checkpoint"]) == 1
+    assert "error: - (standard input) is given 2 times; it can be read once" in capsys.readouterr().err
+    assert main(["predict", "-", "missing.ndjson", "--checkpoint", "no-such-checkpoint"]) == 1
+    assert "error: no such sketch file: missing.ndjson" in capsys.readouterr().err
+    assert raw.tell() == 0  # refused before standard input was read
+
+
+@pytest.mark.slow
+def test_cli_reads_a_real_pipe(tiny_checkpoint):
+    """``... | sketchgraph predict -`` in a real process."""
+    record = json.dumps({"word": "face", "drawing": shapes()[0].to_lists()}) + "\n"
+    done = subprocess.run([sys.executable, "-m", "sketchgraph", "predict", "-", "--checkpoint", str(tiny_checkpoint),
+                           "--json", "--top-k", "1"], input=record.encode(), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    (got,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    want = SketchClassifier.from_pretrained(tiny_checkpoint).predict(shapes()[0], top_k=1)
+    assert (got["file"], got["label"], got["predictions"][0]["label"]) == ("-", "face", want[0].label)
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "2.5", "five"])
