@@ -6,7 +6,20 @@ import os
 
 import torch
 
-__all__ = ["usable_device", "usable_cpus"]
+__all__ = ["usable_device", "usable_cpus", "KERNEL_CACHE_ENV", "no_kernel_cache"]
+
+KERNEL_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+
+
+def no_kernel_cache() -> None:
+    """Turn off oneDNN's cache of compiled CPU kernels for this process, unless ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``
+    is already set (a user's value is kept). For runs over many files of drawings (``sketchgraph predict``,
+    ``evaluate``): torch's CPU GELU compiles a oneDNN kernel for each input shape, and oneDNN keeps up to 1,024 of
+    them. Each model call of such a run has a shape of its own (the number of drawings and their padded length), so
+    the cache seldom serves a call, yet the memory of the run kept growing: a peak of 1.37 GB over 64,000 drawings
+    against 0.59 GB without it, in the same time (``benchmarks/bench_predict_memory.py``). It takes effect when
+    called before the process's first GELU on the CPU (oneDNN reads the variable when it first builds a kernel)."""
+    os.environ.setdefault(KERNEL_CACHE_ENV, "0")
 
 
 def usable_cpus() -> int:

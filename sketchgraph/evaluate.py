@@ -830,9 +830,11 @@ def run_cli(args: argparse.Namespace) -> int:
     """Run ``sketchgraph evaluate``: print the summary (or the JSON report); a preprocessing mismatch that was
     allowed is warned about on stderr. Sketch files (not one prepared dataset) are evaluated by
     ``evaluate_files``, which names each record it could not read or classify on stderr."""
+    from .device import no_kernel_cache
     from .evaluate_inputs import cli_file_options
     from .predict import stderr_report
 
+    no_kernel_cache()  # a long run of model calls of ever new shapes (``sketchgraph.device``)
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
     split, exclude_key_ids, label_map = cli_file_options(
         dataset, args.format, args.split, args.all_splits, args.exclude_key_ids, args.label_map,

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from .batch import Batch
-from .device import usable_cpus, usable_device
+from .device import no_kernel_cache, usable_cpus, usable_device
 from .errors import CheckpointError, FormatError, SketchError, UnusableSketchesError
 from .graph import GraphSpec, SketchGraph, build_graph
 from .model import BACKENDS, set_backend
@@ -1043,6 +1043,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Classify every sketch of every file. A record that cannot be read or classified is reported on stderr
     (naming its file, its index and, as the reader does, its line), stays out of the table and, with ``--json``,
     gets its line in place with an ``error`` field; it makes the exit status 1, and the others still run."""
+    no_kernel_cache()  # a long run of model calls of ever new shapes (``sketchgraph.device``)
     _check_top_k(args.top_k)
     if args.files.count(STDIN) > 1:
         raise SketchError(f"{STDIN} (standard input) is given {args.files.count(STDIN)} times; it can be read once")

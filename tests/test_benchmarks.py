@@ -242,3 +242,18 @@ def test_bench_evaluate_sample_takes_the_same_records_both_ways(capsys):
     result = load_script("bench_evaluate_sample").main(["--records", "600", "--sample", "50", "--seed", "3"])
     assert result["same_sample"] and result["records"] == 600 and result["sample"] == 50
     assert "a sample of 50, the same records both ways" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_predict_memory_runs_sketchgraph_predict_with_each_kernel_cache(tmp_path):
+    """Both settings run the command to its end on a file of the asked size and report a peak memory and a time."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "bench_predict_memory.py"), "--records", "300"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("input: 300 drawings, ")
+    rows = re.findall(r"^ONEDNN_PRIMITIVE_CACHE_CAPACITY=(\d+) .* peak RSS +(\d+\.\d\d) GB +(\d+\.\d) s", out.stdout,
+                      re.M)
+    assert [r[0] for r in rows] == ["1024", "0"]
+    assert all(0.05 < float(gb) < 8 and float(s) > 0 for _, gb, s in rows)

@@ -1310,6 +1310,25 @@ def test_cli_standard_input_empty_or_given_twice(tiny_checkpoint, sketch_file, m
     assert raw.tell() == 0  # refused before standard input was read
 
 
+@pytest.mark.parametrize("given", [None, "16"])
+def test_cli_turns_off_the_kernel_cache_unless_the_user_set_it(tiny_checkpoint, sketch_file, monkeypatch, capsys,
+                                                               given):
+    """``sketchgraph predict`` and ``evaluate`` run model calls of ever new shapes, whose compiled GELU kernels
+    oneDNN would keep (``sketchgraph.device.no_kernel_cache``); a value the user set is kept."""
+    from sketchgraph.device import KERNEL_CACHE_ENV
+
+    for command in (["predict", str(sketch_file)], ["evaluate", str(tiny_checkpoint), str(sketch_file), "--json"]):
+        if given is None:
+            monkeypatch.delenv(KERNEL_CACHE_ENV, raising=False)
+        else:
+            monkeypatch.setenv(KERNEL_CACHE_ENV, given)
+        if command[0] == "predict":
+            command += ["--checkpoint", str(tiny_checkpoint)]
+        assert main(command) in (0, 1)
+        assert os.environ[KERNEL_CACHE_ENV] == (given or "0")
+    capsys.readouterr()
+
+
 @pytest.mark.slow
 def test_cli_reads_a_real_pipe(tiny_checkpoint):
     """``... | sketchgraph predict -`` in a real process."""
