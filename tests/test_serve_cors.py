@@ -6,6 +6,7 @@ The real browser's side (a page of another origin calling the API, allowed and n
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -50,6 +51,9 @@ def closed(clf):
     ("http://example.org:443", "http://example.org:443"),  # 443 is https's default, not http's
     ("http://[::1]:8080", "http://[::1]:8080"),
     ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+    ("http://Bücher.de:8080", "http://xn--bcher-kva.de:8080"),  # browsers send the IDNA form
+    ("http://[0:0:0:0:0:0:0:1]:3000", "http://[::1]:3000"),  # and IPv6 compressed
+    ("http://example.org.", "http://example.org."),
     ("  *  ", "*"),
 ])
 def test_an_origin_is_written_as_the_browser_sends_it(text, want):
@@ -70,9 +74,17 @@ def test_an_origin_is_written_as_the_browser_sends_it(text, want):
     ("http://:3000", "no host"),
     ("http://example.org:99999", "the port must be a number in 0..65535"),
     ("http://example.org:http", "the port must be a number"),
+    ("http://[::1", "an IPv6 host goes in brackets"),
+    ("https://*", "no wildcards"),
+    ("http://*.example.org", "no wildcards"),
+    ("http://127.1", "write the IPv4 address in full"),
+    ("http://1.2.3.4.5", "write the IPv4 address in full"),
+    ("http://a.com,http://b.com", "one origin per value; give each its own --cors-origin"),
+    ("http://a.com http://b.com", "one origin per value"),
+    ("http:///x", "no host"),
 ])
 def test_what_cannot_be_an_origin_is_refused_saying_why(text, says):
-    with pytest.raises(ValueError, match="^" + repr(text).replace("[", r"\[").replace("?", r"\?")) as err:
+    with pytest.raises(ValueError, match="^" + re.escape(repr(text))) as err:
         origin(text)
     assert says in str(err.value)
 
@@ -107,6 +119,34 @@ def test_preflight_from_another_origin_is_refused(allowed, closed):
     assert "access-control-allow-origin" not in r.headers
     r = closed.options("/predict", headers={"origin": MINE, **PREFLIGHT})  # no CORS at all: the route is POST only
     assert r.status_code == 405 and "access-control-allow-origin" not in r.headers
+
+
+def test_a_preflight_that_declares_a_body_closes_the_connection(allowed):
+    """Browsers send none; a client could trickle one in past the body timeout, which the CORS layer (answering
+    before ``BodyLimit``) does not apply: the answer closes the connection instead."""
+    for who in (MINE, OTHER):
+        for extra in ({"content-length": "100000"}, {"transfer-encoding": "chunked"}):
+            r = allowed.options("/predict", headers={"origin": who, **PREFLIGHT, **extra})
+            assert r.headers["connection"] == "close"
+    r = allowed.options("/predict", headers={"origin": MINE, **PREFLIGHT})
+    assert "connection" not in r.headers  # a browser's preflight keeps its connection
+
+
+def test_a_trickled_preflight_body_cannot_hold_a_real_connection(clf):
+    """On a real server: the preflight is answered and the connection closed, though its body never comes."""
+    import socket
+
+    from sketchgraph.serve import running_server
+
+    with running_server(create_app(clf, body_timeout=60, cors_origins=[MINE])) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"OPTIONS /predict HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
+                         b"Access-Control-Request-Method: POST\r\nContent-Length: 100000\r\n\r\nab")
+            answer = b""
+            while chunk := sock.recv(65536):  # ends when the server closes, long before the 60 s body timeout
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"connection: close" in answer.lower()
 
 
 def test_preflight_for_a_method_or_header_not_needed_is_refused(allowed):

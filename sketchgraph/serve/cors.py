@@ -9,23 +9,31 @@ allows the pages of the given origins (``*``: any page) to call every endpoint:
   allowing ``GET``, ``HEAD`` and ``POST`` with a ``Content-Type`` header (and, for a page on a public address
   calling a server on a private one, ``Access-Control-Allow-Private-Network``); from another origin, ``400``
   ``Disallowed CORS origin``, and the browser blocks the call;
-- every answer to an allowed origin, errors included (``408``, ``413``, ``415``, ``422``, ``503``), carries
-  ``Access-Control-Allow-Origin``, so the page can read the error's ``detail``; ``Retry-After`` is exposed to it.
+- every answer to an allowed origin, errors included (``408``, ``413``, ``415``, ``422``, ``503``; not a ``500``,
+  the server's own failure, which Starlette answers outside every middleware), carries ``Access-Control-Allow-Origin``,
+  so the page can read the error's ``detail``; ``Retry-After`` is exposed to it;
+- a preflight that declares a body (browsers send none) is answered with ``Connection: close``, so no client can hold
+  a connection open by trickling one in (the body timeout of ``BodyLimit`` never sees a preflight).
 
 No cookies or credentials are involved (the API has none), so ``*`` is safe to use for a public demo.
 
 An origin is ``scheme://host[:port]``, as a browser sends it in its ``Origin`` header. ``origin(text)`` writes what
-a user types the way the browser does (lower-case scheme and host, no default port, no trailing ``/``), since the
-header is matched exactly, and refuses anything that cannot match (a path, a query, another scheme, ``null``) with
-a ``ValueError`` saying why.
+a user types the way the browser does (lower-case scheme and host, a non-ASCII host name in IDNA, an IPv6 address
+compressed, no default port, no trailing ``/``), since the header is matched exactly, and refuses anything that
+cannot match (a path, a query, another scheme, ``null``, a wildcard, an IPv4 address not in full) with a
+``ValueError`` saying why.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp
 
 __all__ = ["ANY_ORIGIN", "origin", "allow_origins", "ALLOWED_METHODS", "ALLOWED_HEADERS", "EXPOSED_HEADERS"]
@@ -37,15 +45,18 @@ EXPOSED_HEADERS = ("Retry-After",)  # readable by the page: the 503 for too many
 MAX_AGE_S = 600  # how long a browser may reuse a preflight's answer
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _EXAMPLE = "e.g. http://localhost:3000 or https://example.org"
+_HOST = re.compile(r"[a-z0-9_.-]+")
 
 
 def origin(text: str) -> str:
     """The origin ``text`` names, written as a browser's ``Origin`` header gives it (``HTTP://LocalHost:80/`` ->
-    ``http://localhost``), or ``*`` (any origin).
+    ``http://localhost``, ``http://bücher.de`` -> ``http://xn--bcher-kva.de``, ``http://[0:0:0:0:0:0:0:1]`` ->
+    ``http://[::1]``), or ``*`` (any origin).
 
-    Raises ``ValueError`` saying what is wrong when ``text`` is not an http(s) origin: another scheme, ``null`` (the
-    origin of a page opened from a file, shared by every such page), user info, a path, a query, a fragment, no
-    host, or a bad port.
+    Raises ``ValueError`` saying what is wrong when ``text`` is not one literal http(s) origin: another scheme,
+    ``null`` (the origin of a page opened from a file, shared by every such page), several origins in one value,
+    user info, a path, a query, a fragment, no host, a wildcard or other character a host cannot have, an IPv4
+    address not written in full (``127.1``), or a bad port.
     """
     raw = text.strip()
     if raw == ANY_ORIGIN:
@@ -53,27 +64,71 @@ def origin(text: str) -> str:
     if raw.lower() == "null":
         raise ValueError(f"{text!r}: 'null' is the origin of every page opened from a file (file://) or sandboxed; "
                          "serve your page over http, or allow any origin with *")
-    parts = urlsplit(raw)
+    if "," in raw or len(raw.split()) > 1:
+        raise ValueError(f"{text!r}: one origin per value; give each its own --cors-origin")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", a port that is no number
+        what = ("the port must be a number in 0..65535" if "ort" in str(exc)
+                else f"{exc} (an IPv6 host goes in brackets: http://[::1]:3000)")
+        raise ValueError(f"{text!r}: {what}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not raw[len(parts.scheme):].startswith("://"):
         raise ValueError(f"{text!r} is not an origin: it must be http://HOST[:PORT] or https://HOST[:PORT] "
                          f"({_EXAMPLE}), or * for any")
     if parts.username is not None or parts.password is not None:
         raise ValueError(f"{text!r}: an origin has no user name or password")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in raw or "#" in raw:
-        raise ValueError(f"{text!r}: an origin has no path, query or fragment; browsers send "
-                         f"{scheme}://{parts.netloc.lower()}")
     host = parts.hostname
     if not host:
         raise ValueError(f"{text!r}: no host ({_EXAMPLE})")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{text!r}: the port must be a number in 0..65535") from None
-    netloc = f"[{host}]" if ":" in host else host
+    netloc = _host(text, host)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in raw or "#" in raw:
+        raise ValueError(f"{text!r}: an origin has no path, query or fragment; browsers send "
+                         f"{scheme}://{netloc}{'' if port in (None, _DEFAULT_PORTS[scheme]) else f':{port}'}")
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
     return f"{scheme}://{netloc}"
+
+
+def _host(text: str, host: str) -> str:
+    """``host`` (lower case, as ``urlsplit`` gives it) as browsers write it in an origin: an IP address in its
+    canonical form (IPv6 compressed, in brackets), a name in ASCII (IDNA); ``ValueError`` naming ``text`` for a host
+    no browser would send."""
+    if ":" in host:
+        try:
+            return f"[{ipaddress.IPv6Address(host.split('%')[0]).compressed}]"
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{text!r}: {host!r} is not a host name") from None
+    if not _HOST.fullmatch(name):
+        raise ValueError(f"{text!r}: a host has letters, digits, '-', '_' and '.' only (no wildcards: allow one "
+                         "origin per --cors-origin, or any with *)")
+    last = name.rstrip(".").rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):  # browsers read such a host as an IPv4 address
+        try:
+            return str(ipaddress.IPv4Address(name.rstrip(".")))
+        except ValueError:
+            raise ValueError(f"{text!r}: write the IPv4 address in full, as four numbers (127.0.0.1)") from None
+    return name
+
+
+class _CORS(CORSMiddleware):
+    """Starlette's CORS layer, whose preflight answer closes the connection when the preflight declares a body.
+
+    The layer answers a preflight itself, before ``BodyLimit`` (inside it) could time its body out; browsers send
+    preflights without one, so a preflight that says a body follows is a client that could trickle it in to hold the
+    connection open: after ``Connection: close`` the server stops reading."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        declared = request_headers.get("content-length", "0").strip() not in ("", "0")
+        if declared or "transfer-encoding" in request_headers:
+            response.headers["connection"] = "close"
+        return response
 
 
 def allow_origins(app: ASGIApp, origins: Iterable[str]) -> list[str]:
@@ -86,7 +141,7 @@ def allow_origins(app: ASGIApp, origins: Iterable[str]) -> list[str]:
         allowed = [ANY_ORIGIN]
     if allowed:
         app.add_middleware(  # type: ignore[attr-defined]
-            CORSMiddleware, allow_origins=allowed, allow_methods=list(ALLOWED_METHODS),
+            _CORS, allow_origins=allowed, allow_methods=list(ALLOWED_METHODS),
             allow_headers=list(ALLOWED_HEADERS), expose_headers=list(EXPOSED_HEADERS), allow_private_network=True,
             max_age=MAX_AGE_S)
     return allowed
