@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
-__all__ = ["usable_device", "usable_cpus", "KERNEL_CACHE_ENV", "no_kernel_cache"]
+__all__ = ["usable_device", "usable_cpus", "KERNEL_CACHE_ENV", "KERNEL_CACHE_ENVS", "no_kernel_cache"]
 
 KERNEL_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+KERNEL_CACHE_ENVS = (KERNEL_CACHE_ENV, "DNNL_PRIMITIVE_CACHE_CAPACITY")  # oneDNN reads the older name too
 
 
-def no_kernel_cache() -> None:
-    """Turn off oneDNN's cache of compiled CPU kernels for this process, unless ``ONEDNN_PRIMITIVE_CACHE_CAPACITY``
-    is already set (a user's value is kept). For runs over many files of drawings (``sketchgraph predict``,
-    ``evaluate``): torch's CPU GELU compiles a oneDNN kernel for each input shape, and oneDNN keeps up to 1,024 of
-    them. Each model call of such a run has a shape of its own (the number of drawings and their padded length), so
-    the cache seldom serves a call, yet the memory of the run kept growing: a peak of 1.37 GB over 64,000 drawings
-    against 0.59 GB without it, in the same time (``benchmarks/bench_predict_memory.py``). It takes effect when
-    called before the process's first GELU on the CPU (oneDNN reads the variable when it first builds a kernel)."""
-    os.environ.setdefault(KERNEL_CACHE_ENV, "0")
+@contextmanager
+def no_kernel_cache() -> Iterator[None]:
+    """Within the block, oneDNN's cache of compiled CPU kernels is off (``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0``), unless
+    the user set its size (under that name or the older ``DNNL_PRIMITIVE_CACHE_CAPACITY``: their value is kept); the
+    variable is removed again at the end, so processes started later do not inherit it.
+
+    For runs over many files of drawings (``sketchgraph predict``, ``evaluate``): torch's CPU GELU compiles a oneDNN
+    kernel for each input shape, and oneDNN keeps up to 1,024 of them. The layers of one model call share its
+    shape, but each call of such a run has a shape of its own (the number of drawings and their padded length), so
+    the kernels pile up, and the memory of the run grew with the file: a peak of 1.37 GB over 64,000 drawings
+    against 0.59 GB without the cache, in the same time (``benchmarks/bench_predict_memory.py``). oneDNN reads the
+    variable once, when it first builds a kernel: the block must come before the process's first GELU on the CPU
+    (for the rest of the process the cache then stays off)."""
+    if any(name in os.environ for name in KERNEL_CACHE_ENVS):
+        yield
+        return
+    os.environ[KERNEL_CACHE_ENV] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(KERNEL_CACHE_ENV, None)
 
 
 def usable_cpus() -> int:

@@ -831,10 +831,15 @@ def run_cli(args: argparse.Namespace) -> int:
     allowed is warned about on stderr. Sketch files (not one prepared dataset) are evaluated by
     ``evaluate_files``, which names each record it could not read or classify on stderr."""
     from .device import no_kernel_cache
+
+    with no_kernel_cache():  # a long run of model calls of ever new shapes (``sketchgraph.device``)
+        return _run_cli(args)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
     from .evaluate_inputs import cli_file_options
     from .predict import stderr_report
 
-    no_kernel_cache()  # a long run of model calls of ever new shapes (``sketchgraph.device``)
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
     split, exclude_key_ids, label_map = cli_file_options(
         dataset, args.format, args.split, args.all_splits, args.exclude_key_ids, args.label_map,

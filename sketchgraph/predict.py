@@ -44,6 +44,8 @@ import json
 import numbers
 import os
 import re
+import secrets
+import signal
 import stat
 import sys
 import tempfile
@@ -51,7 +53,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -879,17 +881,51 @@ def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: li
 STDIN = "-"  # ``sketchgraph predict -``: the sketches of standard input
 
 
-def save_stdin(path: Path, *, chunk: int = 1 << 20) -> Path:
-    """Copy standard input's bytes to ``path`` (a new file) until it ends, and return ``path``: ``sketchgraph predict
-    -`` reads it as a file, since a format is sniffed from a file's first bytes before it is read from its start.
-    On a terminal, says on stderr to end the input with Ctrl-D."""
-    source = sys.stdin.buffer
-    if source.isatty():
-        print("sketchgraph predict: reading sketches from standard input; end with Ctrl-D", file=sys.stderr)
-    with open(path, "xb") as out:
-        while block := source.read(chunk):
-            out.write(block)
+def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
+    """Copy standard input's bytes to a new file in ``folder`` until it ends, and return its path: ``sketchgraph
+    predict -`` reads it as a file, since a format is sniffed from a file's first bytes before it is read from its
+    start. The file's name is drawn at random, so no record's class or key id can equal what a reader would take
+    from it (``FileRun`` drops those). On a terminal, says on stderr to end the input with Ctrl-D; one Ctrl-D does
+    (each read returns what one read of the stream gives). ``SketchError`` when standard input is closed or cannot
+    be read, or the copy cannot be written (a full disk: it says to set ``TMPDIR``)."""
+    source = getattr(sys.stdin, "buffer", None)
+    if source is None:
+        raise SketchError("standard input is closed: nothing to read for -")
+    path = folder / f"stdin-{secrets.token_hex(8)}"
+    try:
+        if source.isatty():
+            print("sketchgraph predict: reading sketches from standard input; end with Ctrl-D", file=sys.stderr)
+        with open(path, "xb") as out:
+            while True:
+                try:
+                    block = source.read1(chunk)
+                except OSError as exc:
+                    raise SketchError(f"cannot read standard input: {exc.strerror or exc}") from None
+                if not block:
+                    break
+                out.write(block)
+    except OSError as exc:
+        raise SketchError(f"could not save standard input to {folder}: {exc.strerror or exc} (set TMPDIR to a "
+                          "folder with more room, or pass the file itself)") from None
     return path
+
+
+@contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``, ``timeout``) raises ``SystemExit(143)`` in the main thread, so the
+    blocks around it clean up (the copy of standard input) as for Ctrl-C; elsewhere, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def require_paths(paths: Iterable[str | os.PathLike]) -> None:
@@ -951,7 +987,7 @@ class FileRun:
         self.path, self.format, self.as_json = path, format, as_json
         self.name = name or path
         # the class a reader gives a record without one comes from the file's name (or folder's); a file saved from
-        # standard input has no name of its own, so such a record has no class
+        # standard input has a random name (save_stdin), so such a record has no class
         from .formats import label_from_path
 
         self._made_up = set() if self.name == path else {label_from_path(path), label_from_path(path, folder=True)}
@@ -998,8 +1034,11 @@ class FileRun:
         return located
 
     def _named(self, text: str) -> str:
-        """``text`` (a reader's message) with the file called by ``name``."""
-        return text if self.name == self.path else text.replace(self.path, self.name)
+        """``text`` (a reader's message) with the file called by ``name`` (a message that gives the file's name
+        alone too: the saved copy of standard input has a name of its own, drawn at random)."""
+        if self.name == self.path:
+            return text
+        return text.replace(self.path, self.name).replace(Path(self.path).name, self.name)
 
     def located_records(self) -> Iterator[tuple[tuple[int, Place], Sketch]]:
         """``((index, place), sketch)`` of every readable record, ``place`` where the reader found it (``refused``
@@ -1043,20 +1082,25 @@ def run_cli(args: argparse.Namespace) -> int:
     """Classify every sketch of every file. A record that cannot be read or classified is reported on stderr
     (naming its file, its index and, as the reader does, its line), stays out of the table and, with ``--json``,
     gets its line in place with an ``error`` field; it makes the exit status 1, and the others still run."""
-    no_kernel_cache()  # a long run of model calls of ever new shapes (``sketchgraph.device``)
+    with no_kernel_cache():  # a long run of model calls of ever new shapes (``sketchgraph.device``)
+        return _run_cli(args)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
     _check_top_k(args.top_k)
     if args.files.count(STDIN) > 1:
         raise SketchError(f"{STDIN} (standard input) is given {args.files.count(STDIN)} times; it can be read once")
     require_paths(f for f in args.files if f != STDIN)  # before reading standard input and loading the model
-    with tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-") as spool:
-        saved = save_stdin(Path(spool) / "stdin") if STDIN in args.files else None
-        clf = SketchClassifier.from_pretrained(
-            args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
-            precision=args.precision,
-        )
-        records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
-        for path in expand_files(str(saved) if f == STDIN else f for f in args.files):
-            run = FileRun(path, args.format, args.json, name=STDIN if saved and path == str(saved) else None)
+    clf = SketchClassifier.from_pretrained(  # before standard input: a wrong checkpoint is said at once
+        args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
+        precision=args.precision,
+    )
+    records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
+    with _terminated_as_exit() if STDIN in args.files else nullcontext(), \
+            tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-") as spool:
+        saved = str(save_stdin(Path(spool))) if STDIN in args.files else None
+        for path in expand_files(saved if f == STDIN else f for f in args.files):
+            run = FileRun(path, args.format, args.json, name=STDIN if path == saved else None)
             for (index, place), sketch, preds, error in clf.classify_each(run.located_records(), args.top_k):
                 run.print_unread(index)
                 if error is not None:

@@ -7,10 +7,13 @@ import json
 import math
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,6 +22,7 @@ import pytest
 from sketchgraph import predict as predict_mod
 from sketchgraph.cli import main
 from sketchgraph.errors import CheckpointError, FormatError, SketchError, UnusableSketchesError
+from sketchgraph.examples import example_path
 from sketchgraph.formats import write_ndjson, write_stroke3_npz, write_svg
 from sketchgraph.predict import Prediction, SketchClassifier, resolve_checkpoint
 from sketchgraph.sketch import Sketch
@@ -1310,23 +1314,138 @@ def test_cli_standard_input_empty_or_given_twice(tiny_checkpoint, sketch_file, m
     assert raw.tell() == 0  # refused before standard input was read
 
 
-@pytest.mark.parametrize("given", [None, "16"])
-def test_cli_turns_off_the_kernel_cache_unless_the_user_set_it(tiny_checkpoint, sketch_file, monkeypatch, capsys,
-                                                               given):
+@pytest.mark.parametrize("given", [None, ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16"),
+                                   ("DNNL_PRIMITIVE_CACHE_CAPACITY", "16")])
+def test_cli_turns_off_the_kernel_cache_for_its_run_unless_the_user_set_it(tiny_checkpoint, sketch_file, monkeypatch,
+                                                                           capsys, given):
     """``sketchgraph predict`` and ``evaluate`` run model calls of ever new shapes, whose compiled GELU kernels
-    oneDNN would keep (``sketchgraph.device.no_kernel_cache``); a value the user set is kept."""
-    from sketchgraph.device import KERNEL_CACHE_ENV
+    oneDNN would keep (``sketchgraph.device.no_kernel_cache``): off while they run, then the variable is gone again;
+    a size the user set, under either of oneDNN's names, is kept."""
+    from sketchgraph import evaluate as evaluate_mod
+    from sketchgraph.device import KERNEL_CACHE_ENV, KERNEL_CACHE_ENVS
 
-    for command in (["predict", str(sketch_file)], ["evaluate", str(tiny_checkpoint), str(sketch_file), "--json"]):
-        if given is None:
-            monkeypatch.delenv(KERNEL_CACHE_ENV, raising=False)
-        else:
-            monkeypatch.setenv(KERNEL_CACHE_ENV, given)
-        if command[0] == "predict":
-            command += ["--checkpoint", str(tiny_checkpoint)]
-        assert main(command) in (0, 1)
-        assert os.environ[KERNEL_CACHE_ENV] == (given or "0")
+    for name in KERNEL_CACHE_ENVS:
+        monkeypatch.delenv(name, raising=False)
+    if given:
+        monkeypatch.setenv(*given)
+    seen = []
+    loading = SketchClassifier.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(os.environ.get(KERNEL_CACHE_ENV))
+        return loading(cls, *args, **kwargs)
+
+    def stop(*args, **kwargs):
+        seen.append(os.environ.get(KERNEL_CACHE_ENV))
+        raise SketchError("stopped here")
+
+    monkeypatch.setattr(SketchClassifier, "from_pretrained", classmethod(spy))
+    monkeypatch.setattr(evaluate_mod, "evaluate", stop)
+    assert main(["predict", str(sketch_file), "--checkpoint", str(tiny_checkpoint)]) == 0
+    assert main(["evaluate", str(tiny_checkpoint), str(sketch_file)]) == 1
+    want = given[1] if given and given[0] == KERNEL_CACHE_ENV else None if given else "0"
+    assert seen == [want, want]
+    assert os.environ.get(KERNEL_CACHE_ENV) == (given[1] if given and given[0] == KERNEL_CACHE_ENV else None)
     capsys.readouterr()
+
+
+def test_cli_standard_input_keeps_a_class_or_key_id_of_its_own_whatever_it_is(tiny_checkpoint, monkeypatch, capsys):
+    """Only what a reader would make up from the saved copy's (random) name is dropped: a record's own ``stdin``
+    stays."""
+    record = {"word": "stdin", "key_id": "stdin", "drawing": shapes()[0].to_lists()}
+    feed_stdin(monkeypatch, (json.dumps(record) + "\n").encode())
+    assert main(["predict", "-", "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "1"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["file"], got["key_id"], got["label"]) == ("-", "stdin", "stdin")
+
+
+def test_cli_a_message_naming_the_saved_copy_names_it_dash(tiny_checkpoint, monkeypatch, capsys):
+    import gzip
+
+    feed_stdin(monkeypatch, gzip.compress(example_path("apple").read_bytes()))  # gzip-compressed SVG: refused
+    assert main(["predict", "-", "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert "stdin-" not in out + err and "skipped -: " in err
+
+
+class _Unreadable(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise OSError(9, "Bad file descriptor")
+
+
+@pytest.mark.parametrize("stdin, says", [
+    (None, "standard input is closed: nothing to read for -"),
+    (io.TextIOWrapper(io.BufferedReader(_Unreadable())), "cannot read standard input: Bad file descriptor"),
+])
+def test_cli_standard_input_closed_or_unreadable_is_one_line(tiny_checkpoint, monkeypatch, capsys, stdin, says):
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["predict", "-", "--checkpoint", str(tiny_checkpoint)]) == 1
+    err = capsys.readouterr().err
+    assert f"sketchgraph predict: error: {says}" in err and "Traceback" not in err
+
+
+def test_cli_a_wrong_checkpoint_is_said_before_standard_input_is_read(monkeypatch, capsys):
+    raw = feed_stdin(monkeypatch, b"{}")
+    assert main(["predict", "-", "--checkpoint", "no-such-checkpoint"]) == 1
+    assert "no-such-checkpoint" in capsys.readouterr().err and raw.tell() == 0
+
+
+def _sketchgraph_predict_stdin(tiny_checkpoint, tmp_path, **popen) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp_path), "DGLBACKEND": "pytorch"}
+    return subprocess.Popen([sys.executable, "-m", "sketchgraph", "predict", "-", "--checkpoint", str(tiny_checkpoint),
+                             "--json", "--top-k", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **popen)
+
+
+def _wait_for(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_cli_killed_while_reading_standard_input_leaves_no_copy(tiny_checkpoint, tmp_path):
+    """SIGTERM (``kill``, ``timeout``) ends the run as Ctrl-C does: the saved part of standard input is removed."""
+    child = _sketchgraph_predict_stdin(tiny_checkpoint, tmp_path, stdin=subprocess.PIPE)
+    try:
+        child.stdin.write(b'{"drawing": [[[0, 40, 80], [0, 30, 0]]]}\n')
+        child.stdin.flush()
+        _wait_for(lambda: any(tmp_path.glob("sketchgraph-stdin-*/stdin-*")))  # saving, standard input still open
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 143
+    finally:
+        child.kill()
+        child.communicate()
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_cli_one_ctrl_d_ends_standard_input_on_a_terminal(tiny_checkpoint, tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    child = _sketchgraph_predict_stdin(tiny_checkpoint, tmp_path, stdin=follower)
+    os.close(follower)
+    try:
+        prompt = bytearray()
+
+        def prompted() -> bool:
+            if select.select([child.stderr], [], [], 0.1)[0]:
+                prompt.extend(os.read(child.stderr.fileno(), 4096))
+            return b"end with Ctrl-D" in prompt
+
+        _wait_for(prompted)  # the model is loaded and standard input is being read
+        os.write(leader, b'{"drawing": [[[0, 40, 80], [0, 30, 0]]]}\n')
+        os.write(leader, b"\x04")  # one Ctrl-D at the start of a line: the end of the input
+        out, _ = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        os.close(leader)
+    assert child.returncode == 0 and json.loads(out)["file"] == "-"
 
 
 @pytest.mark.slow
