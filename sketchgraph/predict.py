@@ -53,7 +53,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -884,10 +884,10 @@ STDIN = "-"  # ``sketchgraph predict -``: the sketches of standard input
 def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
     """Copy standard input's bytes to a new file in ``folder`` until it ends, and return its path: ``sketchgraph
     predict -`` reads it as a file, since a format is sniffed from a file's first bytes before it is read from its
-    start. The file's name is drawn at random, so no record's class or key id can equal what a reader would take
-    from it (``FileRun`` drops those). On a terminal, says on stderr to end the input with Ctrl-D; one Ctrl-D does
-    (each read returns what one read of the stream gives). ``SketchError`` when standard input is closed or cannot
-    be read, or the copy cannot be written (a full disk: it says to set ``TMPDIR``)."""
+    start. The file's name is drawn at random, so a record's own class or key id is (all but) never what a reader
+    would take from it (``FileRun`` drops those). On a terminal, says on stderr to end the input with Ctrl-D; one
+    Ctrl-D does (each read returns what one read of the stream gives). ``SketchError`` when standard input is closed
+    or cannot be read, or the copy cannot be written (a full disk: it says to set ``TMPDIR``)."""
     source = getattr(sys.stdin, "buffer", None)
     if source is None:
         raise SketchError("standard input is closed: nothing to read for -")
@@ -1096,9 +1096,11 @@ def _run_cli(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
-    with _terminated_as_exit() if STDIN in args.files else nullcontext(), \
-            tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-") as spool:
-        saved = str(save_stdin(Path(spool))) if STDIN in args.files else None
+    with ExitStack() as stack:
+        saved = None
+        if STDIN in args.files:  # saved to a file of a temporary folder, removed at the end, even on SIGTERM
+            stack.enter_context(_terminated_as_exit())
+            saved = str(save_stdin(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-")))))
         for path in expand_files(saved if f == STDIN else f for f in args.files):
             run = FileRun(path, args.format, args.json, name=STDIN if path == saved else None)
             for (index, place), sketch, preds, error in clf.classify_each(run.located_records(), args.top_k):
