@@ -173,6 +173,14 @@ def test_a_prediction_for_an_allowed_origin_carries_the_header(allowed, clf):
     assert [p["score"] for p in r.json()["predictions"]] == pytest.approx([p.score for p in want], abs=1e-5)
 
 
+def test_every_answer_varies_by_origin_when_cors_is_on(allowed):
+    """A cache must not give a same-origin answer (no ``Access-Control-Allow-Origin``) to a page of another origin:
+    with CORS on, answers without an ``Origin`` in the request say ``Vary: Origin`` too, static files included."""
+    for path in ("/healthz", "/static/app.js", "/"):
+        r = allowed.get(path)
+        assert r.status_code == 200 and "Origin" in r.headers["vary"], path
+
+
 def test_other_origins_and_the_default_app_get_no_header(allowed, closed):
     """The server still answers (a browser, not the server, blocks the page from reading it)."""
     for client, who in ((allowed, OTHER), (closed, MINE)):
