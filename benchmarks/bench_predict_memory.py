@@ -52,16 +52,17 @@ def write_input(path: Path, records: int) -> str:
 def run(path: Path, checkpoint: str, cache: str) -> tuple[float, float]:
     """``(peak RSS in GB, wall seconds)`` of one ``sketchgraph predict`` child."""
     env = {**os.environ, KERNEL_CACHE_ENV: cache, "DGLBACKEND": "pytorch"}
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "sketchgraph", "predict", str(path), "--json", "--checkpoint",
-                              checkpoint], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    errors = child.stderr.read().decode(errors="replace")
-    child.stderr.close()
-    if child.returncode not in (0, 1):  # 1: some records could not be classified (reported), the rest ran
-        raise SystemExit(f"sketchgraph predict failed ({child.returncode}):\n{errors}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: wait4 cannot stall on a full one
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "sketchgraph", "predict", str(path), "--json",
+                                  "--checkpoint", checkpoint], stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode not in (0, 1):  # 1: some records could not be classified (reported), the rest ran
+            errors.seek(0)
+            said = errors.read().decode(errors="replace")
+            raise SystemExit(f"sketchgraph predict failed ({child.returncode}):\n{said}")
     return usage.ru_maxrss / 2**20, wall  # ru_maxrss is in KiB on Linux
 
 

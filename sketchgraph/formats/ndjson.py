@@ -159,11 +159,14 @@ def parse_drawing(drawing: Any, *, spg: bool = False
     return strokes, parts, origins
 
 
+ONE_STROKE_HINT = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
+
+
 def _number_hint(drawing: list[Any]) -> str:
     """The hint for a drawing whose stroke holds a number where a list belongs: one stroke ``[xs, ys]`` given as
     the drawing, or sketch-rnn's stroke-3 rows ``[dx, dy, pen]`` as lists (2 or more rows of 3 numbers, every pen 0
     or 1; from 4 rows on it cannot be a stroke of [xs, ys] or [xs, ys, ts])."""
-    one = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
+    one = ONE_STROKE_HINT
     rows = "stroke-3 rows [dx, dy, pen_lifted] given as lists? pass them as an (n, 3) numpy array"
     stroke3 = len(drawing) >= 2 and all(
         isinstance(row, list) and len(row) == 3 and all(isinstance(v, (int, float)) for v in row)

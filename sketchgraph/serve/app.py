@@ -95,7 +95,7 @@ from ..predict import SHIPPED_CHECKPOINT, SketchClassifier, add_classifier_argum
 from ..preprocess import MAX_INK, load_compiled_rdp
 from ..sketch import MAX_COORDINATE, MAX_TIME
 from .batching import MAX_HEAVY_WAITING, BatcherBusy, BatcherClosed, RequestBatcher
-from .cors import ANY_ORIGIN, allow_origins, origin
+from .cors import ANY_ORIGIN, allow_origins, origin, origins
 from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
 from .parsing import DrawingLimits, UnreadableBody, read_drawing
 from .schemas import (
@@ -207,9 +207,7 @@ def create_app(
     ``heavy_workers`` and ``max_heavy_waiting`` configure the ``RequestBatcher`` (``app.state.batcher``).
     ``cors_origins``: web pages of these origins (``*``: any) may call the API from a browser
     (``sketchgraph.serve.cors``; ``app.state.cors_origins`` lists them as matched); none by default."""
-    if isinstance(cors_origins, str):  # one origin, not its characters
-        cors_origins = [cors_origins]
-    allowed_origins = [origin(o) for o in cors_origins]  # a bad origin fails before the model loads
+    allowed_origins = origins(cors_origins)  # a bad origin fails before the model loads
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
     limits = DrawingLimits(max_points, max_strokes)
@@ -363,7 +361,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
     app.add_middleware(ShutdownReply)  # outside BodyLimit: a request cancelled while its body arrives too
     app.add_middleware(HeadAsGet)
-    app.state.cors_origins = allow_origins(app, allowed_origins)  # last: outermost, its headers reach every answer
+    allow_origins(app, allowed_origins)  # last: outermost, its headers reach every answer
+    app.state.cors_origins = allowed_origins
     return app
 
 

@@ -2,7 +2,7 @@
 
 By default a browser lets only the server's own drawing page call ``POST /predict``: a page from another origin
 (your web app on ``http://localhost:3000``, a site on ``https://example.org``) has its requests blocked by the
-browser, because the answers carry no ``Access-Control-Allow-Origin`` header. ``allow_origins(app, origins)``
+browser, because the answers carry no ``Access-Control-Allow-Origin`` header. ``allow_origins(app, origins(...))``
 allows the pages of the given origins (``*``: any page) to call every endpoint:
 
 - a browser's preflight (``OPTIONS`` with ``Access-Control-Request-Method``) from an allowed origin gets ``200``
@@ -36,7 +36,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-__all__ = ["ANY_ORIGIN", "origin", "allow_origins", "ALLOWED_METHODS", "ALLOWED_HEADERS", "EXPOSED_HEADERS"]
+__all__ = ["ANY_ORIGIN", "origin", "origins", "allow_origins", "ALLOWED_METHODS", "ALLOWED_HEADERS", "EXPOSED_HEADERS"]
 
 ANY_ORIGIN = "*"
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
@@ -82,13 +82,10 @@ def origin(text: str) -> str:
     host = parts.hostname
     if not host:
         raise ValueError(f"{text!r}: no host ({_EXAMPLE})")
-    netloc = _host(text, host)
+    written = f"{scheme}://{_host(text, host)}{'' if port in (None, _DEFAULT_PORTS[scheme]) else f':{port}'}"
     if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in raw or "#" in raw:
-        raise ValueError(f"{text!r}: an origin has no path, query or fragment; browsers send "
-                         f"{scheme}://{netloc}{'' if port in (None, _DEFAULT_PORTS[scheme]) else f':{port}'}")
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        netloc += f":{port}"
-    return f"{scheme}://{netloc}"
+        raise ValueError(f"{text!r}: an origin has no path, query or fragment; browsers send {written}")
+    return written
 
 
 def _host(text: str, host: str) -> str:
@@ -131,17 +128,19 @@ class _CORS(CORSMiddleware):
         return response
 
 
-def allow_origins(app: ASGIApp, origins: Iterable[str]) -> list[str]:
-    """Let pages of ``origins`` (see ``origin``; ``*`` among them: any page) call ``app`` from a browser, as the
-    module docstring says. Call it after every other ``add_middleware``, so the CORS layer is the outermost and
-    its headers reach every answer. Returns the origins allowed, as matched (``[]``: nothing added, the app
-    answers same-origin pages only); ``ValueError`` for an origin that is not one."""
-    allowed = list(dict.fromkeys(origin(o) for o in origins))
-    if ANY_ORIGIN in allowed:
-        allowed = [ANY_ORIGIN]
+def origins(texts: str | Iterable[str]) -> list[str]:
+    """The origins ``texts`` name (one string: one origin), each written by ``origin``, once each, in order; ``["*"]``
+    when ``*`` is among them. ``ValueError`` for one that is not an origin."""
+    allowed = list(dict.fromkeys(origin(t) for t in ([texts] if isinstance(texts, str) else texts)))
+    return [ANY_ORIGIN] if ANY_ORIGIN in allowed else allowed
+
+
+def allow_origins(app: ASGIApp, allowed: list[str]) -> None:
+    """Let pages of ``allowed`` (``origins``' list; ``["*"]``: any page) call ``app`` from a browser, as the module
+    docstring says; nothing for ``[]`` (the app answers same-origin pages only). Call it after every other
+    ``add_middleware``, so the CORS layer is the outermost and its headers reach every answer."""
     if allowed:
         app.add_middleware(  # type: ignore[attr-defined]
             _CORS, allow_origins=allowed, allow_methods=list(ALLOWED_METHODS),
             allow_headers=list(ALLOWED_HEADERS), expose_headers=list(EXPOSED_HEADERS), allow_private_network=True,
             max_age=MAX_AGE_S)
-    return allowed

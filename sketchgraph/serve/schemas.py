@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from ..formats.ndjson import ONE_STROKE_HINT
+
 __all__ = ["FiniteFloat", "RECORD_FIELDS", "PredictRequest", "PredictionOut", "PredictResponse", "Health", "ClassList",
            "Stats", "Message", "Issue", "Unprocessable", "ONE_STROKE_HINT"]
 
@@ -19,7 +21,6 @@ issue, not one per value (a body of many thousands of strings gave as many issue
 and an answer many times the body's size)."""
 Drawing = Annotated[list[Annotated[list[Numbers], Field(fail_fast=True)]], Field(fail_fast=True)]
 
-ONE_STROKE_HINT = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
 """The hint for a drawing one level of lists short, as the Python API's readers word it (``formats.ndjson``)."""
 
 
