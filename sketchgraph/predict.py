@@ -884,8 +884,8 @@ STDIN = "-"  # ``sketchgraph predict -``: the sketches of standard input
 def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
     """Copy standard input's bytes to a new file in ``folder`` until it ends, and return its path: ``sketchgraph
     predict -`` reads it as a file, since a format is sniffed from a file's first bytes before it is read from its
-    start. The file's name is drawn at random, so a record's own class or key id is (all but) never what a reader
-    would take from it (``FileRun`` drops those). On a terminal, says on stderr to end the input with Ctrl-D; one
+    start. The file's name means nothing (``FileRun`` reads it with ``from_name=False``: no class or key id comes
+    from it) and is drawn at random. On a terminal, says on stderr to end the input with Ctrl-D; one
     Ctrl-D does (each read returns what one read of the stream gives). ``SketchError`` when standard input is closed
     or cannot be read, or the copy cannot be written (a full disk: it says to set ``TMPDIR``)."""
     source = getattr(sys.stdin, "buffer", None)
@@ -986,12 +986,6 @@ class FileRun:
         what the results and messages call the file (default ``path``; ``-`` for standard input saved to ``path``)."""
         self.path, self.format, self.as_json = path, format, as_json
         self.name = name or path
-        # the class a reader gives a record without one comes from the file's name (or folder's); a file saved from
-        # standard input has a random name (save_stdin), so such a record has no class
-        from .formats import label_from_path
-
-        self._made_up = set() if self.name == path else {label_from_path(path), label_from_path(path, folder=True)}
-        self._made_up_key = None if self.name == path else Path(path).stem  # an SVG's key id without data-key-id
         self.report = report or stderr_report("sketchgraph predict")
         self.position = 0
         self.failed_records = self.failed_parts = 0
@@ -1018,9 +1012,7 @@ class FileRun:
         if getattr(exc, "whole_file", False):
             self.skipped(str(exc), None)
         else:
-            label = getattr(exc, "label", None)
-            self.skipped(str(exc), self.position,
-                         (getattr(exc, "key_id", None), None if label in self._made_up else label))
+            self.skipped(str(exc), self.position, (getattr(exc, "key_id", None), getattr(exc, "label", None)))
             self.position += 1
 
     def refused(self, error: str, index: int, place: Place) -> str:
@@ -1057,11 +1049,9 @@ class FileRun:
             self.skipped("nothing came on standard input", None)
             return
         try:
-            for place, sketch in read_located(self.path, self.format, on_error=self.unreadable):
-                if sketch.label in self._made_up:
-                    sketch = sketch.replace(label=None)
-                if sketch.key_id is not None and sketch.key_id == self._made_up_key:
-                    sketch = sketch.replace(key_id=None)
+            # a copy of standard input has a random name (save_stdin): no class or key id is taken from it
+            for place, sketch in read_located(self.path, self.format, on_error=self.unreadable,
+                                              from_name=self.name == self.path):
                 yield (self.position, place), sketch
                 self.position += 1
         except (SketchError, OSError) as exc:

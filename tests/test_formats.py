@@ -247,6 +247,40 @@ def test_label_from_svg_folder():
     assert label_from_path(Path("tuberlin/alarm clock/81.svg"), folder=True) == "alarm clock"
 
 
+@pytest.mark.parametrize("kind", ["ndjson", "ndjson.gz", "json", "bin", "npz", "svg"])
+def test_from_name_false_takes_no_class_or_key_id_from_the_path(tmp_path, kind):
+    """``from_name=False`` (a copy of standard input under a made-up name): a record without a class of its own
+    has none, an SVG without ``data-key-id`` has no key id; what the data holds, and ``label=``, are kept."""
+    own, bare = make_sketch(1), make_sketch(2).replace(label=None)
+    folder = tmp_path / "cactus"
+    folder.mkdir()
+    path = folder / f"crab.{kind}"
+    sketches = [own, bare]
+    if kind == "svg":
+        sketches = [bare.replace(key_id=None)]
+        write_svg(sketches[0], path)
+    elif kind == "npz":
+        write_stroke3_npz(path, train=sketches)  # stroke-3 holds no class: both take the name's
+    elif kind == "bin":
+        write_bin(sketches, path)  # .bin holds no class either
+    elif kind == "json":
+        path.write_text(json.dumps([{"word": s.label, "drawing": s.to_lists()} if s.label else
+                                    {"drawing": s.to_lists()} for s in sketches]))
+    else:
+        write_ndjson(sketches, path)
+    named = "cactus" if kind == "svg" else "crab"
+    own_label = own.label if kind in ("ndjson", "ndjson.gz", "json") else None
+    labels = [own_label if s is own else None for s in sketches]
+    assert [s.label for s in read_sketches(path)] == [x or named for x in labels]
+    assert [s.label for s in read_sketches(path, from_name=False)] == labels
+    assert [s.label for s in read_sketches(path, label="duck", from_name=False)] == [x or "duck" for x in labels]
+    if kind != "npz":  # a folder walk reads no .npz
+        assert [s.label for s in read_sketches(folder, from_name=False)] == labels  # the walk passes it on
+    if kind == "svg":
+        assert [s.key_id for s in read_sketches(path)] == ["crab"]
+        assert [s.key_id for s in read_sketches(path, from_name=False)] == [None]
+
+
 def test_spg_file_names_give_quickdraw_words(tmp_path):
     assert label_from_path(Path("alarm_clock_test.ndjson"), spg=True) == "alarm clock"
     record = {"key_id": "1", "drawing": [[[1, 2], [3, 4], [0, 0]]]}

@@ -1350,8 +1350,8 @@ def test_cli_turns_off_the_kernel_cache_for_its_run_unless_the_user_set_it(tiny_
 
 
 def test_cli_standard_input_keeps_a_class_or_key_id_of_its_own_whatever_it_is(tiny_checkpoint, monkeypatch, capsys):
-    """Only what a reader would make up from the saved copy's (random) name is dropped: a record's own ``stdin``
-    stays."""
+    """No class or key id is taken from the saved copy's (random) name (``from_name=False``), and a record's own,
+    even ``stdin``, stays."""
     record = {"word": "stdin", "key_id": "stdin", "drawing": shapes()[0].to_lists()}
     feed_stdin(monkeypatch, (json.dumps(record) + "\n").encode())
     assert main(["predict", "-", "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "1"]) == 0

@@ -64,6 +64,7 @@ def read_sketches(
     on_error: OnError = None,
     split: str | None = None,
     keep_empty: bool = False,
+    from_name: bool = True,
 ) -> Iterator[Sketch]:
     """Sketches from a file, lazily, in file order.
 
@@ -81,12 +82,16 @@ def read_sketches(
         on_error: ``None`` raises the first ``FormatError``; a callable gets each and reading goes on.
         split: for ``.npz`` only: ``"train"``, ``"valid"`` or ``"test"``; ``None`` reads all.
         keep_empty: yield drawings without points instead of reporting ``EmptySketchError``.
+        from_name: ``False`` takes nothing from the file's name: a record without a class of its own (``"word"``,
+            ``data-label``) and without ``label`` has none, and an SVG without ``data-key-id`` has no key id
+            (for a file saved under a made-up name, such as ``sketchgraph predict -``'s copy of standard input).
 
     The format, the split (an ``.npz`` without it: ``FormatError``) and the file's existence are checked at the
     call, before iteration. In a folder walk with ``on_error``, a file refused outright (gzip under an ``.svg``
     name) is reported like any unreadable file and the walk goes on.
     """
-    located = read_located(path, format, label=label, on_error=on_error, split=split, keep_empty=keep_empty)
+    located = read_located(path, format, label=label, on_error=on_error, split=split, keep_empty=keep_empty,
+                           from_name=from_name)
     return (sketch for _, sketch in located)
 
 
@@ -98,6 +103,7 @@ def read_located(
     on_error: OnError = None,
     split: str | None = None,
     keep_empty: bool = False,
+    from_name: bool = True,
 ) -> Iterator[tuple[Place, Sketch]]:
     """``read_sketches`` with each sketch's ``Place``, so an error found later (a drawing preprocessing refuses)
     names the record as the reader names a malformed one: ``face.ndjson:17: ...``, ``doc.json: record 3: ...``,
@@ -105,7 +111,7 @@ def read_located(
     path = Path(path)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    options = dict(label=label, on_error=on_error, keep_empty=keep_empty)
+    options = dict(label=label, on_error=on_error, keep_empty=keep_empty, from_name=from_name)
     if path.is_dir():
         if split is not None:
             raise ValueError("split= applies to .npz files only, and directory walks skip .npz files")

@@ -561,6 +561,7 @@ def iter_ndjson(
     label: str | None = None,
     on_error: OnError = None,
     keep_empty: bool = False,
+    from_name: bool = True,
     choose: Callable[[Iterator[tuple[int, bytes]]], Iterable[tuple[int, bytes]]] | None = None,
 ) -> Iterator[tuple[Place, Sketch]]:
     """``read_ndjson`` with each sketch's ``Place``: its line (``path:17``), or in a JSON document its record
@@ -576,7 +577,7 @@ def iter_ndjson(
         style = sniff_file_style(path)
     elif style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-    if label is None:
+    if label is None and from_name:
         label = label_from_path(path, spg=style == "spg")
     try:
         document = _json_document(path)

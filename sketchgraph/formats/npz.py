@@ -307,11 +307,12 @@ def iter_npz(
     on_error: OnError = None,
     keep_empty: bool = False,
     allow_pickle: bool = True,
+    from_name: bool = True,
 ) -> Iterator[tuple[Place, Sketch]]:
     """``read_stroke3_npz`` with each sketch's ``Place`` (``test[4]``: split and 0-based row)."""
     path = Path(path)
     source = str(path)
-    if label is None:
+    if label is None and from_name:
         label = label_from_path(path)
     try:
         with open(path, "rb") as f:

@@ -72,12 +72,13 @@ def read_bin(
 
 
 def iter_bin(
-    path: PathLike, *, label: str | None = None, on_error: OnError = None, keep_empty: bool = False
+    path: PathLike, *, label: str | None = None, on_error: OnError = None, keep_empty: bool = False,
+    from_name: bool = True,
 ) -> Iterator[tuple[Place, Sketch]]:
     """``read_bin`` with each sketch's ``Place`` (``record 3 (byte 120)``)."""
     path = Path(path)
     source = str(path)
-    if label is None:
+    if label is None and from_name:
         label = label_from_path(path)
     with open(path, "rb") as f:
         head = f.peek(_HEADER.size + 2)[: _HEADER.size + 2]

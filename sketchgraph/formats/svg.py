@@ -404,9 +404,11 @@ def _placed_shapes(root: ET.Element, spacing: float) -> list[_Placed]:
     return placed
 
 
-def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = DEFAULT_SPACING) -> Sketch:
+def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = DEFAULT_SPACING,
+                  from_name: bool = True) -> Sketch:
     """One SVG file -> ``Sketch`` (see the module docstring). The label is the root's
-    ``data-label``, else ``label``, else the parent folder's name (``alarm clock/81.svg``)."""
+    ``data-label``, else ``label``, else the parent folder's name (``alarm clock/81.svg``); the key id is the root's
+    ``data-key-id``, else the file's stem. ``from_name=False`` takes neither from the path (they stay ``None``)."""
     source = str(path)
     try:
         root = ET.parse(source).getroot()
@@ -424,8 +426,8 @@ def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = 
         raise FormatError(f"cannot read SVG paths: {type(exc).__name__}: {exc}", source=source) from None
     return Sketch(
         strokes,
-        label=root.get("data-label") or label or label_from_path(path, folder=True),
-        key_id=root.get("data-key-id") or Path(path).stem,
+        label=root.get("data-label") or label or (label_from_path(path, folder=True) if from_name else None),
+        key_id=root.get("data-key-id") or (Path(path).stem if from_name else None),
     )
 
 
@@ -450,10 +452,11 @@ def iter_svg(
     on_error: OnError = None,
     keep_empty: bool = False,
     spacing: float = DEFAULT_SPACING,
+    from_name: bool = True,
 ) -> Iterator[tuple[Place, Sketch]]:
     """``read_svg`` with the sketch's ``Place``: the file."""
     try:
-        sketch = svg_to_sketch(path, label=label, spacing=spacing)
+        sketch = svg_to_sketch(path, label=label, spacing=spacing, from_name=from_name)
         if sketch.num_points == 0 and not keep_empty:
             raise EmptySketchError("no paths with points", source=str(path))
     except FormatError as exc:
