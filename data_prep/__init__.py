@@ -35,16 +35,22 @@ def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], 
     or a file problem (``ValueError``, which ``sketchgraph``'s ``SketchError`` is, or ``OSError``: an existing
     output folder, a missing input, an unknown protocol; and the exception types in ``also``) is one line
     ``prog: error: ...`` on stderr and exit status 1, not a traceback. Ctrl-C is one line too, ``prog:
-    interrupted (INTERRUPTED)`` with ``interrupted`` saying what is kept, and exit status 130. Imports nothing
-    of ``sketchgraph`` (so torch), which the downloader does not need."""
+    interrupted (INTERRUPTED)`` with ``interrupted`` saying what is kept, and exit status 130; SIGTERM likewise
+    (``prog: terminated (SIGTERM) (...)``, status 143: ``sketchgraph.signals``). Imports nothing of ``sketchgraph``
+    that needs torch, which the downloader does not need."""
+    from sketchgraph.signals import sigterm_as_interrupt
+
+    received = None
     try:
-        status = body()
+        with sigterm_as_interrupt() as received:  # SIGTERM (kill, timeout, Slurm) is handled as Ctrl-C is
+            status = body()
     except (ValueError, OSError, *also) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted" + (f" ({interrupted})" if interrupted else ""), file=sys.stderr)
-        return INTERRUPTED_STATUS
+        said = "terminated (SIGTERM)" if received is not None and received.sigterm else "interrupted"
+        print(f"{prog}: {said}" + (f" ({interrupted})" if interrupted else ""), file=sys.stderr)
+        return received.status(INTERRUPTED_STATUS) if received is not None else INTERRUPTED_STATUS
     return status if isinstance(status, int) else 0
 
 
@@ -74,13 +80,15 @@ def script_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def add_prepare_options(p: argparse.ArgumentParser, *, max_points: int | None = None) -> None:
     """The options the preparing scripts share: ``--max-points`` (when a default ``max_points`` is given),
-    ``--workers`` and ``--overwrite``."""
+    ``--workers``, ``--overwrite`` and ``--no-resume``."""
     if max_points is not None:
         p.add_argument("--max-points", type=int, default=max_points,
                        help="point cap per sketch: a longer drawing is truncated to it (default %(default)s)")
     p.add_argument("--workers", type=positive_int, default=2,
                    help="worker processes (default %(default)s); the output does not depend on it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at OUT")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="ignore the files an interrupted run cached in OUT.partial and read every file again")
 
 
 def existing_folder(path: str | Path, what: str) -> Path:

@@ -589,22 +589,24 @@ def ndjson_files(folder: Path) -> list[Path]:
 
 
 def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers: int = 2, overwrite: bool = False,
-                 progress: bool = True):
+                 progress: bool = True, resume: bool = True):
     """QuickDraw-414k from downloaded ``simplified`` (used as they are) or ``raw`` (simplified here)
     ndjson files in ``folder`` (``cat.ndjson``, or gzip-compressed ``cat.ndjson.gz``): per class 1000 / 100 / 100
     recognized drawings, seeded. Every file's kind is sniffed (``quickdraw_kind``): a folder mixing the two is
     refused before anything is read."""
     from sketchgraph.data import prepare
+    from sketchgraph.formats import label_from_path
     from sketchgraph.preprocess import Preprocessing
     from sketchgraph.wording import counted
 
     files = ndjson_files(existing_folder(folder, "the downloaded Quick, Draw! files"))
-    if len(files) != len(CATEGORIES):
-        print(f"warning: {counted(len(files), 'class file')} in {folder}; QuickDraw-414k has {len(CATEGORIES)}",
-              file=sys.stderr)
+    classes = {label_from_path(f) for f in files}
+    if len(classes) != len(CATEGORIES):
+        print(f"warning: {counted(len(classes), 'class')} ({counted(len(files), 'file')}) in {folder}; "
+              f"QuickDraw-414k has {len(CATEGORIES)}", file=sys.stderr)
     simplify = quickdraw_kind(files) == "raw"
     return prepare(files, out, preprocessing=Preprocessing(simplify=simplify), protocol="quickdraw414k", seed=seed,
-                   workers=workers, overwrite=overwrite, progress=progress)
+                   workers=workers, overwrite=overwrite, progress=progress, resume=resume)
 
 
 def _non_negative(text: str) -> int:
@@ -642,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
             # the plural by hand: sketchgraph's counted would load torch, which downloading does not need
             print(f"{len(paths)} file{'' if len(paths) == 1 else 's'} in {args.out}")
         else:
-            prepare_414k(args.folder, args.out, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
+            prepare_414k(args.folder, args.out, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                         resume=args.resume)
 
     kept = ("partial downloads are kept; rerun to resume" if args.command == "download" else resume_note(args.out))
     return run_script(p.prog, body, also=(DownloadError,), interrupted=kept)

@@ -20,13 +20,14 @@ __all__ = ["prepare_sketchrnn", "main"]
 
 
 def prepare_sketchrnn(files: Iterable[str | Path], out: str | Path, *, preprocessing: Preprocessing = Preprocessing(),
-                      workers: int = 2, overwrite: bool = False, progress: bool = True) -> PreparedInfo:
+                      workers: int = 2, overwrite: bool = False, progress: bool = True,
+                      resume: bool = True) -> PreparedInfo:
     """Prepare ``.npz`` files (each one class) into ``out``, splits from the files' own keys."""
     files = [Path(f) for f in files]
     if not files or any(f.suffix.lower() != ".npz" for f in files):
         raise ValueError("give one or more sketch-rnn .npz files")
     return prepare(files, out, preprocessing=preprocessing, split_files="auto", format="npz", workers=workers,
-                   overwrite=overwrite, progress=progress)
+                   overwrite=overwrite, progress=progress, resume=resume)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_sketchrnn(
         args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, resume=args.resume,
     ), interrupted=resume_note(args.out))
 
 

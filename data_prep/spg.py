@@ -45,11 +45,11 @@ def spg_files(root: str | Path) -> tuple[list[Path], list[Path]]:
 
 
 def prepare_spg(root: str | Path, out: str | Path, *, preprocessing: Preprocessing = Preprocessing(),
-                workers: int = 2, overwrite: bool = False, progress: bool = True) -> PreparedInfo:
+                workers: int = 2, overwrite: bool = False, progress: bool = True, resume: bool = True) -> PreparedInfo:
     """Prepare SPG-20 from ``root`` (see ``spg_files``) into ``out``."""
     raw, splits = spg_files(root)
     return prepare(raw, out, preprocessing=preprocessing, split_files=splits, format="spg",
-                   workers=workers, overwrite=overwrite, progress=progress)
+                   workers=workers, overwrite=overwrite, progress=progress, resume=resume)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points),
-                           workers=args.workers, overwrite=args.overwrite)
+                           workers=args.workers, overwrite=args.overwrite, resume=args.resume)
         if info.splits != EXPECTED_SPLITS or len(info.classes) != 20:
             print(f"warning: expected {EXPECTED_SPLITS} over 20 classes, got {info.splits} over "
                   f"{len(info.classes)} classes (prepared in {info.path}, but it is not SPG-20)", file=sys.stderr)

@@ -23,13 +23,13 @@ DEFAULT_PROTOCOL = "train=0.7,valid=0.1,test=0.2"
 
 def prepare_tuberlin(root: str | Path, out: str | Path, *, protocol: str | dict = DEFAULT_PROTOCOL, seed: int = 0,
                      preprocessing: Preprocessing = Preprocessing(), workers: int = 2, overwrite: bool = False,
-                     progress: bool = True) -> PreparedInfo:
+                     progress: bool = True, resume: bool = True) -> PreparedInfo:
     """Prepare the class folders of SVGs under ``root`` into ``out`` with a seeded per-class split."""
     root = existing_folder(root, "TU-Berlin's class folders of SVG files")
     if not any(root.glob("*/*.svg")):
         raise FileNotFoundError(f"{root} holds no <class>/<n>.svg files")
     return prepare([root], out, preprocessing=preprocessing, protocol=protocol, seed=seed, format="svg",
-                   workers=workers, overwrite=overwrite, progress=progress)
+                   workers=workers, overwrite=overwrite, progress=progress, resume=resume)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_script(p.prog, lambda: prepare_tuberlin(
         args.root, args.out, protocol=args.protocol, seed=args.seed,
         preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers, overwrite=args.overwrite,
+        resume=args.resume,
     ), interrupted=resume_note(args.out))
 
 

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; its exit status. Bad input is one ``sketchgraph COMMAND: error: ...`` line on stderr;
     a reader that closes the output early (``| head``) ends the run quietly with status 1, as Python advises. Ctrl-C
     is one line, ``sketchgraph COMMAND: interrupted`` (``train`` says in which epoch and how to continue), and status
-    130 (128 + SIGINT), without a traceback."""
+    130 (128 + SIGINT), without a traceback; SIGTERM is handled the same way (``sketchgraph.signals``), with status
+    143."""
     console = argv is None  # the console script itself, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -82,17 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from .errors import CheckpointError, MissingExtraError, SketchError
+    from .signals import sigterm_as_interrupt
 
+    received = None
     try:
-        status = int(importlib.import_module(args._module).run_cli(args) or 0)
-        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        with sigterm_as_interrupt() as received:  # SIGTERM (kill, timeout, Slurm) is handled as Ctrl-C is
+            status = int(importlib.import_module(args._module).run_cli(args) or 0)
+            sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return status
     except KeyboardInterrupt as exc:
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise
         said = str(exc.args[0]) if exc.args else "interrupted"
         print(f"{_interrupt_prefix(args.command)} {said}", file=sys.stderr)
-        return 130
+        return received.status(130) if received is not None else 130
     except BrokenPipeError as exc:
         if os.environ.get("SKETCHGRAPH_DEBUG"):
             raise

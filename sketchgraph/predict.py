@@ -45,7 +45,6 @@ import numbers
 import os
 import re
 import secrets
-import signal
 import stat
 import sys
 import tempfile
@@ -910,24 +909,6 @@ def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
     return path
 
 
-@contextmanager
-def _terminated_as_exit() -> Iterator[None]:
-    """Within the block, SIGTERM (``kill``, ``timeout``) raises ``SystemExit(143)`` in the main thread, so the
-    blocks around it clean up (the copy of standard input) as for Ctrl-C; elsewhere, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def require_paths(paths: Iterable[str | os.PathLike]) -> None:
     """``FileNotFoundError`` for the first of ``paths`` that does not exist, ``SketchError`` for one that is a pipe or
     another stream (``refuse_streams``): the CLI checks before loading the model, and such a path stops the run before
@@ -1088,8 +1069,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
     with ExitStack() as stack:
         saved = None
-        if STDIN in args.files:  # saved to a file of a temporary folder, removed at the end, even on SIGTERM
-            stack.enter_context(_terminated_as_exit())
+        if STDIN in args.files:  # saved to a file of a temporary folder, removed at the end, even on SIGTERM (cli)
             saved = str(save_stdin(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-")))))
         for path in expand_files(saved if f == STDIN else f for f in args.files):
             run = FileRun(path, args.format, args.json, name=STDIN if path == saved else None)

@@ -510,6 +510,18 @@ def _earlier_run(out: Path) -> list[Path]:
     return found
 
 
+def _checkpoints_of(out: Path) -> list[str]:
+    """What of a run in ``out`` is more than its records (``_earlier_run`` but ``RUN_RECORDS``), as names
+    (``best/``, ``metrics.jsonl``, ...): a run that has any of these trained, and must not start over in place."""
+    return [p.name + "/" if p.is_dir() else p.name for p in _earlier_run(out) if p.name not in RUN_RECORDS]
+
+
+def _first_command(invocations: Any) -> str | None:
+    """The first recorded command of ``train_config.json``'s ``invocations`` (the one the run was started with)."""
+    listed = invocations if isinstance(invocations, list) else []
+    return next((c.get("command") for c in listed if isinstance(c, dict) and c.get("command")), None)
+
+
 def _read_record(out: Path, name: str) -> dict[str, Any] | None:
     """``out/name`` (``train_config.json``, ``summary.json``) as a JSON object, or None when it is missing or
     unreadable."""
@@ -770,6 +782,10 @@ class Trainer:
         raised here leaves the process group (``DistContext.close``) before it propagates."""
         self.config = config
         self.command = command or ""
+        # the command recorded in checkpoints as the one that trains this run: this invocation's, or, when a run
+        # that wrote no checkpoint starts over under its recorded recipe, the command it was started with
+        self.run_command = self.command
+        self.earlier_summary: dict[str, Any] | None = None  # summary.json as this invocation found it
         # rank 0's [train] lines: kept until the run owns out (open_records), then appended to out/train.log
         self.log_path: Path | None = None
         self.pending_log: list[str] = []
@@ -877,6 +893,8 @@ class Trainer:
             diffs = self._records_only_diff() if found and all(p.name in RUN_RECORDS for p in found) else None
             if agree(diffs == [], self.ctx, self.device):
                 self.restarting = True
+                self.run_command = _first_command((_read_record(self.out, TRAIN_CONFIG) or {}).get("invocations")
+                                                  ) or self.command
                 self.log(f"no checkpoint was written by the earlier run in {self.out} ({names}); starting over")
                 self.remove_stale_temporaries()
                 return
@@ -978,7 +996,8 @@ class Trainer:
 
     def write_summary(self, stop_reason: str, from_epoch: int, started: float, error: str | None = None) -> None:
         """Rank 0: write ``summary.json`` (atomically): why the run stopped (``TrainResult.stop_reason``, or
-        ``"interrupted"`` / ``"failed"``), the epochs done (in all, and in this invocation), the best epoch and its
+        ``"interrupted"`` / ``"failed"``; ``"running"`` from the start of an invocation until it ends, so a process
+        killed outright (kill -9, power loss) leaves that, not an earlier invocation's outcome), the epochs done (in all, and in this invocation), the best epoch and its
         valid top-1 (null when no epoch finished), the training time, this invocation's wall time and end time.
 
         An invocation that had nothing to do (``"already_done"``: a resume of a run that had reached ``epochs``)
@@ -989,7 +1008,7 @@ class Trainer:
         last_invocation = None
         if stop_reason == "already_done":
             last_invocation = stop_reason
-            earlier = _read_record(self.out, SUMMARY) or {}
+            earlier = self.earlier_summary or {}
             if (earlier.get("stop_reason") in ("completed", "early_stop", "time_budget", "diverged")
                     and earlier.get("epochs") == state.epoch):
                 stop_reason = earlier["stop_reason"]
@@ -999,7 +1018,7 @@ class Trainer:
             "best_epoch": state.best_epoch or None,
             "best_valid_top1": state.best_metric if state.best_epoch else None,
             "time_s": round(state.time_s, 1), "wall_time_s": round(time.perf_counter() - started, 1),
-            "end_time": _now(),
+            "end_time": None if stop_reason == "running" else _now(),
         }
         if last_invocation:
             summary["last_invocation"] = last_invocation
@@ -1013,10 +1032,20 @@ class Trainer:
             return
         if recover_dir(last):  # every rank may try: one rename wins, the others find it done
             self.log(f"{last} was being replaced when the run stopped; the previous one is back")
-        if not (last / "state.json").is_file():
+        if not last.exists():
+            trained = _checkpoints_of(self.out)
+            if trained:  # a run that trained must go on from last/, never start over in place
+                raise CheckpointError(
+                    f"cannot resume the run in {self.out}: it has no last/ (the model, optimizer and schedule a "
+                    f"resume continues from), but it trained ({', '.join(trained)}). Bring last/ back to continue "
+                    "the run; or train afresh: --overwrite deletes this run first, another --out keeps it (its "
+                    "best/ is a checkpoint as it is)")
             self._check_recorded_recipe()
+            self.run_command = _first_command((_read_record(self.out, TRAIN_CONFIG) or {}).get("invocations")
+                                              ) or self.command
             self.log(f"nothing to resume in {last}; starting from scratch")
             return
+        from safetensors import SafetensorError
         from safetensors.torch import load_model
 
         from .checkpoint import load_config
@@ -1029,6 +1058,11 @@ class Trainer:
         self.state = load_train_state(last)
         try:
             load_model(self.net, str(last / "model.safetensors"), device=str(self.device))
+        except SafetensorError as exc:
+            raise CheckpointError(f"{last / 'model.safetensors'} is not a valid safetensors file ({exc})") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot resume from {last}: {exc.strerror or exc}: "
+                                  f"{last / 'model.safetensors'}") from None
         except RuntimeError as exc:
             raise CheckpointError(f"cannot resume from {last}: its model differs from this config's ({exc})") from None
         self.optimizer.load_state_dict(self.state.optimizer)
@@ -1109,8 +1143,7 @@ class Trainer:
         diffs += self._dataset_and_world_diff(record, path_too=False)  # the folder may move, as on any resume
         if not diffs:
             return
-        invocations = record.get("invocations") if isinstance(record.get("invocations"), list) else []
-        first = next((c.get("command") for c in invocations if isinstance(c, dict) and c.get("command")), None)
+        first = _first_command(record.get("invocations"))
         world = record.get("world_size", 1)
         raise CheckpointError(_resume_refusal(
             f"cannot resume the run in {self.out}: it wrote no checkpoint, and {_these_differ(diffs)} from its "
@@ -1141,7 +1174,7 @@ class Trainer:
             graph_spec=GraphSpec(relations),
             preset=self.config.preset,
             training={
-                "command": self.command,
+                "command": self.run_command,
                 "cwd": os.getcwd(),
                 "git": _git_state(),
                 "config": self.config.to_dict(),
@@ -1322,13 +1355,32 @@ def _interrupted_message(run: Trainer, epoch: int) -> str:
     torchrun = (f" (under torchrun --nproc_per_node {run.ctx.world_size}, as before)"
                 if run.ctx.world_size > 1 else "")
     if not saved:
-        again = f"{run.command} --overwrite" if run.command else "train again with overwrite=True"
+        again = f"{run.run_command} --overwrite" if run.run_command else "train again with overwrite=True"
         return f"interrupted in epoch {epoch}, before any epoch was saved; start over with: {again}{torchrun}"
+    changed = _stop_settings_changed(run)
     if run.command:
-        again = shlex.join(["sketchgraph", "train", "--resume", "--out", config.out])
+        again = shlex.join(["sketchgraph", "train", "--resume", "--out", config.out,
+                            *(word for key, value in changed for word in (
+                                ["--epochs", str(value)] if key == "epochs" else ["--set", f"{key}={value}"]))])
     else:
-        again = "train(dataclasses.replace(config, resume=True))"
+        again = "train(dataclasses.replace(config, resume=True" + "".join(
+            f", {key}={value!r}" for key, value in changed) + "))"
     return f"interrupted in epoch {epoch}; last/ holds epoch {saved}; continue with: {again}{torchrun}"
+
+
+def _stop_settings_changed(run: Trainer) -> list[tuple[str, Any]]:
+    """The settings of when the run stops (``epochs``, ``max_time_minutes``, ``early_stop_patience``) in which this
+    invocation differs from what ``last/`` records (an interrupt before this invocation saved an epoch: ``last/`` is
+    the earlier invocation's), as ``(key, value now)``; the "continue with" command must give them again, or a
+    resume would take the recorded ones and the extension would be lost."""
+    from .checkpoint import load_config
+
+    try:
+        recorded = (load_config(run.out / "last").get("training") or {}).get("config") or {}
+    except (CheckpointError, OSError, ValueError):
+        return []
+    return [(key, getattr(run.config, key)) for key in ("epochs", "max_time_minutes", "early_stop_patience")
+            if key in recorded and recorded[key] != getattr(run.config, key)]
 
 
 def train(
@@ -1362,10 +1414,13 @@ def train(
         run.maybe_resume()
         state, ctx = run.state, run.ctx
         from_epoch, epoch = state.epoch, state.epoch + 1
-        run.commands.append({"command": run.command, "from_epoch": state.epoch})
+        run.commands.append({"command": run.run_command, "from_epoch": state.epoch})
         if ctx.is_main:
             run.write_metrics()  # drops lines of epochs after the resumed state (or all, on a fresh start)
             run.open_records(notes)
+            # until this invocation ends, summary.json says so: a kill -9 leaves "running", not an older outcome
+            run.earlier_summary = _read_record(run.out, SUMMARY)
+            run.write_summary("running", from_epoch, started)
         claimed = True
         budget_s = config.max_time_minutes * 60
         stop_reason = "completed"
@@ -1433,7 +1488,7 @@ def train(
         run.log(message, echo=False)  # the CLI prints it as its last line
         raise TrainingInterrupted(message) from None
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        stop_reason, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
         if claimed and run.ctx.is_main:
@@ -1665,9 +1720,9 @@ def config_from_args(args: argparse.Namespace, say: Callable[[str], None] = _say
         note = _model_table_warning(args.config, read_config_file(args.config), args.overrides, config)
         notes += [note] if note else []
     if recorded is not None:
+        restarts = recorded[2].name != "config.json" and not _checkpoints_of(Path(config.out))
         notes.append(f"resume: recipe and dataset ({config.data}) from {recorded[2]}; the run was started with: "
-                     f"{recorded[1]}" + ("" if recorded[2].name == "config.json" else
-                                         "; it wrote no checkpoint, so it starts over"))
+                     f"{recorded[1]}" + ("; it wrote no checkpoint, so it starts over" if restarts else ""))
     for note in notes:
         say(note)
     return config

@@ -726,6 +726,21 @@ def test_a_hostile_line_is_reported_and_the_rest_is_read(tmp_path, bad_line, mes
     assert re.search(message, str(errors[0]))
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b""])
+def test_a_record_cut_short_says_so_whatever_ends_its_line(tmp_path, ending):
+    """A line cut short (``{"broken``) is an unterminated string, at the column it starts, read from a file or
+    parsed alone; the line's end is not taken for "an invalid control character" (and no "starting at, column")."""
+    from sketchgraph.formats.ndjson import parse_line
+
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(json.dumps(GOOD[0]).encode() + b"\n" + b'{"broken' + ending)
+    got, errors = read_all(path)
+    assert [s.key_id for s in got] == ["0"]
+    assert [str(e) for e in errors] == [f"{path}:2: invalid JSON (Unterminated string starting at column 2)"]
+    with pytest.raises(FormatError, match=r"^invalid JSON \(Expecting ',' delimiter, column 9\)$"):
+        parse_line('{"a": 1 "b": 2}')
+
+
 def test_a_line_that_is_not_utf8_is_reported_and_the_rest_is_read(tmp_path):
     path = tmp_path / "x.ndjson"
     bad = '{"word":"caf\u00e9","drawing":[[[1,2],[0,1]]]}'.encode("latin-1")

@@ -1570,3 +1570,156 @@ def test_progress_bars_default_to_a_terminal_only(easy_prepared, tmp_path, monke
     run = Trainer(dataclasses.replace(tiny(easy_prepared, tmp_path / "r"), progress=setting), command=None)
     run.ctx.close()
     assert run.show_progress is shown
+
+
+# ------------------------------------------------------------------------------------------ hostile review 12-02e
+def test_a_resume_without_last_of_a_run_that_trained_is_refused_and_changes_nothing(easy_prepared, tmp_path, capsys):
+    """``last/`` deleted (to save room) or not copied: ``--resume`` must not start over in place, which cut the
+    run's metrics.jsonl back and wrote a new best/ over the old one."""
+    import shutil
+
+    from sketchgraph.cli import main
+
+    out = tmp_path / "r"
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs",
+                 "2", "--no-progress"]) == 0
+    shutil.rmtree(out / "last")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "it wrote no checkpoint, so it starts over" not in err
+    assert err.endswith(f"sketchgraph train: error: cannot resume the run in {out}: it has no last/ (the model, "
+                        "optimizer and schedule a resume continues from), but it trained (metrics.jsonl, best/). "
+                        "Bring last/ back to continue the run; or train afresh: --overwrite deletes this run first, "
+                        "another --out keeps it (its best/ is a checkpoint as it is)\n"), err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_damaged_last_model_is_a_clear_error_on_resume(easy_prepared, tmp_path, capsys):
+    from sketchgraph.cli import main
+
+    out = tmp_path / "r"
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs",
+                 "1", "--no-progress", "--set", "schedule=step"]) == 0
+    weights = out / "last" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"sketchgraph train: error: {weights} is not a valid safetensors file (" in err and "Traceback" not in err
+    weights.unlink()
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2"]) == 1
+    assert f"error: cannot resume from {out / 'last'}: No such file or directory: {weights}" in capsys.readouterr().err
+
+
+def test_summary_says_running_while_an_invocation_runs_and_failed_after_an_error(easy_prepared, tmp_path,
+                                                                                 monkeypatch):
+    """``summary.json`` is ``running`` (no end time) from the start of an invocation, so a kill -9 cannot leave an
+    earlier invocation's ``completed`` beside newer checkpoints; an error in an epoch makes it ``failed`` (it said
+    ``completed``)."""
+    from sketchgraph.train import Trainer
+
+    cfg = tiny(easy_prepared, tmp_path / "r", "epochs=1", "schedule=step")
+    train(cfg)
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["stop_reason"] == "completed"
+    seen = []
+    real = Trainer.validate
+
+    def fail_in_epoch_3(self, epoch):
+        seen.append(json.loads((tmp_path / "r" / "summary.json").read_text()))
+        if epoch == 3:
+            raise RuntimeError("disk on fire")
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "validate", fail_in_epoch_3)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(dataclasses.replace(cfg, epochs=4, resume=True))
+    assert [(s["stop_reason"], s["end_time"], s["epochs"]) for s in seen] == [("running", None, 1)] * 2
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["epochs"], summary["error"]) == ("failed", 2, "RuntimeError: disk on fire")
+    assert summary["end_time"] is not None
+
+
+@pytest.mark.parametrize("given", [["--epochs", "3"], ["--set", "max_time_minutes=30"]])
+def test_the_continue_command_of_an_extension_keeps_its_new_stop_settings(easy_prepared, tmp_path, capsys,
+                                                                          monkeypatch, given):
+    """Interrupted before an extension (``--resume --epochs 3``) saved an epoch, ``last/`` still records the old
+    settings: the command printed gives the new ones again (it used to drop them, and then did nothing)."""
+    import shlex
+
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    out = tmp_path / "r"
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs",
+                 "1", "--no-progress", "--set", "schedule=step"]) == 0
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "validate", interrupt)
+        capsys.readouterr()
+        assert main(["train", "--resume", "--out", str(out), "--epochs", "3", *given]) == 130
+    last = capsys.readouterr().err.splitlines()[-1]
+    want = "--epochs 3" + (" --set max_time_minutes=30.0" if given[0] == "--set" else "")
+    assert last == (f"sketchgraph train: interrupted in epoch 2; last/ holds epoch 1; continue with: "
+                    f"sketchgraph train --resume --out {out} {want}")
+    assert main(shlex.split(last.split("continue with: ")[1])[1:]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 3
+
+
+def test_a_run_started_over_records_the_command_it_was_started_with(easy_prepared, tmp_path, monkeypatch, capsys):
+    """A run whose first invocation wrote no checkpoint, started over by ``--resume --out DIR`` alone: its
+    checkpoints (and model card) give the first command, which reproduces it, not ``sketchgraph train --out DIR``."""
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    out = tmp_path / "r"
+    recipe = [str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs", "1",
+              "--no-progress"]
+
+    def interrupt(self, epoch):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "validate", interrupt)
+        assert main(["train", *recipe]) == 130
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    first = json.loads((out / "train_config.json").read_text())["invocations"][0]["command"]
+    assert first.startswith(f"sketchgraph train {recipe[0]} --data ")
+    for name in ("best", "last"):
+        training = json.loads((out / name / "config.json").read_text())["training"]
+        assert training["command"] == first and training["commands"] == [{"command": first, "from_epoch": 0}]
+    assert f"```\n{first}\n```" in (out / "best" / "README.md").read_text()
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_training_as_ctrl_c_does(easy_prepared, tmp_path):
+    """SIGTERM (``kill``, ``timeout``, Slurm): the run says in which epoch it stopped and how to continue, records
+    ``interrupted`` and exits with 143, where it used to die at once and leave an earlier summary in place."""
+    import os
+    import signal
+    import subprocess
+
+    out = tmp_path / "r"
+    env = {**os.environ, "DGLBACKEND": "pytorch"}
+    child = subprocess.Popen([sys.executable, "-m", "sketchgraph", "train", str(CONFIGS / "tiny.toml"), "--data",
+                              str(easy_prepared), "--out", str(out), "--epochs", "500", "--no-progress",
+                              "--set", "schedule=step"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text().count("\n") >= 2):
+            assert time.monotonic() < deadline and child.poll() is None, "no epoch came"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 143
+    finally:
+        child.kill()
+        err = child.communicate()[1]
+    assert "Traceback" not in err
+    assert re.fullmatch(rf"sketchgraph train: interrupted in epoch \d+; last/ holds epoch \d+; continue with: "
+                        rf"sketchgraph train --resume --out {re.escape(str(out))}", err.splitlines()[-1]), err
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "interrupted"

@@ -392,7 +392,8 @@ def load_json(text: bytes | str) -> Any:
         if exc.msg == "Extra data" and re.search(r"\r(?!\n)", seen):
             # objects separated by a bare CR: the file is one line to every line-based reader
             hint = "; the lines end in CR only (old Mac line ends): convert them, e.g. tr '\\r' '\\n' < in > out"
-        raise FormatError(f"invalid JSON ({exc.msg}, column {exc.colno}){hint}") from None
+        joint = " " if exc.msg.endswith(" at") else ", "  # "Unterminated string starting at column 2"
+        raise FormatError(f"invalid JSON ({exc.msg}{joint}column {exc.colno}){hint}") from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
@@ -616,7 +617,7 @@ def _record_lines(f: Iterable[bytes], source: str, broke: list[FormatError]) -> 
                     raise wide_text_error(wide, source)
                 line = line.removeprefix(_BOM)
             if line and not line.isspace():
-                yield lineno, line
+                yield lineno, line.rstrip(b"\r\n")  # a record cut short is "unterminated", not "a control character"
     except GZIP_ERRORS as exc:
         broke.append(FormatError(f"the compressed data breaks off after line {lineno} ({type(exc).__name__}: "
                                  f"{exc}); the lines before it were read", source=source, whole_file=True))

@@ -1,0 +1,65 @@
+"""SIGTERM ends a command as Ctrl-C does.
+
+SIGTERM is what ``kill``, ``timeout``, Slurm, ``docker stop`` and systemd send. Python's default is to die at once,
+so a command's cleanup (a training run's ``summary.json`` and its "continue with" line, ``evaluate``'s temporary
+files, ``prepare``'s worker processes, ``predict -``'s copy of standard input) never runs. Within
+``sigterm_as_interrupt()`` the signal raises ``KeyboardInterrupt`` in the main thread instead, so the code that
+handles Ctrl-C handles it too; the command then exits with ``TERMINATED_STATUS`` (128 + SIGTERM), as a shell
+reports a process the signal killed.
+
+A process forked inside the block (a ``multiprocessing`` worker) inherits the handler but not the role: there the
+signal is taken the default way (the process ends quietly), so terminating a pool does not print a traceback per
+worker. Imports nothing heavy (``data_prep``'s downloader uses it without torch).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt"]
+
+TERMINATED_STATUS = 128 + signal.SIGTERM
+"""The exit status after SIGTERM (143), as a shell reports a process the signal ended."""
+
+
+@dataclass
+class Received:
+    """Whether SIGTERM came while the block ran (``sigterm_as_interrupt``): the ``KeyboardInterrupt`` was then
+    the signal's, not Ctrl-C's."""
+
+    sigterm: bool = False
+
+    def status(self, interrupted: int) -> int:
+        """The exit status of an interrupted command: ``TERMINATED_STATUS`` after SIGTERM, else ``interrupted``."""
+        return TERMINATED_STATUS if self.sigterm else interrupted
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[Received]:
+    """Within the block, SIGTERM raises ``KeyboardInterrupt`` in the main thread (and sets ``Received.sigterm``);
+    in a process forked inside the block it ends that process the default way. Outside the main thread (a server's
+    worker, a test runner's thread) nothing changes. The previous handler is back after the block."""
+    received = Received()
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    owner = os.getpid()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked worker: end it as the default handler would
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        received.sigterm = True
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
