@@ -997,8 +997,9 @@ class Trainer:
     def write_summary(self, stop_reason: str, from_epoch: int, started: float, error: str | None = None) -> None:
         """Rank 0: write ``summary.json`` (atomically): why the run stopped (``TrainResult.stop_reason``, or
         ``"interrupted"`` / ``"failed"``; ``"running"`` from the start of an invocation until it ends, so a process
-        killed outright (kill -9, power loss) leaves that, not an earlier invocation's outcome), the epochs done (in all, and in this invocation), the best epoch and its
-        valid top-1 (null when no epoch finished), the training time, this invocation's wall time and end time.
+        killed outright (kill -9, power loss) leaves that, not an earlier invocation's outcome), the epochs done
+        (in all, and in this invocation), the best epoch and its valid top-1 (null when no epoch finished), the
+        training time, this invocation's wall time and end time (null while ``running``).
 
         An invocation that had nothing to do (``"already_done"``: a resume of a run that had reached ``epochs``)
         records that as ``last_invocation`` and keeps the stop reason of the earlier ``summary.json`` of the same
