@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sketchgraph.errors import FormatError
+from sketchgraph.errors import FormatError, SketchError
 from sketchgraph.formats import read_sketches
 from sketchgraph.sketch import Sketch
 
@@ -528,3 +528,45 @@ def test_a_bad_split_file_line_is_named(tmp_path, line, message):
 def test_svg_elements_that_render_nothing_draw_no_strokes(tmp_path, body, strokes):
     (sketch,) = read_sketches(svg(tmp_path / "a.svg", body + '<path d="M0 20 L10 20"/>'))
     assert sketch.num_strokes == strokes + 1  # the last path is always visible
+
+
+# ------------------------------------------------------------------------------ binary data under a text name
+PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4 + b"\n" * 200
+SAFETENSORS_HEAD = ((0x1068).to_bytes(8, "little") + b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+                    + b"\0" * 64)
+
+
+@pytest.mark.parametrize("content, says", [
+    (PNG_HEAD, "this is a PNG image, not a sketch file"),
+    (b"PK\x03\x04" + b"\0\n" * 300, "a zip archive (an .npz? a model file?), not ndjson or JSON text"),
+    (SAFETENSORS_HEAD, "binary data (a NUL byte at byte 2), not ndjson or JSON text"),
+    ('{"drawing": []}\n'.encode("utf-16-le"), "UTF-16 text"),
+])
+@pytest.mark.parametrize("name", ["x.ndjson", "x.jsonl", "x.json", "x.ndjson.gz"])
+def test_binary_content_under_a_text_name_is_one_error_about_the_file(tmp_path, content, says, name):
+    """An image, a zip or other binary data named as ndjson/JSON is one error about the whole file, for the
+    readers and for prepare: it used to be an error per chunk of bytes between newlines (202 for a small PNG), and
+    a safetensors file was taken for UTF-16 text."""
+    import gzip
+
+    from sketchgraph.data import prepare
+
+    path = tmp_path / "in" / name
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    errors: list = []
+    assert list(read_sketches(path, on_error=errors.append)) == []
+    assert len(errors) == 1 and says in str(errors[0]) and errors[0].whole_file, errors
+    if not name.endswith(".gz"):  # prepare reads plain ndjson files by byte ranges
+        with pytest.raises(SketchError):
+            prepare(path.parent, tmp_path / "out", workers=1, progress=False)
+        listed = [json.loads(line) for line in (tmp_path / "out.partial" / "errors.jsonl").read_text().splitlines()]
+        assert len(listed) == 1 and says in listed[0]["message"], listed
+
+
+def test_an_image_under_an_svg_name_says_what_it_is(tmp_path):
+    path = tmp_path / "x.svg"
+    path.write_bytes(PNG_HEAD)
+    errors: list = []
+    assert list(read_sketches(path, on_error=errors.append)) == []
+    assert len(errors) == 1 and "this is a PNG image, not a sketch file" in str(errors[0])

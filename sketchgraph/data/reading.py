@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import FormatError
 from ..formats import EmptySketchError, Place, read_located
 from ..formats.base import locate
-from ..formats.ndjson import parse_line, wide_text, wide_text_error
+from ..formats.ndjson import not_text, parse_line
 from ..preprocess import Preprocessing, unusable_sketches
 from ..sketch import Sketch
 from .flat import FlatSketches, flatten, preprocess_flat, preprocess_reference
@@ -58,14 +58,14 @@ class ReadOptions:
 
 
 def _chunk_lines(task: Task, errors: list[Reported]) -> list[tuple[int, bytes]]:
-    """``(line number, raw line)`` of the non-blank lines in bytes ``[task.start, task.end)``. A file of UTF-16 or
-    UTF-32 text (cut at ``\n`` bytes, its lines would be half read) gives none, and its first task reports it
-    once, as ``read_ndjson`` does."""
+    """``(line number, raw line)`` of the non-blank lines in bytes ``[task.start, task.end)``. A file of no UTF-8
+    text (UTF-16/32, whose lines cut at ``\n`` bytes would be half read, an image, binary data: ``not_text``) gives
+    none, and its first task reports it once, as ``read_ndjson`` does."""
     with open(task.source.path, "rb") as f:
-        wide = wide_text(f.read(4))
-        if wide is not None:
+        refusal = not_text(f.read(4096), str(task.source.path))
+        if refusal is not None:
             if task.start == 0:
-                errors.append((0.5, wide_text_error(wide, str(task.source.path))))
+                errors.append((0.5, refusal))
             return []
         f.seek(task.start)
         blob = f.read(task.end - task.start)

@@ -473,13 +473,42 @@ _WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), 
 
 
 def wide_text(head: bytes) -> str | None:
-    """``"UTF-16"`` or ``"UTF-32"`` when a file's first bytes are those of such text (a byte order mark, or a NUL
-    among the first 4 bytes, which UTF-8 JSON never has), else ``None``."""
+    """``"UTF-16"`` or ``"UTF-32"`` when a file's first bytes are those of such text (a byte order mark, or the
+    NULs of ASCII text so encoded: ``{ 00 " 00``, ``00 00 00 {`` ...), else ``None``. Other NULs are no text at
+    all (``not_text``)."""
     for bom, name in _WIDE_BOMS:
         if head.startswith(bom):
             return name
-    if b"\0" in head[:4]:
-        return "UTF-32" if head[:4].count(b"\0") >= 3 else "UTF-16"
+    def shaped(period: int, zeros: tuple[int, ...]) -> bool:
+        """Whether each of the first 8 bytes (4 of a short file) is NUL exactly where ``zeros`` (offsets in each
+        ``period`` bytes) say: ASCII characters so encoded."""
+        group = head[:8] if len(head) >= 8 else head[:4]
+        return len(group) >= 4 and all((byte == 0) == (i % period in zeros) for i, byte in enumerate(group))
+
+    if shaped(4, (1, 2, 3)) or shaped(4, (0, 1, 2)):  # UTF-32 LE / BE
+        return "UTF-32"
+    if shaped(2, (1,)) or shaped(2, (0,)):  # UTF-16 LE / BE
+        return "UTF-16"
+    return None
+
+
+def not_text(head: bytes, source: str) -> FormatError | None:
+    """The one error about the whole file (``whole_file``) for a file read as ndjson or JSON whose first bytes
+    (``head``, decompressed) are no UTF-8 text: an image or a document (``not_a_sketch_file``), a zip archive,
+    UTF-16/32 text (``wide_text_error``), or other binary data (a NUL byte, which JSON text never has); else
+    ``None``. Read line by line, such a file gave an error per chunk of bytes between newlines."""
+    from .sniff import ZIP_MAGIC, document_kind, not_a_sketch_file
+
+    if (kind := document_kind(head)) is not None:
+        return not_a_sketch_file(source, kind)
+    if head.startswith(ZIP_MAGIC):
+        return FormatError("a zip archive (an .npz? a model file?), not ndjson or JSON text; nothing in it was read",
+                           source=source, whole_file=True)
+    if (wide := wide_text(head)) is not None:
+        return wide_text_error(wide, source)
+    if (nul := head.find(b"\0")) >= 0:
+        return FormatError(f"binary data (a NUL byte at byte {nul}), not ndjson or JSON text; nothing in it was "
+                           "read", source=source, whole_file=True)
     return None
 
 
@@ -574,6 +603,16 @@ def iter_ndjson(
     parsed, so not reported either (``evaluate --sample-per-file`` parses only its sample)."""
     path = Path(path)
     source = str(path)
+    refusal = None
+    if path.is_file():  # a stream (/dev/stdin) is not read twice
+        try:
+            with open_bytes(path) as f:
+                refusal = not_text(f.read(4096), source)
+        except GZIP_ERRORS:
+            pass  # reported below, after the lines before the break
+    if refusal is not None:
+        report(refusal, on_error)
+        return
     if style is None:
         style = sniff_file_style(path)
     elif style not in STYLES:
@@ -608,7 +647,8 @@ def iter_ndjson(
 def _record_lines(f: Iterable[bytes], source: str, broke: list[FormatError]) -> Iterator[tuple[int, bytes]]:
     """``(line number, line)`` of each line of ``f`` that is not blank, a UTF-8 BOM taken off the first.
     Compressed data that breaks off ends the lines, its error (about the rest of the file) put in ``broke``;
-    ``FormatError`` (about the whole file) for UTF-16/32 text."""
+    ``FormatError`` (about the whole file) for UTF-16/32 text (``iter_ndjson`` has refused a file of no UTF-8 text,
+    ``not_text``, before; this catches it in a stream)."""
     lineno = 0
     try:
         for lineno, line in enumerate(f, 1):
@@ -637,8 +677,8 @@ def _json_document(path: Path) -> list[Any] | None:
     except GZIP_ERRORS as exc:
         raise FormatError(f"unreadable compressed data ({type(exc).__name__}: {exc}); nothing in it was read",
                           source=str(path), whole_file=True) from None
-    if (wide := wide_text(data[:4])) is not None:
-        raise wide_text_error(wide, str(path))
+    if (refusal := not_text(data[:4096], str(path))) is not None:
+        raise refusal
     if not data.removeprefix(_BOM).strip():
         return []
     try:

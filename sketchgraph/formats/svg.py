@@ -410,6 +410,12 @@ def svg_to_sketch(path: PathLike, *, label: str | None = None, spacing: float = 
     ``data-label``, else ``label``, else the parent folder's name (``alarm clock/81.svg``); the key id is the root's
     ``data-key-id``, else the file's stem. ``from_name=False`` takes neither from the path (they stay ``None``)."""
     source = str(path)
+    from .sniff import document_kind, not_a_sketch_file
+
+    with open(source, "rb") as f:
+        kind = document_kind(f.read(32))
+    if kind is not None:  # an image under an .svg name: say so, not "invalid SVG/XML: not well-formed"
+        raise not_a_sketch_file(path, kind)
     try:
         root = ET.parse(source).getroot()
     except ET.ParseError as exc:
