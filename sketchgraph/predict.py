@@ -307,10 +307,35 @@ def _read_first(path: str | os.PathLike) -> Sketch:
     if _expanded(path).is_dir():
         raise SketchError(f"{path} is a folder: this takes one sketch; predict_batch({str(path)!r}) classifies "
                           "every sketch in it")
-    sketch = next(_read(path), None)
+    try:
+        sketch = next(_read(path), None)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # unreadable (permissions, an I/O error): a SketchError, as the docs promise
+        raise SketchError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     if sketch is None:
         raise SketchError(f"{path}: contains no sketches")
     return sketch
+
+
+def _several_hint(x: Any) -> str | None:
+    """What to say when ``predict`` (one sketch) gets what looks like several: a list of paths, sketches, records
+    or drawings (or one drawing nested one level too deep)."""
+    if not isinstance(x, (list, tuple)) or not x:
+        return None
+    first = x[0]
+    if _is_path(first) or isinstance(first, (Sketch, dict, str)):
+        return (f"this looks like {len(x)} sketch{'es' if len(x) > 1 else ''} (a list of "
+                f"{type(first).__name__}): predict takes one sketch, predict_batch a list of them")
+    try:  # [[[xs, ys], ...], ...]: drawings in a list, or one drawing nested once too often
+        deep = isinstance(first, (list, tuple)) and isinstance(first[0], (list, tuple)) and \
+            isinstance(first[0][0], (list, tuple, np.ndarray))
+    except (IndexError, TypeError, KeyError):
+        return None
+    if deep:
+        return ("one nesting level too many: a drawing is [[xs, ys], ...] (one [xs, ys] per stroke); for several "
+                "drawings, predict_batch([drawing, ...])")
+    return None
 
 
 def as_sketch(x: Any) -> Sketch:
@@ -324,8 +349,11 @@ def as_sketch(x: Any) -> Sketch:
 
     try:
         return sketch_from_obj(x)
-    except SketchError:
-        raise
+    except SketchError as exc:
+        hint = _several_hint(x)
+        if hint is None:
+            raise
+        raise FormatError(f"{exc}; {hint}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         raise SketchError(f"cannot read a sketch from a {type(x).__name__}: {exc}") from None
 
@@ -834,8 +862,9 @@ def add_classifier_arguments(p: argparse.ArgumentParser) -> None:
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="sketch files (.ndjson, .svg, .npz, .bin; ndjson also gzip-compressed, .ndjson.gz) or "
-                        "folders of them; - reads standard input (any of these formats; ./- names a file '-')")
+                   help="sketch files (.ndjson, .jsonl, .json, .svg, .npz, .bin; ndjson and JSON also "
+                        "gzip-compressed, .ndjson.gz) or folders of them; - reads standard input (any of these "
+                        "formats; ./- names a file '-')")
     add_classifier_arguments(p)
     p.add_argument("--top-k", type=int_option(1), default=5,
                    help="predictions per sketch (default 5; more than the classes gives them all)")

@@ -219,6 +219,40 @@ def test_bad_inputs_raise_sketch_error(clf, bad, message):
         clf.predict(bad)
 
 
+@pytest.mark.parametrize("several, hint", [
+    (lambda f: [f, f], r"; this looks like 2 sketches \(a list of PosixPath\): predict takes one sketch, "
+                       r"predict_batch a list of them$"),
+    (lambda f: [{"drawing": [[[1, 2, 3], [4, 5, 6]]]}], r"this looks like 1 sketch \(a list of dict\)"),
+    (lambda f: [[[[1, 2, 3], [4, 5, 6]]], [[[1, 2, 3], [4, 5, 6]]]],
+     r"; one nesting level too many: a drawing is \[\[xs, ys\], \.\.\.\] \(one \[xs, ys\] per stroke\); for "
+     r"several drawings, predict_batch\(\[drawing, \.\.\.\]\)$"),
+])
+def test_several_sketches_given_to_predict_are_told_to_use_predict_batch(clf, sketch_file, several, hint):
+    """A very common slip: a list of paths, records or drawings given to ``predict``, which takes one; the message
+    said only "stroke 0: expected [xs, ys] ..., got PosixPath"."""
+    with pytest.raises(FormatError, match=r"^stroke 0: expected .*" + hint):
+        clf.predict(several(sketch_file))
+
+
+def test_an_unreadable_file_is_a_sketch_error(clf, sketch_file, monkeypatch):
+    """Documented: input that cannot be read is a ``SketchError`` (a ``ValueError``); a file that cannot be
+    opened (permissions, I/O) raised a bare ``PermissionError``. A missing one is still ``FileNotFoundError``."""
+    import builtins
+
+    real = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if str(file) == str(sketch_file):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(SketchError, match=rf"^{re.escape(str(sketch_file))}: cannot read it: Permission denied$"):
+        clf.predict(sketch_file)
+    with pytest.raises(FileNotFoundError):
+        clf.predict(sketch_file.with_name("gone.ndjson"))
+
+
 @pytest.mark.parametrize("rows, hint", [
     ([[0, 0, 0], [10, 0, 0], [0, 10, 1], [5, 5, 0]], r"\(stroke-3 rows \[dx, dy, pen_lifted\] given as lists\? pass "
                                                      r"them as an \(n, 3\) numpy array\)"),
