@@ -275,7 +275,18 @@ def _read(path: str | os.PathLike, on_error: Any = None, format: str | None = No
     from .formats import read_sketches
 
     refuse_streams(path)
+    _refuse_empty_folder(path)
     return read_sketches(_expanded(path), format, on_error=on_error)
+
+
+def _refuse_empty_folder(path: str | os.PathLike) -> None:
+    """``SketchError`` when ``path`` is a folder without sketch files (it gave no results and no error, which read
+    as "nothing to classify" where the folder was the wrong one)."""
+    from .formats import sketch_files
+
+    folder = _expanded(path)
+    if folder.is_dir() and not sketch_files(folder, gzipped=True):
+        raise SketchError(f"{path}: {_no_sketch_files()}")
 
 
 def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError], None]
@@ -294,6 +305,7 @@ def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError],
             pending.append(exc)
 
     refuse_streams(path)
+    _refuse_empty_folder(path)
     for place, sketch in read_located(_expanded(path), on_error=unreadable):
         for exc in pending:  # they came before it
             yield None, exc

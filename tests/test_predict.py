@@ -1533,3 +1533,19 @@ def test_classify_each_passes_an_exception_input_through_as_its_error(clf):
     assert [tag for tag, *_ in out] == ["a", "b", "c"] and out[1][1] is error
     assert out[1][2] is None and out[1][3] == "a.ndjson:2: empty drawing (no points)"
     assert out[0][2] == out[2][2] and out[0][3] is None
+
+
+def test_predict_batch_of_a_folder_without_sketch_files_is_an_error(clf, tmp_path):
+    """It returned ``[]`` with no error, which reads as "nothing to classify" where the folder was the wrong one;
+    the CLI already reported such a folder."""
+    (tmp_path / "notes.txt").write_text("no sketches here")
+    for on_error in (None, [].append):
+        with pytest.raises(SketchError, match=rf"^{re.escape(str(tmp_path))}: no sketch files in this folder or below"):
+            clf.predict_batch(tmp_path, on_error=on_error)
+
+
+def test_an_empty_file_whose_name_tells_no_format_says_it_is_empty(clf, tmp_path):
+    empty = tmp_path / "drawing"
+    empty.write_bytes(b"")
+    with pytest.raises(SketchError, match=rf"^{re.escape(str(empty))}: the file is empty: no sketches$"):
+        clf.predict(empty)

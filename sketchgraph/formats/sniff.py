@@ -91,6 +91,8 @@ def _from_content(path: Path) -> str:
     with open(path, "rb") as f:
         start = f.read(SNIFF_BYTES)
         size = os.fstat(f.fileno()).st_size
+    if size == 0 and path.is_file():
+        raise FormatError("the file is empty: no sketches", source=str(path), whole_file=True)
     head = start[:4096]
     kind = document_kind(head)
     if kind is not None:  # unless .bin records follow the signature (a first key id's bytes can start so)
