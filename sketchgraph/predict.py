@@ -962,13 +962,20 @@ def require_paths(paths: Iterable[str | os.PathLike]) -> None:
 
 def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
     """Each named file, and each sketch file of a named folder (``sketch_files``), so a record's ``file`` and
-    ``index`` are its own file's. A folder without any sketch file is yielded itself, and a link in a folder that
+    ``index`` are its own file's. A folder without any sketch file, or a prepared dataset's folder, is yielded
+    itself, and a link in a folder that
     has a sketch file's name but leads to no file (``broken_links``) in its place: ``FileRun`` reports both."""
     from .formats import sketch_files
 
     for path in paths:
-        files = sketch_files(path, gzipped=True, broken_links=True) if Path(path).is_dir() else []
+        folder = Path(path).is_dir() and not _prepared_dataset(path)  # a prepared dataset stands for itself
+        files = sketch_files(path, gzipped=True, broken_links=True) if folder else []
         yield from (str(f) for f in files) if files else [str(path)]
+
+
+def _prepared_dataset(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder ``sketchgraph prepare`` wrote (its ``meta.json`` and ``coords.npy``)."""
+    return (Path(path) / "meta.json").is_file() and (Path(path) / "coords.npy").is_file()
 
 
 def broken_link(path: str | os.PathLike) -> str | None:
@@ -1060,8 +1067,10 @@ class FileRun:
         sketch, or a folder without sketch files, is skipped, not fatal."""
         from .formats import read_located
 
-        if Path(self.path).is_dir():  # expand_files yields a folder only when it holds no sketch file
-            self.skipped(_no_sketch_files(), None)
+        if Path(self.path).is_dir():  # expand_files yields a folder only when it holds no sketch file, or is prepared
+            self.skipped(f"a prepared dataset (meta.json, coords.npy), not sketch files: sketchgraph evaluate "
+                         f"CHECKPOINT {self.path} classifies it" if _prepared_dataset(self.path) else
+                         _no_sketch_files(), None)
             return
         broken = broken_link(self.path)  # met in a folder (a named one stops the run: require_paths)
         if broken is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import SketchError
+from .wording import a_type
 
 __all__ = ["Sketch", "point_list_hint"]
 
@@ -46,7 +47,7 @@ def _numeric(obj: Any, where: str) -> np.ndarray:
             raise SketchError(f"{where}: coordinates must be numbers, found a {found}")
         bad = [v for v in arr.flat if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)][:1]
         if bad:
-            raise SketchError(f"{where}: coordinates must be numbers, found a {type(bad[0]).__name__}")
+            raise SketchError(f"{where}: coordinates must be numbers, found {a_type(bad[0])}")
     try:
         return arr.astype(np.float64, copy=False)
     except (TypeError, ValueError, OverflowError) as exc:  # an object array whose numbers do not fit a float

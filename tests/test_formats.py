@@ -710,7 +710,9 @@ def read_all(path, **kw) -> tuple[list[Sketch], list[FormatError]]:
 
 @pytest.mark.parametrize("bad_line, message", [
     ('{"word":"c","drawing":[[[%s,1],[0,1]]]}' % ("9" * 400), "magnitude <= 1e\\+09"),
-    ('{"word":"c","drawing":[[[%s,1],[0,1]]]}' % ("9" * 5000), "unreadable JSON"),
+    ('{"word":"c","drawing":[[[%s,1],[0,1]]]}' % ("9" * 5000),
+     r"unreadable JSON \(a number of 5,000 digits, which no coordinate or id has\)$"),
+    ('{"word":5,"drawing":[[[1,2],[0,1]]]}', r"must be a string, found an int: 5"),
     ('{"word":"c","drawing":[[["1","2"],[0,1]]]}', "found a str"),
     ('{"word":"c","drawing":[[[true,false],[true,true]]]}', "found a bool"),
     ('{"word":"c","drawing":[[[null,1],[0,1]]]}', "found a NoneType"),

@@ -1549,3 +1549,13 @@ def test_an_empty_file_whose_name_tells_no_format_says_it_is_empty(clf, tmp_path
     empty.write_bytes(b"")
     with pytest.raises(SketchError, match=rf"^{re.escape(str(empty))}: the file is empty: no sketches$"):
         clf.predict(empty)
+
+
+def test_cli_on_a_prepared_dataset_says_to_evaluate_it(tiny_checkpoint, easy_prepared, capsys):
+    """A prepared dataset's folder got "errors.jsonl: contains no sketches" and "meta.json: ... not a sketch file";
+    now one line saying what it is and which command reads it."""
+    assert main(["predict", str(easy_prepared), "--checkpoint", str(tiny_checkpoint)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"sketchgraph predict: skipped {easy_prepared}: a prepared dataset (meta.json, coords.npy), not "
+                   f"sketch files: sketchgraph evaluate CHECKPOINT {easy_prepared} classifies it\n"
+                   "sketchgraph predict: 1 file or part of a file could not be read\n")

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import FormatError, SketchError
 from ..sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, Sketch, point_list_hint
+from ..wording import a_type
 from .base import (
     GZIP_ERRORS,
     EmptySketchError,
@@ -232,7 +233,7 @@ def _numbers(flat: list[Any], stroke_of: Callable[[int], int]) -> np.ndarray:
             raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found a bool")
     bad = next((k for k, v in enumerate(flat) if type(v) not in (int, float)), None)
     if bad is not None:
-        raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found a {type(flat[bad]).__name__}")
+        raise FormatError(f"stroke {stroke_of(bad)}: coordinates must be numbers, found {a_type(flat[bad])}")
     big = next((k for k, v in enumerate(flat) if abs(v) > MAX_COORDINATE), None)  # numbers all: integers beyond int64
     if big is None:
         raise FormatError("coordinates must be numbers")
@@ -323,7 +324,7 @@ def _record_sketch(record: dict[str, Any], drawing: Any, style: Style, label: st
         parts = [] if parts is not None else None
     word = record.get("word")
     if word is not None and not isinstance(word, str):
-        raise FormatError(f"'word' (the class name) must be a string, found a {type(word).__name__}: "
+        raise FormatError(f"'word' (the class name) must be a string, found {a_type(word)}: "
                           f"{json.dumps(word)[:40]}")
     key_id = key_id_string(record.get("key_id"))
     recognized = record.get("recognized")
@@ -397,7 +398,9 @@ def load_json(text: bytes | str) -> Any:
     except UnicodeDecodeError as exc:
         raise FormatError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
-        raise FormatError(f"unreadable JSON ({exc})") from None
+        digits = re.search(r"value has (\d+) digits", str(exc))  # Python's limit, and its advice, are no help here
+        what = f"a number of {int(digits[1]):,} digits, which no coordinate or id has" if digits else str(exc)
+        raise FormatError(f"unreadable JSON ({what})") from None
 
 
 def _recognized(value: Any) -> bool | None:
@@ -464,7 +467,7 @@ def key_id_string(value: Any) -> str | None:
         return str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    raise FormatError(f"'key_id' must be a string or an integer, found a {type(value).__name__}: "
+    raise FormatError(f"'key_id' must be a string or an integer, found {a_type(value)}: "
                       f"{json.dumps(value)[:40]}")
 
 
