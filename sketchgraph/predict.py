@@ -963,8 +963,8 @@ def require_paths(paths: Iterable[str | os.PathLike]) -> None:
 def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
     """Each named file, and each sketch file of a named folder (``sketch_files``), so a record's ``file`` and
     ``index`` are its own file's. A folder without any sketch file, or a prepared dataset's folder, is yielded
-    itself, and a link in a folder that
-    has a sketch file's name but leads to no file (``broken_links``) in its place: ``FileRun`` reports both."""
+    itself, and a link in a folder that has a sketch file's name but leads to no file (``broken_links``) in its
+    place: ``FileRun`` reports them all."""
     from .formats import sketch_files
 
     for path in paths:

@@ -893,8 +893,7 @@ class Trainer:
             diffs = self._records_only_diff() if found and all(p.name in RUN_RECORDS for p in found) else None
             if agree(diffs == [], self.ctx, self.device):
                 self.restarting = True
-                self.run_command = _first_command((_read_record(self.out, TRAIN_CONFIG) or {}).get("invocations")
-                                                  ) or self.command
+                self.start_over()
                 self.log(f"no checkpoint was written by the earlier run in {self.out} ({names}); starting over")
                 self.remove_stale_temporaries()
                 return
@@ -920,6 +919,13 @@ class Trainer:
                 self.log(f"overwrite: left in {self.out} as they were (train did not write them): {', '.join(kept)}; "
                          "delete what belongs to the deleted run (e.g. an evaluation of its best/), it no longer "
                          "matches the new model")
+
+    def start_over(self) -> None:
+        """This run starts over in an ``out`` that holds the records of a run that wrote no checkpoint, under its
+        recorded recipe (checked by the caller): its checkpoints record the command the run was started with, which
+        reproduces it (this invocation's may be ``--resume --out DIR`` alone)."""
+        record = _read_record(self.out, TRAIN_CONFIG) or {}
+        self.run_command = _first_command(record.get("invocations")) or self.command
 
     def _records_only_diff(self) -> list[str] | None:
         """For an ``out`` that holds only ``RUN_RECORDS``: how this run's recipe differs from the one recorded in
@@ -1042,8 +1048,7 @@ class Trainer:
                     "the run; or train afresh: --overwrite deletes this run first, another --out keeps it (its "
                     "best/ is a checkpoint as it is)")
             self._check_recorded_recipe()
-            self.run_command = _first_command((_read_record(self.out, TRAIN_CONFIG) or {}).get("invocations")
-                                              ) or self.command
+            self.start_over()
             self.log(f"nothing to resume in {last}; starting from scratch")
             return
         from safetensors import SafetensorError

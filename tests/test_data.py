@@ -1089,7 +1089,7 @@ def test_a_file_holding_no_record_is_named_in_the_summary(tmp_path, capsys, name
     assert f"  warning: 1 input file held no record: {(root / name).as_posix()}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("word, shown", [(123, "a int: 123"), (["cat"], 'a list: ["cat"]'), (True, "a bool: true"),
+@pytest.mark.parametrize("word, shown", [(123, "an int: 123"), (["cat"], 'a list: ["cat"]'), (True, "a bool: true"),
                                          ({"en": "cat"}, 'a dict: {"en": "cat"}')])
 @pytest.mark.parametrize("suffix", [".ndjson", ".json"])
 def test_a_word_that_is_not_a_string_is_a_malformed_record(tmp_path, word, shown, suffix):

@@ -482,6 +482,7 @@ def wide_text(head: bytes) -> str | None:
     for bom, name in _WIDE_BOMS:
         if head.startswith(bom):
             return name
+
     def shaped(period: int, zeros: tuple[int, ...]) -> bool:
         """Whether each of the first 8 bytes (4 of a short file) is NUL exactly where ``zeros`` (offsets in each
         ``period`` bytes) say: ASCII characters so encoded."""
