@@ -9,22 +9,29 @@ reports a process the signal killed.
 
 A process forked inside the block (a ``multiprocessing`` worker) inherits the handler but not the role: there the
 signal is taken the default way (the process ends quietly), so terminating a pool does not print a traceback per
-worker. Imports nothing heavy (``data_prep``'s downloader uses it without torch).
+worker. Python swallows an exception raised in some places (an at-fork hook, when the signal lands while a pool
+forks its workers: "Exception ignored in ..."), so while the block runs after SIGTERM, the interrupt is raised again
+every ``RESEND_S`` seconds. Imports nothing heavy (``data_prep``'s downloader uses it without torch).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt"]
 
 TERMINATED_STATUS = 128 + signal.SIGTERM
 """The exit status after SIGTERM (143), as a shell reports a process the signal ended."""
+
+RESEND_S = 0.5
+"""After SIGTERM, the interrupt is raised again this often while the block still runs (it was swallowed)."""
 
 
 @dataclass
@@ -33,6 +40,8 @@ class Received:
     the signal's, not Ctrl-C's."""
 
     sigterm: bool = False
+    #: the interrupt is raised and the block has not ended yet: a raise Python swallowed is sent again
+    pending: bool = False
 
     def status(self, interrupted: int) -> int:
         """The exit status of an interrupted command: ``TERMINATED_STATUS`` after SIGTERM, else ``interrupted``."""
@@ -55,11 +64,27 @@ def sigterm_as_interrupt() -> Iterator[Received]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        received.sigterm = True
+        received.sigterm = received.pending = True
+        # Python swallows an exception raised where it cannot propagate (an at-fork hook when the signal lands
+        # during os.fork: "Exception ignored in ..."), and the run would go on: until the block ends, send again
+        timer = threading.Timer(RESEND_S, again)
+        timer.daemon = True
+        timer.start()
         raise KeyboardInterrupt("terminated (SIGTERM)")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    def again() -> None:
+        if received.pending:
+            os.kill(owner, signal.SIGTERM)
+
+    def unraisable(info: Any) -> None:  # the swallowed interrupt is sent again: no "Exception ignored" traceback
+        if not (received.sigterm and isinstance(info.exc_value, KeyboardInterrupt)):
+            hook(info)
+
+    previous, hook = signal.signal(signal.SIGTERM, interrupt), sys.unraisablehook
+    sys.unraisablehook = unraisable
     try:
         yield received
     finally:
+        received.pending = False
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook

@@ -1,0 +1,104 @@
+"""SIGTERM handled as Ctrl-C (``sketchgraph.signals``): in the process, in forked workers, and by the commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from sketchgraph.signals import TERMINATED_STATUS, sigterm_as_interrupt
+
+
+def test_sigterm_raises_keyboard_interrupt_in_the_block_and_the_handler_is_restored_after():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match=r"^terminated \(SIGTERM\)$"):
+        with sigterm_as_interrupt() as received:
+            assert not received.sigterm
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at once; this is never reached
+    assert received.sigterm and received.status(130) == TERMINATED_STATUS == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+    with sigterm_as_interrupt() as quiet:
+        pass
+    assert not quiet.sigterm and quiet.status(130) == 130
+
+
+def test_an_interrupt_that_was_swallowed_is_raised_again():
+    """Python swallows an exception raised in an at-fork hook (the signal landing while a pool forks): the run went
+    on to the end. The interrupt comes again while the block runs."""
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_interrupt() as received:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                pass  # swallowed, as an at-fork hook's is
+            time.sleep(5)  # the second interrupt ends this
+    assert received.sigterm and not received.pending
+    assert time.monotonic() - start < 4
+
+
+def test_a_worker_forked_in_the_block_ends_quietly_on_sigterm():
+    """A ``multiprocessing`` worker inherits the handler, not the role: terminating it must not raise (and print a
+    traceback) in it, but end it as the default handler would."""
+    with sigterm_as_interrupt():
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker: say it is ready, then wait to be terminated
+            try:
+                os.close(read)
+                os.write(write, b"ready")
+                time.sleep(30)
+            finally:
+                os._exit(3)  # reached only if SIGTERM raised here instead of ending the process
+        os.close(write)
+        assert os.read(read, 5) == b"ready"
+        os.close(read)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
+def test_outside_the_main_thread_nothing_changes():
+    seen = []
+
+    def body():
+        with sigterm_as_interrupt() as received:
+            seen.append((signal.getsignal(signal.SIGTERM), received.sigterm))
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert seen == [(before, False)]
+
+
+@pytest.mark.slow
+def test_prepare_stopped_by_sigterm_says_so_and_exits_143_without_worker_tracebacks(tmp_path):
+    """``sketchgraph prepare`` with worker processes, stopped by SIGTERM (``kill``, ``timeout``): it died at once, and
+    its orphaned workers printed tracebacks after the shell prompt came back."""
+    from sketchgraph.synthetic import write_dataset
+
+    write_dataset(tmp_path / "raw", 4000, seed=0, classes=["circle", "square", "zigzag", "cross"])
+    env = {**os.environ, "DGLBACKEND": "pytorch"}
+    child = subprocess.Popen([sys.executable, "-m", "sketchgraph", "prepare", str(tmp_path / "raw"), "--out",
+                              str(tmp_path / "out"), "--workers", "2"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "out.partial").is_dir():  # reading has started
+            assert time.monotonic() < deadline and child.poll() is None, "prepare did not start"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 143
+    finally:
+        child.kill()
+        err = child.communicate()[1]
+    # communicate() read stderr until every process holding it (the workers too) had closed it
+    assert "Traceback" not in err and err.rstrip().endswith("sketchgraph prepare: terminated (SIGTERM)"), err
+    assert not (tmp_path / "out").exists()  # nothing that looks complete
