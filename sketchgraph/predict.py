@@ -317,8 +317,8 @@ def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError],
 
 def _read_first(path: str | os.PathLike) -> Sketch:
     if _expanded(path).is_dir():
-        raise SketchError(f"{path} is a folder: this takes one sketch; predict_batch({str(path)!r}) classifies "
-                          "every sketch in it")
+        raise SketchError(f"{path} is a folder, where one sketch belongs: predict_batch({str(path)!r}), given the "
+                          "folder itself (not in a list), classifies every sketch in it")
     try:
         sketch = next(_read(path), None)
     except FileNotFoundError:

@@ -1559,3 +1559,23 @@ def test_cli_on_a_prepared_dataset_says_to_evaluate_it(tiny_checkpoint, easy_pre
     assert err == (f"sketchgraph predict: skipped {easy_prepared}: a prepared dataset (meta.json, coords.npy), not "
                    f"sketch files: sketchgraph evaluate CHECKPOINT {easy_prepared} classifies it\n"
                    "sketchgraph predict: 1 file or part of a file could not be read\n")
+
+
+def test_a_folder_where_one_sketch_belongs_says_to_pass_it_to_predict_batch_itself(clf, tmp_path):
+    """In ``predict`` or as an item of ``predict_batch``'s list: the message suggested ``predict_batch(folder)``
+    inside a ``predict_batch`` call; it now says to pass the folder itself, not in a list."""
+    folder = re.escape(str(tmp_path))
+    said = (rf"{folder} is a folder, where one sketch belongs: predict_batch\({re.escape(repr(str(tmp_path)))}\), "
+            r"given the folder itself \(not in a list\), classifies every sketch in it$")
+    with pytest.raises(SketchError, match="^" + said):
+        clf.predict(tmp_path)
+    with pytest.raises(SketchError, match="^item 0: " + said):
+        clf.predict_batch([tmp_path])
+
+
+def test_one_stroke_as_an_n_by_2_array_gets_a_hint(clf):
+    points = np.array([[0, 0], [10, 10], [20, 5]], np.float32)
+    with pytest.raises(FormatError, match=r"got shape \(3, 2\) \(points \(x, y\) of one stroke\? strokes go in a "
+                                          r"list: \[array\] for one stroke, \[a, b\] for two\)$"):
+        clf.predict(points)
+    assert clf.predict([points]) == clf.predict([[[0, 10, 20], [0, 10, 5]]])  # the hint's form works

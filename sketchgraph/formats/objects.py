@@ -101,7 +101,10 @@ def _json_like(drawing: Any) -> Any:
 
 def _from_array(arr: np.ndarray, label: str | None) -> Sketch:
     if arr.ndim != 2 or arr.shape[1] not in (3, 5):
-        raise FormatError(f"a numpy sketch must be stroke-3 (n, 3) or stroke-5 (n, 5) rows, got shape {arr.shape}")
+        hint = (" (points (x, y) of one stroke? strokes go in a list: [array] for one stroke, [a, b] for two)"
+                if arr.ndim == 2 and arr.shape[1] == 2 else "")
+        raise FormatError(f"a numpy sketch must be stroke-3 (n, 3) or stroke-5 (n, 5) rows, got shape {arr.shape}"
+                          + hint)
     try:
         if arr.shape[1] == 3:
             return Sketch.from_stroke3(arr, label=label)
