@@ -146,3 +146,37 @@ def sync_events(monkeypatch) -> list[tuple[str, ...]]:
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     return events
+
+
+def _terminated_cli(args: list[str], ready, what: str) -> str:
+    """Run ``python -m sketchgraph ARGS``, send SIGTERM once ``ready()`` holds, check it exits with 143 (``kill``,
+    ``timeout`` and Slurm stop a command as Ctrl-C does); its stderr, read until every process holding it (forked
+    workers too) has closed it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "DGLBACKEND": "pytorch"}
+    child = subprocess.Popen([sys.executable, "-m", "sketchgraph", *args], stderr=subprocess.PIPE, text=True,
+                             env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert time.monotonic() < deadline and child.poll() is None, f"{what} did not come"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 143
+    finally:
+        child.kill()
+        err = child.communicate()[1]
+    assert "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(name="terminated_cli", scope="session")
+def _terminated_cli_fixture():
+    """``_terminated_cli(args, ready, what)`` as a fixture: stderr of a ``sketchgraph`` command stopped by
+    SIGTERM once ``ready()`` holds."""
+    return _terminated_cli

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -80,25 +78,13 @@ def test_outside_the_main_thread_nothing_changes():
 
 
 @pytest.mark.slow
-def test_prepare_stopped_by_sigterm_says_so_and_exits_143_without_worker_tracebacks(tmp_path):
+def test_prepare_stopped_by_sigterm_says_so_and_exits_143_without_worker_tracebacks(tmp_path, terminated_cli):
     """``sketchgraph prepare`` with worker processes, stopped by SIGTERM (``kill``, ``timeout``): it died at once, and
     its orphaned workers printed tracebacks after the shell prompt came back."""
     from sketchgraph.synthetic import write_dataset
 
     write_dataset(tmp_path / "raw", 4000, seed=0, classes=["circle", "square", "zigzag", "cross"])
-    env = {**os.environ, "DGLBACKEND": "pytorch"}
-    child = subprocess.Popen([sys.executable, "-m", "sketchgraph", "prepare", str(tmp_path / "raw"), "--out",
-                              str(tmp_path / "out"), "--workers", "2"], stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "out.partial").is_dir():  # reading has started
-            assert time.monotonic() < deadline and child.poll() is None, "prepare did not start"
-            time.sleep(0.02)
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=60) == 143
-    finally:
-        child.kill()
-        err = child.communicate()[1]
-    # communicate() read stderr until every process holding it (the workers too) had closed it
-    assert "Traceback" not in err and err.rstrip().endswith("sketchgraph prepare: terminated (SIGTERM)"), err
+    err = terminated_cli(["prepare", str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "--workers", "2"],
+                         lambda: (tmp_path / "out.partial").is_dir(), "reading")
+    assert err.rstrip().endswith("sketchgraph prepare: terminated (SIGTERM)"), err
     assert not (tmp_path / "out").exists()  # nothing that looks complete
