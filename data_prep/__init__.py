@@ -47,8 +47,8 @@ def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], 
     except (ValueError, OSError, *also) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        said = "terminated (SIGTERM)" if received is not None and received.sigterm else "interrupted"
+    except KeyboardInterrupt as exc:
+        said = exc.args[0] if exc.args else "interrupted"  # SIGTERM's says so
         print(f"{prog}: {said}" + (f" ({interrupted})" if interrupted else ""), file=sys.stderr)
         return received.status(INTERRUPTED_STATUS) if received is not None else INTERRUPTED_STATUS
     return status if isinstance(status, int) else 0

@@ -337,8 +337,8 @@ def _several_hint(x: Any) -> str | None:
         return None
     first = x[0]
     if _is_path(first) or isinstance(first, (Sketch, dict, str)):
-        return (f"this looks like {len(x)} sketch{'es' if len(x) > 1 else ''} (a list of "
-                f"{type(first).__name__}): predict takes one sketch, predict_batch a list of them")
+        return (f"this looks like {counted(len(x), 'sketch')} (a list of {type(first).__name__}): predict takes "
+                "one sketch, predict_batch a list of them")
     try:  # [[[xs, ys], ...], ...]: drawings in a list, or one drawing nested once too often
         deep = isinstance(first, (list, tuple)) and isinstance(first[0], (list, tuple)) and \
             isinstance(first[0][0], (list, tuple, np.ndarray))
@@ -974,7 +974,9 @@ def expand_files(paths: Iterable[str | os.PathLike]) -> Iterator[str]:
 
 
 def _prepared_dataset(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder ``sketchgraph prepare`` wrote (its ``meta.json`` and ``coords.npy``)."""
+    """Whether ``path`` is a folder ``sketchgraph prepare`` wrote (its ``meta.json`` and ``coords.npy``): stricter
+    than ``data.storage.is_prepared`` (``meta.json`` alone), so a folder of sketch files that also holds a
+    ``meta.json`` of its own is still read."""
     return (Path(path) / "meta.json").is_file() and (Path(path) / "coords.npy").is_file()
 
 
