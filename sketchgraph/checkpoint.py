@@ -22,11 +22,8 @@ import json
 import math
 import os
 import pickle
-import re
 import shutil
-import socket
 import stat
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -36,8 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import temporaries
 from .errors import CheckpointError
 from .formats.base import fsync_dir, fsync_path
+from .temporaries import STALE_AFTER_S
 
 __all__ = [
     "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
@@ -113,42 +112,10 @@ def recover_dir(target: Path) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one of another user counts; on Windows, where probing a
-    process with signal 0 would end it, every process counts as running)."""
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it runs, as another user
-        return True
-    return True
-
-
-def _host() -> str:
-    """This machine's name as it goes into a temporary folder's name (``.<name>.tmp-<host>-<pid>``): letters,
-    digits, ``.``, ``_`` and ``-`` only, at most 64 characters (``localhost`` when it has none)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64] or "localhost"
-
-
 def _temporary_name(target: Path, kind: str) -> Path:
     """``.<name>.<kind>-<host>-<pid>`` next to ``target``: whose process wrote it, and on which machine (a process
     id alone says nothing about a process of another machine sharing the folder, or of another container)."""
-    return target.parent / f".{target.name}.{kind}-{_host()}-{os.getpid()}"
-
-
-STALE_AFTER_S = 24 * 3600  # a temporary folder of another machine older than this is removed (a write takes minutes)
-
-
-def _writer(tmp: Path, name: str) -> tuple[str | None, int] | None:
-    """``(host, pid)`` of a ``.<name>.tmp-<host>-<pid>`` folder, ``(None, pid)`` of one named by earlier versions
-    (``.<name>.tmp-<pid>``, written on this machine as far as anyone can tell), None when the name ends in no pid."""
-    host, _, pid = tmp.name[len(f".{name}.tmp-"):].rpartition("-")
-    if not pid.isdigit():
-        return None
-    return (host or None), int(pid)
+    return target.parent / f".{target.name}.{kind}-{temporaries.host()}-{os.getpid()}"
 
 
 def remove_stale_temporaries(folder: Path, names: Sequence[str], *,
@@ -157,37 +124,26 @@ def remove_stale_temporaries(folder: Path, names: Sequence[str], *,
     process was killed. A folder ``.<name>.tmp-<host>-<pid>`` of this machine goes when its process no longer
     runs, or is this process (no write of it is under way when this is called); one of another machine (another
     host name: a machine sharing the folder, another container) only once it is older than ``stale_after_s``
-    (seconds since its last change), since whether its process runs cannot be told from here. A folder named by
-    earlier versions, ``.<name>.tmp-<pid>``, counts as this machine's. A folder of a running process, or one whose
-    name does not end in a process id, is left alone. Returns the removed folders, sorted."""
+    (seconds since its last change), since whether its process runs cannot be told from here
+    (``temporaries.abandoned``). A folder named by earlier versions, ``.<name>.tmp-<pid>``, counts as this
+    machine's. A folder of a running process, or one whose name does not end in a process id, is left alone.
+    Returns the removed folders, sorted."""
     removed = []
-    host, now = _host(), time.time()
     for name in names:
         for tmp in sorted(folder.glob(f".{name}.tmp-*")):
-            writer = _writer(tmp, name)
-            if not tmp.is_dir() or writer is None:
-                continue
-            their_host, pid = writer
-            if their_host not in (None, host):
-                try:
-                    age = now - tmp.stat().st_mtime
-                except OSError:
-                    continue
-                if age <= stale_after_s:
-                    continue
-            elif pid != os.getpid() and _pid_alive(pid):
-                continue
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
+            if (tmp.is_dir() and temporaries.writer_of(tmp) is not None
+                    and temporaries.abandoned(tmp, own=True, stale_after_s=stale_after_s)):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
     return removed
 
 
 def foreign_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
     """The temporary folders in ``folder`` (for each of ``names``) that a process of another machine writes, or
     wrote when it was killed (``remove_stale_temporaries`` keeps them until they are ``STALE_AFTER_S`` old)."""
-    host = _host()
+    here = temporaries.host()
     return [tmp for name in names for tmp in sorted(folder.glob(f".{name}.tmp-*"))
-            if tmp.is_dir() and (writer := _writer(tmp, name)) is not None and writer[0] not in (None, host)]
+            if tmp.is_dir() and (writer := temporaries.writer_of(tmp)) is not None and writer[0] not in (None, here)]
 
 
 def _as_created(path: Path, like: Path) -> None:

@@ -354,7 +354,8 @@ def test_temporary_folders_name_their_machine_and_only_this_machines_dead_ones_g
     import sys
     import time
 
-    from sketchgraph.checkpoint import _host, atomic_dir, foreign_temporaries, remove_stale_temporaries
+    from sketchgraph.checkpoint import atomic_dir, foreign_temporaries, remove_stale_temporaries
+    from sketchgraph.temporaries import host as _host
 
     with atomic_dir(tmp_path / "best") as tmp:
         assert tmp.name == f".best.tmp-{_host()}-{os.getpid()}"

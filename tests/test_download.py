@@ -303,7 +303,7 @@ def test_downloads_into_one_folder_at_once(server, tmp_path):
                                                       retries=0, progress=False), words))
     assert all(p.read_bytes() == expected("cat") for p in paths)
     assert all(read_source(p)["url"].endswith(f"/{p.name}") for p in paths)
-    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob("*.tmp*")) and not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_a_tls_error_during_the_transfer_is_retried(server, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ writes."""
 
 from __future__ import annotations
 
+import glob
 import gzip
 import os
 import re
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, NamedTuple, Union
 
+from .. import temporaries
 from ..errors import EmptySketchError, FormatError
 
 __all__ = [
@@ -180,14 +182,40 @@ def fsync_dir(path: PathLike) -> None:
         os.close(fd)
 
 
+def _temporary_prefix(target: Path) -> str:
+    """``.<name>.`` with the name cut to 120 characters: the random part and ``.tmp-<host>-<pid>`` (up to 95
+    more) must fit in a file name (255 bytes on most file systems)."""
+    return f".{target.name[:120]}."
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove the temporary files of ``atomic_write(target)`` whose process was killed before it could finish or
+    clean up (``temporaries.abandoned``): this machine's of processes that no longer run, another machine's once a
+    day old, and the ``.<name>.<random>.tmp`` of earlier versions once a day old. Returns the removed files."""
+    prefix = glob.escape(_temporary_prefix(target))
+    removed = []
+    for tmp in sorted([*target.parent.glob(f"{prefix}*.tmp-*"), *target.parent.glob(f"{prefix}*.tmp")]):
+        if tmp.is_file() and not tmp.is_symlink() and temporaries.abandoned(tmp, own=False):
+            try:
+                tmp.unlink()
+            except OSError:  # gone meanwhile, or not ours to remove
+                continue
+            removed.append(tmp)
+    return removed
+
+
 @contextmanager
 def atomic_write(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success rename it over ``path``, on error remove it,
-    so readers never see a half-written file."""
+    so readers never see a half-written file.
+
+    The temporary is hidden and named ``.<name>.<random>.tmp-<host>-<pid>``. One that a process killed outright
+    (``kill -9``) left behind is removed by the next write of the same ``path`` (``remove_abandoned``)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports mode 'w' or 'wb', got {mode!r}")
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    remove_abandoned(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=temporaries.suffix(), dir=target.parent)
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
