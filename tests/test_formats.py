@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from pathlib import Path
@@ -749,6 +750,21 @@ def test_a_line_that_is_not_utf8_is_reported_and_the_rest_is_read(tmp_path):
     path.write_bytes(b"\n".join([json.dumps(GOOD[0]).encode(), bad, json.dumps(GOOD[1]).encode()]) + b"\n")
     got, errors = read_all(path)
     assert [s.key_id for s in got] == ["0", "1"] and errors[0].line == 2 and "not UTF-8" in str(errors[0])
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b'\xff\xfe{"word": "cat"}', "invalid start byte at byte 0"),  # json.loads took FF FE for UTF-16
+    (b'\xfe\xff{"word": "cat"}', "invalid start byte at byte 0"),
+    (b'{"word": "caf\xc3\x28"}', "invalid continuation byte at byte 13"),
+])
+def test_a_line_that_is_not_utf8_says_where_its_first_bad_byte_is(line, reason):
+    """A line is decoded as UTF-8 (the file's encoding is checked once, as a whole): one starting with the bytes
+    of a UTF-16 byte order mark said "truncated data at byte 16", the end of a UTF-16 decoding."""
+    from sketchgraph.formats.ndjson import load_json
+
+    with pytest.raises(FormatError, match=rf"^not UTF-8 \({reason}\)$"):
+        load_json(line)
+    assert load_json(codecs.BOM_UTF8 + b'{"word": "cat"}') == {"word": "cat"}
 
 
 def test_concatenated_files_with_a_second_byte_order_mark(tmp_path):

@@ -15,6 +15,7 @@ Reading ``simplified`` and ``raw`` is the same code (a third list is time); only
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -386,6 +387,8 @@ def load_json(text: bytes | str) -> Any:
     """``json.loads`` whose every failure is a ``FormatError`` saying what is wrong: invalid JSON, bytes
     that are not UTF-8, a number too long to read (over 4300 digits), nesting too deep."""
     try:
+        if isinstance(text, (bytes, bytearray)):  # json.loads would take a line starting with FF FE for UTF-16
+            text = text.decode("utf-8-sig" if text.startswith(codecs.BOM_UTF8) else "utf-8")
         return json.loads(text)
     except json.JSONDecodeError as exc:
         hint = ""
