@@ -1045,7 +1045,9 @@ def test_when_no_sketch_survives_the_error_gives_the_counts_and_the_first_errors
             f"    {(root / 'empty.json').as_posix()}: an empty file (0 bytes)"])
         assert len(listed.read_text().splitlines()) == 8
     elif case == "wrong --format":
-        assert message.startswith("no sketches left to store: read 3 records from 3 input files; malformed 3, ")
+        # no record was read: each file is unreadable as a .bin, not a malformed record 1
+        assert message.startswith("no sketches left to store: read 0 records from 3 input files; malformed 0, ")
+        assert "files or parts of files unreadable 3\n" in message
         assert f"    {root / 'cat.ndjson'}: record 1 (byte 0): " in message
     else:
         assert message == ("no sketches left to store: read 6 records from 3 input files; malformed 0, empty 0, "

@@ -377,7 +377,7 @@ def test_a_bin_that_is_no_quickdraw_file_is_refused_once(tmp_path):
     text = tmp_path / "notes.bin"
     text.write_text('{"word": "cat", "drawing": [[[1, 2], [3, 4]]]}\n' * 20)
     got, errors = read_all(text)
-    assert got == [] and len(errors) == 1 and not errors[0].whole_file  # counted as its record 1, as a truncated one
+    assert got == [] and len(errors) == 1 and errors[0].whole_file  # no record was read: a file that is unreadable
     assert f"{text}: record 1 (byte 0): not a Quick, Draw! .bin record (countrycode=" in str(errors[0])
 
 

@@ -84,10 +84,10 @@ def iter_bin(
         head = f.peek(_HEADER.size + 2)[: _HEADER.size + 2]
         # an image's signature refuses the file only when no whole record follows it: a key id can start so
         if head and (not plausible_header(head) or (_document_kind(head) and not _starts_whole_record(f))):
-            # an image is a fact about the file (no record was read); other junk counts as its record 1
+            # a fact about the file, not one of its records: none was read (prepare counts it as an unreadable file,
+            # predict as a file it could not read, not as "1 sketch could not be classified")
             report(FormatError(f"record 1 (byte 0): not a Quick, Draw! .bin record {_what_instead(head)} The rest of "
-                               "the file is not read", source=source, whole_file=_document_kind(head) is not None),
-                   on_error)
+                               "the file is not read", source=source, whole_file=True), on_error)
             return
         index = empty_run = 0
         while True:
