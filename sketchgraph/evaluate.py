@@ -256,7 +256,7 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = ""
     from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
 
-    matrix = np.asarray(matrix, dtype=np.float64)
+    matrix = _counts(matrix, classes)
     support = matrix.sum(1)
     rates = matrix / np.maximum(support[:, None], 1)
     C = len(classes)
@@ -300,15 +300,27 @@ def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = ""
     return fig
 
 
+def _counts(matrix: Any, classes: Sequence[str]) -> np.ndarray:
+    """``matrix`` as float64 ``(C, C)`` counts for ``C = len(classes)``; ``ValueError`` for another shape (a subset
+    of the classes drew a mislabelled figure) or values that are no counts (rates drew every cell as 0; NaN)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    C = len(classes)
+    if matrix.shape != (C, C):
+        raise ValueError(f"a confusion matrix of {counted(C, 'class')} is ({C}, {C}), got shape {matrix.shape}: "
+                         "pass one class name per row and column")
+    if not (np.isfinite(matrix).all() and (matrix >= 0).all() and (matrix == np.round(matrix)).all()):
+        raise ValueError("a confusion matrix holds counts (whole numbers >= 0; rows are normalised when drawn), not "
+                         "rates, negative numbers or NaN")
+    return matrix
+
+
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
-    """Save ``confusion_figure`` as a PNG at ``path`` (written atomically). Leaves matplotlib's global state
-    (backend, pyplot figures) alone."""
-    fig = confusion_figure(matrix, classes, title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png")
-    return path
+    """Save ``confusion_figure`` at ``path`` (``viz.save_figure``: PNG, or the format the suffix names; written
+    atomically). Leaves matplotlib's global state (backend, pyplot figures) alone."""
+    from .viz import figure_target, save_figure
+
+    target = figure_target(path)  # before drawing
+    return save_figure(confusion_figure(matrix, classes, title), target)
 
 
 def write_confusions_csv(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike) -> Path:

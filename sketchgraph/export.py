@@ -296,7 +296,11 @@ def _check_output(path: str | os.PathLike) -> None:
     """Refuse, before anything loads, an output ``path`` that cannot be written: an existing folder
     (``IsADirectoryError``), a folder that does not exist (``FileNotFoundError``; none is created), a parent that is
     a file (``NotADirectoryError``), or a folder that takes no new file (the error creating one, e.g.
-    ``PermissionError``). Each says ``cannot write PATH: ...``; nothing is left behind."""
+    ``PermissionError``). Each says ``cannot write PATH: ...``; nothing is left behind. An empty path (``""``,
+    which ``Path`` reads as ``.``) is a ``ValueError`` saying no file was named."""
+    if not os.fspath(path).strip():
+        raise ValueError(f"no output file named ({os.fspath(path)!r}): give the file to write, e.g. spg20.onnx or "
+                         "spg20.pt")
     path = Path(path)
     parent = path.parent
     if path.is_dir():
@@ -419,6 +423,8 @@ def prepare_inputs(classifier: Any, sketches: Any) -> dict[str, np.ndarray]:
                         f"{type(sketches).__name__}: pass [sketch]")
     else:
         items = list(sketches)
+    if not items:
+        raise SketchError("prepare_inputs needs at least one sketch, got none")
     checked = []
     for i, x in enumerate(items):
         try:

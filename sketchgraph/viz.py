@@ -1,4 +1,4 @@
-"""Pictures of sketch graphs, predictions and attention maps (matplotlib, PNG).
+"""Pictures of sketch graphs, predictions and attention maps (matplotlib; PNG, or the format a path's suffix names).
 
 ``draw_graph`` draws a sketch graph: its points (nodes, in the 255-pixel frame after preprocessing), the
 edges of chosen relations in distinct colours, and optionally the top predictions as a bar panel. To draw
@@ -14,8 +14,11 @@ functions are safe to call from worker threads and need no display.
 
 from __future__ import annotations
 
+import numbers
+import os
 import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +28,15 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .errors import SketchError
 from .formats.base import atomic_write, canonical_label
 from .graph import FLAG_END, GraphSpec, SketchGraph, build_graph, relation_masks
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
-from .wording import counted
+from .wording import a_type, counted
 
-__all__ = ["draw_graph", "draw_sketches", "plot_attention", "RELATION_STYLE"]
+__all__ = ["draw_graph", "draw_sketches", "plot_attention", "RELATION_STYLE", "FIGURE_FORMATS", "figure_target",
+           "save_figure"]
 
 #: how each relation's edges are drawn: colour, line style, width, alpha, legend text
 RELATION_STYLE: dict[str, dict[str, Any]] = {
@@ -42,14 +47,53 @@ RELATION_STYLE: dict[str, dict[str, Any]] = {
 }
 
 
+def _path_of(obj: Any) -> Path | None:
+    """``obj`` as a path when it names a file: a ``PathLike``, or a string that is no JSON text (``[[...]]``,
+    ``{...}``). ``FileNotFoundError`` for such a string naming nothing (it was parsed as JSON: "invalid JSON")."""
+    if isinstance(obj, os.PathLike):
+        path = Path(obj).expanduser()
+    elif isinstance(obj, str) and obj.strip() and not obj.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+        path = Path(obj).expanduser()
+    else:
+        return None
+    if not path.exists():
+        raise FileNotFoundError(f"no such sketch file: {obj}")
+    return path
+
+
+def _sketches_in(path: Path) -> list[Sketch]:
+    from .formats import read_sketches
+
+    sketches = list(read_sketches(path))
+    if not sketches:
+        raise SketchError(f"{path}: contains no sketches")
+    return sketches
+
+
+def _one_sketch(obj: Any) -> Sketch:
+    """A ``Sketch`` from anything ``sketch_from_obj`` accepts, or a sketch file's path (a file of one sketch)."""
+    if isinstance(obj, Sketch):
+        return obj
+    path = _path_of(obj)
+    if path is None:
+        from .formats import sketch_from_obj
+
+        return sketch_from_obj(obj)
+    if path.is_dir():
+        raise SketchError(f"{obj} is a folder, where one sketch belongs: draw_sketches({str(obj)!r}) draws every "
+                          "sketch in it")
+    sketches = _sketches_in(path)
+    if len(sketches) > 1:
+        raise SketchError(f"{obj} holds {len(sketches):,} sketches, where one belongs: pick one "
+                          f"(sketchgraph.formats.read_sketches({str(obj)!r})), or draw them all with "
+                          "draw_sketches")
+    return sketches[0]
+
+
 def _as_graph(obj: Sketch | SketchGraph | Any, relations: Sequence[str], preprocessing: Preprocessing) -> SketchGraph:
     if isinstance(obj, SketchGraph):
         return obj
-    if not isinstance(obj, Sketch):
-        from .formats import sketch_from_obj
-
-        obj = sketch_from_obj(obj)
-    sketch = preprocess(obj, preprocessing)
+    sketch = preprocess(_one_sketch(obj), preprocessing)
     return build_graph(sketch, GraphSpec(tuple(relations)), preprocessing.max_points)
 
 
@@ -65,13 +109,23 @@ def _edges(graph: SketchGraph, relation: str) -> np.ndarray:
     return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
 
 
+MAX_BARS = 20
+"""The most predictions ``draw_graph`` draws as bars (a longer list, say all of a 345-class model's: its first
+``MAX_BARS``, the title says of how many)."""
+
+
 def _label_score(p: Any) -> tuple[str, float]:
     if isinstance(p, Mapping):
-        return str(p["label"]), float(p["score"])
-    if hasattr(p, "label"):
-        return str(p.label), float(p.score)
-    label, score = p
-    return str(label), float(score)
+        label, score = p["label"], p["score"]
+    elif hasattr(p, "label"):
+        label, score = p.label, p.score
+    else:
+        label, score = p
+    score = float(score)
+    if not 0.0 <= score <= 1.0 + 1e-6:  # NaN too
+        raise ValueError(f"prediction scores are probabilities in 0..1 (softmax, as Prediction.score); got {score} "
+                         f"for {str(label)!r}: logits, say an exported model's outputs, need a softmax first")
+    return str(label), score
 
 
 def _short(text: str, width: int) -> str:
@@ -81,6 +135,10 @@ def _short(text: str, width: int) -> str:
 
 def _draw_predictions(ax, prediction: Sequence[Any], true_label: str | None) -> None:
     pairs = [_label_score(p) for p in prediction]
+    if not pairs:
+        raise ValueError("prediction is empty: pass at least one (label, score), or None for no bar panel")
+    shown = f"top {MAX_BARS} of {len(pairs)} predictions" if len(pairs) > MAX_BARS else "top predictions"
+    pairs = pairs[:MAX_BARS]
     labels = [lab for lab, _ in pairs][::-1]  # best at the top
     scores = np.array([s for _, s in pairs][::-1])
     true = canonical_label(true_label) if true_label else None  # "alarm_clock" is the class "alarm clock"
@@ -92,7 +150,7 @@ def _draw_predictions(ax, prediction: Sequence[Any], true_label: str | None) -> 
     ax.set_xlim(0, 1.25)
     ax.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title("top predictions" + (f"  (true: {_short(true_label, 18)})" if true_label else ""), fontsize=12)
+    ax.set_title(shown + (f"  (true: {_short(true_label, 18)})" if true_label else ""), fontsize=12)
 
 
 def _canvas_axes(ax, lo: Sequence[float], hi: Sequence[float], margin: float) -> None:
@@ -105,12 +163,46 @@ def _canvas_axes(ax, lo: Sequence[float], hi: Sequence[float], margin: float) ->
     ax.set_yticks([])
 
 
-def _save(fig: Figure, path: str | Path | None, dpi: int) -> Figure:
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as f:  # a killed run leaves no half-written PNG
-            fig.savefig(f, dpi=dpi, format="png")
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
+"""The file formats a figure is written in, named by the path's suffix (a path without one: PNG)."""
+
+
+@dataclass(frozen=True)
+class FigureTarget:
+    """Where a figure goes and in which format (``figure_target``)."""
+
+    path: Path
+    format: str
+
+
+def figure_target(path: str | os.PathLike) -> FigureTarget:
+    """Check, before a figure is drawn, that it can be written to ``path``: in the format its suffix names (one
+    of ``FIGURE_FORMATS``, any case; no suffix: PNG), and not over a folder. ``ValueError`` for another suffix,
+    ``IsADirectoryError`` for a folder (the figure would be drawn, then fail on a hidden temporary's name)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write a figure to {path}: it is a folder; name a file in it, e.g. "
+                                f"{path / 'figure.png'}")
+    fmt = path.suffix[1:].lower() or "png"
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"cannot write a figure to {path}: {path.suffix!r} is no figure format; name the file "
+                         f"with one of {', '.join('.' + f for f in FIGURE_FORMATS)} (no suffix: PNG)")
+    return FigureTarget(path, fmt)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike | FigureTarget, dpi: float | str = "figure") -> Path:
+    """Write ``fig`` to ``path`` (checked by ``figure_target``) in the format its suffix names, atomically (a
+    killed run leaves no half-written file), creating its folder. Returns the path."""
+    target = path if isinstance(path, FigureTarget) else figure_target(path)
+    target.path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(target.path, "wb") as f:
+        fig.savefig(f, dpi=dpi, format=target.format)
+    return target.path
+
+
+def _save(fig: Figure, target: FigureTarget | None, dpi: int) -> Figure:
+    if target is not None:
+        save_figure(fig, target, dpi)
     return fig
 
 
@@ -125,16 +217,18 @@ def draw_graph(
     size: tuple[float, float] = (10.0, 5.0),
     dpi: int = 100,
 ) -> Figure:
-    """Draw a sketch as a graph (and its predictions), optionally saving a PNG to ``path``.
+    """Draw a sketch as a graph (and its predictions), optionally saving it to ``path`` (``save_figure``: PNG, PDF,
+    SVG, ... as the suffix says).
 
     Args:
         sketch_or_graph: a ``SketchGraph`` of ``N`` nodes (drawn as is; ``clf.graph(x)`` is what a classifier's
-            model sees), or a ``Sketch`` / anything ``sketch_from_obj`` accepts (preprocessed with
-            ``preprocessing`` first: pass ``clf.preprocessing`` to match a checkpoint).
+            model sees), or a ``Sketch`` / anything ``sketch_from_obj`` accepts / the path of a file of one sketch
+            (preprocessed with ``preprocessing`` first: pass ``clf.preprocessing`` to match a checkpoint).
         relations: which relations' edges to draw, each in its ``RELATION_STYLE``: one ``LineCollection`` per
             relation of ``(E, 2, 2)`` segments, labelled with its legend text (``gid`` the relation).
         prediction: ranked ``Prediction`` objects, ``{"label", "score"}`` dicts or
-            ``(label, score)`` pairs; adds a bar panel on the right.
+            ``(label, score)`` pairs, scores in 0..1 (``ValueError`` otherwise); adds a bar panel on the right, of
+            the first ``MAX_BARS``.
         title: defaults to the sketch's label / key id and its node and stroke counts.
         size: figure size in inches; ``dpi`` sets the PNG resolution.
 
@@ -142,6 +236,7 @@ def draw_graph(
         the matplotlib ``Figure`` (also written to ``path`` when given): the graph in ``fig.axes[0]``, the
         predictions (when given) in ``fig.axes[1]``.
     """
+    target = None if path is None else figure_target(path)
     graph = _as_graph(sketch_or_graph, relations, preprocessing)
     xy = graph.coords  # (N, 2), y grows downwards as on a canvas
     fig = Figure(figsize=size if prediction is not None else (size[1], size[1]), layout="constrained")
@@ -177,7 +272,7 @@ def draw_graph(
     ax.set_title(title, fontsize=12)
     if ax_pred is not None:
         _draw_predictions(ax_pred, prediction, graph.label)
-    return _save(fig, path, dpi)
+    return _save(fig, target, dpi)
 
 
 def draw_sketches(
@@ -192,16 +287,23 @@ def draw_sketches(
     """A gallery: each sketch in its own panel as drawn (raw coordinates, y downwards), one colour per stroke.
 
     Args:
-        sketches: ``Sketch`` objects or anything ``sketch_from_obj`` accepts; at least one.
+        sketches: ``Sketch`` objects, anything ``sketch_from_obj`` accepts, or paths of files of one sketch; at
+            least one. Or the path of a sketch file or folder: every sketch in it.
         titles: one title per sketch (default: its label, else its key id, and its stroke count).
         cols: panels per row; ``panel`` is each panel's side in inches, ``dpi`` the PNG resolution.
 
     Returns:
-        the matplotlib ``Figure`` (also written to ``path`` when given).
+        the matplotlib ``Figure`` (also written to ``path`` when given, as ``draw_graph`` writes it).
     """
-    from .formats import sketch_from_obj
-
-    items = [s if isinstance(s, Sketch) else sketch_from_obj(s) for s in sketches]
+    target = None if path is None else figure_target(path)
+    folder = _path_of(sketches)
+    if folder is not None:
+        items = _sketches_in(folder)
+    elif isinstance(sketches, (Sketch, SketchGraph, dict, np.ndarray, str, bytes)):
+        raise TypeError(f"draw_sketches takes a sequence of sketches (or a sketch file or folder), got "
+                        f"{a_type(sketches)}: for one sketch pass [sketch], or draw it with draw_graph")
+    else:
+        items = [_one_sketch(s) for s in sketches]
     if not items:
         raise ValueError("draw_sketches needs at least one sketch")
     if titles is not None and len(titles) != len(items):
@@ -226,7 +328,7 @@ def draw_sketches(
         _canvas_axes(ax, (x0, y0), (x1, y1), 0.06 * max(x1 - x0, y1 - y0, 1.0))
         default = f"{_short(sketch.label or sketch.key_id or i, 16)} ({counted(len(sketch.strokes), 'stroke')})"
         ax.set_title(titles[i] if titles is not None else default, fontsize=8)
-    return _save(fig, path, dpi)
+    return _save(fig, target, dpi)
 
 
 def plot_attention(
@@ -245,19 +347,21 @@ def plot_attention(
         maps: ``{relation: (layers, heads, N, N)}`` (``SketchClassifier.attention_maps``); entry
             ``[l, h, i, j]`` is how much query node ``i`` attends to key node ``j``. Every relation has the
             same shape.
-        layer: which layer, ``-layers <= layer < layers`` (negative counts from the last).
-        heads: which heads, each ``-heads <= h < heads`` (negative from the end, as ``layer``); at least one (all
-            by default).
+        layer: which layer, an integer ``-layers <= layer < layers`` (negative counts from the last).
+        heads: which heads, each an integer ``-heads <= h < heads`` (negative from the end, as ``layer``); at least
+            one (all by default); one head may be given alone (``heads=0``).
         cell: inches per panel.
 
     Returns:
-        the ``Figure`` (also written to ``path`` as PNG when given): panel ``(r, c)`` (``fig.axes[r * len(heads)
-        + c]``, row label the relation, column title ``head h``) shows ``maps[relation][layer, h]``; the last
-        axes is the colour bar.
+        the ``Figure`` (also written to ``path`` when given, as ``draw_graph`` writes it): panel ``(r, c)``
+        (``fig.axes[r * len(heads) + c]``, row label the relation, column title ``head h``) shows
+        ``maps[relation][layer, h]``; the last axes is the colour bar.
 
     Raises:
         ValueError: no maps, maps of different shapes or not 4-D, ``layer`` or a head out of range, or no heads.
+        TypeError: ``layer`` or a head that is not an integer (``True``, ``1.5``, ``"1"``).
     """
+    target = None if path is None else figure_target(path)
     rels = list(maps)
     if not rels:
         raise ValueError("no attention maps to plot")
@@ -266,9 +370,18 @@ def plot_attention(
     if len(set(shapes.values())) != 1 or arrays[rels[0]].ndim != 4:
         raise ValueError(f"attention maps must all be (layers, heads, N, N), got {shapes}")
     n_layers, n_heads = arrays[rels[0]].shape[:2]
+    if not _is_int(layer):
+        raise TypeError(f"layer must be an integer, got {a_type(layer)} ({layer!r})")
     if not -n_layers <= layer < n_layers:
         raise ValueError(f"layer {layer} out of range: the maps have {n_layers} layers (-{n_layers}..{n_layers - 1})")
-    heads = list(range(n_heads)) if heads is None else [int(h) for h in heads]
+    if heads is None:
+        heads = list(range(n_heads))
+    else:
+        heads = [heads] if _is_int(heads) else list(heads)  # one head may be given alone: heads=0
+        wrong = [h for h in heads if not _is_int(h)]
+        if wrong:
+            raise TypeError(f"heads must be integers (one, or a list of them), got {wrong[0]!r} ({a_type(wrong[0])})")
+        heads = [int(h) for h in heads]
     if not heads or not all(-n_heads <= h < n_heads for h in heads):
         raise ValueError(f"heads must name at least one head in 0..{n_heads - 1} (or -{n_heads}..-1, from the "
                          f"end, as for layer), got {heads}")
@@ -290,4 +403,9 @@ def plot_attention(
                 ax.set_ylabel(rel, fontsize=11)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(title or f"attention, layer {layer % n_layers + 1} of {n_layers} (rows: query, columns: key)")
-    return _save(fig, path, dpi)
+    return _save(fig, target, dpi)
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (numpy's too), not a bool (``True`` would be layer 1)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))

@@ -102,6 +102,21 @@ def test_confusion_plot_is_a_png_and_leaves_matplotlib_alone(tmp_path):
     assert (matplotlib.get_backend(), plt.get_fignums()) == (backend, figures)
 
 
+@pytest.mark.parametrize("matrix, classes, message", [
+    (np.diag([50] * 5), ["a", "b", "c"], r"^a confusion matrix of 3 classes is \(3, 3\), got shape \(5, 5\): pass one"),
+    (np.ones((3, 4)), ["a", "b", "c"], r"got shape \(3, 4\)"),
+    ([[0.9, 0.1], [0.25, 0.75]], ["a", "b"], r"holds counts \(whole numbers >= 0; .*\), not rates"),
+    ([[np.nan, 1], [0, 1]], ["a", "b"], r"not rates, negative numbers or NaN"),
+    ([[3, -1], [0, 1]], ["a", "b"], r"not rates, negative numbers or NaN"),
+])
+def test_plot_confusion_refuses_a_matrix_that_does_not_fit_its_classes_or_holds_no_counts(tmp_path, matrix, classes,
+                                                                                           message):
+    """A 5x5 matrix with 3 names drew rows 4-5 unlabelled; rates drew every cell as "0"; NaN failed in int()."""
+    with pytest.raises(ValueError, match=message):
+        plot_confusion(matrix, classes, tmp_path / "cm.png")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_class_without_samples_is_left_out_not_counted_as_zero():
     """A split without any 'b' (the class exists, this split lacks it): its recall is unknown, so the per-class
     figures and the averages skip it, and the report names it."""

@@ -802,6 +802,21 @@ def test_a_model_with_reduced_precision_weights_exports_in_float32(tmp_path, dty
         export_module.__doc__
 
 
+def test_an_empty_output_name_says_no_file_was_named(tmp_path, capsys, monkeypatch):
+    """``sketchgraph export ""`` said "cannot write .: it is a directory"."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["", "--checkpoint", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err == ("sketchgraph export: error: no output file named (''): give the file to write, "
+                                       "e.g. spg20.onnx or spg20.pt\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_inputs_of_no_sketch_says_so(tiny_checkpoint):
+    """It said "a batch needs >= 1 sketch and one length per start; got 0 and 0"."""
+    with pytest.raises(SketchError, match=r"^prepare_inputs needs at least one sketch, got none$"):
+        prepare_inputs(SketchClassifier.from_pretrained(tiny_checkpoint), [])
+
+
 def test_prepare_inputs_names_the_item_it_cannot_use(tiny_checkpoint, tmp_path):
     """As ``predict_batch`` does: ``item i: `` before the reader's or the preprocessing's message."""
     clf = SketchClassifier.from_pretrained(tiny_checkpoint)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.colors as mcolors
 import numpy as np
 import pytest
@@ -307,3 +309,136 @@ def test_draw_sketches_titles_and_errors():
         draw_sketches([HOUSE], titles=["a", "b"])
     with pytest.raises(ValueError, match="at least one"):
         draw_sketches([])
+
+
+# ------------------------------------------------------------------------------------------ files, inputs, checks
+MAGIC = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml", "jpg": b"\xff\xd8\xff", "JPEG": b"\xff\xd8\xff",
+         "tiff": b"II*\x00", "eps": b"%!PS"}
+
+
+def _figures(tmp_path, name):
+    """Each figure writer with one output path, by the prefix of its file's name."""
+    from sketchgraph.evaluate import plot_confusion
+
+    maps = {"stroke1": np.random.default_rng(0).random((2, 2, 5, 5))}
+    return {
+        "g": lambda: draw_graph(HOUSE, tmp_path / f"g_{name}", prediction=PREDS),
+        "s": lambda: draw_sketches([HOUSE], tmp_path / f"s_{name}"),
+        "a": lambda: plot_attention(maps, tmp_path / f"a_{name}"),
+        "c": lambda: plot_confusion(np.eye(3) * 5, ["a", "b", "c"], tmp_path / f"c_{name}"),
+    }
+
+
+@pytest.mark.parametrize("suffix", list(MAGIC))
+def test_every_figure_is_written_in_the_format_its_suffix_names(tmp_path, suffix):
+    """A path ending .pdf or .svg got PNG bytes that no PDF viewer opens; no suffix still means PNG."""
+    for writer, draw in _figures(tmp_path, f"x.{suffix}").items():
+        draw()
+        assert (tmp_path / f"{writer}_x.{suffix}").read_bytes().startswith(MAGIC[suffix]), writer
+    for writer, draw in _figures(tmp_path, "plain").items():
+        draw()
+        assert (tmp_path / f"{writer}_plain").read_bytes().startswith(MAGIC["png"]), writer
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_figure_path_that_is_a_folder_or_no_figure_format_is_refused_before_drawing(tmp_path, monkeypatch):
+    """A folder failed only after the figure was drawn, naming a hidden temporary file."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "__init__", lambda *a, **k: pytest.fail("a figure was drawn"))
+    (tmp_path / "g_dir").mkdir()
+    (tmp_path / "s_dir").mkdir()
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "c_dir").mkdir()
+    for writer, draw in _figures(tmp_path, "dir").items():
+        with pytest.raises(IsADirectoryError, match=rf"^cannot write a figure to {tmp_path / (writer + '_dir')}: it "
+                                                    "is a folder; name a file in it"):
+            draw()
+    for draw in _figures(tmp_path, "x.txt").values():
+        with pytest.raises(ValueError, match=r"'\.txt' is no figure format; name the file with one of \.png, \.pdf"):
+            draw()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "c_dir", "g_dir", "s_dir"]
+
+
+def test_sketch_files_are_drawn_from_their_paths(tmp_path):
+    """Every other entry point takes a path; draw_graph parsed a path string as JSON ("invalid JSON")."""
+    from sketchgraph.errors import SketchError
+    from sketchgraph.formats import write_ndjson
+
+    one, two = tmp_path / "house.ndjson", tmp_path / "two.ndjson"
+    write_ndjson([Sketch.from_strokes(HOUSE, label="house")], one)
+    write_ndjson([Sketch.from_strokes(HOUSE, label="a"), Sketch.from_strokes(HOUSE, label="b")], two)
+    for given in (one, str(one)):
+        assert draw_graph(given).axes[0].get_title().startswith("house: ")
+    assert [ax.get_title() for ax in draw_sketches(two).axes] == ["a (2 strokes)", "b (2 strokes)"]
+    assert [ax.get_title() for ax in draw_sketches(tmp_path).axes] == [  # a folder: all of its files' sketches
+        "house (2 strokes)", "a (2 strokes)", "b (2 strokes)"]
+    assert [ax.get_title() for ax in draw_sketches([one, str(one)]).axes] == ["house (2 strokes)"] * 2
+    with pytest.raises(SketchError, match=r"holds 2 sketches, where one belongs: pick one"):
+        draw_graph(two)
+    with pytest.raises(SketchError, match=r"is a folder, where one sketch belongs: draw_sketches\("):
+        draw_graph(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^no such sketch file: nothere\.ndjson$"):
+        draw_graph("nothere.ndjson")
+    assert draw_graph(json.dumps(HOUSE)).axes[0].get_title().startswith("sketch: ")  # JSON text is still a drawing
+
+
+@pytest.mark.parametrize("one", [Sketch.from_strokes(HOUSE), {"drawing": HOUSE}, np.zeros((4, 3))])
+def test_draw_sketches_of_one_sketch_says_to_pass_a_list(one):
+    with pytest.raises(TypeError, match=r"draw_sketches takes a sequence of sketches \(or a sketch file or folder\), "
+                                        r"got an? \w+: for one sketch pass \[sketch\], or draw it with draw_graph"):
+        draw_sketches(one)
+
+
+@pytest.mark.parametrize("prediction, message", [
+    ([("face", 5.1), ("pig", -2.3)], r"scores are probabilities in 0\.\.1 .* got 5\.1 for 'face': logits"),
+    ([("face", 0.5), ("pig", -0.1)], r"got -0\.1 for 'pig'"),
+    ([("face", float("nan"))], r"got nan for 'face'"),
+    ([], r"prediction is empty"),
+])
+def test_draw_graph_refuses_predictions_that_are_no_probabilities(prediction, message):
+    """Logits drew a 510% bar and a "-230.0%" inside the sketch's panel."""
+    with pytest.raises(ValueError, match=message):
+        draw_graph(HOUSE, prediction=prediction)
+
+
+def test_a_long_prediction_list_draws_its_first_bars_and_says_of_how_many():
+    preds = [(f"class number {i}", 1 / (i + 2)) for i in range(120)]
+    ax = draw_graph(HOUSE, prediction=preds).axes[1]
+    assert len(ax.patches) == viz.MAX_BARS == 20 and ax.get_title() == "top 20 of 120 predictions"
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "class number 0"  # best at the top
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(layer=1.5), TypeError, r"^layer must be an integer, got a float \(1\.5\)$"),
+    (dict(layer=True), TypeError, r"^layer must be an integer, got a bool \(True\)$"),
+    (dict(heads=[0.7]), TypeError, r"^heads must be integers \(one, or a list of them\), got 0\.7 \(a float\)$"),
+    (dict(heads=["1"]), TypeError, r"got '1' \(a str\)$"),
+    (dict(heads=2), ValueError, r"got \[2\]"),
+])
+def test_plot_attention_refuses_a_layer_or_head_that_is_no_integer(kwargs, error, message):
+    maps = {"stroke1": np.zeros((3, 2, 4, 4))}
+    with pytest.raises(error, match=message):
+        plot_attention(maps, **kwargs)
+
+
+def test_plot_attention_takes_one_head_alone_and_numpy_integers():
+    maps = {"stroke1": np.random.default_rng(0).random((3, 2, 4, 4))}
+    for heads in (1, np.int64(1), [np.int64(-1)]):
+        fig = plot_attention(maps, heads=heads, layer=np.int32(0))
+        assert [ax.get_title() for ax in fig.axes[:-1]] == ["head 1"]
+        assert np.array_equal(fig.axes[0].get_images()[0].get_array(), maps["stroke1"][0, 1])
+
+
+def test_the_pictures_example_of_the_predict_docs_runs_as_written(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "predict.md"
+    blocks = re.findall(r"^```python\n(.*?)^```", doc.read_text(encoding="utf-8"), flags=re.S | re.M)
+    (block,) = [b for b in blocks if "sketchgraph.viz" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, str(doc), "exec"), {})  # noqa: S102 - our own documentation
+    assert (tmp_path / "graph.pdf").read_bytes().startswith(MAGIC["pdf"])
+    assert (tmp_path / "examples.png").read_bytes().startswith(MAGIC["png"])
+    assert (tmp_path / "attention.svg").read_bytes().startswith(MAGIC["svg"])
