@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import logging
 import math
 import os
 import re
@@ -673,7 +674,8 @@ def test_a_413_closes_the_connection_while_the_body_still_trickles_in(clf):
 @pytest.mark.parametrize("started", [False, True])
 def test_a_request_cancelled_before_its_answer_began_gets_503(started):
     """``ShutdownReply`` answers a request cancelled before its response started 503 (JSON, ``Connection: close``)
-    and lets the cancellation go on; a response already started is left as it is."""
+    and ends it there (raised on, uvicorn logged every such request as an application error, with a traceback); a
+    response already started is left as it is, and the cancellation goes on."""
     sent = []
 
     async def app(scope, receive, send):
@@ -684,11 +686,12 @@ def test_a_request_cancelled_before_its_answer_began_gets_503(started):
     async def send(message):
         sent.append(message)
 
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(ShutdownReply(app)({"type": "http"}, None, send))
     if started:
+        with pytest.raises(asyncio.CancelledError):
+            asyncio.run(ShutdownReply(app)({"type": "http"}, None, send))
         assert [m["status"] for m in sent] == [200]
     else:
+        asyncio.run(ShutdownReply(app)({"type": "http"}, None, send))
         assert sent[0]["status"] == 503 and (b"connection", b"close") in sent[0]["headers"]
         assert (b"content-type", b"application/json") in sent[0]["headers"]
         assert json.loads(sent[1]["body"]) == SHUTTING_DOWN
@@ -699,9 +702,14 @@ def test_a_request_still_computing_at_shutdown_gets_503_and_the_server_does_not_
     drawing is still being simplified gets a JSON 503 with ``Connection: close`` (uvicorn's text/plain 500
     before), and the server stops without waiting for that simplification (it waited before)."""
     entered, release = hold_heavy_simplification(monkeypatch, wait=60)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    uvicorn_log = logging.getLogger("uvicorn.error")
     try:
         with ThreadPoolExecutor(1) as pool:
             with running_server(create_app(clf), lifespan=True, shutdown_timeout=0.5) as url:
+                uvicorn_log.addHandler(handler)  # after uvicorn set its logging up, which drops other handlers
                 pending = pool.submit(httpx.post, url + "/predict", json={"drawing": HEAVY}, timeout=60)
                 assert entered.wait(30)
                 start = time.monotonic()
@@ -709,6 +717,9 @@ def test_a_request_still_computing_at_shutdown_gets_503_and_the_server_does_not_
             r = pending.result(30)
     finally:
         release.set()
+        uvicorn_log.removeHandler(handler)
+    # one line from uvicorn, no "Exception in ASGI application" and its traceback per request
+    assert logged == ["Cancel 1 running task(s), timeout graceful shutdown exceeded"], logged
     assert r.status_code == 503 and r.json() == SHUTTING_DOWN and Message.model_validate(r.json())
     assert r.headers["connection"] == "close" and r.headers["content-type"] == "application/json"
     assert stopped < 10

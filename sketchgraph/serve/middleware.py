@@ -108,12 +108,15 @@ class BodyLimit:
 
 class ShutdownReply:
     """ASGI middleware: a request cancelled before its response started gets ``503`` ``{"detail": "server
-    shutting down; retry"}`` with ``Connection: close``; the cancellation then goes on (re-raised).
+    shutting down; retry"}`` with ``Connection: close``, and its task ends there.
 
     A server shutting down gracefully cancels the requests still running when its timeout expires
     (``uvicorn --timeout-graceful-shutdown``, ``sketchgraph serve --shutdown-timeout``), a request still receiving
-    its body or one waiting for the model alike; without this, uvicorn answers them a text/plain ``500``. A
-    response already started (its status sent) cannot be replaced: its connection is closed.
+    its body or one waiting for the model alike; without this, uvicorn answers them a text/plain ``500``. The
+    cancellation has gone through the app by then, and the request is answered: it is not raised further, since
+    uvicorn would log each such request as an application error with its traceback (uvicorn says once how many it
+    cancelled; the access log shows each 503). A response already started (its status sent) cannot be replaced:
+    the cancellation goes on, and uvicorn closes its connection.
     """
 
     def __init__(self, app: Any):
@@ -132,10 +135,10 @@ class ShutdownReply:
         try:
             await self.app(scope, receive, watched)
         except asyncio.CancelledError:
-            if not started:
-                with contextlib.suppress(Exception):  # a client already gone: the cancellation goes on regardless
-                    await send_json(send, 503, SHUTTING_DOWN, (CLOSE,))
-            raise
+            if started:
+                raise
+            with contextlib.suppress(Exception):  # a client already gone: nobody to answer
+                await send_json(send, 503, SHUTTING_DOWN, (CLOSE,))
 
 
 def _allow_head(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
