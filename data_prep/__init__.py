@@ -55,11 +55,11 @@ def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], 
 
 
 def resume_note(out: str | Path) -> str:
-    """What a preparing script keeps when interrupted: ``prepare`` caches each source file's shard in
-    ``OUT.partial`` as soon as the file is read, and a rerun takes them from there."""
-    out = Path(out)
-    return f"the source files read so far are cached in {out.with_name(out.name + '.partial')}; rerun the same " \
-           "command to resume"
+    """``sketchgraph.data.pipeline.resume_note``: what an interrupted ``prepare`` keeps (imported when called, so that
+    the downloader imports no torch)."""
+    from sketchgraph.data.pipeline import resume_note as note
+
+    return note(out)
 
 
 def positive_int(text: str) -> int:

@@ -148,10 +148,11 @@ def sync_events(monkeypatch) -> list[tuple[str, ...]]:
     return events
 
 
-def _terminated_cli(args: list[str], ready, what: str) -> str:
+def _terminated_cli(args: list[str], ready, what: str, *, ctrl_c: bool = False) -> str:
     """Run ``python -m sketchgraph ARGS``, send SIGTERM once ``ready()`` holds, check it exits with 143 (``kill``,
     ``timeout`` and Slurm stop a command as Ctrl-C does); its stderr, read until every process holding it (forked
-    workers too) has closed it."""
+    workers too) has closed it. ``ctrl_c``: send SIGINT to its whole process group instead, as a terminal's Ctrl-C
+    does (forked workers get it too), and check it exits with 130."""
     import os
     import signal
     import subprocess
@@ -160,23 +161,26 @@ def _terminated_cli(args: list[str], ready, what: str) -> str:
 
     env = {**os.environ, "DGLBACKEND": "pytorch"}
     child = subprocess.Popen([sys.executable, "-m", "sketchgraph", *args], stderr=subprocess.PIPE, text=True,
-                             env=env)
+                             env=env, start_new_session=ctrl_c)
     try:
         deadline = time.monotonic() + 120
         while not ready():
             assert time.monotonic() < deadline and child.poll() is None, f"{what} did not come"
             time.sleep(0.02)
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=60) == 143
+        if ctrl_c:
+            os.killpg(child.pid, signal.SIGINT)
+        else:
+            child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == (130 if ctrl_c else 143)
     finally:
         child.kill()
         err = child.communicate()[1]
-    assert "Traceback" not in err, err
+    assert "Traceback" not in err and "ForkPoolWorker" not in err, err
     return err
 
 
 @pytest.fixture(name="terminated_cli", scope="session")
 def _terminated_cli_fixture():
-    """``_terminated_cli(args, ready, what)`` as a fixture: stderr of a ``sketchgraph`` command stopped by
-    SIGTERM once ``ready()`` holds."""
+    """``_terminated_cli(args, ready, what, ctrl_c=False)`` as a fixture: stderr of a ``sketchgraph`` command stopped
+    by SIGTERM (or a Ctrl-C) once ``ready()`` holds."""
     return _terminated_cli

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import SketchError
 from ..formats import FORMATS
 from ..graph import RELATIONS, GraphSpec
 from ..options import float_option, int_option
 from ..preprocess import Preprocessing
-from .pipeline import prepare
+from .pipeline import prepare, resume_note
 from .splits import PROTOCOLS, Protocol, parse_protocol
 
 __all__ = ["configure_parser", "run_cli"]
@@ -73,6 +74,12 @@ def run_cli(args: argparse.Namespace) -> int:
     raised again with the user's ``--protocol`` named as given and a note on the work folder it leaves."""
     try:
         info = _run(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the CLI prints it; say what is kept, as data_prep does
+        out = Path(args.out)
+        if not out.with_name(out.name + ".partial").is_dir():  # stopped before anything was read
+            raise
+        said = str(exc.args[0]) if exc.args else "interrupted"
+        raise KeyboardInterrupt(f"{said} ({resume_note(out)})") from None
     except FileExistsError as exc:
         print(f"sketchgraph prepare: error: {exc}", file=sys.stderr)
         return 1

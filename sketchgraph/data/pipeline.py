@@ -44,7 +44,16 @@ from ..graph import GraphSpec
 from ..preprocess import Preprocessing
 from ..wording import counted
 from . import sources as _sources
-from .reading import KEYED_FORMATS, ReadOptions, drawing_ids, init_worker, repeats, run_task, run_task_global
+from .reading import (
+    KEYED_FORMATS,
+    ReadOptions,
+    drawing_ids,
+    init_worker,
+    repeats,
+    run_task,
+    run_task_global,
+    sigint_blocked,
+)
 from .shard import MAX_KEY_ID_CHARS, Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
 from .splits import Protocol, assign_protocol, order_splits, parse_protocol, read_split_keys
@@ -124,13 +133,28 @@ def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tu
         yield pending.pop(0), shard
 
 
+def resume_note(out: str | Path) -> str:
+    """What ``prepare`` keeps when interrupted: it caches each source file's shard in ``OUT.partial`` as soon as the
+    file is read, and a rerun takes them from there (said after ``interrupted`` by ``sketchgraph prepare`` and the
+    ``data_prep`` scripts)."""
+    out = Path(out)
+    return f"the source files read so far are cached in {out.with_name(out.name + '.partial')}; rerun the same " \
+           "command to resume"
+
+
 def _pool(workers: int, options: ReadOptions) -> contextlib.AbstractContextManager:
     """A process pool of ``workers`` (fork: cheap, and modules are already imported), or a null context
-    for ``workers <= 1``. Created before any thread of ours (progress bar, task feeder) starts."""
+    for ``workers <= 1``. Created before any thread of ours (progress bar, task feeder) starts.
+
+    Ctrl-C reaches every process of the terminal's foreground group, the workers too: they ignore it
+    (``init_worker``) and the main process, interrupted, ends the pool, where each worker printed a traceback of
+    its own. SIGINT is blocked while the workers are forked, so that one landing before a worker ignores it waits
+    for the main process."""
     if workers <= 1:
         return contextlib.nullcontext()
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    return ctx.Pool(workers, initializer=init_worker, initargs=(options,))
+    with sigint_blocked():
+        return ctx.Pool(workers, initializer=init_worker, initargs=(options,))
 
 
 def _split_method(split_files: Any, protocol: Protocol | None, sources: list[Source]) -> str:

@@ -13,6 +13,8 @@ sketches of the task are preprocessed together on flat arrays (``preprocess_flat
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -296,9 +298,29 @@ _OPTIONS: ReadOptions | None = None
 
 
 def init_worker(options: ReadOptions) -> None:
-    """Pool initializer: the options every task of this run shares (sent once per worker)."""
+    """Pool initializer: the options every task of this run shares (sent once per worker). The worker ignores
+    SIGINT (Ctrl-C reaches the whole process group: the main process, interrupted, ends the pool) and unblocks it
+    (``pipeline._pool`` forks with it blocked)."""
     global _OPTIONS
     _OPTIONS = options
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block, where the platform can (POSIX): processes forked in the block
+    start with it blocked (held back, not lost), until ``init_worker`` ignores it. The process itself still takes a
+    Ctrl-C, through another thread or when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def run_task_global(task: Task) -> Shard:
