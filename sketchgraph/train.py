@@ -1002,8 +1002,9 @@ class Trainer:
 
     def write_summary(self, stop_reason: str, from_epoch: int, started: float, error: str | None = None) -> None:
         """Rank 0: write ``summary.json`` (atomically): why the run stopped (``TrainResult.stop_reason``, or
-        ``"interrupted"`` / ``"failed"``; ``"running"`` from the start of an invocation until it ends, so a process
-        killed outright (kill -9, power loss) leaves that, not an earlier invocation's outcome), the epochs done
+        ``"interrupted"`` / ``"failed"``; ``"running"`` from the start of an invocation until it ends, written again
+        after each saved epoch, so a process killed outright (kill -9, power loss) leaves that with the epochs it
+        saved, not an earlier invocation's outcome), the epochs done
         (in all, and in this invocation), the best epoch and its valid top-1 (null when no epoch finished), the
         training time, this invocation's wall time and end time (null while ``running``).
 
@@ -1358,20 +1359,18 @@ class TrainingInterrupted(KeyboardInterrupt):
 def _interrupted_message(run: Trainer, epoch: int) -> str:
     """What ``TrainingInterrupted`` says: the epoch that was cut short, what ``last/`` holds, and how to go on."""
     config, saved = run.config, run.state.epoch
-    torchrun = (f" (under torchrun --nproc_per_node {run.ctx.world_size}, as before)"
-                if run.ctx.world_size > 1 else "")
     if not saved:
         again = f"{run.run_command} --overwrite" if run.run_command else "train again with overwrite=True"
-        return f"interrupted in epoch {epoch}, before any epoch was saved; start over with: {again}{torchrun}"
+        return f"interrupted in epoch {epoch}, before any epoch was saved; start over with: {again}"
     changed = _stop_settings_changed(run)
     if run.command:
-        again = shlex.join(["sketchgraph", "train", "--resume", "--out", config.out,
+        again = shlex.join([*_launcher(run.ctx.world_size), "train", "--resume", "--out", config.out,
                             *(word for key, value in changed for word in (
                                 ["--epochs", str(value)] if key == "epochs" else ["--set", f"{key}={value}"]))])
     else:
         again = "train(dataclasses.replace(config, resume=True" + "".join(
             f", {key}={value!r}" for key, value in changed) + "))"
-    return f"interrupted in epoch {epoch}; last/ holds epoch {saved}; continue with: {again}{torchrun}"
+    return f"interrupted in epoch {epoch}; last/ holds epoch {saved}; continue with: {again}"
 
 
 def _stop_settings_changed(run: Trainer) -> list[tuple[str, Any]]:
@@ -1471,6 +1470,7 @@ def train(
                 if improved:
                     run.save("best", {"epoch": epoch, **summary}, with_state=False)
                 run.save("last", {"epoch": epoch, **summary}, with_state=True)
+                run.write_summary("running", from_epoch, started)  # a process killed outright leaves its progress
                 run.log(f"epoch {epoch}: loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f} "
                         f"valid top-1 {metrics['valid_top1']:.4f} top-5 {metrics['valid_top5']:.4f} "
                         f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
@@ -1562,9 +1562,32 @@ _FLAGS = ("data", "out", "preset", "epochs", "lr", "batch_size", "device", "seed
 _FOLDER_FLAGS = ("resume", "overwrite")  # what to do with OUT, not part of the run's recipe
 
 
+def _launcher(world_size: int) -> list[str]:
+    """The words that start a ``sketchgraph`` command run as ``world_size`` processes: ``sketchgraph`` for one,
+    ``torchrun --standalone --nproc_per_node N -m sketchgraph`` under torchrun on one machine (``LOCAL_WORLD_SIZE``
+    of torchrun's environment, else all of them), ``torchrun --nnodes M --nproc_per_node N -m sketchgraph`` on
+    several (to which the user adds the rendezvous options of the cluster). A run of several processes has another
+    global batch and other steps per epoch than one of a single process: its commands must say so to reproduce it."""
+    if world_size <= 1:
+        return ["sketchgraph"]
+    try:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    except ValueError:
+        local = world_size
+    local = local if 1 <= local <= world_size and world_size % local == 0 else world_size
+    nodes = world_size // local
+    return ["torchrun", *(["--standalone"] if nodes == 1 else ["--nnodes", str(nodes)]), "--nproc_per_node",
+            str(local), "-m", "sketchgraph"]
+
+
 def _command_line(args: argparse.Namespace) -> str:
-    """The canonical command that reproduces this run (recorded in checkpoints and model cards)."""
-    words = ["sketchgraph", "train"] + ([args.config] if args.config else [])
+    """The canonical command that reproduces this run (recorded in checkpoints and model cards), started as this
+    run's processes are (``_launcher``: ``torchrun ... -m sketchgraph train ...`` under torchrun)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        world = 1
+    words = [*_launcher(world), "train"] + ([args.config] if args.config else [])
     for name in _FLAGS:
         value = getattr(args, name, None)
         if name in _FOLDER_FLAGS or value is None:
@@ -1576,6 +1599,44 @@ def _command_line(args: argparse.Namespace) -> str:
     for item in args.overrides:
         words += ["--set", item]
     return shlex.join(words)
+
+
+def _resumed_command(args: argparse.Namespace) -> str | None:
+    """For ``--resume`` without a config file (the recipe comes from the run's records): the command recorded for the
+    run (``last/config.json``'s ``training.command``, else the first of ``train_config.json``'s invocations) with this
+    invocation's flags and ``--set`` items in place of its own: a whole command that trains the run straight as it
+    now goes on (``--resume --out DIR --epochs 3`` alone was recorded as ``sketchgraph train --out DIR --epochs 3``,
+    which trains the defaults on no data). None for another invocation, or when no command was recorded."""
+    if not args.resume or args.config:
+        return None
+    from .checkpoint import load_config
+
+    out = Path(_out_of_args(args))
+    try:
+        recorded = (load_config(out / "last").get("training") or {}).get("command")
+    except (OSError, ValueError, CheckpointError):
+        recorded = None
+    if not recorded:
+        recorded = _first_command((_read_record(out, TRAIN_CONFIG) or {}).get("invocations"))
+    words = shlex.split(recorded) if isinstance(recorded, str) else []
+    if "train" not in words:
+        return None
+    from .cli import build_parser
+
+    argv = words[words.index("train"):]
+    try:
+        base = build_parser(argv).parse_args(argv)
+    except SystemExit:  # a command of another version of the options
+        return None
+    for name in _FLAGS:
+        if name not in _FOLDER_FLAGS and getattr(args, name, None) is not None:
+            setattr(base, name, getattr(args, name))
+    given = {item.partition("=")[0].strip() for item in args.overrides}
+    if args.out is None and "out" in given:  # the run's folder named by --set out=...: it wins over the recorded --out
+        base.out = None
+    base.overrides = [item for item in base.overrides if item.partition("=")[0].strip() not in given] + \
+        list(args.overrides)
+    return _command_line(base)
 
 
 def _flag_text(name: str, value: Any) -> str:
@@ -1744,10 +1805,10 @@ def run_cli(args: argparse.Namespace) -> int:
         _say(message)
         notes.append(message)
 
-    result = train(config_from_args(args, say), command=_command_line(args), notes=notes)
+    result = train(config_from_args(args, say), command=_resumed_command(args) or _command_line(args), notes=notes)
     if _is_main_process():
         print(json.dumps({
-            "out": str(result.out), "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "out": str(result.out), "epochs": result.epochs, "best_epoch": result.best_epoch or None,
             "best_valid_top1": result.best_valid_top1 if result.best_epoch else None,
             "stop_reason": result.stop_reason,
             "time_s": round(result.time_s, 1),

@@ -39,6 +39,10 @@ def test_two_processes_match_one(easy_prepared, tmp_path):
     assert [r["epoch"] for r in rows] == list(range(1, 9))
     config = json.loads((out / "last" / "config.json").read_text())
     assert config["training"]["hardware"].startswith("2 x ")
+    # the recorded command starts two processes too: run alone, it would train with another global batch
+    command = config["training"]["command"]
+    assert command.startswith("torchrun --standalone --nproc_per_node 2 -m sketchgraph train "), command
+    assert command in (out / "best" / "README.md").read_text()
     assert rows[0]["sketches_per_s"] > 0
 
     threads = torch.get_num_threads()

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -1312,7 +1313,9 @@ def test_the_run_folder_records_the_config_the_log_and_the_outcome(easy_prepared
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: {**real(self, epoch), "train_loss": math.nan})
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1
-    assert json.loads(capsys.readouterr().out)["best_valid_top1"] is None  # not the -1.0 kept inside
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["best_valid_top1"] is None  # not the -1.0 kept inside
+    assert printed["best_epoch"] is None  # as summary.json says; 0 is no epoch a run has
     summary = json.loads((tmp_path / "dv" / "summary.json").read_text())
     assert (summary["stop_reason"], summary["best_epoch"], summary["best_valid_top1"]) == ("diverged", None, None)
     assert "diverged" in (tmp_path / "dv" / "train.log").read_text()
@@ -1635,7 +1638,8 @@ def test_summary_says_running_while_an_invocation_runs_and_failed_after_an_error
     monkeypatch.setattr(Trainer, "validate", fail_in_epoch_3)
     with pytest.raises(RuntimeError, match="disk on fire"):
         train(dataclasses.replace(cfg, epochs=4, resume=True))
-    assert [(s["stop_reason"], s["end_time"], s["epochs"]) for s in seen] == [("running", None, 1)] * 2
+    # written again after each saved epoch: a kill -9 in epoch 3 leaves "running" with the 2 epochs saved
+    assert [(s["stop_reason"], s["end_time"], s["epochs"]) for s in seen] == [("running", None, n) for n in (1, 2)]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert (summary["stop_reason"], summary["epochs"], summary["error"]) == ("failed", 2, "RuntimeError: disk on fire")
     assert summary["end_time"] is not None
@@ -1708,3 +1712,47 @@ def test_sigterm_stops_training_as_ctrl_c_does(easy_prepared, tmp_path, terminat
     assert re.fullmatch(rf"sketchgraph train: interrupted in epoch \d+; last/ holds epoch \d+; continue with: "
                         rf"sketchgraph train --resume --out {re.escape(str(out))}", err.splitlines()[-1]), err
     assert json.loads((out / "summary.json").read_text())["stop_reason"] == "interrupted"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({}, ["sketchgraph"]),
+    ({"WORLD_SIZE": "1"}, ["sketchgraph"]),
+    ({"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}, ["torchrun", "--standalone", "--nproc_per_node", "2", "-m",
+                                                    "sketchgraph"]),
+    ({"WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}, ["torchrun", "--nnodes", "2", "--nproc_per_node", "4", "-m",
+                                                    "sketchgraph"]),
+    ({"WORLD_SIZE": "3"}, ["torchrun", "--standalone", "--nproc_per_node", "3", "-m", "sketchgraph"]),
+    ({"WORLD_SIZE": "6", "LOCAL_WORLD_SIZE": "4"}, ["torchrun", "--standalone", "--nproc_per_node", "6", "-m",
+                                                    "sketchgraph"]),  # not a whole number of nodes: one
+])
+def test_the_recorded_command_starts_as_many_processes_as_the_run(monkeypatch, env, words):
+    """A torchrun run recorded ``sketchgraph train ...``, which trains in one process, with another global batch."""
+    from sketchgraph.cli import build_parser
+    from sketchgraph.train import _command_line
+
+    for key in ("WORLD_SIZE", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    argv = ["train", "c.toml", "--data", "d", "--out", "o", "--epochs", "2"]
+    args = build_parser(argv).parse_args(argv)
+    assert _command_line(args) == shlex.join([*words, "train", "c.toml", "--data", "d", "--out", "o", "--epochs", "2"])
+
+
+def test_a_resume_without_the_config_file_records_a_whole_command(easy_prepared, tmp_path):
+    """``--resume --out DIR --epochs 3`` alone was recorded as ``sketchgraph train --out DIR --epochs 3``, which trains
+    the defaults on no data: the recorded command is now the run's, with the resume's settings in place of its own."""
+    from sketchgraph.cli import main
+
+    out = tmp_path / "r"
+    first = ["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--no-progress",
+             "--set", "schedule=step", "--set", "batch_size=64", "--set", "max_time_minutes=30"]
+    assert main([*first, "--epochs", "1"]) == 0
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--set", "max_time_minutes=60"]) == 0
+    training = json.loads((out / "last" / "config.json").read_text())["training"]
+    expected = shlex.join(["sketchgraph", "train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out",
+                           str(out), "--epochs", "2", "--no-progress", "--set", "schedule=step", "--set",
+                           "batch_size=64", "--set", "max_time_minutes=60"])
+    assert training["command"] == expected and [c["command"] for c in training["commands"]][-1] == expected
+    invocations = json.loads((out / "train_config.json").read_text())["invocations"]
+    assert invocations[-1]["command"] == expected and "--epochs 1" in invocations[0]["command"]
