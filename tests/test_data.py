@@ -711,7 +711,8 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
      "argument --protocol: split 'valdi' (did you mean 'valid'?) in the protocol {'train': 10, 'valdi': 5}: the usual "
      "splits are train, valid, test"),
     (["--split-files", "nosuchdir"], 1, "no such split file or directory: nosuchdir"),
-    (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either split_files or protocol"),
+    (["--protocol", "train=5", "--split-files", "SPLITS"], 1, "either --split-files or --protocol (split_files or "
+                                                             "protocol), not both"),
     (["--max-points", "0"], 2, "argument --max-points: expected a positive integer, got '0'"),
     (["--epsilon", "-1"], 2, "argument --epsilon: expected a finite number >= 0, got '-1'"),
     (["--workers", "0"], 2, "argument --workers: expected a positive integer, got '0'"),
@@ -1415,3 +1416,12 @@ def test_a_protocol_refusal_names_the_option_and_the_work_folder_it_leaves(tmp_p
     err = capsys.readouterr().err
     assert err.startswith(f"sketchgraph prepare: error: no sketch files in {tmp_path / 'empty'}")
     assert ".partial" not in err and not (tmp_path / "other.partial").exists()
+
+
+def test_opening_a_dataset_folder_that_does_not_exist_says_so(tmp_path):
+    """A typo in ``train --data`` said "not a prepared dataset (no meta.json); run sketchgraph prepare"."""
+    with pytest.raises(FileNotFoundError) as missing:
+        PreparedDataset(tmp_path / "nope")
+    assert str(missing.value) == f"no such folder: {tmp_path / 'nope'}"
+    with pytest.raises(FileNotFoundError, match=r"not a prepared dataset \(no meta\.json\); run `sketchgraph prepare`"):
+        PreparedDataset(tmp_path)

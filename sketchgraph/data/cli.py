@@ -45,7 +45,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "or _test, one split 'all' when none does; a mix is refused before anything is read)")
     p.add_argument("--protocol", type=_protocol, metavar="SPEC",
                    help=f"per-class seeded sample: {', '.join(PROTOCOLS)} or e.g. train=650,valid=50,test=100 "
-                        "(default: none: every sketch read is kept; splits as --split-files says)")
+                        "(default: none: every sketch read is kept; splits as --split-files says); not with "
+                        "--split-files")
     p.add_argument("--no-simplify", action="store_true",
                    help="skip Google's simplification (inputs already simplified); still normalised to 0..255")
     p.add_argument("--epsilon", type=float_option(0), default=Preprocessing().epsilon,

@@ -164,7 +164,8 @@ def _split_method(split_files: Any, protocol: Protocol | None, sources: list[Sou
     untagged file would otherwise turn a train/valid/test dataset into one split that ``train`` cannot use."""
     if protocol is not None:
         if split_files is not None:
-            raise ValueError("give either split_files or protocol, not both")
+            raise ValueError("give either --split-files or --protocol (split_files or protocol), not both: split "
+                             "files give each sketch its split, a protocol draws the splits")
         return "protocol"
     if split_files is None:
         untagged = [s for s in sources if s.tag is None and s.format != "npz"]
@@ -350,7 +351,8 @@ def prepare(
     partial = out.with_name(out.name + ".partial")
     recover(out)  # a run killed while it replaced out: the old dataset comes back first (only prepare's own folders)
     if is_prepared(out) and not overwrite:
-        raise FileExistsError(f"{out} already holds a prepared dataset; pass overwrite=True (--overwrite)")
+        raise FileExistsError(f"{out} already holds a prepared dataset; pass --overwrite (overwrite=True) to replace "
+                              "it")
     if out.exists() and not is_prepared(out) and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not a prepared dataset; refusing to replace it")
     proto = parse_protocol(protocol)

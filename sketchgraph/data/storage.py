@@ -219,6 +219,8 @@ class PreparedDataset:
     def __init__(self, path: str | Path, *, check: bool = True) -> None:
         self.path = Path(path)
         meta_path = self.path / "meta.json"
+        if not self.path.exists():  # a typo in the path: not a reason to prepare anything
+            raise FileNotFoundError(f"no such folder: {self.path}")
         if not meta_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a prepared dataset (no meta.json); run `sketchgraph prepare`")
         self.meta: dict[str, Any] = self._read_meta()
