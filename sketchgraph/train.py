@@ -1788,8 +1788,11 @@ def config_from_args(args: argparse.Namespace, say: Callable[[str], None] = _say
         notes += [note] if note else []
     if recorded is not None:
         restarts = recorded[2].name != "config.json" and not _checkpoints_of(Path(config.out))
-        notes.append(f"resume: recipe and dataset ({config.data}) from {recorded[2]}; the run was started with: "
-                     f"{recorded[1]}" + ("; it wrote no checkpoint, so it starts over" if restarts else ""))
+        taken = (f"recipe from {recorded[2]}, dataset {config.data} from --data" if "data" in direct or any(
+            item.partition("=")[0].strip() == "data" for item in args.overrides)
+            else f"recipe and dataset ({config.data}) from {recorded[2]}")
+        notes.append(f"resume: {taken}; the run was started with: {recorded[1]}"
+                     + ("; it wrote no checkpoint, so it starts over" if restarts else ""))
     for note in notes:
         say(note)
     return config

@@ -1368,6 +1368,10 @@ def test_ctrl_c_says_how_to_continue_and_resume_takes_the_recorded_recipe(easy_p
     err = capsys.readouterr().err
     assert f"[train] resume: recipe and dataset ({easy_prepared}) from {out / 'last' / 'config.json'}; the run was " \
            "started with: sketchgraph train " in err
+    # a dataset named with --data (a moved folder) is said to come from --data, not from the checkpoint
+    assert main(["train", "--resume", "--out", str(out), "--data", str(easy_prepared), "--device", "cpu"]) == 0
+    assert f"[train] resume: recipe from {out / 'last' / 'config.json'}, dataset {easy_prepared} from --data; " in \
+        capsys.readouterr().err
     wa = load_file(str(tmp_path / "a" / "last" / "model.safetensors"))
     wb = load_file(str(out / "last" / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
