@@ -473,14 +473,17 @@ def _compare_preprocessing(data: Any, config: dict, ckpt_name: str, allow: bool,
     return dataset_pre, checkpoint_pre, diff
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, inputs: Sequence[str | os.PathLike] = ()) -> None:
     """Refuse, before any data is loaded or any sketch is run, an ``out`` that cannot receive ``OUT_FILES``: an
     existing file, a folder under a file, a folder this user cannot write, or one where one of ``OUT_FILES`` is a
-    folder. Nothing is created here."""
+    folder; and one whose files the report must not mix with (``train`` refuses such an ``--out`` too): a prepared
+    dataset (``prepare --overwrite`` replaces it whole), a checkpoint (a run's next save replaces ``best/`` and
+    ``last/`` whole) or one of the folders ``inputs`` being evaluated. Nothing is created here."""
     if out.exists():
         if not out.is_dir():
             raise FileExistsError(f"--out {out} is an existing file, not a folder: evaluate writes report.json, "
                                   "confusion.png and confusions.csv into a folder; name a new or existing folder")
+        _check_out_is_its_own(out, inputs)
         for name in OUT_FILES:
             if (out / name).is_dir():
                 raise IsADirectoryError(f"--out {out}: {out / name} is a folder, so {name} cannot be written there; "
@@ -493,6 +496,24 @@ def _check_out(out: Path) -> None:
         raise NotADirectoryError(f"--out {out} cannot be created: {above} is a file, not a folder")
     if not os.access(above, os.W_OK | os.X_OK):
         raise PermissionError(f"--out {out} cannot be created: this user may not write into {above}")
+
+
+def _check_out_is_its_own(out: Path, inputs: Sequence[str | os.PathLike]) -> None:
+    """``FileExistsError`` when the existing folder ``out`` is a prepared dataset, a checkpoint or one of the folders
+    ``inputs`` (see ``_check_out``)."""
+    from .data import is_prepared
+
+    elsewhere = f"name a folder of its own, e.g. {out.parent / (out.name + '-eval')}"
+    if is_prepared(out):
+        raise FileExistsError(f"--out {out} is a prepared dataset: the evaluation's files do not belong among its "
+                              f"arrays (a later prepare --overwrite of it deletes them); {elsewhere}")
+    if (out / "config.json").is_file() and any((out / w).is_file() for w in ("model.safetensors", "model.pt")):
+        raise FileExistsError(f"--out {out} is a checkpoint: the evaluation's files do not belong in it (a run's next "
+                              f"save replaces the folder whole, and the report with it); {elsewhere}")
+    here = out.resolve()
+    if any(Path(p).expanduser().is_dir() and Path(p).expanduser().resolve() == here for p in inputs):
+        raise FileExistsError(f"--out {out} is a folder being evaluated: the evaluation's files would lie among its "
+                              f"sketch files; {elsewhere}")
 
 
 def _checkpoint_dir(checkpoint: str | os.PathLike) -> Path:
@@ -609,7 +630,7 @@ def evaluate(
     device = usable_device(device)
     if out is not None:
         out = Path(out)
-        _check_out(out)
+        _check_out(out)  # the dataset's own folder is a prepared dataset: refused as one
     if isinstance(checkpoint, tuple):
         model, config = checkpoint
         ckpt_name, digest = IN_MEMORY, None

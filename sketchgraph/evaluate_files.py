@@ -230,7 +230,7 @@ def _check_inputs(paths: Sequence[str], out: Path | None) -> None:
     from .predict import require_paths
 
     if out is not None:
-        _check_out(out)
+        _check_out(out, paths)
         if (out / "predictions.csv").is_dir():
             raise IsADirectoryError(f"--out {out}: {out / 'predictions.csv'} is a folder, so predictions.csv cannot "
                                     "be written there; name another --out folder")

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from .errors import SketchError
 from .formats.base import Place, canonical_label, plain_name
+from .formats.sniff import EVALUATE_REPORT
 from .sketch import Sketch
 from .wording import counted
 
@@ -184,7 +185,6 @@ class Tag:
     order: float
 
 
-EVALUATE_REPORT = "the report.json of an evaluate run (beside its predictions.csv or confusions.csv), no sketches"
 """Why a folder walk leaves out ``report.json`` where ``sketchgraph evaluate --out`` wrote it."""
 LINK_LOOP = "a link to {target}, a folder holding one walked already: not followed (it would loop)"
 """Why a folder walk does not follow a link to a folder."""
@@ -226,7 +226,7 @@ def expand(paths: Sequence[str]) -> Iterator[tuple[str, str | None]]:
 
 
 def _walk(root: Path, walked: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The sketch files under ``root`` (``sketch_files``, prepared datasets pruned, an evaluate run's ``report.json``
+    """The sketch files under ``root`` (``sketch_files``: prepared datasets pruned, an evaluate run's ``report.json``
     left out) and those under its links to folders, each followed once (``walked``: the folders walked so far, a
     link into one is not followed, a link to a folder above one is listed as a loop, a link with a sketch file's
     name that leads to no file is left out saying so, as ``predict`` says it); ``(files, left out)``."""
@@ -239,8 +239,6 @@ def _walk(root: Path, walked: list[Path]) -> tuple[list[Path], list[tuple[Path, 
     for f in sketch_files(root, gzipped=True, prune=prepared_folder, left_out=left_out, broken_links=True):
         if (broken := broken_link(f)) is not None:
             left_out.append((f, broken))
-        elif _evaluate_report(f):
-            left_out.append((f, EVALUATE_REPORT))
         else:
             files.append(f)
     walked.append(root.resolve())
@@ -275,12 +273,6 @@ def _folder_links(root: Path, prune: Callable[[Path], str | None]) -> list[Path]
                 keep.append(name)
         names[:] = keep
     return links
-
-
-def _evaluate_report(file: Path) -> bool:
-    """Whether ``file`` is the ``report.json`` that ``sketchgraph evaluate --out`` writes (beside its CSVs)."""
-    return file.name == "report.json" and any((file.parent / name).is_file()
-                                              for name in ("predictions.csv", "confusions.csv"))
 
 
 def check_paths(paths: Iterable[str | os.PathLike]) -> None:

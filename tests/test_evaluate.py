@@ -457,6 +457,38 @@ def test_a_bad_out_is_refused_before_anything_is_loaded(tmp_path, capsys):
     assert afile.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "eval"]
 
 
+def test_an_out_that_is_a_dataset_a_checkpoint_or_an_input_folder_is_refused(easy_prepared, tiny_checkpoint,
+                                                                              tmp_path):
+    """``evaluate --out`` wrote its files into a prepared dataset, a checkpoint or the folder it read, as ``train``
+    refuses for its ``--out``; a folder of sketches left so broke a later ``prepare`` of it."""
+    import shutil
+
+    from sketchgraph.evaluate import evaluate
+    from sketchgraph.evaluate_files import evaluate_files
+    from sketchgraph.formats import write_ndjson
+    from sketchgraph.sketch import Sketch
+
+    data = tmp_path / "data"
+    shutil.copytree(easy_prepared, data)
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    sketches = tmp_path / "sketches"
+    sketches.mkdir()
+    write_ndjson([Sketch.from_strokes([[[0, 10, 20], [0, 10, 0]]], label="cat")], sketches / "cat.ndjson")
+    before = {p: sorted(q.name for q in p.iterdir()) for p in (data, ckpt, sketches)}
+    with pytest.raises(FileExistsError, match=rf"^--out {data} is a prepared dataset: .* name a folder of its own, "
+                                              rf"e\.g\. {tmp_path / 'data-eval'}$"):
+        evaluate(tiny_checkpoint, data, out=data, progress=False)
+    for given in (data, sketches):
+        with pytest.raises(FileExistsError, match=rf"^--out {ckpt} is a checkpoint: "):
+            (evaluate if given == data else evaluate_files)(tiny_checkpoint, given, out=ckpt, progress=False)
+    with pytest.raises(FileExistsError, match=rf"^--out {sketches} is a folder being evaluated: "):
+        evaluate_files(tiny_checkpoint, [str(sketches)], out=sketches, progress=False)
+    assert before == {p: sorted(q.name for q in p.iterdir()) for p in (data, ckpt, sketches)}
+    evaluate_files(tiny_checkpoint, [str(sketches)], out=sketches / "eval", progress=False)  # inside: its own folder
+    assert (sketches / "eval" / "report.json").is_file()
+
+
 def test_a_training_run_folder_suggests_its_checkpoints(easy_prepared, tmp_path, capsys):
     """``evaluate RUN`` (the run, not ``RUN/best``) said "RUN/config.json does not exist"; it names best/ and last/."""
     from sketchgraph.cli import main

@@ -202,6 +202,24 @@ def test_an_evaluate_report_in_a_walked_folder_is_left_out(tmp_path):
     assert list(expand([str(tmp_path / "d")])) == [(str(report), f"not read: {EVALUATE_REPORT}"), (str(a), None)]
 
 
+def test_prepare_and_predict_walks_leave_an_evaluate_report_out_too(tmp_path):
+    """Every walk is ``sketch_files``'s: ``prepare`` read an evaluate report in a folder of sketches as sketches (and
+    refused the folder: "1 has no split in its name")."""
+    from sketchgraph.data.sources import expand_inputs
+    from sketchgraph.formats import sketch_files
+    from sketchgraph.formats.sniff import EVALUATE_REPORT
+
+    a = write_lines(tmp_path / "d" / "cat_train.ndjson", shape_records(1))
+    (tmp_path / "d" / "report.json").write_text(json.dumps({"top1": 0.5}))
+    (tmp_path / "d" / "confusions.csv").write_text("true,predicted,count\n")
+    left_out: list = []
+    assert sketch_files(tmp_path / "d", gzipped=True, left_out=left_out) == [a]
+    assert left_out == [(tmp_path / "d" / "report.json", EVALUATE_REPORT)]
+    left_out = []
+    assert [s.path for s in expand_inputs([tmp_path / "d"], left_out=left_out)] == [a]
+    assert left_out == [(tmp_path / "d" / "report.json", EVALUATE_REPORT)]
+
+
 def test_a_broken_link_in_a_walked_folder_is_an_unread_file(tmp_path):
     """A link with a sketch file's name that leads to no file was skipped silently (exit 0, nothing said); it is
     an unread file, said as ``predict`` says it. Links that the walk would not read anyway stay unsaid."""

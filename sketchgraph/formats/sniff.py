@@ -25,6 +25,16 @@ SUFFIXES: dict[str, str] = {**{s: "ndjson" for s in NDJSON_SUFFIXES}, ".bin": "b
 GZIP_SUFFIXES = tuple(f"{s}.gz" for s in NDJSON_SUFFIXES)
 """gzip-compressed ndjson / JSON, read as it is decompressed (Google's downloads are often kept so)."""
 
+EVALUATE_REPORT = "the report.json of an evaluate run (beside its predictions.csv or confusions.csv), no sketches"
+
+
+def is_evaluate_report(file: Path) -> bool:
+    """Whether ``file`` is the ``report.json`` that ``sketchgraph evaluate --out`` writes (beside its CSVs): a walk
+    leaves it out, so an evaluation written into a folder of sketches is not read as one of them."""
+    return file.name == "report.json" and any((file.parent / name).is_file()
+                                              for name in ("predictions.csv", "confusions.csv"))
+
+
 NPZ_NOT_WALKED = ("an .npz is read only when named: name it to read it (a sketch-rnn .npz may copy drawings of the "
                   "folder's other files under no key_id, so a walk could not catch the repeats)")
 """Why a folder walk left an ``.npz`` file out (``sketch_files``'s ``left_out``)."""
@@ -153,7 +163,8 @@ def sketch_files(path: PathLike, *, gzipped: bool = False, prune: Callable[[Path
         prune: a folder (``path`` itself included) for which it returns a reason is not walked: nothing under
             it is read (``prepare`` leaves out prepared datasets and their ``.partial`` work folders so).
         left_out: receives ``(path, reason)`` for each folder ``prune`` named and each sketch file the walk left
-            out (an ``.npz``; a compressed file without ``gzipped``), in sorted order, so a caller can say what
+            out (an ``.npz``; a compressed file without ``gzipped``; an evaluate run's ``report.json``,
+            ``EVALUATE_REPORT``), in sorted order, so a caller can say what
             was skipped. Other files (``notes.txt``, hidden ones) are no sketch files and are not listed.
         broken_links: also list, in their place, the links that lead to no file (a missing target, a loop) but
             that the walk would read if they did, by the rules above (name, hidden, ``prune``, ``gzipped``), so
@@ -185,6 +196,7 @@ def sketch_files(path: PathLike, *, gzipped: bool = False, prune: Callable[[Path
         if kind is None or (prune is not None and pruned_at(relative) is not None):
             continue
         reason = (NPZ_NOT_WALKED if kind == "npz"
+                  else EVALUATE_REPORT if is_evaluate_report(p)
                   else None if gzipped or not p.name.lower().endswith(".gz") else "gzip-compressed: not walked here")
         if reason is None:
             files.append(p)
