@@ -11,6 +11,8 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
@@ -28,12 +30,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` (and so each subcommand's, ``add_subparsers`` making them of this class) whose usage
+    errors a command may explain further: its ``configure_parser`` sets ``error_hint``, ``(message, argv) ->
+    message``, given the command line parsed (``argv``, set by ``build_parser``)."""
+
+    error_hint: Callable[[str, list[str]], str] | None = None
+    argv: list[str] = []
+
+    def error(self, message: str) -> NoReturn:
+        if self.error_hint is not None:
+            message = self.error_hint(message, self.argv)
+        super().error(message)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; only the subcommand named in ``argv`` (or all, when ``argv`` is None) gets its
     options, so unrelated modules are not imported."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="sketchgraph", description=DESCRIPTION)
+    parser = _Parser(prog="sketchgraph", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sketchgraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
@@ -41,6 +57,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         p.set_defaults(_module=module)
         if argv is None or name in argv:
             importlib.import_module(module).configure_parser(p)
+            p.argv = list(argv or [])
     return parser
 
 

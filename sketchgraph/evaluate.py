@@ -810,6 +810,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "their own key ids (.ndjson, .json, .bin; not .npz or .svg, whose ids are made up per file): "
                         "a file, a folder or a quoted glob pattern ('splits/*_train.ndjson'); one PATH per flag, "
                         "repeat it for more (default: none)")
+    p.error_hint = _label_map_hint
     p.add_argument("--label-map", action="extend", nargs="+", default=None, metavar="LABEL=CLASS",
                    help="sketch files only: count the records labelled LABEL as the model's class CLASS, for data "
                         "whose words differ from the model's ('clock=alarm clock'; or a .json file of such pairs); "
@@ -843,6 +844,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="evaluate even when the dataset was prepared with other options (simplify, epsilon, cap, "
                         "max-points) than the checkpoint's training data; report.json records the differences "
                         "(default: refuse; sketch files are always preprocessed as the checkpoint says)")
+
+
+def _label_map_hint(message: str, argv: list[str]) -> str:
+    """A usage error saying DATASET is missing, explained when ``--label-map`` was given: ``--label-map
+    "clock=alarm clock" clock.ndjson`` takes the file for a second pair (``error_hint`` of ``evaluate``'s parser)."""
+    from .evaluate_inputs import LABEL_MAP_SWALLOWS
+
+    if "required: DATASET" in message and "--label-map" in argv:
+        return f"{message} ({LABEL_MAP_SWALLOWS})"
+    return message
 
 
 class _DatasetAction(argparse.Action):

@@ -129,6 +129,9 @@ class ClassIndex:
                 f"canonical_label): {'this mapping was' if len(unused) == 1 else 'these mappings were'} never used")
 
 
+LABEL_MAP_SWALLOWS = "--label-map takes every word after it as a LABEL=CLASS pair, files too: put it after the files"
+
+
 def parse_label_map(items: Iterable[str]) -> dict[str, str]:
     """``--label-map`` items -> ``{label: class}``: each is ``LABEL=CLASS`` (``"clock=alarm clock"``) or the path of
     a ``.json`` file holding such an object. ``ValueError`` for an item that is neither, or one label (compared as
@@ -146,8 +149,10 @@ def parse_label_map(items: Iterable[str]) -> dict[str, str]:
         else:
             source, sep, target = item.partition("=")
             if not sep or not source.strip() or not target.strip():
+                named = not sep and Path(item).expanduser().exists()
+                file = f"; it names a file: {LABEL_MAP_SWALLOWS}" if named else ""
                 raise ValueError(f"label map {item!r}: expected LABEL=CLASS (e.g. 'clock=alarm clock') or a .json "
-                                 "file of them")
+                                 f"file of them{file}")
             pairs = {source.strip(): target.strip()}
         for source, target in pairs.items():
             earlier = first.setdefault(canonical_label(source), source)

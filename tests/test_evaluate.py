@@ -1165,3 +1165,27 @@ def test_the_summary_says_when_there_is_no_confusion(tmp_path, capsys):
     assert out[at + 1] == "  none: every sketch counted was classified right"
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
         "confusion.png", "confusions.csv", "predictions.csv", "report.json"]
+
+
+def test_files_given_after_the_label_map_pairs_are_explained(tiny_checkpoint, tmp_path, capsys):
+    """``--label-map`` takes every word after it, so ``--label-map kitty=cat kitty.ndjson`` said only "the following
+    arguments are required: DATASET", as if the file were missing; and a file after a dataset was "expected
+    LABEL=CLASS". Both now say why."""
+    from sketchgraph.cli import main
+    from sketchgraph.formats import write_ndjson
+    from sketchgraph.sketch import Sketch
+
+    kitty = tmp_path / "kitty.ndjson"
+    write_ndjson([Sketch.from_strokes([[[0, 10, 20], [0, 10, 0]]], label="kitty")], kitty)
+    why = "--label-map takes every word after it as a LABEL=CLASS pair, files too: put it after the files"
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(tiny_checkpoint), "--label-map", "kitty=cat", str(kitty)])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sketchgraph evaluate: error: the following arguments are required: DATASET ({why})")
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(tiny_checkpoint)])
+    assert capsys.readouterr().err.splitlines()[-1].endswith("required: DATASET")  # no --label-map: nothing to say
+    assert main(["evaluate", str(tiny_checkpoint), str(kitty), "--label-map", "kitty=cat", str(kitty)]) == 1
+    assert capsys.readouterr().err == (f"sketchgraph evaluate: error: label map {str(kitty)!r}: expected LABEL=CLASS "
+                                       f"(e.g. 'clock=alarm clock') or a .json file of them; it names a file: {why}\n")
+    assert main(["evaluate", str(tiny_checkpoint), str(kitty), "--label-map", "kitty=cat"]) == 0
