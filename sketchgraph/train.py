@@ -60,7 +60,7 @@ from .batch import Batch
 from .checkpoint import TrainState, finite_or_null, load_train_state, recover_dir, save_checkpoint
 from .checkpoint import foreign_temporaries as _foreign_temporaries
 from .checkpoint import remove_stale_temporaries as _remove_stale_temporaries
-from .device import usable_device
+from .device import usable_cpus, usable_device
 from .distributed import DistContext, agree, all_reduce_sum, init_distributed, shard_indices
 from .errors import CheckpointError
 from .formats.base import sync_file
@@ -842,6 +842,12 @@ class Trainer:
                 and getattr(getattr(self.net, "config", None), "coord_norm", "none") == "unit"):
             self.log("note: augment.scale and augment.translate change nothing for this model: it fits every "
                      "sketch into [-1, 1] (coord_norm='unit'), which undoes an isotropic scale and a shift")
+        cpus = usable_cpus()
+        if config.num_workers > cpus:
+            self.log(f"note: num_workers {config.num_workers} is more than the {counted(cpus, 'CPU')} this process may "
+                     "use: the loader processes share them, which is slower, not wrong (torch warns too); it is part "
+                     "of the run's recipe (each loader process draws its own augmentation), so a resume keeps it: "
+                     "to change it, start the run afresh")
 
         per_rank = len(self.train_split) // self.ctx.world_size
         self.drop_last = per_rank >= config.batch_size  # no tiny last batch (BatchNorm), unless all are tiny

@@ -1760,3 +1760,16 @@ def test_a_resume_without_the_config_file_records_a_whole_command(easy_prepared,
     assert training["command"] == expected and [c["command"] for c in training["commands"]][-1] == expected
     invocations = json.loads((out / "train_config.json").read_text())["invocations"]
     assert invocations[-1]["command"] == expected and "--epochs 1" in invocations[0]["command"]
+
+
+def test_more_loader_workers_than_cpus_is_said_once_at_the_start(easy_prepared, tmp_path, capsys, monkeypatch):
+    """configs/paper.toml's num_workers = 4 on a 2-core machine gave only torch's warning, twice; the setting cannot
+    change on a resume, so the trainer says so at the start."""
+    import sketchgraph.train as train_mod
+
+    monkeypatch.setattr(train_mod, "usable_cpus", lambda: 1)
+    train(tiny(easy_prepared, tmp_path / "r", "epochs=1", "num_workers=2"))
+    err = capsys.readouterr().err
+    assert err.count("note: num_workers 2 is more than the 1 CPU this process may use: the loader processes share "
+                     "them, which is slower, not wrong") == 1
+    assert "so a resume keeps it: to change it, start the run afresh" in err
