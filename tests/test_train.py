@@ -1520,7 +1520,7 @@ def test_checkpoint_writes_of_another_machine_are_kept_and_named(easy_prepared, 
     import os
     import subprocess
 
-    from sketchgraph.checkpoint import _host
+    from sketchgraph.temporaries import host as _host
 
     cfg = tiny(easy_prepared, tmp_path / "r", "epochs=2", "batch_size=64", "schedule=step")
     train(dataclasses.replace(cfg, epochs=1))
