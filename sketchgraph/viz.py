@@ -14,6 +14,7 @@ functions are safe to call from worker threads and need no display.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import os
 import textwrap
@@ -61,10 +62,11 @@ def _path_of(obj: Any) -> Path | None:
     return path
 
 
-def _sketches_in(path: Path) -> list[Sketch]:
+def _sketches_in(path: Path, most: int | None = None) -> list[Sketch]:
+    """The sketches of a file or folder (the first ``most`` of them); ``SketchError`` when it has none."""
     from .formats import read_sketches
 
-    sketches = list(read_sketches(path))
+    sketches = list(itertools.islice(read_sketches(path), most))
     if not sketches:
         raise SketchError(f"{path}: contains no sketches")
     return sketches
@@ -82,9 +84,9 @@ def _one_sketch(obj: Any) -> Sketch:
     if path.is_dir():
         raise SketchError(f"{obj} is a folder, where one sketch belongs: draw_sketches({str(obj)!r}) draws every "
                           "sketch in it")
-    sketches = _sketches_in(path)
+    sketches = _sketches_in(path, most=2)  # a second one is enough to refuse (a file may hold 100,000)
     if len(sketches) > 1:
-        raise SketchError(f"{obj} holds {len(sketches):,} sketches, where one belongs: pick one "
+        raise SketchError(f"{obj} holds several sketches, where one belongs: pick one "
                           f"(sketchgraph.formats.read_sketches({str(obj)!r})), or draw them all with "
                           "draw_sketches")
     return sketches[0]

@@ -374,7 +374,7 @@ def test_sketch_files_are_drawn_from_their_paths(tmp_path):
     assert [ax.get_title() for ax in draw_sketches(tmp_path).axes] == [  # a folder: all of its files' sketches
         "house (2 strokes)", "a (2 strokes)", "b (2 strokes)"]
     assert [ax.get_title() for ax in draw_sketches([one, str(one)]).axes] == ["house (2 strokes)"] * 2
-    with pytest.raises(SketchError, match=r"holds 2 sketches, where one belongs: pick one"):
+    with pytest.raises(SketchError, match=r"holds several sketches, where one belongs: pick one"):
         draw_graph(two)
     with pytest.raises(SketchError, match=r"is a folder, where one sketch belongs: draw_sketches\("):
         draw_graph(tmp_path)
