@@ -9,9 +9,13 @@ reports a process the signal killed.
 
 A process forked inside the block (a ``multiprocessing`` worker) inherits the handler but not the role: there the
 signal is taken the default way (the process ends quietly), so terminating a pool does not print a traceback per
-worker. Python swallows an exception raised in some places (an at-fork hook, when the signal lands while a pool
-forks its workers: "Exception ignored in ..."), so while the block runs after SIGTERM, the interrupt is raised again
-every ``RESEND_S`` seconds. Imports nothing heavy (``data_prep``'s downloader uses it without torch).
+worker. A pool's workers are forked in ``stop_signals_blocked()`` and call ``worker_takes_stop_signals()`` first: a
+SIGTERM that reaches a worker before that (a pool ended right after it started) is held back, not lost (Python
+forgets a signal that lands between ``fork`` and its after-fork reset, and ``Pool.terminate`` then waits for ever).
+
+Python swallows an exception raised in some places (an at-fork hook, when the signal lands while a pool forks its
+workers: "Exception ignored in ..."), so while the block runs after SIGTERM, the interrupt is raised again every
+``RESEND_S`` seconds. Imports nothing heavy (``data_prep``'s downloader uses it without torch).
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt"]
+__all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt", "stop_signals_blocked", "worker_takes_stop_signals"]
 
 TERMINATED_STATUS = 128 + signal.SIGTERM
 """The exit status after SIGTERM (143), as a shell reports a process the signal ended."""
+
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+"""Ctrl-C and SIGTERM: what ``stop_signals_blocked`` holds back while a pool forks its workers."""
 
 RESEND_S = 0.5
 """After SIGTERM, the interrupt is raised again this often while the block still runs (it was swallowed)."""
@@ -88,3 +95,29 @@ def sigterm_as_interrupt() -> Iterator[Received]:
         received.pending = False
         signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = hook
+
+
+@contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked in this thread for the block, where the platform can (POSIX). A process forked in
+    the block starts with them blocked: one that reaches it is held back (pending), not lost or taken by the
+    handler it inherited, until it calls ``worker_takes_stop_signals``. Threads started in the block keep them
+    blocked, so the process itself still takes them, in its main thread, at the latest when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def worker_takes_stop_signals() -> None:
+    """In a worker forked in ``stop_signals_blocked``: Ctrl-C is ignored (it reaches the terminal's whole process
+    group; the main process, interrupted, ends the pool), SIGTERM ends the process the default way (as
+    ``Pool.terminate`` expects), and both are unblocked: a SIGTERM held back since the fork ends it now."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

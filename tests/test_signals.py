@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -105,28 +107,68 @@ def test_prepare_stopped_by_ctrl_c_says_what_it_keeps_without_worker_tracebacks(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_pool_worker_ignores_sigint_and_is_forked_with_it_blocked():
-    """What keeps a Ctrl-C out of the workers: a process forked in ``sigint_blocked`` starts with SIGINT blocked (one
-    landing before the pool's initializer is held back), and ``init_worker`` ignores it and unblocks it."""
-    from sketchgraph.data.reading import init_worker, sigint_blocked
+def _forked_worker(send: int) -> tuple[bytes, int]:
+    """Fork as ``pipeline._pool`` does, inside the CLI's SIGTERM handling: the child reports whether the stop
+    signals are blocked, sends itself ``send`` (held back), runs the pool initializer, and reports again if it is
+    still alive. Returns ``(what the child wrote, its wait status)``."""
+    from sketchgraph.data.reading import init_worker
+    from sketchgraph.signals import STOP_SIGNALS, stop_signals_blocked
 
-    before = signal.getsignal(signal.SIGINT)
     reader, writer = os.pipe()
-    with sigint_blocked():
-        assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    with sigterm_as_interrupt(), stop_signals_blocked():
+        assert STOP_SIGNALS <= signal.pthread_sigmask(signal.SIG_BLOCK, set())
         pid = os.fork()
-        if pid == 0:  # the worker, as a pool forks it
+        if pid == 0:  # the worker
             try:
-                blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
-                os.kill(os.getpid(), signal.SIGINT)  # held back
-                init_worker(None)  # ignores it: the pending one is dropped
-                os.kill(os.getpid(), signal.SIGINT)
-                still = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
-                os.write(writer, b"blocked, " * blocked + b"unblocked" * (not still))
+                blocked = STOP_SIGNALS <= signal.pthread_sigmask(signal.SIG_BLOCK, set())
+                os.write(writer, b"blocked, " * blocked)
+                os.kill(os.getpid(), send)  # held back: neither lost nor taken by the inherited handler
+                init_worker(None)
+                still = signal.pthread_sigmask(signal.SIG_BLOCK, set()) & STOP_SIGNALS
+                os.write(writer, b"alive, " + b"unblocked" * (not still))
             finally:
                 os._exit(0)
     os.close(writer)
-    assert os.read(reader, 64) == b"blocked, unblocked" and os.waitpid(pid, 0)[1] == 0
+    chunks = []
+    while chunk := os.read(reader, 64):
+        chunks.append(chunk)
     os.close(reader)
-    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    return b"".join(chunks), os.waitpid(pid, 0)[1]
+
+
+def test_a_pool_worker_ignores_sigint_and_is_forked_with_it_blocked():
+    """What keeps a Ctrl-C out of the workers: a process forked in ``stop_signals_blocked`` starts with SIGINT
+    blocked (one landing before the pool's initializer is held back), and ``init_worker`` ignores it and unblocks
+    it. The parent's mask and handler are as before."""
+    before = signal.getsignal(signal.SIGINT)
+    written, status = _forked_worker(signal.SIGINT)
+    assert written == b"blocked, alive, unblocked" and os.waitstatus_to_exitcode(status) == 0
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, set()) & {signal.SIGINT, signal.SIGTERM}
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_sigterm_that_reaches_a_worker_before_its_initializer_ends_it_there():
+    """A SIGTERM sent right after the fork (a pool ended as soon as it started) is held back until ``init_worker``,
+    which takes it the default way: the worker ends by the signal, at once. Python drops a signal that lands
+    between the fork and its after-fork reset, and ``Pool.terminate`` then waited for that worker for ever."""
+    written, status = _forked_worker(signal.SIGTERM)
+    assert written == b"blocked, " and os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+
+
+def test_pools_that_end_as_soon_as_they_start_do_not_hang(tmp_path):
+    """The hang itself: ``prepare`` with 2 workers on 3 tiny files ended its pool while a worker was still being
+    forked, and ``Pool.terminate`` waited for ever (one CI run). Each pool here ends at once, in a process that
+    handles SIGTERM as the CLI does. A race: before the fix, 5 of 7 runs of 300 pools hung (those that printed
+    their count, within 60 pools); the test above checks the mechanism every time."""
+    script = tmp_path / "pools.py"
+    script.write_text(
+        "from sketchgraph.data.pipeline import _pool\n"
+        "from sketchgraph.signals import sigterm_as_interrupt\n"
+        "with sigterm_as_interrupt():\n"
+        "    for _ in range(300):\n"
+        "        with _pool(2, None):\n"
+        "            pass\n"
+        "print('done')\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "DGLBACKEND": "pytorch"})
+    assert run.returncode == 0 and run.stdout == "done\n", run.stderr[-2000:]

@@ -42,6 +42,7 @@ from ..errors import SketchError
 from ..formats.base import spaced_label
 from ..graph import GraphSpec
 from ..preprocess import Preprocessing
+from ..signals import stop_signals_blocked
 from ..wording import counted
 from . import sources as _sources
 from .reading import (
@@ -52,7 +53,6 @@ from .reading import (
     repeats,
     run_task,
     run_task_global,
-    sigint_blocked,
 )
 from .shard import MAX_KEY_ID_CHARS, Shard
 from .sources import Source, Task, expand_inputs, scan_tasks
@@ -146,14 +146,16 @@ def _pool(workers: int, options: ReadOptions) -> contextlib.AbstractContextManag
     """A process pool of ``workers`` (fork: cheap, and modules are already imported), or a null context
     for ``workers <= 1``. Created before any thread of ours (progress bar, task feeder) starts.
 
-    Ctrl-C reaches every process of the terminal's foreground group, the workers too: they ignore it
-    (``init_worker``) and the main process, interrupted, ends the pool, where each worker printed a traceback of
-    its own. SIGINT is blocked while the workers are forked, so that one landing before a worker ignores it waits
-    for the main process."""
+    Ctrl-C reaches every process of the terminal's foreground group, the workers too: they ignore it and the main
+    process, interrupted, ends the pool (each worker printed a traceback of its own); they take SIGTERM, which
+    ``Pool.terminate`` sends, the default way (``init_worker``). Both are blocked while the workers are forked
+    (``signals.stop_signals_blocked``): one that reaches a worker before its initializer runs is held back until
+    then. A SIGTERM that came right after the fork was otherwise lost (the worker then waited for a task for ever,
+    and ``Pool.terminate``, joining it, too: a pool that ends as soon as it starts hung ``prepare``)."""
     if workers <= 1:
         return contextlib.nullcontext()
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with sigint_blocked():
+    with stop_signals_blocked():
         return ctx.Pool(workers, initializer=init_worker, initargs=(options,))
 
 

@@ -13,8 +13,6 @@ sketches of the task are preprocessed together on flat arrays (``preprocess_flat
 
 from __future__ import annotations
 
-import contextlib
-import signal
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from ..formats import EmptySketchError, Place, read_located
 from ..formats.base import locate
 from ..formats.ndjson import not_text, parse_line
 from ..preprocess import Preprocessing, unusable_sketches
+from ..signals import worker_takes_stop_signals
 from ..sketch import Sketch
 from .flat import FlatSketches, flatten, preprocess_flat, preprocess_reference
 from .shard import MAX_KEY_ID_CHARS, Shard
@@ -299,28 +298,11 @@ _OPTIONS: ReadOptions | None = None
 
 def init_worker(options: ReadOptions) -> None:
     """Pool initializer: the options every task of this run shares (sent once per worker). The worker ignores
-    SIGINT (Ctrl-C reaches the whole process group: the main process, interrupted, ends the pool) and unblocks it
-    (``pipeline._pool`` forks with it blocked)."""
+    Ctrl-C, takes SIGTERM the default way and unblocks both (``signals.worker_takes_stop_signals``;
+    ``pipeline._pool`` forks with them blocked)."""
     global _OPTIONS
     _OPTIONS = options
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-@contextlib.contextmanager
-def sigint_blocked() -> Iterator[None]:
-    """SIGINT blocked in this thread for the block, where the platform can (POSIX): processes forked in the block
-    start with it blocked (held back, not lost), until ``init_worker`` ignores it. The process itself still takes a
-    Ctrl-C, through another thread or when the block ends."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    worker_takes_stop_signals()
 
 
 def run_task_global(task: Task) -> Shard:
