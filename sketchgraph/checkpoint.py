@@ -17,11 +17,13 @@ Directories are written atomically (into a temporary sibling, then renamed). A `
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
 import os
 import pickle
+import re
 import shutil
 import stat
 from collections.abc import Iterator, Sequence
@@ -129,21 +131,30 @@ def remove_stale_temporaries(folder: Path, names: Sequence[str], *,
     machine's. A folder of a running process, or one whose name does not end in a process id, is left alone.
     Returns the removed folders, sorted."""
     removed = []
+    for tmp, writer in _temporary_folders(folder, names):
+        if writer[1] is not None and temporaries.abandoned(tmp, writer, own=True, stale_after_s=stale_after_s):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return sorted(removed)
+
+
+def _temporary_folders(folder: Path, names: Sequence[str]) -> list[tuple[Path, tuple[str | None, int | None]]]:
+    """The temporary folders ``atomic_dir`` writes for each of ``names`` in ``folder`` (named exactly
+    ``.<name>.tmp-<host>-<pid>`` or ``.<name>.tmp-<pid>``), each with its writer (``temporaries.writer_of``)."""
+    found = []
     for name in names:
-        for tmp in sorted(folder.glob(f".{name}.tmp-*")):
-            if (tmp.is_dir() and temporaries.writer_of(tmp) is not None
-                    and temporaries.abandoned(tmp, own=True, stale_after_s=stale_after_s)):
-                shutil.rmtree(tmp, ignore_errors=True)
-                removed.append(tmp)
-    return removed
+        for tmp in sorted(folder.glob(f"{glob.escape('.' + name)}.tmp-*")):
+            writer = temporaries.writer_of(tmp.name, re.escape(f".{name}"))
+            if writer is not None and tmp.is_dir() and not tmp.is_symlink():
+                found.append((tmp, writer))
+    return found
 
 
 def foreign_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
     """The temporary folders in ``folder`` (for each of ``names``) that a process of another machine writes, or
     wrote when it was killed (``remove_stale_temporaries`` keeps them until they are ``STALE_AFTER_S`` old)."""
     here = temporaries.host()
-    return [tmp for name in names for tmp in sorted(folder.glob(f".{name}.tmp-*"))
-            if tmp.is_dir() and (writer := temporaries.writer_of(tmp)) is not None and writer[0] not in (None, here)]
+    return [tmp for tmp, (their_host, _) in _temporary_folders(folder, names) if their_host not in (None, here)]
 
 
 def _as_created(path: Path, like: Path) -> None:
@@ -164,18 +175,22 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp, old = _temporary_name(target, "tmp"), _temporary_name(target, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    held = temporaries.hold(tmp)  # the writer's lock on the folder, until it is renamed
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for path in tmp.iterdir():
-        if path.is_file():
-            fsync_path(path)
-    fsync_dir(tmp)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for path in tmp.iterdir():
+            if path.is_file():
+                fsync_path(path)
+        fsync_dir(tmp)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        temporaries.release(held)
     fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 

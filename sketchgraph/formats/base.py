@@ -3,11 +3,12 @@ writes."""
 
 from __future__ import annotations
 
-import glob
 import gzip
 import os
 import re
+import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -182,20 +183,64 @@ def fsync_dir(path: PathLike) -> None:
         os.close(fd)
 
 
+NAME_MAX_BYTES = 255  # a file name's longest, on most file systems
+
+
 def _temporary_prefix(target: Path) -> str:
-    """``.<name>.`` with the name cut to 120 characters: the random part and ``.tmp-<host>-<pid>`` (up to 95
-    more) must fit in a file name (255 bytes on most file systems)."""
-    return f".{target.name[:120]}."
+    """``.<name>.`` with the name cut so that the whole temporary name, with the random part and
+    ``.tmp-<host>-<pid>``, fits in ``NAME_MAX_BYTES`` bytes as the file system stores it (UTF-8: a character of
+    another script takes 3 bytes), never in the middle of a character."""
+    raw = os.fsencode(target.name)
+    room = NAME_MAX_BYTES - len(b"..") - 8 - len(os.fsencode(temporaries.suffix()))
+    if len(raw) > room:
+        while room > 0 and raw[room] & 0xC0 == 0x80:  # a UTF-8 continuation byte: cut before its character
+            room -= 1
+        raw = raw[:room]
+    return f".{os.fsdecode(raw)}."
+
+
+_LISTED: dict[str, tuple[float, list[str]]] = {}  # folder -> (when listed, its hidden names): remove_abandoned
+LISTING_FRESH_S = 2.0
+"""``remove_abandoned`` lists a folder at most this often per process (seconds)."""
+
+
+def _hidden_names(folder: Path) -> list[str]:
+    """The names in ``folder`` that start with ``.``, as listed at most ``LISTING_FRESH_S`` ago by this process: a
+    loop writing thousands of files into one folder lists it every few seconds, not once per file (which made
+    such a loop quadratic: 4,000 files took 13 s instead of 0.4 s)."""
+    key, now = os.path.abspath(folder), time.monotonic()
+    seen = _LISTED.get(key)
+    if seen is not None and now - seen[0] < LISTING_FRESH_S:
+        return seen[1]
+    try:
+        names = [name for name in os.listdir(folder) if name.startswith(".")]
+    except OSError:
+        names = []
+    if len(_LISTED) >= 256:  # a long-running process writing into many folders
+        _LISTED.clear()
+    _LISTED[key] = (now, names)
+    return names
 
 
 def remove_abandoned(target: Path) -> list[Path]:
     """Remove the temporary files of ``atomic_write(target)`` whose process was killed before it could finish or
-    clean up (``temporaries.abandoned``): this machine's of processes that no longer run, another machine's once a
-    day old, and the ``.<name>.<random>.tmp`` of earlier versions once a day old. Returns the removed files."""
-    prefix = glob.escape(_temporary_prefix(target))
+    clean up (``temporaries.abandoned``): none a writer holds the lock on; this machine's of processes that no
+    longer run; another machine's once a day old; the ``.<name>.<random>.tmp`` of earlier versions once a day old.
+    Only names of exactly that form count. The folder's listing may be up to ``LISTING_FRESH_S`` old, so a
+    temporary left after it is removed by a later write. Returns the removed files."""
+    head = re.escape(_temporary_prefix(target)) + temporaries.RANDOM
     removed = []
-    for tmp in sorted([*target.parent.glob(f"{prefix}*.tmp-*"), *target.parent.glob(f"{prefix}*.tmp")]):
-        if tmp.is_file() and not tmp.is_symlink() and temporaries.abandoned(tmp, own=False):
+    for name in sorted(_hidden_names(target.parent)):
+        writer = temporaries.writer_of(name, head)
+        if writer is None:
+            continue
+        tmp = target.parent / name
+        try:
+            if not stat.S_ISREG(tmp.lstat().st_mode):
+                continue
+        except OSError:  # gone meanwhile
+            continue
+        if temporaries.abandoned(tmp, writer, own=False):
             try:
                 tmp.unlink()
             except OSError:  # gone meanwhile, or not ours to remove
@@ -209,13 +254,15 @@ def atomic_write(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[IO
     """Open a temporary file next to ``path``; on success rename it over ``path``, on error remove it,
     so readers never see a half-written file.
 
-    The temporary is hidden and named ``.<name>.<random>.tmp-<host>-<pid>``. One that a process killed outright
-    (``kill -9``) left behind is removed by the next write of the same ``path`` (``remove_abandoned``)."""
+    The temporary is hidden, named ``.<name>.<random>.tmp-<host>-<pid>``, and locked (``temporaries.hold``) until
+    it is renamed. One that a process killed outright (``kill -9``) left behind is removed by the next write of the
+    same ``path`` (``remove_abandoned``; within one process, by a write at most ``LISTING_FRESH_S`` later)."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports mode 'w' or 'wb', got {mode!r}")
     target = Path(path)
     remove_abandoned(target)
     fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=temporaries.suffix(), dir=target.parent)
+    held = temporaries.hold(tmp)  # the writer's lock stays on until the rename, after the file is closed
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
@@ -227,3 +274,5 @@ def atomic_write(path: PathLike, mode: str = "wb", **open_kwargs) -> Iterator[IO
         except FileNotFoundError:
             pass
         raise
+    finally:
+        temporaries.release(held)
