@@ -54,12 +54,12 @@ def run_script(prog: str, body: Callable[[], Any], also: tuple[type[Exception], 
     return status if isinstance(status, int) else 0
 
 
-def resume_note(out: str | Path) -> str:
+def resume_note(out: str | Path, *, resume: bool = True) -> str:
     """``sketchgraph.data.pipeline.resume_note``: what an interrupted ``prepare`` keeps (imported when called, so that
     the downloader imports no torch)."""
     from sketchgraph.data.pipeline import resume_note as note
 
-    return note(out)
+    return note(out, resume=resume)
 
 
 def positive_int(text: str) -> int:

@@ -647,7 +647,8 @@ def main(argv: list[str] | None = None) -> int:
             prepare_414k(args.folder, args.out, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
                          resume=args.resume)
 
-    kept = ("partial downloads are kept; rerun to resume" if args.command == "download" else resume_note(args.out))
+    kept = ("partial downloads are kept; rerun to resume" if args.command == "download"
+            else resume_note(args.out, resume=args.resume))
     return run_script(p.prog, body, also=(DownloadError,), interrupted=kept)
 
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_script(p.prog, lambda: prepare_sketchrnn(
         args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers,
         overwrite=args.overwrite, resume=args.resume,
-    ), interrupted=resume_note(args.out))
+    ), interrupted=resume_note(args.out, resume=args.resume))
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
 
-    return run_script(p.prog, body, interrupted=resume_note(args.out))
+    return run_script(p.prog, body, interrupted=resume_note(args.out, resume=args.resume))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         args.root, args.out, protocol=args.protocol, seed=args.seed,
         preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers, overwrite=args.overwrite,
         resume=args.resume,
-    ), interrupted=resume_note(args.out))
+    ), interrupted=resume_note(args.out, resume=args.resume))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -851,7 +852,7 @@ def _label_map_hint(message: str, argv: list[str]) -> str:
     "clock=alarm clock" clock.ndjson`` takes the file for a second pair (``error_hint`` of ``evaluate``'s parser)."""
     from .evaluate_inputs import LABEL_MAP_SWALLOWS
 
-    if "required: DATASET" in message and "--label-map" in argv:
+    if re.search(r"required: (.*, )?DATASET\b", message) and "--label-map" in argv:  # "checkpoint, DATASET" too
         return f"{message} ({LABEL_MAP_SWALLOWS})"
     return message
 

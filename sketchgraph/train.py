@@ -1638,8 +1638,9 @@ def _resumed_command(args: argparse.Namespace) -> str | None:
         if name not in _FOLDER_FLAGS and getattr(args, name, None) is not None:
             setattr(base, name, getattr(args, name))
     given = {item.partition("=")[0].strip() for item in args.overrides}
-    if args.out is None and "out" in given:  # the run's folder named by --set out=...: it wins over the recorded --out
-        base.out = None
+    for name in given.intersection(_FLAGS).difference(_FOLDER_FLAGS):
+        if getattr(args, name, None) is None:  # --set epochs=2 (or out=, data=...) wins over the recorded flag
+            setattr(base, name, None)
     base.overrides = [item for item in base.overrides if item.partition("=")[0].strip() not in given] + \
         list(args.overrides)
     return _command_line(base)

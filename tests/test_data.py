@@ -546,6 +546,23 @@ def test_cli_prepare(tmp_path, capsys):
 
 
 
+@pytest.mark.parametrize("flags, rerun", [([], "rerun the same command"),
+                                          (["--no-resume"], "rerun the same command without --no-resume")])
+def test_cli_prepare_interrupted_says_what_it_keeps_and_how_to_resume(tmp_path, capsys, monkeypatch, flags, rerun):
+    import sketchgraph.data.cli as data_cli
+
+    out = tmp_path / "out"
+
+    def interrupted(args):
+        (tmp_path / "out.partial").mkdir()  # a source file was read
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_cli, "_run", interrupted)
+    assert cli_main(["prepare", str(tmp_path), "--out", str(out), *flags]) == 130
+    assert capsys.readouterr().err == (f"sketchgraph prepare: interrupted (the source files read so far are cached "
+                                       f"in {tmp_path / 'out.partial'}; {rerun} to resume)\n")
+
+
 # ---------------------------------------------------------------------------------------- length partition
 def _partition_cost(lengths, bounds, quad, call):
     return sum((b - a) * lengths[b - 1] * (1 + lengths[b - 1] / quad) + call for a, b in bounds)

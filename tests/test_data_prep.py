@@ -340,6 +340,9 @@ def test_ctrl_c_is_one_line_and_exit_status_130(capsys):
     (["download", "--classes", "cat", "--out", "{tmp}/qd"], "partial downloads are kept; rerun to resume"),
     (["prepare414k", "{tmp}/qd", "{tmp}/out"],
      "the source files read so far are cached in {tmp}/out.partial; rerun the same command to resume"),
+    (["prepare414k", "{tmp}/qd", "{tmp}/out", "--no-resume"],  # the same command would read everything again
+     "the source files read so far are cached in {tmp}/out.partial; rerun the same command without --no-resume to "
+     "resume"),
 ])
 def test_the_scripts_say_what_an_interruption_keeps(tmp_path, monkeypatch, capsys, argv, kept):
     from data_prep import quickdraw

@@ -1182,6 +1182,10 @@ def test_files_given_after_the_label_map_pairs_are_explained(tiny_checkpoint, tm
         main(["evaluate", str(tiny_checkpoint), "--label-map", "kitty=cat", str(kitty)])
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"sketchgraph evaluate: error: the following arguments are required: DATASET ({why})")
+    with pytest.raises(SystemExit):  # --label-map first: the checkpoint and the file are both taken as pairs
+        main(["evaluate", "--label-map", "kitty=cat", str(tiny_checkpoint), str(kitty)])
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sketchgraph evaluate: error: the following arguments are required: checkpoint, DATASET ({why})")
     with pytest.raises(SystemExit):
         main(["evaluate", str(tiny_checkpoint)])
     assert capsys.readouterr().err.splitlines()[-1].endswith("required: DATASET")  # no --label-map: nothing to say

@@ -767,6 +767,25 @@ def test_a_line_that_is_not_utf8_says_where_its_first_bad_byte_is(line, reason):
     assert load_json(codecs.BOM_UTF8 + b'{"word": "cat"}') == {"word": "cat"}
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32",
+                                      "utf-32-le"])
+def test_a_whole_json_text_given_as_bytes_may_be_utf16_or_utf32(encoding):
+    """A JSON text given as bytes (``predict(b"...")``, as the HTTP service takes a body) is decoded as its first
+    bytes tell, as the JSON standard says; the UTF-8 rule for a file's lines had made UTF-16 bytes 'not UTF-8'."""
+    from sketchgraph.formats.ndjson import load_json
+
+    record = {"word": "caf\u00e9", "drawing": [[[1, 2, 3], [4, 5, 6]]]}
+    data = json.dumps(record, ensure_ascii=False).encode(encoding)
+    assert load_json(data, encoding=None) == record
+    sketch = sketch_from_obj(data)
+    assert sketch.label == "caf\u00e9" and sketch.num_points == 3
+    if encoding.startswith(("utf-16", "utf-32")):
+        with pytest.raises(FormatError, match=r"^not UTF-8 "):
+            load_json(data)  # a line of a file stays UTF-8
+    with pytest.raises(FormatError, match=r"^not a JSON sketch: not UTF-16-LE \(truncated data at byte 4\)$"):
+        sketch_from_obj(b'{\x00"\x00\x00')
+
+
 def test_concatenated_files_with_a_second_byte_order_mark(tmp_path):
     path = tmp_path / "x.ndjson"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD[0]).encode() + b"\n\xef\xbb\xbf" + json.dumps(GOOD[1]).encode())

@@ -1760,6 +1760,15 @@ def test_a_resume_without_the_config_file_records_a_whole_command(easy_prepared,
     assert training["command"] == expected and [c["command"] for c in training["commands"]][-1] == expected
     invocations = json.loads((out / "train_config.json").read_text())["invocations"]
     assert invocations[-1]["command"] == expected and "--epochs 1" in invocations[0]["command"]
+    # settings given by --set that the run had as flags: the flags go, or they would win over the --set again
+    from sketchgraph.cli import build_parser
+    from sketchgraph.train import _resumed_command
+
+    argv = ["train", "--resume", "--out", str(out), "--set", "epochs=3", "--set", "data=moved"]
+    assert _resumed_command(build_parser(argv).parse_args(argv)) == shlex.join([
+        "sketchgraph", "train", str(CONFIGS / "tiny.toml"), "--out", str(out), "--no-progress", "--set",
+        "schedule=step", "--set", "batch_size=64", "--set", "max_time_minutes=60", "--set", "epochs=3", "--set",
+        "data=moved"])
 
 
 def test_more_loader_workers_than_cpus_is_said_once_at_the_start(easy_prepared, tmp_path, capsys, monkeypatch):

@@ -80,7 +80,7 @@ def run_cli(args: argparse.Namespace) -> int:
         if not out.with_name(out.name + ".partial").is_dir():  # stopped before anything was read
             raise
         said = str(exc.args[0]) if exc.args else "interrupted"
-        raise KeyboardInterrupt(f"{said} ({resume_note(out)})") from None
+        raise KeyboardInterrupt(f"{said} ({resume_note(out, resume=not args.no_resume)})") from None
     except FileExistsError as exc:
         print(f"sketchgraph prepare: error: {exc}", file=sys.stderr)
         return 1

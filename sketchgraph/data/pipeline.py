@@ -133,13 +133,14 @@ def _run_tasks(tasks: Iterator[Task], options: ReadOptions, pool) -> Iterator[tu
         yield pending.pop(0), shard
 
 
-def resume_note(out: str | Path) -> str:
+def resume_note(out: str | Path, *, resume: bool = True) -> str:
     """What ``prepare`` keeps when interrupted: it caches each source file's shard in ``OUT.partial`` as soon as the
     file is read, and a rerun takes them from there (said after ``interrupted`` by ``sketchgraph prepare`` and the
-    ``data_prep`` scripts)."""
+    ``data_prep`` scripts). ``resume=False``: the run was given ``--no-resume``, and a rerun of the same command
+    would read everything again."""
     out = Path(out)
-    return f"the source files read so far are cached in {out.with_name(out.name + '.partial')}; rerun the same " \
-           "command to resume"
+    rerun = "rerun the same command" if resume else "rerun the same command without --no-resume"
+    return f"the source files read so far are cached in {out.with_name(out.name + '.partial')}; {rerun} to resume"
 
 
 def _pool(workers: int, options: ReadOptions) -> contextlib.AbstractContextManager:

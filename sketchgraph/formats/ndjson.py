@@ -383,12 +383,23 @@ def line_key_id(line: bytes | str) -> str | None:
     return _identity(record, None)[0] if isinstance(record, dict) else None
 
 
-def load_json(text: bytes | str) -> Any:
+def load_json(text: bytes | str, *, encoding: str | None = "utf-8") -> Any:
     """``json.loads`` whose every failure is a ``FormatError`` saying what is wrong: invalid JSON, bytes
-    that are not UTF-8, a number too long to read (over 4300 digits), nesting too deep."""
+    that are not in their encoding, a number too long to read (over 4300 digits), nesting too deep.
+
+    Bytes are decoded as ``encoding``: UTF-8 (a UTF-8 byte order mark is understood) for a line of a file, whose
+    encoding the file's start decided (``json.loads`` would take a line starting with FF FE for UTF-16); None for a
+    whole JSON text given as bytes (an API's argument, a request's body), whose encoding its first bytes tell, as
+    the JSON standard says: UTF-8, UTF-16 or UTF-32, with or without a byte order mark."""
+    name = "UTF-8"
     try:
-        if isinstance(text, (bytes, bytearray)):  # json.loads would take a line starting with FF FE for UTF-16
-            text = text.decode("utf-8-sig" if text.startswith(codecs.BOM_UTF8) else "utf-8")
+        if isinstance(text, (bytes, bytearray)):
+            if encoding is None:
+                encoding = json.detect_encoding(text)
+            elif encoding.lower().replace("_", "-") in ("utf-8", "utf8") and text.startswith(codecs.BOM_UTF8):
+                encoding = "utf-8-sig"
+            name = encoding.upper().removesuffix("-SIG")
+            text = text.decode(encoding)
         return json.loads(text)
     except json.JSONDecodeError as exc:
         hint = ""
@@ -399,7 +410,7 @@ def load_json(text: bytes | str) -> Any:
         joint = " " if exc.msg.endswith(" at") else ", "  # "Unterminated string starting at column 2"
         raise FormatError(f"invalid JSON ({exc.msg}{joint}column {exc.colno}){hint}") from None
     except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise FormatError(f"not {name} ({exc.reason} at byte {exc.start})") from None
     except (ValueError, RecursionError) as exc:
         digits = re.search(r"value has (\d+) digits", str(exc))  # Python's limit, and its advice, are no help here
         what = f"a number of {int(digits[1]):,} digits, which no coordinate or id has" if digits else str(exc)

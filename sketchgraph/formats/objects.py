@@ -33,7 +33,7 @@ def sketch_from_obj(
         sketch = obj if label is None or obj.label is not None else obj.replace(label=label)
     elif isinstance(obj, (str, bytes, bytearray)):
         try:
-            parsed = load_json(obj.lstrip("\ufeff") if isinstance(obj, str) else bytes(obj))
+            parsed = load_json(obj.lstrip("\ufeff") if isinstance(obj, str) else bytes(obj), encoding=None)
         except FormatError as exc:
             raise FormatError(f"not a JSON sketch: {exc}") from None
         if not isinstance(parsed, (dict, list)):
