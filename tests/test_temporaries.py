@@ -165,3 +165,22 @@ def test_a_failed_write_leaves_nothing_and_the_old_file_whole(tmp_path):
             f.write("new, half")
             raise RuntimeError("cut short")
     assert target.read_text() == "old" and hidden(tmp_path) == []
+
+
+def test_without_advisory_locks_no_descriptor_is_open_at_the_rename(tmp_path, monkeypatch):
+    """Windows has no ``fcntl``, and refuses to rename an open file: there the writer holds nothing open."""
+    import sketchgraph.temporaries as temporaries
+
+    monkeypatch.setattr(temporaries, "fcntl", None)
+    real, open_at_rename = os.replace, []
+
+    def replace(src, dst):
+        fds = Path("/proc/self/fd")
+        open_at_rename.extend(str(src) == os.path.realpath(fds / fd) for fd in os.listdir(fds)
+                              if (fds / fd).is_symlink())
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_write(tmp_path / "out.csv", "w") as f:
+        f.write("x")
+    assert open_at_rename and not any(open_at_rename) and (tmp_path / "out.csv").read_text() == "x"
