@@ -184,3 +184,19 @@ def test_without_advisory_locks_no_descriptor_is_open_at_the_rename(tmp_path, mo
     with atomic_write(tmp_path / "out.csv", "w") as f:
         f.write("x")
     assert open_at_rename and not any(open_at_rename) and (tmp_path / "out.csv").read_text() == "x"
+
+
+def test_a_long_name_is_cut_alike_by_every_writer(monkeypatch):
+    """The cut of a long name depended on the writer's process id and host name: a writer with a 3-digit pid and a
+    cleaner with a 5-digit one cut it differently, and the killed writer's temporary was never found (a CI run)."""
+    import sketchgraph.formats.base as base
+    import sketchgraph.temporaries as temporaries
+
+    target = Path("n" * 250 + ".csv")
+    cuts = set()
+    for pid, name in [(7, "a"), (4194304, "h" * 64), (os.getpid(), host())]:
+        monkeypatch.setattr(base.os, "getpid", lambda pid=pid: pid)
+        monkeypatch.setattr(temporaries, "host", lambda name=name: name)
+        cuts.add(base._temporary_prefix(target))
+        assert len(os.fsencode(next(iter(cuts)) + "abcd1234" + temporaries.suffix())) <= 255
+    assert len(cuts) == 1

@@ -186,12 +186,16 @@ def fsync_dir(path: PathLike) -> None:
 NAME_MAX_BYTES = 255  # a file name's longest, on most file systems
 
 
+_SUFFIX_MAX_BYTES = len(".tmp-") + 64 + len("-") + 10  # temporaries.suffix(): a host of 64, a pid of 10 digits
+
+
 def _temporary_prefix(target: Path) -> str:
-    """``.<name>.`` with the name cut so that the whole temporary name, with the random part and
+    """``.<name>.`` with the name cut so that the whole temporary name, with the random part and the longest
     ``.tmp-<host>-<pid>``, fits in ``NAME_MAX_BYTES`` bytes as the file system stores it (UTF-8: a character of
-    another script takes 3 bytes), never in the middle of a character."""
+    another script takes 3 bytes), never in the middle of a character. The cut does not depend on this host's
+    name or this process's id: every process, on every machine, must find another's temporaries of ``target``."""
     raw = os.fsencode(target.name)
-    room = NAME_MAX_BYTES - len(b"..") - 8 - len(os.fsencode(temporaries.suffix()))
+    room = NAME_MAX_BYTES - len(b"..") - 8 - _SUFFIX_MAX_BYTES
     if len(raw) > room:
         while room > 0 and raw[room] & 0xC0 == 0x80:  # a UTF-8 continuation byte: cut before its character
             room -= 1
