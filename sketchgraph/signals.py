@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt", "stop_signals_blocked", "worker_takes_stop_signals"]
+__all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt", "stop_signals_blocked", "worker_takes_stop_signals",
+           "interrupts_deferred"]
 
 TERMINATED_STATUS = 128 + signal.SIGTERM
 """The exit status after SIGTERM (143), as a shell reports a process the signal ended."""
@@ -121,3 +122,27 @@ def worker_takes_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that come while the block runs take effect when it ends, in the main thread (elsewhere
+    nothing changes): records that must agree (a training epoch's metrics line, its checkpoints and its summary)
+    are written whole or not at all. The first signal that came is sent again once the handlers are back, so it
+    is handled as it would have been (``KeyboardInterrupt``, ``sigterm_as_interrupt``'s, or the default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        came.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in sorted(STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if came:
+            os.kill(os.getpid(), came[0])

@@ -66,6 +66,7 @@ from .errors import CheckpointError
 from .formats.base import sync_file
 from .graph import GraphSpec
 from .model.precision import warn_if_emulated_bf16
+from .signals import interrupts_deferred
 
 __all__ = [
     "TrainConfig", "TrainResult", "Trainer", "train", "measure_throughput", "load_train_config", "config_from_dict",
@@ -1376,6 +1377,8 @@ def _interrupted_message(run: Trainer, epoch: int) -> str:
     else:
         again = "train(dataclasses.replace(config, resume=True" + "".join(
             f", {key}={value!r}" for key, value in changed) + "))"
+    if saved == epoch:  # it came while the epoch was being saved: the save was finished first
+        return f"interrupted after epoch {epoch} was saved; continue with: {again}"
     return f"interrupted in epoch {epoch}; last/ holds epoch {saved}; continue with: {again}"
 
 
@@ -1463,23 +1466,26 @@ def train(
                 break
             metrics.update(run.validate(epoch))
             metrics["time_s"] = time.perf_counter() - t0
-            state.epoch, state.time_s = epoch, state.time_s + metrics["time_s"]
-            improved = metrics["valid_top1"] > state.best_metric  # best/ keeps the first epoch of a tie
-            if improved:
-                state.best_metric, state.best_epoch = metrics["valid_top1"], epoch
-            # an equal score resets the patience count too, as the official code's early stopping does
-            state.bad_epochs = 0 if metrics["valid_top1"] >= state.best_metric else state.bad_epochs + 1
-            run.history.append(metrics)
-            if ctx.is_main:
-                run.write_metrics()
-                summary = {k: metrics[k] for k in ("valid_top1", "valid_top5", "train_loss", "train_acc")}
+            # the epoch's state, metrics line, checkpoints and summary are all written or none: a Ctrl-C / SIGTERM
+            # among them said "last/ holds epoch N" of a last/ not yet written, and the resume it gave was refused
+            with interrupts_deferred():
+                state.epoch, state.time_s = epoch, state.time_s + metrics["time_s"]
+                improved = metrics["valid_top1"] > state.best_metric  # best/ keeps the first epoch of a tie
                 if improved:
-                    run.save("best", {"epoch": epoch, **summary}, with_state=False)
-                run.save("last", {"epoch": epoch, **summary}, with_state=True)
-                run.write_summary("running", from_epoch, started)  # a process killed outright leaves its progress
-                run.log(f"epoch {epoch}: loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f} "
-                        f"valid top-1 {metrics['valid_top1']:.4f} top-5 {metrics['valid_top5']:.4f} "
-                        f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
+                    state.best_metric, state.best_epoch = metrics["valid_top1"], epoch
+                # an equal score resets the patience count too, as the official code's early stopping does
+                state.bad_epochs = 0 if metrics["valid_top1"] >= state.best_metric else state.bad_epochs + 1
+                run.history.append(metrics)
+                if ctx.is_main:
+                    run.write_metrics()
+                    summary = {k: metrics[k] for k in ("valid_top1", "valid_top5", "train_loss", "train_acc")}
+                    if improved:
+                        run.save("best", {"epoch": epoch, **summary}, with_state=False)
+                    run.save("last", {"epoch": epoch, **summary}, with_state=True)
+                    run.write_summary("running", from_epoch, started)  # a process killed outright leaves its progress
+                    run.log(f"epoch {epoch}: loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f} "
+                            f"valid top-1 {metrics['valid_top1']:.4f} top-5 {metrics['valid_top5']:.4f} "
+                            f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
             if on_epoch_end is not None:
                 on_epoch_end(metrics)
         if stop_reason != "completed" or state.epoch != from_epoch:

@@ -172,3 +172,22 @@ def test_pools_that_end_as_soon_as_they_start_do_not_hang(tmp_path):
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "DGLBACKEND": "pytorch"})
     assert run.returncode == 0 and run.stdout == "done\n", run.stderr[-2000:]
+
+
+def test_interrupts_deferred_hold_a_signal_until_the_block_ends():
+    from sketchgraph.signals import interrupts_deferred
+
+    done = []
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match=r"^terminated \(SIGTERM\)$"):
+        with sigterm_as_interrupt() as received:
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)  # only the first one is sent again
+                time.sleep(0.05)
+                done.append("the block ran to its end")
+            done.append("never")
+    assert done == ["the block ran to its end"] and received.sigterm
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    with interrupts_deferred():
+        pass  # nothing came: nothing is raised

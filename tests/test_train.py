@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -1713,9 +1715,46 @@ def test_sigterm_stops_training_as_ctrl_c_does(easy_prepared, tmp_path, terminat
     err = terminated_cli(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out),
                           "--epochs", "500", "--no-progress", "--set", "schedule=step"],
                          lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, "an epoch")
-    assert re.fullmatch(rf"sketchgraph train: interrupted in epoch \d+; last/ holds epoch \d+; continue with: "
-                        rf"sketchgraph train --resume --out {re.escape(str(out))}", err.splitlines()[-1]), err
-    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "interrupted"
+    said = re.fullmatch(rf"sketchgraph train: interrupted (?:in epoch \d+; last/ holds epoch (\d+)|after epoch (\d+) "
+                        rf"was saved); continue with: sketchgraph train --resume --out {re.escape(str(out))}",
+                        err.splitlines()[-1])
+    assert said, err
+    summary = json.loads((out / "summary.json").read_text())
+    saved = int(said[1] or said[2])
+    assert summary["stop_reason"] == "interrupted" and summary["epochs"] == saved
+    assert json.loads((out / "last" / "state.json").read_text())["epoch"] == saved
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_while_an_epoch_is_saved_waits_for_the_save(easy_prepared, tmp_path, capsys, monkeypatch,
+                                                                   signum, status):
+    """Ctrl-C or SIGTERM while an epoch's records were written said "last/ holds epoch 1" of a last/ not yet
+    written, and the resume it gave was refused (the run had trained, and had no last/): the epoch's metrics line,
+    checkpoints and summary are now written whole, and the interrupt takes effect after them."""
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    real = Trainer.save
+
+    def signalled_while_saving(self, name, *args, **kwargs):
+        if name == "best":
+            os.kill(os.getpid(), signum)
+        return real(self, name, *args, **kwargs)
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(Trainer, "save", signalled_while_saving)
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs",
+                 "3", "--no-progress"]) == status
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sketchgraph train: interrupted after epoch 1 was saved; continue with: sketchgraph train --resume --out "
+        f"{out}")
+    assert json.loads((out / "last" / "state.json").read_text())["epoch"] == 1 and (out / "best").is_dir()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["epochs"] == 1
+    monkeypatch.setattr(Trainer, "save", real)
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    assert json.loads((out / "last" / "state.json").read_text())["epoch"] == 3
 
 
 @pytest.mark.parametrize("env, words", [
