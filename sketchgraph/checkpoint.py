@@ -43,7 +43,7 @@ from .temporaries import STALE_AFTER_S
 __all__ = [
     "FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "TrainState", "save_checkpoint", "load_checkpoint",
     "load_config", "load_train_state", "model_card", "unwrap_model", "weights_digest", "remove_stale_temporaries",
-    "foreign_temporaries",
+    "foreign_temporaries", "is_checkpoint",
 ]
 
 FORMAT_VERSION = 1
@@ -346,6 +346,13 @@ def load_config(path: str | os.PathLike) -> dict:
         if key in config and not isinstance(config[key], dict):
             raise CheckpointError(f"{cfg_path}: {key!r} must be a JSON object, got {type(config[key]).__name__}")
     return config
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether the folder ``path`` is a checkpoint: it holds ``config.json`` and the weights (``model.safetensors``
+    or ``model.pt``). Nothing else belongs in one: a training run's next save replaces it whole."""
+    folder = Path(path)
+    return (folder / CONFIG).is_file() and any((folder / name).is_file() for name in (WEIGHTS, WEIGHTS_PT))
 
 
 def _weights_path(path: Path) -> Path:

@@ -502,13 +502,14 @@ def _check_out(out: Path, inputs: Sequence[str | os.PathLike] = ()) -> None:
 def _check_out_is_its_own(out: Path, inputs: Sequence[str | os.PathLike]) -> None:
     """``FileExistsError`` when the existing folder ``out`` is a prepared dataset, a checkpoint or one of the folders
     ``inputs`` (see ``_check_out``)."""
+    from .checkpoint import is_checkpoint
     from .data import is_prepared
 
     elsewhere = f"name a folder of its own, e.g. {out.parent / (out.name + '-eval')}"
     if is_prepared(out):
         raise FileExistsError(f"--out {out} is a prepared dataset: the evaluation's files do not belong among its "
                               f"arrays (a later prepare --overwrite of it deletes them); {elsewhere}")
-    if (out / "config.json").is_file() and any((out / w).is_file() for w in ("model.safetensors", "model.pt")):
+    if is_checkpoint(out):
         raise FileExistsError(f"--out {out} is a checkpoint: the evaluation's files do not belong in it (a run's next "
                               f"save replaces the folder whole, and the report with it); {elsewhere}")
     here = out.resolve()

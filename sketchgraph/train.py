@@ -57,7 +57,7 @@ from torch import nn
 
 from .augment import AugmentConfig, SketchAugment
 from .batch import Batch
-from .checkpoint import TrainState, finite_or_null, load_train_state, recover_dir, save_checkpoint
+from .checkpoint import TrainState, finite_or_null, is_checkpoint, load_train_state, recover_dir, save_checkpoint
 from .checkpoint import foreign_temporaries as _foreign_temporaries
 from .checkpoint import remove_stale_temporaries as _remove_stale_temporaries
 from .device import usable_cpus, usable_device
@@ -552,18 +552,26 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any], skip: Sequence[str]
 
 
 def _check_out_is_not_data(out: Path, data: str) -> None:
-    """``FileExistsError`` when ``out`` is a prepared dataset (``meta.json`` or its ``coords.npy``), ``ValueError``
-    when it is the ``data`` folder, inside it or holds it: a later ``prepare --overwrite`` of the dataset would
-    delete the run with it, and the run's files would mix with the dataset's."""
+    """``FileExistsError`` when ``out`` is a prepared dataset (``meta.json`` or its ``coords.npy``), or is or lies
+    inside a checkpoint (``checkpoint.is_checkpoint``: another run's ``last/``, a shipped model's folder),
+    ``ValueError`` when it is the ``data`` folder, inside it or holds it: a later ``prepare --overwrite`` of the
+    dataset, or the checkpoint's next save, would delete the run with it, and the run's files would mix with the
+    dataset's."""
     from .data.storage import is_prepared
 
     if is_prepared(out) or (out / "coords.npy").is_file():
         raise FileExistsError(f"--out {out} is a prepared dataset (it holds meta.json / coords.npy): name another "
                               "folder for the run; a later `sketchgraph prepare --overwrite` of it would delete the "
                               "run")
+    mine = Path(os.path.abspath(out))
+    inside = next((folder for folder in (mine, *mine.parents) if is_checkpoint(folder)), None)
+    if inside is not None:  # a run's best/ or last/, or a shipped model: the next save of it deletes the run
+        where = "is a checkpoint" if inside == mine else f"is inside the checkpoint {inside}"
+        raise FileExistsError(f"--out {out} {where}: name a folder of its own for the run (e.g. --out runs/NAME); a "
+                              "checkpoint is replaced whole when it is saved again, and a run inside it with it")
     if not data:
         return
-    mine, theirs = Path(os.path.abspath(out)), Path(os.path.abspath(data))
+    theirs = Path(os.path.abspath(data))
     where = ("is the dataset folder" if mine == theirs else "is inside the dataset folder" if theirs in mine.parents
              else "holds the dataset folder" if mine in theirs.parents else "")
     if where:

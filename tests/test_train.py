@@ -1497,6 +1497,30 @@ def test_out_may_not_be_a_dataset_or_overlap_the_data(easy_prepared, tmp_path, c
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
 
 
+@pytest.mark.parametrize("where", ["checkpoint", "inside", "shipped"])
+def test_out_may_not_be_or_lie_inside_a_checkpoint(easy_prepared, tmp_path, capsys, where):
+    """``--out runs/def/last`` (or the shipped model's folder) was accepted: the run's next save of last/ deleted
+    the run inside it, without a word."""
+    import shutil
+
+    from sketchgraph.cli import main
+
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "spg20"
+    ckpt = shipped if where == "shipped" else tmp_path / "runs" / "def" / "last"
+    if where != "shipped":
+        shutil.copytree(shipped, ckpt)
+    out = ckpt / "sub" / "run" if where == "inside" else ckpt
+    before = sorted(p.relative_to(ckpt.parent) for p in ckpt.parent.rglob("*"))
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out),
+                     "--epochs", "1", "--no-progress", *extra]) == 1
+        err = capsys.readouterr().err
+        what = "is a checkpoint" if out == ckpt else f"is inside the checkpoint {ckpt}"
+        assert err.startswith(f"sketchgraph train: error: --out {out} {what}: name a folder of its own for the run "
+                              "(e.g. --out runs/NAME); a checkpoint is replaced whole when it is saved again"), err
+    assert sorted(p.relative_to(ckpt.parent) for p in ckpt.parent.rglob("*")) == before  # nothing written
+
+
 def test_a_resume_removes_the_checkpoint_writes_of_dead_processes(easy_prepared, tmp_path, capsys):
     import os
     import subprocess
