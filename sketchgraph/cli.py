@@ -52,13 +52,26 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="sketchgraph", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sketchgraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = {}
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
+        parser.commands[name] = p
         if argv is None or name in argv:
             importlib.import_module(module).configure_parser(p)
             p.argv = list(argv or [])
     return parser
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but words no option takes are reported by the subcommand's parser: its usage,
+    not the top-level one, and its ``error_hint`` (``evaluate --exclude-key-ids DIR/*_train.ndjson``, a glob the
+    shell expanded, left all but one file over)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = getattr(parser, "commands", {}).get(getattr(args, "command", None), parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _quiet_stdout() -> None:
@@ -95,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     console = argv is None  # the console script itself, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2

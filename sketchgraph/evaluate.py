@@ -812,7 +812,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "their own key ids (.ndjson, .json, .bin; not .npz or .svg, whose ids are made up per file): "
                         "a file, a folder or a quoted glob pattern ('splits/*_train.ndjson'); one PATH per flag, "
                         "repeat it for more (default: none)")
-    p.error_hint = _label_map_hint
+    p.error_hint = _usage_hint
     p.add_argument("--label-map", action="extend", nargs="+", default=None, metavar="LABEL=CLASS",
                    help="sketch files only: count the records labelled LABEL as the model's class CLASS, for data "
                         "whose words differ from the model's ('clock=alarm clock'; or a .json file of such pairs); "
@@ -848,13 +848,20 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "(default: refuse; sketch files are always preprocessed as the checkpoint says)")
 
 
-def _label_map_hint(message: str, argv: list[str]) -> str:
-    """A usage error saying DATASET is missing, explained when ``--label-map`` was given: ``--label-map
-    "clock=alarm clock" clock.ndjson`` takes the file for a second pair (``error_hint`` of ``evaluate``'s parser)."""
+EXCLUDE_ONE_PATH = ("--exclude-key-ids takes one PATH per flag: quote a glob so that the shell leaves it as it is "
+                    "(--exclude-key-ids 'splits/*_train.ndjson'), or repeat the flag")
+
+
+def _usage_hint(message: str, argv: list[str]) -> str:
+    """A usage error explained (``error_hint`` of ``evaluate``'s parser): DATASET missing when ``--label-map`` was
+    given (``--label-map "clock=alarm clock" clock.ndjson`` takes the file for a second pair); words left over when
+    ``--exclude-key-ids`` was given (an unquoted glob, which the shell expanded into many files)."""
     from .evaluate_inputs import LABEL_MAP_SWALLOWS
 
     if re.search(r"required: (.*, )?DATASET\b", message) and "--label-map" in argv:  # "checkpoint, DATASET" too
         return f"{message} ({LABEL_MAP_SWALLOWS})"
+    if message.startswith("unrecognized arguments:") and "--exclude-key-ids" in argv:
+        return f"{message} ({EXCLUDE_ONE_PATH})"
     return message
 
 

@@ -1167,6 +1167,27 @@ def test_the_summary_says_when_there_is_no_confusion(tmp_path, capsys):
         "confusion.png", "confusions.csv", "predictions.csv", "report.json"]
 
 
+def test_an_unquoted_glob_after_exclude_key_ids_is_explained(tiny_checkpoint, tmp_path, capsys):
+    """``--exclude-key-ids splits/*_train.ndjson`` unquoted: the shell gives it every file, the flag takes the first,
+    and the rest were reported under the top-level usage as 'unrecognized arguments', without a word on the flag.
+    Words left over are now reported by the subcommand, with its usage."""
+    from sketchgraph.cli import main
+
+    files = [str(tmp_path / f"{name}_train.ndjson") for name in ("a", "b", "c")]
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", str(tiny_checkpoint), str(tmp_path), "--exclude-key-ids", *files])
+    err = capsys.readouterr().err.splitlines()
+    assert exited.value.code == 2 and err[0].startswith("usage: sketchgraph evaluate ")
+    assert err[-1] == (f"sketchgraph evaluate: error: unrecognized arguments: {files[1]} {files[2]} (--exclude-key-ids "
+                       "takes one PATH per flag: quote a glob so that the shell leaves it as it is (--exclude-key-ids "
+                       "'splits/*_train.ndjson'), or repeat the flag)")
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path), "--top-k", "3", "4"])  # another command's leftovers: its usage, no hint
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: sketchgraph predict ")
+    assert err[-1] == "sketchgraph predict: error: unrecognized arguments: 4"
+
+
 def test_files_given_after_the_label_map_pairs_are_explained(tiny_checkpoint, tmp_path, capsys):
     """``--label-map`` takes every word after it, so ``--label-map kitty=cat kitty.ndjson`` said only "the following
     arguments are required: DATASET", as if the file were missing; and a file after a dataset was "expected
