@@ -56,7 +56,7 @@ except ImportError:  # Windows: no locking
     fcntl = None  # type: ignore[assignment]
 
 from data_prep import RUN_FROM_ROOT, add_prepare_options, existing_folder, resume_note, run_script, script_parser
-from sketchgraph.formats.base import atomic_write, fsync_dir, fsync_path, sync_file
+from sketchgraph.formats.base import atomic_write, canonical_label, fsync_dir, fsync_path, sync_file
 
 __all__ = [
     "CATEGORIES", "BASE_URL", "KINDS", "url_for", "file_name", "download_file", "download", "DownloadError",
@@ -500,6 +500,34 @@ def _summary(failed: list[tuple[str, str]], total: int, untried: int = 0, in_a_r
     return f"{len(failed)} of {total} files failed: {listed}{more}{stopped}; rerun to resume"
 
 
+def official_categories(classes: Iterable[str]) -> list[str]:
+    """The Quick, Draw! categories named by ``classes``, spelled as Google names its files: a name is matched as the
+    rest of the project matches class names (``canonical_label``: ``alarm_clock``, ``Alarm Clock`` ->
+    ``alarm clock``), empty names (``--classes cat,``) are dropped, and a repeat is downloaded once. ``ValueError``
+    lists the names that are no category, each with the nearest ones."""
+    import difflib
+
+    official = {canonical_label(c): c for c in CATEGORIES}
+    found: list[str] = []
+    unknown: list[str] = []
+    for name in classes:
+        if not name.strip():
+            continue
+        category = official.get(canonical_label(name))
+        if category is None:
+            near = difflib.get_close_matches(canonical_label(name), list(official), n=3, cutoff=0.75)
+            unknown.append(repr(name) + (f" (did you mean {' or '.join(official[n] for n in near)}?)" if near else ""))
+        elif category not in found:
+            found.append(category)
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise ValueError(f"not Quick, Draw! categories: {', '.join(unknown[:5])}{more} (the {len(CATEGORIES)} "
+                         "categories are data_prep.quickdraw.CATEGORIES)")
+    if not found:
+        raise ValueError("no category named: give one or more, e.g. --classes 'cat,alarm clock'")
+    return found
+
+
 def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind: str = "simplified",
              base_url: str = BASE_URL, retries: int = 5, backoff: float = 1.0, progress: bool = True,
              stop_after: int = 5) -> list[Path]:
@@ -513,10 +541,7 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
     file another process is downloading into ``out`` is skipped, listed as failed, but does not count as a
     failure in a row."""
     out = Path(out)
-    classes = list(classes)
-    unknown = [c for c in classes if c not in CATEGORIES]
-    if unknown:
-        raise ValueError(f"not Quick, Draw! categories: {unknown[:5]}")
+    classes = official_categories(classes)
     paths: list[Path] = []
     failed: list[tuple[str, str]] = []
     in_a_row = untried = 0

@@ -213,6 +213,31 @@ def test_cli_download(server, tmp_path, capsys):
     assert "not Quick, Draw! categories" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("given, got", [
+    (["cat", "alarm_clock", "Alarm  Clock", "", " ", "the eiffel tower"], ["cat", "alarm clock", "The Eiffel Tower"]),
+    (["cat", "cat"], ["cat"]),
+])
+def test_category_names_are_matched_as_the_rest_of_the_project_matches_them(given, got):
+    """``alarm_clock`` (as SPG names its files) and a trailing comma (``--classes cat,``) were refused."""
+    from data_prep.quickdraw import official_categories
+
+    assert official_categories(given) == got
+
+
+@pytest.mark.parametrize("given, message", [
+    (["catt", "alarm_clok"], "not Quick, Draw! categories: 'catt' (did you mean cat?), 'alarm_clok' (did you mean "
+                             "alarm clock?) (the 345 categories are data_prep.quickdraw.CATEGORIES)"),
+    (["zzzz"], "not Quick, Draw! categories: 'zzzz' (the 345 categories are data_prep.quickdraw.CATEGORIES)"),
+    (["", "  "], "no category named: give one or more, e.g. --classes 'cat,alarm clock'"),
+])
+def test_a_name_that_is_no_category_is_refused_with_the_nearest(given, message):
+    from data_prep.quickdraw import official_categories
+
+    with pytest.raises(ValueError) as refused:
+        official_categories(given)
+    assert str(refused.value) == message
+
+
 def test_a_part_of_another_kind_is_not_continued(server, tmp_path):
     """raw and simplified files share names: a ``.part`` recorded for the simplified URL is discarded when the
     raw file is downloaded into the same folder, and the finished simplified file is not taken for the raw one."""
