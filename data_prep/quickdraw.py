@@ -650,7 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("download", help=what, description=what, epilog=RUN_FROM_ROOT)
     d.add_argument("--kind", choices=sorted(KINDS), default="simplified",
                    help="which files: simplified, raw, binary or sketchrnn (.npz) (default %(default)s)")
-    d.add_argument("--classes", help="comma-separated class names (default: all 345)")
+    d.add_argument("--classes", help="comma-separated class names, matched regardless of case and of _ for a space "
+                                     "(alarm_clock: alarm clock) (default: all 345)")
     d.add_argument("--out", required=True, help="folder for the files")
     d.add_argument("--base-url", default=BASE_URL, help="bucket URL (default %(default)s)")
     d.add_argument("--retries", type=_non_negative, default=5, help="retries per file (default %(default)s)")
