@@ -315,7 +315,7 @@ def test_a_stray_untagged_file_among_tagged_ones_is_refused_before_reading(tmp_p
     with pytest.raises(SketchError) as refused:
         run([root], tmp_path / "out")
     assert str(refused.value) == (
-        f"6 input files have a split at the end of the name (<class>_train / _valid / _test) and 1 has none (e.g. "
+        f"6 input files have a split at the end of the name (<class>_train / _valid / _test), and 1 has no split (e.g. "
         f"{root / stray}): the splits cannot come from the names, and everything in one split 'all' would leave no "
         "train split. Nothing was read: rename or move the untagged files (or name only the files to read), or split "
         "every class by a seeded sample (--protocol train=0.8,valid=0.1,test=0.1)")
@@ -323,6 +323,22 @@ def test_a_stray_untagged_file_among_tagged_ones_is_refused_before_reading(tmp_p
     monkeypatch.undo()
     info = run([root], tmp_path / "out", protocol="train=0.5,test=0.5")  # the way out the message gives
     assert set(info.splits) == {"train", "test"}
+
+
+def test_an_npz_among_untagged_files_is_said_to_hold_its_splits_inside(tmp_path):
+    """An ``.npz`` (its splits are arrays inside it) and an untagged ``.ndjson``: the refusal said "1 input file has a
+    split at the end of the name", which the ``.npz``'s name has not."""
+    import re
+
+    from sketchgraph.formats.npz import write_stroke3_npz
+    from sketchgraph.sketch import Sketch
+
+    untagged = make_files(tmp_path / "in", n=2)[0]
+    sheep = Sketch.from_strokes([[[0, 10, 20], [0, 5, 0]]])
+    write_stroke3_npz(tmp_path / "sheep.npz", train=[sheep] * 3, valid=[sheep], test=[sheep])
+    with pytest.raises(SketchError, match=rf"^1 \.npz file holds its splits inside, and 1 has no split \(e\.g\. "
+                                          rf"{re.escape(str(untagged))}\): the splits cannot come from the names"):
+        run([tmp_path / "sheep.npz", untagged], tmp_path / "out")
 
 
 @pytest.mark.parametrize("packing", ["name.ndjson.gz", "gzip content named .ndjson"])

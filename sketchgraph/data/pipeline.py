@@ -173,11 +173,15 @@ def _split_method(split_files: Any, protocol: Protocol | None, sources: list[Sou
     if split_files is None:
         untagged = [s for s in sources if s.tag is None and s.format != "npz"]
         if untagged and len(untagged) < len(sources):
-            tagged = len(sources) - len(untagged)
+            named = sum(s.tag is not None for s in sources)
+            inside = len(sources) - len(untagged) - named  # .npz files: their splits are arrays inside them
+            has = [f"{counted(named, 'input file')} {'has' if named == 1 else 'have'} a split at the end of the name "
+                   "(<class>_train / _valid / _test)"] if named else []
+            has += [f"{counted(inside, '.npz file')} {'holds its' if inside == 1 else 'hold their'} splits inside"
+                    ] if inside else []
             raise SketchError(
-                f"{counted(tagged, 'input file')} {'has' if tagged == 1 else 'have'} a split at the end of the name "
-                f"(<class>_train / _valid / _test) and {len(untagged)} {'has' if len(untagged) == 1 else 'have'} "
-                f"none (e.g. {untagged[0].path}): the splits cannot come from the names, and everything in one "
+                f"{' and '.join(has)}, and {len(untagged)} {'has' if len(untagged) == 1 else 'have'} "
+                f"no split (e.g. {untagged[0].path}): the splits cannot come from the names, and everything in one "
                 f"split {_NO_SPLIT!r} would leave no train split. Nothing was read: rename or move the untagged "
                 "files (or name only the files to read), or split every class by a seeded sample "
                 "(--protocol train=0.8,valid=0.1,test=0.1)")
