@@ -24,8 +24,12 @@ def prepare_sketchrnn(files: Iterable[str | Path], out: str | Path, *, preproces
                       resume: bool = True) -> PreparedInfo:
     """Prepare ``.npz`` files (each one class) into ``out``, splits from the files' own keys."""
     files = [Path(f) for f in files]
-    if not files or any(f.suffix.lower() != ".npz" for f in files):
+    if not files:
         raise ValueError("give one or more sketch-rnn .npz files")
+    others = [str(f) for f in files if f.suffix.lower() != ".npz"]
+    if others:
+        raise ValueError(f"not a sketch-rnn .npz file: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''} "
+                         "(give the .npz files first, then the folder to create: FILE.npz ... OUT)")
     return prepare(files, out, preprocessing=preprocessing, split_files="auto", format="npz", workers=workers,
                    overwrite=overwrite, progress=progress, resume=resume)
 

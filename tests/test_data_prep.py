@@ -205,7 +205,7 @@ def test_spg_real(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- sketch-rnn
-def test_sketchrnn(tmp_path):
+def test_sketchrnn(tmp_path, capsys):
     rng = np.random.default_rng(2)
     files = []
     for name, sizes in (("cat", (5, 2, 3)), ("sketchrnn_dog", (4, 1, 1))):
@@ -218,6 +218,15 @@ def test_sketchrnn(tmp_path):
     assert ds.meta["class_counts"]["dog"] == {"train": 4, "valid": 1, "test": 1}
     with pytest.raises(ValueError, match="npz"):
         prepare_sketchrnn([tmp_path / "x.ndjson"], tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"^give one or more sketch-rnn \.npz files$"):
+        prepare_sketchrnn([], tmp_path / "bad")
+    from data_prep.sketchrnn import main as sketchrnn_main
+
+    capsys.readouterr()
+    assert sketchrnn_main([str(tmp_path / "out2"), *map(str, files)]) == 1  # OUT first: the last file taken as OUT
+    assert capsys.readouterr().err == (f"python -m data_prep.sketchrnn: error: not a sketch-rnn .npz file: "
+                                       f"{tmp_path / 'out2'} (give the .npz files first, then the folder to create: "
+                                       "FILE.npz ... OUT)\n")
 
 
 # ---------------------------------------------------------------------------------------- TU-Berlin
