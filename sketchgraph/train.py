@@ -47,7 +47,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -1550,10 +1550,27 @@ def _default_help(name: str, what: str) -> str:
     return f"{what} (default {getattr(_DEFAULTS, name)}; a config file's value otherwise)"
 
 
+def settings_help() -> str:
+    """Every ``--set`` key with its default (``TrainConfig``'s fields, ``augment.*`` of ``AugmentConfig``), for
+    ``train --help``: the flags show only their own."""
+    def shown(value: Any) -> str:
+        if isinstance(value, (tuple, list)):
+            return ",".join(map(str, value)) or "(none)"
+        if value is None:
+            return "(auto)"
+        return json.dumps(value) if isinstance(value, bool) or value == "" else str(value)  # true, ""
+
+    items = [f"{f.name}={shown(getattr(_DEFAULTS, f.name))}" for f in fields(TrainConfig)
+             if f.name not in ("model", "augment")]
+    items += [f"augment.{f.name}={shown(getattr(_DEFAULTS.augment, f.name))}" for f in fields(AugmentConfig)]
+    return ("The --set keys and their defaults: " + ", ".join(items) + "; model.KEY: any field of the preset's "
+            "model config (its default is the preset's). Each is described in docs/training.md and TrainConfig.")
+
+
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """The ``sketchgraph train`` options; the description states where settings come from (``PRECEDENCE``)."""
     p.description = f"Train a model on a prepared dataset. {PRECEDENCE}"
-    p.epilog = RUN_FILES_HELP
+    p.epilog = f"{RUN_FILES_HELP} {settings_help()}"
     p.add_argument("config", nargs="?", default=None, help="TOML / JSON / YAML training config (optional)")
     p.add_argument("--data", help="prepared dataset directory (a config file's data otherwise)")
     p.add_argument("--out", help=_default_help("out", "output directory"))

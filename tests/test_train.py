@@ -1497,6 +1497,22 @@ def test_out_may_not_be_a_dataset_or_overlap_the_data(easy_prepared, tmp_path, c
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
 
 
+def test_train_help_shows_every_set_key_with_its_default(capsys):
+    """docs/training.md says ``train --help`` shows each default; it showed only the flags'."""
+    from sketchgraph.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "early_stop_patience=10," in text and "bf16=true," in text and "weight_decay=0.0," in text
+    assert all(f"{f.name}=" in text for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "augment"))
+    augment = AugmentConfig()
+    assert all(f"augment.{f.name}={getattr(augment, f.name)}" in text for f in dataclasses.fields(AugmentConfig))
+    assert "model.KEY: any field of the preset's model config" in text
+    cfg = load_train_config(None, ["bf16=true", "early_stop_patience=10", 'data=""'])  # as shown, the defaults
+    assert (cfg.bf16, cfg.early_stop_patience, cfg.data) == (True, 10, "")
+
+
 @pytest.mark.parametrize("where", ["checkpoint", "inside", "shipped"])
 def test_out_may_not_be_or_lie_inside_a_checkpoint(easy_prepared, tmp_path, capsys, where):
     """``--out runs/def/last`` (or the shipped model's folder) was accepted: the run's next save of last/ deleted
