@@ -913,9 +913,13 @@ class Trainer:
                 self.remove_stale_temporaries()
                 return
             what = f" ({names})" if found else ""
-            differs = (f"; it wrote no checkpoint, and its recipe in {TRAIN_CONFIG} differs from this one (recorded "
-                       f"-> now): {'; '.join(diffs)}" if diffs else "")
-            raise FileExistsError(f"{self.out} already holds a training run{what}{differs}; pass --resume "
+            if diffs:  # --resume would refuse the changed settings too: it keeps the run's recipe
+                raise FileExistsError(
+                    f"{self.out} already holds a training run{what}; it wrote no checkpoint, and its recipe in "
+                    f"{TRAIN_CONFIG} differs from this one (recorded -> now): {'; '.join(diffs)}; start it over with "
+                    f"its recipe (--resume --out {self.out} alone, or this command without the changes), or pass "
+                    "--overwrite (overwrite=true) to start over with this one")
+            raise FileExistsError(f"{self.out} already holds a training run{what}; pass --resume "
                                   "(resume=true) to continue it or --overwrite (overwrite=true) to delete it and start "
                                   "over")
         if self.ctx.is_main:

@@ -1325,8 +1325,9 @@ def test_the_run_folder_records_the_config_the_log_and_the_outcome(easy_prepared
     # the records alone, of a run that wrote no checkpoint: the same recipe starts over, another one is refused
     assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1", "--lr", "0.5"]) == 1
     assert ("already holds a training run (train_config.json, train.log, summary.json); it wrote no checkpoint, and "
-            "its recipe in train_config.json differs from this one (recorded -> now): lr: 0.003 -> 0.5; pass "
-            "--resume") in capsys.readouterr().err
+            "its recipe in train_config.json differs from this one (recorded -> now): lr: 0.003 -> 0.5; start it "
+            f"over with its recipe (--resume --out {tmp_path / 'dv'} alone, or this command without the changes), or "
+            "pass --overwrite (overwrite=true) to start over with this one") in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1  # diverges again
     assert (f"[train] no checkpoint was written by the earlier run in {tmp_path / 'dv'} (train_config.json, "
             "train.log, summary.json); starting over\n") in capsys.readouterr().err
@@ -1412,8 +1413,11 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_run_again_or_resumed(e
     err = capsys.readouterr().err
     assert (f"error: {killed} already holds a training run (train_config.json, train.log); it wrote no checkpoint, "
             "and its recipe in train_config.json differs from this one (recorded -> now): lr: 0.003 -> 0.5; "
-            "augment.rotation: 0.0 -> 3.0; pass --resume") in err, err
+            "augment.rotation: 0.0 -> 3.0; start it over with its recipe") in err, err
     assert not (killed / "last").exists()
+    # the ways out it names: --resume with the changed settings is refused; --resume alone starts over
+    assert main(["train", "--resume", "--out", str(killed), "--lr", "0.5"]) == 1
+    capsys.readouterr()
 
     assert main(["train", *recipe, "--out", str(out)]) == 0  # the same command: starts over
     err = capsys.readouterr().err
