@@ -625,6 +625,10 @@ def prepare_414k(folder: str | Path, out: str | Path, *, seed: int = 0, workers:
     from sketchgraph.wording import counted
 
     files = ndjson_files(existing_folder(folder, "the downloaded Quick, Draw! files"))
+    others = sorted(p.name for kind in ("binary", "sketchrnn") for p in Path(folder).glob(f"*{KINDS[kind][1]}"))
+    if others:  # the files of another --kind beside the ndjson ones: not read, and said so
+        print(f"note: {counted(len(others), 'file')} of another kind left out ({', '.join(others[:3])}"
+              f"{', ...' if len(others) > 3 else ''}): prepare414k reads the .ndjson files", file=sys.stderr)
     classes = {label_from_path(f) for f in files}
     if len(classes) != len(CATEGORIES):
         print(f"warning: {counted(len(classes), 'class')} ({counted(len(files), 'file')}) in {folder}; "

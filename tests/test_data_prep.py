@@ -48,7 +48,7 @@ def test_categories_match_the_shared_files():
     assert names | spg | {"zigzag"} == set(CATEGORIES)
 
 
-def test_prepare_414k(tmp_path):
+def test_prepare_414k(tmp_path, capsys):
     rng = np.random.default_rng(0)
     folder = tmp_path / "qd"
     folder.mkdir()
@@ -59,8 +59,11 @@ def test_prepare_414k(tmp_path):
             records.append({"word": word, "recognized": i % 13 != 0, "key_id": f"{ci}{i:06d}",
                             "drawing": [[s[:, 0].tolist(), s[:, 1].tolist()] for s in xy]})
         (folder / f"{word}.ndjson").write_text(lines(records))
+    (folder / "dog.bin").write_bytes(b"\0" * 10)  # a file of another kind beside them: left out, and said so
     info = prepare_414k(folder, tmp_path / "out", workers=1, progress=False)
     assert info.splits == {"train": 2000, "valid": 200, "test": 200}
+    assert ("note: 1 file of another kind left out (dog.bin): prepare414k reads the .ndjson files\n"
+            in capsys.readouterr().err)
     ds = PreparedDataset(info.path)
     assert ds.meta["split_method"]["protocol"]["name"] == "quickdraw414k"
     assert ds.meta["preprocessing"]["simplify"] is False
