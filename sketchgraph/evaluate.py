@@ -787,10 +787,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "sketchgraph predict reads them (.ndjson, .jsonl, .json, gzipped .ndjson.gz, .svg, .bin, "
                         ".npz; a folder is walked for all but .npz files, which are read only when named; each "
                         "record's class is its Quick, Draw! word, else its file name's)")
-    p.add_argument("--split", default="test",
+    p.add_argument("--split", default=None,
                    help="split to evaluate: of a prepared dataset; for sketch files (train, valid, test), the files "
                         "whose names carry it when names carry splits (cat_test.ndjson; the others are left out, "
-                        "said on stderr) and the split read from .npz files (default: test)")
+                        "said on stderr) and the split read from .npz files (default: test; not with --all-splits)")
     p.add_argument("--all-splits", action="store_true",
                    help="sketch files only: evaluate every file whatever split its name carries, and every split of "
                         ".npz files (default: only the --split)")
@@ -894,9 +894,11 @@ def _run_cli(args: argparse.Namespace) -> int:
     from .predict import stderr_report
 
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
+    unused = [flag for flag, given in (("--num-workers", args.num_workers > 0),
+                                       ("--allow-preprocessing-mismatch", args.allow_preprocessing_mismatch)) if given]
     split, exclude_key_ids, label_map = cli_file_options(
         dataset, args.format, args.split, args.all_splits, args.exclude_key_ids, args.label_map,
-        stderr_report("sketchgraph evaluate"))
+        stderr_report("sketchgraph evaluate"), unused_on_files=unused)
     report = evaluate(
         args.checkpoint, dataset, split, batch_size=args.batch_size, backend=args.backend,
         device=args.device, out=args.out, num_workers=args.num_workers, progress=not (args.json or args.no_progress),

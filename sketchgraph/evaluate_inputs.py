@@ -641,21 +641,29 @@ def _key_ids_in(path: Path) -> set[str]:
             if sk.key_id is not None and sk.key_id.strip()}
 
 
-def cli_file_options(dataset: Any, format: str | None, split: str, all_splits: bool,
+def cli_file_options(dataset: Any, format: str | None, split: str | None, all_splits: bool,
                      exclude_key_ids: Sequence[str] | None, label_map: Sequence[str] | None,
-                     warn: Callable[[str], object]) -> tuple[str | None, frozenset[str] | None, dict[str, str] | None]:
-    """``sketchgraph evaluate``'s ``(split, exclude_key_ids, label_map)`` from ``--split``, ``--all-splits``,
-    ``--exclude-key-ids`` and ``--label-map``. For sketch files: the split checked (``None`` with ``--all-splits``),
-    the datasets checked to exist before any key ids are read, ``excluding N key ids from PATH`` warned per
-    source. For a prepared dataset the id lists are not read (``evaluate`` refuses them), and ``--all-splits`` is
-    refused here."""
+                     warn: Callable[[str], object], unused_on_files: Sequence[str] = (),
+                     ) -> tuple[str | None, frozenset[str] | None, dict[str, str] | None]:
+    """``sketchgraph evaluate``'s ``(split, exclude_key_ids, label_map)`` from ``--split`` (``None``: not given, so
+    ``test``), ``--all-splits``, ``--exclude-key-ids`` and ``--label-map``. ``--split`` and ``--all-splits``
+    exclude each other. For sketch files: the split checked (``None`` with ``--all-splits``), the datasets checked
+    to exist before any key ids are read, ``excluding N key ids from PATH`` warned per source, and a note for each
+    of ``unused_on_files`` (the options given that only a prepared dataset uses, e.g. ``--num-workers``). For a
+    prepared dataset the id lists are not read (``evaluate`` refuses them), and ``--all-splits`` is refused here."""
+    if split is not None and all_splits:
+        raise ValueError(f"give --split {split} or --all-splits, not both: --all-splits evaluates every split of the "
+                         "sketch files")
     files = file_inputs(dataset, format)
     labels = None if label_map is None else parse_label_map(label_map)
     if files is None:
         if all_splits:
             raise ValueError("--all-splits applies to sketch files; a prepared dataset is evaluated one --split at "
                              "a time")
-        return split, None if exclude_key_ids is None else frozenset(), labels
+        return split or "test", None if exclude_key_ids is None else frozenset(), labels
+    for option in unused_on_files:
+        warn(f"note: {option} applies to a prepared dataset only; sketch files do not use it")
+    split = None if all_splits else split or "test"
     check_file_split(split)
     excluded = None
     if exclude_key_ids is not None:
@@ -663,7 +671,7 @@ def cli_file_options(dataset: Any, format: str | None, split: str, all_splits: b
         excluded, per_source = read_key_ids_by_source(exclude_key_ids)
         for source, n in per_source.items():
             warn(f"excluding {counted(n, 'key id')} from {source}")
-    return None if all_splits else split, excluded, labels
+    return split, excluded, labels
 
 
 # ---------------------------------------------------------------------------------------------- splits

@@ -149,6 +149,23 @@ def test_a_split_sketch_files_cannot_have_is_refused(tiny_checkpoint, easy_prepa
             in capsys.readouterr().err)
 
 
+def test_options_sketch_files_do_not_use_are_said_so(tiny_checkpoint, tmp_path, capsys):
+    """``--split valid --all-splits`` took all splits without a word, and ``--num-workers`` /
+    ``--allow-preprocessing-mismatch`` (a prepared dataset's) were accepted for sketch files and did nothing."""
+    from sketchgraph.cli import main
+
+    folder = split_folder(tmp_path)
+    assert main(["evaluate", str(tiny_checkpoint), str(folder), "--split", "valid", "--all-splits"]) == 1
+    assert capsys.readouterr().err == ("sketchgraph evaluate: error: give --split valid or --all-splits, not both: "
+                                       "--all-splits evaluates every split of the sketch files\n")
+    assert main(["evaluate", str(tiny_checkpoint), str(folder), "--json", "--num-workers", "2",
+                 "--allow-preprocessing-mismatch"]) == 0
+    err = capsys.readouterr().err
+    for flag in ("--num-workers", "--allow-preprocessing-mismatch"):
+        assert f"sketchgraph evaluate: note: {flag} applies to a prepared dataset only; sketch files do not use it\n" \
+            in err
+
+
 def test_the_cli_evaluates_the_split_asked_or_all_of_them(tiny_checkpoint, tmp_path, capsys):
     """End to end: the default ``--split test`` counts the test file (and the one without a split), ``--all-splits``
     every file."""
