@@ -349,10 +349,19 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def is_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether the folder ``path`` is a checkpoint: it holds ``config.json`` and the weights (``model.safetensors``
-    or ``model.pt``). Nothing else belongs in one: a training run's next save replaces it whole."""
+    """Whether the folder ``path`` is a sketchgraph checkpoint: it holds the weights (``model.safetensors`` or
+    ``model.pt``) and a ``config.json`` that is a checkpoint's (a JSON object with ``format_version`` and
+    ``classes``; another project's files of the same names are not one). Nothing else belongs in one: a training
+    run's next save replaces it whole."""
     folder = Path(path)
-    return (folder / CONFIG).is_file() and any((folder / name).is_file() for name in (WEIGHTS, WEIGHTS_PT))
+    if not any((folder / name).is_file() for name in (WEIGHTS, WEIGHTS_PT)):
+        return False
+    try:
+        with open(folder / CONFIG, "rb") as f:
+            config = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "format_version" in config and "classes" in config
 
 
 def _weights_path(path: Path) -> Path:

@@ -660,10 +660,10 @@ def cli_file_options(dataset: Any, format: str | None, split: str | None, all_sp
         if all_splits:
             raise ValueError("--all-splits applies to sketch files; a prepared dataset is evaluated one --split at "
                              "a time")
-        return split or "test", None if exclude_key_ids is None else frozenset(), labels
+        return "test" if split is None else split, None if exclude_key_ids is None else frozenset(), labels
     for option in unused_on_files:
         warn(f"note: {option} applies to a prepared dataset only; sketch files do not use it")
-    split = None if all_splits else split or "test"
+    split = None if all_splits else "test" if split is None else split
     check_file_split(split)
     excluded = None
     if exclude_key_ids is not None:

@@ -128,8 +128,11 @@ def worker_takes_stop_signals() -> None:
 def interrupts_deferred() -> Iterator[None]:
     """Ctrl-C and SIGTERM that come while the block runs take effect when it ends, in the main thread (elsewhere
     nothing changes): records that must agree (a training epoch's metrics line, its checkpoints and its summary)
-    are written whole or not at all. The first signal that came is sent again once the handlers are back, so it
-    is handled as it would have been (``KeyboardInterrupt``, ``sigterm_as_interrupt``'s, or the default)."""
+    are written whole or not at all. One signal is sent again once the handlers are back (SIGTERM when it came,
+    else Ctrl-C), so it is handled as it would have been (``KeyboardInterrupt``, ``sigterm_as_interrupt``'s, or the
+    default). A block that fails keeps its own error, which notes the interrupt (the error says what went wrong,
+    and the process is ending anyway). The handlers are swapped with both signals blocked, so none is lost
+    between."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -138,11 +141,20 @@ def interrupts_deferred() -> Iterator[None]:
     def hold(signum: int, frame: object) -> None:
         came.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in sorted(STOP_SIGNALS)}
+    with stop_signals_blocked():
+        previous = {sig: signal.signal(sig, hold) for sig in sorted(STOP_SIGNALS)}
     try:
         yield
+    except BaseException as exc:
+        if came and not isinstance(exc, KeyboardInterrupt):
+            exc.add_note(f"({signal.Signals(came[0]).name} came meanwhile: the run stops here anyway)")
+        came.clear()
+        raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if came:
-            os.kill(os.getpid(), came[0])
+        with stop_signals_blocked():  # a signal now waits, pending, for the handler it is meant for
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if came:
+                again = signal.SIGTERM if signal.SIGTERM in came else came[0]
+                if again not in (signal.sigpending() if hasattr(signal, "sigpending") else ()):
+                    os.kill(os.getpid(), again)

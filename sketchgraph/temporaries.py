@@ -8,7 +8,7 @@ renamed, so the next write can tell:
 
 - a temporary someone holds the lock on is being written, and is left alone, whatever its name says (a process
   of another PID namespace on this host, a container run with the host's name, has a process id that means
-  nothing here);
+  nothing here); where the file system has no locks (NFS without lockd), the names alone tell;
 - one of this machine whose process no longer runs is abandoned;
 - one of another machine (another host name: a machine sharing the folder, another container) is abandoned only
   once it is ``STALE_AFTER_S`` old, since whether its process runs cannot be told from here;
@@ -86,15 +86,27 @@ def hold(path: Path) -> int | None:
     be opened for it (a folder on Windows). It waits while another process's ``locked`` probes it (a moment)."""
     if fcntl is None:
         return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    fd = _open_for_lock(path)
+    if fd is None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
     except OSError:  # a file system without flock: the names alone tell
         pass
     return fd
+
+
+def _open_for_lock(path: Path) -> int | None:
+    """A descriptor of ``path`` to lock: a file opened for writing where it may be (NFS emulates ``flock`` with
+    POSIX locks, whose exclusive kind needs a writable descriptor), else read-only (a folder); None when it cannot
+    be opened. Never follows a symbolic link."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    for mode in ((os.O_RDWR, os.O_RDONLY) if not os.path.isdir(path) else (os.O_RDONLY,)):
+        try:
+            return os.open(path, mode | nofollow)
+        except OSError:
+            continue
+    return None
 
 
 def release(fd: int | None) -> None:
@@ -108,9 +120,8 @@ def locked(path: Path) -> bool:
     be told (no advisory locks, or ``path`` cannot be opened)."""
     if fcntl is None:
         return False
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+    fd = _open_for_lock(path)
+    if fd is None:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

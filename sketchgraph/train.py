@@ -863,6 +863,7 @@ class Trainer:
         self.train_batches = _num_batches(per_rank, config.batch_size, self.drop_last)
         self.state = TrainState(seed=config.seed)
         self.history: list[dict[str, Any]] = []
+        self.saved_epoch = 0  # the epoch last/ holds (state.epoch runs ahead of it while an epoch is being saved)
         # every invocation of this run, oldest first: {"command", "from_epoch"} (recorded in checkpoints)
         self.commands: list[dict[str, Any]] = []
 
@@ -914,11 +915,14 @@ class Trainer:
                 return
             what = f" ({names})" if found else ""
             if diffs:  # --resume would refuse the changed settings too: it keeps the run's recipe
+                world = (_read_record(self.out, TRAIN_CONFIG) or {}).get("world_size", 1)
+                again = shlex.join([*_launcher(world if isinstance(world, int) else 1), "train", "--resume", "--out",
+                                    str(self.out)])
                 raise FileExistsError(
                     f"{self.out} already holds a training run{what}; it wrote no checkpoint, and its recipe in "
                     f"{TRAIN_CONFIG} differs from this one (recorded -> now): {'; '.join(diffs)}; start it over with "
-                    f"its recipe (--resume --out {self.out} alone, or this command without the changes), or pass "
-                    "--overwrite (overwrite=true) to start over with this one")
+                    f"its recipe ({again} alone, or this command without the changes), or pass --overwrite "
+                    "(overwrite=true) to start over with this one")
             raise FileExistsError(f"{self.out} already holds a training run{what}; pass --resume "
                                   "(resume=true) to continue it or --overwrite (overwrite=true) to delete it and start "
                                   "over")
@@ -1040,8 +1044,8 @@ class Trainer:
                     and earlier.get("epochs") == state.epoch):
                 stop_reason = earlier["stop_reason"]
         summary = {
-            "stop_reason": stop_reason, "epochs": state.epoch, "max_epochs": self.config.epochs,
-            "epochs_this_invocation": state.epoch - from_epoch,
+            "stop_reason": stop_reason, "epochs": self.saved_epoch, "max_epochs": self.config.epochs,
+            "epochs_this_invocation": self.saved_epoch - from_epoch,
             "best_epoch": state.best_epoch or None,
             "best_valid_top1": state.best_metric if state.best_epoch else None,
             "time_s": round(state.time_s, 1), "wall_time_s": round(time.perf_counter() - started, 1),
@@ -1377,7 +1381,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def _interrupted_message(run: Trainer, epoch: int) -> str:
     """What ``TrainingInterrupted`` says: the epoch that was cut short, what ``last/`` holds, and how to go on."""
-    config, saved = run.config, run.state.epoch
+    config, saved = run.config, run.saved_epoch
     if not saved:
         again = f"{run.run_command} --overwrite" if run.run_command else "train again with overwrite=True"
         return f"interrupted in epoch {epoch}, before any epoch was saved; start over with: {again}"
@@ -1440,6 +1444,7 @@ def train(
         run.maybe_resume()
         state, ctx = run.state, run.ctx
         from_epoch, epoch = state.epoch, state.epoch + 1
+        run.saved_epoch = state.epoch
         run.commands.append({"command": run.run_command, "from_epoch": state.epoch})
         if ctx.is_main:
             run.write_metrics()  # drops lines of epochs after the resumed state (or all, on a fresh start)
@@ -1494,6 +1499,8 @@ def train(
                     if improved:
                         run.save("best", {"epoch": epoch, **summary}, with_state=False)
                     run.save("last", {"epoch": epoch, **summary}, with_state=True)
+                run.saved_epoch = epoch
+                if ctx.is_main:
                     run.write_summary("running", from_epoch, started)  # a process killed outright leaves its progress
                     run.log(f"epoch {epoch}: loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f} "
                             f"valid top-1 {metrics['valid_top1']:.4f} top-5 {metrics['valid_top5']:.4f} "

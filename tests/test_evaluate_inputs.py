@@ -147,6 +147,13 @@ def test_a_split_sketch_files_cannot_have_is_refused(tiny_checkpoint, easy_prepa
     assert main(["evaluate", str(tiny_checkpoint), str(easy_prepared), "--all-splits"]) == 1
     assert ("error: --all-splits applies to sketch files; a prepared dataset is evaluated one --split at a time"
             in capsys.readouterr().err)
+    # an empty --split (a script's unset "$SPLIT") is refused, not taken for the default
+    from sketchgraph.evaluate_inputs import cli_file_options
+
+    assert cli_file_options(str(easy_prepared), None, "", False, None, None, print)[0] == ""  # evaluate refuses ''
+    assert cli_file_options(str(easy_prepared), None, None, False, None, None, print)[0] == "test"
+    assert main(["evaluate", str(tiny_checkpoint), str(folder), "--split", "", "--no-progress"]) == 1
+    assert "error: --split '': the splits of sketch files are train, valid, test" in capsys.readouterr().err
 
 
 def test_options_sketch_files_do_not_use_are_said_so(tiny_checkpoint, tmp_path, capsys):

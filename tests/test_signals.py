@@ -175,6 +175,8 @@ def test_pools_that_end_as_soon_as_they_start_do_not_hang(tmp_path):
 
 
 def test_interrupts_deferred_hold_a_signal_until_the_block_ends():
+    """Held during the block, then sent again: SIGTERM when it came (the stronger; a Ctrl-C that came too is
+    dropped, or a second interrupt would land in the cleanup), the handlers back as they were."""
     from sketchgraph.signals import interrupts_deferred
 
     done = []
@@ -182,8 +184,8 @@ def test_interrupts_deferred_hold_a_signal_until_the_block_ends():
     with pytest.raises(KeyboardInterrupt, match=r"^terminated \(SIGTERM\)$"):
         with sigterm_as_interrupt() as received:
             with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
                 os.kill(os.getpid(), signal.SIGTERM)
-                os.kill(os.getpid(), signal.SIGINT)  # only the first one is sent again
                 time.sleep(0.05)
                 done.append("the block ran to its end")
             done.append("never")
@@ -191,3 +193,22 @@ def test_interrupts_deferred_hold_a_signal_until_the_block_ends():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     with interrupts_deferred():
         pass  # nothing came: nothing is raised
+    with pytest.raises(KeyboardInterrupt, match=r"^$"):  # Ctrl-C alone: Python's own KeyboardInterrupt
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_block_that_fails_keeps_its_error_when_an_interrupt_came():
+    """A save that failed (a full disk) while a Ctrl-C was held was reported as an interrupt "after the epoch was
+    saved", and the disk error was lost: the error stays, noting the interrupt."""
+    from sketchgraph.signals import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(OSError, match="No space left") as failed:
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise OSError(28, "No space left on device")
+    assert failed.value.__notes__ == ["(SIGINT came meanwhile: the run stops here anyway)"]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    time.sleep(0.05)  # and no interrupt comes afterwards

@@ -1326,8 +1326,17 @@ def test_the_run_folder_records_the_config_the_log_and_the_outcome(easy_prepared
     assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1", "--lr", "0.5"]) == 1
     assert ("already holds a training run (train_config.json, train.log, summary.json); it wrote no checkpoint, and "
             "its recipe in train_config.json differs from this one (recorded -> now): lr: 0.003 -> 0.5; start it "
-            f"over with its recipe (--resume --out {tmp_path / 'dv'} alone, or this command without the changes), or "
+            f"over with its recipe (sketchgraph train --resume --out {tmp_path / 'dv'} alone, or this command without "
+            "the changes), or "
             "pass --overwrite (overwrite=true) to start over with this one") in capsys.readouterr().err
+    record_path = tmp_path / "dv" / "train_config.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "world_size": 2}))  # as torchrun with 2 processes records it
+    assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1
+    assert ("(recorded -> now): world_size: 2 -> 1; start it over with its recipe (torchrun --standalone "
+            f"--nproc_per_node 2 -m sketchgraph train --resume --out {tmp_path / 'dv'} alone, or this command "
+            "without the changes)") in capsys.readouterr().err
+    record_path.write_text(json.dumps(record))
     assert main([*args, "--out", str(tmp_path / "dv"), "--epochs", "1"]) == 1  # diverges again
     assert (f"[train] no checkpoint was written by the earlier run in {tmp_path / 'dv'} (train_config.json, "
             "train.log, summary.json); starting over\n") in capsys.readouterr().err
@@ -1499,6 +1508,49 @@ def test_out_may_not_be_a_dataset_or_overlap_the_data(easy_prepared, tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith("sketchgraph train: error: " + message.format(data=data, parent=data.parent)), err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_a_save_that_fails_while_an_interrupt_is_held_reports_the_failure(easy_prepared, tmp_path, capsys,
+                                                                          monkeypatch):
+    """A full disk in epoch 2's save, with a Ctrl-C held meanwhile, said "interrupted after epoch 2 was saved" and
+    summary.json said 2 epochs, while last/ held epoch 1 and the disk error was shown nowhere."""
+    import errno
+
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    real = Trainer.save
+
+    def full_disk_in_epoch_2(self, name, metrics, *args, **kwargs):
+        if name == "last" and metrics["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, name, metrics, *args, **kwargs)
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(Trainer, "save", full_disk_in_epoch_2)
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs",
+                 "3", "--no-progress"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sketchgraph train: error: [Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["stop_reason"], summary["epochs"]) == ("failed", 1)
+    assert json.loads((out / "last" / "state.json").read_text())["epoch"] == 1
+
+
+def test_another_projects_config_and_weights_do_not_make_a_checkpoint(tmp_path):
+    """Any folder holding a config.json and a model.pt (another ML project, a container's /app) counted as a
+    checkpoint, and every --out below it was refused."""
+    from sketchgraph.checkpoint import is_checkpoint
+    from sketchgraph.train import _check_out_is_not_data
+
+    (tmp_path / "config.json").write_text('{"name": "x"}')
+    (tmp_path / "model.pt").write_bytes(b"")
+    assert not is_checkpoint(tmp_path)
+    _check_out_is_not_data(tmp_path / "runs" / "a", "")  # no error
+    (tmp_path / "config.json").write_text("{broken")
+    assert not is_checkpoint(tmp_path)
+    assert is_checkpoint(Path(__file__).resolve().parent.parent / "checkpoints" / "spg20")
 
 
 def test_train_help_shows_every_set_key_with_its_default(capsys):
