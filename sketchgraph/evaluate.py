@@ -865,6 +865,35 @@ def _usage_hint(message: str, argv: list[str]) -> str:
     return message
 
 
+def _names_checkpoint(path: str) -> bool:
+    """Whether the command-line word ``path`` names a checkpoint: a checkpoint folder or a file in one (its weights,
+    as ``resolve_checkpoint`` takes them), or a shipped name (``spg20``) that is no file or folder here."""
+    from .checkpoint import is_checkpoint
+    from .predict import shipped_checkpoints
+
+    named = Path(path).expanduser()
+    if not named.exists():
+        return path in shipped_checkpoints()
+    return is_checkpoint(named) or (named.is_file() and is_checkpoint(named.parent))
+
+
+def _checkpoint_among_datasets(checkpoint: str, datasets: Sequence[str], exclude_given: bool) -> str | None:
+    """The usage error of a command line whose checkpoint landed among the DATASETs (``None`` when it did not):
+    ``checkpoint`` names a file or folder that is no checkpoint while a DATASET names one. That comes of a
+    swapped order, or of an unquoted glob after ``--exclude-key-ids``, which the shell expanded: the flag took the
+    first file, the checkpoint slot the second."""
+    here = Path(checkpoint).expanduser()
+    if not here.exists() or _names_checkpoint(checkpoint):
+        return None
+    found = next((d for d in datasets if _names_checkpoint(d)), None)
+    if found is None:
+        return None
+    kind = "folder" if here.is_dir() else "file"
+    cause = (f"; {EXCLUDE_ONE_PATH}" if exclude_given else
+             f": the checkpoint comes first (sketchgraph evaluate {found} DATASET...)")
+    return f"{checkpoint} (a {kind}, not a checkpoint) was taken as the checkpoint and {found} as a dataset{cause}"
+
+
 class _DatasetAction(argparse.Action):
     """Stores the ``DATASET`` paths; a prepared dataset among other paths is a usage error (exit status 2)."""
 
@@ -893,6 +922,10 @@ def _run_cli(args: argparse.Namespace) -> int:
     from .evaluate_inputs import cli_file_options
     from .predict import stderr_report
 
+    misplaced = _checkpoint_among_datasets(args.checkpoint, args.dataset, bool(args.exclude_key_ids))
+    if misplaced:
+        print(f"sketchgraph evaluate: error: {misplaced}", file=sys.stderr)
+        return 2
     dataset = args.dataset[0] if len(args.dataset) == 1 else args.dataset
     unused = [flag for flag, given in (("--num-workers", args.num_workers > 0),
                                        ("--allow-preprocessing-mismatch", args.allow_preprocessing_mismatch)) if given]

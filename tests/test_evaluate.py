@@ -1188,6 +1188,36 @@ def test_an_unquoted_glob_after_exclude_key_ids_is_explained(tiny_checkpoint, tm
     assert err[-1] == "sketchgraph predict: error: unrecognized arguments: 4"
 
 
+@pytest.mark.parametrize("shipped", [False, True], ids=["checkpoint-folder", "shipped-name"])
+def test_a_checkpoint_among_the_datasets_is_a_usage_error(tiny_checkpoint, tmp_path, capsys, shipped):
+    """The flag-first form of an unquoted glob, ``--exclude-key-ids splits/*_train.ndjson CKPT test.ndjson``: the
+    flag took the first file and the checkpoint slot the second, so the checkpoint stood among the datasets and the
+    error was about it as a dataset ("no such file or folder: spg20"). A plainly swapped order is told apart."""
+    from sketchgraph.cli import main
+    from sketchgraph.formats import write_ndjson
+    from sketchgraph.sketch import Sketch
+
+    files = [tmp_path / f"{name}_train.ndjson" for name in ("a", "b")]
+    for f in files:
+        write_ndjson([Sketch.from_strokes([[[0, 10, 20], [0, 10, 0]]], label="a")], f)
+    ckpt = "spg20" if shipped else str(tiny_checkpoint)
+    assert main(["evaluate", "--exclude-key-ids", *map(str, files), ckpt, str(files[0])]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"sketchgraph evaluate: error: {files[1]} (a file, not a checkpoint) was taken as the checkpoint and {ckpt} as "
+        "a dataset; --exclude-key-ids takes one PATH per flag: quote a glob so that the shell leaves it as it is "
+        "(--exclude-key-ids 'splits/*_train.ndjson'), or repeat the flag"]
+    assert main(["evaluate", str(tmp_path), ckpt]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"sketchgraph evaluate: error: {tmp_path} (a folder, not a checkpoint) was taken as the checkpoint and {ckpt} "
+        f"as a dataset: the checkpoint comes first (sketchgraph evaluate {ckpt} DATASET...)"]
+    from sketchgraph.evaluate import _checkpoint_among_datasets
+
+    weights = str(tiny_checkpoint / "model.safetensors")  # a checkpoint's weights file names it too
+    assert _checkpoint_among_datasets(weights, [str(tiny_checkpoint)], False) is None
+    assert _checkpoint_among_datasets(str(files[0]), [weights], False).endswith(
+        f"the checkpoint comes first (sketchgraph evaluate {weights} DATASET...)")
+
+
 def test_files_given_after_the_label_map_pairs_are_explained(tiny_checkpoint, tmp_path, capsys):
     """``--label-map`` takes every word after it, so ``--label-map kitty=cat kitty.ndjson`` said only "the following
     arguments are required: DATASET", as if the file were missing; and a file after a dataset was "expected
