@@ -61,7 +61,8 @@ def usable_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"device {str(dev)!r} is not usable here: {why}; use --device cpu")
+            raise ValueError(f"device {str(dev)!r} is not usable here: {why}; use the CPU "
+                             "(device=\"cpu\", --device cpu)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(dev)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     elif dev.type == "mps" and not torch.backends.mps.is_available():

@@ -70,7 +70,7 @@ from .model.precision import warn_if_emulated_bf16
 from .options import int_option
 from .preprocess import Preprocessing, preprocess
 from .sketch import Sketch
-from .wording import counted
+from .wording import a_type, counted
 
 if TYPE_CHECKING:  # sketchgraph.data and sketchgraph.formats are imported when first needed
     from .data.flat import FlatPrepared
@@ -208,6 +208,14 @@ def _is_path(x: Any) -> bool:
 _PATH_MAX, _NAME_MAX = 4096, 255  # bytes: Linux's limits on a path and on each of its names (ENAMETOOLONG past them)
 
 
+def _bytes_path(x: Any) -> Any:
+    """``x`` decoded (``os.fsdecode``) when it is bytes naming an existing file or folder (``os.fsencode`` of a
+    path, as ``os.listdir(b".")`` gives), else ``x`` as it is (bytes are then JSON text)."""
+    if isinstance(x, bytes) and 0 < len(x) < _PATH_MAX and b"\0" not in x and os.path.exists(x):
+        return os.fsdecode(x)
+    return x
+
+
 def _too_long_for_a_path(text: str) -> bool:
     """Whether no file can have ``text`` (``~`` expanded) as its path: more than ``_PATH_MAX`` bytes in all, or a
     name (between separators) over ``_NAME_MAX``."""
@@ -292,16 +300,17 @@ def _refuse_empty_folder(path: str | os.PathLike) -> None:
 def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError], None]
                       ) -> Iterator[tuple[Place | None, Sketch | SketchError]]:
     """Every record of a file (or folder), in order, as ``(place, sketch)``, and ``(None, error)`` for a record the
-    reader could not read (its error also sent to ``on_error`` as read, which may raise to stop). An error about a
-    whole file or the rest of it (``whole_file``) goes to ``on_error`` and yields nothing: it is not a record.
+    reader could not read (the caller reports it in its place). An error about a whole file or the rest of it
+    (``whole_file``) goes to ``on_error`` as read (which may raise to stop) and yields nothing: it is not a record.
     ``FileNotFoundError`` (on first use) when the path does not exist; ``SketchError`` when it is a stream."""
     from .formats import read_located
 
     pending: list[SketchError] = []  # the records the reader reported since the last one it yielded
 
     def unreadable(exc: SketchError) -> None:
-        on_error(exc)
-        if not getattr(exc, "whole_file", False):
+        if getattr(exc, "whole_file", False):
+            on_error(exc)
+        else:
             pending.append(exc)
 
     refuse_streams(path)
@@ -330,15 +339,26 @@ def _read_first(path: str | os.PathLike) -> Sketch:
     return sketch
 
 
+def _refusal(n: int, place: Place, sketch: Sketch, reason: str) -> FormatError:
+    """``item N: face.ndjson:5: reason``: the error of record ``n`` of a file, read at ``place`` as ``sketch`` and
+    refused by the preprocessing, naming it by ``source``, ``line``, ``key_id`` and ``label`` as a read error does."""
+    where = place.locate(FormatError(reason))
+    error = FormatError(f"item {n}: {where}", key_id=sketch.key_id, label=sketch.label)
+    error.source, error.line = where.source, where.line
+    return error
+
+
 def _several_hint(x: Any) -> str | None:
     """What to say when ``predict`` (one sketch) gets what looks like several: a list of paths, sketches, records
     or drawings (or one drawing nested one level too deep)."""
+    if isinstance(x, str):
+        return _several_in_text(x)
     if not isinstance(x, (list, tuple)) or not x:
         return None
     first = x[0]
-    if _is_path(first) or isinstance(first, (Sketch, dict, str)):
-        return (f"this looks like {counted(len(x), 'sketch')} (a list of {type(first).__name__}): predict takes "
-                "one sketch, predict_batch a list of them")
+    if isinstance(first, (Sketch, dict, str, os.PathLike)):
+        return (f"this looks like a list of {counted(len(x), 'sketch')} ({type(first).__name__}): predict takes one "
+                "sketch, not in a list (predict(x[0])); predict_batch takes a list of them")
     try:  # [[[xs, ys], ...], ...]: drawings in a list, or one drawing nested once too often
         deep = isinstance(first, (list, tuple)) and isinstance(first[0], (list, tuple)) and \
             isinstance(first[0][0], (list, tuple, np.ndarray))
@@ -350,11 +370,28 @@ def _several_hint(x: Any) -> str | None:
     return None
 
 
+def _several_in_text(text: str) -> str | None:
+    """``_several_hint`` of JSON text: several lines of JSON (an ndjson file's text), or a JSON list of records
+    or drawings."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if exc.msg == "Extra data" and len(lines) > 1:
+            return (f"the text holds several JSON values ({counted(len(lines), 'line')}): predict takes one sketch; "
+                    "predict_batch(text.splitlines()) classifies one per line")
+        return None
+    except (ValueError, RecursionError):
+        return None
+    return _several_hint(value) if isinstance(value, list) else None
+
+
 def as_sketch(x: Any) -> Sketch:
     """Turn one input (see the module docstring) into a ``Sketch``; bad input raises ``SketchError``
     (a ``FormatError`` for an unreadable record; ``FileNotFoundError`` for a missing file)."""
     if isinstance(x, Sketch):
         return x
+    x = _bytes_path(x)
     if _is_path(x):
         return _read_first(x)
     from .formats import sketch_from_obj
@@ -372,6 +409,7 @@ def as_sketch(x: Any) -> Sketch:
 
 def _iter_inputs(xs: Any) -> Iterator[Any]:
     """Items of ``predict_batch``'s argument: a file path means all of its sketches."""
+    xs = _bytes_path(xs)
     if _is_path(xs):
         return _read(xs)
     if isinstance(xs, np.ndarray) and xs.dtype == object and xs.ndim == 1:
@@ -381,7 +419,28 @@ def _iter_inputs(xs: Any) -> Iterator[Any]:
                           f"stroke-{xs.shape[2]} sketches pass list(arr)")
     if isinstance(xs, (Sketch, dict, np.ndarray, str, bytes)):
         raise SketchError("predict_batch expects a sequence of sketches or a file path; use predict() for one")
-    return iter(xs)
+    try:
+        return iter(xs)
+    except TypeError:
+        got = "None" if xs is None else a_type(xs)
+        raise SketchError(f"predict_batch expects a sequence of sketches or a file path, got {got}") from None
+
+
+def _one_drawing_hint(xs: Any) -> str:
+    """For an error about item 0 of ``predict_batch``'s argument: a hint when that argument is one drawing
+    ``[[xs, ys], ...]`` (whose items are strokes, not sketches), else ``""``."""
+    def stroke(item: Any) -> bool:
+        return (isinstance(item, (list, tuple)) and len(item) in (2, 3) and
+                all(isinstance(c, (list, tuple)) and c and all(_is_number(v) for v in c[:3]) for c in item))
+
+    if isinstance(xs, (list, tuple)) and xs and all(stroke(item) for item in xs[:20]):
+        return ("; the argument looks like one drawing ([xs, ys] per stroke), not a list of sketches: "
+                "predict(drawing), or predict_batch([drawing, ...])")
+    return ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
 def _check_fits(model: torch.nn.Module, classes: Sequence[str], preprocessing: Preprocessing,
@@ -774,12 +833,13 @@ class SketchClassifier:
                            on_error: Callable[[SketchError], None]) -> list[list[Prediction]]:
         """``predict_batch(path, on_error=...)``: one result per record of the file, ``[]`` for a record that
         could not be read (``_records_in_place``, passed through ``classify_each`` in its place) or classified,
-        each error sent to ``on_error`` once."""
+        each error sent to ``on_error`` once, in the file's order. A refusal is a ``FormatError`` carrying the
+        record's ``source``, ``line``, ``key_id`` and ``label``, as a read error does."""
         tagged = (((n, place), x) for n, (place, x) in enumerate(_records_in_place(path, on_error)))
         out: list[list[Prediction]] = []
-        for (n, place), _, preds, error in self.classify_each(tagged, top_k):
-            if error is not None and place is not None:  # a refusal; a read error went to on_error as read
-                on_error(SketchError(f"item {n}: {place.locate(FormatError(error))}"))
+        for (n, place), x, preds, error in self.classify_each(tagged, top_k):
+            if error is not None:
+                on_error(x if place is None else _refusal(n, place, x, error))
             out.append(preds or [])
         return out
 
@@ -806,13 +866,16 @@ class SketchClassifier:
         classes); a whole-argument path that does not exist raises ``FileNotFoundError``.
         """
         _check_top_k(top_k)
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be a function taking a SketchError, got {a_type(on_error)}")
+        xs = _bytes_path(xs)
         if on_error is not None:
             if _is_path(xs):
                 return self._predict_file_each(xs, top_k, on_error)
             out: list[list[Prediction]] = []
             for n, _, preds, error in self.classify_each(enumerate(_iter_inputs(xs)), top_k):
                 if error is not None:
-                    on_error(SketchError(f"item {n}: {error}"))
+                    on_error(SketchError(f"item {n}: {error}{_one_drawing_hint(xs) if n == 0 else ''}"))
                 out.append(preds or [])
             return out
         chunks = _chunks(_iter_inputs(xs), _READ_AHEAD * self.batch_size)
@@ -823,7 +886,8 @@ class SketchClassifier:
                 try:
                     sketches.append(self.sketch(x))
                 except (SketchError, OSError) as exc:  # OSError: a path item that is missing or unreadable
-                    raise SketchError(f"item {first + len(sketches)}: {exc}") from None
+                    n = first + len(sketches)
+                    raise SketchError(f"item {n}: {exc}{_one_drawing_hint(xs) if n == 0 else ''}") from None
             try:
                 return (self._batches(sketches) if sketches else []), len(sketches)
             except UnusableSketchesError as exc:

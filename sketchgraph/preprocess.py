@@ -272,7 +272,7 @@ def _unusable(xy: np.ndarray, stroke_lengths: np.ndarray, sketch_points: np.ndar
     seg = _gaps(framed)
     per_sketch = np.add.reduceat(np.append(_ink(seg, stroke_lengths), 0.0), starts) * (255.0 / size)  # (S,)
     for i in np.flatnonzero(per_sketch > MAX_INK):
-        problems[int(i)] = (f"drawing too long to simplify: {per_sketch[i]:.0f} px of strokes in the 255 frame "
+        problems[int(i)] = (f"drawing too long to simplify: {per_sketch[i]:,.0f} px of strokes in the 255 frame "
                             f"(limit {MAX_INK:,})")
     return problems, framed, seg
 

@@ -28,6 +28,7 @@ def test_example_files():
     assert [p.stem for p in paths] == sorted(EXPECTED)
     assert all(p.parent == EXAMPLES_DIR and p.suffix in (".ndjson", ".svg") for p in paths)
     assert example_path("face").name == "face.ndjson"
+    assert example_path("alarm clock") == example_path("alarm_clock")  # a class name as a model's classes spell it
     with pytest.raises(SketchError, match="no example"):
         example_path("unicorn")
 

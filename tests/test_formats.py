@@ -30,7 +30,7 @@ from sketchgraph.formats import (
     write_stroke3_npz,
     write_svg,
 )
-from sketchgraph.formats.ndjson import TIME_ORIGIN, parse_drawing
+from sketchgraph.formats.ndjson import TIME_ORIGIN, looks_like_spg, parse_drawing
 from sketchgraph.formats.sniff import NPZ_NOT_WALKED
 from sketchgraph.preprocess import normalize
 from sketchgraph.sketch import COORD_ORIGIN, Sketch
@@ -892,6 +892,14 @@ def test_spg_sniffing_survives_odd_records_and_is_not_fooled_by_times(tmp_path):
     assert [e.line for e in errors] == [2]  # the empty drawing
     timed = write_lines(tmp_path / "t.ndjson", [json.dumps({"drawing": [[[1, 2, 3], [4, 5, 6], [0, 16, 33]]]})])
     assert detect_format(timed) == "raw"
+    # alone (predict of one line or dict) the four-list record reads as it does in its file, not refused
+    alone = sketch_from_obj(json.dumps(four_lists))
+    assert looks_like_spg(four_lists) and alone.parts is not None and not alone.has_time
+    assert [s.tolist() for s in alone.strokes] == [s.tolist() for s in got[0].strokes] == [[[1, 4], [2, 5]]]
+    with pytest.raises(FormatError, match="got a list of 4"):  # third lists that are times: no SPG, refused
+        sketch_from_obj({"key_id": "t", "drawing": [[[1, 2, 3], [4, 5, 6], [0, 16, 33], [0, 0, 0]]]})
+    with pytest.raises(FormatError, match="got a list of 4"):  # a bare drawing of four lists is no sign of SPG
+        sketch_from_obj(four_lists["drawing"])
 
 
 def test_corrupt_npz_files_are_reported(tmp_path):

@@ -220,9 +220,10 @@ def test_bad_inputs_raise_sketch_error(clf, bad, message):
 
 
 @pytest.mark.parametrize("several, hint", [
-    (lambda f: [f, f], r"; this looks like 2 sketches \(a list of PosixPath\): predict takes one sketch, "
-                       r"predict_batch a list of them$"),
-    (lambda f: [{"drawing": [[[1, 2, 3], [4, 5, 6]]]}], r"this looks like 1 sketch \(a list of dict\)"),
+    (lambda f: [f, f], r"; this looks like a list of 2 sketches \(PosixPath\): predict takes one sketch, not in a "
+                       r"list \(predict\(x\[0\]\)\); predict_batch takes a list of them$"),
+    (lambda f: [{"drawing": [[[1, 2, 3], [4, 5, 6]]]}], r"this looks like a list of 1 sketch \(dict\)"),
+    (lambda f: json.dumps([{"drawing": [[[1, 2, 3], [4, 5, 6]]]}]), r"this looks like a list of 1 sketch \(dict\)"),
     (lambda f: [[[[1, 2, 3], [4, 5, 6]]], [[[1, 2, 3], [4, 5, 6]]]],
      r"; one nesting level too many: a drawing is \[\[xs, ys\], \.\.\.\] \(one \[xs, ys\] per stroke\); for "
      r"several drawings, predict_batch\(\[drawing, \.\.\.\]\)$"),
@@ -232,6 +233,35 @@ def test_several_sketches_given_to_predict_are_told_to_use_predict_batch(clf, sk
     said only "stroke 0: expected [xs, ys] ..., got PosixPath"."""
     with pytest.raises(FormatError, match=r"^stroke 0: expected .*" + hint):
         clf.predict(several(sketch_file))
+    lines = "\n".join(json.dumps({"drawing": [[[1, 2, 3], [4, 5, 6]]]}) for _ in range(3))  # an ndjson file's text
+    with pytest.raises(FormatError, match=r"^not a JSON sketch: invalid JSON \(Extra data, column 1\); the text holds "
+                                          r"several JSON values \(3 lines\): predict takes one sketch; "
+                                          r"predict_batch\(text.splitlines\(\)\) classifies one per line$"):
+        clf.predict(lines)
+
+
+def test_predict_batch_says_what_it_expects(clf, sketch_file):
+    """Not a sequence (None, a number): a ``SketchError`` saying what it takes, not ``'int' object is not iterable``;
+    one drawing without the outer list: a hint; ``on_error`` that is no function: refused up front; a path given as
+    bytes (``os.fsencode``, ``os.listdir(b".")``) is a path, as its ``str`` is."""
+    for bad, got in ((None, "None"), (5, "an int")):
+        with pytest.raises(SketchError, match=rf"^predict_batch expects a sequence of sketches or a file path, got "
+                                              rf"{got}$"):
+            clf.predict_batch(bad)
+    one = [[[0, 10, 20, 30], [0, 20, 0, 20]], [[5, 6, 7], [1, 2, 3]]]
+    hint = (r"; the argument looks like one drawing \(\[xs, ys\] per stroke\), not a list of sketches: "
+            r"predict\(drawing\), or predict_batch\(\[drawing, \.\.\.\]\)$")
+    with pytest.raises(SketchError, match=r"^item 0: stroke 0: expected .*" + hint):
+        clf.predict_batch(one)
+    errors: list[SketchError] = []
+    assert clf.predict_batch(one, on_error=errors.append) == [[], []]
+    assert re.search(hint, str(errors[0])) and not re.search(hint, str(errors[1]))
+    assert [p.label for p in clf.predict(one, top_k=3)] == [p.label for p in clf.predict_batch([one], top_k=3)[0]]
+    with pytest.raises(TypeError, match="^on_error must be a function taking a SketchError, got an int$"):
+        clf.predict_batch([one], on_error=5)  # refused though no item fails
+    expected = clf.predict_batch(sketch_file, top_k=2)
+    assert clf.predict_batch(os.fsencode(sketch_file), top_k=2) == expected
+    assert clf.predict(os.fsencode(sketch_file), top_k=2) == clf.predict(sketch_file, top_k=2)
 
 
 def test_an_unreadable_file_is_a_sketch_error(clf, sketch_file, monkeypatch):
@@ -1027,9 +1057,11 @@ def test_predict_batch_of_a_file_with_on_error_keeps_every_record_in_its_place(c
         return [[(p.label, round(p.score, 5)) for p in preds] for preds in results]
 
     assert rounded(out) == rounded([[], clf.predict(a, top_k=2), [], [], [], clf.predict(b, top_k=2), []])
-    by_place = {str(e).split(": ")[0]: str(e) for e in errors}  # read errors come as read, refusals per chunk
-    assert len(errors) == 5 and sorted(by_place) == sorted([f"{path}:{n}" for n in (1, 3, 4, 8)] + ["item 4"])
+    by_place = {str(e).split(": ")[0]: str(e) for e in errors}  # in the file's order, read errors and refusals
+    assert list(by_place) == [f"{path}:1", f"{path}:3", f"{path}:4", "item 4", f"{path}:8"]
     assert by_place["item 4"] == f"item 4: {path}:5: drawing too long to simplify: {TOO_LONG}"
+    refused = errors[3]  # named as a read error names its record
+    assert isinstance(refused, FormatError) and (refused.source, refused.line, refused.label) == (str(path), 5, "gaps")
     assert main(["predict", str(path), "--json", "--top-k", "2", "--checkpoint", str(tiny_checkpoint)]) == 1
     cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["index"] for r in cli] == list(range(7))  # the CLI numbers the records the same way
@@ -1048,7 +1080,7 @@ def test_predict_batch_of_a_file_with_on_error_keeps_every_record_in_its_place(c
 
 
 DEGENERATE = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # ~3.6M px of ink: simplification refuses
-TOO_LONG = "3605884 px of strokes in the 255 frame (limit 2,000,000)"  # why, after "drawing too long to simplify: "
+TOO_LONG = "3,605,884 px of strokes in the 255 frame (limit 2,000,000)"  # why, after "drawing too long to simplify: "
 
 
 @pytest.mark.parametrize("as_json", [True, False])

@@ -41,9 +41,10 @@ def example_paths() -> list[Path]:
 
 
 def example_path(name: str) -> Path:
-    """The file of example ``name`` (its stem, e.g. ``"face"``); ``SketchError`` if there is none."""
+    """The file of example ``name``: its stem (``"face"``, ``"alarm_clock"``) or the class name it draws, as a
+    model's ``classes`` spell it (``"alarm clock"``); ``SketchError`` if there is none."""
     for p in example_paths():
-        if p.stem == name:
+        if p.stem in (name, name.replace(" ", "_")):
             return p
     raise SketchError(f"no example {name!r}; choose from {[p.stem for p in example_paths()]}")
 

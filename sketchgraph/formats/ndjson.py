@@ -432,21 +432,25 @@ def _recognized(value: Any) -> bool | None:
 def looks_like_spg(record: Any) -> bool:
     """SPG heuristic: no ``"word"`` field, every stroke has exactly three lists, and every third value
     is a small non-negative integer (a part id < ``SPG_MAX_PART_ID``) that does not behave like a time
-    (strictly increasing along every stroke). File sniffing (``sniff_style``) also lets records with a
-    4th list, which some SPG strokes carry, abstain."""
+    (strictly increasing along every stroke). A stroke may carry a 4th list, as 264 of SPG's raw/ strokes do: an
+    SPG record (an object with a ``key_id``) that has one is judged by its first three lists, like the others, so
+    that it reads alone (``predict`` of one line) as it reads in its file (no other layout has a 4th list: it is
+    refused otherwise). A bare drawing with a 4th list abstains: four lists of numbers alone are no sign of SPG."""
     return _spg_vote(record) is True
 
 
 def _spg_vote(record: Any) -> bool | None:
     """``looks_like_spg``, with ``None`` for a record that cannot tell (no strokes, malformed)."""
+    spg_record = False  # an object with a key_id, as SPG's records are
     if isinstance(record, dict):
         if "word" in record:
             return False
+        spg_record = "key_id" in record
         record = record.get("drawing")
     if not isinstance(record, list) or not record:
         return None
     thirds: list[list[Any]] = []
-    extra = False  # a stroke with a 4th list: SPG has some, but alone they cannot tell
+    extra = False  # a stroke with a 4th list
     for stroke in record:
         if not isinstance(stroke, list) or len(stroke) < 2:
             return None
@@ -463,7 +467,7 @@ def _spg_vote(record: Any) -> bool | None:
         return False
     if all(all(a < b for a, b in zip(t, t[1:])) for t in thirds) and max(map(len, thirds)) >= 3:
         return False  # strictly increasing along every stroke: times, not part ids
-    return None if extra else True
+    return None if extra and not spg_record else True
 
 
 def _has_third_list(record: Any) -> bool:
