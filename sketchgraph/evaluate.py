@@ -33,7 +33,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ from .formats.base import atomic_write, canonical_label, nearest_existing
 from .model import set_backend
 from .options import int_option
 from .wording import counted
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "evaluate", "collect_logits", "topk_correct", "classification_metrics", "metrics_from_ranks",
@@ -249,7 +252,7 @@ def confusion_layout(n_classes: int) -> ConfusionLayout:
                            separate_errors=n_classes > SEPARATE_ERRORS_ABOVE)
 
 
-def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = "") -> Any:
+def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str = "") -> Figure:
     """The row-normalised confusion matrix as a matplotlib ``Figure`` (not a pyplot one), sized by
     ``confusion_layout``. Up to ``SEPARATE_ERRORS_ABOVE`` classes one blue 0..1 scale; above, the diagonal keeps
     it and the off-diagonal cells get a red square-root scale up to the largest error rate, so a 3% confusion
@@ -315,13 +318,18 @@ def _counts(matrix: Any, classes: Sequence[str]) -> np.ndarray:
     return matrix
 
 
-def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
-    """Save ``confusion_figure`` at ``path`` (``viz.save_figure``: PNG, or the format the suffix names; written
-    atomically). Leaves matplotlib's global state (backend, pyplot figures) alone."""
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike | None = None,
+                   title: str = "") -> Figure:
+    """``confusion_figure``, saved at ``path`` when given (``viz.save_figure``: PNG, or the format the suffix names;
+    written atomically; a path that cannot take a figure is refused before drawing), as ``sketchgraph.viz``'s
+    functions do. Returns the figure. Leaves matplotlib's global state (backend, pyplot figures) alone."""
     from .viz import figure_target, save_figure
 
-    target = figure_target(path)  # before drawing
-    return save_figure(confusion_figure(matrix, classes, title), target)
+    target = figure_target(path) if path is not None else None  # before drawing
+    fig = confusion_figure(matrix, classes, title)
+    if target is not None:
+        save_figure(fig, target)
+    return fig
 
 
 def write_confusions_csv(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike) -> Path:

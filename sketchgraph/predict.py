@@ -69,7 +69,7 @@ from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
 from .options import int_option
 from .preprocess import Preprocessing, preprocess
-from .sketch import Sketch
+from .sketch import MAX_COORDINATE, MAX_TIME, Sketch
 from .wording import a_type, counted
 
 if TYPE_CHECKING:  # sketchgraph.data and sketchgraph.formats are imported when first needed
@@ -632,8 +632,15 @@ class SketchClassifier:
         sketch = as_sketch(x)
         if sketch.num_points == 0:
             raise SketchError("the drawing has no points")
-        if not np.isfinite(sketch.points()).all():
+        points = sketch.points()  # (N, 2)
+        if not np.isfinite(points).all():
             raise SketchError("the drawing has NaN or infinite coordinates")
+        if np.abs(points).max() > MAX_COORDINATE:  # a Sketch built directly: the readers refuse these
+            raise SketchError(f"the drawing has coordinates of magnitude beyond {MAX_COORDINATE:g} "
+                              f"(found {np.abs(points).max():g})")
+        times = sketch.times()
+        if times is not None and not (np.abs(times) <= MAX_TIME).all():
+            raise SketchError(f"the drawing has times that are NaN, infinite or beyond {MAX_TIME:g} ms")
         return sketch
 
     def graph(self, x: Any) -> SketchGraph:

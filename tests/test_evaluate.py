@@ -96,8 +96,10 @@ def test_confusion_plot_is_a_png_and_leaves_matplotlib_alone(tmp_path):
     import matplotlib.pyplot as plt
 
     backend, figures = matplotlib.get_backend(), plt.get_fignums()
-    path = plot_confusion(np.array(CONFUSIONS[0]), ["apple", "bee", "cat"], tmp_path / "cm.png")
-    data = path.read_bytes()
+    fig = plot_confusion(np.array(CONFUSIONS[0]), ["apple", "bee", "cat"], tmp_path / "cm.png")
+    data = (tmp_path / "cm.png").read_bytes()
+    assert type(fig).__name__ == "Figure" and len(fig.axes) >= 1  # the figure, as sketchgraph.viz's functions give
+    assert plot_confusion(np.array(CONFUSIONS[0]), ["apple", "bee", "cat"]).axes and len(list(tmp_path.iterdir())) == 1
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert (matplotlib.get_backend(), plt.get_fignums()) == (backend, figures)
 

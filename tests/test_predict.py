@@ -213,6 +213,11 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
     ({"no_drawing": []}, "drawing"),
     (np.zeros((4, 4)), None),
     (42, "cannot make a Sketch"),
+    # a Sketch built directly passes no reader: the classifier holds it to the readers' limits
+    (Sketch([np.array([[1, 1e30], [2, 3]], np.float32)]), r"^the drawing has coordinates of magnitude beyond 1e\+09 "
+                                                          r"\(found 1e\+30\)$"),
+    (Sketch([np.array([[1, 1, 0], [2, 3, np.inf]], np.float32)]), r"^the drawing has times that are NaN, infinite "
+                                                                  r"or beyond 1e\+15 ms$"),
 ])
 def test_bad_inputs_raise_sketch_error(clf, bad, message):
     with pytest.raises(SketchError, match=message):
