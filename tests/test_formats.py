@@ -598,6 +598,45 @@ def test_json_documents(tmp_path, doc, count):
     assert len(got) == count and got[0].strokes[0].tolist() == [[0, 0], [1, 5], [2, 9]]
 
 
+@pytest.mark.parametrize("name", ["cat.ndjson", "cat", "stdin-0123abcd"])
+@pytest.mark.parametrize("indent", [None, 2], ids=["one-line", "pretty"])
+def test_json_documents_are_told_by_their_content_whatever_the_name(tmp_path, name, indent):
+    """A JSON list of records (one line or pretty-printed) or one pretty-printed record, in a file not named .json
+    (standard input's copy has no suffix): it was read line by line, the list as one drawing ("stroke 0: ... got
+    dict") and the pretty lines as one invalid-JSON error each."""
+    path = tmp_path / name
+    path.write_text(json.dumps([GOOD[0], GOOD[1]], indent=indent))
+    assert [s.strokes[0].tolist() for s in read_sketches(path)][:1] == [[[0, 0], [1, 5], [2, 9]]]
+    assert len(list(read_sketches(path))) == 2
+    if indent:
+        path.write_text(json.dumps(GOOD[0], indent=indent))
+        assert len(list(read_sketches(path))) == 1
+
+
+def test_ndjson_that_only_looks_like_a_document_still_reads_line_by_line(tmp_path):
+    """What is not read as a document: a first line longer than the 64 KiB looked at (a RAW drawing of many points,
+    then more lines), bare drawings one per line, and a pretty-printed document that does not parse (its lines are
+    read line by line when any of its lines is JSON on its own: a good line is never lost to a guess; else one
+    error, as for a .json file)."""
+    long_xs = list(range(12000))
+    first = {"key_id": "long", "drawing": [[long_xs, long_xs]]}
+    path = tmp_path / "long.ndjson"
+    path.write_text("\n".join([json.dumps(first), json.dumps(GOOD[0]), json.dumps(GOOD[1])]) + "\n")
+    assert len(json.dumps(first)) > 1 << 16 and [s.key_id for s in read_sketches(path)] == ["long", *(
+        r.get("key_id") for r in GOOD[:2])]
+    bare = tmp_path / "bare.ndjson"
+    bare.write_text("\n".join(json.dumps(r["drawing"]) for r in GOOD[:2]) + "\n")
+    assert len(list(read_sketches(bare))) == 2
+    broken = tmp_path / "broken"
+    text = json.dumps([GOOD[0], GOOD[1]], indent=2)[:-3]
+    broken.write_text(text)
+    got, errors = read_all(broken)
+    assert got == [] and len(errors) == 1 and "not a valid JSON document" in str(errors[0])
+    broken.write_text(text + "\n" + "\n" * (1 << 16) + json.dumps(GOOD[2]) + "\n")  # a good line, far down
+    got, errors = read_all(broken)
+    assert [s.key_id for s in got] == ["2"] and len(errors) > 3
+
+
 def test_directory_walk_skips_npz(tmp_path):
     (tmp_path / "cat").mkdir()
     write_svg(make_sketch(1).replace(label=None), tmp_path / "cat" / "1.svg")

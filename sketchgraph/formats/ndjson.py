@@ -688,10 +688,16 @@ def _record_lines(f: Iterable[bytes], source: str, broke: list[FormatError]) -> 
 def _json_document(path: Path) -> list[Any] | None:
     """For a ``.json`` (or ``.json.gz``) file holding one JSON document: its records (a list of records or
     drawings, one record, or one drawing); none for a file of white space only, as an empty ndjson file holds
-    none. ``None`` for other suffixes and for ndjson content (which then goes line by line, so a malformed line is
-    reported with its number). A document that is an object without a ``drawing`` (metadata such as a
-    ``meta.json``) is a ``FormatError`` about the whole file: it holds no record to count as failed."""
-    if Path(plain_name(path)).suffix.lower() != ".json":
+    none. ``None`` for ndjson content (which then goes line by line, so a malformed line is reported with its
+    number). A document that is an object without a ``drawing`` (metadata such as a ``meta.json``) is a
+    ``FormatError`` about the whole file: it holds no record to count as failed.
+
+    A file of another name (standard input's copy, ``x.ndjson``, no suffix) is read as a document only when its
+    start says it is one (``_starts_a_document``); when it then does not parse, it is one error as a ``.json``
+    file's is, unless any of its lines is JSON on its own: then it goes line by line, so that no good line is lost
+    to the guess."""
+    named = Path(plain_name(path)).suffix.lower() == ".json"
+    if not named and not _starts_a_document(path):
         return None
     try:
         with open_bytes(path) as f:
@@ -706,7 +712,7 @@ def _json_document(path: Path) -> list[Any] | None:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        if _lines_stand_alone(data):
+        if _lines_stand_alone(data, whole=not named):
             return None  # ndjson content: read line by line
         line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
         raise FormatError(f"not a valid JSON document ({getattr(exc, 'msg', exc)}); nothing in it was read",
@@ -719,11 +725,36 @@ def _json_document(path: Path) -> list[Any] | None:
     return [doc]
 
 
-def _lines_stand_alone(data: bytes) -> bool:
-    """Whether a non-blank line of the first 64 KiB is a JSON object or array on its own (ndjson), unlike the
-    lines of a pretty-printed document; so a ``.json`` file of lines reads as the same ``.jsonl`` file would, bad
-    leading lines (a comment header) and all."""
-    lines = [line for line in data[: 1 << 16].removeprefix(_BOM).split(b"\n") if line.strip()]
+_ARRAY_OF_OBJECTS = re.compile(rb"\[\s*\{")
+
+
+def _starts_a_document(path: Path) -> bool:
+    """Whether a file not named ``.json`` starts as one JSON document rather than as ndjson, from its first 64 KiB:
+    a list of objects (``[{"drawing": ...}, ...]``: an ndjson line never is one, a bare drawing starting ``[[``), or
+    a pretty-printed document (an object or list over several lines of which none is JSON on its own). A file of
+    one long line (a RAW drawing of many points) is neither: it reads line by line. A stream (a pipe) is not looked
+    at: what was read of it would be lost to the reader."""
+    try:
+        if not path.is_file():
+            return False
+        with open_bytes(path) as f:
+            head = f.read(1 << 16)
+    except (OSError, *GZIP_ERRORS):
+        return False  # the reader reports it
+    head = head.removeprefix(_BOM).lstrip()
+    if not head.startswith((b"[", b"{")):
+        return False
+    if _ARRAY_OF_OBJECTS.match(head):
+        return True
+    lines = [line for line in head.split(b"\n") if line.strip()]
+    return len(lines) >= 3 and not _lines_stand_alone(head)
+
+
+def _lines_stand_alone(data: bytes, whole: bool = False) -> bool:
+    """Whether a non-blank line of the first 64 KiB (of all of ``data`` when ``whole``) is a JSON object or array
+    on its own (ndjson), unlike the lines of a pretty-printed document; so a ``.json`` file of lines reads as the
+    same ``.jsonl`` file would, bad leading lines (a comment header) and all."""
+    lines = (line for line in (data if whole else data[: 1 << 16]).removeprefix(_BOM).split(b"\n") if line.strip())
     for line in lines:
         try:
             if isinstance(load_json(line), (dict, list)):
