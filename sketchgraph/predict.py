@@ -69,7 +69,7 @@ from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
 from .options import int_option
 from .preprocess import Preprocessing, preprocess
-from .sketch import MAX_COORDINATE, MAX_TIME, Sketch
+from .sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, Sketch
 from .wording import a_type, counted
 
 if TYPE_CHECKING:  # sketchgraph.data and sketchgraph.formats are imported when first needed
@@ -337,6 +337,14 @@ def _read_first(path: str | os.PathLike) -> Sketch:
     if sketch is None:
         raise SketchError(f"{path}: contains no sketches")
     return sketch
+
+
+def _largest(values: np.ndarray, origin: Any) -> float:
+    """The largest magnitude among ``values`` (``(N, 2)`` points or ``(N,)`` times) plus ``origin`` (what a reader
+    subtracted: ``COORD_ORIGIN``'s ``[x, y]``, ``TIME_ORIGIN``'s ms; ``None`` for none); NaN when one is NaN."""
+    if origin is not None:
+        values = values.astype(np.float64) + np.asarray(origin, dtype=np.float64)
+    return float(np.abs(values).max(initial=0.0)) if not np.isnan(values).any() else float("nan")
 
 
 def _refusal(n: int, place: Place, sketch: Sketch, reason: str) -> FormatError:
@@ -635,12 +643,17 @@ class SketchClassifier:
         points = sketch.points()  # (N, 2)
         if not np.isfinite(points).all():
             raise SketchError("the drawing has NaN or infinite coordinates")
-        if np.abs(points).max() > MAX_COORDINATE:  # a Sketch built directly: the readers refuse these
-            raise SketchError(f"the drawing has coordinates of magnitude beyond {MAX_COORDINATE:g} "
-                              f"(found {np.abs(points).max():g})")
+        # a Sketch built directly passed no reader: held to the readers' limits, on the values as given (a reader
+        # rebases large ones, and its Sketch.meta keeps what it subtracted)
+        largest = _largest(points, sketch.meta.get(COORD_ORIGIN))
+        if largest > MAX_COORDINATE:
+            raise SketchError(f"the drawing has coordinates of magnitude beyond {MAX_COORDINATE:g} (found "
+                              f"{largest:g})")
         times = sketch.times()
-        if times is not None and not (np.abs(times) <= MAX_TIME).all():
-            raise SketchError(f"the drawing has times that are NaN, infinite or beyond {MAX_TIME:g} ms")
+        from .formats.ndjson import TIME_ORIGIN  # imported when first needed (see above)
+
+        if times is not None and not _largest(times, sketch.meta.get(TIME_ORIGIN)) <= MAX_TIME:  # NaN fails too
+            raise SketchError(f"the drawing has times that are NaN, infinite or of magnitude beyond {MAX_TIME:g} ms")
         return sketch
 
     def graph(self, x: Any) -> SketchGraph:

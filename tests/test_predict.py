@@ -217,11 +217,20 @@ def test_raw_canvas_coordinates_are_normalised(clf, scale, shift):
     (Sketch([np.array([[1, 1e30], [2, 3]], np.float32)]), r"^the drawing has coordinates of magnitude beyond 1e\+09 "
                                                           r"\(found 1e\+30\)$"),
     (Sketch([np.array([[1, 1, 0], [2, 3, np.inf]], np.float32)]), r"^the drawing has times that are NaN, infinite "
-                                                                  r"or beyond 1e\+15 ms$"),
+                                                                  r"or of magnitude beyond 1e\+15 ms$"),
 ])
 def test_bad_inputs_raise_sketch_error(clf, bad, message):
     with pytest.raises(SketchError, match=message):
         clf.predict(bad)
+
+
+def test_values_within_the_limits_are_taken_however_far_apart(clf):
+    """A reader rebases coordinates beyond 2**20 (and absolute clock times) on the drawing's own origin; the limits
+    hold for the values as given, so values within +-1e9 (times within +-1e15 ms) spanning more are classified."""
+    for drawing in ([[[-6e8, 6e8, 0], [0, 1, 5e8]]], [[[1, 2, 30], [3, 4, 9], [-9e14, 9e14, 9.1e14]]]):
+        assert len(clf.predict({"drawing": drawing}, top_k=2)) == 2
+    with pytest.raises(SketchError, match=r"^stroke 0: coordinates must be of magnitude <= 1e\+09"):
+        clf.predict({"drawing": [[[-6e8, 1.1e9], [0, 1]]]})  # the reader's own check, as before
 
 
 @pytest.mark.parametrize("several, hint", [

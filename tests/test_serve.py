@@ -85,6 +85,7 @@ def test_the_limits_healthz_gives_are_the_ones_enforced(client):
 
     big = limits["max_coordinate"]
     assert post([[[big, 0], [0, 1]]]).status_code == 200
+    assert post([[[-big, big], [0, 1]]]).status_code == 200  # a span of 2e9: each value is within the limit
     r = post([[[int(big) + 1, 0], [0, 1]]])  # shown with every digit, never as the limit itself
     assert r.status_code == 422 and r.json() == {
         "detail": "stroke 0: coordinates must be of magnitude <= 1e+09, found 1000000001"}
@@ -98,6 +99,7 @@ def test_the_limits_healthz_gives_are_the_ones_enforced(client):
     assert "at most 500" in post([[list(range(n + 1)), list(range(n + 1))]]).json()["detail"]
     ts = limits["max_time"]
     assert post([[[1, 2], [3, 4], [0, ts]]]).status_code == 200
+    assert post([[[1, 2], [3, 4], [-ts, ts]]]).status_code == 200
     r = post([[[1, 2], [3, 4], [0, ts * 10]]])
     assert r.status_code == 422 and "1e+15" in r.text
     body = json.dumps({"drawing": HOUSE, "top_k": 1}).encode()
