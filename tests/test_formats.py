@@ -613,6 +613,19 @@ def test_json_documents_are_told_by_their_content_whatever_the_name(tmp_path, na
         assert len(list(read_sketches(path))) == 1
 
 
+def test_a_line_cut_short_names_its_drawing_and_class(tmp_path):
+    """A line a killed writer cut short keeps the key id and the word it plainly shows (Google's lines start with
+    their word); without one its label is None (the file's name gives it when the file's other records take it:
+    ``evaluate`` decides)."""
+    path = tmp_path / "apple.ndjson"
+    lines = [json.dumps({"word": "pear", "key_id": "5", "drawing": [[[0, 1], [0, 1]]]})[:40],
+             json.dumps({"key_id": "6", "drawing": [[[0, 1], [0, 1]]]})[:30], "not json"]
+    path.write_text("\n".join(lines) + "\n")
+    got, errors = read_all(path)
+    assert got == [] and [(e.line, e.key_id, e.label) for e in errors] == [
+        (1, "5", "pear"), (2, "6", None), (3, None, None)]
+
+
 def test_ndjson_that_only_looks_like_a_document_still_reads_line_by_line(tmp_path):
     """What is not read as a document: a first line longer than the 64 KiB looked at (a RAW drawing of many points,
     then more lines), bare drawings one per line, and a pretty-printed document that does not parse (its lines are

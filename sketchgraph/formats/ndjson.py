@@ -350,16 +350,30 @@ def parse_line(line: bytes | str, *, style: Style = "simplified", label: str | N
     """One ndjson line -> ``Sketch`` (``json.loads`` + ``parse_record``). Every problem with the line is a
     ``FormatError`` without a location: invalid JSON, bytes that are not UTF-8, a number too long to read. A line
     that is no JSON keeps the key id it plainly shows (``line_key_id``: a line cut short by a killed writer still
-    names its drawing)."""
+    names its drawing) and the ``word`` it plainly shows as its label; ``None`` without one (whether the file's
+    name gives its class depends on the file's other records: ``evaluate`` decides it)."""
     try:
         record = load_json(line)
     except FormatError as exc:
         exc.key_id = line_key_id(line)
+        exc.label = _line_word(line)
         raise
     return parse_record(record, style=style, label=label, keep_empty=keep_empty)
 
 
 _KEY_ID_FIELD = re.compile(rb'[{,]\s*"key_id"\s*:\s*(?:"([^"\\]*)"|(-?[0-9]+)(?![0-9.eE]))')
+
+
+_WORD_FIELD = re.compile(rb'[{,]\s*"word"\s*:\s*"([^"\\]*)"')
+
+
+def _line_word(line: bytes | str) -> str | None:
+    """The ``word`` a line that is no JSON plainly shows (one ``"word"`` field holding a plain string), else
+    ``None``."""
+    data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+    if data.count(b'"word"') != 1 or not (match := _WORD_FIELD.search(data)):
+        return None
+    return match.group(1).decode("utf-8", "surrogateescape")
 
 
 def line_key_id(line: bytes | str) -> str | None:
@@ -731,8 +745,9 @@ _ARRAY_OF_OBJECTS = re.compile(rb"\[\s*\{")
 def _starts_a_document(path: Path) -> bool:
     """Whether a file not named ``.json`` starts as one JSON document rather than as ndjson, from its first 64 KiB:
     a list of objects (``[{"drawing": ...}, ...]``: an ndjson line never is one, a bare drawing starting ``[[``), or
-    a pretty-printed document (an object or list over several lines of which none is JSON on its own). A file of
-    one long line (a RAW drawing of many points) is neither: it reads line by line. A stream (a pipe) is not looked
+    a pretty-printed document (its first line a lone ``[`` or ``{``, as ``json.dumps(..., indent=2)``, ``jq`` and
+    ``JSON.stringify`` write it; never a valid ndjson line). A file of one long line (a RAW drawing of many points)
+    is neither, nor is ndjson whose lines are all broken: they read line by line. A stream (a pipe) is not looked
     at: what was read of it would be lost to the reader."""
     try:
         if not path.is_file():
@@ -744,10 +759,7 @@ def _starts_a_document(path: Path) -> bool:
     head = head.removeprefix(_BOM).lstrip()
     if not head.startswith((b"[", b"{")):
         return False
-    if _ARRAY_OF_OBJECTS.match(head):
-        return True
-    lines = [line for line in head.split(b"\n") if line.strip()]
-    return len(lines) >= 3 and not _lines_stand_alone(head)
+    return bool(_ARRAY_OF_OBJECTS.match(head)) or head.split(b"\n", 1)[0].strip() in (b"[", b"{")
 
 
 def _lines_stand_alone(data: bytes, whole: bool = False) -> bool:
