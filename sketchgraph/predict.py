@@ -999,7 +999,16 @@ def _print_result(path: str, index: int | None, sketch: Sketch | None, preds: li
     if sketch is None or error:  # reported on stderr only: the table stays results
         return
     about = "".join(f"  {k}={v}" for k, v in (("key_id", sketch.key_id), ("label", sketch.label)) if v)
-    print(f"{path} [{index}]{about}\n{format_predictions(preds or [])}")
+    print(f"{_one_line(path)} [{index}]{_one_line(about)}\n{format_predictions(preds or [])}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\t``, ``\\x1b``), so that a file name or key id
+    holding one keeps the table's layout (and sends the terminal no escape sequence); ``--json`` gives it as it is."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 STDIN = "-"  # ``sketchgraph predict -``: the sketches of standard input
@@ -1172,8 +1181,8 @@ class FileRun:
                 yield (self.position, place), sketch
                 self.position += 1
         except (SketchError, OSError) as exc:
-            self.skipped(str(exc) if self.position == 0 else f"stopped after record {self.position - 1}: {exc}",
-                         None)
+            why = f"cannot read it: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.skipped(why if self.position == 0 else f"stopped after record {self.position - 1}: {why}", None)
             return
         if self.position == 0 and not self.unread:
             self.skipped("contains no sketches", None)

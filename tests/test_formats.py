@@ -484,8 +484,16 @@ def test_an_unnamed_bin_whose_first_record_is_over_the_sniff_window_is_sniffed(t
         assert [s.key_id for s in got] == ["5000000000000000", "6"] and got[0].num_points == 40_000
     short = tmp_path / "short"
     short.write_bytes(data[: SNIFF_BYTES + 100])  # the record's first stroke runs past the file's end
-    with pytest.raises(FormatError, match="cannot tell the format from the name or content"):
+    with pytest.raises(FormatError, match=r"cannot tell the format from the name or content; name it with "
+                                          r"--format \(format= in Python\): one of simplified, raw, spg, ndjson, "
+                                          r"bin, npz, svg$"):
         detect_format(short)
+
+
+def test_an_empty_device_is_an_empty_file():
+    """``/dev/null`` (a device: its size says nothing) got "cannot tell the format"; it holds no sketches."""
+    with pytest.raises(FormatError, match=r"^/dev/null: the file is empty: no sketches$"):
+        detect_format("/dev/null")
 
 
 # ------------------------------------------------------------------------------------------ errors

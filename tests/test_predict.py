@@ -1625,3 +1625,39 @@ def test_one_stroke_as_an_n_by_2_array_gets_a_hint(clf):
                                           r"list: \[array\] for one stroke, \[a, b\] for two\)$"):
         clf.predict(points)
     assert clf.predict([points]) == clf.predict([[[0, 10, 20], [0, 10, 5]]])  # the hint's form works
+
+
+def test_cli_a_file_it_may_not_read_is_skipped_saying_why(tiny_checkpoint, sketch_file, tmp_path, monkeypatch, capsys):
+    """A file the user may not read: skipped with the reason in words (as predict() says it), not Python's
+    ``[Errno 13] Permission denied: 'x'``; the other files are classified and the exit status is 1."""
+    import builtins
+
+    denied_file = tmp_path / "noperm.ndjson"
+    shutil.copy(sketch_file, denied_file)
+    real = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if str(file) == str(denied_file):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    assert main(["predict", str(denied_file), str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert f"sketchgraph predict: skipped {denied_file}: cannot read it: Permission denied" in captured.err.splitlines()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert rows[0] == {"file": str(denied_file), "index": None, "key_id": None, "label": None,
+                       "error": "cannot read it: Permission denied"}
+    assert [r["file"] for r in rows[1:]] == [str(sketch_file)] * 3 and all("predictions" in r for r in rows[1:])
+
+
+def test_cli_table_escapes_control_characters_in_names(tiny_checkpoint, sketch_file, tmp_path, capsys):
+    """A file name holding a newline split a table entry over two lines (and an escape character would reach the
+    terminal); the table escapes them, ``--json`` keeps the name as it is."""
+    odd = tmp_path / "two\nlines\x1b[31m.ndjson"
+    shutil.copy(sketch_file, odd)
+    assert main(["predict", str(odd), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]) == 0
+    heads = [line for line in capsys.readouterr().out.splitlines() if "[0]" in line]
+    assert heads == [f"{tmp_path}/two\\nlines\\x1b[31m.ndjson [0]  label=two\\nlines\\x1b[31m"]
+    assert main(["predict", str(odd), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["file"] == str(odd)

@@ -977,3 +977,17 @@ def test_docs_pages_use_local_assets(client):
         assert r.status_code == 200 and len(r.content) > 1000, u
     assert client.get("/redoc").status_code == 404
     assert client.get("/docs-static/swagger-ui-bundle.js").text.count("SwaggerUIBundle") > 0
+
+
+@pytest.mark.parametrize("host, url, everywhere", [
+    ("127.0.0.1", "http://127.0.0.1:8000/", False),
+    ("::1", "http://[::1]:8000/", False),
+    ("0.0.0.0", "http://127.0.0.1:8000/", True),  # no address to browse to: this machine's loopback
+    ("::", "http://[::1]:8000/", True),
+])
+def test_the_printed_address_is_one_to_browse_to(host, url, everywhere):
+    from sketchgraph.serve.app import _listening_line
+
+    line = _listening_line(host, 8000)
+    assert line.startswith(f"drawing page at {url}  (API docs at /docs)")
+    assert ("listening on all interfaces" in line) == everywhere

@@ -101,7 +101,7 @@ def _from_content(path: Path) -> str:
     with open(path, "rb") as f:
         start = f.read(SNIFF_BYTES)
         size = os.fstat(f.fileno()).st_size
-    if size == 0 and path.is_file():
+    if not start and (size == 0 or not path.is_file()):  # an empty file, or a device or stream with nothing in it
         raise FormatError("the file is empty: no sketches", source=str(path), whole_file=True)
     head = start[:4096]
     kind = document_kind(head)
@@ -131,8 +131,8 @@ def _from_content(path: Path) -> str:
         raise not_a_sketch_file(path, f"a {path.suffix} file ({named}?)")
     if looks_like_bin(start, size=size):
         return "bin"
-    raise FormatError(f"cannot tell the format from the name or content; pass format= (--format) one of {FORMATS}",
-                      source=str(path))
+    raise FormatError(f"cannot tell the format from the name or content; name it with --format (format= in Python): "
+                      f"one of {', '.join(FORMATS)}", source=str(path))
 
 
 def detect_format(path: PathLike) -> str:

@@ -456,6 +456,18 @@ def listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
+def _listening_line(host: str, port: int) -> str:
+    """Where to browse to: the address listened on; for all interfaces (``0.0.0.0``, ``::``), which is no address
+    to browse to, this machine's loopback, saying that other machines reach it by this machine's name or address."""
+    wildcard = host in ("0.0.0.0", "::")
+    shown = ("127.0.0.1" if host == "0.0.0.0" else "::1") if wildcard else host
+    where = f"[{shown}]" if ":" in shown else shown
+    line = f"drawing page at http://{where}:{port}/  (API docs at /docs)"
+    if wildcard:
+        line += f"; listening on all interfaces ({host}): from other machines, use this machine's name or address"
+    return line
+
+
 def run_cli(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -467,8 +479,7 @@ def run_cli(args: argparse.Namespace) -> int:
                          heavy_workers=args.heavy_workers, max_heavy_waiting=args.max_heavy_waiting,
                          cors_origins=args.cors_origin)
         host, port = sockets[0].getsockname()[:2]
-        where = f"[{host}]" if ":" in host else host
-        print(f"sketchgraph serve: drawing page at http://{where}:{port}/  (API docs at /docs)", flush=True)
+        print(f"sketchgraph serve: {_listening_line(host, port)}", flush=True)
         if app.state.cors_origins:
             pages = ("any web page" if app.state.cors_origins == [ANY_ORIGIN]
                      else f"web pages of {', '.join(app.state.cors_origins)}")
