@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import SketchError
-from .formats.base import Place, canonical_label, plain_name
+from .formats.base import Place, canonical_label
 from .formats.sniff import EVALUATE_REPORT
 from .sketch import Sketch
 from .wording import counted
@@ -404,10 +404,10 @@ def records(file_no: int, path: str, format: str | None, split: str | None, coun
     of ndjson lines (not a ``.json`` document, a ``.bin``, ``.npz`` or ``.svg``) only the drawn lines are parsed:
     each line's key id is read as ``line_key_id`` reads it, which is the key id the parsed record (or its error)
     has, so the records taken and counted are those of reading every record."""
-    from .formats.ndjson import STYLES
+    from .formats.ndjson import STYLES, line_based
 
     kind = _kind(path, format)
-    by_line = kind in (*STYLES, "ndjson") and Path(plain_name(Path(path))).suffix.lower() != ".json"
+    by_line = kind in (*STYLES, "ndjson") and line_based(path)  # not a JSON document, whatever its name
     if sample is None or by_line:
         return _records(file_no, path, kind, split, counts, select, seen, sample)
     assert select.sample is not None

@@ -297,25 +297,18 @@ def _refuse_empty_folder(path: str | os.PathLike) -> None:
         raise SketchError(f"{path}: {_no_sketch_files()}")
 
 
-def _records_in_place(path: str | os.PathLike, on_error: Callable[[SketchError], None]
-                      ) -> Iterator[tuple[Place | None, Sketch | SketchError]]:
+def _records_in_place(path: str | os.PathLike) -> Iterator[tuple[Place | None, Sketch | SketchError]]:
     """Every record of a file (or folder), in order, as ``(place, sketch)``, and ``(None, error)`` for a record the
-    reader could not read (the caller reports it in its place). An error about a whole file or the rest of it
-    (``whole_file``) goes to ``on_error`` as read (which may raise to stop) and yields nothing: it is not a record.
+    reader could not read or for an error about a whole file or the rest of it (``whole_file``: no record), each in
+    its place, for the caller to report in the file's order.
     ``FileNotFoundError`` (on first use) when the path does not exist; ``SketchError`` when it is a stream."""
     from .formats import read_located
 
-    pending: list[SketchError] = []  # the records the reader reported since the last one it yielded
-
-    def unreadable(exc: SketchError) -> None:
-        if getattr(exc, "whole_file", False):
-            on_error(exc)
-        else:
-            pending.append(exc)
+    pending: list[SketchError] = []  # what the reader reported since the last record it yielded
 
     refuse_streams(path)
     _refuse_empty_folder(path)
-    for place, sketch in read_located(_expanded(path), on_error=unreadable):
+    for place, sketch in read_located(_expanded(path), on_error=pending.append):
         for exc in pending:  # they came before it
             yield None, exc
         pending.clear()
@@ -337,14 +330,6 @@ def _read_first(path: str | os.PathLike) -> Sketch:
     if sketch is None:
         raise SketchError(f"{path}: contains no sketches")
     return sketch
-
-
-def _largest(values: np.ndarray, origin: Any) -> float:
-    """The largest magnitude among ``values`` (``(N, 2)`` points or ``(N,)`` times) plus ``origin`` (what a reader
-    subtracted: ``COORD_ORIGIN``'s ``[x, y]``, ``TIME_ORIGIN``'s ms; ``None`` for none); NaN when one is NaN."""
-    if origin is not None:
-        values = values.astype(np.float64) + np.asarray(origin, dtype=np.float64)
-    return float(np.abs(values).max(initial=0.0)) if not np.isnan(values).any() else float("nan")
 
 
 def _refusal(n: int, place: Place, sketch: Sketch, reason: str) -> FormatError:
@@ -643,16 +628,16 @@ class SketchClassifier:
         points = sketch.points()  # (N, 2)
         if not np.isfinite(points).all():
             raise SketchError("the drawing has NaN or infinite coordinates")
-        # a Sketch built directly passed no reader: held to the readers' limits, on the values as given (a reader
-        # rebases large ones, and its Sketch.meta keeps what it subtracted)
-        largest = _largest(points, sketch.meta.get(COORD_ORIGIN))
-        if largest > MAX_COORDINATE:
-            raise SketchError(f"the drawing has coordinates of magnitude beyond {MAX_COORDINATE:g} (found "
-                              f"{largest:g})")
-        times = sketch.times()
+        # a Sketch built directly passed no reader: held to the readers' limits. One a reader rebased (its meta
+        # keeps what was subtracted) was checked on the values as given, which float32 cannot give back exactly
         from .formats.ndjson import TIME_ORIGIN  # imported when first needed (see above)
 
-        if times is not None and not _largest(times, sketch.meta.get(TIME_ORIGIN)) <= MAX_TIME:  # NaN fails too
+        largest = float(np.abs(points).max())
+        if COORD_ORIGIN not in sketch.meta and largest > MAX_COORDINATE:
+            raise SketchError(f"the drawing has coordinates of magnitude beyond {MAX_COORDINATE:g} (found "
+                              f"{largest:.6g})")
+        times = sketch.times()
+        if times is not None and TIME_ORIGIN not in sketch.meta and not (np.abs(times) <= MAX_TIME).all():
             raise SketchError(f"the drawing has times that are NaN, infinite or of magnitude beyond {MAX_TIME:g} ms")
         return sketch
 
@@ -855,12 +840,19 @@ class SketchClassifier:
         could not be read (``_records_in_place``, passed through ``classify_each`` in its place) or classified,
         each error sent to ``on_error`` once, in the file's order. A refusal is a ``FormatError`` carrying the
         record's ``source``, ``line``, ``key_id`` and ``label``, as a read error does."""
-        tagged = (((n, place), x) for n, (place, x) in enumerate(_records_in_place(path, on_error)))
+        def tagged() -> Iterator[tuple[tuple[int | None, Place | None], Any]]:
+            n = 0  # the record's index; an error about a whole file is none
+            for place, x in _records_in_place(path):
+                whole = getattr(x, "whole_file", False)
+                yield (None if whole else n, place), x
+                n += not whole
+
         out: list[list[Prediction]] = []
-        for (n, place), x, preds, error in self.classify_each(tagged, top_k):
+        for (n, place), x, preds, error in self.classify_each(tagged(), top_k):
             if error is not None:
                 on_error(x if place is None else _refusal(n, place, x, error))
-            out.append(preds or [])
+            if n is not None:
+                out.append(preds or [])
         return out
 
     def predict_batch(self, xs: Iterable[Any] | str | os.PathLike, top_k: int = 5, *,
@@ -1128,7 +1120,7 @@ class FileRun:
             self.failed_records += 1
         error = self._named(error)
         where = self.name if index is None else f"{self.name} [{index}]"
-        self.report(f"skipped {where}: {error}")
+        self.report(_one_line(f"skipped {where}: {error}"))  # a name may hold a newline or an escape character
         self.unread.append((self.position - (0.5 if index is None else 0.0), index, error, identity))
 
     def unreadable(self, exc: SketchError) -> None:
@@ -1146,7 +1138,7 @@ class FileRun:
         its place among the results. The records around it go on."""
         located = self._named(str(place.locate(FormatError(error))))
         self.failed_records += 1
-        self.report(f"skipped {self.name} [{index}]: {located}")
+        self.report(_one_line(f"skipped {self.name} [{index}]: {located}"))
         return located
 
     def _named(self, text: str) -> str:

@@ -362,6 +362,24 @@ def test_named_gzip_files_keep_their_split_and_records(tmp_path, small_chunks, p
     assert keys[0] == keys[1] and len(keys[0]) == 27
 
 
+@pytest.mark.parametrize("indent", [None, 2], ids=["one-line", "pretty"])
+def test_a_json_document_named_ndjson_is_prepared_as_the_readers_read_it(tmp_path, small_chunks, indent):
+    """A JSON list of records in files named ``.ndjson`` (as some exporters write them): ``predict`` and every
+    reader take it whole, and ``prepare`` cut it into byte ranges of lines, each malformed, storing nothing."""
+    plain = make_files(tmp_path / "plain", n=8)
+    docs = []
+    for f in plain:
+        records = [json.loads(line) for line in f.read_text().splitlines()]
+        out = tmp_path / "docs" / f.name
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(records, indent=indent))
+        docs.append(out)
+    want, got = run(plain, tmp_path / "out_plain"), run(docs, tmp_path / "out_docs")
+    assert got.splits == want.splits and sum(got.splits.values()) == 8 * len(CLASSES)
+    keys = [sorted(bytes(k).decode() for k in PreparedDataset(i.path).key_ids) for i in (want, got)]
+    assert keys[0] == keys[1]
+
+
 @pytest.mark.parametrize("fmt", ["raw", "simplified"])
 def test_synthetic_dataset(tmp_path, fmt):
     write_dataset(tmp_path / "in", 5, seed=0, format=fmt, splits={"train": 3, "valid": 1, "test": 1})

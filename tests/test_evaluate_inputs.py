@@ -542,6 +542,23 @@ def test_line_key_id_is_the_key_id_of_the_parsed_record_or_its_error():
     assert seen[-9:] == ["0", "12000", "2", None, None, None, 'a"b', "77", "5"]
 
 
+@pytest.mark.parametrize("name", ["cat_test.ndjson", "cat_test.ndjson.gz", "cat_test.json"])
+def test_a_sample_of_a_json_document_is_drawn_over_its_records_whatever_its_name(tmp_path, name):
+    """A JSON list of records named ``.ndjson`` is read whole by the readers, so ``--sample-per-file`` must draw
+    over its records as for a ``.json`` file; it took the file for lines and failed with ``KeyError: None``."""
+    import random
+
+    from sketchgraph.evaluate_inputs import ReadCounts, Selection, records
+
+    text = json.dumps(shape_records(3), indent=2).encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    counts = ReadCounts()
+    items = list(records(0, str(path), None, None, counts, Selection(None, [], 4, 0), set(), sample=random.Random(0)))
+    assert len(items) == 4 and all(not isinstance(x, Exception) for _, x in items)
+    assert [t.index for t, _ in items] == sorted(t.index for t, _ in items)
+
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_a_sample_parses_only_its_lines_and_takes_what_reading_every_record_takes(tmp_path, monkeypatch, gz):
     """``--sample-per-file`` on a file of lines parses only the sampled lines (on Google's RAW files the reading of

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,7 +228,8 @@ def test_bad_inputs_raise_sketch_error(clf, bad, message):
 def test_values_within_the_limits_are_taken_however_far_apart(clf):
     """A reader rebases coordinates beyond 2**20 (and absolute clock times) on the drawing's own origin; the limits
     hold for the values as given, so values within +-1e9 (times within +-1e15 ms) spanning more are classified."""
-    for drawing in ([[[-6e8, 6e8, 0], [0, 1, 5e8]]], [[[1, 2, 30], [3, 4, 9], [-9e14, 9e14, 9.1e14]]]):
+    for drawing in ([[[-6e8, 6e8, 0], [0, 1, 5e8]]], [[[1, 2, 30], [3, 4, 9], [-9e14, 9e14, 9.1e14]]],
+                    [[[998000000.05, 1e9, 999000000], [0, 10, 5]]]):  # rebased in float32, 1e9 comes back as more
         assert len(clf.predict({"drawing": drawing}, top_k=2)) == 2
     with pytest.raises(SketchError, match=r"^stroke 0: coordinates must be of magnitude <= 1e\+09"):
         clf.predict({"drawing": [[[-6e8, 1.1e9], [0, 1]]]})  # the reader's own check, as before
@@ -1088,9 +1090,13 @@ def test_predict_batch_of_a_file_with_on_error_keeps_every_record_in_its_place(c
     folder.mkdir()
     shutil.copy(path, folder / "gaps.ndjson")
     (folder / "noise.svg").write_text("not an svg")  # an SVG file is one record: unreadable, it gets []
+    (folder / "meta.json").write_text('{"name": "meta"}')  # no sketch file: an error about the file, no result
     errors.clear()
     assert rounded(clf.predict_batch(folder, top_k=2, on_error=errors.append)) == rounded(out) + [[]]
-    assert len(errors) == 6 and sum("noise.svg" in str(e) for e in errors) == 1
+    assert len(errors) == 7 and sum("noise.svg" in str(e) for e in errors) == 1
+    # in the walk's order (gaps.ndjson, meta.json, noise.svg), the error about a whole file among them
+    assert [Path(getattr(e, "source", None) or "").name for e in errors] == [
+        "gaps.ndjson"] * 5 + ["meta.json", "noise.svg"]
 
 
 DEGENERATE = Sketch.from_strokes([[[0, 255] * 5000, [0, 255] * 5000]])  # ~3.6M px of ink: simplification refuses
@@ -1661,3 +1667,7 @@ def test_cli_table_escapes_control_characters_in_names(tiny_checkpoint, sketch_f
     assert heads == [f"{tmp_path}/two\\nlines\\x1b[31m.ndjson [0]  label=two\\nlines\\x1b[31m"]
     assert main(["predict", str(odd), "--checkpoint", str(tiny_checkpoint), "--json", "--top-k", "1"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["file"] == str(odd)
+    with open(odd, "a") as f:
+        f.write("not json\n")
+    assert main(["predict", str(odd), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]) == 1
+    assert f"sketchgraph predict: skipped {tmp_path}/two\\nlines\\x1b[31m.ndjson [3]: " in capsys.readouterr().err

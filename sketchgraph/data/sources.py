@@ -12,6 +12,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ..formats import FORMATS, detect_format, is_gzip, label_from_path, sketch_files
@@ -48,12 +49,15 @@ class Source:
     size: int
     mtime_ns: int
 
-    @property
+    @cached_property
     def chunked(self) -> bool:
         """Whether the file is read in byte ranges of lines by parallel tasks: a plain ndjson file is; a gzip one
-        (whatever its name) is read whole, as it is decompressed."""
+        (whatever its name) is read whole, as it is decompressed, and so is one holding a JSON document
+        (``line_based``: a pretty-printed list of records named ``.ndjson``), as every reader reads it."""
+        from ..formats.ndjson import line_based
+
         return (self.path.suffix.lower() in _LINE_SUFFIXES and self.format in ("simplified", "raw", "spg")
-                and not is_gzip(self.path))
+                and not is_gzip(self.path) and line_based(self.path))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -43,8 +44,8 @@ from .base import (
 
 __all__ = [
     "Style", "STYLES", "TIME_ORIGIN", "COORD_ORIGIN", "parse_drawing", "parse_record", "parse_line", "load_json",
-    "line_key_id", "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson", "iter_ndjson", "write_ndjson",
-    "record_from_sketch",
+    "line_key_id", "line_based", "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson", "iter_ndjson",
+    "write_ndjson", "record_from_sketch",
 ]
 
 Style = Literal["simplified", "raw", "spg"]
@@ -711,7 +712,7 @@ def _json_document(path: Path) -> list[Any] | None:
     file's is, unless any of its lines is JSON on its own: then it goes line by line, so that no good line is lost
     to the guess."""
     named = Path(plain_name(path)).suffix.lower() == ".json"
-    if not named and not _starts_a_document(path):
+    if not named and line_based(path):
         return None
     try:
         with open_bytes(path) as f:
@@ -742,6 +743,14 @@ def _json_document(path: Path) -> list[Any] | None:
 _ARRAY_OF_OBJECTS = re.compile(rb"\[\s*\{")
 
 
+def line_based(path: str | os.PathLike) -> bool:
+    """Whether an ndjson or JSON file is read line by line (each line a record, numbered): yes unless it is named
+    ``.json`` (``.json.gz``) or, whatever its name, starts as one JSON document (``_starts_a_document``). The
+    readers, ``prepare``'s parallel chunks and ``evaluate --sample-per-file`` all go by it."""
+    path = Path(path)
+    return Path(plain_name(path)).suffix.lower() != ".json" and not _starts_a_document(path)
+
+
 def _starts_a_document(path: Path) -> bool:
     """Whether a file not named ``.json`` starts as one JSON document rather than as ndjson, from its first 64 KiB:
     a list of objects (``[{"drawing": ...}, ...]``: an ndjson line never is one, a bare drawing starting ``[[``), or
@@ -762,11 +771,16 @@ def _starts_a_document(path: Path) -> bool:
     return bool(_ARRAY_OF_OBJECTS.match(head)) or head.split(b"\n", 1)[0].strip() in (b"[", b"{")
 
 
+_BRACKETED_LINE = re.compile(rb"^[ \t]*[\[{].*[\]}][ \t\r]*$", re.MULTILINE)
+
+
 def _lines_stand_alone(data: bytes, whole: bool = False) -> bool:
     """Whether a non-blank line of the first 64 KiB (of all of ``data`` when ``whole``) is a JSON object or array
     on its own (ndjson), unlike the lines of a pretty-printed document; so a ``.json`` file of lines reads as the
-    same ``.jsonl`` file would, bad leading lines (a comment header) and all."""
-    lines = (line for line in (data if whole else data[: 1 << 16]).removeprefix(_BOM).split(b"\n") if line.strip())
+    same ``.jsonl`` file would, bad leading lines (a comment header) and all. Only lines that open and close with
+    a bracket are parsed (a pretty-printed document has few: its scan over a large file is a regular expression's)."""
+    text = (data if whole else data[: 1 << 16]).removeprefix(_BOM)
+    lines = (m[0] for m in _BRACKETED_LINE.finditer(text))
     for line in lines:
         try:
             if isinstance(load_json(line), (dict, list)):
