@@ -648,6 +648,36 @@ def test_a_stalled_body_is_408_and_its_connection_closed(clf):
         assert httpx.post(url + "/predict", json={"drawing": HOUSE}).status_code == 200  # others unaffected
 
 
+@pytest.mark.parametrize("sent", [b"", b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Ty"],
+                         ids=["nothing", "half the headers"])
+def test_headers_not_complete_in_time_close_the_connection(clf, sent):
+    """A client that opens a connection and sends nothing, or its headers a byte now and then (a "slowloris"), was
+    held open for ever: uvicorn's timeouts start only once the headers are in. Now ``header_timeout`` closes it;
+    a keep-alive connection's next request gets the same deadline, and a prompt client is not disturbed."""
+    import socket
+
+    with running_server(create_app(clf), header_timeout=0.5) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            start = time.monotonic()
+            sock.sendall(sent)
+            assert sock.recv(4096) == b""  # closed by the server, without an answer
+            assert 0.4 < time.monotonic() - start < 8
+        with httpx.Client(base_url=url, timeout=30) as http:  # keep-alive: each request in time, all answered
+            for _ in range(3):
+                assert http.post("/predict", json={"drawing": HOUSE}).status_code == 200
+                time.sleep(0.3)
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # a first request in time
+                first = sock.recv(65536)
+                assert first.startswith(b"HTTP/1.1 200 ")
+                start = time.monotonic()
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # the next one's headers never end
+                while sock.recv(65536):
+                    pass
+                assert time.monotonic() - start < 8
+
+
 def test_a_413_closes_the_connection_while_the_body_still_trickles_in(clf):
     """The rest of a body too large to read is not waited for: the 413 closes the connection, however slowly the
     client goes on sending (before, the server read it all, past the body timeout)."""
@@ -881,13 +911,15 @@ def test_create_app_from_checkpoint_path(tiny_checkpoint):
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--port", "-1"], ["--max-body-bytes", "0"],
                                   ["--max-batch", "0"], ["--max-wait-ms", "-1"], ["--max-wait-ms", "nan"],
                                   ["--body-timeout", "0"], ["--body-timeout", "inf"], ["--shutdown-timeout", "-1"],
+                                  ["--header-timeout", "0"], ["--header-timeout", "nan"],
                                   ["--heavy-workers", "0"], ["--max-heavy-waiting", "0"], ["--port", "http"]])
 def test_cli_refuses_impossible_ports_and_limits(args, capsys):
     parser = argparse.ArgumentParser()
     app_mod.configure_parser(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(args)
-    wanted = {"--port": "an integer in 0..65535", "--body-timeout": "a finite number > 0"}.get(args[0]) or (
+    wanted = {"--port": "an integer in 0..65535", "--body-timeout": "a finite number > 0",
+              "--header-timeout": "a finite number > 0"}.get(args[0]) or (
         "a finite number >= 0" if args[0] in ("--max-wait-ms", "--shutdown-timeout") else "a positive integer")
     assert f"argument {args[0]}: expected {wanted}, got {args[1]!r}" in capsys.readouterr().err
 
@@ -908,6 +940,7 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     def run(server, sockets):
         seen.update(app=server.config.app, port=sockets[0].getsockname()[1], host=sockets[0].getsockname()[0],
                     shutdown=server.config.timeout_graceful_shutdown,
+                    header_timeout=server.config.http.header_timeout,
                     body_timeout=[m.kwargs.get("timeout") for m in server.config.app.user_middleware
                                   if m.cls is BodyLimit])
         raise KeyboardInterrupt  # as uvicorn does after a Ctrl-C shutdown: run_cli returns 0, no traceback
@@ -921,10 +954,11 @@ def test_cli_runs_uvicorn(tiny_checkpoint, monkeypatch, capsys):
     assert f"http://127.0.0.1:{seen['port']}/" in capsys.readouterr().out  # the port it got, not 0
     assert seen["app"].state.classifier.precision == "float32"
     assert (seen["app"].state.batcher.max_batch, seen["app"].state.batcher.max_wait) == (64, 0.0)
-    assert (seen["shutdown"], seen["body_timeout"]) == (app_mod.SHUTDOWN_TIMEOUT_S, [app_mod.BODY_TIMEOUT_S])
+    assert (seen["shutdown"], seen["body_timeout"], seen["header_timeout"]) == (
+        app_mod.SHUTDOWN_TIMEOUT_S, [app_mod.BODY_TIMEOUT_S], app_mod.HEADER_TIMEOUT_S)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--body-timeout", "2.5",
-                                              "--shutdown-timeout", "0", "--port", "0"])) == 0
-    assert (seen["shutdown"], seen["body_timeout"]) == (0.0, [2.5])
+                                              "--shutdown-timeout", "0", "--header-timeout", "3", "--port", "0"])) == 0
+    assert (seen["shutdown"], seen["body_timeout"], seen["header_timeout"]) == (0.0, [2.5], 3.0)
     assert app_mod.run_cli(parser.parse_args(["--checkpoint", str(tiny_checkpoint), "--max-batch", "4",
                                               "--max-wait-ms", "2.5", "--heavy-workers", "3", "--max-heavy-waiting",
                                               "7", "--port", "0"])) == 0

@@ -96,7 +96,7 @@ from ..preprocess import MAX_INK, load_compiled_rdp
 from ..sketch import MAX_COORDINATE, MAX_TIME
 from .batching import MAX_HEAVY_WAITING, BatcherBusy, BatcherClosed, RequestBatcher
 from .cors import ANY_ORIGIN, allow_origins, origin, origins
-from .middleware import BODY_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
+from .middleware import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, SHUTTING_DOWN, BodyLimit, HeadAsGet, ShutdownReply
 from .parsing import DrawingLimits, UnreadableBody, read_drawing
 from .schemas import (
     ClassList,
@@ -411,6 +411,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         f"{MAX_HEAVY_WAITING})")
     p.add_argument("--body-timeout", type=float_option(0, above=True), default=BODY_TIMEOUT_S, metavar="SECONDS",
                    help=f"a request body must arrive within this long (408 after; default {BODY_TIMEOUT_S:g})")
+    p.add_argument("--header-timeout", type=float_option(0, above=True), default=HEADER_TIMEOUT_S, metavar="SECONDS",
+                   help="a request's header block must arrive within this long of the connection opening or of the "
+                        f"previous response, else the connection is closed (default {HEADER_TIMEOUT_S:g})")
     p.add_argument("--shutdown-timeout", type=float_option(0), default=SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
                    help="after SIGTERM / Ctrl-C, cancel requests still running after this long: they get 503 "
                         f"(default {SHUTDOWN_TIMEOUT_S:g})")
@@ -471,6 +474,8 @@ def _listening_line(host: str, port: int) -> str:
 def run_cli(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .protocol import header_timeout_protocol
+
     sockets = listen(args.host, args.port)  # before the model loads: a taken port fails at once; port 0 gets one
     try:
         app = create_app(args.checkpoint, device=args.device, backend=args.backend, precision=args.precision,
@@ -485,7 +490,8 @@ def run_cli(args: argparse.Namespace) -> int:
                      else f"web pages of {', '.join(app.state.cors_origins)}")
             print(f"sketchgraph serve: {pages} may call the API (CORS)", flush=True)
         try:
-            config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=args.shutdown_timeout)
+            config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=args.shutdown_timeout,
+                                    http=header_timeout_protocol(args.header_timeout))
             uvicorn.Server(config).run(sockets=sockets)
         except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly and re-raises the signal
             pass

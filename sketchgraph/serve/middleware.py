@@ -12,9 +12,12 @@ import contextlib
 import json
 from typing import Any
 
-__all__ = ["BodyLimit", "HeadAsGet", "ShutdownReply", "send_json", "BODY_TIMEOUT_S", "CLOSE", "SHUTTING_DOWN"]
+__all__ = ["BodyLimit", "HeadAsGet", "ShutdownReply", "send_json", "BODY_TIMEOUT_S", "HEADER_TIMEOUT_S", "CLOSE",
+           "SHUTTING_DOWN"]
 
 BODY_TIMEOUT_S = 30.0  # a request body must have fully arrived this long after the request began (408 after)
+HEADER_TIMEOUT_S = 10.0  # a request's header block must be complete this long after the connection opened or the last
+# response (sketchgraph serve --header-timeout; sketchgraph.serve.protocol)
 CLOSE = (b"connection", b"close")
 SHUTTING_DOWN = "server shutting down; retry"
 
