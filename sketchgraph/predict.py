@@ -1105,13 +1105,17 @@ class FileRun:
         self.report = report or stderr_report("sketchgraph predict")
         self.position = 0
         self.failed_records = self.failed_parts = 0
-        #: (place in the order, index, error, (key_id, label)) of what could not be read, not shown yet
-        self.unread: deque[tuple[float, int | None, str, tuple[str | None, str | None]]] = deque()
+        #: (place in the order, index, error, (key_id, label), source) of what could not be read, not shown yet
+        self.unread: deque[tuple[float, int | None, str, tuple[str | None, str | None], str | None]] = deque()
+        #: the class each file's name gives, for the files whose readable records take it (no ``word``)
+        self.named_sources: dict[str, str] = {}
+        self._names: dict[tuple[str, bool], str] = {}  # label_from_path of (source, SPG or not), computed once
 
-    def skipped(self, error: str, index: int | None, identity: tuple[str | None, str | None] = (None, None)
-                ) -> None:
-        """Report a record (``index``; ``identity`` its ``(key_id, label)`` when known) or the file or a part of it
-        (``None``) that could not be read, and keep its error to print in its place (``print_unread``)."""
+    def skipped(self, error: str, index: int | None, identity: tuple[str | None, str | None] = (None, None),
+                source: str | None = None) -> None:
+        """Report a record (``index``; ``identity`` its ``(key_id, label)`` when known, ``source`` its file) or the
+        file or a part of it (``None``) that could not be read, and keep its error to print in its place
+        (``print_unread``)."""
         if index is None:
             self.failed_parts += 1
             error = re.sub(rf"^{re.escape(self.path)}:(?:(\d+):)? ", lambda m: f"line {m[1]}: " if m[1] else "",
@@ -1121,14 +1125,15 @@ class FileRun:
         error = self._named(error)
         where = self.name if index is None else f"{self.name} [{index}]"
         self.report(_one_line(f"skipped {where}: {error}"))  # a name may hold a newline or an escape character
-        self.unread.append((self.position - (0.5 if index is None else 0.0), index, error, identity))
+        self.unread.append((self.position - (0.5 if index is None else 0.0), index, error, identity, source))
 
     def unreadable(self, exc: SketchError) -> None:
         """The reader's ``on_error``."""
         if getattr(exc, "whole_file", False):
             self.skipped(str(exc), None)
         else:
-            self.skipped(str(exc), self.position, (getattr(exc, "key_id", None), getattr(exc, "label", None)))
+            self.skipped(str(exc), self.position, (getattr(exc, "key_id", None), getattr(exc, "label", None)),
+                         getattr(exc, "source", None))
             self.position += 1
 
     def refused(self, error: str, index: int, place: Place) -> str:
@@ -1170,6 +1175,7 @@ class FileRun:
             # a copy of standard input has a random name (save_stdin): no class or key id is taken from it
             for place, sketch in read_located(self.path, self.format, on_error=self.unreadable,
                                               from_name=self.name == self.path):
+                self._note_name(place.source, sketch)
                 yield (self.position, place), sketch
                 self.position += 1
         except (SketchError, OSError) as exc:
@@ -1179,11 +1185,28 @@ class FileRun:
         if self.position == 0 and not self.unread:
             self.skipped("contains no sketches", None)
 
+    def _note_name(self, source: str, sketch: Sketch) -> None:
+        """Note whether ``sketch``, read from ``source``, took its class from the file's name (it has no ``word``):
+        then the records of that file that could not be read get that class as their label too, as ``evaluate``
+        counts them (a line that is no JSON shows no word)."""
+        if sketch.label is None or source in self.named_sources:
+            return
+        key = (source, sketch.parts is not None)
+        if key not in self._names:
+            from .formats import label_from_path
+
+            self._names[key] = label_from_path(source, folder=source.lower().endswith(".svg"), spg=key[1])
+        if sketch.label == self._names[key]:
+            self.named_sources[source] = sketch.label
+
     def print_unread(self, before: float) -> None:
-        """The skipped records placed before record ``before`` (all: ``inf``), in order, as JSON lines."""
+        """The skipped records placed before record ``before`` (all: ``inf``), in order, as JSON lines; one without
+        a label gets the class its file's name gives when the file's readable records take it (``_note_name``)."""
         while self.unread and self.unread[0][0] < before:
-            _, index, error, identity = self.unread.popleft()
-            _print_result(self.name, index, None, None, error, self.as_json, identity)
+            _, index, error, (key_id, label), source = self.unread.popleft()
+            if label is None and source is not None:
+                label = self.named_sources.get(source)
+            _print_result(self.name, index, None, None, error, self.as_json, (key_id, label))
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -1082,7 +1082,9 @@ def test_predict_batch_of_a_file_with_on_error_keeps_every_record_in_its_place(c
     cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["index"] for r in cli] == list(range(7))  # the CLI numbers the records the same way
     assert [bool(r.get("predictions")) for r in cli] == [bool(x) for x in out]
-    assert (cli[0]["key_id"], cli[0]["label"], cli[2]["key_id"], cli[2]["label"]) == ("7", "cat", None, None)
+    # a line that is no JSON gets the class the file's name gives, since the file's readable records take it (no
+    # word), as evaluate counts it
+    assert (cli[0]["key_id"], cli[0]["label"], cli[2]["key_id"], cli[2]["label"]) == ("7", "cat", None, "gaps")
     assert cli[3]["label"] == "gaps" and "error" in cli[0]  # no word: the file's name, as for a readable record
     first = next(e for e in errors if str(e).startswith(f"{path}:1:"))
     assert isinstance(first, FormatError) and (first.key_id, first.label) == ("7", "cat")
@@ -1124,7 +1126,7 @@ def test_cli_reports_a_refused_drawing_like_an_unreadable_one(tiny_checkpoint, t
     if as_json:
         records = [json.loads(x) for x in captured.out.splitlines()]
         assert [(r["index"], r["key_id"], r["label"], "error" in r) for r in records] == [
-            (0, None, "mixed", False), (1, "7", "apple", True), (2, None, None, True), (3, None, "mixed", False)]
+            (0, None, "mixed", False), (1, "7", "apple", True), (2, None, "mixed", True), (3, None, "mixed", False)]
         assert records[1]["error"] == f"{path}:3: drawing too long to simplify: {TOO_LONG}"
         assert records[0]["predictions"] == records[3]["predictions"] and len(records[0]["predictions"]) == 5
     else:
@@ -1655,6 +1657,28 @@ def test_cli_a_file_it_may_not_read_is_skipped_saying_why(tiny_checkpoint, sketc
     assert rows[0] == {"file": str(denied_file), "index": None, "key_id": None, "label": None,
                        "error": "cannot read it: Permission denied"}
     assert [r["file"] for r in rows[1:]] == [str(sketch_file)] * 3 and all("predictions" in r for r in rows[1:])
+
+
+def test_cli_json_labels_an_unreadable_record_as_evaluate_counts_it(tiny_checkpoint, tmp_path, capsys):
+    """A line that is no JSON shows no word: ``predict --json`` gave it no label where ``evaluate`` counts it under
+    the class the file's name gives, when the file's readable records take that class (SPG's files, no word). In a
+    file whose records carry words, it stays unlabelled, as in evaluate."""
+    from sketchgraph.formats import write_ndjson
+
+    a, b = shapes()[:2]
+    named, worded = tmp_path / "circle_test.ndjson", tmp_path / "mixed.ndjson"
+    write_ndjson([a.replace(label=None), b.replace(label=None)], named)
+    write_ndjson([a.replace(label="circle"), b.replace(label="square")], worded)
+    for path in (named, worded):
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(["not json", *lines]) + "\n")
+    assert main(["predict", str(named), str(worded), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(Path(r["file"]).name, r["index"], r["key_id"], r["label"], "error" in r) for r in rows] == [
+        ("circle_test.ndjson", 0, None, "circle", True), ("circle_test.ndjson", 1, None, "circle", False),
+        ("circle_test.ndjson", 2, None, "circle", False),
+        ("mixed.ndjson", 0, None, None, True), ("mixed.ndjson", 1, None, "circle", False),
+        ("mixed.ndjson", 2, None, "square", False)]
 
 
 def test_cli_table_escapes_control_characters_in_names(tiny_checkpoint, sketch_file, tmp_path, capsys):
