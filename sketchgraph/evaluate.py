@@ -902,6 +902,26 @@ def _checkpoint_among_datasets(checkpoint: str, datasets: Sequence[str], exclude
     return f"{checkpoint} (a {kind}, not a checkpoint) was taken as the checkpoint and {found} as a dataset{cause}"
 
 
+def _expanded_exclusion(excluded: Sequence[str], datasets: Sequence[str]) -> str | None:
+    """The usage error of an unquoted glob after ``--exclude-key-ids`` between the checkpoint and the DATASETs
+    (``evaluate spg20 --exclude-key-ids S/*_train.ndjson test/``): the flag took the first file, and the others,
+    the training files whose ids were to be left out, stood among the datasets and were evaluated. Told by a
+    DATASET file in the same folder as an excluded file, whose name carries the same split; ``None`` otherwise."""
+    from .data.splits import split_of_name
+
+    for path in excluded:
+        held_out = Path(path).expanduser()
+        split = split_of_name(held_out) if held_out.is_file() else None
+        if split is None:
+            continue
+        for dataset in datasets:
+            other = Path(dataset).expanduser()
+            if other.is_file() and other.parent == held_out.parent and split_of_name(other) == split:
+                return (f"{dataset} is among the datasets, yet it sits beside --exclude-key-ids {path} and its name "
+                        f"carries the same split ({split}): a glob the shell expanded? {EXCLUDE_ONE_PATH}")
+    return None
+
+
 class _DatasetAction(argparse.Action):
     """Stores the ``DATASET`` paths; a prepared dataset among other paths is a usage error (exit status 2)."""
 
@@ -930,7 +950,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     from .evaluate_inputs import cli_file_options
     from .predict import stderr_report
 
-    misplaced = _checkpoint_among_datasets(args.checkpoint, args.dataset, bool(args.exclude_key_ids))
+    misplaced = (_checkpoint_among_datasets(args.checkpoint, args.dataset, bool(args.exclude_key_ids))
+                 or _expanded_exclusion(args.exclude_key_ids or [], args.dataset))
     if misplaced:
         print(f"sketchgraph evaluate: error: {misplaced}", file=sys.stderr)
         return 2

@@ -293,7 +293,7 @@ def _refuse_empty_folder(path: str | os.PathLike) -> None:
     from .formats import sketch_files
 
     folder = _expanded(path)
-    if folder.is_dir() and not sketch_files(folder, gzipped=True):
+    if folder.is_dir() and not sketch_files(folder, gzipped=True, broken_links=True):  # a broken link: said by the walk
         raise SketchError(f"{path}: {_no_sketch_files()}")
 
 

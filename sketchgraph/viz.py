@@ -180,9 +180,11 @@ class FigureTarget:
 def figure_target(path: str | os.PathLike) -> FigureTarget:
     """Check, before a figure is drawn, that it can be written to ``path``: in the format its suffix names (one
     of ``FIGURE_FORMATS``, any case; no suffix: PNG), and not over a folder. ``ValueError`` for another suffix,
-    ``IsADirectoryError`` for a folder (the figure would be drawn, then fail on a hidden temporary's name)."""
+    ``IsADirectoryError`` for a folder (the figure would be drawn, then fail on a hidden temporary's name), or a
+    path written as one (``out/``: it would have become a file called ``out``)."""
+    text = os.fspath(path)
     path = Path(path).expanduser()
-    if path.is_dir():
+    if path.is_dir() or (isinstance(text, str) and text.endswith(("/", os.sep))):
         raise IsADirectoryError(f"cannot write a figure to {path}: it is a folder; name a file in it, e.g. "
                                 f"{path / 'figure.png'}")
     fmt = path.suffix[1:].lower() or "png"

@@ -1220,6 +1220,31 @@ def test_a_checkpoint_among_the_datasets_is_a_usage_error(tiny_checkpoint, tmp_p
         f"the checkpoint comes first (sketchgraph evaluate {weights} DATASET...)")
 
 
+def test_an_unquoted_glob_after_exclude_key_ids_between_checkpoint_and_datasets_is_a_usage_error(
+        tiny_checkpoint, tmp_path, capsys):
+    """``evaluate CKPT --exclude-key-ids S/*_train.ndjson test/``: the flag took the first file and the other training
+    files stood among the datasets, so training drawings were evaluated as held out (exit 0, a high top-1). A
+    dataset file beside an excluded one, with the same split in its name, is now a usage error."""
+    from sketchgraph.cli import main
+    from sketchgraph.formats import write_ndjson
+    from sketchgraph.sketch import Sketch
+
+    train = [tmp_path / f"{name}_train.ndjson" for name in ("a", "b", "c")]
+    test = tmp_path / "a_test.ndjson"
+    for f in (*train, test):
+        write_ndjson([Sketch.from_strokes([[[0, 10, 20], [0, 10, 0]]], label="a")], f)
+    assert main(["evaluate", str(tiny_checkpoint), "--exclude-key-ids", *map(str, train), str(test)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"sketchgraph evaluate: error: {train[1]} is among the datasets, yet it sits beside --exclude-key-ids "
+        f"{train[0]} and its name carries the same split (train): a glob the shell expanded? --exclude-key-ids takes "
+        "one PATH per flag: quote a glob so that the shell leaves it as it is (--exclude-key-ids "
+        "'splits/*_train.ndjson'), or repeat the flag"]
+    from sketchgraph.evaluate import _expanded_exclusion
+
+    assert _expanded_exclusion([str(train[0])], [str(test)]) is None  # another split beside it: as meant
+    assert _expanded_exclusion([str(tmp_path)], [str(train[1])]) is None  # a folder of ids: nothing to tell
+
+
 def test_files_given_after_the_label_map_pairs_are_explained(tiny_checkpoint, tmp_path, capsys):
     """``--label-map`` takes every word after it, so ``--label-map kitty=cat kitty.ndjson`` said only "the following
     arguments are required: DATASET", as if the file were missing; and a file after a dataset was "expected

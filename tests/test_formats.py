@@ -658,6 +658,19 @@ def test_ndjson_that_only_looks_like_a_document_still_reads_line_by_line(tmp_pat
     assert [s.key_id for s in got] == ["2"] and len(errors) > 3
 
 
+def test_a_broken_link_in_a_walked_folder_is_reported(tmp_path):
+    """A link with a sketch file's name that leads to no file was passed over in silence by ``read_sketches`` (and
+    so by ``predict_batch(folder)``), though ``sketchgraph predict`` reports it: it is an error about that file."""
+    write_ndjson([make_sketch(1)], tmp_path / "a.ndjson")
+    (tmp_path / "b.ndjson").symlink_to(tmp_path / "gone" / "b.ndjson")
+    got, errors = read_all(tmp_path)
+    assert len(got) == 1 and [str(e) for e in errors] == [
+        f"{tmp_path / 'b.ndjson'}: a broken link to {tmp_path / 'gone' / 'b.ndjson'}: No such file or directory"]
+    assert errors[0].whole_file
+    with pytest.raises(FormatError, match="a broken link to"):
+        list(read_sketches(tmp_path))
+
+
 def test_directory_walk_skips_npz(tmp_path):
     (tmp_path / "cat").mkdir()
     write_svg(make_sketch(1).replace(label=None), tmp_path / "cat" / "1.svg")

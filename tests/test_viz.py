@@ -357,6 +357,12 @@ def test_a_figure_path_that_is_a_folder_or_no_figure_format_is_refused_before_dr
     for draw in _figures(tmp_path, "x.txt").values():
         with pytest.raises(ValueError, match=r"'\.txt' is no figure format; name the file with one of \.png, \.pdf"):
             draw()
+    from sketchgraph.evaluate import plot_confusion
+
+    new = f"{tmp_path / 'new'}/"  # written as a folder, not there yet: it became a file called "new"
+    for draw in (lambda: draw_sketches([HOUSE], new), lambda: plot_confusion(np.eye(3) * 5, ["a", "b", "c"], new)):
+        with pytest.raises(IsADirectoryError, match=rf"^cannot write a figure to {tmp_path / 'new'}: it is a folder"):
+            draw()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "c_dir", "g_dir", "s_dir"]
 
 

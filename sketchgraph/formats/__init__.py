@@ -22,6 +22,7 @@ record is skipped. Drawings without points are ``EmptySketchError`` (a ``FormatE
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def read_located(
     if path.is_dir():
         if split is not None:
             raise ValueError("split= applies to .npz files only, and directory walks skip .npz files")
-        return _walk(sketch_files(path, gzipped=True), format, options)
+        return _walk(sketch_files(path, gzipped=True, broken_links=True), format, options)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     kind = format or detect_format(path)
@@ -136,9 +137,13 @@ def read_located(
 
 def _walk(files: list[Path], format: str | None, options: dict) -> Iterator[tuple[Place, Sketch]]:
     """``read_located`` of each file in turn. A file refused at the call (gzip-compressed content under an
-    ``.svg`` or ``.bin`` name, a format that cannot be told) goes to ``options["on_error"]`` like any other
-    unreadable file, and the walk goes on."""
+    ``.svg`` or ``.bin`` name, a format that cannot be told), or a link with a sketch file's name that leads to no
+    file, goes to ``options["on_error"]`` like any other unreadable file, and the walk goes on."""
     for file in files:
+        if file.is_symlink() and not file.exists():
+            why = f"a broken link to {os.readlink(file)}: No such file or directory"
+            report(FormatError(why, source=str(file), whole_file=True), options["on_error"])
+            continue
         try:
             located = read_located(file, format, **options)
         except FormatError as exc:
