@@ -826,6 +826,10 @@ class Trainer:
         # the content the run trains on, taken now: the folder may be prepared again while the run goes on
         self.fingerprint = self.data.fingerprint
         self.classes = list(self.data.classes)
+        if len(self.classes) < 2:
+            raise ValueError(f"{config.data} holds {counted(len(self.classes), 'class')} "
+                             f"({', '.join(self.classes) or 'none'}): a classifier needs at least two to tell apart "
+                             "(a model of one class answers it for every drawing); prepare more classes")
         self.train_split = self._open_split(config.train_split, "train_split")
         self.valid_split = self._open_split(config.valid_split, "valid_split")
         for warning in _split_warnings(config, self.classes, self.train_split.labels, self.valid_split.labels):

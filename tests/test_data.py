@@ -816,6 +816,48 @@ def test_prepare_into_the_current_folder_names_it(tmp_path, monkeypatch, capsys)
     assert is_prepared(tmp_path / "here") and not (tmp_path / "here.partial").exists()
 
 
+def test_prepare_says_and_exits_1_when_an_input_gave_nothing(tmp_path, capsys):
+    """A file that could not be read at all, or whose records all failed, may be a whole class missing: the
+    dataset is written with the rest, but the exit status is 1 (a script running prepare && train stops to look),
+    and the summary names the files."""
+    files = make_files(tmp_path / "in", n=4)
+    (tmp_path / "in" / "junk.ndjson").write_bytes(b"\x00\x01binary")
+    (tmp_path / "in" / "table.ndjson").write_text("a,b,c\n1,2,3\n")
+    out = tmp_path / "out"
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert is_prepared(out) and json.loads((out / "meta.json").read_text())["splits"] == {"all": 4 * len(files)}
+    assert (f"  warning: 1 input file held records but gave no sketch (none of their records could be read): "
+            f"{(tmp_path / 'in' / 'table.ndjson').as_posix()}") in captured.out.splitlines()
+    assert captured.err.splitlines()[-1] == (
+        f"sketchgraph prepare: 1 file or part of a file could not be read at all and 1 input file gave no sketch "
+        f"(listed in the summary and {out / 'errors.jsonl'}); the dataset was written with the rest: exit status 1")
+    (tmp_path / "in" / "junk.ndjson").unlink()
+    (tmp_path / "in" / "table.ndjson").unlink()
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet", "--overwrite"]) == 0
+
+
+def test_prepare_warns_of_inputs_the_split_files_leave_out_and_of_name_splits_a_protocol_ignores(tmp_path, capsys):
+    """Split files that list no drawing of a class dropped the class in silence ("not selected"); a --protocol over
+    files whose names carry splits drew new ones without a word; one class is no classifier's dataset."""
+    files = make_files(tmp_path / "in", n=6)
+    keep = files[0]
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    (splits / f"{keep.stem}_train.ndjson").write_text(keep.read_text())
+    run([*files], tmp_path / "out", split_files=splits, progress=True)
+    out = capsys.readouterr().out.splitlines()
+    barren = sorted(f.as_posix() for f in files[1:])
+    assert (f"  warning: {len(barren)} input files held records but gave no sketch (none of their records is in the "
+            "split files, or none could be read: a class left out?): " + ", ".join(barren[:5])
+            + (" ..." if len(barren) > 5 else "")) in out
+    assert any(line.startswith("  warning: 1 class (") and "needs at least two" in line for line in out)
+    tagged = make_files(tmp_path / "tagged", n=6, suffix="_train")
+    run(tagged, tmp_path / "drawn", protocol=parse_protocol("train=2,valid=2,test=2"), progress=True)
+    assert (f"  note: {len(tagged)} input files carry a split in their names (_train / _valid / _test); --protocol "
+            "drew the splits anew instead (leave it out to keep them)") in capsys.readouterr().out.splitlines()
+
+
 def test_a_run_killed_between_the_publish_renames_gets_the_old_dataset_back(tmp_path, monkeypatch):
     """publish moves out aside to .out.replaced-<pid>, then renames out.partial to out; a kill between them leaves no
     out. The next prepare moves the old dataset back before anything else (and a finished publish leaves nothing
@@ -910,17 +952,21 @@ def test_one_class_spelt_differently_is_one_class(tmp_path, capsys):
     rng = np.random.default_rng(9)
     (tmp_path / "in").mkdir()
     spellings = [("a.ndjson", "alarm_clock", 9), ("b.ndjson", "alarm clock", 2), ("c.ndjson", "alarm  clock", 2),
-                 ("d.ndjson", "Bee", 2), ("e.ndjson", "bee", 2), ("f.ndjson", "t-shirt", 2), ("g.ndjson", "t shirt", 2)]
+                 ("d.ndjson", "Bee", 2), ("e.ndjson", "bee", 2), ("f.ndjson", "t-shirt", 2), ("g.ndjson", "t shirt", 2),
+                 ("h.ndjson", "caf\u00e9", 2), ("i.ndjson", "cafe\u0301", 2)]  # NFC and NFD (macOS file names)
     for n, (name, word, count) in enumerate(spellings):
         write_records(tmp_path / "in" / name, [random_record(rng, "simplified", word, key(9, n, i))
                                                for i in range(count)])
     info = run([tmp_path / "in"], tmp_path / "out", progress=True)
-    assert info.classes == ["Bee", "alarm clock", "bee", "t shirt", "t-shirt"]
-    assert info.meta["merged_labels"] == {"alarm  clock": "alarm clock", "alarm_clock": "alarm clock"}
+    assert info.classes == ["Bee", "alarm clock", "bee", "caf\u00e9", "t shirt", "t-shirt"]
+    assert info.meta["merged_labels"] == {"alarm  clock": "alarm clock", "alarm_clock": "alarm clock",
+                                          "cafe\u0301": "caf\u00e9"}
     ds = PreparedDataset(info.path)
     assert ds.meta["class_counts"]["alarm clock"] == {"all": 13}
-    assert np.bincount(ds.labels).tolist() == [2, 13, 2, 2, 2]
-    assert "class 'alarm_clock' stored as 'alarm clock'" in capsys.readouterr().out
+    assert np.bincount(ds.labels).tolist() == [2, 13, 2, 4, 2, 2]
+    out = capsys.readouterr().out
+    assert "class 'alarm_clock' stored as 'alarm clock'" in out
+    assert "class 'cafe\\u0301' (decomposed) stored as 'caf\u00e9'" in out
     one = run([tmp_path / "in" / "a.ndjson"], tmp_path / "one")
     assert one.meta["merged_labels"] == {} and one.classes == ["alarm_clock"]  # one spelling: kept as it is
     picked = run([tmp_path / "in"], tmp_path / "picked", protocol="train=1")

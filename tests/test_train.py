@@ -187,6 +187,19 @@ def tiny(data: Path, out: Path, *overrides: str) -> TrainConfig:
     return load_train_config(CONFIGS / "tiny.toml", [f"data={data}", f"out={out}", "progress=false", *overrides])
 
 
+def test_a_dataset_of_one_class_is_refused(tmp_path):
+    """A one-class dataset (sketch-rnn's aaron_sheep prepared as it is) "trained" to loss 0 and valid top-1 100%, a
+    model answering its class for every drawing, without a word."""
+    from sketchgraph.data import prepare
+    from sketchgraph.synthetic import write_dataset
+
+    write_dataset(tmp_path / "raw", 12, seed=0, splits={"train": 8, "valid": 2, "test": 2}, classes=["circle"])
+    prepare(tmp_path / "raw", tmp_path / "one", workers=1, progress=False)
+    with pytest.raises(ValueError, match=r"holds 1 class \(circle\): a classifier needs at least two"):
+        train(tiny(tmp_path / "one", tmp_path / "run"))
+    assert not (tmp_path / "run" / "best").exists()
+
+
 def test_smoke_learns_easy_synthetic_classes(easy_prepared, tmp_path):
     t0 = time.perf_counter()
     result = train(tiny(easy_prepared, tmp_path / "run"))

@@ -86,7 +86,21 @@ def run_cli(args: argparse.Namespace) -> int:
         return 1
     except SketchError as exc:
         raise SketchError(_explained(str(exc), args.protocol)) from None
-    return 0 if info.num_sketches else 1
+    if not info.num_sketches:
+        return 1
+    from ..wording import counted
+    from .pipeline import barren_inputs
+
+    unread = info.counts.get("unreadable", 0)
+    lost = [f"{unread:,} {'file or part of a file' if unread == 1 else 'files or parts of files'} could not be read "
+            "at all"] if unread else []
+    barren = barren_inputs(info)
+    lost += [f"{counted(len(barren), 'input file')} gave no sketch"] if barren else []
+    if lost:  # a class may be missing: a script running prepare && train should stop and look
+        print(f"sketchgraph prepare: {' and '.join(lost)} (listed in the summary and {Path(args.out) / 'errors.jsonl'}"
+              "); the dataset was written with the rest: exit status 1", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _explained(message: str, protocol: Protocol | None) -> str:

@@ -29,6 +29,7 @@ import json
 import multiprocessing as mp
 import os
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,12 @@ def _nothing_left(counts: dict[str, int], errors: list[dict[str, Any]], sources:
     return SketchError("\n".join(lines))
 
 
+def barren_inputs(info: PreparedInfo) -> list[str]:
+    """The input files that held records but gave the dataset no sketch (every record malformed, repeated or left
+    out by the split files or the protocol): a class may be missing."""
+    return [src["path"] for src in info.meta.get("sources", []) if src.get("records") and not src.get("kept")]
+
+
 def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str:
     c = info.counts
     splits = " / ".join(f"{k} {v:,}" for k, v in info.splits.items())
@@ -265,11 +272,26 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
         missing = method["key_ids"] - method["key_ids_found"]
         lines.append(f"  split files list {method['key_ids']:,} key_ids; {missing:,} of them are in no input "
                      "(or were malformed, empty or repeated)")
+    if method.get("name_splits_ignored"):
+        lines.append(f"  note: {counted(method['name_splits_ignored'], 'input file')} carry a split in their names "
+                     "(_train / _valid / _test); --protocol drew the splits anew instead (leave it out to keep "
+                     "them)")
+    barren = barren_inputs(info)
+    if barren:
+        why = {"keys": "none of their records is in the split files, or none could be read: a class left out?",
+               "protocol": "none of their records could be read, or the protocol drew none of them"}.get(
+            method.get("kind"), "none of their records could be read")
+        lines.append(f"  warning: {counted(len(barren), 'input file')} held records but gave no sketch ({why}): "
+                     f"{', '.join(barren[:5])}{' ...' if len(barren) > 5 else ''}")
+    if len(info.classes) < 2:
+        lines.append(f"  warning: {counted(len(info.classes), 'class')} ({', '.join(info.classes)}): sketchgraph train "
+                     "needs at least two to learn anything, and refuses this dataset")
     for name in method.get("empty_splits", []):
         lines.append(f"  warning: split {name!r} is empty: the protocol's share of each class rounds to 0 "
                      "(give counts, e.g. train=3,valid=1,test=1, or larger fractions)")
     for variant, name in info.meta.get("merged_labels", {}).items():
-        lines.append(f"  class {variant!r} stored as {name!r} (the same name spelt differently)")
+        shown = repr(variant) if unicodedata.is_normalized("NFC", variant) else f"{ascii(variant)} (decomposed)"
+        lines.append(f"  class {shown} stored as {name!r} (the same name spelt differently)")
     if info.resumed_files:
         lines.append(f"  resumed: {counted(info.resumed_files, 'source file')} taken from the cache")
     lines += _left_out_lines(info.meta.get("left_out", []))
@@ -414,6 +436,8 @@ def prepare(
             split_method.update(protocol=proto.to_dict(), seed=seed)
             # a split the protocol asks for that came out empty (fractions of small classes round to 0)
             split_method["empty_splits"] = [n for n, size in proto.sizes.items() if size and n not in split_names]
+            # names carrying a split (cat_test.ndjson) were not followed: the protocol drew every split
+            split_method["name_splits_ignored"] = sum(s.tag is not None for s in sources)
         elif method == "keys":
             named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
             found = len(set(final.key_ids.tolist()) & keys.keys())
@@ -513,15 +537,17 @@ def _drop_repeats(shard: Shard, owner: np.ndarray, sources: list[Source]) -> tup
 
 
 def _merge_spellings(shard: Shard) -> dict[str, str]:
-    """One class per name: labels that differ only in ``_`` for a space or in white space (``alarm_clock`` from a
-    file name, ``alarm clock`` from a ``word`` field, ``alarm  clock``) become one class, stored under the name
-    with single spaces (``alarm clock``), whichever sources or drawings the run picks. Case is kept: ``A`` and
-    ``a`` stay two classes (letters). Rewrites ``shard.labels`` in place; returns ``{other spelling: stored}``."""
+    """One class per name: labels that differ only in ``_`` for a space, in white space or in Unicode's form
+    (``alarm_clock`` from a file name, ``alarm clock`` from a ``word`` field, ``alarm  clock``; ``cafe\u0301`` as
+    macOS spells a file name and ``caf\u00e9``) become one class, stored under the name with single spaces in the
+    composed form NFC (``alarm clock``, ``caf\u00e9``), whichever sources or drawings the run picks. Case is kept:
+    ``A`` and ``a`` stay two classes (letters). Rewrites ``shard.labels`` in place; returns ``{other spelling:
+    stored}``."""
     if not len(shard):
         return {}
     groups: dict[str, list[str]] = {}
     for name in np.unique(shard.labels).tolist():
-        groups.setdefault(spaced_label(name), []).append(name)
+        groups.setdefault(unicodedata.normalize("NFC", spaced_label(name)), []).append(name)
     merged = {name: key for key, names in groups.items() if len(names) > 1 for name in names if name != key}
     if merged:
         shard.labels = np.array([merged.get(n, n) for n in shard.labels.tolist()], dtype=str)

@@ -9,6 +9,7 @@ import re
 import stat
 import tempfile
 import time
+import unicodedata
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,9 +129,10 @@ def spaced_label(label: str) -> str:
 
 
 def canonical_label(label: str) -> str:
-    """A class name in the form used to compare names from different sources: ``spaced_label``, case folded
-    (``"alarm_clock"``, ``"Alarm  clock"`` -> ``"alarm clock"``)."""
-    return spaced_label(label).casefold()
+    """A class name in the form used to compare names from different sources: ``spaced_label``, case folded, in
+    Unicode's composed form NFC (``"alarm_clock"``, ``"Alarm  clock"`` -> ``"alarm clock"``; ``"cafe\u0301"``, as
+    macOS spells a file name, and ``"caf\u00e9"`` -> ``"caf\u00e9"``)."""
+    return unicodedata.normalize("NFC", spaced_label(label).casefold())
 
 
 _UMASK = os.umask(0o022)
