@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -45,7 +46,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
 from tqdm.auto import tqdm
@@ -112,6 +113,10 @@ CATEGORIES: tuple[str, ...] = (
     "washing machine", "watermelon", "waterslide", "whale", "wheel", "windmill", "wine bottle", "wine glass",
     "wristwatch", "yoga", "zebra", "zigzag",
 )
+
+
+HOST_NOT_FOUND = "server not found"
+"""``DownloadError.reason`` of a file whose server's name could not be resolved: ``download`` stops at it."""
 
 
 class DownloadError(RuntimeError):
@@ -471,12 +476,19 @@ def _download_locked(url: str, dest: Path, part: Path, entry: dict[str, Any] | N
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}", f"HTTP {exc.code}") from None
             last = exc
         except (DownloadError, HTTPException, OSError) as exc:  # short transfers, resets, timeouts, TLS
+            if isinstance(exc, URLError) and isinstance(exc.reason, socket.gaierror):
+                # the server's name cannot be found: no network (or no DNS), or a wrong --base-url; a retry a few
+                # seconds later finds the same (and every other file the same: download stops at it)
+                host = urlsplit(url).hostname
+                raise DownloadError(f"{url}: cannot find the server {host} ({exc.reason.strerror or exc.reason}): "
+                                    "no network, or a wrong --base-url", HOST_NOT_FOUND) from None
             last = exc
         if attempt < retries:
             time.sleep(backoff * 2**attempt)
     size = part.stat().st_size if part.exists() else 0
     kept = f"; the partial file {part} ({size:,} bytes) is kept" if size else ""
-    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}){kept}", _reason(last))
+    attempts = "1 attempt" if retries == 0 else f"{retries + 1} attempts"
+    raise DownloadError(f"{url}: failed after {attempts} ({last}){kept}", _reason(last))
 
 
 def _publish(part: Path, dest: Path, record: dict[str, Any]) -> Path:
@@ -495,8 +507,13 @@ def _summary(failed: list[tuple[str, str]], total: int, untried: int = 0, in_a_r
     ``untried`` classes left after ``in_a_row`` failures in a row are said so."""
     listed = ", ".join(f"{word} ({reason})" for word, reason in failed[:shown])
     more = f" and {len(failed) - shown} more" if len(failed) > shown else ""
-    stopped = (f"; stopped after {in_a_row} failed file{'' if in_a_row == 1 else 's'} in a row, {untried} not tried "
-               "(is the server or the network down?)" if untried else "")
+    if untried and failed[-1][1] == HOST_NOT_FOUND:
+        stopped = f"; stopped there, {untried} not tried: the server's name cannot be found (no network?)"
+    elif untried:
+        stopped = (f"; stopped after {in_a_row} failed file{'' if in_a_row == 1 else 's'} in a row, {untried} not "
+                   "tried (is the server or the network down?)")
+    else:
+        stopped = ""
     return f"{len(failed)} of {total} files failed: {listed}{more}{stopped}; rerun to resume"
 
 
@@ -561,6 +578,8 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
             failed.append((word, exc.reason))
             tqdm.write(f"failed: {exc}", file=sys.stderr)
             in_a_row += exc.reason != "being downloaded by another process"
+            if exc.reason == HOST_NOT_FOUND:  # every other file is on the same server
+                in_a_row = max(in_a_row, stop_after)
             if in_a_row >= stop_after and i + 1 < len(classes):
                 untried = len(classes) - i - 1
                 break

@@ -367,7 +367,7 @@ def test_a_failing_file_does_not_stop_the_others(server, tmp_path, capsys):
                  "--retries", "0"]) == 1
     err = capsys.readouterr().err
     assert err.endswith("python -m data_prep.quickdraw: error: 1 of 2 files failed: cat (HTTP 500); rerun to resume\n")
-    assert f"failed: {base}/full/simplified/cat.ndjson: failed after 1 attempts (HTTP Error 500" in err
+    assert f"failed: {base}/full/simplified/cat.ndjson: failed after 1 attempt (HTTP Error 500" in err
 
 
 def test_failures_in_a_row_stop_the_download(server, tmp_path):
@@ -379,6 +379,30 @@ def test_failures_in_a_row_stop_the_download(server, tmp_path):
                                  "failed files in a row, 1 not tried (is the server or the network down?); rerun to "
                                  "resume")
     assert len(b.log) == 2  # dog was not asked for
+
+
+def test_a_server_name_that_cannot_be_found_stops_the_download_at_once(tmp_path, monkeypatch):
+    """Offline, every attempt failed at name resolution, and each file took its 5 retries and back-off (about 31 s
+    a file, 2.5 minutes to the stop after five): a name that cannot be resolved is not retried, and the files after
+    it are not tried (they are on the same server)."""
+    import socket
+
+    asked: list[str] = []
+
+    def no_dns(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(DownloadError) as failed:
+        download(["cat", "dog", "apple"], tmp_path, base_url="http://storage.example.org/qd/", progress=False)
+    assert str(failed.value) == ("1 of 3 files failed: cat (server not found); stopped there, 2 not tried: the "
+                                 "server's name cannot be found (no network?); rerun to resume")
+    assert asked == ["storage.example.org"]  # once: no retry, no other file
+    with pytest.raises(DownloadError, match=r"^http://storage\.example\.org/qd/full/simplified/cat\.ndjson: cannot "
+                                            r"find the server storage\.example\.org \(Name or service not known\): "
+                                            r"no network, or a wrong --base-url$"):
+        download_file(url_for("cat", "simplified", "http://storage.example.org/qd/"), tmp_path / "cat.ndjson")
 
 
 def test_a_local_error_stops_the_download_at_once(server, tmp_path):
