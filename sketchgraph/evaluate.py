@@ -370,10 +370,16 @@ def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Te
         else:
             unknown.append(c)
     if unknown or len(set(index)) != len(index):
+        shown = sorted(unknown)[:10]
+        listed = (f"{counted(len(unknown), 'class')} of the dataset's {len(dataset_classes)} ({', '.join(shown)}"
+                  f"{f' and {len(unknown) - 10} more' if len(unknown) > 10 else ''}) "
+                  f"{'is' if len(unknown) == 1 else 'are'}"
+                  if unknown else "some of the dataset's classes (named twice) are")
         raise CheckpointError(
-            f"the dataset's classes {sorted(unknown) if unknown else '(some twice)'} are not among the "
-            f"checkpoint's {len(model_classes)} classes (names are compared as canonical_label); evaluate on a "
-            "dataset of the classes the model was trained for")
+            f"{listed} not among the checkpoint's {len(model_classes)} classes (names are compared as "
+            "canonical_label). A prepared dataset is evaluated whole: prepare one of the model's classes only "
+            "(name their files to sketchgraph prepare), or evaluate the sketch files themselves (sketchgraph "
+            "evaluate CHECKPOINT FILES... counts the records of other classes apart, as unknown_labels)")
     return torch.tensor(index, dtype=torch.long)
 
 

@@ -299,7 +299,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return _dataclass_from_dict(hint, value, f"{key}.")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key} must be a list, got {value!r}")
+            raise ValueError(f"{key} must be a list, got {value!r} (--set '{key}=[5, 8]'; in a config file "
+                             f"{key} = [5, 8])")
         item = typing.get_args(hint)[0]
         return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
@@ -730,6 +731,12 @@ def _resume_refusal(head: str, diffs: Sequence[str], why: str, first: str | None
     return (f"{head} (old -> new): {'; '.join(diffs)}. {why}: resume with the same settings"
             f"{f' (it was started with: {first})' if first else ''}, or start a new run (another --out, or "
             f"--overwrite). A resume may change only {free}, and epochs unless the schedule is cosine{processes}")
+
+
+def _top5_shown(metrics: dict[str, Any], num_classes: int) -> str:
+    """`` top-5 0.9876`` for an epoch's log line; nothing for 5 classes or fewer, where it is 1 by definition (as
+    ``evaluate``'s summary leaves out a k at or above the number of classes)."""
+    return f" top-5 {metrics['valid_top5']:.4f}" if num_classes > 5 else ""
 
 
 def _recorded_commands(training: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1507,7 +1514,7 @@ def train(
                 if ctx.is_main:
                     run.write_summary("running", from_epoch, started)  # a process killed outright leaves its progress
                     run.log(f"epoch {epoch}: loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f} "
-                            f"valid top-1 {metrics['valid_top1']:.4f} top-5 {metrics['valid_top5']:.4f} "
+                            f"valid top-1 {metrics['valid_top1']:.4f}{_top5_shown(metrics, len(run.classes))} "
                             f"({metrics['time_s']:.1f}s{', best' if improved else ''})")
             if on_epoch_end is not None:
                 on_epoch_end(metrics)

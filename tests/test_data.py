@@ -816,6 +816,23 @@ def test_prepare_into_the_current_folder_names_it(tmp_path, monkeypatch, capsys)
     assert is_prepared(tmp_path / "here") and not (tmp_path / "here.partial").exists()
 
 
+def test_format_ndjson_is_forced_and_keeps_the_chunks(tmp_path):
+    """``--format ndjson`` read an SVG as an SVG (it meant "sniff"), where ``sketchgraph predict --format ndjson``
+    reads it as ndjson; ndjson files keep their style, so they are still read in parallel chunks."""
+    from sketchgraph.data.sources import expand_inputs
+    from sketchgraph.formats import write_svg
+    from sketchgraph.sketch import Sketch
+
+    svg = tmp_path / "in" / "house.svg"
+    svg.parent.mkdir()
+    write_svg(Sketch.from_strokes([[[0, 10, 20], [0, 10, 0]]], label="house"), svg)
+    files = make_files(tmp_path / "in", "raw", n=3)
+    by_name = {s.path.name: s for s in expand_inputs([tmp_path / "in"], format="ndjson")}
+    assert by_name["house.svg"].format == "ndjson" and not by_name["house.svg"].chunked
+    assert {by_name[f.name].format for f in files} == {"raw"} and all(by_name[f.name].chunked for f in files)
+    assert {s.format for s in expand_inputs([tmp_path / "in"])} == {"raw", "svg"}  # without it: each file's own
+
+
 def test_prepare_says_and_exits_1_when_an_input_gave_nothing(tmp_path, capsys):
     """A file that could not be read at all, or whose records all failed, may be a whole class missing: the
     dataset is written with the rest, but the exit status is 1 (a script running prepare && train stops to look),
@@ -1480,7 +1497,7 @@ def test_the_api_says_what_a_refusal_after_reading_leaves_in_the_work_folder(tmp
     assert str(refused.value).endswith(
         f"\n(the files read so far are kept in {out}.partial: a re-run on the same files with the same "
         "preprocessing, protocol, seed and split files reuses them instead of reading them again; delete that "
-        "folder, or pass resume=False (--no-resume), to start over)")
+        "folder, or pass --no-resume (resume=False in Python), to start over)")
     (tmp_path / "none").mkdir()
     with pytest.raises(SketchError) as refused:
         run([tmp_path / "none"], tmp_path / "out2")
@@ -1501,7 +1518,7 @@ def test_a_protocol_refusal_names_the_option_and_the_work_folder_it_leaves(tmp_p
         "fewer: cat (12), dog (12), sun (12)\n"
         f"(the files read so far are kept in {out}.partial: a re-run on the same files with the same preprocessing, "
         "protocol, seed and split files reuses them instead of reading them again; delete that folder, or pass "
-        "resume=False (--no-resume), to start over)\n")
+        "--no-resume (resume=False in Python), to start over)\n")
     shards = sorted((out.parent / "out.partial" / "shards").iterdir())
     assert [p.name for p in shards] == [f"00000{i}.{ext}" for i in range(3) for ext in ("json", "npz")]
     written = [p.stat().st_mtime_ns for p in shards]

@@ -225,8 +225,15 @@ def test_other_classes_are_named(easy_prepared, tmp_path):
     from sketchgraph.evaluate import evaluate
 
     ckpt = random_checkpoint(tmp_path / "mgt", "mgt", classes=[*EASY[:3], "moon"])
-    with pytest.raises(CheckpointError, match=r"the dataset's classes \['zigzag'\] are not among"):
+    with pytest.raises(CheckpointError, match=r"^1 class of the dataset's 4 \(zigzag\) is not among the checkpoint's 4 "
+                                              r"classes .*evaluate the sketch files themselves"):
         evaluate(ckpt, easy_prepared, progress=False)
+    from sketchgraph.evaluate import _class_map
+
+    many = [f"class {i:03d}" for i in range(300)]  # a 324-class dataset and a 5-class model: ten named, not 300
+    with pytest.raises(CheckpointError, match=r"^300 classes of the dataset's 300 \(class 000, .*, class 009 and 290 "
+                                              r"more\) are not among"):
+        _class_map(many, ["cat"])
 
 
 def test_a_dataset_of_some_of_the_model_classes(easy_prepared, tmp_path):

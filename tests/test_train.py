@@ -200,6 +200,16 @@ def test_a_dataset_of_one_class_is_refused(tmp_path):
     assert not (tmp_path / "run" / "best").exists()
 
 
+def test_the_epoch_line_leaves_out_top5_for_five_classes_or_fewer():
+    """With 5 classes or fewer the top-5 is 1 by definition: the log line printed "top-5 1.0000" (evaluate's summary
+    leaves such a k out)."""
+    from sketchgraph.train import _top5_shown
+
+    metrics = {"valid_top5": 0.98765}
+    assert _top5_shown(metrics, 4) == _top5_shown(metrics, 5) == ""
+    assert _top5_shown(metrics, 6) == " top-5 0.9877"
+
+
 def test_smoke_learns_easy_synthetic_classes(easy_prepared, tmp_path):
     t0 = time.perf_counter()
     result = train(tiny(easy_prepared, tmp_path / "run"))
@@ -696,7 +706,8 @@ def test_more_range_checks(override, message):
     (["model.dropout=abc"], r"^model.dropout must be a number, got 'abc'$"),
     (["model.layers=1.5"], r"^model.layers must be an integer, got 1.5$"),
     (["model.layers=true"], r"^model.layers must be an integer, got True$"),
-    (["model.classifier=5"], r"^model.classifier must be a list, got 5$"),
+    (["model.classifier=5"], r"^model.classifier must be a list, got 5 \(--set 'model.classifier=\[5, 8\]'; in a config "
+                             r"file model.classifier = \[5, 8\]\)$"),
     (["model.classifier=[32, 0]"], r"^model.classifier\[1\] must be an integer >= 1, got 0$"),
     (["model.num_classes=3"], r"^model.num_classes cannot be set: it is the dataset's number of classes$"),
     (["model.preset=cnn"], r"^model.preset cannot be set: set the top-level preset \(--preset\) instead$"),

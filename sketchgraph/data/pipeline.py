@@ -324,7 +324,8 @@ def _partial_kept_on_refusal(partial: Path) -> Iterator[None]:
             raise
         raise SketchError(f"{exc}\n(the files read so far are kept in {partial}: a re-run on the same files with the "
                           "same preprocessing, protocol, seed and split files reuses them instead of reading them "
-                          "again; delete that folder, or pass resume=False (--no-resume), to start over)") from exc
+                          "again; delete that folder, or pass --no-resume (resume=False in Python), to start over)"
+                          ) from exc
 
 
 def prepare(

@@ -141,7 +141,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
         left_out.extend(sorted(dropped.values(), key=lambda entry: entry[0].as_posix()))
     out = []
     for i, p in enumerate(sorted(files.values(), key=lambda q: q.as_posix())):
-        fmt = detect_format(p) if format in (None, "ndjson") else format
+        fmt = detect_format(p) if format is None else _ndjson_style(p) if format == "ndjson" else format
         st = p.stat()
         label = label_from_path(p, folder=fmt == "svg", spg=fmt == "spg")
         out.append(Source(i, p, fmt, label, split_of_name(p), st.st_size, st.st_mtime_ns))
@@ -161,6 +161,20 @@ def _boundaries(path: Path, size: int, chunk_bytes: int) -> list[int]:
             if pos < size and pos > starts[-1]:
                 starts.append(pos)
     return starts
+
+
+def _ndjson_style(path: Path) -> str:
+    """The format of ``path`` read as ``--format ndjson`` forces: the ndjson style its content shows (``simplified``,
+    ``raw``, ``spg``: so that it is still read in parallel chunks), else ``ndjson`` (read whole, as ndjson, whatever
+    else it is: an SVG then fails line by line, as ``sketchgraph predict --format ndjson`` reads it)."""
+    from ..errors import FormatError
+    from ..formats.ndjson import STYLES
+
+    try:
+        detected = detect_format(path)
+    except FormatError:
+        return "ndjson"
+    return detected if detected in STYLES else "ndjson"
 
 
 def scan_tasks(sources: Iterable[Source], checksums: dict[int, str], chunk_bytes: int | None = None
