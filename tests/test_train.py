@@ -706,8 +706,8 @@ def test_more_range_checks(override, message):
     (["model.dropout=abc"], r"^model.dropout must be a number, got 'abc'$"),
     (["model.layers=1.5"], r"^model.layers must be an integer, got 1.5$"),
     (["model.layers=true"], r"^model.layers must be an integer, got True$"),
-    (["model.classifier=5"], r"^model.classifier must be a list, got 5 \(--set 'model.classifier=\[5, 8\]'; in a config "
-                             r"file model.classifier = \[5, 8\]\)$"),
+    (["model.classifier=5"], r"^model.classifier must be a list, got 5 \(--set 'model.classifier=\[5, 8\]'; in a "
+                             r"config file model.classifier = \[5, 8\]\)$"),
     (["model.classifier=[32, 0]"], r"^model.classifier\[1\] must be an integer >= 1, got 0$"),
     (["model.num_classes=3"], r"^model.num_classes cannot be set: it is the dataset's number of classes$"),
     (["model.preset=cnn"], r"^model.preset cannot be set: set the top-level preset \(--preset\) instead$"),
