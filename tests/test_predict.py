@@ -280,19 +280,25 @@ def test_predict_batch_says_what_it_expects(clf, sketch_file):
     assert clf.predict(os.fsencode(sketch_file), top_k=2) == clf.predict(sketch_file, top_k=2)
 
 
-def test_an_unreadable_file_is_a_sketch_error(clf, sketch_file, monkeypatch):
-    """Documented: input that cannot be read is a ``SketchError`` (a ``ValueError``); a file that cannot be
-    opened (permissions, I/O) raised a bare ``PermissionError``. A missing one is still ``FileNotFoundError``."""
+def deny_reading(monkeypatch, path) -> None:
+    """Opening ``path`` raises ``PermissionError`` as for a file the user may not read (the tests run as root,
+    which chmod does not stop)."""
     import builtins
 
     real = builtins.open
 
     def denied(file, *args, **kwargs):
-        if str(file) == str(sketch_file):
+        if str(file) == str(path):
             raise PermissionError(13, "Permission denied", str(file))
         return real(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", denied)
+
+
+def test_an_unreadable_file_is_a_sketch_error(clf, sketch_file, monkeypatch):
+    """Documented: input that cannot be read is a ``SketchError`` (a ``ValueError``); a file that cannot be
+    opened (permissions, I/O) raised a bare ``PermissionError``. A missing one is still ``FileNotFoundError``."""
+    deny_reading(monkeypatch, sketch_file)
     with pytest.raises(SketchError, match=rf"^{re.escape(str(sketch_file))}: cannot read it: Permission denied$"):
         clf.predict(sketch_file)
     with pytest.raises(FileNotFoundError):
@@ -1638,18 +1644,9 @@ def test_one_stroke_as_an_n_by_2_array_gets_a_hint(clf):
 def test_cli_a_file_it_may_not_read_is_skipped_saying_why(tiny_checkpoint, sketch_file, tmp_path, monkeypatch, capsys):
     """A file the user may not read: skipped with the reason in words (as predict() says it), not Python's
     ``[Errno 13] Permission denied: 'x'``; the other files are classified and the exit status is 1."""
-    import builtins
-
     denied_file = tmp_path / "noperm.ndjson"
     shutil.copy(sketch_file, denied_file)
-    real = builtins.open
-
-    def denied(file, *args, **kwargs):
-        if str(file) == str(denied_file):
-            raise PermissionError(13, "Permission denied", str(file))
-        return real(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", denied)
+    deny_reading(monkeypatch, denied_file)
     assert main(["predict", str(denied_file), str(sketch_file), "--checkpoint", str(tiny_checkpoint), "--json"]) == 1
     captured = capsys.readouterr()
     assert f"sketchgraph predict: skipped {denied_file}: cannot read it: Permission denied" in captured.err.splitlines()
