@@ -438,7 +438,8 @@ def prepare(
             # a split the protocol asks for that came out empty (fractions of small classes round to 0)
             split_method["empty_splits"] = [n for n, size in proto.sizes.items() if size and n not in split_names]
             # names carrying a split (cat_test.ndjson) were not followed: the protocol drew every split
-            split_method["name_splits_ignored"] = sum(s.tag is not None for s in sources)
+            if ignored := sum(s.tag is not None for s in sources):
+                split_method["name_splits_ignored"] = ignored
         elif method == "keys":
             named = [split_files] if isinstance(split_files, (str, os.PathLike)) else list(split_files)
             found = len(set(final.key_ids.tolist()) & keys.keys())
