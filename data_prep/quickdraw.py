@@ -115,6 +115,7 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 
+_NO_NAME = {code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None)) if code}
 HOST_NOT_FOUND = "server not found"
 """``DownloadError.reason`` of a file whose server's name could not be resolved: ``download`` stops at it."""
 
@@ -476,9 +477,10 @@ def _download_locked(url: str, dest: Path, part: Path, entry: dict[str, Any] | N
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}", f"HTTP {exc.code}") from None
             last = exc
         except (DownloadError, HTTPException, OSError) as exc:  # short transfers, resets, timeouts, TLS
-            if isinstance(exc, URLError) and isinstance(exc.reason, socket.gaierror):
-                # the server's name cannot be found: no network (or no DNS), or a wrong --base-url; a retry a few
-                # seconds later finds the same (and every other file the same: download stops at it)
+            if isinstance(exc, URLError) and isinstance(exc.reason, socket.gaierror) and exc.reason.errno in _NO_NAME:
+                # the server's name does not exist: no network (or no DNS), or a wrong --base-url; a retry a few
+                # seconds later finds the same (and every other file the same: download stops at it). A resolver
+                # that timed out (EAI_AGAIN, "temporary failure") is retried as any network error is
                 host = urlsplit(url).hostname
                 raise DownloadError(f"{url}: cannot find the server {host} ({exc.reason.strerror or exc.reason}): "
                                     "no network, or a wrong --base-url", HOST_NOT_FOUND) from None

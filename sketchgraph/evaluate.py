@@ -377,7 +377,7 @@ def _class_map(dataset_classes: list[str], model_classes: list[str]) -> torch.Te
                   if unknown else "some of the dataset's classes (named twice) are")
         raise CheckpointError(
             f"{listed} not among the checkpoint's {len(model_classes)} classes (names are compared as "
-            "canonical_label). A prepared dataset is evaluated whole: prepare one of the model's classes only "
+            "canonical_label). A prepared dataset is evaluated whole: prepare a dataset of the model's classes only "
             "(name their files to sketchgraph prepare), or evaluate the sketch files themselves (sketchgraph "
             "evaluate CHECKPOINT FILES... counts the records of other classes apart, as unknown_labels)")
     return torch.tensor(index, dtype=torch.long)

@@ -237,7 +237,7 @@ def _walk(root: Path, walked: list[Path]) -> tuple[list[Path], list[tuple[Path, 
     name that leads to no file is left out saying so, as ``predict`` says it); ``(files, left out)``."""
     from .data.sources import prepared_folder
     from .formats import sketch_files
-    from .predict import broken_link
+    from .formats.base import broken_link
 
     left_out: list[tuple[Path, str]] = []
     files = []

@@ -1065,16 +1065,6 @@ def _prepared_dataset(path: str | os.PathLike) -> bool:
     return (Path(path) / "meta.json").is_file() and (Path(path) / "coords.npy").is_file()
 
 
-def broken_link(path: str | os.PathLike) -> str | None:
-    """Why ``path`` is a link that leads to no file (``a broken link to /gone/cat.ndjson: No such file or
-    directory``), or ``None`` when it is no link or leads somewhere."""
-    if not os.path.islink(path):
-        return None
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return f"a broken link to {os.readlink(path)}: {exc.strerror or exc}"
-    return None
 
 
 def stderr_report(prog: str) -> Callable[[str], None]:
@@ -1164,6 +1154,8 @@ class FileRun:
                          f"CHECKPOINT {self.path} classifies it" if _prepared_dataset(self.path) else
                          _no_sketch_files(), None)
             return
+        from .formats.base import broken_link
+
         broken = broken_link(self.path)  # met in a folder (a named one stops the run: require_paths)
         if broken is not None:
             self.skipped(broken, None)

@@ -298,10 +298,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ValueError(f"{key} must be a table of settings, got {value!r}")
         return _dataclass_from_dict(hint, value, f"{key}.")
     if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key} must be a list, got {value!r} (--set '{key}=[5, 8]'; in a config file "
-                             f"{key} = [5, 8])")
         item = typing.get_args(hint)[0]
+        if not isinstance(value, (list, tuple)):
+            example = {str: '["stroke1", "temporal"]', float: "[0.5, 1.0]"}.get(item, "[5, 8]")
+            raise ValueError(f"{key} must be a list, got {value!r} (--set '{key}={example}'; in a config file "
+                             f"{key} = {example})")
         return tuple(_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):

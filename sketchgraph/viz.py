@@ -185,7 +185,8 @@ def figure_target(path: str | os.PathLike) -> FigureTarget:
     text = os.fspath(path)
     path = Path(path).expanduser()
     if path.is_dir() or (isinstance(text, str) and text.endswith(("/", os.sep))):
-        raise IsADirectoryError(f"cannot write a figure to {path}: it is a folder; name a file in it, e.g. "
+        what = "it is a folder" if path.is_dir() else "it is written as a folder (a final /)"
+        raise IsADirectoryError(f"cannot write a figure to {path}: {what}; name a file in it, e.g. "
                                 f"{path / 'figure.png'}")
     fmt = path.suffix[1:].lower() or "png"
     if fmt not in FIGURE_FORMATS:

@@ -848,10 +848,34 @@ def test_prepare_says_and_exits_1_when_an_input_gave_nothing(tmp_path, capsys):
             f"{(tmp_path / 'in' / 'table.ndjson').as_posix()}") in captured.out.splitlines()
     assert captured.err.splitlines()[-1] == (
         f"sketchgraph prepare: 1 file or part of a file could not be read at all and 1 input file gave no sketch "
-        f"(listed in the summary and {out / 'errors.jsonl'}); the dataset was written with the rest: exit status 1")
+        f"(named in the summary above, and in {out / 'meta.json'}); the dataset was written with the rest: exit "
+        "status 1")
     (tmp_path / "in" / "junk.ndjson").unlink()
     (tmp_path / "in" / "table.ndjson").unlink()
+    (tmp_path / "in" / "pig.ndjson").symlink_to(tmp_path / "gone" / "pig.ndjson")  # a class, moved away
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet", "--overwrite"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("sketchgraph prepare: 1 broken link in the input "
+                                                               "folders (named in the summary above")
+    left_out = json.loads((out / "meta.json").read_text())["left_out"]
+    assert left_out == [{"path": (tmp_path / "in" / "pig.ndjson").as_posix(),
+                         "reason": f"a broken link to {tmp_path / 'gone' / 'pig.ndjson'}: No such file or directory"}]
+    (tmp_path / "in" / "pig.ndjson").unlink()
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet", "--overwrite"]) == 0
+
+
+def test_a_protocol_that_draws_nothing_from_some_files_of_a_class_is_no_failure(tmp_path, capsys):
+    """A class spread over several files (SPG's _train/_valid/_test): a small --protocol draw often takes nothing
+    from one of them, and that was reported as a file that gave no sketch, with exit status 1, though every class
+    was there. Under a protocol only files whose records were all unusable count."""
+    for split in ("train", "valid", "test"):
+        make_files(tmp_path / "in", n=20, seed={"train": 0, "valid": 1, "test": 2}[split], suffix=f"_{split}")
+    args = ["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--protocol", "train=1,valid=1,test=1",
+            "--workers", "1"]
+    assert cli_main(args) == 0
+    captured = capsys.readouterr()
+    assert "gave no sketch" not in captured.out + captured.err
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert sum(not s["kept"] for s in meta["sources"]) > 0  # files the draw took nothing from, as meant
 
 
 def test_prepare_warns_of_inputs_the_split_files_leave_out_and_of_name_splits_a_protocol_ignores(tmp_path, capsys):

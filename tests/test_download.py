@@ -404,6 +404,17 @@ def test_a_server_name_that_cannot_be_found_stops_the_download_at_once(tmp_path,
                                             r"no network, or a wrong --base-url$"):
         download_file(url_for("cat", "simplified", "http://storage.example.org/qd/"), tmp_path / "cat.ndjson")
 
+    def slow_dns(host, *args, **kwargs):  # a resolver that timed out: a passing failure, retried
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
+    asked.clear()
+    with pytest.raises(DownloadError, match=r"failed after 3 attempts \(<urlopen error \[Errno -3\] Temporary"):
+        download_file(url_for("cat", "simplified", "http://storage.example.org/qd/"), tmp_path / "cat.ndjson",
+                      retries=2, backoff=0.01)
+    assert len(asked) == 3
+
 
 def test_a_local_error_stops_the_download_at_once(server, tmp_path):
     """A folder where a file should go (or a full disk) would fail every file: no further class is tried."""

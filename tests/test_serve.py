@@ -678,6 +678,29 @@ def test_headers_not_complete_in_time_close_the_connection(clf, sent):
                 assert time.monotonic() - start < 8
 
 
+def test_the_header_deadline_holds_after_an_early_answer_too():
+    """An app that answers before reading the body, keeping the connection: the body's end brought the connection
+    back to waiting for a request with no deadline running (the one armed at the answer was disarmed by the body),
+    so it was held open for ever. The deadline is armed again there."""
+    import socket
+
+    async def early(scope, receive, send):  # any app served with running_server: answers at once
+        await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    with running_server(early, header_timeout=0.5) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 404 ")
+            time.sleep(0.7)  # past the deadline armed at the answer, which the rest of the body disarms
+            start = time.monotonic()
+            sock.sendall(b"cd")  # the body's end: back to waiting for a request
+            while sock.recv(4096):
+                pass
+            assert time.monotonic() - start < 5
+
+
 def test_a_413_closes_the_connection_while_the_body_still_trickles_in(clf):
     """The rest of a body too large to read is not waited for: the 413 closes the connection, however slowly the
     client goes on sending (before, the server read it all, past the body timeout)."""

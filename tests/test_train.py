@@ -708,6 +708,8 @@ def test_more_range_checks(override, message):
     (["model.layers=true"], r"^model.layers must be an integer, got True$"),
     (["model.classifier=5"], r"^model.classifier must be a list, got 5 \(--set 'model.classifier=\[5, 8\]'; in a "
                              r"config file model.classifier = \[5, 8\]\)$"),
+    (["model.relations=stroke1"], r"^model.relations must be a list, got 'stroke1' \(--set 'model.relations=\["
+                                  r"\"stroke1\", \"temporal\"\]'"),  # the example fits the items: names
     (["model.classifier=[32, 0]"], r"^model.classifier\[1\] must be an integer >= 1, got 0$"),
     (["model.num_classes=3"], r"^model.num_classes cannot be set: it is the dataset's number of classes$"),
     (["model.preset=cnn"], r"^model.preset cannot be set: set the top-level preset \(--preset\) instead$"),

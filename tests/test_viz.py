@@ -361,7 +361,8 @@ def test_a_figure_path_that_is_a_folder_or_no_figure_format_is_refused_before_dr
 
     new = f"{tmp_path / 'new'}/"  # written as a folder, not there yet: it became a file called "new"
     for draw in (lambda: draw_sketches([HOUSE], new), lambda: plot_confusion(np.eye(3) * 5, ["a", "b", "c"], new)):
-        with pytest.raises(IsADirectoryError, match=rf"^cannot write a figure to {tmp_path / 'new'}: it is a folder"):
+        with pytest.raises(IsADirectoryError, match=rf"^cannot write a figure to {tmp_path / 'new'}: it is written as "
+                                                    r"a folder \(a final /\); name a file in it"):
             draw()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "c_dir", "g_dir", "s_dir"]
 

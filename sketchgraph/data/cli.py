@@ -96,9 +96,12 @@ def run_cli(args: argparse.Namespace) -> int:
             "at all"] if unread else []
     barren = barren_inputs(info)
     lost += [f"{counted(len(barren), 'input file')} gave no sketch"] if barren else []
+    broken = [entry for entry in info.meta.get("left_out", []) if entry.get("reason", "").startswith("a broken link")]
+    lost += [f"{counted(len(broken), 'broken link')} in the input folders"] if broken else []
     if lost:  # a class may be missing: a script running prepare && train should stop and look
-        print(f"sketchgraph prepare: {' and '.join(lost)} (listed in the summary and {Path(args.out) / 'errors.jsonl'}"
-              "); the dataset was written with the rest: exit status 1", file=sys.stderr)
+        print(f"sketchgraph prepare: {' and '.join(lost)} (named in the summary above, and in "
+              f"{Path(args.out) / 'meta.json'}); the dataset was written with the rest: exit status 1",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -252,9 +252,14 @@ def _nothing_left(counts: dict[str, int], errors: list[dict[str, Any]], sources:
 
 
 def barren_inputs(info: PreparedInfo) -> list[str]:
-    """The input files that held records but gave the dataset no sketch (every record malformed, repeated or left
-    out by the split files or the protocol): a class may be missing."""
-    return [src["path"] for src in info.meta.get("sources", []) if src.get("records") and not src.get("kept")]
+    """The input files that held records but gave the dataset no sketch: a class may be missing. Under split files
+    or the names' splits, any such file (its records malformed, repeated, or in no split file); under a
+    ``--protocol``, which draws a sample per class and may well take nothing from one of a class's files, only
+    those whose records were all malformed or empty."""
+    meta = info.meta
+    if (meta.get("split_method") or {}).get("kind") == "protocol":
+        return list(meta.get("files_without_usable_records", []))
+    return [src["path"] for src in meta.get("sources", []) if src.get("records") and not src.get("kept")]
 
 
 def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str:
@@ -278,8 +283,7 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
                      "them)")
     barren = barren_inputs(info)
     if barren:
-        why = {"keys": "none of their records is in the split files, or none could be read: a class left out?",
-               "protocol": "none of their records could be read, or the protocol drew none of them"}.get(
+        why = {"keys": "none of their records is in the split files, or none could be read: a class left out?"}.get(
             method.get("kind"), "none of their records could be read")
         lines.append(f"  warning: {counted(len(barren), 'input file')} held records but gave no sketch ({why}): "
                      f"{', '.join(barren[:5])}{' ...' if len(barren) > 5 else ''}")
@@ -410,6 +414,9 @@ def prepare(
         errors = _sorted_errors(everything.errors, sources)
         without_records = [s.path.as_posix() for s in sources
                            if not infos[s.index]["stats"].get("read") and not infos[s.index]["stats"].get("unreadable")]
+        # files whose records were all malformed or empty: nothing in them could be used, whatever the splits
+        unusable = [s.path.as_posix() for s in sources if (st := infos[s.index]["stats"]).get("read")
+                    and st.get("read", 0) <= st.get("malformed", 0) + st.get("empty", 0)]
         stats = everything.stats
         counts = {
             "read": int(stats["read"]), "malformed": int(stats["malformed"]), "empty": int(stats["empty"]),
@@ -459,6 +466,7 @@ def prepare(
             "merged_labels": merged,
             "left_out": left_out,
             "files_without_records": without_records,
+            "files_without_usable_records": unusable,
             "sources": [
                 {"path": s.path.as_posix(), "sha256": infos[s.index]["sha256"], "bytes": infos[s.index]["bytes"],
                  "format": infos[s.index]["format"], "records": int(infos[s.index]["stats"].get("read", 0)),

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..formats import FORMATS, detect_format, is_gzip, label_from_path, sketch_files
+from ..formats.base import broken_link
 from .splits import split_of_name
 from .storage import is_prepared
 
@@ -120,13 +121,16 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[s
         p = Path(item)
         walk_out: list[tuple[Path, str]] = []
         if p.is_dir():
-            walked = sketch_files(p, gzipped=True, prune=prune, left_out=walk_out)  # prune keeps out ``exclude``
+            walked = sketch_files(p, gzipped=True, prune=prune, left_out=walk_out,  # prune keeps out ``exclude``
+                                  broken_links=True)
         elif p.is_file():
             walked = [p]
         else:
             raise FileNotFoundError(f"no such file or directory: {p}")
         for f in walked:
-            if f.stat().st_size == 0:
+            if (broken := broken_link(f)) is not None:  # a file of the walk that is not there: a class missing?
+                walk_out.append((f, broken))
+            elif f.stat().st_size == 0:
                 walk_out.append((f, EMPTY_FILE))
             else:
                 files.setdefault(f.resolve(), f)

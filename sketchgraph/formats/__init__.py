@@ -22,7 +22,6 @@ record is skipped. Drawings without points are ``EmptySketchError`` (a ``FormatE
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from .base import (
     PathLike,
     Place,
     atomic_write,
+    broken_link,
     canonical_label,
     is_gzip,
     label_from_path,
@@ -140,8 +140,7 @@ def _walk(files: list[Path], format: str | None, options: dict) -> Iterator[tupl
     ``.svg`` or ``.bin`` name, a format that cannot be told), or a link with a sketch file's name that leads to no
     file, goes to ``options["on_error"]`` like any other unreadable file, and the walk goes on."""
     for file in files:
-        if file.is_symlink() and not file.exists():
-            why = f"a broken link to {os.readlink(file)}: No such file or directory"
+        if (why := broken_link(file)) is not None:
             report(FormatError(why, source=str(file), whole_file=True), options["on_error"])
             continue
         try:

@@ -22,7 +22,7 @@ from ..errors import EmptySketchError, FormatError
 __all__ = [
     "EmptySketchError", "OnError", "PathLike", "Place", "report", "locate", "label_from_path", "canonical_label",
     "spaced_label", "atomic_write", "nearest_existing", "GZIP_MAGIC", "GZIP_ERRORS", "is_gzip", "open_bytes",
-    "plain_name",
+    "plain_name", "broken_link",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -126,6 +126,18 @@ def spaced_label(label: str) -> str:
     """A class name with ``_`` read as a space and runs of white space collapsed, case kept
     (``"alarm_clock"``, ``"alarm  clock"`` -> ``"alarm clock"``)."""
     return " ".join(label.replace("_", " ").split())
+
+
+def broken_link(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is a link that leads to no file (``a broken link to /gone/cat.ndjson: No such file or
+    directory``), or ``None`` when it is no link or leads somewhere."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return f"a broken link to {os.readlink(path)}: {exc.strerror or exc}"
+    return None
 
 
 def canonical_label(label: str) -> str:

@@ -45,8 +45,10 @@ against the bytes actually received) is ``413``; a body sent with another ``Cont
 not fully arrived ``body_timeout`` seconds after the request began (``BODY_TIMEOUT_S`` = 30 s by default: 1 MiB
 needs about 35 KB/s) is ``408``. The ``408``, ``413`` and ``415`` close the connection, so a client that has sent
 its headers cannot hold a connection open by sending its body slowly or not at all. (A client that never
-completes its header block is the HTTP server's business, before this app sees a request: uvicorn has no timeout
-for it. Put a reverse proxy in front of a server open to the internet.) ``detail`` is a list of ``{loc, msg,
+completes its header block is the HTTP server's business, before this app sees a request: uvicorn has no deadline
+for it, so ``sketchgraph serve`` and ``running_server`` run uvicorn with ``sketchgraph.serve.protocol``'s, which
+closes such a connection after ``--header-timeout`` seconds; this app served by plain uvicorn has none. Put a
+reverse proxy in front of a server open to the internet all the same.) ``detail`` is a list of ``{loc, msg,
 type}`` for a body that is not valid JSON or breaks the schema (``loc`` names where, e.g.
 ``["body", "drawing", 0, 1, 2]``; a drawing's first wrong value only, and at most ``parsing.MAX_ISSUES`` issues
 then one saying how many more), and a sentence for everything else.

@@ -28,7 +28,8 @@ _log = logging.getLogger("uvicorn.error")
 
 class _HeaderDeadline(H11Protocol):
     """``H11Protocol`` closing a connection whose request headers are not complete within ``header_timeout``
-    seconds of the connection opening or of the previous response (set by ``header_timeout_protocol``)."""
+    seconds of the connection opening, of the previous response, or of the end of the previous request when that
+    came after its response (set by ``header_timeout_protocol``)."""
 
     header_timeout: float = HEADER_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
@@ -45,6 +46,10 @@ class _HeaderDeadline(H11Protocol):
         super().handle_events()
         if self.conn.their_state is not h11.IDLE:  # the request line and headers are in
             self._disarm()
+        elif self._header_timer is None and not self.transport.is_closing():
+            # back to waiting for a request with no deadline running: a request whose body ended after its response
+            # (an early answer that kept the connection) re-armed nothing
+            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
