@@ -69,7 +69,7 @@ from .model import BACKENDS, set_backend
 from .model.precision import warn_if_emulated_bf16
 from .options import int_option
 from .preprocess import Preprocessing, preprocess
-from .sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, Sketch
+from .sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, TIME_ORIGIN, Sketch
 from .wording import a_type, counted
 
 if TYPE_CHECKING:  # sketchgraph.data and sketchgraph.formats are imported when first needed
@@ -422,18 +422,12 @@ def _iter_inputs(xs: Any) -> Iterator[Any]:
 def _one_drawing_hint(xs: Any) -> str:
     """For an error about item 0 of ``predict_batch``'s argument: a hint when that argument is one drawing
     ``[[xs, ys], ...]`` (whose items are strokes, not sketches), else ``""``."""
-    def stroke(item: Any) -> bool:
-        return (isinstance(item, (list, tuple)) and len(item) in (2, 3) and
-                all(isinstance(c, (list, tuple)) and c and all(_is_number(v) for v in c[:3]) for c in item))
+    from .formats.ndjson import is_one_stroke
 
-    if isinstance(xs, (list, tuple)) and xs and all(stroke(item) for item in xs[:20]):
+    if isinstance(xs, (list, tuple)) and xs and all(is_one_stroke(item) for item in xs[:20]):
         return ("; the argument looks like one drawing ([xs, ys] per stroke), not a list of sketches: "
                 "predict(drawing), or predict_batch([drawing, ...])")
     return ""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
 def _check_fits(model: torch.nn.Module, classes: Sequence[str], preprocessing: Preprocessing,
@@ -630,8 +624,6 @@ class SketchClassifier:
             raise SketchError("the drawing has NaN or infinite coordinates")
         # a Sketch built directly passed no reader: held to the readers' limits. One a reader rebased (its meta
         # keeps what was subtracted) was checked on the values as given, which float32 cannot give back exactly
-        from .formats.ndjson import TIME_ORIGIN  # imported when first needed (see above)
-
         largest = float(np.abs(points).max())
         if COORD_ORIGIN not in sketch.meta and largest > MAX_COORDINATE:
             raise SketchError(f"the drawing has coordinates of magnitude beyond {MAX_COORDINATE:g} (found "
@@ -1063,8 +1055,6 @@ def _prepared_dataset(path: str | os.PathLike) -> bool:
     than ``data.storage.is_prepared`` (``meta.json`` alone), so a folder of sketch files that also holds a
     ``meta.json`` of its own is still read."""
     return (Path(path) / "meta.json").is_file() and (Path(path) / "coords.npy").is_file()
-
-
 
 
 def stderr_report(prog: str) -> Callable[[str], None]:

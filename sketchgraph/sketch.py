@@ -94,6 +94,10 @@ COORD_ORIGIN = "sketchgraph.coord_origin"
 float32's step passes 1/8 px (``sketchgraph.formats.ndjson.parse_drawing``); the ndjson writer adds it back. It
 describes the strokes as read: ``Sketch.replace`` with new strokes (simplification, normalisation,
 augmentation) drops it."""
+TIME_ORIGIN = "sketchgraph.time_origin_ms"
+"""``Sketch.meta`` key of the clock time a reader subtracted from absolute times (``sketchgraph.formats.ndjson.
+parse_drawing``; also importable from there); the raw writer adds it back. ``COORD_ORIGIN`` is its twin for
+coordinates. A record's own field of either name is dropped when read: the names are the reader's."""
 
 
 @dataclass

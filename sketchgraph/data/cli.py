@@ -88,6 +88,7 @@ def run_cli(args: argparse.Namespace) -> int:
         raise SketchError(_explained(str(exc), args.protocol)) from None
     if not info.num_sketches:
         return 1
+    from ..formats.base import BROKEN_LINK
     from ..wording import counted
     from .pipeline import barren_inputs
 
@@ -96,7 +97,7 @@ def run_cli(args: argparse.Namespace) -> int:
             "at all"] if unread else []
     barren = barren_inputs(info)
     lost += [f"{counted(len(barren), 'input file')} gave no sketch"] if barren else []
-    broken = [entry for entry in info.meta.get("left_out", []) if entry.get("reason", "").startswith("a broken link")]
+    broken = [entry for entry in info.meta.get("left_out", []) if entry.get("reason", "").startswith(BROKEN_LINK)]
     lost += [f"{counted(len(broken), 'broken link')} in the input folders"] if broken else []
     if lost:  # a class may be missing: a script running prepare && train should stop and look
         print(f"sketchgraph prepare: {' and '.join(lost)} (named in the summary above, and in "

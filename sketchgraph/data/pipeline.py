@@ -283,8 +283,8 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
                      "them)")
     barren = barren_inputs(info)
     if barren:
-        why = {"keys": "none of their records is in the split files, or none could be read: a class left out?"}.get(
-            method.get("kind"), "none of their records could be read")
+        why = ("none of their records is in the split files, or none could be read: a class left out?"
+               if method.get("kind") == "keys" else "none of their records could be read")
         lines.append(f"  warning: {counted(len(barren), 'input file')} held records but gave no sketch ({why}): "
                      f"{', '.join(barren[:5])}{' ...' if len(barren) > 5 else ''}")
     if len(info.classes) < 2:

@@ -22,7 +22,7 @@ from ..errors import EmptySketchError, FormatError
 __all__ = [
     "EmptySketchError", "OnError", "PathLike", "Place", "report", "locate", "label_from_path", "canonical_label",
     "spaced_label", "atomic_write", "nearest_existing", "GZIP_MAGIC", "GZIP_ERRORS", "is_gzip", "open_bytes",
-    "plain_name", "broken_link",
+    "plain_name", "broken_link", "BROKEN_LINK",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -128,6 +128,10 @@ def spaced_label(label: str) -> str:
     return " ".join(label.replace("_", " ").split())
 
 
+BROKEN_LINK = "a broken link to"
+"""How ``broken_link``'s reasons begin (a walk's ``left_out`` entries are told by it)."""
+
+
 def broken_link(path: str | os.PathLike) -> str | None:
     """Why ``path`` is a link that leads to no file (``a broken link to /gone/cat.ndjson: No such file or
     directory``), or ``None`` when it is no link or leads somewhere."""
@@ -136,7 +140,7 @@ def broken_link(path: str | os.PathLike) -> str | None:
     try:
         os.stat(path)
     except OSError as exc:
-        return f"a broken link to {os.readlink(path)}: {exc.strerror or exc}"
+        return f"{BROKEN_LINK} {os.readlink(path)}: {exc.strerror or exc}"
     return None
 
 

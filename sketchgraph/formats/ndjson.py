@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import FormatError, SketchError
-from ..sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, Sketch, point_list_hint
+from ..sketch import COORD_ORIGIN, MAX_COORDINATE, MAX_TIME, TIME_ORIGIN, Sketch, point_list_hint
 from ..wording import a_type
 from .base import (
     GZIP_ERRORS,
@@ -44,8 +44,8 @@ from .base import (
 
 __all__ = [
     "Style", "STYLES", "TIME_ORIGIN", "COORD_ORIGIN", "parse_drawing", "parse_record", "parse_line", "load_json",
-    "line_key_id", "line_based", "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson", "iter_ndjson",
-    "write_ndjson", "record_from_sketch",
+    "line_key_id", "line_based", "is_one_stroke", "looks_like_spg", "sniff_style", "sniff_file_style", "read_ndjson",
+    "iter_ndjson", "write_ndjson", "record_from_sketch",
 ]
 
 Style = Literal["simplified", "raw", "spg"]
@@ -60,10 +60,6 @@ _REBASE_COORDS = float(1 << 20)
 1/8 px or more, so a drawing tens of pixels wide would lose its sub-pixel detail (at 1.6e7, whole pixels).
 Real canvases stay far below it (a few thousand px), and values below it are cast as they are, unchanged."""
 
-TIME_ORIGIN = "sketchgraph.time_origin_ms"
-"""``Sketch.meta`` key of the clock time subtracted from absolute times when they were read (see
-``parse_drawing``); the raw writer adds it back. ``COORD_ORIGIN`` (``sketchgraph.sketch``) is its twin for
-coordinates. A record's own field of either name is dropped when read: the names are the reader's."""
 _RECORD_FIELDS = frozenset({"word", "key_id", "recognized", "drawing"})
 _SNIFF_RECORDS = 5
 _BOM = b"\xef\xbb\xbf"
@@ -163,6 +159,18 @@ def parse_drawing(drawing: Any, *, spg: bool = False
 
 
 ONE_STROKE_HINT = "one stroke [xs, ys] given where a drawing [[xs, ys], ...] belongs?"
+
+
+def is_one_stroke(value: Any) -> bool:
+    """Whether ``value`` is one stroke ``[xs, ys]`` (lists of numbers, at least one number) rather than a drawing
+    ``[[xs, ys], ...]``: what ``ONE_STROKE_HINT`` is said of (the service's body, ``predict_batch``'s argument)."""
+    return (isinstance(value, (list, tuple)) and bool(value) and all(isinstance(col, (list, tuple)) for col in value)
+            and any(value) and all(_is_number(v) for col in value for v in col))
+
+
+def _is_number(value: Any) -> bool:
+    """A number as ``json.loads`` or numpy gives it (``int``, ``float``, a numpy scalar), not a boolean."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
 def _number_hint(drawing: list[Any]) -> str:
@@ -712,7 +720,7 @@ def _json_document(path: Path) -> list[Any] | None:
     file's is, unless any of its lines is JSON on its own: then it goes line by line, so that no good line is lost
     to the guess."""
     named = Path(plain_name(path)).suffix.lower() == ".json"
-    if not named and line_based(path):
+    if not named and not _starts_a_document(path):  # line_based(path), the suffix already looked at
         return None
     try:
         with open_bytes(path) as f:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from ..formats.ndjson import ONE_STROKE_HINT
+from ..formats.ndjson import ONE_STROKE_HINT, is_one_stroke
 
 __all__ = ["FiniteFloat", "RECORD_FIELDS", "PredictRequest", "PredictionOut", "PredictResponse", "Health", "ClassList",
            "Stats", "Message", "Issue", "Unprocessable", "ONE_STROKE_HINT"]
@@ -22,17 +22,6 @@ and an answer many times the body's size)."""
 Drawing = Annotated[list[Annotated[list[Numbers], Field(fail_fast=True)]], Field(fail_fast=True)]
 
 """The hint for a drawing one level of lists short, as the Python API's readers word it (``formats.ndjson``)."""
-
-
-def _is_number(value: Any) -> bool:
-    """A JSON number as ``json.loads`` gives it: an ``int`` or a ``float``, not a boolean."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_one_stroke(value: Any) -> bool:
-    """Whether ``value`` is one stroke ``[xs, ys]`` (lists of numbers, at least one number) rather than a drawing."""
-    return (isinstance(value, list) and bool(value) and all(isinstance(col, list) for col in value)
-            and any(value) and all(_is_number(v) for col in value for v in col))
 
 
 RECORD_FIELDS = ("word", "countrycode", "key_id", "recognized", "timestamp")
@@ -65,7 +54,7 @@ class PredictRequest(BaseModel):
     @classmethod
     def _not_one_stroke(cls, value: Any) -> Any:
         """One stroke ``[xs, ys]`` sent as the drawing is one error saying so, not one per number."""
-        if _is_one_stroke(value):
+        if is_one_stroke(value):
             raise PydanticCustomError(
                 "list_type", f"Input should be a list of strokes [[xs, ys], ...], got lists of numbers "
                              f"({ONE_STROKE_HINT})")
