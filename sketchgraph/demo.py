@@ -70,7 +70,7 @@ MANIFEST = ".sketchgraph-demo.json"
 class DemoResult:
     """One classified example: where it came from, what the model said, and its picture."""
 
-    source: Path
+    source: Path  # the file, Path("-") for standard input
     sketch: Sketch
     predictions: list[Prediction]
     image: Path
@@ -88,7 +88,9 @@ def run_demo(
     limit: int = DEFAULT_LIMIT,
 ) -> list[DemoResult]:
     """Classify and draw the sketches of ``paths``, files or folders (default:
-    ``sketchgraph.examples.example_paths()``), at most ``limit`` of them in all (0: every one).
+    ``sketchgraph.examples.example_paths()``), at most ``limit`` of them in all (0: every one). ``-`` among
+    ``paths`` reads standard input, as ``sketchgraph predict -`` does (after the model loads; its pictures are
+    ``stdin.png``, ``stdin_<i>.png``).
 
     A record, a file or a drawing that cannot be used is skipped: ``on_error`` gets its message
     (``"skipped a.ndjson [1]: a.ndjson:2: invalid JSON"``; default: printed on stderr after ``sketchgraph demo: ``)
@@ -107,7 +109,7 @@ def run_demo(
     given or under the folder given, and its picture), how many PNGs of an earlier run it removed (when any) and a
     summary, which says when ``limit`` cut the run.
     """
-    from .predict import FileRun, expand_files, require_paths, stderr_report  # predict's reading of files
+    from .predict import STDIN, FileRun, check_file_arguments, expand_files, stderr_report, stdin_copy
     from .viz import draw_graph
 
     if paths is None:
@@ -117,7 +119,7 @@ def run_demo(
     paths = list(paths)
     _check_top_k(top_k)
     _check_limit(limit)
-    require_paths(paths)
+    check_file_arguments(paths)
     out = Path(out)
     _check_out(out)
     clf = SketchClassifier.from_pretrained(checkpoint)
@@ -128,31 +130,34 @@ def run_demo(
     taken: set[str] = set()
     skipped = read = counted_only = 0
     report = on_error or stderr_report(PROG)
-    for given, name in ((arg, name) for arg in paths for name in expand_files([arg])):
-        path, run = Path(name), FileRun(name, format, as_json=False, report=report)
-        records = run.located_records()
-        room = None if not limit else max(limit - read, 0)  # records this file may still hand to the model
-        classified = []
-        for (i, place), sketch, preds, error in clf.classify_each(islice(records, room), top_k):
-            read += 1
-            if error is None:
-                classified.append((i, sketch, preds))
-            else:
-                run.refused(error, i, place)
-        rest, failed = _count_rest(run, records)  # past the limit; also completes the file's record count
-        counted_only += rest
-        skipped += failed
-        several = run.position > 1  # records in the file, the skipped ones included
-        shown = _shown_name(name, given)
-        for i, sketch, preds in classified:
-            image = out / _unique(f"{path.stem}_{i}" if several else path.stem, taken)
-            label = sketch.label or path.stem
-            title = f"{label}: {preds[0].label} ({100 * preds[0].score:.0f}%)"
-            draw_graph(clf.graph(sketch), image, prediction=preds, title=title)
-            _record_png(out, image, earlier, drawn)
-            results.append(DemoResult(path, sketch, preds, image))
-            if verbose:
-                print(f"{shown}{f' [{i}]' if several else ''}: {label} -> {image}\n{format_predictions(preds)}")
+    with stdin_copy(paths, PROG) as saved:
+        for given, name in ((arg, name) for arg in paths for name in expand_files([saved if arg == STDIN else arg])):
+            from_stdin = name == saved  # its copy's name is random: the pictures are stdin*.png, the path -
+            path, stem = (Path(STDIN), "stdin") if from_stdin else (Path(name), Path(name).stem)
+            run = FileRun(name, format, as_json=False, report=report, name=STDIN if from_stdin else None)
+            records = run.located_records()
+            room = None if not limit else max(limit - read, 0)  # records this file may still hand to the model
+            classified = []
+            for (i, place), sketch, preds, error in clf.classify_each(islice(records, room), top_k):
+                read += 1
+                if error is None:
+                    classified.append((i, sketch, preds))
+                else:
+                    run.refused(error, i, place)
+            rest, failed = _count_rest(run, records)  # past the limit; also completes the file's record count
+            counted_only += rest
+            skipped += failed
+            several = run.position > 1  # records in the file, the skipped ones included
+            shown = STDIN if from_stdin else _shown_name(name, given)
+            for i, sketch, preds in classified:
+                image = out / _unique(f"{stem}_{i}" if several else stem, taken)
+                label = sketch.label or stem
+                title = f"{label}: {preds[0].label} ({100 * preds[0].score:.0f}%)"
+                draw_graph(clf.graph(sketch), image, prediction=preds, title=title)
+                _record_png(out, image, earlier, drawn)
+                results.append(DemoResult(path, sketch, preds, image))
+                if verbose:
+                    print(f"{shown}{f' [{i}]' if several else ''}: {label} -> {image}\n{format_predictions(preds)}")
     removed = _remove_stale(out, earlier, drawn)
     if verbose:
         if removed:
@@ -297,7 +302,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     from .formats import FORMATS
 
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="sketch files or folders of them (default: the bundled examples)")
+                   help="sketch files or folders of them; - reads standard input (default: the bundled examples)")
     p.add_argument("--out", default="out/demo", help="folder for the PNGs (default out/demo)")
     p.add_argument("--checkpoint", default=SHIPPED_CHECKPOINT,
                    help=f"checkpoint directory or shipped name (default {SHIPPED_CHECKPOINT})")

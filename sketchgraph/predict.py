@@ -52,7 +52,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -998,7 +998,7 @@ def _one_line(text: str) -> str:
 STDIN = "-"  # ``sketchgraph predict -``: the sketches of standard input
 
 
-def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
+def save_stdin(folder: Path, *, chunk: int = 1 << 20, prog: str = "sketchgraph predict") -> Path:
     """Copy standard input's bytes to a new file in ``folder`` until it ends, and return its path: ``sketchgraph
     predict -`` reads it as a file, since a format is sniffed from a file's first bytes before it is read from its
     start. The file's name means nothing (``FileRun`` reads it with ``from_name=False``: no class or key id comes
@@ -1011,7 +1011,7 @@ def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
     path = folder / f"stdin-{secrets.token_hex(8)}"
     try:
         if source.isatty():
-            print("sketchgraph predict: reading sketches from standard input; end with Ctrl-D", file=sys.stderr)
+            print(f"{prog}: reading sketches from standard input; end with Ctrl-D", file=sys.stderr)
         with open(path, "xb") as out:
             while True:
                 try:
@@ -1025,6 +1025,25 @@ def save_stdin(folder: Path, *, chunk: int = 1 << 20) -> Path:
         raise SketchError(f"could not save standard input to {folder}: {exc.strerror or exc} (set TMPDIR to a "
                           "folder with more room, or pass the file itself)") from None
     return path
+
+
+def check_file_arguments(files: Sequence[str | os.PathLike]) -> None:
+    """The command line's FILE arguments, checked before the model loads and standard input is read: ``-``
+    (``STDIN``) at most once (``SketchError``), every other path as ``require_paths`` checks it."""
+    if (n := sum(1 for f in files if f == STDIN)) > 1:
+        raise SketchError(f"{STDIN} (standard input) is given {n} times; it can be read once")
+    require_paths(f for f in files if f != STDIN)
+
+
+@contextmanager
+def stdin_copy(files: Sequence[str | os.PathLike], prog: str = "sketchgraph predict") -> Iterator[str | None]:
+    """The path of standard input's copy (``save_stdin``) when ``-`` (``STDIN``) is among ``files``, else ``None``;
+    the copy's temporary folder is removed on leaving, even on SIGTERM (the CLI turns it into an exception)."""
+    if STDIN not in files:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-") as folder:
+        yield str(save_stdin(Path(folder), prog=prog))
 
 
 def require_paths(paths: Iterable[str | os.PathLike]) -> None:
@@ -1201,18 +1220,13 @@ def run_cli(args: argparse.Namespace) -> int:
 
 def _run_cli(args: argparse.Namespace) -> int:
     _check_top_k(args.top_k)
-    if args.files.count(STDIN) > 1:
-        raise SketchError(f"{STDIN} (standard input) is given {args.files.count(STDIN)} times; it can be read once")
-    require_paths(f for f in args.files if f != STDIN)  # before reading standard input and loading the model
+    check_file_arguments(args.files)  # before reading standard input and loading the model
     clf = SketchClassifier.from_pretrained(  # before standard input: a wrong checkpoint is said at once
         args.checkpoint, device=args.device, backend=args.backend, batch_size=args.batch_size,
         precision=args.precision,
     )
     records = parts = 0  # sketches that could not be classified; files or parts of files that could not be read
-    with ExitStack() as stack:
-        saved = None
-        if STDIN in args.files:  # saved to a file of a temporary folder, removed at the end, even on SIGTERM (cli)
-            saved = str(save_stdin(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sketchgraph-stdin-")))))
+    with stdin_copy(args.files) as saved:
         for path in expand_files(saved if f == STDIN else f for f in args.files):
             run = FileRun(path, args.format, args.json, name=STDIN if path == saved else None)
             for (index, place), sketch, preds, error in clf.classify_each(run.located_records(), args.top_k):

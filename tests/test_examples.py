@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -149,6 +150,36 @@ def test_demo_reads_files_as_the_format_it_is_given(tiny_checkpoint, tmp_path, c
     captured = capsys.readouterr()
     assert captured.err == "" and f"x.svg: square -> {out / 'x.png'}" in captured.out
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "x.png"]
+
+
+def test_demo_reads_standard_input_as_predict_does(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """``-`` is standard input, as in ``predict``: named ``-`` in the printout, drawn as ``stdin_<i>.png`` (not the
+    random name of its saved copy, which is gone afterwards), beside a file; given twice it is refused before the
+    model loads; an empty one is skipped and makes the exit status 1."""
+    from test_predict import feed_stdin
+
+    from sketchgraph.cli import main
+
+    _squares(tmp_path / "two.ndjson", 2)
+    _squares(tmp_path / "one.ndjson", 1)
+    out = tmp_path / "out"
+    feed_stdin(monkeypatch, (tmp_path / "two.ndjson").read_bytes())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the copy of standard input is saved
+    args = ["--out", str(out), "--checkpoint", str(tiny_checkpoint), "--top-k", "1"]
+    assert main(["demo", "-", str(tmp_path / "one.ndjson"), *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert f"- [0]: square -> {out / 'stdin_0.png'}\n" in captured.out
+    assert f"- [1]: square -> {out / 'stdin_1.png'}\n" in captured.out
+    assert f"one.ndjson: square -> {out / 'one.png'}\n" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "one.png", "stdin_0.png", "stdin_1.png"]
+    assert not list(tmp_path.glob("sketchgraph-stdin-*"))  # the saved copy is gone
+    assert main(["demo", "-", "-", "--checkpoint", "no-such-checkpoint", "--out", str(out)]) == 1  # as predict
+    assert capsys.readouterr().err == ("sketchgraph demo: error: - (standard input) is given 2 times; it can be read "
+                                       "once\n")
+    feed_stdin(monkeypatch, b"")
+    assert main(["demo", "-", *args]) == 1
+    assert "sketchgraph demo: skipped -: nothing came on standard input\n" in capsys.readouterr().err
 
 
 def test_demo_draws_at_most_limit_sketches_and_says_so(tiny_checkpoint, tmp_path, capsys):
