@@ -391,7 +391,8 @@ def plot_attention(
         raise ValueError(f"heads must name at least one head in 0..{n_heads - 1} (or -{n_heads}..-1, from the "
                          f"end, as for layer), got {heads}")
     heads = [h % n_heads for h in heads]
-    fig = Figure(figsize=(cell * len(heads) + 0.8, cell * len(rels) + 0.6), layout="constrained")
+    # room beside the panels for the row labels and the colour bar; the title wraps to the width
+    fig = Figure(figsize=(max(cell * len(heads) + 0.8, 3.6), max(cell * len(rels) + 0.8, 2.4)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(rels), len(heads), squeeze=False))
     vmax = max(float(arrays[r][layer][heads].max()) for r in rels) or 1.0
     image = None
@@ -407,7 +408,8 @@ def plot_attention(
             if c == 0:
                 ax.set_ylabel(rel, fontsize=11)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
-    fig.suptitle(title or f"attention, layer {layer % n_layers + 1} of {n_layers} (rows: query, columns: key)")
+    fig.suptitle(title or f"attention, layer {layer % n_layers + 1} of {n_layers} (rows: query, columns: key)",
+                 wrap=True)
     return _save(fig, target, dpi)
 
 

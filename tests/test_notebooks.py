@@ -120,3 +120,10 @@ def test_quickstart_runs():
         off_by = float(re.search(r"max \|row sum - 1\|: (\S+)", line)[1])
         outside = float(re.search(r"outside the relation's edges: (\S+)$", line)[1])
         assert off_by < 1e-5 and outside == 0.0, line
+    jumps = _text(next(c for c in code if "temporal-jumps" in c.metadata.get("tags", []))).splitlines()
+    assert len(jumps) == 1 + SketchClassifier.from_pretrained(SHIPPED_CHECKPOINT).model.config.heads  # a line a head
+    assert jumps[0] == "last layer, temporal relation: weight on each of the 6 pen-up jumps (stroke end -> next start)"
+    for h, line in enumerate(jumps[1:]):  # the face example: 7 strokes, so 6 jumps; each weight a probability
+        row = re.fullmatch(rf"head {h}: ((?:[01]\.\d\d ?){{6}}) \| first -> last ([01]\.\d\d), last -> first "
+                           r"([01]\.\d\d), self-loops ([01]\.\d\d) on average", line)
+        assert row is not None and all(0 <= float(x) <= 1 for x in row[1].split()), line

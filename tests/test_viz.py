@@ -158,6 +158,34 @@ def test_plot_attention_labels_each_panel_with_its_relation_and_head():
         assert fig.get_suptitle().startswith(f"attention, layer {layer % layers + 1} of {layers}")
 
 
+def texts_off_the_figure(fig) -> list[str]:
+    """The texts of ``fig`` (titles, labels, colour bar) that are drawn, at least in part, outside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # the constrained layout is done when the figure is drawn
+    renderer, box = canvas.get_renderer(), fig.bbox
+    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_visible()) if t.get_text()]
+    assert len(texts) > 3  # a title, row labels, head titles, the colour bar's label
+    off = []
+    for t in texts:
+        e = t.get_window_extent(renderer)
+        if e.x0 < 0 or e.y0 < 0 or e.x1 > box.width or e.y1 > box.height:
+            off.append(t.get_text())
+    return off
+
+
+@pytest.mark.parametrize("rels", [("temporal",), ("stroke1", "stroke2", "temporal")])
+@pytest.mark.parametrize("heads", [0, [0, 1], None])
+def test_plot_attention_keeps_its_title_and_labels_on_the_figure(rels, heads):
+    """One head (docs/predict.md's ``heads=0``) used to give a figure too narrow for its default title and its row
+    labels, which were cut at the left edge; every text now lies inside the figure, with any number of heads."""
+    maps = {rel: np.random.default_rng(0).random((4, 4, 30, 30)) for rel in rels}
+    fig = plot_attention(maps, layer=-1, heads=heads)
+    assert texts_off_the_figure(fig) == []
+    assert fig.get_suptitle() == "attention, layer 4 of 4 (rows: query, columns: key)"
+
+
 HEADS_RANGE = r"heads must name at least one head in 0\.\.1 \(or -2\.\.-1, from the end, as for layer\), "
 
 
