@@ -284,8 +284,9 @@ def check_paths(paths: Iterable[str | os.PathLike]) -> None:
     """``FileNotFoundError`` naming the first of ``paths`` that does not exist (the datasets to evaluate)."""
     for path in paths:
         if not Path(path).expanduser().exists():
+            stdin = ", and does not read standard input: save it to a file" if os.fspath(path) == "-" else ""
             raise FileNotFoundError(f"no such file or folder: {os.fspath(path)} (evaluate takes a prepared dataset "
-                                    "folder, or sketch files and folders of them)")
+                                    f"folder, or sketch files and folders of them{stdin})")
 
 
 def _kind(path: str | os.PathLike, format: str | None) -> str | None:

@@ -1011,6 +1011,10 @@ def test_a_prepared_dataset_is_evaluated_alone(easy_prepared, tiny_checkpoint, t
     with pytest.raises(FileNotFoundError, match=rf"^no such file or folder: {tmp_path / 'nope'} \(evaluate takes a "
                                                 r"prepared dataset folder, or sketch files"):
         evaluate(tiny_checkpoint, [path, tmp_path / "nope"], progress=False)
+    with pytest.raises(FileNotFoundError, match=r"^no such file or folder: - \(evaluate takes a prepared dataset "
+                                                r"folder, or sketch files and folders of them, and does not read "
+                                                r"standard input: save it to a file\)$"):
+        evaluate(tiny_checkpoint, [path, "-"], progress=False)  # predict and demo read - (standard input)
 
 
 def test_npz_files_are_read_at_the_split_asked(tiny_checkpoint, tmp_path):
