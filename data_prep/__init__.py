@@ -79,11 +79,16 @@ def script_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def add_prepare_options(p: argparse.ArgumentParser, *, max_points: int | None = None) -> None:
-    """The options the preparing scripts share: ``--max-points`` (when a default ``max_points`` is given),
-    ``--workers``, ``--overwrite`` and ``--no-resume``."""
+    """The options the preparing scripts share: ``--max-points`` and ``--cap`` (when a default ``max_points`` is
+    given; ``Preprocessing(max_points=args.max_points, cap=args.cap)``), ``--workers``, ``--overwrite`` and
+    ``--no-resume``."""
     if max_points is not None:
-        p.add_argument("--max-points", type=int, default=max_points,
-                       help="point cap per sketch: a longer drawing is truncated to it (default %(default)s)")
+        p.add_argument("--max-points", type=positive_int, default=max_points,
+                       help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
+                            "simplified again, coarser, with --cap adapt")
+        p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
+                       help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
+                            "(default %(default)s)")
     p.add_argument("--workers", type=positive_int, default=2,
                    help="worker processes (default %(default)s); the output does not depend on it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at OUT")

@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     add_prepare_options(p, max_points=Preprocessing().max_points)
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_sketchrnn(
-        args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers,
-        overwrite=args.overwrite, resume=args.resume,
+        args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points, cap=args.cap),
+        workers=args.workers, overwrite=args.overwrite, resume=args.resume,
     ), interrupted=resume_note(args.out, resume=args.resume))
 
 

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points),
+        info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points, cap=args.cap),
                            workers=args.workers, overwrite=args.overwrite, resume=args.resume)
         if info.splits != EXPECTED_SPLITS or len(info.classes) != 20:
             print(f"warning: expected {EXPECTED_SPLITS} over 20 classes, got {info.splits} over "

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_tuberlin(
         args.root, args.out, protocol=args.protocol, seed=args.seed,
-        preprocessing=Preprocessing(max_points=args.max_points), workers=args.workers, overwrite=args.overwrite,
-        resume=args.resume,
+        preprocessing=Preprocessing(max_points=args.max_points, cap=args.cap), workers=args.workers,
+        overwrite=args.overwrite, resume=args.resume,
     ), interrupted=resume_note(args.out, resume=args.resume))
 
 

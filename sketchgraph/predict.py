@@ -600,6 +600,7 @@ class SketchClassifier:
             raise CheckpointError(f"{where} does not fit its model: {exc}") from None
         if cap is not None:
             preprocessing = replace(preprocessing, cap=cap)
+            preprocessing.check_cap()
         return cls(model, config["classes"], preprocessing=preprocessing, graph_spec=graph_spec, device=device,
                    **kwargs)
 

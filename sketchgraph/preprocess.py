@@ -551,6 +551,14 @@ class Preprocessing:
                 0 <= self.epsilon < math.inf):
             raise ValueError(f"Preprocessing.epsilon must be a number >= 0, got {self.epsilon!r}")
 
+    def check_cap(self) -> None:
+        """``ValueError`` when ``cap`` is ``"adapt"`` without ``simplify``: its coarser re-simplification needs the
+        simplification, so every long drawing would be truncated while the record said ``adapt``. (A stored record
+        of that kind still loads: it prepares a drawing as ``"truncate"`` does, and is compared as such.)"""
+        if self.cap == "adapt" and not self.simplify:
+            raise ValueError("cap 'adapt' simplifies a long drawing again with a coarser tolerance, so it needs "
+                             "simplification: without it (--no-simplify, simplify=False) only 'truncate' applies")
+
     def adapt_epsilons(self) -> list[float]:
         """The coarser tolerances ``"adapt"`` tries, in order (empty for ``"truncate"``)."""
         if self.cap != "adapt" or not self.simplify:

@@ -768,6 +768,10 @@ def test_records_of_a_whole_file_are_numbered_as_in_the_file(tmp_path):
     (["--epsilon", "-1"], 2, "argument --epsilon: expected a finite number >= 0, got '-1'"),
     (["--workers", "0"], 2, "argument --workers: expected a positive integer, got '0'"),
     (["--workers", "-1"], 2, "argument --workers: expected a positive integer, got '-1'"),
+    # adapt was accepted, every long drawing truncated, and meta.json said "adapt"
+    (["--cap", "adapt", "--no-simplify"], 1, "cap 'adapt' simplifies a long drawing again with a coarser tolerance, "
+                                             "so it needs simplification: without it (--no-simplify, "
+                                             "simplify=False) only 'truncate' applies"),
 ])
 def test_prepare_cli_reports_bad_options(tmp_path, capsys, args, rc, message):
     make_files(tmp_path / "in", n=3)
@@ -844,7 +848,8 @@ def test_prepare_says_and_exits_1_when_an_input_gave_nothing(tmp_path, capsys):
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--workers", "1"]) == 1
     captured = capsys.readouterr()
     assert is_prepared(out) and json.loads((out / "meta.json").read_text())["splits"] == {"all": 4 * len(files)}
-    assert (f"  warning: 1 input file held records but gave no sketch (none of their records could be read): "
+    assert (f"  warning: 1 input file held records but gave no sketch (none of their records could be read, or each "
+            f"repeated a key_id read before): "
             f"{(tmp_path / 'in' / 'table.ndjson').as_posix()}") in captured.out.splitlines()
     assert captured.err.splitlines()[-1] == (
         f"sketchgraph prepare: 1 file or part of a file could not be read at all and 1 input file gave no sketch "
@@ -861,6 +866,17 @@ def test_prepare_says_and_exits_1_when_an_input_gave_nothing(tmp_path, capsys):
                          "reason": f"a broken link to {tmp_path / 'gone' / 'pig.ndjson'}: No such file or directory"}]
     (tmp_path / "in" / "pig.ndjson").unlink()
     assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(out), "--quiet", "--overwrite"]) == 0
+
+
+def test_an_input_whose_records_all_repeat_another_inputs_is_said_to_be_a_copy(tmp_path, capsys):
+    """A copy of another input gives no sketch because every key_id repeats: the warning said "none of their records
+    could be read", though each was read and dropped as a repeat (errors.jsonl: ``duplicate``)."""
+    files = make_files(tmp_path / "in", n=3)
+    copy = tmp_path / "in" / f"{files[0].stem}_copy.ndjson"
+    copy.write_bytes(files[0].read_bytes())
+    assert cli_main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--workers", "1"]) == 1
+    assert (f"  warning: 1 input file held records but gave no sketch (each of their records repeated a key_id read "
+            f"before: copies of other inputs?): {copy.as_posix()}") in capsys.readouterr().out.splitlines()
 
 
 def test_a_protocol_that_draws_nothing_from_some_files_of_a_class_is_no_failure(tmp_path, capsys):
@@ -890,7 +906,7 @@ def test_prepare_warns_of_inputs_the_split_files_leave_out_and_of_name_splits_a_
     out = capsys.readouterr().out.splitlines()
     barren = sorted(f.as_posix() for f in files[1:])
     assert (f"  warning: {len(barren)} input files held records but gave no sketch (none of their records is in the "
-            "split files, or none could be read: a class left out?): " + ", ".join(barren[:5])
+            "split files, or none could be read or was new: a class left out?): " + ", ".join(barren[:5])
             + (" ..." if len(barren) > 5 else "")) in out
     assert any(line.startswith("  warning: 1 class (") and "needs at least two" in line for line in out)
     tagged = make_files(tmp_path / "tagged", n=6, suffix="_train")

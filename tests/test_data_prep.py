@@ -378,6 +378,48 @@ def test_workers_must_be_a_positive_number(tmp_path, capsys, workers):
     assert "argument --workers: must be " in capsys.readouterr().err
 
 
+def _script_inputs(script: str, root: Path) -> list[str]:
+    """Generated inputs of a preparing script: an SPG folder, TU-Berlin class folders, or sketch-rnn files."""
+    rng = np.random.default_rng(4)
+    if script == "spg":
+        write_spg(root)
+        return [str(root)]
+    if script == "tuberlin":
+        for c in ("airplane", "cat"):
+            (root / c).mkdir(parents=True)
+            for i in range(10):
+                write_svg(Sketch.from_strokes([s * 4 for s in random_strokes(rng)]), root / c / f"{i}.svg")
+        return [str(root)]
+    root.mkdir()
+    files = []
+    for name in ("cat", "dog"):
+        splits = {s: [Sketch.from_strokes([np.round(x) for x in random_strokes(rng)]).to_stroke3() for _ in range(4)]
+                  for s in ("train", "valid", "test")}
+        files.append(str(write_stroke3_npz(root / f"{name}.npz", **splits)))
+    return files
+
+
+@pytest.mark.parametrize("script", ["spg", "tuberlin", "sketchrnn"])
+def test_preparing_scripts_take_the_point_cap_and_its_policy(tmp_path, capsys, script):
+    """``--cap adapt`` (re-simplify a drawing over the cap instead of cutting its last strokes) was only in
+    ``sketchgraph prepare``; the scripts truncated always. Each now takes it, records it in ``meta.json``, and cuts
+    fewer points than ``truncate``; ``--max-points 0`` is a usage error (it was taken as given)."""
+    module = importlib.import_module(f"data_prep.{script}")
+    inputs = _script_inputs(script, tmp_path / "in")
+    cut = {}
+    for cap in ("truncate", "adapt"):
+        out = tmp_path / cap
+        status = module.main([*inputs, str(out), "--max-points", "12", "--cap", cap, "--workers", "1"])
+        assert status == (1 if script == "spg" else 0)  # spg: a folder that is not the whole SPG-20 warns, status 1
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["preprocessing"] == {"simplify": True, "epsilon": 2.0, "max_points": 12, "cap": cap}
+        cut[cap] = meta["counts"]["dropped_points"]
+    assert 0 <= cut["adapt"] < cut["truncate"]
+    with pytest.raises(SystemExit) as exited:
+        module.main([*inputs, str(tmp_path / "zero"), "--max-points", "0"])
+    assert exited.value.code == 2 and "argument --max-points: must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_spg_help_says_a_subset_warns_and_exits_1(capsys):
     from data_prep import spg
 

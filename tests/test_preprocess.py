@@ -586,6 +586,32 @@ def test_adapt_keeps_every_stroke_under_the_cap():
     assert adapted.num_strokes == sk.num_strokes
 
 
+def test_adapt_without_simplification_is_refused_where_it_is_chosen(tiny_checkpoint, tmp_path):
+    """``adapt`` re-simplifies, so without ``simplify`` it would truncate while saying ``adapt``: ``check_cap``
+    refuses it, and so do ``prepare`` (before anything is written) and ``from_pretrained(cap="adapt")`` on a
+    checkpoint that does not simplify. A stored record of it still loads (it prepares as ``truncate``)."""
+    from sketchgraph.checkpoint import load_checkpoint
+    from sketchgraph.data import prepare
+    from sketchgraph.predict import SketchClassifier
+
+    stored = Preprocessing(simplify=False, cap="adapt")
+    assert stored.adapt_epsilons() == []
+    with pytest.raises(ValueError, match=r"^cap 'adapt' simplifies a long drawing again .* only 'truncate' applies$"):
+        stored.check_cap()
+    for ok in (Preprocessing(), Preprocessing(cap="adapt"), Preprocessing(simplify=False)):
+        ok.check_cap()
+    (tmp_path / "cat.ndjson").write_text('{"drawing": [[[0, 10, 20], [0, 10, 0]]]}\n')
+    with pytest.raises(ValueError, match="needs simplification"):
+        prepare([tmp_path / "cat.ndjson"], tmp_path / "out", preprocessing=stored, progress=False)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+    model, config = load_checkpoint(tiny_checkpoint)
+    unsimplified = {**config, "preprocessing": {**config.get("preprocessing", {}), "simplify": False}}
+    with pytest.raises(ValueError, match="needs simplification"):
+        SketchClassifier.from_model(model, unsimplified, cap="adapt")
+    assert SketchClassifier.from_model(model, unsimplified, cap="truncate").preprocessing.cap == "truncate"
+    assert SketchClassifier.from_model(model, config, cap="adapt").preprocessing.cap == "adapt"
+
+
 def test_adapt_changes_nothing_for_short_drawings():
     sk = Sketch.from_strokes([[[0, 50, 100], [0, 80, 0]], [[10, 90], [40, 40]]])
     a = preprocess(sk, Preprocessing(cap="adapt"))

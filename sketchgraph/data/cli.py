@@ -42,7 +42,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-files", metavar="DIR",
                    help="assign splits by key_id from the <class>_<split>.ndjson files in DIR; 'auto' = by the "
                         "inputs' own file names (default: by file name when every input's name ends in _train, _valid "
-                        "or _test, one split 'all' when none does; a mix is refused before anything is read)")
+                        "or _test, or is an .npz, which keeps its own train/valid/test arrays; one split 'all' when "
+                        "none does; a mix is refused before anything is read)")
     p.add_argument("--protocol", type=_protocol, metavar="SPEC",
                    help=f"per-class seeded sample: {', '.join(PROTOCOLS)} or e.g. train=650,valid=50,test=100 "
                         "(default: none: every sketch read is kept; splits as --split-files says); not with "
@@ -53,7 +54,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="RDP tolerance, a number >= 0 (default %(default)s)")
     p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
                    help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
-                        "(default %(default)s)")
+                        "(default %(default)s; adapt needs the simplification: not with --no-simplify)")
     p.add_argument("--max-points", type=int_option(1), default=Preprocessing().max_points,
                    help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
                         "simplified again, coarser, with --cap adapt")

@@ -262,6 +262,19 @@ def barren_inputs(info: PreparedInfo) -> list[str]:
     return [src["path"] for src in meta.get("sources", []) if src.get("records") and not src.get("kept")]
 
 
+def _barren_why(barren: list[str], errors: list[dict[str, Any]], by_keys: bool) -> str:
+    """Why the ``barren_inputs`` gave no sketch, as their errors tell it: every record a repeated key_id (a copy of
+    another input), else unreadable or repeated records, or (``by_keys``) records in no split file."""
+    kinds: dict[str, set[str]] = {}
+    for e in errors:
+        kinds.setdefault(e["source"], set()).add(e["kind"])
+    if all(kinds.get(path) == {"duplicate"} for path in barren):
+        return "each of their records repeated a key_id read before: copies of other inputs?"
+    if by_keys:
+        return "none of their records is in the split files, or none could be read or was new: a class left out?"
+    return "none of their records could be read, or each repeated a key_id read before"
+
+
 def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str:
     c = info.counts
     splits = " / ".join(f"{k} {v:,}" for k, v in info.splits.items())
@@ -283,8 +296,7 @@ def _summary(info: PreparedInfo, errors: list[dict[str, Any]], out: Path) -> str
                      "them)")
     barren = barren_inputs(info)
     if barren:
-        why = ("none of their records is in the split files, or none could be read: a class left out?"
-               if method.get("kind") == "keys" else "none of their records could be read")
+        why = _barren_why(barren, errors, method.get("kind") == "keys")
         lines.append(f"  warning: {counted(len(barren), 'input file')} held records but gave no sketch ({why}): "
                      f"{', '.join(barren[:5])}{' ...' if len(barren) > 5 else ''}")
     if len(info.classes) < 2:
@@ -379,6 +391,7 @@ def prepare(
         store (the message gives the counts and the first errors with file:line).
     """
     t0 = time.perf_counter()
+    preprocessing.check_cap()
     out = Path(out_dir)
     if out.name in ("", ".", ".."):
         out = out.resolve()  # "." or "..": name the folder, so DIR.partial sits beside it
