@@ -8,15 +8,17 @@ request, guarded by ``If-Range`` so a file changed on the server starts over), s
 received must match ``Content-Length`` / ``Content-Range``; a short file is never renamed into place; a
 server that states no size gets a warning), checked against the MD5 the bucket states (``x-goog-hash``) when it
 states one, flushed to disk (fsync) before the rename, retried with back-off, and shown with a progress bar. Next
-to each file a hidden ``.<name>.source`` (JSON: what it is, e.g. ``full/raw/cat.ndjson``, the server's validator
-and MD5, and the finished size) records where it came from, so a ``.part`` left by another kind (``raw`` and
+to each file a hidden ``.<name>.source`` (JSON: what it is, e.g. ``full/raw/cat.ndjson``, the server's validator and
+MD5, and the finished size) records where it came from, so a ``.part`` left by another kind (``raw`` and
 ``simplified`` files share names) is never continued, a finished file of another kind is refused instead of being
-taken as this one, and a finished file whose size no longer matches its record (or an empty one) is downloaded
-again; the same file from a mirror (``--base-url``) is the same file. One sidecar per file, and each ``.part`` is
-locked (``flock``) while it is written, so several downloads can run into one folder at once: a file another
-process is downloading is skipped (where files cannot be locked, on Windows or a file system without locks, the
-download goes on unlocked, saying so once). A file that fails (after its retries) does not stop the others: every
-class is tried, and the failures are listed at the end (exit status 1; rerunning resumes)::
+taken as this one (a file found without a record, copied there, is kept unless its drawings are of the other kind,
+and named at the end: nothing else of it can be checked), and a finished file whose size no longer matches its
+record (or an empty one) is downloaded again; the same file from a mirror (``--base-url``) is the same file. One
+sidecar per file, and each ``.part`` is locked (``flock``) while it is written, so several downloads can run into
+one folder at once: a file another process is downloading is skipped (where files cannot be locked, on Windows or a
+file system without locks, the download goes on unlocked, saying so once). A file that fails (after its retries)
+does not stop the others: every class is tried, and the failures are listed at the end (exit status 1; rerunning
+resumes)::
 
     python -m data_prep.quickdraw download --kind simplified --classes cat,dog --out data/quickdraw
     python -m data_prep.quickdraw download --kind simplified --out data/quickdraw        # all 345
@@ -559,9 +561,14 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
     failures in a row (the server or the network is down: the other classes would only repeat the back-off). A
     file another process is downloading into ``out`` is skipped, listed as failed, but does not count as a
     failure in a row."""
+    scheme = urlsplit(base_url).scheme
+    if scheme not in ("http", "https"):
+        raise ValueError(f"base_url (--base-url) must be an http:// or https:// URL, got {base_url!r}: files are "
+                         "fetched over HTTP (a local copy needs no download: prepare it where it lies)")
     out = Path(out)
     classes = official_categories(classes)
     paths: list[Path] = []
+    unrecorded: list[str] = []  # files found in out that no download recorded: kept as they are, said at the end
     failed: list[tuple[str, str]] = []
     in_a_row = untried = 0
     bar = tqdm(classes, desc=f"download {kind}", unit="file",
@@ -569,6 +576,8 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
     for i, word in enumerate(bar):
         name = file_name(word, kind)
         try:
+            if _unrecorded_file(out / name, kind):
+                unrecorded.append(name)
             paths.append(download_file(url_for(word, kind, base_url), out / name, retries=retries, backoff=backoff,
                                        progress=progress, source=f"{KINDS[kind][0]}/{name}"))
             in_a_row = 0
@@ -586,9 +595,31 @@ def download(classes: Iterable[str] = CATEGORIES, out: str | Path = ".", *, kind
                 untried = len(classes) - i - 1
                 break
     bar.close()
+    if unrecorded:
+        shown = ", ".join(unrecorded[:3]) + (", ..." if len(unrecorded) > 3 else "")
+        print(f"note: kept {len(unrecorded)} file{'' if len(unrecorded) == 1 else 's'} already in {out} that no "
+              f"download recorded ({shown}): neither size nor checksum could be checked; delete one to download "
+              "it again", file=sys.stderr)
     if failed:
         raise DownloadError(_summary(failed, len(classes), untried, in_a_row), f"{len(failed)} files failed")
     return paths
+
+
+def _unrecorded_file(dest: Path, kind: str) -> bool:
+    """Whether ``dest`` is a file that no download recorded (no ``.source``: copied there, or downloaded before
+    records were kept), which ``download_file`` keeps as it is. ``LocalDownloadError`` when its drawings are of
+    another kind than ``kind`` (raw and simplified files share names), told from its first records."""
+    if not dest.is_file() or read_source(dest) is not None:
+        return False
+    if kind in ("raw", "simplified"):
+        from sketchgraph.formats.ndjson import sniff_file_style
+
+        style = sniff_file_style(dest, default=None)
+        if style is not None and style != kind:
+            raise LocalDownloadError(f"{dest} is already there, with {style} drawings where {kind} ones are wanted "
+                                     "(raw and simplified files have the same names); move it away, or download "
+                                     "into another folder")
+    return True
 
 
 def quickdraw_kind(files: Iterable[Path]) -> str:

@@ -253,6 +253,44 @@ def test_a_part_of_another_kind_is_not_continued(server, tmp_path):
     assert main(["download", "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 1
 
 
+def test_a_file_no_download_recorded_is_kept_said_and_refused_when_of_the_other_kind(server, tmp_path, capsys):
+    """A file copied into the folder has no ``.source`` record: it was taken as finished in silence, even a
+    simplified file where raw ones were asked (they share names). Its drawings now tell its kind: the other kind
+    stops the run; the right kind is kept, and the run says which files it could not check."""
+    base, b = server
+    simplified = '{"word": "cat", "key_id": "1", "drawing": [[[0, 10, 20], [0, 5, 0]]]}\n'
+    raw = '{"word": "cat", "key_id": "2", "drawing": [[[0.5, 10.5, 20.5], [0, 5, 0], [0, 16, 33]]]}\n'
+    (tmp_path / "cat.ndjson").write_text(simplified)
+    assert main(["download", "--kind", "raw", "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 1
+    assert capsys.readouterr().err == (
+        f"python -m data_prep.quickdraw: error: {tmp_path / 'cat.ndjson'} is already there, with simplified drawings "
+        "where raw ones are wanted (raw and simplified files have the same names); move it away, or download into "
+        "another folder\n")
+    assert (tmp_path / "cat.ndjson").read_text() == simplified and b.log == []
+    for kind, text in (("simplified", simplified), ("raw", raw)):
+        (tmp_path / "cat.ndjson").write_text(text)
+        assert main(["download", "--kind", kind, "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 0
+        captured = capsys.readouterr()
+        assert captured.err == (f"note: kept 1 file already in {tmp_path} that no download recorded (cat.ndjson): "
+                                "neither size nor checksum could be checked; delete one to download it again\n")
+        assert captured.out == f"1 file in {tmp_path}\n" and b.log == []
+    (tmp_path / "cat.ndjson").unlink()
+    assert main(["download", "--kind", "raw", "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 0
+    assert (tmp_path / "cat.ndjson").read_bytes() == RAW_CAT and "note:" not in capsys.readouterr().err
+    assert main(["download", "--kind", "raw", "--classes", "cat", "--out", str(tmp_path), "--base-url", base]) == 0
+    assert "note:" not in capsys.readouterr().err  # its own download, recorded: nothing to say
+
+
+@pytest.mark.parametrize("base_url", ["file:///tmp/mirror", "ftp://example.org/qd", "storage.googleapis.com/qd"])
+def test_a_base_url_that_is_not_http_is_refused_at_once(tmp_path, capsys, base_url):
+    """``file://`` was tried (and retried with back-off) per class, failing with "HTTP None"."""
+    assert main(["download", "--classes", "cat", "--out", str(tmp_path / "qd"), "--base-url", base_url]) == 1
+    assert capsys.readouterr().err == (
+        f"python -m data_prep.quickdraw: error: base_url (--base-url) must be an http:// or https:// URL, got "
+        f"{base_url!r}: files are fetched over HTTP (a local copy needs no download: prepare it where it lies)\n")
+    assert not (tmp_path / "qd").exists()
+
+
 def test_a_file_changed_on_the_server_starts_over(server, tmp_path):
     base, b = server
     b.cut, b.etag = {1}, '"v1"'
