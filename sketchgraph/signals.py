@@ -13,9 +13,19 @@ worker. A pool's workers are forked in ``stop_signals_blocked()`` and call ``wor
 SIGTERM that reaches a worker before that (a pool ended right after it started) is held back, not lost (Python
 forgets a signal that lands between ``fork`` and its after-fork reset, and ``Pool.terminate`` then waits for ever).
 
-Python swallows an exception raised in some places (an at-fork hook, when the signal lands while a pool forks its
-workers: "Exception ignored in ..."), so while the block runs after SIGTERM, the interrupt is raised again every
-``RESEND_S`` seconds. Imports nothing heavy (``data_prep``'s downloader uses it without torch).
+Data-loader workers (``sketchgraph.data.make_loader``) are forked with the stop signals blocked too, and call
+``loader_worker_takes_stop_signals()`` first: Ctrl-C is ignored there, and a SIGTERM sent to the whole process
+group (``timeout``, Slurm, systemd) ends a worker quietly, so the main process stops on its own SIGTERM, not on
+torch's "DataLoader worker is killed by signal" error.
+
+Python swallows an exception raised in some places (an object's ``__del__``, such as a data loader's joining its
+workers, or an at-fork hook, when the signal lands while a pool forks its workers: "Exception ignored in ..."), so
+within the block a ``KeyboardInterrupt`` swallowed there is not printed but sent again ``RESEND_AFTER_S`` later
+(SIGTERM when that came, else Ctrl-C's SIGINT), and raised where it can stop the command. One that the code catches
+is not: the command's clean-up (a training run's ``summary.json``) is not interrupted again. A command that is
+already stopping on an interrupt writes its last records in ``interrupts_ignored()``: ``timeout`` sends its signal
+twice (to the command, then to its process group), and the second must not cut them short. Imports nothing heavy
+(``data_prep``'s downloader uses it without torch).
 """
 
 from __future__ import annotations
@@ -30,17 +40,16 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["TERMINATED_STATUS", "Received", "sigterm_as_interrupt", "stop_signals_blocked", "worker_takes_stop_signals",
-           "interrupts_deferred"]
+           "loader_worker_takes_stop_signals", "interrupts_deferred", "interrupts_ignored"]
 
 TERMINATED_STATUS = 128 + signal.SIGTERM
 """The exit status after SIGTERM (143), as a shell reports a process the signal ended."""
 
+RESEND_AFTER_S = 0.05
+"""An interrupt Python swallowed is sent again this long after (``sigterm_as_interrupt``)."""
+
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 """Ctrl-C and SIGTERM: what ``stop_signals_blocked`` holds back while a pool forks its workers."""
-
-RESEND_S = 0.5
-"""After SIGTERM, the interrupt is raised again this often while the block still runs (it was swallowed)."""
-
 
 @dataclass
 class Received:
@@ -48,8 +57,8 @@ class Received:
     the signal's, not Ctrl-C's."""
 
     sigterm: bool = False
-    #: the interrupt is raised and the block has not ended yet: a raise Python swallowed is sent again
-    pending: bool = False
+    #: interrupts Python swallowed in the block (``__del__``, an at-fork hook) and that were sent again
+    resent: int = 0
 
     def status(self, interrupted: int) -> int:
         """The exit status of an interrupted command: ``TERMINATED_STATUS`` after SIGTERM, else ``interrupted``."""
@@ -59,8 +68,10 @@ class Received:
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[Received]:
     """Within the block, SIGTERM raises ``KeyboardInterrupt`` in the main thread (and sets ``Received.sigterm``);
-    in a process forked inside the block it ends that process the default way. Outside the main thread (a server's
-    worker, a test runner's thread) nothing changes. The previous handler is back after the block."""
+    in a process forked inside the block it ends that process the default way. A ``KeyboardInterrupt`` (SIGTERM's or
+    Ctrl-C's) that Python swallows in the block (``sys.unraisablehook``: a ``__del__``, an at-fork hook) is sent
+    again, not printed. Outside the main thread (a server's worker, a test runner's thread) nothing changes. The
+    previous handler and hook are back after the block."""
     received = Received()
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -72,28 +83,27 @@ def sigterm_as_interrupt() -> Iterator[Received]:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
-        received.sigterm = received.pending = True
-        # Python swallows an exception raised where it cannot propagate (an at-fork hook when the signal lands
-        # during os.fork: "Exception ignored in ..."), and the run would go on: until the block ends, send again
-        timer = threading.Timer(RESEND_S, again)
-        timer.daemon = True
-        timer.start()
+        received.sigterm = True
         raise KeyboardInterrupt("terminated (SIGTERM)")
 
-    def again() -> None:
-        if received.pending:
-            os.kill(owner, signal.SIGTERM)
-
-    def unraisable(info: Any) -> None:  # the swallowed interrupt is sent again: no "Exception ignored" traceback
-        if not (received.sigterm and isinstance(info.exc_value, KeyboardInterrupt)):
+    def unraisable(info: Any) -> None:
+        # Python swallowed the interrupt where it cannot propagate ("Exception ignored in ...": a data loader's
+        # __del__ joining its workers, an at-fork hook), and the run would go on: send it again, raised at the next
+        # step of the main thread's code, and print no traceback
+        if not isinstance(info.exc_value, KeyboardInterrupt) or os.getpid() != owner:
             hook(info)
+            return
+        received.resent += 1
+        # from another thread, a moment later: sent from here, it would be raised in this hook and swallowed again
+        timer = threading.Timer(RESEND_AFTER_S, os.kill, (owner, signal.SIGTERM if received.sigterm else signal.SIGINT))
+        timer.daemon = True
+        timer.start()
 
     previous, hook = signal.signal(signal.SIGTERM, interrupt), sys.unraisablehook
     sys.unraisablehook = unraisable
     try:
         yield received
     finally:
-        received.pending = False
         signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = hook
 
@@ -122,6 +132,31 @@ def worker_takes_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def loader_worker_takes_stop_signals() -> None:
+    """In a data-loader worker forked in ``stop_signals_blocked`` (``make_loader``'s ``worker_init_fn``): Ctrl-C is
+    ignored, and SIGTERM ends the worker at once with status 0 (the main process, which a signal sent to the whole
+    group reaches too, stops the run; a worker killed by the signal would make torch raise "DataLoader worker is
+    killed by signal" there instead, and its loader's ``terminate`` still ends the worker); both are unblocked.
+    A connection error reported in the worker (``sys.excepthook``, which ``multiprocessing``'s resource sharer
+    thread calls) prints no traceback: the main process, interrupted, let go of a batch while the worker was handing
+    it over, and nothing of the run is lost."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    hook = sys.excepthook
+
+    def quiet(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not issubclass(kind, ConnectionError):
+            hook(kind, value, tb)
+
+    sys.excepthook = quiet
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    os._exit(0)
 
 
 @contextmanager
@@ -158,3 +193,20 @@ def interrupts_deferred() -> Iterator[None]:
                 again = signal.SIGTERM if signal.SIGTERM in came else came[0]
                 if again not in (signal.sigpending() if hasattr(signal, "sigpending") else ()):
                     os.kill(os.getpid(), again)
+
+
+@contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that come while the block runs are dropped (in the main thread; elsewhere nothing
+    changes): for the last records of a command that is already stopping on an interrupt, which a second signal
+    (``timeout`` sends two, a second Ctrl-C) must not cut short. The handlers are back after the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with stop_signals_blocked():
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sorted(STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -47,6 +47,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ from .errors import CheckpointError
 from .formats.base import sync_file
 from .graph import GraphSpec
 from .model.precision import warn_if_emulated_bf16
-from .signals import interrupts_deferred
+from .signals import interrupts_deferred, interrupts_ignored
 
 __all__ = [
     "TrainConfig", "TrainResult", "Trainer", "train", "measure_throughput", "load_train_config", "config_from_dict",
@@ -525,6 +526,26 @@ def _first_command(invocations: Any) -> str | None:
     return next((c.get("command") for c in listed if isinstance(c, dict) and c.get("command")), None)
 
 
+def _with_out(command: str | None, out: str) -> str | None:
+    """``command`` (a recorded ``sketchgraph train`` command line) with its ``--out`` naming ``out`` instead, when
+    it names another folder: the run's folder was copied or moved since, and the recorded command would write
+    into (or, with ``--overwrite``, delete) the old one."""
+    try:
+        words = shlex.split(command or "")
+    except ValueError:
+        return command
+    for i, word in enumerate(words):
+        given = (words[i + 1] if word == "--out" and i + 1 < len(words) else
+                 word.removeprefix("--out=") if word.startswith("--out=") else None)
+        if given is None:
+            continue
+        if Path(given).expanduser().resolve() == Path(out).expanduser().resolve():
+            return command
+        words[i: i + 2 if word == "--out" else i + 1] = ["--out", str(out)]
+        return shlex.join(words)
+    return command
+
+
 def _read_record(out: Path, name: str) -> dict[str, Any] | None:
     """``out/name`` (``train_config.json``, ``summary.json``) as a JSON object, or None when it is missing or
     unreadable."""
@@ -960,7 +981,7 @@ class Trainer:
         recorded recipe (checked by the caller): its checkpoints record the command the run was started with, which
         reproduces it (this invocation's may be ``--resume --out DIR`` alone)."""
         record = _read_record(self.out, TRAIN_CONFIG) or {}
-        self.run_command = _first_command(record.get("invocations")) or self.command
+        self.run_command = _with_out(_first_command(record.get("invocations")), self.config.out) or self.command
 
     def _records_only_diff(self) -> list[str] | None:
         """For an ``out`` that holds only ``RUN_RECORDS``: how this run's recipe differs from the one recorded in
@@ -1451,6 +1472,7 @@ def train(
     run = Trainer(config, command)
     finished = claimed = False
     stop_reason, error, from_epoch, epoch = "failed", None, 0, 0
+    stopping = ExitStack()  # after an interrupt: further stop signals dropped until the records are written
     try:
         run.claim_out()  # before anything is written
         run.maybe_resume()
@@ -1532,6 +1554,7 @@ def train(
     except KeyboardInterrupt:
         if not claimed:
             raise
+        stopping.enter_context(interrupts_ignored())  # timeout sends its signal twice: the second must not cut these
         stop_reason = "interrupted"
         message = _interrupted_message(run, epoch)
         run.log(message, echo=False)  # the CLI prints it as its last line
@@ -1545,7 +1568,10 @@ def train(
                 run.write_summary(stop_reason, from_epoch, started, error)
             except OSError as exc:  # the run's own outcome (or error) matters more than its summary
                 print(f"[train] could not write {run.out / SUMMARY}: {exc}", file=sys.stderr)
-        run.ctx.close(sync=finished)
+        try:
+            run.ctx.close(sync=finished)
+        finally:
+            stopping.close()
 
 
 # ------------------------------------------------------------------------------------------ CLI

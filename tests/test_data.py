@@ -523,6 +523,55 @@ def test_loader_is_deterministic_with_a_seed(dataset):
     assert order(3, num_workers=1) == order(3)  # the dataset pickles by path into the worker
 
 
+def _record_worker_signals(folder: Path, worker_id: int) -> None:
+    """A user's ``worker_init_fn``: writes how the worker takes the stop signals, once make_loader's own ran."""
+    import signal
+
+    from sketchgraph.signals import STOP_SIGNALS
+
+    blocked = bool(signal.pthread_sigmask(signal.SIG_BLOCK, set()) & STOP_SIGNALS)
+    (folder / f"worker{worker_id}").write_text(f"{signal.getsignal(signal.SIGINT) is signal.SIG_IGN} "
+                                               f"{signal.getsignal(signal.SIGTERM).__name__} {blocked}")
+
+
+def test_loader_workers_ignore_ctrl_c_and_end_quietly_on_sigterm(dataset, tmp_path):
+    """A SIGTERM sent to the whole process group (``timeout``, Slurm) killed the loader workers too, and torch then
+    stopped the run with "DataLoader worker is killed by signal" instead of the interrupt: the workers ignore
+    Ctrl-C, exit quietly on SIGTERM (the main process stops the run), have both unblocked, and a caller's
+    ``worker_init_fn`` still runs, after."""
+    from functools import partial
+
+    loader = make_loader(dataset.split("all"), 8, shuffle=False, relations=(), num_workers=2,
+                         worker_init_fn=partial(_record_worker_signals, tmp_path))
+    assert sum(len(b.labels) for b in loader) == 120
+    assert sorted(p.read_text() for p in tmp_path.glob("worker*")) == ["True _exit_quietly False"] * 2
+
+
+def test_a_signal_while_the_loader_workers_start_waits_until_they_have(dataset, monkeypatch):
+    """Ctrl-C while an epoch's loader forked its workers raised in the middle of building the iterator, whose
+    clean-up then failed ("no attribute '_workers_status'") after the run's last line: it now takes effect once the
+    iterator is whole."""
+    import signal
+
+    from torch.utils.data import DataLoader
+
+    built = []
+    real = DataLoader._get_iterator
+
+    def interrupted_while_building(self):
+        os.kill(os.getpid(), signal.SIGINT)  # lands here, before the workers are started
+        built.append(real(self))
+        return built[-1]
+
+    monkeypatch.setattr(DataLoader, "_get_iterator", interrupted_while_building)
+    loader = make_loader(dataset.split("all"), 8, shuffle=False, relations=(), num_workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        iter(loader)
+    assert len(built) == 1 and hasattr(built[0], "_workers_status")  # built whole: its clean-up works
+    built[0]._shutdown_workers()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_transform_hook(dataset):
     calls = []
 

@@ -28,20 +28,59 @@ def test_sigterm_raises_keyboard_interrupt_in_the_block_and_the_handler_is_resto
     assert not quiet.sigterm and quiet.status(130) == 130
 
 
-def test_an_interrupt_that_was_swallowed_is_raised_again():
-    """Python swallows an exception raised in an at-fork hook (the signal landing while a pool forks): the run went
-    on to the end. The interrupt comes again while the block runs."""
+class _SwallowsInterrupts:
+    """An object whose ``__del__`` sends ``signum`` to its process and waits: the ``KeyboardInterrupt`` is raised in
+    ``__del__``, where Python swallows it ("Exception ignored in ..."), as in a data loader's ``__del__`` joining its
+    workers, or an at-fork hook."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def __del__(self):
+        os.kill(os.getpid(), self.signum)
+        time.sleep(5)  # the handler runs at once; this is never reached
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupt_that_was_swallowed_is_raised_again(signum, capsys):
+    """An interrupt Python swallowed (the signal landing in a ``__del__``) let the run go on to the end (Ctrl-C as
+    well as SIGTERM): it is sent again at once, raised in the block's own code, and no traceback is printed."""
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         with sigterm_as_interrupt() as received:
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(5)
-            except KeyboardInterrupt:
-                pass  # swallowed, as an at-fork hook's is
-            time.sleep(5)  # the second interrupt ends this
-    assert received.sigterm and not received.pending
+            holder = _SwallowsInterrupts(signum)
+            del holder  # __del__ runs here: its interrupt is swallowed
+            time.sleep(5)  # the interrupt sent again ends this
     assert time.monotonic() - start < 4
+    assert received.resent == 1 and received.sigterm == (signum == signal.SIGTERM)
+    assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_an_interrupt_the_code_caught_is_not_raised_again():
+    """The interrupt was sent again every half second until the block ended, so a command's clean-up after it (a
+    training run's summary.json, written as the interrupt unwinds) was itself interrupted and left half done."""
+    with sigterm_as_interrupt() as received:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # the command's clean-up
+        time.sleep(1.0)  # nothing comes again
+    assert received.sigterm and received.resent == 0
+
+
+def test_interrupts_ignored_drop_both_signals_and_give_the_handlers_back():
+    from sketchgraph.signals import interrupts_ignored
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with sigterm_as_interrupt() as received:
+        with interrupts_ignored():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # neither raises
+        time.sleep(0.2)  # nor comes later
+    assert not received.sigterm and received.resent == 0
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def test_a_worker_forked_in_the_block_ends_quietly_on_sigterm():

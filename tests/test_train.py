@@ -964,6 +964,22 @@ def test_resume_of_a_run_without_a_checkpoint_checks_its_dataset_and_processes(e
     assert [i["from_epoch"] for i in json.loads(path.read_text())["invocations"]] == [0, 0]
 
 
+@pytest.mark.parametrize("recorded, out, expected", [
+    ("sketchgraph train c.toml --data d --out /runs/a --epochs 3", "/runs/b",
+     "sketchgraph train c.toml --data d --out /runs/b --epochs 3"),
+    ("sketchgraph train c.toml --out=/runs/a", "/runs/b", "sketchgraph train c.toml --out /runs/b"),
+    ("sketchgraph train 'my c.toml' --out /runs/a", "/runs/new b", "sketchgraph train 'my c.toml' --out '/runs/new b'"),
+    ("sketchgraph train c.toml --out /runs/a", "/runs/a/", "sketchgraph train c.toml --out /runs/a"),  # the same
+    (None, "/runs/b", None),
+])
+def test_a_recorded_command_names_the_folder_the_run_is_now_in(recorded, out, expected):
+    """A run folder of records only, copied or moved, started over under the command recorded in it, whose --out
+    named the old folder: "start over with: ... --out OLD --overwrite" would have deleted the original."""
+    from sketchgraph.train import _with_out
+
+    assert _with_out(recorded, out) == expected
+
+
 def test_resume_of_a_run_without_a_checkpoint_refuses_another_recipe_from_the_cli(easy_prepared, tmp_path, capsys,
                                                                                   monkeypatch):
     """The reported case: ``--resume`` with the config file and another ``--lr`` (and ``--resume --out DIR`` alone
@@ -1829,14 +1845,20 @@ def test_a_run_started_over_records_the_command_it_was_started_with(easy_prepare
 
 
 @pytest.mark.slow
-def test_sigterm_stops_training_as_ctrl_c_does(easy_prepared, tmp_path, terminated_cli):
+@pytest.mark.parametrize("how, workers", [("kill", 0), ("kill", 2), ("group", 2), ("ctrl_c", 2)])
+def test_a_stop_signal_ends_training_and_says_how_to_continue(easy_prepared, tmp_path, terminated_cli, how, workers):
     """SIGTERM (``kill``, ``timeout``, Slurm): the run says in which epoch it stopped and how to continue, records
-    ``interrupted`` and exits with 143, where it used to die at once and leave an earlier summary in place."""
+    ``interrupted`` and exits with 143, where it used to die at once and leave an earlier summary in place. With
+    loader workers, a SIGTERM to the whole group (``timeout``) killed them too, and the run often stopped on torch's
+    "DataLoader worker is killed by signal" (exit status 1, summary.json left "running"), or printed an "Exception
+    ignored" traceback; a Ctrl-C could be swallowed in a loader's clean-up, and the run trained on to the end."""
     out = tmp_path / "r"
     metrics = out / "metrics.jsonl"
     err = terminated_cli(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out),
-                          "--epochs", "500", "--no-progress", "--set", "schedule=step"],
-                         lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, "an epoch")
+                          "--epochs", "500", "--no-progress", "--set", "schedule=step", "--set",
+                          f"num_workers={workers}"],
+                         lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, "an epoch",
+                         ctrl_c=how == "ctrl_c", group=how == "group")
     said = re.fullmatch(rf"sketchgraph train: interrupted (?:in epoch \d+; last/ holds epoch (\d+)|after epoch (\d+) "
                         rf"was saved); continue with: sketchgraph train --resume --out {re.escape(str(out))}",
                         err.splitlines()[-1])
@@ -1877,6 +1899,42 @@ def test_an_interrupt_while_an_epoch_is_saved_waits_for_the_save(easy_prepared, 
     monkeypatch.setattr(Trainer, "save", real)
     assert main(["train", "--resume", "--out", str(out)]) == 0
     assert json.loads((out / "last" / "state.json").read_text())["epoch"] == 3
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_interrupt_does_not_cut_the_records_of_an_interrupted_run_short(easy_prepared, tmp_path, capsys,
+                                                                                 monkeypatch, signum):
+    """``timeout`` sends its signal twice (to the command, then to its process group): a second one while the
+    interrupted run wrote its summary left summary.json "running" beside a summary.json.tmp, and the last line said
+    only "interrupted". Once the run stops on an interrupt, further ones are dropped until its records are
+    written."""
+    from sketchgraph.cli import main
+    from sketchgraph.train import Trainer
+
+    real_save, real_summary = Trainer.save, Trainer.write_summary
+
+    def signalled_in_epoch_2(self, name, *args, **kwargs):
+        if args and args[0]["epoch"] == 2:
+            raise KeyboardInterrupt  # the first interrupt, in epoch 2
+        return real_save(self, name, *args, **kwargs)
+
+    def signalled_again(self, stop_reason, *args, **kwargs):
+        if stop_reason == "interrupted":
+            os.kill(os.getpid(), signum)  # the second, while the summary is written
+        return real_summary(self, stop_reason, *args, **kwargs)
+
+    out = tmp_path / "r"
+    monkeypatch.setattr(Trainer, "save", signalled_in_epoch_2)
+    monkeypatch.setattr(Trainer, "write_summary", signalled_again)
+    assert main(["train", str(CONFIGS / "tiny.toml"), "--data", str(easy_prepared), "--out", str(out), "--epochs",
+                 "3", "--no-progress"]) == 130  # the first interrupt's status: the second was dropped
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sketchgraph train: interrupted in epoch 2; last/ holds epoch 1; continue with: sketchgraph train --resume "
+        f"--out {out}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["epochs"] == 1
+    assert not list(out.glob("*.tmp"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are back
 
 
 @pytest.mark.parametrize("env, words", [

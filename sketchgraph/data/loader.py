@@ -25,13 +25,15 @@ the returned flags, so relations always follow the augmented strokes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from ..batch import Batch
+from ..signals import interrupts_deferred, loader_worker_takes_stop_signals, stop_signals_blocked
 from ..sketch import Sketch
 from .storage import PreparedDataset
 
@@ -214,6 +216,27 @@ def partition_by_length(
     return bounds[::-1]
 
 
+class _Loader(DataLoader):
+    """A ``DataLoader`` whose iterator, when it has worker processes, is built with Ctrl-C and SIGTERM held back
+    (``interrupts_deferred``), its workers forked with them blocked (``stop_signals_blocked``; each worker then takes
+    them as ``loader_worker_takes_stop_signals`` says): a signal that lands while the workers start stops the run
+    once they have, instead of leaving a half-built iterator whose clean-up fails ("no attribute
+    '_workers_status'")."""
+
+    def __iter__(self) -> Iterator:
+        if self.num_workers == 0:
+            return super().__iter__()
+        with interrupts_deferred(), stop_signals_blocked():
+            return super().__iter__()
+
+
+def _worker_init(user_init: Callable[[int], object] | None, worker_id: int) -> None:
+    """``make_loader``'s ``worker_init_fn``: the stop signals as a loader worker takes them, then the caller's."""
+    loader_worker_takes_stop_signals()
+    if user_init is not None:
+        user_init(worker_id)
+
+
 def make_loader(
     split: SketchSplit,
     batch_size: int,
@@ -239,12 +262,15 @@ def make_loader(
         drop_last: drop a last incomplete batch.
         transform: augmentation hook ``(coords, flags, generator) -> (coords, flags)``, see the module
             docstring.
-        num_workers: loader worker processes (the memory maps are re-opened in each, not copied).
+        num_workers: loader worker processes (the memory maps are re-opened in each, not copied). They ignore
+            Ctrl-C, and a SIGTERM sent to the whole process group ends them quietly: the main process stops
+            the run (``sketchgraph.signals``).
         pad_to: pad every batch to this many points instead of its longest sketch.
         **loader_kwargs: passed to ``DataLoader`` (``pin_memory``, ``sampler``, ...).
     """
     rels = split.dataset.graph_spec.relations if relations is None else tuple(relations)
     collate = FlatCollate(split.dataset, rels, pad_to=pad_to, transform=transform, seed=seed)
     loader_kwargs.setdefault("generator", torch.Generator().manual_seed(int(seed)))
-    return DataLoader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
+    loader_kwargs["worker_init_fn"] = partial(_worker_init, loader_kwargs.get("worker_init_fn"))
+    return _Loader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
                       num_workers=num_workers, **loader_kwargs)
