@@ -273,4 +273,4 @@ def make_loader(
     loader_kwargs.setdefault("generator", torch.Generator().manual_seed(int(seed)))
     loader_kwargs["worker_init_fn"] = partial(_worker_init, loader_kwargs.get("worker_init_fn"))
     return _Loader(split, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=collate,
-                      num_workers=num_workers, **loader_kwargs)
+                   num_workers=num_workers, **loader_kwargs)
