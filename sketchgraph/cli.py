@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("sketchgraph.serve.app", "HTTP service with a drawing page"),
     "export": ("sketchgraph.export", "export a checkpoint to ONNX or TorchScript"),
     "demo": ("sketchgraph.demo", "classify and draw the project's example sketches"),
+    "curves": ("sketchgraph.curves", "draw training runs' loss and accuracy by epoch"),
 }
 
 
