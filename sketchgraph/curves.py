@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["read_metrics", "best_epoch", "plot_curves"]
 
 METRICS = "metrics.jsonl"
+SIZE = (10.0, 4.0)  # inches, both panels
+DPI = 100
 
 
 def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
@@ -78,8 +80,7 @@ def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], lis
 
 
 def plot_curves(runs: str | os.PathLike | Sequence[str | os.PathLike], path: str | os.PathLike | None = None, *,
-                labels: Sequence[str] | None = None, size: tuple[float, float] = (10.0, 4.0),
-                dpi: int = 100) -> Figure:
+                labels: Sequence[str] | None = None, size: tuple[float, float] = SIZE, dpi: int = DPI) -> Figure:
     """The training curves of one run or several (each a run folder or its ``metrics.jsonl``).
 
     Args:
@@ -97,16 +98,24 @@ def plot_curves(runs: str | os.PathLike | Sequence[str | os.PathLike], path: str
         FileNotFoundError / ValueError: as ``read_metrics``; ``ValueError`` for no run, or ``labels`` of another
         length than ``runs``.
     """
+    runs = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
+    target, names = _checked(runs, path, labels, "labels")
+    return _draw([read_metrics(run) for run in runs], names, target, size, dpi)
+
+
+def _checked(runs: Sequence[str | os.PathLike], path: str | os.PathLike | None, labels: Sequence[str] | None,
+             option: str) -> tuple[Any, list[str]]:
+    """Before anything is read: the figure's target (``viz.figure_target``; ``None`` without a ``path``) and the
+    legend's name of each run (``labels``, else each run's folder name). ``ValueError`` for no run, or ``labels``
+    (``option`` names them in the message) of another length than ``runs``."""
     from .viz import figure_target
 
     target = None if path is None else figure_target(path)
-    runs = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
     if not runs:
         raise ValueError("no run to plot: name one or more run folders")
     if labels is not None and len(labels) != len(runs):
-        raise ValueError(f"{len(labels)} labels for {len(runs)} runs: give one per run")
-    names = list(labels) if labels is not None else [_run_name(run) for run in runs]
-    return _draw([read_metrics(run) for run in runs], names, target, size, dpi)
+        raise ValueError(f"{len(labels)} {option} for {len(runs)} runs: give one per run")
+    return target, list(labels) if labels is not None else [_run_name(run) for run in runs]
 
 
 def _draw(histories: Sequence[Sequence[dict[str, Any]]], names: Sequence[str], target: Any,
@@ -160,13 +169,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Draw the curves, then say each run's best epoch, and where the figure is."""
-    from .viz import figure_target
-
-    target = figure_target(args.out)  # before anything is read
-    if args.label is not None and len(args.label) != len(args.runs):
-        raise ValueError(f"{len(args.label)} --label for {len(args.runs)} runs: give one per run, in order")
-    histories = [read_metrics(run) for run in args.runs]
-    _draw(histories, args.label or [_run_name(run) for run in args.runs], target, (10.0, 4.0), 100)
+    target, names = _checked(args.runs, args.out, args.label, "--label")
+    histories = [read_metrics(run) for run in args.runs]  # read once: drawn, then summed up
+    _draw(histories, names, target, SIZE, DPI)
     for run, records in zip(args.runs, histories):
         best = best_epoch(records)
         said = (f"best valid top-1 {best['valid_top1']:.2%} at epoch {best['epoch']}" if best is not None
