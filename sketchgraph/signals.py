@@ -21,11 +21,11 @@ torch's "DataLoader worker is killed by signal" error.
 Python swallows an exception raised in some places (an object's ``__del__``, such as a data loader's joining its
 workers, or an at-fork hook, when the signal lands while a pool forks its workers: "Exception ignored in ..."), so
 within the block a ``KeyboardInterrupt`` swallowed there is not printed but sent again ``RESEND_AFTER_S`` later
-(SIGTERM when that came, else Ctrl-C's SIGINT), and raised where it can stop the command. One that the code catches
-is not: the command's clean-up (a training run's ``summary.json``) is not interrupted again. A command that is
-already stopping on an interrupt writes its last records in ``interrupts_ignored()``: ``timeout`` sends its signal
-twice (to the command, then to its process group), and the second must not cut them short. Imports nothing heavy
-(``data_prep``'s downloader uses it without torch).
+(SIGTERM when that came, else Ctrl-C's SIGINT) to the main thread, and raised where it can stop the command. One
+that the code catches is not: the command's clean-up (a training run's ``summary.json``) is not interrupted again. A
+command that is already stopping on an interrupt writes its last records in ``interrupts_ignored()``: ``timeout``
+sends its signal twice (to the command, then to its process group), and the second must not cut them short. Imports
+nothing heavy (``data_prep``'s downloader uses it without torch).
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def sigterm_as_interrupt() -> Iterator[Received]:
             return
         received.resent += 1
         # from another thread, a moment later: sent from here, it would be raised in this hook and swallowed again
-        timer = threading.Timer(RESEND_AFTER_S, os.kill, (owner, signal.SIGTERM if received.sigterm else signal.SIGINT))
+        timer = threading.Timer(RESEND_AFTER_S, _send_to_main_thread,
+                                (signal.SIGTERM if received.sigterm else signal.SIGINT,))
         timer.daemon = True
         timer.start()
 
@@ -155,19 +156,32 @@ def loader_worker_takes_stop_signals() -> None:
     sys.excepthook = quiet
 
 
+def _send_to_main_thread(signum: int) -> None:
+    """Send ``signum`` to this process's main thread, where Python runs its handlers: while the thread has it blocked
+    it waits there, pending, and it interrupts what the thread is waiting on (a sleep, a loader's queue). Sent to
+    the process, any other thread that does not block it may take it instead (a data loader's, a Timer's, a
+    library's), and Python runs the handler only later, wherever the main thread then is (it was raised in the test
+    runner's code, after the block that was meant to end on it). Without ``pthread_kill`` (Windows) it is sent to
+    the process."""
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signum)
+    else:
+        os.kill(os.getpid(), signum)
+
+
 def _exit_quietly(signum: int, frame: object) -> None:
     os._exit(0)
 
 
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C and SIGTERM that come while the block runs take effect when it ends, in the main thread (elsewhere
-    nothing changes): records that must agree (a training epoch's metrics line, its checkpoints and its summary)
-    are written whole or not at all. One signal is sent again once the handlers are back (SIGTERM when it came,
-    else Ctrl-C), so it is handled as it would have been (``KeyboardInterrupt``, ``sigterm_as_interrupt``'s, or the
-    default). A block that fails keeps its own error, which notes the interrupt (the error says what went wrong,
-    and the process is ending anyway). The handlers are swapped with both signals blocked, so none is lost
-    between."""
+    """Ctrl-C and SIGTERM that come while the block runs take effect when it ends, in the main thread (elsewhere nothing
+    changes): records that must agree (a training epoch's metrics line, its checkpoints and its summary) are written
+    whole or not at all. One signal is sent again once the handlers are back (SIGTERM when it came, else Ctrl-C), to
+    the main thread, so it is handled as it would have been (``KeyboardInterrupt``, ``sigterm_as_interrupt``'s, or
+    the default), as the block ends. A block that fails keeps its own error, which notes the interrupt (the error
+    says what went wrong, and the process is ending anyway). The handlers are swapped with both signals blocked, so
+    none is lost between."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -192,7 +206,7 @@ def interrupts_deferred() -> Iterator[None]:
             if came:
                 again = signal.SIGTERM if signal.SIGTERM in came else came[0]
                 if again not in (signal.sigpending() if hasattr(signal, "sigpending") else ()):
-                    os.kill(os.getpid(), again)
+                    _send_to_main_thread(again)
 
 
 @contextmanager

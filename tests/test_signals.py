@@ -251,3 +251,81 @@ def test_a_block_that_fails_keeps_its_error_when_an_interrupt_came():
     assert failed.value.__notes__ == ["(SIGINT came meanwhile: the run stops here anyway)"]
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     time.sleep(0.05)  # and no interrupt comes afterwards
+
+
+class _SignalThief:
+    """While the block runs, a thread takes the Ctrl-C and SIGTERM sent to the process (``sigwait``), as any thread
+    that does not block them may (a library's, a data loader's): ``took`` lists what it took."""
+
+    def __enter__(self) -> _SignalThief:
+        from sketchgraph.signals import STOP_SIGNALS, stop_signals_blocked
+
+        self.took: list[int] = []
+        self._stopping = False
+        waiting = threading.Event()
+
+        def take() -> None:
+            while True:
+                waiting.set()
+                signum = signal.sigwait(STOP_SIGNALS)
+                if self._stopping:
+                    return
+                self.took.append(signum)
+
+        with stop_signals_blocked():  # sigwait takes only signals its thread blocks
+            self._thread = threading.Thread(target=take, daemon=True)
+            self._thread.start()
+        assert waiting.wait(10)
+        time.sleep(0.05)  # in sigwait by now
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping = True
+        signal.pthread_kill(self._thread.ident, signal.SIGINT)  # to the thread alone: it takes it and ends
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_deferred_interrupt_is_raised_as_the_block_ends_though_another_thread_takes_signals(signum, monkeypatch):
+    """A Ctrl-C held while a data loader started its workers was sent again to the process as the block ended, with
+    the main thread blocking it: on a loaded machine another thread took it, and the interrupt came only later, in
+    the test runner's own code (CI stopped). It is sent to the main thread, and raised as the block ends."""
+    from sketchgraph.signals import interrupts_deferred
+
+    unblock = signal.pthread_sigmask
+
+    def slow_to_unblock(how: int, mask: object) -> object:
+        if how == signal.SIG_SETMASK:
+            time.sleep(0.3)  # a loaded machine: the main thread unblocks the signals late
+        return unblock(how, mask)
+
+    done = []
+    with _SignalThief() as thief:
+        monkeypatch.setattr(signal, "pthread_sigmask", slow_to_unblock)
+        with pytest.raises(KeyboardInterrupt):
+            with sigterm_as_interrupt():
+                with interrupts_deferred():
+                    signal.raise_signal(signum)  # to this thread: held
+                    done.append("the block ran to its end")
+                done.append("never")
+    assert done == ["the block ran to its end"] and thief.took == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_swallowed_interrupt_is_sent_again_to_the_main_thread(signum):
+    """Sent again to the process, a swallowed interrupt could be taken by another thread while the main thread
+    blocked it (a pool forking its workers), and the run went on: it waits for the main thread."""
+    from sketchgraph.signals import stop_signals_blocked
+
+    start = time.monotonic()
+    with _SignalThief() as thief:
+        with pytest.raises(KeyboardInterrupt):
+            with sigterm_as_interrupt() as received:
+                holder = _SwallowsInterrupts(signum)
+                del holder  # its interrupt is swallowed, and sent again a moment later
+                with stop_signals_blocked():
+                    time.sleep(0.5)  # it is sent meanwhile, and waits for the main thread
+                time.sleep(5)  # never reached
+    assert time.monotonic() - start < 4
+    assert received.resent == 1 and thief.took == []
