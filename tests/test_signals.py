@@ -31,13 +31,17 @@ def test_sigterm_raises_keyboard_interrupt_in_the_block_and_the_handler_is_resto
 class _SwallowsInterrupts:
     """An object whose ``__del__`` sends ``signum`` to its process and waits: the ``KeyboardInterrupt`` is raised in
     ``__del__``, where Python swallows it ("Exception ignored in ..."), as in a data loader's ``__del__`` joining its
-    workers, or an at-fork hook."""
+    workers, or an at-fork hook. ``to_thread``: send it to the calling thread alone (``raise_signal``), so that no
+    other thread can take it."""
 
-    def __init__(self, signum: int):
-        self.signum = signum
+    def __init__(self, signum: int, to_thread: bool = False):
+        self.signum, self.to_thread = signum, to_thread
 
     def __del__(self):
-        os.kill(os.getpid(), self.signum)
+        if self.to_thread:
+            signal.raise_signal(self.signum)
+        else:
+            os.kill(os.getpid(), self.signum)
         time.sleep(5)  # the handler runs at once; this is never reached
 
 
@@ -322,7 +326,7 @@ def test_a_swallowed_interrupt_is_sent_again_to_the_main_thread(signum):
     with _SignalThief() as thief:
         with pytest.raises(KeyboardInterrupt):
             with sigterm_as_interrupt() as received:
-                holder = _SwallowsInterrupts(signum)
+                holder = _SwallowsInterrupts(signum, to_thread=True)  # the thief cannot take this one
                 del holder  # its interrupt is swallowed, and sent again a moment later
                 with stop_signals_blocked():
                     time.sleep(0.5)  # it is sent meanwhile, and waits for the main thread
