@@ -15,10 +15,13 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RUN_FROM_ROOT", "run_script", "script_parser", "add_prepare_options", "existing_folder", "positive_int",
-           "resume_note"]
+if TYPE_CHECKING:
+    from sketchgraph.preprocess import Preprocessing
+
+__all__ = ["RUN_FROM_ROOT", "run_script", "script_parser", "add_prepare_options", "preprocessing_of", "existing_folder",
+           "positive_int", "resume_note"]
 
 RUN_FROM_ROOT = ("Run it from the repository root: data_prep is part of the checkout, not of the installed "
                  "sketchgraph package (elsewhere python -m data_prep... fails with \"No module named 'data_prep'\").")
@@ -78,22 +81,27 @@ def script_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=description, epilog=RUN_FROM_ROOT)
 
 
-def add_prepare_options(p: argparse.ArgumentParser, *, max_points: int | None = None) -> None:
-    """The options the preparing scripts share: ``--max-points`` and ``--cap`` (when a default ``max_points`` is
-    given; ``Preprocessing(max_points=args.max_points, cap=args.cap)``), ``--workers``, ``--overwrite`` and
-    ``--no-resume``."""
-    if max_points is not None:
-        p.add_argument("--max-points", type=positive_int, default=max_points,
-                       help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
-                            "simplified again, coarser, with --cap adapt")
-        p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
-                       help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
-                            "(default %(default)s)")
+def add_prepare_options(p: argparse.ArgumentParser, *, point_cap: bool = False) -> None:
+    """The options the preparing scripts share: ``--cap`` and ``--max-points`` (with ``point_cap``; see
+    ``preprocessing_of``), ``--workers``, ``--overwrite`` and ``--no-resume``."""
+    if point_cap:
+        from sketchgraph.options import add_point_cap_options
+        from sketchgraph.preprocess import Preprocessing
+
+        add_point_cap_options(p, Preprocessing().max_points, count=positive_int)
     p.add_argument("--workers", type=positive_int, default=2,
                    help="worker processes (default %(default)s); the output does not depend on it")
     p.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset at OUT")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="ignore the files an interrupted run cached in OUT.partial and read every file again")
+
+
+def preprocessing_of(args: argparse.Namespace) -> Preprocessing:
+    """The ``Preprocessing`` that a script's ``--cap`` and ``--max-points`` (``add_prepare_options(point_cap=True)``)
+    ask for, Google's otherwise."""
+    from sketchgraph.preprocess import Preprocessing
+
+    return Preprocessing(max_points=args.max_points, cap=args.cap)
 
 
 def existing_folder(path: str | Path, what: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from data_prep import add_prepare_options, resume_note, run_script, script_parser
+from data_prep import add_prepare_options, preprocessing_of, resume_note, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     p = script_parser("python -m data_prep.sketchrnn", __doc__.splitlines()[0])
     p.add_argument("files", nargs="+", metavar="FILE.npz", help="sketch-rnn .npz files, one class each (its name)")
     p.add_argument("out", help="the prepared dataset directory to create")
-    add_prepare_options(p, max_points=Preprocessing().max_points)
+    add_prepare_options(p, point_cap=True)
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_sketchrnn(
-        args.files, args.out, preprocessing=Preprocessing(max_points=args.max_points, cap=args.cap),
+        args.files, args.out, preprocessing=preprocessing_of(args),
         workers=args.workers, overwrite=args.overwrite, resume=args.resume,
     ), interrupted=resume_note(args.out, resume=args.resume))
 

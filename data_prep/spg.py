@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from data_prep import add_prepare_options, existing_folder, resume_note, run_script, script_parser
+from data_prep import add_prepare_options, existing_folder, preprocessing_of, resume_note, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     p = script_parser("python -m data_prep.spg", __doc__.splitlines()[0] + " " + PARTIAL_RESULT)
     p.add_argument("root", help="the SPG folder: raw/ and splits/, or a clone of SketchGNN (or its data/ folder)")
     p.add_argument("out", help="the prepared dataset directory to create")
-    add_prepare_options(p, max_points=Preprocessing().max_points)
+    add_prepare_options(p, point_cap=True)
     args = p.parse_args(argv)
 
     def body() -> int:
-        info = prepare_spg(args.root, args.out, preprocessing=Preprocessing(max_points=args.max_points, cap=args.cap),
+        info = prepare_spg(args.root, args.out, preprocessing=preprocessing_of(args),
                            workers=args.workers, overwrite=args.overwrite, resume=args.resume)
         if info.splits != EXPECTED_SPLITS or len(info.classes) != 20:
             print(f"warning: expected {EXPECTED_SPLITS} over 20 classes, got {info.splits} over "

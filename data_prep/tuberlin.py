@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep import add_prepare_options, existing_folder, resume_note, run_script, script_parser
+from data_prep import add_prepare_options, existing_folder, preprocessing_of, resume_note, run_script, script_parser
 from sketchgraph.data import PreparedInfo, prepare
 from sketchgraph.preprocess import Preprocessing
 
@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="the prepared dataset directory to create")
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL, help="per-class split (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-class split (default %(default)s)")
-    add_prepare_options(p, max_points=Preprocessing().max_points)
+    add_prepare_options(p, point_cap=True)
     args = p.parse_args(argv)
     return run_script(p.prog, lambda: prepare_tuberlin(
         args.root, args.out, protocol=args.protocol, seed=args.seed,
-        preprocessing=Preprocessing(max_points=args.max_points, cap=args.cap), workers=args.workers,
+        preprocessing=preprocessing_of(args), workers=args.workers,
         overwrite=args.overwrite, resume=args.resume,
     ), interrupted=resume_note(args.out, resume=args.resume))
 

@@ -7,7 +7,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["float_option", "int_option"]
+__all__ = ["float_option", "int_option", "add_point_cap_options"]
 
 
 def int_option(lo: int, hi: int | None = None, note: str = "") -> Callable[[str], int]:
@@ -44,3 +44,18 @@ def float_option(lo: float = 0.0, *, above: bool = False) -> Callable[[str], flo
         return value
 
     return parse
+
+
+def add_point_cap_options(p: argparse.ArgumentParser, max_points: int, *, simplify_option: str | None = None,
+                          count: Callable[[str], int] = int_option(1)) -> None:
+    """``--cap`` and ``--max-points`` (default ``max_points``), as ``Preprocessing(cap=, max_points=)`` takes them:
+    ``sketchgraph prepare``'s and the ``data_prep`` scripts'. ``simplify_option``: the parser's option that turns
+    the simplification off, which ``--cap adapt`` needs (named in its help). ``count``: the argparse type of
+    ``--max-points`` (a parser's own wording of a positive whole number)."""
+    needs = f"; adapt needs the simplification: not with {simplify_option}" if simplify_option else ""
+    p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
+                   help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
+                        f"(default %(default)s{needs})")
+    p.add_argument("--max-points", type=count, default=max_points,
+                   help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
+                        "simplified again, coarser, with --cap adapt")

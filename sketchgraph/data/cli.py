@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import SketchError
 from ..formats import FORMATS
 from ..graph import RELATIONS, GraphSpec
-from ..options import float_option, int_option
+from ..options import add_point_cap_options, float_option, int_option
 from ..preprocess import Preprocessing
 from .pipeline import prepare, resume_note
 from .splits import PROTOCOLS, Protocol, parse_protocol
@@ -52,12 +52,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="skip Google's simplification (inputs already simplified); still normalised to 0..255")
     p.add_argument("--epsilon", type=float_option(0), default=Preprocessing().epsilon,
                    help="RDP tolerance, a number >= 0 (default %(default)s)")
-    p.add_argument("--cap", choices=("truncate", "adapt"), default="truncate",
-                   help="over the point cap: truncate (the paper) or re-simplify coarser until it fits "
-                        "(default %(default)s; adapt needs the simplification: not with --no-simplify)")
-    p.add_argument("--max-points", type=int_option(1), default=Preprocessing().max_points,
-                   help="point cap per sketch (default %(default)s): a longer drawing is truncated to it, or "
-                        "simplified again, coarser, with --cap adapt")
+    add_point_cap_options(p, Preprocessing().max_points, simplify_option="--no-simplify")
     p.add_argument("--relations", type=_relations, default=GraphSpec().relations,
                    help=f"comma-separated, from {', '.join(RELATIONS)} (default: {','.join(GraphSpec().relations)}): "
                         "recorded in meta.json as the relation masks the Python API's make_loader(split) builds when "
